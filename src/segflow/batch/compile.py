@@ -1,0 +1,607 @@
+"""Compile a feature plan into one SQL query (through sqlglot) evaluated as of an instant.
+
+Shape of the query::
+
+    WITH agg AS (SELECT profile_id, <one FILTERed aggregate per event feature>
+                 FROM events WHERE "timestamp" <= :t AND event IN (<names used>)
+                 GROUP BY profile_id),
+         tr  AS (<traits as of :t, one row per profile, four typed columns per trait>),
+         sq_k AS (<ASOF-join chain per sequence feature>)
+    SELECT p.profile_id, <formula of segment 0> AS s0, ...
+    FROM profiles p LEFT JOIN agg ... LEFT JOIN tr ... LEFT JOIN sq_k ...
+
+Every user-supplied name becomes a quoted identifier and every value a literal
+escaped by sqlglot; nothing is pasted into SQL text.  Two-valued logic: each leaf is
+wrapped in ``COALESCE(..., FALSE)`` so ``NOT`` over a missing value holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlglot import exp
+
+from segflow.model.definition import (
+    Absolute,
+    Ago,
+    Comparison,
+    EventFilter,
+    PropertyPredicate,
+    Window,
+    Within,
+    is_number,
+)
+from segflow.plan.features import (
+    EventAggregate,
+    FAbandoned,
+    FAll,
+    FAny,
+    FBucket,
+    FCompare,
+    FFlag,
+    FNot,
+    Formula,
+    FRef,
+    SequenceMatch,
+    StaticMembership,
+    TraitValue,
+)
+from segflow.plan.planner import Plan
+
+TRUE = exp.true()
+FALSE = exp.false()
+NUMERIC_JSON_TYPES = ("DOUBLE", "BIGINT", "UBIGINT", "HUGEINT")
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """What the store knows of an event field path."""
+
+    type: str  # DOUBLE | BOOLEAN | VARCHAR | JSON (only ever non-scalar)
+    overflow: bool = False
+
+
+Catalog = Mapping[str, Field]
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(ident(name), table=ident(table) if table else None)
+
+
+def lit(v: object) -> exp.Expression:
+    if isinstance(v, bool):
+        return exp.Boolean(this=v)
+    if is_number(v):
+        return exp.Literal.number(repr(float(v)))  # type: ignore[arg-type]
+    if isinstance(v, str):
+        return exp.Literal.string(v)
+    if isinstance(v, datetime):
+        return ts_lit(v)
+    raise TypeError(f"no literal for {v!r}")
+
+
+def ts_lit(t: datetime) -> exp.Expression:
+    return exp.cast(exp.Literal.string(t.isoformat(sep=" ", timespec="microseconds")), "TIMESTAMP")
+
+
+def fn(name: str, *args: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def and_(*parts: exp.Expression) -> exp.Expression:
+    real = [p for p in parts if p is not TRUE]
+    if any(p is FALSE for p in real):
+        return FALSE
+    if not real:
+        return TRUE
+    return exp.and_(*real) if len(real) > 1 else real[0]
+
+
+def or_(*parts: exp.Expression) -> exp.Expression:
+    real = [p for p in parts if p is not FALSE]
+    if any(p is TRUE for p in real):
+        return TRUE
+    if not real:
+        return FALSE
+    return exp.or_(*real) if len(real) > 1 else real[0]
+
+
+def coalesce_false(e: exp.Expression) -> exp.Expression:
+    if e is TRUE or e is FALSE:
+        return e
+    return exp.func("COALESCE", e, FALSE)
+
+
+def parse_ts(e: exp.Expression) -> exp.Expression:
+    """An ISO-8601 text as a naive UTC timestamp (NULL when it is not one)."""
+    return exp.cast(exp.TryCast(this=e, to=exp.DataType.build("TIMESTAMPTZ")), "TIMESTAMP")
+
+
+def json_pointer(path: str) -> str:
+    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in path.split("."))
+
+
+@dataclass(frozen=True, slots=True)
+class Typed:
+    """A value split by type: at most one of number/string/boolean/time is non-NULL."""
+
+    number: exp.Expression | None
+    string: exp.Expression | None
+    boolean: exp.Expression | None
+    present: exp.Expression
+
+
+def compare_typed(v: Typed, cmp: Comparison, at: datetime) -> exp.Expression:
+    """The shared comparison semantics for traits and event properties.
+
+    A missing value or a value of the wrong type makes every operator false, except
+    ``not_exists``.
+    """
+    op, x = cmp.op, cmp.value
+    if op == "exists":
+        return v.present
+    if op == "not_exists":
+        return exp.not_(v.present)
+    if op in ("gt", "gte", "lt", "lte"):
+        if v.number is None:
+            return FALSE
+        klass = {"gt": exp.GT, "gte": exp.GTE, "lt": exp.LT, "lte": exp.LTE}[op]
+        return klass(this=v.number, expression=lit(x))
+    if op == "between":
+        if v.number is None:
+            return FALSE
+        return exp.Between(this=v.number, low=lit(x[0]), high=lit(x[1]))
+    if op in ("eq", "ne"):
+        target = _slot(v, x)
+        if target is None:
+            return FALSE
+        klass2 = exp.EQ if op == "eq" else exp.NEQ
+        return klass2(this=target, expression=lit(x))
+    if op in ("in", "not_in"):
+        groups: dict[str, list[object]] = {}
+        for item in x:
+            groups.setdefault(_kind(item), []).append(item)
+        parts = []
+        for kind, items in sorted(groups.items()):
+            target = _slot(v, items[0])
+            if target is None:
+                continue
+            member = exp.In(this=target, expressions=[lit(i) for i in items])
+            parts.append(
+                member
+                if op == "in"
+                else exp.and_(
+                    exp.not_(member), exp.Not(this=exp.Is(this=target, expression=exp.null()))
+                )
+            )
+            del kind
+        return or_(*parts)
+    if op in ("contains", "starts_with", "ends_with"):
+        if v.string is None:
+            return FALSE
+        if op == "contains":
+            return exp.GT(this=fn("STRPOS", v.string, lit(x)), expression=exp.Literal.number(0))
+        return fn("STARTS_WITH" if op == "starts_with" else "SUFFIX", v.string, lit(x))
+    # time operators read ISO-8601 strings
+    if v.string is None:
+        return FALSE
+    t = parse_ts(v.string)
+    return compare_time(t, cmp, at)
+
+
+def compare_time(t: exp.Expression, cmp: Comparison, at: datetime) -> exp.Expression:
+    op, x = cmp.op, cmp.value
+    if op == "exists":
+        return exp.Not(this=exp.Is(this=t, expression=exp.null()))
+    if op == "not_exists":
+        return exp.Is(this=t, expression=exp.null())
+    if op == "within_last":
+        lo = at - timedelta(microseconds=x.us)
+        return exp.and_(
+            exp.GT(this=t, expression=ts_lit(lo)), exp.LTE(this=t, expression=ts_lit(at))
+        )
+    if op == "older_than":
+        return exp.LTE(this=t, expression=ts_lit(at - timedelta(microseconds=x.us)))
+    if op == "before":
+        return exp.LT(this=t, expression=ts_lit(x))
+    if op == "after":
+        return exp.GT(this=t, expression=ts_lit(x))
+    raise ValueError(f"{op} does not apply to a time value")
+
+
+def _kind(v: object) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if is_number(v):
+        return "number"
+    return "string"
+
+
+def _slot(v: Typed, x: object) -> exp.Expression | None:
+    return {"bool": v.boolean, "number": v.number, "string": v.string}[_kind(x)]
+
+
+# -------------------------------------------------------------------------------
+
+
+@dataclass
+class CompiledQuery:
+    """The query and how its output columns map back to segment ids."""
+
+    sql: str
+    expression: exp.Expression
+    columns: dict[str, str] = field(default_factory=dict)  # segment id -> column
+
+
+class BatchCompiler:
+    """Turns a plan into SQL for one instant ``at``; holds per-compile naming state."""
+
+    def __init__(self, plan: Plan, catalog: Catalog, at: datetime, dialect: str = "duckdb") -> None:
+        self.plan = plan
+        self.catalog = catalog
+        self.at = at
+        self.dialect = dialect
+
+    # -- event rows ---------------------------------------------------------
+    def field_typed(self, path: str) -> Typed:
+        """A field of the event row split by type, reading the overflow JSON when needed."""
+        info = self.catalog.get(path)
+        if info is None:
+            return Typed(None, None, None, FALSE)
+        c = col(path)
+        number: exp.Expression | None
+        string: exp.Expression | None
+        boolean: exp.Expression | None
+        number = c if info.type == "DOUBLE" else None
+        string = c if info.type == "VARCHAR" else None
+        boolean = c if info.type == "BOOLEAN" else None
+        present: exp.Expression = (
+            exp.Not(this=exp.Is(this=c, expression=exp.null())) if info.type != "JSON" else FALSE
+        )
+        if info.overflow or info.type == "JSON":
+            ptr = exp.Literal.string(json_pointer(path))
+            jt = fn("JSON_TYPE", col("extra"), ptr)
+            jtext = fn("JSON_EXTRACT_STRING", col("extra"), ptr)
+            jnum = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.In(
+                            this=jt, expressions=[exp.Literal.string(t) for t in NUMERIC_JSON_TYPES]
+                        ),
+                        true=exp.cast(jtext, "DOUBLE"),
+                    )
+                ]
+            )
+            jstr = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.EQ(this=jt, expression=exp.Literal.string("VARCHAR")), true=jtext
+                    )
+                ]
+            )
+            jbool = exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.EQ(this=jt, expression=exp.Literal.string("BOOLEAN")),
+                        true=exp.cast(jtext, "BOOLEAN"),
+                    )
+                ]
+            )
+            number = exp.func("COALESCE", number, jnum) if number is not None else jnum
+            string = exp.func("COALESCE", string, jstr) if string is not None else jstr
+            boolean = exp.func("COALESCE", boolean, jbool) if boolean is not None else jbool
+            present = or_(present, fn("JSON_EXISTS", col("extra"), ptr))
+        return Typed(number, string, boolean, present)
+
+    def predicate(self, p: PropertyPredicate) -> exp.Expression:
+        return coalesce_false(compare_typed(self.field_typed(p.path), p.cmp, self.at))
+
+    def filter_sql(self, f: EventFilter) -> exp.Expression:
+        names = exp.In(this=col("event"), expressions=[lit(n) for n in f.names])
+        return and_(names, *(self.predicate(p) for p in f.where))
+
+    def window_sql(self, w: Window | None) -> exp.Expression:
+        ts = col("timestamp")
+        if w is None:
+            return TRUE
+        if isinstance(w, Within):
+            return exp.GT(this=ts, expression=ts_lit(self.at - timedelta(microseconds=w.span.us)))
+        if isinstance(w, Ago):
+            return exp.and_(
+                exp.GT(this=ts, expression=ts_lit(self.at - timedelta(microseconds=w.from_ago.us))),
+                exp.LTE(this=ts, expression=ts_lit(self.at - timedelta(microseconds=w.to_ago.us))),
+            )
+        assert isinstance(w, Absolute)
+        lower = exp.GTE(this=ts, expression=ts_lit(w.since))
+        if w.until is None:
+            return lower
+        return exp.and_(lower, exp.LT(this=ts, expression=ts_lit(w.until)))
+
+    def aggregate(self, a: EventAggregate) -> exp.Expression:
+        cond = and_(self.filter_sql(a.filter), self.window_sql(a.window))
+        m = a.measure
+        if m == "count":
+            agg: exp.Expression = exp.Count(this=exp.Star())
+        elif m == "first_time":
+            agg = exp.Min(this=col("timestamp"))
+        elif m == "last_time":
+            agg = exp.Max(this=col("timestamp"))
+        elif m == "distinct":
+            assert a.of is not None
+            agg = exp.Count(this=exp.Distinct(expressions=[self.distinct_value(a.of)]))
+        else:
+            assert a.of is not None
+            num = self.field_typed(a.of).number
+            if num is None:
+                return exp.Literal.number(0) if m == "sum" else exp.null()
+            klass = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[m]
+            agg = klass(this=num)
+        if cond is FALSE:
+            return exp.Literal.number(0) if m in ("count", "distinct", "sum") else exp.null()
+        if cond is TRUE:
+            return agg
+        return exp.Filter(this=agg, expression=exp.Where(this=cond))
+
+    def distinct_value(self, path: str) -> exp.Expression:
+        info = self.catalog.get(path)
+        if info is None:
+            return exp.null()
+        if not info.overflow and info.type != "JSON":
+            return col(path)
+        ptr = exp.Literal.string(json_pointer(path))
+        typed = exp.cast(fn("TO_JSON", col(path)), "VARCHAR") if info.type != "JSON" else exp.null()
+        return exp.func(
+            "COALESCE", typed, exp.cast(fn("JSON_EXTRACT", col("extra"), ptr), "VARCHAR")
+        )
+
+    # -- query ---------------------------------------------------------------
+    def compile(self) -> CompiledQuery:
+        plan = self.plan
+        aggs = {k: f for k, f in plan.features.items() if isinstance(f, EventAggregate)}
+        traits = {k: f for k, f in plan.features.items() if isinstance(f, TraitValue)}
+        seqs = {k: f for k, f in plan.features.items() if isinstance(f, SequenceMatch)}
+        statics = {k: f for k, f in plan.features.items() if isinstance(f, StaticMembership)}
+
+        query = exp.select(col("profile_id", "p")).from_(exp.alias_(exp.to_table("profiles"), "p"))
+        ctes: list[tuple[str, exp.Expression]] = []
+        if aggs:
+            names = sorted({n for f in aggs.values() for n in f.filter.names})
+            scan = (
+                exp.select(col("profile_id"))
+                .from_("events")
+                .where(
+                    and_(
+                        exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
+                        exp.In(this=col("event"), expressions=[lit(n) for n in names]),
+                    )
+                )
+                .group_by(col("profile_id"))
+            )
+            for k, f in sorted(aggs.items()):
+                scan = scan.select(exp.alias_(self.aggregate(f), f"f_{k}", quoted=True))
+            ctes.append(("agg", scan))
+            query = query.join(exp.to_table("agg"), on=self._on("agg"), join_type="LEFT")
+        if traits:
+            ctes.append(("tr", self.traits_cte(traits)))
+            query = query.join(exp.to_table("tr"), on=self._on("tr"), join_type="LEFT")
+        for k, s in sorted(seqs.items()):
+            name = f"sq_{k}"
+            ctes.append((name, self.sequence_cte(s)))
+            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT")
+        for k, st in sorted(statics.items()):
+            name = f"st_{k}"
+            sub = (
+                exp.select(col("profile_id"), exp.alias_(TRUE, "member", quoted=True))
+                .from_("static_members")
+                .where(exp.EQ(this=col("segment_id"), expression=lit(st.segment_id)))
+            )
+            ctes.append((name, sub))
+            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT")
+
+        columns: dict[str, str] = {}
+        for i, sid in enumerate(sorted(plan.formulas)):
+            cname = f"s{i}"
+            columns[sid] = cname
+            query = query.select(exp.alias_(self.formula(plan.formulas[sid]), cname))
+        for name, body in ctes:
+            query = query.with_(name, as_=body)
+        return CompiledQuery(query.sql(self.dialect), query, columns)
+
+    def _on(self, table: str) -> exp.Expression:
+        return exp.EQ(this=col("profile_id", "p"), expression=col("profile_id", table))
+
+    def traits_cte(self, traits: Mapping[str, TraitValue]) -> exp.Expression:
+        keys = sorted({t.name for t in traits.values()})
+        ranked = (
+            exp.select(
+                "profile_id",
+                "key",
+                "kind",
+                "num",
+                "str",
+                "bool",
+            )
+            .select(
+                exp.alias_(
+                    exp.Window(
+                        this=exp.RowNumber(),
+                        partition_by=[col("profile_id"), col("key")],
+                        order=exp.Order(
+                            expressions=[
+                                exp.Ordered(this=col("timestamp"), desc=True),
+                                exp.Ordered(this=col("message_id"), desc=True),
+                            ]
+                        ),
+                    ),
+                    "rn",
+                )
+            )
+            .from_("traits")
+            .where(
+                exp.and_(
+                    exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
+                    exp.In(this=col("key"), expressions=[lit(k) for k in keys]),
+                )
+            )
+        )
+        latest = (
+            exp.select(col("profile_id"))
+            .from_(exp.alias_(exp.Subquery(this=ranked), "r"))
+            .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1)))
+            .group_by(col("profile_id"))
+        )
+        for k, t in sorted(traits.items()):
+            is_key = exp.EQ(this=col("key"), expression=lit(t.name))
+            for part in ("kind", "num", "str", "bool"):
+                latest = latest.select(
+                    exp.alias_(
+                        exp.Filter(this=exp.Max(this=col(part)), expression=exp.Where(this=is_key)),
+                        f"t{part[0]}_{k}",
+                        quoted=True,
+                    )
+                )
+        return latest
+
+    def sequence_cte(self, s: SequenceMatch) -> exp.Expression:
+        """Greedy earliest matches: from every first-step event, ASOF-join the next
+        strictly later event of each following step; keep the chain if it fits."""
+        steps = []
+        for i, f in enumerate(s.steps):
+            steps.append(
+                exp.select(col("profile_id"), exp.alias_(col("timestamp"), "ts"))
+                .from_("events")
+                .where(
+                    and_(
+                        exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
+                        self.filter_sql(f),
+                        self.window_sql(s.window),
+                    )
+                )
+                .subquery(f"e{i}")
+            )
+        chain = exp.select(col("profile_id", "e0"), exp.alias_(col("ts", "e0"), "t0")).from_(
+            steps[0]
+        )
+        for i in range(1, len(steps)):
+            chain = chain.join(
+                steps[i],
+                on=exp.and_(
+                    exp.EQ(this=col("profile_id", "e0"), expression=col("profile_id", f"e{i}")),
+                    exp.LT(this=col("ts", f"e{i - 1}"), expression=col("ts", f"e{i}")),
+                ),
+                join_type="ASOF",
+            )
+        last = col("ts", f"e{len(steps) - 1}")
+        ok: exp.Expression = exp.Not(this=exp.Is(this=last, expression=exp.null()))
+        if s.span is not None:
+            limit = exp.Interval(  # type: ignore[no-untyped-call]
+                this=exp.Literal.string(str(s.span.us)), unit=exp.var("MICROSECONDS")
+            )
+            ok = exp.LTE(this=last, expression=exp.Add(this=col("ts", "e0"), expression=limit))
+        return self._seq_final(chain, ok)
+
+    def _seq_final(self, chain: exp.Select, ok: exp.Expression) -> exp.Expression:
+        inner = chain.select(exp.alias_(ok, "ok"))
+        return (
+            exp.select(
+                col("profile_id"),
+                exp.alias_(exp.func("BOOL_OR", col("ok")), "matched", quoted=True),
+            )
+            .from_(inner.subquery("c"))
+            .group_by(col("profile_id"))
+        )
+
+    # -- formulas --------------------------------------------------------------
+    def formula(self, f: Formula) -> exp.Expression:
+        if isinstance(f, FAll):
+            return and_(*(self.formula(i) for i in f.items))
+        if isinstance(f, FAny):
+            return or_(*(self.formula(i) for i in f.items))
+        if isinstance(f, FNot):
+            inner = self.formula(f.item)
+            if inner is TRUE:
+                return FALSE
+            if inner is FALSE:
+                return TRUE
+            return exp.not_(inner)
+        if isinstance(f, FRef):
+            return self.formula(f.item)
+        if isinstance(f, FCompare):
+            return coalesce_false(self.compare_feature(f))
+        if isinstance(f, FAbandoned):
+            last = col(f"f_{f.last}", "agg")
+            follow = col(f"f_{f.follow}", "agg")
+            return coalesce_false(
+                exp.and_(
+                    exp.LTE(
+                        this=last, expression=ts_lit(self.at - timedelta(microseconds=f.wait.us))
+                    ),
+                    exp.or_(
+                        exp.Is(this=follow, expression=exp.null()),
+                        exp.LTE(this=follow, expression=last),
+                    ),
+                )
+            )
+        if isinstance(f, FFlag):
+            feat = self.plan.features[f.feature]
+            table = f"sq_{f.feature}" if isinstance(feat, SequenceMatch) else f"st_{f.feature}"
+            column = "matched" if isinstance(feat, SequenceMatch) else "member"
+            return coalesce_false(col(column, table))
+        if isinstance(f, FBucket):
+            h = self.bucket_sql(f.salt)
+            return exp.and_(
+                exp.GTE(this=h, expression=lit(f.from_)), exp.LT(this=h, expression=lit(f.to))
+            )
+        raise TypeError(f"cannot compile {f!r}")
+
+    def bucket_sql(self, salt: str) -> exp.Expression:
+        """``int(md5(profile_id + ':' + salt)[:8], 16) % 10000 / 100`` (see model.bucket)."""
+        key = exp.DPipe(
+            this=exp.DPipe(this=col("profile_id", "p"), expression=exp.Literal.string(":")),
+            expression=lit(salt),
+        )
+        hexed = exp.DPipe(
+            this=exp.Literal.string("0x"),
+            expression=exp.Substring(
+                this=fn("MD5", key), start=exp.Literal.number(1), length=exp.Literal.number(8)
+            ),
+        )
+        as_int = exp.cast(exp.Paren(this=hexed), "UBIGINT", dialect="duckdb")
+        return exp.Div(
+            this=exp.Mod(this=as_int, expression=exp.Literal.number(10000)),
+            expression=exp.Literal.number("100.0"),
+        )
+
+    def compare_feature(self, f: FCompare) -> exp.Expression:
+        feat = self.plan.features[f.feature]
+        if isinstance(feat, TraitValue):
+            kind = col(f"tk_{f.feature}", "tr")
+            v = Typed(
+                number=col(f"tn_{f.feature}", "tr"),
+                string=col(f"ts_{f.feature}", "tr"),
+                boolean=col(f"tb_{f.feature}", "tr"),
+                present=exp.and_(
+                    exp.Not(this=exp.Is(this=kind, expression=exp.null())),
+                    exp.NEQ(this=kind, expression=exp.Literal.string("null")),
+                ),
+            )
+            return compare_typed(v, f.cmp, self.at)
+        assert isinstance(feat, EventAggregate)
+        value: exp.Expression = col(f"f_{f.feature}", "agg")
+        if feat.measure in ("first_time", "last_time"):
+            return compare_time(value, f.cmp, self.at)
+        if feat.measure in ("count", "distinct", "sum"):
+            value = exp.func("COALESCE", value, exp.Literal.number(0))
+        v = Typed(
+            number=value,
+            string=None,
+            boolean=None,
+            present=exp.Not(this=exp.Is(this=value, expression=exp.null())),
+        )
+        return compare_typed(v, f.cmp, self.at)

@@ -1,0 +1,94 @@
+"""Run a compiled plan on a DuckDB connection and read the memberships back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from segflow.batch.compile import BatchCompiler, Catalog, CompiledQuery, Field
+from segflow.model.definition import Segment, referenced_segments
+from segflow.plan.planner import Plan, build_plan
+
+RESULT_TABLE = "_segflow_result"
+
+
+def load_catalog(con: duckdb.DuckDBPyConnection) -> dict[str, Field]:
+    rows = con.execute("SELECT path, type, overflow FROM field_catalog").fetchall()
+    return {path: Field(type_, bool(overflow)) for path, type_, overflow in rows}
+
+
+def closure(segments: dict[str, Segment], wanted: Iterable[str]) -> list[Segment]:
+    """The wanted segments and every segment they reference, transitively."""
+    seen: dict[str, Segment] = {}
+    stack = list(wanted)
+    while stack:
+        sid = stack.pop()
+        if sid in seen:
+            continue
+        seg = segments[sid]
+        seen[sid] = seg
+        if seg.condition is not None:
+            stack.extend(referenced_segments(seg.condition))
+    return list(seen.values())
+
+
+@dataclass
+class BatchResult:
+    """Memberships as of ``at``: one boolean column per segment in a temp table."""
+
+    at: datetime
+    query: CompiledQuery
+    con: duckdb.DuckDBPyConnection
+    table: str = RESULT_TABLE
+
+    def size(self, segment_id: str) -> int:
+        c = self.query.columns[segment_id]
+        row = self.con.execute(f'SELECT count(*) FROM {self.table} WHERE "{c}"').fetchone()
+        return int(row[0]) if row else 0
+
+    def sizes(self) -> dict[str, int]:
+        if not self.query.columns:
+            return {}
+        parts = ", ".join(f'count(*) FILTER (WHERE "{c}")' for c in self.query.columns.values())
+        row = self.con.execute(f"SELECT {parts} FROM {self.table}").fetchone()
+        assert row is not None
+        return {sid: int(n) for sid, n in zip(self.query.columns, row, strict=True)}
+
+    def members(self, segment_id: str) -> list[str]:
+        c = self.query.columns[segment_id]
+        rows = self.con.execute(
+            f'SELECT profile_id FROM {self.table} WHERE "{c}" ORDER BY profile_id'
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def membership_map(self) -> dict[str, set[str]]:
+        return {sid: set(self.members(sid)) for sid in self.query.columns}
+
+
+def compile_plan(
+    con: duckdb.DuckDBPyConnection, plan: Plan, at: datetime, catalog: Catalog | None = None
+) -> CompiledQuery:
+    return BatchCompiler(plan, catalog if catalog is not None else load_catalog(con), at).compile()
+
+
+def evaluate(
+    con: duckdb.DuckDBPyConnection,
+    segments: Iterable[Segment],
+    at: datetime,
+    *,
+    only: Iterable[str] | None = None,
+) -> BatchResult:
+    """Evaluate ``segments`` (or ``only`` those and what they reference) as of ``at``."""
+    by_id = {s.id: s for s in segments}
+    chosen = closure(by_id, only) if only is not None else list(by_id.values())
+    plan = build_plan(chosen)
+    query = compile_plan(con, plan, at)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS {query.sql}")
+    if only is not None:
+        keep = set(only)
+        query.columns = {k: v for k, v in query.columns.items() if k in keep}
+    return BatchResult(at, query, con)

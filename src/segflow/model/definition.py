@@ -1,0 +1,949 @@
+"""Segment definitions: the typed condition tree, its parser and canonical form.
+
+One tree serves every engine.  The parser turns YAML/JSON-shaped dicts into frozen
+dataclasses and reports every problem with the JSON path where it occurred
+(``condition.all[2].within: "7x" is not a duration``).  ``canonical()`` gives a
+key-ordered plain-data form; ``fingerprint()`` hashes it so identical sub-trees
+written in different segments are recognised as one feature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, TypeAlias
+
+import orjson
+
+from segflow.model.errors import DefinitionError, Problem
+
+# ---------------------------------------------------------------------------
+# durations and instants
+
+_DUR_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT_US: Final = {
+    "s": 1_000_000,
+    "m": 60_000_000,
+    "h": 3_600_000_000,
+    "d": 86_400_000_000,
+    "w": 604_800_000_000,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A fixed span of time in microseconds (no calendar months: they are not fixed)."""
+
+    us: int
+
+    def canonical(self) -> str:
+        for unit in ("w", "d", "h", "m", "s"):
+            size = _UNIT_US[unit]
+            if self.us % size == 0:
+                return f"{self.us // size}{unit}"
+        return f"{self.us / 1_000_000}s"
+
+
+def parse_duration(value: object) -> Duration:
+    """Parse ``30d``, ``1.5h``, ``90s``; raise ValueError naming the bad text."""
+    if isinstance(value, str):
+        m = _DUR_RE.match(value)
+        if m:
+            us = round(float(m.group(1)) * _UNIT_US[m.group(2)])
+            if us > 0:
+                return Duration(us)
+            raise ValueError(f"{value!r} is not a positive duration")
+    raise ValueError(f"{value!r} is not a duration (use a number and one of s m h d w, e.g. 7d)")
+
+
+def parse_instant(value: object) -> datetime:
+    """Parse an ISO 8601 instant into a naive UTC datetime."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
+    else:
+        raise ValueError(f"{value!r} is not an ISO 8601 timestamp")
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt
+
+
+def format_instant(dt: datetime) -> str:
+    """Canonical text of a naive-UTC instant."""
+    return dt.isoformat(timespec="microseconds") + "Z"
+
+
+# ---------------------------------------------------------------------------
+# windows
+
+
+@dataclass(frozen=True, slots=True)
+class Within:
+    """``t - span < ts <= t``."""
+
+    span: Duration
+
+
+@dataclass(frozen=True, slots=True)
+class Ago:
+    """``t - from_ago < ts <= t - to_ago``."""
+
+    from_ago: Duration
+    to_ago: Duration
+
+
+@dataclass(frozen=True, slots=True)
+class Absolute:
+    """``since <= ts`` and, when ``until`` is set, ``ts < until``."""
+
+    since: datetime
+    until: datetime | None = None
+
+
+Window: TypeAlias = Within | Ago | Absolute
+
+
+def window_canonical(w: Window | None) -> object:
+    if w is None:
+        return None
+    if isinstance(w, Within):
+        return w.span.canonical()
+    if isinstance(w, Ago):
+        return {"from_ago": w.from_ago.canonical(), "to_ago": w.to_ago.canonical()}
+    if w.until is None:
+        return {"since": format_instant(w.since)}
+    return {"from": format_instant(w.since), "to": format_instant(w.until)}
+
+
+# ---------------------------------------------------------------------------
+# comparisons
+
+Scalar: TypeAlias = str | int | float | bool
+
+VALUE_OPS: Final = (
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "between",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "exists",
+    "not_exists",
+    "within_last",
+    "older_than",
+    "before",
+    "after",
+)
+NUMERIC_OPS: Final = frozenset({"gt", "gte", "lt", "lte", "between"})
+STRING_OPS: Final = frozenset({"contains", "starts_with", "ends_with"})
+TIME_OPS: Final = frozenset({"within_last", "older_than", "before", "after"})
+Op: TypeAlias = str
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One operator and its operand.
+
+    The operand's Python type is fixed by the operator: numbers for gt/gte/lt/lte,
+    a (lo, hi) pair for between, a tuple for in/not_in, a Duration for
+    within_last/older_than, a datetime for before/after, None for exists.
+    """
+
+    op: Op
+    value: Any = None
+
+    def canonical(self) -> dict[str, object]:
+        v = self.value
+        out: object
+        if isinstance(v, Duration):
+            out = v.canonical()
+        elif isinstance(v, datetime):
+            out = format_instant(v)
+        elif isinstance(v, tuple):
+            out = [_canon_scalar(x) for x in v]
+        elif self.op in ("exists", "not_exists"):
+            return {"exists": self.op == "exists"}
+        else:
+            out = _canon_scalar(v)
+        return {self.op: out}
+
+
+def _canon_scalar(v: object) -> object:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+        return int(v)
+    return v
+
+
+def is_number(v: object) -> bool:
+    """True for int/float but not bool (``True == 1`` must not leak into comparisons)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+# ---------------------------------------------------------------------------
+# condition nodes
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Condition
+
+
+@dataclass(frozen=True, slots=True)
+class TraitCondition:
+    trait: str
+    cmp: Comparison
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyPredicate:
+    """A predicate on one event field: ``properties.x``, ``context.a.b`` or ``traits.x``."""
+
+    path: str
+    cmp: Comparison
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events count: any of ``names`` (empty = every track event) with all predicates
+    holding on the same event."""
+
+    names: tuple[str, ...]
+    where: tuple[PropertyPredicate, ...] = ()
+
+
+Measure: TypeAlias = Literal[
+    "count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time"
+]
+MEASURES: Final = ("count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time")
+MEASURES_WITH_OF: Final = frozenset({"sum", "avg", "min", "max", "distinct"})
+TIME_MEASURES: Final = frozenset({"first_time", "last_time"})
+
+
+@dataclass(frozen=True, slots=True)
+class EventCondition:
+    filter: EventFilter
+    window: Window | None
+    measure: Measure
+    of: str | None
+    cmp: Comparison
+
+
+@dataclass(frozen=True, slots=True)
+class Abandonment:
+    """Latest ``filter`` event in ``window`` is at least ``wait`` old and no ``followed_by``
+    event came after it."""
+
+    filter: EventFilter
+    followed_by: EventFilter
+    wait: Duration
+    window: Window | None
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceCondition:
+    steps: tuple[EventFilter, ...]
+    window: Window | None
+    span: Duration | None
+
+
+@dataclass(frozen=True, slots=True)
+class InSegment:
+    segment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """``from_ <= hash(profile_id, salt) mod 100 < to``."""
+
+    salt: str
+    from_: float
+    to: float
+
+
+Condition: TypeAlias = (
+    All
+    | AnyOf
+    | Not
+    | TraitCondition
+    | EventCondition
+    | Abandonment
+    | SequenceCondition
+    | InSegment
+    | Bucket
+)
+
+
+# ---------------------------------------------------------------------------
+# canonical form and fingerprint
+
+
+def _filter_canonical(f: EventFilter) -> dict[str, object]:
+    out: dict[str, object] = {
+        "event": f.names[0] if len(f.names) == 1 else sorted(f.names),
+    }
+    if f.where:
+        preds = [{"property": p.path, **p.cmp.canonical()} for p in f.where]
+        out["where"] = sorted(preds, key=lambda d: orjson.dumps(d, option=orjson.OPT_SORT_KEYS))
+    return out
+
+
+def canonical(node: Condition) -> Any:
+    """Plain data (dicts, lists, scalars) that serialises the node in one canonical way."""
+    if isinstance(node, All):
+        return {"all": [canonical(c) for c in node.items]}
+    if isinstance(node, AnyOf):
+        return {"any": [canonical(c) for c in node.items]}
+    if isinstance(node, Not):
+        return {"not": canonical(node.item)}
+    if isinstance(node, TraitCondition):
+        return {"trait": node.trait, **node.cmp.canonical()}
+    if isinstance(node, EventCondition):
+        out = _filter_canonical(node.filter)
+        if node.window is not None:
+            out["within"] = window_canonical(node.window)
+        out["measure"] = node.measure
+        if node.of is not None:
+            out["of"] = node.of
+        out.update(node.cmp.canonical())
+        return out
+    if isinstance(node, Abandonment):
+        out = _filter_canonical(node.filter)
+        out["not_followed_by"] = _filter_canonical(node.followed_by)
+        out["for"] = node.wait.canonical()
+        if node.window is not None:
+            out["within"] = window_canonical(node.window)
+        return out
+    if isinstance(node, SequenceCondition):
+        seq: dict[str, object] = {"sequence": [_filter_canonical(s) for s in node.steps]}
+        if node.window is not None:
+            seq["within"] = window_canonical(node.window)
+        if node.span is not None:
+            seq["span"] = node.span.canonical()
+        return seq
+    if isinstance(node, InSegment):
+        return {"in_segment": node.segment_id}
+    if isinstance(node, Bucket):
+        return {
+            "bucket": {
+                "salt": node.salt,
+                "from": _canon_scalar(node.from_),
+                "to": _canon_scalar(node.to),
+            }
+        }
+    raise TypeError(f"not a condition: {node!r}")
+
+
+def fingerprint(node: Condition | EventFilter) -> str:
+    """Stable short hash of a node's canonical form (the feature-sharing key)."""
+    data = _filter_canonical(node) if isinstance(node, EventFilter) else canonical(node)
+    raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def walk(node: Condition) -> list[Condition]:
+    """Every node of the tree, pre-order."""
+    out: list[Condition] = [node]
+    if isinstance(node, All | AnyOf):
+        for c in node.items:
+            out.extend(walk(c))
+    elif isinstance(node, Not):
+        out.extend(walk(node.item))
+    return out
+
+
+def referenced_segments(node: Condition) -> set[str]:
+    return {n.segment_id for n in walk(node) if isinstance(n, InSegment)}
+
+
+# ---------------------------------------------------------------------------
+# segments
+
+Mode: TypeAlias = Literal["realtime", "scheduled", "static"]
+_ID_RE: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A named audience and its options; ``version`` is assigned by the registry."""
+
+    id: str
+    name: str
+    condition: Condition | None
+    description: str = ""
+    purpose: str = ""
+    tags: tuple[str, ...] = ()
+    mode: Mode = "realtime"
+    schedule: str | None = None
+    snapshot_at: datetime | None = None
+    members: tuple[str, ...] | None = None
+    emit_events: bool = True
+    protected: bool = False
+    version: int = 0
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        """Canonical serialisation (what is stored and returned by the API)."""
+        out: dict[str, object] = {"id": self.id, "name": self.name}
+        if self.description:
+            out["description"] = self.description
+        if self.purpose:
+            out["purpose"] = self.purpose
+        if self.tags:
+            out["tags"] = list(self.tags)
+        out["mode"] = self.mode
+        if self.schedule is not None:
+            out["schedule"] = self.schedule
+        if self.snapshot_at is not None:
+            out["snapshot_at"] = format_instant(self.snapshot_at)
+        if self.members is not None:
+            out["members"] = list(self.members)
+        out["emit_events"] = self.emit_events
+        out["protected"] = self.protected
+        if self.version:
+            out["version"] = self.version
+        if self.condition is not None:
+            out["condition"] = canonical(self.condition)
+        return out
+
+    def definition_fingerprint(self) -> str:
+        body = self.to_dict()
+        body.pop("version", None)
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------
+# parsing
+
+
+class _Parser:
+    """Collects every problem instead of stopping at the first, so one save reports all."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    # -- helpers -----------------------------------------------------------
+    def expect_map(self, value: object, path: str) -> Mapping[str, Any] | None:
+        if isinstance(value, Mapping):
+            return value
+        self.fail(path, f"expected an object, got {_show(value)}")
+        return None
+
+    def check_keys(self, m: Mapping[str, Any], allowed: set[str], path: str) -> None:
+        for key in m:
+            if key not in allowed:
+                self.fail(
+                    _join(path, str(key)),
+                    f"unknown key (allowed here: {', '.join(sorted(allowed))})",
+                )
+
+    def text(self, value: object, path: str) -> str | None:
+        if isinstance(value, str) and value:
+            return value
+        self.fail(path, f"expected a non-empty string, got {_show(value)}")
+        return None
+
+    def duration(self, value: object, path: str) -> Duration | None:
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            self.fail(path, str(e))
+            return None
+
+    def instant(self, value: object, path: str) -> datetime | None:
+        try:
+            return parse_instant(value)
+        except ValueError as e:
+            self.fail(path, str(e))
+            return None
+
+    # -- windows -----------------------------------------------------------
+    def window(self, value: object, path: str) -> Window | None:
+        if isinstance(value, str):
+            d = self.duration(value, path)
+            return Within(d) if d else None
+        m = self.expect_map(value, path)
+        if m is None:
+            return None
+        keys = set(m)
+        if keys == {"from_ago", "to_ago"}:
+            a = self.duration(m["from_ago"], _join(path, "from_ago"))
+            b = (
+                self.duration(m["to_ago"], _join(path, "to_ago"))
+                if m["to_ago"] not in (0, "0")
+                else Duration(0)
+            )
+            if a and b is not None:
+                if b.us >= a.us:
+                    self.fail(path, "from_ago must be longer ago than to_ago")
+                    return None
+                return Ago(a, b)
+            return None
+        if keys == {"since"}:
+            s = self.instant(m["since"], _join(path, "since"))
+            return Absolute(s) if s else None
+        if keys == {"from", "to"}:
+            s = self.instant(m["from"], _join(path, "from"))
+            u = self.instant(m["to"], _join(path, "to"))
+            if s and u:
+                if u <= s:
+                    self.fail(path, "'to' must be after 'from'")
+                    return None
+                return Absolute(s, u)
+            return None
+        self.fail(path, "a window is a duration (7d), {from_ago, to_ago}, {since} or {from, to}")
+        return None
+
+    # -- comparisons -------------------------------------------------------
+    def comparison(
+        self, m: Mapping[str, Any], path: str, *, kind: str, default: Comparison | None = None
+    ) -> Comparison | None:
+        """Find the single operator key in ``m``; ``kind`` is value|number|time."""
+        ops = [k for k in m if k in VALUE_OPS]
+        if not ops:
+            if default is not None:
+                return default
+            self.fail(path, f"needs a comparison (one of: {', '.join(VALUE_OPS)})")
+            return None
+        if len(ops) > 1:
+            self.fail(
+                path, f"has several comparisons ({', '.join(ops)}); use all: [...] to combine"
+            )
+            return None
+        op = ops[0]
+        raw = m[op]
+        at = _join(path, op)
+        if kind == "number" and op not in NUMERIC_OPS | {"eq", "ne", "in", "not_in"}:
+            self.fail(at, "is not a comparison for a numeric measure")
+            return None
+        if kind == "time" and op not in TIME_OPS | {"exists", "not_exists"}:
+            self.fail(
+                at,
+                "time-valued measures compare with within_last, older_than, before, after, exists",
+            )
+            return None
+        if op in ("exists", "not_exists"):
+            if not isinstance(raw, bool):
+                self.fail(at, f"expected true or false, got {_show(raw)}")
+                return None
+            return Comparison("exists" if (raw == (op == "exists")) else "not_exists")
+        if op in ("gt", "gte", "lt", "lte"):
+            if not is_number(raw):
+                self.fail(at, f"expected a number, got {_show(raw)}")
+                return None
+            return Comparison(op, float(raw))
+        if op == "between":
+            if (
+                isinstance(raw, list | tuple)
+                and len(raw) == 2
+                and all(is_number(x) for x in raw)
+                and raw[0] <= raw[1]
+            ):
+                return Comparison(op, (float(raw[0]), float(raw[1])))
+            self.fail(at, f"expected [low, high] numbers with low <= high, got {_show(raw)}")
+            return None
+        if op in ("in", "not_in"):
+            if isinstance(raw, list | tuple) and raw and all(_is_scalar(x) for x in raw):
+                return Comparison(op, tuple(_norm_scalar(x) for x in raw))
+            self.fail(
+                at, f"expected a non-empty list of strings/numbers/booleans, got {_show(raw)}"
+            )
+            return None
+        if op in STRING_OPS:
+            if isinstance(raw, str):
+                return Comparison(op, raw)
+            self.fail(at, f"expected a string, got {_show(raw)}")
+            return None
+        if op in ("within_last", "older_than"):
+            d = self.duration(raw, at)
+            return Comparison(op, d) if d else None
+        if op in ("before", "after"):
+            t = self.instant(raw, at)
+            return Comparison(op, t) if t else None
+        # eq / ne
+        if _is_scalar(raw):
+            return Comparison(op, _norm_scalar(raw))
+        self.fail(at, f"expected a string, number or boolean, got {_show(raw)}")
+        return None
+
+    # -- events ------------------------------------------------------------
+    def names(self, value: object, path: str) -> tuple[str, ...] | None:
+        if isinstance(value, str) and value:
+            return (value,)
+        if isinstance(value, list) and value and all(isinstance(x, str) and x for x in value):
+            return tuple(sorted(set(value)))
+        self.fail(path, f"expected an event name or a list of names, got {_show(value)}")
+        return None
+
+    def where(self, value: object, path: str) -> tuple[PropertyPredicate, ...]:
+        if isinstance(value, Mapping):
+            value = [value]
+        if not isinstance(value, list):
+            self.fail(path, f"expected a list of property predicates, got {_show(value)}")
+            return ()
+        out: list[PropertyPredicate] = []
+        for i, item in enumerate(value):
+            p = f"{path}[{i}]"
+            m = self.expect_map(item, p)
+            if m is None:
+                continue
+            self.check_keys(m, {"property", *VALUE_OPS}, p)
+            prop = self.text(m.get("property"), _join(p, "property"))
+            cmp = self.comparison(m, p, kind="value")
+            if prop and cmp:
+                out.append(PropertyPredicate(normalize_path(prop), cmp))
+        return tuple(out)
+
+    def event_filter(self, m: Mapping[str, Any], path: str) -> EventFilter | None:
+        names = self.names(m.get("event"), _join(path, "event"))
+        where = self.where(m["where"], _join(path, "where")) if "where" in m else ()
+        return EventFilter(names, where) if names else None
+
+    def follow_filter(self, value: object, path: str) -> EventFilter | None:
+        if isinstance(value, str | list):
+            names = self.names(value, path)
+            return EventFilter(names) if names else None
+        m = self.expect_map(value, path)
+        if m is None:
+            return None
+        self.check_keys(m, {"event", "where"}, path)
+        return self.event_filter(m, path)
+
+    # -- conditions --------------------------------------------------------
+    def condition(self, value: object, path: str) -> Condition | None:
+        m = self.expect_map(value, path)
+        if m is None:
+            return None
+        if "all" in m or "any" in m:
+            key = "all" if "all" in m else "any"
+            self.check_keys(m, {key}, path)
+            items = m[key]
+            if not isinstance(items, list):
+                self.fail(_join(path, key), f"expected a list of conditions, got {_show(items)}")
+                return None
+            parsed = [self.condition(c, f"{_join(path, key)}[{i}]") for i, c in enumerate(items)]
+            good = tuple(c for c in parsed if c is not None)
+            if len(good) != len(parsed):
+                return None
+            return All(good) if key == "all" else AnyOf(good)
+        if "not" in m:
+            self.check_keys(m, {"not"}, path)
+            inner = self.condition(m["not"], _join(path, "not"))
+            return Not(inner) if inner else None
+        if "in_segment" in m:
+            self.check_keys(m, {"in_segment"}, path)
+            sid = self.text(m["in_segment"], _join(path, "in_segment"))
+            return InSegment(sid) if sid else None
+        if "bucket" in m:
+            self.check_keys(m, {"bucket"}, path)
+            return self.bucket(m["bucket"], _join(path, "bucket"))
+        if "trait" in m:
+            self.check_keys(m, {"trait", *VALUE_OPS}, path)
+            name = self.text(m["trait"], _join(path, "trait"))
+            cmp = self.comparison(m, path, kind="value")
+            return TraitCondition(name, cmp) if name and cmp else None
+        if "sequence" in m:
+            return self.sequence(m, path)
+        if "event" in m:
+            if "not_followed_by" in m:
+                return self.abandonment(m, path)
+            return self.event_condition(m, path)
+        self.fail(
+            path,
+            "is not a condition: expected one of all, any, not, trait, event, sequence, "
+            "in_segment, bucket",
+        )
+        return None
+
+    def bucket(self, value: object, path: str) -> Bucket | None:
+        m = self.expect_map(value, path)
+        if m is None:
+            return None
+        self.check_keys(m, {"salt", "from", "to"}, path)
+        salt = self.text(m.get("salt"), _join(path, "salt"))
+        lo, hi = m.get("from", 0), m.get("to")
+        ok = True
+        for key, v in (("from", lo), ("to", hi)):
+            if not (is_number(v) and 0 <= float(v) <= 100):  # type: ignore[arg-type]
+                self.fail(_join(path, key), f"expected a number in [0, 100], got {_show(v)}")
+                ok = False
+        if not ok or lo is None or hi is None:
+            return None
+        if lo >= hi:
+            self.fail(path, "'from' must be below 'to'")
+            ok = False
+        return Bucket(salt, float(lo), float(hi)) if salt and ok else None
+
+    def event_condition(self, m: Mapping[str, Any], path: str) -> EventCondition | None:
+        self.check_keys(m, {"event", "where", "within", "measure", "of", *VALUE_OPS}, path)
+        flt = self.event_filter(m, path)
+        window = self.window(m["within"], _join(path, "within")) if "within" in m else None
+        measure = m.get("measure", "count")
+        if measure not in MEASURES:
+            self.fail(
+                _join(path, "measure"),
+                f"unknown measure {_show(measure)} (one of: {', '.join(MEASURES)})",
+            )
+            return None
+        of: str | None = None
+        if measure in MEASURES_WITH_OF:
+            of_raw = self.text(m.get("of"), _join(path, "of"))
+            if of_raw is None:
+                return None
+            of = normalize_path(of_raw)
+        elif "of" in m:
+            self.fail(_join(path, "of"), f"measure {measure} takes no 'of'")
+        if measure in TIME_MEASURES:
+            cmp = self.comparison(m, path, kind="time")
+        elif measure == "count":
+            cmp = self.comparison(m, path, kind="number", default=Comparison("gte", 1.0))
+        else:
+            cmp = self.comparison(m, path, kind="number")
+        if flt is None or cmp is None or ("within" in m and window is None):
+            return None
+        return EventCondition(flt, window, measure, of, cmp)
+
+    def abandonment(self, m: Mapping[str, Any], path: str) -> Abandonment | None:
+        self.check_keys(m, {"event", "where", "not_followed_by", "for", "within"}, path)
+        flt = self.event_filter(m, path)
+        follow = self.follow_filter(m["not_followed_by"], _join(path, "not_followed_by"))
+        if "for" not in m:
+            self.fail(
+                _join(path, "for"), "missing: how long the event must stay unfollowed (e.g. 24h)"
+            )
+            return None
+        wait = self.duration(m["for"], _join(path, "for"))
+        window = self.window(m["within"], _join(path, "within")) if "within" in m else None
+        if flt is None or follow is None or wait is None or ("within" in m and window is None):
+            return None
+        return Abandonment(flt, follow, wait, window)
+
+    def sequence(self, m: Mapping[str, Any], path: str) -> SequenceCondition | None:
+        self.check_keys(m, {"sequence", "within", "span"}, path)
+        raw = m["sequence"]
+        at = _join(path, "sequence")
+        if not isinstance(raw, list) or len(raw) < 2:
+            self.fail(at, f"expected a list of at least two steps, got {_show(raw)}")
+            return None
+        steps: list[EventFilter] = []
+        for i, item in enumerate(raw):
+            p = f"{at}[{i}]"
+            sm = self.expect_map(item, p)
+            if sm is None:
+                continue
+            self.check_keys(sm, {"event", "where"}, p)
+            f = self.event_filter(sm, p)
+            if f:
+                steps.append(f)
+        window = self.window(m["within"], _join(path, "within")) if "within" in m else None
+        span = self.duration(m["span"], _join(path, "span")) if "span" in m else None
+        if (
+            len(steps) != len(raw)
+            or ("within" in m and window is None)
+            or ("span" in m and span is None)
+        ):
+            return None
+        return SequenceCondition(tuple(steps), window, span)
+
+    # -- segment -----------------------------------------------------------
+    def segment(self, doc: object) -> Segment | None:
+        m = self.expect_map(doc, "")
+        if m is None:
+            return None
+        allowed = {
+            "id", "name", "description", "purpose", "tags", "mode", "schedule", "snapshot_at",
+            "members", "emit_events", "protected", "version", "condition", "priority",
+        }  # fmt: skip
+        self.check_keys(m, allowed, "")
+        sid = self.text(m.get("id"), "id")
+        if sid is not None and not _ID_RE.match(sid):
+            self.fail("id", f"{sid!r} is not a valid id (letters, digits, _ . -; at most 128)")
+        name = m.get("name", sid)
+        if not isinstance(name, str) or not name:
+            self.fail("name", f"expected a non-empty string, got {_show(name)}")
+        for key in ("description", "purpose"):
+            if key in m and not isinstance(m[key], str):
+                self.fail(key, f"expected a string, got {_show(m[key])}")
+        tags = m.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            self.fail("tags", f"expected a list of strings, got {_show(tags)}")
+            tags = []
+        mode = m.get("mode", "realtime")
+        if mode not in ("realtime", "scheduled", "static"):
+            self.fail("mode", f"unknown mode {_show(mode)} (realtime, scheduled or static)")
+        for key in ("emit_events", "protected"):
+            if key in m and not isinstance(m[key], bool):
+                self.fail(key, f"expected true or false, got {_show(m[key])}")
+        schedule = m.get("schedule")
+        if mode == "scheduled":
+            schedule = self.schedule(schedule)
+        elif schedule is not None:
+            self.fail("schedule", "only scheduled segments take a schedule")
+        snapshot_at = None
+        members: tuple[str, ...] | None = None
+        if "snapshot_at" in m:
+            if mode != "static":
+                self.fail("snapshot_at", "only static segments take snapshot_at")
+            snapshot_at = self.instant(m["snapshot_at"], "snapshot_at")
+        if "members" in m:
+            raw = m["members"]
+            if mode != "static":
+                self.fail("members", "only static segments take a member list")
+            elif not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+                self.fail("members", "expected a list of profile ids")
+            else:
+                members = tuple(dict.fromkeys(raw))
+        condition: Condition | None = None
+        if "condition" in m:
+            condition = self.condition(m["condition"], "condition")
+            if members is not None:
+                self.fail("members", "a static segment has either a condition or a member list")
+        elif members is None:
+            self.fail("condition", "missing")
+        if mode == "static" and members is None and snapshot_at is None and "condition" in m:
+            self.fail(
+                "snapshot_at", "a static segment from a condition needs the instant of its snapshot"
+            )
+        version = m.get("version", 0)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            self.fail("version", f"expected a non-negative integer, got {_show(version)}")
+            version = 0
+        if self.problems or sid is None:
+            return None
+        return Segment(
+            id=sid,
+            name=str(name),
+            condition=condition,
+            description=str(m.get("description", "")),
+            purpose=str(m.get("purpose", "")),
+            tags=tuple(tags),
+            mode=mode,
+            schedule=schedule,
+            snapshot_at=snapshot_at,
+            members=members,
+            emit_events=bool(m.get("emit_events", True)),
+            protected=bool(m.get("protected", False)),
+            version=version,
+        )
+
+    def schedule(self, value: object) -> str | None:
+        from croniter import croniter
+
+        if isinstance(value, str) and croniter.is_valid(value):
+            return value
+        self.fail("schedule", f"expected a cron expression such as '0 * * * *', got {_show(value)}")
+        return None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _show(v: object) -> str:
+    if isinstance(v, str):
+        return repr(v) if len(v) < 60 else repr(v[:57] + "...")
+    if v is None:
+        return "nothing"
+    if isinstance(v, Mapping):
+        return "an object"
+    if isinstance(v, list):
+        return "a list"
+    return repr(v)
+
+
+def _is_scalar(v: object) -> bool:
+    return isinstance(v, str | bool) or is_number(v)
+
+
+def _norm_scalar(v: Any) -> Scalar:
+    """Numbers compare as floats in every engine; bools and strings stay as they are."""
+    if is_number(v):
+        return float(v)
+    return v  # type: ignore[no-any-return]
+
+
+def normalize_path(path: str) -> str:
+    """``category`` means ``properties.category``; ``context.*`` and ``traits.*`` stay."""
+    if path.startswith(("properties.", "context.", "traits.")):
+        return path
+    return f"properties.{path}"
+
+
+def parse_condition(doc: object, path: str = "condition") -> Condition:
+    """Parse one condition tree; raise DefinitionError listing every problem."""
+    p = _Parser()
+    node = p.condition(doc, path)
+    if p.problems or node is None:
+        raise DefinitionError(p.problems)
+    return node
+
+
+def parse_segment(doc: object) -> Segment:
+    """Parse a whole segment document (YAML or JSON already loaded)."""
+    p = _Parser()
+    seg = p.segment(doc)
+    if p.problems or seg is None:
+        raise DefinitionError(p.problems)
+    return seg
+
+
+def load_segment_text(text: str, source: str = "<text>") -> list[Segment]:
+    """Load one or more YAML/JSON documents (``---`` separated, or a list) of segments."""
+    import yaml
+
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "?"
+        raise DefinitionError(
+            [Problem(where, f"not valid YAML/JSON: {e}")], source=source
+        ) from None
+    if len(docs) == 1 and isinstance(docs[0], list):
+        docs = docs[0]
+    out: list[Segment] = []
+    problems: list[Problem] = []
+    for i, d in enumerate(docs):
+        try:
+            out.append(parse_segment(d))
+        except DefinitionError as e:
+            prefix = f"[{i}]" if len(docs) > 1 else ""
+            problems.extend(
+                Problem(f"{prefix}{'.' if prefix and p.path else ''}{p.path}", p.message)
+                for p in e.problems
+            )
+    if problems:
+        raise DefinitionError(problems, source=source)
+    return out
+
+
+def segments_from(items: Sequence[Segment]) -> dict[str, Segment]:
+    return {s.id: s for s in items}

@@ -1,0 +1,1 @@
+"""Storage behind narrow protocols; DuckDB is the embedded default."""
