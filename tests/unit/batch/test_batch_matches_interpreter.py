@@ -1,0 +1,235 @@
+"""Property test: the SQL evaluator equals the plain-Python interpreter of DESIGN.md §2.
+
+Random definitions over every condition kind, random histories with ties, exact
+window boundaries, wrong-typed values and cleared traits, random instants.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segflow.batch.run import evaluate
+from segflow.model.definition import parse_segment
+from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
+from segflow.plan.planner import build_plan
+
+from .histories import load
+
+T0 = datetime(2026, 1, 1)
+NAMES = ["View", "Add", "Order"]
+DURS = ["1h", "1d", "2d", "7d"]
+
+offsets = st.integers(min_value=0, max_value=10 * 24).map(lambda h: timedelta(hours=h))
+field_values: dict[str, Any] = {
+    "properties.category": st.sampled_from([None, "shoes", "watches", "Shoes", 3]),
+    "properties.price": st.sampled_from([None, 0, 5, 10.5, 100, "12"]),
+    "properties.flag": st.sampled_from([None, True, False]),
+    "context.device.type": st.sampled_from([None, "mobile", "desktop"]),
+}
+
+
+@st.composite
+def events(draw: st.DrawFn) -> Event:
+    fields = {k: draw(v) for k, v in field_values.items()}
+    return Event(
+        T0 + draw(offsets),
+        draw(st.sampled_from(NAMES)),
+        {k: v for k, v in fields.items() if v is not None},
+    )
+
+
+trait_writes = st.builds(
+    lambda off, key, v, n: TraitWrite(T0 + off, f"t{n}", key, v),
+    offsets,
+    st.sampled_from(["country", "age", "signup"]),
+    st.sampled_from(
+        [None, "PL", "DE", 30, 35, 45.5, True, "2026-01-03T00:00:00Z", "2026-01-05", "not a date"]
+    ),
+    st.integers(0, 10_000),
+)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[ProfileHistory]:
+    n = draw(st.integers(1, 6))
+    out = []
+    for i in range(n):
+        evs = draw(st.lists(events(), max_size=8))
+        evs = [
+            Event(e.timestamp, e.name, e.fields, message_id=f"p{i}e{j}") for j, e in enumerate(evs)
+        ]
+        out.append(
+            ProfileHistory(
+                f"p{i}",
+                evs,
+                draw(st.lists(trait_writes, max_size=4, unique_by=lambda w: w.message_id)),
+                frozenset({"vip"}) if draw(st.booleans()) else frozenset(),
+            )
+        )
+    return out
+
+
+windows = st.one_of(
+    st.none(),
+    st.sampled_from(DURS),
+    st.sampled_from([{"from_ago": "7d", "to_ago": "1d"}, {"from_ago": "2d", "to_ago": "1h"}]),
+    st.sampled_from(
+        [{"since": "2026-01-03T00:00:00Z"}, {"from": "2026-01-02T00:00:00Z", "to": "2026-01-06"}]
+    ),
+)
+
+predicates = st.sampled_from(
+    [
+        {"property": "category", "eq": "shoes"},
+        {"property": "category", "in": ["shoes", "watches", 3]},
+        {"property": "category", "starts_with": "S"},
+        {"property": "category", "ne": "shoes"},
+        {"property": "category", "not_in": ["watches"]},
+        {"property": "price", "gt": 5},
+        {"property": "price", "between": [1, 20]},
+        {"property": "price", "exists": True},
+        {"property": "price", "eq": "12"},
+        {"property": "flag", "eq": True},
+        {"property": "context.device.type", "eq": "mobile"},
+        {"property": "context.device.type", "not_exists": True},
+        {"property": "missing_prop", "exists": False},
+    ]
+)
+
+
+@st.composite
+def event_filter(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=2, unique=True))
+    out: dict[str, Any] = {"event": names[0] if len(names) == 1 else names}
+    where = draw(st.lists(predicates, max_size=2))
+    if where:
+        out["where"] = where
+    return out
+
+
+@st.composite
+def event_condition(draw: st.DrawFn) -> dict[str, Any]:
+    out = draw(event_filter())
+    w = draw(windows)
+    if w is not None:
+        out["within"] = w
+    measure = draw(
+        st.sampled_from(
+            ["count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time"]
+        )
+    )
+    if measure == "count":
+        out.update(draw(st.sampled_from([{}, {"gte": 2}, {"eq": 0}, {"lt": 1}, {"in": [1, 3]}])))
+    elif measure in ("first_time", "last_time"):
+        out["measure"] = measure
+        out.update(
+            draw(
+                st.sampled_from(
+                    [
+                        {"within_last": "2d"},
+                        {"older_than": "1d"},
+                        {"before": "2026-01-04T00:00:00Z"},
+                        {"after": "2026-01-03"},
+                        {"exists": True},
+                        {"not_exists": True},
+                    ]
+                )
+            )
+        )
+    else:
+        out["measure"] = measure
+        out["of"] = "category" if measure == "distinct" else "price"
+        out.update(draw(st.sampled_from([{"gt": 5}, {"gte": 0}, {"eq": 10.5}, {"lte": 2}])))
+    return out
+
+
+trait_conditions = st.sampled_from(
+    [
+        {"trait": "country", "eq": "PL"},
+        {"trait": "country", "in": ["PL", "DE"]},
+        {"trait": "country", "ne": "PL"},
+        {"trait": "country", "exists": True},
+        {"trait": "country", "not_exists": True},
+        {"trait": "age", "gt": 35},
+        {"trait": "age", "between": [30, 40]},
+        {"trait": "age", "eq": True},
+        {"trait": "signup", "within_last": "3d"},
+        {"trait": "signup", "older_than": "1d"},
+        {"trait": "signup", "after": "2026-01-04"},
+        {"trait": "country", "contains": "L"},
+        {"trait": "country", "ends_with": "E"},
+    ]
+)
+
+
+@st.composite
+def abandonment(draw: st.DrawFn) -> dict[str, Any]:
+    out = draw(event_filter())
+    out["not_followed_by"] = draw(st.one_of(st.sampled_from(NAMES), event_filter()))
+    out["for"] = draw(st.sampled_from(DURS))
+    w = draw(windows)
+    if w is not None:
+        out["within"] = w
+    return out
+
+
+@st.composite
+def sequence(draw: st.DrawFn) -> dict[str, Any]:
+    out: dict[str, Any] = {"sequence": draw(st.lists(event_filter(), min_size=2, max_size=3))}
+    w = draw(windows)
+    if w is not None:
+        out["within"] = w
+    if draw(st.booleans()):
+        out["span"] = draw(st.sampled_from(DURS))
+    return out
+
+
+leaves = st.one_of(
+    event_condition(),
+    trait_conditions,
+    abandonment(),
+    sequence(),
+    st.builds(lambda lo: {"bucket": {"salt": "s", "from": lo, "to": lo + 40}}, st.integers(0, 60)),
+    st.just({"in_segment": "vip"}),
+)
+
+conditions = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.builds(lambda xs: {"all": xs}, st.lists(inner, max_size=3)),
+        st.builds(lambda xs: {"any": xs}, st.lists(inner, max_size=3)),
+        st.builds(lambda x: {"not": x}, inner),
+    ),
+    max_leaves=6,
+)
+
+instants = st.integers(0, 11 * 24 * 4).map(lambda q: T0 + timedelta(minutes=15 * q))
+
+
+@settings(
+    max_examples=int(os.environ.get("SEGFLOW_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(hs=histories(), conds=st.lists(conditions, min_size=1, max_size=3), at=instants)
+def test_sql_evaluator_equals_interpreter(
+    hs: list[ProfileHistory], conds: list[dict[str, Any]], at: datetime
+) -> None:
+    segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
+    segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
+    segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
+    con = duckdb.connect()
+    load(con, hs)
+    result = evaluate(con, segments, at)
+    plan = build_plan(segments)
+    got = result.membership_map()
+    for h in hs:
+        expected = Interpreter(plan, h, at).segments()
+        for sid, member in expected.items():
+            assert (h.profile_id in got[sid]) == member, (sid, h.profile_id, at)
