@@ -41,9 +41,28 @@ def _kind(v: object) -> tuple[str, float | None, str | None, bool | None, str | 
     return ("json", None, None, None, orjson.dumps(v).decode())
 
 
+def _infer(histories: list[ProfileHistory]) -> dict[str, str]:
+    """Fixed test fields plus every other path typed by its first scalar value."""
+    fields = dict(FIELDS)
+    for h in histories:
+        for e in h.events:
+            for path, v in e.fields.items():
+                if path not in fields and v is not None:
+                    fields[path] = (
+                        "BOOLEAN"
+                        if isinstance(v, bool)
+                        else "DOUBLE"
+                        if isinstance(v, int | float)
+                        else "VARCHAR"
+                    )
+    return fields
+
+
 def load(con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory]) -> None:
+    histories = list(histories)
+    fields = _infer(histories)
     con.execute(DDL)
-    for path, kind in FIELDS.items():
+    for path, kind in fields.items():
         con.execute(f'ALTER TABLE events ADD COLUMN IF NOT EXISTS "{path}" {kind}')
     overflow: set[str] = set()
     seq = 0
@@ -57,7 +76,7 @@ def load(con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory]) ->
             seq += 1
             extra: dict[str, dict[str, object]] = {}
             typed: list[object] = []
-            for path, kind in FIELDS.items():
+            for path, kind in fields.items():
                 v = e.fields.get(path)
                 if v is not None and not _fits(kind, v):
                     top, rest = path.split(".", 1)
@@ -69,10 +88,11 @@ def load(con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory]) ->
                     overflow.add(path)
                     v = None
                 typed.append(v)
-            cols = ", ".join(f'"{c}"' for c in FIELDS)
+            cols = ", ".join(f'"{c}"' for c in fields)
+            marks = ", ".join("?" for _ in fields)
             con.execute(
                 "INSERT INTO events (message_id, seq, type, event, user_id, profile_id,"
-                f" \"timestamp\", extra, {cols}) VALUES (?, ?, 'track', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f" \"timestamp\", extra, {cols}) VALUES (?, ?, 'track', ?, ?, ?, ?, ?, {marks})",
                 [
                     e.message_id or f"m{seq}",
                     seq,
@@ -95,7 +115,7 @@ def load(con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory]) ->
                 "INSERT INTO static_members (segment_id, profile_id) VALUES (?, ?)",
                 [sid, h.profile_id],
             )
-    for path, kind in FIELDS.items():
+    for path, kind in fields.items():
         con.execute(
             "INSERT INTO field_catalog (path, type, overflow) VALUES (?, ?, ?)",
             [path, kind, path in overflow],

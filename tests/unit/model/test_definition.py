@@ -1,0 +1,285 @@
+"""Parsing, validation errors with JSON paths, canonical form and fingerprints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segflow.model.definition import (
+    Abandonment,
+    Ago,
+    All,
+    Bucket,
+    Duration,
+    EventCondition,
+    Not,
+    SequenceCondition,
+    TraitCondition,
+    Within,
+    canonical,
+    fingerprint,
+    load_segment_text,
+    parse_condition,
+    parse_duration,
+    parse_segment,
+)
+from segflow.model.errors import DefinitionError
+
+DESIGN_EXAMPLE = """
+id: luxury_cart_abandoners
+name: High-value luxury cart abandoners
+description: Spent over $5,000 in 6 months, viewed Luxury Watches in 48 h, left a cart for 24 h
+purpose: Cart recovery email
+mode: realtime
+emit_events: true
+condition:
+  all:
+    - event: Order Completed
+      within: 180d
+      measure: sum
+      of: revenue
+      gt: 5000
+    - event: Product Viewed
+      where:
+        - {property: category, eq: Luxury Watches}
+      within: 48h
+    - event: Product Added
+      not_followed_by: Order Completed
+      for: 24h
+      within: 7d
+"""
+
+
+def problems(doc: Any) -> list[str]:
+    with pytest.raises(DefinitionError) as e:
+        parse_condition(doc)
+    return [str(p) for p in e.value.problems]
+
+
+def test_design_example_parses_into_typed_nodes() -> None:
+    (seg,) = load_segment_text(DESIGN_EXAMPLE)
+    assert seg.id == "luxury_cart_abandoners" and seg.mode == "realtime"
+    cond = seg.condition
+    assert isinstance(cond, All)
+    spend, viewed, abandoned = cond.items
+    assert isinstance(spend, EventCondition)
+    assert spend.measure == "sum" and spend.of == "properties.revenue"
+    assert spend.cmp.op == "gt" and spend.cmp.value == 5000
+    assert spend.window == Within(Duration(180 * 86_400_000_000))
+    assert isinstance(viewed, EventCondition)
+    assert viewed.cmp.op == "gte" and viewed.cmp.value == 1
+    assert viewed.filter.where[0].path == "properties.category"
+    assert isinstance(abandoned, Abandonment)
+    assert abandoned.followed_by.names == ("Order Completed",)
+
+
+def test_bad_duration_names_its_json_path() -> None:
+    errs = problems(
+        {"all": [{"trait": "a", "eq": 1}, {"event": "X"}, {"event": "Y", "within": "7x"}]}
+    )
+    assert errs == [
+        "condition.all[2].within: '7x' is not a duration (use a number and one of s m h d w, e.g. 7d)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"trait": "age", "gt": "thirty"}, "condition.gt: expected a number, got 'thirty'"),
+        ({"trait": "age"}, "condition: needs a comparison"),
+        ({"trait": "age", "gt": 1, "lt": 5}, "condition: has several comparisons"),
+        ({"event": "X", "measure": "median", "of": "p"}, "condition.measure: unknown measure"),
+        ({"event": "X", "measure": "sum"}, "condition.of: expected a non-empty string"),
+        ({"event": "X", "measure": "last_time", "gt": 3}, "condition.gt: time-valued measures"),
+        ({"event": "X", "wher": []}, "condition.wher: unknown key"),
+        ({"frobnicate": 1}, "condition: is not a condition"),
+        ({"any": {"trait": "a", "exists": True}}, "condition.any: expected a list of conditions"),
+        ({"trait": "a", "between": [5, 1]}, "condition.between: expected [low, high]"),
+        ({"trait": "a", "in": []}, "condition.in: expected a non-empty list"),
+        ({"sequence": [{"event": "A"}]}, "condition.sequence: expected a list of at least two"),
+        ({"event": "A", "not_followed_by": "B"}, "condition.for: missing"),
+        ({"bucket": {"salt": "s", "from": 50, "to": 10}}, "condition.bucket: 'from' must be below"),
+        ({"event": "A", "within": {"from_ago": "1d", "to_ago": "7d"}}, "from_ago must be longer"),
+        ({"event": "A", "within": {"since": "yesterday"}}, "is not an ISO 8601 timestamp"),
+        (
+            {"trait": "signup", "within_last": "1mo"},
+            "condition.within_last: '1mo' is not a duration",
+        ),
+    ],
+)
+def test_invalid_conditions_name_what_and_where(doc: Any, expected: str) -> None:
+    assert any(expected in e for e in problems(doc)), problems(doc)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    errs = problems({"all": [{"trait": "a", "gt": "x"}, {"event": "B", "within": "soon"}]})
+    assert len(errs) == 2
+
+
+def test_window_forms() -> None:
+    ago = parse_condition({"event": "A", "within": {"from_ago": "90d", "to_ago": "30d"}})
+    assert isinstance(ago, EventCondition) and isinstance(ago.window, Ago)
+    absolute = parse_condition(
+        {"event": "A", "within": {"from": "2026-01-01", "to": "2026-02-01T00:00:00+01:00"}}
+    )
+    assert isinstance(absolute, EventCondition)
+    assert canonical(absolute)["within"] == {
+        "from": "2026-01-01T00:00:00.000000Z",
+        "to": "2026-01-31T23:00:00.000000Z",
+    }
+
+
+def test_durations() -> None:
+    assert parse_duration("90s").us == 90_000_000
+    assert parse_duration("1.5h").us == 5_400_000_000
+    assert parse_duration("2w").canonical() == "2w"
+    assert parse_duration("48h").canonical() == "2d"
+    for bad in ("", "7", "7x", "-1d", "0d", 7, None, "1 month"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_exists_false_is_not_exists_and_not_wraps() -> None:
+    node = parse_condition({"not": {"trait": "email", "exists": False}})
+    assert isinstance(node, Not)
+    assert isinstance(node.item, TraitCondition) and node.item.cmp.op == "not_exists"
+
+
+def test_same_meaning_same_fingerprint() -> None:
+    a = parse_condition({"event": ["B", "A"], "within": "48h", "where": {"property": "x", "eq": 1}})
+    b = parse_condition(
+        {"event": ["A", "B"], "within": "2d", "where": [{"property": "properties.x", "eq": 1.0}]}
+    )
+    c = parse_condition({"event": ["A", "B"], "within": "3d"})
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+
+
+def test_sequence_and_bucket() -> None:
+    seq = parse_condition(
+        {
+            "sequence": [{"event": "Product Viewed"}, {"event": "Product Added"}],
+            "within": "7d",
+            "span": "1h",
+        }
+    )
+    assert isinstance(seq, SequenceCondition) and len(seq.steps) == 2 and seq.span is not None
+    b = parse_condition({"bucket": {"salt": "spring", "from": 0, "to": 10}})
+    assert b == Bucket("spring", 0.0, 10.0)
+
+
+def test_segment_metadata_and_modes() -> None:
+    seg = parse_segment(
+        {
+            "id": "weekly",
+            "name": "Weekly",
+            "mode": "scheduled",
+            "schedule": "0 6 * * 1",
+            "tags": ["crm"],
+            "protected": True,
+            "condition": {"trait": "a", "exists": True},
+        }
+    )
+    assert seg.schedule == "0 6 * * 1" and seg.protected and seg.tags == ("crm",)
+    static = parse_segment({"id": "vip_list", "mode": "static", "members": ["u1", "u2", "u1"]})
+    assert static.members == ("u1", "u2")
+    snap = parse_segment(
+        {
+            "id": "snap",
+            "mode": "static",
+            "snapshot_at": "2026-01-01T00:00:00Z",
+            "condition": {"all": []},
+        }
+    )
+    assert snap.snapshot_at == datetime(2026, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"name": "x", "condition": {"all": []}}, "id: expected a non-empty string"),
+        ({"id": "a b", "condition": {"all": []}}, "is not a valid id"),
+        ({"id": "a", "mode": "sometimes", "condition": {"all": []}}, "mode: unknown mode"),
+        (
+            {"id": "a", "mode": "scheduled", "schedule": "often", "condition": {"all": []}},
+            "schedule:",
+        ),
+        ({"id": "a", "mode": "static", "condition": {"all": []}}, "snapshot_at: a static segment"),
+        ({"id": "a"}, "condition: missing"),
+        ({"id": "a", "emit_events": "yes", "condition": {"all": []}}, "emit_events: expected true"),
+    ],
+)
+def test_invalid_segments(doc: Any, expected: str) -> None:
+    with pytest.raises(DefinitionError) as e:
+        parse_segment(doc)
+    assert expected in str(e.value)
+
+
+def test_yaml_syntax_error_names_the_line() -> None:
+    with pytest.raises(DefinitionError) as e:
+        load_segment_text("id: a\ncondition: {all: [\n", source="bad.yaml")
+    assert "bad.yaml" in str(e.value) and "line" in str(e.value)
+
+
+def test_canonical_round_trip_of_design_example() -> None:
+    (seg,) = load_segment_text(DESIGN_EXAMPLE)
+    again = parse_segment(yaml.safe_load(yaml.safe_dump(seg.to_dict())))
+    assert again.to_dict() == seg.to_dict()
+    assert again.definition_fingerprint() == seg.definition_fingerprint()
+
+
+leaf_docs = st.sampled_from(
+    [
+        {"trait": "country", "in": ["PL", "DE"]},
+        {"event": "Order Completed", "within": "30d"},
+        {"event": "Product Viewed", "within": {"from_ago": "9d", "to_ago": "2d"}, "gte": 3},
+        {"event": "Order Completed", "measure": "last_time", "older_than": "90d"},
+        {"event": "A", "not_followed_by": {"event": "B"}, "for": "1h"},
+        {"sequence": [{"event": "A"}, {"event": "B"}], "span": "1h"},
+        {"bucket": {"salt": "s", "from": 0, "to": 10}},
+        {"in_segment": "other"},
+    ]
+)
+trees = st.recursive(
+    leaf_docs,
+    lambda inner: st.one_of(
+        st.builds(lambda x: {"all": x}, st.lists(inner, max_size=3)),
+        st.builds(lambda x: {"any": x}, st.lists(inner, max_size=3)),
+        st.builds(lambda x: {"not": x}, inner),
+    ),
+    max_leaves=8,
+)
+
+
+@given(trees)
+def test_canonical_form_is_a_fixed_point(doc: Any) -> None:
+    node = parse_condition(doc)
+    again = parse_condition(canonical(node))
+    assert again == node
+    assert canonical(again) == canonical(node)
+
+
+junk = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["all", "any", "not", "trait", "event", "within", "eq", "gt", "where"]),
+            inner,
+            max_size=3,
+        ),
+    ),
+    max_leaves=10,
+)
+
+
+@given(junk)
+def test_junk_gives_definition_error_never_a_crash(doc: Any) -> None:
+    try:
+        parse_condition(doc)
+    except DefinitionError as e:
+        assert e.problems and all(p.path.startswith("condition") for p in e.problems)
