@@ -83,7 +83,7 @@ def test_bad_duration_names_its_json_path() -> None:
         {"all": [{"trait": "a", "eq": 1}, {"event": "X"}, {"event": "Y", "within": "7x"}]}
     )
     assert errs == [
-        "condition.all[2].within: '7x' is not a duration (use a number and one of s m h d w, e.g. 7d)"
+        "condition.all[2].within: '7x' is not a duration (use a number and one of s m h d w, e.g. 7d)"  # noqa: E501
     ]
 
 
