@@ -131,15 +131,14 @@ def compare_value(v: object, cmp: Comparison, at: datetime) -> bool:
         if kind != "number":
             return False
         fv = float(v)  # type: ignore[arg-type]
+        if op == "between":
+            return bool(x[0] <= fv <= x[1])
+        bound = float(x)
         if op == "gt":
-            return fv > x
+            return fv > bound
         if op == "gte":
-            return fv >= x
-        if op == "lt":
-            return fv < x
-        if op == "lte":
-            return fv <= x
-        return bool(x[0] <= fv <= x[1])
+            return fv >= bound
+        return fv < bound if op == "lt" else fv <= bound
     if op in ("eq", "ne"):
         if kind is None or kind != _kind(x):
             return False

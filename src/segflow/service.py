@@ -1,0 +1,243 @@
+"""Orchestration: the one place the CLI (and later the API) call into.
+
+It wires the store, the segment registry and the batch evaluator together; it builds
+no SQL of its own beyond moving evaluated results into the membership tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from segflow.batch.run import BatchResult, evaluate
+from segflow.model.definition import Segment, load_segment_text
+from segflow.model.errors import DefinitionError, Problem
+from segflow.store.duckdb_store import DuckDBStore
+from segflow.store.segments import SegmentRegistry, utcnow
+
+Progress = Callable[[int, int], None]
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+SEGMENT_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    at: datetime
+    sizes: dict[str, int]
+    seconds: float
+
+
+def read_segment_files(path: Path) -> list[Segment]:
+    """Every segment in a file or a directory of YAML/JSON files; all problems at once."""
+    files = (
+        sorted(p for p in path.iterdir() if p.suffix in SEGMENT_SUFFIXES)
+        if path.is_dir()
+        else [path]
+    )
+    if not files:
+        raise DefinitionError([Problem(str(path), "no .yaml/.yml/.json segment files found")])
+    out: list[Segment] = []
+    problems: list[Problem] = []
+    for f in files:
+        try:
+            out.extend(load_segment_text(f.read_text(encoding="utf-8"), source=str(f)))
+        except DefinitionError as e:
+            problems.extend(
+                Problem(f"{f.name}: {p.path}" if p.path else f.name, p.message) for p in e.problems
+            )
+    seen: dict[str, int] = {}
+    for s in out:
+        seen[s.id] = seen.get(s.id, 0) + 1
+    problems.extend(
+        Problem("id", f"{sid!r} is defined {n} times") for sid, n in seen.items() if n > 1
+    )
+    if problems:
+        raise DefinitionError(problems)
+    return out
+
+
+class Segflow:
+    """A segflow instance over one store."""
+
+    def __init__(self, db: str | Path = "segflow.duckdb") -> None:
+        self.store = DuckDBStore(str(db))
+        self.con = self.store.con
+        self.registry = SegmentRegistry(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- events ---------------------------------------------------------------
+    def ingest(
+        self, paths: Sequence[Path], *, skip_invalid: bool = False, progress: Progress | None = None
+    ) -> list[Any]:
+        """Load event files; JSON Lines of Segment messages or flat CSV/Parquet tables."""
+        reports = []
+        for p in paths:
+            suffix = p.suffix.lower()
+            if suffix in JSONL_SUFFIXES:
+                reports.append(
+                    self.store.ingest_jsonl([p], skip_invalid=skip_invalid, progress=progress)
+                )
+            elif suffix in TABLE_SUFFIXES:
+                reports.append(
+                    self.store.ingest_table(p, skip_invalid=skip_invalid, progress=progress)
+                )
+            else:
+                raise ValueError(
+                    f"{p}: unknown file type {suffix or '(none)'}; use .jsonl, .csv or .parquet"
+                )
+        return reports
+
+    # -- segments -------------------------------------------------------------
+    def validate(self, path: Path) -> list[Segment]:
+        segs = read_segment_files(path)
+        self.registry.check(segs)
+        return segs
+
+    def apply(self, path: Path) -> list[tuple[Segment, str]]:
+        """Validate and save every segment under ``path``; static snapshots are taken now."""
+        saved = self.registry.save(read_segment_files(path))
+        for seg, status in saved:
+            if seg.mode == "static" and status != "unchanged":
+                self.snapshot(seg)
+        return saved
+
+    def snapshot(self, seg: Segment) -> int:
+        """Materialise a static segment: its member list, or its condition as of snapshot_at."""
+        if seg.members is not None:
+            return self.registry.set_static_members(seg.id, seg.members)
+        assert seg.condition is not None and seg.snapshot_at is not None
+        live = Segment(id=seg.id, name=seg.name, condition=seg.condition)
+        others = {k: v for k, v in self.registry.current().items() if k != seg.id}
+        result = evaluate(self.con, [*others.values(), live], seg.snapshot_at, only=[seg.id])
+        return self.registry.set_static_members(seg.id, result.members(seg.id))
+
+    def segments(self) -> dict[str, Segment]:
+        return self.registry.current()
+
+    def segment(self, segment_id: str) -> Segment:
+        seg = self.registry.get(segment_id)
+        if seg is None:
+            raise KeyError(f"unknown segment {segment_id!r}")
+        return seg
+
+    def delete(self, segment_id: str, *, force: bool = False) -> Segment:
+        return self.registry.delete(segment_id, force=force)
+
+    # -- evaluation -----------------------------------------------------------
+    def evaluate(
+        self, at: datetime | None = None, only: Iterable[str] | None = None, *, store: bool = True
+    ) -> tuple[Evaluation, BatchResult]:
+        """Evaluate segments as of ``at`` (default now) in one plan; store memberships."""
+        import time
+
+        at = at or utcnow()
+        segs = self.registry.current()
+        wanted = list(only) if only is not None else None
+        for sid in wanted or ():
+            if sid not in segs:
+                raise KeyError(f"unknown segment {sid!r}")
+        started = time.perf_counter()
+        result = evaluate(self.con, segs.values(), at, only=wanted)
+        sizes = result.sizes()
+        if store:
+            self._store(result, segs)
+        return Evaluation(at, sizes, time.perf_counter() - started), result
+
+    def _store(self, result: BatchResult, segs: dict[str, Segment]) -> None:
+        now = utcnow()
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for sid, column in result.query.columns.items():
+                version = segs[sid].version
+                self.con.execute("DELETE FROM memberships WHERE segment_id = ?", [sid])
+                self.con.execute(
+                    "INSERT INTO memberships (segment_id, profile_id, version, evaluated_at) "
+                    f'SELECT ?, profile_id, ?, ? FROM {result.table} WHERE "{column}"',
+                    [sid, version, result.at],
+                )
+                self.con.execute(
+                    "INSERT INTO evaluations (segment_id, version, evaluated_at, as_of, size) "
+                    f'SELECT ?, ?, ?, ?, count(*) FROM {result.table} WHERE "{column}"',
+                    [sid, version, now, result.at],
+                )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def import_static(self, segment_id: str, csv_path: Path, name: str | None = None) -> int:
+        """Create or replace a static segment from a CSV of profile ids (column
+        ``profile_id``, or the first column)."""
+        import csv
+
+        with csv_path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        if not rows:
+            raise ValueError(f"{csv_path}: empty file")
+        header = [h.strip() for h in rows[0]]
+        column = header.index("profile_id") if "profile_id" in header else 0
+        start = 1 if "profile_id" in header else 0
+        ids: list[str] = []
+        for line, row in enumerate(rows[start:], start=start + 1):
+            if len(row) <= column or not row[column].strip():
+                raise ValueError(f"{csv_path}:{line}: missing profile id")
+            ids.append(row[column].strip())
+        seg = Segment(
+            id=segment_id, name=name or segment_id, condition=None, mode="static",
+            members=tuple(dict.fromkeys(ids)),
+        )  # fmt: skip
+        ((saved, _),) = self.registry.save([seg])
+        return self.snapshot(saved)
+
+    def due_scheduled(self, now: datetime) -> list[str]:
+        """Scheduled segments whose cron schedule fired since their last evaluation."""
+        from croniter import croniter
+
+        last = dict(
+            self.con.execute(
+                "SELECT segment_id, max(as_of) FROM evaluations GROUP BY segment_id"
+            ).fetchall()
+        )
+        due = []
+        for seg in self.registry.current().values():
+            if seg.mode != "scheduled" or seg.schedule is None:
+                continue
+            previous = croniter(seg.schedule, now).get_prev(datetime)
+            if seg.id not in last or last[seg.id] < previous:
+                due.append(seg.id)
+        return sorted(due)
+
+    def run_schedule(self, now: datetime | None = None) -> Evaluation | None:
+        """Evaluate (as of now) every scheduled segment that is due; None when none is."""
+        now = now or utcnow()
+        due = self.due_scheduled(now)
+        if not due:
+            return None
+        evaluation, _ = self.evaluate(now, due)
+        return evaluation
+
+    def members(self, segment_id: str, at: datetime | None = None) -> list[str]:
+        self.segment(segment_id)
+        _, result = self.evaluate(at, [segment_id], store=False)
+        return result.members(segment_id)
+
+    def export(self, segment_id: str, out: Path, at: datetime | None = None) -> int:
+        """Write the members (as of ``at``) with their current traits to CSV or Parquet."""
+        self.segment(segment_id)
+        _, result = self.evaluate(at, [segment_id], store=False)
+        column = result.query.columns[segment_id]
+        suffix = out.suffix.lower()
+        if suffix not in (".csv", ".parquet"):
+            raise ValueError(f"{out}: export to .csv or .parquet")
+        fmt = "PARQUET" if suffix == ".parquet" else "CSV, HEADER"
+        rel = f'SELECT profile_id FROM {result.table} WHERE "{column}" ORDER BY profile_id'
+        target = str(out).replace("'", "''")
+        self.con.execute(f"COPY ({rel}) TO '{target}' (FORMAT {fmt})")
+        return result.size(segment_id)
