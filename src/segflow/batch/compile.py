@@ -2,13 +2,17 @@
 
 Shape of the query::
 
-    WITH agg AS (SELECT profile_id, <one FILTERed aggregate per event feature>
-                 FROM events WHERE "timestamp" <= :t AND event IN (<names used>)
+    WITH ev0 AS (SELECT profile_id, <one FILTERed aggregate per feature on these names>
+                 FROM events WHERE "timestamp" <= :t AND event IN (<one name set>)
                  GROUP BY profile_id),
+         ev1 AS (...),
          tr  AS (<traits as of :t, one row per profile, four typed columns per trait>),
          sq_k AS (<ASOF-join chain per sequence feature>)
     SELECT p.profile_id, <formula of segment 0> AS s0, ...
-    FROM profiles p LEFT JOIN agg ... LEFT JOIN tr ... LEFT JOIN sq_k ...
+    FROM profiles p LEFT JOIN ev0 ... LEFT JOIN tr ... LEFT JOIN sq_k ...
+
+Features are grouped by their event-name set so each scan touches only the rows its
+aggregates can use: a row pays for the aggregates of its own event, not all of them.
 
 Every user-supplied name becomes a quoted identifier and every value a literal
 escaped by sqlglot; nothing is pasted into SQL text.  Two-valued logic: each leaf is
@@ -21,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlglot
 from sqlglot import exp
 
 from segflow.model.definition import (
@@ -247,6 +252,7 @@ class BatchCompiler:
         self.catalog = catalog
         self.at = at
         self.dialect = dialect
+        self.agg_table: dict[str, str] = {}
 
     # -- event rows ---------------------------------------------------------
     def field_typed(self, path: str) -> Typed:
@@ -303,8 +309,10 @@ class BatchCompiler:
         return coalesce_false(compare_typed(self.field_typed(p.path), p.cmp, self.at))
 
     def filter_sql(self, f: EventFilter) -> exp.Expression:
-        names = exp.In(this=col("event"), expressions=[lit(n) for n in f.names])
-        return and_(names, *(self.predicate(p) for p in f.where))
+        return and_(self.names_sql(f.names), self.where_sql(f))
+
+    def where_sql(self, f: EventFilter) -> exp.Expression:
+        return and_(*(self.predicate(p) for p in f.where))
 
     def window_sql(self, w: Window | None) -> exp.Expression:
         ts = col("timestamp")
@@ -323,8 +331,16 @@ class BatchCompiler:
             return lower
         return exp.and_(lower, exp.LT(this=ts, expression=ts_lit(w.until)))
 
-    def aggregate(self, a: EventAggregate) -> exp.Expression:
-        cond = and_(self.filter_sql(a.filter), self.window_sql(a.window))
+    def names_sql(self, names: tuple[str, ...]) -> exp.Expression:
+        if len(names) == 1:
+            return exp.EQ(this=col("event"), expression=lit(names[0]))
+        return exp.In(this=col("event"), expressions=[lit(n) for n in names])
+
+    def aggregate(self, a: EventAggregate, *, check_names: bool = True) -> exp.Expression:
+        """One filtered aggregate; ``check_names=False`` when the scan already keeps
+        only events with the filter's names."""
+        flt = self.filter_sql(a.filter) if check_names else self.where_sql(a.filter)
+        cond = and_(flt, self.window_sql(a.window))
         m = a.measure
         if m == "count":
             agg: exp.Expression = exp.Count(this=exp.Star())
@@ -339,11 +355,15 @@ class BatchCompiler:
             assert a.of is not None
             num = self.field_typed(a.of).number
             if num is None:
-                return exp.Literal.number(0) if m == "sum" else exp.null()
+                return exp.Literal.number(0) if m == "sum" else exp.cast(exp.null(), "DOUBLE")
             klass = {"sum": exp.Sum, "avg": exp.Avg, "min": exp.Min, "max": exp.Max}[m]
             agg = klass(this=num)
         if cond is FALSE:
-            return exp.Literal.number(0) if m in ("count", "distinct", "sum") else exp.null()
+            if m in ("count", "distinct", "sum"):
+                return exp.Literal.number(0)
+            return exp.cast(
+                exp.null(), "TIMESTAMP" if m in ("first_time", "last_time") else "DOUBLE"
+            )
         if cond is TRUE:
             return agg
         return exp.Filter(this=agg, expression=exp.Where(this=cond))
@@ -370,23 +390,28 @@ class BatchCompiler:
 
         query = exp.select(col("profile_id", "p")).from_(exp.alias_(exp.to_table("profiles"), "p"))
         ctes: list[tuple[str, exp.Expression]] = []
-        if aggs:
-            names = sorted({n for f in aggs.values() for n in f.filter.names})
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for k, f in sorted(aggs.items()):
+            groups.setdefault(f.filter.names, []).append(k)
+        for i, (names, keys) in enumerate(sorted(groups.items())):
+            name = f"ev{i}"
             scan = (
                 exp.select(col("profile_id"))
                 .from_("events")
                 .where(
                     and_(
                         exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
-                        exp.In(this=col("event"), expressions=[lit(n) for n in names]),
+                        self.names_sql(names),
                     )
                 )
                 .group_by(col("profile_id"))
             )
-            for k, f in sorted(aggs.items()):
-                scan = scan.select(exp.alias_(self.aggregate(f), f"f_{k}", quoted=True))
-            ctes.append(("agg", scan))
-            query = query.join(exp.to_table("agg"), on=self._on("agg"), join_type="LEFT")
+            for k in keys:
+                self.agg_table[k] = name
+                agg = self.aggregate(aggs[k], check_names=False)
+                scan = scan.select(exp.alias_(agg, f"f_{k}", quoted=True))
+            ctes.append((name, scan))
+            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT")
         if traits:
             ctes.append(("tr", self.traits_cte(traits)))
             query = query.join(exp.to_table("tr"), on=self._on("tr"), join_type="LEFT")
@@ -417,31 +442,18 @@ class BatchCompiler:
         return exp.EQ(this=col("profile_id", "p"), expression=col("profile_id", table))
 
     def traits_cte(self, traits: Mapping[str, TraitValue]) -> exp.Expression:
+        """Each trait's latest write at or before ``at`` (by timestamp, then message id).
+
+        ``ARG_MAX`` over a struct keeps the whole winning row, nulls included, in one
+        grouped pass (no sort, unlike a ROW_NUMBER window).
+        """
         keys = sorted({t.name for t in traits.values()})
-        ranked = (
-            exp.select(
-                "profile_id",
-                "key",
-                "kind",
-                "num",
-                "str",
-                "bool",
-            )
-            .select(
-                exp.alias_(
-                    exp.Window(
-                        this=exp.RowNumber(),
-                        partition_by=[col("profile_id"), col("key")],
-                        order=exp.Order(
-                            expressions=[
-                                exp.Ordered(this=col("timestamp"), desc=True),
-                                exp.Ordered(this=col("message_id"), desc=True),
-                            ]
-                        ),
-                    ),
-                    "rn",
-                )
-            )
+        row = sqlglot.parse_one(
+            "ARG_MAX({'k': kind, 'n': num, 's': str, 'b': bool}, (\"timestamp\", message_id))",
+            read="duckdb",
+        )
+        latest = (
+            exp.select(col("profile_id"))
             .from_("traits")
             .where(
                 exp.and_(
@@ -449,24 +461,22 @@ class BatchCompiler:
                     exp.In(this=col("key"), expressions=[lit(k) for k in keys]),
                 )
             )
-        )
-        latest = (
-            exp.select(col("profile_id"))
-            .from_(exp.alias_(exp.Subquery(this=ranked), "r"))
-            .where(exp.EQ(this=col("rn"), expression=exp.Literal.number(1)))
             .group_by(col("profile_id"))
         )
+        outer = exp.select(col("profile_id"))
         for k, t in sorted(traits.items()):
             is_key = exp.EQ(this=col("key"), expression=lit(t.name))
-            for part in ("kind", "num", "str", "bool"):
-                latest = latest.select(
-                    exp.alias_(
-                        exp.Filter(this=exp.Max(this=col(part)), expression=exp.Where(this=is_key)),
-                        f"t{part[0]}_{k}",
-                        quoted=True,
-                    )
+            latest = latest.select(
+                exp.alias_(
+                    exp.Filter(this=row.copy(), expression=exp.Where(this=is_key)),
+                    f"tv_{k}",
+                    quoted=True,
                 )
-        return latest
+            )
+            for part in ("kind", "num", "str", "bool"):
+                field = fn("STRUCT_EXTRACT", col(f"tv_{k}"), exp.Literal.string(part[0]))
+                outer = outer.select(exp.alias_(field, f"t{part[0]}_{k}", quoted=True))
+        return outer.from_(latest.subquery("latest"))
 
     def sequence_cte(self, s: SequenceMatch) -> exp.Expression:
         """Greedy earliest matches: from every first-step event, ASOF-join the next
@@ -535,8 +545,8 @@ class BatchCompiler:
         if isinstance(f, FCompare):
             return coalesce_false(self.compare_feature(f))
         if isinstance(f, FAbandoned):
-            last = col(f"f_{f.last}", "agg")
-            follow = col(f"f_{f.follow}", "agg")
+            last = col(f"f_{f.last}", self.agg_table[f.last])
+            follow = col(f"f_{f.follow}", self.agg_table[f.follow])
             return coalesce_false(
                 exp.and_(
                     exp.LTE(
@@ -593,7 +603,7 @@ class BatchCompiler:
             )
             return compare_typed(v, f.cmp, self.at)
         assert isinstance(feat, EventAggregate)
-        value: exp.Expression = col(f"f_{f.feature}", "agg")
+        value: exp.Expression = col(f"f_{f.feature}", self.agg_table[f.feature])
         if feat.measure in ("first_time", "last_time"):
             return compare_time(value, f.cmp, self.at)
         if feat.measure in ("count", "distinct", "sum"):

@@ -1,69 +1,69 @@
-WITH agg AS (
+WITH ev0 AS (
   SELECT
     "profile_id",
     SUM("properties.revenue") FILTER(WHERE
-      "event" IN ('Order Completed')
-      AND "timestamp" > CAST('2026-05-05 12:00:00.000000' AS TIMESTAMP)) AS "f_062623729638",
-    MAX("timestamp") FILTER(WHERE
-      "event" IN ('Order Completed')) AS "f_0754d3942079",
-    MAX("timestamp") FILTER(WHERE
-      "event" IN ('Product Added')
-      AND "timestamp" > CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)) AS "f_1e9bda9ea718",
+      "timestamp" > CAST('2026-05-05 12:00:00.000000' AS TIMESTAMP)) AS "f_062623729638",
+    MAX("timestamp") AS "f_0754d3942079",
     COUNT(*) FILTER(WHERE
-      (
-        "event" IN ('Product Viewed')
-        AND COALESCE(
-          COALESCE(
-            "properties.category",
-            CASE
-              WHEN JSON_TYPE("extra", '/properties/category') = 'VARCHAR'
-              THEN "extra" ->> '/properties/category'
-            END
-          ) = 'Luxury Watches',
-          FALSE
-        )
-      )
-      AND "timestamp" > CAST('2026-10-30 12:00:00.000000' AS TIMESTAMP)) AS "f_36fb34f654d5",
-    COUNT(*) FILTER(WHERE
-      "event" IN ('Order Completed')
-      AND "timestamp" > CAST('2026-10-02 12:00:00.000000' AS TIMESTAMP)) AS "f_51af634a388b",
-    COUNT(*) FILTER(WHERE
-      "event" IN ('Order Completed')) AS "f_99371953c3f2"
+      "timestamp" > CAST('2026-10-02 12:00:00.000000' AS TIMESTAMP)) AS "f_51af634a388b",
+    COUNT(*) AS "f_99371953c3f2"
   FROM events
   WHERE
     "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
-    AND "event" IN ('Order Completed', 'Product Added', 'Product Viewed')
+    AND "event" = 'Order Completed'
+  GROUP BY
+    "profile_id"
+), ev1 AS (
+  SELECT
+    "profile_id",
+    MAX("timestamp") FILTER(WHERE
+      "timestamp" > CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)) AS "f_1e9bda9ea718"
+  FROM events
+  WHERE
+    "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
+    AND "event" = 'Product Added'
+  GROUP BY
+    "profile_id"
+), ev2 AS (
+  SELECT
+    "profile_id",
+    COUNT(*) FILTER(WHERE
+      COALESCE(
+        COALESCE(
+          "properties.category",
+          CASE
+            WHEN JSON_TYPE("extra", '/properties/category') = 'VARCHAR'
+            THEN "extra" ->> '/properties/category'
+          END
+        ) = 'Luxury Watches',
+        FALSE
+      )
+      AND "timestamp" > CAST('2026-10-30 12:00:00.000000' AS TIMESTAMP)) AS "f_36fb34f654d5"
+  FROM events
+  WHERE
+    "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
+    AND "event" = 'Product Viewed'
   GROUP BY
     "profile_id"
 ), tr AS (
   SELECT
     "profile_id",
-    MAX("kind") FILTER(WHERE
-      "key" = 'country') AS "tk_b8c3f748baa6",
-    MAX("num") FILTER(WHERE
-      "key" = 'country') AS "tn_b8c3f748baa6",
-    MAX("str") FILTER(WHERE
-      "key" = 'country') AS "ts_b8c3f748baa6",
-    MAX("bool") FILTER(WHERE
-      "key" = 'country') AS "tb_b8c3f748baa6"
+    STRUCT_EXTRACT("tv_b8c3f748baa6", 'k') AS "tk_b8c3f748baa6",
+    STRUCT_EXTRACT("tv_b8c3f748baa6", 'n') AS "tn_b8c3f748baa6",
+    STRUCT_EXTRACT("tv_b8c3f748baa6", 's') AS "ts_b8c3f748baa6",
+    STRUCT_EXTRACT("tv_b8c3f748baa6", 'b') AS "tb_b8c3f748baa6"
   FROM (
     SELECT
-      profile_id,
-      key,
-      kind,
-      num,
-      str,
-      bool,
-      ROW_NUMBER() OVER (PARTITION BY "profile_id", "key" ORDER BY "timestamp" DESC, "message_id" DESC) AS rn
+      "profile_id",
+      ARG_MAX({'k': kind, 'n': num, 's': str, 'b': bool}, ("timestamp", message_id)) FILTER(WHERE
+        "key" = 'country') AS "tv_b8c3f748baa6"
     FROM traits
     WHERE
       "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
       AND "key" IN ('country')
-  ) AS r
-  WHERE
-    "rn" = 1
-  GROUP BY
-    "profile_id"
+    GROUP BY
+      "profile_id"
+  ) AS latest
 ), sq_4f540bd3a66a AS (
   SELECT
     "profile_id",
@@ -80,7 +80,7 @@ WITH agg AS (
       FROM events
       WHERE
         "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
-        AND "event" IN ('Product Viewed')
+        AND "event" = 'Product Viewed'
         AND "timestamp" > CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)
     ) AS e0
     ASOF JOIN (
@@ -90,7 +90,7 @@ WITH agg AS (
       FROM events
       WHERE
         "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
-        AND "event" IN ('Order Completed')
+        AND "event" = 'Order Completed'
         AND "timestamp" > CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)
     ) AS e1
       ON "e0"."profile_id" = "e1"."profile_id" AND "e0"."ts" < "e1"."ts"
@@ -101,23 +101,27 @@ WITH agg AS (
 SELECT
   "p"."profile_id",
   COALESCE("sq_4f540bd3a66a"."matched", FALSE) AS s0,
-  COALESCE(COALESCE("agg"."f_99371953c3f2", 0) >= 1.0, FALSE)
-  AND NOT COALESCE(COALESCE("agg"."f_51af634a388b", 0) >= 1.0, FALSE) AS s1,
-  COALESCE(COALESCE("agg"."f_062623729638", 0) > 5000.0, FALSE)
-  AND COALESCE(COALESCE("agg"."f_36fb34f654d5", 0) >= 1.0, FALSE)
+  COALESCE(COALESCE("ev0"."f_99371953c3f2", 0) >= 1.0, FALSE)
+  AND NOT COALESCE(COALESCE("ev0"."f_51af634a388b", 0) >= 1.0, FALSE) AS s1,
+  COALESCE(COALESCE("ev0"."f_062623729638", 0) > 5000.0, FALSE)
+  AND COALESCE(COALESCE("ev2"."f_36fb34f654d5", 0) >= 1.0, FALSE)
   AND COALESCE(
-    "agg"."f_1e9bda9ea718" <= CAST('2026-10-31 12:00:00.000000' AS TIMESTAMP)
+    "ev1"."f_1e9bda9ea718" <= CAST('2026-10-31 12:00:00.000000' AS TIMESTAMP)
     AND (
-      "agg"."f_0754d3942079" IS NULL
-      OR "agg"."f_0754d3942079" <= "agg"."f_1e9bda9ea718"
+      "ev0"."f_0754d3942079" IS NULL
+      OR "ev0"."f_0754d3942079" <= "ev1"."f_1e9bda9ea718"
     ),
     FALSE
   ) AS s2,
   COALESCE("tr"."ts_b8c3f748baa6" IN ('PL', 'it''s'), FALSE) AS s3,
-  COALESCE(COALESCE("agg"."f_51af634a388b", 0) >= 1.0, FALSE) AS s4
+  COALESCE(COALESCE("ev0"."f_51af634a388b", 0) >= 1.0, FALSE) AS s4
 FROM profiles AS p
-LEFT JOIN agg
-  ON "p"."profile_id" = "agg"."profile_id"
+LEFT JOIN ev0
+  ON "p"."profile_id" = "ev0"."profile_id"
+LEFT JOIN ev1
+  ON "p"."profile_id" = "ev1"."profile_id"
+LEFT JOIN ev2
+  ON "p"."profile_id" = "ev2"."profile_id"
 LEFT JOIN tr
   ON "p"."profile_id" = "tr"."profile_id"
 LEFT JOIN sq_4f540bd3a66a
