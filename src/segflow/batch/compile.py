@@ -247,9 +247,17 @@ class CompiledQuery:
 class BatchCompiler:
     """Turns a plan into SQL for one instant ``at``; holds per-compile naming state."""
 
-    def __init__(self, plan: Plan, catalog: Catalog, at: datetime, dialect: str = "duckdb") -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        catalog: Catalog,
+        at: datetime,
+        dialect: str = "duckdb",
+        event_codes: Mapping[str, int] | None = None,
+    ) -> None:
         self.plan = plan
         self.catalog = catalog
+        self.event_codes = event_codes
         self.at = at
         self.dialect = dialect
         self.agg_table: dict[str, str] = {}
@@ -332,6 +340,17 @@ class BatchCompiler:
         return exp.and_(lower, exp.LT(this=ts, expression=ts_lit(w.until)))
 
     def names_sql(self, names: tuple[str, ...]) -> exp.Expression:
+        """Match event names; with the store's name codes an integer compare, which
+        is an order of magnitude cheaper per row than comparing strings."""
+        if self.event_codes is not None:
+            codes = sorted({self.event_codes[n] for n in names if n in self.event_codes})
+            if not codes:
+                return FALSE
+            if len(codes) == 1:
+                return exp.EQ(this=col("event_code"), expression=exp.Literal.number(codes[0]))
+            return exp.In(
+                this=col("event_code"), expressions=[exp.Literal.number(c) for c in codes]
+            )
         if len(names) == 1:
             return exp.EQ(this=col("event"), expression=lit(names[0]))
         return exp.In(this=col("event"), expressions=[lit(n) for n in names])

@@ -20,6 +20,17 @@ def load_catalog(con: duckdb.DuckDBPyConnection) -> dict[str, Field]:
     return {path: Field(type_, bool(overflow)) for path, type_, overflow in rows}
 
 
+def load_event_codes(con: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
+    """Event name -> integer code, when the store keeps codes (see store.schema)."""
+    has = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events'"
+        " AND column_name = 'event_code'"
+    ).fetchone()
+    if not has or not has[0]:
+        return None
+    return dict(con.execute("SELECT name, code FROM event_names").fetchall())
+
+
 def closure(segments: dict[str, Segment], wanted: Iterable[str]) -> list[Segment]:
     """The wanted segments and every segment they reference, transitively."""
     seen: dict[str, Segment] = {}
@@ -71,7 +82,8 @@ class BatchResult:
 def compile_plan(
     con: duckdb.DuckDBPyConnection, plan: Plan, at: datetime, catalog: Catalog | None = None
 ) -> CompiledQuery:
-    return BatchCompiler(plan, catalog if catalog is not None else load_catalog(con), at).compile()
+    catalog = catalog if catalog is not None else load_catalog(con)
+    return BatchCompiler(plan, catalog, at, event_codes=load_event_codes(con)).compile()
 
 
 def evaluate(
