@@ -26,9 +26,12 @@ CORE_EVENT_COLUMNS: Final = (
     "event",
     "user_id",
     "anonymous_id",
+    "previous_id",
+    "group_id",
     "profile_id",
     "timestamp",
     "received_at",
+    "sent_at",
     "extra",
 )
 
@@ -41,9 +44,12 @@ CREATE TABLE IF NOT EXISTS events (
     event        VARCHAR,
     user_id      VARCHAR,
     anonymous_id VARCHAR,
+    previous_id  VARCHAR,
+    group_id     VARCHAR,
     profile_id   VARCHAR NOT NULL,
     "timestamp"  TIMESTAMP NOT NULL,
     received_at  TIMESTAMP,
+    sent_at      TIMESTAMP,
     extra        JSON
 );
 CREATE TABLE IF NOT EXISTS field_catalog (
@@ -74,6 +80,22 @@ CREATE TABLE IF NOT EXISTS profiles (
     first_seen TIMESTAMP NOT NULL,
     last_seen  TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS merges (
+    from_profile VARCHAR NOT NULL,
+    into_profile VARCHAR NOT NULL,
+    "at"         TIMESTAMP NOT NULL
+);
+CREATE OR REPLACE MACRO traits_as_of(t) AS TABLE
+    SELECT profile_id, key, kind, num, str, bool, json, "timestamp", message_id,
+           CASE kind WHEN 'number' THEN to_json(num) WHEN 'string' THEN to_json(str)
+                     WHEN 'bool' THEN to_json(bool) WHEN 'json' THEN json END AS value
+    FROM traits
+    WHERE "timestamp" <= t
+    QUALIFY row_number() OVER (PARTITION BY profile_id, key
+                               ORDER BY "timestamp" DESC, message_id DESC) = 1
+        AND kind <> 'null';
+CREATE OR REPLACE VIEW current_traits AS
+    SELECT * FROM traits_as_of(TIMESTAMP '294247-01-01 00:00:00');
 CREATE TABLE IF NOT EXISTS segment_definitions (
     segment_id VARCHAR NOT NULL,
     version    INTEGER NOT NULL,
@@ -111,6 +133,27 @@ CREATE TABLE IF NOT EXISTS evaluations (
   and exactly the matching value column is set. The value as of ``t`` is the
   row with the greatest (timestamp, message_id) at or before ``t``; kind
   ``null`` means the trait was cleared.
-* ``identities``: kind ``user`` or ``anonymous`` -> current profile id.
-* ``profiles``: the universe: every known profile id.
+* ``identities``: kind ``user`` or ``anonymous`` -> current profile id;
+  ``first_seen`` is the earliest event timestamp mentioning it.  Kind
+  ``previous`` records the previous ids of alias calls: such an id links to the
+  user or anonymous id with the same value, whenever that one arrives.  A
+  profile's id is its user id seen first (then the smallest), else its earliest
+  anonymous id: a function of the messages, not of their arrival order.
+* ``profiles``: the universe: every known profile id, with the earliest and latest
+  event timestamp of its (merged) events.
+* ``events.previous_id`` (alias), ``group_id`` (group), ``sent_at``: Segment
+  fields kept as they came.  ``seq`` is unique and grows with ingestion order
+  (stored max + the line/row number in the loaded file; gaps are normal).
+* Dotted columns: a path whose name differs from an existing column only in case
+  (DuckDB names are case-insensitive), or that contains NUL, gets no column: its
+  catalog type is ``JSON`` and its values live in ``extra`` only.  A path whose
+  first value was an array is also type ``JSON`` (every value in ``extra``);
+  ``overflow`` is set once such a path also sees a scalar.  Null values are not
+  stored as event fields (a null property is an absent one).
+* ``merges``: profile ``from_profile`` was merged into ``into_profile`` at ``at``
+  (wall-clock time of the load); its events, traits and identities were rewritten.
+  Follow chains (a -> b, later b -> c) to find where a profile went.
+* ``traits_as_of(t)`` (table macro) and ``current_traits`` (view): one row per
+  (profile, key) with the value as of ``t`` / now; cleared traits are absent;
+  ``value`` is the value as JSON whatever its kind.
 """

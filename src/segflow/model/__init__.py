@@ -1,0 +1,1 @@
+"""Typed models: Segment-spec messages and segment definitions."""

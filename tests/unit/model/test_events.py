@@ -1,0 +1,324 @@
+"""Parsing Segment messages: spellings, time zones, validation that names the field."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segflow.model.events import (
+    DERIVED_ID_PREFIX,
+    IngestError,
+    Message,
+    parse_message,
+)
+
+T = "2026-03-01T12:00:00Z"
+
+
+def problems(raw: object) -> list[str]:
+    with pytest.raises(IngestError) as err:
+        parse_message(raw)
+    return [str(p) for p in err.value.problems]
+
+
+def test_snake_case_and_camel_case_give_the_same_message() -> None:
+    snake = {
+        "type": "identify",
+        "message_id": "m1",
+        "user_id": "u1",
+        "anonymous_id": "a1",
+        "timestamp": T,
+        "received_at": T,
+        "sent_at": T,
+        "traits": {"email": "x@example.com"},
+    }
+    camel = {
+        "type": "identify",
+        "messageId": "m1",
+        "userId": "u1",
+        "anonymousId": "a1",
+        "timestamp": T,
+        "receivedAt": T,
+        "sentAt": T,
+        "traits": {"email": "x@example.com"},
+    }
+    assert parse_message(snake) == parse_message(camel)
+
+
+def test_timestamp_with_offset_becomes_naive_utc() -> None:
+    msg = parse_message(
+        {"type": "track", "event": "E", "userId": "u", "timestamp": "2026-03-01T14:30:00+02:00"}
+    )
+    assert msg.timestamp == datetime(2026, 3, 1, 12, 30)
+    assert msg.timestamp.tzinfo is None
+
+
+def test_naive_timestamp_is_taken_as_utc_and_z_is_utc() -> None:
+    naive = parse_message(
+        {"type": "track", "event": "E", "userId": "u", "timestamp": "2026-03-01T12:00:00"}
+    )
+    zulu = parse_message({"type": "track", "event": "E", "userId": "u", "timestamp": T})
+    assert naive.timestamp == zulu.timestamp == datetime(2026, 3, 1, 12)
+
+
+def test_datetime_objects_are_accepted_for_in_memory_messages() -> None:
+    t = datetime(2026, 3, 1, 14, tzinfo=timezone(timedelta(hours=2)))
+    msg = parse_message({"type": "track", "event": "E", "userId": "u", "timestamp": t})
+    assert msg.timestamp == datetime(2026, 3, 1, 12)
+
+
+def test_missing_timestamp_is_named() -> None:
+    assert problems({"type": "track", "event": "E", "userId": "u"}) == ["timestamp: missing"]
+
+
+def test_unparseable_timestamp_is_named() -> None:
+    assert problems({"type": "track", "event": "E", "userId": "u", "timestamp": "yesterday"}) == [
+        "timestamp: not an ISO 8601 timestamp: 'yesterday'"
+    ]
+
+
+def test_properties_must_be_an_object() -> None:
+    got = problems(
+        {"type": "track", "event": "E", "userId": "u", "timestamp": T, "properties": [1]}
+    )
+    assert got == ["properties: expected an object, got an array"]
+
+
+def test_unknown_type_is_named() -> None:
+    got = problems({"type": "foo", "userId": "u", "timestamp": T})
+    assert len(got) == 1 and got[0].startswith('type: unknown message type "foo"')
+
+
+def test_a_message_needs_a_user_id_or_an_anonymous_id() -> None:
+    got = problems({"type": "track", "event": "E", "timestamp": T})
+    assert got == ["user_id: missing (a message needs user_id or anonymous_id)"]
+
+
+def test_alias_needs_previous_id_and_user_id() -> None:
+    got = problems({"type": "alias", "anonymousId": "a", "timestamp": T})
+    assert got == [
+        "previous_id: missing (alias needs previous_id)",
+        "user_id: missing (alias needs user_id)",
+    ]
+
+
+def test_track_needs_an_event_name() -> None:
+    assert problems({"type": "track", "userId": "u", "timestamp": T}) == [
+        "event: missing (required for track)"
+    ]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    got = problems({"type": 3, "userId": 2.5, "properties": "x"})
+    assert "type: expected a string, got a number" in got
+    assert "timestamp: missing" in got
+    assert "userId: expected a string, got a number" in got
+    assert "properties: expected an object, got a string" in got
+
+
+def test_the_two_spellings_must_agree() -> None:
+    got = problems({"type": "track", "event": "E", "user_id": "a", "userId": "b", "timestamp": T})
+    assert got == ["userId: conflicts with user_id ('a' != 'b')"]
+
+
+def test_not_an_object_is_rejected() -> None:
+    assert problems([1, 2]) == ["expected a JSON object, got an array"]
+
+
+def test_numeric_ids_become_text_and_type_is_case_insensitive() -> None:
+    msg = parse_message({"type": "Track", "event": "E", "userId": 42, "timestamp": T})
+    assert msg.user_id == "42" and msg.type == "track"
+
+
+def test_page_name_and_category_are_stored_in_properties() -> None:
+    msg = parse_message(
+        {
+            "type": "page",
+            "anonymousId": "a",
+            "timestamp": T,
+            "name": "Home",
+            "category": "Landing",
+            "properties": {"url": "/"},
+        }
+    )
+    assert msg.properties == {"url": "/", "name": "Home", "category": "Landing"}
+
+
+def test_missing_message_id_is_derived_from_content_not_delivery_times() -> None:
+    base = {"type": "track", "event": "E", "userId": "u", "timestamp": T, "properties": {"a": 1}}
+    one = parse_message({**base, "receivedAt": "2026-03-02T00:00:00Z"})
+    two = parse_message({**base, "receivedAt": "2026-03-05T00:00:00Z"})
+    other = parse_message({**base, "properties": {"a": 2}})
+    assert one.message_id == two.message_id
+    assert one.message_id.startswith(DERIVED_ID_PREFIX)
+    assert other.message_id != one.message_id
+
+
+def test_values_that_are_not_json_are_rejected_with_their_path() -> None:
+    got = problems(
+        {
+            "type": "track",
+            "event": "E",
+            "userId": "u",
+            "timestamp": T,
+            "properties": {"a": {"b": float("nan")}, "c": object()},
+        }
+    )
+    assert got[0] == "properties.a.b: number must be finite, got nan"
+    assert got[1] == "properties.c: not a JSON value (object)"
+
+
+def test_leaves_are_flattened_dotted_paths() -> None:
+    msg = parse_message(
+        {
+            "type": "track",
+            "event": "E",
+            "userId": "u",
+            "timestamp": T,
+            "properties": {"a": {"b": 1, "c": [1, {"d": 2}]}, "e": None, "f": {}},
+            "context": {"device": {"type": "mobile"}},
+        }
+    )
+    assert msg.leaves == (
+        ("properties.a.b", 1),
+        ("properties.a.c", [1, {"d": 2}]),
+        ("properties.e", None),
+        ("context.device.type", "mobile"),
+    )
+
+
+def test_profile_traits_come_from_identify_and_context_traits_not_group_traits() -> None:
+    ident = parse_message(
+        {
+            "type": "identify",
+            "userId": "u",
+            "timestamp": T,
+            "traits": {"plan": "pro", "address": {"city": "Oslo"}},
+            "context": {"traits": {"plan": "free", "age": 30}},
+        }
+    )
+    assert ident.profile_traits() == {"plan": "pro", "address.city": "Oslo", "age": 30}
+    group = parse_message(
+        {"type": "group", "userId": "u", "groupId": "g", "timestamp": T, "traits": {"seats": 5}}
+    )
+    assert group.profile_traits() == {}
+
+
+# -- properties -------------------------------------------------------------------
+
+ids = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=8)
+keys = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="."),
+    min_size=1,
+    max_size=6,
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=10),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(keys, inner, max_size=3)),
+    max_leaves=8,
+)
+objects = st.dictionaries(keys, json_values, max_size=4)
+instants = st.datetimes(
+    min_value=datetime(1990, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.none()
+)
+offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+@st.composite
+def valid_messages(draw: st.DrawFn) -> tuple[dict[str, Any], datetime]:
+    """A valid message in random spellings, and its timestamp as naive UTC."""
+    type_ = draw(st.sampled_from(["track", "identify", "page", "screen", "alias", "group"]))
+    camel = draw(st.booleans())
+
+    def key(snake: str) -> str:
+        if not camel:
+            return snake
+        head, *rest = snake.split("_")
+        return head + "".join(p.title() for p in rest)
+
+    utc = draw(instants)
+    tz = draw(offsets)
+    raw: dict[str, Any] = {
+        "type": type_,
+        "timestamp": utc.replace(tzinfo=UTC).astimezone(tz).isoformat(),
+        key("message_id"): draw(ids),
+    }
+    if type_ == "alias":
+        raw[key("user_id")] = draw(ids)
+        raw[key("previous_id")] = draw(ids)
+    else:
+        who = draw(st.sampled_from(["user", "anonymous", "both"]))
+        if who in ("user", "both"):
+            raw[key("user_id")] = draw(ids)
+        if who in ("anonymous", "both"):
+            raw[key("anonymous_id")] = draw(ids)
+    if type_ == "track":
+        raw["event"] = draw(ids)
+    if type_ == "group":
+        raw[key("group_id")] = draw(ids)
+    for name in ("properties", "context", "traits"):
+        if draw(st.booleans()):
+            raw[name] = draw(objects)
+    return raw, utc
+
+
+@settings(max_examples=150, deadline=None)
+@given(valid_messages())
+def test_valid_messages_parse_and_round_trip(case: tuple[dict[str, Any], datetime]) -> None:
+    raw, utc = case
+    msg = parse_message(raw)
+    assert msg.timestamp == utc
+    assert msg.user_id == (raw.get("user_id") or raw.get("userId"))
+    assert msg.message_id == (raw.get("message_id") or raw.get("messageId"))
+    again = parse_message(msg.to_dict())
+    assert again == msg
+    assert again.leaves == msg.leaves
+
+
+junk_fields = st.dictionaries(
+    st.sampled_from(
+        [
+            "type",
+            "event",
+            "userId",
+            "user_id",
+            "anonymousId",
+            "previousId",
+            "groupId",
+            "messageId",
+            "timestamp",
+            "receivedAt",
+            "sentAt",
+            "properties",
+            "context",
+            "traits",
+            "name",
+            "category",
+        ]
+    ),
+    st.one_of(json_values, st.sampled_from(["track", "alias", "2026-01-01", T])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(junk_fields, json_values))
+def test_junk_gives_an_ingest_error_never_a_crash(raw: object) -> None:
+    try:
+        msg = parse_message(raw)
+    except IngestError as e:
+        assert e.problems
+        assert all(str(p) for p in e.problems)
+    else:
+        assert isinstance(msg, Message)
+        assert parse_message(msg.to_dict()) == msg
