@@ -11,6 +11,7 @@ import duckdb
 import orjson
 
 from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
+from segflow.store import event_codes
 from segflow.store.schema import DDL
 
 FIELDS = {
@@ -120,6 +121,7 @@ def load(con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory]) ->
             "INSERT INTO field_catalog (path, type, overflow) VALUES (?, ?, ?)",
             [path, kind, path in overflow],
         )
+    event_codes.assign(con)
 
 
 __all__ = ["Event", "ProfileHistory", "TraitWrite", "load"]
