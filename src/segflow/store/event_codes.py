@@ -20,12 +20,19 @@ ALTER TABLE events ADD COLUMN IF NOT EXISTS event_code INTEGER;
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the code table and column; a store from before codes gets them filled."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events'"
+        " AND column_name = 'event_code'"
+    ).fetchone()
     con.execute(DDL)
+    if row is not None and row[0] == 0:
+        assign(con)
 
 
 def assign(con: duckdb.DuckDBPyConnection) -> int:
     """Give new event names a code and fill ``event_code`` where it is missing."""
-    ensure(con)
+    con.execute(DDL)
     con.execute(
         """
         INSERT INTO event_names
