@@ -15,7 +15,6 @@ from typing import Any
 from segflow.batch.run import BatchResult, evaluate
 from segflow.model.definition import Segment, load_segment_text
 from segflow.model.errors import DefinitionError, Problem
-from segflow.store import event_codes
 from segflow.store.duckdb_store import DuckDBStore
 from segflow.store.segments import SegmentRegistry, utcnow
 
@@ -69,7 +68,6 @@ class Segflow:
         self.store = DuckDBStore(str(db))
         self.con = self.store.con
         self.registry = SegmentRegistry(self.con)
-        event_codes.ensure(self.con)
 
     def close(self) -> None:
         self.con.close()
@@ -94,7 +92,6 @@ class Segflow:
                 raise ValueError(
                     f"{p}: unknown file type {suffix or '(none)'}; use .jsonl, .csv or .parquet"
                 )
-            event_codes.assign(self.con)
         return reports
 
     # -- segments -------------------------------------------------------------

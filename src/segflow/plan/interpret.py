@@ -214,8 +214,10 @@ def aggregate(events: Sequence[Event], a: EventAggregate, at: datetime) -> Any:
 def trait_as_of(writes: Sequence[TraitWrite], key: str, at: datetime) -> Any:
     best: TraitWrite | None = None
     for w in writes:
-        if w.key == key and w.timestamp <= at and (
-            best is None or (w.timestamp, w.message_id) > (best.timestamp, best.message_id)
+        if (
+            w.key == key
+            and w.timestamp <= at
+            and (best is None or (w.timestamp, w.message_id) > (best.timestamp, best.message_id))
         ):
             best = w
     return MISSING if best is None or best.value is None else best.value

@@ -1,19 +1,20 @@
 """The embedded DuckDB store: event ingestion, identity resolution and reads.
 
-Every load goes through a staging table and one transaction.  Input is parsed and
-checked first: JSON Lines in Python (orjson; core fields validated per line,
-batches handed to DuckDB as Arrow tables), CSV/Parquet entirely in DuckDB.  The
-dynamic fields (every leaf of ``properties``, ``context``, ``traits``) are then
-typed and extracted vectorised by DuckDB's JSON functions: one scan finds the
-paths, one fixes each new path's type from its first value in input order.
-Only if nothing is wrong (or ``skip_invalid`` is set) are the staged rows
-deduplicated against stored events by ``message_id`` (anti-joins; no index on the
-100M-row events table), identities resolved set-based, and everything inserted.
-A failure anywhere rolls the whole file back.
+Every load stages its rows first and commits them in one transaction, so a file
+is stored whole or not at all.  Checking: JSON Lines in Python (orjson; the core
+fields of every line validated, so a problem names its line and field; lines go
+to DuckDB as Arrow tables), CSV/Parquet entirely in DuckDB (one view computes
+every row's problems).  The dynamic fields (every leaf of ``properties``,
+``context``, ``traits``) stay JSON text until DuckDB extracts them vectorised:
+each document is parsed once for all its paths, one scan fixes each new path's
+column type from its first value in input order, one more inserts.  Rows whose
+``message_id`` is stored already (or repeats within the load) are dropped with
+anti-joins (no index on the 100M-row events table); identities are resolved
+set-based (``connected_components``).
 
 User text never becomes SQL: column names are quoted identifiers
 (``quote_ident``), values are parameters, and the few places DuckDB takes no
-parameters (file paths, JSON keys in generated expressions) use ``quote_str``.
+parameters (file paths, JSON keys inside generated expressions) use ``quote_str``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import duckdb
 import numpy as np
@@ -38,6 +39,7 @@ import pyarrow.compute as pc
 
 from segflow.model.events import (
     ALIASES,
+    MAX_DEPTH,
     MAX_PROBLEMS,
     IngestError,
     IngestProblem,
@@ -91,7 +93,6 @@ _CORE: Final = (
     ("received_at", "TIMESTAMP", pa.timestamp("us")),
     ("sent_at", "TIMESTAMP", pa.timestamp("us")),
 )
-_NUMERIC_JSON: Final = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 
 
 def quote_ident(name: str) -> str:
@@ -102,11 +103,6 @@ def quote_ident(name: str) -> str:
 def quote_str(text: str) -> str:
     """A SQL string literal, for the places DuckDB accepts no parameters."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def json_pointer(path: str) -> str:
-    """The JSON pointer of a dotted path inside ``extra`` (same as the batch compiler)."""
-    return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in path.split("."))
 
 
 def utcnow() -> datetime:
@@ -243,13 +239,25 @@ class _MessageStager:
                 continue
             if self.rejecting:
                 continue
-            if msg.type in ("page", "screen") and ("name" in raw or "category" in raw):
-                self.overrides[len(self.keep)] = _objects_json(msg)  # name moved
-                raw = {**raw, "properties": msg.properties}
-            for root in ROOTS:
-                obj = raw.get(root)
-                if obj:
-                    self._shape((root,), obj)
+            try:
+                if msg.type in ("page", "screen") and ("name" in raw or "category" in raw):
+                    self.overrides[len(self.keep)] = _objects_json(msg)  # name moved
+                    raw = {**raw, "properties": msg.properties}
+                for root in ROOTS:
+                    obj = raw.get(root)
+                    if obj:
+                        self._shape((root,), obj)
+            except (_TooDeep, TypeError) as e:  # TypeError: orjson's own depth limit
+                self.overrides.pop(len(self.keep), None)
+                self.invalid += 1
+                self.problem(
+                    IngestProblem(
+                        str(e.args[0]) if isinstance(e, _TooDeep) else "",
+                        f"nested more than {MAX_DEPTH} levels deep",
+                    ),
+                    line,
+                )
+                continue
             self.keep.append(i)
             self._core(msg, line)
         if self.keep:
@@ -292,6 +300,8 @@ class _MessageStager:
         """Note the keys of an object and of the objects inside it: this is how the
         paths of the dynamic fields are found (one set lookup per object; values
         are typed later, in SQL)."""
+        if len(prefix) > MAX_DEPTH:
+            raise _TooDeep(".".join(prefix[:-1]))
         self.shapes.add((prefix, tuple(obj)))
         for k, v in obj.items():
             if type(v) is dict and v:
@@ -383,6 +393,15 @@ class _MessageStager:
             self.store._drop_temps()
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _unreadable(source: str, e: OSError) -> IngestReport:
+    problem = IngestProblem("", f"cannot read: {e.strerror or e}", source)
+    return IngestReport(sources=[source], rejected=[source], problems=[problem], problem_count=1)
+
+
+class _TooDeep(Exception):
+    """An object nested deeper than ``MAX_DEPTH`` (args[0]: where)."""
 
 
 def _objects_json(msg: Message) -> bytes:
@@ -507,17 +526,19 @@ def _pointer_key(key: str) -> str:
 
 
 class _Fields:
-    """Finds, types and extracts the dynamic fields of the staged rows, in SQL.
+    """Finds, types and extracts the dynamic fields of the new rows, in SQL.
 
     ``roots`` maps ``properties``/``context``/``traits`` to (SQL of the JSON
     document holding it, JSON pointer of it inside that document).  Paths are
-    found level by level with ``json_keys`` (one parse per row and level; DISTINCT
-    keeps the result small); one more scan fixes the type of every new path from
-    its first value in input order and notes which paths see other types
-    (``overflow``).  The results are SQL expressions for the insert (typed
-    columns, ``extra``) and the trait rows.  Every document is parsed once per
-    list of paths (``json_type``/``json_extract_string``/``json_extract`` with a
-    list), never once per path.
+    ``known`` (messages: their key shapes were noted while parsing) or found level
+    by level with ``json_keys`` (JSON columns of tables).  One scan learns every
+    type each path holds (``bit_or`` of one bit per JSON type; the minified JSON
+    text's first character tells the type); a new path whose values disagree gets
+    the type of its first value in input order (one more scan, only then); paths
+    that see other types than their column's are marked ``overflow``.  The
+    results are SQL expressions for the insert (typed columns, ``extra``) and the
+    trait rows.  Each document is parsed once for all its paths
+    (``json_extract`` with a list of pointers), never once per path.
     """
 
     def __init__(
@@ -835,9 +856,19 @@ class _TableStager:
             if report.problem_count and not self.skip_invalid:
                 report.rejected.append(self.source)
             else:
-                self.con.execute(
-                    f"CREATE OR REPLACE TEMP VIEW {_VALID} AS SELECT * FROM {_STAGE} WHERE NOT _bad"
-                )
+                if self.csv:  # text: parse timestamps and ids once, not in every step
+                    self.con.execute(
+                        f"CREATE OR REPLACE TEMP TABLE {_VALID} AS SELECT * EXCLUDE"
+                        f" (_bad, _problems) FROM {_STAGE} WHERE NOT _bad"
+                    )
+                    self.con.execute(f"DROP VIEW {_STAGE}")
+                    self.con.execute("DROP VIEW _sf_srcv")
+                    self.con.execute("DROP TABLE _sf_src")
+                else:
+                    self.con.execute(
+                        f"CREATE OR REPLACE TEMP VIEW {_VALID} AS SELECT * FROM {_STAGE}"
+                        " WHERE NOT _bad"
+                    )
                 docs = {r: (f"s._j_{r}", "") for r in roots}
                 fields = _Fields(self.store, _Load(), dotted, docs, self.csv, step=step)
                 self.store._commit(fields, report)
@@ -1111,6 +1142,7 @@ class DuckDBStore:
         self.con = duckdb.connect(self.path)
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(DDL)
+        self._keep_event_codes()
         self._fields: dict[str, FieldInfo] = {}
         self._lower: set[str] = set()
         self._load_catalog()
@@ -1123,6 +1155,39 @@ class DuckDBStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _keep_event_codes(self) -> None:
+        """Add ``events.event_code`` (see ``store.schema``), numbering the names of
+        events stored without it."""
+        (has,) = self.con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events'"
+            " AND schema_name = 'main' AND database_name = current_database()"
+            " AND column_name = 'event_code'"
+        ).fetchone() or (0,)
+        if has:
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.execute("ALTER TABLE events ADD COLUMN event_code INTEGER")
+            self._number_event_names("events")
+            self.con.execute(
+                "UPDATE events SET event_code = n.code FROM event_names n"
+                " WHERE events.event = n.name"
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def _number_event_names(self, source: str) -> None:
+        """Give every event name in ``source`` not numbered yet the next code."""
+        self.con.execute(
+            "INSERT INTO event_names (name, code)"
+            " SELECT n.event, (SELECT coalesce(max(code), 0) FROM event_names)"
+            "  + row_number() OVER (ORDER BY n.event)"
+            f" FROM (SELECT DISTINCT event FROM {source} WHERE event IS NOT NULL) n"
+            " ANTI JOIN event_names e ON e.name = n.event"
+        )
 
     def _load_catalog(self) -> None:
         rows = self.con.execute("SELECT path, type, overflow FROM field_catalog").fetchall()
@@ -1157,35 +1222,58 @@ class DuckDBStore:
             if isinstance(paths, str | os.PathLike)
             else [os.fspath(p) for p in paths]
         )
-        total = sum(os.path.getsize(f) for f in files)
+        total = sum(os.path.getsize(f) for f in files if os.path.isfile(f))
         done = 0
         report = IngestReport()
         for f in files:
-            started = time.perf_counter()
-            with _gc_paused(), open(f, "rb") as fh:
-                stager = _MessageStager(self, f, skip_invalid)
-                try:
-                    line, rest = 0, b""
-                    while chunk := fh.read(READ_BYTES):
-                        done += len(chunk)
-                        data = rest + chunk
-                        cut = data.rfind(b"\n") + 1
-                        rest = data[cut:]
-                        if cut:
-                            line = stager.add_block(data[:cut], line)
-                        if progress is not None:
-                            progress(done, total)
-                    if rest:
-                        stager.add_block(rest + b"\n", line)
-                except BaseException:
-                    self._drop_temps()
-                    raise
-                report.add(stager.finish(started))
+            try:
+                fh = open(f, "rb")  # noqa: SIM115  (closed by the with below)
+            except OSError as e:
+                report.add(_unreadable(f, e))
+                continue
+            with _gc_paused(), fh:
+                done = self._load_jsonl(fh, f, skip_invalid, report, progress, done, total)
             if progress is not None:
                 progress(done, total)
         if report.rejected:
             raise IngestError(report.problems, total=report.problem_count, report=report)
         return report
+
+    def _load_jsonl(
+        self,
+        fh: BinaryIO,
+        source: str,
+        skip_invalid: bool,
+        report: IngestReport,
+        progress: Progress | None,
+        done: int,
+        total: int,
+    ) -> int:
+        """One file: read in big blocks, whole lines to the stager; returns bytes done."""
+        started = time.perf_counter()
+        stager = _MessageStager(self, source, skip_invalid)
+        try:
+            line, rest = 0, b""
+            if fh.read(3) == b"\xef\xbb\xbf":  # a UTF-8 byte order mark is skipped
+                done += 3
+            else:
+                fh.seek(0)
+            while chunk := fh.read(READ_BYTES):
+                done += len(chunk)
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    line = stager.add_block(data[:cut], line)
+                if progress is not None:
+                    progress(done, total)
+            if rest:
+                stager.add_block(rest + b"\n", line)
+        except BaseException:
+            self._drop_temps()
+            raise
+        report.add(stager.finish(started))
+        return done
 
     def ingest_messages(
         self,
@@ -1314,7 +1402,7 @@ class DuckDBStore:
         names: list[str] = []
         exprs: list[str] = []
         for c in events:
-            if c in ("seq", "profile_id"):
+            if c in ("seq", "profile_id", "event_code"):
                 continue
             if c in load.select:
                 expr = load.select[c]
@@ -1330,13 +1418,15 @@ class DuckDBStore:
                     f"UPDATE {table} SET profile_id = m.into_profile FROM _sf_merges m"
                     f" WHERE {table}.profile_id = m.from_profile"
                 )
+        self._number_event_names(_NEW)
         con.execute(
-            f"INSERT INTO events ({', '.join(names)}, seq, profile_id)"
+            f"INSERT INTO events ({', '.join(names)}, seq, profile_id, event_code)"
             f" SELECT {', '.join(exprs)}, $base + s._line,"
-            " coalesce(u.profile_id, a.profile_id)"
+            " coalesce(u.profile_id, a.profile_id), n.code"
             f" FROM {load.source} s"
             " LEFT JOIN _sf_idmap u ON u.kind = 'user' AND u.value = s.user_id"
-            " LEFT JOIN _sf_idmap a ON a.kind = 'anonymous' AND a.value = s.anonymous_id",
+            " LEFT JOIN _sf_idmap a ON a.kind = 'anonymous' AND a.value = s.anonymous_id"
+            " LEFT JOIN event_names n ON n.name = s.event",
             {"base": base},
         )
         con.execute(
@@ -1470,11 +1560,13 @@ class DuckDBStore:
         try:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _sf_idmap AS"
-                " SELECT n.kind, n.value, n.first_seen, n.old_profile,"
-                " arg_min(n.value, (n.kind <> 'user', n.kind <> 'anonymous', n.first_seen,"
-                " n.value))"
-                " OVER (PARTITION BY l.label) AS profile_id"
-                " FROM _sf_nodes n JOIN _sf_labels l ON n.id = l.id"
+                " WITH labelled AS (SELECT n.*, l.label FROM _sf_nodes n"
+                " JOIN _sf_labels l ON n.id = l.id),"
+                " canon AS (SELECT label, arg_min(value, (kind <> 'user',"
+                " kind <> 'anonymous', first_seen, value)) AS profile_id"
+                " FROM labelled GROUP BY label)"
+                " SELECT n.kind, n.value, n.first_seen, n.old_profile, c.profile_id"
+                " FROM labelled n JOIN canon c ON n.label = c.label"
             )
         finally:
             con.unregister("_sf_labels")
@@ -1583,6 +1675,8 @@ def _rebuild(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     for name, v in zip(names, row, strict=True):
         if name == "extra":
             extra = v
+        elif name == "event_code":
+            continue
         elif "." in name:
             if v is not None:
                 _put(nested, name, v)
@@ -1614,3 +1708,10 @@ def _prune(tree: dict[str, Any]) -> dict[str, Any]:
                 continue
         out[k] = v
     return out
+
+
+if TYPE_CHECKING:
+    from segflow.store.protocols import FileEventStore
+
+    def _is_a_file_event_store(store: DuckDBStore) -> FileEventStore:
+        return store

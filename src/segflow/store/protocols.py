@@ -7,18 +7,25 @@ is the embedded default.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from segflow.model.events import IngestReport
 
+StrPath = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: bytes of JSON Lines read, or steps of a table load."""
 
 
 class EventStore(Protocol):
-    """Events and profiles: ingestion, identity resolution and per-profile reads."""
+    """Events and profiles: ingestion, identity resolution and per-profile reads.
+
+    Ingestion is idempotent by ``message_id`` and atomic per call (or per file);
+    invalid input raises ``segflow.model.events.IngestError`` naming where and what.
+    Timestamps in and out are naive UTC.
+    """
 
     def ingest_messages(
         self,
@@ -30,15 +37,23 @@ class EventStore(Protocol):
 
     def resolve_profile(
         self, *, user_id: str | None = None, anonymous_id: str | None = None
-    ) -> str | None: ...
+    ) -> str | None:
+        """The profile an identity belongs to now, or None if it is unknown."""
+        ...
 
     def events_for_profile(
         self, profile_id: str, until: datetime | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[dict[str, Any]]:
+        """Message-shaped dicts ordered by (timestamp, message_id), ``timestamp <= until``."""
+        ...
 
-    def profile_ids(self) -> list[str]: ...
+    def profile_ids(self) -> list[str]:
+        """Every known profile id (the universe), sorted."""
+        ...
 
-    def traits_as_of(self, profile_id: str, t: datetime | None = None) -> dict[str, Any]: ...
+    def traits_as_of(self, profile_id: str, t: datetime | None = None) -> dict[str, Any]:
+        """Flat dotted trait keys -> values as of ``t`` (latest when None)."""
+        ...
 
     def count_events(self) -> int: ...
 
@@ -50,12 +65,12 @@ class FileEventStore(EventStore, Protocol):
 
     def ingest_jsonl(
         self,
-        paths: str | Iterable[str],
+        paths: StrPath | Iterable[StrPath],
         *,
         skip_invalid: bool = False,
         progress: Progress | None = None,
     ) -> IngestReport: ...
 
     def ingest_table(
-        self, path: str, *, skip_invalid: bool = False, progress: Progress | None = None
+        self, path: StrPath, *, skip_invalid: bool = False, progress: Progress | None = None
     ) -> IngestReport: ...

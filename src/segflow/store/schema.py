@@ -80,6 +80,10 @@ CREATE TABLE IF NOT EXISTS profiles (
     first_seen TIMESTAMP NOT NULL,
     last_seen  TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS event_names (
+    name VARCHAR PRIMARY KEY,
+    code INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS merges (
     from_profile VARCHAR NOT NULL,
     into_profile VARCHAR NOT NULL,
@@ -150,6 +154,12 @@ CREATE TABLE IF NOT EXISTS evaluations (
   first value was an array is also type ``JSON`` (every value in ``extra``);
   ``overflow`` is set once such a path also sees a scalar.  Null values are not
   stored as event fields (a null property is an absent one).
+* ``event_names`` and ``events.event_code``: the store numbers event names
+  (1, 2, ... in order of first ingestion) and keeps each event's code, so the
+  batch evaluator can compare integers instead of strings.  ``event_code`` is
+  added by ``DuckDBStore`` (not by this DDL: a table without it is still valid,
+  and the compiler then compares names); when present, every row with an
+  ``event`` has its code.
 * ``merges``: profile ``from_profile`` was merged into ``into_profile`` at ``at``
   (wall-clock time of the load); its events, traits and identities were rewritten.
   Follow chains (a -> b, later b -> c) to find where a profile went.

@@ -76,7 +76,8 @@ class SegmentRegistry:
                     out.append((old, "unchanged"))
                     continue
                 last = self.con.execute(
-                    "SELECT coalesce(max(version), 0) FROM segment_definitions WHERE segment_id = ?",
+                    "SELECT coalesce(max(version), 0) FROM segment_definitions"
+                    " WHERE segment_id = ?",
                     [seg.id],
                 ).fetchone()
                 version = int(last[0]) + 1 if last else 1

@@ -11,7 +11,6 @@ import duckdb
 import orjson
 
 from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
-from segflow.store import event_codes
 from segflow.store.schema import DDL
 
 FIELDS = {
@@ -121,7 +120,13 @@ def load(con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory]) ->
             "INSERT INTO field_catalog (path, type, overflow) VALUES (?, ?, ?)",
             [path, kind, path in overflow],
         )
-    event_codes.assign(con)
+    # the integer name codes the store keeps (DuckDBStore numbers names on insert)
+    con.execute(
+        "CREATE TABLE event_names AS SELECT name, row_number() OVER (ORDER BY name) AS code"
+        " FROM (SELECT DISTINCT event AS name FROM events WHERE event IS NOT NULL)"
+    )
+    con.execute("ALTER TABLE events ADD COLUMN event_code INTEGER")
+    con.execute("UPDATE events SET event_code = n.code FROM event_names n WHERE event = n.name")
 
 
 __all__ = ["Event", "ProfileHistory", "TraitWrite", "load"]

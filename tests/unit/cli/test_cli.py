@@ -99,7 +99,8 @@ def test_static_import_and_in_segment(shop: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0 and "3 members" in res.output
     seg = tmp_path / "vip.yaml"
     seg.write_text(
-        "id: vip_returning\ncondition: {all: [{in_segment: vip_list}, {in_segment: returning_customers}]}\n"
+        "id: vip_returning\n"
+        "condition: {all: [{in_segment: vip_list}, {in_segment: returning_customers}]}\n"
     )
     assert runner.invoke(app, ["segments", "apply", str(seg), "--db", str(shop)]).exit_code == 0
     res = runner.invoke(

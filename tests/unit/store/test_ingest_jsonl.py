@@ -370,3 +370,93 @@ def test_the_store_file_persists_across_opens(tmp_path: Path) -> None:
         assert s.count_events() == 1
         assert s.fields["properties.n"].type == "DOUBLE"
         assert s.ingest_jsonl(path).inserted == 0
+
+
+def test_keys_with_slashes_tildes_quotes_and_empty_keys_round_trip(
+    store: DuckDBStore, tmp_path: Path
+) -> None:
+    props = {"a/b": 1, "c~d": "x", "": "empty", 'q"uote': "v", "ü": [1], "n": {"m": True}}
+    path = tmp_path / "events.jsonl"
+    bom = b"\xef\xbb\xbf"
+    path.write_bytes(bom + orjson.dumps(track("m1", properties=props)) + b"\r\n")
+    store.ingest_jsonl(path)
+    got = store.events_for_profile("u1")[0]["properties"]
+    assert got == {"a/b": 1.0, "c~d": "x", "": "empty", 'q"uote': "v", "ü": [1], "n": {"m": True}}
+
+
+def test_absurdly_deep_nesting_is_a_problem_not_a_crash(store: DuckDBStore, tmp_path: Path) -> None:
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(100):
+        deep = {"a": deep}
+    path = write(tmp_path / "events.jsonl", track("m1", properties=deep))
+    with pytest.raises(IngestError) as err:
+        store.ingest_jsonl(path)
+    assert "nested more than 64 levels deep" in str(err.value)
+    with pytest.raises(IngestError):
+        store.ingest_messages([track("m1", properties=deep)])
+
+
+def test_a_missing_file_is_reported_and_the_others_load(store: DuckDBStore, tmp_path: Path) -> None:
+    good = write(tmp_path / "a.jsonl", track("m1"))
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(IngestError) as err:
+        store.ingest_jsonl([missing, good])
+    assert str(err.value) == f"{missing}: cannot read: No such file or directory"
+    assert store.count_events() == 1
+
+
+def test_event_names_are_numbered_for_the_batch_evaluator(
+    store: DuckDBStore, tmp_path: Path
+) -> None:
+    from segflow.batch.run import evaluate
+    from segflow.model.definition import parse_segment
+
+    order = {"type": "track", "event": "Order Completed", "messageId": "o1", "userId": "u2"}
+    path = write(
+        tmp_path / "events.jsonl",
+        track("m1"),
+        {**order, "timestamp": "2026-01-02T00:00:00Z"},
+        {
+            "type": "identify",
+            "messageId": "i1",
+            "userId": "u3",
+            "timestamp": "2026-01-03T00:00:00Z",
+        },
+    )
+    store.ingest_jsonl(path)
+    store.ingest_jsonl(write(tmp_path / "more.jsonl", track("m4", event="Searched")))
+    rows = store.con.execute(
+        "SELECT e.event, e.event_code, n.code FROM events e"
+        " LEFT JOIN event_names n ON n.name = e.event ORDER BY e.seq"
+    ).fetchall()
+    assert [(event, code) for event, code, _ in rows] == [
+        ("Viewed", 2),
+        ("Order Completed", 1),
+        (None, None),
+        ("Searched", 3),
+    ]
+    assert all(code == named for _, code, named in rows)
+    seg = parse_segment(
+        {"id": "buyers", "name": "Buyers", "condition": {"event": "Order Completed"}}
+    )
+    result = evaluate(store.con, [seg], datetime(2026, 2, 1))
+    assert result.members("buyers") == ["u2"]
+
+
+def test_a_store_without_event_codes_gets_them_when_opened(tmp_path: Path) -> None:
+    import duckdb
+
+    from segflow.store.schema import DDL
+
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(DDL)
+    con.execute(
+        'INSERT INTO events (message_id, seq, type, event, profile_id, "timestamp")'
+        " VALUES ('m1', 1, 'track', 'B', 'p', TIMESTAMP '2026-01-01'),"
+        " ('m2', 2, 'track', 'A', 'p', TIMESTAMP '2026-01-01')"
+    )
+    con.close()
+    with DuckDBStore(db) as s:
+        got = s.con.execute("SELECT event, event_code FROM events ORDER BY seq").fetchall()
+        assert got == [("B", 2), ("A", 1)]
