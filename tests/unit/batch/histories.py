@@ -122,10 +122,11 @@ def load(con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory]) ->
         )
     # the integer name codes the store keeps (DuckDBStore numbers names on insert)
     con.execute(
-        "CREATE TABLE event_names AS SELECT name, row_number() OVER (ORDER BY name) AS code"
+        "INSERT INTO event_names (name, code)"
+        " SELECT name, row_number() OVER (ORDER BY name) AS code"
         " FROM (SELECT DISTINCT event AS name FROM events WHERE event IS NOT NULL)"
     )
-    con.execute("ALTER TABLE events ADD COLUMN event_code INTEGER")
+    con.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS event_code INTEGER")
     con.execute("UPDATE events SET event_code = n.code FROM event_names n WHERE event = n.name")
 
 
