@@ -24,9 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from segflow.demo.generator import generate_shop  # noqa: E402
-
 from segflow.batch.run import evaluate  # noqa: E402
+from segflow.demo.generator import generate_shop  # noqa: E402
 from segflow.service import Segflow, read_segment_files  # noqa: E402
 
 LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"
