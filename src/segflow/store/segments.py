@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from segflow.model.definition import Segment, parse_segment
 from segflow.model.errors import DefinitionError, Problem
@@ -137,10 +138,16 @@ class SegmentRegistry:
         try:
             self.con.execute("DELETE FROM static_members WHERE segment_id = ?", [segment_id])
             if ids:
-                self.con.executemany(
-                    "INSERT INTO static_members (segment_id, profile_id) VALUES (?, ?)",
-                    [(segment_id, p) for p in ids],
-                )
+                batch = pa.table({"profile_id": pa.array(ids, pa.string())})
+                self.con.register("_static_ids", batch)
+                try:
+                    self.con.execute(
+                        "INSERT INTO static_members (segment_id, profile_id)"
+                        " SELECT ?, profile_id FROM _static_ids",
+                        [segment_id],
+                    )
+                finally:
+                    self.con.unregister("_static_ids")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
