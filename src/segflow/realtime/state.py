@@ -1,0 +1,1043 @@
+"""Per-profile feature states: the incremental folds behind every feature of a plan.
+
+A *kernel* is compiled once per feature of a plan and holds only static facts (window
+offsets, measure, predicates); the per-profile data lives in ``ProfileState.data[k]``
+(``None`` while the feature has seen nothing) and the feature's current value in
+``ProfileState.vals[k]``, so ten segments that use one feature share one state.
+
+Every event contributes to a feature during one *activity interval* ``[start, end)`` of
+evaluation instants: ``within: W`` gives ``[ts, ts + W)``, ``{from_ago: F, to_ago: A}``
+gives ``[ts + A, ts + F)``, no window or an absolute one ``[ts, ∞)`` (or never).  A
+kernel keeps the events that are active now or will be (future events, events waiting
+to enter an ``Ago`` window), drops the ones that never will be again, and reports the
+next instant at which its value can change (``deadline``).  Time is int microseconds
+since the epoch throughout; value semantics come from ``segflow.plan.interpret``.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import pickle
+import sys
+from array import array
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from segflow.model.definition import (
+    Absolute,
+    Ago,
+    Comparison,
+    EventFilter,
+    PropertyPredicate,
+    Window,
+    Within,
+    is_number,
+)
+from segflow.plan.features import EventAggregate, SequenceMatch
+from segflow.plan.interpret import (
+    MISSING,
+    Event,
+    _as_time,
+    _kind,
+    aggregate,
+    compare_value,
+    sequence_matched,
+)
+
+EPOCH: Final = datetime(1970, 1, 1)
+_ONE_US: Final = timedelta(microseconds=1)
+NEVER: Final = 1 << 62
+"""No deadline (far beyond any datetime)."""
+BEFORE_TIME: Final = -(1 << 62)
+"""Watermark of a state that has never been evaluated."""
+
+R_NONE: Final = 0
+R_WINDOW: Final = 1
+R_TRAIT: Final = 2
+R_EVENT: Final = 3
+REASON_NAMES: Final = ("", "window_expired", "trait_changed", "event")
+"""Reason codes, by priority: when several causes meet at one instant the highest wins."""
+R_REWAKE: Final = 4
+"""Flag or-ed into an insert's result: the kernel's next deadline may have moved."""
+
+TIME_RELATIVE_OPS: Final = frozenset({"within_last", "older_than"})
+"""Operators whose truth depends on the evaluation instant (not just on the value)."""
+
+
+def to_us(dt: datetime) -> int:
+    """Naive-UTC datetime to int microseconds since the epoch (exact)."""
+    return (dt - EPOCH) // _ONE_US
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+# MISSING must stay the one sentinel through deepcopy (explain) and pickle (state stores).
+copyreg.pickle(type(MISSING), lambda _m: "MISSING")
+
+
+# --------------------------------------------------------------------------- values
+
+
+_SCALAR_TYPES: Final = frozenset({int, float, bool, type(None), type(MISSING)})
+_CACHE_MAX: Final = 4096
+_ANY_INSTANT: Final = datetime(2000, 1, 1)
+
+
+def value_test(cmp: Comparison) -> Callable[[Any], bool]:
+    """``compare_value(·, cmp, at)`` memoised by (type, value).
+
+    Only for operators that do not read the instant: the semantics stay the
+    interpreter's, the hot path becomes a dict lookup.
+    """
+    if cmp.op in TIME_RELATIVE_OPS:
+        raise ValueError(f"{cmp.op} depends on the instant; it cannot be memoised")
+    cache: dict[object, bool] = {}
+
+    def test(v: Any) -> bool:
+        cls = v.__class__
+        key: object
+        if cls is str:
+            key = v
+        elif cls in _SCALAR_TYPES:
+            key = (cls, v)
+        else:
+            return compare_value(v, cmp, _ANY_INSTANT)
+        r = cache.get(key)
+        if r is None:
+            r = compare_value(v, cmp, _ANY_INSTANT)
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[key] = r
+        return r
+
+    return test
+
+
+FieldsPredicate = Callable[[Mapping[str, Any]], bool]
+_PREDICATES: dict[frozenset[PropertyPredicate], FieldsPredicate] = {}
+
+
+def compile_predicates(preds: Sequence[PropertyPredicate]) -> FieldsPredicate | None:
+    """All of ``preds`` on one event's fields as one closure (``None``: always true).
+
+    Identical predicate sets share one closure, hence one memo cache."""
+    if not preds:
+        return None
+    key = frozenset(preds)
+    hit = _PREDICATES.get(key)
+    if hit is not None:
+        return hit
+    tests = tuple((p.path, value_test(p.cmp)) for p in preds)
+    fn: FieldsPredicate
+    if len(tests) == 1:
+        ((p0, t0),) = tests
+
+        def fn(fields: Mapping[str, Any]) -> bool:
+            return t0(fields.get(p0, MISSING))
+
+    elif len(tests) == 2:
+        (p0, t0), (p1, t1) = tests
+
+        def fn(fields: Mapping[str, Any]) -> bool:
+            return t0(fields.get(p0, MISSING)) and t1(fields.get(p1, MISSING))
+
+    else:
+
+        def fn(fields: Mapping[str, Any]) -> bool:
+            return all(t(fields.get(p, MISSING)) for p, t in tests)
+
+    _PREDICATES[key] = fn
+    return fn
+
+
+def split_filter(f: EventFilter) -> tuple[FieldsPredicate | None, tuple[PropertyPredicate, ...]]:
+    """The instant-independent part of a filter as a closure, and its time-relative rest."""
+    fixed = [p for p in f.where if p.cmp.op not in TIME_RELATIVE_OPS]
+    timed = tuple(p for p in f.where if p.cmp.op in TIME_RELATIVE_OPS)
+    return compile_predicates(fixed), timed
+
+
+def same_value(a: object, b: object) -> bool:
+    return a is b or (a.__class__ is b.__class__ and a == b)
+
+
+SKIP: Final = object()
+"""An event that matches a filter but adds nothing to the measure (e.g. no numeric ``of``)."""
+
+Extractor = Callable[[Mapping[str, Any]], Any]
+
+
+def _no_item(_fields: Mapping[str, Any]) -> Any:
+    return None
+
+
+def make_extractor(measure: str, of: str | None) -> Extractor:
+    """What one event adds to a measure: a float, a distinct key, nothing, or SKIP."""
+    if of is None or measure in ("count", "first_time", "last_time"):
+        return _no_item
+    path = of
+    if measure == "distinct":
+
+        def distinct_key(fields: Mapping[str, Any]) -> Any:
+            v = fields.get(path, MISSING)
+            if v is MISSING or v is None:
+                return SKIP
+            kind = _kind(v)
+            return (kind, v) if kind else repr(v)
+
+        return distinct_key
+
+    def number(fields: Mapping[str, Any]) -> Any:
+        v = fields.get(path)
+        cls = v.__class__
+        if cls is float or cls is int or is_number(v):
+            return float(v)  # type: ignore[arg-type]
+        return SKIP
+
+    return number
+
+
+def window_offsets(w: Window | None) -> tuple[int, int | None, int, int]:
+    """``(to, from, since, until)``: active for ``ts + to <= t < ts + from`` when
+    ``since <= ts < until``; ``from`` None means never leaves."""
+    if isinstance(w, Within):
+        return 0, w.span.us, -NEVER, NEVER
+    if isinstance(w, Ago):
+        return w.to_ago.us, w.from_ago.us, -NEVER, NEVER
+    if isinstance(w, Absolute):
+        until = to_us(w.until) if w.until is not None else NEVER
+        return 0, None, to_us(w.since), until
+    return 0, None, -NEVER, NEVER
+
+
+# --------------------------------------------------------------------------- state
+
+
+class ProfileState:
+    """Everything the engine knows of one profile: feature data and values, memberships,
+    the next wake-up instant of each feature that has one, and the watermark ``now``
+    (the latest instant it has been evaluated at; inputs before it are late)."""
+
+    __slots__ = ("data", "fresh", "members", "now", "profile_id", "static", "vals", "wake")
+
+    def __init__(
+        self, profile_id: str, vals: list[Any], n_segments: int, static: frozenset[str]
+    ) -> None:
+        self.profile_id = profile_id
+        self.now = BEFORE_TIME
+        self.vals = vals
+        self.data: list[Any] = [None] * len(vals)
+        self.members = bytearray(n_segments)
+        self.wake: dict[int, int] = {}
+        self.static = static
+        self.fresh = True
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, s) for s in self.__slots__)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for name, v in zip(self.__slots__, state, strict=True):
+            setattr(self, name, v)
+
+
+def state_size_bytes(st: ProfileState) -> int:
+    """Serialised size of a state (pickle, highest protocol): what a keyed state store
+    would hold per profile.  In-process memory is larger (Python object headers),
+    see ``state_memory_bytes``."""
+    return len(pickle.dumps(st, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def state_memory_bytes(st: ProfileState) -> int:
+    """Approximate in-process memory of a state: ``sys.getsizeof`` summed over the
+    objects it owns, skipping shared singletons (small ints, None, MISSING, interned
+    names, the shared static-segment set)."""
+    seen: set[int] = set()
+    total = 0
+    stack: list[object] = [st]
+    shared = (None, True, False, MISSING, st.static)
+    while stack:
+        o = stack.pop()
+        if id(o) in seen or any(o is s for s in shared):
+            continue
+        if isinstance(o, int) and -5 <= o <= 256 and not isinstance(o, bool):
+            continue
+        seen.add(id(o))
+        total += sys.getsizeof(o)
+        if isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif isinstance(o, list | tuple | set | frozenset):
+            stack.extend(o)
+        elif hasattr(o, "__slots__"):
+            for name in o.__slots__:
+                if hasattr(o, name):
+                    stack.append(getattr(o, name))
+    return total
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+class Kernel:
+    """Static part of one feature; every method reads/writes ``st.data[k]``/``st.vals[k]``.
+
+    ``offs`` are the durations after the feature's time value (``last_time + 24h`` of an
+    abandonment, ``signup + 30d`` of ``within_last``) at which a comparison on it flips
+    by itself; they are wake-ups like the kernel's own deadlines."""
+
+    __slots__ = ("empty", "k", "offs")
+
+    def __init__(self, k: int, empty: Any) -> None:
+        self.k = k
+        self.empty = empty
+        self.offs: tuple[int, ...] = ()
+
+    def insert(
+        self, st: ProfileState, ts: int, name: str, fields: Mapping[str, Any], now: int, arg: int
+    ) -> int:
+        """Add one matching event as of ``now``; return the reason code if the value at
+        ``now`` changed (else 0), or-ed with ``R_REWAKE`` when the deadline may have moved."""
+        return R_NONE
+
+    def rewake(self, st: ProfileState, now: int) -> None:
+        """Recompute the feature's entry in ``st.wake``: the earliest of its own deadline
+        and of the self-flipping instants ``time value + off`` still after ``now``."""
+        w = self.deadline(st, now)
+        if self.offs:
+            tv = self.time_value(st)
+            if tv is not None:
+                for off in self.offs:
+                    c = tv + off
+                    if c > now:
+                        if c < w:
+                            w = c
+                        break
+        if w < NEVER:
+            st.wake[self.k] = w
+        elif self.k in st.wake:
+            del st.wake[self.k]
+
+    def advance(self, st: ProfileState, now: int) -> int:
+        """Bring the feature to ``now`` (every own deadline <= now); reason code or 0."""
+        return R_NONE
+
+    def deadline(self, st: ProfileState, now: int) -> int:
+        """Next instant after ``now`` at which a comparison on the value can change with
+        no new input (NEVER: none); earlier is allowed, later never."""
+        return NEVER
+
+    def time_value(self, st: ProfileState) -> int | None:
+        """The feature's value as an instant, for time comparisons that flip by themselves."""
+        return None
+
+    def json_value(self, st: ProfileState) -> Any:
+        """The value as JSON-ready data (for explain)."""
+        return _json(st.vals[self.k])
+
+
+def _json(v: Any) -> Any:
+    if v is MISSING:
+        return None
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="microseconds") + "Z"
+    return v
+
+
+def _json_time(us: int | None) -> str | None:
+    return None if us is None else from_us(us).isoformat(timespec="microseconds") + "Z"
+
+
+class _Acc:
+    __slots__ = ("pending", "x")
+
+    def __init__(self, x: Any) -> None:
+        self.x = x
+        self.pending: list[tuple[int, Any]] | None = None
+
+
+def _pending_key(p: tuple[int, Any]) -> int:
+    return p[0]
+
+
+class AllTimeAgg(Kernel):
+    """No window (or an absolute one): an event, once at or before now, counts forever,
+    so scalars suffice; events from the future wait in ``pending``."""
+
+    __slots__ = ("extract", "measure", "since", "until")
+
+    def __init__(self, k: int, spec: EventAggregate) -> None:
+        super().__init__(k, 0 if spec.measure in ("count", "sum", "distinct") else None)
+        self.measure = spec.measure
+        self.extract = make_extractor(spec.measure, spec.of)
+        _to, _frm, self.since, self.until = window_offsets(spec.window)
+
+    def _x0(self) -> Any:
+        if self.measure == "avg":
+            return (0.0, 0)
+        if self.measure == "distinct":
+            return set()
+        return None
+
+    def insert(
+        self, st: ProfileState, ts: int, name: str, fields: Mapping[str, Any], now: int, arg: int
+    ) -> int:
+        if ts < self.since or ts >= self.until:
+            return R_NONE
+        item = self.extract(fields)
+        if item is SKIP:
+            return R_NONE
+        if ts > now:
+            d = st.data[self.k]
+            if d is None:
+                d = st.data[self.k] = _Acc(self._x0())
+            if d.pending is None:
+                d.pending = [(ts, item)]
+            else:
+                insort(d.pending, (ts, item), key=_pending_key)
+            return R_REWAKE
+        r = self._fold(st, ts, item)
+        return r | R_REWAKE if r and self.offs else r
+
+    def _fold(self, st: ProfileState, ts: int, item: Any) -> int:
+        k = self.k
+        vals = st.vals
+        old = vals[k]
+        m = self.measure
+        if m == "count":
+            new: Any = old + 1
+        elif m == "sum":
+            new = old + item
+        elif m == "last_time":
+            new = ts if old is None or ts > old else old
+        elif m == "first_time":
+            new = ts if old is None or ts < old else old
+        elif m == "min":
+            new = item if old is None or item < old else old
+        elif m == "max":
+            new = item if old is None or item > old else old
+        else:
+            d = st.data[k]
+            if d is None:
+                d = st.data[k] = _Acc(self._x0())
+            if m == "avg":
+                s, n = d.x
+                s += item
+                n += 1
+                d.x = (s, n)
+                new = s / n
+            else:
+                d.x.add(item)
+                new = len(d.x)
+        vals[k] = new
+        return R_EVENT if not same_value(old, new) else R_NONE
+
+    def advance(self, st: ProfileState, now: int) -> int:
+        d = st.data[self.k]
+        if d is None or not d.pending:
+            return R_NONE
+        r = R_NONE
+        p = d.pending
+        while p and p[0][0] <= now:
+            ts, item = p.pop(0)
+            r = max(r, self._fold(st, ts, item))
+        if not p:
+            d.pending = None
+            if d.x is None:
+                st.data[self.k] = None
+        return r
+
+    def deadline(self, st: ProfileState, now: int) -> int:
+        d = st.data[self.k]
+        if d is None or not d.pending:
+            return NEVER
+        first: int = d.pending[0][0]
+        return first
+
+    def time_value(self, st: ProfileState) -> int | None:
+        v = st.vals[self.k]
+        return v if self.measure in ("first_time", "last_time") else None
+
+    def json_value(self, st: ProfileState) -> Any:
+        v = st.vals[self.k]
+        return _json_time(v) if self.measure in ("first_time", "last_time") else v
+
+
+class _Win:
+    __slots__ = ("acc", "hi", "ts", "vs")
+
+    def __init__(self, acc: Any, vs: Any) -> None:
+        self.acc = acc
+        self.hi = 0
+        self.ts = array("q")
+        self.vs = vs
+
+
+def count_flips(tests: Sequence[Callable[[Any], bool]]) -> Callable[[int], int]:
+    """For a count compared by ``tests``: the largest smaller count at which some test
+    answers differently (-1: none), memoised.  Expiries only lower a count, so the
+    instant the count first reaches it is the earliest instant anything can flip."""
+    memo: dict[int, int] = {}
+
+    def flips(cur: int) -> int:
+        r = memo.get(cur)
+        if r is None:
+            truth = [t(cur) for t in tests]
+            r = -1
+            for c in range(cur - 1, -1, -1):
+                if [t(c) for t in tests] != truth:
+                    r = c
+                    break
+            if len(memo) >= _CACHE_MAX:
+                memo.clear()
+            memo[cur] = r
+        return r
+
+    return flips
+
+
+class WindowAgg(Kernel):
+    """A relative window: a sorted array of event times (and values when the measure needs
+    them); ``[0, hi)`` are active, ``[hi, n)`` wait to enter (``Ago`` windows, future
+    events).  Expired events are dropped at the front.
+
+    A count whose comparisons are known (``flips``) does not wake for every expiry: only
+    when its comparisons can flip, or when the last event leaves (to free the state);
+    expired events are pruned lazily before each insert, so the stored value may be a
+    stale count with the same truth for every comparison."""
+
+    __slots__ = ("extract", "flips", "frm", "measure", "to")
+
+    def __init__(self, k: int, spec: EventAggregate) -> None:
+        super().__init__(k, 0 if spec.measure in ("count", "sum", "distinct") else None)
+        self.measure = spec.measure
+        self.extract = make_extractor(spec.measure, spec.of)
+        to, frm, _since, _until = window_offsets(spec.window)
+        assert frm is not None
+        self.to = to
+        self.frm = frm
+        self.flips: Callable[[int], int] | None = None
+
+    def _new(self) -> _Win:
+        m = self.measure
+        if m in ("sum", "avg", "min", "max"):
+            return _Win(0, array("d"))
+        if m == "distinct":
+            return _Win({}, [])
+        return _Win(None, None)
+
+    def insert(
+        self, st: ProfileState, ts: int, name: str, fields: Mapping[str, Any], now: int, arg: int
+    ) -> int:
+        if ts <= now - self.frm:
+            return R_NONE
+        item = self.extract(fields)
+        if item is SKIP:
+            return R_NONE
+        k = self.k
+        d = st.data[k]
+        if d is None:
+            d = st.data[k] = self._new()
+        arr = d.ts
+        vs = d.vs
+        if self.flips is not None and d.hi:
+            drop = bisect_right(arr, now - self.frm, 0, d.hi)
+            if drop:
+                del arr[:drop]
+                d.hi -= drop
+        n = len(arr)
+        if n == 0 or ts >= arr[n - 1]:
+            pos = n
+            arr.append(ts)
+            if vs is not None:
+                vs.append(item)
+        else:
+            pos = bisect_right(arr, ts)
+            arr.insert(pos, ts)
+            if vs is not None:
+                vs.insert(pos, item)
+        if ts > now - self.to:
+            return R_REWAKE
+        hi = d.hi = d.hi + 1
+        vals = st.vals
+        old = vals[k]
+        m = self.measure
+        if m == "count":
+            new: Any = hi
+        elif m == "last_time":
+            new = arr[hi - 1]
+        elif m == "first_time":
+            new = arr[0]
+        elif m == "sum" or m == "avg":
+            if pos == hi - 1:
+                d.acc = d.acc + item
+            else:
+                d.acc = sum(vs[:hi])
+            new = d.acc if m == "sum" else d.acc / hi
+        elif m == "min":
+            new = item if old is None or item < old else old
+        elif m == "max":
+            new = item if old is None or item > old else old
+        else:
+            cnt = d.acc
+            cnt[item] = cnt.get(item, 0) + 1
+            new = len(cnt)
+        vals[k] = new
+        r = R_EVENT if not same_value(old, new) else R_NONE
+        return r | R_REWAKE if pos == 0 or self.offs or self.flips is not None else r
+
+    def advance(self, st: ProfileState, now: int) -> int:
+        k = self.k
+        d = st.data[k]
+        if d is None:
+            return R_NONE
+        arr = d.ts
+        vs = d.vs
+        hi0 = d.hi
+        r = R_NONE
+        hi = bisect_right(arr, now - self.to, hi0, len(arr))
+        if hi > hi0:
+            r = R_EVENT if self.to == 0 else R_WINDOW
+            if self.measure == "distinct":
+                cnt = d.acc
+                for key in vs[hi0:hi]:
+                    cnt[key] = cnt.get(key, 0) + 1
+        drop = bisect_right(arr, now - self.frm, 0, hi)
+        if drop:
+            r = max(r, R_WINDOW)
+            if self.measure == "distinct":
+                cnt = d.acc
+                for key in vs[:drop]:
+                    c = cnt[key] - 1
+                    if c:
+                        cnt[key] = c
+                    else:
+                        del cnt[key]
+            del arr[:drop]
+            if vs is not None:
+                del vs[:drop]
+            hi -= drop
+        d.hi = hi
+        if not r:
+            return R_NONE
+        old = st.vals[k]
+        new = self._value(d)
+        st.vals[k] = new
+        if not arr:
+            st.data[k] = None
+        return r if not same_value(old, new) else R_NONE
+
+    def _value(self, d: _Win) -> Any:
+        hi = d.hi
+        m = self.measure
+        if m == "count":
+            return hi
+        if m == "first_time":
+            return d.ts[0] if hi else None
+        if m == "last_time":
+            return d.ts[hi - 1] if hi else None
+        if m == "distinct":
+            return len(d.acc)
+        vs = d.vs
+        active = vs if hi == len(vs) else vs[:hi]
+        if m == "sum" or m == "avg":
+            d.acc = sum(active)
+            if m == "sum":
+                return d.acc
+            return d.acc / hi if hi else None
+        if not hi:
+            return None
+        return min(active) if m == "min" else max(active)
+
+    def deadline(self, st: ProfileState, now: int) -> int:
+        d = st.data[self.k]
+        if d is None:
+            return NEVER
+        arr = d.ts
+        hi = d.hi
+        out = NEVER
+        if hi:
+            if self.flips is None:
+                out = arr[0] + self.frm
+            else:
+                j0 = bisect_right(arr, now - self.frm, 0, hi)
+                if j0 == hi:
+                    out = now + 1
+                else:
+                    below = self.flips(hi - j0)
+                    out = arr[hi - 1 if below < 0 else hi - below - 1] + self.frm
+        if hi < len(arr):
+            out = min(out, arr[hi] + self.to)
+        return out
+
+    def time_value(self, st: ProfileState) -> int | None:
+        v = st.vals[self.k]
+        return v if self.measure in ("first_time", "last_time") else None
+
+    def json_value(self, st: ProfileState) -> Any:
+        v = st.vals[self.k]
+        return _json_time(v) if self.measure in ("first_time", "last_time") else v
+
+
+class _Seq:
+    __slots__ = ("his", "steps")
+
+    def __init__(self, n: int) -> None:
+        self.steps = [array("q") for _ in range(n)]
+        self.his = [0] * n
+
+
+class SequenceKernel(Kernel):
+    """Per step, the sorted times of matching events that are (or will be) in the window;
+    the greedy earliest chain is recomputed only when it can flip (an event enters while
+    unmatched, or leaves while matched).  Without a relative window a match is final.
+    While unmatched, leaving events cannot flip anything: they are pruned lazily and the
+    only expiry wake-up is when the last one leaves (to free the state)."""
+
+    __slots__ = ("frm", "n", "since", "span", "to", "until")
+
+    def __init__(self, k: int, spec: SequenceMatch) -> None:
+        super().__init__(k, False)
+        self.n = len(spec.steps)
+        self.to, self.frm, self.since, self.until = window_offsets(spec.window)
+        self.span = spec.span.us if spec.span is not None else None
+
+    def insert(
+        self, st: ProfileState, ts: int, name: str, fields: Mapping[str, Any], now: int, arg: int
+    ) -> int:
+        k = self.k
+        if self.frm is None:
+            if st.vals[k] is True or ts < self.since or ts >= self.until:
+                return R_NONE
+        elif ts <= now - self.frm:
+            return R_NONE
+        d = st.data[k]
+        if d is None:
+            d = st.data[k] = _Seq(self.n)
+        elif self.frm is not None and not st.vals[k]:
+            lim = now - self.frm
+            for i, a in enumerate(d.steps):
+                h = d.his[i]
+                if h and a[0] <= lim:
+                    drop = bisect_right(a, lim, 0, h)
+                    del a[:drop]
+                    d.his[i] = h - drop
+        arr = d.steps[arg]
+        pos = bisect_left(arr, ts)
+        if pos < len(arr) and arr[pos] == ts:
+            return R_NONE
+        if arg == 0 and self.frm is None and self.span is None:
+            # only the earliest first step matters when nothing ever leaves
+            if arr:
+                if arr[0] <= ts:
+                    return R_NONE
+                del arr[:]
+                d.his[0] = 0
+            pos = 0
+        arr.insert(pos, ts)
+        if ts > now - self.to:
+            return R_REWAKE
+        d.his[arg] += 1
+        wake = R_REWAKE if pos == 0 else R_NONE
+        if st.vals[k]:
+            return wake
+        if self._matched(d):
+            st.vals[k] = True
+            if self.frm is None:
+                st.data[k] = None
+            return R_EVENT | R_REWAKE
+        return wake
+
+    def _matched(self, d: _Seq) -> bool:
+        steps, his = d.steps, d.his
+        first, h0 = steps[0], his[0]
+        span = self.span
+        for idx in range(h0):
+            s = cur = first[idx]
+            for i in range(1, self.n):
+                arr, hi = steps[i], his[i]
+                j = bisect_right(arr, cur, 0, hi)
+                if j >= hi:
+                    return False
+                cur = arr[j]
+            if span is None or cur - s <= span:
+                return True
+        return False
+
+    def advance(self, st: ProfileState, now: int) -> int:
+        k = self.k
+        d = st.data[k]
+        if d is None:
+            return R_NONE
+        entered = left = False
+        empty = True
+        for i, arr in enumerate(d.steps):
+            hi0 = d.his[i]
+            hi = bisect_right(arr, now - self.to, hi0, len(arr))
+            if hi > hi0:
+                entered = True
+            if self.frm is not None:
+                drop = bisect_right(arr, now - self.frm, 0, hi)
+                if drop:
+                    del arr[:drop]
+                    hi -= drop
+                    left = True
+            d.his[i] = hi
+            empty = empty and not arr
+        matched = bool(st.vals[k])
+        r = R_NONE
+        if (matched and left) or (not matched and entered):
+            now_matched = self._matched(d)
+            if now_matched != matched:
+                st.vals[k] = now_matched
+                r = R_WINDOW if left or self.to else R_EVENT
+                if now_matched and self.frm is None:
+                    st.data[k] = None
+                    return r
+        if empty:
+            st.data[k] = None
+        return r
+
+    def deadline(self, st: ProfileState, now: int) -> int:
+        d = st.data[self.k]
+        if d is None:
+            return NEVER
+        out = NEVER
+        last = -NEVER
+        matched = st.vals[self.k]
+        for i, arr in enumerate(d.steps):
+            hi = d.his[i]
+            if hi and self.frm is not None:
+                if matched:
+                    out = min(out, arr[0] + self.frm)
+                else:
+                    last = max(last, arr[hi - 1] + self.frm)
+            if hi < len(arr):
+                out = min(out, arr[hi] + self.to)
+        if last > -NEVER:
+            out = min(out, max(last, now + 1))
+        return out
+
+
+def _interval(
+    to: int,
+    frm: int | None,
+    since: int,
+    until: int,
+    ts: int,
+    fields: Mapping[str, Any],
+    timed: Sequence[PropertyPredicate],
+) -> tuple[int, int] | None:
+    """The activity interval ``[start, end)`` of one event under a window and
+    time-relative predicates (``within_last D`` on v: ``[v, v + D)``, ``older_than D``:
+    ``[v + D, ∞)``), or None when it is never active."""
+    if ts < since or ts >= until:
+        return None
+    start = ts + to
+    end = NEVER if frm is None else ts + frm
+    for p in timed:
+        t = _as_time(fields.get(p.path, MISSING))
+        if t is None:
+            return None
+        v = to_us(t)
+        dur = p.cmp.value.us
+        if p.cmp.op == "within_last":
+            start = max(start, v)
+            end = min(end, v + dur)
+        else:
+            start = max(start, v + dur)
+    return (start, end) if start < end else None
+
+
+class _Gen:
+    __slots__ = ("cands", "last")
+
+    def __init__(self, last: int) -> None:
+        self.cands: list[tuple[tuple[int, ...], int, Event]] = []
+        self.last = last
+
+
+class GenericKernel(Kernel):
+    """Features whose filters hold time-relative predicates (``within_last`` on an event
+    property): each candidate event keeps the boundaries of its activity intervals, and
+    the value is recomputed with the interpreter's own ``aggregate``/``sequence_matched``
+    over the candidates.  Rare, so obviously-correct beats fast here."""
+
+    __slots__ = ("filters", "spec", "window")
+
+    def __init__(self, k: int, spec: EventAggregate | SequenceMatch) -> None:
+        if isinstance(spec, EventAggregate):
+            empty: Any = 0 if spec.measure in ("count", "sum", "distinct") else None
+            filters: tuple[EventFilter, ...] = (spec.filter,)
+        else:
+            empty = False
+            filters = spec.steps
+        super().__init__(k, empty)
+        self.spec = spec
+        self.window = window_offsets(spec.window)
+        self.filters = tuple((f.names, *split_filter(f)) for f in filters)
+
+    def _value(self, st: ProfileState, d: _Gen, now: int) -> Any:
+        events = [c[2] for c in d.cands]
+        at = from_us(now)
+        if isinstance(self.spec, EventAggregate):
+            v = aggregate(events, self.spec, at)
+            return to_us(v) if isinstance(v, datetime) else v
+        return sequence_matched(events, self.spec, at)
+
+    def insert(
+        self, st: ProfileState, ts: int, name: str, fields: Mapping[str, Any], now: int, arg: int
+    ) -> int:
+        to, frm, since, until = self.window
+        bounds: set[int] = set()
+        end = -NEVER
+        for names, fixed, timed in self.filters:
+            if name not in names or (fixed is not None and not fixed(fields)):
+                continue
+            iv = _interval(to, frm, since, until, ts, fields, timed)
+            if iv is not None:
+                bounds.update(iv)
+                end = max(end, iv[1])
+        if end <= now:
+            return R_NONE
+        k = self.k
+        d = st.data[k]
+        if d is None:
+            d = st.data[k] = _Gen(now)
+        bounds.discard(NEVER)
+        event = Event(from_us(ts), name, fields)
+        d.cands.append((tuple(sorted(bounds)), end, event))
+        d.last = max(d.last, now)
+        if min(bounds) > now:
+            return R_REWAKE
+        old = st.vals[k]
+        new = st.vals[k] = self._value(st, d, now)
+        return (R_EVENT if not same_value(old, new) else R_NONE) | R_REWAKE
+
+    def advance(self, st: ProfileState, now: int) -> int:
+        k = self.k
+        d = st.data[k]
+        if d is None:
+            return R_NONE
+        started_at_ts = any(
+            d.last < b[0] <= now and b[0] == to_us(e.timestamp) for b, _end, e in d.cands if b
+        )
+        d.cands = [c for c in d.cands if c[1] > now]
+        d.last = now
+        old = st.vals[k]
+        new = st.vals[k] = self._value(st, d, now)
+        if not d.cands:
+            st.data[k] = None
+        if same_value(old, new):
+            return R_NONE
+        return R_EVENT if started_at_ts else R_WINDOW
+
+    def deadline(self, st: ProfileState, now: int) -> int:
+        d = st.data[self.k]
+        if d is None:
+            return NEVER
+        out = NEVER
+        last = d.last
+        for bounds, _end, _e in d.cands:
+            for b in bounds:
+                if b > last:
+                    out = min(out, b)
+                    break
+        return out
+
+    def time_value(self, st: ProfileState) -> int | None:
+        v = st.vals[self.k]
+        timed = isinstance(self.spec, EventAggregate) and self.spec.measure in _TIME_MEASURES
+        return v if timed else None
+
+    def json_value(self, st: ProfileState) -> Any:
+        v = st.vals[self.k]
+        timed = isinstance(self.spec, EventAggregate) and self.spec.measure in _TIME_MEASURES
+        return _json_time(v) if timed else v
+
+
+_TIME_MEASURES: Final = frozenset({"first_time", "last_time"})
+
+
+class _Trait:
+    __slots__ = ("mid", "pending", "tp", "ts")
+
+    def __init__(self) -> None:
+        self.ts = -NEVER
+        self.mid = ""
+        self.tp: int | None = None
+        self.pending: list[tuple[int, str, Any]] | None = None
+
+
+def _write_key(w: tuple[int, str, Any]) -> tuple[int, str]:
+    return (w[0], w[1])
+
+
+class TraitKernel(Kernel):
+    """Latest write by (timestamp, message id) at or before now, plus writes stamped
+    in the future; ``timed`` keeps the parsed instant for date comparisons."""
+
+    __slots__ = ("name", "timed")
+
+    def __init__(self, k: int, name: str, timed: bool) -> None:
+        super().__init__(k, MISSING)
+        self.name = name
+        self.timed = timed
+
+    def write(self, st: ProfileState, ts: int, mid: str, value: Any, now: int) -> int:
+        d = st.data[self.k]
+        if d is None:
+            d = st.data[self.k] = _Trait()
+        if ts > now:
+            w = (ts, mid, value)
+            if d.pending is None:
+                d.pending = [w]
+            else:
+                insort(d.pending, w, key=_write_key)
+            return R_REWAKE
+        return self._take(st, d, ts, mid, value) | R_REWAKE
+
+    def _take(self, st: ProfileState, d: _Trait, ts: int, mid: str, value: Any) -> int:
+        if (ts, mid) <= (d.ts, d.mid):
+            return R_NONE
+        d.ts, d.mid = ts, mid
+        k = self.k
+        old = st.vals[k]
+        new = st.vals[k] = MISSING if value is None else value
+        if self.timed:
+            t = _as_time(new)
+            d.tp = to_us(t) if t is not None else None
+        return R_NONE if same_value(old, new) else R_TRAIT
+
+    def advance(self, st: ProfileState, now: int) -> int:
+        d = st.data[self.k]
+        if d is None or not d.pending:
+            return R_NONE
+        r = R_NONE
+        p = d.pending
+        while p and p[0][0] <= now:
+            ts, mid, value = p.pop(0)
+            r = max(r, self._take(st, d, ts, mid, value))
+        if not p:
+            d.pending = None
+        return r
+
+    def deadline(self, st: ProfileState, now: int) -> int:
+        d = st.data[self.k]
+        if d is None or not d.pending:
+            return NEVER
+        first: int = d.pending[0][0]
+        return first
+
+    def time_value(self, st: ProfileState) -> int | None:
+        d = st.data[self.k]
+        return None if d is None else d.tp
+
+
+class ConstantKernel(Kernel):
+    """Static-segment membership and bucket draws: fixed when the state is created."""
+
+    __slots__ = ()

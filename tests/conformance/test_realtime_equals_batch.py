@@ -1,0 +1,466 @@
+"""Conformance: the real-time evaluator equals the interpreter (hence the SQL evaluator)
+at every instant, and every membership change carries the exact instant.
+
+Random plans over every condition kind (the batch property test's strategies, plus
+time-relative predicates on event properties), random streams of events and trait
+writes arriving in order, with lag, late (before the profile's watermark) or from the
+future, and random checkpoints.  After every input and every ``advance_to`` the change
+log of each profile is checked against the interpreter at *every* instant where the
+interpreter's answer could flip (each ``x + d`` for x an event time or a parsed date and
+d a duration of the plan), one microsecond before it and at it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segflow.batch.run import evaluate
+from segflow.model.definition import (
+    Ago,
+    Duration,
+    EventFilter,
+    Segment,
+    Within,
+    parse_segment,
+)
+from segflow.plan.features import (
+    EventAggregate,
+    FAbandoned,
+    FCompare,
+    SequenceMatch,
+)
+from segflow.plan.interpret import (
+    Event,
+    Interpreter,
+    ProfileHistory,
+    TraitWrite,
+    _as_time,
+)
+from segflow.plan.planner import Plan, build_plan
+from segflow.realtime import Change, RealtimeRunner, VirtualClock, compile_engine
+from tests.unit.batch.histories import load
+from tests.unit.batch.test_batch_matches_interpreter import (
+    NAMES,
+    T0,
+    abandonment,
+    event_condition,
+    events,
+    histories,
+    instants,
+    leaves,
+    sequence,
+)
+
+US = timedelta(microseconds=1)
+START = T0 - timedelta(days=1)
+END = T0 + timedelta(days=12)
+EXAMPLES = int(os.environ.get("SEGFLOW_EXAMPLES", "200"))
+
+# --------------------------------------------------------------------------- strategies
+
+time_predicates = st.sampled_from(
+    [
+        {"property": "when", "within_last": "2d"},
+        {"property": "when", "within_last": "7d"},
+        {"property": "when", "older_than": "1d"},
+        {"property": "when", "after": "2026-01-04"},
+    ]
+)
+
+
+@st.composite
+def with_time_predicate(draw: st.DrawFn, base: st.SearchStrategy[dict[str, Any]]) -> Any:
+    """A condition from ``base`` with a time-relative predicate added to one filter."""
+    c = dict(draw(base))
+    pred = draw(time_predicates)
+    if "sequence" in c:
+        steps = [dict(s) for s in c["sequence"]]
+        i = draw(st.integers(0, len(steps) - 1))
+        steps[i]["where"] = [*steps[i].get("where", []), pred]
+        c["sequence"] = steps
+    else:
+        c["where"] = [*c.get("where", []), pred]
+    return c
+
+
+relative_sequences = st.builds(
+    lambda s, w: {**s, "within": w},
+    sequence(),
+    st.sampled_from(["1d", "2d", "7d", {"from_ago": "2d", "to_ago": "1h"}]),
+)
+"""Sequences whose events leave the window (the chain must be recomputed as they do)."""
+
+extra_leaves = st.one_of(
+    relative_sequences,
+    with_time_predicate(event_condition()),
+    with_time_predicate(sequence()),
+    with_time_predicate(abandonment()),
+    st.sampled_from(
+        [
+            {"trait": "signup", "within_last": "12h"},
+            {"trait": "signup", "older_than": "2d"},
+            {"trait": "signup", "before": "2026-01-04"},
+            {"trait": "age", "lte": 35},
+            {"event": "View", "within": {"from_ago": "2d", "to_ago": "1d"}, "gte": 2},
+            {"event": "Add", "measure": "last_time", "within_last": "1d"},
+            {"event": "Order", "measure": "first_time", "older_than": "2d", "within": "7d"},
+        ]
+    ),
+)
+
+rt_conditions = st.recursive(
+    st.one_of(leaves, extra_leaves),
+    lambda inner: st.one_of(
+        st.builds(lambda xs: {"all": xs}, st.lists(inner, max_size=3)),
+        st.builds(lambda xs: {"any": xs}, st.lists(inner, max_size=3)),
+        st.builds(lambda x: {"not": x}, inner),
+    ),
+    max_leaves=6,
+)
+
+WHEN = [None, None, "2026-01-03T00:00:00Z", "2026-01-05", "2026-01-02T12:00:00Z", "nope"]
+LAGS = [timedelta(0)] * 3 + [
+    timedelta(minutes=30),
+    timedelta(hours=1),
+    timedelta(days=1),
+    timedelta(days=3),
+    -timedelta(hours=1),
+    -timedelta(days=1),
+]
+
+
+dense_events = st.builds(
+    lambda e, h: Event(T0 + timedelta(hours=h), e.name, e.fields),
+    events(),
+    st.sampled_from([0, 1, 2, 23, 24, 25, 48, 49, 72, 168, 169, 192]),
+)
+"""Events on a grid where the plan's durations (1h, 1d, 2d, 7d) separate them exactly."""
+
+
+@dataclass
+class Scenario:
+    segments: list[Segment]
+    histories: list[ProfileHistory]
+    inputs: list[tuple[datetime, str, Event | TraitWrite]] = field(default_factory=list)
+    checkpoints: list[datetime] = field(default_factory=list)
+
+
+@st.composite
+def scenarios(
+    draw: st.DrawFn, conditions: st.SearchStrategy[Any] = rt_conditions, *, dense: int = 12
+) -> Scenario:
+    conds = draw(st.lists(conditions, min_size=1, max_size=3))
+    segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
+    segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
+    segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
+    chain = {"all": [{"in_segment": "ref"}, {"in_segment": f"s{len(conds) - 1}"}]}
+    segments.append(parse_segment({"id": "chain", "condition": chain}))
+    hs: list[ProfileHistory] = []
+    inputs: list[tuple[datetime, str, Event | TraitWrite]] = []
+    for h in draw(histories()):
+        more = draw(st.lists(dense_events, min_size=dense // 4, max_size=dense))
+        evs = []
+        for j, e in enumerate([*h.events, *more]):
+            when = draw(st.sampled_from(WHEN))
+            fields = {**e.fields, "properties.when": when} if when else dict(e.fields)
+            evs.append(Event(e.timestamp, e.name, fields, f"{h.profile_id}e{j}"))
+        hs.append(ProfileHistory(h.profile_id, evs, list(h.traits), h.static_segments))
+        items: list[Event | TraitWrite] = [*evs, *h.traits]
+        for item in items:
+            arrival = max(START, item.timestamp + draw(st.sampled_from(LAGS)))
+            inputs.append((arrival, h.profile_id, item))
+    order = draw(st.permutations(range(len(inputs))))
+    inputs = [inputs[i] for i in order]
+    inputs.sort(key=lambda x: x[0])
+    last = max([END, *(t for t, _p, _i in inputs)])
+    checkpoints = [*sorted(set(draw(st.lists(instants, max_size=5)))), last]
+    return Scenario(segments, hs, inputs, checkpoints)
+
+
+plain_windows = st.sampled_from(["1d", "2d", {"from_ago": "2d", "to_ago": "1h"}])
+chains = st.one_of(
+    st.builds(
+        lambda names, w, span: {
+            "sequence": [{"event": n} for n in names],
+            "within": w,
+            **({"span": span} if span else {}),
+        },
+        st.lists(st.sampled_from(NAMES), min_size=2, max_size=3),
+        plain_windows,
+        st.sampled_from([None, "1h", "1d"]),
+    ),
+    st.builds(
+        lambda n, w, k: {"event": n, "within": w, "gte": k},
+        st.sampled_from(NAMES),
+        plain_windows,
+        st.integers(1, 3),
+    ),
+)
+"""Unfiltered sequences and windowed counts: many events share each step, so chains form,
+break and re-form as events enter and leave the window."""
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def plan_durations(plan: Plan) -> set[int]:
+    """Every duration of the plan (µs): windows, waits, time comparisons."""
+    out = {0}
+
+    def window(w: object) -> None:
+        if isinstance(w, Within):
+            out.add(w.span.us)
+        elif isinstance(w, Ago):
+            out.update((w.from_ago.us, w.to_ago.us))
+
+    def filters(fs: Iterable[EventFilter]) -> None:
+        for f in fs:
+            for p in f.where:
+                if isinstance(p.cmp.value, Duration):
+                    out.add(p.cmp.value.us)
+
+    for feat in plan.features.values():
+        if isinstance(feat, EventAggregate):
+            window(feat.window)
+            filters([feat.filter])
+        elif isinstance(feat, SequenceMatch):
+            window(feat.window)
+            filters(feat.steps)
+    stack: list[Any] = list(plan.formulas.values())
+    while stack:
+        f = stack.pop()
+        if isinstance(f, FCompare) and isinstance(f.cmp.value, Duration):
+            out.add(f.cmp.value.us)
+        elif isinstance(f, FAbandoned):
+            out.add(f.wait.us)
+        stack.extend(getattr(f, "items", ()))
+        if hasattr(f, "item"):
+            stack.append(f.item)
+    return out
+
+
+def flip_instants(h: ProfileHistory, durations: set[int]) -> set[datetime]:
+    """Every instant at which the interpreter's answer for ``h`` could change."""
+    bases: set[datetime] = set()
+    for e in h.events:
+        bases.add(e.timestamp)
+        for v in e.fields.values():
+            t = _as_time(v)
+            if t is not None:
+                bases.add(t)
+    for w in h.traits:
+        t = _as_time(w.value)
+        if t is not None:
+            bases.add(t)
+    return {b + timedelta(microseconds=d) for b in bases for d in durations}
+
+
+class Checker:
+    """Replays a scenario through a runner and checks the log against the interpreter."""
+
+    def __init__(self, sc: Scenario) -> None:
+        self.plan = build_plan(sc.segments)
+        self.durations = plan_durations(self.plan)
+        self.engine = compile_engine(self.plan)
+        self.clock = VirtualClock(START)
+        statics = {h.profile_id: h.static_segments for h in sc.histories}
+        self.runner = RealtimeRunner(self.engine, clock=self.clock, static_segments=statics)
+        self.known = {
+            h.profile_id: ProfileHistory(h.profile_id, [], [], h.static_segments)
+            for h in sc.histories
+        }
+        self.members: dict[str, dict[str, bool]] = {}
+        self.last_at: dict[str, datetime] = {}
+        self.sc = sc
+        self.checks = 0
+
+    def interp(self, h: ProfileHistory, t: datetime) -> dict[str, bool]:
+        self.checks += 1
+        return Interpreter(self.plan, h, t).segments()
+
+    def watermark(self, pid: str) -> datetime:
+        w = self.engine.watermark(self.runner.states[pid])
+        assert w is not None
+        return w
+
+    def run(self, *, exact: bool = True) -> None:
+        for pid in self.known:
+            changes = self.runner.add_profile(pid, START)
+            expected = self.interp(self.known[pid], START)
+            assert {c.segment_id for c in changes} == {s for s, m in expected.items() if m}
+            self.members[pid] = expected
+        timeline: list[tuple[datetime, int, Any]] = [(t, 0, item) for t, *item in self.sc.inputs]
+        timeline += [(t, 1, None) for t in self.sc.checkpoints]
+        timeline.sort(key=lambda x: (x[0], x[1]))
+        for now, kind, item in timeline:
+            self.clock.set(now)
+            if kind == 1:
+                self.checkpoint(now, exact=exact)
+            else:
+                self.input(now, item[0], item[1], exact=exact)
+
+    def input(self, now: datetime, pid: str, item: Event | TraitWrite, *, exact: bool) -> None:
+        before = self.known[pid]
+        w_old = self.watermark(pid)
+        statics = before.static_segments
+        if isinstance(item, Event):
+            after = ProfileHistory(pid, [*before.events, item], before.traits, statics)
+            changes = self.runner.ingest(pid, item, now)
+        else:
+            after = ProfileHistory(pid, before.events, [*before.traits, item], statics)
+            changes = self.runner.set_trait(pid, item, now)
+        self.known[pid] = after
+        ts = item.timestamp
+        if ts > now:
+            assert changes == [], "an input from the future changes nothing yet"
+            return
+        t = ts if ts >= w_old else now
+        if self.watermark(pid) == w_old and t != w_old:
+            assert changes == [], "an input no feature reads leaves the state alone"
+            return
+        assert self.watermark(pid) == t
+        if exact:
+            self.verify(pid, before, w_old, t, changes, final=after)
+        else:
+            self.apply_log(pid, changes)
+
+    def checkpoint(self, now: datetime, *, exact: bool) -> None:
+        olds = {pid: self.watermark(pid) for pid in self.known}
+        changes = self.runner.advance_to(now)
+        for pid, h in self.known.items():
+            mine = [c for c in changes if c.profile_id == pid]
+            if exact:
+                self.verify(pid, h, olds[pid], now, mine, final=None)
+            else:
+                self.apply_log(pid, mine)
+            expected = self.interp(h, now)
+            assert self.members[pid] == expected, (pid, now)
+            got = self.runner.segments_of(pid)
+            assert got == {s for s, m in expected.items() if m}, (pid, now, got)
+            nd = self.runner.engine.next_deadline(self.runner.states[pid])
+            assert nd is None or nd > now
+
+    def apply_log(self, pid: str, changes: list[Change]) -> None:
+        cur = self.members[pid]
+        for c in changes:
+            assert cur[c.segment_id] != c.entered, c
+            cur[c.segment_id] = c.entered
+
+    def verify(
+        self,
+        pid: str,
+        h: ProfileHistory,
+        w_old: datetime,
+        t: datetime,
+        changes: list[Change],
+        *,
+        final: ProfileHistory | None,
+    ) -> None:
+        """The log of one step against the interpreter.
+
+        Before ``t`` (and up to ``t`` when no input comes, ``final`` None) the history is
+        ``h``: at every candidate flip instant x in the step, the log must say what the
+        interpreter says at x - 1µs and at x.  With an input at ``t``, memberships after
+        the step must be the interpreter's on ``final`` at ``t``."""
+        ats = [c.at for c in changes]
+        assert ats == sorted(ats), "changes of one profile come in time order"
+        assert not ats or ats[0] >= max(w_old, self.last_at.get(pid, w_old)), (ats, w_old)
+        if ats:
+            self.last_at[pid] = ats[-1]
+        cur = self.members[pid]
+        # deadlines fire with window_expired, inputs from the future with their own reason
+        assert all(c.reason in ("window_expired", "event", "trait_changed") for c in changes)
+        pre = [c for c in changes if final is None or c.at < t]
+        limit = t if final is not None else t + US
+        cands = {x for x in flip_instants(h, self.durations) if w_old < x < limit}
+        cands |= {c.at for c in pre}
+        i = 0
+        for x in sorted(cands):
+            if x - US >= w_old:
+                assert self.interp(h, x - US) == cur, (pid, "before", x)
+            seen: set[str] = set()
+            while i < len(pre) and pre[i].at == x:
+                c = pre[i]
+                assert c.segment_id not in seen, f"two changes of {c.segment_id} at {x}"
+                seen.add(c.segment_id)
+                assert cur[c.segment_id] != c.entered, c
+                cur[c.segment_id] = c.entered
+                i += 1
+            assert self.interp(h, x) == cur, (pid, "at", x, pre)
+        assert i == len(pre)
+        if final is None:
+            return
+        if t > w_old and t - US >= w_old:
+            assert self.interp(h, t - US) == cur, (pid, "before input", t)
+        seen = set()
+        for c in changes[len(pre) :]:
+            assert c.at == t and c.segment_id not in seen, c
+            seen.add(c.segment_id)
+            assert cur[c.segment_id] != c.entered, c
+            cur[c.segment_id] = c.entered
+        assert self.interp(final, t) == cur, (pid, "after input", t, changes)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(sc=scenarios())
+def test_realtime_log_is_exact_and_equals_interpreter(sc: Scenario) -> None:
+    Checker(sc).run()
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(sc=scenarios(chains, dense=20))
+def test_sequence_chains_and_counts_are_exact_as_events_come_and_go(sc: Scenario) -> None:
+    Checker(sc).run()
+
+
+@settings(
+    max_examples=max(10, EXAMPLES // 8),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(sc=scenarios())
+def test_realtime_equals_sql_batch_evaluator(sc: Scenario) -> None:
+    checker = Checker(sc)
+    checker.run(exact=False)
+    con = duckdb.connect()
+    load(con, sc.histories)
+    got = evaluate(con, sc.segments, sc.checkpoints[-1]).membership_map()
+    assert checker.runner.memberships() == got
+
+
+@settings(max_examples=max(10, EXAMPLES // 8), deadline=None)
+@given(sc=scenarios())
+def test_replay_is_deterministic_and_rebuild_agrees(sc: Scenario) -> None:
+    a, b = Checker(sc), Checker(sc)
+    a.run(exact=False)
+    b.run(exact=False)
+    assert a.runner.log == b.runner.log
+    engine = a.engine
+    end = sc.checkpoints[-1]
+    later = end + timedelta(days=8)
+    a.runner.advance_to(later)
+    for h in sc.histories:
+        rebuilt = engine.rebuild(h.profile_id, h.events, h.traits, h.static_segments, end)
+        assert engine.memberships(rebuilt) == b.runner.segments_of(h.profile_id)
+        engine.advance(rebuilt, later)
+        expected = {s for s, m in Interpreter(a.plan, h, later).segments().items() if m}
+        assert engine.memberships(rebuilt) == expected == a.runner.segments_of(h.profile_id)

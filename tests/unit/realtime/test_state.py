@@ -1,0 +1,101 @@
+"""Feature-state building blocks against the interpreter's definitions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segflow.model.definition import Comparison, Duration, PropertyPredicate
+from segflow.plan.interpret import MISSING, compare_value
+from segflow.realtime.state import (
+    _interval,
+    compile_predicates,
+    count_flips,
+    from_us,
+    to_us,
+    value_test,
+)
+
+values = st.one_of(
+    st.sampled_from([MISSING, None, True, False, 0, 1, 1.0, 2.5, -3, "PL", "pl", "", "12"]),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=3),
+    st.lists(st.integers(0, 2), max_size=2),
+)
+comparisons = st.one_of(
+    st.builds(Comparison, st.sampled_from(["eq", "ne"]), st.sampled_from([1.0, "PL", True, 0.0])),
+    st.builds(Comparison, st.sampled_from(["gt", "gte", "lt", "lte"]), st.sampled_from([0.0, 1.0])),
+    st.just(Comparison("between", (0.0, 2.0))),
+    st.builds(
+        Comparison,
+        st.sampled_from(["in", "not_in"]),
+        st.sampled_from([("PL", 1.0), (True,), ("", "pl")]),
+    ),
+    st.builds(Comparison, st.sampled_from(["contains", "starts_with", "ends_with"]), st.just("P")),
+    st.builds(Comparison, st.sampled_from(["exists", "not_exists"])),
+    st.builds(Comparison, st.sampled_from(["before", "after"]), st.just(datetime(2026, 1, 1))),
+)
+
+
+@given(cmp=comparisons, vs=st.lists(values, min_size=1, max_size=6))
+def test_memoised_value_test_equals_compare_value(cmp: Comparison, vs: list[Any]) -> None:
+    test = value_test(cmp)
+    at = datetime(2030, 1, 1)
+    for v in vs + vs:
+        assert test(v) == compare_value(v, cmp, at), (v, cmp)
+
+
+def test_value_test_keeps_bool_and_number_apart() -> None:
+    test = value_test(Comparison("eq", 1.0))
+    assert test(1) and test(1.0) and not test(True)
+    assert not value_test(Comparison("eq", True))(1)
+
+
+def test_compiled_predicates_hold_on_the_same_event() -> None:
+    pred = compile_predicates(
+        [
+            PropertyPredicate("properties.category", Comparison("eq", "shoes")),
+            PropertyPredicate("properties.price", Comparison("gt", 5.0)),
+        ]
+    )
+    assert pred is not None
+    assert pred({"properties.category": "shoes", "properties.price": 6})
+    assert not pred({"properties.category": "shoes"})
+    assert compile_predicates([]) is None
+
+
+def test_count_flips_finds_the_next_count_with_another_answer() -> None:
+    flips = count_flips([value_test(Comparison("gte", 3.0)), value_test(Comparison("lt", 1.0))])
+    assert flips(5) == 2  # gte 3 turns false at 2
+    assert flips(2) == 0  # lt 1 turns true at 0
+    assert flips(0) == -1
+    assert count_flips([value_test(Comparison("in", (1.0, 3.0)))])(5) == 3
+
+
+@given(ts=st.integers(0, 10**15), to=st.integers(0, 10**9), extra=st.integers(1, 10**9))
+def test_instants_round_trip(ts: int, to: int, extra: int) -> None:
+    assert to_us(from_us(ts)) == ts
+    assert _interval(to, to + extra, -(1 << 62), 1 << 62, ts, {}, ()) == (ts + to, ts + to + extra)
+
+
+def test_time_predicates_bound_the_activity_interval() -> None:
+    when = datetime(2026, 1, 5)
+    fields = {"properties.when": "2026-01-05"}
+    within = PropertyPredicate(
+        "properties.when", Comparison("within_last", Duration(86_400_000_000))
+    )
+    older = PropertyPredicate("properties.when", Comparison("older_than", Duration(3_600_000_000)))
+    ts = to_us(datetime(2026, 1, 1))
+    assert _interval(0, None, -(1 << 62), 1 << 62, ts, fields, (within,)) == (
+        to_us(when),
+        to_us(when + timedelta(days=1)),
+    )
+    assert _interval(0, None, -(1 << 62), 1 << 62, ts, fields, (older,)) == (
+        to_us(when + timedelta(hours=1)),
+        1 << 62,
+    )
+    assert _interval(0, None, -(1 << 62), 1 << 62, ts, {"properties.when": 3}, (older,)) is None
