@@ -1,0 +1,151 @@
+"""Real-time evaluator benchmark: replay a generated shop through the engine.
+
+    .venv/bin/python bench/realtime.py --customers 10000
+
+Replays the demo shop's track events in time order on virtual time (the clock is
+each event's timestamp; due timers fire every 500 events), with the whole segment
+library in one engine, on one core.  Prints events/s, p50/p99 per-event latency,
+timer firings/s, state bytes per profile, and the ratio against recomputing the
+touched profile from its full history on every event (the plain-Python interpreter,
+run for a sample of events in the same process) -- what an engine without
+incremental state would pay.  Targets (issue 3): >= 50,000 events/s, p99 < 2 ms,
+< 2 KB state per profile.
+
+Identity merges and trait writes are left out of the replay (profile = user id,
+else anonymous id); they are covered by the conformance tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from segflow.demo.generator import generate_shop  # noqa: E402
+from segflow.plan.interpret import Event, Interpreter, ProfileHistory  # noqa: E402
+from segflow.plan.planner import build_plan  # noqa: E402
+from segflow.realtime import (  # noqa: E402
+    RealtimeRunner,
+    VirtualClock,
+    compile_engine,
+    from_us,
+    state_memory_bytes,
+    state_size_bytes,
+    to_us,
+)
+from segflow.service import read_segment_files  # noqa: E402
+
+LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"
+END = datetime(2026, 11, 1)
+FIELDS = ("properties.", "context.")
+
+
+def load_events(paths: list[Path]) -> list[tuple[int, str, str, dict[str, Any]]]:
+    out: list[tuple[int, str, str, dict[str, Any]]] = []
+    for p in paths:
+        table = pq.read_table(p)
+        table = table.filter(pc.equal(table.column("type"), "track"))
+        cols = {c: table.column(c).to_pylist() for c in table.column_names}
+        keys = [c for c in cols if c.startswith(FIELDS)]
+        for i in range(table.num_rows):
+            pid = cols["user_id"][i] or cols["anonymous_id"][i]
+            fields = {k: cols[k][i] for k in keys if cols[k][i] is not None}
+            out.append((to_us(cols["timestamp"][i]), pid, cols["event"][i], fields))
+    out.sort(key=lambda e: e[0])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--customers", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--baseline-sample", type=int, default=300)
+    ap.add_argument("--data", type=Path, default=ROOT / "bench-data")
+    args = ap.parse_args()
+
+    data = args.data / f"shop-{args.customers}-{args.seed}"
+    summary = generate_shop(data / "rt", customers=args.customers, seed=args.seed, end=END)
+    events = load_events(list(summary.paths))
+    plan = build_plan(read_segment_files(LIBRARY))
+    engine = compile_engine(plan)
+    print(
+        f"{len(events):,} track events, {args.customers:,} customers, "
+        f"{len(plan.formulas)} segments, {len(plan.features)} features"
+    )
+
+    gc.collect()
+    gc.freeze()
+    runner = RealtimeRunner(engine, clock=VirtualClock(from_us(events[0][0])), keep_log=True)
+    latencies: list[int] = []
+    timer_changes = 0
+    timer_time = 0.0
+    clock = time.perf_counter_ns
+    started = time.process_time()
+    for i, (ts, pid, name, fields) in enumerate(events):
+        a = clock()
+        runner.ingest_us(pid, ts, name, fields, ts)
+        latencies.append(clock() - a)
+        if i % 500 == 499:
+            b = time.process_time()
+            timer_changes += len(runner.advance_to(from_us(ts)))
+            timer_time += time.process_time() - b
+    timer_changes += len(runner.advance_to(END))
+    elapsed = time.process_time() - started
+    latencies.sort()
+    sizes = [state_size_bytes(s) for s in runner.states.values()]
+    sample = list(runner.states.values())[:2000]
+    memory = [state_memory_bytes(s) for s in sample]
+
+    # baseline: recompute the touched profile from its whole history on each event
+    by_profile: dict[str, list[Event]] = {}
+    step = max(1, len(events) // args.baseline_sample)
+    base_time = 0.0
+    base_n = 0
+    for i, (ts, pid, name, fields) in enumerate(events):
+        by_profile.setdefault(pid, []).append(Event(from_us(ts), name, fields))
+        if i % step == 0:
+            b = time.process_time()
+            Interpreter(plan, ProfileHistory(pid, by_profile[pid]), from_us(ts)).segments()
+            base_time += time.process_time() - b
+            base_n += 1
+    base_rate = base_n / base_time if base_time else float("inf")
+    rate = len(events) / elapsed
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * q))] / 1e3
+
+    print()
+    print(f"events/s (one core, incl. timers)  {rate:12,.0f}   (target >= 50,000)")
+    print(
+        f"latency p50 / p99 / p999          {pct(0.5):8.1f} / {pct(0.99):.1f} / {pct(0.999):.1f} us"
+        "   (target p99 < 2000 us)"
+    )
+    print(
+        f"timer changes                     {timer_changes:12,}   "
+        f"{timer_changes / timer_time if timer_time else 0:,.0f} firings/s"
+    )
+    print(
+        f"state per profile (pickled)       {statistics.mean(sizes):12,.0f} B mean, "
+        f"p99 {sorted(sizes)[int(len(sizes) * 0.99)]:,} B   (target < 2,048 B)"
+    )
+    print(f"state per profile (in memory)     {statistics.mean(memory):12,.0f} B mean")
+    print(
+        f"recompute-per-event baseline      {base_rate:12,.0f} events/s   "
+        f"engine is {rate / base_rate:,.1f}x faster"
+    )
+    print(f"membership changes logged         {len(runner.log):12,}")
+
+
+if __name__ == "__main__":
+    main()
