@@ -34,10 +34,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final, Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 from segflow.model.bucket import bucket_of
 from segflow.model.definition import (
+    TIME_MEASURES,
     Absolute,
     Comparison,
     _filter_canonical,
@@ -104,7 +105,6 @@ class Change(NamedTuple):
 
 Leaf: TypeAlias = Callable[[list[Any], int], bool]
 Route: TypeAlias = tuple[FieldsPredicate | None, tuple[tuple[Kernel, int], ...]]
-_TIME_MEASURES: Final = frozenset({"first_time", "last_time"})
 
 
 def _true(_v: list[Any], _t: int) -> bool:
@@ -236,7 +236,7 @@ class ProfileEngine:
         if timed or not cmps or any(c.op in TIME_RELATIVE_OPS for c in cmps):
             return None
         if isinstance(feat, EventAggregate):
-            if feat.measure in _TIME_MEASURES:
+            if feat.measure in TIME_MEASURES:
                 return None
             if feat.measure not in ("count", "sum", "distinct"):
                 tests = [value_test(c) for c in sorted(cmps, key=repr)]
@@ -275,7 +275,7 @@ class ProfileEngine:
                 k = self.index[f.feature]
                 feat = self.plan.features[f.feature]
                 plain = f.cmp.op not in TIME_RELATIVE_OPS and not (
-                    isinstance(feat, EventAggregate) and feat.measure in _TIME_MEASURES
+                    isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES
                 )
                 if plain and isinstance(feat, TraitValue):
                     return f"{bind(value_test(f.cmp))}(v[{k}])"
@@ -338,7 +338,7 @@ class ProfileEngine:
         k = self.index[f.feature]
         feat = self.plan.features[f.feature]
         cmp = f.cmp
-        if isinstance(feat, EventAggregate) and feat.measure in _TIME_MEASURES:
+        if isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES:
 
             def time_cmp(v: list[Any], t: int) -> bool:
                 x = v[k]

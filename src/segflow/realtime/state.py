@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from segflow.model.definition import (
+    TIME_MEASURES,
     Absolute,
     Ago,
     Comparison,
@@ -363,16 +364,34 @@ def _pending_key(p: tuple[int, Any]) -> int:
     return p[0]
 
 
-class AllTimeAgg(Kernel):
-    """No window (or an absolute one): an event, once at or before now, counts forever,
-    so scalars suffice; events from the future wait in ``pending``."""
+class _AggKernel(Kernel):
+    """What every event-aggregate kernel shares: its measure, the extractor of the
+    measured value, and how a time-valued measure reads as an instant."""
 
-    __slots__ = ("extract", "measure", "since", "until")
+    __slots__ = ("extract", "measure")
 
     def __init__(self, k: int, spec: EventAggregate) -> None:
         super().__init__(k, 0 if spec.measure in ("count", "sum", "distinct") else None)
         self.measure = spec.measure
         self.extract = make_extractor(spec.measure, spec.of)
+
+    def time_value(self, st: ProfileState) -> int | None:
+        v = st.vals[self.k]
+        return v if self.measure in TIME_MEASURES else None
+
+    def json_value(self, st: ProfileState) -> Any:
+        v = st.vals[self.k]
+        return _json_time(v) if self.measure in TIME_MEASURES else v
+
+
+class AllTimeAgg(_AggKernel):
+    """No window (or an absolute one): an event, once at or before now, counts forever,
+    so scalars suffice; events from the future wait in ``pending``."""
+
+    __slots__ = ("since", "until")
+
+    def __init__(self, k: int, spec: EventAggregate) -> None:
+        super().__init__(k, spec)
         _to, _frm, self.since, self.until = window_offsets(spec.window)
 
     def _x0(self) -> Any:
@@ -457,14 +476,6 @@ class AllTimeAgg(Kernel):
         first: int = d.pending[0][0]
         return first
 
-    def time_value(self, st: ProfileState) -> int | None:
-        v = st.vals[self.k]
-        return v if self.measure in ("first_time", "last_time") else None
-
-    def json_value(self, st: ProfileState) -> Any:
-        v = st.vals[self.k]
-        return _json_time(v) if self.measure in ("first_time", "last_time") else v
-
 
 class _Win:
     __slots__ = ("acc", "hi", "ts", "vs")
@@ -499,7 +510,7 @@ def count_flips(tests: Sequence[Callable[[Any], bool]]) -> Callable[[int], int]:
     return flips
 
 
-class WindowAgg(Kernel):
+class WindowAgg(_AggKernel):
     """A relative window: a sorted array of event times (and values when the measure needs
     them); ``[0, hi)`` are active, ``[hi, n)`` wait to enter (``Ago`` windows, future
     events).  Expired events are dropped at the front.
@@ -509,12 +520,10 @@ class WindowAgg(Kernel):
     expired events are pruned lazily before each insert, so the stored value may be a
     stale count with the same truth for every comparison."""
 
-    __slots__ = ("extract", "flips", "frm", "measure", "to")
+    __slots__ = ("flips", "frm", "to")
 
     def __init__(self, k: int, spec: EventAggregate) -> None:
-        super().__init__(k, 0 if spec.measure in ("count", "sum", "distinct") else None)
-        self.measure = spec.measure
-        self.extract = make_extractor(spec.measure, spec.of)
+        super().__init__(k, spec)
         to, frm, _since, _until = window_offsets(spec.window)
         assert frm is not None
         self.to = to
@@ -672,14 +681,6 @@ class WindowAgg(Kernel):
         if hi < len(arr):
             out = min(out, arr[hi] + self.to)
         return out
-
-    def time_value(self, st: ProfileState) -> int | None:
-        v = st.vals[self.k]
-        return v if self.measure in ("first_time", "last_time") else None
-
-    def json_value(self, st: ProfileState) -> Any:
-        v = st.vals[self.k]
-        return _json_time(v) if self.measure in ("first_time", "last_time") else v
 
 
 class _Seq:
@@ -950,16 +951,13 @@ class GenericKernel(Kernel):
 
     def time_value(self, st: ProfileState) -> int | None:
         v = st.vals[self.k]
-        timed = isinstance(self.spec, EventAggregate) and self.spec.measure in _TIME_MEASURES
+        timed = isinstance(self.spec, EventAggregate) and self.spec.measure in TIME_MEASURES
         return v if timed else None
 
     def json_value(self, st: ProfileState) -> Any:
         v = st.vals[self.k]
-        timed = isinstance(self.spec, EventAggregate) and self.spec.measure in _TIME_MEASURES
+        timed = isinstance(self.spec, EventAggregate) and self.spec.measure in TIME_MEASURES
         return _json_time(v) if timed else v
-
-
-_TIME_MEASURES: Final = frozenset({"first_time", "last_time"})
 
 
 class _Trait:
