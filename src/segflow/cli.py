@@ -23,7 +23,7 @@ from rich.table import Table
 
 from segflow.model.definition import parse_instant
 from segflow.model.errors import DefinitionError
-from segflow.service import Segflow
+from segflow.service import Evaluation, Segflow
 
 app = typer.Typer(no_args_is_help=True, help="segflow: real-time customer segmentation.")
 segments_app = typer.Typer(no_args_is_help=True, help="Define and inspect segments.")
@@ -91,10 +91,12 @@ def _progress(label: str) -> Iterator[Any]:
         yield update
 
 
-def _sizes_table(
-    sizes: dict[str, int], names: dict[str, str], universe: int, at: datetime
-) -> Table:
-    table = Table(title=f"Segments as of {at.isoformat(timespec='seconds')}Z")
+def _sizes_table(sf: Segflow, evaluation: Evaluation) -> Table:
+    """Segment sizes and their share of every known profile."""
+    names = {s.id: s.name for s in sf.segments().values()}
+    universe = sf.store.count_profiles()
+    sizes = evaluation.sizes
+    table = Table(title=f"Segments as of {evaluation.at.isoformat(timespec='seconds')}Z")
     table.add_column("segment")
     table.add_column("name")
     table.add_column("members", justify="right")
@@ -229,11 +231,7 @@ def eval_(
     """Evaluate every segment (or the chosen ones) in one plan and store the memberships."""
     with _service(db) as sf:
         evaluation, _ = sf.evaluate(_at(at), segment)
-        names = {s.id: s.name for s in sf.segments().values()}
-        universe = sf.store.con.execute("SELECT count(*) FROM profiles").fetchone()
-    out.print(
-        _sizes_table(evaluation.sizes, names, int(universe[0]) if universe else 0, evaluation.at)
-    )
+        out.print(_sizes_table(sf, evaluation))
     console.print(f"evaluated {len(evaluation.sizes)} segments in {evaluation.seconds:.2f}s")
 
 
@@ -294,9 +292,7 @@ def demo(
             sf.ingest(list(summary.paths), progress=update)
         sf.apply(LIBRARY)
         evaluation, _ = sf.evaluate(end)
-        names = {s.id: s.name for s in sf.segments().values()}
-        universe = sf.store.con.execute("SELECT count(*) FROM profiles").fetchone()
-    out.print(_sizes_table(evaluation.sizes, names, int(universe[0]) if universe else 0, end))
+        out.print(_sizes_table(sf, evaluation))
     console.print(
         f"evaluated {len(evaluation.sizes)} segments in {evaluation.seconds:.2f}s; db: {db}"
     )
