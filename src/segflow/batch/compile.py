@@ -173,7 +173,7 @@ def compare_typed(v: Typed, cmp: Comparison, at: datetime) -> exp.Expression:
         for item in x:
             groups.setdefault(_kind(item), []).append(item)
         parts = []
-        for kind, items in sorted(groups.items()):
+        for _kind_name, items in sorted(groups.items()):
             target = _slot(v, items[0])
             if target is None:
                 continue
@@ -185,7 +185,6 @@ def compare_typed(v: Typed, cmp: Comparison, at: datetime) -> exp.Expression:
                     exp.not_(member), exp.Not(this=exp.Is(this=target, expression=exp.null()))
                 )
             )
-            del kind
         return or_(*parts)
     if op in ("contains", "starts_with", "ends_with"):
         if v.string is None:
