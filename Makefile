@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: demo test setup lint typecheck unit bench clean
+.PHONY: demo test setup browser lint typecheck unit bench clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -25,7 +25,11 @@ lint: setup
 typecheck: setup
 	.venv/bin/mypy
 
-unit: setup
+# The end-to-end UI tests drive Debian's Chromium; install it when it is missing.
+browser:
+	@command -v chromium >/dev/null || { $(if $(shell command -v sudo),sudo) apt-get install -y --no-install-recommends chromium >/dev/null || { apt-get update -qq && apt-get install -y --no-install-recommends chromium >/dev/null; }; }
+
+unit: setup browser
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
