@@ -21,11 +21,10 @@ wrapped in ``COALESCE(..., FALSE)`` so ``NOT`` over a missing value holds.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import sqlglot
 from sqlglot import exp
 
 from segflow.model.definition import (
@@ -234,6 +233,25 @@ def _slot(v: Typed, x: object) -> exp.Expression | None:
 # -------------------------------------------------------------------------------
 
 
+def _sum_of(parts: list[exp.Expression]) -> exp.Expression:
+    total: exp.Expression = exp.func("COALESCE", parts[0], exp.Literal.number(0))
+    for p in parts[1:]:
+        total = exp.Add(this=total, expression=exp.func("COALESCE", p, exp.Literal.number(0)))
+    return exp.Paren(this=total)
+
+
+PARTIAL_COMBINE: Mapping[str, Callable[[list[exp.Expression]], exp.Expression]] = {
+    # DuckDB's LEAST/GREATEST skip NULLs: NULL only when no name had a matching event.
+    "count": _sum_of,
+    "sum": _sum_of,
+    "min": lambda parts: exp.func("LEAST", *parts),
+    "max": lambda parts: exp.func("GREATEST", *parts),
+    "first_time": lambda parts: exp.func("LEAST", *parts),
+    "last_time": lambda parts: exp.func("GREATEST", *parts),
+}
+"""How to combine per-event-name partial aggregates into the feature's value."""
+
+
 @dataclass
 class CompiledQuery:
     """The query and how its output columns map back to segment ids."""
@@ -259,7 +277,7 @@ class BatchCompiler:
         self.event_codes = event_codes
         self.at = at
         self.dialect = dialect
-        self.agg_table: dict[str, str] = {}
+        self.values: dict[str, exp.Expression] = {}  # feature key -> its value in the final select
 
     # -- event rows ---------------------------------------------------------
     def field_typed(self, path: str) -> Typed:
@@ -408,10 +426,20 @@ class BatchCompiler:
 
         query = exp.select(col("profile_id", "p")).from_(exp.alias_(exp.to_table("profiles"), "p"))
         ctes: list[tuple[str, exp.Expression]] = []
-        groups: dict[tuple[str, ...], list[str]] = {}
+        # scan group (event-name set) -> [(column, feature)]; a decomposable feature over
+        # several names is split into one partial per name, combined in the final select,
+        # so every event row is read by the scan of its own name only.
+        groups: dict[tuple[str, ...], list[tuple[str, EventAggregate]]] = {}
+        partials: dict[str, list[str]] = {}
         for k, f in sorted(aggs.items()):
-            groups.setdefault(f.filter.names, []).append(k)
-        for i, (names, keys) in enumerate(sorted(groups.items())):
+            names = f.filter.names
+            if len(names) > 1 and f.measure in PARTIAL_COMBINE:
+                for j, n in enumerate(names):
+                    groups.setdefault((n,), []).append((f"{k}_{j}", f))
+                    partials.setdefault(k, []).append(f"{k}_{j}")
+            else:
+                groups.setdefault(names, []).append((k, f))
+        for i, (names, members) in enumerate(sorted(groups.items())):
             name = f"ev{i}"
             scan = (
                 exp.select(col("profile_id"))
@@ -424,19 +452,21 @@ class BatchCompiler:
                 )
                 .group_by(col("profile_id"))
             )
-            for k in keys:
-                self.agg_table[k] = name
-                agg = self.aggregate(aggs[k], check_names=False)
-                scan = scan.select(exp.alias_(agg, f"f_{k}", quoted=True))
+            for column, f in members:
+                self.values[column] = col(f"f_{column}", name)
+                agg = self.aggregate(f, check_names=False)
+                scan = scan.select(exp.alias_(agg, f"f_{column}", quoted=True), copy=False)
             ctes.append((name, scan))
-            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT")
+            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
+        for k, parts in partials.items():
+            self.values[k] = PARTIAL_COMBINE[aggs[k].measure]([self.values.pop(p) for p in parts])
         if traits:
             ctes.append(("tr", self.traits_cte(traits)))
-            query = query.join(exp.to_table("tr"), on=self._on("tr"), join_type="LEFT")
+            query = query.join(exp.to_table("tr"), on=self._on("tr"), join_type="LEFT", copy=False)
         for k, s in sorted(seqs.items()):
             name = f"sq_{k}"
             ctes.append((name, self.sequence_cte(s)))
-            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT")
+            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
         for k, st in sorted(statics.items()):
             name = f"st_{k}"
             sub = (
@@ -445,56 +475,48 @@ class BatchCompiler:
                 .where(exp.EQ(this=col("segment_id"), expression=lit(st.segment_id)))
             )
             ctes.append((name, sub))
-            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT")
+            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
 
         columns: dict[str, str] = {}
         for i, sid in enumerate(sorted(plan.formulas)):
             cname = f"s{i}"
             columns[sid] = cname
-            query = query.select(exp.alias_(self.formula(plan.formulas[sid]), cname))
+            query = query.select(exp.alias_(self.formula(plan.formulas[sid]), cname), copy=False)
         for name, body in ctes:
-            query = query.with_(name, as_=body)
+            query = query.with_(name, as_=body, copy=False)
         return CompiledQuery(query.sql(self.dialect), query, columns)
 
     def _on(self, table: str) -> exp.Expression:
         return exp.EQ(this=col("profile_id", "p"), expression=col("profile_id", table))
 
     def traits_cte(self, traits: Mapping[str, TraitValue]) -> exp.Expression:
-        """Each trait's latest write at or before ``at`` (by timestamp, then message id).
-
-        ``ARG_MAX`` over a struct keeps the whole winning row, nulls included, in one
-        grouped pass (no sort, unlike a ROW_NUMBER window).
-        """
+        """Each trait's value as of ``at``: the one write of its (profile, key) whose
+        validity ``[timestamp, valid_to)`` holds ``at`` (see ``store.schema.LINK_TRAITS``),
+        pivoted to four typed columns per trait in one grouped pass without ARG_MAX."""
         keys = sorted({t.name for t in traits.values()})
-        row = sqlglot.parse_one(
-            "ARG_MAX({'k': kind, 'n': num, 's': str, 'b': bool}, (\"timestamp\", message_id))",
-            read="duckdb",
-        )
-        latest = (
+        at = ts_lit(self.at)
+        valid_to = col("valid_to")
+        query = (
             exp.select(col("profile_id"))
             .from_("traits")
             .where(
                 exp.and_(
-                    exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
+                    exp.LTE(this=col("timestamp"), expression=at),
+                    exp.or_(
+                        exp.Is(this=valid_to, expression=exp.null()),
+                        exp.GT(this=valid_to, expression=at.copy()),
+                    ),
                     exp.In(this=col("key"), expressions=[lit(k) for k in keys]),
                 )
             )
             .group_by(col("profile_id"))
         )
-        outer = exp.select(col("profile_id"))
         for k, t in sorted(traits.items()):
-            is_key = exp.EQ(this=col("key"), expression=lit(t.name))
-            latest = latest.select(
-                exp.alias_(
-                    exp.Filter(this=row.copy(), expression=exp.Where(this=is_key)),
-                    f"tv_{k}",
-                    quoted=True,
-                )
-            )
+            is_key = exp.Where(this=exp.EQ(this=col("key"), expression=lit(t.name)))
             for part in ("kind", "num", "str", "bool"):
-                field = fn("STRUCT_EXTRACT", col(f"tv_{k}"), exp.Literal.string(part[0]))
-                outer = outer.select(exp.alias_(field, f"t{part[0]}_{k}", quoted=True))
-        return outer.from_(latest.subquery("latest"))
+                value = exp.Filter(this=fn("ANY_VALUE", col(part)), expression=is_key.copy())
+                query = query.select(exp.alias_(value, f"t{part[0]}_{k}", quoted=True), copy=False)
+        return query
 
     def sequence_cte(self, s: SequenceMatch) -> exp.Expression:
         """Greedy earliest matches: from every first-step event, ASOF-join the next
@@ -563,8 +585,8 @@ class BatchCompiler:
         if isinstance(f, FCompare):
             return coalesce_false(self.compare_feature(f))
         if isinstance(f, FAbandoned):
-            last = col(f"f_{f.last}", self.agg_table[f.last])
-            follow = col(f"f_{f.follow}", self.agg_table[f.follow])
+            last = self.values[f.last]
+            follow = self.values[f.follow]
             return coalesce_false(
                 exp.and_(
                     exp.LTE(
@@ -621,7 +643,7 @@ class BatchCompiler:
             )
             return compare_typed(v, f.cmp, self.at)
         assert isinstance(feat, EventAggregate)
-        value: exp.Expression = col(f"f_{f.feature}", self.agg_table[f.feature])
+        value: exp.Expression = self.values[f.feature]
         if feat.measure in ("first_time", "last_time"):
             return compare_time(value, f.cmp, self.at)
         if feat.measure in ("count", "distinct", "sum"):

@@ -11,6 +11,7 @@ import duckdb
 from segflow.batch.compile import BatchCompiler, Catalog, CompiledQuery, Field
 from segflow.model.definition import Segment, referenced_segments
 from segflow.plan.planner import Plan, build_plan
+from segflow.store.schema import LINK_TRAITS
 
 RESULT_TABLE = "_segflow_result"
 
@@ -97,6 +98,7 @@ def evaluate(
     by_id = {s.id: s for s in segments}
     chosen = closure(by_id, only) if only is not None else list(by_id.values())
     plan = build_plan(chosen)
+    con.execute(LINK_TRAITS)
     query = compile_plan(con, plan, at)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS {query.sql}")

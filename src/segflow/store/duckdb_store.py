@@ -48,7 +48,7 @@ from segflow.model.events import (
     Message,
     parse_message,
 )
-from segflow.store.schema import DDL
+from segflow.store.schema import DDL, LINK_TRAITS
 
 __all__ = [
     "DEFAULT_PATH",
@@ -1379,6 +1379,7 @@ class DuckDBStore:
                 merges = self._resolve_identities()
                 (base,) = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone() or (0,)
                 self._insert(load, int(base), now, bool(merges))
+                con.execute(LINK_TRAITS)
                 report.merges += merges
             con.execute("COMMIT")
         except BaseException:
@@ -1413,9 +1414,9 @@ class DuckDBStore:
             names.append(quote_ident(c))
             exprs.append(expr)
         if merged:
-            for table in ("events", "traits"):
+            for table, extra in (("events", ""), ("traits", ", linked = FALSE")):
                 con.execute(
-                    f"UPDATE {table} SET profile_id = m.into_profile FROM _sf_merges m"
+                    f"UPDATE {table} SET profile_id = m.into_profile{extra} FROM _sf_merges m"
                     f" WHERE {table}.profile_id = m.from_profile"
                 )
         self._number_event_names(_NEW)
@@ -1426,7 +1427,8 @@ class DuckDBStore:
             f" FROM {load.source} s"
             " LEFT JOIN _sf_idmap u ON u.kind = 'user' AND u.value = s.user_id"
             " LEFT JOIN _sf_idmap a ON a.kind = 'anonymous' AND a.value = s.anonymous_id"
-            " LEFT JOIN event_names n ON n.name = s.event",
+            " LEFT JOIN event_names n ON n.name = s.event"
+            " ORDER BY n.code, coalesce(u.profile_id, a.profile_id)",
             {"base": base},
         )
         con.execute(

@@ -66,7 +66,9 @@ CREATE TABLE IF NOT EXISTS traits (
     num        DOUBLE,
     str        VARCHAR,
     bool       BOOLEAN,
-    json       JSON
+    json       JSON,
+    valid_to   TIMESTAMP,
+    linked     BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE TABLE IF NOT EXISTS identities (
     kind       VARCHAR NOT NULL,
@@ -128,6 +130,25 @@ CREATE TABLE IF NOT EXISTS evaluations (
     size         BIGINT NOT NULL
 );
 """
+LINK_TRAITS: Final = """
+UPDATE traits SET valid_to = n.next_ts, linked = TRUE
+FROM (
+    SELECT t.rowid AS rid,
+           lead(t."timestamp") OVER (PARTITION BY t.profile_id, t.key
+                                     ORDER BY t."timestamp", t.message_id) AS next_ts
+    FROM traits t
+    SEMI JOIN (SELECT DISTINCT profile_id, key FROM traits WHERE NOT linked) d
+        ON t.profile_id = d.profile_id AND t.key = d.key
+) n
+WHERE traits.rowid = n.rid
+"""
+"""Give every trait write the instant the next write of the same (profile, key)
+replaces it (``valid_to``; NULL while it is the latest), so "the value as of t" is a
+plain filter ``timestamp <= t AND (valid_to IS NULL OR valid_to > t)`` instead of a
+grouped ARG_MAX.  Only (profile, key) pairs with an unlinked row are recomputed: any
+writer may insert rows (``linked`` defaults to FALSE) or move them between profiles
+(setting ``linked = FALSE``) and the next link makes them exact again."""
+
 """Semantics of the tables above:
 
 * ``events.profile_id``: the resolved profile (its user id when one is known,

@@ -171,7 +171,9 @@ def load_shop(con: duckdb.DuckDBPyConnection, shop: ShopSummary) -> None:
             else f"'string', NULL, \"{column}\", NULL"
         )
         con.execute(
-            f"""INSERT INTO traits SELECT user_id, '{column.split(".", 1)[1]}', "timestamp",
+            f"""INSERT INTO traits (profile_id, key, "timestamp", message_id, kind, num, str,
+                       bool, json)
+                SELECT user_id, '{column.split(".", 1)[1]}', "timestamp",
                        message_id, {value}, NULL
                 FROM raw WHERE type = 'identify' AND "{column}" IS NOT NULL"""
         )

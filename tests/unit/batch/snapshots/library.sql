@@ -48,22 +48,24 @@ WITH ev0 AS (
 ), tr AS (
   SELECT
     "profile_id",
-    STRUCT_EXTRACT("tv_b8c3f748baa6", 'k') AS "tk_b8c3f748baa6",
-    STRUCT_EXTRACT("tv_b8c3f748baa6", 'n') AS "tn_b8c3f748baa6",
-    STRUCT_EXTRACT("tv_b8c3f748baa6", 's') AS "ts_b8c3f748baa6",
-    STRUCT_EXTRACT("tv_b8c3f748baa6", 'b') AS "tb_b8c3f748baa6"
-  FROM (
-    SELECT
-      "profile_id",
-      ARG_MAX({'k': kind, 'n': num, 's': str, 'b': bool}, ("timestamp", message_id)) FILTER(WHERE
-        "key" = 'country') AS "tv_b8c3f748baa6"
-    FROM traits
-    WHERE
-      "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
-      AND "key" IN ('country')
-    GROUP BY
-      "profile_id"
-  ) AS latest
+    ANY_VALUE("kind") FILTER(WHERE
+      "key" = 'country') AS "tk_b8c3f748baa6",
+    ANY_VALUE("num") FILTER(WHERE
+      "key" = 'country') AS "tn_b8c3f748baa6",
+    ANY_VALUE("str") FILTER(WHERE
+      "key" = 'country') AS "ts_b8c3f748baa6",
+    ANY_VALUE("bool") FILTER(WHERE
+      "key" = 'country') AS "tb_b8c3f748baa6"
+  FROM traits
+  WHERE
+    "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
+    AND (
+      "valid_to" IS NULL
+      OR "valid_to" > CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
+    )
+    AND "key" IN ('country')
+  GROUP BY
+    "profile_id"
 ), sq_4f540bd3a66a AS (
   SELECT
     "profile_id",
