@@ -1,0 +1,43 @@
+"""Compaction re-clusters events by name without changing what is stored or evaluated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from segflow.batch.run import evaluate
+from segflow.model.definition import parse_segment
+from segflow.store.duckdb_store import DuckDBStore
+
+
+def msg(i: int, name: str, user: str) -> dict[str, object]:
+    return {
+        "type": "track",
+        "event": name,
+        "messageId": f"m{i}",
+        "userId": user,
+        "timestamp": f"2026-01-0{1 + i % 5}T00:00:00Z",
+        "properties": {"revenue": i},
+    }
+
+
+def test_compact_clusters_by_event_code_and_keeps_rows_seqs_and_members() -> None:
+    store = DuckDBStore(":memory:")
+    names = ["Order Completed", "Product Viewed", "Email Opened"]
+    for batch in range(4):  # small loads, each interleaving every name
+        store.ingest_messages(
+            [msg(batch * 30 + i, names[i % 3], f"u{i % 7}") for i in range(30)],
+            source=f"batch{batch}",
+        )
+    seg = parse_segment({"id": "buyers", "condition": {"event": "Order Completed", "gte": 2}})
+    at = datetime(2026, 2, 1)
+    rows_before = store.con.execute("SELECT * FROM events ORDER BY seq").fetchall()
+    members_before = evaluate(store.con, [seg], at).members("buyers")
+
+    assert store.compact() == 120
+
+    assert store.con.execute("SELECT * FROM events ORDER BY seq").fetchall() == rows_before
+    codes = [r[0] for r in store.con.execute("SELECT event_code FROM events").fetchall()]
+    assert codes == sorted(codes)
+    assert evaluate(store.con, [seg], at).members("buyers") == members_before
+    assert members_before
+    store.close()
