@@ -133,11 +133,35 @@ def ingest(
 def segments_apply(
     path: Annotated[Path, typer.Argument(help="A YAML/JSON file or a directory of them.")],
     db: DbOption = DEFAULT_DB,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show who would enter/leave; save nothing.")
+    ] = False,
 ) -> None:
-    """Validate and save segment definitions (a new version when the definition changed)."""
+    """Validate and save segment definitions (a new version when the definition changed);
+    first shows who each new or edited segment would move."""
+    from segflow.live import edit_diffs
+    from segflow.service import read_segment_files
+    from segflow.store.segments import utcnow
+
     with _service(db) as sf:
+        diffs = edit_diffs(sf, read_segment_files(path), utcnow())
+        if diffs:
+            out.print(_diff_table(diffs))
+        if dry_run:
+            return
         for seg, status in sf.apply(path):
             out.print(f"{status:9} {seg.id} (v{seg.version})")
+
+
+def _diff_table(diffs: Any) -> Table:
+    table = Table(title="if saved now")
+    for col in ("segment", "before", "after", "entering", "leaving"):
+        table.add_column(col)
+    for d in diffs:
+        shown = [", ".join(ids[:5]) + (f" +{len(ids) - 5:,}" if len(ids) > 5 else "")
+                 for ids in (d.entering, d.leaving)]  # fmt: skip
+        table.add_row(d.segment_id, f"{d.size_before:,}", f"{d.size_after:,}", *shown)
+    return table
 
 
 @segments_app.command("validate")
@@ -208,6 +232,7 @@ def schedule(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Re-evaluate scheduled segments when their cron schedule fires."""
+
     while True:
         with _service(db) as sf:
             evaluation = sf.run_schedule()
@@ -282,8 +307,10 @@ def demo(
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after loading.")] = True,
     data_dir: Annotated[Path, typer.Option(help="Where generated files go.")] = Path("demo-data"),
     db: Annotated[Path, typer.Option("--db", envvar="SEGFLOW_DB")] = Path("demo-data/demo.duckdb"),
+    port: Annotated[int, typer.Option(help="Port to serve on (with --serve).")] = 8000,
 ) -> None:
-    """Generate a realistic shop, load it, apply the segment library, evaluate, print sizes."""
+    """Generate a realistic shop, load it, apply the segment library, evaluate, print
+    sizes, then serve it (API + UI) with a fresh admin/write key pair."""
     from segflow.demo.generator import generate_shop
 
     end = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
@@ -298,6 +325,7 @@ def demo(
     with _service(db) as sf:
         with _progress("loading events") as update:
             sf.ingest(list(summary.paths), progress=update)
+        _refresh_demo_scores(sf, end)
         sf.apply(LIBRARY)
         evaluation, _ = sf.evaluate(end)
         out.print(_sizes_table(sf, evaluation))
@@ -305,10 +333,365 @@ def demo(
         f"evaluated {len(evaluation.sizes)} segments in {evaluation.seconds:.2f}s; db: {db}"
     )
     if serve:
+        _serve(db, "127.0.0.1", port, demo_keys=True)
+
+
+# -- server and API keys (issue 4) ----------------------------------------------------
+
+keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys (write: ingestion; admin).")
+app.add_typer(keys_app, name="keys")
+
+
+def _serve(db: Path, host: str, port: int, *, demo_keys: bool = False) -> None:
+    """Run the server on ``db`` (keys created first for the demo, shown once)."""
+    import duckdb
+
+    from segflow.server import make_context, run_server
+
+    try:
+        ctx = make_context(db)
+    except duckdb.IOException as e:  # most often: another process holds the file
+        console.print(f"[red]cannot open {db}: {e}[/red]")
+        raise typer.Exit(2) from None
+    write: str | None = None
+    if demo_keys:
+        admin = ctx.key_store.create("admin", "demo admin").token
+        write = ctx.key_store.create("write", "demo write").token
+        console.print(f"admin key: [bold]{admin}[/bold]")
+        console.print(f"write key: [bold]{write}[/bold]")
+    elif not any(k.revoked_at is None for k in ctx.key_store.list()):
+        console.print("no API keys yet: create one with `segflow keys create --kind admin`")
+    url = f"http://{host}:{port}"
+    console.print(f"serving {db} at [bold]{url}[/bold] (UI: {url}/, API docs: {url}/docs)")
+    if write is not None:
+        sample = '{"userId": "demo-user", "event": "Product Viewed"}'
         console.print(
-            "The HTTP server and UI arrive with the server issue; explore with "
-            f"`segflow --help` (e.g. segflow members cart_abandoners_24h --db {db})."
+            f"send an event: curl -u {write}: {url}/v1/track"
+            f" -H 'Content-Type: application/json' -d '{sample}'",
+            soft_wrap=True,
+            markup=False,
         )
+    run_server(db, host, port, ctx=ctx)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Serve the HTTP API, the UI, live evaluation and the scheduler (one process)."""
+    _serve(db, host, port)
+
+
+@keys_app.command("create")
+def keys_create(
+    kind: Annotated[str, typer.Option("--kind", help="write (ingestion only) or admin.")],
+    name: Annotated[str, typer.Option("--name", help="A label for the key.")] = "",
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Create a key and print it (only its hash is stored: copy it now)."""
+    from segflow.store.keys import KeyStore
+
+    with _service(db) as sf:
+        new = KeyStore(sf.con).create(kind, name)
+    console.print(f"created {new.key.kind} key {new.key.id} ({new.key.name}):")
+    out.print(new.token)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = DEFAULT_DB) -> None:
+    """Every key with its kind and state (never the secret)."""
+    from segflow.store.keys import KeyStore
+
+    with _service(db) as sf:
+        keys = KeyStore(sf.con).list()
+    table = Table("id", "kind", "name", "created", "state")
+    for k in keys:
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        table.add_row(k.id, k.kind, k.name, f"{k.created_at:%Y-%m-%d %H:%M}", state)
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, db: DbOption = DEFAULT_DB) -> None:
+    """Revoke a key by id: requests with it get 401 from then on."""
+    from segflow.store.keys import KeyStore
+
+    with _service(db) as sf:
+        k = KeyStore(sf.con).revoke(key_id)
+    console.print(f"revoked {k.kind} key {k.id} ({k.name})")
+
+
+# -- value scores and predictions (issue 5) ------------------------------------------
+
+scores_app = typer.Typer(no_args_is_help=True, help="Value scores and predictions as traits.")
+app.add_typer(scores_app, name="scores")
+
+
+def _refresh_demo_scores(sf: Segflow, end: datetime) -> None:
+    from segflow.service import refresh_scores
+
+    report = refresh_scores(sf, end)
+    line = (
+        f"scored {report.customers:,} customers in {report.seconds['total']:.2f}s"
+        if report.classifier is None
+        else f"scored {report.customers:,} customers in {report.seconds['total']:.2f}s; "
+        f"churn classifier AUC {report.classifier.auc:.3f} "
+        f"(P(alive) alone {report.classifier.baseline_auc_p_alive:.3f})"
+    )
+    console.print(line)
+
+
+@scores_app.command("refresh")
+def scores_refresh(
+    at: AtOption = None,
+    classifier: Annotated[
+        bool, typer.Option("--classifier/--no-classifier", help="Train the churn classifier.")
+    ] = True,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Recompute RFM, engagement, tiers, lifecycle, BG/NBD + Gamma-Gamma CLV and churn."""
+    from segflow.service import refresh_scores
+    from segflow.traits.refresh import ScoresConfig
+
+    with _service(db) as sf:
+        report = refresh_scores(sf, _at(at), ScoresConfig(classifier=classifier))
+    out.print_json(json.dumps(report.as_dict(), default=str))
+
+
+@scores_app.command("show")
+def scores_show(
+    profile: Annotated[str | None, typer.Argument(help="A profile id (default: summary).")] = None,
+    at: AtOption = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """One profile's scores, or how many profiles fall in each group, stage and tier."""
+    from segflow.service import scores_for, scores_summary
+
+    with _service(db) as sf:
+        if profile is not None:
+            out.print_json(json.dumps(scores_for(sf, profile, _at(at)), default=str))
+            return
+        summary = scores_summary(sf)
+    if not summary:
+        console.print("no scores yet: run `segflow scores refresh`")
+        raise typer.Exit(1)
+    for key, counts in summary.items():
+        table = Table(title=key)
+        table.add_column("value")
+        table.add_column("profiles", justify="right")
+        for value, n in counts.items():
+            table.add_row(value, f"{n:,}")
+        out.print(table)
+
+
+@scores_app.command("models")
+def scores_models_cmd(db: DbOption = DEFAULT_DB) -> None:
+    """Model parameters and fit quality of the latest refresh (JSON)."""
+    from segflow.service import scores_models
+
+    with _service(db) as sf:
+        run = scores_models(sf)
+    if run is None:
+        console.print("no scores yet: run `segflow scores refresh`")
+        raise typer.Exit(1)
+    keys = ("as_of", "computed_at", "customers", "bgnbd", "gamma_gamma", "classifier")
+    out.print_json(json.dumps({k: run.get(k) for k in (*keys, "classifier_note", "config")}))
+
+
+@scores_app.command("discover")
+def scores_discover(
+    k: Annotated[int, typer.Option("--k", help="Number of clusters.")] = 5,
+    depth: Annotated[int, typer.Option(help="Depth of the rule trees.")] = 3,
+    at: AtOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write the proposed segments to this YAML file.")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Cluster customers on their scores and propose each cluster as a segment."""
+    import yaml
+
+    from segflow.service import discover_segments
+
+    with _service(db) as sf:
+        proposals = discover_segments(sf, k=k, depth=depth, at=_at(at))
+    table = Table(title="discovered segments")
+    for col in ("segment", "cluster size", "rule size", "precision", "recall", "description"):
+        table.add_column(col)
+    for p in proposals:
+        table.add_row(
+            p.segment["id"], f"{p.size:,}", f"{p.rule_size:,}", f"{p.precision:.3f}",
+            f"{p.recall:.3f}", p.segment["description"],
+        )  # fmt: skip
+    out.print(table)
+    docs = [p.segment for p in proposals]
+    if output is not None:
+        output.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+        console.print(f"wrote {len(docs)} segments to {output}")
+    else:
+        out.print(yaml.safe_dump_all(docs, sort_keys=False))
+
+
+# -- real-time: replay, explain, change log (issue 3) ---------------------------------
+
+
+from rich.markup import escape  # noqa: E402
+
+
+def _instant(value: str | None, hint: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=hint) from None
+
+
+def _change_line(c: Any) -> str:
+    sign = "[green]+ entered[/green]" if c.entered else "[red]- exited [/red]"
+    at = c.at.isoformat(timespec="microseconds")
+    return f"{at}Z  {sign}  {escape(c.segment_id)}  {escape(c.profile_id)}  ({c.reason})"
+
+
+@app.command()
+def replay(
+    db: DbOption = DEFAULT_DB,
+    speed: Annotated[
+        float | None, typer.Option("--speed", help="Pace: 1.0 is real time, 60 a minute a second.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Stop at this ISO instant.")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Start here (default: the first event).")
+    ] = None,
+) -> None:
+    """Feed stored events through the real-time engine on virtual time, printing each
+    membership change as it happens and storing it in the change log."""
+    from segflow.live import LiveEvaluator
+    from segflow.realtime import VirtualClock
+
+    if speed is not None and speed <= 0:
+        raise typer.BadParameter("must be > 0", param_hint="--speed")
+    start, stop = _instant(from_, "--from"), _instant(until, "--until")
+    with _service(db) as sf:
+        live = LiveEvaluator(sf, VirtualClock(datetime(1970, 1, 1)))
+
+        def show(batch: Any) -> None:
+            for c in batch:
+                out.print(_change_line(c), highlight=False)
+
+        changes = live.replay(start=start, until=stop, speed=speed, on_changes=show)
+    console.print(f"{len(changes):,} changes logged")
+
+
+def _js(v: Any) -> str:
+    return escape(json.dumps(v))
+
+
+def _explain_tree(node: dict[str, Any], tree: Any = None) -> Any:
+    from rich.tree import Tree
+
+    mark = "[green]true[/green]" if node.get("value") else "[red]false[/red]"
+    op = node.get("op")
+    if op == "compare":
+        f = node["feature"]
+        what = {k: v for k, v in f.items() if k not in ("key", "value", "kind")}
+        label = f"{mark}  {_js(what)} {_js(node['comparison'])}  (value: {_js(f['value'])})"
+    elif op == "abandoned":
+        label = (
+            f"{mark}  abandoned for {node['for']}: last trigger"
+            f" {_js(node['trigger'].get('value'))}, last follow-up"
+            f" {_js(node['followed_by'].get('value'))}"
+        )
+    elif op == "flag":
+        f = node["feature"]
+        what = {k: v for k, v in f.items() if k not in ("key", "value")}
+        label = f"{mark}  {_js(what)}  (value: {_js(f['value'])})"
+    elif op == "bucket":
+        span = escape(f"[{node['from']}, {node['to']})")
+        label = f"{mark}  bucket {escape(node['salt'])} {span} (draw: {node['bucket']:.2f})"
+    elif op == "in_segment":
+        label = f"{mark}  in_segment {escape(node['segment'])}"
+    else:
+        label = f"{mark}  {op}"
+    branch = Tree(label, highlight=False) if tree is None else tree.add(label, highlight=False)
+    for child in node.get("items", []):
+        _explain_tree(child, branch)
+    if "item" in node:
+        _explain_tree(node["item"], branch)
+    return branch
+
+
+@app.command()
+def explain(
+    segment_id: str,
+    profile_id: str,
+    db: DbOption = DEFAULT_DB,
+    at: AtOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a tree.")] = False,
+) -> None:
+    """Why a profile is (not) in a segment: each condition's value and the feature
+    values behind it, from the real-time engine over stored history."""
+    from segflow.live import LiveEvaluator
+    from segflow.realtime import WallClock
+
+    when = _at(at)
+    with _service(db) as sf:
+        result = LiveEvaluator(sf, WallClock()).explain(segment_id, profile_id, when)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    verdict = "[green]member[/green]" if result["member"] else "[red]not a member[/red]"
+    who = escape(f"{result['profile']} in {result['segment']} (v{result['version']})")
+    out.print(f"{who} at {result['at']}: {verdict}")
+    out.print(_explain_tree(result["condition"]))
+
+
+@app.command()
+def changes(
+    db: DbOption = DEFAULT_DB,
+    segment: Annotated[str | None, typer.Option("--segment", help="Only this segment.")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="Only this profile.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Changes at or after.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="At most N rows.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+) -> None:
+    """The stored membership change log (oldest first)."""
+    import csv
+
+    from segflow.store.changes import MembershipChangeLog
+
+    if fmt not in ("table", "json", "csv"):
+        raise typer.BadParameter(f"{fmt!r}: use table, json or csv", param_hint="--format")
+    start = _instant(since, "--since")
+    with _service(db) as sf:
+        rows = MembershipChangeLog(sf.con).query(
+            segment_id=segment, profile_id=profile, since=start, limit=limit
+        )
+    fields = ("seq", "segment_id", "profile_id", "entered", "at", "reason", "version")
+
+    def record(c: Any) -> dict[str, Any]:
+        d = {k: getattr(c, k) for k in fields}
+        d["at"] = c.at.isoformat(timespec="microseconds") + "Z"
+        return d
+
+    if fmt == "json":
+        sys.stdout.write(json.dumps([record(c) for c in rows]) + "\n")
+    elif fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(record(c) for c in rows)
+    else:
+        table = Table(title=f"membership changes ({len(rows):,})")
+        for col in ("seq", "at", "change", "segment", "profile", "reason", "version"):
+            table.add_column(col)
+        for c in rows:
+            table.add_row(
+                str(c.seq), record(c)["at"], "entered" if c.entered else "exited",
+                c.segment_id, c.profile_id, c.reason, str(c.version),
+            )  # fmt: skip
+        out.print(table)
 
 
 def main() -> None:

@@ -10,13 +10,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segflow.batch.run import BatchResult, evaluate
 from segflow.model.definition import Segment, load_segment_text
 from segflow.model.errors import DefinitionError, Problem
 from segflow.store.duckdb_store import DuckDBStore
 from segflow.store.segments import SegmentRegistry, utcnow
+
+if TYPE_CHECKING:
+    from segflow.traits.discovery import Proposal
+    from segflow.traits.refresh import ScoresConfig, ScoresReport
 
 Progress = Callable[[int, int], None]
 
@@ -241,3 +245,60 @@ class Segflow:
         target = str(out).replace("'", "''")
         self.con.execute(f"COPY ({rel}) TO '{target}' (FORMAT {fmt})")
         return result.size(segment_id)
+
+
+# -- value scores and predictions (issue 5) ------------------------------------------
+
+
+def refresh_scores(
+    app: Segflow, at: datetime | None = None, config: ScoresConfig | None = None
+) -> ScoresReport:
+    """Refresh every value score and prediction as of ``at`` (default now) as traits.
+
+    The hook a scheduler calls; it appends to the traits history, never rewrites it.
+    """
+    from segflow.traits.refresh import ScoresConfig
+    from segflow.traits.refresh import refresh_scores as refresh
+
+    return refresh(app.con, at or utcnow(), config or ScoresConfig())
+
+
+def scores_models(app: Segflow) -> dict[str, Any] | None:
+    """Parameters and fit quality of the latest refresh (None before the first)."""
+    from segflow.traits.refresh import latest_run
+
+    return latest_run(app.con)
+
+
+def scores_for(app: Segflow, profile_id: str, at: datetime | None = None) -> dict[str, Any]:
+    """One profile's score traits as of ``at`` (default latest); KeyError if it has none."""
+    from segflow.traits.refresh import profile_scores
+
+    out = profile_scores(app.con, profile_id, at)
+    if not out:
+        raise KeyError(f"profile {profile_id!r} has no scores (run `segflow scores refresh`)")
+    return out
+
+
+def scores_summary(app: Segflow) -> dict[str, dict[str, int]]:
+    """How many profiles are in each RFM group, lifecycle stage, tier and frequency band."""
+    rows = app.con.execute(
+        """SELECT key, str, count(*) FROM current_traits
+           WHERE key IN ('rfm_group', 'lifecycle_stage', 'loyalty_tier',
+                         'purchase_frequency_band')
+           GROUP BY ALL ORDER BY 1, 3 DESC, 2"""
+    ).fetchall()
+    out: dict[str, dict[str, int]] = {}
+    for key, value, n in rows:
+        out.setdefault(str(key), {})[str(value)] = int(n)
+    return out
+
+
+def discover_segments(
+    app: Segflow, *, k: int = 5, depth: int = 3, at: datetime | None = None
+) -> list[Proposal]:
+    """Cluster scored customers and propose one readable segment per cluster."""
+    from segflow.traits.discovery import discover, load_traits
+
+    ids, mat = load_traits(app.con, at)
+    return discover(ids, mat, k=k, depth=depth)

@@ -597,22 +597,40 @@ class ProfileEngine:
     ) -> ProfileState:
         """A state from a profile's full history, evaluated as of ``now`` (no changes:
         the caller diffs memberships, e.g. after a merge or a definition change)."""
+        return self.rebuild_us(
+            profile_id,
+            ((to_us(e.timestamp), e.name, e.fields) for e in events),
+            ((to_us(w.timestamp), w.message_id, w.key, w.value) for w in trait_writes),
+            static_segments,
+            to_us(now),
+        )
+
+    def rebuild_us(
+        self,
+        profile_id: str,
+        events: Iterable[tuple[int, str | None, Mapping[str, Any]]],
+        trait_writes: Iterable[tuple[int, str, str, Any]],
+        static_segments: Iterable[str],
+        now: int,
+    ) -> ProfileState:
+        """``rebuild`` on raw inputs: events ``(ts, name, fields)``, trait writes
+        ``(ts, message_id, key, value)``, instants in µs (bulk bootstrap from a store)."""
         st = self.new_state(profile_id, static_segments)
-        t = to_us(now)
+        t = now
         st.now = t
-        for e in events:
-            routes = self.routes.get(e.name) if e.name is not None else None
+        routes_of = self.routes
+        for ts, name, fields in events:
+            routes = routes_of.get(name) if name is not None else None
             if routes is None:
                 continue
-            ts = to_us(e.timestamp)
             for pred, targets in routes:
-                if pred is None or pred(e.fields):
+                if pred is None or pred(fields):
                     for kern, arg in targets:
-                        kern.insert(st, ts, e.name, e.fields, t, arg)  # type: ignore[arg-type]
-        for w in trait_writes:
-            kern_t = self.traits.get(w.key)
+                        kern.insert(st, ts, name, fields, t, arg)  # type: ignore[arg-type]
+        for ts, message_id, key, value in trait_writes:
+            kern_t = self.traits.get(key)
             if kern_t is not None:
-                kern_t.write(st, to_us(w.timestamp), w.message_id, w.value, t)
+                kern_t.write(st, ts, message_id, value, t)
         for kern in self.kernels:
             kern.rewake(st, t)
         self._evaluate(st, t, {}, [], R_EVENT)

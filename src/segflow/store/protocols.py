@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from segflow.model.events import IngestReport
+from segflow.store.changes import ChangeRow, LoggedChange
 
 StrPath = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -74,3 +75,32 @@ class FileEventStore(EventStore, Protocol):
     def ingest_table(
         self, path: StrPath, *, skip_invalid: bool = False, progress: Progress | None = None
     ) -> IngestReport: ...
+
+
+# -- membership change log (issue 3) ----------------------------------------------------
+
+
+class ChangeLog(Protocol):
+    """The stored membership change log (``store.changes.MembershipChangeLog`` on DuckDB):
+    append is idempotent (a change already stored is skipped), reads page by ``seq``."""
+
+    def append(
+        self, changes: Iterable[ChangeRow], recorded_at: datetime | None = None
+    ) -> list[LoggedChange]: ...
+
+    def query(
+        self,
+        *,
+        segment_id: str | None = None,
+        profile_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[LoggedChange]: ...
+
+    def current(self) -> dict[tuple[str, str], tuple[bool, int, datetime]]: ...
+
+    def mark(self, name: str = "live") -> tuple[int, datetime] | None: ...
+
+    def set_mark(self, seq: int, at: datetime, name: str = "live") -> None: ...

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from segflow.store.changes import CHANGES_DDL
+
 FIELD_TYPES: Final = ("DOUBLE", "BOOLEAN", "VARCHAR")
 
 CORE_EVENT_COLUMNS: Final = (
@@ -35,7 +37,9 @@ CORE_EVENT_COLUMNS: Final = (
     "extra",
 )
 
-DDL: Final = """
+DDL: Final = (
+    CHANGES_DDL
+    + """
 CREATE SEQUENCE IF NOT EXISTS event_seq;
 CREATE TABLE IF NOT EXISTS events (
     message_id   VARCHAR NOT NULL,
@@ -130,6 +134,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     size         BIGINT NOT NULL
 );
 """
+)
 LINK_TRAITS: Final = """
 UPDATE traits SET valid_to = n.next_ts, linked = TRUE
 FROM (

@@ -189,6 +189,10 @@ def sizes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
     con = duckdb.connect()
     try:
         load_shop(con, shop)
+        # the value scores (issue 5) are traits the demo command computes after loading
+        from segflow.traits.refresh import ScoresConfig, refresh_scores
+
+        refresh_scores(con, DEFAULT_END, ScoresConfig(classifier=False))
         segments = [parse_segment(load(p)) for p in FILES]
         result = run.evaluate(con, segments, DEFAULT_END)
         out: dict[str, int] = result.sizes()

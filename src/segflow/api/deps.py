@@ -1,0 +1,178 @@
+"""What every API module shares: the server context, auth dependencies and the one
+JSON error shape.
+
+Every call into ``Segflow`` / DuckDB / the live evaluator goes under ``ctx.lock``
+(one DuckDB connection, and ``LiveEvaluator`` is not thread-safe); blocking calls
+run in a worker thread (``await ctx.run(fn, *args)`` takes the lock there).
+
+Error bodies always look like::
+
+    {"error": {"status": 401, "message": "...", "errors": [{"path": "...", "message": "..."}]}}
+
+Auth: admin keys go in ``Authorization: Bearer <key>`` (or HTTP basic user, or the
+``api_key`` query parameter, for ``EventSource`` which cannot set headers); write
+keys are the HTTP basic user, as Segment's libraries send them.  An admin key may
+also ingest.  Unknown or missing key -> 401, a key of the wrong kind -> 403.
+
+A router module may define ``async def background(ctx) -> None``; ``create_app``
+runs it as a task for the server's lifetime (cancelled at shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from segflow.realtime.timers import Clock, WallClock
+from segflow.service import Segflow
+from segflow.store.keys import ApiKey, KeyStore
+
+if TYPE_CHECKING:
+    from segflow.api.ingest import Ingestor
+    from segflow.live import LiveEvaluator
+
+T = TypeVar("T")
+
+
+@dataclass
+class Settings:
+    """Server limits and intervals (the defaults are Segment's HTTP API limits)."""
+
+    max_message_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_pending_events: int = 100_000
+    """Events queued for the writer before ingestion answers 429 (overload)."""
+    max_group_events: int = 50_000
+    """Most events one group commit takes."""
+    retry_after_seconds: int = 1
+    schedule_interval_seconds: float = 30.0
+    timer_max_sleep_seconds: float = 1.0
+    switch_interval_seconds: float = 0.001
+    """GIL switch interval set by ``run_server`` (Python's default is 5 ms)."""
+
+
+@dataclass
+class ServerContext:
+    """The one server process's state, reachable from any request as ``get_ctx``."""
+
+    app: Segflow
+    live: LiveEvaluator | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    clock: Clock = field(default_factory=WallClock)
+    settings: Settings = field(default_factory=Settings)
+    keys: KeyStore | None = None
+    ingestor: Ingestor | None = None
+    suppressed: set[str] = field(default_factory=set)
+    """Profile/user/anonymous ids whose later events ingestion drops (privacy deletes)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Per-module state (webhook dispatcher, SSE hub, ...), keyed by module name."""
+
+    def __post_init__(self) -> None:
+        if self.keys is None:
+            with self.lock:
+                self.keys = KeyStore(self.app.con)
+
+    @property
+    def key_store(self) -> KeyStore:
+        assert self.keys is not None
+        return self.keys
+
+    def locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn`` under the store lock (in the calling thread)."""
+        with self.lock:
+            return fn(*args, **kwargs)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn`` under the store lock in a worker thread (keeps the event loop free)."""
+        return await asyncio.to_thread(self.locked, fn, *args, **kwargs)
+
+
+def get_ctx(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+class ApiError(Exception):
+    """Raise anywhere in a handler: becomes ``problem(status, message, errors)``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        errors: Sequence[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = list(errors or [])
+        self.headers = headers
+
+
+def problem(
+    status: int,
+    message: str,
+    errors: Sequence[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The shared JSON error response."""
+    body = {"error": {"status": status, "message": message, "errors": list(errors or [])}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _bearer_or_basic(request: Request) -> str | None:
+    """The key a request carries: Bearer token, basic-auth user, or ``api_key`` param."""
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer" and value:
+            return value
+        if scheme.lower() == "basic" and value:
+            try:
+                user = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[0]
+            except (binascii.Error, UnicodeDecodeError):
+                raise ApiError(401, "malformed basic authorization header") from None
+            return user or None
+    return request.query_params.get("api_key") or None
+
+
+def _authenticate(request: Request, kind: str) -> ApiKey:
+    token = _bearer_or_basic(request)
+    what = "an admin key" if kind == "admin" else "a write key"
+    how = (
+        "Authorization: Bearer <admin key>"
+        if kind == "admin"
+        else "HTTP basic auth with the write key as user name"
+    )
+    if token is None:
+        raise ApiError(
+            401, f"missing API key: this endpoint needs {what} ({how})",
+            headers={"WWW-Authenticate": "Bearer" if kind == "admin" else 'Basic realm="segflow"'},
+        )  # fmt: skip
+    key = get_ctx(request).key_store.verify(token)
+    if key is None:
+        raise ApiError(401, "unknown or revoked API key")
+    if kind == "admin" and key.kind != "admin":
+        raise ApiError(403, f"a {key.kind} key cannot use this endpoint: it needs {what}")
+    return key
+
+
+def require_admin(request: Request) -> ApiKey:
+    """FastAPI dependency: an admin key (401 missing/unknown, 403 a write key).
+    Plain ``def`` so it can also be called directly (an in-memory look-up); wrap it
+    in an ``async def`` dependency to skip FastAPI's thread-pool hop."""
+    return _authenticate(request, "admin")
+
+
+def require_write(request: Request) -> ApiKey:
+    """FastAPI dependency: a write key (an admin key is accepted too)."""
+    return _authenticate(request, "write")

@@ -1,0 +1,549 @@
+"""Segment-compatible ingestion: ``/v1/track|identify|page|screen|alias|group|batch``.
+
+Requests are checked cheaply on the event loop (size limits, JSON, the batch shape),
+then queued for the single writer task.  The writer takes everything queued (group
+commit), stores it with one ``ingest_messages`` call (one DuckDB transaction), feeds
+the live evaluator (``catch_up``) and only then resolves every waiting request: an
+acknowledged event is durable and evaluated.  A message that fails validation fails
+its own request only (400 naming ``batch[3].timestamp``); the rest of the group is
+committed without it.  A full queue answers 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import duckdb
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from segflow.api.deps import ApiError, ServerContext, get_ctx
+from segflow.model.events import IngestError, IngestProblem
+
+log = logging.getLogger("segflow.ingest")
+
+router = APIRouter(tags=["ingestion"])
+
+TYPES: Final = ("track", "identify", "page", "screen", "alias", "group")
+OK: Final = b'{"success":true}'
+_ID_KEYS: Final = ("userId", "user_id", "anonymousId", "anonymous_id", "previousId", "previous_id")
+
+
+@dataclass
+class _Request:
+    """One HTTP request's messages waiting for the writer."""
+
+    messages: list[dict[str, Any]]
+    prefix: str
+    """How a problem's path starts: ``batch`` (then ``batch[i].field``) or ``""``."""
+    future: asyncio.Future[None]
+
+
+@dataclass
+class IngestStats:
+    """Counters shown by ``GET /v1/ingest/stats`` and used by the benchmark."""
+
+    requests: int = 0
+    events: int = 0
+    groups: int = 0
+    rejected_requests: int = 0
+    overloaded: int = 0
+    suppressed: int = 0
+    commit_seconds: float = 0.0
+    evaluate_seconds: float = 0.0
+    largest_group: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Ingestor:
+    """The group-commit writer: one task, one transaction per group."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self.queue: deque[_Request] = deque()
+        self.pending = 0
+        self.committing = 0
+        """Events in the group being committed now."""
+        self.stats = IngestStats()
+        self.group_commit = True
+        self._wake: asyncio.Event | None = None
+        self._closed = False
+        self._inflight: list[_Request] = []
+        """The group being committed (failed with 503 if the writer is cancelled:
+        the commit may still land, and a retry is harmless thanks to message ids)."""
+
+    def _event(self) -> asyncio.Event:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
+    async def submit(self, messages: list[dict[str, Any]], prefix: str) -> None:
+        """Queue one request's messages; returns once they are stored and evaluated."""
+        if self._closed:
+            raise ApiError(503, "the server is shutting down", headers=self._retry())
+        n = len(messages)
+        if self.pending and self.pending + n > self.ctx.settings.max_pending_events:
+            self.stats.overloaded += 1
+            raise ApiError(
+                429,
+                f"ingestion is overloaded ({self.pending:,} events queued); retry later",
+                headers=self._retry(),
+            )
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queue.append(_Request(messages, prefix, fut))
+        self.pending += n
+        self._event().set()
+        await fut
+
+    def _retry(self) -> dict[str, str]:
+        return {"Retry-After": str(self.ctx.settings.retry_after_seconds)}
+
+    async def run(self) -> None:
+        """The writer loop (a task for the server's lifetime)."""
+        wake = self._event()
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                while self.queue:
+                    group = self._take()
+                    self._inflight = group
+                    self.committing = sum(len(r.messages) for r in group)
+                    try:
+                        outcome = await asyncio.to_thread(self._commit, group)
+                    except Exception:
+                        log.exception("group commit failed")
+                        err = ApiError(
+                            503, "storing the events failed; retry", headers=self._retry()
+                        )
+                        outcome = [err] * len(group)
+                    self.committing = 0
+                    self._inflight = []
+                    for req, res in zip(group, outcome, strict=True):
+                        if not req.future.done():
+                            if res is None:
+                                req.future.set_result(None)
+                            else:
+                                req.future.set_exception(res)
+        finally:
+            self._closed = True
+            for req in [*self._inflight, *self.queue]:
+                if not req.future.done():
+                    req.future.set_exception(
+                        ApiError(503, "the server is shutting down", headers=self._retry())
+                    )
+            self.queue.clear()
+
+    def _take(self) -> list[_Request]:
+        limit = self.ctx.settings.max_group_events if self.group_commit else 1
+        group: list[_Request] = []
+        n = 0
+        while self.queue and (not group or n + len(self.queue[0].messages) <= limit):
+            req = self.queue.popleft()
+            group.append(req)
+            n += len(req.messages)
+        self.pending -= n
+        return group
+
+    def _commit(self, group: list[_Request]) -> list[ApiError | None]:
+        """Store a group in one transaction (bad requests taken out), then evaluate."""
+        ctx = self.ctx
+        outcome: list[ApiError | None] = [None] * len(group)
+        live = [i for i, req in enumerate(group) if req.messages]
+        with ctx.lock:
+            started = time.perf_counter()
+            while live:
+                messages: list[dict[str, Any]] = []
+                starts: list[int] = []
+                for i in live:
+                    starts.append(len(messages))
+                    messages.extend(group[i].messages)
+                try:
+                    ctx.app.store.ingest_messages(messages, source="api")
+                    break
+                except IngestError as e:
+                    bad = _blame(e.problems, starts, live, group)
+                    if not bad:  # nothing attributable: fail the whole group, clearly
+                        err = _invalid(e.problems, "")
+                        for i in live:
+                            outcome[i] = err
+                        live = []
+                        break
+                    for i, err in bad.items():
+                        outcome[i] = err
+                    live = [i for i in live if i not in bad]
+                except Exception:
+                    log.exception("group commit failed; storing its requests one by one")
+                    live = self._one_by_one(group, live, outcome)
+                    break
+            committed = time.perf_counter()
+            stored = sum(len(group[i].messages) for i in live)
+            if stored and ctx.live is not None:
+                try:
+                    ctx.live.catch_up()
+                except Exception:  # the events are stored; the evaluator logs and recovers
+                    log.exception("live evaluation after ingest failed")
+            done = time.perf_counter()
+        s = self.stats
+        s.groups += 1
+        s.requests += len(group)
+        s.events += stored
+        s.rejected_requests += sum(1 for o in outcome if o is not None)
+        s.commit_seconds += committed - started
+        s.evaluate_seconds += done - committed
+        s.largest_group = max(s.largest_group, stored)
+        return outcome
+
+    def _one_by_one(
+        self, group: list[_Request], live: list[int], outcome: list[ApiError | None]
+    ) -> list[int]:
+        """After an unexpected store error: each request in its own transaction, so
+        one poisonous request cannot fail (and, retried, keep failing) its group."""
+        stored = []
+        for i in live:
+            try:
+                self.ctx.app.store.ingest_messages(group[i].messages, source="api")
+            except IngestError as e:
+                outcome[i] = _invalid(e.problems, group[i].prefix)
+            except (duckdb.IOException, OSError, MemoryError):
+                log.exception("storing a request failed")
+                outcome[i] = ApiError(
+                    503, "storing the events failed; retry", headers=self._retry()
+                )
+            except Exception as e:  # input-specific: the rest of the group was stored
+                log.exception("storing a request failed")
+                msg = f"the request could not be stored: {type(e).__name__}"
+                outcome[i] = ApiError(400, msg, [_err("", f"{msg}: {e}"[:500])])
+            else:
+                stored.append(i)
+        return stored
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def _blame(
+    problems: list[IngestProblem], starts: list[int], live: list[int], group: list[_Request]
+) -> dict[int, ApiError]:
+    """Which requests of a group the problems belong to (by 1-based position)."""
+    import bisect
+
+    per: dict[int, list[IngestProblem]] = {}
+    for p in problems:
+        if p.line is None:
+            continue
+        k = bisect.bisect_right(starts, p.line - 1) - 1
+        if k < 0:
+            continue
+        i = live[k]
+        per.setdefault(i, []).append(IngestProblem(p.field, p.message, line=p.line - starts[k]))
+    return {i: _invalid(ps, group[i].prefix) for i, ps in per.items()}
+
+
+def _invalid(problems: list[IngestProblem], prefix: str) -> ApiError:
+    errors = [{"path": _path(prefix, p), "message": p.message} for p in problems]
+    head = errors[0]
+    where = f"{head['path']}: " if head["path"] else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return ApiError(400, f"invalid message: {where}{head['message']}{more}", errors)
+
+
+def _path(prefix: str, p: IngestProblem) -> str:
+    if prefix:
+        base = f"{prefix}[{(p.line or 1) - 1}]"
+        return f"{base}.{p.field}" if p.field else base
+    return p.field
+
+
+# -- request parsing ----------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) past ``limit`` bytes before or after gunzip."""
+    declared = request.headers.get("content-length")
+    too_big = f"request body too large: the limit is {limit // 1024} KB"
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, too_big, [{"path": "", "message": too_big}])
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, too_big, [{"path": "", "message": too_big}])
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "deflate"):
+        try:
+            d = zlib.decompressobj(zlib.MAX_WBITS | 32)
+            body = d.decompress(body, limit + 1)
+        except zlib.error as e:
+            raise ApiError(400, f"body is not valid {encoding}: {e}") from None
+        if len(body) > limit or d.unconsumed_tail:
+            raise ApiError(413, too_big, [{"path": "", "message": too_big}])
+    elif encoding not in ("", "identity"):
+        raise ApiError(415, f"unsupported content-encoding {encoding!r} (use gzip)")
+    return body
+
+
+def _loads(body: bytes) -> Any:
+    if not body.strip():
+        raise ApiError(400, "empty body: expected a JSON object", [_err("", "empty body")])
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        msg = f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        raise ApiError(400, msg, [_err("", msg)]) from None
+
+
+def _err(path: str, message: str) -> dict[str, str]:
+    return {"path": path, "message": message}
+
+
+def _json_type(v: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(v), "null" if v is None else "a number"
+    )
+
+
+def _basic_user(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if not auth:
+        return None
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() != "basic":
+        raise ApiError(401, f"unsupported authorization scheme {scheme!r}: use basic auth")
+    try:
+        return base64.b64decode(value.strip(), validate=True).decode().partition(":")[0] or None
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiError(401, "malformed basic authorization header") from None
+
+
+def _authorize(ctx: ServerContext, request: Request, body: Any) -> None:
+    """Write key from basic auth (user name), else the body's ``writeKey``."""
+    token = _basic_user(request)
+    if token is None and isinstance(body, dict):
+        wk = body.get("writeKey")
+        token = wk if isinstance(wk, str) and wk else None
+    if token is None:
+        raise ApiError(
+            401,
+            "missing write key: send it as the HTTP basic auth user name",
+            headers={"WWW-Authenticate": 'Basic realm="segflow"'},
+        )
+    if ctx.key_store.verify(token) is None:
+        raise ApiError(401, "unknown or revoked write key")
+
+
+def _prepare(
+    ctx: ServerContext, msg: dict[str, Any], now: datetime, sent_at: Any, context: Any
+) -> bool:
+    """Server-side fields (receivedAt, default timestamp, batch context); False when
+    the message's ids are suppressed (privacy delete)."""
+    msg["receivedAt"] = now
+    msg.pop("received_at", None)
+    if msg.get("timestamp") is None and msg.get("originalTimestamp") is None:
+        msg["timestamp"] = now
+    elif msg.get("timestamp") is None:
+        msg["timestamp"] = msg["originalTimestamp"]
+    if sent_at is not None and "sentAt" not in msg and "sent_at" not in msg:
+        msg["sentAt"] = sent_at
+    if context is not None and "context" not in msg:
+        msg["context"] = context
+    if ctx.suppressed:
+        for k in _ID_KEYS:
+            v = msg.get(k)
+            if v is not None and str(v) in ctx.suppressed:
+                return False
+    return True
+
+
+async def _ingest(request: Request, kind: str) -> Response:
+    ctx = get_ctx(request)
+    settings = ctx.settings
+    if kind == "batch":
+        body = await _read_body(request, settings.max_batch_bytes)
+    else:
+        body = await _read_body(request, settings.max_message_bytes)
+    data = _loads(body)
+    _authorize(ctx, request, data)
+    if b"\\u0000" in body:
+        _no_nul_keys(data, "")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if kind == "batch":
+        messages, prefix = _batch(data, body, settings.max_message_bytes), "batch"
+        sent_at, context = data.get("sentAt"), data.get("context")
+        if context is not None and not isinstance(context, dict):
+            raise ApiError(
+                400, "context: expected an object", [_err("context", "expected an object")]
+            )
+    else:
+        if not isinstance(data, dict):
+            msg = f"expected a JSON object, got {_json_type(data)}"
+            raise ApiError(400, msg, [_err("", msg)])
+        data["type"] = kind
+        messages, prefix, sent_at, context = [data], "", None, None
+    kept = [m for m in messages if _prepare(ctx, m, now, sent_at, context)]
+    ingestor = ctx.ingestor
+    assert ingestor is not None
+    ingestor.stats.suppressed += len(messages) - len(kept)
+    if kept:
+        await ingestor.submit(kept, prefix)
+    return Response(OK, media_type="application/json")
+
+
+def _no_nul_keys(v: Any, path: str) -> None:
+    """NUL characters cannot be part of a field name (they become column names);
+    only called when the body contains an escaped NUL at all."""
+    if isinstance(v, dict):
+        for k, x in v.items():
+            where = f"{path}.{k}" if path else k
+            if "\x00" in k:
+                shown = where.replace("\x00", "\\u0000")
+                msg = "field names cannot contain NUL characters"
+                raise ApiError(400, f"{shown}: {msg}", [_err(shown, msg)])
+            _no_nul_keys(x, where)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            _no_nul_keys(x, f"{path}[{i}]")
+
+
+def _batch(data: Any, body: bytes, limit: int) -> list[dict[str, Any]]:
+    """The messages of a batch body, each an object of a known type under 32 KB."""
+    if not isinstance(data, dict):
+        msg = f"expected a JSON object with a batch array, got {_json_type(data)}"
+        raise ApiError(400, msg, [_err("", msg)])
+    batch = data.get("batch")
+    if not isinstance(batch, list):
+        msg = "missing" if batch is None else f"expected an array, got {_json_type(batch)}"
+        raise ApiError(400, f"batch: {msg}", [_err("batch", msg)])
+    errors: list[dict[str, str]] = []
+    check_size = len(body) > limit
+    for i, m in enumerate(batch):
+        if not isinstance(m, dict):
+            errors.append(_err(f"batch[{i}]", f"expected an object, got {_json_type(m)}"))
+            continue
+        t = m.get("type")
+        if not isinstance(t, str) or t.lower() not in TYPES:
+            what = "missing" if t is None else f"unknown message type {t!r}"
+            errors.append(_err(f"batch[{i}].type", f"{what} ({', '.join(TYPES)})"))
+        if check_size and len(orjson.dumps(m)) > limit:
+            errors.append(
+                _err(f"batch[{i}]", f"message too large: the limit is {limit // 1024} KB")
+            )
+    if errors:
+        head = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ApiError(400, f"invalid batch: {head['path']}: {head['message']}{more}", errors)
+    return batch
+
+
+_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "A Segment spec message (camelCase or snake_case field names).",
+    "properties": {
+        "type": {"type": "string", "enum": list(TYPES)},
+        "messageId": {"type": "string"},
+        "userId": {"type": "string"},
+        "anonymousId": {"type": "string"},
+        "previousId": {"type": "string"},
+        "groupId": {"type": "string"},
+        "event": {"type": "string"},
+        "name": {"type": "string"},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "sentAt": {"type": "string", "format": "date-time"},
+        "properties": {"type": "object"},
+        "traits": {"type": "object"},
+        "context": {"type": "object"},
+        "integrations": {"type": "object"},
+    },
+    "additionalProperties": True,
+}
+
+_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {
+        "description": "Stored and evaluated",
+        "content": {"application/json": {"example": {"success": True}}},
+    },
+    400: {"description": "Invalid message (errors name each field)"},
+    401: {"description": "Missing or unknown write key"},
+    413: {"description": "Body over 32 KB (one message) or 500 KB (batch)"},
+    429: {"description": "Overloaded: retry after Retry-After seconds"},
+}
+
+
+def _endpoint(kind: str) -> Callable[[Request], Any]:
+    async def handler(request: Request) -> Response:
+        return await _ingest(request, kind)
+
+    handler.__name__ = f"ingest_{kind}"
+    handler.__doc__ = (
+        "Ingest a batch of Segment messages (500 KB; 32 KB each)."
+        if kind == "batch"
+        else f"Ingest one Segment `{kind}` message (32 KB)."
+    )
+    return handler
+
+
+for _kind in (*TYPES, "batch"):
+    _schema = (
+        {
+            "type": "object",
+            "required": ["batch"],
+            "properties": {
+                "batch": {"type": "array", "items": _MESSAGE_SCHEMA},
+                "sentAt": {"type": "string", "format": "date-time"},
+                "context": {"type": "object"},
+                "writeKey": {"type": "string"},
+            },
+        }
+        if _kind == "batch"
+        else _MESSAGE_SCHEMA
+    )
+    router.add_api_route(
+        f"/v1/{_kind}",
+        _endpoint(_kind),
+        methods=["POST"],
+        response_class=Response,
+        responses=_RESPONSES,
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _schema}}},
+            "security": [{"writeKey": []}],
+        },
+    )
+
+
+@router.get("/v1/ingest/stats", tags=["ingestion"])
+async def ingest_stats(request: Request) -> dict[str, Any]:
+    """Ingestion counters since the server started (group commits, events, rejects)."""
+    from segflow.api.deps import require_admin
+
+    require_admin(request)
+    ingestor = get_ctx(request).ingestor
+    assert ingestor is not None
+    s = ingestor.stats
+    return {
+        "requests": s.requests,
+        "events": s.events,
+        "groups": s.groups,
+        "largest_group": s.largest_group,
+        "rejected_requests": s.rejected_requests,
+        "overloaded": s.overloaded,
+        "suppressed": s.suppressed,
+        "commit_seconds": round(s.commit_seconds, 3),
+        "evaluate_seconds": round(s.evaluate_seconds, 3),
+        "queued_events": ingestor.pending,
+        "group_commit": ingestor.group_commit,
+    }

@@ -1,0 +1,175 @@
+"""Profiles API (admin key): the customer view, the fast segments look-up for on-site
+personalisation, privacy export and erasure.
+
+``GET /v1/profiles/{id}/segments`` must stay fast while ingestion holds the store lock,
+so it reads a copy-on-write index kept current by the live evaluator's change
+subscription: a look-up takes no lock and runs no SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import ORJSONResponse
+
+from segflow import profiles
+from segflow.api.deps import ApiError, ServerContext
+from segflow.api.schemas import DeleteResult, ErrorResponse, ProfileSegments, ProfileView
+from segflow.api.segments import admin_key, admin_only, context, parse_at
+from segflow.model.definition import format_instant
+
+router = APIRouter(
+    prefix="/v1/profiles",
+    tags=["profiles"],
+    dependencies=[Depends(admin_key)],
+    responses={s: {"model": ErrorResponse} for s in (400, 401, 403, 404)},
+)
+Ctx = Annotated[ServerContext, Depends(context)]
+
+
+class SegmentIndex:
+    """profile id -> {segment: since}; each profile's dict is replaced, never mutated, so
+    readers in any thread see a whole one without a lock."""
+
+    def __init__(self) -> None:
+        self._by_profile: dict[str, dict[str, datetime]] = {}
+        self.ready = False
+
+    def seed(self, ctx: ServerContext) -> None:
+        """Fill from the live evaluator and subscribe to its changes (under ctx.lock)."""
+        live = ctx.live
+        if live is None:
+            return
+        for pid in ctx.app.store.profile_ids():
+            self._by_profile[pid] = dict(live.segments_of(pid))
+        live.subscribe(self.apply)
+        self.ready = True
+
+    def apply(self, changes: Sequence[Any]) -> None:
+        touched: dict[str, dict[str, datetime]] = {}
+        for c in changes:
+            cur = touched.get(c.profile_id)
+            if cur is None:
+                cur = dict(self._by_profile.get(c.profile_id, {}))
+                touched[c.profile_id] = cur
+            if c.entered:
+                cur[c.segment_id] = c.at
+            else:
+                cur.pop(c.segment_id, None)
+        self._by_profile.update(touched)
+
+    def get(self, profile_id: str) -> dict[str, datetime] | None:
+        return self._by_profile.get(profile_id)
+
+    def drop(self, profile_id: str) -> None:
+        self._by_profile.pop(profile_id, None)
+
+
+def _index(ctx: ServerContext) -> SegmentIndex:
+    idx = ctx.extra.get("segment_index")
+    if not isinstance(idx, SegmentIndex):
+        idx = SegmentIndex()
+        ctx.extra["segment_index"] = idx
+    return idx
+
+
+async def background(ctx: ServerContext) -> None:
+    """Load the suppression list (synchronously: this runs during startup, before the
+    first request, so no suppressed event slips in) and seed the look-up index."""
+    with ctx.lock:
+        ctx.suppressed.update(profiles.load_suppressions(ctx.app.con))
+    await ctx.run(_index(ctx).seed, ctx)
+    await asyncio.Event().wait()
+
+
+def _resolved(ctx: ServerContext, profile_id: str) -> str:
+    pid = profiles.resolve(ctx.app, profile_id)
+    if pid is None:
+        raise ApiError(404, f"unknown profile {profile_id!r}")
+    return pid
+
+
+@router.get("/{profile_id}/segments", response_model=ProfileSegments)
+async def profile_segments(profile_id: str, ctx: Ctx) -> ORJSONResponse:
+    """Segments the profile is in now, with since-when (in memory; for personalisation)."""
+    idx = _index(ctx)
+    found = idx.get(profile_id) if idx.ready else None
+    if found is None:
+
+        def slow() -> dict[str, str | None]:
+            pid = profiles.resolve(ctx.app, profile_id)
+            if pid is None:
+                return {}
+            return profiles.segments_of(ctx.app, ctx.live, pid)
+
+        segs: dict[str, str | None] = await ctx.run(slow)
+    else:
+        segs = {s: format_instant(t) for s, t in sorted(found.items())}
+    return ORJSONResponse({"profile_id": profile_id, "segments": segs})
+
+
+@router.get("/{profile_id}", response_model=ProfileView)
+async def get_profile(profile_id: str, ctx: Ctx, at: str | None = None) -> dict[str, Any]:
+    """The customer view: identities, traits, computed traits (LTV, AOV, orders, ...),
+    orders, cart, wishlist, recent click-stream, segments with since-when."""
+    when = parse_at(at)
+
+    def run() -> dict[str, Any]:
+        pid = _resolved(ctx, profile_id)
+        return profiles.profile_view(ctx.app, ctx.live, pid, when or ctx.clock.now())
+
+    return await ctx.run(run)
+
+
+@router.get("")
+async def list_profiles(
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    after: Annotated[str | None, Query(description="cursor: the last profile id read")] = None,
+    q: Annotated[str | None, Query(description="profile ids starting with this")] = None,
+) -> dict[str, Any]:
+    """Profile ids in order, a page at a time."""
+
+    return await ctx.run(profiles.list_profiles, ctx.app, limit=limit, after=after, prefix=q)
+
+
+@router.get("/{profile_id}/export")
+async def export_profile(profile_id: str, ctx: Ctx) -> ORJSONResponse:
+    """Everything held on the profile (privacy access request), as one JSON document."""
+
+    def run() -> dict[str, Any]:
+        return profiles.privacy_export(ctx.app, ctx.live, _resolved(ctx, profile_id))
+
+    body = await ctx.run(run)
+    return ORJSONResponse(
+        body,
+        headers={"Content-Disposition": f'attachment; filename="profile-{profile_id}.json"'},
+    )
+
+
+@router.delete("/{profile_id}", response_model=DeleteResult)
+async def delete_profile(
+    profile_id: str,
+    ctx: Ctx,
+    suppress: Annotated[
+        bool, Query(description="drop later events for this profile's ids at ingestion")
+    ] = False,
+) -> dict[str, Any]:
+    """Erase the profile's events, traits, identities and memberships (exits are logged);
+    with ``suppress=true`` its ids are added to the suppression list."""
+
+    def run() -> dict[str, Any]:
+        pid = _resolved(ctx, profile_id)
+        exits, ids = profiles.erase(ctx.app, ctx.live, pid, suppress=suppress)
+        ctx.suppressed.update(ids)
+        _index(ctx).drop(pid)
+        return {"deleted": pid, "exits": exits, "suppressed": bool(ids)}
+
+    return await ctx.run(run)
+
+
+admin_only(router)

@@ -1,0 +1,486 @@
+"""Segments API (admin key): definitions, versions with enter/exit diffs, previews,
+members, exports, explain, the change log and size over time.
+
+Request bodies are documented with the typed ``SegmentDefinition`` model but parsed by
+``segflow.model.definition`` so every error names its JSON path (422).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from fastapi.routing import APIRoute
+
+from segflow import segment_ops
+from segflow.api.deps import ApiError, ServerContext, get_ctx, require_admin
+from segflow.api.schemas import (
+    ChangesPage,
+    ErrorResponse,
+    ExplainResult,
+    MembersPage,
+    PreviewResult,
+    SaveResult,
+    SegmentList,
+    SegmentOut,
+    SizeHistory,
+    ValidateResult,
+)
+from segflow.model.definition import Segment, format_instant, parse_instant, parse_segment
+from segflow.model.errors import DefinitionError
+from segflow.store.changes import MembershipChangeLog
+from segflow.store.keys import ApiKey
+
+ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 413, 422)
+}
+DEFINITION_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/SegmentDefinition"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+MAX_DEFINITION_BYTES: Final = 256 * 1024
+
+
+async def admin_key(request: Request) -> ApiKey:
+    """``require_admin`` on the event loop: it is a hash and a dict look-up, so a sync
+    dependency's thread-pool hop would only add latency."""
+    return require_admin(request)
+
+
+async def context(request: Request) -> ServerContext:
+    return get_ctx(request)
+
+
+def admin_only(router: APIRouter) -> APIRouter:
+    """Declare the admin key on every operation of ``router`` in the OpenAPI document
+    (call after the routes are defined)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            route.openapi_extra = {**(route.openapi_extra or {}), "security": [{"adminKey": []}]}
+    return router
+
+
+router = APIRouter(
+    prefix="/v1/segments",
+    tags=["segments"],
+    dependencies=[Depends(admin_key)],
+    responses=ERRORS,
+)
+
+Ctx = Annotated[ServerContext, Depends(context)]
+AtQuery = Annotated[
+    str | None, Query(description="ISO 8601 instant to evaluate as of (default: now)")
+]
+
+
+def problems_error(e: DefinitionError, status: int = 422, message: str = "") -> ApiError:
+    errors = [{"path": p.path, "message": p.message} for p in e.problems]
+    return ApiError(status, message or "invalid segment definition", errors)
+
+
+def parse_at(value: str | None, name: str = "at") -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as e:
+        raise ApiError(400, f"{name}: {e}", [{"path": name, "message": str(e)}]) from None
+
+
+async def read_definition(request: Request, path_id: str | None = None) -> Segment:
+    """The body as a Segment: JSON (or YAML with a YAML content type), parsed with paths."""
+    raw = await request.body()
+    if len(raw) > MAX_DEFINITION_BYTES:
+        raise ApiError(413, f"definition body over {MAX_DEFINITION_BYTES} bytes")
+    ctype = request.headers.get("content-type", "application/json").lower()
+    if "yaml" in ctype:
+        import yaml
+
+        try:
+            doc: Any = yaml.safe_load(raw.decode("utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"malformed YAML: {e}") from None
+    else:
+        try:
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise ApiError(400, f"malformed JSON: {e}") from None
+    if path_id is not None and isinstance(doc, dict):
+        body_id = doc.setdefault("id", path_id)
+        if body_id != path_id:
+            raise ApiError(
+                422,
+                "invalid segment definition",
+                [{"path": "id", "message": f"{body_id!r} differs from the URL's {path_id!r}"}],
+            )
+    try:
+        return parse_segment(doc)
+    except DefinitionError as e:
+        raise problems_error(e) from None
+
+
+def _segment_out(seg: Segment, size: int | None = None) -> dict[str, Any]:
+    return {"id": seg.id, "version": seg.version, "definition": seg.to_dict(), "size": size}
+
+
+def _current_size(ctx: ServerContext, sid: str) -> int | None:
+    if ctx.live is not None:
+        try:
+            return len(ctx.live.members(sid))
+        except KeyError:
+            return None
+    points = segment_ops.size_history(ctx.app, sid)
+    return int(points[-1]["size"]) if points else None
+
+
+def _get(ctx: ServerContext, sid: str) -> Segment:
+    seg = ctx.app.registry.get(sid)
+    if seg is None:
+        raise ApiError(404, f"unknown segment {sid!r}")
+    return seg
+
+
+def _save(ctx: ServerContext, seg: Segment, *, create: bool, dry_run: bool) -> dict[str, Any]:
+    app = ctx.app
+    old = app.registry.get(seg.id)
+    if create and old is not None:
+        raise ApiError(409, f"segment {seg.id!r} exists; update it with PUT /v1/segments/{seg.id}")
+    if not create and old is None:
+        raise ApiError(404, f"unknown segment {seg.id!r}; create it with POST /v1/segments")
+    try:
+        if dry_run:
+            diff: Any = (
+                ctx.live.preview_edit(seg)
+                if ctx.live is not None
+                else segment_ops.edit_diff(app, seg, ctx.clock.now())
+            )
+            shown = old if old is not None else seg
+            return {
+                "segment": _segment_out(shown),
+                "status": "dry_run",
+                "diff": segment_ops.diff_dict(diff),
+            }
+        if ctx.live is not None:
+            _, diff, _changes = ctx.live.save(seg)
+            saved = _get(ctx, seg.id)
+        else:
+            diff = segment_ops.edit_diff(app, seg, ctx.clock.now())
+            app.registry.save([seg])
+            saved = _get(ctx, seg.id)
+            if saved.mode == "static" and (old is None or old.version != saved.version):
+                app.snapshot(saved)
+    except DefinitionError as e:
+        raise problems_error(e) from None
+    status = (
+        "created" if old is None else ("unchanged" if old.version == saved.version else "updated")
+    )
+    return {
+        "segment": _segment_out(saved, diff.size_after),
+        "status": status,
+        "diff": segment_ops.diff_dict(diff),
+    }
+
+
+@router.get("", response_model=SegmentList, response_model_exclude_none=True)
+async def list_segments(ctx: Ctx) -> Any:
+    """Every current segment with its definition and size."""
+
+    def run() -> dict[str, Any]:
+        segs = ctx.app.registry.current()
+        return {"segments": [_segment_out(s, _current_size(ctx, s.id)) for s in segs.values()]}
+
+    return await ctx.run(run)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SaveResult,
+    response_model_exclude_none=True,
+    openapi_extra=DEFINITION_BODY,
+)
+async def create_segment(request: Request, ctx: Ctx) -> Any:
+    """Create a segment (409 if the id exists); returns who entered it."""
+    seg = await read_definition(request)
+    return await ctx.run(_save, ctx, seg, create=True, dry_run=False)
+
+
+@router.post(
+    "/validate",
+    response_model=ValidateResult,
+    response_model_exclude_none=True,
+    openapi_extra=DEFINITION_BODY,
+)
+async def validate_segment(request: Request, ctx: Ctx) -> Any:
+    """Check a definition (syntax, references, cycles) without saving it."""
+    try:
+        seg = await read_definition(request)
+    except ApiError as e:
+        if e.status != 422:
+            raise
+        return {"valid": False, "errors": e.errors}
+    try:
+        await ctx.run(segment_ops.draft_registry, ctx.app, seg)
+    except DefinitionError as e:
+        return {"valid": False, "errors": problems_error(e).errors}
+    return {"valid": True, "errors": [], "canonical": seg.to_dict()}
+
+
+@router.post(
+    "/preview",
+    response_model=PreviewResult,
+    openapi_extra=DEFINITION_BODY,
+)
+async def preview_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> Any:
+    """Size and a sample of members of an unsaved draft."""
+    seg = await read_definition(request)
+    when = parse_at(at) or ctx.clock.now()
+    try:
+        return await ctx.run(segment_ops.preview, ctx.app, seg, when)
+    except DefinitionError as e:
+        raise problems_error(e) from None
+
+
+@router.get("/{segment_id}", response_model=SegmentOut, response_model_exclude_none=True)
+async def get_segment(segment_id: str, ctx: Ctx) -> Any:
+    def run() -> dict[str, Any]:
+        return _segment_out(_get(ctx, segment_id), _current_size(ctx, segment_id))
+
+    return await ctx.run(run)
+
+
+@router.put(
+    "/{segment_id}",
+    response_model=SaveResult,
+    response_model_exclude_none=True,
+    openapi_extra=DEFINITION_BODY,
+)
+async def update_segment(
+    segment_id: str,
+    request: Request,
+    ctx: Ctx,
+    dry_run: Annotated[bool, Query(description="only return the enter/exit diff")] = False,
+) -> Any:
+    """Save a new version; the response holds the enter/exit diff it applied (with
+    ``dry_run=true``: the diff it would apply, nothing saved)."""
+    seg = await read_definition(request, segment_id)
+    return await ctx.run(_save, ctx, seg, create=False, dry_run=dry_run)
+
+
+@router.delete("/{segment_id}", status_code=204, response_class=Response)
+async def delete_segment(
+    segment_id: str,
+    ctx: Ctx,
+    force: Annotated[bool, Query(description="delete even a protected segment")] = False,
+) -> Response:
+    """Delete a segment (its members exit); protected or referenced ones answer 409."""
+
+    def run() -> None:
+        _get(ctx, segment_id)
+        try:
+            if ctx.live is not None:
+                ctx.live.delete(segment_id, force=force)
+            else:
+                ctx.app.delete(segment_id, force=force)
+        except DefinitionError as e:
+            raise problems_error(e, 409, f"segment {segment_id!r} cannot be deleted") from None
+
+    await ctx.run(run)
+    return Response(status_code=204)
+
+
+@router.get("/{segment_id}/members", response_model=MembersPage)
+async def segment_members(
+    segment_id: str,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    at: AtQuery = None,
+) -> Any:
+    """Members in profile id order, a page at a time (the cursor keeps the instant)."""
+    when = parse_at(at)
+
+    def run() -> dict[str, Any]:
+        _get(ctx, segment_id)
+        return segment_ops.members_page(
+            ctx.app, ctx.live, segment_id, limit=limit, cursor=cursor, at=when
+        )
+
+    try:
+        return await ctx.run(run)
+    except ValueError as e:
+        raise ApiError(400, str(e), [{"path": "cursor", "message": str(e)}]) from None
+
+
+@router.get(
+    "/{segment_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}},
+)
+async def export_segment(
+    segment_id: str,
+    ctx: Ctx,
+    format: Annotated[Literal["csv", "parquet"], Query()] = "csv",
+    at: AtQuery = None,
+) -> StreamingResponse:
+    """Members with their current traits as CSV or Parquet, streamed."""
+    when = parse_at(at)
+
+    def run() -> tuple[Path, int]:
+        _get(ctx, segment_id)
+        return segment_ops.export_file(ctx.app, ctx.live, segment_id, format, when)
+
+    path, size = await ctx.run(run)
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            with path.open("rb") as fh:
+                while block := fh.read(64 * 1024):
+                    yield block
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
+    return StreamingResponse(
+        chunks(),
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{segment_id}.{format}"',
+            "X-Segment-Size": str(size),
+        },
+    )
+
+
+@router.get("/{segment_id}/explain", response_model=ExplainResult)
+async def explain_segment(
+    segment_id: str,
+    ctx: Ctx,
+    profile_id: Annotated[str, Query(min_length=1)],
+    at: AtQuery = None,
+) -> dict[str, Any]:
+    """Why a profile is (not) a member at an instant: the condition tree with each node's
+    truth and the feature values behind it."""
+    when = parse_at(at)
+
+    def run() -> dict[str, Any]:
+        from segflow.profiles import resolve
+
+        _get(ctx, segment_id)
+        pid = resolve(ctx.app, profile_id)
+        if pid is None:
+            raise ApiError(404, f"unknown profile {profile_id!r}")
+        if ctx.live is None:
+            raise ApiError(503, "the live evaluator is not running; explain needs it")
+        try:
+            result: dict[str, Any] = ctx.live.explain(segment_id, pid, when)
+            return result
+        except ValueError as e:
+            raise ApiError(400, str(e), [{"path": "at", "message": str(e)}]) from None
+
+    return await ctx.run(run)
+
+
+def change_dict(c: Any) -> dict[str, Any]:
+    return {
+        "seq": c.seq,
+        "segment_id": c.segment_id,
+        "profile_id": c.profile_id,
+        "entered": c.entered,
+        "at": format_instant(c.at),
+        "reason": c.reason,
+        "version": c.version,
+    }
+
+
+def query_changes(
+    ctx: ServerContext,
+    *,
+    segment_id: str | None,
+    profile_id: str | None,
+    since: str | None,
+    until: str | None,
+    after: int | None,
+    limit: int,
+    entered: bool | None = None,
+) -> dict[str, Any]:
+    """A page of the change log (``after`` is the cursor: the last seq read)."""
+    lo, hi = parse_at(since, "since"), parse_at(until, "until")
+
+    def run() -> dict[str, Any]:
+        log = MembershipChangeLog(ctx.app.con)
+        rows: list[Any] = []
+        cursor = after
+        while len(rows) <= limit:
+            page = log.query(
+                segment_id=segment_id,
+                profile_id=profile_id,
+                since=lo,
+                until=hi,
+                after_seq=cursor,
+                limit=limit + 1 if entered is None else 5000,
+            )
+            rows += [r for r in page if entered is None or r.entered == entered]
+            if entered is None or len(page) < 5000:
+                break
+            cursor = page[-1].seq
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "changes": [change_dict(c) for c in rows],
+            "next_cursor": rows[-1].seq if more and rows else None,
+        }
+
+    return ctx.locked(run)
+
+
+@router.get("/{segment_id}/changes", response_model=ChangesPage)
+async def segment_changes(
+    segment_id: str,
+    ctx: Ctx,
+    profile_id: str | None = None,
+    entered: Annotated[bool | None, Query(description="only entries (true) or exits")] = None,
+    since: Annotated[str | None, Query(description="changes at or after this instant")] = None,
+    until: Annotated[str | None, Query(description="changes at or before this instant")] = None,
+    after: Annotated[int | None, Query(ge=0, description="cursor: last seq read")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> Any:
+    """The membership change log of one segment, filterable, in seq order."""
+    await ctx.run(_get, ctx, segment_id)
+    return await ctx.run(
+        query_changes,
+        ctx,
+        segment_id=segment_id,
+        profile_id=profile_id,
+        since=since,
+        until=until,
+        after=after,
+        limit=limit,
+        entered=entered,
+    )
+
+
+@router.get("/{segment_id}/sizes", response_model=SizeHistory)
+async def segment_sizes(segment_id: str, ctx: Ctx) -> Any:
+    """Size over time: each batch evaluation, then the running size from the change log."""
+
+    def run() -> dict[str, Any]:
+        _get(ctx, segment_id)
+        return {"segment_id": segment_id, "points": segment_ops.size_history(ctx.app, segment_id)}
+
+    return await ctx.run(run)
+
+
+admin_only(router)

@@ -1,0 +1,165 @@
+"""Webhook destinations per segment (admin key), their deliveries and the dead-letter
+list with replay.  Delivery itself runs in ``segflow.webhooks.WebhookWorker``, started
+here for the server's lifetime; bodies are signed (see that module's docstring).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import Response
+
+from segflow.api.deps import ApiError, ServerContext
+from segflow.api.schemas import (
+    DeliveryList,
+    ErrorResponse,
+    ReplayResult,
+    WebhookIn,
+    WebhookList,
+    WebhookOut,
+)
+from segflow.api.segments import admin_key, admin_only, context
+from segflow.segment_ops import last_change_seq
+from segflow.store.changes import MembershipChangeLog
+from segflow.store.webhooks import WebhookStore
+from segflow.webhooks import DeliverySettings, WebhookWorker
+
+router = APIRouter(
+    prefix="/v1/webhooks",
+    tags=["webhooks"],
+    dependencies=[Depends(admin_key)],
+    responses={s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 422)},
+)
+Ctx = Annotated[ServerContext, Depends(context)]
+
+
+def store(ctx: ServerContext) -> WebhookStore:
+    s = ctx.extra.get("webhook_store")
+    if not isinstance(s, WebhookStore):
+        with ctx.lock:
+            s = WebhookStore(ctx.app.con)
+        ctx.extra["webhook_store"] = s
+    return s
+
+
+def delivery_settings() -> DeliverySettings:
+    """Defaults, overridable by SEGFLOW_WEBHOOK_BACKOFF_S / _MAX_ATTEMPTS / _TIMEOUT_S."""
+    from datetime import timedelta
+
+    d = DeliverySettings()
+    return DeliverySettings(
+        backoff=timedelta(
+            seconds=float(os.environ.get("SEGFLOW_WEBHOOK_BACKOFF_S", d.backoff.total_seconds()))
+        ),
+        max_attempts=int(os.environ.get("SEGFLOW_WEBHOOK_MAX_ATTEMPTS", d.max_attempts)),
+        timeout_s=float(os.environ.get("SEGFLOW_WEBHOOK_TIMEOUT_S", d.timeout_s)),
+        poll_s=min(d.poll_s, float(os.environ.get("SEGFLOW_WEBHOOK_BACKOFF_S", d.poll_s))),
+    )
+
+
+async def background(ctx: ServerContext) -> None:
+    """Run the delivery worker; it resumes pending deliveries left by a previous run."""
+    ws = store(ctx)
+
+    def changes_after(seq: int) -> list[Any]:
+        return list(MembershipChangeLog(ctx.app.con).query(after_seq=seq, limit=5000))
+
+    worker = WebhookWorker(ws, ctx.lock, changes_after, delivery_settings())
+    ctx.extra["webhook_worker"] = worker
+    unsubscribe = None
+    if ctx.live is not None:
+        unsubscribe = await ctx.run(ctx.live.subscribe, lambda _c: worker.wake())
+    worker.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        if unsubscribe is not None:
+            with ctx.lock:
+                unsubscribe()
+        await asyncio.to_thread(worker.stop)
+
+
+def _wake(ctx: ServerContext) -> None:
+    worker = ctx.extra.get("webhook_worker")
+    if isinstance(worker, WebhookWorker):
+        worker.wake()
+
+
+@router.post("", status_code=201, response_model=WebhookOut)
+async def create_webhook(body: WebhookIn, ctx: Ctx) -> dict[str, Any]:
+    """Add a destination for a segment's entered/exited changes; the response holds the
+    signing secret (shown once)."""
+
+    def run() -> dict[str, Any]:
+        if ctx.app.registry.get(body.segment_id) is None:
+            raise ApiError(
+                404,
+                f"unknown segment {body.segment_id!r}",
+                [{"path": "segment_id", "message": "no such segment"}],
+            )
+        hook = store(ctx).create(
+            body.segment_id,
+            body.url,
+            body.events,
+            body.secret,
+            from_seq=last_change_seq(ctx.app),
+        )
+        return hook.to_dict(with_secret=True)
+
+    return await ctx.run(run)
+
+
+@router.get("", response_model=WebhookList)
+async def list_webhooks(ctx: Ctx, segment_id: str | None = None) -> dict[str, Any]:
+    hooks = await ctx.run(store(ctx).hooks, segment_id)
+    return {"webhooks": [h.to_dict() for h in hooks]}
+
+
+@router.get("/deliveries", response_model=DeliveryList)
+async def list_deliveries(
+    ctx: Ctx,
+    status: Literal["pending", "delivered", "dead"] | None = None,
+    webhook_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Deliveries (``status=dead`` is the dead-letter list)."""
+    rows = await ctx.run(store(ctx).deliveries, status=status, webhook_id=webhook_id, limit=limit)
+    return {"deliveries": [d.to_dict() for d in rows]}
+
+
+@router.post("/deliveries/replay", response_model=ReplayResult)
+async def replay_deliveries(
+    ctx: Ctx,
+    ids: Annotated[
+        list[int] | None,
+        Body(embed=True, description="dead delivery ids to replay (default: all dead ones)"),
+    ] = None,
+) -> dict[str, Any]:
+    """Move dead-lettered deliveries back to pending; they are attempted again now."""
+    n = await ctx.run(store(ctx).replay, ids, ctx.clock.now())
+    _wake(ctx)
+    return {"replayed": n}
+
+
+@router.get("/{webhook_id}", response_model=WebhookOut)
+async def get_webhook(webhook_id: str, ctx: Ctx) -> dict[str, Any]:
+    try:
+        hook = await ctx.run(store(ctx).get, webhook_id)
+    except KeyError:
+        raise ApiError(404, f"unknown webhook {webhook_id!r}") from None
+    return hook.to_dict()
+
+
+@router.delete("/{webhook_id}", status_code=204, response_class=Response)
+async def delete_webhook(webhook_id: str, ctx: Ctx) -> Response:
+    try:
+        await ctx.run(store(ctx).delete, webhook_id)
+    except KeyError:
+        raise ApiError(404, f"unknown webhook {webhook_id!r}") from None
+    return Response(status_code=204)
+
+
+admin_only(router)

@@ -1,0 +1,713 @@
+"""The real-time engine hosted over the store: live memberships, the stored change log,
+definition edits with a gapless hand-over, merges, explain and replay.
+
+``segflow.realtime`` is pure; this module does its I/O: it bootstraps every profile's
+state from stored history in bulk (one ordered Arrow scan), feeds new events, trait
+writes and identity merges through the engine as they are stored, fires timers on a
+``Clock``, and records every change in ``membership_changes``.  The HTTP server and
+``segflow replay`` use it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from segflow.batch.run import evaluate
+from segflow.model.definition import Segment
+from segflow.plan.features import EventAggregate, SequenceMatch
+from segflow.plan.planner import Plan, build_plan
+from segflow.realtime import (
+    Change,
+    Clock,
+    ProfileEngine,
+    ProfileState,
+    RealtimeRunner,
+    VirtualClock,
+    compile_engine,
+    from_us,
+    to_us,
+)
+from segflow.realtime.engine import Reason
+from segflow.service import Segflow
+from segflow.store.changes import ChangeRow, LoggedChange, MembershipChangeLog
+from segflow.store.history import EventRow, HistoryReader, StoredTrait
+
+US = timedelta(microseconds=1)
+REPLAY_FLUSH = 20_000
+
+
+@dataclass(frozen=True)
+class StoredChange:
+    """One row of the change log."""
+
+    seq: int
+    segment_id: str
+    profile_id: str
+    entered: bool
+    at: datetime
+    reason: str
+    version: int
+
+
+@dataclass(frozen=True)
+class EditDiff:
+    """Who a definition edit moves: profile ids entering and leaving (full lists)."""
+
+    segment_id: str
+    size_before: int
+    size_after: int
+    entering: list[str]
+    leaving: list[str]
+
+
+Subscriber = Callable[[Sequence[StoredChange]], None]
+
+
+def plan_paths(plan: Plan) -> set[str]:
+    """Every event field path the plan's features read (filters, ``of``, sequence steps)."""
+    out: set[str] = set()
+    for feat in plan.features.values():
+        if isinstance(feat, EventAggregate):
+            out.update(p.path for p in feat.filter.where)
+            if feat.of is not None:
+                out.add(feat.of)
+        elif isinstance(feat, SequenceMatch):
+            for step in feat.steps:
+                out.update(p.path for p in step.where)
+    return out
+
+
+def _stored(c: LoggedChange) -> StoredChange:
+    return StoredChange(c.seq, c.segment_id, c.profile_id, c.entered, c.at, c.reason, c.version)
+
+
+def _by_profile(batches: Iterable[list[EventRow]]) -> Iterator[tuple[str, list[EventRow]]]:
+    """Consecutive rows of one profile (the stream is ordered by profile)."""
+    pid: str | None = None
+    group: list[EventRow] = []
+    for batch in batches:
+        for row in batch:
+            if row[0] != pid:
+                if pid is not None:
+                    yield pid, group
+                pid, group = row[0], []
+            group.append(row)
+    if pid is not None:
+        yield pid, group
+
+
+def members_after(
+    app: Segflow, segment: Segment, at: datetime, others: Iterable[Segment] = ()
+) -> set[str]:
+    """Members of ``segment`` at ``at`` per the batch evaluator, were it saved now
+    (together with ``others``, saved in the same batch)."""
+    if segment.mode == "static":
+        if segment.members is not None:
+            return set(segment.members)
+        assert segment.condition is not None and segment.snapshot_at is not None
+        live = Segment(id=segment.id, name=segment.name, condition=segment.condition)
+        rest = [v for k, v in app.registry.current().items() if k != segment.id]
+        res = evaluate(app.con, [*rest, live], segment.snapshot_at, only=[live.id])
+        return set(res.members(segment.id))
+    merged = app.registry.check([*others, segment])
+    res = evaluate(app.con, merged.values(), at, only=[segment.id])
+    return set(res.members(segment.id))
+
+
+def edit_diffs(app: Segflow, segments: Iterable[Segment], at: datetime) -> list[EditDiff]:
+    """Who each new or changed definition would move if saved now, by the batch
+    evaluator (before: the current version; unchanged definitions are left out)."""
+    items = list(segments)
+    app.registry.check(items)
+    current = app.registry.current()
+    out: list[EditDiff] = []
+    for seg in items:
+        old = current.get(seg.id)
+        if old is not None and old.definition_fingerprint() == seg.definition_fingerprint():
+            continue
+        before: set[str] = set()
+        if old is not None:
+            res = evaluate(app.con, current.values(), at, only=[seg.id])
+            before = set(res.members(seg.id))
+        after = members_after(app, seg, at, [s for s in items if s.id != seg.id])
+        out.append(
+            EditDiff(
+                seg.id, len(before), len(after), sorted(after - before), sorted(before - after)
+            )
+        )
+    return out
+
+
+def _coalesce(changes: Iterable[Change]) -> list[Change]:
+    """Net changes: flips of one (segment, profile) at one instant (several late events
+    applied at the same now) cancel in pairs, so the log never holds an enter and an
+    exit at one instant (its key is unique)."""
+    out: list[Change | None] = []
+    last: dict[tuple[str, str], int] = {}
+    for c in changes:
+        key = (c.segment_id, c.profile_id)
+        i = last.get(key)
+        prev = out[i] if i is not None else None
+        if prev is not None and prev.at == c.at and prev.entered != c.entered:
+            out[i] = None  # type: ignore[index]
+            del last[key]
+            continue
+        last[key] = len(out)
+        out.append(c)
+    return [c for c in out if c is not None]
+
+
+class LiveEvaluator:
+    """Live memberships of every profile, kept exact by the real-time engine over a store.
+
+    Not thread-safe: call it from one thread at a time (the server holds a lock around
+    every call).  Every method that logs returns the changes it stored, in ``seq``
+    order, after handing them to the subscribers; a change already in the log (a replay
+    of the same input) is neither stored again nor published."""
+
+    def __init__(self, app: Segflow, clock: Clock) -> None:
+        self.app = app
+        self.clock = clock
+        self.reader = HistoryReader(app.con)
+        self.log = MembershipChangeLog(app.con)
+        self._subscribers: list[Subscriber] = []
+        self._segments: dict[str, Segment] = {}
+        self._hidden: set[str] = set()
+        self._old_versions: dict[str, int] = {}
+        self._since: dict[str, dict[str, datetime]] = {}
+        self._seq = 0
+        self._merges: tuple[datetime | None, frozenset[tuple[str, str]]] = (None, frozenset())
+        self._runner: RealtimeRunner | None = None
+        self._names: frozenset[str] = frozenset()
+        self._paths: frozenset[str] = frozenset()
+        self._trait_keys: frozenset[str] = frozenset()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def runner(self) -> RealtimeRunner:
+        if self._runner is None:
+            raise RuntimeError("the live evaluator is not started: call start() first")
+        return self._runner
+
+    @property
+    def engine(self) -> ProfileEngine:
+        return self.runner.engine
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    def _compile(self, segments: Mapping[str, Segment]) -> ProfileEngine:
+        self._segments = dict(segments)
+        self._hidden = set()
+        engine = compile_engine(build_plan(segments.values()))
+        self._names = frozenset(engine.routes)
+        self._paths = frozenset(plan_paths(engine.plan))
+        self._trait_keys = frozenset(engine.traits)
+        return engine
+
+    def _build(
+        self,
+        engine: ProfileEngine,
+        at: datetime,
+        *,
+        upto_seq: int,
+        profiles: Iterable[str] | None = None,
+    ) -> dict[str, ProfileState]:
+        """States of every profile (or of ``profiles``) as of ``at`` from stored history:
+        one scan of events ordered by profile, traits read alongside."""
+        wanted = None if profiles is None else sorted(set(profiles))
+        static = self.reader.static_members()
+        t = to_us(at)
+        traits: dict[str, list[tuple[int, str, str, Any]]] = {}
+        for batch in self.reader.traits(self._trait_keys, upto_seq=upto_seq, profiles=wanted):
+            for w in batch:
+                traits.setdefault(w.profile_id, []).append((w.ts, w.message_id, w.key, w.value))
+        states: dict[str, ProfileState] = {}
+        stream = self.reader.events(
+            self._names, self._paths, upto_seq=upto_seq, profiles=wanted, order="profile"
+        )
+        for pid, rows in _by_profile(stream):
+            states[pid] = engine.rebuild_us(
+                pid,
+                ((ts, name, fields) for _p, ts, name, fields, _m in rows),
+                traits.pop(pid, ()),
+                static.get(pid, ()),
+                t,
+            )
+        universe = self.reader.profile_ids() if wanted is None else wanted
+        known = set(universe)
+        for pid in universe:
+            if pid not in states:
+                states[pid] = engine.rebuild_us(
+                    pid, (), traits.pop(pid, ()), static.get(pid, ()), t
+                )
+        return {pid: st for pid, st in states.items() if pid in known}
+
+    def _install(self, engine: ProfileEngine, states: dict[str, ProfileState]) -> RealtimeRunner:
+        runner = RealtimeRunner(
+            engine,
+            clock=self.clock,
+            static_segments=self.reader.static_members(),
+            keep_log=False,
+        )
+        runner.states = states
+        for pid, st in states.items():
+            runner.timers.schedule(pid, engine.next_deadline_us(st))
+        self._runner = runner
+        return runner
+
+    def _version(self, segment_id: str) -> int:
+        seg = self._segments.get(segment_id)
+        return seg.version if seg is not None else self._old_versions.get(segment_id, 0)
+
+    def _record(self, changes: Iterable[Change]) -> list[StoredChange]:
+        """Track current memberships, store the changes, publish the ones stored."""
+        rows: list[ChangeRow] = []
+        for c in _coalesce(changes):
+            if c.segment_id in self._hidden:
+                continue
+            mine = self._since.setdefault(c.profile_id, {})
+            if c.entered:
+                mine[c.segment_id] = c.at
+            else:
+                mine.pop(c.segment_id, None)
+                if not mine:
+                    del self._since[c.profile_id]
+            rows.append(
+                ChangeRow(
+                    c.segment_id,
+                    c.profile_id,
+                    c.entered,
+                    c.at,
+                    c.reason,
+                    self._version(c.segment_id),
+                )
+            )
+        stored = [_stored(c) for c in self.log.append(rows)]
+        if stored:
+            for fn in list(self._subscribers):
+                fn(stored)
+        return stored
+
+    def _exits(self, profile_id: str, at: datetime, reason: Reason) -> list[Change]:
+        return [
+            Change(sid, profile_id, False, at, reason)
+            for sid in sorted(self._since.get(profile_id, {}))
+        ]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> list[StoredChange]:
+        """Compile the engine from the current definitions and bring every profile's
+        state up to ``clock.now()`` from stored history (and the change log up to date).
+
+        The log's mark says which inputs (by ``seq``) it reflects up to which instant:
+        states are rebuilt there from those inputs, anything that differs from the log
+        is recorded at that instant (``definition_changed`` when the logged version is
+        another, ``deleted``/``merged`` for segments/profiles gone, else ``event``), time
+        is advanced to now (timers fire at their exact instants) and what was stored
+        since is caught up.  An empty log records the current members at now."""
+        now = self._now()
+        engine = self._compile(self.app.registry.current())
+        seq = self.reader.max_seq()
+        mark = self.log.mark()
+        logged = self.log.current()
+        if mark is not None and mark[1] <= now and logged:
+            upto, t0 = min(mark[0], seq), mark[1]
+        else:
+            upto, t0 = seq, now
+        self._merges = self.reader.merge_mark()
+        states = self._build(engine, t0, upto_seq=upto)
+        runner = self._install(engine, states)
+        empty = not logged
+        self._since = {}
+        diff: list[Change] = []
+        ids = engine.segment_ids
+        for pid, st in states.items():
+            for i, m in enumerate(st.members):
+                if not m:
+                    continue
+                sid = ids[i]
+                entry = logged.pop((sid, pid), None)
+                if entry is not None and entry[0] and entry[1] == self._version(sid):
+                    self._since.setdefault(pid, {})[sid] = entry[2]
+                    continue
+                reason: Reason = (
+                    "definition_changed"
+                    if empty or (entry is not None and entry[1] != self._version(sid))
+                    else "event"
+                )
+                diff.append(Change(sid, pid, True, t0, reason))
+        for (sid, pid), (was_in, version, since) in sorted(logged.items()):
+            if not was_in:
+                continue
+            self._since.setdefault(pid, {})[sid] = since
+            if sid not in self._segments:
+                self._old_versions.setdefault(sid, version)
+            gone: Reason
+            if sid not in self._segments:
+                gone = "deleted"
+            elif pid not in states:
+                gone = "merged"
+            elif version != self._version(sid):
+                gone = "definition_changed"
+            else:
+                gone = "event"
+            diff.append(Change(sid, pid, False, t0, gone))
+        diff.sort(key=lambda c: (c.profile_id, c.segment_id))
+        out = self._record(diff)
+        self._seq = upto
+        out += self._record(runner.advance_to(now))
+        return out + self.catch_up()
+
+    def catch_up(self) -> list[StoredChange]:
+        """Feed everything stored since the last call (new events by seq watermark, their
+        trait writes, identity merges) through the engine; log and return the changes.
+        The server calls this right after each group commit."""
+        runner = self.runner
+        engine = runner.engine
+        now = self._now()
+        now_us = to_us(now)
+        seq = self.reader.max_seq()
+        merges = self.reader.merges_since(self._merges)
+        self._merges = self.reader.merge_mark()
+        changes: list[Change] = []
+        recorded: list[StoredChange] = []
+        rebuilt: set[str] = set()
+        if merges:
+            touched = {p for m in merges for p in m}
+            targets = {p for p in touched if self.reader.has_profile(p)}
+            timers: list[Change] = []
+            for pid in sorted(touched):
+                old = runner.states.get(pid)
+                if old is not None:
+                    timers += runner._done(pid, old, engine.advance_us(old, now_us))
+            recorded += self._record(timers)
+            for a in sorted(touched - targets):
+                changes += self._exits(a, now, "merged")
+                runner.states.pop(a, None)
+                runner.timers.schedule(a, None)
+            fresh = self._build(engine, now, upto_seq=seq, profiles=targets)
+            for pid in sorted(fresh):
+                changes += runner.replace_state(pid, fresh[pid], now, "merged")
+            rebuilt = set(fresh)
+        if seq > self._seq:
+            inputs: list[tuple[int, int, str, Any]] = []
+            for batch in self.reader.events(
+                self._names, self._paths, after_seq=self._seq, upto_seq=seq, order="time"
+            ):
+                inputs.extend((r[1], 0, r[0], r) for r in batch if r[0] not in rebuilt)
+            for tbatch in self.reader.traits(
+                self._trait_keys, after_seq=self._seq, upto_seq=seq, order="time"
+            ):
+                inputs.extend(
+                    (w.ts, 1, w.profile_id, w) for w in tbatch if w.profile_id not in rebuilt
+                )
+            inputs.sort(key=lambda x: (x[0], x[1], x[2]))
+            for _ts, kind, pid, item in inputs:
+                if kind == 0:
+                    _p, ts, name, fields, _m = item
+                    changes += runner.ingest_us(pid, ts, name, fields, now_us)
+                else:
+                    w: StoredTrait = item
+                    st = runner.state(pid)
+                    step = engine.set_trait_us(st, w.ts, w.message_id, w.key, w.value, now_us)
+                    changes += runner._done(pid, st, step)
+            for pid in self.reader.profiles_after(self._seq, seq):
+                if pid not in runner.states:
+                    changes += runner.add_profile(pid, now)
+            self._seq = seq
+        out = recorded + self._record(changes)
+        self.log.set_mark(self._seq, now)
+        return out
+
+    def tick(self) -> list[StoredChange]:
+        """Fire every timer due up to ``clock.now()``; log and return the changes."""
+        now = self._now()
+        out = self._record(self.runner.advance_to(now))
+        if out:
+            self.log.set_mark(self._seq, now)
+        return out
+
+    def next_deadline(self) -> datetime | None:
+        return self.runner.next_deadline()
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """``fn`` gets every batch of logged changes (after they are stored); returns a
+        function that unsubscribes it."""
+        self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    # ------------------------------------------------------------------ reads
+
+    def segments_of(self, profile_id: str) -> dict[str, datetime]:
+        """Current memberships of a profile, segment id -> since (entered at): dict
+        look-ups only (the on-site personalisation path)."""
+        mine = self._since.get(profile_id)
+        return dict(mine) if mine else {}
+
+    def members(self, segment_id: str) -> list[str]:
+        """Live members of a segment, sorted."""
+        if segment_id not in self._segments or segment_id in self._hidden:
+            raise KeyError(f"unknown segment {segment_id!r}")
+        return sorted(p for p, mine in self._since.items() if segment_id in mine)
+
+    def explain(
+        self, segment_id: str, profile_id: str, at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Why ``profile_id`` is (not) in ``segment_id`` at ``at`` (default now): the
+        condition tree with each node's value and the feature values behind it.  An
+        instant before the profile's watermark is answered from a state rebuilt from
+        stored history (what the batch evaluator would say at that instant)."""
+        if self._runner is None:
+            engine = self._compile(self.app.registry.current())
+            states: dict[str, ProfileState] = {}
+        else:
+            engine = self.engine
+            states = self.runner.states
+        if segment_id not in self._segments or segment_id in self._hidden:
+            raise KeyError(f"unknown segment {segment_id!r}")
+        t = at if at is not None else self._now()
+        st = states.get(profile_id)
+        if st is None and not self.reader.has_profile(profile_id):
+            raise KeyError(f"unknown profile {profile_id!r}")
+        if st is None or (not st.fresh and to_us(t) < st.now):
+            st = self._build(engine, t, upto_seq=self.reader.max_seq(), profiles=[profile_id])[
+                profile_id
+            ]
+        out = engine.explain(st, segment_id, t)
+        out["version"] = self._version(segment_id)
+        return out
+
+    # ------------------------------------------------------------------ definitions
+
+    def preview_edit(self, segment: Segment) -> EditDiff:
+        """Who would enter/leave if this definition were saved now (batch evaluator)."""
+        now = self._now()
+        before = set(self.members(segment.id)) if segment.id in self._segments else set()
+        after = members_after(self.app, segment, now)
+        return EditDiff(
+            segment.id, len(before), len(after), sorted(after - before), sorted(before - after)
+        )
+
+    def save(self, segment: Segment) -> tuple[int, EditDiff, list[StoredChange]]:
+        """Save a new version, backfill it from history, hand over to the live engine
+        with no gap, and log enters/exits with reason ``definition_changed`` at the save
+        instant.  Returns (version, diff, changes)."""
+        out = self.catch_up()
+        diff = self.preview_edit(segment)
+        ((saved, status),) = self.app.registry.save([segment])
+        if status == "unchanged":
+            return saved.version, replace(diff, entering=[], leaving=[]), out
+        if saved.mode == "static":
+            self.app.snapshot(saved)
+        out += self._reload("definition_changed")
+        return saved.version, diff, out
+
+    def delete(self, segment_id: str, *, force: bool = False) -> list[StoredChange]:
+        """Delete a segment (protected or referenced ones refuse, as the registry does);
+        its members exit with reason ``deleted``."""
+        if segment_id not in self._segments or segment_id in self._hidden:
+            raise KeyError(f"unknown segment {segment_id!r}")
+        out = self.catch_up()
+        self.app.delete(segment_id, force=force)
+        now = self._now()
+        exits = [Change(segment_id, pid, False, now, "deleted") for pid in self.members(segment_id)]
+        out += self._record(exits)
+        self._hidden.add(segment_id)
+        return out
+
+    def _reload(self, reason: Reason) -> list[StoredChange]:
+        """Recompile from the registry and rebuild every state at now from history; the
+        membership differences are logged at now with ``reason``."""
+        now = self._now()
+        old = {pid: set(mine) for pid, mine in self._since.items()}
+        hidden = set(self._hidden)
+        engine = self._compile(self.app.registry.current())
+        seq = self.reader.max_seq()
+        states = self._build(engine, now, upto_seq=seq)
+        old_runner = self._runner
+        runner = self._install(engine, states)
+        changes: list[Change] = []
+        ids = engine.segment_ids
+        for pid in sorted(set(states) | set(old)):
+            st = states.get(pid)
+            new = {ids[i] for i, m in enumerate(st.members) if m} if st is not None else set()
+            was = old.get(pid, set()) - hidden
+            for sid in sorted(new - was):
+                changes.append(Change(sid, pid, True, now, reason))
+            for sid in sorted(was - new):
+                gone: Reason = reason if sid in self._segments else "deleted"
+                changes.append(Change(sid, pid, False, now, gone))
+        del old_runner
+        self._seq = seq
+        self._merges = self.reader.merge_mark()
+        out = self._record(changes)
+        out += self._record(runner.advance_to(now))
+        self.log.set_mark(seq, now)
+        return out
+
+    def forget_profile(self, profile_id: str) -> list[StoredChange]:
+        """Privacy delete: drop the profile's state; every membership exits (``deleted``)."""
+        runner = self.runner
+        now = self._now()
+        exits = self._exits(profile_id, now, "deleted")
+        runner.states.pop(profile_id, None)
+        runner.timers.schedule(profile_id, None)
+        return self._record(exits)
+
+    # ------------------------------------------------------------------ replay
+
+    def replay(
+        self,
+        *,
+        start: datetime | None = None,
+        until: datetime | None = None,
+        speed: float | None = None,
+        on_changes: Subscriber | None = None,
+    ) -> list[StoredChange]:
+        """Feed stored events through the engine in time order on a ``VirtualClock`` (it
+        becomes this evaluator's clock):
+        states start as of ``start`` (default: just before the first event), every
+        later event and trait write is applied at its own instant and timers fire in
+        between.  ``on_changes`` sees every change as it happens (``seq`` 0: not stored
+        yet); the log gets them in batches (idempotently) and the stored ones are
+        returned and published to subscribers.  ``speed`` paces the replay (2.0: twice
+        real time); ``until`` stops it (default: the last input).  Profiles are as
+        stored (merges already applied to history)."""
+        row = self.app.con.execute('SELECT min("timestamp") FROM events').fetchone()
+        first = row[0] if row and row[0] is not None else self.clock.now()
+        t0 = start if start is not None else first - US
+        clock = VirtualClock(t0)
+        self.clock = clock
+        engine = self._compile(self.app.registry.current())
+        seq = self.reader.max_seq()
+        t0_us = to_us(t0)
+        states = self._build_before(engine, t0, seq)
+        self._old_versions = {}
+        runner = self._install(engine, states)
+        self._since = {}
+        baseline = [
+            Change(sid, pid, True, t0, "definition_changed")
+            for pid in sorted(states)
+            for sid in sorted(engine.memberships(states[pid]))
+        ]
+        out: list[StoredChange] = []
+        pending: list[Change] = list(baseline)
+
+        def emit(step: list[Change]) -> None:
+            if step:
+                pending.extend(step)
+                if on_changes is not None:
+                    on_changes([StoredChange(0, *c[:5], self._version(c[0])) for c in step])
+
+        def flush() -> None:
+            nonlocal pending
+            if pending:
+                out.extend(self._record(pending))
+                pending = []
+
+        if on_changes is not None and baseline:
+            on_changes([StoredChange(0, *c[:5], self._version(c[0])) for c in baseline])
+        end = to_us(until) if until is not None else None
+        wall = time.monotonic()
+        for ts, pid, item in self._timeline(t0_us, end, seq):
+            if speed:
+                pause = wall + (ts - t0_us) / 1e6 / speed - time.monotonic()
+                if pause > 0:
+                    flush()
+                    time.sleep(pause)
+            if ts - 1 > to_us(clock.now()):
+                clock.set(from_us(ts - 1))
+                emit(runner.advance_to(clock.now()))
+            clock.set(from_us(ts))
+            if isinstance(item, StoredTrait):
+                st = runner.state(pid)
+                step = engine.set_trait_us(st, ts, item.message_id, item.key, item.value, ts)
+                emit(runner._done(pid, st, step))
+            else:
+                _p, _ts, name, fields, _m = item
+                emit(runner.ingest_us(pid, ts, name, fields, ts))
+            if len(pending) >= REPLAY_FLUSH:
+                flush()
+        stop = until if until is not None else clock.now()
+        if stop > clock.now():
+            clock.set(stop)
+        emit(runner.advance_to(clock.now()))
+        flush()
+        self._seq = seq
+        self._merges = self.reader.merge_mark()
+        mark = self.log.mark()
+        if mark is None or mark[1] <= clock.now():
+            self.log.set_mark(seq, clock.now())
+        return out
+
+    def _build_before(
+        self, engine: ProfileEngine, t0: datetime, seq: int
+    ) -> dict[str, ProfileState]:
+        """States at ``t0`` from inputs up to ``t0`` only (later ones are replayed)."""
+        t = to_us(t0)
+        static = self.reader.static_members()
+        traits: dict[str, list[tuple[int, str, str, Any]]] = {}
+        for batch in self.reader.traits(self._trait_keys, upto_seq=seq, upto_ts=t):
+            for w in batch:
+                traits.setdefault(w.profile_id, []).append((w.ts, w.message_id, w.key, w.value))
+        states: dict[str, ProfileState] = {}
+        stream = self.reader.events(self._names, self._paths, upto_seq=seq, upto_ts=t)
+        for pid, rows in _by_profile(stream):
+            states[pid] = engine.rebuild_us(
+                pid,
+                ((ts, name, fields) for _p, ts, name, fields, _m in rows),
+                traits.pop(pid, ()),
+                static.get(pid, ()),
+                t,
+            )
+        for pid in self.reader.profile_ids():
+            if pid not in states:
+                states[pid] = engine.rebuild_us(
+                    pid, (), traits.pop(pid, ()), static.get(pid, ()), t
+                )
+        return states
+
+    def _timeline(
+        self, after: int, end: int | None, seq: int
+    ) -> Iterator[tuple[int, str, EventRow | StoredTrait]]:
+        """Events and trait writes with ``after < ts <= end`` in time order, streamed."""
+
+        def events() -> Iterator[tuple[int, int, str, EventRow | StoredTrait]]:
+            for batch in self.reader.events(
+                self._names, self._paths, upto_seq=seq, order="time", after_ts=after, upto_ts=end
+            ):
+                for r in batch:
+                    yield r[1], 0, r[0], r
+
+        def traits() -> Iterator[tuple[int, int, str, EventRow | StoredTrait]]:
+            for batch in self.reader.traits(
+                self._trait_keys, upto_seq=seq, order="time", after_ts=after, upto_ts=end
+            ):
+                for w in batch:
+                    yield w.ts, 1, w.profile_id, w
+
+        for ts, _k, pid, item in heapq.merge(events(), traits(), key=lambda x: (x[0], x[1])):
+            yield ts, pid, item
+
+
+__all__ = [
+    "EditDiff",
+    "LiveEvaluator",
+    "StoredChange",
+    "edit_diffs",
+    "members_after",
+    "plan_paths",
+]

@@ -1,0 +1,244 @@
+"""Segment operations the API needs beyond the service: draft previews, edit diffs,
+cursor-paginated members, size history and streamed exports (callers hold the lock).
+
+Members and previews come from the batch evaluator as of an instant, so a page
+cursor carries that instant and every page of one listing agrees.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from segflow.batch.run import evaluate
+from segflow.model.definition import Segment, format_instant, parse_instant
+from segflow.store.changes import MembershipChangeLog
+from segflow.store.segments import utcnow
+
+if TYPE_CHECKING:
+    from segflow.live import LiveEvaluator
+    from segflow.service import Segflow
+
+SAMPLE: Final = 20
+MAX_POINTS: Final = 200
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The same fields as ``segflow.live.EditDiff``."""
+
+    segment_id: str
+    size_before: int
+    size_after: int
+    entering: list[str]
+    leaving: list[str]
+
+
+def diff_dict(d: Any) -> dict[str, Any]:
+    return {
+        "segment_id": d.segment_id,
+        "size_before": d.size_before,
+        "size_after": d.size_after,
+        "entering": list(d.entering),
+        "leaving": list(d.leaving),
+    }
+
+
+def _members_as_of(app: Segflow, segs: dict[str, Segment], sid: str, at: datetime) -> list[str]:
+    if sid not in segs:
+        return []
+    seg = segs[sid]
+    if seg.mode == "static":
+        rows = app.con.execute(
+            "SELECT profile_id FROM static_members WHERE segment_id = ? ORDER BY profile_id",
+            [sid],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+    return evaluate(app.con, segs.values(), at, only=[sid]).members(sid)
+
+
+def draft_registry(app: Segflow, draft: Segment) -> dict[str, Segment]:
+    """The registry with ``draft`` in place (raises DefinitionError on cycles and
+    unknown references)."""
+    return app.registry.check([draft])
+
+
+def _draft_members(
+    app: Segflow, segs: dict[str, Segment], draft: Segment, at: datetime
+) -> list[str]:
+    """Members of a draft not saved yet (a static draft: its list, or its condition as
+    of its snapshot instant)."""
+    if draft.mode == "static":
+        if draft.members is not None:
+            return sorted(set(draft.members))
+        segs[draft.id] = replace(draft, mode="realtime", snapshot_at=None)
+        return _members_as_of(app, segs, draft.id, draft.snapshot_at or at)
+    segs[draft.id] = draft
+    return _members_as_of(app, segs, draft.id, at)
+
+
+def preview(app: Segflow, draft: Segment, at: datetime | None = None) -> dict[str, Any]:
+    """Size and a sample of members of an unsaved draft as of ``at`` (default now)."""
+    at = at or utcnow()
+    members = _draft_members(app, draft_registry(app, draft), draft, at)
+    return {"size": len(members), "sample": members[:SAMPLE], "at": format_instant(at)}
+
+
+def edit_diff(app: Segflow, draft: Segment, at: datetime | None = None) -> Diff:
+    """Who enters and leaves ``draft.id`` if ``draft`` replaced the current definition."""
+    at = at or utcnow()
+    current = app.registry.current()
+    before = set(_members_as_of(app, current, draft.id, at)) if draft.id in current else set()
+    after = set(_draft_members(app, draft_registry(app, draft), draft, at))
+    return Diff(draft.id, len(before), len(after), sorted(after - before), sorted(before - after))
+
+
+# -- members pages --------------------------------------------------------------
+
+
+def encode_cursor(at: datetime | None, after: str) -> str:
+    raw = orjson.dumps({"at": format_instant(at) if at else None, "after": after})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime | None, str]:
+    """Raise ValueError with a clear message for a cursor this server did not give."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = orjson.loads(raw)
+        at = parse_instant(data["at"]) if data["at"] is not None else None
+        return at, str(data["after"])
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise ValueError(f"cursor {cursor[:40]!r} is not a cursor from a previous page") from None
+
+
+def current_members(
+    app: Segflow, live: LiveEvaluator | None, segment_id: str, at: datetime | None
+) -> list[str]:
+    """Members now from the live evaluator (``at`` None), else the batch evaluator."""
+    if at is None and live is not None:
+        return live.members(segment_id)
+    segs = app.registry.current()
+    if segment_id not in segs:
+        raise KeyError(f"unknown segment {segment_id!r}")
+    return _members_as_of(app, segs, segment_id, at or utcnow())
+
+
+def members_page(
+    app: Segflow,
+    live: LiveEvaluator | None,
+    segment_id: str,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """One page of members in profile id order.  Without ``at`` they are the live
+    members; with it, the batch evaluator's as of ``at``, and ``next_cursor`` keeps it."""
+    after = ""
+    if cursor is not None:
+        at, after = decode_cursor(cursor)
+    if at is None and live is None:
+        at = utcnow()
+    members = current_members(app, live, segment_id, at)
+    start = bisect.bisect_right(members, after) if after else 0
+    page = members[start : start + limit]
+    more = start + limit < len(members)
+    return {
+        "members": page,
+        "next_cursor": encode_cursor(at, page[-1]) if more and page else None,
+        "at": format_instant(at) if at else None,
+        "size": len(members),
+    }
+
+
+def last_change_seq(app: Segflow) -> int:
+    """The newest change's seq (0 for an empty log): where "from now on" starts."""
+    MembershipChangeLog(app.con)
+    row = app.con.execute("SELECT coalesce(max(seq), 0) FROM membership_changes").fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- size over time ---------------------------------------------------------------
+
+
+def size_history(app: Segflow, segment_id: str) -> list[dict[str, Any]]:
+    """Sizes at each batch evaluation before the change log starts, then the running size
+    from the log (it starts with every member entering, so its running sum is exact);
+    evenly thinned to about MAX_POINTS points."""
+    con = app.con
+    MembershipChangeLog(con)
+    logged = con.execute(
+        """
+        WITH r AS (
+            SELECT "at", seq,
+                   sum(CASE WHEN entered THEN 1 ELSE -1 END) OVER (ORDER BY seq) AS size
+            FROM membership_changes WHERE segment_id = $sid),
+        g AS (SELECT "at", arg_max(size, seq) AS size FROM r GROUP BY "at"),
+        n AS (SELECT *, row_number() OVER (ORDER BY "at") AS rn, count(*) OVER () AS total
+              FROM g)
+        SELECT "at", size FROM n
+        WHERE total <= $points OR rn % ceil(total / $points) = 0 OR rn = total
+        ORDER BY "at"
+        """,
+        {"sid": segment_id, "points": MAX_POINTS},
+    ).fetchall()
+    first = logged[0][0] if logged else None
+    rows = con.execute(
+        "SELECT as_of, size FROM evaluations WHERE segment_id = $sid"
+        " AND ($first IS NULL OR as_of < $first) ORDER BY as_of, evaluated_at",
+        {"sid": segment_id, "first": first},
+    ).fetchall()
+    points = [{"at": format_instant(t), "size": int(n), "source": "evaluation"} for t, n in rows]
+    running = [
+        {"at": format_instant(t), "size": max(int(n), 0), "source": "changes"} for t, n in logged
+    ]
+    return points[-MAX_POINTS:] + running
+
+
+def last_sizes(app: Segflow) -> dict[str, int]:
+    """Each segment's size at its latest batch evaluation."""
+    rows = app.con.execute(
+        "SELECT segment_id, arg_max(size, (as_of, evaluated_at)) FROM evaluations"
+        " GROUP BY segment_id"
+    ).fetchall()
+    return {str(s): int(n) for s, n in rows}
+
+
+# -- export -------------------------------------------------------------------------
+
+
+def export_file(
+    app: Segflow, live: LiveEvaluator | None, segment_id: str, fmt: str, at: datetime | None
+) -> tuple[Path, int]:
+    """Members (live, or as of ``at``) with their current traits written to a temporary
+    CSV or Parquet file (the caller streams it and deletes it)."""
+    members = current_members(app, live, segment_id, at)
+    fd, name = tempfile.mkstemp(prefix="segflow-export-", suffix=f".{fmt}")
+    os.close(fd)
+    path = Path(name)
+    import pyarrow as pa
+
+    app.con.register("_sf_export_ids", pa.table({"profile_id": pa.array(members, pa.string())}))
+    try:
+        rel = (
+            "SELECT i.profile_id, CAST(t.traits AS VARCHAR) AS traits FROM _sf_export_ids i"
+            " LEFT JOIN (SELECT profile_id, json_group_object(key, value) AS traits"
+            " FROM current_traits SEMI JOIN _sf_export_ids USING (profile_id)"
+            " GROUP BY profile_id) t USING (profile_id) ORDER BY i.profile_id"
+        )
+        option = "FORMAT PARQUET" if fmt == "parquet" else "FORMAT CSV, HEADER"
+        target = str(path).replace("'", "''")
+        app.con.execute(f"COPY ({rel}) TO '{target}' ({option})")
+    finally:
+        app.con.unregister("_sf_export_ids")
+    return path, len(members)

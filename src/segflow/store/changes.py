@@ -1,0 +1,217 @@
+"""The stored membership change log: every enter/exit the real-time evaluator emits.
+
+One row per change: ``(seq, segment_id, profile_id, entered, at, reason, version,
+recorded_at)``; ``seq`` grows with recording order (a cursor for readers), ``at`` is the
+exact instant of the flip.  Recording is idempotent: a change already stored (same
+segment, profile, instant, direction and definition version) is skipped, so replaying
+the same events gives the same log with no duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+import duckdb
+import pyarrow as pa
+
+CHANGES_DDL: Final = """
+CREATE TABLE IF NOT EXISTS membership_changes (
+    seq         BIGINT NOT NULL,
+    segment_id  VARCHAR NOT NULL,
+    profile_id  VARCHAR NOT NULL,
+    entered     BOOLEAN NOT NULL,
+    "at"        TIMESTAMP NOT NULL,
+    reason      VARCHAR NOT NULL,
+    version     INTEGER NOT NULL,
+    recorded_at TIMESTAMP NOT NULL,
+    UNIQUE (segment_id, profile_id, "at", entered, version)
+);
+CREATE TABLE IF NOT EXISTS live_marks (
+    name  VARCHAR PRIMARY KEY,
+    seq   BIGINT NOT NULL,
+    "at"  TIMESTAMP NOT NULL
+);
+"""
+"""Appended to the store schema (``store.schema.DDL``)."""
+
+REASONS: Final = frozenset(
+    {"event", "window_expired", "trait_changed", "merged", "definition_changed", "deleted"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """A change to record (``seq`` and ``recorded_at`` are given by the log)."""
+
+    segment_id: str
+    profile_id: str
+    entered: bool
+    at: datetime
+    reason: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedChange:
+    """One stored row of the change log."""
+
+    seq: int
+    segment_id: str
+    profile_id: str
+    entered: bool
+    at: datetime
+    reason: str
+    version: int
+    recorded_at: datetime
+
+
+_COLUMNS: Final = 'seq, segment_id, profile_id, entered, "at", reason, version, recorded_at'
+
+
+def _row(r: Sequence[object]) -> LoggedChange:
+    seq, sid, pid, entered, at, reason, version, recorded = r
+    assert isinstance(at, datetime) and isinstance(recorded, datetime)
+    return LoggedChange(
+        int(seq),  # type: ignore[call-overload]
+        str(sid),
+        str(pid),
+        bool(entered),
+        at,
+        str(reason),
+        int(version),  # type: ignore[call-overload]
+        recorded,
+    )
+
+
+class MembershipChangeLog:
+    """The ``membership_changes`` table on one DuckDB connection (one writer at a time)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        con.execute(CHANGES_DDL)
+
+    def append(
+        self, changes: Iterable[ChangeRow], recorded_at: datetime | None = None
+    ) -> list[LoggedChange]:
+        """Record changes in order; return the rows actually stored (those already in the
+        log are skipped), in ``seq`` order."""
+        rows = list(dict.fromkeys(changes))
+        if not rows:
+            return []
+        for r in rows:
+            if r.reason not in REASONS:
+                raise ValueError(
+                    f"change of {r.segment_id!r}/{r.profile_id!r}: bad reason {r.reason!r}"
+                )
+        now = recorded_at or datetime.now(UTC).replace(tzinfo=None)
+        (base,) = self.con.execute(
+            "SELECT coalesce(max(seq), 0) FROM membership_changes"
+        ).fetchone() or (0,)
+        n = len(rows)
+        table = pa.table(
+            {
+                "idx": pa.array(range(n), pa.int64()),
+                "segment_id": pa.array([r.segment_id for r in rows], pa.string()),
+                "profile_id": pa.array([r.profile_id for r in rows], pa.string()),
+                "entered": pa.array([r.entered for r in rows], pa.bool_()),
+                "at": pa.array([r.at for r in rows], pa.timestamp("us")),
+                "reason": pa.array([r.reason for r in rows], pa.string()),
+                "version": pa.array([r.version for r in rows], pa.int32()),
+                "recorded_at": pa.array([now] * n, pa.timestamp("us")),
+            }
+        )
+        self.con.register("_sf_changes", table)
+        try:
+            stored = self.con.execute(
+                f"INSERT INTO membership_changes ({_COLUMNS})"
+                " SELECT $base + row_number() OVER (ORDER BY c.idx), c.segment_id, c.profile_id,"
+                ' c.entered, c."at", c.reason, c.version, c.recorded_at FROM _sf_changes c'
+                " ANTI JOIN membership_changes m ON m.segment_id = c.segment_id"
+                ' AND m.profile_id = c.profile_id AND m."at" = c."at"'
+                " AND m.entered = c.entered AND m.version = c.version"
+                f" ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
+                {"base": int(base)},
+            ).fetchall()
+        finally:
+            self.con.unregister("_sf_changes")
+        return sorted((_row(r) for r in stored), key=lambda c: c.seq)
+
+    def query(
+        self,
+        *,
+        segment_id: str | None = None,
+        profile_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[LoggedChange]:
+        """Changes in ``seq`` order, filtered: ``since <= at <= until``, ``seq > after_seq``
+        (a cursor: pass the last seq read to page on)."""
+        where: list[str] = []
+        params: list[object] = []
+        for cond, value in (
+            ("segment_id = ?", segment_id),
+            ("profile_id = ?", profile_id),
+            ('"at" >= ?', since),
+            ('"at" <= ?', until),
+            ("seq > ?", after_seq),
+        ):
+            if value is not None:
+                where.append(cond)
+                params.append(value)
+        sql = f"SELECT {_COLUMNS} FROM membership_changes"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            if limit < 0:
+                raise ValueError(f"limit must be >= 0, got {limit}")
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [_row(r) for r in self.con.execute(sql, params).fetchall()]
+
+    def mark(self, name: str = "live") -> tuple[int, datetime] | None:
+        """Where the log is complete: every input with ``seq <= mark.seq`` is reflected up
+        to the instant ``mark.at`` (None before the first mark)."""
+        row = self.con.execute('SELECT seq, "at" FROM live_marks WHERE name = ?', [name]).fetchone()
+        return (int(row[0]), row[1]) if row else None
+
+    def set_mark(self, seq: int, at: datetime, name: str = "live") -> None:
+        self.con.execute(
+            'INSERT INTO live_marks (name, seq, "at") VALUES (?, ?, ?)'
+            ' ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, "at" = excluded."at"',
+            [name, seq, at],
+        )
+
+    def count(self) -> int:
+        row = self.con.execute("SELECT count(*) FROM membership_changes").fetchone()
+        return int(row[0]) if row else 0
+
+    def last_at(self) -> datetime | None:
+        """The latest instant recorded (None for an empty log)."""
+        row = self.con.execute('SELECT max("at") FROM membership_changes').fetchone()
+        return row[0] if row and row[0] is not None else None
+
+    def current(self) -> dict[tuple[str, str], tuple[bool, int, datetime]]:
+        """(segment, profile) -> (in?, version, at) per the latest change of each pair:
+        the memberships the log says hold now."""
+        rows = self.con.execute(
+            'SELECT segment_id, profile_id, entered, version, "at" FROM membership_changes'
+            " QUALIFY row_number() OVER (PARTITION BY segment_id, profile_id"
+            ' ORDER BY "at" DESC, seq DESC) = 1'
+        ).fetchall()
+        return {(str(s), str(p)): (bool(e), int(v), t) for s, p, e, v, t in rows}
+
+
+if TYPE_CHECKING:
+    from segflow.store.protocols import ChangeLog
+
+    def _is_a_change_log(log: MembershipChangeLog) -> ChangeLog:
+        return log
+
+
+__all__ = ["CHANGES_DDL", "REASONS", "ChangeRow", "LoggedChange", "MembershipChangeLog"]

@@ -1,0 +1,294 @@
+"""Bulk reads of stored history for the real-time evaluator: events and trait writes as
+the evaluators see them (name, time in µs, flattened fields), streamed in Arrow batches.
+
+Only the event names and field paths the engine reads are fetched, so bootstrapping a
+large store is one ordered scan, not one query per profile.  Field values are read the
+way the batch evaluator reads them: the typed column, else the overflow JSON (``extra``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal, TypeAlias
+
+import duckdb
+import orjson
+
+BATCH_ROWS: Final = 65_536
+_ROOTS: Final = ("properties", "context", "traits")
+
+
+EventRow: TypeAlias = tuple[str, int, str | None, dict[str, Any], str]
+"""One stored event as an engine input: (profile id, ts µs, name, fields, message id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTrait:
+    """One stored trait write (``value`` None clears the trait)."""
+
+    profile_id: str
+    ts: int
+    message_id: str
+    key: str
+    value: Any
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _from_extra(extra: str | None, paths: Collection[str]) -> dict[str, Any]:
+    if not extra:
+        return {}
+    doc = orjson.loads(extra)
+    out: dict[str, Any] = {}
+    for path in paths:
+        node: Any = doc
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            if node is not None and not isinstance(node, dict):
+                out[path] = node
+    return out
+
+
+class HistoryReader:
+    """Reads events, trait writes, merges and static members from one DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def max_seq(self) -> int:
+        row = self.con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def _field_sql(self, paths: Collection[str]) -> tuple[list[tuple[str, str]], list[str]]:
+        """Typed columns to select (path, quoted column) and the paths read from ``extra``."""
+        catalog = {
+            str(p): (str(t), bool(o))
+            for p, t, o in self.con.execute(
+                "SELECT path, type, overflow FROM field_catalog"
+            ).fetchall()
+        }
+        columns = {
+            str(c).lower()
+            for (c,) in self.con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'events'"
+                " AND schema_name = 'main' AND database_name = current_database()"
+            ).fetchall()
+        }
+        typed: list[tuple[str, str]] = []
+        extra: list[str] = []
+        for path in sorted(paths):
+            if path.split(".", 1)[0] not in _ROOTS:
+                continue
+            info = catalog.get(path)
+            if info is None:
+                continue
+            kind, overflow = info
+            if kind != "JSON" and path.lower() in columns:
+                typed.append((path, _quote(path)))
+            if overflow or kind == "JSON":
+                extra.append(path)
+        return typed, extra
+
+    def events(
+        self,
+        names: Collection[str],
+        paths: Collection[str],
+        *,
+        after_seq: int | None = None,
+        upto_seq: int | None = None,
+        profiles: Collection[str] | None = None,
+        order: Literal["profile", "time"] = "profile",
+        after_ts: int | None = None,
+        upto_ts: int | None = None,
+    ) -> Iterator[list[EventRow]]:
+        """Events with one of ``names``, in batches, ordered by profile then time (or by
+        time), each carrying only the fields in ``paths``; ``after_seq < seq <= upto_seq``
+        and ``after_ts < timestamp <= upto_ts`` (µs) when given."""
+        if not names:
+            return
+        typed, extra = self._field_sql(paths)
+        cols = ["profile_id", 'epoch_us("timestamp") AS ts', "event", "message_id"]
+        cols += [c for _, c in typed]
+        if extra:
+            cols.append("extra::VARCHAR AS extra")
+        where = ["list_contains($names, event)"]
+        params: dict[str, Any] = {"names": sorted(names)}
+        if after_seq is not None:
+            where.append("seq > $after")
+            params["after"] = after_seq
+        if upto_seq is not None:
+            where.append("seq <= $upto")
+            params["upto"] = upto_seq
+        if profiles is not None:
+            where.append("list_contains($profiles, profile_id)")
+            params["profiles"] = sorted(profiles)
+        if after_ts is not None:
+            where.append('"timestamp" > make_timestamp($after_ts)')
+            params["after_ts"] = after_ts
+        if upto_ts is not None:
+            where.append('"timestamp" <= make_timestamp($upto_ts)')
+            params["upto_ts"] = upto_ts
+        key = (
+            'profile_id, "timestamp", message_id'
+            if order == "profile"
+            else '"timestamp", message_id'
+        )
+        sql = f"SELECT {', '.join(cols)} FROM events WHERE {' AND '.join(where)} ORDER BY {key}"
+        reader = self.con.execute(sql, params).fetch_record_batch(BATCH_ROWS)
+        paths_typed = [p for p, _ in typed]
+        for batch in reader:
+            data = batch.to_pydict()
+            pids, tss, evs, mids = (
+                data["profile_id"],
+                data["ts"],
+                data["event"],
+                data["message_id"],
+            )
+            columns = [data[batch.schema.names[4 + i]] for i in range(len(paths_typed))]
+            extras = data.get("extra") if extra else None
+            out: list[EventRow] = []
+            for i in range(batch.num_rows):
+                fields: dict[str, Any] = {}
+                if extras is not None:
+                    fields.update(_from_extra(extras[i], extra))
+                for path, column in zip(paths_typed, columns, strict=True):
+                    v = column[i]
+                    if v is not None:
+                        fields[path] = v
+                out.append((pids[i], int(tss[i]), evs[i], fields, mids[i]))
+            yield out
+
+    def traits(
+        self,
+        keys: Collection[str],
+        *,
+        after_seq: int | None = None,
+        upto_seq: int | None = None,
+        profiles: Collection[str] | None = None,
+        order: Literal["profile", "time"] = "profile",
+        after_ts: int | None = None,
+        upto_ts: int | None = None,
+    ) -> Iterator[list[StoredTrait]]:
+        """Trait writes of ``keys`` (those of events in the seq range when given, with
+        ``after_ts < timestamp <= upto_ts`` in µs when given)."""
+        if not keys:
+            return
+        where = ["list_contains($keys, t.key)"]
+        params: dict[str, Any] = {"keys": sorted(keys)}
+        join = ""
+        if after_seq is not None or upto_seq is not None:
+            join = " JOIN events e ON e.message_id = t.message_id"
+            if after_seq is not None:
+                where.append("e.seq > $after")
+                params["after"] = after_seq
+            if upto_seq is not None:
+                where.append("e.seq <= $upto")
+                params["upto"] = upto_seq
+        if profiles is not None:
+            where.append("list_contains($profiles, t.profile_id)")
+            params["profiles"] = sorted(profiles)
+        if after_ts is not None:
+            where.append('t."timestamp" > make_timestamp($after_ts)')
+            params["after_ts"] = after_ts
+        if upto_ts is not None:
+            where.append('t."timestamp" <= make_timestamp($upto_ts)')
+            params["upto_ts"] = upto_ts
+        key = (
+            't.profile_id, t."timestamp", t.message_id'
+            if order == "profile"
+            else 't."timestamp", t.message_id'
+        )
+        sql = (
+            'SELECT t.profile_id, epoch_us(t."timestamp") AS ts, t.message_id, t.key, t.kind,'
+            " t.num, t.str, t.bool, t.json::VARCHAR AS json"
+            f" FROM traits t{join} WHERE {' AND '.join(where)} ORDER BY {key}"
+        )
+        reader = self.con.execute(sql, params).fetch_record_batch(BATCH_ROWS)
+        for batch in reader:
+            d = batch.to_pydict()
+            out: list[StoredTrait] = []
+            for i in range(batch.num_rows):
+                kind = d["kind"][i]
+                value: Any
+                if kind == "number":
+                    value = d["num"][i]
+                elif kind == "string":
+                    value = d["str"][i]
+                elif kind == "bool":
+                    value = d["bool"][i]
+                elif kind == "json":
+                    value = orjson.loads(d["json"][i])
+                else:
+                    value = None
+                out.append(
+                    StoredTrait(
+                        d["profile_id"][i], int(d["ts"][i]), d["message_id"][i], d["key"][i], value
+                    )
+                )
+            yield out
+
+    def profiles_after(self, after_seq: int, upto_seq: int | None = None) -> list[str]:
+        """Profiles with an event in ``after_seq < seq <= upto_seq`` (new or touched)."""
+        sql = "SELECT DISTINCT profile_id FROM events WHERE seq > ?"
+        params: list[Any] = [after_seq]
+        if upto_seq is not None:
+            sql += " AND seq <= ?"
+            params.append(upto_seq)
+        return sorted(str(p) for (p,) in self.con.execute(sql, params).fetchall())
+
+    def profile_ids(self) -> list[str]:
+        rows = self.con.execute("SELECT profile_id FROM profiles ORDER BY profile_id").fetchall()
+        return [str(p) for (p,) in rows]
+
+    def has_profile(self, profile_id: str) -> bool:
+        row = self.con.execute(
+            "SELECT count(*) FROM profiles WHERE profile_id = ?", [profile_id]
+        ).fetchone()
+        return bool(row and row[0])
+
+    def static_members(self) -> dict[str, set[str]]:
+        """Profile id -> static segment ids it is a member of."""
+        out: dict[str, set[str]] = {}
+        for sid, pid in self.con.execute(
+            "SELECT segment_id, profile_id FROM static_members"
+        ).fetchall():
+            out.setdefault(str(pid), set()).add(str(sid))
+        return out
+
+    def merge_mark(self) -> tuple[datetime | None, frozenset[tuple[str, str]]]:
+        """Where the merge log is now: its latest instant and the merges at that instant."""
+        row = self.con.execute('SELECT max("at") FROM merges').fetchone()
+        last = row[0] if row else None
+        if last is None:
+            return None, frozenset()
+        rows = self.con.execute(
+            'SELECT from_profile, into_profile FROM merges WHERE "at" = ?', [last]
+        ).fetchall()
+        return last, frozenset((str(a), str(b)) for a, b in rows)
+
+    def merges_since(
+        self, mark: tuple[datetime | None, frozenset[tuple[str, str]]]
+    ) -> list[tuple[str, str]]:
+        """Merges recorded after ``mark`` (from ``merge_mark``), oldest first."""
+        last, seen = mark
+        if last is None:
+            rows = self.con.execute(
+                'SELECT from_profile, into_profile FROM merges ORDER BY "at", from_profile'
+            ).fetchall()
+        else:
+            rows = self.con.execute(
+                'SELECT from_profile, into_profile FROM merges WHERE "at" >= ?'
+                ' ORDER BY "at", from_profile',
+                [last],
+            ).fetchall()
+        return [(str(a), str(b)) for a, b in rows if (str(a), str(b)) not in seen]
+
+
+__all__ = ["EventRow", "HistoryReader", "StoredTrait"]

@@ -1,0 +1,116 @@
+"""API keys: write keys (ingestion only) and admin keys (everything else).
+
+Only the SHA-256 of a key is stored (keys are 256 random bits, so a plain hash is
+enough: nothing to brute-force); a presented key is hashed and its digest compared
+with ``hmac.compare_digest``.  The verified keys are cached in memory, so
+authenticating a request costs one hash and one dict look-up, no SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal, cast
+
+import duckdb
+
+KeyKind = Literal["write", "admin"]
+KINDS: Final = ("write", "admin")
+PREFIX: Final[dict[str, str]] = {"write": "sfw_", "admin": "sfa_"}
+
+DDL: Final = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id         VARCHAR PRIMARY KEY,
+    kind       VARCHAR NOT NULL,
+    name       VARCHAR NOT NULL,
+    digest     VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    revoked_at TIMESTAMP
+);
+"""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key (never the secret itself)."""
+
+    id: str
+    kind: KeyKind
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key just created: ``token`` is shown once and never stored."""
+
+    key: ApiKey
+    token: str
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class KeyStore:
+    """Create, list, revoke and verify keys in the ``api_keys`` table."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        con.execute(DDL)
+        self._active: dict[str, tuple[str, ApiKey]] = {}
+        self._reload()
+
+    def _reload(self) -> None:
+        rows = self.con.execute(
+            "SELECT id, kind, name, digest, created_at FROM api_keys WHERE revoked_at IS NULL"
+        ).fetchall()
+        self._active = {d: (d, ApiKey(i, cast(KeyKind, k), n, c)) for i, k, n, d, c in rows}
+
+    def create(self, kind: str, name: str = "") -> NewKey:
+        if kind not in KINDS:
+            raise ValueError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+        token = PREFIX[kind] + secrets.token_urlsafe(32)
+        key = ApiKey(
+            id="key_" + secrets.token_hex(6),
+            kind=cast(KeyKind, kind),
+            name=name or f"{kind} key",
+            created_at=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+        )
+        self.con.execute(
+            "INSERT INTO api_keys (id, kind, name, digest, created_at) VALUES (?, ?, ?, ?, ?)",
+            [key.id, key.kind, key.name, digest(token), key.created_at],
+        )
+        self._reload()
+        return NewKey(key, token)
+
+    def list(self) -> list[ApiKey]:
+        rows = self.con.execute(
+            "SELECT id, kind, name, created_at, revoked_at FROM api_keys ORDER BY created_at, id"
+        ).fetchall()
+        return [ApiKey(i, cast(KeyKind, k), n, c, r) for i, k, n, c, r in rows]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        """Revoke a key by id (or by the key itself); KeyError when unknown."""
+        row = self.con.execute(
+            "SELECT id FROM api_keys WHERE (id = ? OR digest = ?) AND revoked_at IS NULL",
+            [key_id, digest(key_id)],
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"unknown or already revoked key {key_id!r}")
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        self.con.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", [now, row[0]])
+        self._reload()
+        return next(k for k in self.list() if k.id == row[0])
+
+    def verify(self, token: str) -> ApiKey | None:
+        """The active key ``token`` is, or None (constant-time digest comparison)."""
+        d = digest(token)
+        found = self._active.get(d)
+        if found is None or not hmac.compare_digest(found[0], d):
+            return None
+        return found[1]

@@ -1,0 +1,275 @@
+"""Membership changes out over real HTTP: the SSE stream (filtered, resumable with
+Last-Event-ID) and signed webhooks that retry, dead-letter and replay."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from segflow.webhooks import SIGNATURE_HEADER, verify
+from tests.api.conftest import Server
+
+SECRET = "test-secret-0123456789"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _view(server: Server, user: str, n: int) -> None:
+    msg = {
+        "type": "track",
+        "userId": user,
+        "event": "Product Viewed",
+        "messageId": f"view-{user}-{n}",
+        "timestamp": _now(),
+    }
+    assert server.ingest("/v1/track", msg).status_code == 200
+
+
+def _viewers(server: Server, sid: str = "viewers") -> None:
+    r = server.client.post(
+        "/v1/segments",
+        json={"id": sid, "condition": {"event": "Product Viewed", "within": "7d"}},
+    )
+    assert r.status_code == 201, r.text
+
+
+def _read_sse(
+    server: Server,
+    params: dict[str, Any],
+    headers: dict[str, str],
+    out: queue.Queue[Any],
+    stop: threading.Event,
+) -> None:
+    """Parse the stream into ``out`` until ``stop``; when the stream is quiet for a
+    second, reconnect with the last event id seen (as EventSource does)."""
+    last: str | None = headers.get("Last-Event-ID")
+    while not stop.is_set():
+        sent = {**headers, **({"Last-Event-ID": last} if last is not None else {})}
+        try:
+            with httpx.stream(
+                "GET",
+                server.base_url + "/v1/changes/stream",
+                params=params,
+                headers={"Authorization": f"Bearer {server.admin_key}", **sent},
+                timeout=httpx.Timeout(30, read=1),
+            ) as r:
+                out.put(("status", r.status_code))
+                event: dict[str, str] = {}
+                for line in r.iter_lines():
+                    if not line:
+                        if "id" in event:
+                            last = event["id"]
+                        if "data" in event:
+                            out.put(("event", event))
+                        event = {}
+                    elif not line.startswith(":"):
+                        key, _, value = line.partition(":")
+                        event[key] = value.strip()
+        except httpx.ReadTimeout:
+            continue
+        except httpx.HTTPError:
+            return
+
+
+def _events(out: queue.Queue[Any], n: int, timeout: float = 20) -> list[dict[str, str]]:
+    got: list[dict[str, str]] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        try:
+            kind, item = out.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if kind == "event":
+            got.append(item)
+    return got
+
+
+def test_sse_streams_changes_filtered_and_resumes(server: Server) -> None:
+    _viewers(server)
+    _viewers(server, "other")
+    out: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    t = threading.Thread(
+        target=_read_sse, args=(server, {"segment_id": "viewers"}, {}, out, stop), daemon=True
+    )
+    t.start()
+    assert out.get(timeout=20) == ("status", 200)
+    time.sleep(0.3)
+    _view(server, "ann", 1)
+    _view(server, "bob", 1)
+    got = _events(out, 2)
+    assert [e["event"] for e in got] == ["entered", "entered"]
+    data = [json.loads(e["data"]) for e in got]
+    assert [d["profile_id"] for d in data] == ["ann", "bob"]
+    assert {d["segment_id"] for d in data} == {"viewers"}
+    first = int(got[0]["id"])
+
+    again: queue.Queue[Any] = queue.Queue()
+    t2 = threading.Thread(
+        target=_read_sse,
+        args=(server, {"segment_id": "viewers"}, {"Last-Event-ID": str(first)}, again, stop),
+        daemon=True,
+    )
+    t2.start()
+    resumed = _events(again, 1)
+    assert [json.loads(e["data"])["profile_id"] for e in resumed] == ["bob"]
+    _view(server, "cid", 1)
+    assert [json.loads(e["data"])["profile_id"] for e in _events(out, 1)] == ["cid"]
+    stop.set()
+    t.join(10)
+    t2.join(10)
+
+    r = server.client.get("/v1/changes/stream", params={"segment_id": "nope"})
+    assert r.status_code == 404
+
+
+class Receiver:
+    """A real HTTP destination: fails the first ``fail_first`` requests (or all while
+    ``down``), records the rest."""
+
+    def __init__(self, fail_first: int) -> None:
+        self.fail_first = fail_first
+        self.down = False
+        self.seen: list[tuple[bytes, dict[str, str]]] = []
+        self.accepted: list[tuple[bytes, dict[str, str]]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {k: v for k, v in self.headers.items()}
+                outer.seen.append((body, headers))
+                failing = outer.down or len(outer.seen) <= outer.fail_first
+                self.send_response(503 if failing else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                if not failing:
+                    outer.accepted.append((body, headers))
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGFLOW_WEBHOOK_BACKOFF_S", "0.1")
+    monkeypatch.setenv("SEGFLOW_WEBHOOK_MAX_ATTEMPTS", "4")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(fail_first=2)
+    yield r
+    r.close()
+
+
+def _wait(cond: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def test_webhook_retries_until_accepted_and_is_signed(
+    fast_retries: None, receiver: Receiver, server: Server
+) -> None:
+    _viewers(server)
+    r = server.client.post(
+        "/v1/webhooks",
+        json={
+            "segment_id": "viewers",
+            "url": receiver.url,
+            "events": ["entered"],
+            "secret": SECRET,
+        },
+    )
+    assert r.status_code == 201, r.text
+    hook = r.json()
+    assert hook["secret"] == SECRET
+    assert "secret" not in server.client.get(f"/v1/webhooks/{hook['id']}").json() or (
+        server.client.get(f"/v1/webhooks/{hook['id']}").json()["secret"] is None
+    )
+    _view(server, "ann", 1)
+    _wait(lambda: len(receiver.accepted) == 1)
+    assert len(receiver.seen) == 3
+    body, headers = receiver.accepted[0]
+    assert verify(SECRET, body, headers[SIGNATURE_HEADER])
+    assert not verify("wrong-secret-000000", body, headers[SIGNATURE_HEADER])
+    doc = json.loads(body)
+    assert doc["type"] == "segment.entered"
+    assert doc["profile_id"] == "ann" and doc["segment_id"] == "viewers"
+    delivered = server.client.get("/v1/webhooks/deliveries", params={"status": "delivered"})
+    assert [d["attempts"] for d in delivered.json()["deliveries"]] == [3]
+
+
+def test_dead_letters_are_kept_and_replayed(
+    fast_retries: None, receiver: Receiver, server: Server
+) -> None:
+    receiver.down = True
+    _viewers(server)
+    server.client.post("/v1/webhooks", json={"segment_id": "viewers", "url": receiver.url})
+    _view(server, "bob", 1)
+
+    def dead() -> list[dict[str, Any]]:
+        r = server.client.get("/v1/webhooks/deliveries", params={"status": "dead"})
+        return list(r.json()["deliveries"])
+
+    _wait(lambda: len(dead()) == 1)
+    assert dead()[0]["attempts"] == 4
+    assert dead()[0]["last_error"] == "HTTP 503"
+    receiver.down = False
+    r = server.client.post("/v1/webhooks/deliveries/replay", json={})
+    assert r.json() == {"replayed": 1}
+    _wait(lambda: len(receiver.accepted) == 1)
+    assert json.loads(receiver.accepted[0][0])["profile_id"] == "bob"
+    assert dead() == []
+
+
+def test_webhook_for_unknown_segment_and_bad_url(server: Server) -> None:
+    r = server.client.post("/v1/webhooks", json={"segment_id": "nope", "url": "http://x/"})
+    assert r.status_code == 404
+    r = server.client.post("/v1/webhooks", json={"segment_id": "nope", "url": "ftp://x/"})
+    assert r.status_code == 422
+    assert r.json()["error"]["errors"][0]["path"] == "body.url"
+    assert server.client.get("/v1/webhooks/wh_nope").status_code == 404
+
+
+def test_each_destination_gets_its_own_signed_delivery(
+    fast_retries: None, receiver: Receiver, server: Server
+) -> None:
+    other = Receiver(fail_first=0)
+    try:
+        _viewers(server)
+        secrets = []
+        for r in (receiver, other):
+            hook = server.client.post(
+                "/v1/webhooks", json={"segment_id": "viewers", "url": r.url}
+            ).json()
+            secrets.append(hook["secret"])
+        _view(server, "dee", 1)
+        _wait(lambda: len(receiver.accepted) == 1 and len(other.accepted) == 1)
+        for r, secret in zip((receiver, other), secrets, strict=True):
+            body, headers = r.accepted[0]
+            assert verify(secret, body, headers[SIGNATURE_HEADER])
+            assert json.loads(body)["profile_id"] == "dee"
+    finally:
+        other.close()

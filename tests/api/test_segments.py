@@ -1,0 +1,267 @@
+"""Segments API over real HTTP: versions with enter/exit diffs, dry runs, protection,
+validation with JSON paths, previews, paged members, exports, explain, the change log
+and size over time; bad inputs answered clearly with nothing stored."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+
+from tests.api.conftest import Server
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def _orders(server: Server, revenues: dict[str, float]) -> None:
+    batch: list[dict[str, Any]] = []
+    for i, (user, revenue) in enumerate(sorted(revenues.items())):
+        batch.append(
+            {
+                "type": "track",
+                "userId": user,
+                "event": "Order Completed",
+                "messageId": f"order-{user}",
+                "timestamp": _iso(NOW - timedelta(hours=1 + i)),
+                "properties": {"revenue": revenue},
+            }
+        )
+    batch.append(
+        {
+            "type": "identify",
+            "userId": "u1",
+            "messageId": "identify-u1",
+            "timestamp": _iso(NOW - timedelta(days=2)),
+            "traits": {"country": "PL", "email": "u1@example.com"},
+        }
+    )
+    r = server.ingest("/v1/batch", {"batch": batch})
+    assert r.status_code == 200, r.text
+
+
+def _spend(sid: str, gte: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": sid,
+        "name": f"Spent {gte}+",
+        "condition": {"event": "Order Completed", "measure": "sum", "of": "revenue", "gte": gte},
+        **extra,
+    }
+
+
+def _segment_count(server: Server) -> int:
+    return len(server.client.get("/v1/segments").json()["segments"])
+
+
+def test_create_update_with_diff_and_dry_run(server: Server) -> None:
+    _orders(server, {"u1": 100, "u2": 250, "u3": 400})
+    r = server.client.post("/v1/segments", json=_spend("spenders", 200))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "created"
+    assert body["segment"]["version"] == 1
+    assert body["diff"]["entering"] == ["u2", "u3"]
+    assert body["segment"]["size"] == 2
+
+    dry = server.client.put("/v1/segments/spenders?dry_run=true", json=_spend("spenders", 300))
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["status"] == "dry_run"
+    assert dry.json()["diff"] == {
+        "segment_id": "spenders",
+        "size_before": 2,
+        "size_after": 1,
+        "entering": [],
+        "leaving": ["u2"],
+    }
+    assert server.client.get("/v1/segments/spenders").json()["version"] == 1
+
+    real = server.client.put("/v1/segments/spenders", json=_spend("spenders", 50))
+    assert real.json()["status"] == "updated"
+    assert real.json()["segment"]["version"] == 2
+    assert real.json()["diff"]["entering"] == ["u1"]
+    again = server.client.put("/v1/segments/spenders", json=_spend("spenders", 50))
+    assert again.json()["status"] == "unchanged"
+
+    changes = server.client.get("/v1/segments/spenders/changes").json()["changes"]
+    assert [(c["profile_id"], c["entered"], c["version"]) for c in changes] == [
+        ("u2", True, 1),
+        ("u3", True, 1),
+        ("u1", True, 2),
+    ]
+    only_u1 = server.client.get("/v1/changes", params={"profile_id": "u1"}).json()["changes"]
+    assert [c["segment_id"] for c in only_u1] == ["spenders"]
+    sizes = server.client.get("/v1/segments/spenders/sizes").json()["points"]
+    assert sizes[-1]["size"] == 3
+
+
+def test_create_twice_conflicts_and_update_of_unknown_is_404(server: Server) -> None:
+    assert server.client.post("/v1/segments", json=_spend("a", 1)).status_code == 201
+    r = server.client.post("/v1/segments", json=_spend("a", 2))
+    assert r.status_code == 409
+    assert "exists" in r.json()["error"]["message"]
+    r = server.client.put("/v1/segments/nope", json=_spend("nope", 1))
+    assert r.status_code == 404
+    r = server.client.put("/v1/segments/a", json=_spend("b", 1))
+    assert r.status_code == 422
+    assert r.json()["error"]["errors"][0]["path"] == "id"
+
+
+def test_yaml_body_is_accepted(server: Server) -> None:
+    text = "id: pl\nname: Poles\ncondition: {trait: country, eq: PL}\n"
+    r = server.client.post(
+        "/v1/segments", content=text, headers={"Content-Type": "application/yaml"}
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["segment"]["definition"]["condition"] == {"trait": "country", "eq": "PL"}
+
+
+def test_protected_and_referenced_segments_refuse_deletion(server: Server) -> None:
+    server.client.post("/v1/segments", json=_spend("base", 1, protected=True))
+    server.client.post(
+        "/v1/segments",
+        json={"id": "child", "condition": {"in_segment": "base"}},
+    )
+    r = server.client.delete("/v1/segments/base")
+    assert r.status_code == 409
+    assert r.json()["error"]["errors"][0]["path"] == "protected"
+    assert server.client.delete("/v1/segments/child").status_code == 204
+    assert server.client.get("/v1/segments/child").status_code == 404
+    assert server.client.delete("/v1/segments/base?force=true").status_code == 204
+    assert server.client.delete("/v1/segments/base").status_code == 404
+
+
+def test_definition_errors_carry_json_paths_and_store_nothing(server: Server) -> None:
+    bad = {
+        "id": "bad",
+        "condition": {"all": [{"event": "Order Completed", "within": "7x"}, {"trait": "age"}]},
+    }
+    r = server.client.post("/v1/segments", json=bad)
+    assert r.status_code == 422
+    paths = {e["path"] for e in r.json()["error"]["errors"]}
+    assert paths == {"condition.all[0].within", "condition.all[1]"}
+    r = server.client.post("/v1/segments", json={"id": "t", "condition": {"trait": 5, "eq": 1}})
+    assert r.status_code == 422
+    assert r.json()["error"]["errors"][0]["path"] == "condition.trait"
+    v = server.client.post("/v1/segments/validate", json=bad).json()
+    assert v["valid"] is False and len(v["errors"]) == 2
+    assert _segment_count(server) == 0
+
+
+def test_cycles_and_unknown_references_are_rejected(server: Server) -> None:
+    server.client.post("/v1/segments", json={"id": "a", "condition": {"trait": "x", "eq": 1}})
+    server.client.post("/v1/segments", json={"id": "b", "condition": {"in_segment": "a"}})
+    r = server.client.put("/v1/segments/a", json={"id": "a", "condition": {"in_segment": "b"}})
+    assert r.status_code == 422
+    assert "cycle" in r.text
+    r = server.client.post("/v1/segments", json={"id": "c", "condition": {"in_segment": "zz"}})
+    assert r.status_code == 422
+    v = server.client.post(
+        "/v1/segments/validate", json={"id": "a", "condition": {"in_segment": "b"}}
+    ).json()
+    assert v["valid"] is False
+    assert server.client.get("/v1/segments/a").json()["version"] == 1
+    assert _segment_count(server) == 2
+
+
+def test_malformed_json_and_wrong_types(server: Server) -> None:
+    r = server.client.post(
+        "/v1/segments", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400
+    assert "malformed JSON" in r.json()["error"]["message"]
+    r = server.client.post("/v1/segments", json=[1, 2])
+    assert r.status_code == 422
+    r = server.client.get("/v1/segments/x/members", params={"limit": "many"})
+    assert r.status_code == 422
+    assert r.json()["error"]["errors"][0]["path"] == "query.limit"
+    r = server.client.post("/v1/segments", content=b"x" * (300 * 1024))
+    assert r.status_code == 413
+    assert _segment_count(server) == 0
+
+
+def test_auth_missing_unknown_and_wrong_kind(server: Server) -> None:
+    r = httpx.get(server.base_url + "/v1/segments")
+    assert r.status_code == 401
+    assert "missing API key" in r.json()["error"]["message"]
+    r = httpx.get(server.base_url + "/v1/segments", headers={"Authorization": "Bearer sfa_nope"})
+    assert r.status_code == 401
+    r = httpx.get(server.base_url + "/v1/segments", auth=(server.write_key, ""))
+    assert r.status_code == 403
+    assert "admin key" in r.json()["error"]["message"]
+    r = httpx.post(
+        server.base_url + "/v1/segments", json=_spend("x", 1), auth=(server.write_key, "")
+    )
+    assert r.status_code == 403
+    assert _segment_count(server) == 0
+
+
+def test_preview_members_pages_export_and_explain(server: Server) -> None:
+    _orders(server, {f"u{i}": 10.0 * i for i in range(1, 8)})
+    draft = _spend("draft", 30)
+    p = server.client.post("/v1/segments/preview", json=draft)
+    assert p.status_code == 200, p.text
+    assert p.json()["size"] == 5
+    assert p.json()["sample"] == ["u3", "u4", "u5", "u6", "u7"]
+    assert server.client.get("/v1/segments/draft").status_code == 404
+
+    server.client.post("/v1/segments", json=_spend("big", 30))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = server.client.get("/v1/segments/big/members", params=params).json()
+        seen += page["members"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["u3", "u4", "u5", "u6", "u7"]
+    past = server.client.get(
+        "/v1/segments/big/members", params={"at": _iso(NOW - timedelta(days=1))}
+    ).json()
+    assert past["members"] == []
+    bad = server.client.get("/v1/segments/big/members", params={"cursor": "garbage"})
+    assert bad.status_code == 400
+
+    csv = server.client.get("/v1/segments/big/export")
+    assert csv.status_code == 200
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.text.strip().splitlines()
+    assert lines[0] == "profile_id,traits"
+    assert [line.split(",")[0] for line in lines[1:]] == ["u3", "u4", "u5", "u6", "u7"]
+    parquet = server.client.get("/v1/segments/big/export", params={"format": "parquet"})
+    table = pq.read_table(io.BytesIO(parquet.content))
+    assert table.column("profile_id").to_pylist() == ["u3", "u4", "u5", "u6", "u7"]
+
+    ex = server.client.get("/v1/segments/big/explain", params={"profile_id": "u2"})
+    assert ex.status_code == 200, ex.text
+    assert ex.json()["member"] is False
+    assert ex.json()["condition"]["feature"]["value"] == 20.0
+    assert (
+        server.client.get("/v1/segments/big/explain", params={"profile_id": "ghost"}).status_code
+        == 404
+    )
+
+
+def test_static_list_and_change_filters(server: Server) -> None:
+    _orders(server, {"u1": 10, "u2": 20})
+    r = server.client.post(
+        "/v1/segments", json={"id": "vips", "mode": "static", "members": ["u2", "u1"]}
+    )
+    assert r.status_code == 201, r.text
+    page = server.client.get("/v1/segments/vips/members").json()
+    assert page["members"] == ["u1", "u2"] and page["size"] == 2
+    server.client.put("/v1/segments/vips", json={"id": "vips", "mode": "static", "members": ["u1"]})
+    exits = server.client.get("/v1/segments/vips/changes", params={"entered": "false"}).json()
+    assert [(c["profile_id"], c["entered"]) for c in exits["changes"]] == [("u2", False)]
+    first = server.client.get("/v1/changes", params={"limit": 1}).json()
+    assert len(first["changes"]) == 1 and first["next_cursor"] == first["changes"][0]["seq"]
+    rest = server.client.get("/v1/changes", params={"after": first["next_cursor"]}).json()
+    assert rest["changes"] and rest["changes"][0]["seq"] > first["next_cursor"]

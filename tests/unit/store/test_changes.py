@@ -1,0 +1,53 @@
+"""The stored membership change log: ordered, filtered, idempotent."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from segflow.store.changes import ChangeRow, MembershipChangeLog
+
+T = datetime(2026, 1, 1)
+
+
+def rows() -> list[ChangeRow]:
+    return [
+        ChangeRow("a", "p1", True, T, "event", 1),
+        ChangeRow("b", "p1", True, T + timedelta(hours=1), "trait_changed", 2),
+        ChangeRow("a", "p2", True, T + timedelta(hours=2), "event", 1),
+        ChangeRow("a", "p1", False, T + timedelta(days=7), "window_expired", 1),
+    ]
+
+
+def test_append_assigns_growing_seq_and_skips_what_is_logged(tmp_path: Path) -> None:
+    log = MembershipChangeLog(duckdb.connect(str(tmp_path / "c.duckdb")))
+    first = log.append(rows())
+    assert [c.seq for c in first] == [1, 2, 3, 4]
+    assert log.append(rows()) == []
+    more = log.append([*rows(), ChangeRow("a", "p2", False, T + timedelta(days=8), "event", 1)])
+    assert [(c.seq, c.profile_id, c.entered) for c in more] == [(5, "p2", False)]
+    assert log.count() == 5
+
+
+def test_query_filters_and_pages_by_seq(tmp_path: Path) -> None:
+    log = MembershipChangeLog(duckdb.connect(str(tmp_path / "c.duckdb")))
+    log.append(rows())
+    assert [c.seq for c in log.query(segment_id="a")] == [1, 3, 4]
+    assert [c.seq for c in log.query(profile_id="p1")] == [1, 2, 4]
+    assert [c.seq for c in log.query(since=T + timedelta(hours=1))] == [2, 3, 4]
+    assert [c.seq for c in log.query(until=T + timedelta(hours=1))] == [1, 2]
+    assert [c.seq for c in log.query(after_seq=2, limit=1)] == [3]
+    assert log.last_at() == T + timedelta(days=7)
+    assert log.current()[("a", "p1")][:2] == (False, 1)
+
+
+def test_bad_input_is_refused_with_what_and_where(tmp_path: Path) -> None:
+    log = MembershipChangeLog(duckdb.connect(str(tmp_path / "c.duckdb")))
+    with pytest.raises(ValueError, match="bad reason 'because'"):
+        log.append([ChangeRow("a", "p1", True, T, "because", 1)])
+    with pytest.raises(ValueError, match="limit"):
+        log.query(limit=-1)
+    assert log.count() == 0

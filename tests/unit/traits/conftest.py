@@ -1,0 +1,32 @@
+"""One small generated shop, ingested by the real store and scored once per session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from segflow.demo.generator import DEFAULT_END, generate_shop
+from segflow.service import Segflow, refresh_scores
+from segflow.traits.refresh import ScoresReport
+
+
+@dataclass(frozen=True)
+class ScoredShop:
+    db: Path
+    report: ScoresReport
+
+
+@pytest.fixture(scope="session")
+def scored_shop(tmp_path_factory: pytest.TempPathFactory) -> ScoredShop:
+    root = tmp_path_factory.mktemp("scored_shop")
+    summary = generate_shop(root / "data", customers=2_000, seed=11)
+    db = root / "shop.duckdb"
+    sf = Segflow(db)
+    try:
+        sf.ingest(list(summary.paths))
+        report = refresh_scores(sf, DEFAULT_END)
+    finally:
+        sf.close()
+    return ScoredShop(db, report)
