@@ -24,6 +24,7 @@ import argparse
 import base64
 import http.client
 import multiprocessing as mp
+import os
 import random
 import shutil
 import statistics
@@ -115,7 +116,6 @@ def look(
     con = http.client.HTTPConnection(host, port, timeout=60)
     headers = {"Authorization": f"Bearer {admin}"}
     samples: list[tuple[float, float]] = []
-    ready.set()
     while not done.is_set():
         t0 = time.perf_counter()
         con.request("GET", f"/v1/profiles/{rng.choice(users)}/segments", headers=headers)
@@ -123,6 +123,7 @@ def look(
         resp.read()
         if resp.status == 200:
             samples.append((time.monotonic(), time.perf_counter() - t0))
+            ready.set()  # the loaders start once look-ups are flowing
         time.sleep(0.005)
     con.close()
     out.put(samples)
@@ -167,6 +168,8 @@ def run_mode(
             rng = random.Random(k)
             seq = seqs[k]
             pool = pools[k]
+            if args.nice:  # this thread only (Linux: niceness is per thread)
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), args.nice)
             con = http.client.HTTPConnection(host, port, timeout=60)
             headers = {"Content-Type": "application/json", "Authorization": auth}
             while not stop.is_set():
@@ -189,7 +192,8 @@ def run_mode(
         ready, done = spawn.Event(), spawn.Event()
         looker = spawn.Process(target=look, args=(host, port, admin, users, ready, done, results))
         looker.start()
-        ready.wait(120)
+        if not ready.wait(300):
+            raise RuntimeError("the look-up process did not start")
         threads = [threading.Thread(target=loader, args=(k,)) for k in range(args.clients)]
         for t in threads:
             t.start()
@@ -255,6 +259,13 @@ def main() -> None:
     ap.add_argument("--prebuilt", type=int, default=40, help="request bodies built per client")
     ap.add_argument("--customers", type=int, default=2_000)
     ap.add_argument("--modes", default="baseline,group")
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of the loader threads (e.g. 10: on a 2-core machine the load"
+        " generator then takes CPU from the server only when it is idle)",
+    )
     ap.add_argument("--verbose", action="store_true", help="print the server's ingest stats")
     ap.add_argument("--py-spy", help="profile the server with py-spy into PATH.<mode>.txt")
     args = ap.parse_args()

@@ -342,14 +342,27 @@ keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys (write: inges
 app.add_typer(keys_app, name="keys")
 
 
-def _serve(db: Path, host: str, port: int, *, demo_keys: bool = False) -> None:
+def _serve(
+    db: Path,
+    host: str,
+    port: int,
+    *,
+    demo_keys: bool = False,
+    scores_cron: str | None = "0 3 * * *",
+) -> None:
     """Run the server on ``db`` (keys created first for the demo, shown once)."""
     import duckdb
 
+    from segflow.api.deps import Settings
     from segflow.server import make_context, run_server
 
     try:
-        ctx = make_context(db)
+        settings = Settings(scores_cron=scores_cron)
+    except ValueError as e:
+        console.print(f"[red]--{e}[/red]".replace("scores_cron", "scores-cron", 1))
+        raise typer.Exit(2) from None
+    try:
+        ctx = make_context(db, settings=settings)
     except duckdb.IOException as e:  # most often: another process holds the file
         console.print(f"[red]cannot open {db}: {e}[/red]")
         raise typer.Exit(2) from None
@@ -378,10 +391,16 @@ def _serve(db: Path, host: str, port: int, *, demo_keys: bool = False) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    scores_cron: Annotated[
+        str, typer.Option(help="When to refresh the value scores (UTC cron).")
+    ] = "0 3 * * *",
+    no_scores: Annotated[
+        bool, typer.Option("--no-scores", help="Never refresh the scores on a schedule.")
+    ] = False,
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Serve the HTTP API, the UI, live evaluation and the scheduler (one process)."""
-    _serve(db, host, port)
+    _serve(db, host, port, scores_cron=None if no_scores else scores_cron)
 
 
 @keys_app.command("create")

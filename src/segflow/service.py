@@ -263,6 +263,21 @@ def refresh_scores(
     return refresh(app.con, at or utcnow(), config or ScoresConfig())
 
 
+def scores_due(app: Segflow, now: datetime, cron: str) -> bool:
+    """Whether a scheduled scores refresh is due: never run yet, or the cron schedule
+    fired between the latest refresh and ``now``."""
+    from croniter import croniter
+
+    from segflow.traits.refresh import latest_run
+
+    last = latest_run(app.con)
+    if last is None:
+        return True
+    previous = datetime.fromisoformat(str(last["computed_at"])).replace(tzinfo=None)
+    nxt: datetime = croniter(cron, previous).get_next(datetime)
+    return nxt <= now.replace(tzinfo=None)
+
+
 def scores_models(app: Segflow) -> dict[str, Any] | None:
     """Parameters and fit quality of the latest refresh (None before the first)."""
     from segflow.traits.refresh import latest_run

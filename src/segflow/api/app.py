@@ -32,6 +32,7 @@ MODULES: Final = (
     "segflow.api.changes",
     "segflow.api.webhooks",
     "segflow.api.keys",
+    "segflow.api.scores",
     "segflow.api.ui",
 )
 
@@ -142,13 +143,33 @@ async def _timers(ctx: ServerContext) -> None:
 
 
 async def _scheduler(ctx: ServerContext) -> None:
-    """Re-evaluate scheduled segments when their cron schedule is due."""
+    """Re-evaluate scheduled segments when their cron schedule is due, then refresh the
+    value scores when ``settings.scores_cron`` is due."""
     while True:
         try:
             await ctx.run(ctx.app.run_schedule, ctx.clock.now())
         except Exception:
             log.exception("scheduled evaluation failed")
+        try:
+            await ctx.run(_scheduled_scores, ctx, ctx.clock.now())
+        except Exception:
+            log.exception("scheduled scores refresh failed")
         await asyncio.sleep(ctx.settings.schedule_interval_seconds)
+
+
+def _scheduled_scores(ctx: ServerContext, now: datetime) -> None:
+    """Refresh the scores as of ``now`` if the cron is due (under the store lock); an
+    empty store (nothing to score yet) waits for its first events."""
+    from segflow.service import refresh_scores, scores_due
+
+    cron = ctx.settings.scores_cron
+    if cron is None or not scores_due(ctx.app, now, cron) or ctx.app.store.count_events() == 0:
+        return
+    report = refresh_scores(ctx.app, now)
+    log.info(
+        "scores refreshed as of %s: %d profiles, %d customers, %.1f s",
+        now.isoformat(), report.profiles, report.customers, report.seconds.get("total", 0.0),
+    )  # fmt: skip
 
 
 def _install_errors(app: FastAPI) -> None:

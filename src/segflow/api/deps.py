@@ -57,6 +57,18 @@ class Settings:
     timer_max_sleep_seconds: float = 1.0
     switch_interval_seconds: float = 0.001
     """GIL switch interval set by ``run_server`` (Python's default is 5 ms)."""
+    scores_cron: str | None = "0 3 * * *"
+    """When the scheduler refreshes the value scores (UTC cron; None: never)."""
+
+    def __post_init__(self) -> None:
+        if self.scores_cron is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(self.scores_cron):
+                raise ValueError(
+                    f"scores_cron: {self.scores_cron!r} is not a valid cron expression "
+                    "(five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * *')"
+                )
 
 
 @dataclass

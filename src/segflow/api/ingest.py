@@ -36,6 +36,8 @@ router = APIRouter(tags=["ingestion"])
 
 TYPES: Final = ("track", "identify", "page", "screen", "alias", "group")
 OK: Final = b'{"success":true}'
+INLINE_BYTES: Final = 8 * 1024
+"""Bodies up to this size are parsed on the event loop (a thread hop costs more)."""
 _ID_KEYS: Final = ("userId", "user_id", "anonymousId", "anonymous_id", "previousId", "previous_id")
 
 
@@ -169,7 +171,7 @@ class Ingestor:
                     starts.append(len(messages))
                     messages.extend(group[i].messages)
                 try:
-                    ctx.app.store.ingest_messages(messages, source="api")
+                    ctx.app.store.ingest_messages(messages, source="api", json_values=True)
                     break
                 except IngestError as e:
                     bad = _blame(e.problems, starts, live, group)
@@ -212,7 +214,9 @@ class Ingestor:
         stored = []
         for i in live:
             try:
-                self.ctx.app.store.ingest_messages(group[i].messages, source="api")
+                self.ctx.app.store.ingest_messages(
+                    group[i].messages, source="api", json_values=True
+                )
             except IngestError as e:
                 outcome[i] = _invalid(e.problems, group[i].prefix)
             except (duckdb.IOException, OSError, MemoryError):
@@ -377,13 +381,32 @@ async def _ingest(request: Request, kind: str) -> Response:
         body = await _read_body(request, settings.max_batch_bytes)
     else:
         body = await _read_body(request, settings.max_message_bytes)
+    if len(body) > INLINE_BYTES:
+        # Parsing a batch is ~0.5 ms of Python: in a worker thread the event loop
+        # keeps answering (segment look-ups do not queue behind a burst of batches).
+        kept, prefix, suppressed = await asyncio.to_thread(_parse, ctx, request, body, kind)
+    else:
+        kept, prefix, suppressed = _parse(ctx, request, body, kind)
+    ingestor = ctx.ingestor
+    assert ingestor is not None
+    ingestor.stats.suppressed += suppressed
+    if kept:
+        await ingestor.submit(kept, prefix)
+    return Response(OK, media_type="application/json")
+
+
+def _parse(
+    ctx: ServerContext, request: Request, body: bytes, kind: str
+) -> tuple[list[dict[str, Any]], str, int]:
+    """Parse, authorize and check a request body: (messages kept, problem path
+    prefix, messages dropped as suppressed)."""
     data = _loads(body)
     _authorize(ctx, request, data)
     if b"\\u0000" in body:
         _no_nul_keys(data, "")
     now = datetime.now(UTC).replace(tzinfo=None)
     if kind == "batch":
-        messages, prefix = _batch(data, body, settings.max_message_bytes), "batch"
+        messages, prefix = _batch(data, body, ctx.settings.max_message_bytes), "batch"
         sent_at, context = data.get("sentAt"), data.get("context")
         if context is not None and not isinstance(context, dict):
             raise ApiError(
@@ -396,12 +419,7 @@ async def _ingest(request: Request, kind: str) -> Response:
         data["type"] = kind
         messages, prefix, sent_at, context = [data], "", None, None
     kept = [m for m in messages if _prepare(ctx, m, now, sent_at, context)]
-    ingestor = ctx.ingestor
-    assert ingestor is not None
-    ingestor.stats.suppressed += len(messages) - len(kept)
-    if kept:
-        await ingestor.submit(kept, prefix)
-    return Response(OK, media_type="application/json")
+    return kept, prefix, len(messages) - len(kept)
 
 
 def _no_nul_keys(v: Any, path: str) -> None:

@@ -181,10 +181,15 @@ class _MessageStager:
     are flattened by DuckDB afterwards.
     """
 
-    def __init__(self, store: DuckDBStore, source: str, skip_invalid: bool) -> None:
+    def __init__(
+        self, store: DuckDBStore, source: str, skip_invalid: bool, json_values: bool = False
+    ) -> None:
         self.store = store
         self.source = source
         self.skip_invalid = skip_invalid
+        self.json_values = json_values
+        """In-memory messages straight from a JSON parser: their values are JSON by
+        construction, so they are checked like JSON Lines (core fields only)."""
         self.problems: list[IngestProblem] = []
         self.problem_count = 0
         self.read = 0
@@ -276,17 +281,31 @@ class _MessageStager:
         """One in-memory message: fully checked (its values need not be JSON)."""
         self.read += 1
         try:
-            msg = parse_message(raw)
+            msg = parse_message(raw, flatten=not self.json_values)
         except IngestError as e:
             self._invalid(e, line)
             return
         if self.rejecting:
             return
-        for root in ROOTS:
-            obj = getattr(msg, root)
-            if obj:
-                self._any_shape((root,), obj)
-        self.raw.append(_objects_json(msg))
+        if self.json_values:
+            try:
+                for root in ROOTS:
+                    obj = getattr(msg, root)
+                    if obj:
+                        self._shape((root,), obj)
+                text = _objects_json(msg)
+            except (_TooDeep, TypeError) as e:  # TypeError: orjson's own depth limit
+                self.invalid += 1
+                where = str(e.args[0]) if isinstance(e, _TooDeep) else ""
+                self.problem(IngestProblem(where, f"nested more than {MAX_DEPTH} levels deep"), line)
+                return
+        else:
+            for root in ROOTS:
+                obj = getattr(msg, root)
+                if obj:
+                    self._any_shape((root,), obj)
+            text = _objects_json(msg)
+        self.raw.append(text)
         self._core(msg, line)
         if len(self.lines) >= BATCH_ROWS:
             self.flush_objects()
@@ -1130,6 +1149,20 @@ def _stepper(progress: Progress | None) -> Callable[[], None]:
 # -- the store -------------------------------------------------------------------
 
 
+_KNOWN_IDENTITIES: Final = (
+    "SELECT NOT EXISTS (SELECT 1 FROM _sf_bn b LEFT JOIN identities i"
+    " ON i.kind = b.kind AND i.value = b.value"
+    " WHERE b.kind = 'previous' OR i.value IS NULL OR b.first_seen < i.first_seen)"
+    " AND NOT EXISTS (SELECT 1 FROM _sf_edges e"
+    " JOIN identities a ON a.kind = e.k1 AND a.value = e.v1"
+    " JOIN identities b ON b.kind = e.k2 AND b.value = e.v2"
+    " WHERE a.profile_id <> b.profile_id)"
+)
+"""Whether a load leaves the identity graph as it is: every identity is stored already
+(seen no earlier than now), the load links no two profiles, and it has no alias.
+The stored graph is closed under the linking rules, so then no profile changes."""
+
+
 class DuckDBStore:
     """Events, identities, traits and profiles in one DuckDB file.
 
@@ -1145,6 +1178,7 @@ class DuckDBStore:
         self._keep_event_codes()
         self._fields: dict[str, FieldInfo] = {}
         self._lower: set[str] = set()
+        self._identities_changed = True
         self._load_catalog()
 
     def close(self) -> None:
@@ -1281,12 +1315,17 @@ class DuckDBStore:
         source: str = "api",
         *,
         skip_invalid: bool = False,
+        json_values: bool = False,
     ) -> IngestReport:
         """Load in-memory Segment messages in one transaction; problems are reported
-        as ``source:N`` with N the 1-based position in ``messages``."""
+        as ``source:N`` with N the 1-based position in ``messages``.
+
+        ``json_values``: the messages come straight from a JSON parser (the HTTP API),
+        so only their core fields are checked in Python, as for JSON Lines; values of
+        other Python types are then not allowed inside properties/context/traits."""
         started = time.perf_counter()
         with _gc_paused():
-            stager = _MessageStager(self, source, skip_invalid)
+            stager = _MessageStager(self, source, skip_invalid, json_values)
             try:
                 for i, raw in enumerate(messages, 1):
                     stager.add_object(raw, i)
@@ -1438,12 +1477,13 @@ class DuckDBStore:
             " ON e.seq = $base + t._line WHERE e.seq > $base",
             {"base": base},
         )
-        con.execute(
-            "INSERT INTO identities (kind, value, profile_id, first_seen)"
-            " SELECT kind, value, profile_id, first_seen FROM _sf_idmap"
-            " ON CONFLICT (kind, value) DO UPDATE SET profile_id = excluded.profile_id,"
-            " first_seen = excluded.first_seen"
-        )
+        if self._identities_changed:
+            con.execute(
+                "INSERT INTO identities (kind, value, profile_id, first_seen)"
+                " SELECT kind, value, profile_id, first_seen FROM _sf_idmap"
+                " ON CONFLICT (kind, value) DO UPDATE SET profile_id = excluded.profile_id,"
+                " first_seen = excluded.first_seen"
+            )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _sf_prof AS"
             ' WITH fresh AS (SELECT profile_id, min("timestamp") AS fs,'
@@ -1529,6 +1569,19 @@ class DuckDBStore:
             " UNION SELECT 'user', user_id, 'previous', previous_id"
             f" FROM {_NEW} WHERE user_id IS NOT NULL AND previous_id IS NOT NULL"
         )
+        (known,) = con.execute(_KNOWN_IDENTITIES).fetchone() or (False,)
+        self._identities_changed = not known
+        if known:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _sf_idmap AS SELECT i.kind, i.value,"
+                " i.first_seen, i.profile_id AS old_profile, i.profile_id FROM identities i"
+                " SEMI JOIN _sf_bn b ON i.kind = b.kind AND i.value = b.value"
+            )
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _sf_merges"
+                " (from_profile VARCHAR, into_profile VARCHAR)"
+            )
+            return []
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _sf_nodes AS"
             " WITH touched AS (SELECT DISTINCT i.profile_id FROM identities i"
