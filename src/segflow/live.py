@@ -39,6 +39,8 @@ from segflow.store.history import EventRow, HistoryReader, StoredTrait
 
 US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000
+TRAITS_MARK = "live_traits"
+"""The change-log mark holding the ``traits.wseq`` watermark of standalone trait writes."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ class LiveEvaluator:
         self._old_versions: dict[str, int] = {}
         self._since: dict[str, dict[str, datetime]] = {}
         self._seq = 0
+        self._wseq = 0
+        self._wseq_saved: int | None = None
         self._merges: tuple[datetime | None, frozenset[tuple[str, str]]] = (None, frozenset())
         self._runner: RealtimeRunner | None = None
         self._names: frozenset[str] = frozenset()
@@ -217,15 +221,19 @@ class LiveEvaluator:
         at: datetime,
         *,
         upto_seq: int,
+        upto_wseq: int | None,
         profiles: Iterable[str] | None = None,
     ) -> dict[str, ProfileState]:
         """States of every profile (or of ``profiles``) as of ``at`` from stored history:
-        one scan of events ordered by profile, traits read alongside."""
+        one scan of events ordered by profile, traits read alongside (those of events up
+        to ``upto_seq`` and those of no event up to ``upto_wseq``)."""
         wanted = None if profiles is None else sorted(set(profiles))
         static = self.reader.static_members()
         t = to_us(at)
         traits: dict[str, list[tuple[int, str, str, Any]]] = {}
-        for batch in self.reader.traits(self._trait_keys, upto_seq=upto_seq, profiles=wanted):
+        for batch in self.reader.traits(
+            self._trait_keys, upto_seq=upto_seq, upto_wseq=upto_wseq, profiles=wanted
+        ):
             for w in batch:
                 traits.setdefault(w.profile_id, []).append((w.ts, w.message_id, w.key, w.value))
         states: dict[str, ProfileState] = {}
@@ -295,6 +303,14 @@ class LiveEvaluator:
                 fn(stored)
         return stored
 
+    def _set_marks(self, at: datetime) -> None:
+        """The log reflects inputs up to ``self._seq`` (events) and ``self._wseq``
+        (standalone trait writes) up to ``at``."""
+        self.log.set_mark(self._seq, at)
+        if self._wseq != self._wseq_saved:
+            self.log.set_mark(self._wseq, at, TRAITS_MARK)
+            self._wseq_saved = self._wseq
+
     def _exits(self, profile_id: str, at: datetime, reason: Reason) -> list[Change]:
         return [
             Change(sid, profile_id, False, at, reason)
@@ -307,23 +323,28 @@ class LiveEvaluator:
         """Compile the engine from the current definitions and bring every profile's
         state up to ``clock.now()`` from stored history (and the change log up to date).
 
-        The log's mark says which inputs (by ``seq``) it reflects up to which instant:
-        states are rebuilt there from those inputs, anything that differs from the log
-        is recorded at that instant (``definition_changed`` when the logged version is
-        another, ``deleted``/``merged`` for segments/profiles gone, else ``event``), time
-        is advanced to now (timers fire at their exact instants) and what was stored
-        since is caught up.  An empty log records the current members at now."""
+        The log's mark says which inputs (events by ``seq``, trait writes of no event by
+        ``traits.wseq``) it reflects up to which instant: states are rebuilt there from
+        those inputs, anything that differs from the log is recorded at that instant
+        (``definition_changed`` when the logged version is another, ``deleted``/``merged``
+        for segments/profiles gone, else ``event``), time is advanced to now (timers fire
+        at their exact instants) and what was stored since is caught up.  An empty log
+        records the current members at now."""
         now = self._now()
         engine = self._compile(self.app.registry.current())
         seq = self.reader.max_seq()
+        wseq = self.reader.max_wseq()
         mark = self.log.mark()
+        wmark = self.log.mark(TRAITS_MARK)
+        self._wseq_saved = wmark[0] if wmark is not None else None
         logged = self.log.current()
         if mark is not None and mark[1] <= now and logged:
             upto, t0 = min(mark[0], seq), mark[1]
+            wupto = min(wmark[0], wseq) if wmark is not None else wseq
         else:
-            upto, t0 = seq, now
+            upto, t0, wupto = seq, now, wseq
         self._merges = self.reader.merge_mark()
-        states = self._build(engine, t0, upto_seq=upto)
+        states = self._build(engine, t0, upto_seq=upto, upto_wseq=wupto)
         runner = self._install(engine, states)
         empty = not logged
         self._since = {}
@@ -363,18 +384,25 @@ class LiveEvaluator:
         diff.sort(key=lambda c: (c.profile_id, c.segment_id))
         out = self._record(diff)
         self._seq = upto
+        self._wseq = wupto
         out += self._record(runner.advance_to(now))
         return out + self.catch_up()
 
     def catch_up(self) -> list[StoredChange]:
         """Feed everything stored since the last call (new events by seq watermark, their
-        trait writes, identity merges) through the engine; log and return the changes.
-        The server calls this right after each group commit."""
+        trait writes, trait writes of no event such as value scores by ``traits.wseq``,
+        identity merges) through the engine; log and return the changes.  The server
+        calls this right after each group commit and each scores refresh.
+
+        A trait write takes effect at its timestamp, or now when that is already past
+        for the profile (as a late event does); the changes it causes have reason
+        ``trait_changed``."""
         runner = self.runner
         engine = runner.engine
         now = self._now()
         now_us = to_us(now)
         seq = self.reader.max_seq()
+        wseq = self.reader.max_wseq(self._wseq)
         merges = self.reader.merges_since(self._merges)
         self._merges = self.reader.merge_mark()
         changes: list[Change] = []
@@ -393,38 +421,63 @@ class LiveEvaluator:
                 changes += self._exits(a, now, "merged")
                 runner.states.pop(a, None)
                 runner.timers.schedule(a, None)
-            fresh = self._build(engine, now, upto_seq=seq, profiles=targets)
+            fresh = self._build(engine, now, upto_seq=seq, upto_wseq=wseq, profiles=targets)
             for pid in sorted(fresh):
                 changes += runner.replace_state(pid, fresh[pid], now, "merged")
             rebuilt = set(fresh)
-        if seq > self._seq:
+        if seq > self._seq or wseq > self._wseq:
             inputs: list[tuple[int, int, str, Any]] = []
-            for batch in self.reader.events(
-                self._names, self._paths, after_seq=self._seq, upto_seq=seq, order="time"
-            ):
-                inputs.extend((r[1], 0, r[0], r) for r in batch if r[0] not in rebuilt)
-            for tbatch in self.reader.traits(
-                self._trait_keys, after_seq=self._seq, upto_seq=seq, order="time"
-            ):
-                inputs.extend(
-                    (w.ts, 1, w.profile_id, w) for w in tbatch if w.profile_id not in rebuilt
-                )
+            if seq > self._seq:
+                for batch in self.reader.events(
+                    self._names, self._paths, after_seq=self._seq, upto_seq=seq, order="time"
+                ):
+                    inputs.extend((r[1], 0, r[0], r) for r in batch if r[0] not in rebuilt)
+                for tbatch in self.reader.traits(
+                    self._trait_keys,
+                    after_seq=self._seq,
+                    upto_seq=seq,
+                    standalone=False,
+                    order="time",
+                ):
+                    inputs.extend(
+                        (w.ts, 1, w.profile_id, w) for w in tbatch if w.profile_id not in rebuilt
+                    )
+            if wseq > self._wseq:
+                for tbatch in self.reader.standalone_traits(
+                    self._trait_keys,
+                    after_wseq=self._wseq,
+                    upto_wseq=wseq,
+                    after_seq=self._seq,
+                    upto_seq=seq,
+                ):
+                    inputs.extend(
+                        (w.ts, 2, w.profile_id, w) for w in tbatch if w.profile_id not in rebuilt
+                    )
             inputs.sort(key=lambda x: (x[0], x[1], x[2]))
+            known: dict[str, bool] = {}
             for _ts, kind, pid, item in inputs:
                 if kind == 0:
                     _p, ts, name, fields, _m = item
                     changes += runner.ingest_us(pid, ts, name, fields, now_us)
-                else:
-                    w: StoredTrait = item
-                    st = runner.state(pid)
-                    step = engine.set_trait_us(st, w.ts, w.message_id, w.key, w.value, now_us)
-                    changes += runner._done(pid, st, step)
-            for pid in self.reader.profiles_after(self._seq, seq):
-                if pid not in runner.states:
-                    changes += runner.add_profile(pid, now)
+                    continue
+                if kind == 2 and pid not in runner.states:
+                    # a write of no event never brings a profile into the universe
+                    if pid not in known:
+                        known[pid] = self.reader.has_profile(pid)
+                    if not known[pid]:
+                        continue
+                w: StoredTrait = item
+                st = runner.state(pid)
+                step = engine.set_trait_us(st, w.ts, w.message_id, w.key, w.value, now_us)
+                changes += runner._done(pid, st, step)
+            if seq > self._seq:
+                for pid in self.reader.profiles_after(self._seq, seq):
+                    if pid not in runner.states:
+                        changes += runner.add_profile(pid, now)
             self._seq = seq
+            self._wseq = wseq
         out = recorded + self._record(changes)
-        self.log.set_mark(self._seq, now)
+        self._set_marks(now)
         return out
 
     def tick(self) -> list[StoredChange]:
@@ -432,7 +485,7 @@ class LiveEvaluator:
         now = self._now()
         out = self._record(self.runner.advance_to(now))
         if out:
-            self.log.set_mark(self._seq, now)
+            self._set_marks(now)
         return out
 
     def next_deadline(self) -> datetime | None:
@@ -483,9 +536,9 @@ class LiveEvaluator:
         if st is None and not self.reader.has_profile(profile_id):
             raise KeyError(f"unknown profile {profile_id!r}")
         if st is None or (not st.fresh and to_us(t) < st.now):
-            st = self._build(engine, t, upto_seq=self.reader.max_seq(), profiles=[profile_id])[
-                profile_id
-            ]
+            st = self._build(
+                engine, t, upto_seq=self.reader.max_seq(), upto_wseq=None, profiles=[profile_id]
+            )[profile_id]
         out = engine.explain(st, segment_id, t)
         out["version"] = self._version(segment_id)
         return out
@@ -536,7 +589,8 @@ class LiveEvaluator:
         hidden = set(self._hidden)
         engine = self._compile(self.app.registry.current())
         seq = self.reader.max_seq()
-        states = self._build(engine, now, upto_seq=seq)
+        wseq = self.reader.max_wseq()
+        states = self._build(engine, now, upto_seq=seq, upto_wseq=wseq)
         old_runner = self._runner
         runner = self._install(engine, states)
         changes: list[Change] = []
@@ -552,10 +606,11 @@ class LiveEvaluator:
                 changes.append(Change(sid, pid, False, now, gone))
         del old_runner
         self._seq = seq
+        self._wseq = wseq
         self._merges = self.reader.merge_mark()
         out = self._record(changes)
         out += self._record(runner.advance_to(now))
-        self.log.set_mark(seq, now)
+        self._set_marks(now)
         return out
 
     def forget_profile(self, profile_id: str) -> list[StoredChange]:
@@ -593,8 +648,9 @@ class LiveEvaluator:
         self.clock = clock
         engine = self._compile(self.app.registry.current())
         seq = self.reader.max_seq()
+        wseq = self.reader.max_wseq()
         t0_us = to_us(t0)
-        states = self._build_before(engine, t0, seq)
+        states = self._build_before(engine, t0, seq, wseq)
         self._old_versions = {}
         runner = self._install(engine, states)
         self._since = {}
@@ -622,7 +678,7 @@ class LiveEvaluator:
             on_changes([StoredChange(0, *c[:5], self._version(c[0])) for c in baseline])
         end = to_us(until) if until is not None else None
         wall = time.monotonic()
-        for ts, pid, item in self._timeline(t0_us, end, seq):
+        for ts, pid, item in self._timeline(t0_us, end, seq, wseq):
             if speed:
                 pause = wall + (ts - t0_us) / 1e6 / speed - time.monotonic()
                 if pause > 0:
@@ -647,20 +703,21 @@ class LiveEvaluator:
         emit(runner.advance_to(clock.now()))
         flush()
         self._seq = seq
+        self._wseq = wseq
         self._merges = self.reader.merge_mark()
         mark = self.log.mark()
         if mark is None or mark[1] <= clock.now():
-            self.log.set_mark(seq, clock.now())
+            self._set_marks(clock.now())
         return out
 
     def _build_before(
-        self, engine: ProfileEngine, t0: datetime, seq: int
+        self, engine: ProfileEngine, t0: datetime, seq: int, wseq: int
     ) -> dict[str, ProfileState]:
         """States at ``t0`` from inputs up to ``t0`` only (later ones are replayed)."""
         t = to_us(t0)
         static = self.reader.static_members()
         traits: dict[str, list[tuple[int, str, str, Any]]] = {}
-        for batch in self.reader.traits(self._trait_keys, upto_seq=seq, upto_ts=t):
+        for batch in self.reader.traits(self._trait_keys, upto_seq=seq, upto_wseq=wseq, upto_ts=t):
             for w in batch:
                 traits.setdefault(w.profile_id, []).append((w.ts, w.message_id, w.key, w.value))
         states: dict[str, ProfileState] = {}
@@ -681,7 +738,7 @@ class LiveEvaluator:
         return states
 
     def _timeline(
-        self, after: int, end: int | None, seq: int
+        self, after: int, end: int | None, seq: int, wseq: int
     ) -> Iterator[tuple[int, str, EventRow | StoredTrait]]:
         """Events and trait writes with ``after < ts <= end`` in time order, streamed."""
 
@@ -694,7 +751,12 @@ class LiveEvaluator:
 
         def traits() -> Iterator[tuple[int, int, str, EventRow | StoredTrait]]:
             for batch in self.reader.traits(
-                self._trait_keys, upto_seq=seq, order="time", after_ts=after, upto_ts=end
+                self._trait_keys,
+                upto_seq=seq,
+                upto_wseq=wseq,
+                order="time",
+                after_ts=after,
+                upto_ts=end,
             ):
                 for w in batch:
                     yield w.ts, 1, w.profile_id, w

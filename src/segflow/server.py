@@ -195,16 +195,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--scores-cron", default="0 3 * * *", help="scores refresh schedule (UTC)")
     p.add_argument("--no-scores", action="store_true", help="no scheduled scores refresh")
     a = p.parse_args(argv)
-    import gc as _gc, time as _t, sys as _s
-    _st = {}
-    def _cb(phase, info):
-        if phase == "start":
-            _st["t"] = _t.perf_counter()
-        else:
-            d = _t.perf_counter() - _st.get("t", _t.perf_counter())
-            if d > 0.002:
-                print(f"GCDBG gen{info['generation']} {d*1000:.1f} ms collected {info['collected']} frozen {_gc.get_freeze_count()} t {_t.monotonic():.1f}", file=_s.stderr, flush=True)
-    _gc.callbacks.append(_cb)
     try:
         settings = Settings(scores_cron=None if a.no_scores else a.scores_cron)
     except ValueError as e:

@@ -110,12 +110,6 @@ def test_refresh_inspect_and_use(shop: Server) -> None:
     assert len(members["members"]) == best["rule_size"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the live evaluator never loads score traits: HistoryReader.traits joins trait "
-    "rows to events by message_id, and a refresh's rows (message_id 'scores/...') have no "
-    "event, so live members of score-trait segments stay empty",
-)
 def test_live_members_see_refreshed_scores(shop: Server) -> None:
     http = shop.client
     r = http.post("/v1/scores/refresh", params={"at": AT, "classifier": "false"})
@@ -124,6 +118,23 @@ def test_live_members_see_refreshed_scores(shop: Server) -> None:
     assert http.post("/v1/segments", json=seg).status_code == 201
     live = http.get("/v1/segments/scored/members", params={"limit": 1000}).json()["members"]
     assert len(live) == r.json()["customers"]
+
+
+def test_refresh_moves_live_members_of_an_existing_segment(shop: Server) -> None:
+    http = shop.client
+    seg = {"id": "gold", "condition": {"trait": "loyalty_tier", "eq": "Gold"}}
+    assert http.post("/v1/segments", json=seg).status_code == 201
+    page = {"limit": 1000}
+    assert http.get("/v1/segments/gold/members", params=page).json()["members"] == []
+    r = http.post("/v1/scores/refresh", params={"at": AT, "classifier": "false"})
+    assert r.status_code == 200, r.text
+    live = http.get("/v1/segments/gold/members", params=page).json()["members"]
+    now = utcnow().isoformat() + "Z"
+    batch = http.get("/v1/segments/gold/members", params={**page, "at": now}).json()["members"]
+    assert live and live == batch
+    changes = http.get("/v1/changes", params={"segment_id": "gold"}).json()["changes"]
+    assert len(changes) == len(live)
+    assert {(c["entered"], c["reason"]) for c in changes} == {(True, "trait_changed")}
 
 
 def test_scheduler_refreshes_a_never_scored_store(shop_db: Path, tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ batch SQL evaluator, and its stored change log is exact.
 Random definitions over every condition kind; random streams of Segment messages
 (events, trait writes through identify, identify/alias merges of an anonymous profile
 into a user profile) ingested through the store in a few group commits, each followed
-by ``catch_up``; inputs arrive in order, late, or from the future.  At random
+by ``catch_up``; some trait writes are stored with no event (as a scores refresh
+writes them); inputs arrive in order, late, or from the future.  At random
 checkpoints (after ``tick``) every live membership equals ``segflow.batch.run.evaluate``
 on the store at that instant.  At the end the log is checked instant by instant against
 the interpreter (itself checked against SQL elsewhere): wherever the engine knew every
@@ -77,6 +78,9 @@ class Scenario:
     merges: list[tuple[datetime, Merge]]
     commits: list[datetime]
     checkpoints: list[datetime]
+    standalone: frozenset[str] = frozenset()
+    """Message ids of trait writes stored straight into ``traits`` (no event) when their
+    profile exists and was not merged away by then (else sent as identify calls)."""
 
 
 def _nest(fields: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +105,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     hs = draw(histories())
     own: dict[str, list[tuple[datetime, Input]]] = {}
     statics: dict[str, frozenset[str]] = {}
+    standalone: set[str] = set()
     for h in hs:
         more = draw(st.lists(dense_events, max_size=4))
         items: list[Input] = []
@@ -110,6 +115,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             items.append(Event(e.timestamp, e.name, fields, f"{h.profile_id}e{j}"))
         for w in h.traits:
             items.append(TraitWrite(w.timestamp, f"{h.profile_id}-{w.message_id}", w.key, w.value))
+            if draw(st.booleans()):
+                standalone.add(items[-1].message_id)
         own[h.profile_id] = [
             (max(START, i.timestamp + draw(st.sampled_from(LAGS))), i) for i in items
         ]
@@ -134,7 +141,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     commits = [*cuts, arrivals[-1]] if cuts[-1] < arrivals[-1] else cuts
     last = max([END, *commits])
     checkpoints = [*sorted(set(draw(st.lists(instants, max_size=3)))), last]
-    return Scenario(segments, own, statics, anonymous, merges, commits, checkpoints)
+    return Scenario(
+        segments, own, statics, anonymous, merges, commits, checkpoints, frozenset(standalone)
+    )
 
 
 def messages(sc: Scenario, pid: str, item: Input) -> dict[str, Any]:
@@ -156,6 +165,19 @@ def messages(sc: Scenario, pid: str, item: Input) -> dict[str, Any]:
         "messageId": item.message_id,
         "traits": {item.key: item.value},
     }
+
+
+def trait_row(pid: str, w: TraitWrite) -> list[Any]:
+    """A ``traits`` row of no event: (profile, key, timestamp, message id, kind, num, str,
+    bool)."""
+    v = w.value
+    if v is None:
+        return [pid, w.key, w.timestamp, w.message_id, "null", None, None, None]
+    if isinstance(v, bool):
+        return [pid, w.key, w.timestamp, w.message_id, "bool", None, None, v]
+    if isinstance(v, int | float):
+        return [pid, w.key, w.timestamp, w.message_id, "number", float(v), None, None]
+    return [pid, w.key, w.timestamp, w.message_id, "string", None, str(v), None]
 
 
 def merge_message(m: Merge) -> dict[str, Any]:
@@ -258,31 +280,55 @@ class Run:
     def close(self) -> None:
         self.app.close()
 
-    def batches(self) -> Iterator[tuple[datetime, list[dict[str, Any]]]]:
+    def batches(self) -> Iterator[tuple[datetime, list[dict[str, Any]], list[list[Any]]]]:
+        """Per commit: the messages it ingests and the trait rows of no event it writes."""
+        sc = self.sc
         pending: list[tuple[datetime, int, dict[str, Any]]] = []
-        for pid, items in self.sc.own.items():
+        alone: list[tuple[datetime, str, TraitWrite]] = []
+        for pid, items in sc.own.items():
             for a, i in items:
-                pending.append((a, 1, messages(self.sc, pid, i)))
-        for a, m in self.sc.merges:
+                if isinstance(i, TraitWrite) and i.message_id in sc.standalone:
+                    alone.append((a, pid, i))
+                else:
+                    pending.append((a, 1, messages(sc, pid, i)))
+        for a, m in sc.merges:
             pending.append((a, 0, merge_message(m)))
-        pending.sort(key=lambda x: (x[0], x[1], x[2]["messageId"]))
-        for c in self.sc.commits:
-            now = [msg for a, _k, msg in pending if a <= c]
+        alone.sort(key=lambda x: (x[0], x[2].message_id))
+        merged_at = {m.source: next(c for c in sc.commits if c >= a) for a, m in sc.merges}
+        exists: set[str] = set()
+        for c in sc.commits:
+            now = [(k, msg) for a, k, msg in pending if a <= c]
             pending = [p for p in pending if p[0] > c]
-            yield c, now
+            for _k, msg in now:
+                exists.add(str(msg.get("userId") or msg["anonymousId"]))
+            rows: list[list[Any]] = []
+            for _a, pid, w in [x for x in alone if x[0] <= c]:
+                if pid in exists and merged_at.get(pid, c + US) > c:
+                    rows.append(trait_row(pid, w))
+                else:  # no profile to write to yet, or merged away: an identify call
+                    now.append((1, messages(sc, pid, w)))
+                    exists.add(pid)
+            alone = [x for x in alone if x[0] > c]
+            yield c, [msg for _k, msg in now], rows
 
     def run(self, *, sql_checks: bool = True) -> None:
         started = False
-        timeline: list[tuple[datetime, int, list[dict[str, Any]]]] = [
-            (c, 0, msgs) for c, msgs in self.batches()
+        timeline: list[tuple[datetime, int, list[dict[str, Any]], list[list[Any]]]] = [
+            (c, 0, msgs, rows) for c, msgs, rows in self.batches()
         ]
-        timeline += [(t, 1, []) for t in self.sc.checkpoints]
+        timeline += [(t, 1, [], []) for t in self.sc.checkpoints]
         timeline.sort(key=lambda x: (x[0], x[1]))
-        for t, kind, msgs in timeline:
+        for t, kind, msgs, rows in timeline:
             self.clock.set(t)
             if kind == 0:
                 if msgs:
                     self.app.store.ingest_messages(msgs)
+                if rows:
+                    self.app.con.executemany(
+                        'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind,'
+                        " num, str, bool) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
                 if not started:
                     self.log += self.live.start()
                     self.start = t

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from segflow.batch.run import evaluate
 from segflow.live import LiveEvaluator, StoredChange
 from segflow.model.definition import format_instant, parse_segment
 from segflow.model.errors import DefinitionError
@@ -201,3 +202,98 @@ def test_explain_now_and_in_the_past(app: Segflow) -> None:
         live.explain("nope", "u1")
     with pytest.raises(KeyError):
         live.explain("pl", "nobody")
+
+
+def write_scores(app: Segflow, rows: Sequence[tuple[str, float, str | None]], run: str) -> None:
+    """Trait writes that belong to no event, as a scores refresh makes them: key ``tier``,
+    ``message_id`` ``scores/<run>`` (``None`` clears the trait)."""
+    for pid, hours, value in rows:
+        app.con.execute(
+            'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind, str)'
+            " VALUES (?, 'tier', ?, ?, ?, ?)",
+            [pid, at(hours), f"scores/{run}", "null" if value is None else "string", value],
+        )
+
+
+def batch_members(app: Segflow, segment_id: str, when: datetime) -> list[str]:
+    res = evaluate(app.con, app.registry.current().values(), when, only=[segment_id])
+    return sorted(res.members(segment_id))
+
+
+def test_trait_writes_of_no_event_enter_and_exit_live_members(app: Segflow) -> None:
+    app.registry.save([parse_segment({"id": "gold", "condition": {"trait": "tier", "eq": "Gold"}})])
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    assert live.members("gold") == []
+    # u1's score is as of the past (applied now, like a late event), a1's is due later;
+    # a write for a profile the store does not know brings nobody into the universe
+    write_scores(app, [("u1", 2, "Gold"), ("a1", 10, "Gold"), ("ghost", 2, "Gold")], "r1")
+    clock.set(at(5))
+    got = live.catch_up()
+    assert [(c.segment_id, c.profile_id, c.entered, c.reason, c.at) for c in got] == [
+        ("gold", "u1", True, "trait_changed", at(5))
+    ]
+    assert live.members("gold") == batch_members(app, "gold", at(5)) == ["u1"]
+    assert live.segments_of("ghost") == {}
+    assert live.catch_up() == []
+    assert live.next_deadline() == at(10)
+    clock.set(at(11))
+    assert kinds(live.tick()) == [("gold", "a1", True, "trait_changed")]
+    assert live.members("gold") == batch_members(app, "gold", at(11)) == ["a1", "u1"]
+    # the next run clears u1's tier and demotes a1 at its own instant
+    write_scores(app, [("u1", 11, None), ("a1", 12, "Silver")], "r2")
+    got = live.catch_up()
+    assert [(c.profile_id, c.entered, c.reason, c.at) for c in got] == [
+        ("u1", False, "trait_changed", at(11))
+    ]
+    clock.set(at(13))
+    assert [(c.profile_id, c.entered, c.reason, c.at) for c in live.tick()] == [
+        ("a1", False, "trait_changed", at(12))
+    ]
+    assert live.members("gold") == batch_members(app, "gold", at(13)) == []
+    # a restarted evaluator agrees with what was logged
+    assert LiveEvaluator(app, VirtualClock(at(14))).start() == []
+
+
+def test_trait_writes_of_no_event_stored_while_stopped_apply_at_restart(app: Segflow) -> None:
+    app.registry.save([parse_segment({"id": "gold", "condition": {"trait": "tier", "eq": "Gold"}})])
+    LiveEvaluator(app, VirtualClock(at(3))).start()
+    write_scores(app, [("u1", 2, "Gold")], "r1")  # written after the log's mark at 3h
+    app.store.ingest_messages([track({"userId": "u1"}, "Product Viewed", 4, "m9")])
+    live = LiveEvaluator(app, VirtualClock(at(6)))
+    got = live.start()
+    assert [(c.segment_id, c.profile_id, c.entered, c.reason, c.at) for c in got] == [
+        ("gold", "u1", True, "trait_changed", at(6))
+    ]
+    assert live.members("gold") == batch_members(app, "gold", at(6)) == ["u1"]
+    assert LiveEvaluator(app, VirtualClock(at(7))).start() == []
+
+
+def test_merge_and_save_rebuild_with_trait_writes_of_no_event(app: Segflow) -> None:
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    write_scores(app, [("a1", 2, "Gold")], "r1")
+    _, diff, changes = live.save(
+        parse_segment({"id": "gold", "condition": {"trait": "tier", "eq": "Gold"}})
+    )
+    assert diff.entering == ["a1"] and kinds(changes) == [
+        ("gold", "a1", True, "definition_changed")
+    ]
+    app.store.ingest_messages(
+        [
+            {
+                "type": "identify",
+                "userId": "u1",
+                "anonymousId": "a1",
+                "timestamp": format_instant(at(4)),
+                "messageId": "m6",
+            }
+        ]
+    )
+    clock.set(at(5))
+    got = live.catch_up()
+    assert ("gold", "u1", True, "merged") in kinds(got)
+    assert live.members("gold") == batch_members(app, "gold", at(5)) == ["u1"]
+    assert live.explain("gold", "u1")["member"] is True

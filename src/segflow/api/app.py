@@ -158,14 +158,16 @@ async def _scheduler(ctx: ServerContext) -> None:
 
 
 def _scheduled_scores(ctx: ServerContext, now: datetime) -> None:
-    """Refresh the scores as of ``now`` if the cron is due (under the store lock); an
-    empty store (nothing to score yet) waits for its first events."""
-    from segflow.service import refresh_scores, scores_due
+    """Refresh the scores as of ``now`` if the cron is due (under the store lock), then
+    let the live evaluator catch up; an empty store (nothing to score yet) waits for its
+    first events."""
+    from segflow.api.scores import refresh_live
+    from segflow.service import scores_due
 
     cron = ctx.settings.scores_cron
     if cron is None or not scores_due(ctx.app, now, cron) or ctx.app.store.count_events() == 0:
         return
-    report = refresh_scores(ctx.app, now)
+    report = refresh_live(ctx, now)
     log.info(
         "scores refreshed as of %s: %d profiles, %d customers, %.1f s",
         now.isoformat(), report.profiles, report.customers, report.seconds.get("total", 0.0),

@@ -4,13 +4,16 @@ models and the population, read one profile's scores, and discover segments.
 Thin routes over the service functions (``segflow.service.refresh_scores``,
 ``scores_models``, ``scores_summary``, ``scores_for``, ``discover_segments``); every
 call runs under the store lock in a worker thread.  The server also refreshes the
-scores on the ``Settings.scores_cron`` schedule (see ``segflow.api.app``).
+scores on the ``Settings.scores_cron`` schedule (see ``segflow.api.app``); either way the
+live evaluator catches up right after (``refresh_live``), so live members of segments on
+score traits change with the refresh.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -20,6 +23,11 @@ from segflow.api.deps import ApiError, ServerContext
 from segflow.api.schemas import ErrorResponse, SegmentDefinition
 from segflow.api.segments import admin_key, admin_only, context
 from segflow.model.definition import parse_instant
+
+if TYPE_CHECKING:
+    from segflow.traits.refresh import ScoresConfig, ScoresReport
+
+log = logging.getLogger("segflow.server")
 
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     s: {"model": ErrorResponse} for s in (401, 403, 404, 422)
@@ -50,6 +58,22 @@ def _at(value: str | None) -> datetime | None:
             422, f"invalid request: at: {e}", [{"path": "at", "message": str(e)}]
         ) from None
     return when
+
+
+def refresh_live(
+    ctx: ServerContext, at: datetime, config: ScoresConfig | None = None
+) -> ScoresReport:
+    """Refresh the scores as of ``at`` and feed the new score traits to the live
+    evaluator (its changes are logged with reason ``trait_changed``); call under the
+    store lock.  A failing catch-up is logged: the scores are stored, and the next one
+    (after any group commit) picks them up."""
+    report = service.refresh_scores(ctx.app, at, config)
+    if ctx.live is not None:
+        try:
+            ctx.live.catch_up()
+        except Exception:
+            log.exception("live evaluation after the scores refresh failed")
+    return report
 
 
 # -- response models -------------------------------------------------------------------
@@ -152,9 +176,7 @@ async def refresh(
     from segflow.traits.refresh import ScoresConfig
 
     when = _at(at) or ctx.clock.now()
-    report = await ctx.run(
-        service.refresh_scores, ctx.app, when, ScoresConfig(classifier=classifier)
-    )
+    report = await ctx.run(refresh_live, ctx, when, ScoresConfig(classifier=classifier))
     return report.as_dict()
 
 

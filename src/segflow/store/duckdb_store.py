@@ -297,7 +297,9 @@ class _MessageStager:
             except (_TooDeep, TypeError) as e:  # TypeError: orjson's own depth limit
                 self.invalid += 1
                 where = str(e.args[0]) if isinstance(e, _TooDeep) else ""
-                self.problem(IngestProblem(where, f"nested more than {MAX_DEPTH} levels deep"), line)
+                self.problem(
+                    IngestProblem(where, f"nested more than {MAX_DEPTH} levels deep"), line
+                )
                 return
         else:
             for root in ROOTS:

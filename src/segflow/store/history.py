@@ -1,5 +1,7 @@
 """Bulk reads of stored history for the real-time evaluator: events and trait writes as
 the evaluators see them (name, time in µs, flattened fields), streamed in Arrow batches.
+Trait writes come with their event (by the event's ``seq``) or, for writes that belong to
+no event (value scores), by their own insertion number ``traits.wseq``.
 
 Only the event names and field paths the engine reads are fetched, so bootstrapping a
 large store is one ordered scan, not one query per profile.  Field values are read the
@@ -65,6 +67,12 @@ class HistoryReader:
     def max_seq(self) -> int:
         row = self.con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
         return int(row[0]) if row else 0
+
+    def max_wseq(self, after: int = 0) -> int:
+        """The latest trait write's ``wseq`` (``after`` when none is later); only writes
+        past ``after`` are scanned (zone maps skip the rest)."""
+        row = self.con.execute("SELECT max(wseq) FROM traits WHERE wseq > ?", [after]).fetchone()
+        return int(row[0]) if row and row[0] is not None else after
 
     def _field_sql(self, paths: Collection[str]) -> tuple[list[tuple[str, str]], list[str]]:
         """Typed columns to select (path, quoted column) and the paths read from ``extra``."""
@@ -171,26 +179,39 @@ class HistoryReader:
         *,
         after_seq: int | None = None,
         upto_seq: int | None = None,
+        standalone: bool = True,
+        upto_wseq: int | None = None,
         profiles: Collection[str] | None = None,
         order: Literal["profile", "time"] = "profile",
         after_ts: int | None = None,
         upto_ts: int | None = None,
     ) -> Iterator[list[StoredTrait]]:
-        """Trait writes of ``keys`` (those of events in the seq range when given, with
-        ``after_ts < timestamp <= upto_ts`` in µs when given)."""
+        """Trait writes of ``keys``: with a seq range, those of events in it and (when
+        ``standalone``) those that belong to no event (value scores), with ``wseq <=
+        upto_wseq`` when given; ``after_ts < timestamp <= upto_ts`` in µs when given."""
         if not keys:
             return
         where = ["list_contains($keys, t.key)"]
         params: dict[str, Any] = {"keys": sorted(keys)}
         join = ""
         if after_seq is not None or upto_seq is not None:
-            join = " JOIN events e ON e.message_id = t.message_id"
+            by_seq: list[str] = []
             if after_seq is not None:
-                where.append("e.seq > $after")
+                by_seq.append("e.seq > $after")
                 params["after"] = after_seq
             if upto_seq is not None:
-                where.append("e.seq <= $upto")
+                by_seq.append("e.seq <= $upto")
                 params["upto"] = upto_seq
+            if standalone:
+                join = " LEFT JOIN events e ON e.message_id = t.message_id"
+                alone = "e.message_id IS NULL"
+                if upto_wseq is not None:
+                    alone += " AND t.wseq <= $upto_wseq"
+                    params["upto_wseq"] = upto_wseq
+                where.append(f"(({' AND '.join(by_seq)}) OR ({alone}))")
+            else:
+                join = " JOIN events e ON e.message_id = t.message_id"
+                where += by_seq
         if profiles is not None:
             where.append("list_contains($profiles, t.profile_id)")
             params["profiles"] = sorted(profiles)
@@ -205,10 +226,46 @@ class HistoryReader:
             if order == "profile"
             else 't."timestamp", t.message_id'
         )
+        yield from self._trait_rows(
+            f"FROM traits t{join} WHERE {' AND '.join(where)} ORDER BY {key}", params
+        )
+
+    def standalone_traits(
+        self,
+        keys: Collection[str],
+        *,
+        after_wseq: int,
+        upto_wseq: int,
+        after_seq: int,
+        upto_seq: int,
+    ) -> Iterator[list[StoredTrait]]:
+        """Trait writes of ``keys`` with ``after_wseq < wseq <= upto_wseq`` that belong to
+        no event (value scores, written straight into the history), in time order.  The
+        writes of events with ``after_seq < seq <= upto_seq`` (stored in the same span and
+        read with their events) are left out; only those events are joined, so a
+        catch-up never scans the whole event table."""
+        if not keys:
+            return
+        params: dict[str, Any] = {
+            "keys": sorted(keys),
+            "after_wseq": after_wseq,
+            "upto_wseq": upto_wseq,
+            "after": after_seq,
+            "upto": upto_seq,
+        }
+        yield from self._trait_rows(
+            "FROM traits t ANTI JOIN (SELECT message_id FROM events"
+            " WHERE seq > $after AND seq <= $upto) e ON e.message_id = t.message_id"
+            " WHERE list_contains($keys, t.key) AND t.wseq > $after_wseq"
+            ' AND t.wseq <= $upto_wseq ORDER BY t."timestamp", t.message_id, t.profile_id',
+            params,
+        )
+
+    def _trait_rows(self, rest: str, params: dict[str, Any]) -> Iterator[list[StoredTrait]]:
+        """Decoded trait writes of ``SELECT ... <rest>`` over ``traits t``, in batches."""
         sql = (
             'SELECT t.profile_id, epoch_us(t."timestamp") AS ts, t.message_id, t.key, t.kind,'
-            " t.num, t.str, t.bool, t.json::VARCHAR AS json"
-            f" FROM traits t{join} WHERE {' AND '.join(where)} ORDER BY {key}"
+            f" t.num, t.str, t.bool, t.json::VARCHAR AS json {rest}"
         )
         reader = self.con.execute(sql, params).fetch_record_batch(BATCH_ROWS)
         for batch in reader:

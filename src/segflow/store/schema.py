@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS field_catalog (
     type     VARCHAR NOT NULL,
     overflow BOOLEAN NOT NULL DEFAULT FALSE
 );
+CREATE SEQUENCE IF NOT EXISTS trait_wseq;
 CREATE TABLE IF NOT EXISTS traits (
     profile_id VARCHAR NOT NULL,
     key        VARCHAR NOT NULL,
@@ -72,8 +73,10 @@ CREATE TABLE IF NOT EXISTS traits (
     bool       BOOLEAN,
     json       JSON,
     valid_to   TIMESTAMP,
-    linked     BOOLEAN NOT NULL DEFAULT FALSE
+    linked     BOOLEAN NOT NULL DEFAULT FALSE,
+    wseq       BIGINT DEFAULT nextval('trait_wseq')
 );
+ALTER TABLE traits ADD COLUMN IF NOT EXISTS wseq BIGINT DEFAULT nextval('trait_wseq');
 CREATE TABLE IF NOT EXISTS identities (
     kind       VARCHAR NOT NULL,
     value      VARCHAR NOT NULL,
@@ -162,7 +165,10 @@ writer may insert rows (``linked`` defaults to FALSE) or move them between profi
   ``context.traits`` of other calls); ``kind`` is number|string|bool|null|json
   and exactly the matching value column is set. The value as of ``t`` is the
   row with the greatest (timestamp, message_id) at or before ``t``; kind
-  ``null`` means the trait was cleared.
+  ``null`` means the trait was cleared.  ``wseq`` numbers the writes in insertion
+  order (``trait_wseq``; every writer gets it by default, merges and links keep it):
+  the live evaluator's watermark for writes that belong to no event (value scores,
+  ``message_id`` ``scores/<computed_at>``).
 * ``identities``: kind ``user`` or ``anonymous`` -> current profile id;
   ``first_seen`` is the earliest event timestamp mentioning it.  Kind
   ``previous`` records the previous ids of alias calls: such an id links to the

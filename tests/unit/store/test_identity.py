@@ -153,6 +153,23 @@ def test_a_late_event_can_change_which_user_id_is_canonical(store: DuckDBStore) 
     assert set(profiles_of_events(store).values()) == {"u2"}
 
 
+def test_a_load_of_known_identities_leaves_the_identity_graph_alone(store: DuckDBStore) -> None:
+    store.ingest_messages([identify("i1", at(2), "u1", "a1"), identify("i2", at(2), "u2")])
+    before = store.con.execute("SELECT * FROM identities ORDER BY ALL").fetchall()
+    report = store.ingest_messages(
+        [
+            track("t1", at(3), user="u1"),
+            track("t2", at(4), anon="a1"),
+            track("t3", at(5), user="u2"),
+        ]
+    )
+    assert report.merges == []
+    assert store.con.execute("SELECT * FROM identities ORDER BY ALL").fetchall() == before
+    assert profiles_of_events(store) == {"i1": "u1", "i2": "u2", "t1": "u1", "t2": "u1", "t3": "u2"}
+    store.ingest_messages([track("t4", at(6), user="u1", anon="a9")])
+    assert store.resolve_profile(anonymous_id="a9") == "u1"
+
+
 messages = st.lists(
     st.one_of(
         st.builds(

@@ -394,6 +394,26 @@ def test_absurdly_deep_nesting_is_a_problem_not_a_crash(store: DuckDBStore, tmp_
     assert "nested more than 64 levels deep" in str(err.value)
     with pytest.raises(IngestError):
         store.ingest_messages([track("m1", properties=deep)])
+    with pytest.raises(IngestError) as err:
+        store.ingest_messages([track("m1", properties=deep)], json_values=True)
+    assert "nested more than 64 levels deep" in str(err.value)
+
+
+def test_json_values_store_what_the_checked_path_stores(tmp_path: Path) -> None:
+    msgs = [
+        track("m1", properties={"price": 9.5, "tags": ["a", 1], "n": {"deep": True}}),
+        track("m2", properties={"price": "free"}, context={"traits": {"plan": "pro"}}),
+        {**track("m3"), "type": "page", "name": "Home", "properties": {"path": "/"}},
+        {"type": "identify", "messageId": "m4", "userId": "u1", "traits": {"age": 41},
+         "timestamp": "2026-01-02T00:00:00Z"},
+    ]  # fmt: skip
+    stored = []
+    for json_values in (False, True):
+        with DuckDBStore(tmp_path / f"{json_values}.duckdb") as s:
+            batch = [{**m, "receivedAt": "2026-01-03T00:00:00Z"} for m in msgs]
+            s.ingest_messages(orjson.loads(orjson.dumps(batch)), json_values=json_values)
+            stored.append((s.events_for_profile("u1"), s.traits_as_of("u1"), s.fields))
+    assert stored[0] == stored[1]
 
 
 def test_a_missing_file_is_reported_and_the_others_load(store: DuckDBStore, tmp_path: Path) -> None:
