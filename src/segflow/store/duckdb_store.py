@@ -1418,8 +1418,19 @@ class DuckDBStore:
                         [sorted(load.overflow)],
                     )
                 merges = self._resolve_identities()
-                (base,) = con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone() or (0,)
+                # The high-water mark, not max(seq): after a privacy delete of the newest
+                # events their numbers must not be handed out again (readers resume by seq).
+                (base,) = con.execute(
+                    "SELECT coalesce((SELECT max(value) FROM seq_marks WHERE name = 'events'),"
+                    " (SELECT max(seq) FROM events), 0)"
+                ).fetchone() or (0,)
                 self._insert(load, int(base), now, bool(merges))
+                con.execute(
+                    "INSERT INTO seq_marks SELECT 'events', max(seq) FROM events WHERE seq > $b"
+                    " HAVING max(seq) IS NOT NULL"
+                    " ON CONFLICT (name) DO UPDATE SET value = greatest(value, excluded.value)",
+                    {"b": int(base)},
+                )
                 con.execute(LINK_TRAITS)
                 report.merges += merges
             con.execute("COMMIT")

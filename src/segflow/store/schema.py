@@ -41,6 +41,10 @@ DDL: Final = (
     CHANGES_DDL
     + """
 CREATE SEQUENCE IF NOT EXISTS event_seq;
+CREATE TABLE IF NOT EXISTS seq_marks (
+    name  VARCHAR PRIMARY KEY,
+    value BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     message_id   VARCHAR NOT NULL,
     seq          BIGINT NOT NULL,
