@@ -392,7 +392,8 @@ class ProfileEngine:
         return None if d is None else from_us(d)
 
     def next_deadline_us(self, st: ProfileState) -> int | None:
-        return min(st.wake.values()) if st.wake else None
+        nxt = st.nxt
+        return nxt if nxt < NEVER else None
 
     # ------------------------------------------------------------------ inputs
 
@@ -430,7 +431,7 @@ class ProfileEngine:
             return out
         assert name is not None
         t = ts if ts >= st.now else now
-        if st.wake and min(st.wake.values()) <= t:
+        if st.nxt <= t:
             dirty = self._reach(st, t, out)
         else:
             st.now = t
@@ -526,11 +527,10 @@ class ProfileEngine:
     def _fire_until(self, st: ProfileState, t: int, out: list[Change], *, inclusive: bool) -> int:
         """Fire every wake-up before (or up to) ``t``, each instant evaluated on its own;
         return the next wake-up left."""
-        wake = st.wake
         while True:
-            if not wake:
+            d = st.nxt
+            if d >= NEVER:
                 return NEVER
-            d = min(wake.values())
             if d > t or (d == t and not inclusive):
                 return d
             dirty = self._due(st, d)
@@ -541,7 +541,9 @@ class ProfileEngine:
         """Advance the features waking at ``d`` (the earliest wake-up); they are dirty."""
         dirty: dict[int, int] = {}
         kernels = self.kernels
-        for k, w in list(st.wake.items()):
+        wake = st.wake
+        assert wake is not None
+        for k, w in enumerate(wake):  # each rewake writes only its own entry
             if w <= d:
                 kern = kernels[k]
                 r = kern.advance(st, d)

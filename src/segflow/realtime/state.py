@@ -223,7 +223,17 @@ class ProfileState:
     the next wake-up instant of each feature that has one, and the watermark ``now``
     (the latest instant it has been evaluated at; inputs before it are late)."""
 
-    __slots__ = ("data", "fresh", "members", "now", "profile_id", "static", "vals", "wake")
+    __slots__ = (
+        "data",
+        "fresh",
+        "members",
+        "now",
+        "nxt",
+        "profile_id",
+        "static",
+        "vals",
+        "wake",
+    )
 
     def __init__(
         self, profile_id: str, vals: list[Any], n_segments: int, static: frozenset[str]
@@ -233,16 +243,27 @@ class ProfileState:
         self.vals = vals
         self.data: list[Any] = [None] * len(vals)
         self.members = bytearray(n_segments)
-        self.wake: dict[int, int] = {}
+        self.wake: array[int] | None = None
+        """Next wake-up of each feature (NEVER: none), created with the first one."""
+        self.nxt = NEVER
+        """``min(wake)``, kept exact: the profile's next deadline."""
         self.static = static
         self.fresh = True
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, s) for s in self.__slots__)
+        out = [getattr(self, s) for s in self.__slots__]
+        if self.wake is not None:  # sparse: most features have no wake-up
+            out[self.__slots__.index("wake")] = {k: w for k, w in enumerate(self.wake) if w < NEVER}
+        return tuple(out)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         for name, v in zip(self.__slots__, state, strict=True):
             setattr(self, name, v)
+        if isinstance(self.wake, dict):
+            wake = array("q", (NEVER,)) * len(self.data)
+            for k, w in self.wake.items():
+                wake[k] = w
+            self.wake = wake
 
 
 def state_size_bytes(st: ProfileState) -> int:
@@ -305,8 +326,9 @@ class Kernel:
         return R_NONE
 
     def rewake(self, st: ProfileState, now: int) -> None:
-        """Recompute the feature's entry in ``st.wake``: the earliest of its own deadline
-        and of the self-flipping instants ``time value + off`` still after ``now``."""
+        """Recompute the feature's entry in ``st.wake`` (and ``st.nxt``): the earliest of
+        its own deadline and of the self-flipping instants ``time value + off`` still
+        after ``now``."""
         w = self.deadline(st, now)
         if self.offs:
             tv = self.time_value(st)
@@ -317,10 +339,21 @@ class Kernel:
                         if c < w:
                             w = c
                         break
-        if w < NEVER:
-            st.wake[self.k] = w
-        elif self.k in st.wake:
-            del st.wake[self.k]
+        wake = st.wake
+        if wake is None:
+            if w >= NEVER:
+                return
+            wake = st.wake = array("q", (NEVER,)) * len(st.data)
+        k = self.k
+        old = wake[k]
+        if w == old:
+            return
+        wake[k] = w
+        nxt = st.nxt
+        if w < nxt:
+            st.nxt = w
+        elif old == nxt:
+            st.nxt = min(wake)
 
     def advance(self, st: ProfileState, now: int) -> int:
         """Bring the feature to ``now`` (every own deadline <= now); reason code or 0."""
