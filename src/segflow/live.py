@@ -223,22 +223,35 @@ class LiveEvaluator:
         upto_seq: int,
         upto_wseq: int | None,
         profiles: Iterable[str] | None = None,
+        inputs_upto_at: bool = False,
     ) -> dict[str, ProfileState]:
         """States of every profile (or of ``profiles``) as of ``at`` from stored history:
         one scan of events ordered by profile, traits read alongside (those of events up
-        to ``upto_seq`` and those of no event up to ``upto_wseq``)."""
+        to ``upto_seq`` and those of no event up to ``upto_wseq``).  With
+        ``inputs_upto_at`` only inputs stamped at or before ``at`` are read (a replay
+        feeds the later ones); otherwise later ones are held as future inputs."""
         wanted = None if profiles is None else sorted(set(profiles))
         static = self.reader.static_members()
         t = to_us(at)
+        upto_ts = t if inputs_upto_at else None
         traits: dict[str, list[tuple[int, str, str, Any]]] = {}
         for batch in self.reader.traits(
-            self._trait_keys, upto_seq=upto_seq, upto_wseq=upto_wseq, profiles=wanted
+            self._trait_keys,
+            upto_seq=upto_seq,
+            upto_wseq=upto_wseq,
+            profiles=wanted,
+            upto_ts=upto_ts,
         ):
             for w in batch:
                 traits.setdefault(w.profile_id, []).append((w.ts, w.message_id, w.key, w.value))
         states: dict[str, ProfileState] = {}
         stream = self.reader.events(
-            self._names, self._paths, upto_seq=upto_seq, profiles=wanted, order="profile"
+            self._names,
+            self._paths,
+            upto_seq=upto_seq,
+            profiles=wanted,
+            order="profile",
+            upto_ts=upto_ts,
         )
         for pid, rows in _by_profile(stream):
             states[pid] = engine.rebuild_us(
@@ -650,7 +663,7 @@ class LiveEvaluator:
         seq = self.reader.max_seq()
         wseq = self.reader.max_wseq()
         t0_us = to_us(t0)
-        states = self._build_before(engine, t0, seq, wseq)
+        states = self._build(engine, t0, upto_seq=seq, upto_wseq=wseq, inputs_upto_at=True)
         self._old_versions = {}
         runner = self._install(engine, states)
         self._since = {}
@@ -709,33 +722,6 @@ class LiveEvaluator:
         if mark is None or mark[1] <= clock.now():
             self._set_marks(clock.now())
         return out
-
-    def _build_before(
-        self, engine: ProfileEngine, t0: datetime, seq: int, wseq: int
-    ) -> dict[str, ProfileState]:
-        """States at ``t0`` from inputs up to ``t0`` only (later ones are replayed)."""
-        t = to_us(t0)
-        static = self.reader.static_members()
-        traits: dict[str, list[tuple[int, str, str, Any]]] = {}
-        for batch in self.reader.traits(self._trait_keys, upto_seq=seq, upto_wseq=wseq, upto_ts=t):
-            for w in batch:
-                traits.setdefault(w.profile_id, []).append((w.ts, w.message_id, w.key, w.value))
-        states: dict[str, ProfileState] = {}
-        stream = self.reader.events(self._names, self._paths, upto_seq=seq, upto_ts=t)
-        for pid, rows in _by_profile(stream):
-            states[pid] = engine.rebuild_us(
-                pid,
-                ((ts, name, fields) for _p, ts, name, fields, _m in rows),
-                traits.pop(pid, ()),
-                static.get(pid, ()),
-                t,
-            )
-        for pid in self.reader.profile_ids():
-            if pid not in states:
-                states[pid] = engine.rebuild_us(
-                    pid, (), traits.pop(pid, ()), static.get(pid, ()), t
-                )
-        return states
 
     def _timeline(
         self, after: int, end: int | None, seq: int, wseq: int
