@@ -192,6 +192,12 @@ def fit_bgnbd(
 def p_alive(params: BGNBDParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FloatA:
     """P(still active at T | x, t_x, T): 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))."""
     xa, ta, Ta = _arrays(x, t_x, T)
+    out: FloatA = 1.0 / (1.0 + _dropout_odds(params, xa, ta, Ta))
+    return out
+
+
+def _dropout_odds(params: BGNBDParams, xa: FloatA, ta: FloatA, Ta: FloatA) -> FloatA:
+    """Odds that a customer with these summaries has already dropped out (0 when x = 0)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     with np.errstate(divide="ignore", invalid="ignore"):
         log_odds = (
@@ -200,8 +206,7 @@ def p_alive(params: BGNBDParams, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.Ar
             + (r + xa) * (np.log(alpha + Ta) - np.log(alpha + ta))
         )
     odds = np.where(xa > 0, np.exp(np.minimum(log_odds, 700.0)), 0.0)
-    out: FloatA = 1.0 / (1.0 + odds)
-    return out
+    return odds
 
 
 def expected_purchases(
@@ -219,13 +224,7 @@ def expected_purchases(
     ratio = np.exp((r + xa) * (np.log(alpha + Ta) - np.log(alpha + Ta + h)))
     f = hyp2f1(r + xa, b + xa, a + b + xa - 1, z)
     numer = (a + b + xa - 1) / (a - 1) * (1.0 - ratio * f)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_odds = (
-            np.log(a)
-            - np.log(np.maximum(b + xa - 1, 1e-300))
-            + (r + xa) * (np.log(alpha + Ta) - np.log(alpha + ta))
-        )
-    odds = np.where(xa > 0, np.exp(np.minimum(log_odds, 700.0)), 0.0)
+    odds = _dropout_odds(params, xa, ta, Ta)
     out: FloatA = np.maximum(numer / (1.0 + odds), 0.0)
     return out
 
