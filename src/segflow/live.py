@@ -66,6 +66,13 @@ class EditDiff:
     entering: list[str]
     leaving: list[str]
 
+    @classmethod
+    def between(cls, segment_id: str, before: set[str], after: set[str]) -> EditDiff:
+        """The diff from members ``before`` to members ``after``."""
+        return cls(
+            segment_id, len(before), len(after), sorted(after - before), sorted(before - after)
+        )
+
 
 Subscriber = Callable[[Sequence[StoredChange]], None]
 
@@ -137,11 +144,7 @@ def edit_diffs(app: Segflow, segments: Iterable[Segment], at: datetime) -> list[
             res = evaluate(app.con, current.values(), at, only=[seg.id])
             before = set(res.members(seg.id))
         after = members_after(app, seg, at, [s for s in items if s.id != seg.id])
-        out.append(
-            EditDiff(
-                seg.id, len(before), len(after), sorted(after - before), sorted(before - after)
-            )
-        )
+        out.append(EditDiff.between(seg.id, before, after))
     return out
 
 
@@ -563,9 +566,7 @@ class LiveEvaluator:
         now = self._now()
         before = set(self.members(segment.id)) if segment.id in self._segments else set()
         after = members_after(self.app, segment, now)
-        return EditDiff(
-            segment.id, len(before), len(after), sorted(after - before), sorted(before - after)
-        )
+        return EditDiff.between(segment.id, before, after)
 
     def save(self, segment: Segment) -> tuple[int, EditDiff, list[StoredChange]]:
         """Save a new version, backfill it from history, hand over to the live engine

@@ -12,7 +12,7 @@ import binascii
 import bisect
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from segflow.batch.run import evaluate
+from segflow.live import EditDiff
 from segflow.model.definition import Segment, format_instant, parse_instant
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.segments import utcnow
@@ -30,17 +31,6 @@ if TYPE_CHECKING:
 
 SAMPLE: Final = 20
 MAX_POINTS: Final = 200
-
-
-@dataclass(frozen=True)
-class Diff:
-    """The same fields as ``segflow.live.EditDiff``."""
-
-    segment_id: str
-    size_before: int
-    size_after: int
-    entering: list[str]
-    leaving: list[str]
 
 
 def diff_dict(d: Any) -> dict[str, Any]:
@@ -93,13 +83,13 @@ def preview(app: Segflow, draft: Segment, at: datetime | None = None) -> dict[st
     return {"size": len(members), "sample": members[:SAMPLE], "at": format_instant(at)}
 
 
-def edit_diff(app: Segflow, draft: Segment, at: datetime | None = None) -> Diff:
+def edit_diff(app: Segflow, draft: Segment, at: datetime | None = None) -> EditDiff:
     """Who enters and leaves ``draft.id`` if ``draft`` replaced the current definition."""
     at = at or utcnow()
     current = app.registry.current()
     before = set(_members_as_of(app, current, draft.id, at)) if draft.id in current else set()
     after = set(_draft_members(app, draft_registry(app, draft), draft, at))
-    return Diff(draft.id, len(before), len(after), sorted(after - before), sorted(before - after))
+    return EditDiff.between(draft.id, before, after)
 
 
 # -- members pages --------------------------------------------------------------
