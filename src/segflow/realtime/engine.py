@@ -41,6 +41,7 @@ from segflow.model.definition import (
     TIME_MEASURES,
     Absolute,
     Comparison,
+    EventFilter,
     _filter_canonical,
     format_instant,
     window_canonical,
@@ -61,7 +62,7 @@ from segflow.plan.features import (
     StaticMembership,
     TraitValue,
 )
-from segflow.plan.interpret import MISSING, Event, TraitWrite, compare_time, compare_value
+from segflow.plan.interpret import MISSING, Event, TraitWrite, compare_value
 from segflow.plan.planner import Plan
 from segflow.realtime.state import (
     NEVER,
@@ -79,13 +80,14 @@ from segflow.realtime.state import (
     ProfileState,
     SequenceKernel,
     TraitKernel,
-    WindowAgg,
+    WriteKey,
     count_flips,
     from_us,
     split_filter,
     to_us,
     value_test,
 )
+from segflow.realtime.windows import WindowAgg, WindowGroup
 
 Reason: TypeAlias = Literal[
     "event", "window_expired", "trait_changed", "merged", "definition_changed", "deleted"
@@ -126,6 +128,24 @@ def _walk(f: Formula) -> Iterable[Formula]:
             yield from _walk(i)
     elif isinstance(f, FNot | FRef):
         yield from _walk(f.item)
+
+
+def _time_expr(x: str, cmp: Comparison) -> str:
+    """``compare_time`` on an instant in µs (``x``, None: no value) at ``t`` (µs) as a
+    Python expression: integer arithmetic, exact, no datetimes on the hot path."""
+    op = cmp.op
+    if op == "exists":
+        return f"({x} is not None)"
+    if op == "not_exists":
+        return f"({x} is None)"
+    if op == "within_last":
+        return f"({x} is not None and t - {cmp.value.us} < {x} <= t)"
+    if op == "older_than":
+        return f"({x} is not None and {x} <= t - {cmp.value.us})"
+    if op in ("before", "after"):
+        sign = "<" if op == "before" else ">"
+        return f"({x} is not None and {x} {sign} {to_us(cmp.value)})"
+    raise ValueError(f"{op} does not apply to a time value")
 
 
 class ProfileEngine:
@@ -173,6 +193,7 @@ class ProfileEngine:
                 slot = by_pred.setdefault(id(pred), (pred, []))
                 slot[1].append((kern, arg))
 
+        windows: dict[EventFilter, list[WindowAgg]] = {}
         for k, key in enumerate(self.keys):
             feat = plan.features[key]
             kern: Kernel
@@ -189,7 +210,7 @@ class ProfileEngine:
                     if feat.measure == "count":
                         tests = [value_test(c) for c in sorted(cmps.get(k, ()), key=repr)]
                         win.flips = count_flips(tests)
-                    route(feat.filter.names, fixed, kern, 0)
+                    windows.setdefault(feat.filter, []).append(win)
             elif isinstance(feat, SequenceMatch):
                 if any(split_filter(s)[1] for s in feat.steps):
                     kern = GenericKernel(k, feat)
@@ -199,7 +220,7 @@ class ProfileEngine:
                     for i, step in enumerate(feat.steps):
                         route(step.names, split_filter(step)[0], kern, i)
             elif isinstance(feat, TraitValue):
-                kern = TraitKernel(k, feat.name, bool(self.offsets[k]))
+                kern = TraitKernel(k, feat.name)
                 self.traits[feat.name] = kern
             else:
                 assert isinstance(feat, StaticMembership)
@@ -207,6 +228,17 @@ class ProfileEngine:
                 self._static[k] = feat.segment_id
             kern.offs = self.offsets[k]
             self.kernels.append(kern)
+        slots = 0
+        for kern in self.kernels:
+            if isinstance(kern, AllTimeAgg | SequenceKernel | GenericKernel | TraitKernel):
+                kern.slot = slots
+                slots += 1
+        for filt, members in windows.items():
+            group = WindowGroup(members)
+            group.slot = slots
+            slots += 1
+            route(filt.names, split_filter(filt)[0], group, 0)
+        self._slots = slots
         self.routes: dict[str, tuple[Route, ...]] = {
             name: tuple((pred, tuple(targets)) for pred, targets in by_pred.values())
             for name, by_pred in routes.items()
@@ -216,6 +248,9 @@ class ProfileEngine:
         self.signature: list[tuple[Callable[[Any], bool], ...] | None] = [
             self._signature(k, cmps.get(k, set()), timed=bool(self.offsets[k])) for k in range(n)
         ]
+        for members in windows.values():
+            for win in members:
+                win.tests = self.signature[win.k]
         deps: list[set[int]] = [set() for _ in range(n)]
         for s, sid in enumerate(self.segment_ids):
             for key in plan.features_of(sid):
@@ -223,6 +258,7 @@ class ProfileEngine:
         self.dependents: list[tuple[int, ...]] = [tuple(sorted(d)) for d in deps]
         self._empty: list[Any] = [kern.empty for kern in self.kernels] + [False] * len(buckets)
         self._statics: dict[frozenset[str], frozenset[str]] = {}
+        self._last_write: WriteKey = (NEVER, "")
 
     # ------------------------------------------------------------------ formulas
 
@@ -274,6 +310,8 @@ class ProfileEngine:
             if isinstance(f, FCompare):
                 k = self.index[f.feature]
                 feat = self.plan.features[f.feature]
+                if isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES:
+                    return _time_expr(f"v[{k}]", f.cmp)
                 plain = f.cmp.op not in TIME_RELATIVE_OPS and not (
                     isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES
                 )
@@ -339,11 +377,9 @@ class ProfileEngine:
         feat = self.plan.features[f.feature]
         cmp = f.cmp
         if isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES:
-
-            def time_cmp(v: list[Any], t: int) -> bool:
-                x = v[k]
-                return compare_time(None if x is None else from_us(x), cmp, from_us(t))
-
+            env: dict[str, Any] = {}
+            exec(f"def time_cmp(v, t):\n    return {_time_expr(f'v[{k}]', cmp)}\n", env)
+            time_cmp: Leaf = env["time_cmp"]
             return time_cmp
         if cmp.op in TIME_RELATIVE_OPS:
             return lambda v, t: compare_value(v[k], cmp, from_us(t))
@@ -373,7 +409,7 @@ class ProfileEngine:
                 draws[salt] = bucket_of(profile_id, salt)
             vals[kb] = lo <= draws[salt] < hi
         static = self._statics.setdefault(static, static)
-        return ProfileState(profile_id, vals, len(self.segment_ids), static)
+        return ProfileState(profile_id, vals, len(self.segment_ids), static, self._slots)
 
     def memberships(self, st: ProfileState) -> set[str]:
         """Segments the profile is in as of its last evaluation."""
@@ -422,6 +458,9 @@ class ProfileEngine:
                 for pred, targets in routes:
                     if pred is None or pred(fields):
                         for kern, arg in targets:
+                            if kern.grouped:
+                                kern.insert_into(st, ts, fields, at, {})
+                                continue
                             kern.insert(st, ts, name, fields, at, arg)
                             kern.rewake(st, at)
             return out
@@ -441,6 +480,9 @@ class ProfileEngine:
         for pred, targets in routes:
             if pred is None or pred(fields):
                 for kern, arg in targets:
+                    if kern.grouped:
+                        kern.insert_into(st, ts, fields, t, dirty)
+                        continue
                     k = kern.k
                     old = vals[k]
                     r = kern.insert(st, ts, name, fields, t, arg)
@@ -464,6 +506,15 @@ class ProfileEngine:
             self._evaluate(st, t, dirty, out, R_EVENT)
         return out
 
+    def _write_key(self, ts: int, message_id: str) -> WriteKey:
+        """The key of a trait write; consecutive writes of one message (an identify
+        setting five traits) share one tuple, so profiles keep one per message."""
+        last = self._last_write
+        if last[0] == ts and last[1] == message_id:
+            return last
+        w = self._last_write = (ts, message_id)
+        return w
+
     def set_trait(self, st: ProfileState, write: TraitWrite, now: datetime) -> list[Change]:
         """Apply one trait write (``value=None`` clears the trait); same timing rules."""
         return self.set_trait_us(
@@ -480,7 +531,7 @@ class ProfileEngine:
             if st.fresh:
                 self._step(st, now, out, R_TRAIT)
             if kern is not None:
-                kern.write(st, ts, message_id, value, st.now)
+                kern.write(st, self._write_key(ts, message_id), value, st.now)
                 kern.rewake(st, st.now)
             return out
         if kern is None:
@@ -489,7 +540,7 @@ class ProfileEngine:
             return out
         t = ts if ts >= st.now else now
         dirty = self._reach(st, t, out)
-        r = kern.write(st, ts, message_id, value, t) & 3
+        r = kern.write(st, self._write_key(ts, message_id), value, t) & 3
         if r and dirty.get(kern.k, 0) < r:
             dirty[kern.k] = r
         kern.rewake(st, t)
@@ -521,8 +572,9 @@ class ProfileEngine:
         """Fire deadlines before ``t``, then bring the ones at ``t`` due (returned as dirty
         features, for one evaluation together with the input at ``t``)."""
         nxt = self._fire_until(st, t, out, inclusive=False)
+        dirty = self._due(st, t) if nxt == t else {}
         st.now = t
-        return self._due(st, t) if nxt == t else {}
+        return dirty
 
     def _fire_until(self, st: ProfileState, t: int, out: list[Change], *, inclusive: bool) -> int:
         """Fire every wake-up before (or up to) ``t``, each instant evaluated on its own;
@@ -541,9 +593,7 @@ class ProfileEngine:
         """Advance the features waking at ``d`` (the earliest wake-up); they are dirty."""
         dirty: dict[int, int] = {}
         kernels = self.kernels
-        wake = st.wake
-        assert wake is not None
-        for k, w in enumerate(wake):  # each rewake writes only its own entry
+        for k, w in st.wakes():  # a snapshot: each rewake writes only its own entry
             if w <= d:
                 kern = kernels[k]
                 r = kern.advance(st, d)
@@ -628,11 +678,14 @@ class ProfileEngine:
             for pred, targets in routes:
                 if pred is None or pred(fields):
                     for kern, arg in targets:
-                        kern.insert(st, ts, name, fields, t, arg)  # type: ignore[arg-type]
+                        if kern.grouped:
+                            kern.insert_into(st, ts, fields, t, None)
+                        else:
+                            kern.insert(st, ts, name, fields, t, arg)  # type: ignore[arg-type]
         for ts, message_id, key, value in trait_writes:
             kern_t = self.traits.get(key)
             if kern_t is not None:
-                kern_t.write(st, ts, message_id, value, t)
+                kern_t.write(st, self._write_key(ts, message_id), value, t)
         for kern in self.kernels:
             kern.rewake(st, t)
         self._evaluate(st, t, {}, [], R_EVENT)

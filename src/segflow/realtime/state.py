@@ -1,7 +1,7 @@
 """Per-profile feature states: the incremental folds behind every feature of a plan.
 
 A *kernel* is compiled once per feature of a plan and holds only static facts (window
-offsets, measure, predicates); the per-profile data lives in ``ProfileState.data[k]``
+offsets, measure, predicates); the per-profile data lives in ``ProfileState.data[slot]``
 (``None`` while the feature has seen nothing) and the feature's current value in
 ``ProfileState.vals[k]``, so ten segments that use one feature share one state.
 
@@ -23,7 +23,7 @@ from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from segflow.model.definition import (
     TIME_MEASURES,
@@ -233,37 +233,53 @@ class ProfileState:
         "static",
         "vals",
         "wake",
+        "wmask",
     )
 
     def __init__(
-        self, profile_id: str, vals: list[Any], n_segments: int, static: frozenset[str]
+        self,
+        profile_id: str,
+        vals: list[Any],
+        n_segments: int,
+        static: frozenset[str],
+        n_slots: int,
     ) -> None:
         self.profile_id = profile_id
         self.now = BEFORE_TIME
         self.vals = vals
-        self.data: list[Any] = [None] * len(vals)
+        self.data: list[Any] = [None] * n_slots
         self.members = bytearray(n_segments)
+        self.wmask = 0
+        """Bit k set: feature k has a wake-up, kept in ``wake``."""
         self.wake: array[int] | None = None
-        """Next wake-up of each feature (NEVER: none), created with the first one."""
+        """The wake-ups of the features in ``wmask``, in feature order (sparse: most
+        features of a profile have none)."""
         self.nxt = NEVER
         """``min(wake)``, kept exact: the profile's next deadline."""
         self.static = static
         self.fresh = True
 
     def __getstate__(self) -> tuple[Any, ...]:
-        out = [getattr(self, s) for s in self.__slots__]
-        if self.wake is not None:  # sparse: most features have no wake-up
-            out[self.__slots__.index("wake")] = {k: w for k, w in enumerate(self.wake) if w < NEVER}
-        return tuple(out)
+        return tuple(getattr(self, s) for s in self.__slots__)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         for name, v in zip(self.__slots__, state, strict=True):
             setattr(self, name, v)
-        if isinstance(self.wake, dict):
-            wake = array("q", (NEVER,)) * len(self.data)
-            for k, w in self.wake.items():
-                wake[k] = w
-            self.wake = wake
+
+    def wakes(self) -> list[tuple[int, int]]:
+        """``(feature, wake-up)`` pairs, in feature order."""
+        wake = self.wake
+        if wake is None:
+            return []
+        out = []
+        mask = self.wmask
+        i = 0
+        while mask:
+            low = mask & -mask
+            out.append((low.bit_length() - 1, wake[i]))
+            mask ^= low
+            i += 1
+        return out
 
 
 def state_size_bytes(st: ProfileState) -> int:
@@ -305,18 +321,24 @@ def state_memory_bytes(st: ProfileState) -> int:
 
 
 class Kernel:
-    """Static part of one feature; every method reads/writes ``st.data[k]``/``st.vals[k]``.
+    """Static part of one feature; every method reads/writes ``st.data[self.slot]``/``st.vals[k]``.
 
     ``offs`` are the durations after the feature's time value (``last_time + 24h`` of an
     abandonment, ``signup + 30d`` of ``within_last``) at which a comparison on it flips
     by itself; they are wake-ups like the kernel's own deadlines."""
 
-    __slots__ = ("empty", "k", "offs")
+    __slots__ = ("empty", "k", "offs", "slot")
+
+    grouped: ClassVar[bool] = False
+    """A route target that feeds several features (``insert_into``), not one."""
 
     def __init__(self, k: int, empty: Any) -> None:
         self.k = k
         self.empty = empty
         self.offs: tuple[int, ...] = ()
+        self.slot = -1
+        """Index of the kernel's per-profile data in ``ProfileState.data`` (-1: none;
+        only kernels that keep data get a slot, so states stay small)."""
 
     def insert(
         self, st: ProfileState, ts: int, name: str, fields: Mapping[str, Any], now: int, arg: int
@@ -324,6 +346,17 @@ class Kernel:
         """Add one matching event as of ``now``; return the reason code if the value at
         ``now`` changed (else 0), or-ed with ``R_REWAKE`` when the deadline may have moved."""
         return R_NONE
+
+    def insert_into(
+        self,
+        st: ProfileState,
+        ts: int,
+        fields: Mapping[str, Any],
+        now: int,
+        dirty: dict[int, int] | None,
+    ) -> None:
+        """A grouped target's insert: marks the features it changes in ``dirty``."""
+        raise NotImplementedError
 
     def rewake(self, st: ProfileState, now: int) -> None:
         """Recompute the feature's entry in ``st.wake`` (and ``st.nxt``): the earliest of
@@ -339,21 +372,38 @@ class Kernel:
                         if c < w:
                             w = c
                         break
+        bit = 1 << self.k
+        mask = st.wmask
         wake = st.wake
-        if wake is None:
+        if mask & bit:
+            assert wake is not None
+            i = (mask & (bit - 1)).bit_count()
+            old = wake[i]
+            if w == old:
+                return
+            if w < NEVER:
+                wake[i] = w
+            else:  # arrays are rebuilt at their exact size: no slack per profile
+                ws = wake.tolist()
+                del ws[i]
+                wake = st.wake = array("q", ws)
+                st.wmask = mask ^ bit
+        else:
             if w >= NEVER:
                 return
-            wake = st.wake = array("q", (NEVER,)) * len(st.data)
-        k = self.k
-        old = wake[k]
-        if w == old:
-            return
-        wake[k] = w
+            old = NEVER
+            if wake is None:
+                wake = st.wake = array("q", (w,))
+            else:
+                ws = wake.tolist()
+                ws.insert((mask & (bit - 1)).bit_count(), w)
+                wake = st.wake = array("q", ws)
+            st.wmask = mask | bit
         nxt = st.nxt
         if w < nxt:
             st.nxt = w
         elif old == nxt:
-            st.nxt = min(wake)
+            st.nxt = min(wake) if wake else NEVER
 
     def advance(self, st: ProfileState, now: int) -> int:
         """Bring the feature to ``now`` (every own deadline <= now); reason code or 0."""
@@ -443,9 +493,9 @@ class AllTimeAgg(_AggKernel):
         if item is SKIP:
             return R_NONE
         if ts > now:
-            d = st.data[self.k]
+            d = st.data[self.slot]
             if d is None:
-                d = st.data[self.k] = _Acc(self._x0())
+                d = st.data[self.slot] = _Acc(self._x0())
             if d.pending is None:
                 d.pending = [(ts, item)]
             else:
@@ -472,9 +522,9 @@ class AllTimeAgg(_AggKernel):
         elif m == "max":
             new = item if old is None or item > old else old
         else:
-            d = st.data[k]
+            d = st.data[self.slot]
             if d is None:
-                d = st.data[k] = _Acc(self._x0())
+                d = st.data[self.slot] = _Acc(self._x0())
             if m == "avg":
                 s, n = d.x
                 s += item
@@ -488,7 +538,7 @@ class AllTimeAgg(_AggKernel):
         return R_EVENT if not same_value(old, new) else R_NONE
 
     def advance(self, st: ProfileState, now: int) -> int:
-        d = st.data[self.k]
+        d = st.data[self.slot]
         if d is None or not d.pending:
             return R_NONE
         r = R_NONE
@@ -499,25 +549,15 @@ class AllTimeAgg(_AggKernel):
         if not p:
             d.pending = None
             if d.x is None:
-                st.data[self.k] = None
+                st.data[self.slot] = None
         return r
 
     def deadline(self, st: ProfileState, now: int) -> int:
-        d = st.data[self.k]
+        d = st.data[self.slot]
         if d is None or not d.pending:
             return NEVER
         first: int = d.pending[0][0]
         return first
-
-
-class _Win:
-    __slots__ = ("acc", "hi", "ts", "vs")
-
-    def __init__(self, acc: Any, vs: Any) -> None:
-        self.acc = acc
-        self.hi = 0
-        self.ts = array("q")
-        self.vs = vs
 
 
 def count_flips(tests: Sequence[Callable[[Any], bool]]) -> Callable[[int], int]:
@@ -541,179 +581,6 @@ def count_flips(tests: Sequence[Callable[[Any], bool]]) -> Callable[[int], int]:
         return r
 
     return flips
-
-
-class WindowAgg(_AggKernel):
-    """A relative window: a sorted array of event times (and values when the measure needs
-    them); ``[0, hi)`` are active, ``[hi, n)`` wait to enter (``Ago`` windows, future
-    events).  Expired events are dropped at the front.
-
-    A count whose comparisons are known (``flips``) does not wake for every expiry: only
-    when its comparisons can flip, or when the last event leaves (to free the state);
-    expired events are pruned lazily before each insert, so the stored value may be a
-    stale count with the same truth for every comparison."""
-
-    __slots__ = ("flips", "frm", "to")
-
-    def __init__(self, k: int, spec: EventAggregate) -> None:
-        super().__init__(k, spec)
-        to, frm, _since, _until = window_offsets(spec.window)
-        assert frm is not None
-        self.to = to
-        self.frm = frm
-        self.flips: Callable[[int], int] | None = None
-
-    def _new(self) -> _Win:
-        m = self.measure
-        if m in ("sum", "avg", "min", "max"):
-            return _Win(0, array("d"))
-        if m == "distinct":
-            return _Win({}, [])
-        return _Win(None, None)
-
-    def insert(
-        self, st: ProfileState, ts: int, name: str, fields: Mapping[str, Any], now: int, arg: int
-    ) -> int:
-        if ts <= now - self.frm:
-            return R_NONE
-        item = self.extract(fields)
-        if item is SKIP:
-            return R_NONE
-        k = self.k
-        d = st.data[k]
-        if d is None:
-            d = st.data[k] = self._new()
-        arr = d.ts
-        vs = d.vs
-        if self.flips is not None and d.hi:
-            drop = bisect_right(arr, now - self.frm, 0, d.hi)
-            if drop:
-                del arr[:drop]
-                d.hi -= drop
-        n = len(arr)
-        if n == 0 or ts >= arr[n - 1]:
-            pos = n
-            arr.append(ts)
-            if vs is not None:
-                vs.append(item)
-        else:
-            pos = bisect_right(arr, ts)
-            arr.insert(pos, ts)
-            if vs is not None:
-                vs.insert(pos, item)
-        if ts > now - self.to:
-            return R_REWAKE
-        hi = d.hi = d.hi + 1
-        vals = st.vals
-        old = vals[k]
-        m = self.measure
-        if m == "count":
-            new: Any = hi
-        elif m == "last_time":
-            new = arr[hi - 1]
-        elif m == "first_time":
-            new = arr[0]
-        elif m == "sum" or m == "avg":
-            if pos == hi - 1:
-                d.acc = d.acc + item
-            else:
-                d.acc = sum(vs[:hi])
-            new = d.acc if m == "sum" else d.acc / hi
-        elif m == "min":
-            new = item if old is None or item < old else old
-        elif m == "max":
-            new = item if old is None or item > old else old
-        else:
-            cnt = d.acc
-            cnt[item] = cnt.get(item, 0) + 1
-            new = len(cnt)
-        vals[k] = new
-        r = R_EVENT if not same_value(old, new) else R_NONE
-        return r | R_REWAKE if pos == 0 or self.offs or self.flips is not None else r
-
-    def advance(self, st: ProfileState, now: int) -> int:
-        k = self.k
-        d = st.data[k]
-        if d is None:
-            return R_NONE
-        arr = d.ts
-        vs = d.vs
-        hi0 = d.hi
-        r = R_NONE
-        hi = bisect_right(arr, now - self.to, hi0, len(arr))
-        if hi > hi0:
-            r = R_EVENT if self.to == 0 else R_WINDOW
-            if self.measure == "distinct":
-                cnt = d.acc
-                for key in vs[hi0:hi]:
-                    cnt[key] = cnt.get(key, 0) + 1
-        drop = bisect_right(arr, now - self.frm, 0, hi)
-        if drop:
-            r = max(r, R_WINDOW)
-            if self.measure == "distinct":
-                cnt = d.acc
-                for key in vs[:drop]:
-                    c = cnt[key] - 1
-                    if c:
-                        cnt[key] = c
-                    else:
-                        del cnt[key]
-            del arr[:drop]
-            if vs is not None:
-                del vs[:drop]
-            hi -= drop
-        d.hi = hi
-        if not r:
-            return R_NONE
-        old = st.vals[k]
-        new = self._value(d)
-        st.vals[k] = new
-        if not arr:
-            st.data[k] = None
-        return r if not same_value(old, new) else R_NONE
-
-    def _value(self, d: _Win) -> Any:
-        hi = d.hi
-        m = self.measure
-        if m == "count":
-            return hi
-        if m == "first_time":
-            return d.ts[0] if hi else None
-        if m == "last_time":
-            return d.ts[hi - 1] if hi else None
-        if m == "distinct":
-            return len(d.acc)
-        vs = d.vs
-        active = vs if hi == len(vs) else vs[:hi]
-        if m == "sum" or m == "avg":
-            d.acc = sum(active)
-            if m == "sum":
-                return d.acc
-            return d.acc / hi if hi else None
-        if not hi:
-            return None
-        return min(active) if m == "min" else max(active)
-
-    def deadline(self, st: ProfileState, now: int) -> int:
-        d = st.data[self.k]
-        if d is None:
-            return NEVER
-        arr = d.ts
-        hi = d.hi
-        out = NEVER
-        if hi:
-            if self.flips is None:
-                out = arr[0] + self.frm
-            else:
-                j0 = bisect_right(arr, now - self.frm, 0, hi)
-                if j0 == hi:
-                    out = now + 1
-                else:
-                    below = self.flips(hi - j0)
-                    out = arr[hi - 1 if below < 0 else hi - below - 1] + self.frm
-        if hi < len(arr):
-            out = min(out, arr[hi] + self.to)
-        return out
 
 
 class _Seq:
@@ -748,9 +615,9 @@ class SequenceKernel(Kernel):
                 return R_NONE
         elif ts <= now - self.frm:
             return R_NONE
-        d = st.data[k]
+        d = st.data[self.slot]
         if d is None:
-            d = st.data[k] = _Seq(self.n)
+            d = st.data[self.slot] = _Seq(self.n)
         elif self.frm is not None and not st.vals[k]:
             lim = now - self.frm
             for i, a in enumerate(d.steps):
@@ -781,7 +648,7 @@ class SequenceKernel(Kernel):
         if self._matched(d):
             st.vals[k] = True
             if self.frm is None:
-                st.data[k] = None
+                st.data[self.slot] = None
             return R_EVENT | R_REWAKE
         return wake
 
@@ -803,7 +670,7 @@ class SequenceKernel(Kernel):
 
     def advance(self, st: ProfileState, now: int) -> int:
         k = self.k
-        d = st.data[k]
+        d = st.data[self.slot]
         if d is None:
             return R_NONE
         entered = left = False
@@ -829,14 +696,14 @@ class SequenceKernel(Kernel):
                 st.vals[k] = now_matched
                 r = R_WINDOW if left or self.to else R_EVENT
                 if now_matched and self.frm is None:
-                    st.data[k] = None
+                    st.data[self.slot] = None
                     return r
         if empty:
-            st.data[k] = None
+            st.data[self.slot] = None
         return r
 
     def deadline(self, st: ProfileState, now: int) -> int:
-        d = st.data[self.k]
+        d = st.data[self.slot]
         if d is None:
             return NEVER
         out = NEVER
@@ -938,9 +805,9 @@ class GenericKernel(Kernel):
         if end <= now:
             return R_NONE
         k = self.k
-        d = st.data[k]
+        d = st.data[self.slot]
         if d is None:
-            d = st.data[k] = _Gen(now)
+            d = st.data[self.slot] = _Gen(now)
         bounds.discard(NEVER)
         event = Event(from_us(ts), name, fields)
         d.cands.append((tuple(sorted(bounds)), end, event))
@@ -953,7 +820,7 @@ class GenericKernel(Kernel):
 
     def advance(self, st: ProfileState, now: int) -> int:
         k = self.k
-        d = st.data[k]
+        d = st.data[self.slot]
         if d is None:
             return R_NONE
         started_at_ts = any(
@@ -964,13 +831,13 @@ class GenericKernel(Kernel):
         old = st.vals[k]
         new = st.vals[k] = self._value(st, d, now)
         if not d.cands:
-            st.data[k] = None
+            st.data[self.slot] = None
         if same_value(old, new):
             return R_NONE
         return R_EVENT if started_at_ts else R_WINDOW
 
     def deadline(self, st: ProfileState, now: int) -> int:
-        d = st.data[self.k]
+        d = st.data[self.slot]
         if d is None:
             return NEVER
         out = NEVER
@@ -993,79 +860,84 @@ class GenericKernel(Kernel):
         return _json_time(v) if timed else v
 
 
+WriteKey = tuple[int, str]
+"""``(timestamp µs, message id)``: the order of trait writes (last wins)."""
+
+
 class _Trait:
-    __slots__ = ("mid", "pending", "tp", "ts")
+    """A trait with writes stamped in the future waiting (otherwise the slot holds just
+    the ``WriteKey`` of the write in effect, shared by every trait of one message)."""
 
-    def __init__(self) -> None:
-        self.ts = -NEVER
-        self.mid = ""
-        self.tp: int | None = None
-        self.pending: list[tuple[int, str, Any]] | None = None
+    __slots__ = ("pending", "w")
+
+    def __init__(self, w: WriteKey | None) -> None:
+        self.w = w
+        self.pending: list[tuple[WriteKey, Any]] = []
 
 
-def _write_key(w: tuple[int, str, Any]) -> tuple[int, str]:
-    return (w[0], w[1])
+def _pending_write(p: tuple[WriteKey, Any]) -> WriteKey:
+    return p[0]
 
 
 class TraitKernel(Kernel):
     """Latest write by (timestamp, message id) at or before now, plus writes stamped
-    in the future; ``timed`` keeps the parsed instant for date comparisons."""
+    in the future.  Per profile the slot holds the write key in effect (or a ``_Trait``
+    while future writes wait), the value lives in ``vals``."""
 
-    __slots__ = ("name", "timed")
+    __slots__ = ("name",)
 
-    def __init__(self, k: int, name: str, timed: bool) -> None:
+    def __init__(self, k: int, name: str) -> None:
         super().__init__(k, MISSING)
         self.name = name
-        self.timed = timed
 
-    def write(self, st: ProfileState, ts: int, mid: str, value: Any, now: int) -> int:
-        d = st.data[self.k]
-        if d is None:
-            d = st.data[self.k] = _Trait()
-        if ts > now:
-            w = (ts, mid, value)
-            if d.pending is None:
-                d.pending = [w]
-            else:
-                insort(d.pending, w, key=_write_key)
+    def write(self, st: ProfileState, w: WriteKey, value: Any, now: int) -> int:
+        d = st.data[self.slot]
+        if w[0] > now:
+            if d.__class__ is not _Trait:
+                d = st.data[self.slot] = _Trait(d)
+            insort(d.pending, (w, value), key=_pending_write)
             return R_REWAKE
-        return self._take(st, d, ts, mid, value) | R_REWAKE
+        return self._take(st, d, w, value) | R_REWAKE
 
-    def _take(self, st: ProfileState, d: _Trait, ts: int, mid: str, value: Any) -> int:
-        if (ts, mid) <= (d.ts, d.mid):
+    def _take(self, st: ProfileState, d: Any, w: WriteKey, value: Any) -> int:
+        pending = d.__class__ is _Trait
+        cur = d.w if pending else d
+        if cur is not None and w <= cur:
             return R_NONE
-        d.ts, d.mid = ts, mid
+        if pending:
+            d.w = w
+        else:
+            st.data[self.slot] = w
         k = self.k
         old = st.vals[k]
         new = st.vals[k] = MISSING if value is None else value
-        if self.timed:
-            t = _as_time(new)
-            d.tp = to_us(t) if t is not None else None
         return R_NONE if same_value(old, new) else R_TRAIT
 
     def advance(self, st: ProfileState, now: int) -> int:
-        d = st.data[self.k]
-        if d is None or not d.pending:
+        d = st.data[self.slot]
+        if d.__class__ is not _Trait:
             return R_NONE
         r = R_NONE
         p = d.pending
-        while p and p[0][0] <= now:
-            ts, mid, value = p.pop(0)
-            r = max(r, self._take(st, d, ts, mid, value))
+        while p and p[0][0][0] <= now:
+            w, value = p.pop(0)
+            r = max(r, self._take(st, d, w, value))
         if not p:
-            d.pending = None
+            st.data[self.slot] = d.w
         return r
 
     def deadline(self, st: ProfileState, now: int) -> int:
-        d = st.data[self.k]
-        if d is None or not d.pending:
+        d = st.data[self.slot]
+        if d.__class__ is not _Trait or not d.pending:
             return NEVER
-        first: int = d.pending[0][0]
+        first: int = d.pending[0][0][0]
         return first
 
     def time_value(self, st: ProfileState) -> int | None:
-        d = st.data[self.k]
-        return None if d is None else d.tp
+        """The value read as an instant (parsed on demand: a trait's value rarely changes,
+        and keeping the parsed instant would cost every profile memory)."""
+        t = _as_time(st.vals[self.k])
+        return None if t is None else to_us(t)
 
 
 class ConstantKernel(Kernel):

@@ -175,15 +175,20 @@ class RealtimeRunner:
     def set_trait(
         self, profile_id: str, write: TraitWrite, now: datetime | None = None
     ) -> list[Change]:
-        st = self.state(profile_id)
-        changes = self.engine.set_trait_us(
-            st,
+        return self.set_trait_us(
+            profile_id,
             to_us(write.timestamp),
             write.message_id,
             write.key,
             write.value,
             self._now(now),
         )
+
+    def set_trait_us(
+        self, profile_id: str, ts: int, message_id: str, key: str, value: Any, now: int
+    ) -> list[Change]:
+        st = self.state(profile_id)
+        changes = self.engine.set_trait_us(st, ts, message_id, key, value, now)
         return self._done(profile_id, st, changes)
 
     def advance_to(self, t: datetime | None = None) -> list[Change]:

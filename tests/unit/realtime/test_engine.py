@@ -245,7 +245,7 @@ def test_segments_on_one_feature_share_one_state() -> None:
     engine.apply(st, ev("Order Completed", T), T)
     engine.apply(st, ev("Order Completed", T + H), T + H)
     assert [d for d in st.data if d is not None] == [st.data[0]]
-    assert list(st.data[0].ts) == [
+    assert list(st.data[0]) == [
         int((T - datetime(1970, 1, 1)) / US),
         int((T + H - datetime(1970, 1, 1)) / US),
     ]
