@@ -228,7 +228,7 @@ class ProfileEngine:
                 self._static[k] = feat.segment_id
             kern.offs = self.offsets[k]
             self.kernels.append(kern)
-        slots = 0
+        slots = base = n + len(buckets)  # data slots follow the values in one list
         for kern in self.kernels:
             if isinstance(kern, AllTimeAgg | SequenceKernel | GenericKernel | TraitKernel):
                 kern.slot = slots
@@ -238,7 +238,7 @@ class ProfileEngine:
             group.slot = slots
             slots += 1
             route(filt.names, split_filter(filt)[0], group, 0)
-        self._slots = slots
+        n_slots = slots - base
         self.routes: dict[str, tuple[Route, ...]] = {
             name: tuple((pred, tuple(targets)) for pred, targets in by_pred.values())
             for name, by_pred in routes.items()
@@ -256,7 +256,8 @@ class ProfileEngine:
             for key in plan.features_of(sid):
                 deps[self.index[key]].add(s)
         self.dependents: list[tuple[int, ...]] = [tuple(sorted(d)) for d in deps]
-        self._empty: list[Any] = [kern.empty for kern in self.kernels] + [False] * len(buckets)
+        self._empty: list[Any] = [kern.empty for kern in self.kernels]
+        self._empty += [False] * len(buckets) + [None] * n_slots
         self._statics: dict[frozenset[str], frozenset[str]] = {}
         self._last_write: WriteKey = (NEVER, "")
 
@@ -409,14 +410,24 @@ class ProfileEngine:
                 draws[salt] = bucket_of(profile_id, salt)
             vals[kb] = lo <= draws[salt] < hi
         static = self._statics.setdefault(static, static)
-        return ProfileState(profile_id, vals, len(self.segment_ids), static, self._slots)
+        return ProfileState(profile_id, vals, static)
 
     def memberships(self, st: ProfileState) -> set[str]:
         """Segments the profile is in as of its last evaluation."""
-        return {sid for sid, m in zip(self.segment_ids, st.members, strict=True) if m}
+        return {sid for s, sid in enumerate(self.segment_ids) if (st.members >> s) & 1}
+
+    def member_indexes(self, st: ProfileState) -> list[int]:
+        """Indexes (into ``segment_ids``) of the segments the profile is in."""
+        out = []
+        m = st.members
+        while m:
+            low = m & -m
+            out.append(low.bit_length() - 1)
+            m ^= low
+        return out
 
     def is_member(self, st: ProfileState, segment_id: str) -> bool:
-        return bool(st.members[self._seg_index[segment_id]])
+        return bool((st.members >> self._seg_index[segment_id]) & 1)
 
     def watermark(self, st: ProfileState) -> datetime | None:
         """The latest instant the state has been evaluated at (None: never)."""
@@ -593,12 +604,21 @@ class ProfileEngine:
         """Advance the features waking at ``d`` (the earliest wake-up); they are dirty."""
         dirty: dict[int, int] = {}
         kernels = self.kernels
-        for k, w in st.wakes():  # a snapshot: each rewake writes only its own entry
-            if w <= d:
-                kern = kernels[k]
-                r = kern.advance(st, d)
-                dirty[k] = r or R_WINDOW
-                kern.rewake(st, d)
+        wake = st.wake
+        assert wake is not None
+        due = []  # the features of the due entries (the i-th entry is the i-th set bit)
+        mask = st.wmask
+        j = 0
+        for i in [i for i, w in enumerate(wake) if w <= d]:
+            while j < i:
+                mask &= mask - 1
+                j += 1
+            due.append((mask & -mask).bit_length() - 1)
+        for k in due:
+            kern = kernels[k]
+            r = kern.advance(st, d)
+            dirty[k] = r or R_WINDOW
+            kern.rewake(st, d)
         return dirty
 
     def _evaluate(
@@ -612,9 +632,10 @@ class ProfileEngine:
             for k, r in dirty.items():
                 for s in self.dependents[k]:
                     m = 1 if formulas[s](vals, t) else 0
-                    if m != members[s]:
-                        members[s] = m
+                    if m != (members >> s) & 1:
+                        members ^= 1 << s
                         self._emit(st, s, m, t, r, out)
+            st.members = members
             return
         why: dict[int, int]
         if st.fresh:
@@ -629,9 +650,10 @@ class ProfileEngine:
                         why[s] = r
         for s in sorted(why):
             m = 1 if formulas[s](vals, t) else 0
-            if m != members[s]:
-                members[s] = m
+            if m != (members >> s) & 1:
+                members ^= 1 << s
                 self._emit(st, s, m, t, why[s], out)
+        st.members = members
 
     def _emit(self, st: ProfileState, s: int, m: int, t: int, r: int, out: list[Change]) -> None:
         reason: Reason = REASON_NAMES[r]  # type: ignore[assignment]

@@ -236,19 +236,15 @@ class ProfileState:
         "wmask",
     )
 
-    def __init__(
-        self,
-        profile_id: str,
-        vals: list[Any],
-        n_segments: int,
-        static: frozenset[str],
-        n_slots: int,
-    ) -> None:
+    def __init__(self, profile_id: str, vals: list[Any], static: frozenset[str]) -> None:
         self.profile_id = profile_id
         self.now = BEFORE_TIME
         self.vals = vals
-        self.data: list[Any] = [None] * n_slots
-        self.members = bytearray(n_segments)
+        self.data: list[Any] = vals
+        """The kernels' data slots, which follow the values in the same list (one list
+        per profile instead of two)."""
+        self.members = 0
+        """Bit s set: the profile is in segment s (of the engine's sorted segment ids)."""
         self.wmask = 0
         """Bit k set: feature k has a wake-up, kept in ``wake``."""
         self.wake: array[int] | None = None
@@ -265,21 +261,6 @@ class ProfileState:
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         for name, v in zip(self.__slots__, state, strict=True):
             setattr(self, name, v)
-
-    def wakes(self) -> list[tuple[int, int]]:
-        """``(feature, wake-up)`` pairs, in feature order."""
-        wake = self.wake
-        if wake is None:
-            return []
-        out = []
-        mask = self.wmask
-        i = 0
-        while mask:
-            low = mask & -mask
-            out.append((low.bit_length() - 1, wake[i]))
-            mask ^= low
-            i += 1
-        return out
 
 
 def state_size_bytes(st: ProfileState) -> int:
@@ -583,20 +564,16 @@ def count_flips(tests: Sequence[Callable[[Any], bool]]) -> Callable[[int], int]:
     return flips
 
 
-class _Seq:
-    __slots__ = ("his", "steps")
-
-    def __init__(self, n: int) -> None:
-        self.steps = [array("q") for _ in range(n)]
-        self.his = [0] * n
-
-
 class SequenceKernel(Kernel):
     """Per step, the sorted times of matching events that are (or will be) in the window;
     the greedy earliest chain is recomputed only when it can flip (an event enters while
     unmatched, or leaves while matched).  Without a relative window a match is final.
     While unmatched, leaving events cannot flip anything: they are pruned lazily and the
-    only expiry wake-up is when the last one leaves (to free the state)."""
+    only expiry wake-up is when the last one leaves (to free the state).
+
+    Per profile, one int64 array holds it all: ``[entered_0..entered_{n-1},
+    len_0..len_{n-1}, times of step 0, times of step 1, ...]``; of each step's sorted
+    times the first ``entered_i`` are in the window, the rest wait to enter."""
 
     __slots__ = ("frm", "n", "since", "span", "to", "until")
 
@@ -605,6 +582,30 @@ class SequenceKernel(Kernel):
         self.n = len(spec.steps)
         self.to, self.frm, self.since, self.until = window_offsets(spec.window)
         self.span = spec.span.us if spec.span is not None else None
+
+    def _start(self, d: array[int], i: int) -> int:
+        """Where step ``i``'s times begin in the packed array."""
+        n = self.n
+        s = 2 * n
+        for j in range(n, n + i):
+            s += d[j]
+        return s
+
+    def _prune(self, d: array[int], lim: int) -> bool:
+        """Drop entered times <= ``lim`` of every step; True if any left."""
+        n = self.n
+        s = 2 * n
+        left = False
+        for i in range(n):
+            h = d[i]
+            if h and d[s] <= lim:
+                drop = bisect_right(d, lim, s, s + h) - s
+                del d[s : s + drop]
+                d[i] = h - drop
+                d[n + i] -= drop
+                left = True
+            s += d[n + i]
+        return left
 
     def insert(
         self, st: ProfileState, ts: int, name: str, fields: Mapping[str, Any], now: int, arg: int
@@ -615,34 +616,32 @@ class SequenceKernel(Kernel):
                 return R_NONE
         elif ts <= now - self.frm:
             return R_NONE
+        n = self.n
         d = st.data[self.slot]
         if d is None:
-            d = st.data[self.slot] = _Seq(self.n)
+            d = st.data[self.slot] = array("q", (0,)) * (2 * n)
         elif self.frm is not None and not st.vals[k]:
-            lim = now - self.frm
-            for i, a in enumerate(d.steps):
-                h = d.his[i]
-                if h and a[0] <= lim:
-                    drop = bisect_right(a, lim, 0, h)
-                    del a[:drop]
-                    d.his[i] = h - drop
-        arr = d.steps[arg]
-        pos = bisect_left(arr, ts)
-        if pos < len(arr) and arr[pos] == ts:
+            self._prune(d, now - self.frm)
+        s = self._start(d, arg)
+        ln = d[n + arg]
+        pos = bisect_left(d, ts, s, s + ln)
+        if pos < s + ln and d[pos] == ts:
             return R_NONE
         if arg == 0 and self.frm is None and self.span is None:
             # only the earliest first step matters when nothing ever leaves
-            if arr:
-                if arr[0] <= ts:
+            if ln:
+                if d[s] <= ts:
                     return R_NONE
-                del arr[:]
-                d.his[0] = 0
-            pos = 0
-        arr.insert(pos, ts)
+                del d[s : s + ln]
+                d[0] = 0
+                d[n] = 0
+            pos = s
+        d.insert(pos, ts)
+        d[n + arg] += 1
         if ts > now - self.to:
             return R_REWAKE
-        d.his[arg] += 1
-        wake = R_REWAKE if pos == 0 else R_NONE
+        d[arg] += 1
+        wake = R_REWAKE if pos == s else R_NONE
         if st.vals[k]:
             return wake
         if self._matched(d):
@@ -652,18 +651,22 @@ class SequenceKernel(Kernel):
             return R_EVENT | R_REWAKE
         return wake
 
-    def _matched(self, d: _Seq) -> bool:
-        steps, his = d.steps, d.his
-        first, h0 = steps[0], his[0]
+    def _matched(self, d: array[int]) -> bool:
+        n = self.n
+        starts = [2 * n]
+        for i in range(n, 2 * n - 1):
+            starts.append(starts[-1] + d[i])
+        s0 = starts[0]
         span = self.span
-        for idx in range(h0):
-            s = cur = first[idx]
-            for i in range(1, self.n):
-                arr, hi = steps[i], his[i]
-                j = bisect_right(arr, cur, 0, hi)
-                if j >= hi:
+        for idx in range(s0, s0 + d[0]):
+            s = cur = d[idx]
+            for i in range(1, n):
+                si = starts[i]
+                end = si + d[i]
+                j = bisect_right(d, cur, si, end)
+                if j >= end:
                     return False
-                cur = arr[j]
+                cur = d[j]
             if span is None or cur - s <= span:
                 return True
         return False
@@ -673,21 +676,18 @@ class SequenceKernel(Kernel):
         d = st.data[self.slot]
         if d is None:
             return R_NONE
-        entered = left = False
-        empty = True
-        for i, arr in enumerate(d.steps):
-            hi0 = d.his[i]
-            hi = bisect_right(arr, now - self.to, hi0, len(arr))
-            if hi > hi0:
+        n = self.n
+        entered = False
+        s = 2 * n
+        for i in range(n):
+            h0 = d[i]
+            ln = d[n + i]
+            h = bisect_right(d, now - self.to, s + h0, s + ln) - s
+            if h > h0:
                 entered = True
-            if self.frm is not None:
-                drop = bisect_right(arr, now - self.frm, 0, hi)
-                if drop:
-                    del arr[:drop]
-                    hi -= drop
-                    left = True
-            d.his[i] = hi
-            empty = empty and not arr
+                d[i] = h
+            s += ln
+        left = self.frm is not None and self._prune(d, now - self.frm)
         matched = bool(st.vals[k])
         r = R_NONE
         if (matched and left) or (not matched and entered):
@@ -698,7 +698,7 @@ class SequenceKernel(Kernel):
                 if now_matched and self.frm is None:
                     st.data[self.slot] = None
                     return r
-        if empty:
+        if len(d) == 2 * n:
             st.data[self.slot] = None
         return r
 
@@ -706,18 +706,22 @@ class SequenceKernel(Kernel):
         d = st.data[self.slot]
         if d is None:
             return NEVER
+        n = self.n
         out = NEVER
         last = -NEVER
         matched = st.vals[self.k]
-        for i, arr in enumerate(d.steps):
-            hi = d.his[i]
+        s = 2 * n
+        for i in range(n):
+            hi = d[i]
+            ln = d[n + i]
             if hi and self.frm is not None:
                 if matched:
-                    out = min(out, arr[0] + self.frm)
+                    out = min(out, d[s] + self.frm)
                 else:
-                    last = max(last, arr[hi - 1] + self.frm)
-            if hi < len(arr):
-                out = min(out, arr[hi] + self.to)
+                    last = max(last, d[s + hi - 1] + self.frm)
+            if hi < ln:
+                out = min(out, d[s + hi] + self.to)
+            s += ln
         if last > -NEVER:
             out = min(out, max(last, now + 1))
         return out

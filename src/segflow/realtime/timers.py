@@ -238,7 +238,6 @@ class RealtimeRunner:
         out: dict[str, set[str]] = {sid: set() for sid in self.engine.segment_ids}
         ids = self.engine.segment_ids
         for pid, st in self.states.items():
-            for i, m in enumerate(st.members):
-                if m:
-                    out[ids[i]].add(pid)
+            for i in self.engine.member_indexes(st):
+                out[ids[i]].add(pid)
         return out

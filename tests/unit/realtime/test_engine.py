@@ -244,13 +244,47 @@ def test_segments_on_one_feature_share_one_state() -> None:
     st = engine.new_state("p")
     engine.apply(st, ev("Order Completed", T), T)
     engine.apply(st, ev("Order Completed", T + H), T + H)
-    assert [d for d in st.data if d is not None] == [st.data[0]]
-    assert list(st.data[0]) == [
+    (timeline,) = [d for d in st.data[len(engine.kernels) :] if d is not None]
+    assert list(timeline) == [
         int((T - datetime(1970, 1, 1)) / US),
         int((T + H - datetime(1970, 1, 1)) / US),
     ]
     assert engine.dependents == [(0, 1, 2)]
     assert engine.memberships(st) == {"one", "two"}
+
+
+def test_windows_over_one_filter_share_one_timeline() -> None:
+    segs = segments(
+        week={"event": "Order Completed", "within": "7d"},
+        month={"event": "Order Completed", "within": "30d", "gte": 2},
+        spent={
+            "event": "Order Completed",
+            "within": "90d",
+            "measure": "sum",
+            "of": "properties.revenue",
+            "gt": 50,
+        },
+        lapsed={"event": "Order Completed", "within": {"from_ago": "60d", "to_ago": "30d"}},
+    )
+    engine = compile_engine(build_plan(segs))
+    assert len(engine.kernels) == 4
+    st = engine.new_state("p")
+    engine.apply(st, ev("Order Completed", T, revenue=40.0), T)
+    engine.apply(st, ev("Order Completed", T + H, revenue=20.0), T + H)
+    engine.apply(st, ev("Order Completed", T + 2 * H), T + 2 * H)  # no revenue: counts only
+    (timeline,) = [d for d in st.data[len(engine.kernels) :] if d is not None]
+    times, revenue = timeline  # one times array, one value array for every window
+    assert len(times) == 3
+    assert list(revenue)[:2] == [40.0, 20.0]
+    assert revenue[2] != revenue[2]  # NaN: the event has no number
+    assert engine.memberships(st) == {"week", "month", "spent"}
+    changes = engine.advance(st, T + timedelta(days=31))
+    assert {(c.segment_id, c.entered) for c in changes} == {
+        ("week", False),
+        ("month", False),
+        ("lapsed", True),
+    }
+    assert engine.memberships(st) == {"spent", "lapsed"}
 
 
 def test_late_event_is_applied_as_of_now_with_reason_event() -> None:
