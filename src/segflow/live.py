@@ -367,9 +367,7 @@ class LiveEvaluator:
         diff: list[Change] = []
         ids = engine.segment_ids
         for pid, st in states.items():
-            for i, m in enumerate(st.members):
-                if not m:
-                    continue
+            for i in engine.member_indexes(st):
                 sid = ids[i]
                 entry = logged.pop((sid, pid), None)
                 if entry is not None and entry[0] and entry[1] == self._version(sid):
@@ -611,7 +609,7 @@ class LiveEvaluator:
         ids = engine.segment_ids
         for pid in sorted(set(states) | set(old)):
             st = states.get(pid)
-            new = {ids[i] for i, m in enumerate(st.members) if m} if st is not None else set()
+            new = {ids[i] for i in engine.member_indexes(st)} if st is not None else set()
             was = old.get(pid, set()) - hidden
             for sid in sorted(new - was):
                 changes.append(Change(sid, pid, True, now, reason))
