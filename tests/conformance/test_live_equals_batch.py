@@ -234,6 +234,14 @@ def epochs(sc: Scenario, start: datetime) -> list[Epoch]:
         return next(c for c in sc.commits if c >= a)
 
     merged_at = {m.source: committed(a) for a, m in sc.merges}
+    # A source first stored by the merge's own commit never was a profile of its own:
+    # the store gives its inputs to the target directly, as the target's late inputs
+    # (known from that commit), so the target's history has no cut there.
+    existed = {
+        m.source
+        for _a, m in sc.merges
+        if any(committed(a) < merged_at[m.source] for a, _i in sc.own.get(m.source, []))
+    }
     end = max(sc.checkpoints[-1], sc.commits[-1])
     out: list[Epoch] = []
     for pid, items in sc.own.items():
@@ -244,7 +252,9 @@ def epochs(sc: Scenario, start: datetime) -> list[Epoch]:
                 lo = max(first, start)
                 out.append(Epoch(pid, lo, merged_at[pid], mine, sc.statics[pid], end))
             continue
-        cuts = sorted({merged_at[m.source] for _a, m in sc.merges if m.target == pid})
+        cuts = sorted(
+            {merged_at[m.source] for _a, m in sc.merges if m.target == pid and m.source in existed}
+        )
         inputs = [(committed(a), i) for a, i in items]
         firsts = [a for a, _i in inputs] + [committed(a) for a, m in sc.merges if m.target == pid]
         if not firsts:
@@ -255,7 +265,7 @@ def epochs(sc: Scenario, start: datetime) -> list[Epoch]:
             assert b_lo is not None
             hist = list(inputs)
             for _a, m in sc.merges:
-                if m.target == pid and merged_at[m.source] <= b_lo:
+                if m.target == pid and (m.source not in existed or merged_at[m.source] <= b_lo):
                     hist += [
                         (max(committed(a), merged_at[m.source]), i) for a, i in sc.own[m.source]
                     ]

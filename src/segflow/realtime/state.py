@@ -298,6 +298,42 @@ def state_memory_bytes(st: ProfileState) -> int:
     return total
 
 
+def set_wake(st: ProfileState, k: int, w: int) -> None:
+    """Set feature ``k``'s wake-up to ``w`` (NEVER: none) and keep ``st.nxt`` exact."""
+    bit = 1 << k
+    mask = st.wmask
+    wake = st.wake
+    if mask & bit:
+        assert wake is not None
+        i = (mask & (bit - 1)).bit_count()
+        old = wake[i]
+        if w == old:
+            return
+        if w < NEVER:
+            wake[i] = w
+        else:  # arrays are rebuilt at their exact size: no slack per profile
+            ws = wake.tolist()
+            del ws[i]
+            wake = st.wake = array("q", ws)
+            st.wmask = mask ^ bit
+    else:
+        if w >= NEVER:
+            return
+        old = NEVER
+        if wake is None:
+            wake = st.wake = array("q", (w,))
+        else:
+            ws = wake.tolist()
+            ws.insert((mask & (bit - 1)).bit_count(), w)
+            wake = st.wake = array("q", ws)
+        st.wmask = mask | bit
+    nxt = st.nxt
+    if w < nxt:
+        st.nxt = w
+    elif old == nxt:
+        st.nxt = min(wake) if wake else NEVER
+
+
 # --------------------------------------------------------------------------- kernels
 
 
@@ -345,46 +381,19 @@ class Kernel:
         after ``now``."""
         w = self.deadline(st, now)
         if self.offs:
-            tv = self.time_value(st)
-            if tv is not None:
-                for off in self.offs:
-                    c = tv + off
-                    if c > now:
-                        if c < w:
-                            w = c
-                        break
-        bit = 1 << self.k
-        mask = st.wmask
-        wake = st.wake
-        if mask & bit:
-            assert wake is not None
-            i = (mask & (bit - 1)).bit_count()
-            old = wake[i]
-            if w == old:
-                return
-            if w < NEVER:
-                wake[i] = w
-            else:  # arrays are rebuilt at their exact size: no slack per profile
-                ws = wake.tolist()
-                del ws[i]
-                wake = st.wake = array("q", ws)
-                st.wmask = mask ^ bit
-        else:
-            if w >= NEVER:
-                return
-            old = NEVER
-            if wake is None:
-                wake = st.wake = array("q", (w,))
-            else:
-                ws = wake.tolist()
-                ws.insert((mask & (bit - 1)).bit_count(), w)
-                wake = st.wake = array("q", ws)
-            st.wmask = mask | bit
-        nxt = st.nxt
-        if w < nxt:
-            st.nxt = w
-        elif old == nxt:
-            st.nxt = min(wake) if wake else NEVER
+            w = self.offset_wake(st, now, w)
+        set_wake(st, self.k, w)
+
+    def offset_wake(self, st: ProfileState, now: int, w: int) -> int:
+        """``w`` or the first self-flipping instant ``time value + off`` after ``now``,
+        whichever is earlier."""
+        tv = self.time_value(st)
+        if tv is not None:
+            for off in self.offs:
+                c = tv + off
+                if c > now:
+                    return c if c < w else w
+        return w
 
     def advance(self, st: ProfileState, now: int) -> int:
         """Bring the feature to ``now`` (every own deadline <= now); reason code or 0."""

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
 from segflow.plan.planner import Plan
 from segflow.realtime.engine import Change, ProfileEngine, Reason, compile_engine
-from segflow.realtime.state import ProfileState, from_us, to_us
+from segflow.realtime.state import NEVER, ProfileState, from_us, to_us
 
 
 class Clock(Protocol):
@@ -142,9 +142,9 @@ class RealtimeRunner:
         A deadline that moved later (the common case: a new event pushes an expiry out)
         keeps its earlier timer, which then fires early and reschedules; firing early
         is harmless (nothing is due) and far cheaper than a heap push per event."""
-        nxt = self.engine.next_deadline_us(st)
-        if nxt is not None:
-            cur = self.timers.deadline(profile_id)
+        nxt = st.nxt
+        if nxt < NEVER:
+            cur = self.timers._current.get(profile_id)  # same module: no call per event
             if cur is None or nxt < cur:
                 self.timers.schedule(profile_id, nxt)
         if changes and self.keep_log:
@@ -169,7 +169,9 @@ class RealtimeRunner:
         fields: Mapping[str, Any],
         now: int,
     ) -> list[Change]:
-        st = self.state(profile_id)
+        st = self.states.get(profile_id)
+        if st is None:
+            st = self.state(profile_id)
         return self._done(profile_id, st, self.engine.apply_us(st, ts, name, fields, now))
 
     def set_trait(
@@ -195,10 +197,18 @@ class RealtimeRunner:
         """Fire every deadline <= t (default: the clock), earliest first."""
         t_us = self._now(t)
         out: list[Change] = []
-        while (due := self.timers.pop_due(t_us)) is not None:
-            d, pid = due
-            st = self.states[pid]
-            out += self._done(pid, st, self.engine.advance_us(st, d))
+        heap = self.timers._heap  # pop_due inlined: this loop runs once per timer firing
+        current = self.timers._current
+        states = self.states
+        advance = self.engine.advance_us
+        while heap and heap[0][0] <= t_us:
+            d, pid = heapq.heappop(heap)
+            if current.get(pid) != d:
+                continue  # stale: the profile was rescheduled
+            del current[pid]
+            st = states[pid]
+            out += self._done(pid, st, advance(st, d))
+            heap = self.timers._heap  # rescheduling may have compacted the heap
         return out
 
     def next_deadline(self) -> datetime | None:

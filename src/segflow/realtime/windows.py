@@ -34,6 +34,7 @@ from segflow.realtime.state import (
     _AggKernel,
     make_extractor,
     same_value,
+    set_wake,
     window_offsets,
 )
 
@@ -89,7 +90,10 @@ class WindowAgg(_AggKernel):
             return self.empty
         arr = self._times(d)
         lo = bisect_right(arr, now - self.frm)
-        hi = bisect_right(arr, now - self.to, lo)
+        return self._value(d, arr, lo, bisect_right(arr, now - self.to, lo))
+
+    def _value(self, d: Any, arr: array[int], lo: int, hi: int) -> Any:
+        """The value over the events ``arr[lo:hi]`` (those in the window)."""
         m = self.measure
         if m == "count":
             return hi - lo
@@ -135,10 +139,13 @@ class WindowAgg(_AggKernel):
         if d is None:
             return NEVER
         arr = self._times(d)
-        n = len(arr)
+        lo = bisect_right(arr, now - self.frm)
+        return self._deadline(arr, lo, bisect_right(arr, now - self.to, lo))
+
+    def _deadline(self, arr: array[int], lo: int, hi: int) -> int:
+        """The next instant the value can change, with ``arr[lo:hi]`` in the window."""
         frm = self.frm
-        lo = bisect_right(arr, now - frm)
-        hi = bisect_right(arr, now - self.to, lo)
+        n = len(arr)
         out = arr[hi] + self.to if hi < n else NEVER
         if hi > lo:
             if self.measure == "last_time":  # only the latest event leaving changes it
@@ -239,26 +246,31 @@ class WindowGroup(Kernel):
                 d.append(ts)
             else:
                 d.insert(bisect_right(d, ts), ts)
+        arr = d[0] if self.valued else d
         vals = st.vals
-        for m in self.members:
+        for m in self.members:  # value and wake-up from one pair of bisections each
             if ts <= now - m.frm:
                 continue  # never seen by this member
+            lo = bisect_right(arr, now - m.frm)
+            hi = bisect_right(arr, now - m.to, lo)
             if ts <= now - m.to:
                 mk = m.k
                 old = vals[mk]
-                new = vals[mk] = m.value_at(d, now)
+                new = vals[mk] = m._value(d, arr, lo, hi)
                 if dirty is not None and not same_value(old, new):
                     tests = m.tests
-                    if tests is not None:
+                    if tests is None:
+                        dirty[mk] = R_EVENT
+                    else:
                         for test in tests:
                             if test(old) != test(new):
+                                dirty[mk] = R_EVENT
                                 break
-                        else:
-                            m.rewake(st, now)
-                            continue
-                    dirty[mk] = R_EVENT
             if dirty is not None:
-                m.rewake(st, now)
+                w = m._deadline(arr, lo, hi)
+                if m.offs:
+                    w = m.offset_wake(st, now, w)
+                set_wake(st, m.k, w)
 
 
 __all__ = ["VALUED", "WindowAgg", "WindowGroup"]
