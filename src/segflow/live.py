@@ -35,7 +35,8 @@ from segflow.realtime import (
 from segflow.realtime.engine import Reason
 from segflow.service import Segflow
 from segflow.store.changes import ChangeRow, LoggedChange, MembershipChangeLog
-from segflow.store.history import EventRow, HistoryReader, StoredTrait
+from segflow.store.duckdb_store import StoredEvents
+from segflow.store.history import EventRow, HistoryReader, MessageFields, StoredTrait
 
 US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000
@@ -193,6 +194,8 @@ class LiveEvaluator:
         self._names: frozenset[str] = frozenset()
         self._paths: frozenset[str] = frozenset()
         self._trait_keys: frozenset[str] = frozenset()
+        self.fast_catch_ups = 0
+        """Catch-ups fed from the store's description of a load (not read back)."""
 
     # ------------------------------------------------------------------ plumbing
 
@@ -402,7 +405,7 @@ class LiveEvaluator:
         out += self._record(runner.advance_to(now))
         return out + self.catch_up()
 
-    def catch_up(self) -> list[StoredChange]:
+    def catch_up(self, fresh: StoredEvents | None = None) -> list[StoredChange]:
         """Feed everything stored since the last call (new events by seq watermark, their
         trait writes, trait writes of no event such as value scores by ``traits.wseq``,
         identity merges) through the engine; log and return the changes.  The server
@@ -410,7 +413,13 @@ class LiveEvaluator:
 
         A trait write takes effect at its timestamp, or now when that is already past
         for the profile (as a late event does); the changes it causes have reason
-        ``trait_changed``."""
+        ``trait_changed``.
+
+        ``fresh``: what the store's last load stored (``ingest_messages(...,
+        describe=True)``).  When it is exactly the events since the last call (no merge,
+        nothing else stored in between, every field value reproducible) they are fed
+        from it instead of being read back (the same inputs in the same order, so the
+        same changes); otherwise, or for anything else, the stored rows are read."""
         runner = self.runner
         engine = runner.engine
         now = self._now()
@@ -419,6 +428,9 @@ class LiveEvaluator:
         wseq = self.reader.max_wseq(self._wseq)
         merges = self.reader.merges_since(self._merges)
         self._merges = self.reader.merge_mark()
+        fast = self._fresh_inputs(fresh, seq) if not merges else None
+        if fast is not None:
+            self.fast_catch_ups += 1
         changes: list[Change] = []
         recorded: list[StoredChange] = []
         rebuilt: set[str] = set()
@@ -435,17 +447,20 @@ class LiveEvaluator:
                 changes += self._exits(a, now, "merged")
                 runner.states.pop(a, None)
                 runner.timers.schedule(a, None)
-            fresh = self._build(engine, now, upto_seq=seq, upto_wseq=wseq, profiles=targets)
-            for pid in sorted(fresh):
-                changes += runner.replace_state(pid, fresh[pid], now, "merged")
-            rebuilt = set(fresh)
+            built = self._build(engine, now, upto_seq=seq, upto_wseq=wseq, profiles=targets)
+            for pid in sorted(built):
+                changes += runner.replace_state(pid, built[pid], now, "merged")
+            rebuilt = set(built)
         if seq > self._seq or wseq > self._wseq:
             inputs: list[tuple[int, int, str, Any]] = []
-            if seq > self._seq:
+            if fast is not None:
+                inputs.extend(fast)
+            elif seq > self._seq:
                 for batch in self.reader.events(
                     self._names, self._paths, after_seq=self._seq, upto_seq=seq, order="time"
                 ):
                     inputs.extend((r[1], 0, r[0], r) for r in batch if r[0] not in rebuilt)
+            if seq > self._seq and (fast is None or fresh is None or fresh.traits):
                 for tbatch in self.reader.traits(
                     self._trait_keys,
                     after_seq=self._seq,
@@ -485,7 +500,11 @@ class LiveEvaluator:
                 step = engine.set_trait_us(st, w.ts, w.message_id, w.key, w.value, now_us)
                 changes += runner._done(pid, st, step)
             if seq > self._seq:
-                for pid in self.reader.profiles_after(self._seq, seq):
+                if fast is not None and fresh is not None:
+                    new = sorted({r[1] for r in fresh.rows})
+                else:
+                    new = self.reader.profiles_after(self._seq, seq)
+                for pid in new:
                     if pid not in runner.states:
                         changes += runner.add_profile(pid, now)
             self._seq = seq
@@ -493,6 +512,37 @@ class LiveEvaluator:
         out = recorded + self._record(changes)
         self._set_marks(now)
         return out
+
+    def _fresh_inputs(
+        self, fresh: StoredEvents | None, seq: int
+    ) -> list[tuple[int, int, str, EventRow]] | None:
+        """Engine inputs for the events of ``fresh`` as ``catch_up`` would read them back
+        (same rows, fields and order: by time, then message id), or None when ``fresh``
+        is not exactly the events stored since the last call or a value cannot be
+        reproduced from the message."""
+        if (
+            fresh is None
+            or not fresh.plain
+            or fresh.merges
+            or fresh.after_seq != self._seq
+            or fresh.upto_seq != seq
+        ):
+            return None
+        names = self._names
+        reader = MessageFields(self._paths, fresh.fields, fresh.columns)
+        rows: list[EventRow] = []
+        for _seq, pid, ts, msg in fresh.rows:
+            name = msg.event
+            if name not in names:
+                continue
+            fields = reader(
+                {"properties": msg.properties, "context": msg.context, "traits": msg.traits}
+            )
+            if fields is None:
+                return None
+            rows.append((pid, ts, name, fields, msg.message_id))
+        rows.sort(key=lambda r: (r[1], r[4]))
+        return [(r[1], 0, r[0], r) for r in rows]
 
     def tick(self) -> list[StoredChange]:
         """Fire every timer due up to ``clock.now()``; log and return the changes."""

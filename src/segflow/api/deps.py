@@ -55,6 +55,10 @@ class Settings:
     retry_after_seconds: int = 1
     schedule_interval_seconds: float = 30.0
     timer_max_sleep_seconds: float = 1.0
+    ingest_threads: int | None = 1
+    """DuckDB threads during a group commit and its evaluation (None: DuckDB's own
+    setting): a few thousand rows gain nothing from parallel plans, and the spare core
+    keeps the event loop answering look-ups."""
     switch_interval_seconds: float = 0.001
     """GIL switch interval set by ``run_server`` (Python's default is 5 ms)."""
     scores_cron: str | None = "0 3 * * *"

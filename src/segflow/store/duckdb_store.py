@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
@@ -58,6 +58,7 @@ __all__ = [
     "IngestProblem",
     "IngestReport",
     "Merge",
+    "StoredEvents",
     "connected_components",
     "quote_ident",
     "quote_str",
@@ -169,6 +170,30 @@ class _Load:
     """The relation the staged rows are read from (the stage plus extracted leaves)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEvents:
+    """The events one committed message load added, described for the live evaluator
+    (``LiveEvaluator.catch_up``) so that it need not read them back from DuckDB.
+
+    ``rows`` are (seq, profile id after identity resolution, timestamp in µs, the
+    parsed message) in ``seq`` order, every event with ``after_seq < seq <= upto_seq``;
+    ``fields`` is the field catalog after the load (it says which stored column, typed
+    or ``extra``, a value was read back from).  ``plain`` is False when some object key
+    holds a dot (a dotted path could then name two values): readers must not rebuild
+    field values from the messages then."""
+
+    after_seq: int
+    upto_seq: int
+    rows: list[tuple[int, str, int, Message]]
+    fields: dict[str, FieldInfo]
+    columns: frozenset[str]
+    """The events table's column names, lower case."""
+    traits: int
+    """Trait rows the load wrote (with its events)."""
+    merges: int
+    plain: bool
+
+
 # -- JSON Lines / in-memory messages ---------------------------------------------
 
 
@@ -190,6 +215,8 @@ class _MessageStager:
         self.json_values = json_values
         """In-memory messages straight from a JSON parser: their values are JSON by
         construction, so they are checked like JSON Lines (core fields only)."""
+        self.by_line: dict[int, Message] | None = None
+        """Set to a dict to keep every staged message by its line (``StoredEvents``)."""
         self.problems: list[IngestProblem] = []
         self.problem_count = 0
         self.read = 0
@@ -309,6 +336,8 @@ class _MessageStager:
             text = _objects_json(msg)
         self.raw.append(text)
         self._core(msg, line)
+        if self.by_line is not None:
+            self.by_line[line] = msg
         if len(self.lines) >= BATCH_ROWS:
             self.flush_objects()
 
@@ -409,7 +438,8 @@ class _MessageStager:
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {_VALID} AS SELECT * FROM {_STAGE}")
                 roots = {r: ("s._raw", f"/{r}") for r in ROOTS}
                 fields = _Fields(self.store, _Load(), [], roots, csv=False, known=self.paths())
-                self.store._commit(fields, report)
+                plain = all("." not in k for _, keys in self.shapes for k in keys)
+                self.store._commit(fields, report, self.by_line, plain)
         finally:
             self.store._drop_temps()
         report.seconds = time.perf_counter() - started
@@ -1179,8 +1209,12 @@ class DuckDBStore:
         self.con.execute(DDL)
         self._keep_event_codes()
         self._fields: dict[str, FieldInfo] = {}
+        self._columns: list[str] = []
+        """The events table's columns (as of the last ``_load_catalog``)."""
         self._lower: set[str] = set()
         self._identities_changed = True
+        self.last_load: StoredEvents | None = None
+        """What the latest ``ingest_messages(..., describe=True)`` stored (else None)."""
         self._load_catalog()
 
     def close(self) -> None:
@@ -1232,12 +1266,33 @@ class DuckDBStore:
             "SELECT column_name FROM duckdb_columns() WHERE table_name = 'events'"
             " AND schema_name = 'main' AND database_name = current_database()"
         ).fetchall()
-        self._lower = {c.lower() for (c,) in cols}
+        self._columns = [str(c) for (c,) in cols]
+        self._lower = {c.lower() for c in self._columns}
 
     @property
     def fields(self) -> dict[str, FieldInfo]:
         """The field catalog: dotted path -> column type and overflow flag."""
         return dict(self._fields)
+
+    @contextmanager
+    def threads(self, n: int | None) -> Iterator[None]:
+        """Run DuckDB with ``n`` threads inside the block (None: as configured).  A group
+        commit of a few thousand rows is dozens of small statements: extra threads only
+        add scheduling and cache traffic there, and take a core from the server's event
+        loop."""
+        if n is None:
+            yield
+            return
+        row = self.con.execute("SELECT current_setting('threads')").fetchone()
+        before = int(row[0]) if row else n
+        if before == n:
+            yield
+            return
+        self.con.execute(f"SET threads = {int(n)}")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET threads = {before}")
 
     # -- ingestion -------------------------------------------------------------------
     def ingest_jsonl(
@@ -1318,16 +1373,22 @@ class DuckDBStore:
         *,
         skip_invalid: bool = False,
         json_values: bool = False,
+        describe: bool = False,
     ) -> IngestReport:
         """Load in-memory Segment messages in one transaction; problems are reported
         as ``source:N`` with N the 1-based position in ``messages``.
 
         ``json_values``: the messages come straight from a JSON parser (the HTTP API),
         so only their core fields are checked in Python, as for JSON Lines; values of
-        other Python types are then not allowed inside properties/context/traits."""
+        other Python types are then not allowed inside properties/context/traits.
+        ``describe``: leave a ``StoredEvents`` of what was stored in ``last_load`` (the
+        server hands it to the live evaluator instead of it reading the rows back)."""
         started = time.perf_counter()
+        self.last_load = None
         with _gc_paused():
             stager = _MessageStager(self, source, skip_invalid, json_values)
+            if describe:
+                stager.by_line = {}
             try:
                 for i, raw in enumerate(messages, 1):
                     stager.add_object(raw, i)
@@ -1366,23 +1427,33 @@ class DuckDBStore:
             " UNION ALL SELECT 'TABLE', table_name FROM duckdb_tables() WHERE temporary"
             " AND starts_with(table_name, '_sf_')"
         ).fetchall()
-        for kind, name in rows:
-            self.con.execute(f"DROP {kind} IF EXISTS {quote_ident(name)}")
+        if rows:  # one call: each call is a GIL hand-off, costly in a busy server
+            self.con.execute(
+                "; ".join(f"DROP {kind} IF EXISTS {quote_ident(name)}" for kind, name in rows)
+            )
 
     def _stage_columns(self) -> list[str]:
         rows = self.con.execute(f"DESCRIBE {_NEW}").fetchall()
         return [r[0] for r in rows]
 
-    def _commit(self, fields: _Fields, report: IngestReport) -> None:
+    def _commit(
+        self,
+        fields: _Fields,
+        report: IngestReport,
+        by_line: dict[int, Message] | None = None,
+        plain: bool = True,
+    ) -> None:
         """Move the valid staged rows (``_sf_valid``) into the store, one transaction.
 
         Rows whose message id is stored already, or repeats an earlier row of this
         load, are dropped first (anti-joins on ``message_id``); the dynamic fields
-        are then typed on what remains.
+        are then typed on what remains.  With ``by_line`` (the staged messages by
+        line) the stored events are described in ``last_load`` once committed.
         """
         con = self.con
         load = fields.load
         now = utcnow()
+        described: StoredEvents | None = None
         con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN TRANSACTION")
         try:
@@ -1424,7 +1495,7 @@ class DuckDBStore:
                     "SELECT coalesce((SELECT max(value) FROM seq_marks WHERE name = 'events'),"
                     " (SELECT max(seq) FROM events), 0)"
                 ).fetchone() or (0,)
-                self._insert(load, int(base), now, bool(merges))
+                traits = self._insert(load, int(base), now, bool(merges))
                 con.execute(
                     "INSERT INTO seq_marks SELECT 'events', max(seq) FROM events WHERE seq > $b"
                     " HAVING max(seq) IS NOT NULL"
@@ -1433,6 +1504,8 @@ class DuckDBStore:
                 )
                 con.execute(LINK_TRAITS)
                 report.merges += merges
+                if by_line is not None:
+                    described = self._describe(int(base), by_line, traits, len(merges), plain)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -1440,18 +1513,34 @@ class DuckDBStore:
             raise
         finally:
             con.execute("RESET preserve_insertion_order")
-        self._load_catalog()
+        if load.new_fields or load.overflow:  # else the catalog is as it was loaded
+            self._load_catalog()
+        if described is not None:
+            self.last_load = replace(
+                described, fields=dict(self._fields), columns=frozenset(self._lower)
+            )
 
-    def _insert(self, load: _Load, base: int, now: datetime, merged: bool) -> None:
+    def _describe(
+        self, base: int, by_line: dict[int, Message], traits: int, merges: int, plain: bool
+    ) -> StoredEvents:
+        """The rows just inserted (``seq > base``): seq, profile, µs and their message.
+        One narrow scan of the new rows (zone maps skip the rest of the table)."""
+        got = self.con.execute(
+            'SELECT seq, profile_id, epoch_us("timestamp") AS ts FROM events'
+            " WHERE seq > $base ORDER BY seq",
+            {"base": base},
+        ).fetchall()
+        rows = [(q, p, t, by_line[q - base]) for q, p, t in got]
+        upto = rows[-1][0] if rows else base
+        return StoredEvents(base, upto, rows, {}, frozenset(), traits, merges, plain)
+
+    def _insert(self, load: _Load, base: int, now: datetime, merged: bool) -> int:
+        """Insert the new events, their trait rows, identities, profiles and merges;
+        returns the number of trait rows written."""
         con = self.con
         stage = set(self._stage_columns())
-        events = [
-            r[0]
-            for r in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'events'"
-                " AND schema_name = 'main' AND database_name = current_database()"
-            ).fetchall()
-        ]
+        # the columns as loaded plus those this load added (no catalog query per load)
+        events = self._columns + [p for p, t in load.new_fields.items() if t != "JSON"]
         names: list[str] = []
         exprs: list[str] = []
         for c in events:
@@ -1483,13 +1572,13 @@ class DuckDBStore:
             " ORDER BY n.code, coalesce(u.profile_id, a.profile_id)",
             {"base": base},
         )
-        con.execute(
+        (traits,) = con.execute(
             'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind, num, str,'
             ' bool, json) SELECT e.profile_id, t.key, e."timestamp", e.message_id, t.kind,'
             f" t.num, t.str, t.bool, t.json FROM {_TSTAGE} t JOIN events e"
             " ON e.seq = $base + t._line WHERE e.seq > $base",
             {"base": base},
-        )
+        ).fetchone() or (0,)
         if self._identities_changed:
             con.execute(
                 "INSERT INTO identities (kind, value, profile_id, first_seen)"
@@ -1523,6 +1612,7 @@ class DuckDBStore:
             " SELECT from_profile, into_profile, $now FROM _sf_merges",
             {"now": now},
         )
+        return int(traits)
 
     def _drop_merged_profiles(self) -> None:
         """Remove merged-away profiles.  Deleting many rows from a table with a primary

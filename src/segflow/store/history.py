@@ -10,7 +10,8 @@ way the batch evaluator reads them: the typed column, else the overflow JSON (``
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import math
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias
@@ -56,6 +57,96 @@ def _from_extra(extra: str | None, paths: Collection[str]) -> dict[str, Any]:
             if node is not None and not isinstance(node, dict):
                 out[path] = node
     return out
+
+
+_SAFE_INT: Final = 1 << 53
+
+
+def _json_exact(v: Any) -> bool:
+    """Whether a value comes back from ``extra`` (JSON text rewritten by DuckDB) as the
+    very same Python value: strings without NUL, booleans, integers a double holds
+    exactly, and lists/objects of those (floats may change spelling, so not them)."""
+    t = type(v)
+    if t is str:
+        return "\x00" not in v
+    if t is bool or v is None:
+        return True
+    if t is int:
+        return bool(-_SAFE_INT < v < _SAFE_INT)
+    if t is list:
+        return all(_json_exact(x) for x in v)
+    if t is dict:
+        return all("\x00" not in k and _json_exact(x) for k, x in v.items())
+    return False
+
+
+class MessageFields:
+    """The fields of a parsed message exactly as ``HistoryReader.events`` reads them back
+    once it is stored, computed from the message itself: what the live evaluator feeds
+    the engine right after a commit without a round trip through DuckDB and Arrow.
+
+    ``fields`` is the field catalog after the load (path -> type and overflow) and
+    ``columns`` the events table's column names in lower case.  A value the rules below
+    cannot reproduce exactly (a float spilled to ``extra``, an integer past 2**53, an
+    unknown type) makes ``__call__`` answer None: read the stored rows instead.
+
+    The reader takes a path's typed column when the catalog type is not JSON (a value
+    of that type: DOUBLE comes back as a float), else ``extra``, which holds the values
+    of other types (parsed JSON, as sent); nulls and objects are no field values."""
+
+    _KINDS: Final = {str: "VARCHAR", bool: "BOOLEAN", int: "DOUBLE", float: "DOUBLE"}
+
+    def __init__(
+        self, paths: Collection[str], fields: Mapping[str, Any], columns: Collection[str]
+    ) -> None:
+        self.plan: list[tuple[str, str, tuple[str, ...], str | None, bool]] = []
+        for path in sorted(paths):
+            root, _, rest = path.partition(".")
+            info = fields.get(path)
+            if root not in _ROOTS or info is None:
+                continue
+            kind, overflow = str(info.type), bool(info.overflow)
+            typed = kind if kind != "JSON" and path.lower() in columns else None
+            spilled = overflow or kind == "JSON"
+            self.plan.append((path, root, tuple(rest.split(".")) if rest else (), typed, spilled))
+
+    def __call__(self, roots: Mapping[str, Any]) -> dict[str, Any] | None:
+        """``roots``: properties/context/traits of one message; the fields or None."""
+        out: dict[str, Any] = {}
+        kinds = self._KINDS
+        for path, root, rest, typed, spilled in self.plan:
+            node: Any = roots.get(root)
+            for part in rest:
+                if type(node) is not dict:
+                    if isinstance(node, Mapping):  # not from a JSON parser: cannot tell
+                        return None
+                    break
+                if part not in node:
+                    break
+                node = node[part]
+            else:
+                if node is None or type(node) is dict:
+                    continue
+                t = type(node)
+                kind = "JSON" if t is list else kinds.get(t)
+                if kind is None:
+                    return None
+                if kind == typed:
+                    if t is int:
+                        if not -_SAFE_INT < node < _SAFE_INT:
+                            return None
+                        node = float(node)
+                    elif t is float:
+                        if not math.isfinite(node):
+                            return None
+                    elif t is str and "\x00" in node:
+                        return None
+                    out[path] = node
+                elif spilled and _json_exact(node):
+                    out[path] = node
+                else:
+                    return None
+        return out
 
 
 class HistoryReader:
@@ -348,4 +439,4 @@ class HistoryReader:
         return [(str(a), str(b)) for a, b in rows if (str(a), str(b)) not in seen]
 
 
-__all__ = ["EventRow", "HistoryReader", "StoredTrait"]
+__all__ = ["EventRow", "HistoryReader", "MessageFields", "StoredTrait"]
