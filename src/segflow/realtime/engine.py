@@ -313,9 +313,7 @@ class ProfileEngine:
                 feat = self.plan.features[f.feature]
                 if isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES:
                     return _time_expr(f"v[{k}]", f.cmp)
-                plain = f.cmp.op not in TIME_RELATIVE_OPS and not (
-                    isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES
-                )
+                plain = f.cmp.op not in TIME_RELATIVE_OPS
                 if plain and isinstance(feat, TraitValue):
                     return f"{bind(value_test(f.cmp))}(v[{k}])"
                 if plain and isinstance(feat, EventAggregate):
