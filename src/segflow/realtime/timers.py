@@ -144,7 +144,7 @@ class RealtimeRunner:
         is harmless (nothing is due) and far cheaper than a heap push per event."""
         nxt = st.nxt
         if nxt < NEVER:
-            cur = self.timers._current.get(profile_id)  # same module: no call per event
+            cur = self.timers.deadline(profile_id)
             if cur is None or nxt < cur:
                 self.timers.schedule(profile_id, nxt)
         if changes and self.keep_log:
@@ -197,18 +197,10 @@ class RealtimeRunner:
         """Fire every deadline <= t (default: the clock), earliest first."""
         t_us = self._now(t)
         out: list[Change] = []
-        heap = self.timers._heap  # pop_due inlined: this loop runs once per timer firing
-        current = self.timers._current
-        states = self.states
-        advance = self.engine.advance_us
-        while heap and heap[0][0] <= t_us:
-            d, pid = heapq.heappop(heap)
-            if current.get(pid) != d:
-                continue  # stale: the profile was rescheduled
-            del current[pid]
-            st = states[pid]
-            out += self._done(pid, st, advance(st, d))
-            heap = self.timers._heap  # rescheduling may have compacted the heap
+        while (due := self.timers.pop_due(t_us)) is not None:
+            d, pid = due
+            st = self.states[pid]
+            out += self._done(pid, st, self.engine.advance_us(st, d))
         return out
 
     def next_deadline(self) -> datetime | None:
