@@ -321,6 +321,15 @@ class Run:
             alone = [x for x in alone if x[0] > c]
             yield c, [msg for _k, msg in now], rows
 
+    def ingest(self, msgs: list[dict[str, Any]]) -> None:
+        """Store one commit's messages (a hook: ``test_live_fast`` stores them as the
+        HTTP API does)."""
+        self.app.store.ingest_messages(msgs)
+
+    def catch_up(self) -> list[StoredChange]:
+        """Let the live evaluator catch up after a commit (a hook, as ``ingest``)."""
+        return self.live.catch_up()
+
     def run(self, *, sql_checks: bool = True) -> None:
         started = False
         timeline: list[tuple[datetime, int, list[dict[str, Any]], list[list[Any]]]] = [
@@ -332,7 +341,7 @@ class Run:
             self.clock.set(t)
             if kind == 0:
                 if msgs:
-                    self.app.store.ingest_messages(msgs)
+                    self.ingest(msgs)
                 if rows:
                     self.app.con.executemany(
                         'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind,'
@@ -344,7 +353,7 @@ class Run:
                     self.start = t
                     started = True
                 else:
-                    self.log += self.live.catch_up()
+                    self.log += self.catch_up()
             elif started:
                 self.log += self.live.tick()
                 if sql_checks:
