@@ -40,6 +40,8 @@ TYPES: Final = ("track", "identify", "page", "screen", "alias", "group")
 OK: Final = b'{"success":true}'
 INLINE_BYTES: Final = 8 * 1024
 """Bodies up to this size are parsed on the event loop (a thread hop costs more)."""
+ANSWER_STEP: Final = 8
+"""Requests of a committed group answered per event-loop turn."""
 _ID_KEYS: Final = ("userId", "user_id", "anonymousId", "anonymous_id", "previousId", "previous_id")
 
 
@@ -84,6 +86,7 @@ class Ingestor:
         self.group_commit = True
         self._wake: asyncio.Event | None = None
         self._closed = False
+        self._answering: set[asyncio.Task[None]] = set()
         self._inflight: list[_Request] = []
         """The group being committed (failed with 503 if the writer is cancelled:
         the commit may still land, and a retry is harmless thanks to message ids)."""
@@ -142,18 +145,14 @@ class Ingestor:
                         if collecting:
                             gc.enable()
                         raise
-                    for req in group:
-                        req.messages.clear()  # stored (or failed): not needed any more
                     if collecting:  # now the group's objects are gone: nothing to scan
                         gc.enable()
                     self.committing = 0
                     self._inflight = []
-                    for req, res in zip(group, outcome, strict=True):
-                        if not req.future.done():
-                            if res is None:
-                                req.future.set_result(None)
-                            else:
-                                req.future.set_exception(res)
+                    # answered by a task: the next group's commit starts at once
+                    task = asyncio.create_task(self._answer(group, outcome))
+                    self._answering.add(task)
+                    task.add_done_callback(self._answering.discard)
         finally:
             self._closed = True
             for req in [*self._inflight, *self.queue]:
@@ -162,6 +161,19 @@ class Ingestor:
                         ApiError(503, "the server is shutting down", headers=self._retry())
                     )
             self.queue.clear()
+
+    async def _answer(self, group: list[_Request], outcome: list[ApiError | None]) -> None:
+        """Resolve a committed group's requests a few at a time: each answer is a
+        trip through the HTTP stack, and sixty at once kept a look-up arriving
+        meanwhile waiting behind all of them."""
+        try:
+            for k, (req, res) in enumerate(zip(group, outcome, strict=True)):
+                if k and k % ANSWER_STEP == 0:
+                    await asyncio.sleep(0)
+                _resolve(req, res)
+        finally:  # cancelled (shutdown): the group is committed, answer the rest now
+            for req, res in zip(group, outcome, strict=True):
+                _resolve(req, res)
 
     def _take(self) -> list[_Request]:
         limit = self.ctx.settings.max_group_events if self.group_commit else 1
@@ -220,6 +232,15 @@ class Ingestor:
                     log.exception("live evaluation after ingest failed")
             ctx.app.store.last_load = None  # its messages need not outlive the group
             done = time.perf_counter()
+        # Stored (or failed): free the group's objects here, a few hundred at a time.
+        # Freeing thousands of nested dicts is one C call holding the GIL; on the event
+        # loop (or all at once) it stalled look-ups for milliseconds.
+        if fresh is not None:
+            rows, fresh = fresh.rows, None
+            _free_gradually(rows)
+        messages = []
+        for req in group:
+            _free_gradually(req.messages)
         s = self.stats
         s.groups += 1
         s.requests += len(group)
@@ -258,6 +279,21 @@ class Ingestor:
 
     def close(self) -> None:
         self._closed = True
+
+
+def _resolve(req: _Request, res: ApiError | None) -> None:
+    if not req.future.done():
+        if res is None:
+            req.future.set_result(None)
+        else:
+            req.future.set_exception(res)
+
+
+def _free_gradually(items: list[Any], step: int = 200) -> None:
+    """Empty ``items`` from the end, ``step`` at a time: between two slices another
+    thread (the event loop) can take the GIL."""
+    while items:
+        del items[-step:]
 
 
 def _blame(
