@@ -204,12 +204,12 @@ def run_mode(
 
             out = f"{args.py_spy}.{mode}.txt"
             cmd = [
-                str(Path(sys.executable).parent / "py-spy"),
+                shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy",
                 "record",
                 "-p",
                 str(server.proc.pid),
             ]
-            cmd += ["-d", str(int(args.seconds)), "-f", "raw", "-o", out, "-t", "-n"]
+            cmd += ["-d", str(int(args.seconds)), "-f", "raw", "-o", out, "-t"]
             spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with lock:
             a0, latencies[:] = accepted[0], []

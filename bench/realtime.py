@@ -25,7 +25,6 @@ on a seeded random sample of all profiles.
 from __future__ import annotations
 
 import argparse
-import gc
 import random
 import statistics
 import sys
@@ -50,6 +49,7 @@ from segflow.realtime import (  # noqa: E402
     from_us,
     state_memory_bytes,
     state_size_bytes,
+    tune_gc,
 )
 from segflow.service import read_segment_files  # noqa: E402
 
@@ -113,8 +113,7 @@ def main() -> None:
         f"{args.days} days generated" + ("" if args.days == 365 else " (a shorter period)")
     )
 
-    gc.collect()
-    gc.freeze()
+    tune_gc()  # as the server does (api/app.py)
     runner = RealtimeRunner(engine, clock=VirtualClock(from_us(events[0][0])), keep_log=True)
     latencies: list[int] = []
     timer_changes = 0

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +21,7 @@ from segflow.api.deps import ApiError, ServerContext, problem
 from segflow.api.ingest import Ingestor
 from segflow.model.errors import DefinitionError
 from segflow.model.events import IngestError
+from segflow.realtime.timers import tune_gc
 
 log = logging.getLogger("segflow.server")
 
@@ -60,7 +60,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         if ctx.live is not None and not ctx.extra.get("live_started"):
             await ctx.run(ctx.live.start)
             ctx.extra["live_started"] = True
-        _tune_gc()
+        tune_gc()
         assert ctx.ingestor is not None
         tasks = [
             asyncio.create_task(ctx.ingestor.run(), name="ingest-writer"),
@@ -104,16 +104,6 @@ def create_app(ctx: ServerContext) -> FastAPI:
     _install_errors(app)
     _security_schemes(app)
     return app
-
-
-def _tune_gc() -> None:
-    """Move everything built at start-up (live states, compiled plans) out of the
-    collector's reach, and collect the young generation less often: a server that
-    keeps millions of long-lived objects otherwise spends a large share of its time
-    re-scanning them."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 async def _guard(fn: Callable[[ServerContext], Awaitable[None]], ctx: ServerContext) -> None:

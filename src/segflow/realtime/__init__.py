@@ -30,6 +30,7 @@ from segflow.realtime.timers import (
     TimerQueue,
     VirtualClock,
     WallClock,
+    tune_gc,
 )
 
 __all__ = [
@@ -47,4 +48,5 @@ __all__ = [
     "state_memory_bytes",
     "state_size_bytes",
     "to_us",
+    "tune_gc",
 ]

@@ -9,6 +9,7 @@ service wraps the runner with a ``WallClock`` and a store.
 
 from __future__ import annotations
 
+import gc
 import heapq
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,16 @@ from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
 from segflow.plan.planner import Plan
 from segflow.realtime.engine import Change, ProfileEngine, Reason, compile_engine
 from segflow.realtime.state import NEVER, ProfileState, from_us, to_us
+
+
+def tune_gc() -> None:
+    """Move everything built so far (live states, compiled plans) out of the
+    collector's reach, and collect the young generation less often: a process that
+    keeps millions of long-lived profile states otherwise spends a large share of its
+    time re-scanning them (the server calls this once its states are loaded)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 class Clock(Protocol):
