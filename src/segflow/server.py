@@ -26,6 +26,7 @@ import uvicorn
 
 from segflow.api.app import create_app
 from segflow.api.deps import ServerContext, Settings
+from segflow.api.fastlane import FastLane
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service import Segflow
 
@@ -54,7 +55,7 @@ def make_context(
 
 def _config(ctx: ServerContext, host: str, port: int, log_level: str) -> uvicorn.Config:
     return uvicorn.Config(
-        create_app(ctx),
+        FastLane(create_app(ctx)),
         host=host,
         port=port,
         log_level=log_level,

@@ -434,7 +434,9 @@ def _prepare(
     return True
 
 
-async def _ingest(request: Request, kind: str) -> Response:
+async def ingest_request(request: Request, kind: str) -> Response:
+    """One ingestion request (any endpoint kind): parsed, queued, answered once the
+    group it joins is stored and evaluated."""
     ctx = get_ctx(request)
     settings = ctx.settings
     if kind == "batch":
@@ -564,7 +566,7 @@ _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 
 def _endpoint(kind: str) -> Callable[[Request], Any]:
     async def handler(request: Request) -> Response:
-        return await _ingest(request, kind)
+        return await ingest_request(request, kind)
 
     handler.__name__ = f"ingest_{kind}"
     handler.__doc__ = (

@@ -1,0 +1,86 @@
+"""The two hot paths, answered before FastAPI's routing.
+
+Under load the event loop spends most of its time on two requests: Segment ingestion
+(``POST /v1/track|identify|page|screen|alias|group|batch``) and the segments look-up
+for on-site personalisation (``GET /v1/profiles/{id}/segments``).  Through FastAPI
+each one walks four middlewares, matches the path against every route in turn and
+solves dependencies: about as much Python as the handler itself, on the thread that
+also has to answer the next look-up.  ``FastLane`` sends exactly these requests to
+the same handler functions directly (same auth, same errors, same bodies) and
+everything else, including the OpenAPI description of these paths, to the app.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from segflow.api import ingest, profiles
+from segflow.api.deps import ApiError, get_ctx, problem, require_admin
+
+log = logging.getLogger("segflow.server")
+
+INGEST: Final = {f"/v1/{kind}": kind for kind in (*ingest.TYPES, "batch")}
+_PROFILES: Final = "/v1/profiles/"
+_SEGMENTS: Final = "/segments"
+
+
+def lookup_id(path: str) -> str | None:
+    """The profile id of a ``/v1/profiles/{id}/segments`` path (None: another path);
+    like the route, an id holds no ``/``."""
+    if not (path.startswith(_PROFILES) and path.endswith(_SEGMENTS)):
+        return None
+    pid = path[len(_PROFILES) : -len(_SEGMENTS)]
+    return pid if pid and "/" not in pid else None
+
+
+class FastLane:
+    """ASGI app: ingestion and the segments look-up straight to their handlers, the
+    rest to the FastAPI ``app``."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method = scope["method"]
+            path: str = scope["path"]
+            if method == "POST":
+                kind = INGEST.get(path)
+                if kind is not None:
+                    await self._serve(scope, receive, send, kind, None)
+                    return
+            elif method == "GET":
+                pid = lookup_id(path)
+                if pid is not None:
+                    await self._serve(scope, receive, send, None, pid)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, kind: str | None, pid: str | None
+    ) -> None:
+        scope["app"] = self.app  # what Starlette sets: handlers find the context there
+        request = Request(scope, receive, send)
+        response: Response
+        try:
+            if kind is not None:
+                response = await ingest.ingest_request(request, kind)
+            else:
+                assert pid is not None
+                require_admin(request)
+                response = await profiles.profile_segments(pid, get_ctx(request))
+        except ApiError as e:
+            response = problem(e.status, e.message, e.errors, e.headers)
+        except Exception:
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            response = problem(500, "internal server error")
+        await response(scope, receive, send)
+
+
+__all__ = ["FastLane", "lookup_id"]
