@@ -153,9 +153,7 @@ def members_page(
 
 def last_change_seq(app: Segflow) -> int:
     """The newest change's seq (0 for an empty log): where "from now on" starts."""
-    MembershipChangeLog(app.con)
-    row = app.con.execute("SELECT coalesce(max(seq), 0) FROM membership_changes").fetchone()
-    return int(row[0]) if row else 0
+    return MembershipChangeLog(app.con).top()
 
 
 # -- size over time ---------------------------------------------------------------

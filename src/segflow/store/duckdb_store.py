@@ -1491,10 +1491,14 @@ class DuckDBStore:
                 merges = self._resolve_identities()
                 # The high-water mark, not max(seq): after a privacy delete of the newest
                 # events their numbers must not be handed out again (readers resume by seq).
+                # Read on its own: in one coalesce() DuckDB also scanned every event's seq.
                 (base,) = con.execute(
-                    "SELECT coalesce((SELECT max(value) FROM seq_marks WHERE name = 'events'),"
-                    " (SELECT max(seq) FROM events), 0)"
-                ).fetchone() or (0,)
+                    "SELECT max(value) FROM seq_marks WHERE name = 'events'"
+                ).fetchone() or (None,)
+                if base is None:
+                    (base,) = con.execute(
+                        "SELECT coalesce(max(seq), 0) FROM events"
+                    ).fetchone() or (0,)
                 traits = self._insert(load, int(base), now, bool(merges))
                 con.execute(
                     "INSERT INTO seq_marks SELECT 'events', max(seq) FROM events WHERE seq > $b"

@@ -51,3 +51,25 @@ def test_bad_input_is_refused_with_what_and_where(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="limit"):
         log.query(limit=-1)
     assert log.count() == 0
+
+
+def test_seq_numbers_are_never_given_twice(tmp_path: Path) -> None:
+    """The log keeps its high-water mark: rows deleted at the top (a privacy erase)
+    do not hand their numbers out again, and ``top`` needs no scan of the log."""
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    log = MembershipChangeLog(con)
+    assert log.top() == 0
+    log.append(rows())
+    assert log.top() == 4
+    con.execute("DELETE FROM membership_changes WHERE seq >= 3")
+    (new,) = log.append([ChangeRow("a", "p3", True, T, "event", 1)])
+    assert new.seq == 5 and log.top() == 5
+
+
+def test_a_log_from_before_the_mark_continues_after_its_highest_seq(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    log = MembershipChangeLog(con)
+    log.append(rows())
+    con.execute("DROP TABLE log_marks")  # as written by an earlier version
+    (new,) = MembershipChangeLog(con).append([ChangeRow("a", "p3", True, T, "event", 1)])
+    assert new.seq == 5
