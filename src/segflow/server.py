@@ -60,6 +60,8 @@ def _config(ctx: ServerContext, host: str, port: int, log_level: str) -> uvicorn
         port=port,
         log_level=log_level,
         access_log=False,
+        # segflow never reads the client address: no X-Forwarded-For parsing per request
+        proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
     )

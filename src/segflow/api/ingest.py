@@ -238,7 +238,7 @@ class Ingestor:
         if fresh is not None:
             rows, fresh = fresh.rows, None
             _free_gradually(rows)
-        messages = []
+        messages = []  # the group's combined list lets go first
         for req in group:
             _free_gradually(req.messages)
         s = self.stats
