@@ -60,6 +60,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
         if ctx.live is not None and not ctx.extra.get("live_started"):
             await ctx.run(ctx.live.start)
             ctx.extra["live_started"] = True
+        await ctx.run(ctx.app.store.message_index)  # before the first group commit needs it
         tune_gc()
         assert ctx.ingestor is not None
         tasks = [

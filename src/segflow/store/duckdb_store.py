@@ -48,6 +48,7 @@ from segflow.model.events import (
     Message,
     parse_message,
 )
+from segflow.store.message_index import MessageIndex
 from segflow.store.schema import DDL, LINK_TRAITS
 
 __all__ = [
@@ -1215,6 +1216,8 @@ class DuckDBStore:
         self._identities_changed = True
         self.last_load: StoredEvents | None = None
         """What the latest ``ingest_messages(..., describe=True)`` stored (else None)."""
+        self._messages: MessageIndex | None = None
+        """The stored message ids' hashes (built by the first load that needs it)."""
         self._load_catalog()
 
     def close(self) -> None:
@@ -1459,12 +1462,11 @@ class DuckDBStore:
         try:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _sf_drop AS"
-                f" SELECT s._line FROM {_VALID} s SEMI JOIN events e"
-                " ON s.message_id = e.message_id"
-                f" UNION SELECT s._line FROM {_VALID} s JOIN"
+                f" SELECT s._line FROM {_VALID} s JOIN"
                 f" (SELECT message_id, min(_line) AS first FROM {_VALID} GROUP BY message_id"
                 "  HAVING count(*) > 1) d ON s.message_id = d.message_id AND s._line > d.first"
             )
+            self._drop_stored_repeats()
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {_NEW} AS SELECT s.* FROM {_VALID} s"
                 " ANTI JOIN _sf_drop d ON s._line = d._line"
@@ -1517,12 +1519,46 @@ class DuckDBStore:
             raise
         finally:
             con.execute("RESET preserve_insertion_order")
+        if fresh and self._messages is not None:
+            self._messages.add_since(con, int(base))
         if load.new_fields or load.overflow:  # else the catalog is as it was loaded
             self._load_catalog()
         if described is not None:
             self.last_load = replace(
                 described, fields=dict(self._fields), columns=frozenset(self._lower)
             )
+
+    def message_index(self) -> MessageIndex:
+        """The stored message ids' hashes, built by one scan on first use (the server
+        builds it at start, so that its first group commit does not)."""
+        if self._messages is None:
+            self._messages = MessageIndex.build(self.con)
+        return self._messages
+
+    def _drop_stored_repeats(self) -> None:
+        """Add to ``_sf_drop`` the staged rows whose message id is stored already.
+        The message index names the few stored events that can match (equal hash);
+        only those are compared, by ``seq``, instead of every stored message id."""
+        con = self.con
+        got = con.execute(f"SELECT _line, hash(message_id) AS h FROM {_VALID}").fetchnumpy()
+        index = self.message_index()
+        pos, seqs = index.candidates(np.asarray(got["h"], dtype=np.uint64))
+        if not len(pos):
+            return
+        lines = np.asarray(got["_line"], dtype=np.int64)[pos]
+        con.register("_sf_cand", pa.table({"_line": lines, "seq": seqs}))
+        try:
+            con.execute(
+                "INSERT INTO _sf_drop SELECT DISTINCT c._line FROM _sf_cand c"
+                f" JOIN {_VALID} s ON s._line = c._line"
+                " JOIN (SELECT seq, message_id FROM events"
+                "  WHERE seq BETWEEN $lo AND $hi AND list_contains($seqs, seq)) e"
+                " ON e.seq = c.seq AND e.message_id = s.message_id"
+                " WHERE c._line NOT IN (SELECT _line FROM _sf_drop)",
+                {"lo": int(seqs.min()), "hi": int(seqs.max()), "seqs": seqs.tolist()},
+            )
+        finally:
+            con.unregister("_sf_cand")
 
     def _describe(
         self, base: int, by_line: dict[int, Message], traits: int, merges: int, plain: bool
