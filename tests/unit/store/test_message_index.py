@@ -29,9 +29,7 @@ def test_candidates_are_every_equal_hash(
     index = MessageIndex(np.empty(0, U64), np.empty(0, np.int64))
     stored: list[tuple[int, int]] = []
     for chunk in chunks:  # small hashes: many collisions, many runs to merge
-        index.add(
-            np.array([h for h, _ in chunk], U64), np.array([s for _, s in chunk], np.int64)
-        )
+        index.add(np.array([h for h, _ in chunk], U64), np.array([s for _, s in chunk], np.int64))
         stored += chunk
     assert len(index) == len(stored)
     assert len(index.runs) <= max(1, len(stored)).bit_length() + 1
