@@ -1551,11 +1551,10 @@ class DuckDBStore:
             con.execute(
                 "INSERT INTO _sf_drop SELECT DISTINCT c._line FROM _sf_cand c"
                 f" JOIN {_VALID} s ON s._line = c._line"
-                " JOIN (SELECT seq, message_id FROM events"
-                "  WHERE seq BETWEEN $lo AND $hi AND list_contains($seqs, seq)) e"
+                " JOIN (SELECT seq, message_id FROM events WHERE seq BETWEEN $lo AND $hi) e"
                 " ON e.seq = c.seq AND e.message_id = s.message_id"
                 " WHERE c._line NOT IN (SELECT _line FROM _sf_drop)",
-                {"lo": int(seqs.min()), "hi": int(seqs.max()), "seqs": seqs.tolist()},
+                {"lo": int(seqs.min()), "hi": int(seqs.max())},
             )
         finally:
             con.unregister("_sf_cand")
