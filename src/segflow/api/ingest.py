@@ -40,8 +40,8 @@ TYPES: Final = ("track", "identify", "page", "screen", "alias", "group")
 OK: Final = b'{"success":true}'
 INLINE_BYTES: Final = 8 * 1024
 """Bodies up to this size are parsed on the event loop (a thread hop costs more)."""
-ANSWER_STEP: Final = 8
-"""Requests of a committed group answered per event-loop turn."""
+ANSWER_STEP: Final = 1
+"""Requests of a committed group answered per event-loop turn (see ``_answer``)."""
 _ID_KEYS: Final = ("userId", "user_id", "anonymousId", "anonymous_id", "previousId", "previous_id")
 
 
@@ -163,9 +163,10 @@ class Ingestor:
             self.queue.clear()
 
     async def _answer(self, group: list[_Request], outcome: list[ApiError | None]) -> None:
-        """Resolve a committed group's requests a few at a time: each answer is a
-        trip through the HTTP stack, and sixty at once kept a look-up arriving
-        meanwhile waiting behind all of them."""
+        """Resolve a committed group's requests ``ANSWER_STEP`` per event-loop turn:
+        each answer is a trip through the HTTP stack, and sixty at once kept a look-up
+        arriving meanwhile waiting behind all of them (look-up p99 under load, same
+        runs: 13-18 ms answering 8 a turn, 8-14 ms 2, 8.8-8.9 ms 1)."""
         try:
             for k, (req, res) in enumerate(zip(group, outcome, strict=True)):
                 if k and k % ANSWER_STEP == 0:
