@@ -59,8 +59,10 @@ class Settings:
     """DuckDB threads during a group commit and its evaluation (None: DuckDB's own
     setting): a few thousand rows gain nothing from parallel plans, and the spare core
     keeps the event loop answering look-ups."""
-    switch_interval_seconds: float = 0.001
-    """GIL switch interval set by ``run_server`` (Python's default is 5 ms)."""
+    switch_interval_seconds: float = 0.0005
+    """GIL switch interval set by ``run_server`` (Python's default is 5 ms): the
+    writer thread's Python yields to the event loop sooner (look-up p50 under load
+    1.8-1.9 ms at 1 ms, 1.3-1.5 ms at 0.5 ms; same throughput)."""
     scores_cron: str | None = "0 3 * * *"
     """When the scheduler refreshes the value scores (UTC cron; None: never)."""
 
