@@ -656,10 +656,9 @@ class LiveEvaluator:
         old_runner = self._runner
         runner = self._install(engine, states)
         changes: list[Change] = []
-        ids = engine.segment_ids
         for pid in sorted(set(states) | set(old)):
             st = states.get(pid)
-            new = {ids[i] for i in engine.member_indexes(st)} if st is not None else set()
+            new = engine.memberships(st) if st is not None else set()
             was = old.get(pid, set()) - hidden
             for sid in sorted(new - was):
                 changes.append(Change(sid, pid, True, now, reason))

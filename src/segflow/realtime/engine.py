@@ -412,7 +412,8 @@ class ProfileEngine:
 
     def memberships(self, st: ProfileState) -> set[str]:
         """Segments the profile is in as of its last evaluation."""
-        return {sid for s, sid in enumerate(self.segment_ids) if (st.members >> s) & 1}
+        ids = self.segment_ids
+        return {ids[i] for i in self.member_indexes(st)}
 
     def member_indexes(self, st: ProfileState) -> list[int]:
         """Indexes (into ``segment_ids``) of the segments the profile is in."""

@@ -379,7 +379,11 @@ class Kernel:
         """Recompute the feature's entry in ``st.wake`` (and ``st.nxt``): the earliest of
         its own deadline and of the self-flipping instants ``time value + off`` still
         after ``now``."""
-        w = self.deadline(st, now)
+        self.wake_at(st, now, self.deadline(st, now))
+
+    def wake_at(self, st: ProfileState, now: int, w: int) -> None:
+        """Set the feature's wake-up from its own deadline ``w`` (computed by the
+        caller, e.g. from bisections it already made), self-flipping instants included."""
         if self.offs:
             w = self.offset_wake(st, now, w)
         set_wake(st, self.k, w)

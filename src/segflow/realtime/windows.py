@@ -34,7 +34,6 @@ from segflow.realtime.state import (
     _AggKernel,
     make_extractor,
     same_value,
-    set_wake,
     window_offsets,
 )
 
@@ -267,10 +266,7 @@ class WindowGroup(Kernel):
                                 dirty[mk] = R_EVENT
                                 break
             if dirty is not None:
-                w = m._deadline(arr, lo, hi)
-                if m.offs:
-                    w = m.offset_wake(st, now, w)
-                set_wake(st, m.k, w)
+                m.wake_at(st, now, m._deadline(arr, lo, hi))
 
 
 __all__ = ["VALUED", "WindowAgg", "WindowGroup"]

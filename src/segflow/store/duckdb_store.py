@@ -1448,8 +1448,8 @@ class DuckDBStore:
     ) -> None:
         """Move the valid staged rows (``_sf_valid``) into the store, one transaction.
 
-        Rows whose message id is stored already, or repeats an earlier row of this
-        load, are dropped first (anti-joins on ``message_id``); the dynamic fields
+        Rows whose message id is stored already (found through the message index), or
+        repeats an earlier row of this load, are dropped first; the dynamic fields
         are then typed on what remains.  With ``by_line`` (the staged messages by
         line) the stored events are described in ``last_load`` once committed.
         """
