@@ -69,6 +69,8 @@ DEFAULT_PATH: Final = "segflow.duckdb"
 BATCH_ROWS: Final = 65_536
 STAGE_ROWS: Final = 1_000_000
 """Rows collected as Arrow before they are appended to the staging table."""
+KEEP_TEMPS_ROWS: Final = 100_000
+"""Up to this many staged rows, a committed message load keeps its temporary tables."""
 READ_BYTES: Final = 8 << 20
 ROOTS: Final = ("properties", "context", "traits")
 STEPS: Final = 5
@@ -169,6 +171,15 @@ class _Load:
     """events column -> SQL over the staged row ``s`` (default: the stage column)."""
     source: str = _NEW
     """The relation the staged rows are read from (the stage plus extracted leaves)."""
+    has_traits: bool = True
+    """Whether the staged rows can hold trait writes (False: no trait rows to insert)."""
+    repeats: list[int] | None = None
+    """Lines repeating the message id of an earlier line of the load, when the stager
+    knew every id (in-memory messages); None: found in SQL."""
+    names: set[str] | None = None
+    """The load's event names, when the stager knew them; None: read from the stage."""
+    stage_columns: list[str] | None = None
+    """The staging table's columns, when the stager knew them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +238,12 @@ class _MessageStager:
         self.tables: list[pa.Table] = []
         self.pending = 0
         self.shapes: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
+        self.blocks = False
+        """Whether JSON Lines blocks were added (then ids and names are left to SQL)."""
+        self.ids: dict[str, int] = {}
+        """In-memory messages: message id -> first line (repeats are known here)."""
+        self.repeats: list[int] = []
+        self.names: set[str] = set()
         self._reset()
 
     def _reset(self) -> None:
@@ -250,6 +267,7 @@ class _MessageStager:
     def add_block(self, block: bytes, line: int) -> int:
         """Whole lines (``block`` ends with a newline) starting at line ``line + 1``;
         returns the number of the last line."""
+        self.blocks = True
         pieces = block.split(b"\n")
         pieces.pop()
         for i, data in enumerate(pieces):
@@ -337,6 +355,10 @@ class _MessageStager:
             text = _objects_json(msg)
         self.raw.append(text)
         self._core(msg, line)
+        if self.ids.setdefault(msg.message_id, line) != line:
+            self.repeats.append(line)
+        if msg.event is not None:
+            self.names.add(msg.event)
         if self.by_line is not None:
             self.by_line[line] = msg
         if len(self.lines) >= BATCH_ROWS:
@@ -421,6 +443,7 @@ class _MessageStager:
         self.tables, self.pending = [], 0
 
     def finish(self, started: float) -> IngestReport:
+        committed = False
         try:
             self.flush_objects()
             if not self.rejecting:
@@ -438,11 +461,28 @@ class _MessageStager:
                 con = self.store.con
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {_VALID} AS SELECT * FROM {_STAGE}")
                 roots = {r: ("s._raw", f"/{r}") for r in ROOTS}
-                fields = _Fields(self.store, _Load(), [], roots, csv=False, known=self.paths())
+                load = _Load()
+                if not self.blocks:  # in-memory messages: the stager saw every id and name
+                    load.repeats, load.names = self.repeats, self.names
+                    load.stage_columns = ["_line", *(c for c, _, _ in _CORE), "_raw"]
+                fields = _Fields(
+                    self.store,
+                    load,
+                    [],
+                    roots,
+                    csv=False,
+                    known=self.paths(),
+                    # in-memory groups (the server's): a file is typed per leaf
+                    materialize=not self.blocks and self.staged <= KEEP_TEMPS_ROWS,
+                )
                 plain = all("." not in k for _, keys in self.shapes for k in keys)
                 self.store._commit(fields, report, self.by_line, plain)
+                committed = True
         finally:
-            self.store._drop_temps()
+            # A small committed load's temporaries are left for the next load to replace:
+            # finding and dropping them was two statements (~3 ms) of every group commit.
+            if not committed or self.staged > KEEP_TEMPS_ROWS:
+                self.store._drop_temps()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -457,10 +497,17 @@ class _TooDeep(Exception):
 
 
 def _objects_json(msg: Message) -> bytes:
-    return orjson.dumps(
-        {"properties": msg.properties, "context": msg.context, "traits": msg.traits},
-        default=_json_default,
-    )
+    """The message's non-empty objects as one JSON document (an empty one is left out:
+    ``"traits"`` in the text then means the message may write traits, which is how
+    trait rows are found without parsing every document)."""
+    doc = {}
+    if msg.properties:
+        doc["properties"] = msg.properties
+    if msg.context:
+        doc["context"] = msg.context
+    if msg.traits:
+        doc["traits"] = msg.traits
+    return orjson.dumps(doc, default=_json_default)
 
 
 def _put(tree: dict[str, Any], path: str, value: Any) -> None:
@@ -602,6 +649,7 @@ class _Fields:
         csv: bool,
         known: list[tuple[str, ...]] | None = None,
         step: Callable[[], None] | None = None,
+        materialize: bool = False,
     ) -> None:
         self.store = store
         self.known = known
@@ -615,9 +663,16 @@ class _Fields:
         self.ptrs: list[list[str]] = [[] for _ in self.docs]
         self.json_paths: dict[str, list[tuple[int, int]]] = {}
         self.leaves: list[_Leaf] = []
+        self.materialize = materialize
+        """Extract every leaf once into a temporary table (see ``_extract_once``)."""
+        self._stage = _NEW
+        """The relation ``source`` reads: the new rows, or them with their leaves."""
+        self._extracted = False
 
     def run(self) -> None:
         self.discover()
+        if self.materialize:
+            self._extract_once()
         self.decide()
         self.step()
         self.traits()
@@ -681,17 +736,68 @@ class _Fields:
         lists, items = [], []
         for d, (doc, ptrs) in enumerate(zip(self.docs, self.ptrs, strict=True)):
             wanted = [i for i in range(1, len(ptrs) + 1) if re.search(rf"s\._x{d}_{i}\b", used)]
-            if wanted:
+            if wanted and self._extracted:  # the lists are columns of the stage
+                items += [f"s._l{d}[{i}] AS _x{d}_{i}" for i in wanted]
+            elif wanted:
                 arg = ", ".join(quote_str(ptrs[i - 1]) for i in wanted)
                 lists.append(f"CAST(json_extract({doc}, [{arg}]) AS VARCHAR[]) AS _l{d}")
                 items += [f"s._l{d}[{j}] AS _x{d}_{i}" for j, i in enumerate(wanted, 1)]
         cond = f" WHERE {where}" if where else ""
         if not lists:
-            return f"(SELECT * FROM {_NEW} s{cond})" if where else _NEW
+            if items:
+                return f"(SELECT s.*, {', '.join(items)} FROM {self._stage} s{cond})"
+            return f"(SELECT * FROM {self._stage} s{cond})" if where else self._stage
         return (
             f"(SELECT s.*, {', '.join(items)} FROM"
-            f" (SELECT s.*, {', '.join(lists)} FROM {_NEW} s{cond}) s)"
+            f" (SELECT s.*, {', '.join(lists)} FROM {self._stage} s{cond}) s)"
         )
+
+    def _long_sources(self) -> list[tuple[int, int]] | None:
+        """Each leaf's (document, 1-based list position) when the leaves are extracted
+        and each comes from one document: statements can then work on the unnested
+        lists (one row per value) with one expression each, instead of one expression
+        per leaf.  DuckDB plans a statement with forty leaves' expressions in ~20 ms,
+        several times what it then takes to run it on a server group."""
+        if not self._extracted:
+            return None
+        out: list[tuple[int, int]] = []
+        for lf in self.leaves:
+            m = re.fullmatch(r"s\._x(\d+)_(\d+)", lf.value)
+            if lf.raw != "PER_VALUE" or m is None:
+                return None
+            out.append((int(m.group(1)), int(m.group(2))))
+        return out
+
+    def _unnested(self, where: str = "") -> str:
+        """The extracted leaf values, one row each: ``(_line, type, d, i, v)``."""
+        cond = f" WHERE {where}" if where else ""
+        return " UNION ALL ".join(
+            f"SELECT s._line, s.type, {d} AS d, generate_subscripts(s._l{d}, 1) AS i,"
+            f" unnest(s._l{d}) AS v FROM {self._stage} s{cond}"
+            for d, ptrs in enumerate(self.ptrs)
+            if ptrs
+        )
+
+    def _extract_once(self) -> None:
+        """Parse each JSON document once for every leaf, into ``_sf_leaves`` (the new
+        rows plus one list of leaf values per document).  The type scan, the insert
+        and the trait rows then read columns: otherwise each statement parses the
+        documents again (for a server group with the demo shop's ~30 leaves, three
+        parses were ~95 of ~150 ms of SQL)."""
+        lists = [
+            f"CAST(json_extract({doc}, [{', '.join(quote_str(p) for p in ptrs)}])"
+            f" AS VARCHAR[]) AS _l{d}"
+            for d, (doc, ptrs) in enumerate(zip(self.docs, self.ptrs, strict=True))
+            if ptrs
+        ]
+        if not lists:
+            return
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _sf_leaves AS SELECT s.*, {', '.join(lists)}"
+            f" FROM {_NEW} s"
+        )
+        self._stage = "_sf_leaves"
+        self._extracted = True
 
     # -- types --------------------------------------------------------------------------
     def decide(self) -> None:
@@ -712,8 +818,18 @@ class _Fields:
                 aggs += [f"bit_or({_kind_bit(lf.value)})", "NULL", "NULL"]
             else:
                 aggs += [f"count({lf.value})", "NULL", "NULL"]
-        row = self.con.execute(f"SELECT {', '.join(aggs)} FROM {self.source(*aggs)} s").fetchone()
-        assert row is not None
+        long = self._long_sources()
+        if long is not None:  # one bit_or per leaf over the unnested lists: a small plan
+            bits = {
+                (int(d), int(i)): b
+                for d, i, b in self.con.execute(
+                    f"SELECT d, i, bit_or({_kind_bit('v')}) FROM ({self._unnested()}) GROUP BY d, i"
+                ).fetchall()
+            }
+            row: tuple[Any, ...] = tuple(x for src in long for x in (bits.get(src, 0), None, None))
+        else:
+            scan = self.con.execute(f"SELECT {', '.join(aggs)} FROM {self.source(*aggs)} s")
+            row = scan.fetchone() or ()
         fields = self.store._fields
         kinds: dict[int, set[str]] = {}
         for i, lf in enumerate(self.leaves):
@@ -820,10 +936,11 @@ class _Fields:
                 f" 'str': {txt}, 'bool': {boo}, 'json': {js}}}"
             )
         if not items:
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {_TSTAGE} (_line BIGINT, key VARCHAR,"
-                " kind VARCHAR, num DOUBLE, str VARCHAR, bool BOOLEAN, json VARCHAR)"
-            )
+            self.load.has_traits = False
+            return
+        long = self._long_sources()
+        if long is not None:
+            self._traits_long(long, " OR ".join(wanted))
             return
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE {_TSTAGE} AS SELECT _line, t.key AS key,"
@@ -832,6 +949,40 @@ class _Fields:
             f" FROM {self.source(*items, where=' OR '.join(wanted))} s)"
             " WHERE t.kind IS NOT NULL"
             " QUALIFY row_number() OVER (PARTITION BY _line, t.key ORDER BY t.prio) = 1"
+        )
+
+    def _traits_long(self, sources: list[tuple[int, int]], wanted: str) -> None:
+        """``traits`` over the unnested leaf values: one set of expressions for every
+        trait leaf (the same rows and values as the per-leaf form)."""
+        keys: list[str] = []
+        for lf, (d, i) in zip(self.leaves, sources, strict=True):
+            if lf.path.startswith("traits."):
+                key, prio, only = lf.path[7:], 0, "TRUE"
+            elif lf.path.startswith("context.traits."):
+                key, prio, only = lf.path[15:], 1, "FALSE"
+            else:
+                continue
+            keys.append(f"({d}, {i}, {quote_str(key)}, {prio}, {only})")
+        v, c = "s.v", "left(s.v, 1)"
+        kind = (
+            "CASE WHEN m.identify_only AND s.type <> 'identify' THEN NULL"
+            f" WHEN {v} = 'null' THEN 'null' WHEN {c} = '\"' THEN 'string'"
+            f" WHEN {c} IN ('t', 'f') THEN 'bool'"
+            f" WHEN {c} = '[' THEN 'json' WHEN {c} IN {_DIGITS} THEN 'number' END"
+        )
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_TSTAGE} AS SELECT _line, key, kind, num, str,"
+            " bool, json FROM (SELECT s._line, m.key, m.prio,"
+            f" {kind} AS kind,"
+            f" CASE WHEN {c} IN {_DIGITS} THEN CAST({v} AS DOUBLE) END AS num,"
+            f" CASE WHEN {c} = '\"' THEN {_json_text(v)} END AS str,"
+            f" CASE WHEN {c} IN ('t', 'f') THEN {c} = 't' END AS bool,"
+            f" CASE WHEN {c} = '[' THEN {v} END AS json"
+            f" FROM ({self._unnested(wanted)}) s"
+            f" JOIN (VALUES {', '.join(keys)}) m(d, i, key, prio, identify_only)"
+            " ON m.d = s.d AND m.i = s.i)"
+            " WHERE kind IS NOT NULL"
+            " QUALIFY row_number() OVER (PARTITION BY _line, key ORDER BY prio) = 1"
         )
 
 
@@ -1213,6 +1364,8 @@ class DuckDBStore:
         self._columns: list[str] = []
         """The events table's columns (as of the last ``_load_catalog``)."""
         self._lower: set[str] = set()
+        self._event_names: set[str] = set()
+        """The numbered event names (``event_names``), as of the last load."""
         self._identities_changed = True
         self.last_load: StoredEvents | None = None
         """What the latest ``ingest_messages(..., describe=True)`` stored (else None)."""
@@ -1271,6 +1424,9 @@ class DuckDBStore:
         ).fetchall()
         self._columns = [str(c) for (c,) in cols]
         self._lower = {c.lower() for c in self._columns}
+        self._event_names = {
+            str(n) for (n,) in self.con.execute("SELECT name FROM event_names").fetchall()
+        }
 
     @property
     def fields(self) -> dict[str, FieldInfo]:
@@ -1452,6 +1608,12 @@ class DuckDBStore:
         repeats an earlier row of this load, are dropped first; the dynamic fields
         are then typed on what remains.  With ``by_line`` (the staged messages by
         line) the stored events are described in ``last_load`` once committed.
+
+        A server commits a group of a few thousand events many times a second, so
+        statements the load can do without are skipped (each costs ~0.3-2 ms, and in
+        the server a GIL hand-off): no duplicate bookkeeping when no line repeats, no
+        trait statements for a load without trait writes, no event-name numbering
+        when every name is numbered, one profiles upsert when no profiles merge.
         """
         con = self.con
         load = fields.load
@@ -1460,20 +1622,9 @@ class DuckDBStore:
         con.execute("SET preserve_insertion_order = false")
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _sf_drop AS"
-                f" SELECT s._line FROM {_VALID} s JOIN"
-                f" (SELECT message_id, min(_line) AS first FROM {_VALID} GROUP BY message_id"
-                "  HAVING count(*) > 1) d ON s.message_id = d.message_id AND s._line > d.first"
-            )
-            self._drop_stored_repeats()
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {_NEW} AS SELECT s.* FROM {_VALID} s"
-                " ANTI JOIN _sf_drop d ON s._line = d._line"
-            )
-            (dropped,) = con.execute("SELECT count(*) FROM _sf_drop").fetchone() or (0,)
-            fresh = report.read - report.invalid - int(dropped)
-            report.duplicates += int(dropped)
+            dropped = self._drop_repeats(load.repeats)
+            fresh = report.read - report.invalid - dropped
+            report.duplicates += dropped
             report.inserted += fresh
             if fresh:
                 fields.run()
@@ -1502,16 +1653,24 @@ class DuckDBStore:
                         "SELECT coalesce(max(seq), 0) FROM events"
                     ).fetchone() or (0,)
                 traits = self._insert(load, int(base), now, bool(merges))
-                con.execute(
-                    "INSERT INTO seq_marks SELECT 'events', max(seq) FROM events WHERE seq > $b"
-                    " HAVING max(seq) IS NOT NULL"
-                    " ON CONFLICT (name) DO UPDATE SET value = greatest(value, excluded.value)",
-                    {"b": int(base)},
-                )
-                con.execute(LINK_TRAITS)
-                report.merges += merges
                 if by_line is not None:
                     described = self._describe(int(base), by_line, traits, len(merges), plain)
+                    if described.rows:  # the mark is the last row described
+                        con.execute(
+                            "INSERT INTO seq_marks VALUES ('events', $top) ON CONFLICT (name)"
+                            " DO UPDATE SET value = greatest(value, excluded.value)",
+                            {"top": described.upto_seq},
+                        )
+                else:
+                    con.execute(
+                        "INSERT INTO seq_marks SELECT 'events', max(seq) FROM events"
+                        " WHERE seq > $b HAVING max(seq) IS NOT NULL ON CONFLICT (name)"
+                        " DO UPDATE SET value = greatest(value, excluded.value)",
+                        {"b": int(base)},
+                    )
+                if traits or merges:  # else no trait row is new or moved: links hold
+                    con.execute(LINK_TRAITS)
+                report.merges += merges
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -1535,29 +1694,70 @@ class DuckDBStore:
             self._messages = MessageIndex.build(self.con)
         return self._messages
 
-    def _drop_stored_repeats(self) -> None:
-        """Add to ``_sf_drop`` the staged rows whose message id is stored already.
-        The message index names the few stored events that can match (equal hash);
-        only those are compared, by ``seq``, instead of every stored message id."""
+    @contextmanager
+    def _stored_repeats(self) -> Iterator[tuple[str, dict[str, int]] | None]:
+        """A query for the staged lines whose message id is stored already (None when
+        no line can be).  The message index names the few stored events that can match
+        (equal hash); only those are compared, by ``seq``, instead of every stored
+        message id."""
         con = self.con
         got = con.execute(f"SELECT _line, hash(message_id) AS h FROM {_VALID}").fetchnumpy()
-        index = self.message_index()
-        pos, seqs = index.candidates(np.asarray(got["h"], dtype=np.uint64))
+        pos, seqs = self.message_index().candidates(np.asarray(got["h"], dtype=np.uint64))
         if not len(pos):
+            yield None
             return
         lines = np.asarray(got["_line"], dtype=np.int64)[pos]
         con.register("_sf_cand", pa.table({"_line": lines, "seq": seqs}))
         try:
-            con.execute(
-                "INSERT INTO _sf_drop SELECT DISTINCT c._line FROM _sf_cand c"
+            yield (
+                "SELECT DISTINCT c._line FROM _sf_cand c"
                 f" JOIN {_VALID} s ON s._line = c._line"
                 " JOIN (SELECT seq, message_id FROM events WHERE seq BETWEEN $lo AND $hi) e"
-                " ON e.seq = c.seq AND e.message_id = s.message_id"
-                " WHERE c._line NOT IN (SELECT _line FROM _sf_drop)",
+                " ON e.seq = c.seq AND e.message_id = s.message_id",
                 {"lo": int(seqs.min()), "hi": int(seqs.max())},
             )
         finally:
             con.unregister("_sf_cand")
+
+    def _drop_repeats(self, repeats: list[int] | None) -> int:
+        """Leave in ``_sf_new`` the valid rows to store: not repeating an earlier line's
+        message id nor a stored one.  Returns how many were left out.  ``repeats``: the
+        repeated lines when the stager knew them (a small in-memory load, whose lines
+        are then handled in Python); None: found in SQL (a file of any size)."""
+        con = self.con
+        if repeats is not None:
+            with self._stored_repeats() as query:
+                stored = [] if query is None else con.execute(*query).fetchall()
+            drop = sorted({*repeats, *(int(r[0]) for r in stored)})
+            if not drop:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {_NEW} AS FROM {_VALID}")
+                return 0
+            con.register("_sf_lines", pa.table({"_line": pa.array(drop, pa.int64())}))
+            try:
+                con.execute("CREATE OR REPLACE TEMP TABLE _sf_drop AS FROM _sf_lines")
+            finally:
+                con.unregister("_sf_lines")
+        else:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _sf_drop AS"
+                f" SELECT s._line FROM {_VALID} s JOIN"
+                f" (SELECT message_id, min(_line) AS first FROM {_VALID} GROUP BY message_id"
+                "  HAVING count(*) > 1) d ON s.message_id = d.message_id AND s._line > d.first"
+            )
+            with self._stored_repeats() as query:
+                if query is not None:
+                    sql, params = query
+                    con.execute(
+                        f"INSERT INTO _sf_drop {sql}"
+                        " WHERE c._line NOT IN (SELECT _line FROM _sf_drop)",
+                        params,
+                    )
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {_NEW} AS SELECT s.* FROM {_VALID} s"
+            " ANTI JOIN _sf_drop d ON s._line = d._line"
+        )
+        (dropped,) = con.execute("SELECT count(*) FROM _sf_drop").fetchone() or (0,)
+        return int(dropped)
 
     def _describe(
         self, base: int, by_line: dict[int, Message], traits: int, merges: int, plain: bool
@@ -1577,7 +1777,7 @@ class DuckDBStore:
         """Insert the new events, their trait rows, identities, profiles and merges;
         returns the number of trait rows written."""
         con = self.con
-        stage = set(self._stage_columns())
+        stage = set(load.stage_columns or self._stage_columns())
         # the columns as loaded plus those this load added (no catalog query per load)
         events = self._columns + [p for p, t in load.new_fields.items() if t != "JSON"]
         names: list[str] = []
@@ -1599,7 +1799,10 @@ class DuckDBStore:
                     f"UPDATE {table} SET profile_id = m.into_profile{extra} FROM _sf_merges m"
                     f" WHERE {table}.profile_id = m.from_profile"
                 )
-        self._number_event_names(_NEW)
+        if load.names is None or not load.names <= self._event_names:
+            self._number_event_names(_NEW)
+            if load.names is not None:  # (a rollback reloads the set)
+                self._event_names |= load.names
         con.execute(
             f"INSERT INTO events ({', '.join(names)}, seq, profile_id, event_code)"
             f" SELECT {', '.join(exprs)}, $base + s._line,"
@@ -1611,13 +1814,15 @@ class DuckDBStore:
             " ORDER BY n.code, coalesce(u.profile_id, a.profile_id)",
             {"base": base},
         )
-        (traits,) = con.execute(
-            'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind, num, str,'
-            ' bool, json) SELECT e.profile_id, t.key, e."timestamp", e.message_id, t.kind,'
-            f" t.num, t.str, t.bool, t.json FROM {_TSTAGE} t JOIN events e"
-            " ON e.seq = $base + t._line WHERE e.seq > $base",
-            {"base": base},
-        ).fetchone() or (0,)
+        traits = 0
+        if load.has_traits:
+            (traits,) = con.execute(
+                'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind, num, str,'
+                ' bool, json) SELECT e.profile_id, t.key, e."timestamp", e.message_id, t.kind,'
+                f" t.num, t.str, t.bool, t.json FROM {_TSTAGE} t JOIN events e"
+                " ON e.seq = $base + t._line WHERE e.seq > $base",
+                {"base": base},
+            ).fetchone() or (0,)
         if self._identities_changed:
             con.execute(
                 "INSERT INTO identities (kind, value, profile_id, first_seen)"
@@ -1625,6 +1830,16 @@ class DuckDBStore:
                 " ON CONFLICT (kind, value) DO UPDATE SET profile_id = excluded.profile_id,"
                 " first_seen = excluded.first_seen"
             )
+        if not merged:  # first/last seen of the touched profiles, in one upsert
+            con.execute(
+                "INSERT INTO profiles (profile_id, first_seen, last_seen) SELECT profile_id,"
+                ' min("timestamp"), max("timestamp") FROM events WHERE seq > $base'
+                " GROUP BY profile_id ON CONFLICT (profile_id) DO UPDATE SET"
+                " first_seen = least(first_seen, excluded.first_seen),"
+                " last_seen = greatest(last_seen, excluded.last_seen)",
+                {"base": base},
+            )
+            return int(traits)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _sf_prof AS"
             ' WITH fresh AS (SELECT profile_id, min("timestamp") AS fs,'
@@ -1638,8 +1853,7 @@ class DuckDBStore:
             " FROM (SELECT * FROM fresh UNION ALL SELECT * FROM old) GROUP BY profile_id",
             {"base": base},
         )
-        if merged:
-            self._drop_merged_profiles()
+        self._drop_merged_profiles()
         con.execute(
             "INSERT INTO profiles (profile_id, first_seen, last_seen)"
             " SELECT profile_id, first_seen, last_seen FROM _sf_prof"
