@@ -44,17 +44,6 @@ TRAITS_MARK = "live_traits"
 """The change-log mark holding the ``traits.wseq`` watermark of standalone trait writes."""
 
 
-@dataclass(frozen=True, slots=True)
-class StoreMarks:
-    """How far the store is: the latest event ``seq`` and trait ``wseq``, the merges
-    since the evaluator's merge mark, and the merge mark after them."""
-
-    seq: int
-    wseq: int
-    merges: tuple[tuple[str, str], ...]
-    merge_mark: tuple[datetime | None, frozenset[tuple[str, str]]]
-
-
 @dataclass(frozen=True)
 class StoredChange:
     """One row of the change log."""
@@ -190,12 +179,8 @@ class LiveEvaluator:
     def __init__(self, app: Segflow, clock: Clock) -> None:
         self.app = app
         self.clock = clock
-        # Its own cursor: the server evaluates a committed group while the store commits
-        # the next one on ``app.con`` (a DuckDB connection serves one thread at a time).
-        # Closed with ``app.con``.
-        self.con = app.con.cursor()
-        self.reader = HistoryReader(self.con)
-        self.log = MembershipChangeLog(self.con)
+        self.reader = HistoryReader(app.con)
+        self.log = MembershipChangeLog(app.con)
         self._subscribers: list[Subscriber] = []
         self._segments: dict[str, Segment] = {}
         self._hidden: set[str] = set()
@@ -420,33 +405,7 @@ class LiveEvaluator:
         out += self._record(runner.advance_to(now))
         return out + self.catch_up()
 
-    def marks(self) -> StoreMarks:
-        """Where the store is now, for a later ``catch_up(fresh, marks)``."""
-        return StoreMarks(
-            self.reader.max_seq(),
-            self.reader.max_wseq(self._wseq),
-            tuple(self.reader.merges_since(self._merges)),
-            self.reader.merge_mark(),
-        )
-
-    def overlaps(self, fresh: StoredEvents | None, marks: StoreMarks) -> bool:
-        """Whether ``catch_up(fresh, marks)`` may run while the store commits more: it
-        then feeds exactly ``fresh`` (read from the description, not back from the
-        store) and reads nothing unbounded by ``marks`` (no merge, no trait write of no
-        event pending)."""
-        return (
-            fresh is not None
-            and not marks.merges
-            and marks.wseq == self._wseq
-            and fresh.plain
-            and not fresh.merges
-            and fresh.after_seq == self._seq
-            and fresh.upto_seq == marks.seq
-        )
-
-    def catch_up(
-        self, fresh: StoredEvents | None = None, marks: StoreMarks | None = None
-    ) -> list[StoredChange]:
+    def catch_up(self, fresh: StoredEvents | None = None) -> list[StoredChange]:
         """Feed everything stored since the last call (new events by seq watermark, their
         trait writes, trait writes of no event such as value scores by ``traits.wseq``,
         identity merges) through the engine; log and return the changes.  The server
@@ -460,19 +419,15 @@ class LiveEvaluator:
         describe=True)``).  When it is exactly the events since the last call (no merge,
         nothing else stored in between, every field value reproducible) they are fed
         from it instead of being read back (the same inputs in the same order, so the
-        same changes); otherwise, or for anything else, the stored rows are read.
-
-        ``marks``: where the store was when ``fresh`` was committed (``marks()``, read
-        before the store went on); inputs stored after them are left for the next
-        call."""
+        same changes); otherwise, or for anything else, the stored rows are read."""
         runner = self.runner
         engine = runner.engine
         now = self._now()
         now_us = to_us(now)
-        if marks is None:
-            marks = self.marks()
-        seq, wseq, merges = marks.seq, marks.wseq, list(marks.merges)
-        self._merges = marks.merge_mark
+        seq = self.reader.max_seq()
+        wseq = self.reader.max_wseq(self._wseq)
+        merges = self.reader.merges_since(self._merges)
+        self._merges = self.reader.merge_mark()
         fast = self._fresh_inputs(fresh, seq) if not merges else None
         if fast is not None:
             self.fast_catch_ups += 1

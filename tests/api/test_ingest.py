@@ -330,7 +330,7 @@ def test_a_request_the_store_cannot_take_fails_alone(tmp_path: Any) -> None:
             _Request([_track("c", timestamp="bad")], "", loop.create_future()),
             _Request([_track("d")], "", loop.create_future()),
         ]
-        outcome = Ingestor(ctx)._store(group).outcome
+        outcome = Ingestor(ctx)._commit(group)
         loop.close()
         assert outcome[0] is None and outcome[3] is None
         assert outcome[1] is not None and outcome[1].status == 400

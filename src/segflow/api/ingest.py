@@ -20,7 +20,6 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -30,7 +29,6 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from segflow.api.deps import ApiError, ServerContext, get_ctx
-from segflow.live import StoreMarks
 from segflow.model.events import IngestError, IngestProblem
 from segflow.store.duckdb_store import StoredEvents
 
@@ -71,34 +69,12 @@ class IngestStats:
     evaluate_seconds: float = 0.0
     fast_evaluations: int = 0
     """Groups the live evaluator took from the store's description (not read back)."""
-    overlapped: int = 0
-    """Groups evaluated while the next group was committed."""
     largest_group: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
-@dataclass
-class _Stored:
-    """A committed group waiting for the live evaluator; answered once evaluated."""
-
-    group: list[_Request]
-    outcome: list[ApiError | None]
-    fresh: StoredEvents | None
-    """The store's description of what the group stored (``ingest_messages``)."""
-    stored: int
-    """Events stored."""
-
-
 class Ingestor:
-    """The group-commit writer: one task, one transaction per group.
-
-    Under load it is a two-stage pipeline: while the live evaluator takes in group k
-    (Python), the store commits group k+1 (mostly SQL, which runs without the GIL), on
-    two threads and two DuckDB connections.  Group k is answered once it is evaluated,
-    so an acknowledged event is still durable and evaluated.  The stages overlap only
-    when the evaluator can feed group k from the store's description and read nothing
-    the next commit may change (``LiveEvaluator.overlaps``); otherwise, and when no
-    request is waiting, a group is evaluated right after its commit."""
+    """The group-commit writer: one task, one transaction per group."""
 
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
@@ -108,16 +84,12 @@ class Ingestor:
         """Events in the group being committed now."""
         self.stats = IngestStats()
         self.group_commit = True
-        self.pipeline = True
-        """Evaluate group k while group k+1 is committed (with ``group_commit``)."""
         self._wake: asyncio.Event | None = None
         self._closed = False
         self._answering: set[asyncio.Task[None]] = set()
         self._inflight: list[_Request] = []
-        """The groups being committed or evaluated (failed with 503 if the writer is
-        cancelled: the commit may still land, and a retry is harmless thanks to
-        message ids)."""
-        self._evaluator: ThreadPoolExecutor | None = None
+        """The group being committed (failed with 503 if the writer is cancelled:
+        the commit may still land, and a retry is harmless thanks to message ids)."""
 
     def _event(self) -> asyncio.Event:
         if self._wake is None:
@@ -148,38 +120,37 @@ class Ingestor:
     async def run(self) -> None:
         """The writer loop (a task for the server's lifetime)."""
         wake = self._event()
-        held: _Stored | None = None
         try:
             while True:
-                if not self.queue and held is None:
-                    await wake.wait()
-                    wake.clear()
-                    continue
-                group = self._take() if self.queue else []
-                self._inflight = [*(held.group if held else ()), *group]
-                self.committing = sum(len(r.messages) for r in group)
-                collecting = gc.isenabled()
-                # no collection while the groups' tens of thousands of objects are
-                # alive: each would traverse them all (15-35 ms holding the GIL, so
-                # stalling look-ups too) and find no garbage
-                gc.disable()
-                try:
-                    done, held = await asyncio.to_thread(self._step, group, held)
-                except Exception:
-                    log.exception("group commit failed")
-                    err = ApiError(503, "storing the events failed; retry", headers=self._retry())
-                    done = [_Stored(self._inflight, [err] * len(self._inflight), None, 0)]
-                    held = None
-                except BaseException:  # cancelled: the thread may still use the group
-                    if collecting:
+                await wake.wait()
+                wake.clear()
+                while self.queue:
+                    group = self._take()
+                    self._inflight = group
+                    self.committing = sum(len(r.messages) for r in group)
+                    collecting = gc.isenabled()
+                    # no collection while the group's tens of thousands of objects are
+                    # alive: each would traverse them all (15-35 ms holding the GIL, so
+                    # stalling look-ups too) and find no garbage
+                    gc.disable()
+                    try:
+                        outcome = await asyncio.to_thread(self._commit, group)
+                    except Exception:
+                        log.exception("group commit failed")
+                        err = ApiError(
+                            503, "storing the events failed; retry", headers=self._retry()
+                        )
+                        outcome = [err] * len(group)
+                    except BaseException:  # cancelled: the thread may still use the group
+                        if collecting:
+                            gc.enable()
+                        raise
+                    if collecting:  # now the group's objects are gone: nothing to scan
                         gc.enable()
-                    raise
-                if collecting:  # now the group's objects are gone: nothing to scan
-                    gc.enable()
-                self.committing = 0
-                self._inflight = [*(held.group if held else ())]
-                for d in done:  # answered by a task: the next step starts at once
-                    task = asyncio.create_task(self._answer(d.group, d.outcome))
+                    self.committing = 0
+                    self._inflight = []
+                    # answered by a task: the next group's commit starts at once
+                    task = asyncio.create_task(self._answer(group, outcome))
                     self._answering.add(task)
                     task.add_done_callback(self._answering.discard)
         finally:
@@ -216,110 +187,70 @@ class Ingestor:
         self.pending -= n
         return group
 
-    def _step(
-        self, group: list[_Request], held: _Stored | None
-    ) -> tuple[list[_Stored], _Stored | None]:
-        """One writer step (in a worker thread): evaluate ``held`` (committed by the
-        previous step) and commit ``group``, overlapped when they may be.  Returns the
-        groups now evaluated (to answer) and the one left for the next step."""
-        ctx = self.ctx
-        live = ctx.live
-        done: list[_Stored] = []
-        with ctx.lock, ctx.app.store.threads(ctx.settings.ingest_threads):
-            if held is not None:
-                marks = live.marks() if live is not None and held.stored else None
-                if (
-                    group
-                    and marks is not None
-                    and live is not None
-                    and live.overlaps(held.fresh, marks)
-                ):
-                    if self._evaluator is None:
-                        self._evaluator = ThreadPoolExecutor(1, "segflow-evaluate")
-                    running = self._evaluator.submit(self._evaluate, held, marks)
-                    try:
-                        stored = self._store(group)
-                    finally:
-                        running.result()
-                    self.stats.overlapped += 1
-                    return [held], stored
-                self._evaluate(held, marks)
-                done.append(held)
-            if not group:
-                return done, None
-            stored = self._store(group)
-            # Evaluated at once unless the pipeline pays: more requests are waiting.
-            if not (self.pipeline and self.group_commit and self.queue and live is not None):
-                self._evaluate(stored, None)
-                done.append(stored)
-                return done, None
-            return done, stored
-
-    def _store(self, group: list[_Request]) -> _Stored:
-        """Store a group in one transaction (bad requests taken out)."""
+    def _commit(self, group: list[_Request]) -> list[ApiError | None]:
+        """Store a group in one transaction (bad requests taken out), then evaluate."""
         ctx = self.ctx
         outcome: list[ApiError | None] = [None] * len(group)
         live = [i for i, req in enumerate(group) if req.messages]
-        started = time.perf_counter()
-        fresh: StoredEvents | None = None
-        store = ctx.app.store
-        while live:
-            messages: list[dict[str, Any]] = []
-            starts: list[int] = []
-            for i in live:
-                starts.append(len(messages))
-                messages.extend(group[i].messages)
-            try:
-                store.ingest_messages(messages, source="api", json_values=True, describe=True)
-                fresh, store.last_load = store.last_load, None
-                break
-            except IngestError as e:
-                bad = _blame(e.problems, starts, live, group)
-                if not bad:  # nothing attributable: fail the whole group, clearly
-                    err = _invalid(e.problems, "")
-                    for i in live:
-                        outcome[i] = err
-                    live = []
+        with ctx.lock, ctx.app.store.threads(ctx.settings.ingest_threads):
+            started = time.perf_counter()
+            fresh: StoredEvents | None = None
+            while live:
+                messages: list[dict[str, Any]] = []
+                starts: list[int] = []
+                for i in live:
+                    starts.append(len(messages))
+                    messages.extend(group[i].messages)
+                try:
+                    store = ctx.app.store
+                    store.ingest_messages(messages, source="api", json_values=True, describe=True)
+                    fresh = store.last_load
                     break
-                for i, err in bad.items():
-                    outcome[i] = err
-                live = [i for i in live if i not in bad]
-            except Exception:
-                log.exception("group commit failed; storing its requests one by one")
-                live = self._one_by_one(group, live, outcome)
-                break
-        messages = []  # the combined list lets go of the messages
-        stored = sum(len(group[i].messages) for i in live)
+                except IngestError as e:
+                    bad = _blame(e.problems, starts, live, group)
+                    if not bad:  # nothing attributable: fail the whole group, clearly
+                        err = _invalid(e.problems, "")
+                        for i in live:
+                            outcome[i] = err
+                        live = []
+                        break
+                    for i, err in bad.items():
+                        outcome[i] = err
+                    live = [i for i in live if i not in bad]
+                except Exception:
+                    log.exception("group commit failed; storing its requests one by one")
+                    live = self._one_by_one(group, live, outcome)
+                    break
+            committed = time.perf_counter()
+            stored = sum(len(group[i].messages) for i in live)
+            if stored and ctx.live is not None:
+                try:
+                    # the events just stored, as parsed: no need to read them back
+                    fast = ctx.live.fast_catch_ups
+                    ctx.live.catch_up(fresh)
+                    self.stats.fast_evaluations += ctx.live.fast_catch_ups - fast
+                except Exception:  # the events are stored; the evaluator logs and recovers
+                    log.exception("live evaluation after ingest failed")
+            ctx.app.store.last_load = None  # its messages need not outlive the group
+            done = time.perf_counter()
+        # Stored (or failed): free the group's objects here, a few hundred at a time.
+        # Freeing thousands of nested dicts is one C call holding the GIL; on the event
+        # loop (or all at once) it stalled look-ups for milliseconds.
+        if fresh is not None:
+            rows, fresh = fresh.rows, None
+            _free_gradually(rows)
+        messages = []  # the group's combined list lets go first
+        for req in group:
+            _free_gradually(req.messages)
         s = self.stats
         s.groups += 1
         s.requests += len(group)
         s.events += stored
         s.rejected_requests += sum(1 for o in outcome if o is not None)
-        s.commit_seconds += time.perf_counter() - started
+        s.commit_seconds += committed - started
+        s.evaluate_seconds += done - committed
         s.largest_group = max(s.largest_group, stored)
-        return _Stored(group, outcome, fresh, stored)
-
-    def _evaluate(self, done: _Stored, marks: StoreMarks | None) -> None:
-        """Feed a committed group to the live evaluator (the events just stored, as
-        parsed: no need to read them back), then free its objects."""
-        live = self.ctx.live
-        started = time.perf_counter()
-        if done.stored and live is not None:
-            try:
-                fast = live.fast_catch_ups
-                live.catch_up(done.fresh, marks)
-                self.stats.fast_evaluations += live.fast_catch_ups - fast
-            except Exception:  # the events are stored; the evaluator logs and recovers
-                log.exception("live evaluation after ingest failed")
-        self.stats.evaluate_seconds += time.perf_counter() - started
-        # Free the group's objects here, a few hundred at a time.  Freeing thousands of
-        # nested dicts is one C call holding the GIL; on the event loop (or all at once)
-        # it stalled look-ups for milliseconds.
-        if done.fresh is not None:
-            rows, done.fresh = done.fresh.rows, None
-            _free_gradually(rows)
-        for req in done.group:
-            _free_gradually(req.messages)
+        return outcome
 
     def _one_by_one(
         self, group: list[_Request], live: list[int], outcome: list[ApiError | None]
@@ -349,8 +280,6 @@ class Ingestor:
 
     def close(self) -> None:
         self._closed = True
-        if self._evaluator is not None:
-            self._evaluator.shutdown(wait=False)
 
 
 def _resolve(req: _Request, res: ApiError | None) -> None:
@@ -697,7 +626,6 @@ async def ingest_stats(request: Request) -> dict[str, Any]:
         "commit_seconds": round(s.commit_seconds, 3),
         "evaluate_seconds": round(s.evaluate_seconds, 3),
         "fast_evaluations": s.fast_evaluations,
-        "overlapped": s.overlapped,
         "queued_events": ingestor.pending,
         "group_commit": ingestor.group_commit,
     }
