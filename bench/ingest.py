@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,10 +52,18 @@ EVENTS = ("Product Viewed", "Product Added", "Checkout Started", "Order Complete
 CATEGORIES = ("Shoes", "Watches", "Bags", "Luxury Watches", "Books")
 
 
-def prepare(root: Path, customers: int) -> tuple[Path, str, str, list[str]]:
-    """A store with history and the segment library; returns (db, admin, write, users)."""
+def prepare(root: Path, customers: int) -> tuple[Path, str, str, list[str], list[dict[str, Any]]]:
+    """A store with history and the segment library; returns (db, admin, write, users,
+    the generated history's rows)."""
     end = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     summary = generate_shop(root / "data", customers=customers, seed=7, end=end, days=60)
+    paths = [str(p) for p in summary.paths]
+    rows = (
+        duckdb.connect()
+        .execute("SELECT * FROM read_parquet(?)", [paths])
+        .fetch_arrow_table()
+        .to_pylist()
+    )
     db = root / "template.duckdb"
     sf = Segflow(db)
     try:
@@ -70,7 +79,7 @@ def prepare(root: Path, customers: int) -> tuple[Path, str, str, list[str]]:
         ]
     finally:
         sf.close()
-    return db, admin, write, users
+    return db, admin, write, users, rows
 
 
 def body(users: list[str], n: int, rng: random.Random, seq: list[int]) -> bytes:
@@ -98,6 +107,39 @@ def body(users: list[str], n: int, rng: random.Random, seq: list[int]) -> bytes:
                 "context": {"library": {"name": "bench", "version": "1"}},
             }
         )
+    return orjson.dumps({"batch": batch})
+
+
+def shop_body(rows: list[dict[str, Any]], n: int, rng: random.Random, seq: list[int]) -> bytes:
+    """``n`` messages drawn from the generated shop's own history (its mix: ~56 %
+    product views, 20 % pages, 3 % identify calls with traits, 2 % orders, ...; its
+    fields and known identities), with new message ids, stamped within the last
+    minute."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    batch: list[dict[str, Any]] = []
+    for _ in range(n):
+        seq[0] += 1
+        row = rng.choice(rows)
+        msg: dict[str, Any] = {
+            "type": row["type"],
+            "messageId": f"bench-{seq[0]}",
+            "timestamp": (now - timedelta(seconds=rng.randrange(60))).isoformat() + "Z",
+        }
+        for column, key in (
+            ("event", "event"),
+            ("user_id", "userId"),
+            ("anonymous_id", "anonymousId"),
+        ):
+            if row[column] is not None:
+                msg[key] = row[column]
+        for column, value in row.items():
+            if "." in column and value is not None:
+                *parents, leaf = column.split(".")
+                obj = msg
+                for part in parents:
+                    obj = obj.setdefault(part, {})
+                obj[leaf] = value
+        batch.append(msg)
     return orjson.dumps({"batch": batch})
 
 
@@ -143,6 +185,7 @@ def run_mode(
     admin: str,
     write: str,
     users: list[str],
+    rows: list[dict[str, Any]],
     args: argparse.Namespace,
 ) -> dict[str, float]:
     db = root / f"{mode}.duckdb"
@@ -159,8 +202,14 @@ def run_mode(
         refused = [0]
 
         seqs = [[k * 10_000_000] for k in range(args.clients)]
+
+        def make(rng: random.Random, seq: list[int]) -> bytes:
+            if args.mix == "shop":
+                return shop_body(rows, args.batch, rng, seq)
+            return body(users, args.batch, rng, seq)
+
         pools = [
-            [body(users, args.batch, random.Random(k), seqs[k]) for _ in range(args.prebuilt)]
+            [make(random.Random(k), seqs[k]) for _ in range(args.prebuilt)]
             for k in range(args.clients)
         ]
 
@@ -173,7 +222,7 @@ def run_mode(
             con = http.client.HTTPConnection(host, port, timeout=60)
             headers = {"Content-Type": "application/json", "Authorization": auth}
             while not stop.is_set():
-                data = pool.pop() if pool else body(users, args.batch, rng, seq)
+                data = pool.pop() if pool else make(rng, seq)
                 t0 = time.perf_counter()
                 con.request("POST", "/v1/batch", data, headers)
                 resp = con.getresponse()
@@ -260,6 +309,14 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=2_000)
     ap.add_argument("--modes", default="baseline,group")
     ap.add_argument(
+        "--mix",
+        choices=("uniform", "shop"),
+        default="uniform",
+        help="uniform: track events, a quarter each of views, cart adds, checkouts and"
+        " orders (the figures in the README); shop: drawn from the generated shop's own"
+        " history (pages, identify calls with traits, ~30 fields a message)",
+    )
+    ap.add_argument(
         "--nice",
         type=int,
         default=0,
@@ -271,14 +328,14 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="segflow-bench-"))
     try:
-        template, admin, write, users = prepare(root, args.customers)
+        template, admin, write, users, rows = prepare(root, args.customers)
         print(
             f"store: {args.customers:,} customers, {len(users):,} users;"
-            f" {args.clients} clients x /v1/batch of {args.batch}"
+            f" {args.clients} clients x /v1/batch of {args.batch}, {args.mix} mix"
         )
         results = {}
         for mode in args.modes.split(","):
-            r = run_mode(template, root, mode, admin, write, users, args)
+            r = run_mode(template, root, mode, admin, write, users, rows, args)
             results[mode] = r
             print(
                 f"{mode:9s} {r['events_per_s']:>9,.0f} events/s"
