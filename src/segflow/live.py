@@ -13,9 +13,12 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+
+import duckdb
 
 from segflow.batch.run import evaluate
 from segflow.model.definition import Segment
@@ -194,6 +197,8 @@ class LiveEvaluator:
         self._names: frozenset[str] = frozenset()
         self._paths: frozenset[str] = frozenset()
         self._trait_keys: frozenset[str] = frozenset()
+        self._unpublished: list[StoredChange] | None = None
+        """Changes stored in the open ``_one_commit`` block, published once committed."""
         self.fast_catch_ups = 0
         """Catch-ups fed from the store's description of a load (not read back)."""
 
@@ -293,8 +298,37 @@ class LiveEvaluator:
         seg = self._segments.get(segment_id)
         return seg.version if seg is not None else self._old_versions.get(segment_id, 0)
 
+    @contextmanager
+    def _one_commit(self) -> Iterator[None]:
+        """Store the changes and marks logged inside the block in one transaction and
+        publish them once it is committed: one commit instead of one per statement
+        (each autocommit cost ~1.5 ms, a third of a small group's evaluation).  Inside
+        a transaction of the caller's, the block simply joins it."""
+        con = self.app.con
+        try:
+            con.execute("BEGIN TRANSACTION")
+        except duckdb.TransactionException:
+            yield
+            return
+        self._unpublished = []
+        try:
+            yield
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            self._unpublished = None
+            raise
+        stored, self._unpublished = self._unpublished, None
+        self._publish(stored)
+
+    def _publish(self, stored: list[StoredChange]) -> None:
+        if stored:
+            for fn in list(self._subscribers):
+                fn(stored)
+
     def _record(self, changes: Iterable[Change]) -> list[StoredChange]:
-        """Track current memberships, store the changes, publish the ones stored."""
+        """Track current memberships, store the changes, publish the ones stored
+        (once committed, inside ``_one_commit``)."""
         rows: list[ChangeRow] = []
         for c in _coalesce(changes):
             if c.segment_id in self._hidden:
@@ -317,9 +351,10 @@ class LiveEvaluator:
                 )
             )
         stored = [_stored(c) for c in self.log.append(rows)]
-        if stored:
-            for fn in list(self._subscribers):
-                fn(stored)
+        if self._unpublished is not None:
+            self._unpublished += stored
+        else:
+            self._publish(stored)
         return stored
 
     def _set_marks(self, at: datetime) -> None:
@@ -509,8 +544,9 @@ class LiveEvaluator:
                         changes += runner.add_profile(pid, now)
             self._seq = seq
             self._wseq = wseq
-        out = recorded + self._record(changes)
-        self._set_marks(now)
+        with self._one_commit():
+            out = recorded + self._record(changes)
+            self._set_marks(now)
         return out
 
     def _fresh_inputs(
@@ -547,9 +583,10 @@ class LiveEvaluator:
     def tick(self) -> list[StoredChange]:
         """Fire every timer due up to ``clock.now()``; log and return the changes."""
         now = self._now()
-        out = self._record(self.runner.advance_to(now))
-        if out:
-            self._set_marks(now)
+        with self._one_commit():
+            out = self._record(self.runner.advance_to(now))
+            if out:
+                self._set_marks(now)
         return out
 
     def next_deadline(self) -> datetime | None:

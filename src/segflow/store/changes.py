@@ -46,6 +46,18 @@ REASONS: Final = frozenset(
 )
 
 
+def set_row(
+    con: duckdb.DuckDBPyConnection, update: str, insert: str, params: dict[str, object]
+) -> None:
+    """Keep a one-row mark (``log_marks``, ``live_marks``, ``seq_marks``): ``update``,
+    and ``insert`` only when it matched no row.  DuckDB's ``ON CONFLICT`` upsert of one
+    row cost ~1.3 ms in a transaction (~8 ms on its own); an ``UPDATE`` ~0.4 ms, and
+    the evaluator sets two marks per group commit, the store one."""
+    row = con.execute(update, params).fetchone()
+    if not row or not row[0]:
+        con.execute(insert, params)
+
+
 @dataclass(frozen=True, slots=True)
 class ChangeRow:
     """A change to record (``seq`` and ``recorded_at`` are given by the log)."""
@@ -146,9 +158,10 @@ class MembershipChangeLog:
             self.con.unregister("_sf_changes")
         out = sorted((_row(r) for r in stored), key=lambda c: c.seq)
         if out:
-            self.con.execute(
-                "INSERT INTO log_marks VALUES ('membership_changes', $seq) ON CONFLICT (name)"
-                " DO UPDATE SET seq = greatest(log_marks.seq, excluded.seq)",
+            set_row(
+                self.con,
+                "UPDATE log_marks SET seq = greatest(seq, $seq) WHERE name = 'membership_changes'",
+                "INSERT INTO log_marks VALUES ('membership_changes', $seq)",
                 {"seq": out[-1].seq},
             )
         return out
@@ -206,10 +219,11 @@ class MembershipChangeLog:
         return (int(row[0]), row[1]) if row else None
 
     def set_mark(self, seq: int, at: datetime, name: str = "live") -> None:
-        self.con.execute(
-            'INSERT INTO live_marks (name, seq, "at") VALUES (?, ?, ?)'
-            ' ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, "at" = excluded."at"',
-            [name, seq, at],
+        set_row(
+            self.con,
+            'UPDATE live_marks SET seq = $seq, "at" = $at WHERE name = $name',
+            'INSERT INTO live_marks (name, seq, "at") VALUES ($name, $seq, $at)',
+            {"name": name, "seq": seq, "at": at},
         )
 
     def count(self) -> int:
@@ -239,4 +253,4 @@ if TYPE_CHECKING:
         return log
 
 
-__all__ = ["CHANGES_DDL", "REASONS", "ChangeRow", "LoggedChange", "MembershipChangeLog"]
+__all__ = ["CHANGES_DDL", "REASONS", "ChangeRow", "LoggedChange", "MembershipChangeLog", "set_row"]

@@ -48,6 +48,7 @@ from segflow.model.events import (
     Message,
     parse_message,
 )
+from segflow.store.changes import set_row
 from segflow.store.message_index import MessageIndex
 from segflow.store.schema import DDL, LINK_TRAITS
 
@@ -1656,9 +1657,11 @@ class DuckDBStore:
                 if by_line is not None:
                     described = self._describe(int(base), by_line, traits, len(merges), plain)
                     if described.rows:  # the mark is the last row described
-                        con.execute(
-                            "INSERT INTO seq_marks VALUES ('events', $top) ON CONFLICT (name)"
-                            " DO UPDATE SET value = greatest(value, excluded.value)",
+                        set_row(
+                            con,
+                            "UPDATE seq_marks SET value = greatest(value, $top)"
+                            " WHERE name = 'events'",
+                            "INSERT INTO seq_marks VALUES ('events', $top)",
                             {"top": described.upto_seq},
                         )
                 else:
