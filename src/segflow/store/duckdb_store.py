@@ -1368,6 +1368,11 @@ class DuckDBStore:
         self._event_names: set[str] = set()
         """The numbered event names (``event_names``), as of the last load."""
         self._identities_changed = True
+        self._staged_hashes: tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]] | None = None
+        """A load's staged lines and ``hash(message_id)``, those to be stored once
+        repeats are dropped (so the message index needs no read after the commit)."""
+        self._threads_before: int | None = None
+        """DuckDB's thread count before a kept ``threads(n, keep=True)``."""
         self.last_load: StoredEvents | None = None
         """What the latest ``ingest_messages(..., describe=True)`` stored (else None)."""
         self._messages: MessageIndex | None = None
@@ -1435,24 +1440,35 @@ class DuckDBStore:
         return dict(self._fields)
 
     @contextmanager
-    def threads(self, n: int | None) -> Iterator[None]:
+    def threads(self, n: int | None, *, keep: bool = False) -> Iterator[None]:
         """Run DuckDB with ``n`` threads inside the block (None: as configured).  A group
         commit of a few thousand rows is dozens of small statements: extra threads only
         add scheduling and cache traffic there, and take a core from the server's event
-        loop."""
+        loop.  ``keep``: leave ``n`` set after the block (the server's writer, with more
+        groups waiting: ``SET threads`` restarts DuckDB's pool, ~4 ms, twice a group);
+        ``restore_threads`` goes back."""
         if n is None:
             yield
             return
-        row = self.con.execute("SELECT current_setting('threads')").fetchone()
-        before = int(row[0]) if row else n
-        if before == n:
-            yield
-            return
-        self.con.execute(f"SET threads = {int(n)}")
+        if self._threads_before is None:
+            row = self.con.execute("SELECT current_setting('threads')").fetchone()
+            before = int(row[0]) if row else n
+            if before == n:
+                yield
+                return
+            self.con.execute(f"SET threads = {int(n)}")
+            self._threads_before = before
         try:
             yield
         finally:
-            self.con.execute(f"SET threads = {before}")
+            if not keep:
+                self.restore_threads()
+
+    def restore_threads(self) -> None:
+        """Undo a kept ``threads(n, keep=True)``."""
+        if self._threads_before is not None:
+            self.con.execute(f"SET threads = {self._threads_before}")
+            self._threads_before = None
 
     # -- ingestion -------------------------------------------------------------------
     def ingest_jsonl(
@@ -1620,8 +1636,9 @@ class DuckDBStore:
         load = fields.load
         now = utcnow()
         described: StoredEvents | None = None
-        con.execute("SET preserve_insertion_order = false")
-        con.execute("BEGIN TRANSACTION")
+        # one call each for the setting and the transaction's ends: every execute is a
+        # GIL hand-off, and in a busy server each waits for the GIL to come back
+        con.execute("SET preserve_insertion_order = false; BEGIN TRANSACTION")
         try:
             dropped = self._drop_repeats(load.repeats)
             fresh = report.read - report.invalid - dropped
@@ -1674,15 +1691,18 @@ class DuckDBStore:
                 if traits or merges:  # else no trait row is new or moved: links hold
                     con.execute(LINK_TRAITS)
                 report.merges += merges
-            con.execute("COMMIT")
+            con.execute("COMMIT; RESET preserve_insertion_order")
         except BaseException:
-            con.execute("ROLLBACK")
+            con.execute("ROLLBACK; RESET preserve_insertion_order")
             self._load_catalog()
             raise
-        finally:
-            con.execute("RESET preserve_insertion_order")
         if fresh and self._messages is not None:
-            self._messages.add_since(con, int(base))
+            if self._staged_hashes is not None:  # the stored rows' hashes, seq by line
+                staged, hashes = self._staged_hashes
+                self._messages.add(hashes, staged + int(base))
+            else:
+                self._messages.add_since(con, int(base))
+        self._staged_hashes = None
         if load.new_fields or load.overflow:  # else the catalog is as it was loaded
             self._load_catalog()
         if described is not None:
@@ -1705,11 +1725,14 @@ class DuckDBStore:
         message id."""
         con = self.con
         got = con.execute(f"SELECT _line, hash(message_id) AS h FROM {_VALID}").fetchnumpy()
-        pos, seqs = self.message_index().candidates(np.asarray(got["h"], dtype=np.uint64))
+        staged = np.asarray(got["_line"], dtype=np.int64)
+        hashes = np.asarray(got["h"], dtype=np.uint64)
+        self._staged_hashes = (staged, hashes)
+        pos, seqs = self.message_index().candidates(hashes)
         if not len(pos):
             yield None
             return
-        lines = np.asarray(got["_line"], dtype=np.int64)[pos]
+        lines = staged[pos]
         con.register("_sf_cand", pa.table({"_line": lines, "seq": seqs}))
         try:
             yield (
@@ -1732,6 +1755,10 @@ class DuckDBStore:
             with self._stored_repeats() as query:
                 stored = [] if query is None else con.execute(*query).fetchall()
             drop = sorted({*repeats, *(int(r[0]) for r in stored)})
+            if drop and self._staged_hashes is not None:  # the index takes the rest
+                staged, hashes = self._staged_hashes
+                keep = ~np.isin(staged, np.asarray(drop, dtype=np.int64))
+                self._staged_hashes = (staged[keep], hashes[keep])
             if not drop:
                 con.execute(f"CREATE OR REPLACE TEMP VIEW {_NEW} AS FROM {_VALID}")
                 return 0
@@ -1755,6 +1782,7 @@ class DuckDBStore:
                         " WHERE c._line NOT IN (SELECT _line FROM _sf_drop)",
                         params,
                     )
+            self._staged_hashes = None  # which rows are stored is known in SQL only
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW {_NEW} AS SELECT s.* FROM {_VALID} s"
             " ANTI JOIN _sf_drop d ON s._line = d._line"
@@ -1911,6 +1939,7 @@ class DuckDBStore:
         anonymous id: a function of the messages, not of the order they arrive in.
         """
         con = self.con
+        # both tables in one call (each call is a GIL hand-off in a busy server)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _sf_bn AS SELECT kind, value, min(ts) AS first_seen"
             " FROM (SELECT 'user' AS kind, user_id AS value, \"timestamp\" AS ts"
@@ -1918,10 +1947,8 @@ class DuckDBStore:
             f" UNION ALL SELECT 'anonymous', anonymous_id, \"timestamp\" FROM {_NEW}"
             " WHERE anonymous_id IS NOT NULL"
             f" UNION ALL SELECT 'previous', previous_id, \"timestamp\" FROM {_NEW}"
-            " WHERE previous_id IS NOT NULL) GROUP BY kind, value"
-        )
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE _sf_edges AS"
+            " WHERE previous_id IS NOT NULL) GROUP BY kind, value;"
+            " CREATE OR REPLACE TEMP TABLE _sf_edges AS"
             " SELECT DISTINCT 'user' AS k1, user_id AS v1, 'anonymous' AS k2,"
             f" anonymous_id AS v2 FROM {_NEW}"
             " WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL"
@@ -1934,10 +1961,8 @@ class DuckDBStore:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _sf_idmap AS SELECT i.kind, i.value,"
                 " i.first_seen, i.profile_id AS old_profile, i.profile_id FROM identities i"
-                " SEMI JOIN _sf_bn b ON i.kind = b.kind AND i.value = b.value"
-            )
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _sf_merges"
+                " SEMI JOIN _sf_bn b ON i.kind = b.kind AND i.value = b.value;"
+                " CREATE OR REPLACE TEMP TABLE _sf_merges"
                 " (from_profile VARCHAR, into_profile VARCHAR)"
             )
             return []
