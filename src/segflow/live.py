@@ -301,13 +301,16 @@ class LiveEvaluator:
     @contextmanager
     def _one_commit(self) -> Iterator[None]:
         """Store the changes and marks logged inside the block in one transaction and
-        publish them once it is committed: one commit instead of one per statement
-        (each autocommit cost ~1.5 ms, a third of a small group's evaluation).  Inside
-        a transaction of the caller's, the block simply joins it."""
+        publish them once it is committed: the log and its marks move together, with
+        one commit instead of one per statement.  Inside a transaction of the
+        caller's, the block simply joins it."""
         con = self.app.con
         try:
             con.execute("BEGIN TRANSACTION")
+            began = True
         except duckdb.TransactionException:
+            began = False
+        if not began:
             yield
             return
         self._unpublished = []

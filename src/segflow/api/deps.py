@@ -58,7 +58,8 @@ class Settings:
     ingest_threads: int | None = 1
     """DuckDB threads during a group commit and its evaluation (None: DuckDB's own
     setting): a few thousand rows gain nothing from parallel plans, and the spare core
-    keeps the event loop answering look-ups."""
+    keeps the event loop answering look-ups.  Kept while more groups wait (setting it
+    restarts DuckDB's thread pool), restored when the queue runs dry."""
     switch_interval_seconds: float = 0.0005
     """GIL switch interval set by ``run_server`` (Python's default is 5 ms): the
     writer thread's Python yields to the event loop sooner (look-up p50 under load

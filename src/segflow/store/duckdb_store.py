@@ -782,9 +782,9 @@ class _Fields:
     def _extract_once(self) -> None:
         """Parse each JSON document once for every leaf, into ``_sf_leaves`` (the new
         rows plus one list of leaf values per document).  The type scan, the insert
-        and the trait rows then read columns: otherwise each statement parses the
-        documents again (for a server group with the demo shop's ~30 leaves, three
-        parses were ~95 of ~150 ms of SQL)."""
+        and the trait rows then read columns instead of each parsing the documents
+        again, and the first and last can work on the unnested lists (see
+        ``_long_sources``)."""
         lists = [
             f"CAST(json_extract({doc}, [{', '.join(quote_str(p) for p in ptrs)}])"
             f" AS VARCHAR[]) AS _l{d}"
