@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Final
 import duckdb
 import pyarrow as pa
 
+from segflow.store.marks import set_row
+
 CHANGES_DDL: Final = """
 CREATE TABLE IF NOT EXISTS membership_changes (
     seq         BIGINT NOT NULL,
@@ -44,18 +46,6 @@ CREATE TABLE IF NOT EXISTS live_marks (
 REASONS: Final = frozenset(
     {"event", "window_expired", "trait_changed", "merged", "definition_changed", "deleted"}
 )
-
-
-def set_row(
-    con: duckdb.DuckDBPyConnection, update: str, insert: str, params: dict[str, object]
-) -> None:
-    """Keep a one-row mark (``log_marks``, ``live_marks``, ``seq_marks``): ``update``,
-    and ``insert`` only when it matched no row.  DuckDB's ``ON CONFLICT`` upsert of one
-    row cost ~1.3 ms in a transaction (~8 ms on its own); an ``UPDATE`` ~0.4 ms, and
-    the evaluator sets two marks per group commit, the store one."""
-    row = con.execute(update, params).fetchone()
-    if not row or not row[0]:
-        con.execute(insert, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,4 +243,4 @@ if TYPE_CHECKING:
         return log
 
 
-__all__ = ["CHANGES_DDL", "REASONS", "ChangeRow", "LoggedChange", "MembershipChangeLog", "set_row"]
+__all__ = ["CHANGES_DDL", "REASONS", "ChangeRow", "LoggedChange", "MembershipChangeLog"]

@@ -48,7 +48,7 @@ from segflow.model.events import (
     Message,
     parse_message,
 )
-from segflow.store.changes import set_row
+from segflow.store.marks import events_seq, raise_events_seq
 from segflow.store.message_index import MessageIndex
 from segflow.store.schema import DDL, LINK_TRAITS
 
@@ -1660,34 +1660,19 @@ class DuckDBStore:
                         [sorted(load.overflow)],
                     )
                 merges = self._resolve_identities()
-                # The high-water mark, not max(seq): after a privacy delete of the newest
-                # events their numbers must not be handed out again (readers resume by seq).
-                # Read on its own: in one coalesce() DuckDB also scanned every event's seq.
-                (base,) = con.execute(
-                    "SELECT max(value) FROM seq_marks WHERE name = 'events'"
-                ).fetchone() or (None,)
-                if base is None:
-                    (base,) = con.execute(
-                        "SELECT coalesce(max(seq), 0) FROM events"
-                    ).fetchone() or (0,)
-                traits = self._insert(load, int(base), now, bool(merges))
-                if by_line is not None:
-                    described = self._describe(int(base), by_line, traits, len(merges), plain)
-                    if described.rows:  # the mark is the last row described
-                        set_row(
-                            con,
-                            "UPDATE seq_marks SET value = greatest(value, $top)"
-                            " WHERE name = 'events'",
-                            "INSERT INTO seq_marks VALUES ('events', $top)",
-                            {"top": described.upto_seq},
-                        )
+                base = events_seq(con)
+                traits = self._insert(load, base, now, bool(merges))
+                top: int | None
+                if by_line is not None:  # the mark is the last row described
+                    described = self._describe(base, by_line, traits, len(merges), plain)
+                    top = described.upto_seq if described.rows else None
                 else:
-                    con.execute(
-                        "INSERT INTO seq_marks SELECT 'events', max(seq) FROM events"
-                        " WHERE seq > $b HAVING max(seq) IS NOT NULL ON CONFLICT (name)"
-                        " DO UPDATE SET value = greatest(value, excluded.value)",
-                        {"b": int(base)},
-                    )
+                    row = con.execute(
+                        "SELECT max(seq) FROM events WHERE seq > $b", {"b": base}
+                    ).fetchone()
+                    top = row[0] if row else None
+                if top is not None:
+                    raise_events_seq(con, int(top))
                 if traits or merges:  # else no trait row is new or moved: links hold
                     con.execute(LINK_TRAITS)
                 report.merges += merges
@@ -1699,9 +1684,9 @@ class DuckDBStore:
         if fresh and self._messages is not None:
             if self._staged_hashes is not None:  # the stored rows' hashes, seq by line
                 staged, hashes = self._staged_hashes
-                self._messages.add(hashes, staged + int(base))
+                self._messages.add(hashes, staged + base)
             else:
-                self._messages.add_since(con, int(base))
+                self._messages.add_since(con, base)
         self._staged_hashes = None
         if load.new_fields or load.overflow:  # else the catalog is as it was loaded
             self._load_catalog()

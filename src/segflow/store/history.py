@@ -19,6 +19,8 @@ from typing import Any, Final, Literal, TypeAlias
 import duckdb
 import orjson
 
+from segflow.store.marks import events_seq
+
 BATCH_ROWS: Final = 65_536
 _ROOTS: Final = ("properties", "context", "traits")
 
@@ -156,14 +158,8 @@ class HistoryReader:
         self.con = con
 
     def max_seq(self) -> int:
-        """The highest event seq handed out: the store's high-water mark (one row; the
-        server reads it after every group commit, and ``max(seq)`` read every stored
-        event's seq), else ``max(seq)`` (events stored before the mark existed)."""
-        row = self.con.execute("SELECT max(value) FROM seq_marks WHERE name = 'events'").fetchone()
-        if row and row[0] is not None:
-            return int(row[0])
-        row = self.con.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()
-        return int(row[0]) if row else 0
+        """The highest event seq handed out (``store.marks.events_seq``)."""
+        return events_seq(self.con)
 
     def max_wseq(self, after: int = 0) -> int:
         """The latest trait write's ``wseq`` (``after`` when none is later); only writes
