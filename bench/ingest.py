@@ -12,10 +12,11 @@ durable in DuckDB and evaluated by the live evaluator (the server answers after
 the group commit and ``catch_up``).  Modes:
 
   * baseline -- ``--no-group-commit``: one ``ingest_messages`` + ``catch_up`` per request
-  * group    -- the server as shipped (group commit)
+  * single   -- group commit, one process (``--no-edge``: HTTP in the core)
+  * group    -- the server as shipped (group commit, an edge process in front)
 
 Prints accepted events/s, request p50/p99, segment look-up p50/p99 per mode and
-the group/baseline throughput ratio.
+the group/baseline throughput ratio (and group/single when both ran).
 """
 
 from __future__ import annotations
@@ -188,9 +189,9 @@ def run_mode(
     rows: list[dict[str, Any]],
     args: argparse.Namespace,
 ) -> dict[str, float]:
-    db = root / f"{mode}.duckdb"
+    db = root / f"{mode}-{time.monotonic_ns()}.duckdb"  # a mode may run twice: no stale WAL
     shutil.copy(template, db)
-    extra = ["--no-group-commit"] if mode == "baseline" else []
+    extra = {"baseline": ["--no-group-commit"], "single": ["--no-edge"]}.get(mode, [])
     server = ServerProcess(db, args=extra).start()
     try:
         host, port = "127.0.0.1", server.port
@@ -348,6 +349,9 @@ def main() -> None:
         if "baseline" in results and "group" in results:
             ratio = results["group"]["events_per_s"] / results["baseline"]["events_per_s"]
             print(f"group commit / baseline throughput: {ratio:.1f}x")
+        if "single" in results and "group" in results:
+            ratio = results["group"]["events_per_s"] / results["single"]["events_per_s"]
+            print(f"with the edge / one process throughput: {ratio:.2f}x")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

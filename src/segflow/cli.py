@@ -349,6 +349,7 @@ def _serve(
     *,
     demo_keys: bool = False,
     scores_cron: str | None = "0 3 * * *",
+    edge: bool = True,
 ) -> None:
     """Run the server on ``db`` (keys created first for the demo, shown once)."""
     import duckdb
@@ -384,7 +385,7 @@ def _serve(
             soft_wrap=True,
             markup=False,
         )
-    run_server(db, host, port, ctx=ctx)
+    run_server(db, host, port, ctx=ctx, edge=edge)
 
 
 @app.command()
@@ -397,10 +398,15 @@ def serve(
     no_scores: Annotated[
         bool, typer.Option("--no-scores", help="Never refresh the scores on a schedule.")
     ] = False,
+    no_edge: Annotated[
+        bool,
+        typer.Option("--no-edge", help="One process: HTTP in the core, no edge process."),
+    ] = False,
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Serve the HTTP API, the UI, live evaluation and the scheduler (one process)."""
-    _serve(db, host, port, scores_cron=None if no_scores else scores_cron)
+    """Serve the HTTP API, the UI, live evaluation and the scheduler: the core process
+    (store, evaluator, API) behind an edge process answering HTTP on the port."""
+    _serve(db, host, port, scores_cron=None if no_scores else scores_cron, edge=not no_edge)
 
 
 @keys_app.command("create")

@@ -1,6 +1,10 @@
 """Process wiring: open the store, build the live evaluator and the app, run uvicorn.
 
-``run_server`` is what ``segflow serve`` (and the demo) run.  For tests,
+``run_server`` is what ``segflow serve`` (and the demo) run: two processes.  This
+one, the core, binds the public port, hands it to an edge process
+(``segflow.edge``) that answers HTTP there, and serves the app on a Unix socket for
+the edge (plus the edge link, ``segflow.api.edgelink``).  ``edge=False`` serves the
+app on the port from this one process.  For tests,
 ``serve_in_thread`` runs a real uvicorn server on a free 127.0.0.1 port inside the
 test process, and ``ServerProcess`` runs one as a child process (``python -m
 segflow.server``) that can be killed with SIGKILL.
@@ -9,14 +13,17 @@ segflow.server``) that can be killed with SIGKILL.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +36,8 @@ from segflow.api.deps import ServerContext, Settings
 from segflow.api.fastlane import FastLane
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service import Segflow
+
+log = logging.getLogger("segflow.server")
 
 
 def make_context(
@@ -53,11 +62,14 @@ def make_context(
     return ctx
 
 
-def _config(ctx: ServerContext, host: str, port: int, log_level: str) -> uvicorn.Config:
+def _config(
+    ctx: ServerContext, host: str, port: int, log_level: str, uds: str | None = None
+) -> uvicorn.Config:
     return uvicorn.Config(
         FastLane(create_app(ctx)),
         host=host,
         port=port,
+        uds=uds,
         log_level=log_level,
         access_log=False,
         # segflow never reads the client address: no X-Forwarded-For parsing per request
@@ -75,17 +87,96 @@ def run_server(
     log_level: str = "info",
     settings: Settings | None = None,
     ctx: ServerContext | None = None,
+    edge: bool = True,
 ) -> None:
-    """Serve ``db`` until interrupted (one process: API, live evaluator, scheduler)."""
+    """Serve ``db`` until interrupted: the API, live evaluator and scheduler here, and
+    (``edge``) the HTTP front in an edge process."""
     ctx = ctx or make_context(db, settings=settings)
     # The writer thread runs long stretches of Python (parsing, live evaluation); a
     # shorter GIL switch interval lets the event loop answer look-ups in between.
     sys.setswitchinterval(ctx.settings.switch_interval_seconds)
     try:
-        uvicorn.Server(_config(ctx, host, port, log_level)).run()
+        if not edge:
+            uvicorn.Server(_config(ctx, host, port, log_level)).run()
+            return
+        split = Split(ctx, host, port, log_level)
+        split.edge.start(lambda: split.server.should_exit)
+        try:
+            split.server.run()
+        finally:
+            split.close()
     finally:
         with ctx.lock:
             ctx.app.close()
+
+
+class Split:
+    """The two-process server's parts: the public port bound here, the core's app on
+    a Unix socket (``server``, not started) and the edge process (``edge``, not
+    started), with the link socket's path in ``ctx.extra["edge_link"]``."""
+
+    def __init__(self, ctx: ServerContext, host: str, port: int, log_level: str) -> None:
+        self.dir = tempfile.mkdtemp(prefix="segflow-")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.listener = socket.create_server((host, port), family=family, backlog=2048)
+        self.port: int = self.listener.getsockname()[1]
+        core = os.path.join(self.dir, "core.sock")
+        link = ctx.extra["edge_link"] = os.path.join(self.dir, "link.sock")
+        self.server = uvicorn.Server(_config(ctx, host, port, log_level, uds=core))
+        self.edge = EdgeProcess(self.listener, core, link, ctx.settings, log_level)
+        ctx.extra["stop_edge"] = self.edge.stop  # by the app's shutdown, before its own
+
+    def close(self) -> None:
+        self.edge.stop()
+        self.listener.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EdgeProcess:
+    """The edge child process, restarted if it dies while the core runs on."""
+
+    def __init__(
+        self, listener: socket.socket, core: str, link: str, settings: Settings, log_level: str
+    ) -> None:
+        self.cmd = [sys.executable, "-m", "segflow.edge", "--fd", str(listener.fileno())]
+        self.cmd += ["--link", link, "--core", core, "--parent", str(os.getpid())]
+        self.cmd += ["--max-message-bytes", str(settings.max_message_bytes)]
+        self.cmd += ["--max-batch-bytes", str(settings.max_batch_bytes)]
+        self.cmd += ["--retry-after", str(settings.retry_after_seconds)]
+        self.cmd += ["--log-level", log_level]
+        self.fd = listener.fileno()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stopping = False
+        self._watch: threading.Thread | None = None
+
+    def start(self, exiting: Callable[[], bool]) -> None:
+        self.proc = subprocess.Popen(self.cmd, pass_fds=[self.fd])
+        self._watch = threading.Thread(
+            target=self._watcher, args=(exiting,), name="segflow-edge-watch", daemon=True
+        )
+        self._watch.start()
+
+    def _watcher(self, exiting: Callable[[], bool]) -> None:
+        while True:
+            proc = self.proc
+            assert proc is not None
+            code = proc.wait()
+            time.sleep(0.5)  # Ctrl-C reaches both processes: let the core notice first
+            if self.stopping or exiting():
+                return
+            log.error("the edge process exited (%s); starting a new one", code)
+            self.proc = subprocess.Popen(self.cmd, pass_fds=[self.fd])
+
+    def stop(self) -> None:
+        self.stopping = True
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @dataclass
@@ -96,6 +187,7 @@ class ThreadServer:
     base_url: str
     server: uvicorn.Server
     thread: threading.Thread
+    edge: EdgeProcess | None = None
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -104,11 +196,18 @@ class ThreadServer:
 
 @contextmanager
 def serve_in_thread(
-    ctx: ServerContext, host: str = "127.0.0.1", port: int = 0, *, close: bool = True
+    ctx: ServerContext,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    close: bool = True,
+    edge: bool = False,
 ) -> Iterator[ThreadServer]:
     """A real uvicorn server for ``ctx`` on a free port, in a thread; stopped (and the
-    store closed, unless ``close=False``) on exit."""
-    server = uvicorn.Server(_config(ctx, host, port, "warning"))
+    store closed, unless ``close=False``) on exit.  ``edge``: the core's app in the
+    thread behind an edge process on the port, as ``run_server`` runs them."""
+    split = Split(ctx, host, port, "warning") if edge else None
+    server = split.server if split else uvicorn.Server(_config(ctx, host, port, "warning"))
     thread = threading.Thread(target=server.run, name="segflow-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -116,15 +215,41 @@ def serve_in_thread(
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the server did not start")
         time.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    running = ThreadServer(ctx, f"http://{host}:{bound}", server, thread)
+    if split is None:
+        bound = server.servers[0].sockets[0].getsockname()[1]
+    else:
+        split.edge.start(lambda: server.should_exit)
+        bound = split.port
+    running = ThreadServer(
+        ctx, f"http://{host}:{bound}", server, thread, split.edge if split else None
+    )
     try:
+        if split is not None:
+            _wait_healthy(running.base_url, deadline)
         yield running
     finally:
+        if split is not None:
+            split.edge.stop()
         running.stop()
+        if split is not None:
+            split.close()
         if close:
             with ctx.lock:
                 ctx.app.close()
+
+
+def _wait_healthy(base_url: str, deadline: float) -> None:
+    import httpx
+
+    while True:
+        try:
+            if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -197,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--no-group-commit", action="store_true", help="one commit per request")
     p.add_argument("--scores-cron", default="0 3 * * *", help="scores refresh schedule (UTC)")
     p.add_argument("--no-scores", action="store_true", help="no scheduled scores refresh")
+    p.add_argument("--no-edge", action="store_true", help="one process: HTTP in the core")
     a = p.parse_args(argv)
     try:
         settings = Settings(scores_cron=None if a.no_scores else a.scores_cron)
@@ -208,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         ctx.ingestor = Ingestor(ctx)
         ctx.ingestor.group_commit = False
-    run_server(a.db, a.host, a.port, log_level=a.log_level, ctx=ctx)
+    run_server(a.db, a.host, a.port, log_level=a.log_level, ctx=ctx, edge=not a.no_edge)
 
 
 if __name__ == "__main__":

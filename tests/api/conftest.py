@@ -1,7 +1,9 @@
 """Real uvicorn servers on free 127.0.0.1 ports over temp DuckDB files.
 
 ``server``: a fresh server (thread) per test with an admin and a write key;
-``server.client`` is an httpx client authenticated with the admin key.
+``server.client`` is an httpx client authenticated with the admin key.  A test
+parametrized with ``EDGE`` (``@EDGE``) runs twice: against the one-process server
+and behind an edge process, as ``segflow serve`` runs (``server.edge`` says which).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Server:
     db: Path
     client: httpx.Client
     """Authenticated with the admin key."""
+    edge: bool = False
 
     def ingest(self, path: str, body: object) -> httpx.Response:
         """POST to an ingestion endpoint with the write key (basic auth)."""
@@ -39,15 +42,19 @@ def create_keys(ctx: ServerContext) -> tuple[str, str]:
     return admin, write
 
 
+EDGE = pytest.mark.parametrize("server", [False, True], ids=["one-process", "edge"], indirect=True)
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    edge = bool(getattr(request, "param", False))
     db = tmp_path / "server.duckdb"
     ctx = make_context(db, settings=Settings(schedule_interval_seconds=3600))
     admin, write = create_keys(ctx)
     with (
-        serve_in_thread(ctx) as running,
+        serve_in_thread(ctx, edge=edge) as running,
         httpx.Client(
             base_url=running.base_url, headers={"Authorization": f"Bearer {admin}"}, timeout=30
         ) as client,
     ):
-        yield Server(running.base_url, admin, write, ctx, db, client)
+        yield Server(running.base_url, admin, write, ctx, db, client, edge)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from segflow.webhooks import SIGNATURE_HEADER, verify
-from tests.api.conftest import Server
+from tests.api.conftest import EDGE, Server
 
 SECRET = "test-secret-0123456789"
 
@@ -95,6 +95,7 @@ def _events(out: queue.Queue[Any], n: int, timeout: float = 20) -> list[dict[str
     return got
 
 
+@EDGE
 def test_sse_streams_changes_filtered_and_resumes(server: Server) -> None:
     _viewers(server)
     _viewers(server, "other")

@@ -16,7 +16,7 @@ import pytest
 from segflow.api.deps import Settings
 from segflow.server import make_context, serve_in_thread
 from segflow.store.keys import KeyStore
-from tests.api.conftest import Server, create_keys
+from tests.api.conftest import EDGE, Server, create_keys
 
 NOW = "2026-11-20T10:00:00Z"
 
@@ -37,6 +37,7 @@ def _track(user: str = "u1", **extra: Any) -> dict[str, Any]:
     }
 
 
+@EDGE
 def test_segment_library_messages_reach_profiles_and_segments(server: Server) -> None:
     from segment.analytics import Client
 
@@ -88,6 +89,7 @@ def test_segment_library_messages_reach_profiles_and_segments(server: Server) ->
         assert all(e["received_at"] is not None for e in events)
 
 
+@EDGE
 def test_retries_with_the_same_message_id_are_stored_once(server: Server) -> None:
     msg = _track(messageId="m-1")
     for _ in range(3):
@@ -108,6 +110,7 @@ def test_single_endpoints_set_the_type_and_default_timestamp(server: Server) -> 
     assert abs((event["timestamp"] - datetime.now(UTC).replace(tzinfo=None)).total_seconds()) < 60
 
 
+@EDGE
 def test_gzip_bodies_are_accepted(server: Server) -> None:
     body = gzip.compress(orjson.dumps({"batch": [_track(), _track("u2")]}))
     r = httpx.post(
@@ -152,6 +155,7 @@ def _error(r: httpx.Response, status: int) -> dict[str, Any]:
         ),
     ],
 )
+@EDGE
 def test_bad_input_is_rejected_naming_the_field_and_nothing_is_stored(
     server: Server, path: str, body: bytes, status: int, where: str
 ) -> None:
@@ -167,6 +171,7 @@ def test_bad_input_is_rejected_naming_the_field_and_nothing_is_stored(
     assert _count(server) == 0
 
 
+@EDGE
 def test_size_limits(server: Server) -> None:
     big = _track(properties={"blob": "x" * 33_000})
     err = _error(server.ingest("/v1/track", big), 413)
@@ -190,6 +195,7 @@ def test_size_limits(server: Server) -> None:
     assert _count(server) == 0
 
 
+@EDGE
 def test_write_key_auth(server: Server) -> None:
     url = server.base_url + "/v1/track"
     err = _error(httpx.post(url, json=_track()), 401)
@@ -206,6 +212,7 @@ def test_write_key_auth(server: Server) -> None:
     assert _count(server) == 1
 
 
+@EDGE
 def test_admin_endpoints_refuse_write_keys(server: Server) -> None:
     url = server.base_url + "/v1/keys"
     err = _error(httpx.get(url), 401)
@@ -251,6 +258,7 @@ def test_concurrent_requests_are_group_committed(server: Server) -> None:
     assert stats["groups"] <= stats["requests"]
 
 
+@EDGE
 def test_a_bad_request_does_not_fail_its_group(server: Server) -> None:
     """Requests sharing a group commit with an invalid one are still stored."""
     results: dict[int, int] = {}
@@ -306,6 +314,7 @@ def test_overload_answers_429_with_retry_after(tmp_path: Any) -> None:
     assert done == [200, 200]
 
 
+@EDGE
 def test_nul_in_a_field_name_is_a_400_naming_it(server: Server) -> None:
     body = {"batch": [_track(), _track(properties={"ok": 1, "bad\x00key": 2})]}
     err = _error(server.ingest("/v1/batch", body), 400)
@@ -338,3 +347,22 @@ def test_a_request_the_store_cannot_take_fails_alone(tmp_path: Any) -> None:
         assert ctx.app.store.count_events() == 2
     finally:
         ctx.app.close()
+
+
+def test_the_write_ahead_log_is_folded_in_when_ingestion_goes_idle(tmp_path: Any) -> None:
+    """Under load the log may grow to ``checkpoint_wal_bytes`` (no commit stalls to
+    checkpoint it); once the queue is empty the writer checkpoints it."""
+    settings = Settings(checkpoint_wal_bytes=1 << 30, idle_checkpoint_wal_bytes=0)
+    ctx = make_context(tmp_path / "w.duckdb", settings=settings)
+    _, write = create_keys(ctx)
+    store = ctx.app.store
+    with serve_in_thread(ctx) as running:
+        threshold = store.con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        assert threshold == ("1.0 GiB",)
+        body = {"batch": [_track(f"u{i}") for i in range(50)]}
+        r = httpx.post(running.base_url + "/v1/batch", json=body, auth=(write, ""), timeout=30)
+        assert r.status_code == 200
+        _wait_for(lambda: store.wal_bytes() == 0)
+        with ctx.lock:
+            (n,) = store.con.execute("SELECT count(*) FROM events").fetchone() or (0,)
+        assert n == 50

@@ -12,7 +12,7 @@ import httpx
 from segflow.api.deps import Settings
 from segflow.profiles import load_suppressions
 from segflow.server import make_context, serve_in_thread
-from tests.api.conftest import Server, create_keys
+from tests.api.conftest import EDGE, Server, create_keys
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -56,6 +56,7 @@ def _shop(server: Server) -> None:
     assert r.status_code == 200, r.text
 
 
+@EDGE
 def test_customer_view(server: Server) -> None:
     _shop(server)
     r = server.client.post(
@@ -81,6 +82,7 @@ def test_customer_view(server: Server) -> None:
     assert server.client.get("/v1/profiles/nobody").status_code == 404
 
 
+@EDGE
 def test_fast_segments_lookup_follows_live_changes(server: Server) -> None:
     _shop(server)
     server.client.post(
@@ -96,6 +98,7 @@ def test_fast_segments_lookup_follows_live_changes(server: Server) -> None:
     assert listing["next_cursor"] == "ada"
 
 
+@EDGE
 def test_privacy_export_and_delete_with_suppression(server: Server) -> None:
     _shop(server)
     server.client.post(

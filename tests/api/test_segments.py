@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 
-from tests.api.conftest import Server
+from tests.api.conftest import EDGE, Server
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -112,6 +112,7 @@ def test_create_twice_conflicts_and_update_of_unknown_is_404(server: Server) -> 
     assert r.json()["error"]["errors"][0]["path"] == "id"
 
 
+@EDGE
 def test_yaml_body_is_accepted(server: Server) -> None:
     text = "id: pl\nname: Poles\ncondition: {trait: country, eq: PL}\n"
     r = server.client.post(
@@ -169,6 +170,7 @@ def test_cycles_and_unknown_references_are_rejected(server: Server) -> None:
     assert _segment_count(server) == 2
 
 
+@EDGE
 def test_malformed_json_and_wrong_types(server: Server) -> None:
     r = server.client.post(
         "/v1/segments", content=b"{not json", headers={"Content-Type": "application/json"}
@@ -185,6 +187,7 @@ def test_malformed_json_and_wrong_types(server: Server) -> None:
     assert _segment_count(server) == 0
 
 
+@EDGE
 def test_auth_missing_unknown_and_wrong_kind(server: Server) -> None:
     r = httpx.get(server.base_url + "/v1/segments")
     assert r.status_code == 401
@@ -201,6 +204,7 @@ def test_auth_missing_unknown_and_wrong_kind(server: Server) -> None:
     assert _segment_count(server) == 0
 
 
+@EDGE
 def test_preview_members_pages_export_and_explain(server: Server) -> None:
     _orders(server, {f"u{i}": 10.0 * i for i in range(1, 8)})
     draft = _spend("draft", 30)

@@ -34,6 +34,7 @@ MODULES: Final = (
     "segflow.api.keys",
     "segflow.api.scores",
     "segflow.api.ui",
+    "segflow.api.edgelink",
 )
 
 
@@ -61,6 +62,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
             await ctx.run(ctx.live.start)
             ctx.extra["live_started"] = True
         await ctx.run(ctx.app.store.message_index)  # before the first group commit needs it
+        await ctx.run(ctx.app.store.defer_checkpoints, ctx.settings.checkpoint_wal_bytes)
         tune_gc()
         assert ctx.ingestor is not None
         tasks = [
@@ -77,6 +79,9 @@ def create_app(ctx: ServerContext) -> FastAPI:
         try:
             yield
         finally:
+            stop_edge = ctx.extra.get("stop_edge")
+            if stop_edge is not None:  # first: its requests in flight are still answered
+                await asyncio.to_thread(stop_edge)
             ctx.ingestor.close()
             for t in tasks:
                 t.cancel()

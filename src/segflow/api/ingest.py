@@ -27,8 +27,9 @@ from typing import Any, Final
 import duckdb
 import orjson
 from fastapi import APIRouter, Request, Response
+from starlette.types import Receive
 
-from segflow.api.deps import ApiError, ServerContext, get_ctx
+from segflow.api.deps import ApiError, ServerContext, Settings, get_ctx
 from segflow.model.events import IngestError, IngestProblem
 from segflow.store.duckdb_store import StoredEvents
 
@@ -156,6 +157,10 @@ class Ingestor:
                     task = asyncio.create_task(self._answer(group, outcome))
                     self._answering.add(task)
                     task.add_done_callback(self._answering.discard)
+                try:  # idle: fold the write-ahead log into the file now, not mid-load
+                    await asyncio.to_thread(self._idle)
+                except Exception:
+                    log.exception("checkpoint failed")
         finally:
             self._closed = True
             for req in [*self._inflight, *self.queue]:
@@ -257,6 +262,12 @@ class Ingestor:
         s.largest_group = max(s.largest_group, stored)
         return outcome
 
+    def _idle(self) -> None:
+        ctx = self.ctx
+        with ctx.lock:
+            if not self.queue:
+                ctx.app.store.checkpoint_if(ctx.settings.idle_checkpoint_wal_bytes)
+
     def _one_by_one(
         self, group: list[_Request], live: list[int], outcome: list[ApiError | None]
     ) -> list[int]:
@@ -338,21 +349,39 @@ def _path(prefix: str, p: IngestProblem) -> str:
 # -- request parsing ----------------------------------------------------------------
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) past ``limit`` bytes before or after gunzip."""
-    declared = request.headers.get("content-length")
+def body_limit(settings: Settings, kind: str) -> int:
+    """Segment's limits: 500 KB a batch, 32 KB a single message."""
+    return settings.max_batch_bytes if kind == "batch" else settings.max_message_bytes
+
+
+def too_large(limit: int) -> ApiError:
     too_big = f"request body too large: the limit is {limit // 1024} KB"
+    return ApiError(413, too_big, [{"path": "", "message": too_big}])
+
+
+async def read_limited(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """An ASGI request body as sent (before any gunzip), refusing (413) past ``limit``
+    bytes: at once when ``Content-Length`` says so, else as soon as it is read."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, too_big, [{"path": "", "message": too_big}])
+        raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            raise ApiError(400, "the client disconnected before sending the whole body")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, too_big, [{"path": "", "message": too_big}])
+            raise too_large(limit)
         chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "").lower()
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def decode_body(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` (gzip/deflate), refusing (413) past ``limit`` bytes."""
+    encoding = encoding.lower()
     if encoding in ("gzip", "deflate"):
         try:
             d = zlib.decompressobj(zlib.MAX_WBITS | 32)
@@ -360,7 +389,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         except zlib.error as e:
             raise ApiError(400, f"body is not valid {encoding}: {e}") from None
         if len(body) > limit or d.unconsumed_tail:
-            raise ApiError(413, too_big, [{"path": "", "message": too_big}])
+            raise too_large(limit)
     elif encoding not in ("", "identity"):
         raise ApiError(415, f"unsupported content-encoding {encoding!r} (use gzip)")
     return body
@@ -386,8 +415,7 @@ def _json_type(v: object) -> str:
     )
 
 
-def _basic_user(request: Request) -> str | None:
-    auth = request.headers.get("authorization")
+def _basic_user(auth: str | None) -> str | None:
     if not auth:
         return None
     scheme, _, value = auth.partition(" ")
@@ -401,9 +429,9 @@ def _basic_user(request: Request) -> str | None:
         raise ApiError(401, "malformed basic authorization header") from None
 
 
-def _authorize(ctx: ServerContext, request: Request, body: Any) -> None:
+def _authorize(ctx: ServerContext, authorization: str | None, body: Any) -> None:
     """Write key from basic auth (user name), else the body's ``writeKey``."""
-    token = _basic_user(request)
+    token = _basic_user(authorization)
     if token is None and isinstance(body, dict):
         wk = body.get("writeKey")
         token = wk if isinstance(wk, str) and wk else None
@@ -441,35 +469,44 @@ def _prepare(
 
 
 async def ingest_request(request: Request, kind: str) -> Response:
-    """One ingestion request (any endpoint kind): parsed, queued, answered once the
-    group it joins is stored and evaluated."""
+    """One ingestion request over HTTP (any endpoint kind): answered once the group
+    it joins is stored and evaluated."""
     ctx = get_ctx(request)
-    settings = ctx.settings
-    if kind == "batch":
-        body = await _read_body(request, settings.max_batch_bytes)
-    else:
-        body = await _read_body(request, settings.max_message_bytes)
+    limit = body_limit(ctx.settings, kind)
+    headers = request.headers
+    body = await read_limited(request.receive, headers.get("content-length"), limit)
+    auth, encoding = headers.get("authorization"), headers.get("content-encoding", "")
+    await ingest_body(ctx, kind, body, auth, encoding)
+    return Response(OK, media_type="application/json")
+
+
+async def ingest_body(
+    ctx: ServerContext, kind: str, body: bytes, authorization: str | None, encoding: str
+) -> None:
+    """One ingestion request's body, as sent (HTTP or the edge's link): decoded,
+    parsed, authorized, queued; returns once it is stored and evaluated (raises
+    ``ApiError`` otherwise)."""
+    body = decode_body(body, encoding, body_limit(ctx.settings, kind))
     if len(body) > INLINE_BYTES:
         # A big batch (up to 500 KB, a few ms of Python) is parsed in a worker thread,
         # so that look-ups do not queue behind it.
-        kept, prefix, suppressed = await asyncio.to_thread(_parse, ctx, request, body, kind)
+        kept, prefix, suppressed = await asyncio.to_thread(_parse, ctx, authorization, body, kind)
     else:
-        kept, prefix, suppressed = _parse(ctx, request, body, kind)
+        kept, prefix, suppressed = _parse(ctx, authorization, body, kind)
     ingestor = ctx.ingestor
     assert ingestor is not None
     ingestor.stats.suppressed += suppressed
     if kept:
         await ingestor.submit(kept, prefix)
-    return Response(OK, media_type="application/json")
 
 
 def _parse(
-    ctx: ServerContext, request: Request, body: bytes, kind: str
+    ctx: ServerContext, authorization: str | None, body: bytes, kind: str
 ) -> tuple[list[dict[str, Any]], str, int]:
     """Parse, authorize and check a request body: (messages kept, problem path
     prefix, messages dropped as suppressed)."""
     data = _loads(body)
-    _authorize(ctx, request, data)
+    _authorize(ctx, authorization, data)
     if b"\\u0000" in body:
         _no_nul_keys(data, "")
     now = datetime.now(UTC).replace(tzinfo=None)

@@ -9,7 +9,7 @@ subscription: a look-up takes no lock and runs no SQL.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -31,6 +31,11 @@ router = APIRouter(
 Ctx = Annotated[ServerContext, Depends(context)]
 
 
+IndexUpdate = tuple[str, str | None, datetime | None]
+"""(profile, segment, since): entered at since; exited (since None); or, with segment
+None, the profile dropped from the index (erased)."""
+
+
 class SegmentIndex:
     """profile id -> {segment: since}; each profile's dict is replaced, never mutated, so
     readers in any thread see a whole one without a lock."""
@@ -38,6 +43,9 @@ class SegmentIndex:
     def __init__(self) -> None:
         self._by_profile: dict[str, dict[str, datetime]] = {}
         self.ready = False
+        self.listeners: list[Callable[[list[IndexUpdate]], None]] = []
+        """Called with each batch of updates, in the thread that made it (the edge
+        link forwards them to the edge process)."""
 
     def seed(self, ctx: ServerContext) -> None:
         """Fill from the live evaluator and subscribe to its changes (under ctx.lock)."""
@@ -61,15 +69,25 @@ class SegmentIndex:
             else:
                 cur.pop(c.segment_id, None)
         self._by_profile.update(touched)
+        if self.listeners:
+            updates = [(c.profile_id, c.segment_id, c.at if c.entered else None) for c in changes]
+            for fn in self.listeners:
+                fn(updates)
 
     def get(self, profile_id: str) -> dict[str, datetime] | None:
         return self._by_profile.get(profile_id)
 
     def drop(self, profile_id: str) -> None:
         self._by_profile.pop(profile_id, None)
+        for fn in self.listeners:
+            fn([(profile_id, None, None)])
+
+    def snapshot(self) -> list[tuple[str, dict[str, datetime]]]:
+        """Every profile's segments (one C call: atomic under the GIL)."""
+        return list(self._by_profile.items())
 
 
-def _index(ctx: ServerContext) -> SegmentIndex:
+def segment_index(ctx: ServerContext) -> SegmentIndex:
     idx = ctx.extra.get("segment_index")
     if not isinstance(idx, SegmentIndex):
         idx = SegmentIndex()
@@ -82,7 +100,7 @@ async def background(ctx: ServerContext) -> None:
     first request, so no suppressed event slips in) and seed the look-up index."""
     with ctx.lock:
         ctx.suppressed.update(profiles.load_suppressions(ctx.app.con))
-    await ctx.run(_index(ctx).seed, ctx)
+    await ctx.run(segment_index(ctx).seed, ctx)
     await asyncio.Event().wait()
 
 
@@ -96,7 +114,7 @@ def _resolved(ctx: ServerContext, profile_id: str) -> str:
 @router.get("/{profile_id}/segments", response_model=ProfileSegments)
 async def profile_segments(profile_id: str, ctx: Ctx) -> ORJSONResponse:
     """Segments the profile is in now, with since-when (in memory; for personalisation)."""
-    idx = _index(ctx)
+    idx = segment_index(ctx)
     found = idx.get(profile_id) if idx.ready else None
     if found is None:
 
@@ -166,7 +184,7 @@ async def delete_profile(
         pid = _resolved(ctx, profile_id)
         exits, ids = profiles.erase(ctx.app, ctx.live, pid, suppress=suppress)
         ctx.suppressed.update(ids)
-        _index(ctx).drop(pid)
+        segment_index(ctx).drop(pid)
         return {"deleted": pid, "exits": exits, "suppressed": bool(ids)}
 
     return await ctx.run(run)

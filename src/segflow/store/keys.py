@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal, cast
@@ -63,6 +64,8 @@ class KeyStore:
         self.con = con
         con.execute(DDL)
         self._active: dict[str, tuple[str, ApiKey]] = {}
+        self.listeners: list[Callable[[], None]] = []
+        """Called after every change of the active keys (the edge link)."""
         self._reload()
 
     def _reload(self) -> None:
@@ -70,6 +73,12 @@ class KeyStore:
             "SELECT id, kind, name, digest, created_at FROM api_keys WHERE revoked_at IS NULL"
         ).fetchall()
         self._active = {d: (d, ApiKey(i, cast(KeyKind, k), n, c)) for i, k, n, d, c in rows}
+        for fn in self.listeners:
+            fn()
+
+    def admin_digests(self) -> list[str]:
+        """The digests of the active admin keys (what the edge checks look-ups with)."""
+        return [d for d, (_, key) in self._active.items() if key.kind == "admin"]
 
     def create(self, kind: str, name: str = "") -> NewKey:
         if kind not in KINDS:
