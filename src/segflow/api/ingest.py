@@ -1,7 +1,8 @@
 """Segment-compatible ingestion: ``/v1/track|identify|page|screen|alias|group|batch``.
 
-Requests are checked cheaply on the event loop (size limits, JSON, the batch shape),
-then queued for the single writer task.  The writer takes everything queued (group
+Requests (over HTTP, or handed over by the edge process: ``api/edgelink.py``) are
+checked cheaply on the event loop (size limits, JSON, the batch shape), then queued
+for the single writer task.  The writer takes everything queued (group
 commit), stores it with one ``ingest_messages`` call (one DuckDB transaction), feeds
 the live evaluator (``catch_up``) and only then resolves every waiting request: an
 acknowledged event is durable and evaluated.  A message that fails validation fails

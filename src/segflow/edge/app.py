@@ -174,19 +174,16 @@ class Edge:
             self.index[pid] = {s: _instant(t) for s, t in segs.items()}
 
     def _apply(self, updates: list[tuple[str, str | None, str | None]]) -> None:
-        """The core's changes, in order: each profile's dict is replaced, not changed
-        in place, as in the core's index."""
+        """The core's changes, in order (changed in place: this loop is the only
+        reader, and a look-up reads a profile's segments in one step)."""
         index = self.index
         for pid, segment, since in updates:
             if segment is None:
                 index.pop(pid, None)
-                continue
-            segs = dict(index.get(pid, ()))
-            if since is None:
-                segs.pop(segment, None)
+            elif since is None:
+                index.setdefault(pid, {}).pop(segment, None)
             else:
-                segs[segment] = _instant(since)
-            index[pid] = segs
+                index.setdefault(pid, {})[segment] = _instant(since)
 
     async def _call(self, payload: bytes) -> tuple[int, dict[str, str], bytes]:
         if self._writer is None:
