@@ -143,6 +143,7 @@ class EdgeProcess:
         self.cmd += ["--max-message-bytes", str(settings.max_message_bytes)]
         self.cmd += ["--max-batch-bytes", str(settings.max_batch_bytes)]
         self.cmd += ["--retry-after", str(settings.retry_after_seconds)]
+        self.cmd += ["--nice", str(settings.edge_niceness)]
         self.cmd += ["--log-level", log_level]
         self.fd = listener.fileno()
         self.proc: subprocess.Popen[bytes] | None = None

@@ -71,6 +71,11 @@ class Settings:
     into the database file (DuckDB's own default is 16 MB)."""
     idle_checkpoint_wal_bytes: int = 16 * 1024 * 1024
     """When ingestion goes idle with more log than this, the writer checkpoints."""
+    edge_niceness: int = -5
+    """The edge process's niceness (where it may lower it: root or CAP_SYS_NICE), so
+    that on a busy machine it gets a CPU before the core's writer and the rest
+    (five alternated runs each, 20 s: look-up p99 3.6-4.7 ms against 4.8-5.7 ms at
+    the core's niceness, 17.8-19.1k events/s against 15.5-17.6k)."""
     scores_cron: str | None = "0 3 * * *"
     """When the scheduler refreshes the value scores (UTC cron; None: never)."""
 
