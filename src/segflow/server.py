@@ -148,14 +148,16 @@ class EdgeProcess:
         self.fd = listener.fileno()
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopping = False
-        self._watch: threading.Thread | None = None
+        self._lock = threading.Lock()
+        """Makes "restart unless stopping" and "stop" exclusive: no edge outlives stop."""
 
     def start(self, exiting: Callable[[], bool]) -> None:
         self.proc = subprocess.Popen(self.cmd, pass_fds=[self.fd])
-        self._watch = threading.Thread(
+        # The watcher starts any replacement, and Linux ties an edge's life to the
+        # thread that started it: the watcher waits on it until the edge is stopped.
+        threading.Thread(
             target=self._watcher, args=(exiting,), name="segflow-edge-watch", daemon=True
-        )
-        self._watch.start()
+        ).start()
 
     def _watcher(self, exiting: Callable[[], bool]) -> None:
         while True:
@@ -163,14 +165,16 @@ class EdgeProcess:
             assert proc is not None
             code = proc.wait()
             time.sleep(0.5)  # Ctrl-C reaches both processes: let the core notice first
-            if self.stopping or exiting():
-                return
-            log.error("the edge process exited (%s); starting a new one", code)
-            self.proc = subprocess.Popen(self.cmd, pass_fds=[self.fd])
+            with self._lock:
+                if self.stopping or exiting():
+                    return
+                log.error("the edge process exited (%s); starting a new one", code)
+                self.proc = subprocess.Popen(self.cmd, pass_fds=[self.fd])
 
     def stop(self) -> None:
-        self.stopping = True
-        proc = self.proc
+        with self._lock:
+            self.stopping = True
+            proc = self.proc
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -239,10 +243,12 @@ def serve_in_thread(
                 ctx.app.close()
 
 
-def _wait_healthy(base_url: str, deadline: float) -> None:
+def _wait_healthy(base_url: str, deadline: float, check: Callable[[], None] = lambda: None) -> None:
+    """Poll ``/healthz`` until it answers 200 (``check`` raises if waiting is futile)."""
     import httpx
 
     while True:
+        check()
         try:
             if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
                 return
@@ -273,24 +279,20 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> ServerProcess:
-        import httpx
-
         cmd = [sys.executable, "-m", "segflow.server", "--db", str(self.db)]
         cmd += ["--port", str(self.port), "--log-level", "warning", *self.args]
-        self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError("the server did not start")
-            time.sleep(0.05)
+        proc = self.proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+        def alive() -> None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+
+        try:
+            _wait_healthy(self.base_url, time.monotonic() + timeout, alive)
+        except RuntimeError:
+            self.kill()
+            raise
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs (what a crash looks like)."""
