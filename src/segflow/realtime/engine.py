@@ -62,7 +62,7 @@ from segflow.plan.features import (
     StaticMembership,
     TraitValue,
 )
-from segflow.plan.interpret import MISSING, Event, TraitWrite, compare_value
+from segflow.plan.interpret import MISSING, Event, TraitWrite
 from segflow.plan.planner import Plan
 from segflow.realtime.state import (
     NEVER,
@@ -83,6 +83,9 @@ from segflow.realtime.state import (
     WriteKey,
     count_flips,
     from_us,
+    instant_test,
+    number_expr,
+    number_test,
     split_filter,
     to_us,
     value_test,
@@ -278,7 +281,8 @@ class ProfileEngine:
             if feat.measure not in ("count", "sum", "distinct"):
                 tests = [value_test(c) for c in sorted(cmps, key=repr)]
                 return tuple(_none_is_missing(test) for test in tests)
-        elif not isinstance(feat, TraitValue):
+            return tuple(number_test(c) for c in sorted(cmps, key=repr))
+        if not isinstance(feat, TraitValue):
             return None
         return tuple(value_test(c) for c in sorted(cmps, key=repr))
 
@@ -313,13 +317,15 @@ class ProfileEngine:
                 feat = self.plan.features[f.feature]
                 if isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES:
                     return _time_expr(f"v[{k}]", f.cmp)
-                plain = f.cmp.op not in TIME_RELATIVE_OPS
-                if plain and isinstance(feat, TraitValue):
+                if f.cmp.op in TIME_RELATIVE_OPS:
+                    return f"{bind(instant_test(f.cmp))}(v[{k}], t)"
+                if isinstance(feat, TraitValue):
                     return f"{bind(value_test(f.cmp))}(v[{k}])"
-                if plain and isinstance(feat, EventAggregate):
-                    test = bind(value_test(f.cmp))
+                if isinstance(feat, EventAggregate):
                     if feat.measure in ("count", "sum", "distinct"):
-                        return f"{test}(v[{k}])"
+                        x = number_expr(f"v[{k}]", f.cmp, bind)
+                        return x if x is not None else f"{bind(value_test(f.cmp))}(v[{k}])"
+                    test = bind(value_test(f.cmp))
                     return f"{test}(_M if v[{k}] is None else v[{k}])"
             return f"{bind(self._compile(f))}(v, t)"
 
@@ -381,7 +387,8 @@ class ProfileEngine:
             time_cmp: Leaf = env["time_cmp"]
             return time_cmp
         if cmp.op in TIME_RELATIVE_OPS:
-            return lambda v, t: compare_value(v[k], cmp, from_us(t))
+            instant = instant_test(cmp)
+            return lambda v, t: instant(v[k], t)
         test = value_test(cmp)
         if isinstance(feat, TraitValue):
             return lambda v, t: test(v[k])
@@ -549,11 +556,17 @@ class ProfileEngine:
                 self._step(st, ts, out, R_TRAIT)
             return out
         t = ts if ts >= st.now else now
-        dirty = self._reach(st, t, out)
-        r = kern.write(st, self._write_key(ts, message_id), value, t) & 3
-        if r and dirty.get(kern.k, 0) < r:
-            dirty[kern.k] = r
-        kern.rewake(st, t)
+        if st.nxt <= t:
+            dirty = self._reach(st, t, out)
+        else:  # nothing due: most writes re-send a value the profile already has
+            st.now = t
+            dirty = {}
+        r = kern.write(st, self._write_key(ts, message_id), value, t)
+        if r:
+            kern.rewake(st, t)
+            r &= 3
+            if r and dirty.get(kern.k, 0) < r:
+                dirty[kern.k] = r
         if dirty or st.fresh:
             self._evaluate(st, t, dirty, out, R_TRAIT)
         return out
@@ -630,11 +643,10 @@ class ProfileEngine:
         if len(dirty) == 1 and not st.fresh:
             for k, r in dirty.items():
                 for s in self.dependents[k]:
-                    m = 1 if formulas[s](vals, t) else 0
-                    if m != (members >> s) & 1:
+                    if (1 if formulas[s](vals, t) else 0) != (members >> s) & 1:
                         members ^= 1 << s
-                        self._emit(st, s, m, t, r, out)
-            st.members = members
+                if members != st.members:
+                    self._emit(st, members, t, r, None, out)
             return
         why: dict[int, int]
         if st.fresh:
@@ -647,16 +659,34 @@ class ProfileEngine:
                 for s in deps[k]:
                     if why.get(s, 0) < r:
                         why[s] = r
-        for s in sorted(why):
-            m = 1 if formulas[s](vals, t) else 0
-            if m != (members >> s) & 1:
+        for s in why:
+            if (1 if formulas[s](vals, t) else 0) != (members >> s) & 1:
                 members ^= 1 << s
-                self._emit(st, s, m, t, why[s], out)
-        st.members = members
+        if members != st.members:
+            self._emit(st, members, t, 0, why, out)
 
-    def _emit(self, st: ProfileState, s: int, m: int, t: int, r: int, out: list[Change]) -> None:
-        reason: Reason = REASON_NAMES[r]  # type: ignore[assignment]
-        out.append(Change(self.segment_ids[s], st.profile_id, bool(m), from_us(t), reason))
+    def _emit(
+        self,
+        st: ProfileState,
+        members: int,
+        t: int,
+        r: int,
+        why: Mapping[int, int] | None,
+        out: list[Change],
+    ) -> None:
+        """Set the new memberships and log the flips, by segment order, all at ``t``
+        (one datetime), with reason ``r`` or the segment's own in ``why``."""
+        flips = st.members ^ members
+        st.members = members
+        at = from_us(t)
+        ids = self.segment_ids
+        pid = st.profile_id
+        while flips:
+            low = flips & -flips
+            flips ^= low
+            s = low.bit_length() - 1
+            reason: Reason = REASON_NAMES[r if why is None else why[s]]  # type: ignore[assignment]
+            out.append(Change(ids[s], pid, bool(members & low), at, reason))
 
     # ------------------------------------------------------------------ rebuild
 

@@ -73,7 +73,7 @@ def to_us(dt: datetime) -> int:
 
 
 def from_us(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
+    return EPOCH + timedelta(0, 0, us)  # positional: a third faster than keywords
 
 
 # MISSING must stay the one sentinel through deepcopy (explain) and pickle (state stores).
@@ -114,6 +114,72 @@ def value_test(cmp: Comparison) -> Callable[[Any], bool]:
                 cache.clear()
             cache[key] = r
         return r
+
+    return test
+
+
+_NUMBER_OPS: Final = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def number_expr(x: str, cmp: Comparison, bind: Callable[[object], str]) -> str | None:
+    """``compare_value(x, cmp, ·)`` as a Python expression for a value that is always an
+    int or a float (a count, a sum, a distinct count): a plain comparison, no memo
+    lookup on the hot path (``bind`` names a constant).  None: the operator needs
+    ``value_test``.  The same answers as ``float(x)`` compared, for |x| below 2**53."""
+    op, b = cmp.op, cmp.value
+    if op in _NUMBER_OPS:
+        return f"({x} {_NUMBER_OPS[op]} {bind(float(b))})"
+    if op == "between":
+        return f"({bind(b[0])} <= {x} <= {bind(b[1])})"
+    if op in ("eq", "ne"):
+        if not is_number(b):
+            return "False"  # a number never equals (nor differs from) a non-number
+        return f"({x} {'==' if op == 'eq' else '!='} {bind(b)})"
+    return None
+
+
+def number_test(cmp: Comparison) -> Callable[[Any], bool]:
+    """``number_expr`` as a function of one number (else ``value_test``)."""
+    env: dict[str, Any] = {}
+
+    def bind(obj: object) -> str:
+        name = f"_b{len(env)}"
+        env[name] = obj
+        return name
+
+    expr = number_expr("v", cmp, bind)
+    if expr is None:
+        return value_test(cmp)
+    test: Callable[[Any], bool] = eval(f"lambda v: {expr}", env)
+    return test
+
+
+_UNPARSED: Final = object()
+
+
+def instant_test(cmp: Comparison) -> Callable[[Any, int], bool]:
+    """``compare_value(v, cmp, at)`` for ``within_last``/``older_than``, with ``at`` in
+    µs: a string value is parsed to an instant once (memoised), then compared in
+    integers; anything else (missing, numbers, unparsable text) is false."""
+    if cmp.op not in TIME_RELATIVE_OPS:
+        raise ValueError(f"{cmp.op} does not read the instant")
+    span = cmp.value.us
+    within = cmp.op == "within_last"
+    cache: dict[str, int | None] = {}
+
+    def test(v: Any, t: int) -> bool:
+        if v.__class__ is not str and not isinstance(v, str):
+            return False
+        us = cache.get(v, _UNPARSED)
+        if us is _UNPARSED:
+            when = _as_time(v)
+            us = None if when is None else to_us(when)
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[v] = us
+        if us is None:
+            return False
+        return bool(t - span < us <= t) if within else bool(us <= t - span)  # type: ignore[operator]
 
     return test
 
@@ -311,11 +377,9 @@ def set_wake(st: ProfileState, k: int, w: int) -> None:
             return
         if w < NEVER:
             wake[i] = w
-        else:  # arrays are rebuilt at their exact size: no slack per profile
-            ws = wake.tolist()
-            del ws[i]
-            wake = st.wake = array("q", ws)
-            st.wmask = mask ^ bit
+        else:  # changed in place: a new array per change would be one more object
+            del wake[i]  # for the collector's young generation to scan (at 1M profiles,
+            st.wmask = mask ^ bit  # each one a cache miss)
     else:
         if w >= NEVER:
             return
@@ -323,9 +387,7 @@ def set_wake(st: ProfileState, k: int, w: int) -> None:
         if wake is None:
             wake = st.wake = array("q", (w,))
         else:
-            ws = wake.tolist()
-            ws.insert((mask & (bit - 1)).bit_count(), w)
-            wake = st.wake = array("q", ws)
+            wake.insert((mask & (bit - 1)).bit_count(), w)
         st.wmask = mask | bit
     nxt = st.nxt
     if w < nxt:
@@ -552,6 +614,22 @@ class AllTimeAgg(_AggKernel):
             return NEVER
         first: int = d.pending[0][0]
         return first
+
+    def rewake(self, st: ProfileState, now: int) -> None:
+        """``Kernel.rewake`` in one call (a last-seen time with an offset rewakes on
+        every event it counts)."""
+        d = st.data[self.slot]
+        w: int = NEVER if d is None or not d.pending else d.pending[0][0]
+        if self.offs and self.measure in TIME_MEASURES:
+            tv = st.vals[self.k]
+            if tv is not None:
+                for off in self.offs:
+                    c = tv + off
+                    if c > now:
+                        if c < w:
+                            w = c
+                        break
+        set_wake(st, self.k, w)
 
 
 def count_flips(tests: Sequence[Callable[[Any], bool]]) -> Callable[[int], int]:
@@ -914,7 +992,10 @@ class TraitKernel(Kernel):
                 d = st.data[self.slot] = _Trait(d)
             insort(d.pending, (w, value), key=_pending_write)
             return R_REWAKE
-        return self._take(st, d, w, value) | R_REWAKE
+        # a write that changes nothing (an identify re-sending a trait) leaves the
+        # wake-up as it was: it is still the first instant the value can flip after now
+        r = self._take(st, d, w, value)
+        return r | R_REWAKE if r else R_NONE
 
     def _take(self, st: ProfileState, d: Any, w: WriteKey, value: Any) -> int:
         pending = d.__class__ is _Trait

@@ -13,7 +13,7 @@ import gc
 import heapq
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
 from segflow.plan.planner import Plan
@@ -63,18 +63,32 @@ class VirtualClock:
         return self._now
 
 
+_SLOT_SHIFT: Final = 26
+"""Deadlines are grouped in slots of 2**26 µs (~67 s)."""
+
+
 class TimerQueue:
-    """Each key's next deadline (int µs since the epoch) in a min-heap.
+    """Each key's next deadline (int µs since the epoch), fired in ``(deadline, key)``
+    order.
 
-    Rescheduling pushes a new entry and leaves the old one in place; stale entries are
-    skipped when they surface (lazy invalidation) and the heap is compacted when they
-    outnumber the live ones."""
+    Entries are kept in slots of ~67 s by deadline: appended to their slot's list, and
+    made a heap only when the slot comes first (a small heap holds the slot numbers in
+    use).  With a million keys, scheduling touches one short list instead of ~20
+    levels of a million-entry heap scattered over memory.  Rescheduling leaves the old
+    entry in place; stale entries are skipped when they surface (lazy invalidation),
+    and all is rebuilt from the live deadlines when stale entries outnumber them."""
 
-    __slots__ = ("_current", "_heap")
+    __slots__ = ("_current", "_entries", "_open", "_order", "_slots")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, str]] = []
         self._current: dict[str, int] = {}
+        self._slots: dict[int, list[tuple[int, str]]] = {}
+        self._order: list[int] = []
+        """A heap of the slot numbers in ``_slots``."""
+        self._open: int | None = None
+        """The slot whose list is a heap now (the first, once looked at)."""
+        self._entries = 0
+        """Entries in all slots, stale ones included."""
 
     def __len__(self) -> int:
         return len(self._current)
@@ -87,30 +101,65 @@ class TimerQueue:
         if self._current.get(key) == deadline:
             return
         self._current[key] = deadline
-        heapq.heappush(self._heap, (deadline, key))
-        if len(self._heap) > 2 * len(self._current) + 1024:
-            self._heap = [(d, k) for k, d in self._current.items()]
-            heapq.heapify(self._heap)
+        slot = deadline >> _SLOT_SHIFT
+        entries = self._slots.get(slot)
+        if entries is None:
+            self._slots[slot] = [(deadline, key)]
+            heapq.heappush(self._order, slot)
+        elif slot == self._open:
+            heapq.heappush(entries, (deadline, key))
+        else:
+            entries.append((deadline, key))
+        self._entries += 1
+        if self._entries > 2 * len(self._current) + 1024:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        slots: dict[int, list[tuple[int, str]]] = {}
+        for key, deadline in self._current.items():
+            slots.setdefault(deadline >> _SLOT_SHIFT, []).append((deadline, key))
+        self._slots = slots
+        self._order = list(slots)
+        heapq.heapify(self._order)
+        self._open = None
+        self._entries = len(self._current)
+
+    def _first(self) -> list[tuple[int, str]] | None:
+        """The first slot's entries as a heap whose top is live; None: no deadlines."""
+        order, slots, current = self._order, self._slots, self._current
+        while order:
+            slot = order[0]
+            entries = slots[slot]
+            if slot != self._open:
+                heapq.heapify(entries)
+                self._open = slot
+            while entries and current.get(entries[0][1]) != entries[0][0]:
+                heapq.heappop(entries)
+                self._entries -= 1
+            if entries:
+                return entries
+            del slots[slot]
+            heapq.heappop(order)
+            self._open = None
+        return None
 
     def deadline(self, key: str) -> int | None:
         return self._current.get(key)
 
     def peek(self) -> int | None:
         """The earliest live deadline."""
-        heap = self._heap
-        while heap and self._current.get(heap[0][1]) != heap[0][0]:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        entries = self._first()
+        return entries[0][0] if entries else None
 
     def pop_due(self, t: int) -> tuple[int, str] | None:
         """Remove and return the earliest live ``(deadline, key)`` with deadline <= t."""
-        heap = self._heap
-        while heap and heap[0][0] <= t:
-            d, key = heapq.heappop(heap)
-            if self._current.get(key) == d:
-                del self._current[key]
-                return d, key
-        return None
+        entries = self._first()
+        if entries is None or entries[0][0] > t:
+            return None
+        deadline, key = heapq.heappop(entries)
+        self._entries -= 1
+        del self._current[key]
+        return deadline, key
 
 
 class RealtimeRunner:
@@ -183,7 +232,15 @@ class RealtimeRunner:
         st = self.states.get(profile_id)
         if st is None:
             st = self.state(profile_id)
-        return self._done(profile_id, st, self.engine.apply_us(st, ts, name, fields, now))
+        changes = self.engine.apply_us(st, ts, name, fields, now)
+        nxt = st.nxt  # ``_done`` inlined: this runs once per event
+        if nxt < NEVER:
+            cur = self.timers._current.get(profile_id)
+            if cur is None or nxt < cur:
+                self.timers.schedule(profile_id, nxt)
+        if changes and self.keep_log:
+            self.log.extend(changes)
+        return changes
 
     def set_trait(
         self, profile_id: str, write: TraitWrite, now: datetime | None = None

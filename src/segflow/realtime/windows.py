@@ -34,6 +34,7 @@ from segflow.realtime.state import (
     _AggKernel,
     make_extractor,
     same_value,
+    set_wake,
     window_offsets,
 )
 
@@ -265,8 +266,9 @@ class WindowGroup(Kernel):
                             if test(old) != test(new):
                                 dirty[mk] = R_EVENT
                                 break
-            if dirty is not None:
-                m.wake_at(st, now, m._deadline(arr, lo, hi))
+            if dirty is not None:  # ``m.wake_at`` inlined: this runs per member per event
+                w = m._deadline(arr, lo, hi)
+                set_wake(st, m.k, m.offset_wake(st, now, w) if m.offs else w)
 
 
 __all__ = ["VALUED", "WindowAgg", "WindowGroup"]

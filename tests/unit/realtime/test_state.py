@@ -15,6 +15,8 @@ from segflow.realtime.state import (
     compile_predicates,
     count_flips,
     from_us,
+    instant_test,
+    number_test,
     to_us,
     value_test,
 )
@@ -47,6 +49,50 @@ def test_memoised_value_test_equals_compare_value(cmp: Comparison, vs: list[Any]
     at = datetime(2030, 1, 1)
     for v in vs + vs:
         assert test(v) == compare_value(v, cmp, at), (v, cmp)
+
+
+bounds = st.one_of(
+    st.integers(-3, 3), st.floats(-5, 5), st.sampled_from([float("inf"), -float("inf")])
+)
+numbers = st.one_of(st.integers(-5, 5), st.floats(-6, 6), st.integers(-(2**40), 2**40))
+
+
+@given(
+    cmp=st.one_of(
+        st.builds(Comparison, st.sampled_from(["gt", "gte", "lt", "lte", "eq", "ne"]), bounds),
+        st.builds(Comparison, st.just("between"), st.tuples(bounds, bounds).map(sorted).map(tuple)),
+        comparisons,
+    ),
+    vs=st.lists(numbers, min_size=1, max_size=6),
+)
+def test_number_tests_equal_compare_value_on_counts_and_sums(
+    cmp: Comparison, vs: list[Any]
+) -> None:
+    """Counts, sums and distinct counts are always an int or a float: there the plain
+    comparisons give the interpreter's answers (other operators fall back)."""
+    test = number_test(cmp)
+    for v in vs:
+        assert test(v) == compare_value(v, cmp, datetime(2030, 1, 1)), (v, cmp)
+
+
+@given(
+    op=st.sampled_from(["within_last", "older_than"]),
+    span=st.integers(0, 3).map(lambda d: Duration(d * 86_400_000_000)),
+    offsets=st.lists(st.integers(-4 * 86_400_000_000, 86_400_000_000), min_size=1, max_size=5),
+    other=st.sampled_from([MISSING, None, 3, 2.5, True, "", "not a date", "2026-13-01"]),
+    zone=st.sampled_from(["", "Z", "+02:00"]),
+)
+def test_instant_test_equals_compare_value(
+    op: str, span: Duration, offsets: list[int], other: Any, zone: str
+) -> None:
+    """A date trait compared with ``within_last``/``older_than``: parsed once, compared
+    in integer µs, the interpreter's answer at every instant, the boundaries included."""
+    test = instant_test(Comparison(op, span))  # type: ignore[arg-type]
+    t = to_us(datetime(2026, 6, 1, 12))
+    values = [other, *(from_us(t + o).isoformat() + zone for o in offsets)]
+    for v in values + values:
+        for at in (t, t + span.us, t - span.us, t + 1):
+            assert test(v, at) == compare_value(v, Comparison(op, span), from_us(at)), (v, at)  # type: ignore[arg-type]
 
 
 def test_value_test_keeps_bool_and_number_apart() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from segflow.realtime import TimerQueue, VirtualClock, WallClock
 
@@ -32,8 +34,43 @@ def test_rescheduling_the_same_deadline_is_a_no_op_and_the_heap_stays_compact() 
         q.schedule("p", 10_000 + i)
         q.schedule("p", 10_000 + i)
     assert q.deadline("p") == 14_999
-    assert len(q._heap) < 2 * len(q) + 1025
+    assert q._entries < 2 * len(q) + 1025
     assert q.pop_due(20_000) == (14_999, "p")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c", "d", "e"]),
+            st.one_of(st.none(), st.integers(-(2**40), 2**40), st.integers(0, 2**27)),
+            st.one_of(st.integers(-(2**40), 2**40), st.integers(0, 2**27)),
+        ),
+        max_size=60,
+    )
+)
+def test_the_queue_fires_like_a_sorted_list_of_live_deadlines(
+    ops: list[tuple[str, int | None, int]],
+) -> None:
+    """Against a model: after any schedules, clears and pops (deadlines spread over
+    many slots and within one), ``pop_due(t)`` gives the least live ``(deadline,
+    key)`` at or before ``t``."""
+    q = TimerQueue()
+    model: dict[str, int] = {}
+    for key, deadline, t in ops:
+        q.schedule(key, deadline)
+        if deadline is None:
+            model.pop(key, None)
+        else:
+            model[key] = deadline
+        due = sorted((d, k) for k, d in model.items() if d <= t)
+        got = q.pop_due(t)
+        assert got == (due[0] if due else None)
+        if got is not None:
+            del model[got[1]]
+        assert q.peek() == (min(model.values()) if model else None)
+        assert len(q) == len(model)
+        assert all(q.deadline(k) == d for k, d in model.items())
 
 
 def test_virtual_clock_moves_forward_only() -> None:
