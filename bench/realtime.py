@@ -17,8 +17,9 @@ events in the same process) -- what an engine without incremental state would pa
 Targets (issue 3): >= 50,000 events/s, p99 < 2 ms, < 2 KB state per profile.  The
 changes are counted and let go, as the server (which writes them out) does.
 
-Track events and the traits of identify calls (email, plan, created_at, ...: five
-writes per call) are replayed; identity merges are left out (profile = user id, else
+Track events (with the fields the plan reads, as the server feeds its evaluator)
+and the traits of identify calls (email, plan, created_at, ...: five writes per
+call) are replayed; identity merges are left out (profile = user id, else
 anonymous id), they are covered by the conformance tests.  State memory is measured
 on a seeded random sample of all profiles.
 """
@@ -45,6 +46,7 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from segflow.demo.generator import generate_shop  # noqa: E402
+from segflow.live import plan_paths  # noqa: E402
 from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite  # noqa: E402
 from segflow.plan.planner import build_plan  # noqa: E402
 from segflow.realtime import (  # noqa: E402
@@ -67,8 +69,10 @@ Message = tuple[int, str, str | None, dict[str, Any], str]
 """``(ts µs, profile, event name or None for an identify, fields or traits, message id)``"""
 
 
-def load_events(paths: list[Path], chunk: int = 500_000) -> list[Message]:
-    """The track and identify messages of ``paths`` in time order (ties: file order).
+def load_events(paths: list[Path], wanted: set[str], chunk: int = 500_000) -> list[Message]:
+    """The track and identify messages of ``paths`` in time order (ties: file order),
+    with the event fields in ``wanted`` (what the plan reads: the server's live
+    evaluator is fed those only) and every trait of identify calls.
 
     Sorted in Arrow first and turned into Python objects in that order, so consecutive
     messages lie next to each other in memory, as a server's freshly received ones do
@@ -77,6 +81,9 @@ def load_events(paths: list[Path], chunk: int = 500_000) -> list[Message]:
     tables = []
     for p in paths:
         table = pq.read_table(p)
+        table = table.select(
+            [c for c in table.column_names if not c.startswith(FIELDS) or c in wanted]
+        )
         kinds = table.column("type")
         tables.append(table.filter(pc.or_(pc.equal(kinds, "track"), pc.equal(kinds, "identify"))))
     table = pa.concat_tables(tables, promote_options="default")
@@ -100,7 +107,7 @@ def load_events(paths: list[Path], chunk: int = 500_000) -> list[Message]:
                 k: sys.intern(v) if isinstance(v, str) else v
                 for k in keys
                 if (v := cols[k][i]) is not None
-            }  # shared strings: ten million events fit in memory
+            }
             out.append((ts[i], pid, sys.intern(cols["event"][i]), fields, ""))
         del cols
     return out
@@ -118,8 +125,8 @@ def main() -> None:
     data = args.data / f"shop-{args.customers}-{args.seed}"
     rt = data / ("rt" if args.days == 365 else f"rt-{args.days}d")
     summary = generate_shop(rt, customers=args.customers, seed=args.seed, end=END, days=args.days)
-    events = load_events(list(summary.paths))
     plan = build_plan(read_segment_files(LIBRARY))
+    events = load_events(list(summary.paths), plan_paths(plan))
     engine = compile_engine(plan)
     n_identify = sum(1 for e in events if e[2] is None)
     print(

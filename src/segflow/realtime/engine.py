@@ -288,9 +288,9 @@ class ProfileEngine:
 
     def _generate(self, f: Formula) -> Leaf:
         """A segment's formula as one generated function over (feature values, instant
-        in µs): the boolean structure and feature indexing inline, the value tests as
-        the same memoised closures ``_compile`` uses (one flat function is cheaper to
-        call than a tree of closures)."""
+        in µs): the boolean structure and feature indexing inline, counts and sums
+        compared inline, other value tests as memoised closures (one flat function
+        is cheaper to call than a tree of closures)."""
         env: dict[str, Any] = {"_M": MISSING}
 
         def bind(obj: object) -> str:

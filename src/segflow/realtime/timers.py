@@ -1,9 +1,9 @@
 """Time for the real-time evaluator: a timer queue, clocks, and an in-memory runner.
 
 The engine is pure; something has to tell it that time passed.  ``TimerQueue`` keeps
-each profile's next deadline in a heap; ``RealtimeRunner`` routes inputs to profile
-states, reschedules after every step and fires due deadlines in time order with
-``advance_to``.  A ``VirtualClock`` makes tests and replays deterministic; the
+each profile's next deadline (in slots of ~67 s); ``RealtimeRunner`` routes inputs to
+profile states, reschedules after every step and fires due deadlines in time order
+with ``advance_to``.  A ``VirtualClock`` makes tests and replays deterministic; the
 service wraps the runner with a ``WallClock`` and a store.
 """
 
