@@ -616,20 +616,11 @@ class AllTimeAgg(_AggKernel):
         return first
 
     def rewake(self, st: ProfileState, now: int) -> None:
-        """``Kernel.rewake`` in one call (a last-seen time with an offset rewakes on
-        every event it counts)."""
+        """``Kernel.rewake`` with ``deadline`` and ``wake_at`` inlined (a last-seen time
+        with an offset rewakes on every event it counts)."""
         d = st.data[self.slot]
         w: int = NEVER if d is None or not d.pending else d.pending[0][0]
-        if self.offs and self.measure in TIME_MEASURES:
-            tv = st.vals[self.k]
-            if tv is not None:
-                for off in self.offs:
-                    c = tv + off
-                    if c > now:
-                        if c < w:
-                            w = c
-                        break
-        set_wake(st, self.k, w)
+        set_wake(st, self.k, self.offset_wake(st, now, w) if self.offs else w)
 
 
 def count_flips(tests: Sequence[Callable[[Any], bool]]) -> Callable[[int], int]:

@@ -232,15 +232,7 @@ class RealtimeRunner:
         st = self.states.get(profile_id)
         if st is None:
             st = self.state(profile_id)
-        changes = self.engine.apply_us(st, ts, name, fields, now)
-        nxt = st.nxt  # ``_done`` inlined: this runs once per event
-        if nxt < NEVER:
-            cur = self.timers._current.get(profile_id)
-            if cur is None or nxt < cur:
-                self.timers.schedule(profile_id, nxt)
-        if changes and self.keep_log:
-            self.log.extend(changes)
-        return changes
+        return self._done(profile_id, st, self.engine.apply_us(st, ts, name, fields, now))
 
     def set_trait(
         self, profile_id: str, write: TraitWrite, now: datetime | None = None
