@@ -449,6 +449,10 @@ def parse_message(raw: object, *, flatten: bool = True) -> Message:
     empty): for messages straight from ``orjson.loads``, whose values are JSON by
     construction, and whose objects the store flattens in bulk.
     """
+    if not flatten and type(raw) is dict:
+        msg = _plain_message(raw)
+        if msg is not None:
+            return msg
     if not isinstance(raw, Mapping):
         raise IngestError([IngestProblem("", f"expected a JSON object, got {_json_type(raw)}")])
     problems: list[IngestProblem] = []
@@ -551,6 +555,119 @@ def parse_message(raw: object, *, flatten: bool = True) -> Message:
     if message_id is None:
         msg = replace(msg, message_id=derive_message_id(msg))
     return msg
+
+
+_SNAKE_KEYS: Final = frozenset(snake for snake, _ in ALIASES.values())
+_PLAIN_TYPES: Final = frozenset({"track", "identify", "alias", "group"})
+"""Types whose message ``_plain_message`` builds (page and screen move their
+``name``/``category`` into properties: the general path does that)."""
+
+
+def _plain_time(v: object) -> datetime | None:
+    """``parse_time`` for a value that parses (None: let ``parse_message`` say why).
+    A date and time ending in ``Z`` is read without it: an aware datetime and its
+    conversion back cost 1.5 us, the naive one 0.2."""
+    if type(v) is str:
+        try:
+            if v[-1:] == "Z" and ("T" in v or " " in v):
+                t = datetime.fromisoformat(v[:-1])
+                return t if t.tzinfo is None else None
+            t = datetime.fromisoformat(v)
+        except ValueError:
+            return None
+    elif isinstance(v, datetime):
+        t = v
+    else:
+        return None
+    if t.tzinfo is not None:
+        offset = t.utcoffset()
+        t = t.replace(tzinfo=None) - offset if offset else t.replace(tzinfo=None)
+    return t
+
+
+def _plain_message(raw: dict[str, Any]) -> Message | None:
+    """``parse_message(raw, flatten=False)`` for the shape a tracking library sends
+    (camelCase keys, string ids, a message id, ISO timestamps), in about a third of
+    its time; None for anything else (snake_case spellings, other types of values,
+    a problem, a page or screen call), which the general path then handles.  The
+    server's writer parses every ingested message once: this is most of its Python
+    per event.  ``tests/unit/model/test_events.py`` checks both paths agree."""
+    type_ = raw.get("type")
+    if type_ not in _PLAIN_TYPES or not _SNAKE_KEYS.isdisjoint(raw):
+        return None
+    get = raw.get
+    message_id = get("messageId")
+    user_id = get("userId")
+    anonymous_id = get("anonymousId")
+    if type(message_id) is not str or not message_id:
+        return None
+    if user_id is not None and (type(user_id) is not str or not user_id):
+        return None
+    if anonymous_id is not None and (type(anonymous_id) is not str or not anonymous_id):
+        return None
+    previous_id = get("previousId")
+    group_id = get("groupId")
+    if previous_id is not None and (type(previous_id) is not str or not previous_id):
+        return None
+    if group_id is not None and (type(group_id) is not str or not group_id):
+        return None
+    event = get("event")
+    if event is not None and type(event) is not str:
+        return None
+    if type_ == "track":
+        if not event:
+            return None
+    elif type_ == "alias":
+        if previous_id is None or user_id is None:
+            return None
+    elif type_ == "group" and group_id is None:
+        return None
+    if user_id is None and anonymous_id is None:
+        return None
+    timestamp = _plain_time(get("timestamp"))
+    if timestamp is None:
+        return None
+    received_at = sent_at = None
+    v = get("receivedAt")
+    if v is not None:
+        received_at = _plain_time(v)
+        if received_at is None:
+            return None
+    v = get("sentAt")
+    if v is not None:
+        sent_at = _plain_time(v)
+        if sent_at is None:
+            return None
+    properties = get("properties")
+    if properties is None:
+        properties = {}
+    elif type(properties) is not dict:
+        return None
+    context = get("context")
+    if context is None:
+        context = {}
+    elif type(context) is not dict:
+        return None
+    traits = get("traits")
+    if traits is None:
+        traits = {}
+    elif type(traits) is not dict:
+        return None
+    return Message(
+        type_,
+        message_id,
+        timestamp,
+        event,
+        user_id,
+        anonymous_id,
+        previous_id,
+        group_id,
+        received_at,
+        sent_at,
+        properties,
+        context,
+        traits,
+    )
 
 
 def derive_message_id(msg: Message) -> str:

@@ -48,6 +48,7 @@ from segflow.model.events import (
     Message,
     parse_message,
 )
+from segflow.store.changes import migrate as migrate_change_log
 from segflow.store.marks import events_seq, raise_events_seq
 from segflow.store.message_index import MessageIndex
 from segflow.store.schema import DDL, LINK_TRAITS
@@ -1360,6 +1361,7 @@ class DuckDBStore:
         self.con = duckdb.connect(self.path)
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute(DDL)
+        migrate_change_log(self.con)
         self._keep_event_codes()
         self._fields: dict[str, FieldInfo] = {}
         self._columns: list[str] = []

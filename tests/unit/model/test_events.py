@@ -322,3 +322,114 @@ def test_junk_gives_an_ingest_error_never_a_crash(raw: object) -> None:
     else:
         assert isinstance(msg, Message)
         assert parse_message(msg.to_dict()) == msg
+
+
+# -- the plain-shape fast path agrees with the general parser -------------------------
+
+_TIMES = st.one_of(
+    st.builds(
+        lambda d, sep, hms, frac, zone: f"{d}{sep}{hms}{frac}{zone}",
+        st.sampled_from(["2026-03-01", "20260301", "2026-W09-7", "2026-3-1", ""]),
+        st.sampled_from(["T", " ", "", "t"]),
+        st.sampled_from(["12", "12:30", "12:30:45", "123045", "25:00", ""]),
+        st.sampled_from(["", ".1", ".123456", ".1234567", ",5", "."]),
+        st.sampled_from(["", "Z", "z", "+02:00", "-0530", "+02:00Z", "ZZ", "+00:00"]),
+    ),
+    st.datetimes(timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-3))])),
+    st.text(max_size=5),
+    st.integers(),
+    st.none(),
+)
+_IDS = st.one_of(st.none(), st.sampled_from(["", "u1", "a1"]), st.integers(-5, 5), st.booleans())
+_OBJECTS = st.one_of(st.none(), st.just({}), st.just({"a": 1}), st.just([1]), st.just("x"))
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> dict[str, Any]:
+    """A message as a tracking library sends it, then none to a few fields changed
+    (to another spelling, type or value, or removed)."""
+    raw: dict[str, Any] = {
+        "type": draw(st.sampled_from(["track", "identify", "alias", "group"])),
+        "messageId": "m1",
+        "userId": "u1",
+        "anonymousId": "a1",
+        "previousId": "p1",
+        "groupId": "g1",
+        "event": "Order Completed",
+        "timestamp": "2026-03-01T12:00:00.250Z",
+        "receivedAt": datetime(2026, 3, 1, 12, 0, 1),
+        "sentAt": "2026-03-01T12:00:00+01:00",
+        "properties": {"revenue": 42.0},
+        "context": {"ip": "1.2.3.4"},
+        "traits": {"plan": "pro"},
+    }
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from([*raw, "user_id", "message_id", "received_at", "sent_at"]))
+        if draw(st.integers(0, 3)) == 0:
+            raw.pop(key, None)
+        elif key == "type":
+            raw[key] = draw(st.sampled_from(["page", "screen", "Track", "bogus", 7, None]))
+        elif key in ("timestamp", "receivedAt", "sentAt"):
+            raw[key] = draw(_TIMES)
+        elif key in ("properties", "context", "traits"):
+            raw[key] = draw(_OBJECTS)
+        elif key == "event":
+            raw[key] = draw(st.one_of(st.none(), st.sampled_from(["", "Viewed"]), st.integers()))
+        else:
+            raw[key] = draw(st.one_of(_IDS, st.just("m2")))
+    return raw
+
+
+def _general(raw: dict[str, Any]) -> Message | str:
+    """The general path (a mapping that is not a dict does not take the fast one)."""
+    from types import MappingProxyType
+
+    try:
+        return parse_message(MappingProxyType(raw), flatten=False)
+    except IngestError as e:
+        return str(e)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_messages())
+def test_the_fast_path_gives_what_the_general_parser_gives(raw: dict[str, Any]) -> None:
+    from segflow.model.events import _plain_message
+
+    fast = _plain_message(raw)
+    if fast is not None:
+        assert fast == _general(raw)
+    try:
+        got: Message | str = parse_message(raw, flatten=False)
+    except IngestError as e:
+        got = str(e)
+    assert got == _general(raw)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_TIMES)
+def test_fast_timestamps_are_read_as_parse_time_reads_them(value: object) -> None:
+    from segflow.model.events import _plain_time, parse_time
+
+    fast = _plain_time(value)
+    problems: list[Any] = []
+    slow = parse_time(value, "timestamp", problems)
+    if fast is not None:
+        assert fast == slow and not problems and fast.tzinfo is None
+
+
+def test_the_fast_path_takes_what_tracking_libraries_send() -> None:
+    from segflow.model.events import _plain_message
+
+    raw = {
+        "type": "track",
+        "messageId": "m1",
+        "userId": "u1",
+        "event": "Order Completed",
+        "timestamp": "2026-03-01T12:00:00.250Z",
+        "receivedAt": datetime(2026, 3, 1, 12, 0, 1),
+        "properties": {"revenue": 42.0},
+        "context": {"library": {"name": "analytics-python"}},
+    }
+    msg = _plain_message(raw)
+    assert msg is not None and msg == _general(raw)
+    assert msg.timestamp == datetime(2026, 3, 1, 12, 0, 0, 250000)

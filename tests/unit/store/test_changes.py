@@ -73,3 +73,45 @@ def test_a_log_from_before_the_mark_continues_after_its_highest_seq(tmp_path: Pa
     con.execute("DROP TABLE log_marks")  # as written by an earlier version
     (new,) = MembershipChangeLog(con).append([ChangeRow("a", "p3", True, T, "event", 1)])
     assert new.seq == 5
+
+
+def test_one_change_per_key_even_when_reasons_differ(tmp_path: Path) -> None:
+    """Segment, profile, instant, direction and version make a change's identity; two
+    rows that only differ in their reason are one change (the first is kept)."""
+    log = MembershipChangeLog(duckdb.connect(str(tmp_path / "c.duckdb")))
+    stored = log.append(
+        [ChangeRow("a", "p1", True, T, "event", 1), ChangeRow("a", "p1", True, T, "merged", 1)]
+    )
+    assert [(c.seq, c.reason) for c in stored] == [(1, "event")]
+    assert log.append([ChangeRow("a", "p1", True, T, "trait_changed", 1)]) == []
+
+
+def test_a_log_with_the_old_unique_index_is_rebuilt_without_it(tmp_path: Path) -> None:
+    from segflow.store.duckdb_store import DuckDBStore
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE membership_changes (seq BIGINT NOT NULL, segment_id VARCHAR NOT NULL,"
+        ' profile_id VARCHAR NOT NULL, entered BOOLEAN NOT NULL, "at" TIMESTAMP NOT NULL,'
+        " reason VARCHAR NOT NULL, version INTEGER NOT NULL, recorded_at TIMESTAMP NOT NULL,"
+        ' UNIQUE (segment_id, profile_id, "at", entered, version))'
+    )
+    con.execute(
+        "INSERT INTO membership_changes VALUES (1, 'a', 'p1', true, $t, 'event', 1, $t),"
+        " (2, 'a', 'p1', false, $u, 'event', 1, $u)",
+        {"t": T, "u": T + timedelta(days=1)},
+    )
+    con.close()
+    with DuckDBStore(path) as store:
+        kinds = store.con.execute(
+            "SELECT constraint_type FROM duckdb_constraints()"
+            " WHERE table_name = 'membership_changes'"
+        ).fetchall()
+        assert ("UNIQUE",) not in kinds
+        log = MembershipChangeLog(store.con)
+        assert [(c.seq, c.entered) for c in log.query()] == [(1, True), (2, False)]
+        (new,) = log.append(
+            [*rows()[:1], ChangeRow("a", "p1", True, T + timedelta(days=2), "event", 1)]
+        )
+        assert new.seq == 3 and log.count() == 3
