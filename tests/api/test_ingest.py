@@ -276,6 +276,51 @@ def test_a_bad_request_does_not_fail_its_group(server: Server) -> None:
     assert _count(server) == 7
 
 
+def test_queued_bodies_are_parsed_by_the_writer_and_answered_one_by_one(tmp_path: Any) -> None:
+    """The event loop queues bodies unparsed; the writer parses a group's bodies and a
+    bad key, bad JSON or a bad field fails its own request only.  ``receivedAt`` is
+    the arrival, not the parse."""
+    ctx = make_context(tmp_path / "q.duckdb")
+    _, write = create_keys(ctx)
+    cases = {
+        "good": (orjson.dumps({"batch": [_track("q1", messageId="m1")]}), write),
+        "key": (orjson.dumps({"batch": [_track("q2")]}), "sfw_nope"),
+        "json": (b'{"batch": [', write),
+        "field": (orjson.dumps({"batch": [_track("q3", timestamp="bad")]}), write),
+        "also good": (orjson.dumps({"batch": [_track("q4", messageId="m4")]}), write),
+    }
+    results: dict[str, httpx.Response] = {}
+    with serve_in_thread(ctx) as running:
+        ingestor = ctx.ingestor
+        assert ingestor is not None
+        url = running.base_url + "/v1/batch"
+
+        def post(name: str) -> None:
+            body, key = cases[name]
+            results[name] = httpx.post(url, content=body, auth=(key, ""), timeout=60)
+
+        threads = {name: threading.Thread(target=post, args=(name,)) for name in cases}
+        with ctx.lock:  # the writer blocks on the store: the other four queue up
+            threads["good"].start()
+            _wait_for(lambda: ingestor.committing > 0)
+            for name in list(cases)[1:]:
+                threads[name].start()
+            _wait_for(lambda: len(ingestor.queue) == 4)
+            released = datetime.now(UTC).replace(tzinfo=None)
+        for t in threads.values():
+            t.join()
+        with ctx.lock:
+            rows = ctx.app.con.execute(
+                "SELECT user_id, received_at FROM events ORDER BY user_id"
+            ).fetchall()
+    statuses = {name: r.status_code for name, r in results.items()}
+    assert statuses == {"good": 200, "key": 401, "json": 400, "field": 400, "also good": 200}
+    assert "batch[0].timestamp" in results["field"].text
+    assert [u for u, _ in rows] == ["q1", "q4"]
+    assert rows[1][1] < released
+    assert ingestor.stats.rejected_requests == 3
+
+
 def _wait_for(cond: Any) -> None:
     for _ in range(1000):
         if cond():

@@ -41,13 +41,23 @@ router = APIRouter(tags=["ingestion"])
 TYPES: Final = ("track", "identify", "page", "screen", "alias", "group")
 OK: Final = b'{"success":true}'
 INLINE_BYTES: Final = 64 * 1024
-"""Bodies up to this size are parsed on the event loop.  A worker thread for a
-100-event batch (~30 KB, ~0.4 ms to parse) cost more than it saved: one more thread
-contending for the GIL with the writer and the loop (same-run A/B, parsing ~27 KB
-bodies inline: +3-7 % events/s, look-up p99 7.1-7.2 ms instead of 9.7-11.4 ms)."""
+"""Bodies up to this size are parsed by the writer thread with the rest of its group
+(the event loop only queues them): parsing on the loop, ~0.15 ms a 100-event batch,
+made the writer wait for the GIL several times as long.  A worker thread of their
+own cost more than it saved (one more thread contending for the GIL)."""
 ANSWER_STEP: Final = 1
 """Requests of a committed group answered per event-loop turn (see ``_answer``)."""
 _ID_KEYS: Final = ("userId", "user_id", "anonymousId", "anonymous_id", "previousId", "previous_id")
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """A request body the writer parses (``_parse``) before storing its group."""
+
+    body: bytes
+    kind: str
+    authorization: str | None
+    received: datetime
 
 
 @dataclass
@@ -58,6 +68,11 @@ class _Request:
     prefix: str
     """How a problem's path starts: ``batch`` (then ``batch[i].field``) or ``""``."""
     future: asyncio.Future[None]
+    body: _Body | None = None
+    """Not parsed yet (then ``messages`` is empty until the writer parses it)."""
+    size: int = 0
+    """Events counted against the queue limit: ``len(messages)``, or an upper
+    estimate for a body not parsed yet."""
 
 
 @dataclass
@@ -92,6 +107,8 @@ class Ingestor:
         self._wake: asyncio.Event | None = None
         self._closed = False
         self._answering: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The writer task's event loop (set when it runs)."""
         self._inflight: list[_Request] = []
         """The group being committed (failed with 503 if the writer is cancelled:
         the commit may still land, and a retry is harmless thanks to message ids)."""
@@ -101,11 +118,15 @@ class Ingestor:
             self._wake = asyncio.Event()
         return self._wake
 
-    async def submit(self, messages: list[dict[str, Any]], prefix: str) -> None:
-        """Queue one request's messages; returns once they are stored and evaluated."""
+    async def submit(
+        self, messages: list[dict[str, Any]], prefix: str, body: _Body | None = None
+    ) -> None:
+        """Queue one request's messages (or its ``body``, parsed by the writer); returns
+        once they are stored and evaluated (raises ``ApiError`` otherwise)."""
         if self._closed:
             raise ApiError(503, "the server is shutting down", headers=self._retry())
-        n = len(messages)
+        # a body's messages are at most its "type" keys (one for a single message)
+        n = len(messages) if body is None else body.body.count(b'"type"') or 1
         if self.pending and self.pending + n > self.ctx.settings.max_pending_events:
             self.stats.overloaded += 1
             raise ApiError(
@@ -114,16 +135,23 @@ class Ingestor:
                 headers=self._retry(),
             )
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.queue.append(_Request(messages, prefix, fut))
+        self.queue.append(_Request(messages, prefix, fut, body, n))
         self.pending += n
         self._event().set()
         await fut
+
+    def parses(self) -> bool:
+        """Whether a body arriving now is queued unparsed for the writer: with group
+        commit, on the writer's own event loop (a request from another loop, such as
+        a test's in-process transport, is parsed where it arrives)."""
+        return self.group_commit and self._loop is asyncio.get_running_loop()
 
     def _retry(self) -> dict[str, str]:
         return {"Retry-After": str(self.ctx.settings.retry_after_seconds)}
 
     async def run(self) -> None:
         """The writer loop (a task for the server's lifetime)."""
+        self._loop = asyncio.get_running_loop()
         wake = self._event()
         try:
             while True:
@@ -132,7 +160,7 @@ class Ingestor:
                 while self.queue:
                     group = self._take()
                     self._inflight = group
-                    self.committing = sum(len(r.messages) for r in group)
+                    self.committing = sum(r.size for r in group)
                     collecting = gc.isenabled()
                     # no collection while the group's tens of thousands of objects are
                     # alive: each would traverse them all (15-35 ms holding the GIL, so
@@ -189,10 +217,10 @@ class Ingestor:
         limit = self.ctx.settings.max_group_events if self.group_commit else 1
         group: list[_Request] = []
         n = 0
-        while self.queue and (not group or n + len(self.queue[0].messages) <= limit):
+        while self.queue and (not group or n + self.queue[0].size <= limit):
             req = self.queue.popleft()
             group.append(req)
-            n += len(req.messages)
+            n += req.size
         self.pending -= n
         return group
 
@@ -200,6 +228,9 @@ class Ingestor:
         """Store a group in one transaction (bad requests taken out), then evaluate."""
         ctx = self.ctx
         outcome: list[ApiError | None] = [None] * len(group)
+        for i, req in enumerate(group):
+            if req.body is not None:
+                outcome[i] = self._parse(req)
         live = [i for i, req in enumerate(group) if req.messages]
         # DuckDB stays narrowed while more groups wait (see DuckDBStore.threads)
         more = bool(self.queue)
@@ -262,6 +293,22 @@ class Ingestor:
         s.evaluate_seconds += done - committed
         s.largest_group = max(s.largest_group, stored)
         return outcome
+
+    def _parse(self, req: _Request) -> ApiError | None:
+        """Parse a queued body in the writer's thread (the event loop only queues it:
+        parsing there, ~1.3 us an event, made the writer wait for the GIL far longer
+        than that); its problems become the request's answer."""
+        b = req.body
+        assert b is not None
+        req.body = None
+        try:
+            req.messages, req.prefix, suppressed = _parse(
+                self.ctx, b.authorization, b.body, b.kind, b.received
+            )
+        except ApiError as e:
+            return e
+        self.stats.suppressed += suppressed
+        return None
 
     def _idle(self) -> None:
         ctx = self.ctx
@@ -488,29 +535,38 @@ async def ingest_body(
     parsed, authorized, queued; returns once it is stored and evaluated (raises
     ``ApiError`` otherwise)."""
     body = decode_body(body, encoding, body_limit(ctx.settings, kind))
+    ingestor = ctx.ingestor
+    assert ingestor is not None
     if len(body) > INLINE_BYTES:
         # A big batch (up to 500 KB, a few ms of Python) is parsed in a worker thread,
         # so that look-ups do not queue behind it.
         kept, prefix, suppressed = await asyncio.to_thread(_parse, ctx, authorization, body, kind)
+    elif ingestor.parses():  # parsed by the writer, in its thread, with its group
+        now = datetime.now(UTC).replace(tzinfo=None)
+        await ingestor.submit([], "", _Body(body, kind, authorization, now))
+        return
     else:
         kept, prefix, suppressed = _parse(ctx, authorization, body, kind)
-    ingestor = ctx.ingestor
-    assert ingestor is not None
     ingestor.stats.suppressed += suppressed
     if kept:
         await ingestor.submit(kept, prefix)
 
 
 def _parse(
-    ctx: ServerContext, authorization: str | None, body: bytes, kind: str
+    ctx: ServerContext,
+    authorization: str | None,
+    body: bytes,
+    kind: str,
+    now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], str, int]:
-    """Parse, authorize and check a request body: (messages kept, problem path
-    prefix, messages dropped as suppressed)."""
+    """Parse, authorize and check a request body received at ``now`` (default: now):
+    (messages kept, problem path prefix, messages dropped as suppressed)."""
     data = _loads(body)
     _authorize(ctx, authorization, data)
     if b"\\u0000" in body:
         _no_nul_keys(data, "")
-    now = datetime.now(UTC).replace(tzinfo=None)
+    if now is None:
+        now = datetime.now(UTC).replace(tzinfo=None)
     if kind == "batch":
         messages, prefix = _batch(data, body, ctx.settings.max_message_bytes), "batch"
         sent_at, context = data.get("sentAt"), data.get("context")
