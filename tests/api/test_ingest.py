@@ -321,6 +321,22 @@ def test_queued_bodies_are_parsed_by_the_writer_and_answered_one_by_one(tmp_path
     assert ingestor.stats.rejected_requests == 3
 
 
+def test_duckdb_gets_its_threads_back_once_ingestion_is_idle(server: Server) -> None:
+    """Group commits run DuckDB narrowed to ``ingest_threads`` and keep it so while
+    groups follow one another; an idle writer gives the rest of the API its threads."""
+    ctx = server.ctx
+
+    def threads() -> int:
+        with ctx.lock:
+            (n,) = ctx.app.con.execute("SELECT current_setting('threads')").fetchone() or (0,)
+        return int(n)
+
+    before = threads()
+    assert server.ingest("/v1/batch", {"batch": [_track("t1")]}).status_code == 200
+    _wait_for(lambda: ctx.app.store._threads_before is None)
+    assert threads() == before
+
+
 def _wait_for(cond: Any) -> None:
     for _ in range(1000):
         if cond():
