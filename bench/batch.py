@@ -20,12 +20,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from segflow.batch.run import evaluate  # noqa: E402
+from segflow.batch.run import closure, evaluate  # noqa: E402
 from segflow.demo.generator import generate_shop  # noqa: E402
+from segflow.model.definition import Segment  # noqa: E402
+from segflow.plan.features import EventAggregate, SequenceMatch, TraitValue  # noqa: E402
+from segflow.plan.planner import build_plan  # noqa: E402
 from segflow.service import Segflow, read_segment_files  # noqa: E402
 
 LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"
@@ -43,6 +47,46 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rows_read(con: Any, segments: list[Segment]) -> tuple[dict[str, int], dict[str, int]]:
+    """Rows the one plan's scans read and rows all the segments' own queries read
+    together, by table: the one plan reads each row it needs once, so the "each"
+    ratio of the scans cannot exceed this ratio (the segments' own work on the rows
+    they share is what the one plan saves)."""
+    codes = dict(con.execute("SELECT name, code FROM event_names").fetchall())
+    per_code = dict(con.execute("SELECT event_code, count(*) FROM events GROUP BY 1").fetchall())
+    (n_traits,) = con.execute("SELECT count(*) FROM traits").fetchone()
+    (n_profiles,) = con.execute("SELECT count(*) FROM profiles").fetchone()
+
+    def of(names: set[str]) -> int:
+        return sum(per_code.get(codes.get(n), 0) for n in names)
+
+    def one(chosen: list[Segment]) -> dict[str, int]:
+        plan = build_plan(chosen)
+        names: set[str] = set()
+        sequences = 0
+        traits = False
+        for f in plan.features.values():
+            if isinstance(f, EventAggregate):
+                names |= set(f.filter.names)
+            elif isinstance(f, SequenceMatch):
+                sequences += sum(of(set(step.names)) for step in f.steps)
+            elif isinstance(f, TraitValue):
+                traits = True
+        return {
+            "events": of(names),
+            "sequence steps": sequences,
+            "traits": n_traits if traits else 0,
+            "profiles": n_profiles,
+        }
+
+    by_id = {s.id: s for s in segments}
+    each: dict[str, int] = {}
+    for sid in by_id:
+        for k, v in one(closure(by_id, [sid])).items():
+            each[k] = each.get(k, 0) + v
+    return one(segments), each
 
 
 def main() -> None:
@@ -101,6 +145,13 @@ def main() -> None:
         "  (target >= 5x)"
     )
     print(f"peak RSS                 {peak_rss_mb():8.0f} MB")
+    one, each_rows = rows_read(con, segments)
+    print("rows read (one plan / each segment's own query, summed):")
+    for table, n in one.items():
+        ratio = f"{each_rows[table] / n:6.2f}x" if n else "      -"
+        print(f"  {table:16s} {n:>14,} {each_rows[table]:>14,}  {ratio}")
+    total, total_each = sum(one.values()), sum(each_rows.values())
+    print(f"  {'all':16s} {total:>14,} {total_each:>14,}  {total_each / total:6.2f}x")
     print(f"throughput               {events[0] / t_library / 1e6:8.1f} M events/s (library)")
     print()
     for sid, n in sorted(sizes.items()):

@@ -1,0 +1,64 @@
+"""``parse_ts`` reads a text ending in ``Z`` with the plain TIMESTAMP cast: it must give
+exactly what the time-zone-aware cast gives, on every text."""
+
+from __future__ import annotations
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlglot import exp
+
+from segflow.batch.compile import parse_ts
+
+DATES = st.sampled_from(
+    ["2026-09-10", "2026-9-1", "26-09-10", "2024-02-29", "2026-02-29", "0001-01-01",
+     "9999-12-31", "-2026-09-10", "2026/09/10", "20260910", "2026-09-10 (BC)", ""]
+)  # fmt: skip
+SEPARATORS = st.sampled_from(["T", " ", "t", "  ", ""])
+TIMES = st.sampled_from(
+    ["16:11:06", "16:11", "16", "00:00:00", "16:11:06.123", "16:11:06.1234567",
+     "24:00:00", "23:59:60", "16:11:06,5", "4:1:6", ""]
+)  # fmt: skip
+ZONES = st.sampled_from(
+    ["", "+02:00", "-0530", "+02", " +02:00", "+14:00", "-00", "UTC", " UTC", "GMT",
+     "Europe/Paris", " Europe/Paris", "Z", " Z", "z"]
+)  # fmt: skip
+ENDS = st.sampled_from(["Z", " Z", "ZZ", "", " ", "z"])
+ISO_LIKE = st.builds(lambda *parts: "".join(parts), DATES, SEPARATORS, TIMES, ZONES, ENDS)
+TEXTS = st.one_of(
+    ISO_LIKE,
+    st.builds(lambda a, b: a + b, ISO_LIKE, st.text(max_size=4)),
+    st.text(max_size=30).map(lambda t: t + "Z"),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(TEXTS, min_size=1, max_size=40))
+def test_a_z_text_reads_as_the_aware_cast_reads_it(texts: list[str]) -> None:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE TABLE t (v VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [[v.replace("\x00", "")] for v in texts])
+    value = exp.column("v")
+    ours = parse_ts(value).sql("duckdb")
+    aware = exp.cast(exp.TryCast(this=value, to=exp.DataType.build("TIMESTAMPTZ")), "TIMESTAMP")
+    rows = con.execute(
+        f"SELECT v, {ours}, {aware.sql('duckdb')} FROM t WHERE {ours} IS DISTINCT FROM"
+        f" {aware.sql('duckdb')}"
+    ).fetchall()
+    assert rows == []
+
+
+def test_both_forms_of_a_z_instant_and_an_offset() -> None:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    sql = parse_ts(exp.column("v")).sql("duckdb")
+    got = [
+        con.execute(f"SELECT {sql} FROM (SELECT ? AS v)", [v]).fetchone()
+        for v in ("2026-09-10T16:11:06Z", "2026-09-10T16:11:06+02:00", "not a time Z")
+    ]
+    assert [str(g[0]) if g else None for g in got] == [
+        "2026-09-10 16:11:06",
+        "2026-09-10 14:11:06",
+        "None",
+    ]
