@@ -22,7 +22,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import duckdb
@@ -32,7 +32,7 @@ from starlette.types import Receive
 
 from segflow.api.deps import ApiError, ServerContext, Settings, get_ctx
 from segflow.model.events import IngestError, IngestProblem
-from segflow.store.duckdb_store import StoredEvents
+from segflow.store.duckdb_store import StoredEvents, utcnow
 
 log = logging.getLogger("segflow.ingest")
 
@@ -545,7 +545,7 @@ async def ingest_body(
         # so that look-ups do not queue behind it.
         kept, prefix, suppressed = await asyncio.to_thread(_parse, ctx, authorization, body, kind)
     elif ingestor.parses():  # parsed by the writer, in its thread, with its group
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utcnow()
         await ingestor.submit([], "", _Body(body, kind, authorization, now))
         return
     else:
@@ -569,7 +569,7 @@ def _parse(
     if b"\\u0000" in body:
         _no_nul_keys(data, "")
     if now is None:
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utcnow()
     if kind == "batch":
         messages, prefix = _batch(data, body, ctx.settings.max_message_bytes), "batch"
         sent_at, context = data.get("sentAt"), data.get("context")

@@ -1446,8 +1446,8 @@ class DuckDBStore:
         """Run DuckDB with ``n`` threads inside the block (None: as configured).  A group
         commit of a few thousand rows is dozens of small statements: extra threads only
         add scheduling and cache traffic there, and take a core from the server's event
-        loop.  ``keep``: leave ``n`` set after the block (the server's writer, with more
-        groups waiting: ``SET threads`` restarts DuckDB's pool, ~4 ms, twice a group);
+        loop.  ``keep``: leave ``n`` set after the block (the server's writer, until it goes
+        idle: ``SET threads`` restarts DuckDB's pool, ~4 ms, twice a group);
         ``restore_threads`` goes back."""
         if n is None:
             yield
