@@ -1432,6 +1432,9 @@ class DuckDBStore:
         ).fetchall()
         self._columns = [str(c) for (c,) in cols]
         self._lower = {c.lower() for c in self._columns}
+        self._read_event_names()
+
+    def _read_event_names(self) -> None:
         self._event_names = {
             str(n) for (n,) in self.con.execute("SELECT name FROM event_names").fetchall()
         }
@@ -1839,8 +1842,9 @@ class DuckDBStore:
                 )
         if load.names is None or not load.names <= self._event_names:
             self._number_event_names(_NEW)
-            if load.names is not None:  # (a rollback reloads the set)
-                self._event_names |= load.names
+            # the names now numbered, read back: ``load.names`` also holds the names of
+            # repeats left out of ``_NEW``, which got no code (a rollback reloads it)
+            self._read_event_names()
         con.execute(
             f"INSERT INTO events ({', '.join(names)}, seq, profile_id, event_code)"
             f" SELECT {', '.join(exprs)}, $base + s._line,"

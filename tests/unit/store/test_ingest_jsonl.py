@@ -480,3 +480,20 @@ def test_a_store_without_event_codes_gets_them_when_opened(tmp_path: Path) -> No
     with DuckDBStore(db) as s:
         got = s.con.execute("SELECT event, event_code FROM events ORDER BY seq").fetchall()
         assert got == [("B", 2), ("A", 1)]
+
+
+def test_a_name_seen_only_in_a_left_out_repeat_is_numbered_when_first_stored(
+    store: DuckDBStore,
+) -> None:
+    """A message repeating an earlier id in the same load is left out; its event name
+    got no code then, so the load that first stores the name must number it (it was
+    stored with no code, invisible to the batch evaluator's name match)."""
+    identify = {"type": "identify", "messageId": "m0", "userId": "u1",
+                "timestamp": "2026-01-01T00:00:00Z"}  # fmt: skip
+    store.ingest_messages([identify, track("m0", event="Viewed")], json_values=True)
+    store.ingest_messages([track("m1", event="Viewed")], json_values=True)
+    rows = store.con.execute(
+        "SELECT e.message_id, e.event_code, n.code FROM events e"
+        " LEFT JOIN event_names n ON n.name = e.event WHERE e.type = 'track'"
+    ).fetchall()
+    assert rows == [("m1", 1, 1)]
