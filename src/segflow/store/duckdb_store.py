@@ -1403,15 +1403,20 @@ class DuckDBStore:
         self.con.execute("BEGIN TRANSACTION")
         try:
             self.con.execute("ALTER TABLE events ADD COLUMN event_code INTEGER")
-            self._number_event_names("events")
-            self.con.execute(
-                "UPDATE events SET event_code = n.code FROM event_names n"
-                " WHERE events.event = n.name"
-            )
+            self._code_events()
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+
+    def _code_events(self) -> None:
+        """Give every stored event that has a name but no code its name's code,
+        numbering names not numbered yet."""
+        self._number_event_names("events")
+        self.con.execute(
+            "UPDATE events SET event_code = n.code FROM event_names n"
+            " WHERE events.event = n.name AND events.event_code IS NULL"
+        )
 
     def _number_event_names(self, source: str) -> None:
         """Give every event name in ``source`` not numbered yet the next code."""
@@ -2036,10 +2041,13 @@ class DuckDBStore:
 
         Bulk loads arrive clustered; many small loads (the server's group commits) leave
         row groups holding every event name, which each per-name scan of the batch
-        evaluator must then read.  Returns the number of rows rewritten."""
+        evaluator must then read.  Events stored without their name's code (by
+        versions before 7572fa5, after a repeat left out of a load) get it first.
+        Returns the number of rows rewritten."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
+            self._code_events()
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _sf_compact AS SELECT * FROM events"
                 ' ORDER BY event_code, profile_id, "timestamp"'
@@ -2052,6 +2060,7 @@ class DuckDBStore:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        self._read_event_names()
         con.execute("CHECKPOINT")
         return int(n)
 
