@@ -300,6 +300,20 @@ def run_mode(
     }
 
 
+def reference_ms() -> float:
+    """Milliseconds of a fixed pure-Python loop (best of five): the speed of this host's
+    CPU, printed with the figures because the same code on the same kind of machine has
+    run 2x apart from one day to the next; compare figures only with a similar reference."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -332,7 +346,8 @@ def main() -> None:
         template, admin, write, users, rows = prepare(root, args.customers)
         print(
             f"store: {args.customers:,} customers, {len(users):,} users;"
-            f" {args.clients} clients x /v1/batch of {args.batch}, {args.mix} mix"
+            f" {args.clients} clients x /v1/batch of {args.batch}, {args.mix} mix;"
+            f" host reference {reference_ms():.0f} ms (a fixed Python loop, lower is faster)"
         )
         results = {}
         for mode in args.modes.split(","):

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import body, prepare, shop_body  # noqa: E402
+from ingest import body, prepare, reference_ms, shop_body  # noqa: E402
 from segflow.realtime import tune_gc  # noqa: E402
 from segflow.server import make_context  # noqa: E402
 
@@ -104,7 +104,10 @@ def main() -> None:
                 mean,
             )
 
-        print(f"{args.mix} mix, {args.customers:,} customers, the whole segment library live")
+        print(
+            f"{args.mix} mix, {args.customers:,} customers, the whole segment library live;"
+            f" host reference {reference_ms():.0f} ms (a fixed Python loop, lower is faster)"
+        )
         figures = {}
         for label, size, count in (
             ("baseline, 100 a commit", 100, max(40, args.groups * 4)),

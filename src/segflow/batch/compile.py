@@ -82,7 +82,14 @@ def lit(v: object) -> exp.Expression:
     if isinstance(v, bool):
         return exp.Boolean(this=v)
     if is_number(v):
-        return exp.Literal.number(repr(float(v)))  # type: ignore[arg-type]
+        # A whole number as an integer, anything else as a DOUBLE: a bare "2.0" is a
+        # DECIMAL to DuckDB, which then casts every BIGINT count compared with it to a
+        # 128-bit decimal, row by row (an integer needs no cast; a DOUBLE column takes
+        # either constant as a DOUBLE, so the comparison is the same).
+        x = float(v)  # type: ignore[arg-type]
+        if x.is_integer() and abs(x) < 2**53:
+            return exp.Literal.number(int(x))
+        return exp.cast(exp.Literal.number(repr(x)), "DOUBLE")
     if isinstance(v, str):
         return exp.Literal.string(v)
     if isinstance(v, datetime):

@@ -108,6 +108,11 @@ def test_measures() -> None:
     assert m(measure="first_time", older_than="3d") and not m(measure="first_time", older_than="4d")
     assert m(measure="last_time", within_last="1d") is False  # exactly 1 d old is out
     assert m(measure="last_time", within_last="25h")
+    # thresholds become integer or DOUBLE constants (not DECIMAL): the comparison must
+    # still be exact for fractions, for huge numbers and for sums with fractions
+    assert m(gt=2.5) and not m(gte=3.5) and m(lt=3.0000001) and not m(lt=3)
+    assert not m(gte=2**60) and m(lt=1e300) and not m(eq=3.000000000001)
+    assert m(measure="sum", of="revenue", gt=399.99) and not m(measure="sum", of="revenue", gt=400)
 
 
 def test_first_time_purchasers_and_lapsed() -> None:
