@@ -1867,7 +1867,10 @@ class DuckDBStore:
                 'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind, num, str,'
                 ' bool, json) SELECT e.profile_id, t.key, e."timestamp", e.message_id, t.kind,'
                 f" t.num, t.str, t.bool, t.json FROM {_TSTAGE} t JOIN events e"
-                " ON e.seq = $base + t._line WHERE e.seq > $base",
+                " ON e.seq = $base + t._line WHERE e.seq > $base"
+                # clustered by key, as events are by name: the batch evaluator's
+                # ``key IN (...)`` then skips the row groups of keys it does not read
+                " ORDER BY t.key, e.profile_id",
                 {"base": base},
             ).fetchone() or (0,)
         if self._identities_changed:
@@ -2037,25 +2040,32 @@ class DuckDBStore:
 
     # -- maintenance -----------------------------------------------------------------
     def compact(self) -> int:
-        """Rewrite ``events`` clustered by (event code, profile) in one transaction.
+        """Rewrite ``events`` clustered by (event code, profile) and ``traits`` by
+        (key, profile) in one transaction.
 
         Bulk loads arrive clustered; many small loads (the server's group commits) leave
-        row groups holding every event name, which each per-name scan of the batch
-        evaluator must then read.  Events stored without their name's code (by
-        versions before 7572fa5, after a repeat left out of a load) get it first.
-        Returns the number of rows rewritten."""
+        row groups holding every event name (trait key), which each per-name scan (the
+        trait pivot's key filter) of the batch evaluator must then read.  Events stored
+        without their name's code (by versions before 7572fa5, after a repeat left out
+        of a load) get it first.  Returns the number of event rows rewritten."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
             self._code_events()
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _sf_compact AS SELECT * FROM events"
-                ' ORDER BY event_code, profile_id, "timestamp"'
-            )
-            con.execute("DELETE FROM events")
-            con.execute("INSERT INTO events SELECT * FROM _sf_compact")
-            (n,) = con.execute("SELECT count(*) FROM _sf_compact").fetchone() or (0,)
-            con.execute("DROP TABLE _sf_compact")
+            n = 0
+            for table, order in (
+                ("events", 'event_code, profile_id, "timestamp"'),
+                ("traits", 'key, profile_id, "timestamp"'),
+            ):
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _sf_compact AS SELECT * FROM {table}"
+                    f" ORDER BY {order}"
+                )
+                con.execute(f"DELETE FROM {table}")
+                con.execute(f"INSERT INTO {table} SELECT * FROM _sf_compact")
+                if table == "events":
+                    (n,) = con.execute("SELECT count(*) FROM _sf_compact").fetchone() or (0,)
+                con.execute("DROP TABLE _sf_compact")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -1,4 +1,5 @@
-"""Compaction re-clusters events by name without changing what is stored or evaluated."""
+"""Compaction re-clusters events by name and traits by key without changing what is
+stored or evaluated."""
 
 from __future__ import annotations
 
@@ -20,26 +21,47 @@ def msg(i: int, name: str, user: str) -> dict[str, object]:
     }
 
 
+def identify(i: int, user: str) -> dict[str, object]:
+    """Traits of two keys, written again by later loads (so older rows get valid_to)."""
+    return {
+        "type": "identify",
+        "messageId": f"i{i}",
+        "userId": user,
+        "timestamp": f"2026-01-0{1 + i % 5}T00:00:0{i % 10}Z",
+        "traits": {"plan": "premium" if i % 2 else "basic", "age": 20 + i % 30},
+    }
+
+
 def test_compact_clusters_by_event_code_and_keeps_rows_seqs_and_members() -> None:
     store = DuckDBStore(":memory:")
     names = ["Order Completed", "Product Viewed", "Email Opened"]
-    for batch in range(4):  # small loads, each interleaving every name
+    for batch in range(4):  # small loads, each interleaving every name and trait key
         store.ingest_messages(
-            [msg(batch * 30 + i, names[i % 3], f"u{i % 7}") for i in range(30)],
+            [msg(batch * 30 + i, names[i % 3], f"u{i % 7}") for i in range(30)]
+            + [identify(batch * 30 + i, f"u{i % 7}") for i in range(10)],
             source=f"batch{batch}",
         )
-    seg = parse_segment({"id": "buyers", "condition": {"event": "Order Completed", "gte": 2}})
-    at = datetime(2026, 2, 1)
+    segs = [
+        parse_segment({"id": "buyers", "condition": {"event": "Order Completed", "gte": 2}}),
+        parse_segment({"id": "premium", "condition": {"trait": "plan", "eq": "premium"}}),
+    ]
+    at = datetime(2026, 1, 3, 12)
+    every_trait = "SELECT * FROM traits ORDER BY profile_id, key, message_id"
     rows_before = store.con.execute("SELECT * FROM events ORDER BY seq").fetchall()
-    members_before = evaluate(store.con, [seg], at).members("buyers")
+    traits_before = store.con.execute(every_trait).fetchall()
+    members_before = evaluate(store.con, segs, at).membership_map()
 
-    assert store.compact() == 120
+    assert store.compact() == 160  # 120 tracks + 40 identify calls
 
     assert store.con.execute("SELECT * FROM events ORDER BY seq").fetchall() == rows_before
+    assert store.con.execute(every_trait).fetchall() == traits_before
     codes = [r[0] for r in store.con.execute("SELECT event_code FROM events").fetchall()]
-    assert codes == sorted(codes)
-    assert evaluate(store.con, [seg], at).members("buyers") == members_before
-    assert members_before
+    named = [c for c in codes if c is not None]  # identify calls have no name: last
+    assert codes[: len(named)] == named == sorted(named)
+    keys = [r[0] for r in store.con.execute("SELECT key FROM traits").fetchall()]
+    assert keys == sorted(keys) and set(keys) == {"age", "plan"}
+    assert evaluate(store.con, segs, at).membership_map() == members_before
+    assert members_before["buyers"] and members_before["premium"]
     store.close()
 
 

@@ -29,15 +29,12 @@ WITH ev0 AS (
     "profile_id",
     COUNT(*) FILTER(WHERE
       COALESCE(
-        COALESCE(
-          "properties.category",
-          CASE
-            WHEN JSON_TYPE("extra", '/properties/category') = 'VARCHAR'
-            THEN "extra" ->> '/properties/category'
-          END
-        ) = 'Luxury Watches',
-        FALSE
-      )
+        "properties.category",
+        CASE
+          WHEN JSON_TYPE("extra", '/properties/category') = 'VARCHAR'
+          THEN "extra" ->> '/properties/category'
+        END
+      ) = 'Luxury Watches'
       AND "timestamp" > CAST('2026-10-30 12:00:00.000000' AS TIMESTAMP)) AS "f_36fb34f654d5"
   FROM events
   WHERE
