@@ -543,52 +543,57 @@ class BatchCompiler:
         return query
 
     def sequence_cte(self, s: SequenceMatch) -> exp.Expression:
-        """Greedy earliest matches: from every first-step event, ASOF-join the next
-        strictly later event of each following step; keep the chain if it fits."""
-        steps = []
-        for i, f in enumerate(s.steps):
-            steps.append(
-                exp.select(col("profile_id"), exp.alias_(col("timestamp"), "ts"))
-                .from_("events")
-                .where(
-                    and_(
-                        exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
-                        self.filter_sql(f),
-                        self.window_sql(s.window),
-                    )
+        """Profiles with a chain e0 < e1 < ... of the steps' events inside the window
+        (and last - first <= span), built forwards: each event of step i ASOF-joins
+        the latest strictly earlier event of step i-1 that ends a chain and keeps that
+        chain's start.  That start is the latest any chain ending at the event can have
+        (starts only grow with time), so a last-step event within ``span`` of it exists
+        exactly when the greedy earliest chain from some first-step event fits, which is
+        what ``plan.interpret.sequence_matched`` checks.  The joins' sides are the
+        steps' own events, not chains from every first-step event: the library's
+        sequence alone at 1M 0.85 -> 0.68 s (ASOF CPU 1.3 -> 1.0 s)."""
+        steps = [
+            exp.select(col("profile_id"), exp.alias_(col("timestamp"), "ts"))
+            .from_("events")
+            .where(
+                and_(
+                    exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
+                    self.filter_sql(f),
+                    self.window_sql(s.window),
                 )
-                .subquery(f"e{i}")
             )
-        chain = exp.select(col("profile_id", "e0"), exp.alias_(col("ts", "e0"), "t0")).from_(
-            steps[0]
-        )
+            for f in s.steps
+        ]
+        chain = steps[0]  # (profile_id, ts[, start]) of the events that end a chain
+        start = col("ts", "c")  # a first-step event starts its own chain
         for i in range(1, len(steps)):
-            chain = chain.join(
-                steps[i],
-                on=exp.and_(
-                    exp.EQ(this=col("profile_id", "e0"), expression=col("profile_id", f"e{i}")),
-                    exp.LT(this=col("ts", f"e{i - 1}"), expression=col("ts", f"e{i}")),
-                ),
-                join_type="ASOF",
+            event = f"e{i}"
+            chain = (
+                exp.select(col("profile_id", event), col("ts", event), exp.alias_(start, "start"))
+                .from_(steps[i].subquery(event))
+                .join(
+                    chain.subquery("c"),
+                    on=exp.and_(
+                        exp.EQ(this=col("profile_id", event), expression=col("profile_id", "c")),
+                        exp.GT(this=col("ts", event), expression=col("ts", "c")),
+                    ),
+                    join_type="ASOF",
+                )
             )
-        last = col("ts", f"e{len(steps) - 1}")
-        ok: exp.Expression = exp.Not(this=exp.Is(this=last, expression=exp.null()))
+            start = col("start", "c")
+        ok: exp.Expression = TRUE
         if s.span is not None:
             limit = exp.Interval(  # type: ignore[no-untyped-call]
                 this=exp.Literal.string(str(s.span.us)), unit=exp.var("MICROSECONDS")
             )
-            ok = exp.LTE(this=last, expression=exp.Add(this=col("ts", "e0"), expression=limit))
-        return self._seq_final(chain, ok)
-
-    def _seq_final(self, chain: exp.Select, ok: exp.Expression) -> exp.Expression:
-        inner = chain.select(exp.alias_(ok, "ok"))
+            ok = exp.LTE(this=col("ts", "c"), expression=exp.Add(this=start, expression=limit))
         return (
             exp.select(
-                col("profile_id"),
-                exp.alias_(exp.func("BOOL_OR", col("ok")), "matched", quoted=True),
+                col("profile_id", "c"),
+                exp.alias_(exp.func("BOOL_OR", ok), "matched", quoted=True),
             )
-            .from_(inner.subquery("c"))
-            .group_by(col("profile_id"))
+            .from_(chain.subquery("c"))
+            .group_by(col("profile_id", "c"))
         )
 
     # -- formulas --------------------------------------------------------------

@@ -65,24 +65,14 @@ WITH ev0 AS (
     "profile_id"
 ), sq_4f540bd3a66a AS (
   SELECT
-    "profile_id",
-    BOOL_OR("ok") AS "matched"
+    "c"."profile_id",
+    BOOL_OR("c"."ts" <= "c"."start" + INTERVAL '3600000000' MICROSECONDS) AS "matched"
   FROM (
     SELECT
-      "e0"."profile_id",
-      "e0"."ts" AS t0,
-      "e1"."ts" <= "e0"."ts" + INTERVAL '3600000000' MICROSECONDS AS ok
+      "e1"."profile_id",
+      "e1"."ts",
+      "c"."ts" AS start
     FROM (
-      SELECT
-        "profile_id",
-        "timestamp" AS ts
-      FROM events
-      WHERE
-        "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
-        AND "event" = 'Product Viewed'
-        AND "timestamp" > CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)
-    ) AS e0
-    ASOF JOIN (
       SELECT
         "profile_id",
         "timestamp" AS ts
@@ -92,10 +82,20 @@ WITH ev0 AS (
         AND "event" = 'Order Completed'
         AND "timestamp" > CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)
     ) AS e1
-      ON "e0"."profile_id" = "e1"."profile_id" AND "e0"."ts" < "e1"."ts"
+    ASOF JOIN (
+      SELECT
+        "profile_id",
+        "timestamp" AS ts
+      FROM events
+      WHERE
+        "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
+        AND "event" = 'Product Viewed'
+        AND "timestamp" > CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)
+    ) AS c
+      ON "e1"."profile_id" = "c"."profile_id" AND "e1"."ts" > "c"."ts"
   ) AS c
   GROUP BY
-    "profile_id"
+    "c"."profile_id"
 )
 SELECT
   "p"."profile_id",
