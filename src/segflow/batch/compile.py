@@ -484,9 +484,10 @@ class BatchCompiler:
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
         for k, parts in partials.items():
             self.values[k] = PARTIAL_COMBINE[aggs[k].measure]([self.values.pop(p) for p in parts])
-        if traits:
-            ctes.append(("tr", self.traits_cte(traits)))
-            query = query.join(exp.to_table("tr"), on=self._on("tr"), join_type="LEFT", copy=False)
+        for k, t in sorted(traits.items()):
+            name = f"tr_{k}"
+            ctes.append((name, self.trait_cte(k, t)))
+            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
         for k, s in sorted(seqs.items()):
             name = f"sq_{k}"
             ctes.append((name, self.sequence_cte(s)))
@@ -513,11 +514,15 @@ class BatchCompiler:
     def _on(self, table: str) -> exp.Expression:
         return exp.EQ(this=col("profile_id", "p"), expression=col("profile_id", table))
 
-    def traits_cte(self, traits: Mapping[str, TraitValue]) -> exp.Expression:
-        """Each trait's value as of ``at``: the one write of its (profile, key) whose
-        validity ``[timestamp, valid_to)`` holds ``at`` (see ``store.schema.LINK_TRAITS``),
-        pivoted to four typed columns per trait in one grouped pass without ARG_MAX."""
-        keys = sorted({t.name for t in traits.values()})
+    def trait_cte(self, k: str, t: TraitValue) -> exp.Expression:
+        """The trait's value as of ``at``, in four typed columns: the one write of each
+        (profile, key) whose validity ``[timestamp, valid_to)`` holds ``at``.  The
+        validity intervals of one (profile, key) are disjoint once ``LINK_TRAITS`` has
+        run (``batch.run.evaluate`` runs it first and checks that the result has a row
+        per profile), so this is a plain filtered scan with no grouping; with traits
+        clustered by key it reads only the key's row groups.  One scan and join per
+        trait instead of one grouped pivot of them all: the pivot probed a hash table of
+        every profile at random for each trait row (library at 1M 3.65 -> 3.34 s)."""
         at = ts_lit(self.at)
         valid_to = col("valid_to")
         query = (
@@ -530,16 +535,12 @@ class BatchCompiler:
                         exp.Is(this=valid_to, expression=exp.null()),
                         exp.GT(this=valid_to, expression=at.copy()),
                     ),
-                    exp.In(this=col("key"), expressions=[lit(k) for k in keys]),
+                    exp.EQ(this=col("key"), expression=lit(t.name)),
                 )
             )
-            .group_by(col("profile_id"))
         )
-        for k, t in sorted(traits.items()):
-            is_key = exp.Where(this=exp.EQ(this=col("key"), expression=lit(t.name)))
-            for part in ("kind", "num", "str", "bool"):
-                value = exp.Filter(this=fn("ANY_VALUE", col(part)), expression=is_key.copy())
-                query = query.select(exp.alias_(value, f"t{part[0]}_{k}", quoted=True), copy=False)
+        for part in ("kind", "num", "str", "bool"):
+            query = query.select(exp.alias_(col(part), f"t{part[0]}_{k}", quoted=True), copy=False)
         return query
 
     def sequence_cte(self, s: SequenceMatch) -> exp.Expression:
@@ -660,11 +661,12 @@ class BatchCompiler:
     def compare_feature(self, f: FCompare) -> exp.Expression:
         feat = self.plan.features[f.feature]
         if isinstance(feat, TraitValue):
-            kind = col(f"tk_{f.feature}", "tr")
+            table = f"tr_{f.feature}"
+            kind = col(f"tk_{f.feature}", table)
             v = Typed(
-                number=col(f"tn_{f.feature}", "tr"),
-                string=col(f"ts_{f.feature}", "tr"),
-                boolean=col(f"tb_{f.feature}", "tr"),
+                number=col(f"tn_{f.feature}", table),
+                string=col(f"ts_{f.feature}", table),
+                boolean=col(f"tb_{f.feature}", table),
                 present=exp.and_(
                     exp.Not(this=exp.Is(this=kind, expression=exp.null())),
                     exp.NEQ(this=kind, expression=exp.Literal.string("null")),

@@ -102,6 +102,16 @@ def evaluate(
     query = compile_plan(con, plan, at)
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS {query.sql}")
+    # a row per profile: the trait joins rely on LINK_TRAITS having made each
+    # (profile, key)'s validity intervals disjoint; a broken link must fail loudly,
+    # not count a member twice (two counts of table metadata, no scan)
+    (rows,) = con.execute(f"SELECT count(*) FROM {RESULT_TABLE}").fetchone() or (0,)
+    (profiles,) = con.execute("SELECT count(*) FROM profiles").fetchone() or (0,)
+    if rows != profiles:
+        raise RuntimeError(
+            f"batch evaluation gave {rows} rows for {profiles} profiles: a (profile, trait"
+            " key) has overlapping validity intervals (run LINK_TRAITS before evaluating)"
+        )
     if only is not None:
         keep = set(only)
         query.columns = {k: v for k, v in query.columns.items() if k in keep}

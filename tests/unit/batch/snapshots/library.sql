@@ -42,17 +42,13 @@ WITH ev0 AS (
     AND "event" = 'Product Viewed'
   GROUP BY
     "profile_id"
-), tr AS (
+), tr_b8c3f748baa6 AS (
   SELECT
     "profile_id",
-    ANY_VALUE("kind") FILTER(WHERE
-      "key" = 'country') AS "tk_b8c3f748baa6",
-    ANY_VALUE("num") FILTER(WHERE
-      "key" = 'country') AS "tn_b8c3f748baa6",
-    ANY_VALUE("str") FILTER(WHERE
-      "key" = 'country') AS "ts_b8c3f748baa6",
-    ANY_VALUE("bool") FILTER(WHERE
-      "key" = 'country') AS "tb_b8c3f748baa6"
+    "kind" AS "tk_b8c3f748baa6",
+    "num" AS "tn_b8c3f748baa6",
+    "str" AS "ts_b8c3f748baa6",
+    "bool" AS "tb_b8c3f748baa6"
   FROM traits
   WHERE
     "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
@@ -60,9 +56,7 @@ WITH ev0 AS (
       "valid_to" IS NULL
       OR "valid_to" > CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
     )
-    AND "key" IN ('country')
-  GROUP BY
-    "profile_id"
+    AND "key" = 'country'
 ), sq_4f540bd3a66a AS (
   SELECT
     "c"."profile_id",
@@ -112,7 +106,7 @@ SELECT
     ),
     FALSE
   ) AS s2,
-  COALESCE("tr"."ts_b8c3f748baa6" IN ('PL', 'it''s'), FALSE) AS s3,
+  COALESCE("tr_b8c3f748baa6"."ts_b8c3f748baa6" IN ('PL', 'it''s'), FALSE) AS s3,
   COALESCE(COALESCE("ev0"."f_51af634a388b", 0) >= 1, FALSE) AS s4
 FROM profiles AS p
 LEFT JOIN ev0
@@ -121,7 +115,7 @@ LEFT JOIN ev1
   ON "p"."profile_id" = "ev1"."profile_id"
 LEFT JOIN ev2
   ON "p"."profile_id" = "ev2"."profile_id"
-LEFT JOIN tr
-  ON "p"."profile_id" = "tr"."profile_id"
+LEFT JOIN tr_b8c3f748baa6
+  ON "p"."profile_id" = "tr_b8c3f748baa6"."profile_id"
 LEFT JOIN sq_4f540bd3a66a
   ON "p"."profile_id" = "sq_4f540bd3a66a"."profile_id"
