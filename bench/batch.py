@@ -60,7 +60,7 @@ def rows_read(con: Any, segments: list[Segment]) -> tuple[dict[str, int], dict[s
     they share is what the one plan saves)."""
     codes = dict(con.execute("SELECT name, code FROM event_names").fetchall())
     per_code = dict(con.execute("SELECT event_code, count(*) FROM events GROUP BY 1").fetchall())
-    (n_traits,) = con.execute("SELECT count(*) FROM traits").fetchone()
+    per_key = dict(con.execute("SELECT key, count(*) FROM traits GROUP BY 1").fetchall())
     (n_profiles,) = con.execute("SELECT count(*) FROM profiles").fetchone()
 
     def of(names: set[str]) -> int:
@@ -70,18 +70,18 @@ def rows_read(con: Any, segments: list[Segment]) -> tuple[dict[str, int], dict[s
         plan = build_plan(chosen)
         names: set[str] = set()
         sequences = 0
-        traits = False
+        keys: set[str] = set()
         for f in plan.features.values():
             if isinstance(f, EventAggregate):
                 names |= set(f.filter.names)
             elif isinstance(f, SequenceMatch):
                 sequences += sum(of(set(step.names)) for step in f.steps)
-            elif isinstance(f, TraitValue):
-                traits = True
+            elif isinstance(f, TraitValue):  # one scan of the key's rows (clustered)
+                keys.add(f.name)
         return {
             "events": of(names),
             "sequence steps": sequences,
-            "traits": n_traits if traits else 0,
+            "traits": sum(per_key.get(k, 0) for k in keys),
             "profiles": n_profiles,
         }
 
