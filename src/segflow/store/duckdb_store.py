@@ -1868,8 +1868,8 @@ class DuckDBStore:
                 ' bool, json) SELECT e.profile_id, t.key, e."timestamp", e.message_id, t.kind,'
                 f" t.num, t.str, t.bool, t.json FROM {_TSTAGE} t JOIN events e"
                 " ON e.seq = $base + t._line WHERE e.seq > $base"
-                # clustered by key, as events are by name: the batch evaluator's
-                # ``key IN (...)`` then skips the row groups of keys it does not read
+                # clustered by key, as events are by name: the batch evaluator's scan
+                # of one trait then skips the row groups of the other keys
                 " ORDER BY t.key, e.profile_id",
                 {"base": base},
             ).fetchone() or (0,)
@@ -2044,8 +2044,8 @@ class DuckDBStore:
         (key, profile) in one transaction.
 
         Bulk loads arrive clustered; many small loads (the server's group commits) leave
-        row groups holding every event name (trait key), which each per-name scan (the
-        trait pivot's key filter) of the batch evaluator must then read.  Events stored
+        row groups holding every event name (trait key), which each per-name (per-trait)
+        scan of the batch evaluator must then read.  Events stored
         without their name's code (by versions before 7572fa5, after a repeat left out
         of a load) get it first.  Returns the number of event rows rewritten."""
         con = self.con

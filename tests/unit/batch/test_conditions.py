@@ -209,6 +209,39 @@ def test_trait_last_write_wins_by_timestamp_and_null_clears() -> None:
     assert members(hs, {"trait": "plan", "eq": "pro"}, at=T + H) == {"p", "later"}
 
 
+def test_writes_of_one_trait_at_the_same_instant_give_one_value_and_one_row() -> None:
+    """The later message id wins a tie (as in the interpreter); each trait's scan is
+    joined by profile, so the result must still hold one row per profile."""
+    hs = [
+        ProfileHistory("tie", [], [tw("plan", "free", T - D, "a"), tw("plan", "pro", T - D, "b")]),
+        ProfileHistory("other", [], [tw("plan", "free", T - D)]),
+    ]
+    con = duckdb.connect()
+    load(con, hs)
+    seg = parse_segment({"id": "s", "condition": {"trait": "plan", "eq": "pro"}})
+    result = evaluate(con, [seg], T)
+    assert result.members("s") == ["tie"]
+    assert con.execute(f"SELECT count(*) FROM {result.table}").fetchone() == (2,)
+
+
+def test_broken_trait_links_fail_loudly_instead_of_counting_a_member_twice() -> None:
+    con = duckdb.connect()
+    load(
+        con,
+        [
+            ProfileHistory(
+                "p", [], [tw("plan", "pro", T - 2 * D, "a"), tw("plan", "pro", T - D, "b")]
+            )
+        ],
+    )
+    evaluate(con, [parse_segment({"id": "s", "condition": {"trait": "plan", "eq": "pro"}})], T)
+    # a writer that left both writes open while marking them linked (a bug)
+    con.execute("UPDATE traits SET valid_to = NULL, linked = TRUE")
+    seg = parse_segment({"id": "s", "condition": {"trait": "plan", "eq": "pro"}})
+    with pytest.raises(RuntimeError, match="2 rows for 1 profiles"):
+        evaluate(con, [seg], T)
+
+
 def test_date_traits() -> None:
     hs = [
         ProfileHistory("recent", [], [tw("signup", "2026-05-30T12:00:00Z")]),
