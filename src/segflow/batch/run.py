@@ -110,7 +110,8 @@ def evaluate(
     if rows != profiles:
         raise RuntimeError(
             f"batch evaluation gave {rows} rows for {profiles} profiles: a (profile, trait"
-            " key) has overlapping validity intervals (run LINK_TRAITS before evaluating)"
+            " key) has overlapping validity intervals although its rows are marked linked"
+            " (traits.valid_to is inconsistent; store.schema.LINK_TRAITS sets it)"
         )
     if only is not None:
         keep = set(only)
