@@ -10,6 +10,7 @@ written in different segments are recognised as one feature.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -193,6 +194,13 @@ def _canon_scalar(v: object) -> object:
 def is_number(v: object) -> bool:
     """True for int/float but not bool (``True == 1`` must not leak into comparisons)."""
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _finite(v: object) -> bool:
+    """A number a definition may hold: YAML's ``.inf``/``.nan`` (and JSON's ``NaN`` as
+    Python reads it) have no SQL constant and no agreed order (NaN is above every
+    number in DuckDB and unordered in Python), so the engines could not agree."""
+    return is_number(v) and math.isfinite(v)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------
@@ -556,19 +564,19 @@ class _Parser:
                 return None
             return Comparison("exists" if (raw == (op == "exists")) else "not_exists")
         if op in ("gt", "gte", "lt", "lte"):
-            if not is_number(raw):
-                self.fail(at, f"expected a number, got {_show(raw)}")
+            if not _finite(raw):
+                self.fail(at, f"expected a finite number, got {_show(raw)}")
                 return None
             return Comparison(op, float(raw))
         if op == "between":
             if (
                 isinstance(raw, list | tuple)
                 and len(raw) == 2
-                and all(is_number(x) for x in raw)
+                and all(_finite(x) for x in raw)
                 and raw[0] <= raw[1]
             ):
                 return Comparison(op, (float(raw[0]), float(raw[1])))
-            self.fail(at, f"expected [low, high] numbers with low <= high, got {_show(raw)}")
+            self.fail(at, f"expected [low, high] finite numbers with low <= high, got {_show(raw)}")
             return None
         if op in ("in", "not_in"):
             if isinstance(raw, list | tuple) and raw and all(_is_scalar(x) for x in raw):
@@ -880,7 +888,7 @@ def _show(v: object) -> str:
 
 
 def _is_scalar(v: object) -> bool:
-    return isinstance(v, str | bool) or is_number(v)
+    return isinstance(v, str | bool) or _finite(v)
 
 
 def _norm_scalar(v: Any) -> Scalar:

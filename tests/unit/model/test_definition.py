@@ -90,7 +90,12 @@ def test_bad_duration_names_its_json_path() -> None:
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        ({"trait": "age", "gt": "thirty"}, "condition.gt: expected a number, got 'thirty'"),
+        ({"trait": "age", "gt": "thirty"}, "condition.gt: expected a finite number, got 'thirty'"),
+        ({"trait": "age", "lt": float("inf")}, "condition.lt: expected a finite number, got inf"),
+        ({"trait": "age", "gte": float("nan")}, "condition.gte: expected a finite number, got nan"),
+        ({"trait": "a", "between": [0, float("inf")]}, "condition.between: expected [low, high]"),
+        ({"trait": "a", "eq": float("nan")}, "condition.eq: expected a string, number or"),
+        ({"trait": "a", "in": [1, float("-inf")]}, "condition.in: expected a non-empty list"),
         ({"trait": "age"}, "condition: needs a comparison"),
         ({"trait": "age", "gt": 1, "lt": 5}, "condition: has several comparisons"),
         ({"event": "X", "measure": "median", "of": "p"}, "condition.measure: unknown measure"),
