@@ -9,8 +9,8 @@ Prints, for the same DuckDB file in the same process:
 and the ratios library/plain (target <= 4) and each/library (target >= 5), plus
 peak RSS and the rows each side reads (the bound on the each/library ratio of the
 scans).  Generated data and the loaded store are cached under bench-data/; after a load
-the script runs itself again in a fresh process, because in the process that has just loaded the
-store the plain scan runs at a third of its steady speed.
+the script runs itself again in a fresh process, because in the process that has just
+loaded the store the plain scan runs at a third of its steady speed.
 """
 
 from __future__ import annotations

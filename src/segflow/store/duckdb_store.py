@@ -2045,14 +2045,14 @@ class DuckDBStore:
 
         Bulk loads arrive clustered; many small loads (the server's group commits) leave
         row groups holding every event name (trait key), which each per-name (per-trait)
-        scan of the batch evaluator must then read.  Events stored
-        without their name's code (by versions before 7572fa5, after a repeat left out
-        of a load) get it first.  Returns the number of event rows rewritten."""
+        scan of the batch evaluator must then read.  Events stored without their name's
+        code (by versions before 7572fa5, after a repeat left out of a load) get it
+        first.  Returns the number of event rows rewritten."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
             self._code_events()
-            n = 0
+            rewritten: dict[str, int] = {}
             for table, order in (
                 ("events", 'event_code, profile_id, "timestamp"'),
                 ("traits", 'key, profile_id, "timestamp"'),
@@ -2062,9 +2062,9 @@ class DuckDBStore:
                     f" ORDER BY {order}"
                 )
                 con.execute(f"DELETE FROM {table}")
-                con.execute(f"INSERT INTO {table} SELECT * FROM _sf_compact")
-                if table == "events":
-                    (n,) = con.execute("SELECT count(*) FROM _sf_compact").fetchone() or (0,)
+                (rewritten[table],) = con.execute(
+                    f"INSERT INTO {table} SELECT * FROM _sf_compact"
+                ).fetchone() or (0,)
                 con.execute("DROP TABLE _sf_compact")
             con.execute("COMMIT")
         except BaseException:
@@ -2072,7 +2072,7 @@ class DuckDBStore:
             raise
         self._read_event_names()
         con.execute("CHECKPOINT")
-        return int(n)
+        return int(rewritten["events"])
 
     # -- reads -----------------------------------------------------------------------
     def resolve_profile(
