@@ -56,9 +56,10 @@ def main() -> None:
             store.ingest_messages(messages(10, 10**9))  # catalog, event names
             store.con.execute(
                 "INSERT INTO events (message_id, seq, type, event, user_id, profile_id,"
-                " \"timestamp\", event_code) SELECT 'old-' || i, 1000 + i, 'track',"
+                " \"timestamp\", event_code, profile_no) SELECT 'old-' || i, 1000 + i, 'track',"
                 " 'Product Viewed', 'u' || (i % 50000), 'u' || (i % 50000),"
-                " TIMESTAMP '2025-01-01' + to_microseconds(i * 1000), 1 FROM range($n) t(i)",
+                " TIMESTAMP '2025-01-01' + to_microseconds(i * 1000), 1,"
+                " 100 + i % 50000 FROM range($n) t(i)",
                 {"n": n},
             )
             store.con.execute(

@@ -344,8 +344,9 @@ class Run:
                     self.ingest(msgs)
                 if rows:
                     self.app.con.executemany(
-                        'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind,'
-                        " num, str, bool) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        'INSERT INTO traits (profile_id, profile_no, key, "timestamp",'
+                        " message_id, kind, num, str, bool) SELECT $1, (SELECT profile_no"
+                        " FROM profiles WHERE profile_id = $1), $2, $3, $4, $5, $6, $7, $8",
                         rows,
                     )
                 if not started:

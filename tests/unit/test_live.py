@@ -209,8 +209,10 @@ def write_scores(app: Segflow, rows: Sequence[tuple[str, float, str | None]], ru
     ``message_id`` ``scores/<run>`` (``None`` clears the trait)."""
     for pid, hours, value in rows:
         app.con.execute(
-            'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind, str)'
-            " VALUES (?, 'tier', ?, ?, ?, ?)",
+            'INSERT INTO traits (profile_id, profile_no, key, "timestamp", message_id, kind,'
+            # a profile the store does not know has no number: 0, which no profile has
+            " str) SELECT $1, coalesce((SELECT profile_no FROM profiles WHERE profile_id = $1),"
+            " 0), 'tier', $2, $3, $4, $5",
             [pid, at(hours), f"scores/{run}", "null" if value is None else "string", value],
         )
 

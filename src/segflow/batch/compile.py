@@ -11,6 +11,9 @@ Shape of the query::
     SELECT p.profile_id, <formula of segment 0> AS s0, ...
     FROM profiles p LEFT JOIN ev0 ... LEFT JOIN tr ... LEFT JOIN sq_k ...
 
+Scans group by, and join on, ``profile_no`` where the store keeps profile numbers
+(store.numbers), else ``profile_id`` (written ``profile_id`` above).
+
 Features are grouped by their event-name set so each scan touches only the rows its
 aggregates can use: a row pays for the aggregates of its own event, not all of them.
 
@@ -289,10 +292,15 @@ class BatchCompiler:
         at: datetime,
         dialect: str = "duckdb",
         event_codes: Mapping[str, int] | None = None,
+        profile_key: str = "profile_id",
     ) -> None:
         self.plan = plan
         self.catalog = catalog
         self.event_codes = event_codes
+        self.key = profile_key
+        """The column scans group by and join on: ``profile_no`` where the store keeps
+        profile numbers (store.numbers; hashing an integer, not text, is most of what
+        the joins cost), else ``profile_id``.  The result is keyed by ``profile_id``."""
         self.at = at
         self.dialect = dialect
         self.values: dict[str, exp.Expression] = {}  # feature key -> its value in the final select
@@ -448,6 +456,7 @@ class BatchCompiler:
         seqs = {k: f for k, f in plan.features.items() if isinstance(f, SequenceMatch)}
         statics = {k: f for k, f in plan.features.items() if isinstance(f, StaticMembership)}
 
+        key = self.key
         query = exp.select(col("profile_id", "p")).from_(exp.alias_(exp.to_table("profiles"), "p"))
         ctes: list[tuple[str, exp.Expression]] = []
         # scan group (event-name set) -> [(column, feature)]; a decomposable feature over
@@ -466,7 +475,7 @@ class BatchCompiler:
         for i, (names, members) in enumerate(sorted(groups.items())):
             name = f"ev{i}"
             scan = (
-                exp.select(col("profile_id"))
+                exp.select(col(key))
                 .from_("events")
                 .where(
                     and_(
@@ -474,7 +483,7 @@ class BatchCompiler:
                         self.names_sql(names),
                     )
                 )
-                .group_by(col("profile_id"))
+                .group_by(col(key))
             )
             for column, f in members:
                 self.values[column] = col(f"f_{column}", name)
@@ -500,7 +509,9 @@ class BatchCompiler:
                 .where(exp.EQ(this=col("segment_id"), expression=lit(st.segment_id)))
             )
             ctes.append((name, sub))
-            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
+            # static lists are kept by profile id (they outlive profile numbers)
+            on = exp.EQ(this=col("profile_id", "p"), expression=col("profile_id", name))
+            query = query.join(exp.to_table(name), on=on, join_type="LEFT", copy=False)
 
         columns: dict[str, str] = {}
         for i, sid in enumerate(sorted(plan.formulas)):
@@ -512,7 +523,7 @@ class BatchCompiler:
         return CompiledQuery(query.sql(self.dialect), query, columns)
 
     def _on(self, table: str) -> exp.Expression:
-        return exp.EQ(this=col("profile_id", "p"), expression=col("profile_id", table))
+        return exp.EQ(this=col(self.key, "p"), expression=col(self.key, table))
 
     def trait_cte(self, k: str, t: TraitValue) -> exp.Expression:
         """The trait's value as of ``at``, in four typed columns: the one write of each
@@ -526,7 +537,7 @@ class BatchCompiler:
         at = ts_lit(self.at)
         valid_to = col("valid_to")
         query = (
-            exp.select(col("profile_id"))
+            exp.select(col(self.key))
             .from_("traits")
             .where(
                 exp.and_(
@@ -553,8 +564,9 @@ class BatchCompiler:
         what ``plan.interpret.sequence_matched`` checks.  The joins' sides are the
         steps' own events, not chains from every first-step event: the library's
         sequence alone at 1M 0.85 -> 0.68 s (ASOF CPU 1.3 -> 1.0 s)."""
+        key = self.key
         steps = [
-            exp.select(col("profile_id"), exp.alias_(col("timestamp"), "ts"))
+            exp.select(col(key), exp.alias_(col("timestamp"), "ts"))
             .from_("events")
             .where(
                 and_(
@@ -565,17 +577,17 @@ class BatchCompiler:
             )
             for f in s.steps
         ]
-        chain = steps[0]  # (profile_id, ts[, start]) of the events that end a chain
+        chain = steps[0]  # (profile key, ts[, start]) of the events that end a chain
         start = col("ts", "c")  # a first-step event starts its own chain
         for i in range(1, len(steps)):
             event = f"e{i}"
             chain = (
-                exp.select(col("profile_id", event), col("ts", event), exp.alias_(start, "start"))
+                exp.select(col(key, event), col("ts", event), exp.alias_(start, "start"))
                 .from_(steps[i].subquery(event))
                 .join(
                     chain.subquery("c"),
                     on=exp.and_(
-                        exp.EQ(this=col("profile_id", event), expression=col("profile_id", "c")),
+                        exp.EQ(this=col(key, event), expression=col(key, "c")),
                         exp.GT(this=col("ts", event), expression=col("ts", "c")),
                     ),
                     join_type="ASOF",
@@ -590,11 +602,11 @@ class BatchCompiler:
             ok = exp.LTE(this=col("ts", "c"), expression=exp.Add(this=start, expression=limit))
         return (
             exp.select(
-                col("profile_id", "c"),
+                col(key, "c"),
                 exp.alias_(exp.func("BOOL_OR", ok), "matched", quoted=True),
             )
             .from_(chain.subquery("c"))
-            .group_by(col("profile_id", "c"))
+            .group_by(col(key, "c"))
         )
 
     # -- formulas --------------------------------------------------------------

@@ -51,6 +51,7 @@ from segflow.model.events import (
 from segflow.store.changes import migrate as migrate_change_log
 from segflow.store.marks import events_seq, raise_events_seq
 from segflow.store.message_index import MessageIndex
+from segflow.store.numbers import NEXT_NUMBER, number_profiles
 from segflow.store.schema import DDL, LINK_TRAITS
 
 __all__ = [
@@ -1363,6 +1364,7 @@ class DuckDBStore:
         self.con.execute(DDL)
         migrate_change_log(self.con)
         self._keep_event_codes()
+        number_profiles(self.con)
         self._fields: dict[str, FieldInfo] = {}
         self._columns: list[str] = []
         """The events table's columns (as of the last ``_load_catalog``)."""
@@ -1829,7 +1831,7 @@ class DuckDBStore:
         names: list[str] = []
         exprs: list[str] = []
         for c in events:
-            if c in ("seq", "profile_id", "event_code"):
+            if c in ("seq", "profile_id", "profile_no", "event_code"):
                 continue
             if c in load.select:
                 expr = load.select[c]
@@ -1842,8 +1844,8 @@ class DuckDBStore:
         if merged:
             for table, extra in (("events", ""), ("traits", ", linked = FALSE")):
                 con.execute(
-                    f"UPDATE {table} SET profile_id = m.into_profile{extra} FROM _sf_merges m"
-                    f" WHERE {table}.profile_id = m.from_profile"
+                    f"UPDATE {table} SET profile_id = m.into_profile, profile_no = m.into_no"
+                    f"{extra} FROM _sf_merges m WHERE {table}.profile_id = m.from_profile"
                 )
         if load.names is None or not load.names <= self._event_names:
             self._number_event_names(_NEW)
@@ -1851,26 +1853,27 @@ class DuckDBStore:
             # repeats left out of ``_NEW``, which got no code (a rollback reloads it)
             self._read_event_names()
         con.execute(
-            f"INSERT INTO events ({', '.join(names)}, seq, profile_id, event_code)"
+            f"INSERT INTO events ({', '.join(names)}, seq, profile_id, profile_no, event_code)"
             f" SELECT {', '.join(exprs)}, $base + s._line,"
-            " coalesce(u.profile_id, a.profile_id), n.code"
+            " coalesce(u.profile_id, a.profile_id), coalesce(u.profile_no, a.profile_no), n.code"
             f" FROM {load.source} s"
             " LEFT JOIN _sf_idmap u ON u.kind = 'user' AND u.value = s.user_id"
             " LEFT JOIN _sf_idmap a ON a.kind = 'anonymous' AND a.value = s.anonymous_id"
             " LEFT JOIN event_names n ON n.name = s.event"
-            " ORDER BY n.code, coalesce(u.profile_id, a.profile_id)",
+            # new profiles are numbered in profile_id order: the same clustering
+            " ORDER BY n.code, coalesce(u.profile_no, a.profile_no)",
             {"base": base},
         )
         traits = 0
         if load.has_traits:
             (traits,) = con.execute(
-                'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind, num, str,'
-                ' bool, json) SELECT e.profile_id, t.key, e."timestamp", e.message_id, t.kind,'
-                f" t.num, t.str, t.bool, t.json FROM {_TSTAGE} t JOIN events e"
-                " ON e.seq = $base + t._line WHERE e.seq > $base"
+                'INSERT INTO traits (profile_id, profile_no, key, "timestamp", message_id, kind,'
+                ' num, str, bool, json) SELECT e.profile_id, e.profile_no, t.key, e."timestamp",'
+                f" e.message_id, t.kind, t.num, t.str, t.bool, t.json FROM {_TSTAGE} t"
+                " JOIN events e ON e.seq = $base + t._line WHERE e.seq > $base"
                 # clustered by key, as events are by name: the batch evaluator's scan
                 # of one trait then skips the row groups of the other keys
-                " ORDER BY t.key, e.profile_id",
+                " ORDER BY t.key, e.profile_no",
                 {"base": base},
             ).fetchone() or (0,)
         if self._identities_changed:
@@ -1882,9 +1885,10 @@ class DuckDBStore:
             )
         if not merged:  # first/last seen of the touched profiles, in one upsert
             con.execute(
-                "INSERT INTO profiles (profile_id, first_seen, last_seen) SELECT profile_id,"
-                ' min("timestamp"), max("timestamp") FROM events WHERE seq > $base'
-                " GROUP BY profile_id ON CONFLICT (profile_id) DO UPDATE SET"
+                "INSERT INTO profiles (profile_id, profile_no, first_seen, last_seen)"
+                ' SELECT profile_id, any_value(profile_no), min("timestamp"), max("timestamp")'
+                " FROM events WHERE seq > $base GROUP BY profile_id"
+                " ON CONFLICT (profile_id) DO UPDATE SET"
                 " first_seen = least(first_seen, excluded.first_seen),"
                 " last_seen = greatest(last_seen, excluded.last_seen)",
                 {"base": base},
@@ -1892,21 +1896,23 @@ class DuckDBStore:
             return int(traits)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _sf_prof AS"
-            ' WITH fresh AS (SELECT profile_id, min("timestamp") AS fs,'
-            ' max("timestamp") AS ls FROM events WHERE seq > $base GROUP BY profile_id),'
+            " WITH fresh AS (SELECT profile_id, any_value(profile_no) AS no,"
+            ' min("timestamp") AS fs, max("timestamp") AS ls FROM events WHERE seq > $base'
+            " GROUP BY profile_id),"
             " old AS (SELECT coalesce(m.into_profile, p.profile_id) AS profile_id,"
-            " p.first_seen AS fs, p.last_seen AS ls FROM profiles p"
-            " LEFT JOIN _sf_merges m ON p.profile_id = m.from_profile"
+            " coalesce(m.into_no, p.profile_no) AS no, p.first_seen AS fs, p.last_seen AS ls"
+            " FROM profiles p LEFT JOIN _sf_merges m ON p.profile_id = m.from_profile"
             " WHERE m.from_profile IS NOT NULL"
             " OR p.profile_id IN (SELECT profile_id FROM fresh))"
-            " SELECT profile_id, min(fs) AS first_seen, max(ls) AS last_seen"
+            " SELECT profile_id, any_value(no) AS profile_no, min(fs) AS first_seen,"
+            " max(ls) AS last_seen"
             " FROM (SELECT * FROM fresh UNION ALL SELECT * FROM old) GROUP BY profile_id",
             {"base": base},
         )
         self._drop_merged_profiles()
         con.execute(
-            "INSERT INTO profiles (profile_id, first_seen, last_seen)"
-            " SELECT profile_id, first_seen, last_seen FROM _sf_prof"
+            "INSERT INTO profiles (profile_id, profile_no, first_seen, last_seen)"
+            " SELECT profile_id, profile_no, first_seen, last_seen FROM _sf_prof"
             " ON CONFLICT (profile_id) DO UPDATE SET first_seen = excluded.first_seen,"
             " last_seen = excluded.last_seen"
         )
@@ -1979,10 +1985,11 @@ class DuckDBStore:
         if known:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _sf_idmap AS SELECT i.kind, i.value,"
-                " i.first_seen, i.profile_id AS old_profile, i.profile_id FROM identities i"
-                " SEMI JOIN _sf_bn b ON i.kind = b.kind AND i.value = b.value;"
+                " i.first_seen, i.profile_id AS old_profile, i.profile_id, p.profile_no"
+                " FROM identities i SEMI JOIN _sf_bn b ON i.kind = b.kind AND i.value = b.value"
+                " LEFT JOIN profiles p ON p.profile_id = i.profile_id;"
                 " CREATE OR REPLACE TEMP TABLE _sf_merges"
-                " (from_profile VARCHAR, into_profile VARCHAR)"
+                " (from_profile VARCHAR, into_profile VARCHAR, into_no INTEGER)"
             )
             return []
         con.execute(
@@ -2022,15 +2029,24 @@ class DuckDBStore:
                 " JOIN _sf_labels l ON n.id = l.id),"
                 " canon AS (SELECT label, arg_min(value, (kind <> 'user',"
                 " kind <> 'anonymous', first_seen, value)) AS profile_id"
-                " FROM labelled GROUP BY label)"
-                " SELECT n.kind, n.value, n.first_seen, n.old_profile, c.profile_id"
+                " FROM labelled GROUP BY label),"
+                # a profile not stored yet takes the next number (by id, not by label:
+                # a user and an anonymous id with the same value name one profile)
+                f" fresh AS (SELECT profile_id, {NEXT_NUMBER} + row_number() OVER"
+                " (ORDER BY profile_id) AS profile_no FROM (SELECT DISTINCT profile_id"
+                " FROM canon) ANTI JOIN profiles USING (profile_id))"
+                " SELECT n.kind, n.value, n.first_seen, n.old_profile, c.profile_id,"
+                " coalesce(p.profile_no, f.profile_no)::INTEGER AS profile_no"
                 " FROM labelled n JOIN canon c ON n.label = c.label"
+                " LEFT JOIN profiles p ON p.profile_id = c.profile_id"
+                " LEFT JOIN fresh f ON f.profile_id = c.profile_id"
             )
         finally:
             con.unregister("_sf_labels")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _sf_merges AS SELECT DISTINCT"
-            " old_profile AS from_profile, profile_id AS into_profile FROM _sf_idmap"
+            " old_profile AS from_profile, profile_id AS into_profile,"
+            " profile_no AS into_no FROM _sf_idmap"
             " WHERE old_profile IS NOT NULL AND old_profile <> profile_id"
         )
         rows = con.execute(
@@ -2054,8 +2070,8 @@ class DuckDBStore:
             self._code_events()
             rewritten: dict[str, int] = {}
             for table, order in (
-                ("events", 'event_code, profile_id, "timestamp"'),
-                ("traits", 'key, profile_id, "timestamp"'),
+                ("events", 'event_code, profile_no, "timestamp"'),
+                ("traits", 'key, profile_no, "timestamp"'),
             ):
                 con.execute(
                     f"CREATE OR REPLACE TEMP TABLE _sf_compact AS SELECT * FROM {table}"
@@ -2169,7 +2185,7 @@ def _rebuild(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     for name, v in zip(names, row, strict=True):
         if name == "extra":
             extra = v
-        elif name == "event_code":
+        elif name in ("event_code", "profile_no"):
             continue
         elif "." in name:
             if v is not None:

@@ -196,6 +196,11 @@ writer may insert rows (``linked`` defaults to FALSE) or move them between profi
   added by ``DuckDBStore`` (not by this DDL: a table without it is still valid,
   and the compiler then compares names); when present, every row with an
   ``event`` has its code.
+* ``profile_no`` of ``profiles``, ``events`` and ``traits``: a dense INTEGER per
+  profile that every row of the profile carries, so the batch evaluator groups and
+  joins on integers.  Added by ``DuckDBStore`` (``store.numbers``), not by this DDL,
+  and then ``NOT NULL``; a row's number is its profile's, and merges rewrite it with
+  ``profile_id``.
 * ``merges``: profile ``from_profile`` was merged into ``into_profile`` at ``at``
   (wall-clock time of the load); its events, traits and identities were rewritten.
   Follow chains (a -> b, later b -> c) to find where a profile went.

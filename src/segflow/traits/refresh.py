@@ -23,6 +23,7 @@ import orjson
 import pyarrow as pa
 
 from segflow.store.duckdb_store import utcnow
+from segflow.store.numbers import has_profile_numbers
 from segflow.traits import engagement as eng
 from segflow.traits import rfm
 from segflow.traits.churn import ClassifierReport, train_and_score
@@ -381,6 +382,12 @@ def write_scores(
     con.register("_scores_long", rows)
     ts = f"TIMESTAMP '{at.isoformat(sep=' ', timespec='microseconds')}'"
     key_list = ", ".join(f"'{k}'" for k in SCORE_KEYS)
+    # a row takes its profile's number where the store keeps them (store.numbers); a
+    # profile erased since its scores were computed gets no row
+    no, prev_no, s_no, numbered = "", "", "", ""
+    if has_profile_numbers(con):
+        no, prev_no, s_no = ", profile_no", ", prev.profile_no", ", p.profile_no"
+        numbered = " JOIN profiles p ON p.profile_id = s.profile_id"
     timings["write_build"] = time.perf_counter() - started
     cleared_row: tuple[Any, ...] | None = (0,)
     order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
@@ -394,9 +401,9 @@ def write_scores(
             if previous is not None:
                 cleared_row = con.execute(
                     f"""
-                    INSERT INTO traits (profile_id, key, "timestamp", message_id, kind)
-                    SELECT prev.profile_id, prev.key, {ts}, ?, 'null'
-                    FROM (SELECT profile_id, key FROM traits
+                    INSERT INTO traits (profile_id{no}, key, "timestamp", message_id, kind)
+                    SELECT prev.profile_id{prev_no}, prev.key, {ts}, ?, 'null'
+                    FROM (SELECT profile_id{no}, key FROM traits
                           WHERE message_id = ? AND key IN ({key_list})
                             AND kind <> 'null') prev
                     ANTI JOIN (SELECT profile_id, CAST(key AS VARCHAR) AS key
@@ -408,8 +415,9 @@ def write_scores(
             timings["write_clear"] = time.perf_counter() - started
             started = time.perf_counter()
             written_row = con.execute(
-                'INSERT INTO traits (profile_id, key, "timestamp", message_id, kind, num, str) '
-                "SELECT * FROM _scores_long"
+                f'INSERT INTO traits (profile_id{no}, key, "timestamp", message_id, kind, num,'
+                f' str) SELECT s.profile_id{s_no}, s.key, s."timestamp", s.message_id, s.kind,'
+                f" s.num, s.str FROM _scores_long s{numbered}"
             ).fetchone()
             con.execute("COMMIT")
             timings["write_insert"] = time.perf_counter() - started

@@ -11,6 +11,7 @@ import duckdb
 import orjson
 
 from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
+from segflow.store.numbers import number_profiles
 from segflow.store.schema import DDL
 
 FIELDS = {
@@ -58,7 +59,11 @@ def _infer(histories: list[ProfileHistory]) -> dict[str, str]:
     return fields
 
 
-def load(con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory]) -> None:
+def load(
+    con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory], *, numbered: bool = True
+) -> None:
+    """Store ``histories`` as DuckDBStore would: with event codes and, unless not
+    ``numbered`` (the compiler then keys on ``profile_id``), profile numbers."""
     histories = list(histories)
     fields = _infer(histories)
     con.execute(DDL)
@@ -128,6 +133,8 @@ def load(con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory]) ->
     )
     con.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS event_code INTEGER")
     con.execute("UPDATE events SET event_code = n.code FROM event_names n WHERE event = n.name")
+    if numbered:
+        number_profiles(con)
 
 
 __all__ = ["Event", "ProfileHistory", "TraitWrite", "load"]

@@ -217,15 +217,22 @@ instants = st.integers(0, 11 * 24 * 4).map(lambda q: T0 + timedelta(minutes=15 *
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(hs=histories(), conds=st.lists(conditions, min_size=1, max_size=3), at=instants)
+@given(
+    hs=histories(),
+    conds=st.lists(conditions, min_size=1, max_size=3),
+    at=instants,
+    numbered=st.booleans(),
+)
 def test_sql_evaluator_equals_interpreter(
-    hs: list[ProfileHistory], conds: list[dict[str, Any]], at: datetime
+    hs: list[ProfileHistory], conds: list[dict[str, Any]], at: datetime, numbered: bool
 ) -> None:
+    """Keyed on profile numbers (as DuckDBStore stores) or on profile ids (a store made
+    from the DDL alone): the same members either way."""
     segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
     segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
     segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
     con = duckdb.connect()
-    load(con, hs)
+    load(con, hs, numbered=numbered)
     result = evaluate(con, segments, at)
     plan = build_plan(segments)
     got = result.membership_map()

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from segflow.store.duckdb_store import DuckDBStore, Merge, connected_components
 
+from .consistency import assert_profile_numbers_hold
+
 
 @pytest.fixture
 def store() -> Iterator[DuckDBStore]:
@@ -207,6 +209,7 @@ def test_the_result_does_not_depend_on_arrival_order(
         with DuckDBStore(":memory:") as s:
             for b in batches:
                 s.ingest_messages(b)
+            assert_profile_numbers_hold(s.con)
             return (
                 sorted(profiles_of_events(s).items()),
                 s.profile_ids(),

@@ -474,7 +474,8 @@ def test_a_store_without_event_codes_gets_them_when_opened(tmp_path: Path) -> No
     con.execute(
         'INSERT INTO events (message_id, seq, type, event, profile_id, "timestamp")'
         " VALUES ('m1', 1, 'track', 'B', 'p', TIMESTAMP '2026-01-01'),"
-        " ('m2', 2, 'track', 'A', 'p', TIMESTAMP '2026-01-01')"
+        " ('m2', 2, 'track', 'A', 'p', TIMESTAMP '2026-01-01');"
+        " INSERT INTO profiles VALUES ('p', TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-01')"
     )
     con.close()
     with DuckDBStore(db) as s:

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from segflow.store.duckdb_store import DuckDBStore
 
+from .consistency import assert_profile_numbers_hold
+
 KEYS = st.sampled_from(["price", "plan", "a.b", "tags", "name", "x", "vip", "Price"])
 SCALARS = st.one_of(
     st.none(),
@@ -85,3 +87,4 @@ def test_in_memory_messages_store_what_json_lines_store(
             b = in_memory.ingest_messages(orjson.loads(orjson.dumps(load)), json_values=True)
             assert (a.inserted, a.duplicates) == (b.inserted, b.duplicates)
         assert _stored(by_file) == _stored(in_memory)
+        assert_profile_numbers_hold(by_file.con)
