@@ -261,11 +261,15 @@ def eval_(
 
 @app.command()
 def compact(db: DbOption = DEFAULT_DB) -> None:
-    """Re-cluster stored events by event name so batch evaluation reads only what it needs."""
+    """Re-cluster stored events by event name and traits by key so batch evaluation reads
+    only what it needs."""
     with _service(db) as sf:
         started = time.perf_counter()
         n = sf.store.compact()
-    console.print(f"compacted {n:,} events in {time.perf_counter() - started:.1f}s")
+    console.print(
+        f"compacted {n['events']:,} events and {n['traits']:,} trait rows"
+        f" in {time.perf_counter() - started:.1f}s"
+    )
 
 
 @app.command()

@@ -26,6 +26,9 @@ Progress = Callable[[int, int], None]
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+CLUSTER_TRAITS_AFTER = 2 * 122_880
+"""Trait rows a multi-file load must add before it re-clusters them: two of DuckDB's
+row groups (fewer fit in row groups that a scan reads whole anyway)."""
 SEGMENT_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -80,8 +83,15 @@ class Segflow:
     def ingest(
         self, paths: Sequence[Path], *, skip_invalid: bool = False, progress: Progress | None = None
     ) -> list[Any]:
-        """Load event files; JSON Lines of Segment messages or flat CSV/Parquet tables."""
+        """Load event files; JSON Lines of Segment messages or flat CSV/Parquet tables.
+
+        After several files that wrote a large share of the trait rows, the traits are
+        re-clustered by key (``DuckDBStore.compact``): each file's trait rows fill a few
+        row groups holding every key, so each per-trait scan of the batch evaluator
+        would read every file's row groups (the library at 1M: 4 % slower).  Events need
+        no such pass: each file's rows of one name already fill whole row groups."""
         reports = []
+        traits_before = self._trait_rows()
         for p in paths:
             suffix = p.suffix.lower()
             if suffix in JSONL_SUFFIXES:
@@ -96,7 +106,16 @@ class Segflow:
                 raise ValueError(
                     f"{p}: unknown file type {suffix or '(none)'}; use .jsonl, .csv or .parquet"
                 )
+        if len(paths) > 1:
+            total = self._trait_rows()
+            added = total - traits_before
+            if added >= CLUSTER_TRAITS_AFTER and added * 10 >= total:
+                self.store.compact(tables=("traits",))
         return reports
+
+    def _trait_rows(self) -> int:
+        row = self.con.execute("SELECT count(*) FROM traits").fetchone()
+        return int(row[0]) if row else 0
 
     # -- segments -------------------------------------------------------------
     def validate(self, path: Path) -> list[Segment]:

@@ -647,24 +647,46 @@ class BatchCompiler:
             return coalesce_false(col(column, table))
         if isinstance(f, FBucket):
             h = self.bucket_sql(f.salt)
-            return exp.and_(
-                exp.GTE(this=h, expression=lit(f.from_)), exp.LT(this=h, expression=lit(f.to))
+            # a bucket is in [0, 100): the bounds at the ends hold for every profile
+            return and_(
+                exp.GTE(this=h, expression=lit(f.from_)) if f.from_ > 0 else TRUE,
+                exp.LT(this=h, expression=lit(f.to)) if f.to < 100 else TRUE,
             )
         raise TypeError(f"cannot compile {f!r}")
 
     def bucket_sql(self, salt: str) -> exp.Expression:
-        """``int(md5(profile_id + ':' + salt)[:8], 16) % 10000 / 100`` (see model.bucket)."""
+        """``int(md5(profile_id + ':' + salt)[:8], 16) % 10000 / 100`` (see model.bucket).
+
+        The first four bytes of the digest, big-endian, are the low 32 bits of DuckDB's
+        ``md5_number`` (the digest read little-endian) with their bytes swapped: integer
+        arithmetic instead of formatting the digest as hex text and parsing a slice of it
+        back (the holdout of the library at 1M: 0.13 -> 0.08 s)."""
         key = exp.DPipe(
             this=exp.DPipe(this=col("profile_id", "p"), expression=exp.Literal.string(":")),
             expression=lit(salt),
         )
-        hexed = exp.DPipe(
-            this=exp.Literal.string("0x"),
-            expression=exp.Substring(
-                this=fn("MD5", key), start=exp.Literal.number(1), length=exp.Literal.number(8)
-            ),
+        low = exp.cast(
+            exp.Paren(this=exp.BitwiseAnd(this=fn("MD5_NUMBER", key), expression=lit(0xFFFFFFFF))),
+            "UBIGINT",
+            dialect="duckdb",
         )
-        as_int = exp.cast(exp.Paren(this=hexed), "UBIGINT", dialect="duckdb")
+
+        def byte(i: int) -> exp.Expression:  # byte i of the digest, moved to its place
+            shifted: exp.Expression = low.copy()
+            if i:
+                shifted = exp.Paren(this=exp.BitwiseRightShift(this=shifted, expression=lit(8 * i)))
+            if i < 3:
+                shifted = exp.Paren(this=exp.BitwiseAnd(this=shifted, expression=lit(255)))
+            if 3 - i:
+                shifted = exp.Paren(
+                    this=exp.BitwiseLeftShift(this=shifted, expression=lit(8 * (3 - i)))
+                )
+            return shifted
+
+        as_int: exp.Expression = byte(0)
+        for i in (1, 2, 3):
+            as_int = exp.BitwiseOr(this=as_int, expression=byte(i))
+        as_int = exp.Paren(this=as_int)
         return exp.Div(
             this=exp.Mod(this=as_int, expression=exp.Literal.number(10000)),
             expression=exp.Literal.number("100.0"),

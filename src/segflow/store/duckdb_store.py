@@ -2055,24 +2055,29 @@ class DuckDBStore:
         return [Merge(a, b) for a, b in rows]
 
     # -- maintenance -----------------------------------------------------------------
-    def compact(self) -> int:
+    def compact(self, tables: Sequence[str] = ("events", "traits")) -> dict[str, int]:
         """Rewrite ``events`` clustered by (event code, profile) and ``traits`` by
-        (key, profile) in one transaction.
+        (key, profile) in one transaction (or only those of ``tables``).
 
         Bulk loads arrive clustered; many small loads (the server's group commits) leave
         row groups holding every event name (trait key), which each per-name (per-trait)
-        scan of the batch evaluator must then read.  Events stored without their name's
+        scan of the batch evaluator must then read.  So does a load of several files:
+        each file's trait rows, a few row groups, hold every key (``Segflow.ingest``
+        re-clusters the traits after such a load).  Events stored without their name's
         code (by versions before 7572fa5, after a repeat left out of a load) get it
-        first.  Returns the number of event rows rewritten."""
+        first.  Returns the number of rows rewritten by table."""
         con = self.con
+        orders = {
+            "events": 'event_code, profile_no, "timestamp"',
+            "traits": 'key, profile_no, "timestamp"',
+        }
         con.execute("BEGIN TRANSACTION")
         try:
-            self._code_events()
+            if "events" in tables:
+                self._code_events()
             rewritten: dict[str, int] = {}
-            for table, order in (
-                ("events", 'event_code, profile_no, "timestamp"'),
-                ("traits", 'key, profile_no, "timestamp"'),
-            ):
+            for table in tables:
+                order = orders[table]
                 con.execute(
                     f"CREATE OR REPLACE TEMP TABLE _sf_compact AS SELECT * FROM {table}"
                     f" ORDER BY {order}"
@@ -2088,7 +2093,7 @@ class DuckDBStore:
             raise
         self._read_event_names()
         con.execute("CHECKPOINT")
-        return int(rewritten["events"])
+        return {t: int(n) for t, n in rewritten.items()}
 
     # -- reads -----------------------------------------------------------------------
     def resolve_profile(

@@ -51,7 +51,7 @@ def test_compact_clusters_by_event_code_and_keeps_rows_seqs_and_members() -> Non
     traits_before = store.con.execute(every_trait).fetchall()
     members_before = evaluate(store.con, segs, at).membership_map()
 
-    assert store.compact() == 160  # 120 tracks + 40 identify calls
+    assert store.compact()["events"] == 160  # 120 tracks + 40 identify calls
 
     assert store.con.execute("SELECT * FROM events ORDER BY seq").fetchall() == rows_before
     assert store.con.execute(every_trait).fetchall() == traits_before
