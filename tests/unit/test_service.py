@@ -17,9 +17,13 @@ def _files(tmp_path: Path) -> list[Path]:
         path = tmp_path / f"part{f}.jsonl"
         lines = [
             orjson.dumps(
-                {"type": "identify", "messageId": f"m{f}-{i}", "userId": f"u{f}-{i}",
-                 "timestamp": "2026-01-01T00:00:00Z",
-                 "traits": {"plan": "pro", "country": "PL", "vip": i % 2 == 0}}  # fmt: skip
+                {
+                    "type": "identify",
+                    "messageId": f"m{f}-{i}",
+                    "userId": f"u{f}-{i}",
+                    "timestamp": "2026-01-01T00:00:00Z",
+                    "traits": {"plan": "pro", "country": "PL", "vip": i % 2 == 0},
+                }
             )
             for i in range(5)
         ]

@@ -94,10 +94,10 @@ WITH ev0 AS (
 SELECT
   "p"."profile_id",
   COALESCE("sq_4f540bd3a66a"."matched", FALSE) AS s0,
-  COALESCE(COALESCE("ev0"."f_99371953c3f2", 0) >= 1, FALSE)
-  AND NOT COALESCE(COALESCE("ev0"."f_51af634a388b", 0) >= 1, FALSE) AS s1,
-  COALESCE(COALESCE("ev0"."f_062623729638", 0) > 5000, FALSE)
-  AND COALESCE(COALESCE("ev2"."f_36fb34f654d5", 0) >= 1, FALSE)
+  COALESCE("ev0"."f_99371953c3f2", 0) >= 1
+  AND NOT COALESCE("ev0"."f_51af634a388b", 0) >= 1 AS s1,
+  COALESCE("ev0"."f_062623729638", 0) > 5000
+  AND COALESCE("ev2"."f_36fb34f654d5", 0) >= 1
   AND COALESCE(
     "ev1"."f_1e9bda9ea718" <= CAST('2026-10-31 12:00:00.000000' AS TIMESTAMP)
     AND (
@@ -107,7 +107,7 @@ SELECT
     FALSE
   ) AS s2,
   COALESCE("tr_b8c3f748baa6"."ts_b8c3f748baa6" IN ('PL', 'it''s'), FALSE) AS s3,
-  COALESCE(COALESCE("ev0"."f_51af634a388b", 0) >= 1, FALSE) AS s4
+  COALESCE("ev0"."f_51af634a388b", 0) >= 1 AS s4
 FROM profiles AS p
 LEFT JOIN ev0
   ON "p"."profile_id" = "ev0"."profile_id"
