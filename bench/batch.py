@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/batch.py --customers 1000000   # ~100M events
 
-Prints, for the same DuckDB file in the same process:
+Prints, for the same DuckDB file in the same process (plain and library runs taken in
+turns, the median of ``--repeat`` each):
   * plain   -- ``SELECT profile_no, count(*), sum(revenue) ... GROUP BY profile_no``
                (the store's profile key; the same on ``profile_id`` is printed too)
   * library -- every library segment in one plan (one scan + sequences + traits)
@@ -43,12 +44,19 @@ END = datetime(2026, 11, 1)
 
 
 def timed(fn: Callable[[], object], repeat: int) -> float:
-    runs = []
+    return interleaved([fn], repeat)[0]
+
+
+def interleaved(fns: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median time of each function, run in turns (a, b, c, a, b, c, ...): the host's
+    drift over the minutes of a run then weighs on every side of a ratio alike."""
+    runs: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - started)
-    return statistics.median(runs)
+        for fn, times in zip(fns, runs, strict=True):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+    return [statistics.median(times) for times in runs]
 
 
 def peak_rss_mb() -> float:
@@ -129,18 +137,18 @@ def main() -> None:
     segments = read_segment_files(LIBRARY)
     print(f"{events[0]:,} events, {profiles[0]:,} profiles, {len(segments)} segments")
 
-    def plain(key: str) -> float:
+    def plain(key: str) -> Callable[[], object]:
         sql = (
             f"CREATE OR REPLACE TEMP TABLE _plain AS SELECT {key}, count(*) AS n,"
             f' sum("properties.revenue") AS revenue FROM events GROUP BY {key}'
         )
-        return timed(lambda: con.execute(sql), args.repeat)
+        return lambda: con.execute(sql)
 
     # the plan groups and joins on the store's key: the plain scan it is held to does too
     key = "profile_no" if has_profile_numbers(con) else "profile_id"
-    t_plain = plain(key)
-    t_plain_text = plain("profile_id") if key != "profile_id" else t_plain
-    t_library = timed(lambda: evaluate(con, segments, END), args.repeat)
+    t_plain, t_plain_text, t_library = interleaved(
+        [plain(key), plain("profile_id"), lambda: evaluate(con, segments, END)], args.repeat
+    )
     by_id = {s.id: s for s in segments}
 
     def each() -> None:

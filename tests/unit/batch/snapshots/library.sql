@@ -4,8 +4,7 @@ WITH ev0 AS (
     SUM("properties.revenue") FILTER(WHERE
       "timestamp" > CAST('2026-05-05 12:00:00.000000' AS TIMESTAMP)) AS "f_062623729638",
     MAX("timestamp") AS "f_0754d3942079",
-    COUNT(*) FILTER(WHERE
-      "timestamp" > CAST('2026-10-02 12:00:00.000000' AS TIMESTAMP)) AS "f_51af634a388b",
+    COUNT_IF("timestamp" > CAST('2026-10-02 12:00:00.000000' AS TIMESTAMP)) AS "f_51af634a388b",
     COUNT(*) AS "f_99371953c3f2"
   FROM events
   WHERE
@@ -27,7 +26,7 @@ WITH ev0 AS (
 ), ev2 AS (
   SELECT
     "profile_id",
-    COUNT(*) FILTER(WHERE
+    COUNT_IF(
       COALESCE(
         "properties.category",
         CASE
@@ -35,7 +34,8 @@ WITH ev0 AS (
           THEN "extra" ->> '/properties/category'
         END
       ) = 'Luxury Watches'
-      AND "timestamp" > CAST('2026-10-30 12:00:00.000000' AS TIMESTAMP)) AS "f_36fb34f654d5"
+      AND "timestamp" > CAST('2026-10-30 12:00:00.000000' AS TIMESTAMP)
+    ) AS "f_36fb34f654d5"
   FROM events
   WHERE
     "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
