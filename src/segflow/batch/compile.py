@@ -454,7 +454,7 @@ class BatchCompiler:
             )
         if cond is TRUE:
             return agg
-        if m == "count":  # counts its TRUE values, as FILTER keeps rows: ~5 % faster
+        if m == "count":  # counts the TRUE values, as FILTER keeps rows (~1.5 % at 1M)
             return fn("COUNT_IF", cond)
         return exp.Filter(this=agg, expression=exp.Where(this=cond))
 
