@@ -418,7 +418,10 @@ def test_the_write_ahead_log_is_folded_in_when_ingestion_goes_idle(tmp_path: Any
     _, write = create_keys(ctx)
     store = ctx.app.store
     with serve_in_thread(ctx) as running:
-        threshold = store.con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+        with ctx.lock:  # the server's threads share the connection: never use it unlocked
+            threshold = store.con.execute(
+                "SELECT current_setting('checkpoint_threshold')"
+            ).fetchone()
         assert threshold == ("1.0 GiB",)
         body = {"batch": [_track(f"u{i}") for i in range(50)]}
         r = httpx.post(running.base_url + "/v1/batch", json=body, auth=(write, ""), timeout=30)
