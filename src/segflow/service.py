@@ -91,7 +91,8 @@ class Segflow:
         would read every file's row groups (the library at 1M: 4 % slower).  Events need
         no such pass: each file's rows of one name already fill whole row groups."""
         reports = []
-        traits_before = self._trait_rows()
+        several = len(paths) > 1  # one file's trait rows are already clustered by key
+        traits_before = self._trait_rows() if several else 0
         for p in paths:
             suffix = p.suffix.lower()
             if suffix in JSONL_SUFFIXES:
@@ -106,7 +107,7 @@ class Segflow:
                 raise ValueError(
                     f"{p}: unknown file type {suffix or '(none)'}; use .jsonl, .csv or .parquet"
                 )
-        if len(paths) > 1:
+        if several:
             total = self._trait_rows()
             added = total - traits_before
             if added >= CLUSTER_TRAITS_AFTER and added * 10 >= total:
