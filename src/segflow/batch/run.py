@@ -12,7 +12,7 @@ from segflow.batch.compile import BatchCompiler, Catalog, CompiledQuery, Field
 from segflow.model.definition import Segment, referenced_segments
 from segflow.plan.planner import Plan, build_plan
 from segflow.store.numbers import has_profile_numbers
-from segflow.store.schema import LINK_TRAITS
+from segflow.store.schema import LINK_TRAITS, table_columns
 
 RESULT_TABLE = "_segflow_result"
 
@@ -24,11 +24,7 @@ def load_catalog(con: duckdb.DuckDBPyConnection) -> dict[str, Field]:
 
 def load_event_codes(con: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
     """Event name -> integer code, when the store keeps codes (see store.schema)."""
-    has = con.execute(
-        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events'"
-        " AND column_name = 'event_code'"
-    ).fetchone()
-    if not has or not has[0]:
+    if "event_code" not in table_columns(con, "events"):
         return None
     return dict(con.execute("SELECT name, code FROM event_names").fetchall())
 

@@ -52,7 +52,7 @@ from segflow.store.changes import migrate as migrate_change_log
 from segflow.store.marks import events_seq, raise_events_seq
 from segflow.store.message_index import MessageIndex
 from segflow.store.numbers import NEXT_NUMBER, number_profiles
-from segflow.store.schema import DDL, LINK_TRAITS
+from segflow.store.schema import DDL, LINK_TRAITS, table_columns
 
 __all__ = [
     "DEFAULT_PATH",
@@ -1395,12 +1395,7 @@ class DuckDBStore:
     def _keep_event_codes(self) -> None:
         """Add ``events.event_code`` (see ``store.schema``), numbering the names of
         events stored without it."""
-        (has,) = self.con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events'"
-            " AND schema_name = 'main' AND database_name = current_database()"
-            " AND column_name = 'event_code'"
-        ).fetchone() or (0,)
-        if has:
+        if "event_code" in table_columns(self.con, "events"):
             return
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -1433,11 +1428,7 @@ class DuckDBStore:
     def _load_catalog(self) -> None:
         rows = self.con.execute("SELECT path, type, overflow FROM field_catalog").fetchall()
         self._fields = {p: FieldInfo(t, bool(o)) for p, t, o in rows}
-        cols = self.con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'events'"
-            " AND schema_name = 'main' AND database_name = current_database()"
-        ).fetchall()
-        self._columns = [str(c) for (c,) in cols]
+        self._columns = list(table_columns(self.con, "events"))
         self._lower = {c.lower() for c in self._columns}
         self._read_event_names()
 

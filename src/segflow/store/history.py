@@ -20,6 +20,7 @@ import duckdb
 import orjson
 
 from segflow.store.marks import events_seq
+from segflow.store.schema import table_columns
 
 BATCH_ROWS: Final = 65_536
 _ROOTS: Final = ("properties", "context", "traits")
@@ -175,13 +176,7 @@ class HistoryReader:
                 "SELECT path, type, overflow FROM field_catalog"
             ).fetchall()
         }
-        columns = {
-            str(c).lower()
-            for (c,) in self.con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'events'"
-                " AND schema_name = 'main' AND database_name = current_database()"
-            ).fetchall()
-        }
+        columns = {c.lower() for c in table_columns(self.con, "events")}
         typed: list[tuple[str, str]] = []
         extra: list[str] = []
         for path in sorted(paths):

@@ -21,6 +21,8 @@ from typing import Final
 
 import duckdb
 
+from segflow.store.schema import table_columns
+
 TABLES: Final = ("profiles", "events", "traits")
 
 NEXT_NUMBER: Final = "(SELECT coalesce(max(profile_no), 0) FROM profiles)"
@@ -29,13 +31,8 @@ NEXT_NUMBER: Final = "(SELECT coalesce(max(profile_no), 0) FROM profiles)"
 
 def _numbered(con: duckdb.DuckDBPyConnection) -> dict[str, bool]:
     """Table -> whether its ``profile_no`` is nullable, for the tables that have one."""
-    rows = con.execute(
-        "SELECT table_name, is_nullable FROM duckdb_columns() WHERE column_name = 'profile_no'"
-        " AND schema_name = 'main' AND database_name = current_database()"
-        " AND list_contains($t, table_name)",
-        {"t": list(TABLES)},
-    ).fetchall()
-    return {str(t): bool(n) for t, n in rows}
+    columns = {t: table_columns(con, t) for t in TABLES}
+    return {t: cols["profile_no"] for t, cols in columns.items() if "profile_no" in cols}
 
 
 def has_profile_numbers(con: duckdb.DuckDBPyConnection) -> bool:
