@@ -60,6 +60,15 @@ def interleaved(fns: list[Callable[[], object]], repeat: int) -> list[float]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS: Linux's VmHWM, which starts afresh at exec.
+    ``ru_maxrss`` carries the parent's over exec when the child was vfork'ed (as
+    ``subprocess`` does): after a load, the rerun printed the loading process's 11 GB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -103,20 +112,14 @@ def rows_read(con: Any, segments: list[Segment]) -> tuple[dict[str, int], dict[s
     return one(segments), each
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--customers", type=int, default=1_000_000)
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--data", type=Path, default=ROOT / "bench-data")
-    ap.add_argument("--threads", type=int, default=0, help="DuckDB threads (0: default)")
-    args = ap.parse_args()
-
-    data = args.data / f"shop-{args.customers}-{args.seed}"
-    db = data / "bench.duckdb"
+def loaded_store(data: Path, customers: int, seed: int) -> Path:
+    """The loaded shop store under ``data`` (generated and loaded by CLI ingestion,
+    one file after another, when missing)."""
+    shop = data / f"shop-{customers}-{seed}"
+    db = shop / "bench.duckdb"
     if not db.exists():
         started = time.perf_counter()
-        summary = generate_shop(data, customers=args.customers, seed=args.seed, end=END)
+        summary = generate_shop(shop, customers=customers, seed=seed, end=END)
         print(f"generated {summary.events:,} events in {time.perf_counter() - started:.1f}s")
         sf = Segflow(db)
         started = time.perf_counter()
@@ -127,6 +130,19 @@ def main() -> None:
         # steady speed after the load (the library's ratio to it looked 2x better).
         # A child, not exec: an exec'd process keeps this one's peak RSS (the load's).
         sys.exit(subprocess.call([sys.executable, *sys.argv]))
+    return db
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--data", type=Path, default=ROOT / "bench-data")
+    ap.add_argument("--threads", type=int, default=0, help="DuckDB threads (0: default)")
+    args = ap.parse_args()
+
+    db = loaded_store(args.data, args.customers, args.seed)
     sf = Segflow(db)
     con = sf.con
     if args.threads:

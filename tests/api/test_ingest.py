@@ -430,3 +430,45 @@ def test_the_write_ahead_log_is_folded_in_when_ingestion_goes_idle(tmp_path: Any
         with ctx.lock:
             (n,) = store.con.execute("SELECT count(*) FROM events").fetchone() or (0,)
         assert n == 50
+
+
+def test_the_rows_of_group_commits_are_clustered_when_ingestion_goes_idle(
+    tmp_path: Any,
+) -> None:
+    """Each request is its own small group commit, in arrival order; once the queue is
+    empty the writer re-sorts a chunk of them by event name and profile, so the
+    batch evaluator's per-name scans can skip the other names' row groups."""
+    settings = Settings(compact_tail_rows=120)
+    ctx = make_context(tmp_path / "c.duckdb", settings=settings)
+    _, write = create_keys(ctx)
+    store = ctx.app.store
+    names = ("Product Viewed", "Order Completed", "Product Added")
+    with serve_in_thread(ctx) as running:
+        for r in range(3):
+            body = {
+                "batch": [
+                    _track(f"u{(r * 50 + i) % 7}", event=names[i % 3], messageId=f"m{r}.{i}")
+                    for i in range(50)
+                ]
+            }
+            got = httpx.post(
+                running.base_url + "/v1/batch", json=body, auth=(write, ""), timeout=30
+            )
+            assert got.status_code == 200
+
+        def mark() -> int:
+            with ctx.lock:
+                row = store.con.execute(
+                    "SELECT value FROM seq_marks WHERE name = 'events_clustered'"
+                ).fetchone()
+            return int(row[0]) if row else 0
+
+        _wait_for(lambda: mark() >= 120)
+        with ctx.lock:
+            run = store.con.execute(
+                "SELECT event_code, profile_no FROM events WHERE seq <= 120 ORDER BY rowid"
+            ).fetchall()
+            (n,) = store.con.execute("SELECT count(*) FROM events").fetchone() or (0,)
+        assert len(run) == 120
+        assert run == sorted(run)
+        assert n == 150

@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse
 
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service import Segflow
+from segflow.store.clustering import TAIL_CHUNK_ROWS
 from segflow.store.keys import ApiKey, KeyStore
 
 if TYPE_CHECKING:
@@ -71,6 +72,11 @@ class Settings:
     into the database file (DuckDB's own default is 16 MB)."""
     idle_checkpoint_wal_bytes: int = 16 * 1024 * 1024
     """When ingestion goes idle with more log than this, the writer checkpoints."""
+    compact_tail_rows: int | None = TAIL_CHUNK_ROWS
+    """When ingestion goes idle with this many events (trait rows) stored since the
+    last compaction, the writer re-sorts them by name (key) and profile
+    (``DuckDBStore.compact_tail``), so the batch evaluator's per-name scans skip the
+    other names' row groups; one chunk per idle spell (None: never)."""
     edge_niceness: int = -5
     """The edge process's niceness (where it may lower it: root or CAP_SYS_NICE), so
     that on a busy machine it gets a CPU before the core's writer and the rest

@@ -317,6 +317,10 @@ class Ingestor:
         with ctx.lock:
             if not self.queue:
                 ctx.app.store.restore_threads()
+                if ctx.settings.compact_tail_rows:
+                    done = ctx.app.store.compact_tail(ctx.settings.compact_tail_rows)
+                    if done:
+                        log.info("clustered the newest rows: %s", done)
                 ctx.app.store.checkpoint_if(ctx.settings.idle_checkpoint_wal_bytes)
 
     def _one_by_one(

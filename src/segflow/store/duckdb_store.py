@@ -49,6 +49,16 @@ from segflow.model.events import (
     parse_message,
 )
 from segflow.store.changes import migrate as migrate_change_log
+from segflow.store.clustering import (
+    MARKS,
+    TAIL_CHUNK_ROWS,
+    clustered_upto,
+    compact_tail,
+    newest,
+    note_sorted_load,
+    rewrite_sorted,
+    set_clustered,
+)
 from segflow.store.marks import events_seq, raise_events_seq
 from segflow.store.message_index import MessageIndex
 from segflow.store.numbers import NEXT_NUMBER, number_profiles
@@ -1365,6 +1375,11 @@ class DuckDBStore:
         migrate_change_log(self.con)
         self._keep_event_codes()
         number_profiles(self.con)
+        for table in MARKS:  # a store from before the marks: clustered as it is
+            clustered_upto(self.con, table)
+        self.tail_chunk_rows = TAIL_CHUNK_ROWS
+        """From this many rows a sorted load is a clustered run of its own, and
+        ``compact_tail`` re-sorts this many at a time (``store.clustering``)."""
         self._fields: dict[str, FieldInfo] = {}
         self._columns: list[str] = []
         """The events table's columns (as of the last ``_load_catalog``)."""
@@ -1696,6 +1711,8 @@ class DuckDBStore:
                     top = row[0] if row else None
                 if top is not None:
                     raise_events_seq(con, int(top))
+                note_sorted_load(con, "events", fresh, chunk=self.tail_chunk_rows)
+                note_sorted_load(con, "traits", traits, chunk=self.tail_chunk_rows)
                 if traits or merges:  # else no trait row is new or moved: links hold
                     con.execute(LINK_TRAITS)
                 report.merges += merges
@@ -2054,30 +2071,18 @@ class DuckDBStore:
         row groups holding every event name (trait key), which each per-name (per-trait)
         scan of the batch evaluator must then read.  So does a load of several files:
         each file's trait rows, a few row groups, hold every key (``Segflow.ingest``
-        re-clusters the traits after such a load).  Events stored without their name's
+        re-clusters the traits after such a load; the server sorts what its group
+        commits stored, a chunk at a time: ``compact_tail``).  Events stored without their name's
         code (by versions before 7572fa5, after a repeat left out of a load) get it
         first.  Returns the number of rows rewritten by table."""
         con = self.con
-        orders = {
-            "events": 'event_code, profile_no, "timestamp"',
-            "traits": 'key, profile_no, "timestamp"',
-        }
         con.execute("BEGIN TRANSACTION")
         try:
             if "events" in tables:
                 self._code_events()
-            rewritten: dict[str, int] = {}
+            rewritten = {table: rewrite_sorted(con, table) for table in tables}
             for table in tables:
-                order = orders[table]
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE _sf_compact AS SELECT * FROM {table}"
-                    f" ORDER BY {order}"
-                )
-                con.execute(f"DELETE FROM {table}")
-                (rewritten[table],) = con.execute(
-                    f"INSERT INTO {table} SELECT * FROM _sf_compact"
-                ).fetchone() or (0,)
-                con.execute("DROP TABLE _sf_compact")
+                set_clustered(con, table, newest(con, table))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -2085,6 +2090,13 @@ class DuckDBStore:
         self._read_event_names()
         con.execute("CHECKPOINT")
         return {t: int(n) for t, n in rewritten.items()}
+
+    def compact_tail(self, chunk: int | None = None) -> dict[str, int]:
+        """Re-sort the oldest ``chunk`` rows stored since the last compaction, per table,
+        once that many have gathered (``store.clustering``): what keeps a server-fed
+        store clustered at the cost of the new rows only.  Returns the rows rewritten
+        by table; the next checkpoint drops the row groups they left."""
+        return compact_tail(self.con, chunk or self.tail_chunk_rows)
 
     # -- reads -----------------------------------------------------------------------
     def resolve_profile(

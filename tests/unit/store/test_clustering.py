@@ -1,0 +1,172 @@
+"""Tail compaction (store.clustering): the rows the server's small group commits leave
+interleaved are re-sorted a chunk at a time, nothing else moves, nothing changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from segflow.batch.run import evaluate
+from segflow.model.definition import Segment, parse_segment
+from segflow.store.clustering import MARKS, ORDERS
+from segflow.store.duckdb_store import DuckDBStore
+
+from .consistency import assert_profile_numbers_hold
+
+NAMES = ("Product Viewed", "Product Added", "Order Completed", "Products Searched")
+AT = datetime(2026, 2, 1)
+
+
+def batch(start: int, n: int) -> list[dict[str, Any]]:
+    """``n`` messages as a server's group commit gets them: names, profiles and traits
+    interleaved in arrival order."""
+    out: list[dict[str, Any]] = []
+    for i in range(start, start + n):
+        m: dict[str, Any] = {
+            "type": "track",
+            "messageId": f"m{i}",
+            "userId": f"u{i * 7 % 23}",
+            "event": NAMES[i % len(NAMES)],
+            "timestamp": f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:00:00Z",
+            "properties": {"revenue": float(i % 50)},
+        }
+        if i % 3 == 0:
+            m["context"] = {"traits": {"plan": ("free", "pro")[i % 2], "score": i % 10}}
+        out.append(m)
+    return out
+
+
+def load(store: DuckDBStore, batches: int, size: int, start: int = 0) -> None:
+    for b in range(batches):
+        store.ingest_messages(batch(start + b * size, size))
+
+
+def mark(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute("SELECT value FROM seq_marks WHERE name = ?", [MARKS[table]]).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def contents(con: duckdb.DuckDBPyConnection) -> tuple[list[Any], list[Any]]:
+    events = con.execute("SELECT * EXCLUDE (extra) FROM events ORDER BY seq").fetchall()
+    traits = con.execute("SELECT * FROM traits ORDER BY wseq").fetchall()
+    return events, traits
+
+
+def physical(con: duckdb.DuckDBPyConnection, table: str, where: str) -> list[tuple[Any, ...]]:
+    """The clustering key of the rows matching ``where``, in storage order, with each
+    row's position among all the table's rows."""
+    return con.execute(
+        f"SELECT pos, {ORDERS[table]} FROM (SELECT row_number() OVER (ORDER BY rowid)"
+        f" AS pos, * FROM {table}) WHERE {where} ORDER BY pos"
+    ).fetchall()
+
+
+def library() -> list[Segment]:
+    return [
+        parse_segment(
+            {
+                "id": "viewers",
+                "name": "viewers",
+                "condition": {"event": "Product Viewed", "within": "20d", "gte": 2},
+            }
+        ),
+        parse_segment(
+            {
+                "id": "pro_buyers",
+                "name": "pro buyers",
+                "condition": {
+                    "all": [
+                        {"trait": "plan", "eq": "pro"},
+                        {
+                            "event": "Order Completed",
+                            "measure": "sum",
+                            "of": "revenue",
+                            "gt": 40,
+                        },
+                    ]
+                },
+            }
+        ),
+    ]
+
+
+def test_the_oldest_chunk_of_the_tail_is_resorted_and_nothing_changes(tmp_path: Path) -> None:
+    with DuckDBStore(tmp_path / "s.duckdb") as s:
+        load(s, batches=12, size=50)  # seq 1..600, interleaved
+        before = contents(s.con)
+        members = evaluate(s.con, library(), AT).membership_map()
+        assert all(members.values())  # both segments have members to lose
+        assert s.compact_tail(1000) == {}  # a tail shorter than a chunk waits
+        assert mark(s.con, "events") == 0
+
+        done = s.compact_tail(250)
+        assert done["events"] == 250
+        assert mark(s.con, "events") == 250
+        traits_mark = mark(s.con, "traits")
+        assert done["traits"] == traits_mark == 250
+
+        # the chunk is one run in clustering order; the rest of the tail as it was
+        run = physical(s.con, "events", "seq <= 250")
+        assert [r[1:] for r in run] == sorted(r[1:] for r in run)
+        assert run[-1][0] - run[0][0] == len(run) - 1
+        rest = physical(s.con, "events", "seq > 250")
+        assert [r[1:] for r in rest] != sorted(r[1:] for r in rest)
+        t_run = physical(s.con, "traits", "wseq <= 250")
+        assert [r[1:] for r in t_run] == sorted(r[1:] for r in t_run)
+
+        assert contents(s.con) == before
+        assert evaluate(s.con, library(), AT).membership_map() == members
+        assert_profile_numbers_hold(s.con)
+
+        s.compact_tail(250)
+        assert mark(s.con, "events") == 500
+        assert s.compact_tail(250) == {}  # 100 left: below a chunk
+        assert contents(s.con) == before
+        s.con.execute("CHECKPOINT")
+    with DuckDBStore(tmp_path / "s.duckdb") as s:  # the marks and rows survive a reopen
+        assert mark(s.con, "events") == 500
+        assert contents(s.con) == before
+        assert evaluate(s.con, library(), AT).membership_map() == members
+
+
+def test_a_sorted_load_of_a_chunk_with_nothing_before_it_moves_the_mark() -> None:
+    with DuckDBStore(":memory:") as s:
+        s.tail_chunk_rows = 300
+        s.ingest_messages(batch(0, 400))  # one load of >= a chunk, sorted as it is stored
+        assert mark(s.con, "events") == 400
+        load(s, batches=2, size=50, start=400)  # group commits: the tail
+        assert mark(s.con, "events") == 400
+        s.ingest_messages(batch(500, 400))  # a big load, but after an unsorted tail
+        assert mark(s.con, "events") == 400
+        assert s.compact_tail() == {"events": 300, "traits": 300}
+        assert mark(s.con, "events") == 700
+
+
+def test_a_full_compaction_moves_the_marks_to_the_newest_rows() -> None:
+    with DuckDBStore(":memory:") as s:
+        load(s, batches=4, size=50)
+        assert mark(s.con, "events") == 0
+        s.compact()
+        newest_trait = s.con.execute("SELECT max(wseq) FROM traits").fetchone()
+        assert mark(s.con, "events") == 200
+        assert (mark(s.con, "traits"),) == newest_trait
+        assert s.compact_tail(1) == {}
+
+
+def test_a_store_from_before_the_marks_counts_as_clustered_up_to_its_newest_row(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.duckdb"
+    with DuckDBStore(path) as s:
+        load(s, batches=3, size=50)
+        s.con.execute("DELETE FROM seq_marks WHERE name LIKE '%_clustered'")
+    with DuckDBStore(path) as s:
+        assert mark(s.con, "events") == 150
+        (newest,) = s.con.execute("SELECT max(wseq) FROM traits").fetchone() or (0,)
+        assert mark(s.con, "traits") == newest
+        load(s, batches=1, size=50, start=150)
+        assert s.compact_tail(50)["events"] == 50
