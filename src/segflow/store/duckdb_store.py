@@ -2095,8 +2095,13 @@ class DuckDBStore:
         """Re-sort the oldest ``chunk`` rows stored since the last compaction, per table,
         once that many have gathered (``store.clustering``): what keeps a server-fed
         store clustered at the cost of the new rows only.  Returns the rows rewritten
-        by table; the next checkpoint drops the row groups they left."""
-        return compact_tail(self.con, chunk or self.tail_chunk_rows)
+        by table.  Checkpoints after a rewrite: the rewritten rows went to the file
+        directly, not to the log, so the log-size trigger would leave the row groups
+        they left behind (still read, their rows skipped) until some later checkpoint."""
+        done = compact_tail(self.con, chunk or self.tail_chunk_rows)
+        if done:
+            self.con.execute("CHECKPOINT")
+        return done
 
     # -- reads -----------------------------------------------------------------------
     def resolve_profile(
