@@ -31,8 +31,8 @@ TAIL_CHUNK_ROWS: Final = 500_000
 """Seq numbers re-sorted together by one ``compact_tail`` (~4 row groups), ~2 s of the
 writer's time.  At 100k customers (11.4M events in arrival order) the library took
 0.66-0.69 s before, 0.43-0.45 s after compacting in 500k chunks, 0.42 s in 1M chunks
-(4 s each), 0.31-0.33 s as bulk-loaded (``bench/clustering.py``).  Also the size from which a sorted
-load counts as a clustered run by itself."""
+(4 s each), 0.31-0.33 s as bulk-loaded (``bench/clustering.py``).  Also the size
+from which a sorted load counts as a clustered run by itself."""
 
 ORDERS: Final = {
     "events": 'event_code, profile_no, "timestamp"',

@@ -2072,9 +2072,9 @@ class DuckDBStore:
         scan of the batch evaluator must then read.  So does a load of several files:
         each file's trait rows, a few row groups, hold every key (``Segflow.ingest``
         re-clusters the traits after such a load; the server sorts what its group
-        commits stored, a chunk at a time: ``compact_tail``).  Events stored without their name's
-        code (by versions before 7572fa5, after a repeat left out of a load) get it
-        first.  Returns the number of rows rewritten by table."""
+        commits stored, a chunk at a time: ``compact_tail``).  Events stored without
+        their name's code (by versions before 7572fa5, after a repeat left out of a
+        load) get it first.  Returns the number of rows rewritten by table."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
