@@ -435,10 +435,11 @@ def test_the_write_ahead_log_is_folded_in_when_ingestion_goes_idle(tmp_path: Any
 def test_the_rows_of_group_commits_are_clustered_when_ingestion_goes_idle(
     tmp_path: Any,
 ) -> None:
-    """Each request is its own small group commit, in arrival order; once the queue is
-    empty the writer re-sorts a chunk of them by event name and profile, so the
-    batch evaluator's per-name scans can skip the other names' row groups."""
-    settings = Settings(compact_tail_rows=120)
+    """Each request is its own small group commit, in arrival order; once no request
+    has come for ``compact_quiet_seconds`` the writer re-sorts a chunk of them by
+    event name and profile, so the batch evaluator's per-name scans can skip the
+    other names' row groups."""
+    settings = Settings(compact_tail_rows=120, compact_quiet_seconds=2.0)
     ctx = make_context(tmp_path / "c.duckdb", settings=settings)
     _, write = create_keys(ctx)
     store = ctx.app.store
@@ -463,6 +464,7 @@ def test_the_rows_of_group_commits_are_clustered_when_ingestion_goes_idle(
                 ).fetchone()
             return int(row[0]) if row else 0
 
+        assert mark() == 0  # not while requests may still be coming
         _wait_for(lambda: mark() >= 120)
         with ctx.lock:
             run = store.con.execute(

@@ -73,10 +73,13 @@ class Settings:
     idle_checkpoint_wal_bytes: int = 16 * 1024 * 1024
     """When ingestion goes idle with more log than this, the writer checkpoints."""
     compact_tail_rows: int | None = TAIL_CHUNK_ROWS
-    """When ingestion goes idle with this many events (trait rows) stored since the
-    last compaction, the writer re-sorts them by name (key) and profile
-    (``DuckDBStore.compact_tail``), so the batch evaluator's per-name scans skip the
-    other names' row groups; one chunk per idle spell (None: never)."""
+    """When ingestion has been quiet (``compact_quiet_seconds``) with this many events
+    (trait rows) stored since the last compaction, the writer re-sorts them by name
+    (key) and profile, a chunk at a time (``DuckDBStore.compact_tail``), so the batch
+    evaluator's per-name scans skip the other names' row groups (None: never)."""
+    compact_quiet_seconds: float = 1.0
+    """How long no request may come before the writer compacts: a chunk holds it ~2 s
+    (requests arriving meanwhile wait), so not between the groups of a steady load."""
     edge_niceness: int = -5
     """The edge process's niceness (where it may lower it: root or CAP_SYS_NICE), so
     that on a busy machine it gets a CPU before the core's writer and the rest

@@ -190,6 +190,7 @@ class Ingestor:
                     await asyncio.to_thread(self._idle)
                 except Exception:
                     log.exception("checkpoint failed")
+                await self._cluster_when_quiet(wake)
         finally:
             self._closed = True
             for req in [*self._inflight, *self.queue]:
@@ -317,11 +318,36 @@ class Ingestor:
         with ctx.lock:
             if not self.queue:
                 ctx.app.store.restore_threads()
-                if ctx.settings.compact_tail_rows:
-                    done = ctx.app.store.compact_tail(ctx.settings.compact_tail_rows)
-                    if done:
-                        log.info("clustered the newest rows: %s", done)
                 ctx.app.store.checkpoint_if(ctx.settings.idle_checkpoint_wal_bytes)
+
+    async def _cluster_when_quiet(self, wake: asyncio.Event) -> None:
+        """Once no request has come for ``compact_quiet_seconds``, re-sort the newest
+        rows a chunk at a time (``DuckDBStore.compact_tail``) until a request comes or
+        the tail is shorter than a chunk.  A chunk holds the writer ~2 s, which
+        requests arriving meanwhile wait for: so it waits for a lull, not merely an
+        empty queue (under steady load the queue empties between groups)."""
+        rows = self.ctx.settings.compact_tail_rows
+        while rows and not self.queue:
+            try:
+                await asyncio.wait_for(wake.wait(), self.ctx.settings.compact_quiet_seconds)
+                return  # a request came: the loop serves it (``wake`` stays set)
+            except TimeoutError:
+                pass
+            try:
+                if not await asyncio.to_thread(self._cluster, rows):
+                    return
+            except Exception:
+                log.exception("clustering the newest rows failed")
+                return
+
+    def _cluster(self, rows: int) -> bool:
+        with self.ctx.lock:
+            if self.queue:
+                return False
+            done = self.ctx.app.store.compact_tail(rows)
+        if done:
+            log.info("clustered the newest rows: %s", done)
+        return bool(done)
 
     def _one_by_one(
         self, group: list[_Request], live: list[int], outcome: list[ApiError | None]
