@@ -167,9 +167,13 @@ def main() -> None:
     )
     by_id = {s.id: s for s in segments}
 
+    per_segment: dict[str, float] = {}
+
     def each() -> None:
         for sid in by_id:
+            started = time.perf_counter()
             evaluate(con, segments, END, only=[sid])
+            per_segment[sid] = time.perf_counter() - started
 
     t_each = timed(each, 1)
     sizes = evaluate(con, segments, END).sizes()
@@ -184,6 +188,12 @@ def main() -> None:
     print(
         f"each segment, own query  {t_each:8.2f} s   one plan is {t_each / t_library:5.2f}x faster"
         "  (target >= 5x)"
+    )
+    slowest = sorted(per_segment.items(), key=lambda kv: -kv[1])[:6]
+    print(
+        "  slowest own queries: "
+        + ", ".join(f"{sid} {t:.2f} s" for sid, t in slowest)
+        + f" (of {t_each:.2f} s)"
     )
     print(f"peak RSS                 {peak_rss_mb():8.0f} MB")
     one, each_rows = rows_read(con, segments)
