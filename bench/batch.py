@@ -37,7 +37,7 @@ from segflow.model.definition import Segment  # noqa: E402
 from segflow.plan.features import EventAggregate, SequenceMatch, TraitValue  # noqa: E402
 from segflow.plan.planner import build_plan  # noqa: E402
 from segflow.service import Segflow, read_segment_files  # noqa: E402
-from segflow.store.numbers import has_profile_numbers  # noqa: E402
+from segflow.store.numbers import profile_key  # noqa: E402
 
 LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"
 END = datetime(2026, 11, 1)
@@ -161,7 +161,7 @@ def main() -> None:
         return lambda: con.execute(sql)
 
     # the plan groups and joins on the store's key: the plain scan it is held to does too
-    key = "profile_no" if has_profile_numbers(con) else "profile_id"
+    key = profile_key(con)
     t_plain, t_plain_text, t_library = interleaved(
         [plain(key), plain("profile_id"), lambda: evaluate(con, segments, END)], args.repeat
     )

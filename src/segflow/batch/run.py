@@ -11,7 +11,7 @@ import duckdb
 from segflow.batch.compile import BatchCompiler, Catalog, CompiledQuery, Field
 from segflow.model.definition import Segment, referenced_segments
 from segflow.plan.planner import Plan, build_plan
-from segflow.store.numbers import has_profile_numbers
+from segflow.store.numbers import profile_key
 from segflow.store.schema import LINK_TRAITS, table_columns
 
 RESULT_TABLE = "_segflow_result"
@@ -81,9 +81,8 @@ def compile_plan(
     con: duckdb.DuckDBPyConnection, plan: Plan, at: datetime, catalog: Catalog | None = None
 ) -> CompiledQuery:
     catalog = catalog if catalog is not None else load_catalog(con)
-    key = "profile_no" if has_profile_numbers(con) else "profile_id"
     return BatchCompiler(
-        plan, catalog, at, event_codes=load_event_codes(con), profile_key=key
+        plan, catalog, at, event_codes=load_event_codes(con), profile_key=profile_key(con)
     ).compile()
 
 

@@ -2089,7 +2089,7 @@ class DuckDBStore:
             raise
         self._read_event_names()
         con.execute("CHECKPOINT")
-        return {t: int(n) for t, n in rewritten.items()}
+        return rewritten
 
     def compact_tail(self, chunk: int | None = None) -> dict[str, int]:
         """Re-sort the oldest ``chunk`` rows stored since the last compaction, per table,

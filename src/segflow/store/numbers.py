@@ -40,6 +40,12 @@ def has_profile_numbers(con: duckdb.DuckDBPyConnection) -> bool:
     return set(_numbered(con)) == set(TABLES)
 
 
+def profile_key(con: duckdb.DuckDBPyConnection) -> str:
+    """The column the batch evaluator groups and joins on: ``profile_no`` where all
+    three tables carry it, else ``profile_id``."""
+    return "profile_no" if has_profile_numbers(con) else "profile_id"
+
+
 def number_profiles(con: duckdb.DuckDBPyConnection) -> None:
     """Add ``profile_no`` to the tables that lack it, in one transaction: profiles are
     numbered in ``profile_id`` order and rows take their profile's number.  A row whose
