@@ -25,8 +25,9 @@ wrapped in ``COALESCE(..., FALSE)`` so ``NOT`` over a missing value holds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Final, TypeVar
 
 from sqlglot import exp
 
@@ -60,6 +61,13 @@ from segflow.plan.planner import Plan
 TRUE = exp.true()
 FALSE = exp.false()
 NUMERIC_JSON_TYPES = ("DOUBLE", "BIGINT", "UBIGINT", "HUGEINT")
+T = TypeVar("T")
+MAX_EVENT_SCANS: Final = 32
+MAX_TRAIT_SCANS: Final = 32
+"""Most event scans (each a join) one query holds: a plan over more event-name sets
+packs several into one scan.  DuckDB's cost per join grows with the joins before it
+(every probe carries every column joined so far), so a definition over hundreds of
+event names took seconds to evaluate as one join per name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,20 @@ class Field:
 
 
 Catalog = Mapping[str, Field]
+
+
+def _pack(items: list[T], most: int) -> list[list[T]]:
+    """``items`` in at most ``most`` consecutive runs of near-equal length."""
+    if len(items) <= most:
+        return [[x] for x in items]
+    size, extra = divmod(len(items), most)
+    out: list[list[T]] = []
+    start = 0
+    for i in range(most):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
 
 
 def ident(name: str) -> exp.Identifier:
@@ -324,6 +346,7 @@ class BatchCompiler:
         self.at = at
         self.dialect = dialect
         self.values: dict[str, exp.Expression] = {}  # feature key -> its value in the final select
+        self.trait_tables: dict[str, str] = {}  # trait feature key -> the CTE holding it
 
     # -- event rows ---------------------------------------------------------
     def field_typed(self, path: str) -> Typed:
@@ -494,7 +517,7 @@ class BatchCompiler:
                     partials.setdefault(k, []).append(f"{k}_{j}")
             else:
                 groups.setdefault(names, []).append((k, f))
-        for i, (names, members) in enumerate(sorted(groups.items())):
+        for i, packed in enumerate(_pack(sorted(groups.items()), MAX_EVENT_SCANS)):
             name = f"ev{i}"
             scan = (
                 exp.select(col(key))
@@ -502,22 +525,32 @@ class BatchCompiler:
                 .where(
                     and_(
                         exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
-                        self.names_sql(names),
+                        self.names_sql(tuple(n for names, _ in packed for n in names)),
                     )
                 )
                 .group_by(col(key))
             )
-            for column, f in members:
-                self.values[column] = col(f"f_{column}", name)
-                agg = self.aggregate(f, check_names=False)
-                scan = scan.select(exp.alias_(agg, f"f_{column}", quoted=True), copy=False)
+            for names, members in packed:
+                for column, f in members:
+                    self.values[column] = col(f"f_{column}", name)
+                    # a scan shared by several name sets filters each aggregate by its own
+                    own = replace(f, filter=replace(f.filter, names=names))
+                    agg = self.aggregate(own, check_names=len(packed) > 1)
+                    scan = scan.select(exp.alias_(agg, f"f_{column}", quoted=True), copy=False)
             ctes.append((name, scan))
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
         for k, parts in partials.items():
             self.values[k] = PARTIAL_COMBINE[aggs[k].measure]([self.values.pop(p) for p in parts])
-        for k, t in sorted(traits.items()):
-            name = f"tr_{k}"
-            ctes.append((name, self.trait_cte(k, t)))
+        for packed_traits in _pack(sorted(traits.items()), MAX_TRAIT_SCANS):
+            name = f"tr_{packed_traits[0][0]}"
+            for k, _t in packed_traits:
+                self.trait_tables[k] = name
+            cte = (
+                self.trait_cte(*packed_traits[0])
+                if len(packed_traits) == 1
+                else self.traits_pivot(packed_traits)
+            )
+            ctes.append((name, cte))
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
         for k, s in sorted(seqs.items()):
             name = f"sq_{k}"
@@ -547,6 +580,34 @@ class BatchCompiler:
     def _on(self, table: str) -> exp.Expression:
         return exp.EQ(this=col(self.key, "p"), expression=col(self.key, table))
 
+    def _trait_valid(self) -> tuple[exp.Expression, exp.Expression]:
+        """Conditions of the trait writes valid at ``at`` (to AND with the key's)."""
+        at = ts_lit(self.at)
+        valid_to = col("valid_to")
+        return (
+            exp.LTE(this=col("timestamp"), expression=at),
+            exp.or_(
+                exp.Is(this=valid_to, expression=exp.null()),
+                exp.GT(this=valid_to, expression=at.copy()),
+            ),
+        )
+
+    def traits_pivot(self, items: list[tuple[str, TraitValue]]) -> exp.Expression:
+        """Several traits' values as of ``at`` in one grouped scan (a plan over more
+        traits than ``MAX_TRAIT_SCANS`` shares scans, as ``trait_cte`` explains)."""
+        keys = exp.In(this=col("key"), expressions=[lit(t.name) for _k, t in items])
+        query = (
+            exp.select(col(self.key)).from_("traits").where(exp.and_(*self._trait_valid(), keys))
+        )
+        for k, t in items:
+            mine = exp.EQ(this=col("key"), expression=lit(t.name))
+            for part in ("kind", "num", "str", "bool"):
+                agg = exp.Filter(
+                    this=fn("ANY_VALUE", col(part)), expression=exp.Where(this=mine.copy())
+                )
+                query = query.select(exp.alias_(agg, f"t{part[0]}_{k}", quoted=True), copy=False)
+        return query.group_by(col(self.key))
+
     def trait_cte(self, k: str, t: TraitValue) -> exp.Expression:
         """The trait's value as of ``at``, in four typed columns: the one write of each
         (profile, key) whose validity ``[timestamp, valid_to)`` holds ``at``.  The
@@ -556,21 +617,10 @@ class BatchCompiler:
         clustered by key it reads only the key's row groups.  One scan and join per
         trait instead of one grouped pivot of them all: the pivot probed a hash table of
         every profile at random for each trait row (library at 1M 3.67 -> 3.27 s)."""
-        at = ts_lit(self.at)
-        valid_to = col("valid_to")
         query = (
             exp.select(col(self.key))
             .from_("traits")
-            .where(
-                exp.and_(
-                    exp.LTE(this=col("timestamp"), expression=at),
-                    exp.or_(
-                        exp.Is(this=valid_to, expression=exp.null()),
-                        exp.GT(this=valid_to, expression=at.copy()),
-                    ),
-                    exp.EQ(this=col("key"), expression=lit(t.name)),
-                )
-            )
+            .where(exp.and_(*self._trait_valid(), exp.EQ(this=col("key"), expression=lit(t.name))))
         )
         for part in ("kind", "num", "str", "bool"):
             query = query.select(exp.alias_(col(part), f"t{part[0]}_{k}", quoted=True), copy=False)
@@ -717,7 +767,7 @@ class BatchCompiler:
     def compare_feature(self, f: FCompare) -> exp.Expression:
         feat = self.plan.features[f.feature]
         if isinstance(feat, TraitValue):
-            table = f"tr_{f.feature}"
+            table = self.trait_tables[f.feature]
             kind = col(f"tk_{f.feature}", table)
             v = Typed(
                 number=col(f"tn_{f.feature}", table),

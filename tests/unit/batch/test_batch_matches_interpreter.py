@@ -14,6 +14,7 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from segflow.batch import compile as compile_mod
 from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
 from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
@@ -222,18 +223,31 @@ instants = st.integers(0, 11 * 24 * 4).map(lambda q: T0 + timedelta(minutes=15 *
     conds=st.lists(conditions, min_size=1, max_size=3),
     at=instants,
     numbered=st.booleans(),
+    scans=st.sampled_from([None, 1, 2]),
 )
 def test_sql_evaluator_equals_interpreter(
-    hs: list[ProfileHistory], conds: list[dict[str, Any]], at: datetime, numbered: bool
+    hs: list[ProfileHistory],
+    conds: list[dict[str, Any]],
+    at: datetime,
+    numbered: bool,
+    scans: int | None,
 ) -> None:
     """Keyed on profile numbers (as DuckDBStore stores) or on profile ids (a store made
-    from the DDL alone): the same members either way."""
+    from the DDL alone), with one scan per event-name set and trait or with scans
+    shared (``scans``, as a plan over many names and traits shares them): the same
+    members every way."""
     segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
     segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
     segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
     con = duckdb.connect()
     load(con, hs, numbered=numbered)
-    result = evaluate(con, segments, at)
+    limits = (compile_mod.MAX_EVENT_SCANS, compile_mod.MAX_TRAIT_SCANS)
+    if scans is not None:
+        compile_mod.MAX_EVENT_SCANS = compile_mod.MAX_TRAIT_SCANS = scans
+    try:
+        result = evaluate(con, segments, at)
+    finally:
+        compile_mod.MAX_EVENT_SCANS, compile_mod.MAX_TRAIT_SCANS = limits
     plan = build_plan(segments)
     got = result.membership_map()
     for h in hs:
