@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from segflow.model.definition import parse_instant
+from segflow.model.definition import Segment, parse_instant
 from segflow.model.errors import DefinitionError
 from segflow.service import Evaluation, Segflow
 
@@ -140,11 +140,10 @@ def segments_apply(
     """Validate and save segment definitions (a new version when the definition changed);
     first shows who each new or edited segment would move."""
     from segflow.live import edit_diffs
-    from segflow.service import read_segment_files
     from segflow.store.segments import utcnow
 
     with _service(db) as sf:
-        diffs = edit_diffs(sf, read_segment_files(path), utcnow())
+        diffs = edit_diffs(sf, _checked(sf, path), utcnow())
         if diffs:
             out.print(_diff_table(diffs))
         if dry_run:
@@ -169,10 +168,24 @@ def segments_validate(
     path: Annotated[Path, typer.Argument(help="A YAML/JSON file or a directory of them.")],
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Check definitions (syntax, types, references, cycles) without saving."""
+    """Check definitions (syntax, types, limits, references, cycles: every problem at
+    once) without saving; names the store has never seen are warned about."""
     with _service(db) as sf:
-        segs = sf.validate(path)
+        segs = _checked(sf, path)
+        sf.registry.check(segs)
     out.print(f"[green]ok[/green]: {len(segs)} segment(s) valid")
+
+
+def _checked(sf: Segflow, path: Path) -> list[Segment]:
+    """The segments under ``path``, checked against the store: warnings printed, every
+    problem raised at once."""
+    from segflow.segment_ops import check_drafts
+    from segflow.service import read_segment_reports
+
+    checked = check_drafts(sf, read_segment_reports(path))
+    for w in checked.warnings:
+        console.print(f"[yellow]warning[/yellow] {escape(str(w))}", highlight=False)
+    return checked.raise_problems()
 
 
 @segments_app.command("list")

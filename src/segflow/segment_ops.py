@@ -12,7 +12,8 @@ import binascii
 import bisect
 import os
 import tempfile
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -21,7 +22,16 @@ import orjson
 
 from segflow.batch.run import evaluate
 from segflow.live import EditDiff
-from segflow.model.definition import Segment, format_instant, parse_instant
+from segflow.model.definition import (
+    Mention,
+    Report,
+    Segment,
+    closest,
+    format_instant,
+    parse_instant,
+    reference_problems,
+)
+from segflow.model.errors import DefinitionError, NameWarning, Problem
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.segments import utcnow
 
@@ -230,3 +240,74 @@ def export_file(
     finally:
         app.con.unregister("_sf_export_ids")
     return path, len(members)
+
+
+# -- checking drafts ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Drafts checked against the store: their segments (when valid), every problem
+    (syntax, values, limits, references) and warnings about names never seen."""
+
+    segments: list[Segment]
+    problems: list[Problem]
+    warnings: list[NameWarning]
+
+    def raise_problems(self) -> list[Segment]:
+        if self.problems:
+            raise DefinitionError(self.problems)
+        return self.segments
+
+
+def check_drafts(app: Segflow, reports: Sequence[Report]) -> Checked:
+    """Every problem of ``reports`` (parsed documents saved together) at once,
+    reference errors included, and a warning for each event, property or trait name the
+    store has never seen."""
+    ids = {r.id for r in reports if r.id is not None}
+    saved = {k: v for k, v in app.registry.current().items() if k not in ids}
+    problems = [p for r in reports for p in r.problems]
+    problems += reference_problems(reports, saved)
+    segments = [r.segment for r in reports if r.segment is not None]
+    return Checked(segments, problems, name_warnings(app, [m for r in reports for m in r.mentions]))
+
+
+def derived_traits() -> frozenset[str]:
+    """Trait names segflow computes itself (computed traits and scores): known even
+    before a refresh has stored any."""
+    from segflow.traits.computed import AGGREGATES, DOCS
+    from segflow.traits.refresh import SCORE_KEYS
+
+    documented = {n.strip() for d in DOCS for n in d.name.split("/")}
+    return frozenset({*AGGREGATES, *documented, *SCORE_KEYS})
+
+
+_SEEN: Final = {
+    "event": "no event named",
+    "property": "no event has had a field",
+    "trait": "no profile has had a trait",
+}
+
+
+def name_warnings(app: Segflow, mentions: Iterable[Mention]) -> list[NameWarning]:
+    """A warning for each mentioned name the store has not seen, with the closest
+    names it has (none while the store has seen nothing of that kind)."""
+    cat = app.store.catalogue()
+    pools = {
+        "event": cat.events,
+        "property": cat.paths,
+        "trait": cat.traits | derived_traits() if cat.traits else frozenset(),
+    }
+    out: list[NameWarning] = []
+    for m in mentions:
+        pool = pools.get(m.kind)
+        if not pool or m.name in pool:
+            continue
+        out.append(
+            NameWarning(
+                m.path,
+                f"{_SEEN[m.kind]} {m.name!r} has been seen: the condition may match nobody",
+                closest(m.name, pool),
+            )
+        )
+    return out

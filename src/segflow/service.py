@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segflow.batch.run import BatchResult, evaluate
-from segflow.model.definition import Segment, load_segment_text
+from segflow.model.definition import (
+    DEFAULT_LIMITS,
+    Limits,
+    Mention,
+    Report,
+    Segment,
+    load_segment_reports,
+)
 from segflow.model.errors import DefinitionError, Problem
 from segflow.store.duckdb_store import DuckDBStore
 from segflow.store.segments import SegmentRegistry, utcnow
@@ -41,6 +48,16 @@ class Evaluation:
 
 def read_segment_files(path: Path) -> list[Segment]:
     """Every segment in a file or a directory of YAML/JSON files; all problems at once."""
+    reports = read_segment_reports(path)
+    problems = [p for r in reports for p in r.problems]
+    if problems:
+        raise DefinitionError(problems)
+    return [r.segment for r in reports if r.segment is not None]
+
+
+def read_segment_reports(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[Report]:
+    """The parse report of every segment document in a file or a directory of YAML/JSON
+    files, paths prefixed with the file name (a duplicated id is a problem of its own)."""
     files = (
         sorted(p for p in path.iterdir() if p.suffix in SEGMENT_SUFFIXES)
         if path.is_dir()
@@ -48,23 +65,33 @@ def read_segment_files(path: Path) -> list[Segment]:
     )
     if not files:
         raise DefinitionError([Problem(str(path), "no .yaml/.yml/.json segment files found")])
-    out: list[Segment] = []
-    problems: list[Problem] = []
+    out: list[Report] = []
     for f in files:
+
+        def at(path: str, f: Path = f) -> str:
+            return f"{f.name}: {path}" if path else f.name
+
         try:
-            out.extend(load_segment_text(f.read_text(encoding="utf-8"), source=str(f)))
+            reports = load_segment_reports(f.read_text(encoding="utf-8"), str(f), limits)
         except DefinitionError as e:
-            problems.extend(
-                Problem(f"{f.name}: {p.path}" if p.path else f.name, p.message) for p in e.problems
+            reports = [Report(None, e.problems, [], None, False)]
+        out.extend(
+            Report(
+                r.segment,
+                [Problem(at(p.path), p.message) for p in r.problems],
+                [Mention(m.kind, m.name, at(m.path)) for m in r.mentions],
+                r.id,
+                r.static,
             )
+            for r in reports
+        )
     seen: dict[str, int] = {}
-    for s in out:
-        seen[s.id] = seen.get(s.id, 0) + 1
-    problems.extend(
-        Problem("id", f"{sid!r} is defined {n} times") for sid, n in seen.items() if n > 1
-    )
-    if problems:
-        raise DefinitionError(problems)
+    for r in out:
+        if r.id is not None:
+            seen[r.id] = seen.get(r.id, 0) + 1
+    dupes = [Problem("id", f"{sid!r} is defined {n} times") for sid, n in seen.items() if n > 1]
+    if dupes:
+        out.append(Report(None, dupes, [], None, False))
     return out
 
 

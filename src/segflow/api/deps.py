@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from segflow.model.definition import Limits
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service import Segflow
 from segflow.store.clustering import TAIL_CHUNK_ROWS
@@ -85,6 +86,8 @@ class Settings:
     that on a busy machine it gets a CPU before the core's writer and the rest
     (five alternated runs each, 20 s: look-up p99 3.6-4.7 ms against 4.8-5.7 ms at
     the core's niceness, 17.8-19.1k events/s against 15.5-17.6k)."""
+    definition_limits: Limits = field(default_factory=Limits)
+    """How large a segment's condition tree may be (``model.definition.Limits``)."""
     scores_cron: str | None = "0 3 * * *"
     """When the scheduler refreshes the value scores (UTC cron; None: never)."""
 

@@ -33,8 +33,13 @@ from segflow.api.schemas import (
     SizeHistory,
     ValidateResult,
 )
-from segflow.model.definition import Segment, format_instant, parse_instant, parse_segment
-from segflow.model.errors import DefinitionError
+from segflow.model.definition import (
+    Segment,
+    format_instant,
+    parse_instant,
+    parse_segment_report,
+)
+from segflow.model.errors import DefinitionError, NameWarning
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.keys import ApiKey
 
@@ -99,8 +104,9 @@ def parse_at(value: str | None, name: str = "at") -> datetime | None:
         raise ApiError(400, f"{name}: {e}", [{"path": name, "message": str(e)}]) from None
 
 
-async def read_definition(request: Request, path_id: str | None = None) -> Segment:
-    """The body as a Segment: JSON (or YAML with a YAML content type), parsed with paths."""
+async def read_definition(request: Request, path_id: str | None = None) -> Any:
+    """The body as a document: JSON (or YAML with a YAML content type); ``check`` turns
+    it into a Segment."""
     raw = await request.body()
     if len(raw) > MAX_DEFINITION_BYTES:
         raise ApiError(413, f"definition body over {MAX_DEFINITION_BYTES} bytes")
@@ -125,10 +131,21 @@ async def read_definition(request: Request, path_id: str | None = None) -> Segme
                 "invalid segment definition",
                 [{"path": "id", "message": f"{body_id!r} differs from the URL's {path_id!r}"}],
             )
-    try:
-        return parse_segment(doc)
-    except DefinitionError as e:
-        raise problems_error(e) from None
+    return doc
+
+
+def check(ctx: ServerContext, doc: Any) -> tuple[Segment, list[NameWarning]]:
+    """The document as a Segment with its warnings, or a 422 listing every problem
+    (syntax, values, limits and references at once); under the store lock."""
+    report = parse_segment_report(doc, ctx.settings.definition_limits)
+    checked = segment_ops.check_drafts(ctx.app, [report])
+    if checked.problems or report.segment is None:
+        raise problems_error(DefinitionError(checked.problems))
+    return report.segment, checked.warnings
+
+
+def _warnings(warnings: list[NameWarning]) -> list[dict[str, object]]:
+    return [w.to_dict() for w in warnings]
 
 
 def _segment_out(seg: Segment, size: int | None = None) -> dict[str, Any]:
@@ -152,8 +169,9 @@ def _get(ctx: ServerContext, sid: str) -> Segment:
     return seg
 
 
-def _save(ctx: ServerContext, seg: Segment, *, create: bool, dry_run: bool) -> dict[str, Any]:
+def _save(ctx: ServerContext, doc: Any, *, create: bool, dry_run: bool) -> dict[str, Any]:
     app = ctx.app
+    seg, warnings = check(ctx, doc)
     old = app.registry.get(seg.id)
     if create and old is not None:
         raise ApiError(409, f"segment {seg.id!r} exists; update it with PUT /v1/segments/{seg.id}")
@@ -171,6 +189,7 @@ def _save(ctx: ServerContext, seg: Segment, *, create: bool, dry_run: bool) -> d
                 "segment": _segment_out(shown),
                 "status": "dry_run",
                 "diff": segment_ops.diff_dict(diff),
+                "warnings": _warnings(warnings),
             }
         if ctx.live is not None:
             _, diff, _changes = ctx.live.save(seg)
@@ -190,6 +209,7 @@ def _save(ctx: ServerContext, seg: Segment, *, create: bool, dry_run: bool) -> d
         "segment": _segment_out(saved, diff.size_after),
         "status": status,
         "diff": segment_ops.diff_dict(diff),
+        "warnings": _warnings(warnings),
     }
 
 
@@ -213,8 +233,8 @@ async def list_segments(ctx: Ctx) -> Any:
 )
 async def create_segment(request: Request, ctx: Ctx) -> Any:
     """Create a segment (409 if the id exists); returns who entered it."""
-    seg = await read_definition(request)
-    return await ctx.run(_save, ctx, seg, create=True, dry_run=False)
+    doc = await read_definition(request)
+    return await ctx.run(_save, ctx, doc, create=True, dry_run=False)
 
 
 @router.post(
@@ -224,18 +244,28 @@ async def create_segment(request: Request, ctx: Ctx) -> Any:
     openapi_extra=DEFINITION_BODY,
 )
 async def validate_segment(request: Request, ctx: Ctx) -> Any:
-    """Check a definition (syntax, references, cycles) without saving it."""
+    """Check a definition (syntax, values, limits, references, cycles: every problem at
+    once) without saving it; names the store has never seen come back as warnings."""
     try:
-        seg = await read_definition(request)
+        doc = await read_definition(request)
     except ApiError as e:
         if e.status != 422:
             raise
-        return {"valid": False, "errors": e.errors}
-    try:
-        await ctx.run(segment_ops.draft_registry, ctx.app, seg)
-    except DefinitionError as e:
-        return {"valid": False, "errors": problems_error(e).errors}
-    return {"valid": True, "errors": [], "canonical": seg.to_dict()}
+        return {"valid": False, "errors": e.errors, "warnings": []}
+
+    def run() -> dict[str, Any]:
+        report = parse_segment_report(doc, ctx.settings.definition_limits)
+        checked = segment_ops.check_drafts(ctx.app, [report])
+        out: dict[str, Any] = {
+            "valid": not checked.problems,
+            "errors": problems_error(DefinitionError(checked.problems)).errors,
+            "warnings": _warnings(checked.warnings),
+        }
+        if report.segment is not None and not checked.problems:
+            out["canonical"] = report.segment.to_dict()
+        return out
+
+    return await ctx.run(run)
 
 
 @router.post(
@@ -245,10 +275,17 @@ async def validate_segment(request: Request, ctx: Ctx) -> Any:
 )
 async def preview_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> Any:
     """Size and a sample of members of an unsaved draft."""
-    seg = await read_definition(request)
+    doc = await read_definition(request)
     when = parse_at(at) or ctx.clock.now()
+
+    def run() -> dict[str, Any]:
+        seg, warnings = check(ctx, doc)
+        out = segment_ops.preview(ctx.app, seg, when)
+        out["warnings"] = _warnings(warnings)
+        return out
+
     try:
-        return await ctx.run(segment_ops.preview, ctx.app, seg, when)
+        return await ctx.run(run)
     except DefinitionError as e:
         raise problems_error(e) from None
 
@@ -275,8 +312,8 @@ async def update_segment(
 ) -> Any:
     """Save a new version; the response holds the enter/exit diff it applied (with
     ``dry_run=true``: the diff it would apply, nothing saved)."""
-    seg = await read_definition(request, segment_id)
-    return await ctx.run(_save, ctx, seg, create=False, dry_run=dry_run)
+    doc = await read_definition(request, segment_id)
+    return await ctx.run(_save, ctx, doc, create=False, dry_run=dry_run)
 
 
 @router.delete("/{segment_id}", status_code=204, response_class=Response)

@@ -2189,6 +2189,24 @@ class DuckDBStore:
         row = self.con.execute("SELECT count(*) FROM profiles").fetchone()
         return int(row[0]) if row else 0
 
+    def catalogue(self) -> Catalogue:
+        """What the store has seen: event names, event field paths and trait keys (a
+        definition naming something else is most likely a typo)."""
+        con = self.con
+        events = frozenset(r[0] for r in con.execute("SELECT name FROM event_names").fetchall())
+        paths = frozenset(r[0] for r in con.execute("SELECT path FROM field_catalog").fetchall())
+        traits = frozenset(r[0] for r in con.execute("SELECT DISTINCT key FROM traits").fetchall())
+        return Catalogue(events, paths, traits)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Names seen in stored data (``DuckDBStore.catalogue``)."""
+
+    events: frozenset[str]
+    paths: frozenset[str]
+    traits: frozenset[str]
+
 
 def _rebuild(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     """An events row as a message-shaped dict: dotted columns nested, ``extra`` merged."""

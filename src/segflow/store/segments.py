@@ -9,7 +9,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from segflow.model.definition import Segment, parse_segment
+from segflow.model.definition import STORED, Segment, parse_segment
 from segflow.model.errors import DefinitionError, Problem
 from segflow.plan.planner import check_references
 
@@ -38,7 +38,7 @@ class SegmentRegistry:
         for definition, version, deleted in rows:
             if deleted:
                 continue
-            seg = parse_segment(orjson.loads(definition))
+            seg = parse_segment(orjson.loads(definition), STORED)
             out[seg.id] = _with_version(seg, int(version))
         return out
 
