@@ -269,3 +269,115 @@ def test_static_list_and_change_filters(server: Server) -> None:
     assert len(first["changes"]) == 1 and first["next_cursor"] == first["changes"][0]["seq"]
     rest = server.client.get("/v1/changes", params={"after": first["next_cursor"]}).json()
     assert rest["changes"] and rest["changes"][0]["seq"] > first["next_cursor"]
+
+
+def test_unknown_keys_are_422_naming_key_path_and_closest_key(server: Server) -> None:
+    doc = {
+        "id": "s",
+        "priority": 2,
+        "condition": {"event": "Order Completed", "within": "7d", "whre": []},
+    }
+    r = server.client.post("/v1/segments", json=doc)
+    assert r.status_code == 422
+    errors = {e["path"]: e["message"] for e in r.json()["error"]["errors"]}
+    assert set(errors) == {"priority", "condition.whre"}
+    assert "did you mean 'where'?" in errors["condition.whre"]
+    assert _segment_count(server) == 0
+
+
+def test_syntax_value_and_reference_problems_come_in_one_422(server: Server) -> None:
+    doc = {
+        "id": "s",
+        "condition": {
+            "all": [{"event": "Order Completed", "within": "7x"}, {"in_segment": "high_valu"}]
+        },
+    }
+    server.client.post("/v1/segments", json=_spend("high_value", 100))
+    for path in ("/v1/segments", "/v1/segments/validate", "/v1/segments/preview"):
+        r = server.client.post(path, json=doc)
+        body = r.json()
+        errors = body["errors"] if path.endswith("validate") else body["error"]["errors"]
+        got = {e["path"]: e["message"] for e in errors}
+        assert set(got) == {"condition.all[0].within", "condition.all[1].in_segment"}, path
+        assert "did you mean 'high_value'?" in got["condition.all[1].in_segment"]
+
+
+def test_names_never_seen_are_warned_with_the_closest_known_ones(server: Server) -> None:
+    _orders(server, {"u1": 50.0, "u2": 500.0})
+    doc = {
+        "id": "typos",
+        "condition": {
+            "any": [
+                {"event": "Order Complete"},
+                {"trait": "countyr", "eq": "PL"},
+                {"trait": "ltv", "gt": 1000},
+                {"event": "Order Completed", "measure": "sum", "of": "revenu", "gt": 1},
+            ]
+        },
+    }
+    expected = {
+        "condition.any[0].event": ["Order Completed"],
+        "condition.any[1].trait": ["country"],
+        "condition.any[3].of": ["properties.revenue"],
+    }
+    v = server.client.post("/v1/segments/validate", json=doc).json()
+    assert v["valid"] is True
+    assert {w["path"]: w["suggestions"][:1] for w in v["warnings"]} == expected
+    p = server.client.post("/v1/segments/preview", json=doc).json()
+    assert {w["path"] for w in p["warnings"]} == set(expected)
+    r = server.client.post("/v1/segments", json=doc)
+    assert r.status_code == 201
+    assert {w["path"] for w in r.json()["warnings"]} == set(expected)
+    ok = server.client.post("/v1/segments", json=_spend("fine", 10)).json()
+    assert ok["warnings"] == []
+
+
+def test_definition_over_the_limits_is_422_from_save_and_validate(server: Server) -> None:
+    limits = server.ctx.settings.definition_limits
+    wide = {
+        "id": "wide",
+        "condition": {"any": [{"event": f"E{i}"} for i in range(limits.max_leaves + 1)]},
+    }
+    for path in ("/v1/segments", "/v1/segments/validate"):
+        r = server.client.post(path, json=wide)
+        body = r.json()
+        errors = body["errors"] if path.endswith("validate") else body["error"]["errors"]
+        assert r.status_code == (200 if path.endswith("validate") else 422)
+        assert [e["path"] for e in errors] == ["condition"]
+        assert "limit max_leaves" in errors[0]["message"]
+    assert _segment_count(server) == 0
+
+
+def test_saving_a_definition_at_the_limit_while_ingesting(server: Server) -> None:
+    """The widest definition allowed saves, and ingestion requests sent while it is
+    being saved are all answered and evaluated."""
+    import threading
+
+    limits = server.ctx.settings.definition_limits
+    names = [f"Event {i}" for i in range(limits.max_leaves // 2)]
+    leaves: list[dict[str, Any]] = [{"event": n, "within": "7d"} for n in names]
+    leaves += [{"trait": f"t{i}", "eq": i} for i in range(limits.max_leaves - len(leaves))]
+    doc = {"id": "wide", "condition": {"any": leaves}}
+    answers: list[int] = []
+
+    def ingest() -> None:
+        for i in range(5):
+            r = server.ingest(
+                "/v1/track",
+                {
+                    "userId": f"w{i}",
+                    "event": names[i],
+                    "messageId": f"w{i}",
+                    "timestamp": _iso(NOW),
+                },
+            )
+            answers.append(r.status_code)
+
+    sender = threading.Thread(target=ingest)
+    sender.start()
+    r = server.client.post("/v1/segments", json=doc)
+    sender.join()
+    assert r.status_code == 201, r.text
+    assert answers == [200] * 5
+    members = server.client.get("/v1/segments/wide/members").json()["members"]
+    assert members == [f"w{i}" for i in range(5)]
