@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.types import Receive
 
 from segflow.api.deps import ApiError, ServerContext, Settings, get_ctx
-from segflow.model.events import IngestError, IngestProblem
+from segflow.model.events import IngestError, IngestProblem, parse_message
 from segflow.store.duckdb_store import StoredEvents, utcnow
 
 log = logging.getLogger("segflow.ingest")
@@ -601,12 +601,18 @@ def _parse(
     if now is None:
         now = utcnow()
     if kind == "batch":
-        messages, prefix = _batch(data, body, ctx.settings.max_message_bytes), "batch"
+        messages, errors = _batch(data, body, ctx.settings.max_message_bytes)
+        prefix = "batch"
         sent_at, context = data.get("sentAt"), data.get("context")
         if context is not None and not isinstance(context, dict):
             raise ApiError(
                 400, "context: expected an object", [_err("context", "expected an object")]
             )
+        if errors:
+            for m in messages:
+                if isinstance(m, dict):
+                    _prepare(ctx, m, now, sent_at, context)
+            _batch_invalid(errors + _field_errors(messages, {e["path"] for e in errors}))
     else:
         if not isinstance(data, dict):
             msg = f"expected a JSON object, got {_json_type(data)}"
@@ -633,8 +639,9 @@ def _no_nul_keys(v: Any, path: str) -> None:
             _no_nul_keys(x, f"{path}[{i}]")
 
 
-def _batch(data: Any, body: bytes, limit: int) -> list[dict[str, Any]]:
-    """The messages of a batch body, each an object of a known type under 32 KB."""
+def _batch(data: Any, body: bytes, limit: int) -> tuple[list[Any], list[dict[str, str]]]:
+    """The messages of a batch body, and the errors of those that are not an object of
+    a known type under 32 KB."""
     if not isinstance(data, dict):
         msg = f"expected a JSON object with a batch array, got {_json_type(data)}"
         raise ApiError(400, msg, [_err("", msg)])
@@ -656,11 +663,36 @@ def _batch(data: Any, body: bytes, limit: int) -> list[dict[str, Any]]:
             errors.append(
                 _err(f"batch[{i}]", f"message too large: the limit is {limit // 1024} KB")
             )
-    if errors:
-        head = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ApiError(400, f"invalid batch: {head['path']}: {head['message']}{more}", errors)
-    return batch
+    return batch, errors
+
+
+def _batch_invalid(errors: list[dict[str, str]]) -> None:
+    errors.sort(key=lambda e: _position(e["path"]))
+    head = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise ApiError(400, f"invalid batch: {head['path']}: {head['message']}{more}", errors)
+
+
+def _position(path: str) -> int:
+    """The message index of a ``batch[i]...`` path."""
+    return int(path[len("batch[") : path.index("]")])
+
+
+def _field_errors(messages: list[Any], reported: set[str]) -> list[dict[str, str]]:
+    """Every invalid field of every message of a batch rejected for its shape, so the
+    whole batch is answered at once (paths already ``reported`` are left out)."""
+    out: list[dict[str, str]] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or f"batch[{i}]" in reported:
+            continue
+        try:
+            parse_message(m, flatten=False)
+        except IngestError as e:
+            for p in e.problems:
+                path = f"batch[{i}].{p.field}" if p.field else f"batch[{i}]"
+                if path not in reported:
+                    out.append(_err(path, p.message))
+    return out
 
 
 _MESSAGE_SCHEMA: Final[dict[str, Any]] = {

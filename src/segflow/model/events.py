@@ -497,8 +497,7 @@ def parse_message(raw: object, *, flatten: bool = True) -> Message:
     event = raw.get("event")
     if event is not None and not isinstance(event, str):
         problems.append(IngestProblem("event", f"expected a string, got {_json_type(event)}"))
-        event = None
-    if type_ == "track" and not event:
+    elif type_ == "track" and not event:
         problems.append(IngestProblem("event", "missing (required for track)"))
     if type_ == "alias":
         if previous_id is None:
