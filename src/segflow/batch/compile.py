@@ -62,8 +62,10 @@ TRUE = exp.true()
 FALSE = exp.false()
 NUMERIC_JSON_TYPES = ("DOUBLE", "BIGINT", "UBIGINT", "HUGEINT")
 T = TypeVar("T")
+E = TypeVar("E", bound=exp.Expression)
 MAX_EVENT_SCANS: Final = 32
 MAX_TRAIT_SCANS: Final = 32
+MAX_SEQUENCE_SCANS: Final = 32
 """Most event scans (each a join) one query holds: a plan over more event-name sets
 packs several into one scan.  DuckDB's cost per join grows with the joins before it
 (every probe carries every column joined so far), so a definition over hundreds of
@@ -93,6 +95,16 @@ def _pack(items: list[T], most: int) -> list[list[T]]:
         out.append(items[start:end])
         start = end
     return out
+
+
+def _balanced(items: list[E], join: Callable[[E, E], E]) -> E:
+    """``items`` joined pairwise into a balanced tree (its depth grows as the log of
+    their number, where a chain would nest as deep as there are items)."""
+    while len(items) > 1:
+        items = [join(a, b) for a, b in zip(items[::2], items[1::2], strict=False)] + (
+            [items[-1]] if len(items) % 2 else []
+        )
+    return items[0]
 
 
 def ident(name: str) -> exp.Identifier:
@@ -347,6 +359,7 @@ class BatchCompiler:
         self.dialect = dialect
         self.values: dict[str, exp.Expression] = {}  # feature key -> its value in the final select
         self.trait_tables: dict[str, str] = {}  # trait feature key -> the CTE holding it
+        self.flag_columns: dict[str, exp.Column] = {}  # sequence feature key -> its column
 
     # -- event rows ---------------------------------------------------------
     def field_typed(self, path: str) -> Typed:
@@ -552,9 +565,16 @@ class BatchCompiler:
             )
             ctes.append((name, cte))
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
-        for k, s in sorted(seqs.items()):
-            name = f"sq_{k}"
-            ctes.append((name, self.sequence_cte(s)))
+        for packed_seqs in _pack(sorted(seqs.items()), MAX_SEQUENCE_SCANS):
+            name = f"sq_{packed_seqs[0][0]}"
+            for k, _s in packed_seqs:
+                self.flag_columns[k] = col("matched" if len(packed_seqs) == 1 else f"m_{k}", name)
+            cte = (
+                self.sequence_cte(packed_seqs[0][1])
+                if len(packed_seqs) == 1
+                else self.sequences_pivot(packed_seqs)
+            )
+            ctes.append((name, cte))
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
         for k, st in sorted(statics.items()):
             name = f"st_{k}"
@@ -624,6 +644,26 @@ class BatchCompiler:
         )
         for part in ("kind", "num", "str", "bool"):
             query = query.select(exp.alias_(col(part), f"t{part[0]}_{k}", quoted=True), copy=False)
+        return query
+
+    def sequences_pivot(self, items: list[tuple[str, SequenceMatch]]) -> exp.Expression:
+        """Several sequences' matches in one CTE (one join): their ``sequence_cte``
+        rows, tagged with their position, unioned and pivoted (a plan over more
+        sequences than ``MAX_SEQUENCE_SCANS`` shares joins, as ``MAX_EVENT_SCANS``
+        explains)."""
+        key = self.key
+        parts: list[exp.Query] = [
+            exp.select(col(key), exp.alias_(exp.Literal.number(j), "_i"), col("matched")).from_(
+                exp.Subquery(this=self.sequence_cte(s), alias=exp.TableAlias(this=ident(f"q{j}")))
+            )
+            for j, (_k, s) in enumerate(items)
+        ]
+        union = _balanced(parts, lambda a, b: exp.union(a, b, distinct=False))
+        query = exp.select(col(key)).from_(union.subquery("u")).group_by(col(key))
+        for j, (k, _s) in enumerate(items):
+            mine = exp.EQ(this=col("_i"), expression=exp.Literal.number(j))
+            agg = exp.Filter(this=fn("BOOL_OR", col("matched")), expression=exp.Where(this=mine))
+            query = query.select(exp.alias_(agg, f"m_{k}", quoted=True), copy=False)
         return query
 
     def sequence_cte(self, s: SequenceMatch) -> exp.Expression:
@@ -713,10 +753,8 @@ class BatchCompiler:
                 )
             )
         if isinstance(f, FFlag):
-            feat = self.plan.features[f.feature]
-            table = f"sq_{f.feature}" if isinstance(feat, SequenceMatch) else f"st_{f.feature}"
-            column = "matched" if isinstance(feat, SequenceMatch) else "member"
-            return coalesce_false(col(column, table))
+            flag = self.flag_columns.get(f.feature, col("member", f"st_{f.feature}"))
+            return coalesce_false(flag)
         if isinstance(f, FBucket):
             h = self.bucket_sql(f.salt)
             # a bucket is in [0, 100): the bounds at the ends hold for every profile

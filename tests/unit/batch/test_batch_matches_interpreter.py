@@ -233,24 +233,81 @@ def test_sql_evaluator_equals_interpreter(
     scans: int | None,
 ) -> None:
     """Keyed on profile numbers (as DuckDBStore stores) or on profile ids (a store made
-    from the DDL alone), with one scan per event-name set and trait or with scans
-    shared (``scans``, as a plan over many names and traits shares them): the same
+    from the DDL alone), with one scan per event-name set, trait and sequence or with
+    scans shared (``scans``, as a plan over many of them shares them): the same
     members every way."""
     segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
     segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
     segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
     con = duckdb.connect()
     load(con, hs, numbered=numbered)
-    limits = (compile_mod.MAX_EVENT_SCANS, compile_mod.MAX_TRAIT_SCANS)
-    if scans is not None:
-        compile_mod.MAX_EVENT_SCANS = compile_mod.MAX_TRAIT_SCANS = scans
+    names = ("MAX_EVENT_SCANS", "MAX_TRAIT_SCANS", "MAX_SEQUENCE_SCANS")
+    limits = {n: getattr(compile_mod, n) for n in names}
+    for n in names:
+        setattr(compile_mod, n, scans or limits[n])
     try:
         result = evaluate(con, segments, at)
     finally:
-        compile_mod.MAX_EVENT_SCANS, compile_mod.MAX_TRAIT_SCANS = limits
+        for n, v in limits.items():
+            setattr(compile_mod, n, v)
     plan = build_plan(segments)
     got = result.membership_map()
     for h in hs:
         expected = Interpreter(plan, h, at).segments()
         for sid, member in expected.items():
             assert (h.profile_id in got[sid]) == member, (sid, h.profile_id, at)
+
+
+def test_shared_scans_keep_each_feature_apart() -> None:
+    """Sequences, traits and event names packed into one scan each still answer for
+    themselves (their positions inside the shared scan are not mixed up)."""
+    hist = [
+        ProfileHistory(
+            "p0",
+            [
+                Event(T0, "View", {}, message_id="a"),
+                Event(T0 + timedelta(hours=1), "Add", {}, message_id="b"),
+            ],
+            [TraitWrite(T0, "w0", "country", "PL")],
+        ),
+        ProfileHistory(
+            "p1",
+            [
+                Event(T0, "Add", {}, message_id="c"),
+                Event(T0 + timedelta(hours=1), "View", {}, message_id="d"),
+                Event(T0 + timedelta(hours=2), "Order", {}, message_id="e"),
+            ],
+            [TraitWrite(T0, "w1", "age", 40)],
+        ),
+    ]
+    conds: list[dict[str, Any]] = [
+        {"sequence": [{"event": "View"}, {"event": "Add"}]},
+        {"sequence": [{"event": "Add"}, {"event": "View"}]},
+        {"sequence": [{"event": "View"}, {"event": "Order"}]},
+        {"trait": "country", "eq": "PL"},
+        {"trait": "age", "gt": 30},
+        {"event": "Order"},
+        {"event": "View", "gte": 1},
+    ]
+    segments = [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
+    at = T0 + timedelta(days=1)
+    con = duckdb.connect()
+    load(con, hist, numbered=True)
+    names = ("MAX_EVENT_SCANS", "MAX_TRAIT_SCANS", "MAX_SEQUENCE_SCANS")
+    limits = {n: getattr(compile_mod, n) for n in names}
+    for n in names:
+        setattr(compile_mod, n, 1)
+    try:
+        got = evaluate(con, segments, at).membership_map()
+    finally:
+        for n, v in limits.items():
+            setattr(compile_mod, n, v)
+    assert got == {
+        "s0": {"p0"},
+        "s1": {"p1"},
+        "s2": {"p1"},
+        "s3": {"p0"},
+        "s4": {"p1"},
+        "s5": {"p1"},
+        "s6": {"p0", "p1"},
+    }
