@@ -23,7 +23,7 @@ import duckdb
 from segflow.batch.run import evaluate
 from segflow.model.definition import Segment
 from segflow.plan.features import EventAggregate, SequenceMatch
-from segflow.plan.planner import Plan, build_plan
+from segflow.plan.planner import Plan, build_plan, check_references
 from segflow.realtime import (
     Change,
     Clock,
@@ -40,6 +40,7 @@ from segflow.service import Segflow
 from segflow.store.changes import ChangeRow, LoggedChange, MembershipChangeLog
 from segflow.store.duckdb_store import StoredEvents
 from segflow.store.history import EventRow, HistoryReader, MessageFields, StoredTrait
+from segflow.store.segments import SegmentRegistry
 
 US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000
@@ -93,6 +94,33 @@ def plan_paths(plan: Plan) -> set[str]:
             for step in feat.steps:
                 out.update(p.path for p in step.where)
     return out
+
+
+def _inputs(engine: ProfileEngine) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """What an engine reads: event names, event field paths and trait keys."""
+    return (
+        frozenset(engine.routes),
+        frozenset(plan_paths(engine.plan)),
+        frozenset(engine.traits),
+    )
+
+
+@dataclass
+class PreparedSave:
+    """A definition save's heavy work done off the store lock over one snapshot
+    (``LiveEvaluator.prepare_save``)."""
+
+    segment: Segment
+    fingerprints: dict[str, str]
+    """The other definitions it was compiled with (by id): stale when they changed."""
+    engine: ProfileEngine
+    states: dict[str, ProfileState]
+    """Every profile's state as of the snapshot's instant."""
+    seq: int
+    wseq: int
+    merges: tuple[datetime | None, frozenset[tuple[str, str]]]
+    after: set[str]
+    """Members of the segment per the batch evaluator at the snapshot."""
 
 
 def _stored(c: LoggedChange) -> StoredChange:
@@ -218,13 +246,14 @@ class LiveEvaluator:
         return self.clock.now()
 
     def _compile(self, segments: Mapping[str, Segment]) -> ProfileEngine:
+        engine = compile_engine(build_plan(segments.values()))
+        self._adopt(segments, engine)
+        return engine
+
+    def _adopt(self, segments: Mapping[str, Segment], engine: ProfileEngine) -> None:
         self._segments = dict(segments)
         self._hidden = set()
-        engine = compile_engine(build_plan(segments.values()))
-        self._names = frozenset(engine.routes)
-        self._paths = frozenset(plan_paths(engine.plan))
-        self._trait_keys = frozenset(engine.traits)
-        return engine
+        self._names, self._paths, self._trait_keys = _inputs(engine)
 
     def _build(
         self,
@@ -235,19 +264,24 @@ class LiveEvaluator:
         upto_wseq: int | None,
         profiles: Iterable[str] | None = None,
         inputs_upto_at: bool = False,
+        reader: HistoryReader | None = None,
     ) -> dict[str, ProfileState]:
         """States of every profile (or of ``profiles``) as of ``at`` from stored history:
         one scan of events ordered by profile, traits read alongside (those of events up
         to ``upto_seq`` and those of no event up to ``upto_wseq``).  With
         ``inputs_upto_at`` only inputs stamped at or before ``at`` are read (a replay
-        feeds the later ones); otherwise later ones are held as future inputs."""
+        feeds the later ones); otherwise later ones are held as future inputs.
+        ``reader``: read through it instead (another connection, for a build that runs
+        without the store lock)."""
+        reader = reader if reader is not None else self.reader
+        names, paths, trait_keys = _inputs(engine)
         wanted = None if profiles is None else sorted(set(profiles))
-        static = self.reader.static_members()
+        static = reader.static_members()
         t = to_us(at)
         upto_ts = t if inputs_upto_at else None
         traits: dict[str, list[tuple[int, str, str, Any]]] = {}
-        for batch in self.reader.traits(
-            self._trait_keys,
+        for batch in reader.traits(
+            trait_keys,
             upto_seq=upto_seq,
             upto_wseq=upto_wseq,
             profiles=wanted,
@@ -256,9 +290,9 @@ class LiveEvaluator:
             for w in batch:
                 traits.setdefault(w.profile_id, []).append((w.ts, w.message_id, w.key, w.value))
         states: dict[str, ProfileState] = {}
-        stream = self.reader.events(
-            self._names,
-            self._paths,
+        stream = reader.events(
+            names,
+            paths,
             upto_seq=upto_seq,
             profiles=wanted,
             order="profile",
@@ -272,7 +306,7 @@ class LiveEvaluator:
                 static.get(pid, ()),
                 t,
             )
-        universe = self.reader.profile_ids() if wanted is None else wanted
+        universe = reader.profile_ids() if wanted is None else wanted
         known = set(universe)
         for pid in universe:
             if pid not in states:
@@ -656,19 +690,86 @@ class LiveEvaluator:
         after = members_after(self.app, segment, now)
         return EditDiff.between(segment.id, before, after)
 
-    def save(self, segment: Segment) -> tuple[int, EditDiff, list[StoredChange]]:
+    def prepare_save(self, segment: Segment, con: duckdb.DuckDBPyConnection) -> PreparedSave | None:
+        """The heavy part of saving ``segment``, done over ``con`` (a cursor of the
+        store's connection) without the store lock, so ingestion goes on meanwhile: the
+        new engine, every profile's state under it and the batch evaluator's members,
+        all from one snapshot of the store.  ``save(segment, prepared)`` then only
+        brings the profiles touched since up to date.  None for a static segment (its
+        snapshot is taken under the lock).  Touches no state of this evaluator."""
+        if segment.mode == "static":
+            return None
+        con.execute("BEGIN TRANSACTION")
+        try:
+            saved = {k: v for k, v in SegmentRegistry(con).current().items() if k != segment.id}
+            merged = {**saved, segment.id: segment}
+            check_references(merged)
+            engine = compile_engine(build_plan(merged.values()))
+            reader = HistoryReader(con)
+            at = self._now()
+            seq, wseq, merges = reader.max_seq(), reader.max_wseq(), reader.merge_mark()
+            states = self._build(engine, at, upto_seq=seq, upto_wseq=wseq, reader=reader)
+            after = set(evaluate(con, merged.values(), at, only=[segment.id]).members(segment.id))
+        finally:
+            con.execute("ROLLBACK")  # read only (the batch evaluator's scratch is dropped)
+        fingerprints = {k: v.definition_fingerprint() for k, v in saved.items()}
+        return PreparedSave(segment, fingerprints, engine, states, seq, wseq, merges, after)
+
+    def save(
+        self, segment: Segment, prepared: PreparedSave | None = None
+    ) -> tuple[int, EditDiff, list[StoredChange]]:
         """Save a new version, backfill it from history, hand over to the live engine
         with no gap, and log enters/exits with reason ``definition_changed`` at the save
-        instant.  Returns (version, diff, changes)."""
+        instant.  Returns (version, diff, changes).  With ``prepared`` (from
+        ``prepare_save``, still valid when no other definition changed since) only the
+        profiles touched since its snapshot are rebuilt here."""
         out = self.catch_up()
-        diff = self.preview_edit(segment)
+        current = self.app.registry.current()
+        if prepared is not None and prepared.fingerprints != {
+            k: v.definition_fingerprint() for k, v in current.items() if k != segment.id
+        }:
+            prepared = None
+        if prepared is None:
+            diff = self.preview_edit(segment)
+        else:
+            before = set(self.members(segment.id)) if segment.id in self._segments else set()
+            diff = EditDiff.between(segment.id, before, prepared.after)
         ((saved, status),) = self.app.registry.save([segment])
         if status == "unchanged":
             return saved.version, replace(diff, entering=[], leaving=[]), out
         if saved.mode == "static":
             self.app.snapshot(saved)
-        out += self._reload("definition_changed")
+        if prepared is None:
+            out += self._reload("definition_changed")
+        else:
+            out += self._hand_over(prepared, "definition_changed")
         return saved.version, diff, out
+
+    def _hand_over(self, prepared: PreparedSave, reason: Reason) -> list[StoredChange]:
+        """Install ``prepared``'s engine and states, first bringing them from its
+        snapshot to now: the profiles with inputs or merges since (or new or gone) are
+        rebuilt from history, the others' timers fire up to now."""
+        now = self._now()
+        seq, wseq = self._seq, self._wseq  # the catch-up just done read up to these
+        engine, states = prepared.engine, prepared.states
+        reader = self.reader
+        universe = set(self.runner.states)
+        touched = set(reader.profiles_after(prepared.seq, seq))
+        touched.update(reader.profiles_written_after(prepared.wseq, wseq))
+        touched.update(p for m in reader.merges_since(prepared.merges) for p in m)
+        for pid in set(states) - universe:
+            del states[pid]
+        touched = (touched | (universe - set(states))) & universe
+        now_us = to_us(now)
+        for pid, st in states.items():
+            if pid not in touched:
+                engine.advance_us(st, now_us)
+        if touched:
+            states.update(self._build(engine, now, upto_seq=seq, upto_wseq=wseq, profiles=touched))
+        old = {pid: set(mine) for pid, mine in self._since.items()}
+        hidden = set(self._hidden)
+        self._adopt(self.app.registry.current(), engine)
+        return self._switch(engine, states, old, hidden, now, reason, seq, wseq)
 
     def delete(self, segment_id: str, *, force: bool = False) -> list[StoredChange]:
         """Delete a segment (protected or referenced ones refuse, as the registry does);
@@ -693,6 +794,21 @@ class LiveEvaluator:
         seq = self.reader.max_seq()
         wseq = self.reader.max_wseq()
         states = self._build(engine, now, upto_seq=seq, upto_wseq=wseq)
+        return self._switch(engine, states, old, hidden, now, reason, seq, wseq)
+
+    def _switch(
+        self,
+        engine: ProfileEngine,
+        states: dict[str, ProfileState],
+        old: dict[str, set[str]],
+        hidden: set[str],
+        now: datetime,
+        reason: Reason,
+        seq: int,
+        wseq: int,
+    ) -> list[StoredChange]:
+        """Run ``engine`` over ``states`` (as of now) from here on, logging at now the
+        differences from the memberships ``old`` (less the ``hidden`` segments)."""
         old_runner = self._runner
         runner = self._install(engine, states)
         changes: list[Change] = []

@@ -299,3 +299,58 @@ def test_merge_and_save_rebuild_with_trait_writes_of_no_event(app: Segflow) -> N
     assert ("gold", "u1", True, "merged") in kinds(got)
     assert live.members("gold") == batch_members(app, "gold", at(5)) == ["u1"]
     assert live.explain("gold", "u1")["member"] is True
+
+
+def test_save_prepared_off_the_lock_catches_up_with_what_came_since(app: Segflow) -> None:
+    """Events, trait writes and expiring windows between the snapshot of
+    ``prepare_save`` and the save all count: the memberships after the save are the
+    batch evaluator's at that instant."""
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    edited = parse_segment(
+        {
+            "id": "buyers",
+            "condition": {
+                "any": [
+                    {"event": "Product Viewed", "within": "7d"},
+                    {"event": "Order Completed", "within": "7d"},
+                ]
+            },
+        }
+    )
+    prepared = live.prepare_save(edited, app.con.cursor())
+    assert prepared is not None
+    app.store.ingest_messages(
+        [
+            track({"anonymousId": "a2"}, "Product Viewed", 5, "m5"),
+            {
+                "type": "identify",
+                "userId": "u1",
+                "timestamp": format_instant(at(5)),
+                "messageId": "m6",
+                "traits": {"country": "DE"},
+            },
+        ]
+    )
+    clock.set(at(7 * 24 + 1))  # u1's order (hour 0) has left the window
+    version, _diff, _changes = live.save(edited, prepared)
+    assert version == 2
+    now = clock.now()
+    expected = evaluate(app.con, app.registry.current().values(), now).membership_map()
+    for sid, members in expected.items():
+        assert live.members(sid) == sorted(members), sid
+    assert live.members("buyers") == ["a1", "a2"]
+    assert live.members("pl") == []
+
+
+def test_a_prepared_save_is_not_used_when_another_definition_changed(app: Segflow) -> None:
+    live = LiveEvaluator(app, VirtualClock(at(3)))
+    live.start()
+    edited = parse_segment({"id": "buyers", "condition": {"event": "Product Viewed"}})
+    prepared = live.prepare_save(edited, app.con.cursor())
+    live.save(parse_segment({"id": "pl", "condition": {"trait": "country", "eq": "DE"}}))
+    live.save(edited, prepared)
+    assert live.members("buyers") == ["a1"]
+    assert live.members("pl") == []
+    assert live.members("quiet") == ["u1"]

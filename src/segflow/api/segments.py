@@ -7,6 +7,7 @@ Request bodies are documented with the typed ``SegmentDefinition`` model but par
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from segflow.api.schemas import (
     SizeHistory,
     ValidateResult,
 )
+from segflow.live import PreparedSave
 from segflow.model.definition import (
     Segment,
     format_instant,
@@ -169,14 +171,62 @@ def _get(ctx: ServerContext, sid: str) -> Segment:
     return seg
 
 
-def _save(ctx: ServerContext, doc: Any, *, create: bool, dry_run: bool) -> dict[str, Any]:
-    app = ctx.app
-    seg, warnings = check(ctx, doc)
-    old = app.registry.get(seg.id)
+async def _save_request(
+    ctx: ServerContext, doc: Any, *, create: bool, dry_run: bool
+) -> dict[str, Any]:
+    """Check (under the store lock), do the heavy part of the save without the lock
+    (``LiveEvaluator.prepare_save``: ingestion goes on meanwhile), then save under
+    the lock."""
+
+    def checked() -> tuple[Segment, list[NameWarning]]:
+        seg, warnings = check(ctx, doc)
+        _previous(ctx, seg, create)
+        return seg, warnings
+
+    seg, warnings = await ctx.run(checked)
+    prepared = None
+    if ctx.live is not None and not dry_run:
+        prepared = await asyncio.to_thread(_prepare, ctx, seg)
+    return await ctx.run(
+        _save, ctx, seg, warnings, create=create, dry_run=dry_run, prepared=prepared
+    )
+
+
+def _prepare(ctx: ServerContext, seg: Segment) -> PreparedSave | None:
+    """``prepare_save`` over a cursor of its own (made under the lock), off the lock."""
+    assert ctx.live is not None
+    with ctx.lock:
+        cursor = ctx.app.con.cursor()
+    try:
+        return ctx.live.prepare_save(seg, cursor)
+    except DefinitionError:
+        return None  # the save under the lock reports it
+    finally:
+        cursor.close()
+
+
+def _previous(ctx: ServerContext, seg: Segment, create: bool) -> Segment | None:
+    """The current version (409 when creating an existing id, 404 when updating an
+    unknown one)."""
+    old = ctx.app.registry.get(seg.id)
     if create and old is not None:
         raise ApiError(409, f"segment {seg.id!r} exists; update it with PUT /v1/segments/{seg.id}")
     if not create and old is None:
         raise ApiError(404, f"unknown segment {seg.id!r}; create it with POST /v1/segments")
+    return old
+
+
+def _save(
+    ctx: ServerContext,
+    seg: Segment,
+    warnings: list[NameWarning],
+    *,
+    create: bool,
+    dry_run: bool,
+    prepared: PreparedSave | None = None,
+) -> dict[str, Any]:
+    app = ctx.app
+    old = _previous(ctx, seg, create)
     try:
         if dry_run:
             diff: Any = (
@@ -192,7 +242,7 @@ def _save(ctx: ServerContext, doc: Any, *, create: bool, dry_run: bool) -> dict[
                 "warnings": _warnings(warnings),
             }
         if ctx.live is not None:
-            _, diff, _changes = ctx.live.save(seg)
+            _, diff, _changes = ctx.live.save(seg, prepared)
             saved = _get(ctx, seg.id)
         else:
             diff = segment_ops.edit_diff(app, seg, ctx.clock.now())
@@ -234,7 +284,7 @@ async def list_segments(ctx: Ctx) -> Any:
 async def create_segment(request: Request, ctx: Ctx) -> Any:
     """Create a segment (409 if the id exists); returns who entered it."""
     doc = await read_definition(request)
-    return await ctx.run(_save, ctx, doc, create=True, dry_run=False)
+    return await _save_request(ctx, doc, create=True, dry_run=False)
 
 
 @router.post(
@@ -313,7 +363,7 @@ async def update_segment(
     """Save a new version; the response holds the enter/exit diff it applied (with
     ``dry_run=true``: the diff it would apply, nothing saved)."""
     doc = await read_definition(request, segment_id)
-    return await ctx.run(_save, ctx, doc, create=False, dry_run=dry_run)
+    return await _save_request(ctx, doc, create=False, dry_run=dry_run)
 
 
 @router.delete("/{segment_id}", status_code=204, response_class=Response)
