@@ -40,6 +40,7 @@ from segflow.service import Segflow
 from segflow.store.changes import ChangeRow, LoggedChange, MembershipChangeLog
 from segflow.store.duckdb_store import StoredEvents
 from segflow.store.history import EventRow, HistoryReader, MessageFields, StoredTrait
+from segflow.store.schema import LINK_TRAITS
 from segflow.store.segments import SegmentRegistry
 
 US = timedelta(microseconds=1)
@@ -690,17 +691,28 @@ class LiveEvaluator:
         after = members_after(self.app, segment, now)
         return EditDiff.between(segment.id, before, after)
 
-    def prepare_save(self, segment: Segment, con: duckdb.DuckDBPyConnection) -> PreparedSave | None:
-        """The heavy part of saving ``segment``, done over ``con`` (a cursor of the
-        store's connection) without the store lock, so ingestion goes on meanwhile: the
-        new engine, every profile's state under it and the batch evaluator's members,
-        all from one snapshot of the store.  ``save(segment, prepared)`` then only
-        brings the profiles touched since up to date.  None for a static segment (its
-        snapshot is taken under the lock).  Touches no state of this evaluator."""
-        if segment.mode == "static":
-            return None
+    def open_snapshot(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own holding one snapshot of the store, for ``prepare_save``
+        (call under the store lock; read it without).  Trait writes are linked first
+        so that the batch evaluator has nothing to link in the snapshot: a read-only
+        transaction can never conflict with the writer."""
+        self.app.con.execute(LINK_TRAITS)
+        con = self.app.con.cursor()
         con.execute("BEGIN TRANSACTION")
+        HistoryReader(con).max_seq()  # a first read fixes the snapshot
+        return con
+
+    def prepare_save(self, segment: Segment, con: duckdb.DuckDBPyConnection) -> PreparedSave | None:
+        """The heavy part of saving ``segment``, done over ``con`` (from
+        ``open_snapshot``; rolled back here) without the store lock, so ingestion goes
+        on meanwhile: the new engine, every profile's state under it and the batch
+        evaluator's members, all from the one snapshot.  ``save(segment, prepared)``
+        then only brings the profiles touched since up to date.  None for a static
+        segment (its snapshot is taken under the lock).  Touches no state of this
+        evaluator."""
         try:
+            if segment.mode == "static":
+                return None
             saved = {k: v for k, v in SegmentRegistry(con).current().items() if k != segment.id}
             merged = {**saved, segment.id: segment}
             check_references(merged)

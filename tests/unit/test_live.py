@@ -302,9 +302,9 @@ def test_merge_and_save_rebuild_with_trait_writes_of_no_event(app: Segflow) -> N
 
 
 def test_save_prepared_off_the_lock_catches_up_with_what_came_since(app: Segflow) -> None:
-    """Events, trait writes and expiring windows between the snapshot of
-    ``prepare_save`` and the save all count: the memberships after the save are the
-    batch evaluator's at that instant."""
+    """Events, trait writes and expiring windows between the snapshot ``prepare_save``
+    reads and the save all count: the memberships after the save are the batch
+    evaluator's at that instant."""
     clock = VirtualClock(at(3))
     live = LiveEvaluator(app, clock)
     live.start()
@@ -319,8 +319,7 @@ def test_save_prepared_off_the_lock_catches_up_with_what_came_since(app: Segflow
             },
         }
     )
-    prepared = live.prepare_save(edited, app.con.cursor())
-    assert prepared is not None
+    snapshot = live.open_snapshot()
     app.store.ingest_messages(
         [
             track({"anonymousId": "a2"}, "Product Viewed", 5, "m5"),
@@ -333,6 +332,9 @@ def test_save_prepared_off_the_lock_catches_up_with_what_came_since(app: Segflow
             },
         ]
     )
+    prepared = live.prepare_save(edited, snapshot)
+    assert prepared is not None
+    assert sorted(prepared.states) == ["a1", "u1"]  # as of the snapshot
     clock.set(at(7 * 24 + 1))  # u1's order (hour 0) has left the window
     version, _diff, _changes = live.save(edited, prepared)
     assert version == 2
@@ -348,7 +350,7 @@ def test_a_prepared_save_is_not_used_when_another_definition_changed(app: Segflo
     live = LiveEvaluator(app, VirtualClock(at(3)))
     live.start()
     edited = parse_segment({"id": "buyers", "condition": {"event": "Product Viewed"}})
-    prepared = live.prepare_save(edited, app.con.cursor())
+    prepared = live.prepare_save(edited, live.open_snapshot())
     live.save(parse_segment({"id": "pl", "condition": {"trait": "country", "eq": "DE"}}))
     live.save(edited, prepared)
     assert live.members("buyers") == ["a1"]

@@ -193,10 +193,10 @@ async def _save_request(
 
 
 def _prepare(ctx: ServerContext, seg: Segment) -> PreparedSave | None:
-    """``prepare_save`` over a cursor of its own (made under the lock), off the lock."""
+    """``prepare_save`` over a snapshot opened under the lock, off the lock."""
     assert ctx.live is not None
     with ctx.lock:
-        cursor = ctx.app.con.cursor()
+        cursor = ctx.live.open_snapshot()
     try:
         return ctx.live.prepare_save(seg, cursor)
     except DefinitionError:
