@@ -121,7 +121,7 @@ def members_after(
     (together with ``others``, saved in the same batch)."""
     if segment.mode == "static":
         if segment.members is not None:
-            return set(segment.members)
+            return set(app.registry.known_profiles(segment.members)[0])
         assert segment.condition is not None and segment.snapshot_at is not None
         live = Segment(id=segment.id, name=segment.name, condition=segment.condition)
         rest = [v for k, v in app.registry.current().items() if k != segment.id]

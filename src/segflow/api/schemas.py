@@ -234,6 +234,9 @@ class SaveResult(BaseModel):
     segment: SegmentOut
     status: Literal["created", "updated", "unchanged", "dry_run"]
     diff: Diff | None = None
+    unknown_ids: list[str] = Field(
+        [], description="ids of a static member list that no profile has (not members)"
+    )
 
 
 class ValidateResult(BaseModel):

@@ -190,6 +190,7 @@ def _save(ctx: ServerContext, seg: Segment, *, create: bool, dry_run: bool) -> d
         "segment": _segment_out(saved, diff.size_after),
         "status": status,
         "diff": segment_ops.diff_dict(diff),
+        "unknown_ids": app.registry.known_profiles(seg.members or ())[1],
     }
 
 
