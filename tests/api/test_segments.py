@@ -238,7 +238,7 @@ def test_preview_members_pages_export_and_explain(server: Server) -> None:
     assert csv.status_code == 200
     assert csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.strip().splitlines()
-    assert lines[0] == "profile_id,traits"
+    assert lines[0] == "profile_id"  # no member has a trait: no trait column
     assert [line.split(",")[0] for line in lines[1:]] == ["u3", "u4", "u5", "u6", "u7"]
     parquet = server.client.get("/v1/segments/big/export", params={"format": "parquet"})
     table = pq.read_table(io.BytesIO(parquet.content))
@@ -269,3 +269,40 @@ def test_static_list_and_change_filters(server: Server) -> None:
     assert len(first["changes"]) == 1 and first["next_cursor"] == first["changes"][0]["seq"]
     rest = server.client.get("/v1/changes", params={"after": first["next_cursor"]}).json()
     assert rest["changes"] and rest["changes"][0]["seq"] > first["next_cursor"]
+
+
+def test_static_list_counts_known_profiles_and_reports_unknown_ids(server: Server) -> None:
+    _orders(server, {"u1": 10, "u2": 20})
+    r = server.client.post(
+        "/v1/segments",
+        json={"id": "vips", "mode": "static", "members": ["u1", "ghost", "u2", "nobody"]},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["segment"]["size"] == 2
+    assert r.json()["unknown_ids"] == ["ghost", "nobody"]
+    assert server.client.get("/v1/segments/vips").json()["size"] == 2
+    page = server.client.get("/v1/segments/vips/members").json()
+    assert page["members"] == ["u1", "u2"] and page["size"] == 2
+
+
+def test_export_has_one_column_per_trait(server: Server) -> None:
+    _orders(server, {"u1": 10, "u2": 20})
+    identify = {
+        "type": "identify",
+        "userId": "u2",
+        "messageId": "identify-u2",
+        "timestamp": _iso(NOW - timedelta(days=1)),
+        "traits": {"country": "DE", "vip": True, "age": 41},
+    }
+    assert server.ingest("/v1/batch", {"batch": [identify]}).status_code == 200
+    assert server.client.post("/v1/segments", json=_spend("buyers", 1)).status_code == 201
+    csv = server.client.get("/v1/segments/buyers/export")
+    assert csv.status_code == 200, csv.text
+    assert csv.text.splitlines() == [
+        "profile_id,age,country,email,vip",
+        "u1,,PL,u1@example.com,",
+        "u2,41.0,DE,,true",
+    ]
+    parquet = server.client.get("/v1/segments/buyers/export", params={"format": "parquet"})
+    rows = pq.read_table(io.BytesIO(parquet.content)).to_pylist()
+    assert rows[1] == {"profile_id": "u2", "age": 41.0, "country": "DE", "email": None, "vip": True}
