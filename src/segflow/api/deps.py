@@ -87,6 +87,14 @@ class Settings:
     the core's niceness, 17.8-19.1k events/s against 15.5-17.6k)."""
     scores_cron: str | None = "0 3 * * *"
     """When the scheduler refreshes the value scores (UTC cron; None: never)."""
+    allow_internal_webhook_targets: bool = False
+    """Accept webhook URLs at link-local / cloud metadata addresses (169.254.0.0/16,
+    fe80::/10, metadata host names), unspecified or multicast addresses, or this server
+    itself: refused by default, since an admin key could otherwise make the server
+    read its own cloud credentials or call itself."""
+    allow_private_webhook_targets: bool = True
+    """Accept webhook URLs at loopback and private-network addresses (a receiver on the
+    same host or network); turn off where admins must reach only public endpoints."""
 
     def __post_init__(self) -> None:
         if self.scores_cron is not None:

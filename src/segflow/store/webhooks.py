@@ -9,7 +9,7 @@ is lost or doubled (``(webhook_id, change_seq)`` is unique by construction).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -278,13 +278,20 @@ class WebhookStore:
             raise
         return len(rows)
 
-    def due(self, now: datetime, limit: int = 50) -> list[tuple[Delivery, Webhook]]:
-        """Pending deliveries whose next attempt is due, oldest first, with their hook."""
+    def due(
+        self, now: datetime, limit: int = 50, exclude: Collection[str] = ()
+    ) -> list[tuple[Delivery, Webhook]]:
+        """Pending deliveries whose next attempt is due, oldest first, with their hook:
+        at most ``limit`` per destination (so a backlog at one does not crowd out the
+        others), none of the destinations in ``exclude`` (busy delivering)."""
+        skip = sorted(exclude)
         rows = self.con.execute(
             f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries"
-            " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id"
-            " LIMIT ?",
-            [now, limit],
+            " WHERE status = 'pending' AND next_attempt_at <= ?"
+            " AND webhook_id NOT IN (SELECT unnest(?::VARCHAR[]))"
+            " QUALIFY row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id)"
+            " <= ? ORDER BY next_attempt_at, id",
+            [now, skip, limit],
         ).fetchall()
         if not rows:
             return []
@@ -302,9 +309,12 @@ class WebhookStore:
             out.append((d, hook))
         return out
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, exclude: Collection[str] = ()) -> datetime | None:
+        """When the next pending delivery of a destination not in ``exclude`` is due."""
         row = self.con.execute(
             "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
+            " AND webhook_id NOT IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(exclude)],
         ).fetchone()
         return row[0] if row and row[0] is not None else None
 
