@@ -15,7 +15,7 @@ import pytest
 
 from segflow.api.deps import Settings
 from segflow.server import make_context, serve_in_thread
-from tests.api.conftest import Server, create_keys
+from tests.api.conftest import EDGE, Server, create_keys
 from tests.api.test_changes import Receiver, _view, _viewers
 
 
@@ -99,6 +99,7 @@ REFUSED = [
 ]
 
 
+@EDGE
 def test_urls_at_metadata_link_local_or_the_server_itself_are_refused(server: Server) -> None:
     _viewers(server)
     for url in [*REFUSED, server.base_url + "/v1/track"]:
