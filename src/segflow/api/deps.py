@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service import Segflow
 from segflow.store.clustering import TAIL_CHUNK_ROWS
+from segflow.store.erasure import Suppressions
 from segflow.store.keys import ApiKey, KeyStore
 
 if TYPE_CHECKING:
@@ -118,8 +119,9 @@ class ServerContext:
     settings: Settings = field(default_factory=Settings)
     keys: KeyStore | None = None
     ingestor: Ingestor | None = None
-    suppressed: set[str] = field(default_factory=set)
-    """Profile/user/anonymous ids whose later events ingestion drops (privacy deletes)."""
+    suppressed: Suppressions = field(default_factory=Suppressions)
+    """Profile/user/anonymous ids whose later events ingestion drops (privacy deletes):
+    ``id in suppressed`` (keyed hashes, loaded at startup)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Per-module state (webhook dispatcher, SSE hub, ...), keyed by module name."""
 

@@ -326,6 +326,9 @@ class DeleteResult(BaseModel):
     deleted: str
     exits: int = 0
     suppressed: bool = False
+    pseudonym: str | None = Field(
+        None, description="the id the change log keeps for the erased profile"
+    )
 
 
 class WebhookIn(_Strict):
