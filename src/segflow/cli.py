@@ -74,13 +74,15 @@ def _open(db: Path, *, create: bool = False) -> Segflow:
         return Segflow(db)
     except duckdb.IOException as e:
         if "lock" not in str(e).lower():
-            raise
+            console.print(f"[red]cannot open {escape(str(db))}:[/red] {escape(str(e))}")
+            raise typer.Exit(2) from None
         holder = re.search(r"\(PID (\d+)\)", str(e))
         pid = f" (pid {holder.group(1)})" if holder else ""
         console.print(
-            f"[red]{escape(str(db))} is held by a running segflow server{pid}:[/red]"
-            " reach the same data over its HTTP API (e.g. GET /v1/segments with an admin"
-            " key), or stop the server first",
+            f"[red]{escape(str(db))} is held by another process{pid}, most likely a running"
+            " `segflow serve`:[/red] reach the same data over the server's HTTP API"
+            " (GET /v1/segments, /v1/segments/ID/members, ... with an admin key), or stop"
+            " it first",
             highlight=False,
         )
         raise typer.Exit(2) from None

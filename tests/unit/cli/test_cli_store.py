@@ -67,6 +67,14 @@ def test_import_counts_known_profiles_and_lists_unknown_ids(store: Path, tmp_pat
     assert json.loads(res.stdout) == ["u1", "u2"]
 
 
+def test_unopenable_store_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-store.duckdb"
+    bad.write_text("this is not a database file\n")
+    res = runner.invoke(app, ["segments", "list", "--db", str(bad)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"cannot open {bad}" in res.output.replace("\n", "")
+
+
 def test_mistyped_db_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "tpyo.duckdb"
     for args in (["segments", "list"], ["members", "x"], ["eval"], ["keys", "list"]):
@@ -86,7 +94,8 @@ def test_store_held_by_a_server_gives_one_line(store: Path) -> None:
     lines = res.output.strip().splitlines()
     assert len(lines) <= 3 and "Traceback" not in res.output, res.output
     text = " ".join(lines)
-    assert "held by a running segflow server" in text and "HTTP API" in text
+    assert "held by another process" in text and "segflow serve" in text
+    assert "HTTP API" in text
 
 
 def test_export_writes_one_column_per_trait(store: Path, tmp_path: Path) -> None:
