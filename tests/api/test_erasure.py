@@ -4,7 +4,6 @@ then the raw bytes of the file (and its WAL) after the server closed it."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from segflow.profiles import load_suppressions
 from segflow.server import make_context, serve_in_thread
 from segflow.service import Segflow
 from tests.api.conftest import create_keys
-from tests.api.test_changes import Receiver
+from tests.api.test_changes import Receiver, _wait
 
 USER = "ada_lovelace_1815"
 ANON = "anon-7f3a9c5e"
@@ -33,13 +32,6 @@ def _iso(hours_ago: float) -> str:
 def _raw(db: Path) -> bytes:
     wal = db.with_name(db.name + ".wal")
     return db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
-
-
-def _wait(cond: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_erased_profile_leaves_no_bytes_in_the_store_file(tmp_path: Path) -> None:

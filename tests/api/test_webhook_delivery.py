@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +14,7 @@ import pytest
 from segflow.api.deps import Settings
 from segflow.server import make_context, serve_in_thread
 from tests.api.conftest import EDGE, Server, create_keys
-from tests.api.test_changes import Receiver, _view, _viewers
+from tests.api.test_changes import Receiver, _view, _viewers, _wait
 
 
 class Blackhole:
@@ -49,14 +47,6 @@ def stuck_for_long(monkeypatch: pytest.MonkeyPatch) -> None:
     """A timeout far longer than the test: the dead destination stays stuck throughout."""
     monkeypatch.setenv("SEGFLOW_WEBHOOK_TIMEOUT_S", "120")
     monkeypatch.setenv("SEGFLOW_WEBHOOK_BACKOFF_S", "0.1")
-
-
-def _wait(cond: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 def test_dead_destination_does_not_hold_up_a_healthy_one(
