@@ -32,8 +32,9 @@ from segflow.service import Evaluation, Segflow
 app = typer.Typer(no_args_is_help=True, help="segflow: real-time customer segmentation.")
 segments_app = typer.Typer(no_args_is_help=True, help="Define and inspect segments.")
 app.add_typer(segments_app, name="segments")
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+"""Ids are never folded across lines: plain lines soft-wrap, tables widen (_print_table)."""
 
 DbOption = Annotated[
     Path,

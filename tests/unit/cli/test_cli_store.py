@@ -110,9 +110,14 @@ def test_export_writes_one_column_per_trait(store: Path, tmp_path: Path) -> None
     ]
 
 
-def test_tables_show_whole_ids_on_a_narrow_console(store: Path, tmp_path: Path) -> None:
+def test_whole_ids_are_printed_on_a_narrow_console(store: Path, tmp_path: Path) -> None:
     long_id = "segment_" + "x" * 90
-    _apply(store, tmp_path, f"id: {long_id}\ncondition: {{event: Product Viewed}}\n")
+    seg = tmp_path / "long.yaml"
+    seg.write_text(f"id: {long_id}\ncondition: {{event: Product Viewed}}\n")
+    res = narrow.invoke(app, ["segments", "apply", str(seg), "--db", str(store)])
+    assert res.exit_code == 0 and res.stdout.count(long_id) == 2, res.stdout  # table, line
+    res = narrow.invoke(app, ["replay", "--db", str(store)])
+    assert res.exit_code == 0 and long_id in res.stdout, res.stdout
     res = narrow.invoke(app, ["segments", "list", "--db", str(store)])
     assert res.exit_code == 0 and long_id in res.stdout, res.stdout
     res = narrow.invoke(app, ["eval", "--db", str(store)])
