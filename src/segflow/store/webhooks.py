@@ -384,14 +384,6 @@ class WebhookStore:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def forget_profile(self, profile_id: str) -> None:
-        """Drop undelivered bodies naming an erased profile."""
-        self.con.execute(
-            "DELETE FROM webhook_deliveries WHERE status <> 'delivered'"
-            " AND json_extract_string(body, '$.profile_id') = ?",
-            [profile_id],
-        )
-
 
 def _delivery(row: Sequence[Any]) -> Delivery:
     i, w, s, body, status, attempts, nxt, err = row
