@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 
 from segflow.batch.run import evaluate
-from segflow.model.definition import Segment
+from segflow.model.definition import Segment, call_name
 from segflow.plan.features import EventAggregate, SequenceMatch
 from segflow.plan.planner import Plan, build_plan
 from segflow.realtime import (
@@ -571,7 +571,7 @@ class LiveEvaluator:
         reader = MessageFields(self._paths, fresh.fields, fresh.columns)
         rows: list[EventRow] = []
         for _seq, pid, ts, msg in fresh.rows:
-            name = msg.event
+            name = call_name(msg.type, msg.event)
             if name not in names:
                 continue
             fields = reader(

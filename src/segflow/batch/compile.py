@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from sqlglot import exp
 
 from segflow.model.definition import (
+    CALL_TYPES,
     Absolute,
     Ago,
     Comparison,
@@ -410,19 +411,36 @@ class BatchCompiler:
 
     def names_sql(self, names: tuple[str, ...]) -> exp.Expression:
         """Match event names; with the store's name codes an integer compare, which
-        is an order of magnitude cheaper per row than comparing strings."""
+        is an order of magnitude cheaper per row than comparing strings.  Page and
+        screen calls (``PAGE_CALLS``, ``SCREEN_CALLS``) are the calls of that type
+        without an event name (``model.definition.call_name``)."""
+        calls = [
+            and_(
+                exp.EQ(this=col("type"), expression=lit(CALL_TYPES[n])),
+                exp.Is(this=col("event"), expression=exp.null()),
+            )
+            for n in names
+            if n in CALL_TYPES
+        ]
+        names = tuple(n for n in names if n not in CALL_TYPES)
+        named: exp.Expression
+        if not names:
+            return or_(*calls)
         if self.event_codes is not None:
             codes = sorted({self.event_codes[n] for n in names if n in self.event_codes})
             if not codes:
-                return FALSE
+                return or_(*calls)
             if len(codes) == 1:
-                return exp.EQ(this=col("event_code"), expression=exp.Literal.number(codes[0]))
-            return exp.In(
-                this=col("event_code"), expressions=[exp.Literal.number(c) for c in codes]
-            )
-        if len(names) == 1:
-            return exp.EQ(this=col("event"), expression=lit(names[0]))
-        return exp.In(this=col("event"), expressions=[lit(n) for n in names])
+                named = exp.EQ(this=col("event_code"), expression=exp.Literal.number(codes[0]))
+            else:
+                named = exp.In(
+                    this=col("event_code"), expressions=[exp.Literal.number(c) for c in codes]
+                )
+        elif len(names) == 1:
+            named = exp.EQ(this=col("event"), expression=lit(names[0]))
+        else:
+            named = exp.In(this=col("event"), expressions=[lit(n) for n in names])
+        return or_(named, *calls)
 
     def aggregate(self, a: EventAggregate, *, check_names: bool = True) -> exp.Expression:
         """One filtered aggregate; ``check_names=False`` when the scan already keeps

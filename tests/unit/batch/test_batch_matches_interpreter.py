@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segflow.batch.run import evaluate
-from segflow.model.definition import parse_segment
+from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
 from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
 from segflow.plan.planner import build_plan
 
@@ -34,12 +34,23 @@ field_values: dict[str, Any] = {
 }
 
 
+CALLS = [PAGE_CALLS, SCREEN_CALLS]
+"""Page and screen calls: named (``properties.name``) or not, with a path."""
+call_values: dict[str, Any] = {
+    "properties.name": st.sampled_from([None, "Pricing", "Home", "pricing", 7]),
+    "properties.path": st.sampled_from([None, "/pricing", "/", "/c/shoes"]),
+}
+
+
 @st.composite
 def events(draw: st.DrawFn) -> Event:
     fields = {k: draw(v) for k, v in field_values.items()}
+    name = draw(st.sampled_from([*NAMES, *NAMES, *CALLS]))
+    if name in CALLS:
+        fields.update({k: draw(v) for k, v in call_values.items()})
     return Event(
         T0 + draw(offsets),
-        draw(st.sampled_from(NAMES)),
+        name,
         {k: v for k, v in fields.items() if v is not None},
     )
 
@@ -103,10 +114,29 @@ predicates = st.sampled_from(
 )
 
 
+call_predicates = st.sampled_from(
+    [
+        {"property": "path", "eq": "/pricing"},
+        {"property": "path", "starts_with": "/c/"},
+        {"property": "name", "in": ["Home", "pricing"]},
+        {"property": "name", "exists": False},
+    ]
+)
+
+
 @st.composite
 def event_filter(draw: st.DrawFn) -> dict[str, Any]:
+    """A track filter (``event:``) or, one time in four, a page or screen filter."""
+    kind = draw(st.sampled_from(["event", "event", "event", "page", "screen"]))
+    if kind != "event":
+        pages = draw(st.sampled_from([True, "Pricing", ["Home", "Pricing"], "pricing"]))
+        out: dict[str, Any] = {kind: pages}
+        where = draw(st.lists(st.one_of(call_predicates, predicates), max_size=2))
+        if where:
+            out["where"] = where
+        return out
     names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=2, unique=True))
-    out: dict[str, Any] = {"event": names[0] if len(names) == 1 else names}
+    out = {"event": names[0] if len(names) == 1 else names}
     where = draw(st.lists(predicates, max_size=2))
     if where:
         out["where"] = where
@@ -145,6 +175,8 @@ def event_condition(draw: st.DrawFn) -> dict[str, Any]:
     else:
         out["measure"] = measure
         out["of"] = "category" if measure == "distinct" else "price"
+        if measure == "distinct" and ("page" in out or "screen" in out):
+            out["of"] = draw(st.sampled_from(["path", "name", "category"]))
         out.update(draw(st.sampled_from([{"gt": 5}, {"gte": 0}, {"eq": 10.5}, {"lte": 2}])))
     return out
 

@@ -11,13 +11,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segflow.model.definition import (
+    PAGE_CALLS,
+    SCREEN_CALLS,
     Abandonment,
     Ago,
     All,
     Bucket,
+    Comparison,
     Duration,
     EventCondition,
+    EventFilter,
     Not,
+    PropertyPredicate,
     SequenceCondition,
     TraitCondition,
     Within,
@@ -247,6 +252,16 @@ leaf_docs = st.sampled_from(
         {"sequence": [{"event": "A"}, {"event": "B"}], "span": "1h"},
         {"bucket": {"salt": "s", "from": 0, "to": 10}},
         {"in_segment": "other"},
+        {"page": "Pricing", "within": "7d", "gte": 3},
+        {
+            "page": True,
+            "where": [{"property": "path", "eq": "/p"}],
+            "measure": "distinct",
+            "of": "path",
+            "gte": 2,
+        },
+        {"screen": ["Cart", "Home"], "not_followed_by": {"page": True}, "for": "1h"},
+        {"sequence": [{"page": "Pricing"}, {"event": "B"}], "span": "1h"},
     ]
 )
 trees = st.recursive(
@@ -273,7 +288,9 @@ junk = st.recursive(
     lambda inner: st.one_of(
         st.lists(inner, max_size=3),
         st.dictionaries(
-            st.sampled_from(["all", "any", "not", "trait", "event", "within", "eq", "gt", "where"]),
+            st.sampled_from(
+                ["all", "any", "not", "trait", "event", "page", "screen", "within", "eq", "where"]
+            ),
             inner,
             max_size=3,
         ),
@@ -288,3 +305,72 @@ def test_junk_gives_definition_error_never_a_crash(doc: Any) -> None:
         parse_condition(doc)
     except DefinitionError as e:
         assert e.problems and all(p.path.startswith("condition") for p in e.problems)
+
+
+# --------------------------------------------------------------------------- page/screen
+
+
+def test_page_condition_reads_page_calls_by_page_name() -> None:
+    node = parse_condition({"page": "Pricing", "within": "7d", "gte": 3})
+    assert isinstance(node, EventCondition)
+    assert node.filter == EventFilter(
+        (PAGE_CALLS,), (PropertyPredicate("properties.name", Comparison("in", ("Pricing",))),)
+    )
+    assert (node.window, node.measure, node.cmp) == (
+        Within(Duration(7 * 86_400_000_000)),
+        "count",
+        Comparison("gte", 3.0),
+    )
+    assert canonical(node) == {"page": "Pricing", "within": "1w", "measure": "count", "gte": 3}
+
+
+def test_any_page_and_where_predicates_on_page_fields() -> None:
+    node = parse_condition(
+        {"page": True, "where": [{"property": "path", "eq": "/pricing"}], "within": "7d"}
+    )
+    assert isinstance(node, EventCondition)
+    assert node.filter == EventFilter(
+        (PAGE_CALLS,), (PropertyPredicate("properties.path", Comparison("eq", "/pricing")),)
+    )
+    assert canonical(node)["page"] is True
+
+
+def test_screen_filters_in_sequences_and_abandonment() -> None:
+    seq = parse_condition({"sequence": [{"screen": "Cart"}, {"event": "Order Completed"}]})
+    assert isinstance(seq, SequenceCondition)
+    assert seq.steps[0].names == (SCREEN_CALLS,)
+    ab = parse_condition({"page": "Checkout", "not_followed_by": {"page": "Thanks"}, "for": "1h"})
+    assert isinstance(ab, Abandonment)
+    assert ab.followed_by.names == (PAGE_CALLS,)
+    assert canonical(ab)["not_followed_by"] == {"page": "Thanks"}
+
+
+def test_page_name_and_name_predicate_are_one_feature() -> None:
+    a = parse_condition({"page": ["Pricing", "Home"], "within": "7d"})
+    b = parse_condition(
+        {"page": True, "where": [{"property": "name", "in": ["Home", "Pricing"]}], "within": "7d"}
+    )
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(a) != fingerprint(
+        parse_condition({"screen": ["Pricing", "Home"], "within": "7d"})
+    )
+    assert fingerprint(a) != fingerprint(
+        parse_condition({"event": ["Pricing", "Home"], "within": "7d"})
+    )
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"page": False}, "condition.page: expected true (any page) or a page name"),
+        ({"page": []}, "condition.page: expected true (any page) or a page name"),
+        ({"screen": 3}, "condition.screen: expected true (any screen) or a screen name"),
+        ({"page": "A", "event": "B"}, "condition: needs exactly one of event, page, screen"),
+        ({"page": "A", "wher": []}, "condition.wher: unknown key"),
+        ({"event": "\x00page"}, "condition.event: expected an event name"),
+        ({"sequence": [{"page": "A", "x": 1}, {"event": "B"}]}, "condition.sequence[0].x"),
+        ({"event": "A", "not_followed_by": {"page": 1}, "for": "1h"}, "not_followed_by.page"),
+    ],
+)
+def test_invalid_page_conditions(doc: Any, expected: str) -> None:
+    assert any(expected in e for e in problems(doc)), problems(doc)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from segflow.model.bucket import bucket_of
-from segflow.model.definition import Segment, parse_segment
+from segflow.model.definition import PAGE_CALLS, Segment, parse_segment
 from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
 from segflow.plan.planner import build_plan
 from segflow.realtime import (
@@ -481,3 +481,15 @@ def test_time_predicate_on_a_property_counts_the_event_only_while_it_holds() -> 
         change("recent_delivery", True, delivered, "window_expired"),
         change("recent_delivery", False, delivered + 2 * D, "window_expired"),
     ]
+
+
+def test_pricing_page_visitor_enters_on_the_third_visit_and_exits_as_the_first_ages_out() -> None:
+    r = runner(*segments(pricing={"page": "Pricing", "within": "7d", "gte": 3}))
+    visits = [T, T + H, T + 2 * H]
+    home = Event(T, PAGE_CALLS, {"properties.name": "Home"})
+    assert r.ingest("p", home, T) == []
+    assert r.ingest("p", Event(T, "Pricing", {}), T) == []  # a track event of that name
+    for at in visits:
+        got = r.ingest("p", Event(at, PAGE_CALLS, {"properties.name": "Pricing"}), at)
+    assert got == [change("pricing", True, T + 2 * H, "event")]
+    assert r.advance_to(T + 7 * D) == [change("pricing", False, T + 7 * D, "window_expired")]
