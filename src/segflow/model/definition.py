@@ -323,11 +323,43 @@ class Bucket:
     to: float
 
 
+COMPUTED_TRAITS: Final = {
+    "ltv": "number",
+    "order_count": "number",
+    "aov": "number",
+    "first_order_at": "time",
+    "last_order_at": "time",
+    "days_since_last_order": "days",
+}
+"""The computed traits a profile shows that a condition can read, by the kind of value
+(``plan.computed`` says which event measure each one is)."""
+NOT_CONDITIONS: Final = {
+    name: "it is per-product state (an add undone by a later remove of the same product)"
+    ", not a measure of events; use event conditions on Product Added / Removed"
+    for name in ("cart_items", "cart_value")
+} | {
+    "wishlist": "it is a list; use {event: Product Added to Wishlist, where: "
+    "[{property: product_id, eq: ...}]} for one product",
+}
+"""Computed traits a profile shows that conditions cannot read, and why."""
+DAYS_OPS: Final = frozenset({"gt", "gte", "lt", "lte", "between", "exists", "not_exists"})
+
+
+@dataclass(frozen=True, slots=True)
+class ComputedCondition:
+    """A computed trait of the profile view (``COMPUTED_TRAITS``) compared as shown
+    there; the planner reads it as the event measure it is, so it shares that feature."""
+
+    name: str
+    cmp: Comparison
+
+
 Condition: TypeAlias = (
     All
     | AnyOf
     | Not
     | TraitCondition
+    | ComputedCondition
     | EventCondition
     | Abandonment
     | SequenceCondition
@@ -368,6 +400,8 @@ def canonical(node: Condition) -> Any:
         return {"not": canonical(node.item)}
     if isinstance(node, TraitCondition):
         return {"trait": node.trait, **node.cmp.canonical()}
+    if isinstance(node, ComputedCondition):
+        return {"computed": node.name, **node.cmp.canonical()}
     if isinstance(node, EventCondition):
         out = _filter_canonical(node.filter)
         if node.window is not None:
@@ -741,6 +775,8 @@ class _Parser:
             name = self.text(m["trait"], _join(path, "trait"))
             cmp = self.comparison(m, path, kind="value")
             return TraitCondition(name, cmp) if name and cmp else None
+        if "computed" in m:
+            return self.computed(m, path)
         if "sequence" in m:
             return self.sequence(m, path)
         if any(k in m for k in FILTER_KINDS):
@@ -749,10 +785,36 @@ class _Parser:
             return self.event_condition(m, path)
         self.fail(
             path,
-            "is not a condition: expected one of all, any, not, trait, event, page, screen, "
-            "sequence, in_segment, bucket",
+            "is not a condition: expected one of all, any, not, trait, computed, event, page, "
+            "screen, sequence, in_segment, bucket",
         )
         return None
+
+    def computed(self, m: Mapping[str, Any], path: str) -> ComputedCondition | None:
+        self.check_keys(m, {"computed", *VALUE_OPS}, path)
+        name = m["computed"]
+        at = _join(path, "computed")
+        if isinstance(name, str) and name in NOT_CONDITIONS:
+            self.fail(at, f"{name} cannot be used in a condition: {NOT_CONDITIONS[name]}")
+            return None
+        if not isinstance(name, str) or name not in COMPUTED_TRAITS:
+            self.fail(
+                at,
+                f"unknown computed trait {_show(name)} (one of: {', '.join(COMPUTED_TRAITS)})",
+            )
+            return None
+        kind = COMPUTED_TRAITS[name]
+        if kind == "days":
+            ops = [k for k in m if k in VALUE_OPS and k not in DAYS_OPS]
+            if ops:
+                self.fail(
+                    _join(path, ops[0]),
+                    f"{name} compares with {', '.join(sorted(DAYS_OPS))}",
+                )
+                return None
+            kind = "value"
+        cmp = self.comparison(m, path, kind=kind)
+        return ComputedCondition(name, cmp) if cmp else None
 
     def bucket(self, value: object, path: str) -> Bucket | None:
         m = self.expect_map(value, path)

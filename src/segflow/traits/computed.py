@@ -1,8 +1,9 @@
 """Named computed traits (LTV, order count, AOV, cart, wishlist, ...) as of an instant.
 
-The scalar ones are the same ``EventAggregate`` features segments use, compiled by
-the same compiler; cart, wishlist and top category need per-product state and get
-their own small queries.  Everything is set-based: one query for all profiles.
+The scalar ones are the features ``{computed: NAME}`` conditions plan into
+(``plan.computed.AGGREGATES``), compiled by the same compiler, so a profile shows the
+value a condition compares; cart, wishlist and top category need per-product state and
+get their own small queries.  Everything is set-based: one query for all profiles.
 """
 
 from __future__ import annotations
@@ -16,20 +17,8 @@ import duckdb
 
 from segflow.batch.compile import BatchCompiler, Catalog
 from segflow.batch.run import load_catalog
-from segflow.model.definition import Duration, EventFilter, Within
-from segflow.plan.features import EventAggregate
+from segflow.plan.computed import AGGREGATES
 from segflow.plan.planner import Plan
-
-ORDER: Final = EventFilter(("Order Completed",))
-VIEW: Final = EventFilter(("Product Viewed",))
-
-AGGREGATES: Final[dict[str, EventAggregate]] = {
-    "ltv": EventAggregate(ORDER, None, "sum", "properties.revenue"),
-    "order_count": EventAggregate(ORDER, None, "count", None),
-    "first_order_at": EventAggregate(ORDER, None, "first_time", None),
-    "last_order_at": EventAggregate(ORDER, None, "last_time", None),
-    "views_30d": EventAggregate(VIEW, Within(Duration(30 * 86_400_000_000)), "count", None),
-}
 
 
 @dataclass(frozen=True)
@@ -41,10 +30,12 @@ class ComputedTraitDoc:
 DOCS: Final = (
     ComputedTraitDoc("ltv", "sum of revenue of Order Completed, all time"),
     ComputedTraitDoc("order_count", "number of Order Completed, all time"),
-    ComputedTraitDoc("aov", "ltv / order_count (null without orders)"),
+    ComputedTraitDoc("aov", "average revenue of Order Completed (null without orders)"),
     ComputedTraitDoc("first_order_at", "time of the first Order Completed"),
     ComputedTraitDoc("last_order_at", "time of the latest Order Completed"),
-    ComputedTraitDoc("days_since_last_order", "(as_of - last_order_at) in days"),
+    ComputedTraitDoc(
+        "days_since_last_order", "(as_of - last_order_at) in days, to the microsecond"
+    ),
     ComputedTraitDoc(
         "cart_items / cart_value",
         "products whose latest Product Added/Removed since the last order is an add; "
@@ -82,7 +73,7 @@ WITH agg AS (
   SELECT profile_id,
   {aggs}
   FROM events WHERE "timestamp" <= {ts}
-    AND event IN ('Order Completed', 'Product Viewed')
+    AND event = 'Order Completed'
   GROUP BY profile_id
 ),
 cart_actions AS (
@@ -122,9 +113,10 @@ top AS (
 SELECT p.profile_id,
        coalesce(agg.ltv, 0) AS ltv,
        coalesce(agg.order_count, 0) AS order_count,
-       agg.ltv / nullif(agg.order_count, 0) AS aov,
+       agg.aov,
        agg.first_order_at, agg.last_order_at,
-       date_diff('second', agg.last_order_at, {ts}) / 86400.0 AS days_since_last_order,
+       date_diff('microsecond', agg.last_order_at, {ts}) / 86400000000.0
+         AS days_since_last_order,
        coalesce(cart.cart_items, 0) AS cart_items,
        coalesce(cart.cart_value, 0) AS cart_value,
        coalesce(wish.wishlist, []) AS wishlist,

@@ -22,13 +22,14 @@ from segflow.plan.planner import build_plan
 from .histories import load
 
 T0 = datetime(2026, 1, 1)
-NAMES = ["View", "Add", "Order"]
+NAMES = ["View", "Add", "Order", "Order Completed"]
 DURS = ["1h", "1d", "2d", "7d"]
 
 offsets = st.integers(min_value=0, max_value=10 * 24).map(lambda h: timedelta(hours=h))
 field_values: dict[str, Any] = {
     "properties.category": st.sampled_from([None, "shoes", "watches", "Shoes", 3]),
     "properties.price": st.sampled_from([None, 0, 5, 10.5, 100, "12"]),
+    "properties.revenue": st.sampled_from([None, None, 20, 99.5, "7"]),
     "properties.flag": st.sampled_from([None, True, False]),
     "context.device.type": st.sampled_from([None, "mobile", "desktop"]),
 }
@@ -222,9 +223,35 @@ def sequence(draw: st.DrawFn) -> dict[str, Any]:
     return out
 
 
+computed_conditions = st.builds(
+    lambda name_cmp, x: {"computed": name_cmp[0], name_cmp[1]: x},
+    st.sampled_from(
+        [
+            ("ltv", "gt"),
+            ("ltv", "eq"),
+            ("order_count", "gte"),
+            ("aov", "lte"),
+            ("days_since_last_order", "gt"),
+            ("days_since_last_order", "gte"),
+            ("days_since_last_order", "lt"),
+            ("days_since_last_order", "lte"),
+        ]
+    ),
+    st.sampled_from([0, 1, 2, 1.5, 1 / 24, 20, 99.5, -1]),
+) | st.sampled_from(
+    [
+        {"computed": "days_since_last_order", "between": [1, 2.5]},
+        {"computed": "days_since_last_order", "exists": True},
+        {"computed": "last_order_at", "within_last": "2d"},
+        {"computed": "first_order_at", "older_than": "1d"},
+    ]
+)
+"""Computed traits of the profile view (they plan into event conditions)."""
+
 leaves = st.one_of(
     event_condition(),
     trait_conditions,
+    computed_conditions,
     abandonment(),
     sequence(),
     st.builds(lambda lo: {"bucket": {"salt": "s", "from": lo, "to": lo + 40}}, st.integers(0, 60)),

@@ -18,6 +18,7 @@ from segflow.model.definition import (
     All,
     Bucket,
     Comparison,
+    ComputedCondition,
     Duration,
     EventCondition,
     EventFilter,
@@ -253,6 +254,8 @@ leaf_docs = st.sampled_from(
         {"bucket": {"salt": "s", "from": 0, "to": 10}},
         {"in_segment": "other"},
         {"page": "Pricing", "within": "7d", "gte": 3},
+        {"computed": "ltv", "gt": 1000},
+        {"computed": "days_since_last_order", "between": [1, 2.5]},
         {
             "page": True,
             "where": [{"property": "path", "eq": "/p"}],
@@ -373,4 +376,35 @@ def test_page_name_and_name_predicate_are_one_feature() -> None:
     ],
 )
 def test_invalid_page_conditions(doc: Any, expected: str) -> None:
+    assert any(expected in e for e in problems(doc)), problems(doc)
+
+
+# --------------------------------------------------------------------------- computed
+
+
+def test_computed_trait_condition_keeps_its_name_and_comparison() -> None:
+    node = parse_condition({"computed": "ltv", "gt": 1000})
+    assert node == ComputedCondition("ltv", Comparison("gt", 1000.0))
+    assert canonical(node) == {"computed": "ltv", "gt": 1000}
+    assert fingerprint(node) != fingerprint(parse_condition({"trait": "ltv", "gt": 1000}))
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (
+            {"computed": "ltvv", "gt": 1},
+            "condition.computed: unknown computed trait 'ltvv' (one of",
+        ),
+        ({"computed": 3, "gt": 1}, "condition.computed: unknown computed trait 3"),
+        ({"computed": "cart_value", "gt": 1}, "condition.computed: cart_value cannot be used"),
+        ({"computed": "wishlist", "exists": True}, "condition.computed: wishlist cannot be used"),
+        ({"computed": "ltv", "within_last": "1d"}, "condition.within_last: is not a comparison"),
+        ({"computed": "last_order_at", "gt": 3}, "condition.gt: time-valued measures"),
+        ({"computed": "days_since_last_order", "eq": 3}, "condition.eq: days_since_last_order"),
+        ({"computed": "ltv", "gt": 1, "of": "x"}, "condition.of: unknown key"),
+        ({"computed": "ltv"}, "condition: needs a comparison"),
+    ],
+)
+def test_invalid_computed_conditions(doc: Any, expected: str) -> None:
     assert any(expected in e for e in problems(doc)), problems(doc)
