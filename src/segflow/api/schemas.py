@@ -113,7 +113,8 @@ class EventCondition(_Calls, Comparisons):
 
     within: Window | None = None
     measure: (
-        Literal["count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time"] | None
+        Literal["count", "sum", "avg", "min", "max", "distinct", "top", "first_time", "last_time"]
+        | None
     ) = None
     of: str | None = None
 

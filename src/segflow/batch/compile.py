@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlglot
 from sqlglot import exp
 
 from segflow.model.definition import (
@@ -58,6 +59,13 @@ from segflow.plan.features import (
 )
 from segflow.plan.planner import Plan
 
+TOP: exp.Expression = sqlglot.parse_one(
+    "LIST_SORT(LIST_TRANSFORM(MAP_ENTRIES(__counts),"
+    " top_entry -> {'n': -top_entry.value, 'k': top_entry.key}))[1].k",
+    dialect="duckdb",
+)
+"""The most frequent value of a ``HISTOGRAM`` (``__counts``), ties to the smallest: its
+(value, count) entries sorted by count descending, then value."""
 TRUE = exp.true()
 FALSE = exp.false()
 NUMERIC_JSON_TYPES = ("DOUBLE", "BIGINT", "UBIGINT", "HUGEINT")
@@ -457,6 +465,17 @@ class BatchCompiler:
         elif m == "distinct":
             assert a.of is not None
             agg = exp.Count(this=exp.Distinct(expressions=[self.distinct_value(a.of)]))
+        elif m == "top":
+            assert a.of is not None
+            s = self.field_typed(a.of).string
+            if s is None or cond is FALSE:
+                return exp.cast(exp.null(), "VARCHAR")
+            counts = fn("HISTOGRAM", s)
+            if cond is not TRUE:
+                counts = exp.Filter(this=counts, expression=exp.Where(this=cond))
+            return TOP.transform(
+                lambda n: counts.copy() if isinstance(n, exp.Column) and n.name == "__counts" else n
+            )
         else:
             assert a.of is not None
             num = self.field_typed(a.of).number
@@ -751,6 +770,9 @@ class BatchCompiler:
         value: exp.Expression = self.values[f.feature]
         if feat.measure in ("first_time", "last_time"):
             return compare_time(value, f.cmp, self.at)
+        if feat.measure == "top":
+            present = exp.Not(this=exp.Is(this=value, expression=exp.null()))
+            return compare_typed(Typed(None, value, None, present), f.cmp, self.at)
         if feat.measure in ("count", "distinct", "sum"):
             value = exp.func("COALESCE", value, exp.Literal.number(0))
         v = Typed(

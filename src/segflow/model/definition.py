@@ -275,10 +275,12 @@ FILTER_KINDS: Final = ("event", "page", "screen")
 """The keys that choose the calls a filter reads: track events, page or screen calls."""
 
 Measure: TypeAlias = Literal[
-    "count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time"
+    "count", "sum", "avg", "min", "max", "distinct", "top", "first_time", "last_time"
 ]
-MEASURES: Final = ("count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time")
-MEASURES_WITH_OF: Final = frozenset({"sum", "avg", "min", "max", "distinct"})
+MEASURES: Final = (
+    "count", "sum", "avg", "min", "max", "distinct", "top", "first_time", "last_time"
+)  # fmt: skip
+MEASURES_WITH_OF: Final = frozenset({"sum", "avg", "min", "max", "distinct", "top"})
 TIME_MEASURES: Final = frozenset({"first_time", "last_time"})
 
 
@@ -330,6 +332,7 @@ COMPUTED_TRAITS: Final = {
     "first_order_at": "time",
     "last_order_at": "time",
     "days_since_last_order": "days",
+    "top_category_30d": "value",
 }
 """The computed traits a profile shows that a condition can read, by the kind of value
 (``plan.computed`` says which event measure each one is)."""
@@ -858,6 +861,8 @@ class _Parser:
             cmp = self.comparison(m, path, kind="time")
         elif measure == "count":
             cmp = self.comparison(m, path, kind="number", default=Comparison("gte", 1.0))
+        elif measure == "top":
+            cmp = self.comparison(m, path, kind="value")
         else:
             cmp = self.comparison(m, path, kind="number")
         if flt is None or cmp is None or ("within" in m and window is None):

@@ -21,10 +21,12 @@ from segflow.model.definition import (
     Duration,
     EventCondition,
     EventFilter,
+    Within,
 )
 from segflow.plan.features import EventAggregate
 
 ORDER: Final = EventFilter(("Order Completed",))
+VIEW: Final = EventFilter(("Product Viewed",))
 REVENUE: Final = "properties.revenue"
 DAY_US: Final = 86_400_000_000
 
@@ -34,6 +36,9 @@ AGGREGATES: Final[dict[str, EventAggregate]] = {
     "aov": EventAggregate(ORDER, None, "avg", REVENUE),
     "first_order_at": EventAggregate(ORDER, None, "first_time", None),
     "last_order_at": EventAggregate(ORDER, None, "last_time", None),
+    "top_category_30d": EventAggregate(
+        VIEW, Within(Duration(30 * DAY_US)), "top", "properties.category"
+    ),
 }
 """The computed traits that are one event measure each."""
 

@@ -7,7 +7,8 @@ of the value semantics the real-time engine reuses (``compare_value``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -184,7 +185,8 @@ def matches(e: Event, f: EventFilter, at: datetime) -> bool:
 
 
 def aggregate(events: Sequence[Event], a: EventAggregate, at: datetime) -> Any:
-    """The measure over matching events; empty set: count/sum/distinct 0, others None."""
+    """The measure over matching events; empty set: count/sum/distinct 0, others None.
+    ``top`` is the most frequent string value of ``of`` (ties: the smallest)."""
     hits = [e for e in events if in_window(e.timestamp, a.window, at) and matches(e, a.filter, at)]
     m = a.measure
     if m == "count":
@@ -201,6 +203,8 @@ def aggregate(events: Sequence[Event], a: EventAggregate, at: datetime) -> Any:
             if (v := e.fields.get(a.of, MISSING)) is not MISSING and v is not None
         }
         return len(seen)
+    if m == "top":
+        return top_value(e.fields.get(a.of, MISSING) for e in hits)
     nums = [float(v) for e in hits if _kind(v := e.fields.get(a.of, MISSING)) == "number"]
     if m == "sum":
         return sum(nums)
@@ -209,6 +213,14 @@ def aggregate(events: Sequence[Event], a: EventAggregate, at: datetime) -> Any:
     if m == "avg":
         return sum(nums) / len(nums)
     return min(nums) if m == "min" else max(nums)
+
+
+def top_value(values: Iterable[object]) -> str | None:
+    """The most frequent string (ties: the smallest); other values do not count."""
+    counts = Counter(v for v in values if isinstance(v, str))
+    if not counts:
+        return None
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
 def trait_as_of(writes: Sequence[TraitWrite], key: str, at: datetime) -> Any:

@@ -202,7 +202,7 @@ class ProfileEngine:
             kern: Kernel
             if isinstance(feat, EventAggregate):
                 fixed, timed = split_filter(feat.filter)
-                if timed:
+                if timed or feat.measure == "top":  # top: no incremental kernel
                     kern = GenericKernel(k, feat)
                     route(feat.filter.names, None, kern, 0)
                 elif feat.window is None or isinstance(feat.window, Absolute):

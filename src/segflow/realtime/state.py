@@ -849,7 +849,8 @@ class _Gen:
 
 class GenericKernel(Kernel):
     """Features whose filters hold time-relative predicates (``within_last`` on an event
-    property): each candidate event keeps the boundaries of its activity intervals, and
+    property), and ``top`` (no incremental form): each candidate event keeps the
+    boundaries of its activity intervals, and
     the value is recomputed with the interpreter's own ``aggregate``/``sequence_matched``
     over the candidates.  Rare, so obviously-correct beats fast here."""
 

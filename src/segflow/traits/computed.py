@@ -2,8 +2,8 @@
 
 The scalar ones are the features ``{computed: NAME}`` conditions plan into
 (``plan.computed.AGGREGATES``), compiled by the same compiler, so a profile shows the
-value a condition compares; cart, wishlist and top category need per-product state and
-get their own small queries.  Everything is set-based: one query for all profiles.
+value a condition compares; cart and wishlist need per-product state and get their own
+small queries.  Everything is set-based: one query for all profiles.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ DOCS: Final = (
     ComputedTraitDoc("wishlist", "distinct product_ids of Product Added to Wishlist"),
     ComputedTraitDoc(
         "top_category_30d",
-        "most viewed category in Product Viewed over 30 days (ties: alphabetical)",
+        "most viewed category in Product Viewed over 30 days (ties: alphabetical; the top measure)",
     ),
 )
 
@@ -60,20 +60,19 @@ def computed_traits_sql(catalog: Catalog, at: datetime) -> str:
     aggs = ",\n  ".join(
         f"{compiler.aggregate(a).sql('duckdb')} AS {_q(name)}" for name, a in AGGREGATES.items()
     )
-    has = {p: f"properties.{p}" in catalog for p in ("product_id", "price", "quantity", "category")}
+    has = {p: f"properties.{p}" in catalog for p in ("product_id", "price", "quantity")}
     prod = _q("properties.product_id") if has["product_id"] else "NULL"
     price = f"TRY_CAST({_q('properties.price')} AS DOUBLE)" if has["price"] else "NULL"
     qty = (
         f"coalesce(TRY_CAST({_q('properties.quantity')} AS DOUBLE), 1)" if has["quantity"] else "1"
     )
-    cat = _q("properties.category") if has["category"] else "NULL"
     ts = f"CAST('{at.isoformat(sep=' ', timespec='microseconds')}' AS TIMESTAMP)"
     return f"""
 WITH agg AS (
   SELECT profile_id,
   {aggs}
   FROM events WHERE "timestamp" <= {ts}
-    AND event = 'Order Completed'
+    AND event IN ('Order Completed', 'Product Viewed')
   GROUP BY profile_id
 ),
 cart_actions AS (
@@ -96,19 +95,6 @@ wish AS (
   FROM events WHERE "timestamp" <= {ts} AND event = 'Product Added to Wishlist'
     AND {prod} IS NOT NULL
   GROUP BY profile_id
-),
-cats AS (
-  SELECT profile_id, {cat} AS category, count(*) AS n
-  FROM events WHERE "timestamp" <= {ts} AND event = 'Product Viewed'
-    AND "timestamp" > {ts} - INTERVAL 30 DAY AND {cat} IS NOT NULL
-  GROUP BY profile_id, 2
-),
-top AS (
-  SELECT profile_id, category AS top_category_30d
-  FROM (SELECT profile_id, category,
-               row_number() OVER (PARTITION BY profile_id ORDER BY n DESC, category) AS rn
-        FROM cats)
-  WHERE rn = 1
 )
 SELECT p.profile_id,
        coalesce(agg.ltv, 0) AS ltv,
@@ -120,10 +106,10 @@ SELECT p.profile_id,
        coalesce(cart.cart_items, 0) AS cart_items,
        coalesce(cart.cart_value, 0) AS cart_value,
        coalesce(wish.wishlist, []) AS wishlist,
-       top.top_category_30d
+       agg.top_category_30d
 FROM profiles p
 LEFT JOIN agg USING (profile_id) LEFT JOIN cart USING (profile_id)
-LEFT JOIN wish USING (profile_id) LEFT JOIN top USING (profile_id)
+LEFT JOIN wish USING (profile_id)
 """
 
 

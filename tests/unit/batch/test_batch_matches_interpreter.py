@@ -152,7 +152,7 @@ def event_condition(draw: st.DrawFn) -> dict[str, Any]:
         out["within"] = w
     measure = draw(
         st.sampled_from(
-            ["count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time"]
+            ["count", "sum", "avg", "min", "max", "distinct", "top", "first_time", "last_time"]
         )
     )
     if measure == "count":
@@ -169,6 +169,25 @@ def event_condition(draw: st.DrawFn) -> dict[str, Any]:
                         {"after": "2026-01-03"},
                         {"exists": True},
                         {"not_exists": True},
+                    ]
+                )
+            )
+        )
+    elif measure == "top":
+        out["measure"] = measure
+        out["of"] = draw(st.sampled_from(["category", "category", "price", "path"]))
+        out.update(
+            draw(
+                st.sampled_from(
+                    [
+                        {"eq": "shoes"},
+                        {"in": ["Shoes", "watches"]},
+                        {"ne": "shoes"},
+                        {"starts_with": "s"},
+                        {"exists": True},
+                        {"not_exists": True},
+                        {"eq": 5},
+                        {"contains": "/"},
                     ]
                 )
             )
@@ -244,6 +263,7 @@ computed_conditions = st.builds(
         {"computed": "days_since_last_order", "exists": True},
         {"computed": "last_order_at", "within_last": "2d"},
         {"computed": "first_order_at", "older_than": "1d"},
+        {"computed": "top_category_30d", "eq": "shoes"},
     ]
 )
 """Computed traits of the profile view (they plan into event conditions)."""

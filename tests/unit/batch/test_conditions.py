@@ -379,3 +379,25 @@ def test_visit_depth_counts_distinct_paths_of_any_page() -> None:
     depth = {"page": True, "within": "1d", "measure": "distinct", "of": "path", "gte": 3}
     assert members(hs, depth) == {"deep"}
     assert members(hs, {"page": True, "within": "1d", "gte": 6}) == {"deep", "shallow"}
+
+
+def test_top_is_the_most_frequent_string_ties_to_the_smallest() -> None:
+    hs = [
+        ProfileHistory(
+            "books",
+            [ev("Product Viewed", T - H, category=c) for c in ("Books", "Shoes", "Books")],
+        ),
+        ProfileHistory(
+            "tie", [ev("Product Viewed", T - H, category=c) for c in ("Shoes", "Books")]
+        ),
+        ProfileHistory(
+            "numbers", [ev("Product Viewed", T - H, category=c) for c in (3, 3, "Shoes")]
+        ),
+        ProfileHistory("old", [ev("Product Viewed", T - 40 * D, category="Books")]),
+        ProfileHistory("none", []),
+    ]
+    top = {"event": "Product Viewed", "within": "30d", "measure": "top", "of": "category"}
+    assert members(hs, {**top, "eq": "Books"}) == {"books", "tie"}
+    assert members(hs, {**top, "eq": "Shoes"}) == {"numbers"}
+    assert members(hs, {**top, "not_exists": True}) == {"old", "none"}
+    assert members(hs, {"computed": "top_category_30d", "in": ["Books"]}) == {"books", "tie"}

@@ -404,6 +404,8 @@ def test_computed_trait_condition_keeps_its_name_and_comparison() -> None:
         ({"computed": "days_since_last_order", "eq": 3}, "condition.eq: days_since_last_order"),
         ({"computed": "ltv", "gt": 1, "of": "x"}, "condition.of: unknown key"),
         ({"computed": "ltv"}, "condition: needs a comparison"),
+        ({"event": "V", "measure": "top"}, "condition.of: expected a non-empty string"),
+        ({"event": "V", "measure": "top", "of": "c"}, "condition: needs a comparison"),
     ],
 )
 def test_invalid_computed_conditions(doc: Any, expected: str) -> None:

@@ -493,3 +493,22 @@ def test_pricing_page_visitor_enters_on_the_third_visit_and_exits_as_the_first_a
         got = r.ingest("p", Event(at, PAGE_CALLS, {"properties.name": "Pricing"}), at)
     assert got == [change("pricing", True, T + 2 * H, "event")]
     assert r.advance_to(T + 7 * D) == [change("pricing", False, T + 7 * D, "window_expired")]
+
+
+def test_top_category_changes_as_views_leave_the_window() -> None:
+    top = {"event": "Product Viewed", "within": "1d", "measure": "top", "of": "category"}
+    r = runner(*segments(shoes={**top, "eq": "Shoes"}))
+    assert r.ingest("p", ev("Product Viewed", T, category="Shoes"), T) == [
+        change("shoes", True, T, "event")
+    ]
+    # one each: the tie goes to Books
+    books = [T + H, T + 2 * H]
+    assert r.ingest("p", ev("Product Viewed", books[0], category="Books"), books[0]) == [
+        change("shoes", False, books[0], "event")
+    ]
+    assert r.ingest("p", ev("Product Viewed", books[1], category="Books"), books[1]) == []
+    assert r.ingest("p", ev("Product Viewed", T + 3 * H, category="Shoes"), T + 3 * H) == []
+    # Books views leave at T + 1d + 1h and + 2h; the second Shoes view stays till T + 1d + 3h
+    assert r.advance_to(T + D + 2 * H - US) == []
+    assert r.advance_to(T + D + 2 * H) == [change("shoes", True, T + D + 2 * H, "window_expired")]
+    assert r.advance_to(T + D + 3 * H) == [change("shoes", False, T + D + 3 * H, "window_expired")]
