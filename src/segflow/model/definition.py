@@ -333,6 +333,7 @@ COMPUTED_TRAITS: Final = {
     "last_order_at": "time",
     "days_since_last_order": "days",
     "top_category_30d": "value",
+    "wishlist": "list",
 }
 """The computed traits a profile shows that a condition can read, by the kind of value
 (``plan.computed`` says which event measure each one is)."""
@@ -340,12 +341,11 @@ NOT_CONDITIONS: Final = {
     name: "it is per-product state (an add undone by a later remove of the same product)"
     ", not a measure of events; use event conditions on Product Added / Removed"
     for name in ("cart_items", "cart_value")
-} | {
-    "wishlist": "it is a list; use {event: Product Added to Wishlist, where: "
-    "[{property: product_id, eq: ...}]} for one product",
 }
 """Computed traits a profile shows that conditions cannot read, and why."""
 DAYS_OPS: Final = frozenset({"gt", "gte", "lt", "lte", "between", "exists", "not_exists"})
+LIST_OPS: Final = frozenset({"contains", "exists", "not_exists"})
+"""A list trait (``wishlist``): ``contains`` an item, ``exists`` (not empty)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -807,13 +807,11 @@ class _Parser:
             )
             return None
         kind = COMPUTED_TRAITS[name]
-        if kind == "days":
-            ops = [k for k in m if k in VALUE_OPS and k not in DAYS_OPS]
+        if kind in ("days", "list"):
+            allowed = DAYS_OPS if kind == "days" else LIST_OPS
+            ops = [k for k in m if k in VALUE_OPS and k not in allowed]
             if ops:
-                self.fail(
-                    _join(path, ops[0]),
-                    f"{name} compares with {', '.join(sorted(DAYS_OPS))}",
-                )
+                self.fail(_join(path, ops[0]), f"{name} compares with {', '.join(sorted(allowed))}")
                 return None
             kind = "value"
         cmp = self.comparison(m, path, kind=kind)

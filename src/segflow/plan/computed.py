@@ -21,12 +21,15 @@ from segflow.model.definition import (
     Duration,
     EventCondition,
     EventFilter,
+    PropertyPredicate,
     Within,
 )
 from segflow.plan.features import EventAggregate
 
 ORDER: Final = EventFilter(("Order Completed",))
 VIEW: Final = EventFilter(("Product Viewed",))
+WISH: Final = EventFilter(("Product Added to Wishlist",))
+PRODUCT: Final = "properties.product_id"
 REVENUE: Final = "properties.revenue"
 DAY_US: Final = 86_400_000_000
 
@@ -47,6 +50,8 @@ def expand(node: ComputedCondition) -> Condition:
     """The condition over events that ``node`` means."""
     if node.name == "days_since_last_order":
         return _days_since(node.cmp)
+    if node.name == "wishlist":
+        return _wishlist(node.cmp)
     a = AGGREGATES[node.name]
     return EventCondition(a.filter, a.window, a.measure, a.of, node.cmp)
 
@@ -84,6 +89,17 @@ def _days_since(cmp: Comparison) -> Condition:
     if bound == 0:
         return AnyOf(())
     return _last(Comparison("within_last", Duration(bound)))
+
+
+def _wishlist(cmp: Comparison) -> Condition:
+    """The wishlist (the product ids of Product Added to Wishlist) contains an id, or
+    is (not) empty."""
+    if cmp.op == "contains":
+        item = PropertyPredicate(PRODUCT, Comparison("eq", cmp.value))
+    else:
+        item = PropertyPredicate(PRODUCT, Comparison("exists"))
+    some = Comparison("eq", 0.0) if cmp.op == "not_exists" else Comparison("gte", 1.0)
+    return EventCondition(EventFilter(WISH.names, (item,)), None, "count", None, some)
 
 
 def _last(cmp: Comparison) -> EventCondition:

@@ -264,6 +264,8 @@ computed_conditions = st.builds(
         {"computed": "last_order_at", "within_last": "2d"},
         {"computed": "first_order_at", "older_than": "1d"},
         {"computed": "top_category_30d", "eq": "shoes"},
+        {"computed": "wishlist", "contains": "shoes"},
+        {"computed": "wishlist", "not_exists": True},
     ]
 )
 """Computed traits of the profile view (they plan into event conditions)."""

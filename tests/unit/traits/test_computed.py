@@ -108,6 +108,7 @@ def test_days_since_last_order_counts_to_the_microsecond() -> None:
 
 ORDERS = [(T - 40 * D, 100.0), (T - 10 * D - 3 * H, 25.0), (T - 20 * D, None)]
 VIEWS = [(T - 2 * D, "Shoes"), (T - D, "Books"), (T - H, "Shoes"), (T - 31 * D, "Books")]
+WISHES = [(T - 3 * D, "w1"), (T - 2 * D, "w2")]
 NOW = T
 
 
@@ -125,6 +126,11 @@ def _conditions(shown: dict[str, Any]) -> dict[str, tuple[dict[str, Any], bool]]
         at = parse_instant(shown[name])
         out[f"{name}_before"] = ({"computed": name, "before": format_instant(at + US)}, True)
         out[f"{name}_after"] = ({"computed": name, "after": shown[name]}, False)
+    for item in shown["wishlist"]:
+        out[f"wish_{item}"] = ({"computed": "wishlist", "contains": item}, True)
+    out["wish_other"] = ({"computed": "wishlist", "contains": "w3"}, False)
+    out["wish_some"] = ({"computed": "wishlist", "exists": True}, True)
+    out["wish_none"] = ({"computed": "wishlist", "exists": False}, False)
     top = shown["top_category_30d"]
     out["top_eq"] = ({"computed": "top_category_30d", "eq": top}, True)
     out["top_ne"] = ({"computed": "top_category_30d", "ne": top}, False)
@@ -156,11 +162,23 @@ def test_profile_shows_the_value_every_evaluator_compares(tmp_path: Path) -> Non
             }
             for i, (at, category) in enumerate(VIEWS)
         ]
+        + [
+            {
+                "type": "track",
+                "event": "Product Added to Wishlist",
+                "userId": "u1",
+                "timestamp": format_instant(at),
+                "messageId": f"w{i}",
+                "properties": {"product_id": product},
+            }
+            for i, (at, product) in enumerate(WISHES)
+        ]
     )
     shown = profile_view(sf, None, "u1", NOW)["computed_traits"]
     assert shown["days_since_last_order"] == 10.125
     assert (shown["ltv"], shown["order_count"], shown["aov"]) == (125, 3, 62.5)
     assert shown["top_category_30d"] == "Shoes"
+    assert shown["wishlist"] == ["w1", "w2"]
     cases = _conditions(shown)
     segs = [parse_segment({"id": sid, "condition": c}) for sid, (c, _m) in cases.items()]
     expected = {sid for sid, (_c, member) in cases.items() if member}
@@ -176,7 +194,10 @@ def test_profile_shows_the_value_every_evaluator_compares(tmp_path: Path) -> Non
             Event(at, "Order Completed", {} if r is None else {"properties.revenue": r})
             for at, r in ORDERS
         ]
-        + [Event(at, "Product Viewed", {"properties.category": c}) for at, c in VIEWS],
+        + [Event(at, "Product Viewed", {"properties.category": c}) for at, c in VIEWS]
+        + [
+            Event(at, "Product Added to Wishlist", {"properties.product_id": p}) for at, p in WISHES
+        ],
     )
     got = Interpreter(build_plan(segs), history, NOW).segments()
     assert {sid for sid, member in got.items() if member} == expected
