@@ -22,7 +22,14 @@ import duckdb
 
 from segflow.batch.run import evaluate
 from segflow.model.definition import Segment, call_name
-from segflow.plan.features import EventAggregate, SequenceMatch
+from segflow.plan.features import (
+    CART_PRICE,
+    CART_PRODUCT,
+    CART_QUANTITY,
+    CartTotal,
+    EventAggregate,
+    SequenceMatch,
+)
 from segflow.plan.planner import Plan, build_plan
 from segflow.realtime import (
     Change,
@@ -92,6 +99,8 @@ def plan_paths(plan: Plan) -> set[str]:
         elif isinstance(feat, SequenceMatch):
             for step in feat.steps:
                 out.update(p.path for p in step.where)
+        elif isinstance(feat, CartTotal):
+            out.update((CART_PRODUCT, CART_QUANTITY, CART_PRICE))
     return out
 
 

@@ -43,6 +43,13 @@ from segflow.model.definition import (
     is_number,
 )
 from segflow.plan.features import (
+    CART_ADD,
+    CART_PRICE,
+    CART_PRODUCT,
+    CART_QUANTITY,
+    CART_REMOVE,
+    CART_RESET,
+    CartTotal,
     EventAggregate,
     FAbandoned,
     FAll,
@@ -514,6 +521,7 @@ class BatchCompiler:
         traits = {k: f for k, f in plan.features.items() if isinstance(f, TraitValue)}
         seqs = {k: f for k, f in plan.features.items() if isinstance(f, SequenceMatch)}
         statics = {k: f for k, f in plan.features.items() if isinstance(f, StaticMembership)}
+        carts = {k: f for k, f in plan.features.items() if isinstance(f, CartTotal)}
 
         key = self.key
         query = exp.select(col("profile_id", "p")).from_(exp.alias_(exp.to_table("profiles"), "p"))
@@ -560,6 +568,11 @@ class BatchCompiler:
             name = f"sq_{k}"
             ctes.append((name, self.sequence_cte(s)))
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
+        for k, c in sorted(carts.items()):
+            name = f"ct_{k}"
+            ctes.append((name, self.cart_cte(c)))
+            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
+            self.values[k] = col("total", name)
         for k, st in sorted(statics.items()):
             name = f"st_{k}"
             sub = (
@@ -612,6 +625,88 @@ class BatchCompiler:
         for part in ("kind", "num", "str", "bool"):
             query = query.select(exp.alias_(col(part), f"t{part[0]}_{k}", quoted=True), copy=False)
         return query
+
+    def cart_cte(self, c: CartTotal) -> exp.Expression:
+        """``CartTotal`` per profile (no row: an empty cart): each product's latest
+        action after the profile's latest order, by ARG_MAX over (time, removed,
+        quantity, price), summed over the products whose latest action is an add."""
+        key = self.key
+        at = ts_lit(self.at)
+        product = self.field_typed(CART_PRODUCT).string
+        if product is None:
+            return exp.select(col(key), exp.alias_(lit(0), "total")).from_("events").where(FALSE)
+        qty_n = self.field_typed(CART_QUANTITY).number
+        qty = exp.func("COALESCE", qty_n, lit(1.0)) if qty_n is not None else lit(1.0)
+        price_n = self.field_typed(CART_PRICE).number
+        price = price_n if price_n is not None else exp.cast(exp.null(), "DOUBLE")
+        removed = self.names_sql((CART_REMOVE,))
+        orders = (
+            exp.select(col(key), exp.alias_(exp.Max(this=col("timestamp")), "reset"))
+            .from_("events")
+            .where(
+                and_(exp.LTE(this=col("timestamp"), expression=at), self.names_sql((CART_RESET,)))
+            )
+            .group_by(col(key))
+        )
+
+        def struct(**parts: exp.Expression) -> exp.Expression:
+            return exp.Struct(
+                expressions=[
+                    exp.PropertyEQ(this=exp.to_identifier(k), expression=v.copy())
+                    for k, v in parts.items()
+                ]
+            )
+
+        floor = exp.cast(exp.Literal.string("-infinity"), "DOUBLE")
+        last = exp.func(
+            "ARG_MAX",
+            struct(removed=removed, qty=qty, price=price),
+            struct(
+                ts=col("timestamp", "e"),
+                removed=removed,
+                qty=qty,
+                price=exp.func("COALESCE", price.copy(), floor),
+            ),
+        )
+        reset = col("reset", "o")
+        lines = (
+            exp.select(col(key, "e"), exp.alias_(last, "line"))
+            .from_(exp.alias_(exp.to_table("events"), "e"))
+            .join(
+                orders.subquery("o"),
+                on=exp.EQ(this=col(key, "e"), expression=col(key, "o")),
+                join_type="LEFT",
+            )
+            .where(
+                and_(
+                    exp.LTE(this=col("timestamp", "e"), expression=at.copy()),
+                    self.names_sql((CART_ADD, CART_REMOVE)),
+                    exp.Not(this=exp.Is(this=product, expression=exp.null())),
+                    exp.or_(
+                        exp.Is(this=reset, expression=exp.null()),
+                        exp.GT(this=col("timestamp", "e"), expression=reset.copy()),
+                    ),
+                )
+            )
+            .group_by(col(key, "e"), product.copy())
+        )
+
+        def part(name: str) -> exp.Expression:
+            return fn("STRUCT_EXTRACT", col("line"), exp.Literal.string(name))
+
+        amount = (
+            part("qty")
+            if c.measure == "items"
+            else exp.Mul(this=part("qty"), expression=part("price"))
+        )
+        total = exp.Filter(
+            this=exp.Sum(this=amount), expression=exp.Where(this=exp.not_(part("removed")))
+        )
+        return (
+            exp.select(col(key), exp.alias_(total, "total"))
+            .from_(lines.subquery("l"))
+            .group_by(col(key))
+        )
 
     def sequence_cte(self, s: SequenceMatch) -> exp.Expression:
         """Profiles with a chain e0 < e1 < ... of the steps' events inside the window
@@ -766,8 +861,12 @@ class BatchCompiler:
                 ),
             )
             return compare_typed(v, f.cmp, self.at)
-        assert isinstance(feat, EventAggregate)
         value: exp.Expression = self.values[f.feature]
+        if isinstance(feat, CartTotal):
+            value = exp.func("COALESCE", value, exp.Literal.number(0))
+            present = exp.Not(this=exp.Is(this=value, expression=exp.null()))
+            return compare_typed(Typed(value, None, None, present), f.cmp, self.at)
+        assert isinstance(feat, EventAggregate)
         if feat.measure in ("first_time", "last_time"):
             return compare_time(value, f.cmp, self.at)
         if feat.measure == "top":

@@ -334,15 +334,11 @@ COMPUTED_TRAITS: Final = {
     "days_since_last_order": "days",
     "top_category_30d": "value",
     "wishlist": "list",
+    "cart_items": "number",
+    "cart_value": "number",
 }
 """The computed traits a profile shows that a condition can read, by the kind of value
 (``plan.computed`` says which event measure each one is)."""
-NOT_CONDITIONS: Final = {
-    name: "it is per-product state (an add undone by a later remove of the same product)"
-    ", not a measure of events; use event conditions on Product Added / Removed"
-    for name in ("cart_items", "cart_value")
-}
-"""Computed traits a profile shows that conditions cannot read, and why."""
 DAYS_OPS: Final = frozenset({"gt", "gte", "lt", "lte", "between", "exists", "not_exists"})
 LIST_OPS: Final = frozenset({"contains", "exists", "not_exists"})
 """A list trait (``wishlist``): ``contains`` an item, ``exists`` (not empty)."""
@@ -797,9 +793,6 @@ class _Parser:
         self.check_keys(m, {"computed", *VALUE_OPS}, path)
         name = m["computed"]
         at = _join(path, "computed")
-        if isinstance(name, str) and name in NOT_CONDITIONS:
-            self.fail(at, f"{name} cannot be used in a condition: {NOT_CONDITIONS[name]}")
-            return None
         if not isinstance(name, str) or name not in COMPUTED_TRAITS:
             self.fail(
                 at,

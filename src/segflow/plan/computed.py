@@ -24,7 +24,7 @@ from segflow.model.definition import (
     PropertyPredicate,
     Within,
 )
-from segflow.plan.features import EventAggregate
+from segflow.plan.features import CartTotal, EventAggregate
 
 ORDER: Final = EventFilter(("Order Completed",))
 VIEW: Final = EventFilter(("Product Viewed",))
@@ -44,6 +44,8 @@ AGGREGATES: Final[dict[str, EventAggregate]] = {
     ),
 }
 """The computed traits that are one event measure each."""
+CART: Final = {"cart_items": CartTotal("items"), "cart_value": CartTotal("value")}
+"""The computed traits that are the open cart (a feature of its own)."""
 
 
 def expand(node: ComputedCondition) -> Condition:

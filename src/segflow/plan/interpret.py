@@ -7,6 +7,7 @@ of the value semantics the real-time engine reuses (``compare_value``).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ from segflow.model.definition import (
     parse_instant,
 )
 from segflow.plan.features import (
+    CART_ADD,
+    CART_PRICE,
+    CART_PRODUCT,
+    CART_QUANTITY,
+    CART_REMOVE,
+    CART_RESET,
+    CartTotal,
     EventAggregate,
     FAbandoned,
     FAll,
@@ -223,6 +231,30 @@ def top_value(values: Iterable[object]) -> str | None:
     return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
 
 
+def cart_total(events: Sequence[Event], c: CartTotal, at: datetime) -> float:
+    """``CartTotal`` restated: the latest action per product after the latest order."""
+    seen = [e for e in events if e.timestamp <= at]
+    reset = max((e.timestamp for e in seen if e.name == CART_RESET), default=None)
+    lines: dict[str, tuple[tuple[datetime, bool, float, float], bool, float, float | None]] = {}
+    for e in seen:
+        if e.name not in (CART_ADD, CART_REMOVE) or (reset is not None and e.timestamp <= reset):
+            continue
+        product = e.fields.get(CART_PRODUCT)
+        if not isinstance(product, str):
+            continue
+        q, p = e.fields.get(CART_QUANTITY), e.fields.get(CART_PRICE)
+        qty = float(q) if _kind(q) == "number" else 1.0  # type: ignore[arg-type]
+        price = float(p) if _kind(p) == "number" else None  # type: ignore[arg-type]
+        removed = e.name == CART_REMOVE
+        order = (e.timestamp, removed, qty, -math.inf if price is None else price)
+        if product not in lines or order > lines[product][0]:
+            lines[product] = (order, not removed, qty, price)
+    open_lines = [(qty, price) for _o, added, qty, price in lines.values() if added]
+    if c.measure == "items":
+        return sum(qty for qty, _p in open_lines)
+    return sum(qty * price for qty, price in open_lines if price is not None)
+
+
 def trait_as_of(writes: Sequence[TraitWrite], key: str, at: datetime) -> Any:
     best: TraitWrite | None = None
     for w in writes:
@@ -274,6 +306,8 @@ class Interpreter:
                 v = trait_as_of(self.h.traits, f.name, self.at)
             elif isinstance(f, SequenceMatch):
                 v = sequence_matched(self.h.events, f, self.at)
+            elif isinstance(f, CartTotal):
+                v = cart_total(self.h.events, f, self.at)
             else:
                 assert isinstance(f, StaticMembership)
                 v = f.segment_id in self.h.static_segments

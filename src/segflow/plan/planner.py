@@ -21,7 +21,7 @@ from segflow.model.definition import (
     referenced_segments,
 )
 from segflow.model.errors import DefinitionError, Problem
-from segflow.plan.computed import expand
+from segflow.plan.computed import CART, expand
 from segflow.plan.features import (
     EventAggregate,
     FAbandoned,
@@ -140,6 +140,8 @@ def _compile(plan: Plan, node: Condition) -> Formula:
     if isinstance(node, TraitCondition):
         return FCompare(plan.add(TraitValue(node.trait)), node.cmp)
     if isinstance(node, ComputedCondition):
+        if node.name in CART:
+            return FCompare(plan.add(CART[node.name]), node.cmp)
         return _compile(plan, expand(node))
     if isinstance(node, EventCondition):
         agg = EventAggregate(node.filter, node.window, node.measure, node.of)

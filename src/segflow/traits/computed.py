@@ -2,8 +2,9 @@
 
 The scalar ones are the features ``{computed: NAME}`` conditions plan into
 (``plan.computed.AGGREGATES``), compiled by the same compiler, so a profile shows the
-value a condition compares; cart and wishlist need per-product state and get their own
-small queries.  Everything is set-based: one query for all profiles.
+value a condition compares; the cart is its own feature (``CartTotal``) compiled by the
+same compiler, and the wishlist a small query of its own.  Everything is set-based: one
+query for all profiles.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import duckdb
 
 from segflow.batch.compile import BatchCompiler, Catalog
 from segflow.batch.run import load_catalog
-from segflow.plan.computed import AGGREGATES
+from segflow.plan.computed import AGGREGATES, CART
 from segflow.plan.planner import Plan
 
 
@@ -38,8 +39,9 @@ DOCS: Final = (
     ),
     ComputedTraitDoc(
         "cart_items / cart_value",
-        "products whose latest Product Added/Removed since the last order is an add; "
-        "items sum their quantity (default 1), value sums price x quantity",
+        "products whose latest Product Added/Removed since the last order is an add (a"
+        " remove wins a tie); items sum their quantity (default 1), value sums price x"
+        " quantity",
     ),
     ComputedTraitDoc("wishlist", "distinct product_ids of Product Added to Wishlist"),
     ComputedTraitDoc(
@@ -60,12 +62,9 @@ def computed_traits_sql(catalog: Catalog, at: datetime) -> str:
     aggs = ",\n  ".join(
         f"{compiler.aggregate(a).sql('duckdb')} AS {_q(name)}" for name, a in AGGREGATES.items()
     )
-    has = {p: f"properties.{p}" in catalog for p in ("product_id", "price", "quantity")}
-    prod = _q("properties.product_id") if has["product_id"] else "NULL"
-    price = f"TRY_CAST({_q('properties.price')} AS DOUBLE)" if has["price"] else "NULL"
-    qty = (
-        f"coalesce(TRY_CAST({_q('properties.quantity')} AS DOUBLE), 1)" if has["quantity"] else "1"
-    )
+    prod = _q("properties.product_id") if "properties.product_id" in catalog else "NULL"
+    items = compiler.cart_cte(CART["cart_items"]).sql("duckdb")
+    value = compiler.cart_cte(CART["cart_value"]).sql("duckdb")
     ts = f"CAST('{at.isoformat(sep=' ', timespec='microseconds')}' AS TIMESTAMP)"
     return f"""
 WITH agg AS (
@@ -75,21 +74,8 @@ WITH agg AS (
     AND event IN ('Order Completed', 'Product Viewed')
   GROUP BY profile_id
 ),
-cart_actions AS (
-  SELECT e.profile_id, {prod} AS product_id,
-         arg_max(e.event, (e."timestamp", e.message_id)) AS last_action,
-         arg_max({price} * {qty}, (e."timestamp", e.message_id)) AS line_value,
-         arg_max({qty}, (e."timestamp", e.message_id)) AS line_qty
-  FROM events e LEFT JOIN agg a USING (profile_id)
-  WHERE e."timestamp" <= {ts} AND e.event IN ('Product Added', 'Product Removed')
-    AND (a.last_order_at IS NULL OR e."timestamp" > a.last_order_at)
-    AND {prod} IS NOT NULL
-  GROUP BY e.profile_id, 2
-),
-cart AS (
-  SELECT profile_id, sum(line_qty) AS cart_items, sum(line_value) AS cart_value
-  FROM cart_actions WHERE last_action = 'Product Added' GROUP BY profile_id
-),
+cart_items AS ({items}),
+cart_value AS ({value}),
 wish AS (
   SELECT profile_id, list(DISTINCT {prod} ORDER BY {prod}) AS wishlist
   FROM events WHERE "timestamp" <= {ts} AND event = 'Product Added to Wishlist'
@@ -103,12 +89,13 @@ SELECT p.profile_id,
        agg.first_order_at, agg.last_order_at,
        date_diff('microsecond', agg.last_order_at, {ts}) / 86400000000.0
          AS days_since_last_order,
-       coalesce(cart.cart_items, 0) AS cart_items,
-       coalesce(cart.cart_value, 0) AS cart_value,
+       coalesce(cart_items.total, 0) AS cart_items,
+       coalesce(cart_value.total, 0) AS cart_value,
        coalesce(wish.wishlist, []) AS wishlist,
        agg.top_category_30d
 FROM profiles p
-LEFT JOIN agg USING (profile_id) LEFT JOIN cart USING (profile_id)
+LEFT JOIN agg USING (profile_id) LEFT JOIN cart_items USING (profile_id)
+LEFT JOIN cart_value USING (profile_id)
 LEFT JOIN wish USING (profile_id)
 """
 

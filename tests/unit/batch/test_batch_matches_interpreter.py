@@ -22,7 +22,7 @@ from segflow.plan.planner import build_plan
 from .histories import load
 
 T0 = datetime(2026, 1, 1)
-NAMES = ["View", "Add", "Order", "Order Completed"]
+NAMES = ["View", "Add", "Order", "Order Completed", "Product Added", "Product Removed"]
 DURS = ["1h", "1d", "2d", "7d"]
 
 offsets = st.integers(min_value=0, max_value=10 * 24).map(lambda h: timedelta(hours=h))
@@ -30,6 +30,8 @@ field_values: dict[str, Any] = {
     "properties.category": st.sampled_from([None, "shoes", "watches", "Shoes", 3]),
     "properties.price": st.sampled_from([None, 0, 5, 10.5, 100, "12"]),
     "properties.revenue": st.sampled_from([None, None, 20, 99.5, "7"]),
+    "properties.product_id": st.sampled_from([None, "a", "a", "b", 3]),
+    "properties.quantity": st.sampled_from([None, None, 1, 2, "2"]),
     "properties.flag": st.sampled_from([None, True, False]),
     "context.device.type": st.sampled_from([None, "mobile", "desktop"]),
 }
@@ -254,9 +256,13 @@ computed_conditions = st.builds(
             ("days_since_last_order", "gte"),
             ("days_since_last_order", "lt"),
             ("days_since_last_order", "lte"),
+            ("cart_items", "gte"),
+            ("cart_items", "eq"),
+            ("cart_value", "gt"),
+            ("cart_value", "lte"),
         ]
     ),
-    st.sampled_from([0, 1, 2, 1.5, 1 / 24, 20, 99.5, -1]),
+    st.sampled_from([0, 1, 2, 1.5, 1 / 24, 3, 10, 20, 99.5, -1]),
 ) | st.sampled_from(
     [
         {"computed": "days_since_last_order", "between": [1, 2.5]},

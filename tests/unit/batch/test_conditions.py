@@ -401,3 +401,34 @@ def test_top_is_the_most_frequent_string_ties_to_the_smallest() -> None:
     assert members(hs, {**top, "eq": "Shoes"}) == {"numbers"}
     assert members(hs, {**top, "not_exists": True}) == {"old", "none"}
     assert members(hs, {"computed": "top_category_30d", "in": ["Books"]}) == {"books", "tie"}
+
+
+def test_cart_holds_the_latest_action_per_product_since_the_last_order() -> None:
+    add, rm = "Product Added", "Product Removed"
+    hs = [
+        ProfileHistory(
+            "open",
+            [
+                ev(add, T - 3 * H, product_id="a", price=10.0, quantity=2),
+                ev(add, T - 2 * H, product_id="b", price=5.0),
+                ev(rm, T - H, product_id="b"),
+                ev(add, T - H, product_id="c", price=1.0),
+                ev(rm, T - H, product_id="c"),  # a remove wins a tie
+            ],
+        ),
+        ProfileHistory(
+            "bought",
+            [
+                ev(add, T - 2 * D, product_id="a", price=10.0, quantity=2),
+                ev("Order Completed", T - D),
+            ],
+        ),
+        ProfileHistory(
+            "re-added", [ev(rm, T - 2 * H, product_id="a"), ev(add, T - H, product_id="a")]
+        ),
+    ]
+    assert members(hs, {"computed": "cart_items", "eq": 2}) == {"open"}
+    assert members(hs, {"computed": "cart_value", "eq": 20}) == {"open"}
+    assert members(hs, {"computed": "cart_items", "eq": 0}) == {"bought"}
+    assert members(hs, {"computed": "cart_items", "eq": 1}) == {"re-added"}
+    assert members(hs, {"computed": "cart_value", "eq": 0}) == {"bought", "re-added"}

@@ -512,3 +512,23 @@ def test_top_category_changes_as_views_leave_the_window() -> None:
     assert r.advance_to(T + D + 2 * H - US) == []
     assert r.advance_to(T + D + 2 * H) == [change("shoes", True, T + D + 2 * H, "window_expired")]
     assert r.advance_to(T + D + 3 * H) == [change("shoes", False, T + D + 3 * H, "window_expired")]
+
+
+def test_cart_value_follows_adds_removes_and_orders() -> None:
+    r = runner(*segments(cart={"computed": "cart_value", "gte": 50}))
+    assert r.ingest("p", ev("Product Added", T, product_id="a", price=30.0), T) == []
+    assert r.ingest("p", ev("Product Added", T + H, product_id="b", price=20.0), T + H) == [
+        change("cart", True, T + H, "event")
+    ]
+    assert r.ingest("p", ev("Product Removed", T + 2 * H, product_id="a"), T + 2 * H) == [
+        change("cart", False, T + 2 * H, "event")
+    ]
+    assert r.ingest("p", ev("Product Added", T + 3 * H, product_id="a", price=30.0), T + 3 * H)
+    order = T + 4 * H
+    assert r.ingest("p", ev("Order Completed", order), order) == [
+        change("cart", False, order, "event")
+    ]
+    # an add stamped in the future counts from its own instant
+    later = T + 6 * H
+    assert r.ingest("p", ev("Product Added", later, product_id="z", price=60.0), T + 5 * H) == []
+    assert r.advance_to(later) == [change("cart", True, later, "event")]

@@ -109,6 +109,18 @@ def test_days_since_last_order_counts_to_the_microsecond() -> None:
 ORDERS = [(T - 40 * D, 100.0), (T - 10 * D - 3 * H, 25.0), (T - 20 * D, None)]
 VIEWS = [(T - 2 * D, "Shoes"), (T - D, "Books"), (T - H, "Shoes"), (T - 31 * D, "Books")]
 WISHES = [(T - 3 * D, "w1"), (T - 2 * D, "w2")]
+CART: list[tuple[datetime, str, dict[str, Any]]] = [
+    (T - 3 * H, "Product Added", {"product_id": "a", "price": 12.5, "quantity": 2}),
+    (T - 2 * H, "Product Added", {"product_id": "b", "price": 4.0}),
+    (T - H, "Product Removed", {"product_id": "b"}),
+    (T - 15 * D, "Product Added", {"product_id": "old", "price": 1.0}),  # before an order
+]
+EVENTS: list[tuple[datetime, str, dict[str, Any]]] = [
+    *((at, "Order Completed", {} if r is None else {"revenue": r}) for at, r in ORDERS),
+    *((at, "Product Viewed", {"category": c}) for at, c in VIEWS),
+    *((at, "Product Added to Wishlist", {"product_id": p}) for at, p in WISHES),
+    *CART,
+]
 NOW = T
 
 
@@ -116,7 +128,7 @@ def _conditions(shown: dict[str, Any]) -> dict[str, tuple[dict[str, Any], bool]]
     """Segment id -> (condition comparing a computed trait with its shown value, whether
     the profile is a member)."""
     out: dict[str, tuple[dict[str, Any], bool]] = {}
-    for name in ("ltv", "order_count", "aov", "days_since_last_order"):
+    for name in ("ltv", "order_count", "aov", "days_since_last_order", "cart_items", "cart_value"):
         v = shown[name]
         for op, member in (("gte", True), ("gt", False), ("lte", True), ("lt", False)):
             out[f"{name}_{op}"] = ({"computed": name, op: v}, member)
@@ -143,35 +155,13 @@ def test_profile_shows_the_value_every_evaluator_compares(tmp_path: Path) -> Non
         [
             {
                 "type": "track",
-                "event": "Order Completed",
+                "event": name,
                 "userId": "u1",
                 "timestamp": format_instant(at),
-                "messageId": f"o{i}",
-                "properties": {} if revenue is None else {"revenue": revenue},
+                "messageId": f"m{i}",
+                "properties": props,
             }
-            for i, (at, revenue) in enumerate(ORDERS)
-        ]
-        + [
-            {
-                "type": "track",
-                "event": "Product Viewed",
-                "userId": "u1",
-                "timestamp": format_instant(at),
-                "messageId": f"v{i}",
-                "properties": {"category": category},
-            }
-            for i, (at, category) in enumerate(VIEWS)
-        ]
-        + [
-            {
-                "type": "track",
-                "event": "Product Added to Wishlist",
-                "userId": "u1",
-                "timestamp": format_instant(at),
-                "messageId": f"w{i}",
-                "properties": {"product_id": product},
-            }
-            for i, (at, product) in enumerate(WISHES)
+            for i, (at, name, props) in enumerate(EVENTS)
         ]
     )
     shown = profile_view(sf, None, "u1", NOW)["computed_traits"]
@@ -179,6 +169,7 @@ def test_profile_shows_the_value_every_evaluator_compares(tmp_path: Path) -> Non
     assert (shown["ltv"], shown["order_count"], shown["aov"]) == (125, 3, 62.5)
     assert shown["top_category_30d"] == "Shoes"
     assert shown["wishlist"] == ["w1", "w2"]
+    assert (shown["cart_items"], shown["cart_value"]) == (2, 25)
     cases = _conditions(shown)
     segs = [parse_segment({"id": sid, "condition": c}) for sid, (c, _m) in cases.items()]
     expected = {sid for sid, (_c, member) in cases.items() if member}
@@ -191,12 +182,8 @@ def test_profile_shows_the_value_every_evaluator_compares(tmp_path: Path) -> Non
     history = ProfileHistory(
         "u1",
         [
-            Event(at, "Order Completed", {} if r is None else {"properties.revenue": r})
-            for at, r in ORDERS
-        ]
-        + [Event(at, "Product Viewed", {"properties.category": c}) for at, c in VIEWS]
-        + [
-            Event(at, "Product Added to Wishlist", {"properties.product_id": p}) for at, p in WISHES
+            Event(at, name, {f"properties.{k}": v for k, v in props.items()})
+            for at, name, props in EVENTS
         ],
     )
     got = Interpreter(build_plan(segs), history, NOW).segments()
