@@ -107,6 +107,23 @@ class TraitCondition(Comparisons):
     trait: str
 
 
+class ComputedCondition(Comparisons):
+    """A computed trait of the profile view compared as the profile shows it."""
+
+    computed: Literal[
+        "ltv",
+        "order_count",
+        "aov",
+        "first_order_at",
+        "last_order_at",
+        "days_since_last_order",
+        "top_category_30d",
+        "wishlist",
+        "cart_items",
+        "cart_value",
+    ]
+
+
 class EventCondition(_Calls, Comparisons):
     """A measure over matching events in the window satisfies the comparison
     (default: count >= 1)."""
@@ -169,6 +186,7 @@ Condition = (
     | AnyCondition
     | NotCondition
     | TraitCondition
+    | ComputedCondition
     | EventCondition
     | AbandonmentCondition
     | SequenceCondition
