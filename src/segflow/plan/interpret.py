@@ -62,7 +62,8 @@ MISSING: Final = _Missing()
 @dataclass(frozen=True, slots=True)
 class Event:
     """An event as the evaluators see it: time, name and flattened fields
-    (``properties.x``, ``context.a.b``) holding scalars or non-scalar JSON values."""
+    (``properties.x``, ``context.a.b``) holding scalars or non-scalar JSON values.  A
+    page or screen call's name is ``PAGE_CALLS``/``SCREEN_CALLS`` (``call_name``)."""
 
     timestamp: datetime
     name: str | None
