@@ -21,8 +21,15 @@ from typing import Any
 import duckdb
 
 from segflow.batch.run import evaluate
-from segflow.model.definition import Segment
-from segflow.plan.features import EventAggregate, SequenceMatch
+from segflow.model.definition import Segment, call_name
+from segflow.plan.features import (
+    CART_PRICE,
+    CART_PRODUCT,
+    CART_QUANTITY,
+    CartTotal,
+    EventAggregate,
+    SequenceMatch,
+)
 from segflow.plan.planner import Plan, build_plan
 from segflow.realtime import (
     Change,
@@ -92,6 +99,8 @@ def plan_paths(plan: Plan) -> set[str]:
         elif isinstance(feat, SequenceMatch):
             for step in feat.steps:
                 out.update(p.path for p in step.where)
+        elif isinstance(feat, CartTotal):
+            out.update((CART_PRODUCT, CART_QUANTITY, CART_PRICE))
     return out
 
 
@@ -571,7 +580,7 @@ class LiveEvaluator:
         reader = MessageFields(self._paths, fresh.fields, fresh.columns)
         rows: list[EventRow] = []
         for _seq, pid, ts, msg in fresh.rows:
-            name = msg.event
+            name = call_name(msg.type, msg.event)
             if name not in names:
                 continue
             fields = reader(

@@ -47,6 +47,7 @@ from segflow.model.definition import (
     window_canonical,
 )
 from segflow.plan.features import (
+    CartTotal,
     EventAggregate,
     FAbandoned,
     FAll,
@@ -202,7 +203,7 @@ class ProfileEngine:
             kern: Kernel
             if isinstance(feat, EventAggregate):
                 fixed, timed = split_filter(feat.filter)
-                if timed:
+                if timed or feat.measure == "top":  # top: no incremental kernel
                     kern = GenericKernel(k, feat)
                     route(feat.filter.names, None, kern, 0)
                 elif feat.window is None or isinstance(feat.window, Absolute):
@@ -222,6 +223,9 @@ class ProfileEngine:
                     kern = SequenceKernel(k, feat)
                     for i, step in enumerate(feat.steps):
                         route(step.names, split_filter(step)[0], kern, i)
+            elif isinstance(feat, CartTotal):
+                kern = GenericKernel(k, feat)
+                route(sorted({n for f in feat.filters for n in f.names}), None, kern, 0)
             elif isinstance(feat, TraitValue):
                 kern = TraitKernel(k, feat.name)
                 self.traits[feat.name] = kern
@@ -838,6 +842,9 @@ class ProfileEngine:
                 out["within"] = window_canonical(feat.window)
             if feat.span is not None:
                 out["span"] = feat.span.canonical()
+        elif isinstance(feat, CartTotal):
+            out["kind"] = "cart"
+            out["measure"] = feat.measure
         else:
             out["kind"] = "static"
             out["segment"] = feat.segment_id
