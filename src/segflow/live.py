@@ -197,6 +197,9 @@ class LiveEvaluator:
         self._names: frozenset[str] = frozenset()
         self._paths: frozenset[str] = frozenset()
         self._trait_keys: frozenset[str] = frozenset()
+        self.silent: frozenset[str] = frozenset()
+        """Segments whose changes are logged but not sent out (``emit_events: false``;
+        a deleted one stays as it was): SSE and webhooks skip them."""
         self._unpublished: list[StoredChange] | None = None
         """Changes stored in the open ``_one_commit`` block, published once committed."""
         self.fast_catch_ups = 0
@@ -218,6 +221,8 @@ class LiveEvaluator:
         return self.clock.now()
 
     def _compile(self, segments: Mapping[str, Segment]) -> ProfileEngine:
+        gone = self.silent - set(segments)
+        self.silent = frozenset(s.id for s in segments.values() if not s.emit_events) | gone
         self._segments = dict(segments)
         self._hidden = set()
         engine = compile_engine(build_plan(segments.values()))
