@@ -197,6 +197,9 @@ class LiveEvaluator:
         self._names: frozenset[str] = frozenset()
         self._paths: frozenset[str] = frozenset()
         self._trait_keys: frozenset[str] = frozenset()
+        self._evaluated: int | None = None
+        """Every profile's memberships are evaluated up to this instant (µs): an input
+        stamped at or before it is late (applied as of now, per the design)."""
         self.silent: frozenset[str] = frozenset()
         """Segments whose changes are logged but not sent out (``emit_events: false``;
         a deleted one stays as it was): SSE and webhooks skip them."""
@@ -446,6 +449,8 @@ class LiveEvaluator:
         self._seq = upto
         self._wseq = wupto
         out += self._record(runner.advance_to(now))
+        # what was stored after the log's mark is applied at its own instants after it
+        self._evaluated = to_us(t0)
         return out + self.catch_up()
 
     def catch_up(self, fresh: StoredEvents | None = None) -> list[StoredChange]:
@@ -527,17 +532,24 @@ class LiveEvaluator:
                     )
             inputs.sort(key=lambda x: (x[0], x[1], x[2]))
             known: dict[str, bool] = {}
-            for _ts, kind, pid, item in inputs:
-                if kind == 0:
-                    _p, ts, name, fields, _m = item
-                    changes += runner.ingest_us(pid, ts, name, fields, now_us)
-                    continue
+            late = self._evaluated if self._evaluated is not None else -1
+            for ts, kind, pid, item in inputs:
                 if kind == 2 and pid not in runner.states:
                     # a write of no event never brings a profile into the universe
                     if pid not in known:
                         known[pid] = self.reader.has_profile(pid)
                     if not known[pid]:
                         continue
+                if ts <= late:
+                    # stamped before what was already evaluated: applied as of now, so
+                    # it changes nothing in the past (no enter and exit long over)
+                    st = runner.state(pid)
+                    if st.now < late:
+                        changes += runner._done(pid, st, engine.settle_us(st, late))
+                if kind == 0:
+                    _p, _ts, name, fields, _m = item
+                    changes += runner.ingest_us(pid, ts, name, fields, now_us)
+                    continue
                 w: StoredTrait = item
                 st = runner.state(pid)
                 step = engine.set_trait_us(st, w.ts, w.message_id, w.key, w.value, now_us)
@@ -552,6 +564,10 @@ class LiveEvaluator:
                         changes += runner.add_profile(pid, now)
             self._seq = seq
             self._wseq = wseq
+        # time passed while the inputs were stored: evaluated as of now before the
+        # caller acknowledges them
+        changes += runner.advance_to(now)
+        self._evaluated = now_us
         with self._one_commit():
             out = recorded + self._record(changes)
             self._set_marks(now)
@@ -595,6 +611,7 @@ class LiveEvaluator:
             out = self._record(self.runner.advance_to(now))
             if out:
                 self._set_marks(now)
+        self._evaluated = to_us(now)
         return out
 
     def next_deadline(self) -> datetime | None:
@@ -717,6 +734,7 @@ class LiveEvaluator:
         out = self._record(changes)
         out += self._record(runner.advance_to(now))
         self._set_marks(now)
+        self._evaluated = to_us(now)
         return out
 
     def forget_profile(self, profile_id: str) -> list[StoredChange]:
@@ -808,6 +826,7 @@ class LiveEvaluator:
             clock.set(stop)
         emit(runner.advance_to(clock.now()))
         flush()
+        self._evaluated = to_us(clock.now())
         self._seq = seq
         self._wseq = wseq
         self._merges = self.reader.merge_mark()

@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -349,3 +349,43 @@ def test_webhooks_skip_segments_that_emit_no_events(server: Server) -> None:
     finally:
         loud.close()
         silent.close()
+
+
+@EDGE
+def test_a_back_dated_event_sends_no_enter_and_exit_long_over(server: Server) -> None:
+    _viewers(server)
+    seg = {"id": "buyers", "condition": {"event": "Order Completed", "within": "30d"}}
+    assert server.client.post("/v1/segments", json=seg).status_code == 201
+    hook = Receiver(fail_first=0)
+    out: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    t = threading.Thread(target=_read_sse, args=(server, {}, {}, out, stop), daemon=True)
+    try:
+        r = server.client.post("/v1/webhooks", json={"segment_id": "viewers", "url": hook.url})
+        assert r.status_code == 201, r.text
+        t.start()
+        assert out.get(timeout=20) == ("status", 200)
+        time.sleep(0.3)
+        ago = (datetime.now(UTC) - timedelta(days=20)).isoformat().replace("+00:00", "Z")
+        for n, event in enumerate(("Product Viewed", "Order Completed")):
+            msg = {"userId": "late", "event": event, "messageId": f"late-{n}", "timestamp": ago}
+            assert server.ingest("/v1/track", msg).status_code == 200
+            # acknowledged means evaluated as of now: the 7-day view is long over
+            segs = server.client.get("/v1/profiles/late/segments").json()["segments"]
+            assert "viewers" not in segs
+        assert set(segs) == {"buyers"}
+        _view(server, "fresh", 1)
+        got = _events(out, 3, timeout=5)
+        assert [(json.loads(e["data"])["profile_id"], json.loads(e["data"])["segment_id"],
+                 e["event"]) for e in got] == [
+            ("late", "buyers", "entered"),
+            ("fresh", "viewers", "entered"),
+        ]  # fmt: skip
+        _wait(lambda: len(hook.accepted) == 1)
+        time.sleep(1.5)
+        assert [json.loads(b)["profile_id"] for b, _h in hook.seen] == ["fresh"]
+        log = server.client.get("/v1/changes", params={"profile_id": "late"}).json()["changes"]
+        assert [(c["segment_id"], c["entered"]) for c in log] == [("buyers", True)]
+    finally:
+        stop.set()
+        hook.close()

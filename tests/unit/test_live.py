@@ -299,3 +299,45 @@ def test_merge_and_save_rebuild_with_trait_writes_of_no_event(app: Segflow) -> N
     assert ("gold", "u1", True, "merged") in kinds(got)
     assert live.members("gold") == batch_members(app, "gold", at(5)) == ["u1"]
     assert live.explain("gold", "u1")["member"] is True
+
+
+def test_a_back_dated_event_changes_nothing_in_the_past(app: Segflow) -> None:
+    clock = VirtualClock(at(30 * 24))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    clock.set(at(30 * 24 + 1))
+    live.tick()
+    clock.set(at(30 * 24 + 2))
+    # a1 (stale state: nothing happened to it for a month) and a new profile n1 get an
+    # order from 20 days ago: long out of "buyers" (7 days), still in "big"'s sum
+    app.store.ingest_messages(
+        [
+            track({"anonymousId": "a1"}, "Order Completed", 10 * 24, "m6", revenue=500),
+            track({"anonymousId": "n1"}, "Order Completed", 10 * 24, "m7", revenue=500),
+        ]
+    )
+    got = live.catch_up()
+    assert sorted((c.segment_id, c.profile_id, c.entered, c.at) for c in got) == [
+        ("big", "a1", True, at(30 * 24 + 2)),
+        ("big", "n1", True, at(30 * 24 + 2)),
+        ("quiet", "n1", True, at(30 * 24 + 2)),  # a new profile, known from now
+    ]
+    assert "buyers" not in live.segments_of("a1") and "buyers" not in live.segments_of("n1")
+    res = evaluate(app.con, app.registry.current().values(), clock.now())
+    for sid in ("buyers", "big", "quiet"):
+        assert live.members(sid) == sorted(res.members(sid)), sid
+
+
+def test_catch_up_fires_what_came_due_while_the_inputs_were_stored(app: Segflow) -> None:
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    app.store.ingest_messages([track({"anonymousId": "a1"}, "Order Completed", 4, "m4")])
+    clock.set(at(8 * 24))  # the order's 7 days are over before the catch-up
+    got = live.catch_up()
+    # stamped after the last evaluation (at 3 h): in order, at its exact instants, and
+    # evaluated up to now before the catch-up returns
+    buyers = [(c.profile_id, c.entered, c.at) for c in got if c.segment_id == "buyers"]
+    assert buyers == [("a1", True, at(4)), ("u1", False, at(7 * 24)), ("a1", False, at(7 * 24 + 4))]
+    assert "buyers" not in live.segments_of("a1") and "buyers" not in live.segments_of("u1")
+    assert live.tick() == []

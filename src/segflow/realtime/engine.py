@@ -583,6 +583,17 @@ class ProfileEngine:
             self._fire_until(st, t, out, inclusive=True)
         return out
 
+    def settle_us(self, st: ProfileState, t: int) -> list[Change]:
+        """``advance_us`` to ``t``, and make ``t`` the watermark: an input stamped at or
+        before ``t`` is late from then on (applied as of its ``now``).  A host that has
+        evaluated every profile up to ``t`` settles one before giving it an input stamped
+        earlier, so that input changes nothing in the past (a fresh state is only moved:
+        its first input evaluates it)."""
+        out = [] if st.fresh else self.advance_us(st, t)
+        if st.now < t:
+            st.now = t
+        return out
+
     # ------------------------------------------------------------------ stepping
 
     def _step(self, st: ProfileState, t: int, out: list[Change], reason: int) -> None:
