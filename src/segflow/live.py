@@ -243,12 +243,30 @@ class LiveEvaluator:
         upto_wseq: int | None,
         profiles: Iterable[str] | None = None,
         inputs_upto_at: bool = False,
+        entries: dict[str, list[Change]] | None = None,
     ) -> dict[str, ProfileState]:
         """States of every profile (or of ``profiles``) as of ``at`` from stored history:
         one scan of events ordered by profile, traits read alongside (those of events up
         to ``upto_seq`` and those of no event up to ``upto_wseq``).  With
         ``inputs_upto_at`` only inputs stamped at or before ``at`` are read (a replay
-        feeds the later ones); otherwise later ones are held as future inputs."""
+        feeds the later ones); otherwise later ones are held as future inputs.  With
+        ``entries``, each profile's inputs are applied one by one at their instants
+        instead (slower) and it receives, per profile, the change by which it entered
+        each segment it is in at ``at``."""
+        if entries is not None:
+            rows = self.app.con.execute("SELECT profile_id, first_seen FROM profiles").fetchall()
+            rebuild = self._dated(engine, entries, {str(p): to_us(t) for p, t in rows})
+        else:
+
+            def rebuild(
+                pid: str,
+                events: Iterable[tuple[int, str | None, Mapping[str, Any]]],
+                writes: Iterable[tuple[int, str, str, Any]],
+                static: Iterable[str],
+                t: int,
+            ) -> ProfileState:
+                return engine.rebuild_us(pid, events, writes, static, t)
+
         wanted = None if profiles is None else sorted(set(profiles))
         static = self.reader.static_members()
         t = to_us(at)
@@ -273,7 +291,7 @@ class LiveEvaluator:
             upto_ts=upto_ts,
         )
         for pid, rows in _by_profile(stream):
-            states[pid] = engine.rebuild_us(
+            states[pid] = rebuild(
                 pid,
                 ((ts, name, fields) for _p, ts, name, fields, _m in rows),
                 traits.pop(pid, ()),
@@ -284,10 +302,61 @@ class LiveEvaluator:
         known = set(universe)
         for pid in universe:
             if pid not in states:
-                states[pid] = engine.rebuild_us(
-                    pid, (), traits.pop(pid, ()), static.get(pid, ()), t
-                )
+                states[pid] = rebuild(pid, (), traits.pop(pid, ()), static.get(pid, ()), t)
         return {pid: st for pid, st in states.items() if pid in known}
+
+    @staticmethod
+    def _dated(
+        engine: ProfileEngine, entries: dict[str, list[Change]], first_seen: Mapping[str, int]
+    ) -> Callable[
+        [
+            str,
+            Iterable[tuple[int, str | None, Mapping[str, Any]]],
+            Iterable[tuple[int, str, str, Any]],
+            Iterable[str],
+            int,
+        ],
+        ProfileState,
+    ]:
+        """A ``rebuild_us`` that feeds the inputs one by one, each at its own instant
+        (events before trait writes at one instant, as a replay does), fires the timers
+        in between and up to ``now``, and keeps the change by which the profile entered
+        each segment it ends in: the exact instant and reason, which a state rebuilt in
+        one step does not know.  A profile is first evaluated when it was first seen
+        (it is in "no order in 30 days" from then on)."""
+
+        def rebuild(
+            pid: str,
+            events: Iterable[tuple[int, str | None, Mapping[str, Any]]],
+            writes: Iterable[tuple[int, str, str, Any]],
+            static: Iterable[str],
+            now: int,
+        ) -> ProfileState:
+            st = engine.new_state(pid, static)
+            inputs: list[tuple[int, int, Any]] = [(e[0], 0, e) for e in events]
+            inputs += [(w[0], 1, w) for w in writes]
+            inputs.sort(key=lambda x: (x[0], x[1]))
+            entered: dict[str, Change] = {}
+            flips: list[Change] = []
+            seen = first_seen.get(pid)
+            if seen is not None and seen <= now and (not inputs or seen < inputs[0][0]):
+                flips += engine.advance_us(st, seen)
+            for ts, kind, item in inputs:
+                t = min(ts, now)  # a later one is held as a future input
+                if kind == 0:
+                    flips += engine.apply_us(st, ts, item[1], item[2], t)
+                else:
+                    flips += engine.set_trait_us(st, ts, item[1], item[2], item[3], t)
+            flips += engine.advance_us(st, now)
+            for c in flips:
+                if c.entered:
+                    entered[c.segment_id] = c
+                else:
+                    entered.pop(c.segment_id, None)
+            entries[pid] = list(entered.values())
+            return st
+
+        return rebuild
 
     def _install(self, engine: ProfileEngine, states: dict[str, ProfileState]) -> RealtimeRunner:
         runner = RealtimeRunner(
@@ -394,7 +463,8 @@ class LiveEvaluator:
         (``definition_changed`` when the logged version is another, ``deleted``/``merged``
         for segments/profiles gone, else ``event``), time is advanced to now (timers fire
         at their exact instants) and what was stored since is caught up.  An empty log
-        records the current members at now."""
+        (a first start) records the current members, each entered at the instant and
+        with the reason it entered (every profile's inputs applied in time order)."""
         now = self._now()
         engine = self._compile(self.app.registry.current())
         seq = self.reader.max_seq()
@@ -409,9 +479,12 @@ class LiveEvaluator:
         else:
             upto, t0, wupto = seq, now, wseq
         self._merges = self.reader.merge_mark()
-        states = self._build(engine, t0, upto_seq=upto, upto_wseq=wupto)
-        runner = self._install(engine, states)
         empty = not logged
+        # a first start dates each entry at the instant the profile entered
+        entries: dict[str, list[Change]] | None = {} if empty else None
+        states = self._build(engine, t0, upto_seq=upto, upto_wseq=wupto, entries=entries)
+        runner = self._install(engine, states)
+        dated = {(c.segment_id, pid): c for pid, cs in (entries or {}).items() for c in cs}
         self._since = {}
         diff: list[Change] = []
         ids = engine.segment_ids
@@ -421,6 +494,10 @@ class LiveEvaluator:
                 entry = logged.pop((sid, pid), None)
                 if entry is not None and entry[0] and entry[1] == self._version(sid):
                     self._since.setdefault(pid, {})[sid] = entry[2]
+                    continue
+                if entries is not None:
+                    c = dated[(sid, pid)]
+                    diff.append(Change(sid, pid, True, c.at, c.reason))
                     continue
                 reason: Reason = (
                     "definition_changed"
