@@ -398,3 +398,76 @@ def test_first_start_dates_entries_at_the_instants_profiles_entered(app: Segflow
         assert pid in evaluate(app.con, segments, c.at).members(sid), (sid, pid)
         before = evaluate(app.con, segments, c.at - timedelta(microseconds=1))
         assert pid not in before.members(sid), (sid, pid, c.at)
+
+
+def test_scheduled_segment_changes_only_at_its_cron_instants(app: Segflow) -> None:
+    weekly = {
+        "id": "weekly",
+        "mode": "scheduled",
+        "schedule": "0 6 * * 1",  # Mondays 06:00; 2026-01-01 is a Thursday
+        "condition": {"event": "Order Completed", "within": "7d"},
+    }
+    app.registry.save([parse_segment(weekly)])
+    monday = datetime(2026, 1, 5, 6)
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    got = live.start()
+    # never evaluated: evaluated at once
+    assert [
+        (c.segment_id, c.profile_id, c.at, c.reason) for c in got if c.segment_id == "weekly"
+    ] == [("weekly", "u1", at(3), "scheduled_refresh")]
+    app.store.ingest_messages([track({"anonymousId": "a1"}, "Order Completed", 4, "m4")])
+    clock.set(at(5))
+    got = live.catch_up()
+    assert {c.segment_id for c in got} == {"buyers", "quiet"}
+    assert live.members("weekly") == ["u1"]
+    assert live.next_deadline() == monday
+
+    clock.set(monday)
+    got = live.tick()
+    assert [(c.segment_id, c.profile_id, c.entered, c.at, c.reason) for c in got] == [
+        ("weekly", "a1", True, monday, "scheduled_refresh")
+    ]
+    segments = app.registry.current().values()
+    assert live.members("weekly") == evaluate(app.con, segments, monday).members("weekly")
+
+    clock.set(datetime(2026, 1, 9))
+    got = live.tick()
+    assert {(c.segment_id, c.entered) for c in got} == {("buyers", False), ("quiet", True)}
+    assert live.members("weekly") == ["a1", "u1"]  # over since the 8th, shown until Monday
+    assert live.segments_of("u1")["weekly"] == at(3)
+
+    clock.set(monday + timedelta(days=7))
+    got = live.tick()
+    assert sorted((c.segment_id, c.profile_id, c.entered) for c in got) == [
+        ("weekly", "a1", False),
+        ("weekly", "u1", False),
+    ]
+    assert {c.at for c in got} == {monday + timedelta(days=7)}
+    assert LiveEvaluator(app, VirtualClock(clock.now() + timedelta(hours=1))).start() == []
+
+    # stopped over the next Monday: the restart refreshes at the missed instant
+    app.store.ingest_messages([track({"userId": "u1"}, "Order Completed", 14 * 24, "m9")])
+    again = LiveEvaluator(app, VirtualClock(datetime(2026, 1, 20)))
+    got = again.start()
+    weekly_changes = [(c.profile_id, c.entered, c.at) for c in got if c.segment_id == "weekly"]
+    assert weekly_changes == [("u1", True, monday + timedelta(days=14))]
+
+
+def test_replay_refreshes_scheduled_segments_at_their_cron_instants(app: Segflow) -> None:
+    weekly = {
+        "id": "weekly",
+        "mode": "scheduled",
+        "schedule": "0 6 * * 1",
+        "condition": {"event": "Order Completed", "within": "7d"},
+    }
+    app.registry.save([parse_segment(weekly)])
+    monday = datetime(2026, 1, 5, 6)
+    out = LiveEvaluator(app, VirtualClock(T)).replay(until=datetime(2026, 1, 13))
+    assert [(c.profile_id, c.entered, c.at, c.reason) for c in out if c.segment_id == "weekly"] == [
+        ("u1", True, monday, "scheduled_refresh"),
+        ("u1", False, monday + timedelta(days=7), "scheduled_refresh"),
+    ]
+    assert ("buyers", "u1", False, at(7 * 24)) in [
+        (c.segment_id, c.profile_id, c.entered, c.at) for c in out
+    ]

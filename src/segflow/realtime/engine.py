@@ -93,9 +93,16 @@ from segflow.realtime.state import (
 from segflow.realtime.windows import WindowAgg, WindowGroup
 
 Reason: TypeAlias = Literal[
-    "event", "window_expired", "trait_changed", "merged", "definition_changed", "deleted"
+    "event",
+    "window_expired",
+    "trait_changed",
+    "merged",
+    "definition_changed",
+    "deleted",
+    "scheduled_refresh",
 ]
-"""Why a membership changed; the engine emits the first three, the service the rest."""
+"""Why a membership changed; the engine emits the first three, the service the rest
+(``scheduled_refresh``: a scheduled segment evaluated at its cron instant)."""
 
 
 class Change(NamedTuple):

@@ -43,7 +43,15 @@ CREATE TABLE IF NOT EXISTS live_marks (
 """Appended to the store schema (``store.schema.DDL``)."""
 
 REASONS: Final = frozenset(
-    {"event", "window_expired", "trait_changed", "merged", "definition_changed", "deleted"}
+    {
+        "event",
+        "window_expired",
+        "trait_changed",
+        "merged",
+        "definition_changed",
+        "deleted",
+        "scheduled_refresh",
+    }
 )
 
 
