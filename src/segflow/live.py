@@ -82,6 +82,17 @@ class EditDiff:
 
 
 Subscriber = Callable[[Sequence[StoredChange]], None]
+Rebuild = Callable[
+    [
+        str,
+        Iterable[tuple[int, str | None, Mapping[str, Any]]],
+        Iterable[tuple[int, str, str, Any]],
+        Iterable[str],
+        int,
+    ],
+    ProfileState,
+]
+"""``ProfileEngine.rebuild_us``'s shape: a profile's state from its stored inputs."""
 
 
 def plan_paths(plan: Plan) -> set[str]:
@@ -272,20 +283,10 @@ class LiveEvaluator:
         ``entries``, each profile's inputs are applied one by one at their instants
         instead (slower) and it receives, per profile, the change by which it entered
         each segment it is in at ``at``."""
+        rebuild: Rebuild = engine.rebuild_us
         if entries is not None:
             rows = self.app.con.execute("SELECT profile_id, first_seen FROM profiles").fetchall()
             rebuild = self._dated(engine, entries, {str(p): to_us(t) for p, t in rows})
-        else:
-
-            def rebuild(
-                pid: str,
-                events: Iterable[tuple[int, str | None, Mapping[str, Any]]],
-                writes: Iterable[tuple[int, str, str, Any]],
-                static: Iterable[str],
-                t: int,
-            ) -> ProfileState:
-                return engine.rebuild_us(pid, events, writes, static, t)
-
         wanted = None if profiles is None else sorted(set(profiles))
         static = self.reader.static_members()
         t = to_us(at)
@@ -327,16 +328,7 @@ class LiveEvaluator:
     @staticmethod
     def _dated(
         engine: ProfileEngine, entries: dict[str, list[Change]], first_seen: Mapping[str, int]
-    ) -> Callable[
-        [
-            str,
-            Iterable[tuple[int, str | None, Mapping[str, Any]]],
-            Iterable[tuple[int, str, str, Any]],
-            Iterable[str],
-            int,
-        ],
-        ProfileState,
-    ]:
+    ) -> Rebuild:
         """A ``rebuild_us`` that feeds the inputs one by one, each at its own instant
         (events before trait writes at one instant, as a replay does), fires the timers
         in between and up to ``now``, and keeps the change by which the profile entered
