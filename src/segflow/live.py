@@ -501,9 +501,9 @@ class LiveEvaluator:
         for at, sid in sorted(due):
             out += runner.advance_to(at)
             shown = {pid for pid, mine in self._since.items() if sid in mine}
-            now = {pid for pid, st in runner.states.items() if engine.is_member(st, sid)}
-            for pid in sorted(now ^ shown):
-                out.append(Change(sid, pid, pid in now, at, "scheduled_refresh"))
+            there = {pid for pid, st in runner.states.items() if engine.is_member(st, sid)}
+            for pid in sorted(there ^ shown):
+                out.append(Change(sid, pid, pid in there, at, "scheduled_refresh"))
             self._refreshed(sid, at)
         return out
 
@@ -534,9 +534,9 @@ class LiveEvaluator:
         for segments/profiles gone, else ``event``; a scheduled segment keeps its logged
         members until its next refresh), and what was stored since is caught up, time
         advancing to now (timers fire and scheduled segments refresh at their exact
-        instants).  An empty log
-        (a first start) records the current members, each entered at the instant and
-        with the reason it entered (every profile's inputs applied in time order)."""
+        instants).  An empty log (a first start) records the current members, each
+        entered at the instant and with the reason it entered (every profile's inputs
+        applied in time order)."""
         now = self._now()
         engine = self._compile(self.app.registry.current())
         seq = self.reader.max_seq()
