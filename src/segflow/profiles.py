@@ -63,16 +63,21 @@ def jsonable(v: Any) -> Any:
 
 
 def resolve(app: Segflow, profile_id: str) -> str | None:
-    """The current profile for an id: a profile id, a user or anonymous id, or an id
-    that was merged away (merges are followed)."""
+    """The current profile for an id: a profile id, a user or anonymous id, an
+    alias's previous id, or an id that was merged away (merges are followed)."""
     con = app.con
     if con.execute("SELECT 1 FROM profiles WHERE profile_id = ?", [profile_id]).fetchone():
         return profile_id
-    found = app.store.resolve_profile(user_id=profile_id) or app.store.resolve_profile(
-        anonymous_id=profile_id
-    )
-    if found is not None:
-        return found
+    # a user id first, then an anonymous id, then an alias's previous id (linked to
+    # its profile by the alias call alone, before any event names it)
+    row = con.execute(
+        "SELECT profile_id FROM identities WHERE value = ? AND kind IN"
+        " ('user', 'anonymous', 'previous')"
+        " ORDER BY kind = 'user' DESC, kind = 'anonymous' DESC LIMIT 1",
+        [profile_id],
+    ).fetchone()
+    if row is not None:
+        return str(row[0])
     seen = {profile_id}
     current = profile_id
     while True:

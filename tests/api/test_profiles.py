@@ -151,3 +151,23 @@ def test_suppression_survives_a_restart(tmp_path: Path) -> None:
         msg = _msg("track", 2, 0, userId="zed", event="Product Viewed")
         assert httpx.post(srv.base_url + "/v1/track", json=msg, auth=(write, "")).is_success
         assert httpx.get(srv.base_url + "/v1/profiles/zed", headers=auth).status_code == 404
+
+
+@EDGE
+def test_profile_is_found_by_an_alias_previous_id_at_once(server: Server) -> None:
+    r = server.ingest("/v1/track", {"userId": "cleo", "event": "Product Viewed", "messageId": "a1"})
+    assert r.status_code == 200, r.text
+    r = server.ingest("/v1/alias", {"userId": "cleo", "previousId": "cleo-old", "messageId": "a2"})
+    assert r.status_code == 200, r.text
+    r = server.client.get("/v1/profiles/cleo-old")
+    assert r.status_code == 200, r.text
+    assert r.json()["profile_id"] == "cleo"
+    r = server.ingest(
+        "/v1/identify", {"userId": "cleo", "anonymousId": "cleo-device", "messageId": "a3"}
+    )
+    assert r.status_code == 200, r.text
+    for linked in ("cleo", "cleo-old", "cleo-device"):
+        r = server.client.get(f"/v1/profiles/{linked}")
+        assert r.status_code == 200, (linked, r.text)
+        assert r.json()["profile_id"] == "cleo"
+    assert server.client.get("/v1/profiles/cleo-old/export").status_code == 200

@@ -5,7 +5,9 @@ and size over time; bad inputs answered clearly with nothing stored."""
 from __future__ import annotations
 
 import io
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -306,3 +308,54 @@ def test_export_has_one_column_per_trait(server: Server) -> None:
     parquet = server.client.get("/v1/segments/buyers/export", params={"format": "parquet"})
     rows = pq.read_table(io.BytesIO(parquet.content)).to_pylist()
     assert rows[1] == {"profile_id": "u2", "age": 41.0, "country": "DE", "email": None, "vip": True}
+
+
+def test_scheduled_segment_refreshes_at_its_cron_instant(tmp_path: Path) -> None:
+    from segflow.api.deps import Settings
+    from segflow.realtime import VirtualClock
+    from segflow.server import make_context, serve_in_thread
+    from tests.api.conftest import create_keys
+
+    start = datetime(2026, 1, 1, 12)  # a Thursday
+    monday = datetime(2026, 1, 5, 6)
+    clock = VirtualClock(start)
+    ctx = make_context(
+        tmp_path / "s.duckdb", clock=clock, settings=Settings(schedule_interval_seconds=3600)
+    )
+    admin, write = create_keys(ctx)
+    weekly = {
+        "id": "weekly",
+        "mode": "scheduled",
+        "schedule": "0 6 * * 1",
+        "condition": {"event": "Order Completed", "within": "30d"},
+    }
+    buyers = {"id": "buyers", "condition": {"event": "Order Completed", "within": "30d"}}
+    with (
+        serve_in_thread(ctx) as running,
+        httpx.Client(
+            base_url=running.base_url, headers={"Authorization": f"Bearer {admin}"}, timeout=30
+        ) as http,
+    ):
+        for seg in (weekly, buyers):
+            assert http.post("/v1/segments", json=seg).status_code == 201
+        order = {
+            "userId": "ann",
+            "event": "Order Completed",
+            "messageId": "o1",
+            "timestamp": start.isoformat() + "Z",
+        }
+        r = httpx.post(running.base_url + "/v1/track", json=order, auth=(write, ""))
+        assert r.status_code == 200, r.text
+        time.sleep(1.5)  # the timer task runs meanwhile: nothing is due
+        assert http.get("/v1/profiles/ann/segments").json()["segments"] == {
+            "buyers": "2026-01-01T12:00:00.000000Z"
+        }
+        clock.set(monday)
+        deadline = time.monotonic() + 10
+        while "weekly" not in http.get("/v1/profiles/ann/segments").json()["segments"]:
+            assert time.monotonic() < deadline, "the refresh did not come"
+            time.sleep(0.1)
+        log = http.get("/v1/changes", params={"segment_id": "weekly"}).json()["changes"]
+        assert [(c["profile_id"], c["entered"], c["at"], c["reason"]) for c in log] == [
+            ("ann", True, "2026-01-05T06:00:00.000000Z", "scheduled_refresh")
+        ]

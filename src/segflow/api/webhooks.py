@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
+from segflow.api.changes import silent_segments
 from segflow.api.deps import ApiError, ServerContext, Settings
 from segflow.api.schemas import (
     DeliveryList,
@@ -40,7 +41,7 @@ def store(ctx: ServerContext) -> WebhookStore:
     s = ctx.extra.get("webhook_store")
     if not isinstance(s, WebhookStore):
         with ctx.lock:
-            s = WebhookStore(ctx.app.con)
+            s = WebhookStore(ctx.app.con, lambda: silent_segments(ctx))
         ctx.extra["webhook_store"] = s
     return s
 

@@ -94,9 +94,16 @@ from segflow.realtime.state import (
 from segflow.realtime.windows import WindowAgg, WindowGroup
 
 Reason: TypeAlias = Literal[
-    "event", "window_expired", "trait_changed", "merged", "definition_changed", "deleted"
+    "event",
+    "window_expired",
+    "trait_changed",
+    "merged",
+    "definition_changed",
+    "deleted",
+    "scheduled_refresh",
 ]
-"""Why a membership changed; the engine emits the first three, the service the rest."""
+"""Why a membership changed; the engine emits the first three, the service the rest
+(``scheduled_refresh``: a scheduled segment evaluated at its cron instant)."""
 
 
 class Change(NamedTuple):
@@ -585,6 +592,17 @@ class ProfileEngine:
             self._step(st, max(t, st.now), out, R_EVENT)
         else:
             self._fire_until(st, t, out, inclusive=True)
+        return out
+
+    def settle_us(self, st: ProfileState, t: int) -> list[Change]:
+        """``advance_us`` to ``t``, and make ``t`` the watermark: an input stamped at or
+        before ``t`` is late from then on (applied as of its ``now``).  A host that has
+        evaluated every profile up to ``t`` settles one before giving it an input stamped
+        earlier, so that input changes nothing in the past (a fresh state is only moved:
+        its first input evaluates it)."""
+        out = [] if st.fresh else self.advance_us(st, t)
+        if st.now < t:
+            st.now = t
         return out
 
     # ------------------------------------------------------------------ stepping

@@ -9,7 +9,7 @@ is lost or doubled (``(webhook_id, change_seq)`` is unique by construction).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -152,10 +152,16 @@ class WebhookStore:
     """Destinations, the delivery outbox and its cursor on the server's connection
     (callers hold the server lock)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        silent: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
         self.con = con
         con.execute(DDL)
         self._active: list[Webhook] | None = None
+        self.silent = silent
+        """The segments whose changes get no delivery (``emit_events: false``)."""
 
     def active(self) -> list[Webhook]:
         """Every destination, cached (this store is the only writer of the table)."""
@@ -250,6 +256,8 @@ class WebhookStore:
         hooks: dict[str, list[Webhook]] = {}
         for h in self.active():
             hooks.setdefault(h.segment_id, []).append(h)
+        for sid in self.silent():
+            hooks.pop(sid, None)
         now = utcnow()
         rows = [
             (h.id, c.seq, change_body(c, h.id).decode(), now)
