@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from segflow.api.limits import MAX_DEPTH_SETTING, check_setting
+from segflow.model.events import MAX_DEPTH
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service import Segflow
 from segflow.store.clustering import TAIL_CHUNK_ROWS
@@ -87,8 +89,17 @@ class Settings:
     the core's niceness, 17.8-19.1k events/s against 15.5-17.6k)."""
     scores_cron: str | None = "0 3 * * *"
     """When the scheduler refreshes the value scores (UTC cron; None: never)."""
+    max_event_depth: int = MAX_DEPTH
+    """Deepest nesting of objects and arrays in an ingested message (its
+    ``properties`` are level 1); deeper messages are refused (400).  At most the
+    store's own limit, ``segflow.model.events.MAX_DEPTH``."""
+    max_definition_depth: int = 64
+    """Deepest nesting of objects and arrays in a segment definition sent to the API
+    (its ``condition`` is level 1); deeper definitions are refused (422)."""
 
     def __post_init__(self) -> None:
+        check_setting("max_event_depth", self.max_event_depth, MAX_DEPTH)
+        check_setting("max_definition_depth", self.max_definition_depth, MAX_DEPTH_SETTING)
         if self.scores_cron is not None:
             from croniter import croniter
 

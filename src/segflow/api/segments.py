@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 
 from segflow import segment_ops
 from segflow.api.deps import ApiError, ServerContext, get_ctx, require_admin
+from segflow.api.limits import depth_message, too_deep
 from segflow.api.schemas import (
     ChangesPage,
     ErrorResponse,
@@ -117,6 +118,13 @@ async def read_definition(request: Request, path_id: str | None = None) -> Segme
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             raise ApiError(400, f"malformed JSON: {e}") from None
+    limit = get_ctx(request).settings.max_definition_depth
+    where = too_deep(doc, limit) if isinstance(doc, dict | list) else None
+    if where is not None:
+        msg = depth_message(limit)
+        raise ApiError(
+            422, f"invalid segment definition: {where}: {msg}", [{"path": where, "message": msg}]
+        )
     if path_id is not None and isinstance(doc, dict):
         body_id = doc.setdefault("id", path_id)
         if body_id != path_id:
