@@ -40,6 +40,10 @@ from segflow.service import Segflow
 
 log = logging.getLogger("segflow.server")
 
+CORE_KEEP_ALIVE_SECONDS: Final = 600
+"""How long the core keeps an idle connection from the edge open (the edge drops
+them after ``segflow.edge.app.KEEP_ALIVE_SECONDS``, well before)."""
+
 
 def make_context(
     db: str | Path,
@@ -77,6 +81,9 @@ def _config(
         proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # the edge's pooled connections to the core's socket: the core must not close
+        # one the edge may be about to reuse (the edge lets them go sooner)
+        timeout_keep_alive=CORE_KEEP_ALIVE_SECONDS if uds else 5,
     )
 
 

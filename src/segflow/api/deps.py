@@ -168,6 +168,9 @@ class ApiError(Exception):
         self.headers = headers
 
 
+INTERNAL_ERROR = "internal server error (the server's log has the details)"
+
+
 def problem(
     status: int,
     message: str,
