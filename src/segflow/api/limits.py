@@ -9,8 +9,15 @@ object or array that is too deep.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
+from segflow.model.definition import parse_instant
+
+EARLIEST: Final = datetime(1970, 1, 1)
+LATEST: Final = datetime(2999, 12, 31, 23, 59, 59, 999999)
+"""The instants a request may evaluate at: windows and durations reach back and
+forward from them without leaving the calendar."""
 MAX_DEPTH_SETTING: Final = 200
 """The highest configurable nesting limit (orjson refuses to write deeper than 255)."""
 
@@ -53,3 +60,17 @@ def check_setting(name: str, value: int, highest: int) -> None:
     """A limit of ``Settings`` is a whole number from 1 to ``highest``."""
     if not 1 <= value <= highest:
         raise ValueError(f"{name}: must be between 1 and {highest}, got {value}")
+
+
+def request_instant(value: str | None) -> datetime | None:
+    """An instant from a request (``at``, ``since``...) as naive UTC; malformed or
+    outside ``EARLIEST``..``LATEST``: ``ValueError`` saying why."""
+    if value is None:
+        return None
+    when = parse_instant(value)
+    if not EARLIEST <= when <= LATEST:
+        raise ValueError(
+            f"{value!r} is outside the instants the server evaluates at, "
+            f"{EARLIEST.year}-{LATEST.year}"
+        )
+    return when
