@@ -89,6 +89,11 @@ class Settings:
     the core's niceness, 17.8-19.1k events/s against 15.5-17.6k)."""
     scores_cron: str | None = "0 3 * * *"
     """When the scheduler refreshes the value scores (UTC cron; None: never)."""
+    max_fields: int = 1000
+    """Most distinct fields (dotted paths of properties, context and traits) the
+    store may hold; a message bringing a new one past it is refused (400 naming it),
+    fields already known are still accepted.  Each field is a column of the events
+    table, and every column makes every later insert slower."""
     max_event_depth: int = MAX_DEPTH
     """Deepest nesting of objects and arrays in an ingested message (its
     ``properties`` are level 1); deeper messages are refused (400).  At most the
@@ -98,6 +103,7 @@ class Settings:
     (its ``condition`` is level 1); deeper definitions are refused (422)."""
 
     def __post_init__(self) -> None:
+        check_setting("max_fields", self.max_fields, 10_000_000)
         check_setting("max_event_depth", self.max_event_depth, MAX_DEPTH)
         check_setting("max_definition_depth", self.max_definition_depth, MAX_DEPTH_SETTING)
         if self.scores_cron is not None:
@@ -127,6 +133,7 @@ class ServerContext:
     """Per-module state (webhook dispatcher, SSE hub, ...), keyed by module name."""
 
     def __post_init__(self) -> None:
+        self.app.store.max_fields = self.settings.max_fields
         if self.keys is None:
             with self.lock:
                 self.keys = KeyStore(self.app.con)
