@@ -601,7 +601,10 @@ def _parse(
         _no_nul_keys(data, "")
     if now is None:
         now = utcnow()
+    # a message can only nest as deep as the body has brackets (strings included)
     depth = ctx.settings.max_event_depth
+    if body.count(b"{") + body.count(b"[") <= depth:
+        depth = 0
     if kind == "batch":
         messages, prefix = _batch(data, body, ctx.settings.max_message_bytes, depth), "batch"
         sent_at, context = data.get("sentAt"), data.get("context")
@@ -613,7 +616,8 @@ def _parse(
         if not isinstance(data, dict):
             msg = f"expected a JSON object, got {_json_type(data)}"
             raise ApiError(400, msg, [_err("", msg)])
-        _check_depth(data, depth, "")
+        if depth:
+            _check_depth([("", data)], depth)
         data["type"] = kind
         messages, prefix, sent_at, context = [data], "", None, None
     kept = [m for m in messages if _prepare(ctx, m, now, sent_at, context)]
@@ -636,9 +640,9 @@ def _no_nul_keys(v: Any, path: str) -> None:
             _no_nul_keys(x, f"{path}[{i}]")
 
 
-def _check_depth(message: Any, limit: int, path: str) -> None:
-    """Refuse a message nested deeper than ``limit`` (before anything serialises it)."""
-    where = too_deep(message, limit, path)
+def _check_depth(messages: list[tuple[str, Any]], limit: int) -> None:
+    """Refuse messages nested deeper than ``limit`` (before anything serialises them)."""
+    where = too_deep(messages, limit)
     if where is not None:
         msg = depth_message(limit)
         raise ApiError(400, f"invalid message: {where}: {msg}", [_err(where, msg)])
@@ -646,7 +650,7 @@ def _check_depth(message: Any, limit: int, path: str) -> None:
 
 def _batch(data: Any, body: bytes, limit: int, depth: int) -> list[dict[str, Any]]:
     """The messages of a batch body, each an object of a known type under 32 KB and
-    nested at most ``depth`` levels deep."""
+    nested at most ``depth`` levels deep (0: not checked)."""
     if not isinstance(data, dict):
         msg = f"expected a JSON object with a batch array, got {_json_type(data)}"
         raise ApiError(400, msg, [_err("", msg)])
@@ -654,11 +658,9 @@ def _batch(data: Any, body: bytes, limit: int, depth: int) -> list[dict[str, Any
     if not isinstance(batch, list):
         msg = "missing" if batch is None else f"expected an array, got {_json_type(batch)}"
         raise ApiError(400, f"batch: {msg}", [_err("batch", msg)])
-    # the batch's own fields (its context is copied into every message)
-    _check_depth({k: v for k, v in data.items() if k != "batch"}, depth, "")
-    for i, m in enumerate(batch):
-        if isinstance(m, dict):
-            _check_depth(m, depth, f"batch[{i}]")
+    if depth:  # the messages, and the batch's own fields (its context goes into each)
+        roots = [(f"batch[{i}]", m) for i, m in enumerate(batch)]
+        _check_depth([*roots, ("", {k: v for k, v in data.items() if k != "batch"})], depth)
     errors: list[dict[str, str]] = []
     check_size = len(body) > limit
     for i, m in enumerate(batch):

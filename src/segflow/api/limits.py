@@ -9,7 +9,9 @@ object or array that is too deep.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from itertools import chain, compress
 from typing import Any, Final
 
 from segflow.model.definition import parse_instant
@@ -22,28 +24,41 @@ MAX_DEPTH_SETTING: Final = 200
 """The highest configurable nesting limit (orjson refuses to write deeper than 255)."""
 
 
-def too_deep(value: object, limit: int, path: str = "") -> str | None:
+def too_deep(roots: Sequence[tuple[str, Any]], limit: int) -> str | None:
     """The JSON path of the first object or array nested more than ``limit`` levels
-    below ``value`` (``value``'s own members are level 1), or None.  ``path`` is
-    ``value``'s own path, the prefix of the answer."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        v, level = stack.pop()
-        for x in v.values() if isinstance(v, dict) else v:
-            if isinstance(x, dict | list):
-                if level >= limit:
-                    return _first_too_deep(value, limit, path, 0)
-                stack.append((x, level + 1))
-    return None
+    below one of ``roots`` (``(path, value)`` pairs; a root's own members are level
+    1), or None.  Walks level by level, all roots at once, in C-level iteration:
+    ingestion checks every message."""
+    level = [v for _, v in roots if type(v) in _CONTAINERS]
+    for _ in range(limit + 1):
+        if not level:
+            return None
+        values = list(chain.from_iterable(map(_members, level)))
+        level = list(compress(values, map(_CONTAINERS.__contains__, map(type, values))))
+    if not level:
+        return None
+    for path, v in roots:  # rare: find where, depth-first (recursion bounded by limit)
+        if type(v) in _CONTAINERS:
+            found = _first_too_deep(v, limit, path, 0)
+            if found is not None:
+                return found
+    return None  # pragma: no cover (some root holds the deep container)
+
+
+_CONTAINERS: Final = frozenset({dict, list})
+
+
+def _members(v: dict[str, Any] | list[Any]) -> Iterable[Any]:
+    return v.values() if type(v) is dict else v
 
 
 def _first_too_deep(v: Any, limit: int, path: str, level: int) -> str | None:
-    """The path ``too_deep`` reports (recursion bounded by ``limit``)."""
-    items = v.items() if isinstance(v, dict) else enumerate(v)
+    """The path ``too_deep`` reports."""
+    items = v.items() if type(v) is dict else enumerate(v)
     for k, x in items:
-        if not isinstance(x, dict | list):
+        if type(x) not in _CONTAINERS:
             continue
-        where = f"{path}[{k}]" if isinstance(v, list) else f"{path}.{k}" if path else str(k)
+        where = f"{path}[{k}]" if type(v) is list else f"{path}.{k}" if path else str(k)
         if level >= limit:
             return where
         found = _first_too_deep(x, limit, where, level + 1)

@@ -119,7 +119,7 @@ async def read_definition(request: Request, path_id: str | None = None) -> Segme
         except orjson.JSONDecodeError as e:
             raise ApiError(400, f"malformed JSON: {e}") from None
     limit = get_ctx(request).settings.max_definition_depth
-    where = too_deep(doc, limit) if isinstance(doc, dict | list) else None
+    where = too_deep([("", doc)], limit)
     if where is not None:
         msg = depth_message(limit)
         raise ApiError(
