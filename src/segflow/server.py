@@ -360,8 +360,10 @@ def supervise(args: Sequence[str]) -> int:
         # its own process group: Ctrl-C reaches only this process, which passes it on
         # once (a second SIGINT makes uvicorn skip its graceful shutdown)
         proc = subprocess.Popen(cmd, process_group=0)
+        if stopping:  # asked to stop while it was being started
+            proc.send_signal(stopping[0])
         started = time.monotonic()
-        code = _wait(proc)
+        code = proc.wait()
         if code < 0 and -code in STOP_SIGNALS:
             return 0
         if code >= 0 or stopping:
@@ -370,7 +372,7 @@ def supervise(args: Sequence[str]) -> int:
         delay = min(MAX_BACKOFF_SECONDS, 0.25 * 2 ** max(0, quick_deaths - 1))
         log.error(
             "the core process died (%s); starting a new one in %.2f s",
-            signal.Signals(-code).name, delay,
+            _signal_name(-code), delay,
         )  # fmt: skip
         deadline = time.monotonic() + delay
         while not stopping and time.monotonic() < deadline:
@@ -379,13 +381,11 @@ def supervise(args: Sequence[str]) -> int:
             return 0
 
 
-def _wait(proc: subprocess.Popen[bytes]) -> int:
-    """``proc.wait()`` that a signal handler interrupts without losing the result."""
-    while True:
-        try:
-            return proc.wait()
-        except InterruptedError:  # pragma: no cover (PEP 475 retries the wait)
-            continue
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
