@@ -1,10 +1,14 @@
-"""Limits checked on untrusted request bodies before anything else reads them.
+"""Limits checked on untrusted request input before anything else reads it.
 
 A JSON document nested hundreds of levels deep parses fine, but every later step that
 walks it recursively (serialising it again, hashing it, flattening it) pays for each
 level, and a native serialiser may not survive it.  So the depth is checked right
-after parsing, with a plain loop, and the request is refused naming the first
+after parsing, without recursion, and the request is refused naming the first
 object or array that is too deep.
+
+Instants a request evaluates at (``at``, ``since``, ``until``) are kept to a range
+from which every window reaches back and forward inside the calendar: at its ends
+date arithmetic overflows.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from segflow.model.definition import parse_instant
 
 EARLIEST: Final = datetime(1970, 1, 1)
 LATEST: Final = datetime(2999, 12, 31, 23, 59, 59, 999999)
-"""The instants a request may evaluate at: windows and durations reach back and
-forward from them without leaving the calendar."""
+"""The instants a request may evaluate at (a scores refresh looks years back for
+its training windows; a window is at most a century, ``MAX_DURATION_US``)."""
 MAX_DEPTH_SETTING: Final = 200
 """The highest configurable nesting limit (orjson refuses to write deeper than 255)."""
 
