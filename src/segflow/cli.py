@@ -439,7 +439,7 @@ def _serve(
     import duckdb
 
     from segflow.api.deps import Settings
-    from segflow.server import make_context, run_server
+    from segflow.server import make_context, supervise
 
     try:
         settings = Settings(scores_cron=scores_cron)
@@ -469,7 +469,11 @@ def _serve(
             soft_wrap=True,
             markup=False,
         )
-    run_server(db, host, port, ctx=ctx, edge=edge)
+    ctx.app.close()  # the core, a child process restarted if it crashes, opens it again
+    args = ["--db", str(db), "--host", host, "--port", str(port)]
+    args += ["--no-scores"] if scores_cron is None else ["--scores-cron", scores_cron]
+    args += [] if edge else ["--no-edge"]
+    raise typer.Exit(supervise(args))
 
 
 @app.command()

@@ -33,6 +33,9 @@ _UNIT_US: Final = {
     "w": 604_800_000_000,
 }
 
+MAX_DURATION_US: Final = 36_500 * _UNIT_US["d"]
+"""The longest duration (100 years): longer ones reach past the calendar's ends."""
+
 
 @dataclass(frozen=True, slots=True)
 class Duration:
@@ -54,6 +57,8 @@ def parse_duration(value: object) -> Duration:
         m = _DUR_RE.match(value)
         if m:
             us = round(float(m.group(1)) * _UNIT_US[m.group(2)])
+            if us > MAX_DURATION_US:
+                raise ValueError(f"{value!r} is longer than the longest duration, 36500d")
             if us > 0:
                 return Duration(us)
             raise ValueError(f"{value!r} is not a positive duration")
