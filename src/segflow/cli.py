@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -29,13 +32,16 @@ from segflow.service import Evaluation, Segflow
 app = typer.Typer(no_args_is_help=True, help="segflow: real-time customer segmentation.")
 segments_app = typer.Typer(no_args_is_help=True, help="Define and inspect segments.")
 app.add_typer(segments_app, name="segments")
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+"""Ids are never folded across lines: plain lines soft-wrap, tables widen (_print_table)."""
 
 DbOption = Annotated[
     Path,
     typer.Option("--db", envvar="SEGFLOW_DB", help="DuckDB file holding events and segments."),
 ]
+"""Every command's store (one default for all); only ``ingest``, ``demo`` and the
+server's bootstrap (``keys create``, ``serve``) create a missing one."""
 AtOption = Annotated[
     str | None,
     typer.Option("--at", help="Evaluate as of this ISO 8601 instant (default: now, UTC)."),
@@ -53,10 +59,40 @@ def _at(value: str | None) -> datetime | None:
         raise typer.BadParameter(str(e), param_hint="--at") from None
 
 
+def _open(db: Path, *, create: bool = False) -> Segflow:
+    """Open the store, or exit 2 with one line: no store there (a mistyped ``--db``
+    must not leave an empty store behind), or a running server holds it."""
+    import duckdb
+
+    if not create and not db.exists():
+        console.print(
+            f"[red]no store at {escape(str(db))}[/red] (check --db / SEGFLOW_DB;"
+            " `segflow ingest FILE --db PATH` or `segflow demo` creates one)",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    try:
+        return Segflow(db)
+    except duckdb.IOException as e:
+        if "lock" not in str(e).lower():
+            console.print(f"[red]cannot open {escape(str(db))}:[/red] {escape(str(e))}")
+            raise typer.Exit(2) from None
+        holder = re.search(r"\(PID (\d+)\)", str(e))
+        pid = f" (pid {holder.group(1)})" if holder else ""
+        console.print(
+            f"[red]{escape(str(db))} is held by another process{pid}, most likely a running"
+            " `segflow serve`:[/red] reach the same data over the server's HTTP API"
+            " (GET /v1/segments, /v1/segments/ID/members, ... with an admin key), or stop"
+            " it first",
+            highlight=False,
+        )
+        raise typer.Exit(2) from None
+
+
 @contextmanager
-def _service(db: Path) -> Iterator[Segflow]:
+def _service(db: Path, *, create: bool = False) -> Iterator[Segflow]:
     """Open the store and turn known errors into clear messages and exit code 2."""
-    sf = Segflow(db)
+    sf = _open(db, create=create)
     try:
         yield sf
     except DefinitionError as e:
@@ -92,6 +128,18 @@ def _progress(label: str) -> Iterator[Any]:
         yield update
 
 
+def _print_table(table: Table) -> None:
+    """Print a table at least as wide as its widest row, so ids are never cut (a pipe
+    or a narrow terminal would otherwise truncate them at its width)."""
+    need = Measurement.get(out, out.options.update_width(1 << 16), table).maximum
+    width = out.width
+    out.width = max(width, need)
+    try:
+        out.print(table)
+    finally:
+        out.width = width
+
+
 def _sizes_table(sf: Segflow, evaluation: Evaluation) -> Table:
     """Segment sizes and their share of every known profile."""
     names = {s.id: s.name for s in sf.segments().values()}
@@ -119,7 +167,7 @@ def ingest(
     """Load events (idempotent by message_id; a bad file loads nothing unless --skip-invalid)."""
     from segflow.store.duckdb_store import IngestError
 
-    with _service(db) as sf, _progress("ingesting") as update:
+    with _service(db, create=True) as sf, _progress("ingesting") as update:
         try:
             reports = sf.ingest(files, skip_invalid=skip_invalid, progress=update)
         except IngestError as e:
@@ -136,6 +184,7 @@ def segments_apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only show who would enter/leave; save nothing.")
     ] = False,
+    at: AtOption = None,
 ) -> None:
     """Validate and save segment definitions (a new version when the definition changed);
     first shows who each new or edited segment would move."""
@@ -143,9 +192,9 @@ def segments_apply(
     from segflow.store.segments import utcnow
 
     with _service(db) as sf:
-        diffs = edit_diffs(sf, _checked(sf, path), utcnow())
+        diffs = edit_diffs(sf, _checked(sf, path), _at(at) or utcnow())
         if diffs:
-            out.print(_diff_table(diffs))
+            _print_table(_diff_table(diffs))
         if dry_run:
             return
         for seg, status in sf.apply(path):
@@ -198,7 +247,7 @@ def segments_list(db: DbOption = DEFAULT_DB) -> None:
         table.add_column(c)
     for s in segs.values():
         table.add_row(s.id, s.name, s.mode, str(s.version), ", ".join(s.tags))
-    out.print(table)
+    _print_table(table)
 
 
 @segments_app.command("show")
@@ -234,8 +283,15 @@ def segments_import(
 ) -> None:
     """Create or replace a static segment from a list of profile ids."""
     with _service(db) as sf:
-        n = sf.import_static(segment_id, csv_file, name)
-    out.print(f"static segment {segment_id}: {n:,} members")
+        done = sf.import_static(segment_id, csv_file, name)
+    out.print(f"static segment {segment_id}: {done.members:,} members")
+    if done.unknown:
+        shown = ", ".join(done.unknown[:20]) + (" ..." if len(done.unknown) > 20 else "")
+        console.print(
+            f"[yellow]{len(done.unknown):,} unknown id(s) left out (no such profile):[/yellow]"
+            f" {escape(shown)}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -268,7 +324,7 @@ def eval_(
     """Evaluate every segment (or the chosen ones) in one plan and store the memberships."""
     with _service(db) as sf:
         evaluation, _ = sf.evaluate(_at(at), segment)
-        out.print(_sizes_table(sf, evaluation))
+        _print_table(_sizes_table(sf, evaluation))
     console.print(f"evaluated {len(evaluation.sizes)} segments in {evaluation.seconds:.2f}s")
 
 
@@ -310,7 +366,8 @@ def export(
     at: AtOption = None,
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Export a segment's members to CSV or Parquet."""
+    """Export a segment's members with their current traits (one column per trait) to
+    CSV or Parquet."""
     with _service(db) as sf:
         n = sf.export(segment_id, output, _at(at))
     console.print(f"wrote {n:,} members to {output}")
@@ -323,14 +380,24 @@ def demo(
     days: Annotated[int, typer.Option(help="Days of history.")] = 365,
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after loading.")] = True,
     data_dir: Annotated[Path, typer.Option(help="Where generated files go.")] = Path("demo-data"),
-    db: Annotated[Path, typer.Option("--db", envvar="SEGFLOW_DB")] = Path("demo-data/demo.duckdb"),
+    db: DbOption = DEFAULT_DB,
     port: Annotated[int, typer.Option(help="Port to serve on (with --serve).")] = 8000,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite a store not made by the demo.")
+    ] = False,
 ) -> None:
     """Generate a realistic shop, load it, apply the segment library, evaluate, print
     sizes, then serve it (API + UI) with a fresh admin/write key pair."""
     from segflow.demo.generator import generate_shop
 
     end = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    if db.exists() and not replace and not _made_by_demo(db):
+        console.print(
+            f"[red]{escape(str(db))} holds a store not made by `segflow demo`[/red]:"
+            " choose another --db, or pass --replace to overwrite it",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     data_dir.mkdir(parents=True, exist_ok=True)
     for stale in (db, db.with_name(db.name + ".wal")):
         stale.unlink(missing_ok=True)
@@ -339,18 +406,31 @@ def demo(
             data_dir, customers=customers, seed=seed, end=end, days=days, progress=update
         )
     console.print(f"generated {summary.events:,} events for {customers:,} customers")
-    with _service(db) as sf:
+    with _service(db, create=True) as sf:
+        sf.con.execute(f"CREATE TABLE {DEMO_MARK} AS SELECT now() AS made_at")
         with _progress("loading events") as update:
             sf.ingest(list(summary.paths), progress=update)
         _refresh_demo_scores(sf, end)
         sf.apply(LIBRARY)
         evaluation, _ = sf.evaluate(end)
-        out.print(_sizes_table(sf, evaluation))
+        _print_table(_sizes_table(sf, evaluation))
     console.print(
         f"evaluated {len(evaluation.sizes)} segments in {evaluation.seconds:.2f}s; db: {db}"
     )
     if serve:
         _serve(db, "127.0.0.1", port, demo_keys=True)
+
+
+DEMO_MARK = "segflow_demo"
+"""A table ``segflow demo`` leaves in its store: a later demo may replace that store."""
+
+
+def _made_by_demo(db: Path) -> bool:
+    with _service(db) as sf:
+        row = sf.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [DEMO_MARK]
+        ).fetchone()
+    return bool(row and row[0])
 
 
 # -- server and API keys (issue 4) ----------------------------------------------------
@@ -372,7 +452,7 @@ def _serve(
     import duckdb
 
     from segflow.api.deps import Settings
-    from segflow.server import make_context, run_server
+    from segflow.server import make_context, supervise
 
     try:
         settings = Settings(scores_cron=scores_cron)
@@ -402,7 +482,11 @@ def _serve(
             soft_wrap=True,
             markup=False,
         )
-    run_server(db, host, port, ctx=ctx, edge=edge)
+    ctx.app.close()  # the core, a child process restarted if it crashes, opens it again
+    args = ["--db", str(db), "--host", host, "--port", str(port)]
+    args += ["--no-scores"] if scores_cron is None else ["--scores-cron", scores_cron]
+    args += [] if edge else ["--no-edge"]
+    raise typer.Exit(supervise(args))
 
 
 @app.command()
@@ -435,7 +519,7 @@ def keys_create(
     """Create a key and print it (only its hash is stored: copy it now)."""
     from segflow.store.keys import KeyStore
 
-    with _service(db) as sf:
+    with _service(db, create=True) as sf:
         new = KeyStore(sf.con).create(kind, name)
     console.print(f"created {new.key.kind} key {new.key.id} ({new.key.name}):")
     out.print(new.token)
@@ -452,7 +536,7 @@ def keys_list(db: DbOption = DEFAULT_DB) -> None:
     for k in keys:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
         table.add_row(k.id, k.kind, k.name, f"{k.created_at:%Y-%m-%d %H:%M}", state)
-    out.print(table)
+    _print_table(table)
 
 
 @keys_app.command("revoke")
@@ -525,7 +609,7 @@ def scores_show(
         table.add_column("profiles", justify="right")
         for value, n in counts.items():
             table.add_row(value, f"{n:,}")
-        out.print(table)
+        _print_table(table)
 
 
 @scores_app.command("models")
@@ -567,7 +651,7 @@ def scores_discover(
             p.segment["id"], f"{p.size:,}", f"{p.rule_size:,}", f"{p.precision:.3f}",
             f"{p.recall:.3f}", p.segment["description"],
         )  # fmt: skip
-    out.print(table)
+    _print_table(table)
     docs = [p.segment for p in proposals]
     if output is not None:
         output.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
@@ -577,9 +661,6 @@ def scores_discover(
 
 
 # -- real-time: replay, explain, change log (issue 3) ---------------------------------
-
-
-from rich.markup import escape  # noqa: E402
 
 
 def _instant(value: str | None, hint: str) -> datetime | None:
@@ -733,7 +814,7 @@ def changes(
                 str(c.seq), record(c)["at"], "entered" if c.entered else "exited",
                 c.segment_id, c.profile_id, c.reason, str(c.version),
             )  # fmt: skip
-        out.print(table)
+        _print_table(table)
 
 
 def main() -> None:

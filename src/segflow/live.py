@@ -21,8 +21,15 @@ from typing import Any
 import duckdb
 
 from segflow.batch.run import evaluate
-from segflow.model.definition import Segment
-from segflow.plan.features import EventAggregate, SequenceMatch
+from segflow.model.definition import Segment, call_name
+from segflow.plan.features import (
+    CART_PRICE,
+    CART_PRODUCT,
+    CART_QUANTITY,
+    CartTotal,
+    EventAggregate,
+    SequenceMatch,
+)
 from segflow.plan.planner import Plan, build_plan, check_references
 from segflow.realtime import (
     Change,
@@ -47,6 +54,9 @@ US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000
 TRAITS_MARK = "live_traits"
 """The change-log mark holding the ``traits.wseq`` watermark of standalone trait writes."""
+SCHEDULED_MARK = "scheduled:"
+"""Prefix of the change-log marks holding a scheduled segment's last refresh (its
+version as the mark's seq, the instant as its at)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,17 @@ class EditDiff:
 
 
 Subscriber = Callable[[Sequence[StoredChange]], None]
+Rebuild = Callable[
+    [
+        str,
+        Iterable[tuple[int, str | None, Mapping[str, Any]]],
+        Iterable[tuple[int, str, str, Any]],
+        Iterable[str],
+        int,
+    ],
+    ProfileState,
+]
+"""``ProfileEngine.rebuild_us``'s shape: a profile's state from its stored inputs."""
 
 
 def plan_paths(plan: Plan) -> set[str]:
@@ -94,6 +115,8 @@ def plan_paths(plan: Plan) -> set[str]:
         elif isinstance(feat, SequenceMatch):
             for step in feat.steps:
                 out.update(p.path for p in step.where)
+        elif isinstance(feat, CartTotal):
+            out.update((CART_PRODUCT, CART_QUANTITY, CART_PRICE))
     return out
 
 
@@ -150,7 +173,7 @@ def members_after(
     (together with ``others``, saved in the same batch)."""
     if segment.mode == "static":
         if segment.members is not None:
-            return set(segment.members)
+            return set(app.registry.known_profiles(segment.members)[0])
         assert segment.condition is not None and segment.snapshot_at is not None
         live = Segment(id=segment.id, name=segment.name, condition=segment.condition)
         rest = [v for k, v in app.registry.current().items() if k != segment.id]
@@ -226,6 +249,18 @@ class LiveEvaluator:
         self._names: frozenset[str] = frozenset()
         self._paths: frozenset[str] = frozenset()
         self._trait_keys: frozenset[str] = frozenset()
+        self._evaluated: int | None = None
+        """Every profile's memberships are evaluated up to this instant (µs): an input
+        stamped at or before it is late (applied as of now, per the design)."""
+        self._scheduled: dict[str, str] = {}
+        """Scheduled segments -> cron: their memberships change only at its instants."""
+        self._refresh: dict[str, datetime | None] = {}
+        """Each scheduled segment's next refresh (None: at once, never refreshed)."""
+        self._refresh_marks: list[tuple[str, int, datetime]] = []
+        """Refreshes made since the last ``_record``: its commit stores them."""
+        self.silent: frozenset[str] = frozenset()
+        """Segments whose changes are logged but not sent out (``emit_events: false``;
+        a deleted one stays as it was): SSE and webhooks skip them."""
         self._unpublished: list[StoredChange] | None = None
         """Changes stored in the open ``_one_commit`` block, published once committed."""
         self.fast_catch_ups = 0
@@ -251,10 +286,27 @@ class LiveEvaluator:
         self._adopt(segments, engine)
         return engine
 
-    def _adopt(self, segments: Mapping[str, Segment], engine: ProfileEngine) -> None:
+    def _adopt(self, segments: Mapping[str, Segment], engine: ProfileEngine) -> set[str]:
+        """Run ``segments`` (compiled as ``engine``) from here on; returns the scheduled
+        segments whose definition did not change (they keep their members until their
+        next refresh)."""
+        before = {sid: seg.version for sid, seg in self._segments.items()}
+        gone = self.silent - set(segments)
+        self.silent = frozenset(s.id for s in segments.values() if not s.emit_events) | gone
         self._segments = dict(segments)
+        self._scheduled = {
+            s.id: s.schedule
+            for s in segments.values()
+            if s.mode == "scheduled" and s.schedule is not None
+        }
+        self._refresh = {}
+        for sid in self._scheduled:
+            mark = self.log.mark(SCHEDULED_MARK + sid)
+            fresh = mark is not None and mark[0] == self._version(sid)
+            self._refresh[sid] = self._cron_next(sid, mark[1]) if fresh and mark else None
         self._hidden = set()
         self._names, self._paths, self._trait_keys = _inputs(engine)
+        return {sid for sid in self._scheduled if before.get(sid) == self._version(sid)}
 
     def _build(
         self,
@@ -266,16 +318,23 @@ class LiveEvaluator:
         profiles: Iterable[str] | None = None,
         inputs_upto_at: bool = False,
         reader: HistoryReader | None = None,
+        entries: dict[str, list[Change]] | None = None,
     ) -> dict[str, ProfileState]:
         """States of every profile (or of ``profiles``) as of ``at`` from stored history:
         one scan of events ordered by profile, traits read alongside (those of events up
         to ``upto_seq`` and those of no event up to ``upto_wseq``).  With
         ``inputs_upto_at`` only inputs stamped at or before ``at`` are read (a replay
-        feeds the later ones); otherwise later ones are held as future inputs.
-        ``reader``: read through it instead (another connection, for a build that runs
-        without the store lock)."""
+        feeds the later ones); otherwise later ones are held as future inputs.  With
+        ``entries``, each profile's inputs are applied one by one at their instants
+        instead (slower) and it receives, per profile, the change by which it entered
+        each segment it is in at ``at``.  ``reader``: read through it instead (another
+        connection, for a build that runs without the store lock)."""
         reader = reader if reader is not None else self.reader
         names, paths, trait_keys = _inputs(engine)
+        rebuild: Rebuild = engine.rebuild_us
+        if entries is not None:
+            rows = self.app.con.execute("SELECT profile_id, first_seen FROM profiles").fetchall()
+            rebuild = self._dated(engine, entries, {str(p): to_us(t) for p, t in rows})
         wanted = None if profiles is None else sorted(set(profiles))
         static = reader.static_members()
         t = to_us(at)
@@ -300,7 +359,7 @@ class LiveEvaluator:
             upto_ts=upto_ts,
         )
         for pid, rows in _by_profile(stream):
-            states[pid] = engine.rebuild_us(
+            states[pid] = rebuild(
                 pid,
                 ((ts, name, fields) for _p, ts, name, fields, _m in rows),
                 traits.pop(pid, ()),
@@ -311,10 +370,52 @@ class LiveEvaluator:
         known = set(universe)
         for pid in universe:
             if pid not in states:
-                states[pid] = engine.rebuild_us(
-                    pid, (), traits.pop(pid, ()), static.get(pid, ()), t
-                )
+                states[pid] = rebuild(pid, (), traits.pop(pid, ()), static.get(pid, ()), t)
         return {pid: st for pid, st in states.items() if pid in known}
+
+    @staticmethod
+    def _dated(
+        engine: ProfileEngine, entries: dict[str, list[Change]], first_seen: Mapping[str, int]
+    ) -> Rebuild:
+        """A ``rebuild_us`` that feeds the inputs one by one, each at its own instant
+        (events before trait writes at one instant, as a replay does), fires the timers
+        in between and up to ``now``, and keeps the change by which the profile entered
+        each segment it ends in: the exact instant and reason, which a state rebuilt in
+        one step does not know.  A profile is first evaluated when it was first seen
+        (it is in "no order in 30 days" from then on)."""
+
+        def rebuild(
+            pid: str,
+            events: Iterable[tuple[int, str | None, Mapping[str, Any]]],
+            writes: Iterable[tuple[int, str, str, Any]],
+            static: Iterable[str],
+            now: int,
+        ) -> ProfileState:
+            st = engine.new_state(pid, static)
+            inputs: list[tuple[int, int, Any]] = [(e[0], 0, e) for e in events]
+            inputs += [(w[0], 1, w) for w in writes]
+            inputs.sort(key=lambda x: (x[0], x[1]))
+            entered: dict[str, Change] = {}
+            flips: list[Change] = []
+            seen = first_seen.get(pid)
+            if seen is not None and seen <= now and (not inputs or seen < inputs[0][0]):
+                flips += engine.advance_us(st, seen)
+            for ts, kind, item in inputs:
+                t = min(ts, now)  # a later one is held as a future input
+                if kind == 0:
+                    flips += engine.apply_us(st, ts, item[1], item[2], t)
+                else:
+                    flips += engine.set_trait_us(st, ts, item[1], item[2], item[3], t)
+            flips += engine.advance_us(st, now)
+            for c in flips:
+                if c.entered:
+                    entered[c.segment_id] = c
+                else:
+                    entered.pop(c.segment_id, None)
+            entries[pid] = list(entered.values())
+            return st
+
+        return rebuild
 
     def _install(self, engine: ProfileEngine, states: dict[str, ProfileState]) -> RealtimeRunner:
         runner = RealtimeRunner(
@@ -368,8 +469,11 @@ class LiveEvaluator:
         """Track current memberships, store the changes, publish the ones stored
         (once committed, inside ``_one_commit``)."""
         rows: list[ChangeRow] = []
+        scheduled = self._scheduled
         for c in _coalesce(changes):
             if c.segment_id in self._hidden:
+                continue
+            if c.segment_id in scheduled and self._held(c):
                 continue
             mine = self._since.setdefault(c.profile_id, {})
             if c.entered:
@@ -389,11 +493,67 @@ class LiveEvaluator:
                 )
             )
         stored = [_stored(c) for c in self.log.append(rows)]
+        for sid, version, at in self._refresh_marks:
+            self.log.set_mark(version, at, SCHEDULED_MARK + sid)
+        self._refresh_marks = []
         if self._unpublished is not None:
             self._unpublished += stored
         else:
             self._publish(stored)
         return stored
+
+    def _held(self, c: Change) -> bool:
+        """Whether a change of a scheduled segment waits for its next refresh: the
+        engine's own (events, windows, traits) and a merge's for a profile that stays."""
+        if c.reason in ("event", "window_expired", "trait_changed"):
+            return True
+        return c.reason == "merged" and c.profile_id in self.runner.states
+
+    def _cron_next(self, segment_id: str, after: datetime) -> datetime:
+        from croniter import croniter
+
+        nxt: datetime = croniter(self._scheduled[segment_id], after).get_next(datetime)
+        return nxt
+
+    def _next_refresh(self) -> datetime | None:
+        """The earliest refresh due (``now`` for one never made)."""
+        if not self._refresh:
+            return None
+        return min(self._now() if t is None else t for t in self._refresh.values())
+
+    def _refreshed(self, segment_id: str, at: datetime) -> None:
+        """``segment_id`` was evaluated at ``at``: the next refresh is its cron's next
+        instant, and the log's commit records it."""
+        self._refresh[segment_id] = self._cron_next(segment_id, at)
+        self._refresh_marks.append((segment_id, self._version(segment_id), at))
+
+    def _refresh_due(self, upto: datetime) -> list[Change]:
+        """Refresh every scheduled segment whose cron instant came by ``upto``: timers
+        fire up to the latest such instant, then the members there become the logged
+        ones (``scheduled_refresh`` at that instant).  A segment never refreshed is
+        evaluated at ``upto``.  Returns the timers' changes and the refreshes'."""
+        from croniter import croniter
+
+        due: list[tuple[datetime, str]] = []
+        for sid, t in self._refresh.items():
+            if t is None:
+                due.append((upto, sid))
+            elif t <= upto:  # the latest instant of the cron by upto (missed ones skipped)
+                last: datetime = croniter(self._scheduled[sid], upto + US).get_prev(datetime)
+                due.append((last, sid))
+        if not due:
+            return []
+        runner = self.runner
+        engine = runner.engine
+        out: list[Change] = []
+        for at, sid in sorted(due):
+            out += runner.advance_to(at)
+            shown = {pid for pid, mine in self._since.items() if sid in mine}
+            there = {pid for pid, st in runner.states.items() if engine.is_member(st, sid)}
+            for pid in sorted(there ^ shown):
+                out.append(Change(sid, pid, pid in there, at, "scheduled_refresh"))
+            self._refreshed(sid, at)
+        return out
 
     def _set_marks(self, at: datetime) -> None:
         """The log reflects inputs up to ``self._seq`` (events) and ``self._wseq``
@@ -419,9 +579,12 @@ class LiveEvaluator:
         ``traits.wseq``) it reflects up to which instant: states are rebuilt there from
         those inputs, anything that differs from the log is recorded at that instant
         (``definition_changed`` when the logged version is another, ``deleted``/``merged``
-        for segments/profiles gone, else ``event``), time is advanced to now (timers fire
-        at their exact instants) and what was stored since is caught up.  An empty log
-        records the current members at now."""
+        for segments/profiles gone, else ``event``; a scheduled segment keeps its logged
+        members until its next refresh), and what was stored since is caught up, time
+        advancing to now (timers fire and scheduled segments refresh at their exact
+        instants).  An empty log (a first start) records the current members, each
+        entered at the instant and with the reason it entered (every profile's inputs
+        applied in time order)."""
         now = self._now()
         engine = self._compile(self.app.registry.current())
         seq = self.reader.max_seq()
@@ -436,9 +599,12 @@ class LiveEvaluator:
         else:
             upto, t0, wupto = seq, now, wseq
         self._merges = self.reader.merge_mark()
-        states = self._build(engine, t0, upto_seq=upto, upto_wseq=wupto)
-        runner = self._install(engine, states)
         empty = not logged
+        # a first start dates each entry at the instant the profile entered
+        entries: dict[str, list[Change]] | None = {} if empty else None
+        states = self._build(engine, t0, upto_seq=upto, upto_wseq=wupto, entries=entries)
+        self._install(engine, states)
+        dated = {(c.segment_id, pid): c for pid, cs in (entries or {}).items() for c in cs}
         self._since = {}
         diff: list[Change] = []
         ids = engine.segment_ids
@@ -446,8 +612,16 @@ class LiveEvaluator:
             for i in engine.member_indexes(st):
                 sid = ids[i]
                 entry = logged.pop((sid, pid), None)
+                if sid in self._scheduled:  # as logged until its next refresh
+                    if entry is not None and entry[0]:
+                        self._since.setdefault(pid, {})[sid] = entry[2]
+                    continue
                 if entry is not None and entry[0] and entry[1] == self._version(sid):
                     self._since.setdefault(pid, {})[sid] = entry[2]
+                    continue
+                if entries is not None:
+                    c = dated[(sid, pid)]
+                    diff.append(Change(sid, pid, True, c.at, c.reason))
                     continue
                 reason: Reason = (
                     "definition_changed"
@@ -459,6 +633,8 @@ class LiveEvaluator:
             if not was_in:
                 continue
             self._since.setdefault(pid, {})[sid] = since
+            if sid in self._scheduled and pid in states:
+                continue
             if sid not in self._segments:
                 self._old_versions.setdefault(sid, version)
             gone: Reason
@@ -475,7 +651,9 @@ class LiveEvaluator:
         out = self._record(diff)
         self._seq = upto
         self._wseq = wupto
-        out += self._record(runner.advance_to(now))
+        # what was stored after the log's mark is applied at its own instants after it,
+        # timers and scheduled refreshes in between, up to now
+        self._evaluated = to_us(t0)
         return out + self.catch_up()
 
     def catch_up(self, fresh: StoredEvents | None = None) -> list[StoredChange]:
@@ -508,6 +686,7 @@ class LiveEvaluator:
         recorded: list[StoredChange] = []
         rebuilt: set[str] = set()
         if merges:
+            changes += self._refresh_due(now)  # merges apply at now: refreshes due first
             touched = {p for m in merges for p in m}
             targets = {p for p in touched if self.reader.has_profile(p)}
             timers: list[Change] = []
@@ -557,17 +736,31 @@ class LiveEvaluator:
                     )
             inputs.sort(key=lambda x: (x[0], x[1], x[2]))
             known: dict[str, bool] = {}
-            for _ts, kind, pid, item in inputs:
-                if kind == 0:
-                    _p, ts, name, fields, _m = item
-                    changes += runner.ingest_us(pid, ts, name, fields, now_us)
-                    continue
+            late = self._evaluated if self._evaluated is not None else -1
+            refresh = self._next_refresh()
+            refresh_us = to_us(refresh) if refresh is not None else None
+            for ts, kind, pid, item in inputs:
+                if refresh_us is not None and refresh_us < ts:
+                    # a scheduled refresh falls before this input: it sees the ones before
+                    changes += self._refresh_due(from_us(ts - 1))
+                    refresh = self._next_refresh()
+                    refresh_us = to_us(refresh) if refresh is not None else None
                 if kind == 2 and pid not in runner.states:
                     # a write of no event never brings a profile into the universe
                     if pid not in known:
                         known[pid] = self.reader.has_profile(pid)
                     if not known[pid]:
                         continue
+                if ts <= late:
+                    # stamped before what was already evaluated: applied as of now, so
+                    # it changes nothing in the past (no enter and exit long over)
+                    st = runner.state(pid)
+                    if st.now < late:
+                        changes += runner._done(pid, st, engine.settle_us(st, late))
+                if kind == 0:
+                    _p, _ts, name, fields, _m = item
+                    changes += runner.ingest_us(pid, ts, name, fields, now_us)
+                    continue
                 w: StoredTrait = item
                 st = runner.state(pid)
                 step = engine.set_trait_us(st, w.ts, w.message_id, w.key, w.value, now_us)
@@ -582,6 +775,11 @@ class LiveEvaluator:
                         changes += runner.add_profile(pid, now)
             self._seq = seq
             self._wseq = wseq
+        # time passed while the inputs were stored: evaluated as of now before the
+        # caller acknowledges them
+        changes += self._refresh_due(now)
+        changes += runner.advance_to(now)
+        self._evaluated = now_us
         with self._one_commit():
             out = recorded + self._record(changes)
             self._set_marks(now)
@@ -606,7 +804,7 @@ class LiveEvaluator:
         reader = MessageFields(self._paths, fresh.fields, fresh.columns)
         rows: list[EventRow] = []
         for _seq, pid, ts, msg in fresh.rows:
-            name = msg.event
+            name = call_name(msg.type, msg.event)
             if name not in names:
                 continue
             fields = reader(
@@ -622,13 +820,16 @@ class LiveEvaluator:
         """Fire every timer due up to ``clock.now()``; log and return the changes."""
         now = self._now()
         with self._one_commit():
-            out = self._record(self.runner.advance_to(now))
+            out = self._record(self._refresh_due(now) + self.runner.advance_to(now))
             if out:
                 self._set_marks(now)
+        self._evaluated = to_us(now)
         return out
 
     def next_deadline(self) -> datetime | None:
-        return self.runner.next_deadline()
+        """The next timer or scheduled refresh."""
+        times = [t for t in (self.runner.next_deadline(), self._next_refresh()) if t is not None]
+        return min(times, default=None)
 
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
         """``fn`` gets every batch of logged changes (after they are stored); returns a
@@ -780,8 +981,8 @@ class LiveEvaluator:
             states.update(self._build(engine, now, upto_seq=seq, upto_wseq=wseq, profiles=touched))
         old = {pid: set(mine) for pid, mine in self._since.items()}
         hidden = set(self._hidden)
-        self._adopt(self.app.registry.current(), engine)
-        return self._switch(engine, states, old, hidden, now, reason, seq, wseq)
+        kept = self._adopt(self.app.registry.current(), engine)
+        return self._switch(engine, states, old, hidden, kept, now, reason, seq, wseq)
 
     def delete(self, segment_id: str, *, force: bool = False) -> list[StoredChange]:
         """Delete a segment (protected or referenced ones refuse, as the registry does);
@@ -802,11 +1003,14 @@ class LiveEvaluator:
         now = self._now()
         old = {pid: set(mine) for pid, mine in self._since.items()}
         hidden = set(self._hidden)
-        engine = self._compile(self.app.registry.current())
+        segments = self.app.registry.current()
+        engine = compile_engine(build_plan(segments.values()))
+        # a scheduled segment is evaluated when its definition changes, else it waits
+        kept = self._adopt(segments, engine)
         seq = self.reader.max_seq()
         wseq = self.reader.max_wseq()
         states = self._build(engine, now, upto_seq=seq, upto_wseq=wseq)
-        return self._switch(engine, states, old, hidden, now, reason, seq, wseq)
+        return self._switch(engine, states, old, hidden, kept, now, reason, seq, wseq)
 
     def _switch(
         self,
@@ -814,13 +1018,16 @@ class LiveEvaluator:
         states: dict[str, ProfileState],
         old: dict[str, set[str]],
         hidden: set[str],
+        kept: set[str],
         now: datetime,
         reason: Reason,
         seq: int,
         wseq: int,
     ) -> list[StoredChange]:
         """Run ``engine`` over ``states`` (as of now) from here on, logging at now the
-        differences from the memberships ``old`` (less the ``hidden`` segments)."""
+        differences from the memberships ``old`` (less the ``hidden`` segments); the
+        scheduled segments ``kept`` (definition unchanged) keep their logged members
+        until their next refresh, the other scheduled ones count as refreshed now."""
         old_runner = self._runner
         runner = self._install(engine, states)
         changes: list[Change] = []
@@ -828,6 +1035,8 @@ class LiveEvaluator:
             st = states.get(pid)
             new = engine.memberships(st) if st is not None else set()
             was = old.get(pid, set()) - hidden
+            if kept and st is not None:
+                new = (new - kept) | (was & kept)
             for sid in sorted(new - was):
                 changes.append(Change(sid, pid, True, now, reason))
             for sid in sorted(was - new):
@@ -837,9 +1046,12 @@ class LiveEvaluator:
         self._seq = seq
         self._wseq = wseq
         self._merges = self.reader.merge_mark()
+        for sid in sorted(set(self._scheduled) - kept):
+            self._refreshed(sid, now)
         out = self._record(changes)
         out += self._record(runner.advance_to(now))
         self._set_marks(now)
+        self._evaluated = to_us(now)
         return out
 
     def forget_profile(self, profile_id: str) -> list[StoredChange]:
@@ -883,6 +1095,8 @@ class LiveEvaluator:
         self._old_versions = {}
         runner = self._install(engine, states)
         self._since = {}
+        for sid in self._scheduled:
+            self._refresh[sid] = self._cron_next(sid, t0)
         baseline = [
             Change(sid, pid, True, t0, "definition_changed")
             for pid in sorted(states)
@@ -903,6 +1117,12 @@ class LiveEvaluator:
                 out.extend(self._record(pending))
                 pending = []
 
+        def refresh() -> None:
+            """Every scheduled refresh due by now, one cron instant at a time."""
+            while (nxt := self._next_refresh()) is not None and nxt <= clock.now():
+                flush()
+                emit(self._refresh_due(nxt))
+
         if on_changes is not None and baseline:
             on_changes([StoredChange(0, *c[:5], self._version(c[0])) for c in baseline])
         end = to_us(until) if until is not None else None
@@ -915,6 +1135,7 @@ class LiveEvaluator:
                     time.sleep(pause)
             if ts - 1 > to_us(clock.now()):
                 clock.set(from_us(ts - 1))
+                refresh()
                 emit(runner.advance_to(clock.now()))
             clock.set(from_us(ts))
             if isinstance(item, StoredTrait):
@@ -929,8 +1150,10 @@ class LiveEvaluator:
         stop = until if until is not None else clock.now()
         if stop > clock.now():
             clock.set(stop)
+        refresh()
         emit(runner.advance_to(clock.now()))
         flush()
+        self._evaluated = to_us(clock.now())
         self._seq = seq
         self._wseq = wseq
         self._merges = self.reader.merge_mark()

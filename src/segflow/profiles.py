@@ -1,9 +1,13 @@
 """The customer view of one profile, its privacy export and its erasure.
 
 Service-level functions over a ``Segflow`` instance (callers hold the server lock), so
-HTTP routes stay thin.  Erasure removes events, traits, identities and memberships in
-one transaction, logs the exits through the live evaluator, and can add the profile's
-identities to a suppression list that ingestion consults to drop later events.
+HTTP routes stay thin.  Erasure covers the profile and every profile merged into it:
+it removes their events, traits, identities, memberships, merges and webhook
+deliveries in one transaction, logs the exits through the live evaluator, replaces
+their ids in the change log by a keyed pseudonym (the log's running sizes stay
+exact), can add keyed hashes of their ids to the suppression list that ingestion
+consults to drop later events, and then scrubs the file so no byte of the deleted
+rows stays in it (``store.erasure``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import orjson
 from segflow.model.definition import format_instant
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.duckdb_store import _rebuild
+from segflow.store.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
 from segflow.store.segments import utcnow
 from segflow.traits.computed import computed_traits
 
@@ -25,14 +30,18 @@ if TYPE_CHECKING:
     from segflow.live import LiveEvaluator
     from segflow.service import Segflow
 
-SUPPRESSIONS_DDL: Final = """
-CREATE TABLE IF NOT EXISTS suppressions (
-    value         VARCHAR NOT NULL,
-    profile_id    VARCHAR NOT NULL,
-    suppressed_at TIMESTAMP NOT NULL
-);
-"""
-"""Ids (profile, user and anonymous ids) whose later events ingestion drops."""
+ERASED_TABLES: Final = (
+    "events",
+    "traits",
+    "identities",
+    "memberships",
+    "static_members",
+    "profiles",
+    "merges",
+    "membership_changes",
+    "webhook_deliveries",
+)
+"""Tables that can hold an erased profile's rows: rewritten after an erasure."""
 
 RECENT_EVENTS: Final = 50
 RECENT_ORDERS: Final = 20
@@ -54,16 +63,21 @@ def jsonable(v: Any) -> Any:
 
 
 def resolve(app: Segflow, profile_id: str) -> str | None:
-    """The current profile for an id: a profile id, a user or anonymous id, or an id
-    that was merged away (merges are followed)."""
+    """The current profile for an id: a profile id, a user or anonymous id, an
+    alias's previous id, or an id that was merged away (merges are followed)."""
     con = app.con
     if con.execute("SELECT 1 FROM profiles WHERE profile_id = ?", [profile_id]).fetchone():
         return profile_id
-    found = app.store.resolve_profile(user_id=profile_id) or app.store.resolve_profile(
-        anonymous_id=profile_id
-    )
-    if found is not None:
-        return found
+    # a user id first, then an anonymous id, then an alias's previous id (linked to
+    # its profile by the alias call alone, before any event names it)
+    row = con.execute(
+        "SELECT profile_id FROM identities WHERE value = ? AND kind IN"
+        " ('user', 'anonymous', 'previous')"
+        " ORDER BY kind = 'user' DESC, kind = 'anonymous' DESC LIMIT 1",
+        [profile_id],
+    ).fetchone()
+    if row is not None:
+        return str(row[0])
     seen = {profile_id}
     current = profile_id
     while True:
@@ -229,23 +243,27 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
         }
         for k, t, m, kind, n, s, b, j in trait_rows
     ]
+    log = MembershipChangeLog(con)
+    ids = merged_into(con, profile_id)
     changes = [
         {
             "seq": c.seq,
             "segment_id": c.segment_id,
+            "profile_id": c.profile_id,
             "entered": c.entered,
             "at": format_instant(c.at),
             "reason": c.reason,
             "version": c.version,
         }
-        for c in MembershipChangeLog(con).query(profile_id=profile_id)
+        for c in sorted((c for i in ids for c in log.query(profile_id=i)), key=lambda c: c.seq)
     ]
     merges = [
         {"from": a, "into": b, "at": format_instant(t)}
         for a, b, t in con.execute(
             'SELECT from_profile, into_profile, "at" FROM merges'
-            ' WHERE from_profile = ? OR into_profile = ? ORDER BY "at"',
-            [profile_id, profile_id],
+            " WHERE list_contains($ids, from_profile) OR list_contains($ids, into_profile)"
+            ' ORDER BY "at"',
+            {"ids": ids},
         ).fetchall()
     ]
     deliveries: list[dict[str, Any]] = []
@@ -254,8 +272,8 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
             {"id": i, "webhook_id": w, "status": s, "body": orjson.loads(b)}
             for i, w, s, b in con.execute(
                 "SELECT id, webhook_id, status, body FROM webhook_deliveries"
-                " WHERE json_extract_string(body, '$.profile_id') = ? ORDER BY id",
-                [profile_id],
+                " WHERE list_contains(?, json_extract_string(body, '$.profile_id')) ORDER BY id",
+                [ids],
             ).fetchall()
         ]
     return {
@@ -280,43 +298,73 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(row and row[0])
 
 
-def load_suppressions(con: duckdb.DuckDBPyConnection) -> set[str]:
-    con.execute(SUPPRESSIONS_DDL)
-    return {str(v) for (v,) in con.execute("SELECT DISTINCT value FROM suppressions").fetchall()}
+def merged_into(con: duckdb.DuckDBPyConnection, profile_id: str) -> list[str]:
+    """``profile_id`` and every profile id merged into it, directly or in steps."""
+    rows = con.execute(
+        "WITH RECURSIVE m(id) AS (SELECT ?::VARCHAR UNION"
+        " SELECT g.from_profile FROM merges g JOIN m ON g.into_profile = m.id)"
+        " SELECT id FROM m ORDER BY id",
+        [profile_id],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def load_suppressions(con: duckdb.DuckDBPyConnection) -> Suppressions:
+    """The stored suppression list (keyed hashes of ids)."""
+    out = Suppressions()
+    out.load(con)
+    return out
 
 
 def erase(
-    app: Segflow, live: LiveEvaluator | None, profile_id: str, *, suppress: bool = False
-) -> tuple[int, set[str]]:
-    """Delete the profile's events, traits, identities and memberships; exits are logged by
-    the live evaluator first.  Returns (exits logged, ids now suppressed)."""
+    app: Segflow,
+    live: LiveEvaluator | None,
+    profile_id: str,
+    *,
+    suppress: bool = False,
+    suppressions: Suppressions | None = None,
+) -> tuple[int, str]:
+    """Delete the profile, and every profile merged into it: events, traits,
+    identities, memberships, merges and webhook deliveries naming them; their
+    change-log rows keep only a pseudonym.  Exits are logged by the live evaluator
+    first.  With ``suppress`` the hashes of their ids join ``suppressions`` (and the
+    stored list).  Then the file is scrubbed.  Returns (exits logged, pseudonym)."""
     con = app.con
-    ids = {profile_id, *(v for _, v in app.store.identities(profile_id))}
+    con.execute(KEYS_DDL)
+    key = erasure_key(con)
+    merged = merged_into(con, profile_id)
+    idents = con.execute(
+        "SELECT DISTINCT value FROM identities WHERE list_contains(?, profile_id)", [merged]
+    ).fetchall()
+    ids = sorted({*merged, *(str(v) for (v,) in idents)})
     exits = len(live.forget_profile(profile_id)) if live is not None else 0
-    con.execute(SUPPRESSIONS_DDL)
+    alias = pseudonym(key, profile_id)
     con.execute("BEGIN TRANSACTION")
     try:
         for table in ("events", "traits", "identities", "memberships", "static_members"):
-            con.execute(f"DELETE FROM {table} WHERE profile_id = ?", [profile_id])
-        con.execute("DELETE FROM profiles WHERE profile_id = ?", [profile_id])
+            con.execute(f"DELETE FROM {table} WHERE list_contains(?, profile_id)", [merged])
+        con.execute("DELETE FROM profiles WHERE list_contains(?, profile_id)", [merged])
         con.execute(
-            "DELETE FROM merges WHERE from_profile = ? OR into_profile = ?",
-            [profile_id, profile_id],
+            "DELETE FROM merges WHERE list_contains($ids, from_profile)"
+            " OR list_contains($ids, into_profile)",
+            {"ids": merged},
         )
+        if _has_table(con, "membership_changes"):
+            con.execute(
+                "UPDATE membership_changes SET profile_id = ? WHERE list_contains(?, profile_id)",
+                [alias, merged],
+            )
         if _has_table(con, "webhook_deliveries"):
             con.execute(
-                "DELETE FROM webhook_deliveries WHERE status <> 'delivered'"
-                " AND json_extract_string(body, '$.profile_id') = ?",
-                [profile_id],
+                "DELETE FROM webhook_deliveries"
+                " WHERE list_contains(?, json_extract_string(body, '$.profile_id'))",
+                [merged],
             )
         if suppress:
-            now = utcnow()
-            con.executemany(
-                "INSERT INTO suppressions (value, profile_id, suppressed_at) VALUES (?, ?, ?)",
-                [(v, profile_id, now) for v in sorted(ids)],
-            )
+            (suppressions if suppressions is not None else Suppressions()).add(con, ids)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return exits, ids if suppress else set()
+    scrub(con, [t for t in ERASED_TABLES if _has_table(con, t)])
+    return exits, alias

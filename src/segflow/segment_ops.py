@@ -18,11 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import duckdb
 import orjson
 
 from segflow.batch.run import evaluate
 from segflow.live import EditDiff
 from segflow.model.definition import (
+    COMPUTED_TRAITS,
     Mention,
     Report,
     Segment,
@@ -79,7 +81,7 @@ def _draft_members(
     of its snapshot instant)."""
     if draft.mode == "static":
         if draft.members is not None:
-            return sorted(set(draft.members))
+            return app.registry.known_profiles(draft.members)[0]
         segs[draft.id] = replace(draft, mode="realtime", snapshot_at=None)
         return _members_as_of(app, segs, draft.id, draft.snapshot_at or at)
     segs[draft.id] = draft
@@ -224,22 +226,54 @@ def export_file(
     fd, name = tempfile.mkstemp(prefix="segflow-export-", suffix=f".{fmt}")
     os.close(fd)
     path = Path(name)
+    write_members(app.con, members, path, fmt)
+    return path, len(members)
+
+
+_KIND_COLUMN: Final = {"number": "num", "string": "str", "bool": "bool"}
+
+
+def write_members(con: duckdb.DuckDBPyConnection, members: list[str], path: Path, fmt: str) -> None:
+    """Write ``members`` with their current traits, one column per trait (typed where
+    every value of the trait has one kind; otherwise text), to CSV or Parquet: the one
+    layout of both the CLI's and the HTTP export."""
     import pyarrow as pa
 
-    app.con.register("_sf_export_ids", pa.table({"profile_id": pa.array(members, pa.string())}))
+    con.register("_sf_export_ids", pa.table({"profile_id": pa.array(members, pa.string())}))
     try:
-        rel = (
-            "SELECT i.profile_id, CAST(t.traits AS VARCHAR) AS traits FROM _sf_export_ids i"
-            " LEFT JOIN (SELECT profile_id, json_group_object(key, value) AS traits"
-            " FROM current_traits SEMI JOIN _sf_export_ids USING (profile_id)"
-            " GROUP BY profile_id) t USING (profile_id) ORDER BY i.profile_id"
+        keys = con.execute(
+            "SELECT key, list(DISTINCT kind) FROM current_traits"
+            " SEMI JOIN _sf_export_ids USING (profile_id) GROUP BY key ORDER BY key"
+        ).fetchall()
+        taken = {"profile_id"}
+        columns: list[str] = []
+        params: list[Any] = []
+        for key, kinds in keys:
+            alias = str(key)
+            while alias.lower() in taken:
+                alias = f"traits.{alias}"
+            taken.add(alias.lower())
+            kind = kinds[0] if len(kinds) == 1 else None
+            value = _KIND_COLUMN.get(kind or "") or (
+                "coalesce(str, CAST(num AS VARCHAR), CAST(bool AS VARCHAR), CAST(json AS VARCHAR))"
+            )
+            quoted = alias.replace('"', '""')
+            columns.append(f'max({value}) FILTER (WHERE key = ?) AS "{quoted}"')
+            params.append(key)
+        select = ", ".join(["i.profile_id", *columns])
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _sf_export AS SELECT {select} FROM _sf_export_ids i"
+            " LEFT JOIN (SELECT * FROM current_traits SEMI JOIN _sf_export_ids"
+            " USING (profile_id)) t USING (profile_id) GROUP BY i.profile_id"
+            " ORDER BY i.profile_id",
+            params,
         )
         option = "FORMAT PARQUET" if fmt == "parquet" else "FORMAT CSV, HEADER"
         target = str(path).replace("'", "''")
-        app.con.execute(f"COPY ({rel}) TO '{target}' ({option})")
+        con.execute(f"COPY _sf_export TO '{target}' ({option})")
     finally:
-        app.con.unregister("_sf_export_ids")
-    return path, len(members)
+        con.execute("DROP TABLE IF EXISTS _sf_export")
+        con.unregister("_sf_export_ids")
 
 
 # -- checking drafts ------------------------------------------------------------------
@@ -275,11 +309,11 @@ def check_drafts(app: Segflow, reports: Sequence[Report]) -> Checked:
 def derived_traits() -> frozenset[str]:
     """Trait names segflow computes itself (computed traits and scores): known even
     before a refresh has stored any."""
-    from segflow.traits.computed import AGGREGATES, DOCS
+    from segflow.traits.computed import DOCS
     from segflow.traits.refresh import SCORE_KEYS
 
     documented = {n.strip() for d in DOCS for n in d.name.split("/")}
-    return frozenset({*AGGREGATES, *documented, *SCORE_KEYS})
+    return frozenset({*COMPUTED_TRAITS, *documented, *SCORE_KEYS})
 
 
 _SEEN: Final = {

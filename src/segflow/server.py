@@ -27,17 +27,22 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 
 from segflow.api.app import create_app
 from segflow.api.deps import ServerContext, Settings
 from segflow.api.fastlane import FastLane
+from segflow.edge.__main__ import die_with
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service import Segflow
 
 log = logging.getLogger("segflow.server")
+
+CORE_KEEP_ALIVE_SECONDS: Final = 600
+"""How long the core keeps an idle connection from the edge open (the edge drops
+them after ``segflow.edge.app.KEEP_ALIVE_SECONDS``, well before)."""
 
 
 def make_context(
@@ -76,6 +81,9 @@ def _config(
         proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # the edge's pooled connections to the core's socket: the core must not close
+        # one the edge may be about to reuse (the edge lets them go sooner)
+        timeout_keep_alive=CORE_KEEP_ALIVE_SECONDS if uds else 5,
     )
 
 
@@ -270,12 +278,17 @@ class ServerProcess:
     """``python -m segflow.server`` as a child process on a free port."""
 
     def __init__(
-        self, db: str | Path, *, port: int | None = None, args: Sequence[str] = ()
+        self,
+        db: str | Path,
+        *,
+        port: int | None = None,
+        args: Sequence[str] = (),
+        supervise: bool = False,
     ) -> None:
         self.db = Path(db)
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.args = list(args)
+        self.args = list(args) + (["--supervise"] if supervise else [])
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> ServerProcess:
@@ -316,6 +329,65 @@ class ServerProcess:
         self.stop()
 
 
+STOP_SIGNALS: Final = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+"""A core ending by one of these was stopped on purpose (uvicorn re-raises the signal
+after its graceful shutdown): the supervisor does not restart it."""
+CALM_SECONDS: Final = 60.0
+"""A core that ran this long before dying is restarted at once; one dying sooner
+waits longer each time (up to ``MAX_BACKOFF_SECONDS``): no busy crash loop."""
+MAX_BACKOFF_SECONDS: Final = 30.0
+
+
+def supervise(args: Sequence[str]) -> int:
+    """Run the core (``python -m segflow.server ARGS``) and start it again whenever
+    it dies by a signal it was not sent to stop (SIGKILL, SIGSEGV, an abort): a
+    crash is repaired, and the edge, which dies with its core, comes back with it.
+    SIGTERM/SIGINT/SIGHUP here stop the core gracefully.  Returns the core's exit
+    code (0 when it was stopped by one of those signals, here or to itself)."""
+    cmd = [sys.executable, "-m", "segflow.server", *args, "--supervisor", str(os.getpid())]
+    stopping: list[int] = []
+    proc: subprocess.Popen[bytes] | None = None
+
+    def stop(signum: int, _: object) -> None:
+        stopping.append(signum)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signum)
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, stop)
+    quick_deaths = 0
+    while True:
+        # its own process group: Ctrl-C reaches only this process, which passes it on
+        # once (a second SIGINT makes uvicorn skip its graceful shutdown)
+        proc = subprocess.Popen(cmd, process_group=0)
+        if stopping:  # asked to stop while it was being started
+            proc.send_signal(stopping[0])
+        started = time.monotonic()
+        code = proc.wait()
+        if code < 0 and -code in STOP_SIGNALS:
+            return 0
+        if code >= 0 or stopping:
+            return code if code >= 0 else 128 - code
+        quick_deaths = quick_deaths + 1 if time.monotonic() - started < CALM_SECONDS else 0
+        delay = min(MAX_BACKOFF_SECONDS, 0.25 * 2 ** max(0, quick_deaths - 1))
+        log.error(
+            "the core process died (%s); starting a new one in %.2f s",
+            _signal_name(-code), delay,
+        )  # fmt: skip
+        deadline = time.monotonic() + delay
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if stopping:
+            return 0
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m segflow.server")
     p.add_argument("--db", default="segflow.duckdb")
@@ -326,7 +398,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--scores-cron", default="0 3 * * *", help="scores refresh schedule (UTC)")
     p.add_argument("--no-scores", action="store_true", help="no scheduled scores refresh")
     p.add_argument("--no-edge", action="store_true", help="one process: HTTP in the core")
+    p.add_argument(
+        "--supervise", action="store_true", help="run the core as a child, restarted if it dies"
+    )
+    p.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if a.supervise:
+        sys.exit(supervise([x for x in args if x != "--supervise"]))
+    if a.supervisor is not None:
+        die_with(a.supervisor, signal.SIGTERM)
     try:
         settings = Settings(scores_cron=None if a.no_scores else a.scores_cron)
     except ValueError as e:

@@ -40,6 +40,15 @@ SEGMENT_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @dataclass(frozen=True)
+class StaticImport:
+    """A static list saved: its members (known profiles) and the ids no profile has."""
+
+    segment: Segment
+    members: int
+    unknown: list[str]
+
+
+@dataclass(frozen=True)
 class Evaluation:
     at: datetime
     sizes: dict[str, int]
@@ -160,9 +169,11 @@ class Segflow:
         return saved
 
     def snapshot(self, seg: Segment) -> int:
-        """Materialise a static segment: its member list, or its condition as of snapshot_at."""
+        """Materialise a static segment: its member list (the ids of known profiles,
+        resolved to profile ids), or its condition as of snapshot_at."""
         if seg.members is not None:
-            return self.registry.set_static_members(seg.id, seg.members)
+            known, _unknown = self.registry.known_profiles(seg.members)
+            return self.registry.set_static_members(seg.id, known)
         assert seg.condition is not None and seg.snapshot_at is not None
         live = Segment(id=seg.id, name=seg.name, condition=seg.condition)
         others = {k: v for k, v in self.registry.current().items() if k != seg.id}
@@ -223,9 +234,12 @@ class Segflow:
             self.con.execute("ROLLBACK")
             raise
 
-    def import_static(self, segment_id: str, csv_path: Path, name: str | None = None) -> int:
+    def import_static(
+        self, segment_id: str, csv_path: Path, name: str | None = None
+    ) -> StaticImport:
         """Create or replace a static segment from a CSV of profile ids (column
-        ``profile_id``, or the first column)."""
+        ``profile_id``, or the first column); ids no profile has are reported, not
+        counted."""
         import csv
 
         with csv_path.open(newline="", encoding="utf-8") as fh:
@@ -245,7 +259,8 @@ class Segflow:
             members=tuple(dict.fromkeys(ids)),
         )  # fmt: skip
         ((saved, _),) = self.registry.save([seg])
-        return self.snapshot(saved)
+        n = self.snapshot(saved)
+        return StaticImport(saved, n, self.registry.known_profiles(seg.members or ())[1])
 
     def due_scheduled(self, now: datetime) -> list[str]:
         """Scheduled segments whose cron schedule fired since their last evaluation."""
@@ -280,18 +295,16 @@ class Segflow:
         return result.members(segment_id)
 
     def export(self, segment_id: str, out: Path, at: datetime | None = None) -> int:
-        """Write the members (as of ``at``) with their current traits to CSV or Parquet."""
-        self.segment(segment_id)
-        _, result = self.evaluate(at, [segment_id], store=False)
-        column = result.query.columns[segment_id]
+        """Write the members (as of ``at``) with their current traits, one column per
+        trait, to CSV or Parquet."""
+        from segflow.segment_ops import write_members
+
         suffix = out.suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise ValueError(f"{out}: export to .csv or .parquet")
-        fmt = "PARQUET" if suffix == ".parquet" else "CSV, HEADER"
-        rel = f'SELECT profile_id FROM {result.table} WHERE "{column}" ORDER BY profile_id'
-        target = str(out).replace("'", "''")
-        self.con.execute(f"COPY ({rel}) TO '{target}' (FORMAT {fmt})")
-        return result.size(segment_id)
+        ids = self.members(segment_id, at)
+        write_members(self.con, ids, out, suffix[1:])
+        return len(ids)
 
 
 # -- value scores and predictions (issue 5) ------------------------------------------

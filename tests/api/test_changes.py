@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -274,3 +274,118 @@ def test_each_destination_gets_its_own_signed_delivery(
             assert json.loads(body)["profile_id"] == "dee"
     finally:
         other.close()
+
+
+def _quiet(server: Server) -> None:
+    seg = {
+        "id": "quiet",
+        "emit_events": False,
+        "condition": {"event": "Product Viewed", "within": "7d"},
+    }
+    r = server.client.post("/v1/segments", json=seg)
+    assert r.status_code == 201, r.text
+
+
+@EDGE
+def test_sse_leaves_out_segments_that_emit_no_events(server: Server) -> None:
+    _quiet(server)
+    _viewers(server)
+    out: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    t = threading.Thread(target=_read_sse, args=(server, {}, {}, out, stop), daemon=True)
+    t.start()
+    assert out.get(timeout=20) == ("status", 200)
+    time.sleep(0.3)
+    _view(server, "ann", 1)
+    _view(server, "bob", 1)
+    got = _events(out, 3, timeout=3)
+    assert [(json.loads(e["data"])["segment_id"], e["event"]) for e in got] == [
+        ("viewers", "entered"),
+        ("viewers", "entered"),
+    ]
+    # from the stored log (a stream resuming from the start) as well
+    again: queue.Queue[Any] = queue.Queue()
+    t2 = threading.Thread(target=_read_sse, args=(server, {"after": 0}, {}, again, stop))
+    t2.daemon = True
+    t2.start()
+    resumed = _events(again, 3, timeout=3)
+    assert {json.loads(e["data"])["segment_id"] for e in resumed} == {"viewers"}
+    assert len(resumed) == 2
+    stop.set()
+    t.join(10)
+    t2.join(10)
+    # the change log and the memberships are kept
+    quiet = server.client.get("/v1/changes", params={"segment_id": "quiet"}).json()["changes"]
+    assert sorted(c["profile_id"] for c in quiet) == ["ann", "bob"]
+    assert set(server.client.get("/v1/profiles/ann/segments").json()["segments"]) == {
+        "quiet",
+        "viewers",
+    }
+
+
+def test_webhooks_skip_segments_that_emit_no_events(server: Server) -> None:
+    loud, silent = Receiver(fail_first=0), Receiver(fail_first=0)
+    try:
+        _quiet(server)
+        _viewers(server)
+        for sid, r in (("quiet", silent), ("viewers", loud)):
+            res = server.client.post("/v1/webhooks", json={"segment_id": sid, "url": r.url})
+            assert res.status_code == 201, res.text
+        _view(server, "cy", 1)
+        _wait(lambda: len(loud.accepted) == 1)
+        time.sleep(1.5)  # the worker polls every second: the other had its chance
+        assert silent.seen == []
+        pending = server.client.get("/v1/webhooks/deliveries").json()["deliveries"]
+        assert [d["status"] for d in pending] == ["delivered"]
+        # turned on, the segment's later changes are sent
+        cond = {"event": "Product Viewed", "within": "7d"}
+        r = server.client.put(
+            "/v1/segments/quiet", json={"id": "quiet", "emit_events": True, "condition": cond}
+        )
+        assert r.status_code == 200, r.text
+        _view(server, "dot", 1)
+        _wait(lambda: len(silent.accepted) == 1)
+        assert json.loads(silent.accepted[0][0])["profile_id"] == "dot"
+    finally:
+        loud.close()
+        silent.close()
+
+
+@EDGE
+def test_a_back_dated_event_sends_no_enter_and_exit_long_over(server: Server) -> None:
+    _viewers(server)
+    seg = {"id": "buyers", "condition": {"event": "Order Completed", "within": "30d"}}
+    assert server.client.post("/v1/segments", json=seg).status_code == 201
+    hook = Receiver(fail_first=0)
+    out: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    t = threading.Thread(target=_read_sse, args=(server, {}, {}, out, stop), daemon=True)
+    try:
+        r = server.client.post("/v1/webhooks", json={"segment_id": "viewers", "url": hook.url})
+        assert r.status_code == 201, r.text
+        t.start()
+        assert out.get(timeout=20) == ("status", 200)
+        time.sleep(0.3)
+        ago = (datetime.now(UTC) - timedelta(days=20)).isoformat().replace("+00:00", "Z")
+        for n, event in enumerate(("Product Viewed", "Order Completed")):
+            msg = {"userId": "late", "event": event, "messageId": f"late-{n}", "timestamp": ago}
+            assert server.ingest("/v1/track", msg).status_code == 200
+            # acknowledged means evaluated as of now: the 7-day view is long over
+            segs = server.client.get("/v1/profiles/late/segments").json()["segments"]
+            assert "viewers" not in segs
+        assert set(segs) == {"buyers"}
+        _view(server, "fresh", 1)
+        got = _events(out, 3, timeout=5)
+        assert [(json.loads(e["data"])["profile_id"], json.loads(e["data"])["segment_id"],
+                 e["event"]) for e in got] == [
+            ("late", "buyers", "entered"),
+            ("fresh", "viewers", "entered"),
+        ]  # fmt: skip
+        _wait(lambda: len(hook.accepted) == 1)
+        time.sleep(1.5)
+        assert [json.loads(b)["profile_id"] for b, _h in hook.seen] == ["fresh"]
+        log = server.client.get("/v1/changes", params={"profile_id": "late"}).json()["changes"]
+        assert [(c["segment_id"], c["entered"]) for c in log] == [("buyers", True)]
+    finally:
+        stop.set()
+        hook.close()

@@ -114,14 +114,19 @@ def test_privacy_export_and_delete_with_suppression(server: Server) -> None:
 
     r = server.client.delete("/v1/profiles/ada", params={"suppress": "true"})
     assert r.status_code == 200, r.text
-    assert r.json() == {"deleted": "ada", "exits": 1, "suppressed": True}
+    alias = r.json().pop("pseudonym")
+    assert r.json() == {"deleted": "ada", "exits": 1, "suppressed": True, "pseudonym": alias}
+    assert alias.startswith("erased:")
     assert server.client.get("/v1/profiles/ada").status_code == 404
     with server.ctx.lock:
         con = server.ctx.app.con
         assert con.execute("SELECT count(*) FROM events WHERE profile_id='ada'").fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM traits WHERE profile_id='ada'").fetchone() == (0,)
-        assert load_suppressions(con) == {"ada", "anon-1"}  # what a restart loads
-    changes = server.client.get("/v1/changes", params={"profile_id": "ada"}).json()["changes"]
+        stored = load_suppressions(con)  # what a restart loads
+        assert "ada" in stored and "anon-1" in stored and "bob" not in stored
+        assert len(stored) == 2
+    assert server.client.get("/v1/changes", params={"profile_id": "ada"}).json()["changes"] == []
+    changes = server.client.get("/v1/changes", params={"profile_id": alias}).json()["changes"]
     assert [c["entered"] for c in changes] == [True, False]
     assert changes[-1]["reason"] == "deleted"
     assert server.client.get("/v1/profiles/ada/segments").json()["segments"] == {}
@@ -146,3 +151,23 @@ def test_suppression_survives_a_restart(tmp_path: Path) -> None:
         msg = _msg("track", 2, 0, userId="zed", event="Product Viewed")
         assert httpx.post(srv.base_url + "/v1/track", json=msg, auth=(write, "")).is_success
         assert httpx.get(srv.base_url + "/v1/profiles/zed", headers=auth).status_code == 404
+
+
+@EDGE
+def test_profile_is_found_by_an_alias_previous_id_at_once(server: Server) -> None:
+    r = server.ingest("/v1/track", {"userId": "cleo", "event": "Product Viewed", "messageId": "a1"})
+    assert r.status_code == 200, r.text
+    r = server.ingest("/v1/alias", {"userId": "cleo", "previousId": "cleo-old", "messageId": "a2"})
+    assert r.status_code == 200, r.text
+    r = server.client.get("/v1/profiles/cleo-old")
+    assert r.status_code == 200, r.text
+    assert r.json()["profile_id"] == "cleo"
+    r = server.ingest(
+        "/v1/identify", {"userId": "cleo", "anonymousId": "cleo-device", "messageId": "a3"}
+    )
+    assert r.status_code == 200, r.text
+    for linked in ("cleo", "cleo-old", "cleo-device"):
+        r = server.client.get(f"/v1/profiles/{linked}")
+        assert r.status_code == 200, (linked, r.text)
+        assert r.json()["profile_id"] == "cleo"
+    assert server.client.get("/v1/profiles/cleo-old/export").status_code == 200

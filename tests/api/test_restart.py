@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from segflow.model.definition import parse_segment
+from segflow.model.definition import format_instant, parse_segment
 from segflow.server import ServerProcess
 from segflow.service import Segflow
 from segflow.store.keys import KeyStore
@@ -106,3 +107,40 @@ def test_sigkill_mid_ingestion_loses_no_acknowledged_event(tmp_path: Path) -> No
     expected = acked | {str(m["messageId"]) for b in unacked for m in b}
     assert stored == expected
     assert sorted(p for (p,) in entered) == sorted(profiles)
+
+
+def test_first_start_shows_members_since_the_instants_they_entered(tmp_path: Path) -> None:
+    db = tmp_path / "history.duckdb"
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    first, second = now - timedelta(days=40), now - timedelta(days=3)
+    sf = Segflow(db)
+    try:
+        sf.registry.save(
+            [
+                parse_segment(
+                    {"id": "buyers", "condition": {"event": "Order Completed", "within": "30d"}}
+                )
+            ]
+        )
+        sf.store.ingest_messages(
+            [
+                {
+                    "type": "track",
+                    "messageId": f"o{i}",
+                    "userId": "ann",
+                    "event": "Order Completed",
+                    "timestamp": format_instant(t),
+                }
+                for i, t in enumerate((first, second))
+            ]
+        )
+        admin = KeyStore(sf.con).create("admin", "test").token
+    finally:
+        sf.close()
+    with ServerProcess(db) as server:
+        auth = {"Authorization": f"Bearer {admin}"}
+        segs = httpx.get(f"{server.base_url}/v1/profiles/ann/segments", headers=auth).json()
+        # in since the second order (the first one's 30 days ran out in between)
+        assert segs["segments"] == {"buyers": format_instant(second)}
+        log = httpx.get(f"{server.base_url}/v1/changes", headers=auth).json()["changes"]
+        assert [(c["at"], c["reason"]) for c in log] == [(format_instant(second), "event")]

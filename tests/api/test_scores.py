@@ -225,3 +225,24 @@ def test_scores_due(tmp_path: Path) -> None:
         assert scores_due(sf, fires + timedelta(days=2), cron)
     finally:
         sf.close()
+
+
+def test_refresh_without_the_classifier_keeps_the_propensity_scores(shop: Server) -> None:
+    http = shop.client
+    r = http.post("/v1/scores/refresh", params={"at": AT})
+    assert r.status_code == 200, r.text
+    with shop.ctx.lock:
+        rows = shop.ctx.app.con.execute(
+            "SELECT profile_id, num FROM current_traits WHERE key = 'purchase_propensity_90d'"
+            " ORDER BY profile_id"
+        ).fetchall()
+    assert len(rows) == r.json()["customers"]
+    pid, propensity = rows[0]
+    later = (DEFAULT_END + timedelta(days=1)).isoformat() + "Z"
+    for at in (later, None):
+        params = {"classifier": "false", **({"at": at} if at else {})}
+        r = http.post("/v1/scores/refresh", params=params)
+        assert r.status_code == 200, r.text
+        scores = http.get(f"/v1/profiles/{pid}/scores").json()["scores"]
+        assert scores["purchase_propensity_90d"] == propensity
+        assert "p_alive" in scores

@@ -5,7 +5,9 @@ and size over time; bad inputs answered clearly with nothing stored."""
 from __future__ import annotations
 
 import io
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -240,7 +242,7 @@ def test_preview_members_pages_export_and_explain(server: Server) -> None:
     assert csv.status_code == 200
     assert csv.headers["content-type"].startswith("text/csv")
     lines = csv.text.strip().splitlines()
-    assert lines[0] == "profile_id,traits"
+    assert lines[0] == "profile_id"  # no member has a trait: no trait column
     assert [line.split(",")[0] for line in lines[1:]] == ["u3", "u4", "u5", "u6", "u7"]
     parquet = server.client.get("/v1/segments/big/export", params={"format": "parquet"})
     table = pq.read_table(io.BytesIO(parquet.content))
@@ -381,3 +383,91 @@ def test_saving_a_definition_at_the_limit_while_ingesting(
     assert answered == [200]
     members = server.client.get("/v1/segments/wide/members").json()["members"]
     assert members == ["before", "during"]
+
+
+def test_static_list_counts_known_profiles_and_reports_unknown_ids(server: Server) -> None:
+    _orders(server, {"u1": 10, "u2": 20})
+    r = server.client.post(
+        "/v1/segments",
+        json={"id": "vips", "mode": "static", "members": ["u1", "ghost", "u2", "nobody"]},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["segment"]["size"] == 2
+    assert r.json()["unknown_ids"] == ["ghost", "nobody"]
+    assert server.client.get("/v1/segments/vips").json()["size"] == 2
+    page = server.client.get("/v1/segments/vips/members").json()
+    assert page["members"] == ["u1", "u2"] and page["size"] == 2
+
+
+def test_export_has_one_column_per_trait(server: Server) -> None:
+    _orders(server, {"u1": 10, "u2": 20})
+    identify = {
+        "type": "identify",
+        "userId": "u2",
+        "messageId": "identify-u2",
+        "timestamp": _iso(NOW - timedelta(days=1)),
+        "traits": {"country": "DE", "vip": True, "age": 41},
+    }
+    assert server.ingest("/v1/batch", {"batch": [identify]}).status_code == 200
+    assert server.client.post("/v1/segments", json=_spend("buyers", 1)).status_code == 201
+    csv = server.client.get("/v1/segments/buyers/export")
+    assert csv.status_code == 200, csv.text
+    assert csv.text.splitlines() == [
+        "profile_id,age,country,email,vip",
+        "u1,,PL,u1@example.com,",
+        "u2,41.0,DE,,true",
+    ]
+    parquet = server.client.get("/v1/segments/buyers/export", params={"format": "parquet"})
+    rows = pq.read_table(io.BytesIO(parquet.content)).to_pylist()
+    assert rows[1] == {"profile_id": "u2", "age": 41.0, "country": "DE", "email": None, "vip": True}
+
+
+def test_scheduled_segment_refreshes_at_its_cron_instant(tmp_path: Path) -> None:
+    from segflow.api.deps import Settings
+    from segflow.realtime import VirtualClock
+    from segflow.server import make_context, serve_in_thread
+    from tests.api.conftest import create_keys
+
+    start = datetime(2026, 1, 1, 12)  # a Thursday
+    monday = datetime(2026, 1, 5, 6)
+    clock = VirtualClock(start)
+    ctx = make_context(
+        tmp_path / "s.duckdb", clock=clock, settings=Settings(schedule_interval_seconds=3600)
+    )
+    admin, write = create_keys(ctx)
+    weekly = {
+        "id": "weekly",
+        "mode": "scheduled",
+        "schedule": "0 6 * * 1",
+        "condition": {"event": "Order Completed", "within": "30d"},
+    }
+    buyers = {"id": "buyers", "condition": {"event": "Order Completed", "within": "30d"}}
+    with (
+        serve_in_thread(ctx) as running,
+        httpx.Client(
+            base_url=running.base_url, headers={"Authorization": f"Bearer {admin}"}, timeout=30
+        ) as http,
+    ):
+        for seg in (weekly, buyers):
+            assert http.post("/v1/segments", json=seg).status_code == 201
+        order = {
+            "userId": "ann",
+            "event": "Order Completed",
+            "messageId": "o1",
+            "timestamp": start.isoformat() + "Z",
+        }
+        r = httpx.post(running.base_url + "/v1/track", json=order, auth=(write, ""))
+        assert r.status_code == 200, r.text
+        time.sleep(1.5)  # the timer task runs meanwhile: nothing is due
+        assert http.get("/v1/profiles/ann/segments").json()["segments"] == {
+            "buyers": "2026-01-01T12:00:00.000000Z"
+        }
+        clock.set(monday)
+        deadline = time.monotonic() + 10
+        while "weekly" not in http.get("/v1/profiles/ann/segments").json()["segments"]:
+            assert time.monotonic() < deadline, "the refresh did not come"
+            time.sleep(0.1)
+        log = http.get("/v1/changes", params={"segment_id": "weekly"}).json()["changes"]
+        assert [(c["profile_id"], c["entered"], c["at"], c["reason"]) for c in log] == [
+            ("ann", True, "2026-01-05T06:00:00.000000Z", "scheduled_refresh")
+        ]

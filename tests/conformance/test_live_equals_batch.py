@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 from segflow.batch.run import evaluate
 from segflow.live import LiveEvaluator, StoredChange
-from segflow.model.definition import Segment, format_instant, parse_segment
+from segflow.model.definition import CALL_TYPES, Segment, format_instant, parse_segment
 from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
 from segflow.plan.planner import build_plan
 from segflow.realtime import VirtualClock
@@ -149,6 +149,21 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 def messages(sc: Scenario, pid: str, item: Input) -> dict[str, Any]:
     who = {"anonymousId" if pid in sc.anonymous else "userId": pid}
     ts = format_instant(item.timestamp)
+    if isinstance(item, Event) and item.name in CALL_TYPES:
+        # a page/screen call: its name as the spec sends it (ingestion moves it into
+        # properties), a name that is no string stays in properties
+        fields = dict(item.fields)
+        name = fields.get("properties.name")
+        if isinstance(name, str):
+            del fields["properties.name"]
+        return {
+            "type": CALL_TYPES[item.name],
+            **({"name": name} if isinstance(name, str) else {}),
+            **who,
+            "timestamp": ts,
+            "messageId": item.message_id,
+            **_nest(fields),
+        }
     if isinstance(item, Event):
         return {
             "type": "track",

@@ -83,12 +83,13 @@ def kinds(changes: Sequence[StoredChange]) -> list[tuple[str, str, bool, str]]:
 def test_start_logs_current_members_and_segments_of_is_a_lookup(app: Segflow) -> None:
     live = LiveEvaluator(app, VirtualClock(at(3)))
     got = live.start()
-    assert sorted(kinds(got)) == [
-        ("buyers", "u1", True, "definition_changed"),
-        ("pl", "u1", True, "definition_changed"),
-        ("quiet", "a1", True, "definition_changed"),
+    # a first start dates each entry at the instant the profile entered, with its reason
+    assert sorted((*k, c.at) for k, c in zip(kinds(got), got, strict=True)) == [
+        ("buyers", "u1", True, "event", at(0)),
+        ("pl", "u1", True, "trait_changed", at(1)),
+        ("quiet", "a1", True, "event", at(2)),
     ]
-    assert live.segments_of("u1") == {"buyers": at(3), "pl": at(3)}
+    assert live.segments_of("u1") == {"buyers": at(0), "pl": at(1)}
     assert live.segments_of("nobody") == {}
     assert LiveEvaluator(app, VirtualClock(at(4))).start() == []
 
@@ -356,3 +357,174 @@ def test_a_prepared_save_is_not_used_when_another_definition_changed(app: Segflo
     assert live.members("buyers") == ["a1"]
     assert live.members("pl") == []
     assert live.members("quiet") == ["u1"]
+
+
+def test_a_back_dated_event_changes_nothing_in_the_past(app: Segflow) -> None:
+    clock = VirtualClock(at(30 * 24))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    clock.set(at(30 * 24 + 1))
+    live.tick()
+    clock.set(at(30 * 24 + 2))
+    # a1 (stale state: nothing happened to it for a month) and a new profile n1 get an
+    # order from 20 days ago: long out of "buyers" (7 days), still in "big"'s sum
+    app.store.ingest_messages(
+        [
+            track({"anonymousId": "a1"}, "Order Completed", 10 * 24, "m6", revenue=500),
+            track({"anonymousId": "n1"}, "Order Completed", 10 * 24, "m7", revenue=500),
+        ]
+    )
+    got = live.catch_up()
+    assert sorted((c.segment_id, c.profile_id, c.entered, c.at) for c in got) == [
+        ("big", "a1", True, at(30 * 24 + 2)),
+        ("big", "n1", True, at(30 * 24 + 2)),
+        ("quiet", "n1", True, at(30 * 24 + 2)),  # a new profile, known from now
+    ]
+    assert "buyers" not in live.segments_of("a1") and "buyers" not in live.segments_of("n1")
+    res = evaluate(app.con, app.registry.current().values(), clock.now())
+    for sid in ("buyers", "big", "quiet"):
+        assert live.members(sid) == sorted(res.members(sid)), sid
+
+
+def test_catch_up_fires_what_came_due_while_the_inputs_were_stored(app: Segflow) -> None:
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    app.store.ingest_messages([track({"anonymousId": "a1"}, "Order Completed", 4, "m4")])
+    clock.set(at(8 * 24))  # the order's 7 days are over before the catch-up
+    got = live.catch_up()
+    # stamped after the last evaluation (at 3 h): in order, at its exact instants, and
+    # evaluated up to now before the catch-up returns
+    buyers = [(c.profile_id, c.entered, c.at) for c in got if c.segment_id == "buyers"]
+    assert buyers == [("a1", True, at(4)), ("u1", False, at(7 * 24)), ("a1", False, at(7 * 24 + 4))]
+    assert "buyers" not in live.segments_of("a1") and "buyers" not in live.segments_of("u1")
+    assert live.tick() == []
+
+
+def test_first_start_dates_entries_at_the_instants_profiles_entered(app: Segflow) -> None:
+    day = 24
+    app.store.ingest_messages(
+        [
+            track({"userId": "u2"}, "Order Completed", 0, "n1", revenue=30),
+            track({"userId": "u2"}, "Order Completed", 20 * day, "n2", revenue=90),
+            track({"userId": "u3"}, "Order Completed", 5 * day, "n3", revenue=150),
+            {
+                "type": "identify",
+                "userId": "u3",
+                "timestamp": format_instant(at(6 * day)),
+                "messageId": "n4",
+                "traits": {"country": "PL"},
+            },
+            {
+                "type": "identify",
+                "userId": "u3",
+                "timestamp": format_instant(at(9 * day)),
+                "messageId": "n5",
+                "traits": {"country": "DE"},
+            },
+            {
+                "type": "identify",
+                "userId": "u3",
+                "timestamp": format_instant(at(11 * day)),
+                "messageId": "n6",
+                "traits": {"country": "PL"},
+            },
+        ]
+    )
+    now = at(22 * day)
+    got = LiveEvaluator(app, VirtualClock(now)).start()
+    assert all(c.entered and c.reason != "definition_changed" for c in got)
+    entries = {(c.segment_id, c.profile_id): c for c in got}
+    assert entries[("buyers", "u2")].at == at(20 * day)
+    assert entries[("big", "u2")].at == at(20 * day)  # 30 + 90
+    assert entries[("big", "u3")].at == at(5 * day)
+    assert entries[("pl", "u3")].at == at(11 * day)
+    assert entries[("quiet", "u3")].at == at(12 * day)  # the order's 7 days ran out
+    assert entries[("quiet", "u3")].reason == "window_expired"
+    # the batch evaluator agrees: a member at each entry, not a microsecond before
+    segments = app.registry.current().values()
+    res = evaluate(app.con, segments, now)
+    assert {k for k in entries} == {
+        (sid, pid) for sid in ("buyers", "big", "pl", "quiet") for pid in res.members(sid)
+    }
+    first_seen = dict(app.con.execute("SELECT profile_id, first_seen FROM profiles").fetchall())
+    assert entries[("quiet", "a1")].at == first_seen["a1"] == at(2)
+    for (sid, pid), c in entries.items():
+        if c.at == first_seen[pid]:
+            continue  # known from then (the batch evaluator knows no before)
+        assert pid in evaluate(app.con, segments, c.at).members(sid), (sid, pid)
+        before = evaluate(app.con, segments, c.at - timedelta(microseconds=1))
+        assert pid not in before.members(sid), (sid, pid, c.at)
+
+
+def test_scheduled_segment_changes_only_at_its_cron_instants(app: Segflow) -> None:
+    weekly = {
+        "id": "weekly",
+        "mode": "scheduled",
+        "schedule": "0 6 * * 1",  # Mondays 06:00; 2026-01-01 is a Thursday
+        "condition": {"event": "Order Completed", "within": "7d"},
+    }
+    app.registry.save([parse_segment(weekly)])
+    monday = datetime(2026, 1, 5, 6)
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    got = live.start()
+    # never evaluated: evaluated at once
+    assert [
+        (c.segment_id, c.profile_id, c.at, c.reason) for c in got if c.segment_id == "weekly"
+    ] == [("weekly", "u1", at(3), "scheduled_refresh")]
+    app.store.ingest_messages([track({"anonymousId": "a1"}, "Order Completed", 4, "m4")])
+    clock.set(at(5))
+    got = live.catch_up()
+    assert {c.segment_id for c in got} == {"buyers", "quiet"}
+    assert live.members("weekly") == ["u1"]
+    assert live.next_deadline() == monday
+
+    clock.set(monday)
+    got = live.tick()
+    assert [(c.segment_id, c.profile_id, c.entered, c.at, c.reason) for c in got] == [
+        ("weekly", "a1", True, monday, "scheduled_refresh")
+    ]
+    segments = app.registry.current().values()
+    assert live.members("weekly") == evaluate(app.con, segments, monday).members("weekly")
+
+    clock.set(datetime(2026, 1, 9))
+    got = live.tick()
+    assert {(c.segment_id, c.entered) for c in got} == {("buyers", False), ("quiet", True)}
+    assert live.members("weekly") == ["a1", "u1"]  # over since the 8th, shown until Monday
+    assert live.segments_of("u1")["weekly"] == at(3)
+
+    clock.set(monday + timedelta(days=7))
+    got = live.tick()
+    assert sorted((c.segment_id, c.profile_id, c.entered) for c in got) == [
+        ("weekly", "a1", False),
+        ("weekly", "u1", False),
+    ]
+    assert {c.at for c in got} == {monday + timedelta(days=7)}
+    assert LiveEvaluator(app, VirtualClock(clock.now() + timedelta(hours=1))).start() == []
+
+    # stopped over the next Monday: the restart refreshes at the missed instant
+    app.store.ingest_messages([track({"userId": "u1"}, "Order Completed", 14 * 24, "m9")])
+    again = LiveEvaluator(app, VirtualClock(datetime(2026, 1, 20)))
+    got = again.start()
+    weekly_changes = [(c.profile_id, c.entered, c.at) for c in got if c.segment_id == "weekly"]
+    assert weekly_changes == [("u1", True, monday + timedelta(days=14))]
+
+
+def test_replay_refreshes_scheduled_segments_at_their_cron_instants(app: Segflow) -> None:
+    weekly = {
+        "id": "weekly",
+        "mode": "scheduled",
+        "schedule": "0 6 * * 1",
+        "condition": {"event": "Order Completed", "within": "7d"},
+    }
+    app.registry.save([parse_segment(weekly)])
+    monday = datetime(2026, 1, 5, 6)
+    out = LiveEvaluator(app, VirtualClock(T)).replay(until=datetime(2026, 1, 13))
+    assert [(c.profile_id, c.entered, c.at, c.reason) for c in out if c.segment_id == "weekly"] == [
+        ("u1", True, monday, "scheduled_refresh"),
+        ("u1", False, monday + timedelta(days=7), "scheduled_refresh"),
+    ]
+    assert ("buyers", "u1", False, at(7 * 24)) in [
+        (c.segment_id, c.profile_id, c.entered, c.at) for c in out
+    ]

@@ -16,8 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from segflow.api.deps import ApiError, ServerContext, problem
+from segflow.api.deps import INTERNAL_ERROR, ApiError, ServerContext, problem
 from segflow.api.ingest import Ingestor
 from segflow.model.errors import DefinitionError
 from segflow.model.events import IngestError
@@ -107,7 +108,10 @@ def create_app(ctx: ServerContext) -> FastAPI:
         router = getattr(m, "router", None)
         if router is not None:
             app.include_router(router)
+    for router in ctx.extra.get("routers", ()):  # more routes, given by the embedding code
+        app.include_router(router)
     _install_errors(app)
+    app.add_middleware(Unexpected)
     _security_schemes(app)
     return app
 
@@ -212,6 +216,35 @@ def _install_errors(app: FastAPI) -> None:
     app.add_exception_handler(KeyError, key_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+class Unexpected:
+    """ASGI middleware: an unhandled exception becomes a 500 in the shared JSON error
+    shape, and the connection stays open.  (Left to Starlette, the answer was plain
+    text and uvicorn then closed the connection, which the edge's pool could reuse
+    before it noticed.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:  # part of an answer is out: only closing can end it
+                raise
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            await problem(500, INTERNAL_ERROR)(scope, receive, send)
 
 
 def _security_schemes(app: FastAPI) -> None:

@@ -82,6 +82,14 @@ class ChangeHub:
                 w.loop.call_soon_threadsafe(w.push, batch)
 
 
+def silent_segments(ctx: ServerContext) -> frozenset[str]:
+    """Segments whose changes are not sent out (``emit_events: false``): the live
+    evaluator's set, else read from the registry (under the store lock)."""
+    if ctx.live is not None:
+        return ctx.live.silent
+    return frozenset(s.id for s in ctx.app.registry.current().values() if not s.emit_events)
+
+
 def hub(ctx: ServerContext) -> ChangeHub:
     h = ctx.extra.get("change_hub")
     if not isinstance(h, ChangeHub):
@@ -160,6 +168,12 @@ async def stream_changes(
             ) from None
     cursor = start if start is not None else await ctx.run(last_change_seq, ctx.app)
     h = hub(ctx)
+    silent = await ctx.run(silent_segments, ctx) if ctx.live is None else None
+
+    def sent(c: Any) -> bool:
+        if wanted is not None and c.segment_id not in wanted:
+            return False
+        return c.segment_id not in (silent if silent is not None else silent_segments(ctx))
 
     def read(after_seq: int) -> list[LoggedChange]:
         one = next(iter(wanted)) if wanted and len(wanted) == 1 else None
@@ -191,7 +205,7 @@ async def stream_changes(
                     rows = await ctx.run(read, cursor)
                     for c in rows:
                         cursor = c.seq
-                        if wanted is None or c.segment_id in wanted:
+                        if sent(c):
                             yield sse(c)
                     from_log = len(rows) >= READ_BATCH
                     continue
@@ -200,7 +214,7 @@ async def stream_changes(
                     if c.seq <= cursor:
                         continue
                     cursor = c.seq
-                    if wanted is None or c.segment_id in wanted:
+                    if sent(c):
                         yield sse(c)
                 waiter.event.clear()
                 if waiter.items or waiter.lagged:

@@ -31,10 +31,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from segflow.api.limits import MAX_DEPTH_SETTING, check_setting
 from segflow.model.definition import Limits
+from segflow.model.events import MAX_DEPTH
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service import Segflow
 from segflow.store.clustering import TAIL_CHUNK_ROWS
+from segflow.store.erasure import Suppressions
 from segflow.store.keys import ApiKey, KeyStore
 
 if TYPE_CHECKING:
@@ -90,8 +93,31 @@ class Settings:
     """How large a segment's condition tree may be (``model.definition.Limits``)."""
     scores_cron: str | None = "0 3 * * *"
     """When the scheduler refreshes the value scores (UTC cron; None: never)."""
+    allow_internal_webhook_targets: bool = False
+    """Accept webhook URLs at link-local / cloud metadata addresses (169.254.0.0/16,
+    fe80::/10, metadata host names), unspecified or multicast addresses, or this server
+    itself: refused by default, since an admin key could otherwise make the server
+    read its own cloud credentials or call itself."""
+    allow_private_webhook_targets: bool = True
+    """Accept webhook URLs at loopback and private-network addresses (a receiver on the
+    same host or network); turn off where admins must reach only public endpoints."""
+    max_fields: int = 1000
+    """Most distinct fields (dotted paths of properties, context and traits) the
+    store may hold; a message bringing a new one past it is refused (400 naming it),
+    fields already known are still accepted.  Each field is a column of the events
+    table, and every column makes every later insert slower."""
+    max_event_depth: int = MAX_DEPTH
+    """Deepest nesting of objects and arrays in an ingested message (its
+    ``properties`` are level 1); deeper messages are refused (400).  At most the
+    store's own limit, ``segflow.model.events.MAX_DEPTH``."""
+    max_definition_depth: int = 64
+    """Deepest nesting of objects and arrays in a segment definition sent to the API
+    (its ``condition`` is level 1); deeper definitions are refused (422)."""
 
     def __post_init__(self) -> None:
+        check_setting("max_fields", self.max_fields, 10_000_000)
+        check_setting("max_event_depth", self.max_event_depth, MAX_DEPTH)
+        check_setting("max_definition_depth", self.max_definition_depth, MAX_DEPTH_SETTING)
         if self.scores_cron is not None:
             from croniter import croniter
 
@@ -113,12 +139,14 @@ class ServerContext:
     settings: Settings = field(default_factory=Settings)
     keys: KeyStore | None = None
     ingestor: Ingestor | None = None
-    suppressed: set[str] = field(default_factory=set)
-    """Profile/user/anonymous ids whose later events ingestion drops (privacy deletes)."""
+    suppressed: Suppressions = field(default_factory=Suppressions)
+    """Profile/user/anonymous ids whose later events ingestion drops (privacy deletes):
+    ``id in suppressed`` (keyed hashes, loaded at startup)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Per-module state (webhook dispatcher, SSE hub, ...), keyed by module name."""
 
     def __post_init__(self) -> None:
+        self.app.store.max_fields = self.settings.max_fields
         if self.keys is None:
             with self.lock:
                 self.keys = KeyStore(self.app.con)
@@ -158,6 +186,9 @@ class ApiError(Exception):
         self.message = message
         self.errors = list(errors or [])
         self.headers = headers
+
+
+INTERNAL_ERROR = "internal server error (the server's log has the details)"
 
 
 def problem(

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import orjson
 
-from segflow.api.deps import ApiError, ServerContext, problem
+from segflow.api.deps import INTERNAL_ERROR, ApiError, ServerContext, problem
 from segflow.api.ingest import OK, ingest_body
 from segflow.api.profiles import IndexUpdate, segment_index
 from segflow.edge import wire
@@ -122,7 +122,7 @@ class _Link:
             return
         except Exception:
             log.exception("ingestion from the edge failed")
-            answer = problem(500, "internal server error")
+            answer = problem(500, INTERNAL_ERROR)
             self._send(rid, wire.REPLY, wire.reply(500, None, bytes(answer.body)))
             return
         self._send(rid, wire.REPLY, wire.reply(200, None, OK))

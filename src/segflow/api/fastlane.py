@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from segflow.api import ingest, profiles
-from segflow.api.deps import ApiError, get_ctx, problem, require_admin
+from segflow.api.deps import INTERNAL_ERROR, ApiError, get_ctx, problem, require_admin
 
 log = logging.getLogger("segflow.server")
 
@@ -79,7 +79,7 @@ class FastLane:
             response = problem(e.status, e.message, e.errors, e.headers)
         except Exception:
             log.exception("%s %s failed", scope["method"], scope["path"])
-            response = problem(500, "internal server error")
+            response = problem(500, INTERNAL_ERROR)
         await response(scope, receive, send)
 
 

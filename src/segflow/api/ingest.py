@@ -31,6 +31,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.types import Receive
 
 from segflow.api.deps import ApiError, ServerContext, Settings, get_ctx
+from segflow.api.limits import depth_message, too_deep
 from segflow.model.events import IngestError, IngestProblem, parse_message
 from segflow.store.duckdb_store import StoredEvents, utcnow
 
@@ -600,8 +601,12 @@ def _parse(
         _no_nul_keys(data, "")
     if now is None:
         now = utcnow()
+    # a message can only nest as deep as the body has brackets (strings included)
+    depth = ctx.settings.max_event_depth
+    if body.count(b"{") + body.count(b"[") <= depth:
+        depth = 0
     if kind == "batch":
-        messages, errors = _batch(data, body, ctx.settings.max_message_bytes)
+        messages, errors = _batch(data, body, ctx.settings.max_message_bytes, depth)
         prefix = "batch"
         sent_at, context = data.get("sentAt"), data.get("context")
         if context is not None and not isinstance(context, dict):
@@ -617,6 +622,8 @@ def _parse(
         if not isinstance(data, dict):
             msg = f"expected a JSON object, got {_json_type(data)}"
             raise ApiError(400, msg, [_err("", msg)])
+        if depth:
+            _check_depth([("", data)], depth)
         data["type"] = kind
         messages, prefix, sent_at, context = [data], "", None, None
     kept = [m for m in messages if _prepare(ctx, m, now, sent_at, context)]
@@ -639,9 +646,20 @@ def _no_nul_keys(v: Any, path: str) -> None:
             _no_nul_keys(x, f"{path}[{i}]")
 
 
-def _batch(data: Any, body: bytes, limit: int) -> tuple[list[Any], list[dict[str, str]]]:
+def _check_depth(messages: list[tuple[str, Any]], limit: int) -> None:
+    """Refuse messages nested deeper than ``limit`` (before anything serialises them)."""
+    where = too_deep(messages, limit)
+    if where is not None:
+        msg = depth_message(limit)
+        raise ApiError(400, f"invalid message: {where}: {msg}", [_err(where, msg)])
+
+
+def _batch(
+    data: Any, body: bytes, limit: int, depth: int
+) -> tuple[list[Any], list[dict[str, str]]]:
     """The messages of a batch body, and the errors of those that are not an object of
-    a known type under 32 KB."""
+    a known type under 32 KB; messages nested over ``depth`` levels are refused at once
+    (0: not checked)."""
     if not isinstance(data, dict):
         msg = f"expected a JSON object with a batch array, got {_json_type(data)}"
         raise ApiError(400, msg, [_err("", msg)])
@@ -649,6 +667,9 @@ def _batch(data: Any, body: bytes, limit: int) -> tuple[list[Any], list[dict[str
     if not isinstance(batch, list):
         msg = "missing" if batch is None else f"expected an array, got {_json_type(batch)}"
         raise ApiError(400, f"batch: {msg}", [_err("batch", msg)])
+    if depth:  # the messages, and the batch's own fields (its context goes into each)
+        roots = [(f"batch[{i}]", m) for i, m in enumerate(batch)]
+        _check_depth([*roots, ("", {k: v for k, v in data.items() if k != "batch"})], depth)
     errors: list[dict[str, str]] = []
     check_size = len(body) > limit
     for i, m in enumerate(batch):

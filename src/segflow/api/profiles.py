@@ -99,7 +99,7 @@ async def background(ctx: ServerContext) -> None:
     """Load the suppression list (synchronously: this runs during startup, before the
     first request, so no suppressed event slips in) and seed the look-up index."""
     with ctx.lock:
-        ctx.suppressed.update(profiles.load_suppressions(ctx.app.con))
+        ctx.suppressed.load(ctx.app.con)
     await ctx.run(segment_index(ctx).seed, ctx)
     await asyncio.Event().wait()
 
@@ -177,15 +177,18 @@ async def delete_profile(
         bool, Query(description="drop later events for this profile's ids at ingestion")
     ] = False,
 ) -> dict[str, Any]:
-    """Erase the profile's events, traits, identities and memberships (exits are logged);
-    with ``suppress=true`` its ids are added to the suppression list."""
+    """Erase the profile and every profile merged into it: events, traits, identities,
+    memberships, merges and webhook deliveries (exits are logged; the change log keeps
+    only the returned pseudonym), then scrub the store file; with ``suppress=true``
+    keyed hashes of their ids go on the suppression list."""
 
     def run() -> dict[str, Any]:
         pid = _resolved(ctx, profile_id)
-        exits, ids = profiles.erase(ctx.app, ctx.live, pid, suppress=suppress)
-        ctx.suppressed.update(ids)
+        exits, alias = profiles.erase(
+            ctx.app, ctx.live, pid, suppress=suppress, suppressions=ctx.suppressed
+        )
         segment_index(ctx).drop(pid)
-        return {"deleted": pid, "exits": exits, "suppressed": bool(ids)}
+        return {"deleted": pid, "exits": exits, "suppressed": suppress, "pseudonym": alias}
 
     return await ctx.run(run)
 

@@ -80,11 +80,25 @@ class PropertyPredicate(Comparisons):
 
 
 EventNames = str | Annotated[list[str], Field(min_length=1)]
+CallNames = Annotated[
+    Literal[True] | str | Annotated[list[str], Field(min_length=1)],
+    Field(description="true (any) or a page/screen name or names (the call's ``name``)"),
+]
 
 
-class EventFilter(_Strict):
-    event: EventNames
+class _Calls(_Strict):
+    """Exactly one of ``event`` (track calls), ``page`` or ``screen`` (page/screen
+    calls; ``where`` reads their ``name``, ``path``, ``url``, ``referrer``, ``title``,
+    ``search`` properties)."""
+
+    event: EventNames | None = None
+    page: CallNames | None = None
+    screen: CallNames | None = None
     where: list[PropertyPredicate] | None = None
+
+
+class EventFilter(_Calls):
+    pass
 
 
 class TraitCondition(Comparisons):
@@ -93,25 +107,39 @@ class TraitCondition(Comparisons):
     trait: str
 
 
-class EventCondition(Comparisons):
+class ComputedCondition(Comparisons):
+    """A computed trait of the profile view compared as the profile shows it."""
+
+    computed: Literal[
+        "ltv",
+        "order_count",
+        "aov",
+        "first_order_at",
+        "last_order_at",
+        "days_since_last_order",
+        "top_category_30d",
+        "wishlist",
+        "cart_items",
+        "cart_value",
+    ]
+
+
+class EventCondition(_Calls, Comparisons):
     """A measure over matching events in the window satisfies the comparison
     (default: count >= 1)."""
 
-    event: EventNames
-    where: list[PropertyPredicate] | None = None
     within: Window | None = None
     measure: (
-        Literal["count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time"] | None
+        Literal["count", "sum", "avg", "min", "max", "distinct", "top", "first_time", "last_time"]
+        | None
     ) = None
     of: str | None = None
 
 
-class AbandonmentCondition(_Strict):
+class AbandonmentCondition(_Calls):
     """The latest ``event`` in the window is at least ``for`` old and nothing matching
     ``not_followed_by`` came after it."""
 
-    event: EventNames
-    where: list[PropertyPredicate] | None = None
     not_followed_by: EventNames | EventFilter
     for_: DurationText = Field(alias="for")
     within: Window | None = None
@@ -158,6 +186,7 @@ Condition = (
     | AnyCondition
     | NotCondition
     | TraitCondition
+    | ComputedCondition
     | EventCondition
     | AbandonmentCondition
     | SequenceCondition
@@ -242,6 +271,9 @@ class SaveResult(BaseModel):
     status: Literal["created", "updated", "unchanged", "dry_run"]
     diff: Diff | None = None
     warnings: list[WarningItem] = []
+    unknown_ids: list[str] = Field(
+        [], description="ids of a static member list that no profile has (not members)"
+    )
 
 
 class ValidateResult(BaseModel):
@@ -333,6 +365,9 @@ class DeleteResult(BaseModel):
     deleted: str
     exits: int = 0
     suppressed: bool = False
+    pseudonym: str | None = Field(
+        None, description="the id the change log keeps for the erased profile"
+    )
 
 
 class WebhookIn(_Strict):

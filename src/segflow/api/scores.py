@@ -21,8 +21,7 @@ from pydantic import BaseModel, Field
 from segflow import profiles, service
 from segflow.api.deps import ApiError, ServerContext
 from segflow.api.schemas import ErrorResponse, SegmentDefinition
-from segflow.api.segments import admin_key, admin_only, context
-from segflow.model.definition import parse_instant
+from segflow.api.segments import admin_key, admin_only, context, parse_at
 
 if TYPE_CHECKING:
     from segflow.traits.refresh import ScoresConfig, ScoresReport
@@ -33,10 +32,6 @@ ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     s: {"model": ErrorResponse} for s in (401, 403, 404, 422)
 }
 
-EARLIEST: Final = datetime(1970, 1, 1)
-LATEST: Final = datetime(2999, 12, 31, 23, 59, 59, 999999)
-"""The range of ``at`` (a refresh looks years back for its training windows)."""
-
 router = APIRouter(tags=["scores"], dependencies=[Depends(admin_key)], responses=ERRORS)
 Ctx = Annotated[ServerContext, Depends(context)]
 AtQuery = Annotated[
@@ -46,18 +41,8 @@ AtQuery = Annotated[
 
 
 def _at(value: str | None) -> datetime | None:
-    """``at`` as a naive UTC instant; malformed -> 422 in the shared error shape."""
-    if value is None:
-        return None
-    try:
-        when = parse_instant(value)
-        if not EARLIEST <= when <= LATEST:
-            raise ValueError(f"{value!r} is outside {EARLIEST.year}-{LATEST.year}")
-    except ValueError as e:
-        raise ApiError(
-            422, f"invalid request: at: {e}", [{"path": "at", "message": str(e)}]
-        ) from None
-    return when
+    """``at`` as a naive UTC instant; malformed or out of range -> 422."""
+    return parse_at(value)
 
 
 def refresh_live(

@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 
 from segflow import segment_ops
 from segflow.api.deps import ApiError, ServerContext, get_ctx, require_admin
+from segflow.api.limits import depth_message, request_instant, too_deep
 from segflow.api.schemas import (
     ChangesPage,
     ErrorResponse,
@@ -38,7 +39,6 @@ from segflow.live import PreparedSave
 from segflow.model.definition import (
     Segment,
     format_instant,
-    parse_instant,
     parse_segment_report,
 )
 from segflow.model.errors import DefinitionError, NameWarning
@@ -98,12 +98,12 @@ def problems_error(e: DefinitionError, status: int = 422, message: str = "") -> 
 
 
 def parse_at(value: str | None, name: str = "at") -> datetime | None:
-    if value is None:
-        return None
+    """An instant query parameter; malformed or out of range -> 422 naming it."""
     try:
-        return parse_instant(value)
+        return request_instant(value)
     except ValueError as e:
-        raise ApiError(400, f"{name}: {e}", [{"path": name, "message": str(e)}]) from None
+        message = f"invalid request: {name}: {e}"
+        raise ApiError(422, message, [{"path": name, "message": str(e)}]) from None
 
 
 async def read_definition(request: Request, path_id: str | None = None) -> Any:
@@ -125,6 +125,13 @@ async def read_definition(request: Request, path_id: str | None = None) -> Any:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             raise ApiError(400, f"malformed JSON: {e}") from None
+    limit = get_ctx(request).settings.max_definition_depth
+    where = too_deep([("", doc)], limit)
+    if where is not None:
+        msg = depth_message(limit)
+        raise ApiError(
+            422, f"invalid segment definition: {where}: {msg}", [{"path": where, "message": msg}]
+        )
     if path_id is not None and isinstance(doc, dict):
         body_id = doc.setdefault("id", path_id)
         if body_id != path_id:
@@ -260,6 +267,7 @@ def _save(
         "status": status,
         "diff": segment_ops.diff_dict(diff),
         "warnings": _warnings(warnings),
+        "unknown_ids": app.registry.known_profiles(seg.members or ())[1],
     }
 
 

@@ -9,10 +9,11 @@ import asyncio
 import os
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
-from segflow.api.deps import ApiError, ServerContext
+from segflow.api.changes import silent_segments
+from segflow.api.deps import ApiError, ServerContext, Settings
 from segflow.api.schemas import (
     DeliveryList,
     ErrorResponse,
@@ -25,7 +26,7 @@ from segflow.api.segments import admin_key, admin_only, context
 from segflow.segment_ops import last_change_seq
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.webhooks import WebhookStore
-from segflow.webhooks import DeliverySettings, WebhookWorker
+from segflow.webhooks import DeliverySettings, TargetRefused, WebhookWorker, check_target
 
 router = APIRouter(
     prefix="/v1/webhooks",
@@ -40,15 +41,17 @@ def store(ctx: ServerContext) -> WebhookStore:
     s = ctx.extra.get("webhook_store")
     if not isinstance(s, WebhookStore):
         with ctx.lock:
-            s = WebhookStore(ctx.app.con)
+            s = WebhookStore(ctx.app.con, lambda: silent_segments(ctx))
         ctx.extra["webhook_store"] = s
     return s
 
 
-def delivery_settings() -> DeliverySettings:
-    """Defaults, overridable by SEGFLOW_WEBHOOK_BACKOFF_S / _MAX_ATTEMPTS / _TIMEOUT_S."""
+def delivery_settings(settings: Settings | None = None) -> DeliverySettings:
+    """Defaults, overridable by SEGFLOW_WEBHOOK_BACKOFF_S / _MAX_ATTEMPTS / _TIMEOUT_S;
+    which targets are allowed comes from the server's settings."""
     from datetime import timedelta
 
+    settings = settings or Settings()
     d = DeliverySettings()
     return DeliverySettings(
         backoff=timedelta(
@@ -57,6 +60,8 @@ def delivery_settings() -> DeliverySettings:
         max_attempts=int(os.environ.get("SEGFLOW_WEBHOOK_MAX_ATTEMPTS", d.max_attempts)),
         timeout_s=float(os.environ.get("SEGFLOW_WEBHOOK_TIMEOUT_S", d.timeout_s)),
         poll_s=min(d.poll_s, float(os.environ.get("SEGFLOW_WEBHOOK_BACKOFF_S", d.poll_s))),
+        allow_internal=settings.allow_internal_webhook_targets,
+        allow_private=settings.allow_private_webhook_targets,
     )
 
 
@@ -67,7 +72,7 @@ async def background(ctx: ServerContext) -> None:
     def changes_after(seq: int) -> list[Any]:
         return list(MembershipChangeLog(ctx.app.con).query(after_seq=seq, limit=5000))
 
-    worker = WebhookWorker(ws, ctx.lock, changes_after, delivery_settings())
+    worker = WebhookWorker(ws, ctx.lock, changes_after, delivery_settings(ctx.settings))
     ctx.extra["webhook_worker"] = worker
     unsubscribe = None
     if ctx.live is not None:
@@ -88,10 +93,25 @@ def _wake(ctx: ServerContext) -> None:
         worker.wake()
 
 
+def _own_addresses(request: Request) -> list[tuple[str, int]]:
+    """Where this server is reached: the Host the request named and the socket it came
+    in on (a webhook there would post to the server itself)."""
+    own: list[tuple[str, int]] = []
+    if request.url.hostname:
+        default = 443 if request.url.scheme == "https" else 80
+        own.append((request.url.hostname, request.url.port or default))
+    server = request.scope.get("server")
+    if server and server[1] is not None:
+        own.append((str(server[0]), int(server[1])))
+    return own
+
+
 @router.post("", status_code=201, response_model=WebhookOut)
-async def create_webhook(body: WebhookIn, ctx: Ctx) -> dict[str, Any]:
+async def create_webhook(body: WebhookIn, ctx: Ctx, request: Request) -> dict[str, Any]:
     """Add a destination for a segment's entered/exited changes; the response holds the
-    signing secret (shown once)."""
+    signing secret (shown once).  URLs at metadata / link-local addresses or at this
+    server answer 422 (see ``Settings.allow_internal_webhook_targets``)."""
+    own = _own_addresses(request)
 
     def run() -> dict[str, Any]:
         if ctx.app.registry.get(body.segment_id) is None:
@@ -100,6 +120,18 @@ async def create_webhook(body: WebhookIn, ctx: Ctx) -> dict[str, Any]:
                 f"unknown segment {body.segment_id!r}",
                 [{"path": "segment_id", "message": "no such segment"}],
             )
+        try:
+            check_target(
+                body.url,
+                allow_internal=ctx.settings.allow_internal_webhook_targets,
+                allow_private=ctx.settings.allow_private_webhook_targets,
+                own=own,
+                resolve=False,
+            )
+        except TargetRefused as e:
+            raise ApiError(
+                422, f"webhook url refused: {e}", [{"path": "body.url", "message": str(e)}]
+            ) from None
         hook = store(ctx).create(
             body.segment_id,
             body.url,

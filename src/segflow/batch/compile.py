@@ -29,9 +29,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
+import sqlglot
 from sqlglot import exp
 
 from segflow.model.definition import (
+    CALL_TYPES,
     Absolute,
     Ago,
     Comparison,
@@ -42,6 +44,13 @@ from segflow.model.definition import (
     is_number,
 )
 from segflow.plan.features import (
+    CART_ADD,
+    CART_PRICE,
+    CART_PRODUCT,
+    CART_QUANTITY,
+    CART_REMOVE,
+    CART_RESET,
+    CartTotal,
     EventAggregate,
     FAbandoned,
     FAll,
@@ -58,6 +67,13 @@ from segflow.plan.features import (
 )
 from segflow.plan.planner import Plan
 
+TOP: exp.Expression = sqlglot.parse_one(
+    "LIST_SORT(LIST_TRANSFORM(MAP_ENTRIES(__counts),"
+    " top_entry -> {'n': -top_entry.value, 'k': top_entry.key}))[1].k",
+    dialect="duckdb",
+)
+"""The most frequent value of a ``HISTOGRAM`` (``__counts``), ties to the smallest: its
+(value, count) entries sorted by count descending, then value."""
 TRUE = exp.true()
 FALSE = exp.false()
 NUMERIC_JSON_TYPES = ("DOUBLE", "BIGINT", "UBIGINT", "HUGEINT")
@@ -446,19 +462,36 @@ class BatchCompiler:
 
     def names_sql(self, names: tuple[str, ...]) -> exp.Expression:
         """Match event names; with the store's name codes an integer compare, which
-        is an order of magnitude cheaper per row than comparing strings."""
+        is an order of magnitude cheaper per row than comparing strings.  Page and
+        screen calls (``PAGE_CALLS``, ``SCREEN_CALLS``) are the calls of that type
+        without an event name (``model.definition.call_name``)."""
+        calls = [
+            and_(
+                exp.EQ(this=col("type"), expression=lit(CALL_TYPES[n])),
+                exp.Is(this=col("event"), expression=exp.null()),
+            )
+            for n in names
+            if n in CALL_TYPES
+        ]
+        names = tuple(n for n in names if n not in CALL_TYPES)
+        named: exp.Expression
+        if not names:
+            return or_(*calls)
         if self.event_codes is not None:
             codes = sorted({self.event_codes[n] for n in names if n in self.event_codes})
             if not codes:
-                return FALSE
+                return or_(*calls)
             if len(codes) == 1:
-                return exp.EQ(this=col("event_code"), expression=exp.Literal.number(codes[0]))
-            return exp.In(
-                this=col("event_code"), expressions=[exp.Literal.number(c) for c in codes]
-            )
-        if len(names) == 1:
-            return exp.EQ(this=col("event"), expression=lit(names[0]))
-        return exp.In(this=col("event"), expressions=[lit(n) for n in names])
+                named = exp.EQ(this=col("event_code"), expression=exp.Literal.number(codes[0]))
+            else:
+                named = exp.In(
+                    this=col("event_code"), expressions=[exp.Literal.number(c) for c in codes]
+                )
+        elif len(names) == 1:
+            named = exp.EQ(this=col("event"), expression=lit(names[0]))
+        else:
+            named = exp.In(this=col("event"), expressions=[lit(n) for n in names])
+        return or_(named, *calls)
 
     def aggregate(self, a: EventAggregate, *, check_names: bool = True) -> exp.Expression:
         """One filtered aggregate; ``check_names=False`` when the scan already keeps
@@ -475,6 +508,17 @@ class BatchCompiler:
         elif m == "distinct":
             assert a.of is not None
             agg = exp.Count(this=exp.Distinct(expressions=[self.distinct_value(a.of)]))
+        elif m == "top":
+            assert a.of is not None
+            s = self.field_typed(a.of).string
+            if s is None or cond is FALSE:
+                return exp.cast(exp.null(), "VARCHAR")
+            counts = fn("HISTOGRAM", s)
+            if cond is not TRUE:
+                counts = exp.Filter(this=counts, expression=exp.Where(this=cond))
+            return TOP.transform(
+                lambda n: counts.copy() if isinstance(n, exp.Column) and n.name == "__counts" else n
+            )
         else:
             assert a.of is not None
             num = self.field_typed(a.of).number
@@ -513,6 +557,7 @@ class BatchCompiler:
         traits = {k: f for k, f in plan.features.items() if isinstance(f, TraitValue)}
         seqs = {k: f for k, f in plan.features.items() if isinstance(f, SequenceMatch)}
         statics = {k: f for k, f in plan.features.items() if isinstance(f, StaticMembership)}
+        carts = {k: f for k, f in plan.features.items() if isinstance(f, CartTotal)}
 
         key = self.key
         query = exp.select(col("profile_id", "p")).from_(exp.alias_(exp.to_table("profiles"), "p"))
@@ -576,6 +621,11 @@ class BatchCompiler:
             )
             ctes.append((name, cte))
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
+        for k, c in sorted(carts.items()):
+            name = f"ct_{k}"
+            ctes.append((name, self.cart_cte(c)))
+            query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
+            self.values[k] = col("total", name)
         for k, st in sorted(statics.items()):
             name = f"st_{k}"
             sub = (
@@ -665,6 +715,88 @@ class BatchCompiler:
             agg = exp.Filter(this=fn("BOOL_OR", col("matched")), expression=exp.Where(this=mine))
             query = query.select(exp.alias_(agg, f"m_{k}", quoted=True), copy=False)
         return query
+
+    def cart_cte(self, c: CartTotal) -> exp.Expression:
+        """``CartTotal`` per profile (no row: an empty cart): each product's latest
+        action after the profile's latest order, by ARG_MAX over (time, removed,
+        quantity, price), summed over the products whose latest action is an add."""
+        key = self.key
+        at = ts_lit(self.at)
+        product = self.field_typed(CART_PRODUCT).string
+        if product is None:
+            return exp.select(col(key), exp.alias_(lit(0), "total")).from_("events").where(FALSE)
+        qty_n = self.field_typed(CART_QUANTITY).number
+        qty = exp.func("COALESCE", qty_n, lit(1.0)) if qty_n is not None else lit(1.0)
+        price_n = self.field_typed(CART_PRICE).number
+        price = price_n if price_n is not None else exp.cast(exp.null(), "DOUBLE")
+        removed = self.names_sql((CART_REMOVE,))
+        orders = (
+            exp.select(col(key), exp.alias_(exp.Max(this=col("timestamp")), "reset"))
+            .from_("events")
+            .where(
+                and_(exp.LTE(this=col("timestamp"), expression=at), self.names_sql((CART_RESET,)))
+            )
+            .group_by(col(key))
+        )
+
+        def struct(**parts: exp.Expression) -> exp.Expression:
+            return exp.Struct(
+                expressions=[
+                    exp.PropertyEQ(this=exp.to_identifier(k), expression=v.copy())
+                    for k, v in parts.items()
+                ]
+            )
+
+        floor = exp.cast(exp.Literal.string("-infinity"), "DOUBLE")
+        last = exp.func(
+            "ARG_MAX",
+            struct(removed=removed, qty=qty, price=price),
+            struct(
+                ts=col("timestamp", "e"),
+                removed=removed,
+                qty=qty,
+                price=exp.func("COALESCE", price.copy(), floor),
+            ),
+        )
+        reset = col("reset", "o")
+        lines = (
+            exp.select(col(key, "e"), exp.alias_(last, "line"))
+            .from_(exp.alias_(exp.to_table("events"), "e"))
+            .join(
+                orders.subquery("o"),
+                on=exp.EQ(this=col(key, "e"), expression=col(key, "o")),
+                join_type="LEFT",
+            )
+            .where(
+                and_(
+                    exp.LTE(this=col("timestamp", "e"), expression=at.copy()),
+                    self.names_sql((CART_ADD, CART_REMOVE)),
+                    exp.Not(this=exp.Is(this=product, expression=exp.null())),
+                    exp.or_(
+                        exp.Is(this=reset, expression=exp.null()),
+                        exp.GT(this=col("timestamp", "e"), expression=reset.copy()),
+                    ),
+                )
+            )
+            .group_by(col(key, "e"), product.copy())
+        )
+
+        def part(name: str) -> exp.Expression:
+            return fn("STRUCT_EXTRACT", col("line"), exp.Literal.string(name))
+
+        amount = (
+            part("qty")
+            if c.measure == "items"
+            else exp.Mul(this=part("qty"), expression=part("price"))
+        )
+        total = exp.Filter(
+            this=exp.Sum(this=amount), expression=exp.Where(this=exp.not_(part("removed")))
+        )
+        return (
+            exp.select(col(key), exp.alias_(total, "total"))
+            .from_(lines.subquery("l"))
+            .group_by(col(key))
+        )
 
     def sequence_cte(self, s: SequenceMatch) -> exp.Expression:
         """Profiles with a chain e0 < e1 < ... of the steps' events inside the window
@@ -817,10 +949,17 @@ class BatchCompiler:
                 ),
             )
             return compare_typed(v, f.cmp, self.at)
-        assert isinstance(feat, EventAggregate)
         value: exp.Expression = self.values[f.feature]
+        if isinstance(feat, CartTotal):
+            value = exp.func("COALESCE", value, exp.Literal.number(0))
+            present = exp.Not(this=exp.Is(this=value, expression=exp.null()))
+            return compare_typed(Typed(value, None, None, present), f.cmp, self.at)
+        assert isinstance(feat, EventAggregate)
         if feat.measure in ("first_time", "last_time"):
             return compare_time(value, f.cmp, self.at)
+        if feat.measure == "top":
+            present = exp.Not(this=exp.Is(this=value, expression=exp.null()))
+            return compare_typed(Typed(None, value, None, present), f.cmp, self.at)
         if feat.measure in ("count", "distinct", "sum"):
             value = exp.func("COALESCE", value, exp.Literal.number(0))
         v = Typed(

@@ -24,12 +24,13 @@ from segflow.edge.app import Edge, EdgeSettings
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with(parent: int) -> None:
-    """SIGKILL this process when its parent exits (Linux ``prctl``)."""
+def die_with(parent: int, sig: int = signal.SIGKILL) -> None:
+    """Get ``sig`` when the parent process exits (Linux ``prctl``; elsewhere the
+    parent stops its child itself)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the core stops the edge on exit
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
+    except (OSError, AttributeError):  # not Linux: the parent stops the child on exit
         return
     if os.getppid() != parent:  # the parent died before prctl took effect
         sys.exit(1)
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--nice", type=int, default=0, help="this process's niceness")
     p.add_argument("--log-level", default="info")
     a = p.parse_args(argv)
-    _die_with(a.parent)
+    die_with(a.parent)
     if a.nice:
         # ahead of the core's writer and anything else on a busy machine: a look-up or
         # a request handed over waits less for a CPU (needs root or CAP_SYS_NICE to

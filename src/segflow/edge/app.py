@@ -55,6 +55,12 @@ FROM_CORE_DROPPED: Final = HOP_BY_HOP | {b"date", b"server"}
 MAX_PASSED_BODY: Final = 64 * 1024 * 1024
 """The largest request body passed through to the core (segment files, CSV lists)."""
 _JSON: Final = (b"content-type", b"application/json")
+KEEP_ALIVE_SECONDS: Final = 60.0
+"""How long an idle connection to the core stays in the pool (the core keeps them
+open far longer: it never closes one the edge is about to reuse)."""
+RETRIED: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Idempotent methods: passed through once more, on a new connection, when the core
+closed the connection without an answer."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,11 @@ class Edge:
                     transport=httpx.AsyncHTTPTransport(uds=self.settings.core),
                     base_url="http://segflow-core",
                     timeout=httpx.Timeout(None, connect=10),
-                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                    limits=httpx.Limits(
+                        max_connections=None,
+                        max_keepalive_connections=64,
+                        keepalive_expiry=KEEP_ALIVE_SECONDS,
+                    ),
                 )
                 self._link_task = asyncio.create_task(self._link())
                 tune_gc()  # nothing built so far is garbage: no collection re-scans it
@@ -270,7 +280,13 @@ class Edge:
             scope["method"], target.decode("latin-1"), headers=headers, content=body
         )
         try:
-            response = await self.client.send(request, stream=True)
+            try:
+                response = await self.client.send(request, stream=True)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # a pooled connection the core had closed
+                if scope["method"] not in RETRIED:
+                    raise
+                response = await self.client.send(request, stream=True)
         except httpx.TransportError:
             retry = {"Retry-After": str(self.settings.retry_after_seconds)}
             await problem(503, "the server's core is not reachable; retry", headers=retry)(

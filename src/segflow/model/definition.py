@@ -34,6 +34,9 @@ _UNIT_US: Final = {
     "w": 604_800_000_000,
 }
 
+MAX_DURATION_US: Final = 36_500 * _UNIT_US["d"]
+"""The longest duration (100 years): longer ones reach past the calendar's ends."""
+
 
 @dataclass(frozen=True, slots=True)
 class Duration:
@@ -55,6 +58,8 @@ def parse_duration(value: object) -> Duration:
         m = _DUR_RE.match(value)
         if m:
             us = round(float(m.group(1)) * _UNIT_US[m.group(2)])
+            if us > MAX_DURATION_US:
+                raise ValueError(f"{value!r} is longer than the longest duration, 36500d")
             if us > 0:
                 return Duration(us)
             raise ValueError(f"{value!r} is not a positive duration")
@@ -239,18 +244,49 @@ class PropertyPredicate:
 
 @dataclass(frozen=True, slots=True)
 class EventFilter:
-    """Which events count: any of ``names`` (empty = every track event) with all predicates
-    holding on the same event."""
+    """Which events count: any of ``names`` with all predicates holding on the same event.
+
+    A page (screen) filter has the one name ``PAGE_CALLS`` (``SCREEN_CALLS``), the name
+    every evaluator gives page (screen) calls (``call_name``); its page names are the
+    predicate ``properties.name in [...]`` first in ``where``, so the evaluators need
+    nothing of their own for page and screen calls."""
 
     names: tuple[str, ...]
     where: tuple[PropertyPredicate, ...] = ()
 
 
+PAGE_CALLS: Final = "\x00page"
+SCREEN_CALLS: Final = "\x00screen"
+CALL_TYPES: Final = {PAGE_CALLS: "page", SCREEN_CALLS: "screen"}
+"""The evaluators' event name of page and screen calls -> the message type.  A NUL is no
+part of any name a definition accepts, so no track event name can stand for them."""
+_CALL_KEYS: Final = {"page": PAGE_CALLS, "screen": SCREEN_CALLS}
+PAGE_NAME: Final = "properties.name"
+
+
+def call_name(type_: str, event: str | None) -> str | None:
+    """The name the evaluators match a stored call by: a track call's event name, and
+    ``PAGE_CALLS``/``SCREEN_CALLS`` for a page/screen call that has no event name (the
+    batch evaluator reads page calls as ``type = 'page' AND event IS NULL``)."""
+    if event is None:
+        if type_ == "page":
+            return PAGE_CALLS
+        if type_ == "screen":
+            return SCREEN_CALLS
+        return None
+    return None if event in CALL_TYPES else event
+
+
+FILTER_KINDS: Final = ("event", "page", "screen")
+"""The keys that choose the calls a filter reads: track events, page or screen calls."""
+
 Measure: TypeAlias = Literal[
-    "count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time"
+    "count", "sum", "avg", "min", "max", "distinct", "top", "first_time", "last_time"
 ]
-MEASURES: Final = ("count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time")
-MEASURES_WITH_OF: Final = frozenset({"sum", "avg", "min", "max", "distinct"})
+MEASURES: Final = (
+    "count", "sum", "avg", "min", "max", "distinct", "top", "first_time", "last_time"
+)  # fmt: skip
+MEASURES_WITH_OF: Final = frozenset({"sum", "avg", "min", "max", "distinct", "top"})
 TIME_MEASURES: Final = frozenset({"first_time", "last_time"})
 
 
@@ -295,11 +331,40 @@ class Bucket:
     to: float
 
 
+COMPUTED_TRAITS: Final = {
+    "ltv": "number",
+    "order_count": "number",
+    "aov": "number",
+    "first_order_at": "time",
+    "last_order_at": "time",
+    "days_since_last_order": "days",
+    "top_category_30d": "value",
+    "wishlist": "list",
+    "cart_items": "number",
+    "cart_value": "number",
+}
+"""The computed traits a profile shows that a condition can read, by the kind of value
+(``plan.computed`` says which event measure each one is)."""
+DAYS_OPS: Final = frozenset({"gt", "gte", "lt", "lte", "between", "exists", "not_exists"})
+LIST_OPS: Final = frozenset({"contains", "exists", "not_exists"})
+"""A list trait (``wishlist``): ``contains`` an item, ``exists`` (not empty)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ComputedCondition:
+    """A computed trait of the profile view (``COMPUTED_TRAITS``) compared as shown
+    there; the planner reads it as the event measure it is, so it shares that feature."""
+
+    name: str
+    cmp: Comparison
+
+
 Condition: TypeAlias = (
     All
     | AnyOf
     | Not
     | TraitCondition
+    | ComputedCondition
     | EventCondition
     | Abandonment
     | SequenceCondition
@@ -313,11 +378,19 @@ Condition: TypeAlias = (
 
 
 def _filter_canonical(f: EventFilter) -> dict[str, object]:
-    out: dict[str, object] = {
-        "event": f.names[0] if len(f.names) == 1 else sorted(f.names),
-    }
-    if f.where:
-        preds = [{"property": p.path, **p.cmp.canonical()} for p in f.where]
+    where = f.where
+    out: dict[str, object]
+    if len(f.names) == 1 and f.names[0] in CALL_TYPES:
+        pages: object = True
+        if where and where[0].path == PAGE_NAME and where[0].cmp.op == "in":
+            names = where[0].cmp.value
+            pages = names[0] if len(names) == 1 else sorted(names)
+            where = where[1:]
+        out = {CALL_TYPES[f.names[0]]: pages}
+    else:
+        out = {"event": f.names[0] if len(f.names) == 1 else sorted(f.names)}
+    if where:
+        preds = [{"property": p.path, **p.cmp.canonical()} for p in where]
         out["where"] = sorted(preds, key=lambda d: orjson.dumps(d, option=orjson.OPT_SORT_KEYS))
     return out
 
@@ -332,6 +405,8 @@ def canonical(node: Condition) -> Any:
         return {"not": canonical(node.item)}
     if isinstance(node, TraitCondition):
         return {"trait": node.trait, **node.cmp.canonical()}
+    if isinstance(node, ComputedCondition):
+        return {"computed": node.name, **node.cmp.canonical()}
     if isinstance(node, EventCondition):
         out = _filter_canonical(node.filter)
         if node.window is not None:
@@ -454,18 +529,20 @@ class Segment:
 # (with the closest allowed one), never ignored.  A new condition kind adds its set
 # here and its dispatch in ``_Parser.condition``.
 CONDITION_KINDS: Final = (
-    "all", "any", "not", "trait", "event", "sequence", "in_segment", "bucket",
+    "all", "any", "not", "trait", "computed", "event", "page", "screen", "sequence",
+    "in_segment", "bucket",
 )  # fmt: skip
 SEGMENT_KEYS: Final = frozenset({
     "id", "name", "description", "purpose", "tags", "mode", "schedule", "snapshot_at",
     "members", "emit_events", "protected", "version", "condition",
 })  # fmt: skip
 WINDOW_KEYS: Final = frozenset({"from_ago", "to_ago", "since", "from", "to"})
-FILTER_KEYS: Final = frozenset({"event", "where"})
+FILTER_KEYS: Final = frozenset({*FILTER_KINDS, "where"})
 PREDICATE_KEYS: Final = frozenset({"property", *VALUE_OPS})
 TRAIT_KEYS: Final = frozenset({"trait", *VALUE_OPS})
-EVENT_KEYS: Final = frozenset({"event", "where", "within", "measure", "of", *VALUE_OPS})
-ABANDONMENT_KEYS: Final = frozenset({"event", "where", "not_followed_by", "for", "within"})
+COMPUTED_KEYS: Final = frozenset({"computed", *VALUE_OPS})
+EVENT_KEYS: Final = frozenset({*FILTER_KEYS, "within", "measure", "of", *VALUE_OPS})
+ABANDONMENT_KEYS: Final = frozenset({*FILTER_KEYS, "not_followed_by", "for", "within"})
 SEQUENCE_KEYS: Final = frozenset({"sequence", "within", "span"})
 BUCKET_KEYS: Final = frozenset({"salt", "from", "to"})
 
@@ -677,16 +754,38 @@ class _Parser:
         return None
 
     # -- events ------------------------------------------------------------
-    def names(self, value: object, path: str) -> tuple[str, ...] | None:
-        if isinstance(value, str) and value:
-            self.mention("event", value, path)
-            return (value,)
-        if isinstance(value, list) and value and all(isinstance(x, str) and x for x in value):
-            for i, x in enumerate(value):
-                self.mention("event", x, f"{path}[{i}]")
+    def names(
+        self, value: object, path: str, what: str = "an event", kind: str | None = "event"
+    ) -> tuple[str, ...] | None:
+        """Event names (or page/screen names when ``what`` says so); ``kind`` is the
+        catalogue the names are checked against, None for names no catalogue holds."""
+        one = isinstance(value, str)
+        if one:
+            value = [value]
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(x, str) and x and "\x00" not in x for x in value)
+        ):
+            if kind is not None:
+                for i, x in enumerate(value):
+                    self.mention(kind, x, path if one else f"{path}[{i}]")
             return tuple(sorted(set(value)))
-        self.fail(path, f"expected an event name or a list of names, got {_show(value)}")
+        self.fail(path, f"expected {what} name or a list of names, got {_show(value)}")
         return None
+
+    def call_filter(
+        self, key: str, value: object, where: tuple[PropertyPredicate, ...], path: str
+    ) -> EventFilter | None:
+        """``page: true`` (any page), ``page: Pricing`` or ``page: [A, B]`` (by page
+        name); the same for ``screen``."""
+        if value is True:
+            return EventFilter((_CALL_KEYS[key],), where)
+        names = self.names(value, path, f"true (any {key}) or a {key}", kind=None)
+        if names is None:
+            return None
+        named = PropertyPredicate(PAGE_NAME, Comparison("in", names))
+        return EventFilter((_CALL_KEYS[key],), (named, *where))
 
     def where(self, value: object, path: str) -> tuple[PropertyPredicate, ...]:
         if isinstance(value, Mapping):
@@ -709,8 +808,18 @@ class _Parser:
         return tuple(out)
 
     def event_filter(self, m: Mapping[str, Any], path: str) -> EventFilter | None:
-        names = self.names(m.get("event"), _join(path, "event"))
+        """``event:`` (track calls), ``page:`` or ``screen:`` (page/screen calls), exactly
+        one of them, and ``where``."""
+        kinds = [k for k in FILTER_KINDS if k in m]
+        if len(kinds) != 1:
+            self.fail(path, "needs exactly one of event, page, screen")
+            return None
+        key = kinds[0]
+        # names first: problems and mentions come in the document's order
+        names = self.names(m["event"], _join(path, "event")) if key == "event" else None
         where = self.where(m["where"], _join(path, "where")) if "where" in m else ()
+        if key != "event":
+            return self.call_filter(key, m[key], where, _join(path, key))
         return EventFilter(names, where) if names else None
 
     def follow_filter(self, value: object, path: str) -> EventFilter | None:
@@ -769,9 +878,11 @@ class _Parser:
             self.mention("trait", name, _join(path, "trait"))
             cmp = self.comparison(m, path, kind="value")
             return TraitCondition(name, cmp) if name and cmp else None
+        if "computed" in m:
+            return self.computed(m, path)
         if "sequence" in m:
             return self.sequence(m, path)
-        if "event" in m:
+        if any(k in m for k in FILTER_KINDS):
             if "not_followed_by" in m:
                 return self.abandonment(m, path)
             return self.event_condition(m, path)
@@ -782,6 +893,26 @@ class _Parser:
             f"is not a condition{hint}: expected one of {', '.join(CONDITION_KINDS)}",
         )
         return None
+
+    def computed(self, m: Mapping[str, Any], path: str) -> ComputedCondition | None:
+        self.check_keys(m, COMPUTED_KEYS, path)
+        name = m["computed"]
+        at = _join(path, "computed")
+        if not isinstance(name, str) or name not in COMPUTED_TRAITS:
+            hint = _did_you_mean(str(name), COMPUTED_TRAITS)
+            known = ", ".join(COMPUTED_TRAITS)
+            self.fail(at, f"unknown computed trait {_show(name)} ({hint}one of: {known})")
+            return None
+        kind = COMPUTED_TRAITS[name]
+        if kind in ("days", "list"):
+            allowed = DAYS_OPS if kind == "days" else LIST_OPS
+            ops = [k for k in m if k in VALUE_OPS and k not in allowed]
+            if ops:
+                self.fail(_join(path, ops[0]), f"{name} compares with {', '.join(sorted(allowed))}")
+                return None
+            kind = "value"
+        cmp = self.comparison(m, path, kind=kind)
+        return ComputedCondition(name, cmp) if cmp else None
 
     def bucket(self, value: object, path: str) -> Bucket | None:
         m = self.expect_map(value, path)
@@ -826,6 +957,8 @@ class _Parser:
             cmp = self.comparison(m, path, kind="time")
         elif measure == "count":
             cmp = self.comparison(m, path, kind="number", default=Comparison("gte", 1.0))
+        elif measure == "top":
+            cmp = self.comparison(m, path, kind="value")
         else:
             cmp = self.comparison(m, path, kind="number")
         if flt is None or cmp is None or ("within" in m and window is None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Final, Literal, TypeAlias
 
 import orjson
 
@@ -91,7 +91,35 @@ class StaticMembership:
         return _fp("static", self.segment_id)
 
 
-Feature: TypeAlias = EventAggregate | TraitValue | SequenceMatch | StaticMembership
+CART_ADD: Final = "Product Added"
+CART_REMOVE: Final = "Product Removed"
+CART_RESET: Final = "Order Completed"
+CART_PRODUCT: Final = "properties.product_id"
+CART_QUANTITY: Final = "properties.quantity"
+CART_PRICE: Final = "properties.price"
+
+
+@dataclass(frozen=True, slots=True)
+class CartTotal:
+    """The open cart as of t.  Per product id (a string), the latest Product Added or
+    Product Removed after the latest Order Completed (ties at one instant: a remove,
+    then the larger quantity, then the larger price); ``items`` sums the quantity (1
+    unless a number) of the products whose latest is an add, ``value`` their price x
+    quantity (a product without a numeric price adds nothing).  Empty: 0."""
+
+    measure: Literal["items", "value"]
+
+    @property
+    def key(self) -> str:
+        return _fp("cart", self.measure)
+
+    @property
+    def filters(self) -> tuple[EventFilter, EventFilter]:
+        """The events it reads: cart actions, and orders (which empty the cart)."""
+        return EventFilter((CART_ADD, CART_REMOVE)), EventFilter((CART_RESET,))
+
+
+Feature: TypeAlias = EventAggregate | TraitValue | SequenceMatch | StaticMembership | CartTotal
 
 
 # --- formulas ------------------------------------------------------------------

@@ -7,7 +7,9 @@ of the value semantics the real-time engine reuses (``compare_value``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -24,6 +26,13 @@ from segflow.model.definition import (
     parse_instant,
 )
 from segflow.plan.features import (
+    CART_ADD,
+    CART_PRICE,
+    CART_PRODUCT,
+    CART_QUANTITY,
+    CART_REMOVE,
+    CART_RESET,
+    CartTotal,
     EventAggregate,
     FAbandoned,
     FAll,
@@ -53,7 +62,8 @@ MISSING: Final = _Missing()
 @dataclass(frozen=True, slots=True)
 class Event:
     """An event as the evaluators see it: time, name and flattened fields
-    (``properties.x``, ``context.a.b``) holding scalars or non-scalar JSON values."""
+    (``properties.x``, ``context.a.b``) holding scalars or non-scalar JSON values.  A
+    page or screen call's name is ``PAGE_CALLS``/``SCREEN_CALLS`` (``call_name``)."""
 
     timestamp: datetime
     name: str | None
@@ -184,7 +194,8 @@ def matches(e: Event, f: EventFilter, at: datetime) -> bool:
 
 
 def aggregate(events: Sequence[Event], a: EventAggregate, at: datetime) -> Any:
-    """The measure over matching events; empty set: count/sum/distinct 0, others None."""
+    """The measure over matching events; empty set: count/sum/distinct 0, others None.
+    ``top`` is the most frequent string value of ``of`` (ties: the smallest)."""
     hits = [e for e in events if in_window(e.timestamp, a.window, at) and matches(e, a.filter, at)]
     m = a.measure
     if m == "count":
@@ -201,6 +212,8 @@ def aggregate(events: Sequence[Event], a: EventAggregate, at: datetime) -> Any:
             if (v := e.fields.get(a.of, MISSING)) is not MISSING and v is not None
         }
         return len(seen)
+    if m == "top":
+        return top_value(e.fields.get(a.of, MISSING) for e in hits)
     nums = [float(v) for e in hits if _kind(v := e.fields.get(a.of, MISSING)) == "number"]
     if m == "sum":
         return sum(nums)
@@ -209,6 +222,38 @@ def aggregate(events: Sequence[Event], a: EventAggregate, at: datetime) -> Any:
     if m == "avg":
         return sum(nums) / len(nums)
     return min(nums) if m == "min" else max(nums)
+
+
+def top_value(values: Iterable[object]) -> str | None:
+    """The most frequent string (ties: the smallest); other values do not count."""
+    counts = Counter(v for v in values if isinstance(v, str))
+    if not counts:
+        return None
+    return min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+
+
+def cart_total(events: Sequence[Event], c: CartTotal, at: datetime) -> float:
+    """``CartTotal`` restated: the latest action per product after the latest order."""
+    seen = [e for e in events if e.timestamp <= at]
+    reset = max((e.timestamp for e in seen if e.name == CART_RESET), default=None)
+    lines: dict[str, tuple[tuple[datetime, bool, float, float], bool, float, float | None]] = {}
+    for e in seen:
+        if e.name not in (CART_ADD, CART_REMOVE) or (reset is not None and e.timestamp <= reset):
+            continue
+        product = e.fields.get(CART_PRODUCT)
+        if not isinstance(product, str):
+            continue
+        q, p = e.fields.get(CART_QUANTITY), e.fields.get(CART_PRICE)
+        qty = float(q) if _kind(q) == "number" else 1.0  # type: ignore[arg-type]
+        price = float(p) if _kind(p) == "number" else None  # type: ignore[arg-type]
+        removed = e.name == CART_REMOVE
+        order = (e.timestamp, removed, qty, -math.inf if price is None else price)
+        if product not in lines or order > lines[product][0]:
+            lines[product] = (order, not removed, qty, price)
+    open_lines = [(qty, price) for _o, added, qty, price in lines.values() if added]
+    if c.measure == "items":
+        return sum(qty for qty, _p in open_lines)
+    return sum(qty * price for qty, price in open_lines if price is not None)
 
 
 def trait_as_of(writes: Sequence[TraitWrite], key: str, at: datetime) -> Any:
@@ -262,6 +307,8 @@ class Interpreter:
                 v = trait_as_of(self.h.traits, f.name, self.at)
             elif isinstance(f, SequenceMatch):
                 v = sequence_matched(self.h.events, f, self.at)
+            elif isinstance(f, CartTotal):
+                v = cart_total(self.h.events, f, self.at)
             else:
                 assert isinstance(f, StaticMembership)
                 v = f.segment_id in self.h.static_segments

@@ -10,6 +10,7 @@ from segflow.model.definition import (
     All,
     AnyOf,
     Bucket,
+    ComputedCondition,
     Condition,
     EventCondition,
     InSegment,
@@ -20,6 +21,7 @@ from segflow.model.definition import (
     referenced_segments,
 )
 from segflow.model.errors import DefinitionError, Problem
+from segflow.plan.computed import CART, expand
 from segflow.plan.features import (
     EventAggregate,
     FAbandoned,
@@ -137,6 +139,10 @@ def _compile(plan: Plan, node: Condition) -> Formula:
         return FNot(_compile(plan, node.item))
     if isinstance(node, TraitCondition):
         return FCompare(plan.add(TraitValue(node.trait)), node.cmp)
+    if isinstance(node, ComputedCondition):
+        if node.name in CART:
+            return FCompare(plan.add(CART[node.name]), node.cmp)
+        return _compile(plan, expand(node))
     if isinstance(node, EventCondition):
         agg = EventAggregate(node.filter, node.window, node.measure, node.of)
         return FCompare(plan.add(agg), node.cmp)

@@ -47,6 +47,7 @@ from segflow.model.definition import (
     window_canonical,
 )
 from segflow.plan.features import (
+    CartTotal,
     EventAggregate,
     FAbandoned,
     FAll,
@@ -93,9 +94,16 @@ from segflow.realtime.state import (
 from segflow.realtime.windows import WindowAgg, WindowGroup
 
 Reason: TypeAlias = Literal[
-    "event", "window_expired", "trait_changed", "merged", "definition_changed", "deleted"
+    "event",
+    "window_expired",
+    "trait_changed",
+    "merged",
+    "definition_changed",
+    "deleted",
+    "scheduled_refresh",
 ]
-"""Why a membership changed; the engine emits the first three, the service the rest."""
+"""Why a membership changed; the engine emits the first three, the service the rest
+(``scheduled_refresh``: a scheduled segment evaluated at its cron instant)."""
 
 
 class Change(NamedTuple):
@@ -202,7 +210,7 @@ class ProfileEngine:
             kern: Kernel
             if isinstance(feat, EventAggregate):
                 fixed, timed = split_filter(feat.filter)
-                if timed:
+                if timed or feat.measure == "top":  # top: no incremental kernel
                     kern = GenericKernel(k, feat)
                     route(feat.filter.names, None, kern, 0)
                 elif feat.window is None or isinstance(feat.window, Absolute):
@@ -222,6 +230,9 @@ class ProfileEngine:
                     kern = SequenceKernel(k, feat)
                     for i, step in enumerate(feat.steps):
                         route(step.names, split_filter(step)[0], kern, i)
+            elif isinstance(feat, CartTotal):
+                kern = GenericKernel(k, feat)
+                route(sorted({n for f in feat.filters for n in f.names}), None, kern, 0)
             elif isinstance(feat, TraitValue):
                 kern = TraitKernel(k, feat.name)
                 self.traits[feat.name] = kern
@@ -583,6 +594,17 @@ class ProfileEngine:
             self._fire_until(st, t, out, inclusive=True)
         return out
 
+    def settle_us(self, st: ProfileState, t: int) -> list[Change]:
+        """``advance_us`` to ``t``, and make ``t`` the watermark: an input stamped at or
+        before ``t`` is late from then on (applied as of its ``now``).  A host that has
+        evaluated every profile up to ``t`` settles one before giving it an input stamped
+        earlier, so that input changes nothing in the past (a fresh state is only moved:
+        its first input evaluates it)."""
+        out = [] if st.fresh else self.advance_us(st, t)
+        if st.now < t:
+            st.now = t
+        return out
+
     # ------------------------------------------------------------------ stepping
 
     def _step(self, st: ProfileState, t: int, out: list[Change], reason: int) -> None:
@@ -838,6 +860,9 @@ class ProfileEngine:
                 out["within"] = window_canonical(feat.window)
             if feat.span is not None:
                 out["span"] = feat.span.canonical()
+        elif isinstance(feat, CartTotal):
+            out["kind"] = "cart"
+            out["measure"] = feat.measure
         else:
             out["kind"] = "static"
             out["segment"] = feat.segment_id

@@ -36,13 +36,14 @@ from segflow.model.definition import (
     Within,
     is_number,
 )
-from segflow.plan.features import EventAggregate, SequenceMatch
+from segflow.plan.features import CartTotal, EventAggregate, SequenceMatch
 from segflow.plan.interpret import (
     MISSING,
     Event,
     _as_time,
     _kind,
     aggregate,
+    cart_total,
     compare_value,
     sequence_matched,
 )
@@ -849,22 +850,26 @@ class _Gen:
 
 class GenericKernel(Kernel):
     """Features whose filters hold time-relative predicates (``within_last`` on an event
-    property): each candidate event keeps the boundaries of its activity intervals, and
+    property), ``top`` and the cart (no incremental form): each candidate event keeps the
+    boundaries of its activity intervals, and
     the value is recomputed with the interpreter's own ``aggregate``/``sequence_matched``
     over the candidates.  Rare, so obviously-correct beats fast here."""
 
     __slots__ = ("filters", "spec", "window")
 
-    def __init__(self, k: int, spec: EventAggregate | SequenceMatch) -> None:
+    def __init__(self, k: int, spec: EventAggregate | SequenceMatch | CartTotal) -> None:
         if isinstance(spec, EventAggregate):
             empty: Any = 0 if spec.measure in ("count", "sum", "distinct") else None
             filters: tuple[EventFilter, ...] = (spec.filter,)
+        elif isinstance(spec, CartTotal):
+            empty = 0
+            filters = spec.filters
         else:
             empty = False
             filters = spec.steps
         super().__init__(k, empty)
         self.spec = spec
-        self.window = window_offsets(spec.window)
+        self.window = window_offsets(None if isinstance(spec, CartTotal) else spec.window)
         self.filters = tuple((f.names, *split_filter(f)) for f in filters)
 
     def _value(self, st: ProfileState, d: _Gen, now: int) -> Any:
@@ -873,6 +878,8 @@ class GenericKernel(Kernel):
         if isinstance(self.spec, EventAggregate):
             v = aggregate(events, self.spec, at)
             return to_us(v) if isinstance(v, datetime) else v
+        if isinstance(self.spec, CartTotal):
+            return cart_total(events, self.spec, at)
         return sequence_matched(events, self.spec, at)
 
     def insert(

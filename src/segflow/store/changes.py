@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, get_args
 
 import duckdb
 import pyarrow as pa
 
+from segflow.realtime.engine import Reason
 from segflow.store.marks import set_row
 
 CHANGES_DDL: Final = """
@@ -42,9 +43,8 @@ CREATE TABLE IF NOT EXISTS live_marks (
 """
 """Appended to the store schema (``store.schema.DDL``)."""
 
-REASONS: Final = frozenset(
-    {"event", "window_expired", "trait_changed", "merged", "definition_changed", "deleted"}
-)
+REASONS: Final = frozenset(get_args(Reason))
+"""Every reason a change may have (the engine's and the service's)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,6 +253,12 @@ class _MessageStager:
         self.shapes: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
         self.blocks = False
         """Whether JSON Lines blocks were added (then ids and names are left to SQL)."""
+        self.fresh: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = (
+            None if store.max_fields is None else []
+        )
+        """The shapes the current message added (only with a limit on fields)."""
+        self.new_paths: set[str] = set()
+        """Fields this load adds to the catalog (counted against ``max_fields``)."""
         self.ids: dict[str, int] = {}
         """In-memory messages: message id -> first line (repeats are known here)."""
         self.repeats: list[int] = []
@@ -354,6 +360,7 @@ class _MessageStager:
                         self._shape((root,), obj)
                 text = _objects_json(msg)
             except (_TooDeep, TypeError) as e:  # TypeError: orjson's own depth limit
+                self._forget_fresh()
                 self.invalid += 1
                 where = str(e.args[0]) if isinstance(e, _TooDeep) else ""
                 self.problem(
@@ -366,6 +373,12 @@ class _MessageStager:
                 if obj:
                     self._any_shape((root,), obj)
             text = _objects_json(msg)
+        if self.fresh:
+            beyond = self._new_fields(msg)
+            if beyond is not None:
+                self.invalid += 1
+                self.problem(beyond, line)
+                return
         self.raw.append(text)
         self._core(msg, line)
         if self.ids.setdefault(msg.message_id, line) != line:
@@ -388,16 +401,62 @@ class _MessageStager:
         are typed later, in SQL)."""
         if len(prefix) > MAX_DEPTH:
             raise _TooDeep(".".join(prefix[:-1]))
-        self.shapes.add((prefix, tuple(obj)))
+        self._note((prefix, tuple(obj)))
         for k, v in obj.items():
             if type(v) is dict and v:
                 self._shape((*prefix, k), v)
 
     def _any_shape(self, prefix: tuple[str, ...], obj: Mapping[str, Any]) -> None:
-        self.shapes.add((prefix, tuple(obj)))
+        self._note((prefix, tuple(obj)))
         for k, v in obj.items():
             if isinstance(v, Mapping) and v:
                 self._any_shape((*prefix, k), v)
+
+    def _note(self, shape: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+        if self.fresh is None:
+            self.shapes.add(shape)
+        elif shape not in self.shapes:
+            self.shapes.add(shape)
+            self.fresh.append(shape)
+
+    def _forget_fresh(self) -> None:
+        """Drop the shapes a refused message added (a later message with the same
+        shape is checked again)."""
+        if self.fresh:
+            self.shapes.difference_update(self.fresh)
+            self.fresh.clear()
+
+    def _new_fields(self, msg: Message) -> IngestProblem | None:
+        """Count the fields first seen in ``msg`` (from its new shapes) against the
+        store's ``max_fields``; the problem naming the first field past the limit,
+        or None (then they count for the rest of the load)."""
+        assert self.fresh is not None and self.store.max_fields is not None
+        known = self.store._fields
+        added: dict[str, None] = {}
+        for prefix, keys in self.fresh:
+            obj: Mapping[str, Any] = getattr(msg, prefix[0])
+            for k in prefix[1:]:
+                obj = obj[k]
+            for k in keys:
+                v = obj[k]
+                if isinstance(v, Mapping) and v:
+                    continue  # an object: its leaves are the fields
+                path = ".".join((*prefix, k))
+                if path not in known and path not in self.new_paths:
+                    added[path] = None
+        limit = self.store.max_fields
+        room = limit - len(known) - len(self.new_paths)
+        if len(added) <= room:
+            self.new_paths.update(added)
+            self.fresh.clear()
+            return None
+        self._forget_fresh()
+        first = list(added)[max(room, 0)]
+        return IngestProblem(
+            first,
+            f"a new field, past the limit of {limit:,} distinct fields"
+            " (fields already known are still accepted)",
+        )
 
     def paths(self) -> list[tuple[str, ...]]:
         """Every key path seen (objects included), sorted."""
@@ -1380,6 +1439,10 @@ class DuckDBStore:
         self.tail_chunk_rows = TAIL_CHUNK_ROWS
         """From this many rows a sorted load is a clustered run of its own, and
         ``compact_tail`` re-sorts this many at a time (``store.clustering``)."""
+        self.max_fields: int | None = None
+        """Most distinct fields (dotted paths in the catalog) message loads may make
+        (None: no limit).  A message bringing a field past it is refused: every field
+        is a column of the events table, and each column costs every later insert."""
         self._fields: dict[str, FieldInfo] = {}
         self._columns: list[str] = []
         """The events table's columns (as of the last ``_load_catalog``)."""

@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, TypeAlias
 import duckdb
 import orjson
 
+from segflow.model.definition import CALL_TYPES, PAGE_CALLS, SCREEN_CALLS
 from segflow.store.marks import events_seq
 from segflow.store.schema import table_columns
 
@@ -210,12 +211,20 @@ class HistoryReader:
         if not names:
             return
         typed, extra = self._field_sql(paths)
-        cols = ["profile_id", 'epoch_us("timestamp") AS ts', "event", "message_id"]
+        calls = sorted(CALL_TYPES[n] for n in names if n in CALL_TYPES)
+        name = "event"
+        params: dict[str, Any] = {"names": sorted(names)}
+        if calls:  # page/screen calls go by their evaluator name (definition.call_name)
+            name = (
+                "CASE WHEN event IN ($page, $screen) THEN NULL WHEN event IS NOT NULL THEN event"
+                " WHEN type = 'page' THEN $page WHEN type = 'screen' THEN $screen END"
+            )
+            params.update(page=PAGE_CALLS, screen=SCREEN_CALLS)
+        cols = ["profile_id", 'epoch_us("timestamp") AS ts', f"{name} AS event", "message_id"]
         cols += [c for _, c in typed]
         if extra:
             cols.append("extra::VARCHAR AS extra")
-        where = ["list_contains($names, event)"]
-        params: dict[str, Any] = {"names": sorted(names)}
+        where = [f"list_contains($names, {name})"]
         if after_seq is not None:
             where.append("seq > $after")
             params["after"] = after_seq

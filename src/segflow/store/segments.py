@@ -131,6 +131,28 @@ class SegmentRegistry:
         self.con.execute("DELETE FROM memberships WHERE segment_id = ?", [segment_id])
         return seg
 
+    def known_profiles(self, ids: Iterable[str]) -> tuple[list[str], list[str]]:
+        """(profile ids, unknown ids) of a list of ids: each id is a profile id, or a user
+        or anonymous id resolved to its profile; ids no profile has are returned apart so
+        a static list counts only real members."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return [], []
+        self.con.register("_listed_ids", pa.table({"id": pa.array(wanted, pa.string())}))
+        try:
+            rows = self.con.execute(
+                "SELECT l.id, coalesce(p.profile_id, u.profile_id, a.profile_id)"
+                " FROM _listed_ids l"
+                " LEFT JOIN profiles p ON p.profile_id = l.id"
+                " LEFT JOIN identities u ON u.kind = 'user' AND u.value = l.id"
+                " LEFT JOIN identities a ON a.kind = 'anonymous' AND a.value = l.id"
+            ).fetchall()
+        finally:
+            self.con.unregister("_listed_ids")
+        found = {str(i): (str(p) if p is not None else None) for i, p in rows}
+        members = sorted({p for p in found.values() if p is not None})
+        return members, [i for i in wanted if found.get(i) is None]
+
     def set_static_members(self, segment_id: str, profile_ids: Iterable[str]) -> int:
         """Replace a static segment's snapshot in one transaction."""
         ids = sorted(set(profile_ids))

@@ -9,7 +9,7 @@ is lost or doubled (``(webhook_id, change_seq)`` is unique by construction).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -152,10 +152,16 @@ class WebhookStore:
     """Destinations, the delivery outbox and its cursor on the server's connection
     (callers hold the server lock)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        silent: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
         self.con = con
         con.execute(DDL)
         self._active: list[Webhook] | None = None
+        self.silent = silent
+        """The segments whose changes get no delivery (``emit_events: false``)."""
 
     def active(self) -> list[Webhook]:
         """Every destination, cached (this store is the only writer of the table)."""
@@ -250,6 +256,8 @@ class WebhookStore:
         hooks: dict[str, list[Webhook]] = {}
         for h in self.active():
             hooks.setdefault(h.segment_id, []).append(h)
+        for sid in self.silent():
+            hooks.pop(sid, None)
         now = utcnow()
         rows = [
             (h.id, c.seq, change_body(c, h.id).decode(), now)
@@ -278,13 +286,20 @@ class WebhookStore:
             raise
         return len(rows)
 
-    def due(self, now: datetime, limit: int = 50) -> list[tuple[Delivery, Webhook]]:
-        """Pending deliveries whose next attempt is due, oldest first, with their hook."""
+    def due(
+        self, now: datetime, limit: int = 50, exclude: Collection[str] = ()
+    ) -> list[tuple[Delivery, Webhook]]:
+        """Pending deliveries whose next attempt is due, oldest first, with their hook:
+        at most ``limit`` per destination (so a backlog at one does not crowd out the
+        others), none of the destinations in ``exclude`` (busy delivering)."""
+        skip = sorted(exclude)
         rows = self.con.execute(
             f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries"
-            " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id"
-            " LIMIT ?",
-            [now, limit],
+            " WHERE status = 'pending' AND next_attempt_at <= ?"
+            " AND webhook_id NOT IN (SELECT unnest(?::VARCHAR[]))"
+            " QUALIFY row_number() OVER (PARTITION BY webhook_id ORDER BY next_attempt_at, id)"
+            " <= ? ORDER BY next_attempt_at, id",
+            [now, skip, limit],
         ).fetchall()
         if not rows:
             return []
@@ -302,9 +317,12 @@ class WebhookStore:
             out.append((d, hook))
         return out
 
-    def next_due(self) -> datetime | None:
+    def next_due(self, exclude: Collection[str] = ()) -> datetime | None:
+        """When the next pending delivery of a destination not in ``exclude`` is due."""
         row = self.con.execute(
             "SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
+            " AND webhook_id NOT IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(exclude)],
         ).fetchone()
         return row[0] if row and row[0] is not None else None
 
@@ -373,14 +391,6 @@ class WebhookStore:
             "SELECT count(*) FROM webhook_deliveries WHERE status = ?", [status]
         ).fetchone()
         return int(row[0]) if row else 0
-
-    def forget_profile(self, profile_id: str) -> None:
-        """Drop undelivered bodies naming an erased profile."""
-        self.con.execute(
-            "DELETE FROM webhook_deliveries WHERE status <> 'delivered'"
-            " AND json_extract_string(body, '$.profile_id') = ?",
-            [profile_id],
-        )
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:

@@ -1,8 +1,10 @@
 """Named computed traits (LTV, order count, AOV, cart, wishlist, ...) as of an instant.
 
-The scalar ones are the same ``EventAggregate`` features segments use, compiled by
-the same compiler; cart, wishlist and top category need per-product state and get
-their own small queries.  Everything is set-based: one query for all profiles.
+The scalar ones are the features ``{computed: NAME}`` conditions plan into
+(``plan.computed.AGGREGATES``), compiled by the same compiler, so a profile shows the
+value a condition compares; the cart is its own feature (``CartTotal``) compiled by the
+same compiler, and the wishlist a small query of its own.  Everything is set-based: one
+query for all profiles.
 """
 
 from __future__ import annotations
@@ -16,20 +18,8 @@ import duckdb
 
 from segflow.batch.compile import BatchCompiler, Catalog
 from segflow.batch.run import load_catalog
-from segflow.model.definition import Duration, EventFilter, Within
-from segflow.plan.features import EventAggregate
+from segflow.plan.computed import AGGREGATES, CART
 from segflow.plan.planner import Plan
-
-ORDER: Final = EventFilter(("Order Completed",))
-VIEW: Final = EventFilter(("Product Viewed",))
-
-AGGREGATES: Final[dict[str, EventAggregate]] = {
-    "ltv": EventAggregate(ORDER, None, "sum", "properties.revenue"),
-    "order_count": EventAggregate(ORDER, None, "count", None),
-    "first_order_at": EventAggregate(ORDER, None, "first_time", None),
-    "last_order_at": EventAggregate(ORDER, None, "last_time", None),
-    "views_30d": EventAggregate(VIEW, Within(Duration(30 * 86_400_000_000)), "count", None),
-}
 
 
 @dataclass(frozen=True)
@@ -41,19 +31,22 @@ class ComputedTraitDoc:
 DOCS: Final = (
     ComputedTraitDoc("ltv", "sum of revenue of Order Completed, all time"),
     ComputedTraitDoc("order_count", "number of Order Completed, all time"),
-    ComputedTraitDoc("aov", "ltv / order_count (null without orders)"),
+    ComputedTraitDoc("aov", "average revenue of Order Completed (null without orders)"),
     ComputedTraitDoc("first_order_at", "time of the first Order Completed"),
     ComputedTraitDoc("last_order_at", "time of the latest Order Completed"),
-    ComputedTraitDoc("days_since_last_order", "(as_of - last_order_at) in days"),
+    ComputedTraitDoc(
+        "days_since_last_order", "(as_of - last_order_at) in days, to the microsecond"
+    ),
     ComputedTraitDoc(
         "cart_items / cart_value",
-        "products whose latest Product Added/Removed since the last order is an add; "
-        "items sum their quantity (default 1), value sums price x quantity",
+        "products whose latest Product Added/Removed since the last order is an add (a"
+        " remove wins a tie); items sum their quantity (default 1), value sums price x"
+        " quantity",
     ),
     ComputedTraitDoc("wishlist", "distinct product_ids of Product Added to Wishlist"),
     ComputedTraitDoc(
         "top_category_30d",
-        "most viewed category in Product Viewed over 30 days (ties: alphabetical)",
+        "most viewed category in Product Viewed over 30 days (ties: alphabetical; the top measure)",
     ),
 )
 
@@ -69,13 +62,9 @@ def computed_traits_sql(catalog: Catalog, at: datetime) -> str:
     aggs = ",\n  ".join(
         f"{compiler.aggregate(a).sql('duckdb')} AS {_q(name)}" for name, a in AGGREGATES.items()
     )
-    has = {p: f"properties.{p}" in catalog for p in ("product_id", "price", "quantity", "category")}
-    prod = _q("properties.product_id") if has["product_id"] else "NULL"
-    price = f"TRY_CAST({_q('properties.price')} AS DOUBLE)" if has["price"] else "NULL"
-    qty = (
-        f"coalesce(TRY_CAST({_q('properties.quantity')} AS DOUBLE), 1)" if has["quantity"] else "1"
-    )
-    cat = _q("properties.category") if has["category"] else "NULL"
+    prod = _q("properties.product_id") if "properties.product_id" in catalog else "NULL"
+    items = compiler.cart_cte(CART["cart_items"]).sql("duckdb")
+    value = compiler.cart_cte(CART["cart_value"]).sql("duckdb")
     ts = f"CAST('{at.isoformat(sep=' ', timespec='microseconds')}' AS TIMESTAMP)"
     return f"""
 WITH agg AS (
@@ -85,53 +74,29 @@ WITH agg AS (
     AND event IN ('Order Completed', 'Product Viewed')
   GROUP BY profile_id
 ),
-cart_actions AS (
-  SELECT e.profile_id, {prod} AS product_id,
-         arg_max(e.event, (e."timestamp", e.message_id)) AS last_action,
-         arg_max({price} * {qty}, (e."timestamp", e.message_id)) AS line_value,
-         arg_max({qty}, (e."timestamp", e.message_id)) AS line_qty
-  FROM events e LEFT JOIN agg a USING (profile_id)
-  WHERE e."timestamp" <= {ts} AND e.event IN ('Product Added', 'Product Removed')
-    AND (a.last_order_at IS NULL OR e."timestamp" > a.last_order_at)
-    AND {prod} IS NOT NULL
-  GROUP BY e.profile_id, 2
-),
-cart AS (
-  SELECT profile_id, sum(line_qty) AS cart_items, sum(line_value) AS cart_value
-  FROM cart_actions WHERE last_action = 'Product Added' GROUP BY profile_id
-),
+cart_items AS ({items}),
+cart_value AS ({value}),
 wish AS (
   SELECT profile_id, list(DISTINCT {prod} ORDER BY {prod}) AS wishlist
   FROM events WHERE "timestamp" <= {ts} AND event = 'Product Added to Wishlist'
     AND {prod} IS NOT NULL
   GROUP BY profile_id
-),
-cats AS (
-  SELECT profile_id, {cat} AS category, count(*) AS n
-  FROM events WHERE "timestamp" <= {ts} AND event = 'Product Viewed'
-    AND "timestamp" > {ts} - INTERVAL 30 DAY AND {cat} IS NOT NULL
-  GROUP BY profile_id, 2
-),
-top AS (
-  SELECT profile_id, category AS top_category_30d
-  FROM (SELECT profile_id, category,
-               row_number() OVER (PARTITION BY profile_id ORDER BY n DESC, category) AS rn
-        FROM cats)
-  WHERE rn = 1
 )
 SELECT p.profile_id,
        coalesce(agg.ltv, 0) AS ltv,
        coalesce(agg.order_count, 0) AS order_count,
-       agg.ltv / nullif(agg.order_count, 0) AS aov,
+       agg.aov,
        agg.first_order_at, agg.last_order_at,
-       date_diff('second', agg.last_order_at, {ts}) / 86400.0 AS days_since_last_order,
-       coalesce(cart.cart_items, 0) AS cart_items,
-       coalesce(cart.cart_value, 0) AS cart_value,
+       date_diff('microsecond', agg.last_order_at, {ts}) / 86400000000.0
+         AS days_since_last_order,
+       coalesce(cart_items.total, 0) AS cart_items,
+       coalesce(cart_value.total, 0) AS cart_value,
        coalesce(wish.wishlist, []) AS wishlist,
-       top.top_category_30d
+       agg.top_category_30d
 FROM profiles p
-LEFT JOIN agg USING (profile_id) LEFT JOIN cart USING (profile_id)
-LEFT JOIN wish USING (profile_id) LEFT JOIN top USING (profile_id)
+LEFT JOIN agg USING (profile_id) LEFT JOIN cart_items USING (profile_id)
+LEFT JOIN cart_value USING (profile_id)
+LEFT JOIN wish USING (profile_id)
 """
 
 

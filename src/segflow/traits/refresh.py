@@ -68,6 +68,8 @@ STRING_KEYS: Final = (
     "scores_computed_at",
 )
 SCORE_KEYS: Final = NUMBER_KEYS + STRING_KEYS
+PROPENSITY: Final = "purchase_propensity_90d"
+"""The classifier's score: written only by a run with the classifier."""
 
 RUNS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS score_runs (
@@ -272,12 +274,13 @@ def compute_scores(
     cols["expected_orders_30d"] = _numbers(np.round(e30, 4), ok_pred)
     cols["expected_orders_90d"] = _numbers(np.round(e90, 4), ok_pred)
     cols["clv_12m"] = _numbers(np.round(value, 2), ok_value)
-    prop = np.full(n, np.nan)
-    has_prop = np.zeros(n, dtype=bool)
-    if propensity is not None:
-        prop[cust] = propensity
-        has_prop = cust
-    cols["purchase_propensity_90d"] = _numbers(np.round(prop, 4), has_prop)
+    if config.classifier:  # else the propensity of the last run that had it stays
+        prop = np.full(n, np.nan)
+        has_prop = np.zeros(n, dtype=bool)
+        if propensity is not None:
+            prop[cust] = propensity
+            has_prop = cust
+        cols[PROPENSITY] = _numbers(np.round(prop, 4), has_prop)
     return Scores(f, cols, bg_fit, gg_fit, n_cust, note)
 
 
@@ -341,12 +344,15 @@ def long_table(ids: Arr, columns: dict[str, Arr], at: datetime, message_id: str)
     return pa.concat_tables(parts)
 
 
-def _previous_run(con: duckdb.DuckDBPyConnection, at: datetime) -> str | None:
+def _previous_run(
+    con: duckdb.DuckDBPyConnection, at: datetime, *, classifier: bool = False
+) -> str | None:
     """Message id of the run whose rows are current at ``at`` (latest as-of, then latest
-    computed), or None before the first run."""
+    computed; with ``classifier``, of the runs that ran it), or None before the first."""
     con.execute(RUNS_DDL)
+    ran = " AND json_extract_string(report, '$.config.classifier') = 'true'" if classifier else ""
     row = con.execute(
-        "SELECT computed_at FROM score_runs WHERE as_of <= ? "
+        f"SELECT computed_at FROM score_runs WHERE as_of <= ?{ran} "
         "ORDER BY as_of DESC, computed_at DESC LIMIT 1",
         [at],
     ).fetchone()
@@ -379,9 +385,12 @@ def write_scores(
     message_id = f"scores/{stamp}"
     rows = long_table(pa.array(f.profile_id, pa.string()), columns, at, message_id)
     previous = _previous_run(con, at)
+    # the propensity is cleared against the last run that computed it (a run without
+    # the classifier neither writes nor clears it)
+    previous_prop = _previous_run(con, at, classifier=True) if PROPENSITY in columns else None
     con.register("_scores_long", rows)
     ts = f"TIMESTAMP '{at.isoformat(sep=' ', timespec='microseconds')}'"
-    key_list = ", ".join(f"'{k}'" for k in SCORE_KEYS)
+    key_list = ", ".join(f"'{k}'" for k in SCORE_KEYS if k != PROPENSITY)
     # a row takes its profile's number where the store keeps them (store.numbers); a
     # profile erased since its scores were computed gets no row
     no, prev_no, s_no, numbered = "", "", "", ""
@@ -398,19 +407,20 @@ def write_scores(
         con.execute("BEGIN TRANSACTION")
         try:
             started = time.perf_counter()
-            if previous is not None:
+            if previous is not None or previous_prop is not None:
                 cleared_row = con.execute(
                     f"""
                     INSERT INTO traits (profile_id{no}, key, "timestamp", message_id, kind)
                     SELECT prev.profile_id{prev_no}, prev.key, {ts}, ?, 'null'
                     FROM (SELECT profile_id{no}, key FROM traits
-                          WHERE message_id = ? AND key IN ({key_list})
+                          WHERE ((message_id = ? AND key IN ({key_list}))
+                                 OR (message_id = ? AND key = '{PROPENSITY}'))
                             AND kind <> 'null') prev
                     ANTI JOIN (SELECT profile_id, CAST(key AS VARCHAR) AS key
                                FROM _scores_long) n
                     USING (profile_id, key)
                     """,
-                    [message_id, previous],
+                    [message_id, previous, previous_prop],
                 ).fetchone()
             timings["write_clear"] = time.perf_counter() - started
             started = time.perf_counter()

@@ -5,13 +5,13 @@ the server's responses always match their schema."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from hypothesis import given
 
-from segflow.api.schemas import SegmentDefinition
-from segflow.model.definition import load_segment_text, parse_segment
+from segflow.api.schemas import ComputedCondition, SegmentDefinition
+from segflow.model.definition import COMPUTED_TRAITS, load_segment_text, parse_segment
 from tests.unit.model.test_definition import trees
 
 LIBRARY = Path(__file__).parents[3] / "src" / "segflow" / "demo" / "segments"
@@ -43,3 +43,8 @@ def test_aliased_keywords_appear_under_their_language_names() -> None:
     assert {"in", "not_in", "between"} <= set(defs["TraitCondition"]["properties"])
     assert "for" in defs["AbandonmentCondition"]["properties"]
     assert set(defs["FromToWindow"]["properties"]) == {"from", "to"}
+
+
+def test_the_schema_names_every_computed_trait_a_condition_reads() -> None:
+    names = get_args(ComputedCondition.model_fields["computed"].annotation)
+    assert set(names) == set(COMPUTED_TRAITS)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import duckdb
 import orjson
 
+from segflow.model.definition import CALL_TYPES
 from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
 from segflow.store.numbers import number_profiles
 from segflow.store.schema import DDL
@@ -95,13 +96,16 @@ def load(
                 typed.append(v)
             cols = ", ".join(f'"{c}"' for c in fields)
             marks = ", ".join("?" for _ in fields)
+            # page/screen calls as stored: their type and no event name
+            type_ = CALL_TYPES.get(e.name, "track") if e.name is not None else "track"
             con.execute(
                 "INSERT INTO events (message_id, seq, type, event, user_id, profile_id,"
-                f" \"timestamp\", extra, {cols}) VALUES (?, ?, 'track', ?, ?, ?, ?, ?, {marks})",
+                f' "timestamp", extra, {cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {marks})',
                 [
                     e.message_id or f"m{seq}",
                     seq,
-                    e.name,
+                    type_,
+                    None if type_ != "track" else e.name,
                     h.profile_id,
                     h.profile_id,
                     e.timestamp,

@@ -16,31 +16,45 @@ from hypothesis import strategies as st
 
 from segflow.batch import compile as compile_mod
 from segflow.batch.run import evaluate
-from segflow.model.definition import parse_segment
+from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
 from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
 from segflow.plan.planner import build_plan
 
 from .histories import load
 
 T0 = datetime(2026, 1, 1)
-NAMES = ["View", "Add", "Order"]
+NAMES = ["View", "Add", "Order", "Order Completed", "Product Added", "Product Removed"]
 DURS = ["1h", "1d", "2d", "7d"]
 
 offsets = st.integers(min_value=0, max_value=10 * 24).map(lambda h: timedelta(hours=h))
 field_values: dict[str, Any] = {
     "properties.category": st.sampled_from([None, "shoes", "watches", "Shoes", 3]),
     "properties.price": st.sampled_from([None, 0, 5, 10.5, 100, "12"]),
+    "properties.revenue": st.sampled_from([None, None, 20, 99.5, "7"]),
+    "properties.product_id": st.sampled_from([None, "a", "a", "b", 3]),
+    "properties.quantity": st.sampled_from([None, None, 1, 2, "2"]),
     "properties.flag": st.sampled_from([None, True, False]),
     "context.device.type": st.sampled_from([None, "mobile", "desktop"]),
+}
+
+
+CALLS = [PAGE_CALLS, SCREEN_CALLS]
+"""Page and screen calls: named (``properties.name``) or not, with a path."""
+call_values: dict[str, Any] = {
+    "properties.name": st.sampled_from([None, "Pricing", "Home", "pricing", 7]),
+    "properties.path": st.sampled_from([None, "/pricing", "/", "/c/shoes"]),
 }
 
 
 @st.composite
 def events(draw: st.DrawFn) -> Event:
     fields = {k: draw(v) for k, v in field_values.items()}
+    name = draw(st.sampled_from([*NAMES, *NAMES, *CALLS]))
+    if name in CALLS:
+        fields.update({k: draw(v) for k, v in call_values.items()})
     return Event(
         T0 + draw(offsets),
-        draw(st.sampled_from(NAMES)),
+        name,
         {k: v for k, v in fields.items() if v is not None},
     )
 
@@ -104,10 +118,29 @@ predicates = st.sampled_from(
 )
 
 
+call_predicates = st.sampled_from(
+    [
+        {"property": "path", "eq": "/pricing"},
+        {"property": "path", "starts_with": "/c/"},
+        {"property": "name", "in": ["Home", "pricing"]},
+        {"property": "name", "exists": False},
+    ]
+)
+
+
 @st.composite
 def event_filter(draw: st.DrawFn) -> dict[str, Any]:
+    """A track filter (``event:``) or, one time in four, a page or screen filter."""
+    kind = draw(st.sampled_from(["event", "event", "event", "page", "screen"]))
+    if kind != "event":
+        pages = draw(st.sampled_from([True, "Pricing", ["Home", "Pricing"], "pricing"]))
+        out: dict[str, Any] = {kind: pages}
+        where = draw(st.lists(st.one_of(call_predicates, predicates), max_size=2))
+        if where:
+            out["where"] = where
+        return out
     names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=2, unique=True))
-    out: dict[str, Any] = {"event": names[0] if len(names) == 1 else names}
+    out = {"event": names[0] if len(names) == 1 else names}
     where = draw(st.lists(predicates, max_size=2))
     if where:
         out["where"] = where
@@ -122,7 +155,7 @@ def event_condition(draw: st.DrawFn) -> dict[str, Any]:
         out["within"] = w
     measure = draw(
         st.sampled_from(
-            ["count", "sum", "avg", "min", "max", "distinct", "first_time", "last_time"]
+            ["count", "sum", "avg", "min", "max", "distinct", "top", "first_time", "last_time"]
         )
     )
     if measure == "count":
@@ -143,9 +176,30 @@ def event_condition(draw: st.DrawFn) -> dict[str, Any]:
                 )
             )
         )
+    elif measure == "top":
+        out["measure"] = measure
+        out["of"] = draw(st.sampled_from(["category", "category", "price", "path"]))
+        out.update(
+            draw(
+                st.sampled_from(
+                    [
+                        {"eq": "shoes"},
+                        {"in": ["Shoes", "watches"]},
+                        {"ne": "shoes"},
+                        {"starts_with": "s"},
+                        {"exists": True},
+                        {"not_exists": True},
+                        {"eq": 5},
+                        {"contains": "/"},
+                    ]
+                )
+            )
+        )
     else:
         out["measure"] = measure
         out["of"] = "category" if measure == "distinct" else "price"
+        if measure == "distinct" and ("page" in out or "screen" in out):
+            out["of"] = draw(st.sampled_from(["path", "name", "category"]))
         out.update(draw(st.sampled_from([{"gt": 5}, {"gte": 0}, {"eq": 10.5}, {"lte": 2}])))
     return out
 
@@ -191,9 +245,42 @@ def sequence(draw: st.DrawFn) -> dict[str, Any]:
     return out
 
 
+computed_conditions = st.builds(
+    lambda name_cmp, x: {"computed": name_cmp[0], name_cmp[1]: x},
+    st.sampled_from(
+        [
+            ("ltv", "gt"),
+            ("ltv", "eq"),
+            ("order_count", "gte"),
+            ("aov", "lte"),
+            ("days_since_last_order", "gt"),
+            ("days_since_last_order", "gte"),
+            ("days_since_last_order", "lt"),
+            ("days_since_last_order", "lte"),
+            ("cart_items", "gte"),
+            ("cart_items", "eq"),
+            ("cart_value", "gt"),
+            ("cart_value", "lte"),
+        ]
+    ),
+    st.sampled_from([0, 1, 2, 1.5, 1 / 24, 3, 10, 20, 99.5, -1]),
+) | st.sampled_from(
+    [
+        {"computed": "days_since_last_order", "between": [1, 2.5]},
+        {"computed": "days_since_last_order", "exists": True},
+        {"computed": "last_order_at", "within_last": "2d"},
+        {"computed": "first_order_at", "older_than": "1d"},
+        {"computed": "top_category_30d", "eq": "shoes"},
+        {"computed": "wishlist", "contains": "shoes"},
+        {"computed": "wishlist", "not_exists": True},
+    ]
+)
+"""Computed traits of the profile view (they plan into event conditions)."""
+
 leaves = st.one_of(
     event_condition(),
     trait_conditions,
+    computed_conditions,
     abandonment(),
     sequence(),
     st.builds(lambda lo: {"bucket": {"salt": "s", "from": lo, "to": lo + 40}}, st.integers(0, 60)),

@@ -10,7 +10,7 @@ import pytest
 
 from segflow.batch.run import evaluate
 from segflow.model.bucket import bucket_of
-from segflow.model.definition import parse_segment
+from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
 from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
 
 from .histories import load
@@ -346,3 +346,89 @@ def test_in_segment_and_static_lists() -> None:
     assert got["non_buyers"] == {"c"}
     assert got["everyone"] == {"a", "b", "c"}
     assert got["nobody"] == set()
+
+
+def page(at: datetime, name: str | None = None, **fields: Any) -> Event:
+    """A page call as the evaluators see it (its name moved into properties)."""
+    props = {**fields, **({"name": name} if name is not None else {})}
+    return Event(at, PAGE_CALLS, {f"properties.{k}": v for k, v in props.items()})
+
+
+def test_visited_the_pricing_page_three_times_in_seven_days() -> None:
+    hs = [
+        ProfileHistory("three", [page(T - i * D, "Pricing", path="/pricing") for i in range(3)]),
+        ProfileHistory("old", [page(T - i * D - 5 * D, "Pricing") for i in range(3)]),
+        ProfileHistory("other", [page(T - i * H, "Home") for i in range(3)]),
+        ProfileHistory("track", [ev("Pricing", T - i * H) for i in range(3)]),
+        ProfileHistory(
+            "screens",
+            [Event(T - i * H, SCREEN_CALLS, {"properties.name": "Pricing"}) for i in range(3)],
+        ),
+    ]
+    assert members(hs, {"page": "Pricing", "within": "7d", "gte": 3}) == {"three"}
+    by_path = {"page": True, "where": [{"property": "path", "eq": "/pricing"}], "within": "7d"}
+    assert members(hs, {**by_path, "gte": 3}) == {"three"}
+    assert members(hs, {"screen": "Pricing", "within": "7d", "gte": 3}) == {"screens"}
+
+
+def test_visit_depth_counts_distinct_paths_of_any_page() -> None:
+    hs = [
+        ProfileHistory("deep", [page(T - i * H, path=f"/p{i % 3}") for i in range(6)]),
+        ProfileHistory("shallow", [page(T - i * H, path="/") for i in range(6)]),
+    ]
+    depth = {"page": True, "within": "1d", "measure": "distinct", "of": "path", "gte": 3}
+    assert members(hs, depth) == {"deep"}
+    assert members(hs, {"page": True, "within": "1d", "gte": 6}) == {"deep", "shallow"}
+
+
+def test_top_is_the_most_frequent_string_ties_to_the_smallest() -> None:
+    hs = [
+        ProfileHistory(
+            "books",
+            [ev("Product Viewed", T - H, category=c) for c in ("Books", "Shoes", "Books")],
+        ),
+        ProfileHistory(
+            "tie", [ev("Product Viewed", T - H, category=c) for c in ("Shoes", "Books")]
+        ),
+        ProfileHistory(
+            "numbers", [ev("Product Viewed", T - H, category=c) for c in (3, 3, "Shoes")]
+        ),
+        ProfileHistory("old", [ev("Product Viewed", T - 40 * D, category="Books")]),
+        ProfileHistory("none", []),
+    ]
+    top = {"event": "Product Viewed", "within": "30d", "measure": "top", "of": "category"}
+    assert members(hs, {**top, "eq": "Books"}) == {"books", "tie"}
+    assert members(hs, {**top, "eq": "Shoes"}) == {"numbers"}
+    assert members(hs, {**top, "not_exists": True}) == {"old", "none"}
+    assert members(hs, {"computed": "top_category_30d", "in": ["Books"]}) == {"books", "tie"}
+
+
+def test_cart_holds_the_latest_action_per_product_since_the_last_order() -> None:
+    add, rm = "Product Added", "Product Removed"
+    hs = [
+        ProfileHistory(
+            "open",
+            [
+                ev(add, T - 3 * H, product_id="a", price=10.0, quantity=2),
+                ev(add, T - 2 * H, product_id="b", price=5.0),
+                ev(rm, T - H, product_id="b"),
+                ev(add, T - H, product_id="c", price=1.0),
+                ev(rm, T - H, product_id="c"),  # a remove wins a tie
+            ],
+        ),
+        ProfileHistory(
+            "bought",
+            [
+                ev(add, T - 2 * D, product_id="a", price=10.0, quantity=2),
+                ev("Order Completed", T - D),
+            ],
+        ),
+        ProfileHistory(
+            "re-added", [ev(rm, T - 2 * H, product_id="a"), ev(add, T - H, product_id="a")]
+        ),
+    ]
+    assert members(hs, {"computed": "cart_items", "eq": 2}) == {"open"}
+    assert members(hs, {"computed": "cart_value", "eq": 20}) == {"open"}
+    assert members(hs, {"computed": "cart_items", "eq": 0}) == {"bought"}
+    assert members(hs, {"computed": "cart_items", "eq": 1}) == {"re-added"}
+    assert members(hs, {"computed": "cart_value", "eq": 0}) == {"bought", "re-added"}

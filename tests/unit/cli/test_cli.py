@@ -56,7 +56,9 @@ def test_eval_members_and_export(shop: Path, tmp_path: Path) -> None:
         app, ["export", "returning_customers", "-o", str(out), "--at", AT, "--db", str(shop)]
     )
     assert res.exit_code == 0, res.output
-    assert out.read_text().splitlines() == lines
+    exported = out.read_text().splitlines()
+    assert [row.split(",")[0] for row in exported] == lines
+    assert "country" in exported[0].split(",")  # traits as columns
 
 
 def test_show_prints_canonical_yaml(shop: Path) -> None:

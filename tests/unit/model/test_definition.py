@@ -13,15 +13,21 @@ from hypothesis import strategies as st
 from segflow.cli import LIBRARY
 from segflow.model.definition import (
     DEFAULT_LIMITS,
+    PAGE_CALLS,
+    SCREEN_CALLS,
     STORED,
     Abandonment,
     Ago,
     All,
     Bucket,
+    Comparison,
+    ComputedCondition,
     Duration,
     EventCondition,
+    EventFilter,
     Limits,
     Not,
+    PropertyPredicate,
     SequenceCondition,
     TraitCondition,
     Within,
@@ -253,6 +259,18 @@ leaf_docs = st.sampled_from(
         {"sequence": [{"event": "A"}, {"event": "B"}], "span": "1h"},
         {"bucket": {"salt": "s", "from": 0, "to": 10}},
         {"in_segment": "other"},
+        {"page": "Pricing", "within": "7d", "gte": 3},
+        {"computed": "ltv", "gt": 1000},
+        {"computed": "days_since_last_order", "between": [1, 2.5]},
+        {
+            "page": True,
+            "where": [{"property": "path", "eq": "/p"}],
+            "measure": "distinct",
+            "of": "path",
+            "gte": 2,
+        },
+        {"screen": ["Cart", "Home"], "not_followed_by": {"page": True}, "for": "1h"},
+        {"sequence": [{"page": "Pricing"}, {"event": "B"}], "span": "1h"},
     ]
 )
 trees = st.recursive(
@@ -279,7 +297,9 @@ junk = st.recursive(
     lambda inner: st.one_of(
         st.lists(inner, max_size=3),
         st.dictionaries(
-            st.sampled_from(["all", "any", "not", "trait", "event", "within", "eq", "gt", "where"]),
+            st.sampled_from(
+                ["all", "any", "not", "trait", "event", "page", "screen", "within", "eq", "where"]
+            ),
             inner,
             max_size=3,
         ),
@@ -424,3 +444,105 @@ def test_mentions_name_events_traits_properties_and_segments_with_paths() -> Non
         ("trait", "ltv", "condition.all[2].trait"),
         ("segment", "t", "condition.all[3].in_segment"),
     ]
+
+
+# --------------------------------------------------------------------------- page/screen
+
+
+def test_page_condition_reads_page_calls_by_page_name() -> None:
+    node = parse_condition({"page": "Pricing", "within": "7d", "gte": 3})
+    assert isinstance(node, EventCondition)
+    assert node.filter == EventFilter(
+        (PAGE_CALLS,), (PropertyPredicate("properties.name", Comparison("in", ("Pricing",))),)
+    )
+    assert (node.window, node.measure, node.cmp) == (
+        Within(Duration(7 * 86_400_000_000)),
+        "count",
+        Comparison("gte", 3.0),
+    )
+    assert canonical(node) == {"page": "Pricing", "within": "1w", "measure": "count", "gte": 3}
+
+
+def test_any_page_and_where_predicates_on_page_fields() -> None:
+    node = parse_condition(
+        {"page": True, "where": [{"property": "path", "eq": "/pricing"}], "within": "7d"}
+    )
+    assert isinstance(node, EventCondition)
+    assert node.filter == EventFilter(
+        (PAGE_CALLS,), (PropertyPredicate("properties.path", Comparison("eq", "/pricing")),)
+    )
+    assert canonical(node)["page"] is True
+
+
+def test_screen_filters_in_sequences_and_abandonment() -> None:
+    seq = parse_condition({"sequence": [{"screen": "Cart"}, {"event": "Order Completed"}]})
+    assert isinstance(seq, SequenceCondition)
+    assert seq.steps[0].names == (SCREEN_CALLS,)
+    ab = parse_condition({"page": "Checkout", "not_followed_by": {"page": "Thanks"}, "for": "1h"})
+    assert isinstance(ab, Abandonment)
+    assert ab.followed_by.names == (PAGE_CALLS,)
+    assert canonical(ab)["not_followed_by"] == {"page": "Thanks"}
+
+
+def test_page_name_and_name_predicate_are_one_feature() -> None:
+    a = parse_condition({"page": ["Pricing", "Home"], "within": "7d"})
+    b = parse_condition(
+        {"page": True, "where": [{"property": "name", "in": ["Home", "Pricing"]}], "within": "7d"}
+    )
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(a) != fingerprint(
+        parse_condition({"screen": ["Pricing", "Home"], "within": "7d"})
+    )
+    assert fingerprint(a) != fingerprint(
+        parse_condition({"event": ["Pricing", "Home"], "within": "7d"})
+    )
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"page": False}, "condition.page: expected true (any page) or a page name"),
+        ({"page": []}, "condition.page: expected true (any page) or a page name"),
+        ({"screen": 3}, "condition.screen: expected true (any screen) or a screen name"),
+        ({"page": "A", "event": "B"}, "condition: needs exactly one of event, page, screen"),
+        ({"page": "A", "wher": []}, "condition.wher: unknown key"),
+        ({"event": "\x00page"}, "condition.event: expected an event name"),
+        ({"sequence": [{"page": "A", "x": 1}, {"event": "B"}]}, "condition.sequence[0].x"),
+        ({"event": "A", "not_followed_by": {"page": 1}, "for": "1h"}, "not_followed_by.page"),
+    ],
+)
+def test_invalid_page_conditions(doc: Any, expected: str) -> None:
+    assert any(expected in e for e in problems(doc)), problems(doc)
+
+
+# --------------------------------------------------------------------------- computed
+
+
+def test_computed_trait_condition_keeps_its_name_and_comparison() -> None:
+    node = parse_condition({"computed": "ltv", "gt": 1000})
+    assert node == ComputedCondition("ltv", Comparison("gt", 1000.0))
+    assert canonical(node) == {"computed": "ltv", "gt": 1000}
+    assert fingerprint(node) != fingerprint(parse_condition({"trait": "ltv", "gt": 1000}))
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (
+            {"computed": "ltvv", "gt": 1},
+            "condition.computed: unknown computed trait 'ltvv' (did you mean 'ltv'? one of",
+        ),
+        ({"computed": 3, "gt": 1}, "condition.computed: unknown computed trait 3"),
+        ({"computed": "cart_items", "exists": True}, "condition.exists: is not a comparison"),
+        ({"computed": "wishlist", "eq": "x"}, "condition.eq: wishlist compares with contains"),
+        ({"computed": "ltv", "within_last": "1d"}, "condition.within_last: is not a comparison"),
+        ({"computed": "last_order_at", "gt": 3}, "condition.gt: time-valued measures"),
+        ({"computed": "days_since_last_order", "eq": 3}, "condition.eq: days_since_last_order"),
+        ({"computed": "ltv", "gt": 1, "of": "x"}, "condition.of: unknown key"),
+        ({"computed": "ltv"}, "condition: needs a comparison"),
+        ({"event": "V", "measure": "top"}, "condition.of: expected a non-empty string"),
+        ({"event": "V", "measure": "top", "of": "c"}, "condition: needs a comparison"),
+    ],
+)
+def test_invalid_computed_conditions(doc: Any, expected: str) -> None:
+    assert any(expected in e for e in problems(doc)), problems(doc)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from segflow.model.bucket import bucket_of
-from segflow.model.definition import Segment, parse_segment
+from segflow.model.definition import PAGE_CALLS, Segment, parse_segment
 from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
 from segflow.plan.planner import build_plan
 from segflow.realtime import (
@@ -481,3 +481,54 @@ def test_time_predicate_on_a_property_counts_the_event_only_while_it_holds() -> 
         change("recent_delivery", True, delivered, "window_expired"),
         change("recent_delivery", False, delivered + 2 * D, "window_expired"),
     ]
+
+
+def test_pricing_page_visitor_enters_on_the_third_visit_and_exits_as_the_first_ages_out() -> None:
+    r = runner(*segments(pricing={"page": "Pricing", "within": "7d", "gte": 3}))
+    visits = [T, T + H, T + 2 * H]
+    home = Event(T, PAGE_CALLS, {"properties.name": "Home"})
+    assert r.ingest("p", home, T) == []
+    assert r.ingest("p", Event(T, "Pricing", {}), T) == []  # a track event of that name
+    for at in visits:
+        got = r.ingest("p", Event(at, PAGE_CALLS, {"properties.name": "Pricing"}), at)
+    assert got == [change("pricing", True, T + 2 * H, "event")]
+    assert r.advance_to(T + 7 * D) == [change("pricing", False, T + 7 * D, "window_expired")]
+
+
+def test_top_category_changes_as_views_leave_the_window() -> None:
+    top = {"event": "Product Viewed", "within": "1d", "measure": "top", "of": "category"}
+    r = runner(*segments(shoes={**top, "eq": "Shoes"}))
+    assert r.ingest("p", ev("Product Viewed", T, category="Shoes"), T) == [
+        change("shoes", True, T, "event")
+    ]
+    # one each: the tie goes to Books
+    books = [T + H, T + 2 * H]
+    assert r.ingest("p", ev("Product Viewed", books[0], category="Books"), books[0]) == [
+        change("shoes", False, books[0], "event")
+    ]
+    assert r.ingest("p", ev("Product Viewed", books[1], category="Books"), books[1]) == []
+    assert r.ingest("p", ev("Product Viewed", T + 3 * H, category="Shoes"), T + 3 * H) == []
+    # Books views leave at T + 1d + 1h and + 2h; the second Shoes view stays till T + 1d + 3h
+    assert r.advance_to(T + D + 2 * H - US) == []
+    assert r.advance_to(T + D + 2 * H) == [change("shoes", True, T + D + 2 * H, "window_expired")]
+    assert r.advance_to(T + D + 3 * H) == [change("shoes", False, T + D + 3 * H, "window_expired")]
+
+
+def test_cart_value_follows_adds_removes_and_orders() -> None:
+    r = runner(*segments(cart={"computed": "cart_value", "gte": 50}))
+    assert r.ingest("p", ev("Product Added", T, product_id="a", price=30.0), T) == []
+    assert r.ingest("p", ev("Product Added", T + H, product_id="b", price=20.0), T + H) == [
+        change("cart", True, T + H, "event")
+    ]
+    assert r.ingest("p", ev("Product Removed", T + 2 * H, product_id="a"), T + 2 * H) == [
+        change("cart", False, T + 2 * H, "event")
+    ]
+    assert r.ingest("p", ev("Product Added", T + 3 * H, product_id="a", price=30.0), T + 3 * H)
+    order = T + 4 * H
+    assert r.ingest("p", ev("Order Completed", order), order) == [
+        change("cart", False, order, "event")
+    ]
+    # an add stamped in the future counts from its own instant
+    later = T + 6 * H
+    assert r.ingest("p", ev("Product Added", later, product_id="z", price=60.0), T + 5 * H) == []
+    assert r.advance_to(later) == [change("cart", True, later, "event")]

@@ -82,3 +82,16 @@ def test_signature_verifies_only_with_its_secret(body: str, secret: str) -> None
     assert not verify(secret, raw + b"x", header)
     assert not verify(secret, raw, sign(secret, raw, ts - 3600))
     assert not verify(secret, raw, "garbage")
+
+
+def test_due_takes_a_share_of_each_destination_and_skips_busy_ones(tmp_path: Path) -> None:
+    ws = _store(tmp_path)
+    backlog = ws.create("s", "http://a/", ["entered"])
+    other = ws.create("s", "http://b/", ["entered"])
+    ws.enqueue([_change(i) for i in range(1, 21)])
+    due = ws.due(datetime.max, limit=5)
+    per_hook = {h: sum(1 for _, x in due if x.id == h) for h in (backlog.id, other.id)}
+    assert per_hook == {backlog.id: 5, other.id: 5}
+    assert {x.id for _, x in ws.due(datetime.max, exclude={backlog.id})} == {other.id}
+    assert ws.next_due(exclude={backlog.id, other.id}) is None
+    assert ws.next_due(exclude={backlog.id}) is not None

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from segflow.cli import app
+from segflow.service import Segflow
 
 from .conftest import ScoredShop
 
@@ -73,6 +74,9 @@ def test_discover_writes_segments_that_validate(db: Path, tmp_path: Path) -> Non
 
 def test_errors_are_clear(tmp_path: Path) -> None:
     empty = tmp_path / "empty.duckdb"
+    res = runner.invoke(app, ["scores", "models", "--db", str(empty)])
+    assert res.exit_code == 2 and "no store at" in res.output
+    Segflow(empty).close()
     res = runner.invoke(app, ["scores", "models", "--db", str(empty)])
     assert res.exit_code == 1 and "no scores yet" in res.output
     res = runner.invoke(app, ["scores", "refresh", "--at", "yesterday", "--db", str(empty)])
