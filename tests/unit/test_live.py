@@ -359,6 +359,57 @@ def test_a_prepared_save_is_not_used_when_another_definition_changed(app: Segflo
     assert live.members("quiet") == ["u1"]
 
 
+def test_a_prepared_save_keeps_scheduled_members_until_their_refresh(app: Segflow) -> None:
+    """A save prepared off the lock hands over as a full reload does: a scheduled
+    segment left unchanged keeps its logged members until its cron instant, one
+    edited is evaluated at once, and a segment saved with ``emit_events: false`` is
+    silent."""
+    weekly = {
+        "id": "weekly",
+        "mode": "scheduled",
+        "schedule": "0 6 * * 1",  # Mondays 06:00; 2026-01-01 is a Thursday
+        "condition": {"event": "Order Completed", "within": "7d"},
+    }
+    app.registry.save([parse_segment(weekly)])
+    monday = datetime(2026, 1, 5, 6)
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    app.store.ingest_messages([track({"anonymousId": "a1"}, "Order Completed", 4, "m4")])
+    clock.set(at(5))
+    live.catch_up()
+    assert live.members("weekly") == ["u1"]  # a1's order waits for Monday
+
+    hidden = parse_segment(
+        {"id": "viewers", "emit_events": False, "condition": {"event": "Product Viewed"}}
+    )
+    snapshot = live.open_snapshot()
+    app.store.ingest_messages([track({"anonymousId": "a2"}, "Order Completed", 5, "m5")])
+    prepared = live.prepare_save(hidden, snapshot)
+    assert prepared is not None
+    clock.set(at(6))
+    _version, _diff, changes = live.save(hidden, prepared)
+    assert "weekly" not in {c.segment_id for c in changes}
+    assert live.members("weekly") == ["u1"]
+    assert live.next_deadline() == monday
+    assert "viewers" in live.silent
+    assert live.members("viewers") == ["a1"]
+
+    edited = parse_segment({**weekly, "condition": {"event": "Order Completed", "within": "30d"}})
+    prepared = live.prepare_save(edited, live.open_snapshot())
+    assert prepared is not None
+    clock.set(at(7))
+    _version, _diff, changes = live.save(edited, prepared)
+    assert sorted((c.segment_id, c.profile_id, c.reason) for c in changes) == [
+        ("weekly", "a1", "definition_changed"),
+        ("weekly", "a2", "definition_changed"),
+    ]
+    assert live.members("weekly") == ["a1", "a2", "u1"]
+    assert live.next_deadline() == monday
+    clock.set(monday)
+    assert live.tick() == []
+
+
 def test_a_back_dated_event_changes_nothing_in_the_past(app: Segflow) -> None:
     clock = VirtualClock(at(30 * 24))
     live = LiveEvaluator(app, clock)
