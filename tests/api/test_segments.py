@@ -471,3 +471,35 @@ def test_scheduled_segment_refreshes_at_its_cron_instant(tmp_path: Path) -> None
         assert [(c["profile_id"], c["entered"], c["at"], c["reason"]) for c in log] == [
             ("ann", True, "2026-01-05T06:00:00.000000Z", "scheduled_refresh")
         ]
+
+
+def test_page_and_computed_conditions_are_checked_like_the_others(server: Server) -> None:
+    """Unknown keys of page, screen and computed conditions are 422s naming the closest
+    key; page and screen names and computed traits are never warned about."""
+    _orders(server, {"u1": 50.0})
+    bad = {
+        "id": "pages",
+        "condition": {"any": [{"page": "Pricing", "withn": "7d"}, {"computed": "ltv", "gtt": 1}]},
+    }
+    r = server.client.post("/v1/segments", json=bad)
+    assert r.status_code == 422
+    errors = {e["path"]: e["message"] for e in r.json()["error"]["errors"]}
+    assert set(errors) == {"condition.any[0].withn", "condition.any[1].gtt", "condition.any[1]"}
+    assert "did you mean 'within'?" in errors["condition.any[0].withn"]
+    assert "did you mean 'gt'?" in errors["condition.any[1].gtt"]
+    assert "needs a comparison" in errors["condition.any[1]"]
+    good = {
+        "id": "pages",
+        "condition": {
+            "any": [
+                {"page": ["Pricing", "Never Seen"], "within": "7d"},
+                {"screen": True},
+                {"computed": "ltv", "gt": 1},
+            ]
+        },
+    }
+    v = server.client.post("/v1/segments/validate", json=good).json()
+    assert v["valid"] is True and v["warnings"] == []
+    r = server.client.post("/v1/segments", json=good)
+    assert r.status_code == 201, r.text
+    assert r.json()["warnings"] == []

@@ -546,3 +546,55 @@ def test_computed_trait_condition_keeps_its_name_and_comparison() -> None:
 )
 def test_invalid_computed_conditions(doc: Any, expected: str) -> None:
     assert any(expected in e for e in problems(doc)), problems(doc)
+
+
+def test_page_screen_computed_and_top_take_only_their_keys() -> None:
+    doc = {
+        "id": "s",
+        "condition": {
+            "all": [
+                {"page": "Pricing", "wihtin": "7d"},
+                {"screen": True, "were": []},
+                {"computed": "ltv", "gt": 1, "gtee": 2},
+                {"event": "V", "measure": "top", "off": "category", "eq": "x"},
+                {"sequence": [{"page": "A", "evnt": "x"}, {"screen": "B"}]},
+                {"pgae": "Pricing"},
+                {"computd": "ltv", "gt": 1},
+                {"computed": "lvt", "gt": 1},
+            ]
+        },
+    }
+    got = _problems(doc)
+    assert "did you mean 'within'?" in got["condition.all[0].wihtin"]
+    assert "did you mean 'where'?" in got["condition.all[1].were"]
+    assert "did you mean 'gte'?" in got["condition.all[2].gtee"]
+    assert "did you mean 'of'?" in got["condition.all[3].off"]
+    assert "did you mean 'event'?" in got["condition.all[4].sequence[0].evnt"]
+    assert "did you mean 'page'?" in got["condition.all[5]"]
+    assert "did you mean 'computed'?" in got["condition.all[6]"]
+    assert "did you mean 'ltv'?" in got["condition.all[7].computed"]
+
+
+def test_page_and_screen_names_and_computed_traits_are_no_mentions() -> None:
+    """Page and screen names are no event names (no catalogue holds them) and computed
+    trait names are checked when parsed: neither is a name to warn about."""
+    report = parse_segment_report(
+        {
+            "id": "s",
+            "condition": {
+                "all": [
+                    {"page": ["Pricing", "Home"], "where": {"property": "path", "eq": "/"}},
+                    {"screen": "Cart"},
+                    {"page": True, "not_followed_by": "Order Completed", "for": "1h"},
+                    {"computed": "ltv", "gt": 1},
+                    {"event": "V", "measure": "top", "of": "category", "eq": "x"},
+                ]
+            },
+        }
+    )
+    assert [(m.kind, m.name, m.path) for m in report.mentions] == [
+        ("property", "properties.path", "condition.all[0].where[0].property"),
+        ("event", "Order Completed", "condition.all[2].not_followed_by"),
+        ("event", "V", "condition.all[4].event"),
+        ("property", "properties.category", "condition.all[4].of"),
+    ]
