@@ -7,6 +7,8 @@ window boundaries, wrong-typed values and cleared traits, random instants.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -300,6 +302,21 @@ conditions = st.recursive(
 instants = st.integers(0, 11 * 24 * 4).map(lambda q: T0 + timedelta(minutes=15 * q))
 
 
+@contextmanager
+def shared_scans(most: int | None) -> Iterator[None]:
+    """Compile with at most ``most`` scans of each kind (None: the default), as a plan
+    over more event-name sets, traits or sequences than the limits shares them."""
+    names = ("MAX_EVENT_SCANS", "MAX_TRAIT_SCANS", "MAX_SEQUENCE_SCANS")
+    limits = {n: getattr(compile_mod, n) for n in names}
+    for n in names:
+        setattr(compile_mod, n, most or limits[n])
+    try:
+        yield
+    finally:
+        for n, v in limits.items():
+            setattr(compile_mod, n, v)
+
+
 @settings(
     max_examples=int(os.environ.get("SEGFLOW_EXAMPLES", "150")),
     deadline=None,
@@ -328,15 +345,8 @@ def test_sql_evaluator_equals_interpreter(
     segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
     con = duckdb.connect()
     load(con, hs, numbered=numbered)
-    names = ("MAX_EVENT_SCANS", "MAX_TRAIT_SCANS", "MAX_SEQUENCE_SCANS")
-    limits = {n: getattr(compile_mod, n) for n in names}
-    for n in names:
-        setattr(compile_mod, n, scans or limits[n])
-    try:
+    with shared_scans(scans):
         result = evaluate(con, segments, at)
-    finally:
-        for n, v in limits.items():
-            setattr(compile_mod, n, v)
     plan = build_plan(segments)
     got = result.membership_map()
     for h in hs:
@@ -380,15 +390,8 @@ def test_shared_scans_keep_each_feature_apart() -> None:
     at = T0 + timedelta(days=1)
     con = duckdb.connect()
     load(con, hist, numbered=True)
-    names = ("MAX_EVENT_SCANS", "MAX_TRAIT_SCANS", "MAX_SEQUENCE_SCANS")
-    limits = {n: getattr(compile_mod, n) for n in names}
-    for n in names:
-        setattr(compile_mod, n, 1)
-    try:
+    with shared_scans(1):
         got = evaluate(con, segments, at).membership_map()
-    finally:
-        for n, v in limits.items():
-            setattr(compile_mod, n, v)
     assert got == {
         "s0": {"p0"},
         "s1": {"p1"},
@@ -398,3 +401,68 @@ def test_shared_scans_keep_each_feature_apart() -> None:
         "s5": {"p1"},
         "s6": {"p0", "p1"},
     }
+
+
+def test_shared_scans_tell_page_and_screen_calls_from_track_events() -> None:
+    """Page and screen calls, a track event of a page's name, a ``top`` measure and
+    a measure split per name, all in one shared scan, each answer for itself."""
+    shoes = {"properties.category": "shoes"}
+    hist = [
+        ProfileHistory(
+            "p0",
+            [
+                Event(T0, PAGE_CALLS, {"properties.name": "Pricing"}, message_id="a"),
+                Event(T0 + timedelta(hours=1), "View", shoes, message_id="b"),
+                Event(T0 + timedelta(hours=2), "View", shoes, message_id="c"),
+                Event(
+                    T0 + timedelta(hours=3),
+                    "View",
+                    {"properties.category": "watches"},
+                    message_id="d",
+                ),
+            ],
+            [],
+        ),
+        ProfileHistory(
+            "p1",
+            [
+                Event(T0, SCREEN_CALLS, {"properties.name": "Cart"}, message_id="e"),
+                Event(T0 + timedelta(hours=1), "Pricing", {}, message_id="f"),
+                Event(
+                    T0 + timedelta(hours=2),
+                    "View",
+                    {"properties.category": "watches"},
+                    message_id="g",
+                ),
+            ],
+            [],
+        ),
+    ]
+    conds: list[dict[str, Any]] = [
+        {"page": "Pricing"},
+        {"screen": True},
+        {"event": "Pricing"},
+        {"page": True, "where": [{"property": "name", "eq": "Cart"}]},
+        {"event": "View", "measure": "top", "of": "category", "eq": "shoes"},
+        {"event": ["View", "Pricing"], "within": "7d", "gte": 2},
+        {"screen": "Cart", "measure": "first_time", "exists": True},
+    ]
+    segments = [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
+    at = T0 + timedelta(days=1)
+    con = duckdb.connect()
+    load(con, hist, numbered=True)
+    with shared_scans(1):
+        got = evaluate(con, segments, at).membership_map()
+    assert got == {
+        "s0": {"p0"},
+        "s1": {"p1"},
+        "s2": {"p1"},
+        "s3": set(),
+        "s4": {"p0"},
+        "s5": {"p0", "p1"},
+        "s6": {"p1"},
+    }
+    plan = build_plan(segments)
+    for h in hist:
+        for sid, member in Interpreter(plan, h, at).segments().items():
+            assert (h.profile_id in got[sid]) == member, (sid, h.profile_id)
