@@ -76,6 +76,14 @@ def app(tmp_path: Path) -> Iterator[Segflow]:
     sf.close()
 
 
+WEEKLY: dict[str, Any] = {
+    "id": "weekly",
+    "mode": "scheduled",
+    "schedule": "0 6 * * 1",  # Mondays 06:00; 2026-01-01 is a Thursday
+    "condition": {"event": "Order Completed", "within": "7d"},
+}
+
+
 def kinds(changes: Sequence[StoredChange]) -> list[tuple[str, str, bool, str]]:
     return [(c.segment_id, c.profile_id, c.entered, c.reason) for c in changes]
 
@@ -364,12 +372,7 @@ def test_a_prepared_save_keeps_scheduled_members_until_their_refresh(app: Segflo
     segment left unchanged keeps its logged members until its cron instant, one
     edited is evaluated at once, and a segment saved with ``emit_events: false`` is
     silent."""
-    weekly = {
-        "id": "weekly",
-        "mode": "scheduled",
-        "schedule": "0 6 * * 1",  # Mondays 06:00; 2026-01-01 is a Thursday
-        "condition": {"event": "Order Completed", "within": "7d"},
-    }
+    weekly = dict(WEEKLY)
     app.registry.save([parse_segment(weekly)])
     monday = datetime(2026, 1, 5, 6)
     clock = VirtualClock(at(3))
@@ -509,12 +512,7 @@ def test_first_start_dates_entries_at_the_instants_profiles_entered(app: Segflow
 
 
 def test_scheduled_segment_changes_only_at_its_cron_instants(app: Segflow) -> None:
-    weekly = {
-        "id": "weekly",
-        "mode": "scheduled",
-        "schedule": "0 6 * * 1",  # Mondays 06:00; 2026-01-01 is a Thursday
-        "condition": {"event": "Order Completed", "within": "7d"},
-    }
+    weekly = dict(WEEKLY)
     app.registry.save([parse_segment(weekly)])
     monday = datetime(2026, 1, 5, 6)
     clock = VirtualClock(at(3))

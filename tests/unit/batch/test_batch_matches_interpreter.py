@@ -355,6 +355,18 @@ def test_sql_evaluator_equals_interpreter(
             assert (h.profile_id in got[sid]) == member, (sid, h.profile_id, at)
 
 
+def members_with_shared_scans(
+    hist: list[ProfileHistory], conds: list[dict[str, Any]], at: datetime
+) -> dict[str, set[str]]:
+    """Members of segments s0, s1, ... (``conds``) at ``at``, with one shared scan of
+    each kind."""
+    segments = [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
+    con = duckdb.connect()
+    load(con, hist, numbered=True)
+    with shared_scans(1):
+        return evaluate(con, segments, at).membership_map()
+
+
 def test_shared_scans_keep_each_feature_apart() -> None:
     """Sequences, traits and event names packed into one scan each still answer for
     themselves (their positions inside the shared scan are not mixed up)."""
@@ -386,12 +398,7 @@ def test_shared_scans_keep_each_feature_apart() -> None:
         {"event": "Order"},
         {"event": "View", "gte": 1},
     ]
-    segments = [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
-    at = T0 + timedelta(days=1)
-    con = duckdb.connect()
-    load(con, hist, numbered=True)
-    with shared_scans(1):
-        got = evaluate(con, segments, at).membership_map()
+    got = members_with_shared_scans(hist, conds, T0 + timedelta(days=1))
     assert got == {
         "s0": {"p0"},
         "s1": {"p1"},
@@ -447,12 +454,7 @@ def test_shared_scans_tell_page_and_screen_calls_from_track_events() -> None:
         {"event": ["View", "Pricing"], "within": "7d", "gte": 2},
         {"screen": "Cart", "measure": "first_time", "exists": True},
     ]
-    segments = [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
-    at = T0 + timedelta(days=1)
-    con = duckdb.connect()
-    load(con, hist, numbered=True)
-    with shared_scans(1):
-        got = evaluate(con, segments, at).membership_map()
+    got = members_with_shared_scans(hist, conds, T0 + timedelta(days=1))
     assert got == {
         "s0": {"p0"},
         "s1": {"p1"},
@@ -462,7 +464,8 @@ def test_shared_scans_tell_page_and_screen_calls_from_track_events() -> None:
         "s5": {"p0", "p1"},
         "s6": {"p1"},
     }
+    segments = [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
     plan = build_plan(segments)
     for h in hist:
-        for sid, member in Interpreter(plan, h, at).segments().items():
+        for sid, member in Interpreter(plan, h, T0 + timedelta(days=1)).segments().items():
             assert (h.profile_id in got[sid]) == member, (sid, h.profile_id)
