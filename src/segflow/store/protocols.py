@@ -77,7 +77,7 @@ class FileEventStore(EventStore, Protocol):
     ) -> IngestReport: ...
 
 
-# -- membership change log (issue 3) ----------------------------------------------------
+# -- membership change log ------------------------------------------------------------
 
 
 class ChangeLog(Protocol):
