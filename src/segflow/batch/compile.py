@@ -196,7 +196,7 @@ def never_null(e: exp.Expression) -> bool:
 
 def coalesce_false(e: exp.Expression) -> exp.Expression:
     """``e`` with NULL read as FALSE; unwrapped where it cannot be NULL (a count compared
-    with a number: each COALESCE is a pass over every profile, ~3 % of the library)."""
+    with a number: each COALESCE is a pass over every profile)."""
     if never_null(e):
         return e
     return exp.func("COALESCE", e, FALSE)
@@ -207,9 +207,8 @@ def parse_ts(e: exp.Expression) -> exp.Expression:
 
     A text ending in ``Z`` (how tracking libraries write instants) is read by the plain
     ``TIMESTAMP`` cast, which gives the same instant as the time-zone-aware cast on
-    every such text (checked by a property test) at a fifth of its cost (~0.07 vs
-    ~0.3 us a value); any other text goes through the aware cast, which applies its
-    offset or zone name."""
+    every such text (checked by a property test) at a fraction of its cost; any other
+    text goes through the aware cast, which applies its offset or zone name."""
     aware = exp.cast(exp.TryCast(this=e, to=exp.DataType.build("TIMESTAMPTZ")), "TIMESTAMP")
     plain = exp.TryCast(this=e.copy(), to=exp.DataType.build("TIMESTAMP"))
     return exp.Case(
@@ -432,7 +431,7 @@ class BatchCompiler:
         """A property test that may be NULL where the field is missing or mistyped:
         it only ever stands, AND-ed, in a WHERE or FILTER clause, which keeps a row
         only when it is TRUE, so NULL already reads as FALSE there and a COALESCE
-        would only cost a pass over every row (1-3 % of the library at 1M)."""
+        would only cost a pass over every row."""
         return compare_typed(self.field_typed(p.path), p.cmp, self.at)
 
     def filter_sql(self, f: EventFilter) -> exp.Expression:
@@ -534,7 +533,7 @@ class BatchCompiler:
             )
         if cond is TRUE:
             return agg
-        if m == "count":  # counts the TRUE values, as FILTER keeps rows (~1.5 % at 1M)
+        if m == "count":  # counts the TRUE values, as FILTER keeps rows, but cheaper
             return fn("COUNT_IF", cond)
         return exp.Filter(this=agg, expression=exp.Where(this=cond))
 
@@ -685,8 +684,8 @@ class BatchCompiler:
         run (``batch.run.evaluate`` runs it first and checks that the result has a row
         per profile), so this is a plain filtered scan with no grouping; with traits
         clustered by key it reads only the key's row groups.  One scan and join per
-        trait instead of one grouped pivot of them all: the pivot probed a hash table of
-        every profile at random for each trait row (library at 1M 3.67 -> 3.27 s)."""
+        trait instead of one grouped pivot of them all, which would probe a hash table
+        of every profile at random for each trait row."""
         query = (
             exp.select(col(self.key))
             .from_("traits")
@@ -806,8 +805,8 @@ class BatchCompiler:
         (starts only grow with time), so a last-step event within ``span`` of it exists
         exactly when the greedy earliest chain from some first-step event fits, which is
         what ``plan.interpret.sequence_matched`` checks.  The joins' sides are the
-        steps' own events, not chains from every first-step event: the library's
-        sequence alone at 1M 0.85 -> 0.68 s (ASOF CPU 1.3 -> 1.0 s)."""
+        steps' own events, not chains from every first-step event, so each join is no
+        larger than its steps."""
         key = self.key
         steps = [
             exp.select(col(key), exp.alias_(col("timestamp"), "ts"))
@@ -902,7 +901,7 @@ class BatchCompiler:
         The first four bytes of the digest, big-endian, are the low 32 bits of DuckDB's
         ``md5_number`` (the digest read little-endian) with their bytes swapped: integer
         arithmetic instead of formatting the digest as hex text and parsing a slice of it
-        back (the holdout of the library at 1M: 0.13 -> 0.08 s)."""
+        back, a text round trip per profile."""
         key = exp.DPipe(
             this=exp.DPipe(this=col("profile_id", "p"), expression=exp.Literal.string(":")),
             expression=lit(salt),
