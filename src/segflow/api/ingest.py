@@ -43,9 +43,9 @@ TYPES: Final = ("track", "identify", "page", "screen", "alias", "group")
 OK: Final = b'{"success":true}'
 INLINE_BYTES: Final = 64 * 1024
 """Bodies up to this size are parsed by the writer thread with the rest of its group
-(the event loop only queues them): parsing on the loop, ~0.15 ms a 100-event batch,
-made the writer wait for the GIL several times as long.  A worker thread of their
-own cost more than it saved (one more thread contending for the GIL)."""
+(the event loop only queues them): parsing on the loop would make the writer wait for
+the GIL several times as long as the parsing takes.  A worker thread of their own
+would cost more than it saves (one more thread contending for the GIL)."""
 ANSWER_STEP: Final = 1
 """Requests of a committed group answered per event-loop turn (see ``_answer``)."""
 _ID_KEYS: Final = ("userId", "user_id", "anonymousId", "anonymous_id", "previousId", "previous_id")
@@ -164,8 +164,8 @@ class Ingestor:
                     self.committing = sum(r.size for r in group)
                     collecting = gc.isenabled()
                     # no collection while the group's tens of thousands of objects are
-                    # alive: each would traverse them all (15-35 ms holding the GIL, so
-                    # stalling look-ups too) and find no garbage
+                    # alive: each would traverse them all (holding the GIL, so stalling
+                    # look-ups too) and find no garbage
                     gc.disable()
                     try:
                         outcome = await asyncio.to_thread(self._commit, group)
@@ -203,9 +203,8 @@ class Ingestor:
 
     async def _answer(self, group: list[_Request], outcome: list[ApiError | None]) -> None:
         """Resolve a committed group's requests ``ANSWER_STEP`` per event-loop turn:
-        each answer is a trip through the HTTP stack, and sixty at once kept a look-up
-        arriving meanwhile waiting behind all of them (look-up p99 under load, same
-        runs: 13-18 ms answering 8 a turn, 8-14 ms 2, 8.8-8.9 ms 1)."""
+        each answer is a trip through the HTTP stack, and answering a whole group at
+        once would keep a look-up arriving meanwhile waiting behind all of them."""
         try:
             for k, (req, res) in enumerate(zip(group, outcome, strict=True)):
                 if k and k % ANSWER_STEP == 0:
@@ -237,7 +236,7 @@ class Ingestor:
         # DuckDB stays narrowed until ingestion goes idle (``_idle``; see
         # DuckDBStore.threads): a group usually takes the whole queue, so whether more
         # groups follow is only known once it is committed, and setting the threads
-        # back and forth cost ~3.5 ms a group
+        # back and forth for every group costs more than it gains
         with ctx.lock, ctx.app.store.threads(ctx.settings.ingest_threads, keep=True):
             started = time.perf_counter()
             fresh: StoredEvents | None = None
@@ -300,8 +299,8 @@ class Ingestor:
 
     def _parse(self, req: _Request) -> ApiError | None:
         """Parse a queued body in the writer's thread (the event loop only queues it:
-        parsing there, ~1.3 us an event, made the writer wait for the GIL far longer
-        than that); its problems become the request's answer."""
+        parsing there would make the writer wait for the GIL far longer than the
+        parsing takes); its problems become the request's answer."""
         b = req.body
         assert b is not None
         req.body = None
@@ -324,7 +323,7 @@ class Ingestor:
     async def _cluster_when_quiet(self, wake: asyncio.Event) -> None:
         """Once no request has come for ``compact_quiet_seconds``, re-sort the newest
         rows a chunk at a time (``DuckDBStore.compact_tail``) until a request comes or
-        the tail is shorter than a chunk.  A chunk holds the writer ~2 s, which
+        the tail is shorter than a chunk.  A chunk holds the writer a while, which
         requests arriving meanwhile wait for: so it waits for a lull, not merely an
         empty queue (under steady load the queue empties between groups)."""
         rows = self.ctx.settings.compact_tail_rows
@@ -572,8 +571,8 @@ async def ingest_body(
     ingestor = ctx.ingestor
     assert ingestor is not None
     if len(body) > INLINE_BYTES:
-        # A big batch (up to 500 KB, a few ms of Python) is parsed in a worker thread,
-        # so that look-ups do not queue behind it.
+        # A big batch (up to 500 KB) is parsed in a worker thread, so that look-ups
+        # do not queue behind it.
         kept, prefix, suppressed = await asyncio.to_thread(_parse, ctx, authorization, body, kind)
     elif ingestor.parses():  # parsed by the writer, in its thread, with its group
         now = utcnow()
