@@ -433,7 +433,7 @@ def _made_by_demo(db: Path) -> bool:
     return bool(row and row[0])
 
 
-# -- server and API keys (issue 4) ----------------------------------------------------
+# -- server and API keys --------------------------------------------------------------
 
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys (write: ingestion; admin).")
 app.add_typer(keys_app, name="keys")
@@ -549,7 +549,7 @@ def keys_revoke(key_id: str, db: DbOption = DEFAULT_DB) -> None:
     console.print(f"revoked {k.kind} key {k.id} ({k.name})")
 
 
-# -- value scores and predictions (issue 5) ------------------------------------------
+# -- value scores and predictions ----------------------------------------------------
 
 scores_app = typer.Typer(no_args_is_help=True, help="Value scores and predictions as traits.")
 app.add_typer(scores_app, name="scores")
@@ -660,7 +660,7 @@ def scores_discover(
         out.print(yaml.safe_dump_all(docs, sort_keys=False))
 
 
-# -- real-time: replay, explain, change log (issue 3) ---------------------------------
+# -- real-time: replay, explain, change log -------------------------------------------
 
 
 def _instant(value: str | None, hint: str) -> datetime | None:

@@ -124,8 +124,8 @@ class Segflow:
         After several files that wrote a large share of the trait rows, the traits are
         re-clustered by key (``DuckDBStore.compact``): each file's trait rows fill a few
         row groups holding every key, so each per-trait scan of the batch evaluator
-        would read every file's row groups (the library at 1M: 4 % slower).  Events need
-        no such pass: each file's rows of one name already fill whole row groups."""
+        would read every file's row groups.  Events need no such pass: each file's rows
+        of one name already fill whole row groups."""
         reports = []
         several = len(paths) > 1  # one file's trait rows are already clustered by key
         traits_before = self._trait_rows() if several else 0
@@ -307,7 +307,7 @@ class Segflow:
         return len(ids)
 
 
-# -- value scores and predictions (issue 5) ------------------------------------------
+# -- value scores and predictions ---------------------------------------------------
 
 
 def refresh_scores(
