@@ -55,7 +55,7 @@ EXAMPLES = int(
     or (settings.default.max_examples if settings.get_current_profile_name() == "long" else 200)
 )
 LIVE_EXAMPLES = max(20, EXAMPLES // 4)
-"""Each example ingests through the store and runs SQL (~0.3 s on the shared machine)."""
+"""Each example ingests through the store and runs SQL, so fewer of them are run."""
 
 Input = Event | TraitWrite
 
