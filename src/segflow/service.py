@@ -116,8 +116,9 @@ class Segflow:
         self.store = DuckDBStore(str(db))
         """Events and profiles: ingestion (with the engine's tuning knobs) and reads."""
         self.con = self.store.con
-        """The engine connection the batch evaluator and trait folds run their compiled
-        SQL on; nothing else outside ``segflow.store`` uses it."""
+        """The engine connection: the store objects below are opened on it, and the
+        batch evaluator and trait folds run their compiled SQL on it.  Shells use the
+        service's methods instead."""
         self.registry: SegmentStore = SegmentRegistry(self.con)
         self.profiles: ProfileStore = DuckDBProfileStore(self.con)
 
