@@ -407,7 +407,7 @@ def demo(
         )
     console.print(f"generated {summary.events:,} events for {customers:,} customers")
     with _service(db, create=True) as sf:
-        sf.con.execute(f"CREATE TABLE {DEMO_MARK} AS SELECT now() AS made_at")
+        sf.store.mark_demo()
         with _progress("loading events") as update:
             sf.ingest(list(summary.paths), progress=update)
         _refresh_demo_scores(sf, end)
@@ -421,16 +421,9 @@ def demo(
         _serve(db, "127.0.0.1", port, demo_keys=True)
 
 
-DEMO_MARK = "segflow_demo"
-"""A table ``segflow demo`` leaves in its store: a later demo may replace that store."""
-
-
 def _made_by_demo(db: Path) -> bool:
     with _service(db) as sf:
-        row = sf.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [DEMO_MARK]
-        ).fetchone()
-    return bool(row and row[0])
+        return sf.store.made_by_demo()
 
 
 # -- server and API keys --------------------------------------------------------------
@@ -517,10 +510,8 @@ def keys_create(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Create a key and print it (only its hash is stored: copy it now)."""
-    from segflow.store.keys import KeyStore
-
     with _service(db, create=True) as sf:
-        new = KeyStore(sf.con).create(kind, name)
+        new = sf.key_store().create(kind, name)
     console.print(f"created {new.key.kind} key {new.key.id} ({new.key.name}):")
     out.print(new.token)
 
@@ -528,10 +519,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(db: DbOption = DEFAULT_DB) -> None:
     """Every key with its kind and state (never the secret)."""
-    from segflow.store.keys import KeyStore
-
     with _service(db) as sf:
-        keys = KeyStore(sf.con).list()
+        keys = sf.key_store().list()
     table = Table("id", "kind", "name", "created", "state")
     for k in keys:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
@@ -542,10 +531,8 @@ def keys_list(db: DbOption = DEFAULT_DB) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, db: DbOption = DEFAULT_DB) -> None:
     """Revoke a key by id: requests with it get 401 from then on."""
-    from segflow.store.keys import KeyStore
-
     with _service(db) as sf:
-        k = KeyStore(sf.con).revoke(key_id)
+        k = sf.key_store().revoke(key_id)
     console.print(f"revoked {k.kind} key {k.id} ({k.name})")
 
 
@@ -783,15 +770,11 @@ def changes(
     """The stored membership change log (oldest first)."""
     import csv
 
-    from segflow.store.changes import MembershipChangeLog
-
     if fmt not in ("table", "json", "csv"):
         raise typer.BadParameter(f"{fmt!r}: use table, json or csv", param_hint="--format")
     start = _instant(since, "--since")
     with _service(db) as sf:
-        rows = MembershipChangeLog(sf.con).query(
-            segment_id=segment, profile_id=profile, since=start, limit=limit
-        )
+        rows = sf.changes.query(segment_id=segment, profile_id=profile, since=start, limit=limit)
     fields = ("seq", "segment_id", "profile_id", "entered", "at", "reason", "version")
 
     def record(c: Any) -> dict[str, Any]:

@@ -148,7 +148,7 @@ class ServerContext:
         self.app.store.max_fields = self.settings.max_fields
         if self.keys is None:
             with self.lock:
-                self.keys = KeyStore(self.app.con)
+                self.keys = self.app.key_store()
 
     @property
     def key_store(self) -> KeyStore:

@@ -42,7 +42,6 @@ from segflow.model.definition import (
     parse_segment_report,
 )
 from segflow.model.errors import DefinitionError, NameWarning
-from segflow.store.changes import MembershipChangeLog
 from segflow.store.keys import ApiKey
 
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
@@ -515,7 +514,7 @@ def query_changes(
     lo, hi = parse_at(since, "since"), parse_at(until, "until")
 
     def run() -> dict[str, Any]:
-        log = MembershipChangeLog(ctx.app.con)
+        log = ctx.app.changes
         rows: list[Any] = []
         cursor = after
         while len(rows) <= limit:

@@ -112,6 +112,10 @@ _CORE: Final = (
 )
 
 
+DEMO_MARK: Final = "segflow_demo"
+"""A table ``segflow demo`` leaves in its store: a later demo may replace that store."""
+
+
 def quote_ident(name: str) -> str:
     """A SQL identifier for any text (embedded quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
@@ -2251,6 +2255,22 @@ class DuckDBStore:
     def count_profiles(self) -> int:
         row = self.con.execute("SELECT count(*) FROM profiles").fetchone()
         return int(row[0]) if row else 0
+
+    def count_trait_rows(self) -> int:
+        """Stored trait writes (every write of every key, not only the current ones)."""
+        row = self.con.execute("SELECT count(*) FROM traits").fetchone()
+        return int(row[0]) if row else 0
+
+    def mark_demo(self) -> None:
+        """Leave the mark of ``segflow demo``: a later demo may replace this store."""
+        self.con.execute(f"CREATE TABLE {DEMO_MARK} AS SELECT now() AS made_at")
+
+    def made_by_demo(self) -> bool:
+        """Whether ``segflow demo`` made this store (``mark_demo``)."""
+        row = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [DEMO_MARK]
+        ).fetchone()
+        return bool(row and row[0])
 
     def catalogue(self) -> Catalogue:
         """What the store has seen: event names, event field paths and trait keys (a
