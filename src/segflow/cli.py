@@ -25,8 +25,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from segflow.model.definition import Segment, parse_instant
+from segflow.model.definition import Segment
 from segflow.model.errors import DefinitionError
+from segflow.model.time import parse_instant
 from segflow.service import Evaluation, Segflow
 
 app = typer.Typer(no_args_is_help=True, help="segflow: real-time customer segmentation.")
@@ -189,7 +190,7 @@ def segments_apply(
     """Validate and save segment definitions (a new version when the definition changed);
     first shows who each new or edited segment would move."""
     from segflow.live import edit_diffs
-    from segflow.store.segments import utcnow
+    from segflow.model.time import utcnow
 
     with _service(db) as sf:
         diffs = edit_diffs(sf, _checked(sf, path), _at(at) or utcnow())

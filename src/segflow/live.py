@@ -22,6 +22,7 @@ import duckdb
 
 from segflow.batch.run import evaluate
 from segflow.model.definition import Segment, call_name
+from segflow.model.time import from_us, to_us
 from segflow.plan.features import (
     CART_PRICE,
     CART_PRODUCT,
@@ -39,8 +40,6 @@ from segflow.realtime import (
     RealtimeRunner,
     VirtualClock,
     compile_engine,
-    from_us,
-    to_us,
 )
 from segflow.realtime.engine import Reason
 from segflow.service import Segflow

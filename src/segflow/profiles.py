@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING, Any, Final
 import duckdb
 import orjson
 
-from segflow.model.definition import format_instant
+from segflow.model.time import format_instant, utcnow
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.duckdb_store import _rebuild
 from segflow.store.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
-from segflow.store.segments import utcnow
 from segflow.traits.computed import computed_traits
 
 if TYPE_CHECKING:

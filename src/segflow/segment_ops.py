@@ -29,13 +29,11 @@ from segflow.model.definition import (
     Report,
     Segment,
     closest,
-    format_instant,
-    parse_instant,
     reference_problems,
 )
 from segflow.model.errors import DefinitionError, NameWarning, Problem
+from segflow.model.time import format_instant, parse_instant, utcnow
 from segflow.store.changes import MembershipChangeLog
-from segflow.store.segments import utcnow
 
 if TYPE_CHECKING:
     from segflow.live import LiveEvaluator

@@ -22,8 +22,9 @@ from segflow.model.definition import (
     load_segment_reports,
 )
 from segflow.model.errors import DefinitionError, Problem
+from segflow.model.time import utcnow
 from segflow.store.duckdb_store import DuckDBStore
-from segflow.store.segments import SegmentRegistry, utcnow
+from segflow.store.segments import SegmentRegistry
 
 if TYPE_CHECKING:
     from segflow.traits.discovery import Proposal

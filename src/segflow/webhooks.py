@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from segflow.store.segments import utcnow
+from segflow.model.time import utcnow
 from segflow.store.webhooks import ChangeLike, Delivery, Webhook, WebhookStore
 
 SIGNATURE_HEADER: Final = "X-Segflow-Signature"

@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 
 from segflow.batch.run import evaluate
 from segflow.live import LiveEvaluator, StoredChange
-from segflow.model.definition import CALL_TYPES, Segment, format_instant, parse_segment
+from segflow.model.definition import CALL_TYPES, Segment, parse_segment
+from segflow.model.time import format_instant
 from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
 from segflow.plan.planner import build_plan
 from segflow.realtime import VirtualClock

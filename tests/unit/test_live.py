@@ -12,8 +12,9 @@ import pytest
 
 from segflow.batch.run import evaluate
 from segflow.live import LiveEvaluator, StoredChange
-from segflow.model.definition import format_instant, parse_segment
+from segflow.model.definition import parse_segment
 from segflow.model.errors import DefinitionError
+from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
 from segflow.service import Segflow
 

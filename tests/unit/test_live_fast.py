@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from segflow.live import LiveEvaluator, StoredChange
-from segflow.model.definition import format_instant, parse_segment
+from segflow.model.definition import parse_segment
+from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
 from segflow.service import Segflow
 from segflow.store.duckdb_store import FieldInfo, StoredEvents

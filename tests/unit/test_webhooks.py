@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from segflow.model.time import utcnow
 from segflow.store.changes import LoggedChange
-from segflow.store.segments import utcnow
 from segflow.store.webhooks import WebhookStore
 from segflow.webhooks import DeliverySettings, TargetRefused, WebhookWorker, check_target
 

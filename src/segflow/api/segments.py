@@ -36,12 +36,9 @@ from segflow.api.schemas import (
     ValidateResult,
 )
 from segflow.live import PreparedSave
-from segflow.model.definition import (
-    Segment,
-    format_instant,
-    parse_segment_report,
-)
+from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
+from segflow.model.time import format_instant
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.keys import ApiKey
 

@@ -32,7 +32,7 @@ from segflow.api.deps import ApiError, bearer_or_basic, problem
 from segflow.api.fastlane import INGEST, lookup_id
 from segflow.api.ingest import read_limited
 from segflow.edge import wire
-from segflow.model.definition import format_instant
+from segflow.model.time import format_instant
 from segflow.realtime.timers import tune_gc
 from segflow.store.keys import digest
 

@@ -15,12 +15,13 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias
 
 import orjson
 
 from segflow.model.errors import DefinitionError, Problem
+from segflow.model.time import format_instant, parse_instant
 
 # ---------------------------------------------------------------------------
 # durations and instants
@@ -64,30 +65,6 @@ def parse_duration(value: object) -> Duration:
                 return Duration(us)
             raise ValueError(f"{value!r} is not a positive duration")
     raise ValueError(f"{value!r} is not a duration (use a number and one of s m h d w, e.g. 7d)")
-
-
-def parse_instant(value: object) -> datetime:
-    """Parse an ISO 8601 instant into a naive UTC datetime."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
-    else:
-        raise ValueError(f"{value!r} is not an ISO 8601 timestamp")
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt
-
-
-def format_instant(dt: datetime) -> str:
-    """Canonical text of a naive-UTC instant."""
-    return dt.isoformat(timespec="microseconds") + "Z"
 
 
 # ---------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from segflow.model.definition import (
     Window,
     Within,
     is_number,
-    parse_instant,
 )
+from segflow.model.time import parse_instant
 from segflow.plan.features import (
     CART_ADD,
     CART_PRICE,

@@ -19,10 +19,8 @@ from __future__ import annotations
 from segflow.realtime.engine import Change, ProfileEngine, Reason, compile_engine
 from segflow.realtime.state import (
     ProfileState,
-    from_us,
     state_memory_bytes,
     state_size_bytes,
-    to_us,
 )
 from segflow.realtime.timers import (
     Clock,
@@ -44,9 +42,7 @@ __all__ = [
     "VirtualClock",
     "WallClock",
     "compile_engine",
-    "from_us",
     "state_memory_bytes",
     "state_size_bytes",
-    "to_us",
     "tune_gc",
 ]

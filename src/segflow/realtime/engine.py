@@ -43,9 +43,9 @@ from segflow.model.definition import (
     Comparison,
     EventFilter,
     _filter_canonical,
-    format_instant,
     window_canonical,
 )
+from segflow.model.time import format_instant, from_us, to_us
 from segflow.plan.features import (
     CartTotal,
     EventAggregate,
@@ -83,12 +83,10 @@ from segflow.realtime.state import (
     TraitKernel,
     WriteKey,
     count_flips,
-    from_us,
     instant_test,
     number_expr,
     number_test,
     split_filter,
-    to_us,
     value_test,
 )
 from segflow.realtime.windows import WindowAgg, WindowGroup

@@ -12,13 +12,14 @@ from __future__ import annotations
 import gc
 import heapq
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from segflow.model.time import from_us, to_us, utcnow
 from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
 from segflow.plan.planner import Plan
 from segflow.realtime.engine import Change, ProfileEngine, Reason, compile_engine
-from segflow.realtime.state import NEVER, ProfileState, from_us, to_us
+from segflow.realtime.state import NEVER, ProfileState
 
 
 def tune_gc() -> None:
@@ -41,7 +42,7 @@ class WallClock:
     """The machine's clock, as naive UTC."""
 
     def now(self) -> datetime:
-        return datetime.now(UTC).replace(tzinfo=None)
+        return utcnow()
 
 
 class VirtualClock:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Final, get_args
 
 import duckdb
 import pyarrow as pa
 
+from segflow.model.time import utcnow
 from segflow.realtime.engine import Reason
 from segflow.store.marks import set_row
 
@@ -148,7 +149,7 @@ class MembershipChangeLog:
             raise ValueError(
                 f"change of {r.segment_id!r}/{r.profile_id!r}: bad reason {r.reason!r}"
             )
-        now = recorded_at or datetime.now(UTC).replace(tzinfo=None)
+        now = recorded_at or utcnow()
         n = len(rows)
         ats = [r.at for r in rows]
         table = pa.table(

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
@@ -48,6 +48,7 @@ from segflow.model.events import (
     Message,
     parse_message,
 )
+from segflow.model.time import utcnow
 from segflow.store.changes import migrate as migrate_change_log
 from segflow.store.clustering import (
     MARKS,
@@ -120,10 +121,6 @@ def quote_ident(name: str) -> str:
 def quote_str(text: str) -> str:
     """A SQL string literal, for the places DuckDB accepts no parameters."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def connected_components(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import duckdb
 import orjson
@@ -11,11 +11,8 @@ import pyarrow as pa
 
 from segflow.model.definition import STORED, Segment, parse_segment
 from segflow.model.errors import DefinitionError, Problem
+from segflow.model.time import utcnow
 from segflow.plan.planner import check_references
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class SegmentRegistry:

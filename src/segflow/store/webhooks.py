@@ -17,8 +17,7 @@ from typing import Any, Final, Protocol
 import duckdb
 import orjson
 
-from segflow.model.definition import format_instant
-from segflow.store.segments import utcnow
+from segflow.model.time import format_instant, utcnow
 
 DDL: Final = """
 CREATE SEQUENCE IF NOT EXISTS webhook_delivery_seq;

@@ -11,7 +11,8 @@ import pytest
 
 from segflow.batch.run import evaluate
 from segflow.live import LiveEvaluator
-from segflow.model.definition import format_instant, parse_instant, parse_segment
+from segflow.model.definition import parse_segment
+from segflow.model.time import format_instant, parse_instant
 from segflow.plan.interpret import Event, Interpreter, ProfileHistory
 from segflow.plan.planner import build_plan
 from segflow.profiles import profile_view
