@@ -33,8 +33,9 @@ from hypothesis import strategies as st
 from segflow.batch.run import evaluate
 from segflow.live import LiveEvaluator, StoredChange
 from segflow.model.definition import CALL_TYPES, Segment, parse_segment
+from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.model.time import format_instant
-from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
+from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.realtime import VirtualClock
 from segflow.service import Segflow

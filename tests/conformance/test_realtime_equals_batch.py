@@ -31,19 +31,14 @@ from segflow.model.definition import (
     Within,
     parse_segment,
 )
+from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.plan.features import (
     EventAggregate,
     FAbandoned,
     FCompare,
     SequenceMatch,
 )
-from segflow.plan.interpret import (
-    Event,
-    Interpreter,
-    ProfileHistory,
-    TraitWrite,
-    _as_time,
-)
+from segflow.plan.interpret import Interpreter, _as_time
 from segflow.plan.planner import Plan, build_plan
 from segflow.realtime import Change, RealtimeRunner, VirtualClock, compile_engine
 from tests.unit.batch.histories import load

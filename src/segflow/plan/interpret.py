@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from segflow.model.bucket import bucket_of
 from segflow.model.definition import (
@@ -24,6 +23,7 @@ from segflow.model.definition import (
     Within,
     is_number,
 )
+from segflow.model.history import MISSING, Event, ProfileHistory, TraitWrite
 from segflow.model.time import parse_instant
 from segflow.plan.features import (
     CART_ADD,
@@ -48,43 +48,6 @@ from segflow.plan.features import (
     TraitValue,
 )
 from segflow.plan.planner import Plan
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Final = _Missing()
-"""A field or trait that has no value (absent, or cleared with null)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An event as the evaluators see it: time, name and flattened fields
-    (``properties.x``, ``context.a.b``) holding scalars or non-scalar JSON values.  A
-    page or screen call's name is ``PAGE_CALLS``/``SCREEN_CALLS`` (``call_name``)."""
-
-    timestamp: datetime
-    name: str | None
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    message_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class TraitWrite:
-    timestamp: datetime
-    message_id: str
-    key: str
-    value: Any  # None clears the trait
-
-
-@dataclass
-class ProfileHistory:
-    profile_id: str
-    events: Sequence[Event] = ()
-    traits: Sequence[TraitWrite] = ()
-    static_segments: frozenset[str] = frozenset()
 
 
 def _kind(v: object) -> str | None:

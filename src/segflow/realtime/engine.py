@@ -45,6 +45,7 @@ from segflow.model.definition import (
     _filter_canonical,
     window_canonical,
 )
+from segflow.model.history import MISSING, Event, TraitWrite
 from segflow.model.time import format_instant, from_us, to_us
 from segflow.plan.features import (
     CartTotal,
@@ -63,7 +64,6 @@ from segflow.plan.features import (
     StaticMembership,
     TraitValue,
 )
-from segflow.plan.interpret import MISSING, Event, TraitWrite
 from segflow.plan.planner import Plan
 from segflow.realtime.state import (
     NEVER,

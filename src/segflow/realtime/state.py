@@ -16,7 +16,6 @@ since the epoch throughout; value semantics come from ``segflow.plan.interpret``
 
 from __future__ import annotations
 
-import copyreg
 import pickle
 import sys
 from array import array
@@ -36,11 +35,10 @@ from segflow.model.definition import (
     Within,
     is_number,
 )
+from segflow.model.history import MISSING, Event
 from segflow.model.time import from_us, to_us
 from segflow.plan.features import CartTotal, EventAggregate, SequenceMatch
 from segflow.plan.interpret import (
-    MISSING,
-    Event,
     _as_time,
     _kind,
     aggregate,
@@ -65,10 +63,6 @@ R_REWAKE: Final = 4
 
 TIME_RELATIVE_OPS: Final = frozenset({"within_last", "older_than"})
 """Operators whose truth depends on the evaluation instant (not just on the value)."""
-
-
-# MISSING must stay the one sentinel through deepcopy (explain) and pickle (state stores).
-copyreg.pickle(type(MISSING), lambda _m: "MISSING")
 
 
 # --------------------------------------------------------------------------- values

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.model.time import from_us, to_us, utcnow
-from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
 from segflow.plan.planner import Plan
 from segflow.realtime.engine import Change, ProfileEngine, Reason, compile_engine
 from segflow.realtime.state import NEVER, ProfileState

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segflow.model.definition import Comparison, Duration, PropertyPredicate
+from segflow.model.history import MISSING
 from segflow.model.time import from_us, to_us
-from segflow.plan.interpret import MISSING, compare_value
+from segflow.plan.interpret import compare_value
 from segflow.realtime.state import (
     _interval,
     compile_predicates,
