@@ -245,15 +245,7 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
     log = MembershipChangeLog(con)
     ids = merged_into(con, profile_id)
     changes = [
-        {
-            "seq": c.seq,
-            "segment_id": c.segment_id,
-            "profile_id": c.profile_id,
-            "entered": c.entered,
-            "at": format_instant(c.at),
-            "reason": c.reason,
-            "version": c.version,
-        }
+        c.to_json()
         for c in sorted((c for i in ids for c in log.query(profile_id=i)), key=lambda c: c.seq)
     ]
     merges = [

@@ -36,9 +36,9 @@ from segflow.api.schemas import (
     ValidateResult,
 )
 from segflow.live import PreparedSave
+from segflow.model.changes import LoggedChange
 from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
-from segflow.model.time import format_instant
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.keys import ApiKey
 
@@ -485,18 +485,6 @@ async def explain_segment(
     return await ctx.run(run)
 
 
-def change_dict(c: Any) -> dict[str, Any]:
-    return {
-        "seq": c.seq,
-        "segment_id": c.segment_id,
-        "profile_id": c.profile_id,
-        "entered": c.entered,
-        "at": format_instant(c.at),
-        "reason": c.reason,
-        "version": c.version,
-    }
-
-
 def query_changes(
     ctx: ServerContext,
     *,
@@ -513,7 +501,7 @@ def query_changes(
 
     def run() -> dict[str, Any]:
         log = MembershipChangeLog(ctx.app.con)
-        rows: list[Any] = []
+        rows: list[LoggedChange] = []
         cursor = after
         while len(rows) <= limit:
             page = log.query(
@@ -531,7 +519,7 @@ def query_changes(
         more = len(rows) > limit
         rows = rows[:limit]
         return {
-            "changes": [change_dict(c) for c in rows],
+            "changes": [c.to_json() for c in rows],
             "next_cursor": rows[-1].seq if more and rows else None,
         }
 

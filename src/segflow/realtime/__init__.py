@@ -16,7 +16,7 @@ variants take int microseconds since the epoch (the hot path, no datetimes).
 
 from __future__ import annotations
 
-from segflow.realtime.engine import Change, ProfileEngine, Reason, compile_engine
+from segflow.realtime.engine import Change, ProfileEngine, compile_engine
 from segflow.realtime.state import (
     ProfileState,
     state_memory_bytes,
@@ -37,7 +37,6 @@ __all__ = [
     "ProfileEngine",
     "ProfileState",
     "RealtimeRunner",
-    "Reason",
     "TimerQueue",
     "VirtualClock",
     "WallClock",

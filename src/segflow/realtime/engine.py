@@ -34,9 +34,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from segflow.model.bucket import bucket_of
+from segflow.model.changes import BY_CODE, Reason
 from segflow.model.definition import (
     TIME_MEASURES,
     Absolute,
@@ -71,7 +72,6 @@ from segflow.realtime.state import (
     R_REWAKE,
     R_TRAIT,
     R_WINDOW,
-    REASON_NAMES,
     TIME_RELATIVE_OPS,
     AllTimeAgg,
     ConstantKernel,
@@ -91,21 +91,10 @@ from segflow.realtime.state import (
 )
 from segflow.realtime.windows import WindowAgg, WindowGroup
 
-Reason: TypeAlias = Literal[
-    "event",
-    "window_expired",
-    "trait_changed",
-    "merged",
-    "definition_changed",
-    "deleted",
-    "scheduled_refresh",
-]
-"""Why a membership changed; the engine emits the first three, the service the rest
-(``scheduled_refresh``: a scheduled segment evaluated at its cron instant)."""
 
-
+# The engine's internal record, converted once at the boundary (segflow.live) to LoggedChange.
 class Change(NamedTuple):
-    """One membership change: ``at`` is the exact instant the condition flipped."""
+    """One membership flip: ``at`` is the exact instant the condition flipped."""
 
     segment_id: str
     profile_id: str
@@ -705,7 +694,7 @@ class ProfileEngine:
             low = flips & -flips
             flips ^= low
             s = low.bit_length() - 1
-            reason: Reason = REASON_NAMES[r if why is None else why[s]]  # type: ignore[assignment]
+            reason = BY_CODE[r if why is None else why[s]]
             out.append(Change(ids[s], pid, bool(members & low), at, reason))
 
     # ------------------------------------------------------------------ rebuild
@@ -873,4 +862,4 @@ def compile_engine(plan: Plan) -> ProfileEngine:
     return ProfileEngine(plan)
 
 
-__all__ = ["Change", "ProfileEngine", "Reason", "compile_engine"]
+__all__ = ["Change", "ProfileEngine", "compile_engine"]

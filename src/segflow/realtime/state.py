@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
+from segflow.model.changes import REASON_CODES, Reason
 from segflow.model.definition import (
     TIME_MEASURES,
     Absolute,
@@ -53,11 +54,11 @@ BEFORE_TIME: Final = -(1 << 62)
 """Watermark of a state that has never been evaluated."""
 
 R_NONE: Final = 0
-R_WINDOW: Final = 1
-R_TRAIT: Final = 2
-R_EVENT: Final = 3
-REASON_NAMES: Final = ("", "window_expired", "trait_changed", "event")
-"""Reason codes, by priority: when several causes meet at one instant the highest wins."""
+R_WINDOW: Final = REASON_CODES[Reason.WINDOW_EXPIRED]
+R_TRAIT: Final = REASON_CODES[Reason.TRAIT_CHANGED]
+R_EVENT: Final = REASON_CODES[Reason.EVENT]
+"""Reason codes (``segflow.model.changes``), by priority: when several causes meet at one
+instant the highest wins."""
 R_REWAKE: Final = 4
 """Flag or-ed into an insert's result: the kernel's next deadline may have moved."""
 

@@ -15,10 +15,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from segflow.model.changes import Reason
 from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.model.time import from_us, to_us, utcnow
 from segflow.plan.planner import Plan
-from segflow.realtime.engine import Change, ProfileEngine, Reason, compile_engine
+from segflow.realtime.engine import Change, ProfileEngine, compile_engine
 from segflow.realtime.state import NEVER, ProfileState
 
 
@@ -284,7 +285,7 @@ class RealtimeRunner:
         return self._done(profile_id, st, changes)
 
     def rebuild(
-        self, history: ProfileHistory, now: datetime, reason: Reason = "merged"
+        self, history: ProfileHistory, now: datetime, reason: Reason = Reason.MERGED
     ) -> list[Change]:
         """Rebuild one profile from its full history (after a merge, a definition change)."""
         st = self.engine.rebuild(

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from segflow.model.changes import LoggedChange
 from segflow.model.events import IngestReport
-from segflow.store.changes import ChangeRow, LoggedChange
 
 StrPath = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -85,7 +85,7 @@ class ChangeLog(Protocol):
     append is idempotent (a change already stored is skipped), reads page by ``seq``."""
 
     def append(
-        self, changes: Iterable[ChangeRow], recorded_at: datetime | None = None
+        self, changes: Iterable[LoggedChange], recorded_at: datetime | None = None
     ) -> list[LoggedChange]: ...
 
     def query(
