@@ -675,7 +675,7 @@ class LiveEvaluator:
             for pid in sorted(touched):
                 old = runner.states.get(pid)
                 if old is not None:
-                    timers += runner._done(pid, old, engine.advance_us(old, now_us))
+                    timers += runner.after_step(pid, old, engine.advance_us(old, now_us))
             recorded += self._record(timers)
             for a in sorted(touched - targets):
                 changes += self._exits(a, now, Reason.MERGED)
@@ -738,7 +738,7 @@ class LiveEvaluator:
                     # it changes nothing in the past (no enter and exit long over)
                     st = runner.state(pid)
                     if st.now < late:
-                        changes += runner._done(pid, st, engine.settle_us(st, late))
+                        changes += runner.after_step(pid, st, engine.settle_us(st, late))
                 if kind == 0:
                     _p, _ts, name, fields, _m = item
                     changes += runner.ingest_us(pid, ts, name, fields, now_us)
@@ -746,7 +746,7 @@ class LiveEvaluator:
                 w: StoredTrait = item
                 st = runner.state(pid)
                 step = engine.set_trait_us(st, w.ts, w.message_id, w.key, w.value, now_us)
-                changes += runner._done(pid, st, step)
+                changes += runner.after_step(pid, st, step)
             if seq > self._seq:
                 if fast is not None and fresh is not None:
                     new = sorted({r[1] for r in fresh.rows})
@@ -1125,7 +1125,7 @@ class LiveEvaluator:
             if isinstance(item, StoredTrait):
                 st = runner.state(pid)
                 step = engine.set_trait_us(st, ts, item.message_id, item.key, item.value, ts)
-                emit(runner._done(pid, st, step))
+                emit(runner.after_step(pid, st, step))
             else:
                 _p, _ts, name, fields, _m = item
                 emit(runner.ingest_us(pid, ts, name, fields, ts))

@@ -21,7 +21,7 @@ import orjson
 
 from segflow.model.time import format_instant, utcnow
 from segflow.store.changes import MembershipChangeLog
-from segflow.store.duckdb_store import _rebuild
+from segflow.store.duckdb_store import message_of_row
 from segflow.store.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
 from segflow.traits.computed import computed_traits
 
@@ -129,7 +129,7 @@ def _events(
     cols = [d[0] for d in cur.description or ()]
     out = []
     for row in cur.fetchall():
-        ev = _rebuild(cols, row)
+        ev = message_of_row(cols, row)
         out.append(
             {
                 k: jsonable(v)
@@ -159,7 +159,7 @@ def cart(con: duckdb.DuckDBPyConnection, profile_id: str) -> list[dict[str, Any]
     cols = [d[0] for d in cur.description or ()]
     lines: dict[str, dict[str, Any]] = {}
     for r in cur.fetchall():
-        ev = _rebuild(cols, r)
+        ev = message_of_row(cols, r)
         props = ev.get("properties") or {}
         pid = props.get("product_id")
         if pid is None:

@@ -50,7 +50,8 @@ from segflow.plan.features import (
 from segflow.plan.planner import Plan
 
 
-def _kind(v: object) -> str | None:
+def value_kind(v: object) -> str | None:
+    """The comparison family of a value (bool, number, string), None for others."""
     if isinstance(v, bool):
         return "bool"
     if is_number(v):
@@ -60,7 +61,8 @@ def _kind(v: object) -> str | None:
     return None
 
 
-def _as_time(v: object) -> datetime | None:
+def as_time(v: object) -> datetime | None:
+    """A string value read as an instant (None when it is not one)."""
     if not isinstance(v, str):
         return None
     try:
@@ -99,7 +101,7 @@ def compare_value(v: object, cmp: Comparison, at: datetime) -> bool:
         return not present
     if not present:
         return False
-    kind = _kind(v)
+    kind = value_kind(v)
     if op in ("gt", "gte", "lt", "lte", "between"):
         if kind != "number":
             return False
@@ -113,12 +115,12 @@ def compare_value(v: object, cmp: Comparison, at: datetime) -> bool:
             return fv >= bound
         return fv < bound if op == "lt" else fv <= bound
     if op in ("eq", "ne"):
-        if kind is None or kind != _kind(x):
+        if kind is None or kind != value_kind(x):
             return False
         same = v == x
         return same if op == "eq" else not same
     if op in ("in", "not_in"):
-        same_kind = [i for i in x if _kind(i) == kind]
+        same_kind = [i for i in x if value_kind(i) == kind]
         if kind is None or not same_kind:
             return False
         hit = any(v == i for i in same_kind)
@@ -130,7 +132,7 @@ def compare_value(v: object, cmp: Comparison, at: datetime) -> bool:
         if op == "contains":
             return x in s
         return s.startswith(x) if op == "starts_with" else s.endswith(x)
-    return compare_time(_as_time(v), cmp, at)
+    return compare_time(as_time(v), cmp, at)
 
 
 def in_window(ts: datetime, w: Window | None, at: datetime) -> bool:
@@ -170,14 +172,14 @@ def aggregate(events: Sequence[Event], a: EventAggregate, at: datetime) -> Any:
     assert a.of is not None
     if m == "distinct":
         seen = {
-            (_kind(v), v) if _kind(v) else repr(v)
+            (value_kind(v), v) if value_kind(v) else repr(v)
             for e in hits
             if (v := e.fields.get(a.of, MISSING)) is not MISSING and v is not None
         }
         return len(seen)
     if m == "top":
         return top_value(e.fields.get(a.of, MISSING) for e in hits)
-    nums = [float(v) for e in hits if _kind(v := e.fields.get(a.of, MISSING)) == "number"]
+    nums = [float(v) for e in hits if value_kind(v := e.fields.get(a.of, MISSING)) == "number"]
     if m == "sum":
         return sum(nums)
     if not nums:
@@ -207,8 +209,8 @@ def cart_total(events: Sequence[Event], c: CartTotal, at: datetime) -> float:
         if not isinstance(product, str):
             continue
         q, p = e.fields.get(CART_QUANTITY), e.fields.get(CART_PRICE)
-        qty = float(q) if _kind(q) == "number" else 1.0  # type: ignore[arg-type]
-        price = float(p) if _kind(p) == "number" else None  # type: ignore[arg-type]
+        qty = float(q) if value_kind(q) == "number" else 1.0  # type: ignore[arg-type]
+        price = float(p) if value_kind(p) == "number" else None  # type: ignore[arg-type]
         removed = e.name == CART_REMOVE
         order = (e.timestamp, removed, qty, -math.inf if price is None else price)
         if product not in lines or order > lines[product][0]:

@@ -43,7 +43,7 @@ from segflow.model.definition import (
     Absolute,
     Comparison,
     EventFilter,
-    _filter_canonical,
+    filter_canonical,
     window_canonical,
 )
 from segflow.model.history import MISSING, Event, TraitWrite
@@ -831,7 +831,7 @@ class ProfileEngine:
         out: dict[str, Any] = {"key": key}
         if isinstance(feat, EventAggregate):
             out["kind"] = "event"
-            out.update(_filter_canonical(feat.filter))
+            out.update(filter_canonical(feat.filter))
             if feat.window is not None:
                 out["within"] = window_canonical(feat.window)
             out["measure"] = feat.measure
@@ -842,7 +842,7 @@ class ProfileEngine:
             out["trait"] = feat.name
         elif isinstance(feat, SequenceMatch):
             out["kind"] = "sequence"
-            out["sequence"] = [_filter_canonical(s) for s in feat.steps]
+            out["sequence"] = [filter_canonical(s) for s in feat.steps]
             if feat.window is not None:
                 out["within"] = window_canonical(feat.window)
             if feat.span is not None:

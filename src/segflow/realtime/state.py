@@ -40,12 +40,12 @@ from segflow.model.history import MISSING, Event
 from segflow.model.time import from_us, to_us
 from segflow.plan.features import CartTotal, EventAggregate, SequenceMatch
 from segflow.plan.interpret import (
-    _as_time,
-    _kind,
     aggregate,
+    as_time,
     cart_total,
     compare_value,
     sequence_matched,
+    value_kind,
 )
 
 NEVER: Final = 1 << 62
@@ -158,7 +158,7 @@ def instant_test(cmp: Comparison) -> Callable[[Any, int], bool]:
             return False
         us = cache.get(v, _UNPARSED)
         if us is _UNPARSED:
-            when = _as_time(v)
+            when = as_time(v)
             us = None if when is None else to_us(when)
             if len(cache) >= _CACHE_MAX:
                 cache.clear()
@@ -239,7 +239,7 @@ def make_extractor(measure: str, of: str | None) -> Extractor:
             v = fields.get(path, MISSING)
             if v is MISSING or v is None:
                 return SKIP
-            kind = _kind(v)
+            kind = value_kind(v)
             return (kind, v) if kind else repr(v)
 
         return distinct_key
@@ -489,7 +489,7 @@ def _pending_key(p: tuple[int, Any]) -> int:
     return p[0]
 
 
-class _AggKernel(Kernel):
+class AggKernel(Kernel):
     """What every event-aggregate kernel shares: its measure, the extractor of the
     measured value, and how a time-valued measure reads as an instant."""
 
@@ -509,7 +509,7 @@ class _AggKernel(Kernel):
         return _json_time(v) if self.measure in TIME_MEASURES else v
 
 
-class AllTimeAgg(_AggKernel):
+class AllTimeAgg(AggKernel):
     """No window (or an absolute one): an event, once at or before now, counts forever,
     so scalars suffice; events from the future wait in ``pending``."""
 
@@ -812,7 +812,7 @@ def _interval(
     start = ts + to
     end = NEVER if frm is None else ts + frm
     for p in timed:
-        t = _as_time(fields.get(p.path, MISSING))
+        t = as_time(fields.get(p.path, MISSING))
         if t is None:
             return None
         v = to_us(t)
@@ -1017,7 +1017,7 @@ class TraitKernel(Kernel):
     def time_value(self, st: ProfileState) -> int | None:
         """The value read as an instant (parsed on demand: a trait's value rarely changes,
         and keeping the parsed instant would cost every profile memory)."""
-        t = _as_time(st.vals[self.k])
+        t = as_time(st.vals[self.k])
         return None if t is None else to_us(t)
 
 

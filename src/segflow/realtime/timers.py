@@ -198,7 +198,7 @@ class RealtimeRunner:
             self.states[profile_id] = st
         return st
 
-    def _done(self, profile_id: str, st: ProfileState, changes: list[Change]) -> list[Change]:
+    def after_step(self, profile_id: str, st: ProfileState, changes: list[Change]) -> list[Change]:
         """Log the changes; move the profile's timer only when its deadline came earlier.
 
         A deadline that moved later (the common case: a new event pushes an expiry out)
@@ -216,7 +216,7 @@ class RealtimeRunner:
     def add_profile(self, profile_id: str, now: datetime | None = None) -> list[Change]:
         """Make a profile known (it joins the universe: "no order in 30 d" holds)."""
         st = self.state(profile_id)
-        return self._done(profile_id, st, self.engine.advance_us(st, self._now(now)))
+        return self.after_step(profile_id, st, self.engine.advance_us(st, self._now(now)))
 
     def ingest(self, profile_id: str, event: Event, now: datetime | None = None) -> list[Change]:
         return self.ingest_us(
@@ -234,7 +234,7 @@ class RealtimeRunner:
         st = self.states.get(profile_id)
         if st is None:
             st = self.state(profile_id)
-        return self._done(profile_id, st, self.engine.apply_us(st, ts, name, fields, now))
+        return self.after_step(profile_id, st, self.engine.apply_us(st, ts, name, fields, now))
 
     def set_trait(
         self, profile_id: str, write: TraitWrite, now: datetime | None = None
@@ -253,7 +253,7 @@ class RealtimeRunner:
     ) -> list[Change]:
         st = self.state(profile_id)
         changes = self.engine.set_trait_us(st, ts, message_id, key, value, now)
-        return self._done(profile_id, st, changes)
+        return self.after_step(profile_id, st, changes)
 
     def advance_to(self, t: datetime | None = None) -> list[Change]:
         """Fire every deadline <= t (default: the clock), earliest first."""
@@ -262,7 +262,7 @@ class RealtimeRunner:
         while (due := self.timers.pop_due(t_us)) is not None:
             d, pid = due
             st = self.states[pid]
-            out += self._done(pid, st, self.engine.advance_us(st, d))
+            out += self.after_step(pid, st, self.engine.advance_us(st, d))
         return out
 
     def next_deadline(self) -> datetime | None:
@@ -282,7 +282,7 @@ class RealtimeRunner:
             for sid in self.engine.segment_ids
             if (sid in before) != (sid in after)
         ]
-        return self._done(profile_id, st, changes)
+        return self.after_step(profile_id, st, changes)
 
     def rebuild(
         self, history: ProfileHistory, now: datetime, reason: Reason = Reason.MERGED

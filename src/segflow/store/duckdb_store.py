@@ -75,6 +75,7 @@ __all__ = [
     "Merge",
     "StoredEvents",
     "connected_components",
+    "message_of_row",
     "quote_ident",
     "quote_str",
 ]
@@ -2205,13 +2206,13 @@ class DuckDBStore:
             params["t"] = until
         cur = self.con.execute(sql + ' ORDER BY "timestamp", message_id', params)
         names = [d[0] for d in cur.description or ()]
-        return [_rebuild(names, row) for row in cur.fetchall()]
+        return [message_of_row(names, row) for row in cur.fetchall()]
 
     def _events(self) -> Iterator[dict[str, Any]]:
         cur = self.con.execute('SELECT * FROM events ORDER BY "timestamp", message_id')
         names = [d[0] for d in cur.description or ()]
         for row in cur.fetchall():
-            yield _rebuild(names, row)
+            yield message_of_row(names, row)
 
     def traits_as_of(self, profile_id: str, t: datetime | None = None) -> dict[str, Any]:
         """The profile's traits (flat dotted keys) as of ``t`` (default: latest):
@@ -2268,7 +2269,7 @@ class Catalogue:
     traits: frozenset[str]
 
 
-def _rebuild(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+def message_of_row(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     """An events row as a message-shaped dict: dotted columns nested, ``extra`` merged."""
     out: dict[str, Any] = {}
     nested: dict[str, Any] = {root: {} for root in ROOTS}
