@@ -571,7 +571,7 @@ async def ingest_body(
     ``ApiError`` otherwise)."""
     body = decode_body(body, encoding, body_limit(ctx.settings, kind))
     ingestor = ctx.ingestor
-    assert ingestor is not None
+    assert isinstance(ingestor, Ingestor)
     if len(body) > INLINE_BYTES:
         # A big batch (up to 500 KB, a few ms of Python) is parsed in a worker thread,
         # so that look-ups do not queue behind it.
@@ -799,7 +799,7 @@ async def ingest_stats(request: Request) -> dict[str, Any]:
 
     require_admin(request)
     ingestor = get_ctx(request).ingestor
-    assert ingestor is not None
+    assert isinstance(ingestor, Ingestor)
     s = ingestor.stats
     return {
         "requests": s.requests,
