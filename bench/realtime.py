@@ -48,13 +48,14 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from segflow.demo.generator import generate_shop  # noqa: E402
 from segflow.live import plan_paths  # noqa: E402
-from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite  # noqa: E402
+from segflow.model.history import Event, ProfileHistory, TraitWrite  # noqa: E402
+from segflow.model.time import from_us  # noqa: E402
+from segflow.plan.interpret import Interpreter  # noqa: E402
 from segflow.plan.planner import build_plan  # noqa: E402
 from segflow.realtime import (  # noqa: E402
     RealtimeRunner,
     VirtualClock,
     compile_engine,
-    from_us,
     state_memory_bytes,
     state_size_bytes,
     tune_gc,

@@ -25,8 +25,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from segflow.model.definition import Segment, parse_instant
+from segflow.model.definition import Segment
 from segflow.model.errors import DefinitionError
+from segflow.model.time import format_instant, parse_instant
 from segflow.service import Evaluation, Segflow
 
 app = typer.Typer(no_args_is_help=True, help="segflow: real-time customer segmentation.")
@@ -189,7 +190,7 @@ def segments_apply(
     """Validate and save segment definitions (a new version when the definition changed);
     first shows who each new or edited segment would move."""
     from segflow.live import edit_diffs
-    from segflow.store.segments import utcnow
+    from segflow.model.time import utcnow
 
     with _service(db) as sf:
         diffs = edit_diffs(sf, _checked(sf, path), _at(at) or utcnow())
@@ -777,24 +778,19 @@ def changes(
         rows = sf.changes.query(segment_id=segment, profile_id=profile, since=start, limit=limit)
     fields = ("seq", "segment_id", "profile_id", "entered", "at", "reason", "version")
 
-    def record(c: Any) -> dict[str, Any]:
-        d = {k: getattr(c, k) for k in fields}
-        d["at"] = c.at.isoformat(timespec="microseconds") + "Z"
-        return d
-
     if fmt == "json":
-        sys.stdout.write(json.dumps([record(c) for c in rows]) + "\n")
+        sys.stdout.write(json.dumps([c.to_json() for c in rows]) + "\n")
     elif fmt == "csv":
         w = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         w.writeheader()
-        w.writerows(record(c) for c in rows)
+        w.writerows(c.to_json() for c in rows)
     else:
         table = Table(title=f"membership changes ({len(rows):,})")
         for col in ("seq", "at", "change", "segment", "profile", "reason", "version"):
             table.add_column(col)
         for c in rows:
             table.add_row(
-                str(c.seq), record(c)["at"], "entered" if c.entered else "exited",
+                str(c.seq), format_instant(c.at), "entered" if c.entered else "exited",
                 c.segment_id, c.profile_id, c.reason, str(c.version),
             )  # fmt: skip
         _print_table(table)

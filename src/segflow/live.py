@@ -21,7 +21,9 @@ from typing import Any
 import duckdb
 
 from segflow.batch.run import evaluate
+from segflow.model.changes import LoggedChange, Reason
 from segflow.model.definition import Segment, call_name
+from segflow.model.time import from_us, to_us
 from segflow.plan.features import (
     CART_PRICE,
     CART_PRODUCT,
@@ -39,12 +41,9 @@ from segflow.realtime import (
     RealtimeRunner,
     VirtualClock,
     compile_engine,
-    from_us,
-    to_us,
 )
-from segflow.realtime.engine import Reason
 from segflow.service import Segflow
-from segflow.store.changes import ChangeRow, LoggedChange, MembershipChangeLog
+from segflow.store.changes import MembershipChangeLog
 from segflow.store.duckdb_store import StoredEvents
 from segflow.store.history import EventRow, HistoryReader, MessageFields, StoredTrait
 from segflow.store.schema import LINK_TRAITS
@@ -57,19 +56,6 @@ TRAITS_MARK = "live_traits"
 SCHEDULED_MARK = "scheduled:"
 """Prefix of the change-log marks holding a scheduled segment's last refresh (its
 version as the mark's seq, the instant as its at)."""
-
-
-@dataclass(frozen=True)
-class StoredChange:
-    """One row of the change log."""
-
-    seq: int
-    segment_id: str
-    profile_id: str
-    entered: bool
-    at: datetime
-    reason: str
-    version: int
 
 
 @dataclass(frozen=True)
@@ -90,7 +76,7 @@ class EditDiff:
         )
 
 
-Subscriber = Callable[[Sequence[StoredChange]], None]
+Subscriber = Callable[[Sequence[LoggedChange]], None]
 Rebuild = Callable[
     [
         str,
@@ -145,10 +131,6 @@ class PreparedSave:
     merges: tuple[datetime | None, frozenset[tuple[str, str]]]
     after: set[str]
     """Members of the segment per the batch evaluator at the snapshot."""
-
-
-def _stored(c: LoggedChange) -> StoredChange:
-    return StoredChange(c.seq, c.segment_id, c.profile_id, c.entered, c.at, c.reason, c.version)
 
 
 def _by_profile(batches: Iterable[list[EventRow]]) -> Iterator[tuple[str, list[EventRow]]]:
@@ -261,7 +243,7 @@ class LiveEvaluator:
         self.silent: frozenset[str] = frozenset()
         """Segments whose changes are logged but not sent out (``emit_events: false``;
         a deleted one stays as it was): SSE and webhooks skip them."""
-        self._unpublished: list[StoredChange] | None = None
+        self._unpublished: list[LoggedChange] | None = None
         """Changes stored in the open ``_one_commit`` block, published once committed."""
         self.fast_catch_ups = 0
         """Catch-ups fed from the store's description of a load (not read back)."""
@@ -460,15 +442,15 @@ class LiveEvaluator:
         stored, self._unpublished = self._unpublished, None
         self._publish(stored)
 
-    def _publish(self, stored: list[StoredChange]) -> None:
+    def _publish(self, stored: list[LoggedChange]) -> None:
         if stored:
             for fn in list(self._subscribers):
                 fn(stored)
 
-    def _record(self, changes: Iterable[Change]) -> list[StoredChange]:
+    def _record(self, changes: Iterable[Change]) -> list[LoggedChange]:
         """Track current memberships, store the changes, publish the ones stored
         (once committed, inside ``_one_commit``)."""
-        rows: list[ChangeRow] = []
+        rows: list[LoggedChange] = []
         scheduled = self._scheduled
         for c in _coalesce(changes):
             if c.segment_id in self._hidden:
@@ -483,7 +465,7 @@ class LiveEvaluator:
                 if not mine:
                     del self._since[c.profile_id]
             rows.append(
-                ChangeRow(
+                LoggedChange(
                     c.segment_id,
                     c.profile_id,
                     c.entered,
@@ -492,7 +474,7 @@ class LiveEvaluator:
                     self._version(c.segment_id),
                 )
             )
-        stored = [_stored(c) for c in self.log.append(rows)]
+        stored = self.log.append(rows)
         for sid, version, at in self._refresh_marks:
             self.log.set_mark(version, at, SCHEDULED_MARK + sid)
         self._refresh_marks = []
@@ -505,9 +487,9 @@ class LiveEvaluator:
     def _held(self, c: Change) -> bool:
         """Whether a change of a scheduled segment waits for its next refresh: the
         engine's own (events, windows, traits) and a merge's for a profile that stays."""
-        if c.reason in ("event", "window_expired", "trait_changed"):
+        if c.reason in (Reason.EVENT, Reason.WINDOW_EXPIRED, Reason.TRAIT_CHANGED):
             return True
-        return c.reason == "merged" and c.profile_id in self.runner.states
+        return c.reason == Reason.MERGED and c.profile_id in self.runner.states
 
     def _cron_next(self, segment_id: str, after: datetime) -> datetime:
         from croniter import croniter
@@ -551,7 +533,7 @@ class LiveEvaluator:
             shown = {pid for pid, mine in self._since.items() if sid in mine}
             there = {pid for pid, st in runner.states.items() if engine.is_member(st, sid)}
             for pid in sorted(there ^ shown):
-                out.append(Change(sid, pid, pid in there, at, "scheduled_refresh"))
+                out.append(Change(sid, pid, pid in there, at, Reason.SCHEDULED_REFRESH))
             self._refreshed(sid, at)
         return out
 
@@ -571,7 +553,7 @@ class LiveEvaluator:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> list[StoredChange]:
+    def start(self) -> list[LoggedChange]:
         """Compile the engine from the current definitions and bring every profile's
         state up to ``clock.now()`` from stored history (and the change log up to date).
 
@@ -624,9 +606,9 @@ class LiveEvaluator:
                     diff.append(Change(sid, pid, True, c.at, c.reason))
                     continue
                 reason: Reason = (
-                    "definition_changed"
+                    Reason.DEFINITION_CHANGED
                     if empty or (entry is not None and entry[1] != self._version(sid))
-                    else "event"
+                    else Reason.EVENT
                 )
                 diff.append(Change(sid, pid, True, t0, reason))
         for (sid, pid), (was_in, version, since) in sorted(logged.items()):
@@ -639,13 +621,13 @@ class LiveEvaluator:
                 self._old_versions.setdefault(sid, version)
             gone: Reason
             if sid not in self._segments:
-                gone = "deleted"
+                gone = Reason.DELETED
             elif pid not in states:
-                gone = "merged"
+                gone = Reason.MERGED
             elif version != self._version(sid):
-                gone = "definition_changed"
+                gone = Reason.DEFINITION_CHANGED
             else:
-                gone = "event"
+                gone = Reason.EVENT
             diff.append(Change(sid, pid, False, t0, gone))
         diff.sort(key=lambda c: (c.profile_id, c.segment_id))
         out = self._record(diff)
@@ -656,7 +638,7 @@ class LiveEvaluator:
         self._evaluated = to_us(t0)
         return out + self.catch_up()
 
-    def catch_up(self, fresh: StoredEvents | None = None) -> list[StoredChange]:
+    def catch_up(self, fresh: StoredEvents | None = None) -> list[LoggedChange]:
         """Feed everything stored since the last call (new events by seq watermark, their
         trait writes, trait writes of no event such as value scores by ``traits.wseq``,
         identity merges) through the engine; log and return the changes.  The server
@@ -683,7 +665,7 @@ class LiveEvaluator:
         if fast is not None:
             self.fast_catch_ups += 1
         changes: list[Change] = []
-        recorded: list[StoredChange] = []
+        recorded: list[LoggedChange] = []
         rebuilt: set[str] = set()
         if merges:
             changes += self._refresh_due(now)  # merges apply at now: refreshes due first
@@ -693,15 +675,15 @@ class LiveEvaluator:
             for pid in sorted(touched):
                 old = runner.states.get(pid)
                 if old is not None:
-                    timers += runner._done(pid, old, engine.advance_us(old, now_us))
+                    timers += runner.after_step(pid, old, engine.advance_us(old, now_us))
             recorded += self._record(timers)
             for a in sorted(touched - targets):
-                changes += self._exits(a, now, "merged")
+                changes += self._exits(a, now, Reason.MERGED)
                 runner.states.pop(a, None)
                 runner.timers.schedule(a, None)
             built = self._build(engine, now, upto_seq=seq, upto_wseq=wseq, profiles=targets)
             for pid in sorted(built):
-                changes += runner.replace_state(pid, built[pid], now, "merged")
+                changes += runner.replace_state(pid, built[pid], now, Reason.MERGED)
             rebuilt = set(built)
         if seq > self._seq or wseq > self._wseq:
             inputs: list[tuple[int, int, str, Any]] = []
@@ -756,7 +738,7 @@ class LiveEvaluator:
                     # it changes nothing in the past (no enter and exit long over)
                     st = runner.state(pid)
                     if st.now < late:
-                        changes += runner._done(pid, st, engine.settle_us(st, late))
+                        changes += runner.after_step(pid, st, engine.settle_us(st, late))
                 if kind == 0:
                     _p, _ts, name, fields, _m = item
                     changes += runner.ingest_us(pid, ts, name, fields, now_us)
@@ -764,7 +746,7 @@ class LiveEvaluator:
                 w: StoredTrait = item
                 st = runner.state(pid)
                 step = engine.set_trait_us(st, w.ts, w.message_id, w.key, w.value, now_us)
-                changes += runner._done(pid, st, step)
+                changes += runner.after_step(pid, st, step)
             if seq > self._seq:
                 if fast is not None and fresh is not None:
                     new = sorted({r[1] for r in fresh.rows})
@@ -816,7 +798,7 @@ class LiveEvaluator:
         rows.sort(key=lambda r: (r[1], r[4]))
         return [(r[1], 0, r[0], r) for r in rows]
 
-    def tick(self) -> list[StoredChange]:
+    def tick(self) -> list[LoggedChange]:
         """Fire every timer due up to ``clock.now()``; log and return the changes."""
         now = self._now()
         with self._one_commit():
@@ -930,7 +912,7 @@ class LiveEvaluator:
 
     def save(
         self, segment: Segment, prepared: PreparedSave | None = None
-    ) -> tuple[int, EditDiff, list[StoredChange]]:
+    ) -> tuple[int, EditDiff, list[LoggedChange]]:
         """Save a new version, backfill it from history, hand over to the live engine
         with no gap, and log enters/exits with reason ``definition_changed`` at the save
         instant.  Returns (version, diff, changes).  With ``prepared`` (from
@@ -953,12 +935,12 @@ class LiveEvaluator:
         if saved.mode == "static":
             self.app.snapshot(saved)
         if prepared is None:
-            out += self._reload("definition_changed")
+            out += self._reload(Reason.DEFINITION_CHANGED)
         else:
-            out += self._hand_over(prepared, "definition_changed")
+            out += self._hand_over(prepared, Reason.DEFINITION_CHANGED)
         return saved.version, diff, out
 
-    def _hand_over(self, prepared: PreparedSave, reason: Reason) -> list[StoredChange]:
+    def _hand_over(self, prepared: PreparedSave, reason: Reason) -> list[LoggedChange]:
         """Install ``prepared``'s engine and states, first bringing them from its
         snapshot to now: the profiles with inputs or merges since (or new or gone) are
         rebuilt from history, the others' timers fire up to now."""
@@ -984,7 +966,7 @@ class LiveEvaluator:
         kept = self._adopt(self.app.registry.current(), engine)
         return self._switch(engine, states, old, hidden, kept, now, reason, seq, wseq)
 
-    def delete(self, segment_id: str, *, force: bool = False) -> list[StoredChange]:
+    def delete(self, segment_id: str, *, force: bool = False) -> list[LoggedChange]:
         """Delete a segment (protected or referenced ones refuse, as the registry does);
         its members exit with reason ``deleted``."""
         if segment_id not in self._segments or segment_id in self._hidden:
@@ -992,12 +974,14 @@ class LiveEvaluator:
         out = self.catch_up()
         self.app.delete(segment_id, force=force)
         now = self._now()
-        exits = [Change(segment_id, pid, False, now, "deleted") for pid in self.members(segment_id)]
+        exits = [
+            Change(segment_id, pid, False, now, Reason.DELETED) for pid in self.members(segment_id)
+        ]
         out += self._record(exits)
         self._hidden.add(segment_id)
         return out
 
-    def _reload(self, reason: Reason) -> list[StoredChange]:
+    def _reload(self, reason: Reason) -> list[LoggedChange]:
         """Recompile from the registry and rebuild every state at now from history; the
         membership differences are logged at now with ``reason``."""
         now = self._now()
@@ -1023,7 +1007,7 @@ class LiveEvaluator:
         reason: Reason,
         seq: int,
         wseq: int,
-    ) -> list[StoredChange]:
+    ) -> list[LoggedChange]:
         """Run ``engine`` over ``states`` (as of now) from here on, logging at now the
         differences from the memberships ``old`` (less the ``hidden`` segments); the
         scheduled segments ``kept`` (definition unchanged) keep their logged members
@@ -1040,7 +1024,7 @@ class LiveEvaluator:
             for sid in sorted(new - was):
                 changes.append(Change(sid, pid, True, now, reason))
             for sid in sorted(was - new):
-                gone: Reason = reason if sid in self._segments else "deleted"
+                gone: Reason = reason if sid in self._segments else Reason.DELETED
                 changes.append(Change(sid, pid, False, now, gone))
         del old_runner
         self._seq = seq
@@ -1054,11 +1038,11 @@ class LiveEvaluator:
         self._evaluated = to_us(now)
         return out
 
-    def forget_profile(self, profile_id: str) -> list[StoredChange]:
+    def forget_profile(self, profile_id: str) -> list[LoggedChange]:
         """Privacy delete: drop the profile's state; every membership exits (``deleted``)."""
         runner = self.runner
         now = self._now()
-        exits = self._exits(profile_id, now, "deleted")
+        exits = self._exits(profile_id, now, Reason.DELETED)
         runner.states.pop(profile_id, None)
         runner.timers.schedule(profile_id, None)
         return self._record(exits)
@@ -1072,7 +1056,7 @@ class LiveEvaluator:
         until: datetime | None = None,
         speed: float | None = None,
         on_changes: Subscriber | None = None,
-    ) -> list[StoredChange]:
+    ) -> list[LoggedChange]:
         """Feed stored events through the engine in time order on a ``VirtualClock`` (it
         becomes this evaluator's clock):
         states start as of ``start`` (default: just before the first event), every
@@ -1098,18 +1082,18 @@ class LiveEvaluator:
         for sid in self._scheduled:
             self._refresh[sid] = self._cron_next(sid, t0)
         baseline = [
-            Change(sid, pid, True, t0, "definition_changed")
+            Change(sid, pid, True, t0, Reason.DEFINITION_CHANGED)
             for pid in sorted(states)
             for sid in sorted(engine.memberships(states[pid]))
         ]
-        out: list[StoredChange] = []
+        out: list[LoggedChange] = []
         pending: list[Change] = list(baseline)
 
         def emit(step: list[Change]) -> None:
             if step:
                 pending.extend(step)
                 if on_changes is not None:
-                    on_changes([StoredChange(0, *c[:5], self._version(c[0])) for c in step])
+                    on_changes([LoggedChange(*c, self._version(c[0])) for c in step])
 
         def flush() -> None:
             nonlocal pending
@@ -1124,7 +1108,7 @@ class LiveEvaluator:
                 emit(self._refresh_due(nxt))
 
         if on_changes is not None and baseline:
-            on_changes([StoredChange(0, *c[:5], self._version(c[0])) for c in baseline])
+            on_changes([LoggedChange(*c, self._version(c[0])) for c in baseline])
         end = to_us(until) if until is not None else None
         wall = time.monotonic()
         for ts, pid, item in self._timeline(t0_us, end, seq, wseq):
@@ -1141,7 +1125,7 @@ class LiveEvaluator:
             if isinstance(item, StoredTrait):
                 st = runner.state(pid)
                 step = engine.set_trait_us(st, ts, item.message_id, item.key, item.value, ts)
-                emit(runner._done(pid, st, step))
+                emit(runner.after_step(pid, st, step))
             else:
                 _p, _ts, name, fields, _m = item
                 emit(runner.ingest_us(pid, ts, name, fields, ts))
@@ -1193,7 +1177,7 @@ class LiveEvaluator:
 __all__ = [
     "EditDiff",
     "LiveEvaluator",
-    "StoredChange",
+    "LoggedChange",
     "edit_diffs",
     "members_after",
     "plan_paths",

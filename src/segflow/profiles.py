@@ -16,9 +16,8 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from segflow.model.definition import format_instant
+from segflow.model.time import format_instant, utcnow
 from segflow.store.erasure import Suppressions
-from segflow.store.segments import utcnow
 
 if TYPE_CHECKING:
     import duckdb
@@ -156,15 +155,7 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
     log = app.changes
     ids = store.merged_into(profile_id)
     changes = [
-        {
-            "seq": c.seq,
-            "segment_id": c.segment_id,
-            "profile_id": c.profile_id,
-            "entered": c.entered,
-            "at": format_instant(c.at),
-            "reason": c.reason,
-            "version": c.version,
-        }
+        c.to_json()
         for c in sorted((c for i in ids for c in log.query(profile_id=i)), key=lambda c: c.seq)
     ]
     merges = [

@@ -27,12 +27,10 @@ from segflow.model.definition import (
     Report,
     Segment,
     closest,
-    format_instant,
-    parse_instant,
     reference_problems,
 )
 from segflow.model.errors import DefinitionError, NameWarning, Problem
-from segflow.store.segments import utcnow
+from segflow.model.time import format_instant, parse_instant, utcnow
 
 if TYPE_CHECKING:
     from segflow.live import LiveEvaluator

@@ -22,10 +22,11 @@ from segflow.model.definition import (
     load_segment_reports,
 )
 from segflow.model.errors import DefinitionError, Problem
+from segflow.model.time import utcnow
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.duckdb_store import DuckDBStore
 from segflow.store.profiles import DuckDBProfileStore
-from segflow.store.segments import SegmentRegistry, utcnow
+from segflow.store.segments import SegmentRegistry
 
 if TYPE_CHECKING:
     from segflow.store.keys import KeyStore

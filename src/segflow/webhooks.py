@@ -41,8 +41,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from segflow.store.segments import utcnow
-from segflow.store.webhooks import ChangeLike, Delivery, Webhook, WebhookStore
+from segflow.model.changes import LoggedChange
+from segflow.model.time import utcnow
+from segflow.store.webhooks import Delivery, Webhook, WebhookStore
 
 SIGNATURE_HEADER: Final = "X-Segflow-Signature"
 DELIVERY_HEADER: Final = "X-Segflow-Delivery"
@@ -167,7 +168,7 @@ class DeliverySettings:
     allow_private: bool = True
 
 
-ChangesAfter = Callable[[int], Sequence[ChangeLike]]
+ChangesAfter = Callable[[int], Sequence[LoggedChange]]
 STOP_GRACE_S: Final = 2.0
 """How long stopping waits for deliveries in flight (a dead destination's would hold
 shutdown for its whole timeout)."""

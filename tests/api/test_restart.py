@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from segflow.model.definition import format_instant, parse_segment
+from segflow.model.definition import parse_segment
+from segflow.model.time import format_instant
 from segflow.server import ServerProcess
 from segflow.service import Segflow
 from segflow.store.keys import KeyStore

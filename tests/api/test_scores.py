@@ -14,9 +14,9 @@ import pytest
 
 from segflow.api.deps import Settings
 from segflow.demo.generator import DEFAULT_END, generate_shop
+from segflow.model.time import utcnow
 from segflow.server import make_context, serve_in_thread
 from segflow.service import Segflow, refresh_scores, scores_due
-from segflow.store.segments import utcnow
 from segflow.traits.refresh import ScoresConfig
 
 from .conftest import Server, create_keys

@@ -31,9 +31,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segflow.batch.run import evaluate
-from segflow.live import LiveEvaluator, StoredChange
-from segflow.model.definition import CALL_TYPES, Segment, format_instant, parse_segment
-from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
+from segflow.live import LiveEvaluator
+from segflow.model.changes import LoggedChange
+from segflow.model.definition import CALL_TYPES, Segment, parse_segment
+from segflow.model.history import Event, ProfileHistory, TraitWrite
+from segflow.model.time import format_instant
+from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.realtime import VirtualClock
 from segflow.service import Segflow
@@ -300,7 +303,7 @@ class Run:
         self.clock = VirtualClock(START)
         self.live = LiveEvaluator(self.app, self.clock)
         self.segments = self.app.registry.current()
-        self.log: list[StoredChange] = []
+        self.log: list[LoggedChange] = []
 
     def close(self) -> None:
         self.app.close()
@@ -341,7 +344,7 @@ class Run:
         HTTP API does)."""
         self.app.store.ingest_messages(msgs)
 
-    def catch_up(self) -> list[StoredChange]:
+    def catch_up(self) -> list[LoggedChange]:
         """Let the live evaluator catch up after a commit (a hook, as ``ingest``)."""
         return self.live.catch_up()
 
@@ -386,7 +389,7 @@ class Run:
             assert set(self.live.segments_of(pid)) == expected, (pid, t)
 
 
-def log_value(log: list[StoredChange], pid: str, x: datetime) -> dict[str, bool]:
+def log_value(log: list[LoggedChange], pid: str, x: datetime) -> dict[str, bool]:
     out: dict[str, bool] = {}
     for c in log:
         if c.profile_id == pid and c.at <= x:

@@ -31,19 +31,14 @@ from segflow.model.definition import (
     Within,
     parse_segment,
 )
+from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.plan.features import (
     EventAggregate,
     FAbandoned,
     FCompare,
     SequenceMatch,
 )
-from segflow.plan.interpret import (
-    Event,
-    Interpreter,
-    ProfileHistory,
-    TraitWrite,
-    _as_time,
-)
+from segflow.plan.interpret import Interpreter, as_time
 from segflow.plan.planner import Plan, build_plan
 from segflow.realtime import Change, RealtimeRunner, VirtualClock, compile_engine
 from tests.unit.batch.histories import load
@@ -253,11 +248,11 @@ def flip_instants(h: ProfileHistory, durations: set[int]) -> set[datetime]:
     for e in h.events:
         bases.add(e.timestamp)
         for v in e.fields.values():
-            t = _as_time(v)
+            t = as_time(v)
             if t is not None:
                 bases.add(t)
     for w in h.traits:
-        t = _as_time(w.value)
+        t = as_time(w.value)
         if t is not None:
             bases.add(t)
     return {b + timedelta(microseconds=d) for b in bases for d in durations}

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from segflow.batch.run import evaluate
-from segflow.live import LiveEvaluator, StoredChange
-from segflow.model.definition import format_instant, parse_segment
+from segflow.live import LiveEvaluator
+from segflow.model.changes import LoggedChange
+from segflow.model.definition import parse_segment
 from segflow.model.errors import DefinitionError
+from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
 from segflow.service import Segflow
 
@@ -84,7 +86,7 @@ WEEKLY: dict[str, Any] = {
 }
 
 
-def kinds(changes: Sequence[StoredChange]) -> list[tuple[str, str, bool, str]]:
+def kinds(changes: Sequence[LoggedChange]) -> list[tuple[str, str, bool, str]]:
     return [(c.segment_id, c.profile_id, c.entered, c.reason) for c in changes]
 
 
@@ -106,7 +108,7 @@ def test_catch_up_then_window_expires_at_the_exact_instant(app: Segflow) -> None
     clock = VirtualClock(at(3))
     live = LiveEvaluator(app, clock)
     live.start()
-    seen: list[StoredChange] = []
+    seen: list[LoggedChange] = []
     stop = live.subscribe(seen.extend)
     app.store.ingest_messages([track({"anonymousId": "a1"}, "Order Completed", 4, "m4")])
     clock.set(at(5))

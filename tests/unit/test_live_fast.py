@@ -17,8 +17,10 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from segflow.live import LiveEvaluator, StoredChange
-from segflow.model.definition import format_instant, parse_segment
+from segflow.live import LiveEvaluator
+from segflow.model.changes import LoggedChange
+from segflow.model.definition import parse_segment
+from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
 from segflow.service import Segflow
 from segflow.store.duckdb_store import FieldInfo, StoredEvents
@@ -48,7 +50,7 @@ class Twin(Run):
         self.app.store.ingest_messages(parsed, json_values=True, describe=True)
         self.fresh = self.app.store.last_load
 
-    def catch_up(self) -> list[StoredChange]:
+    def catch_up(self) -> list[LoggedChange]:
         before = self.live.fast_catch_ups
         out = self.live.catch_up(self.fresh if self.fast else None)
         self.fresh = None
@@ -187,8 +189,8 @@ def test_fast_catch_up_equals_reading_back_on_tricky_values(pair: tuple[Segflow,
     fast = LiveEvaluator(fast_app, clocks[0])
     read = LiveEvaluator(read_app, clocks[1])
     assert fast.start() == read.start()
-    got: list[StoredChange] = []
-    want: list[StoredChange] = []
+    got: list[LoggedChange] = []
+    want: list[LoggedChange] = []
     for i, (load, expect_fast) in enumerate(zip(LOADS, FAST, strict=True)):
         for c in clocks:
             c.set(_at(2.5 + i / 2))

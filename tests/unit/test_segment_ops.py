@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from segflow.model.changes import LoggedChange, Reason
 from segflow.segment_ops import decode_cursor, encode_cursor, size_history
 from segflow.service import Segflow
-from segflow.store.changes import ChangeRow, MembershipChangeLog
+from segflow.store.changes import MembershipChangeLog
 
 T0 = datetime(2026, 11, 20, 10, 0, 0)
 
@@ -36,10 +37,10 @@ def test_size_history_runs_the_change_log_after_earlier_evaluations(tmp_path: Pa
         )
         log = MembershipChangeLog(app.con)
         rows = [
-            ChangeRow("s", "a", True, T0, "event", 1),
-            ChangeRow("s", "b", True, T0, "event", 1),
-            ChangeRow("s", "a", False, T0 + timedelta(hours=1), "window_expired", 1),
-            ChangeRow("other", "a", True, T0, "event", 1),
+            LoggedChange("s", "a", True, T0, Reason.EVENT, 1),
+            LoggedChange("s", "b", True, T0, Reason.EVENT, 1),
+            LoggedChange("s", "a", False, T0 + timedelta(hours=1), Reason.WINDOW_EXPIRED, 1),
+            LoggedChange("other", "a", True, T0, Reason.EVENT, 1),
         ]
         log.append(rows)
         points = size_history(app, "s")

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segflow.store.changes import LoggedChange
-from segflow.store.segments import utcnow
+from segflow.model.changes import LoggedChange, Reason
+from segflow.model.time import utcnow
 from segflow.store.webhooks import WebhookStore
 from segflow.webhooks import DeliverySettings, TargetRefused, WebhookWorker, check_target
 
@@ -62,7 +62,7 @@ def test_loopback_and_private_targets_are_refused_only_when_not_allowed() -> Non
 
 def _change(seq: int) -> LoggedChange:
     t = utcnow()
-    return LoggedChange(seq, "s", f"p{seq}", True, t, "event", 1, t)
+    return LoggedChange("s", f"p{seq}", True, t, Reason.EVENT, 1, seq, t)
 
 
 def _settle(worker: WebhookWorker) -> None:

@@ -24,9 +24,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from segflow.api.deps import ApiError, ServerContext
 from segflow.api.schemas import ChangesPage, ErrorResponse
-from segflow.api.segments import admin_key, admin_only, change_dict, context, query_changes
+from segflow.api.segments import admin_key, admin_only, context, query_changes
+from segflow.model.changes import LoggedChange
 from segflow.segment_ops import last_change_seq
-from segflow.store.changes import LoggedChange, MembershipChangeLog
 
 router = APIRouter(
     prefix="/v1/changes",
@@ -170,21 +170,19 @@ async def stream_changes(
     h = hub(ctx)
     silent = await ctx.run(silent_segments, ctx) if ctx.live is None else None
 
-    def sent(c: Any) -> bool:
+    def sent(c: LoggedChange) -> bool:
         if wanted is not None and c.segment_id not in wanted:
             return False
         return c.segment_id not in (silent if silent is not None else silent_segments(ctx))
 
     def read(after_seq: int) -> list[LoggedChange]:
         one = next(iter(wanted)) if wanted and len(wanted) == 1 else None
-        rows = MembershipChangeLog(ctx.app.con).query(
-            segment_id=one, after_seq=after_seq, limit=READ_BATCH
-        )
+        rows = ctx.app.changes.query(segment_id=one, after_seq=after_seq, limit=READ_BATCH)
         return rows
 
-    def sse(c: Any) -> ServerSentEvent:
+    def sse(c: LoggedChange) -> ServerSentEvent:
         return ServerSentEvent(
-            data=orjson.dumps(change_dict(c)).decode(),
+            data=orjson.dumps(c.to_json()).decode(),
             event="entered" if c.entered else "exited",
             id=str(c.seq),
         )

@@ -26,7 +26,7 @@ import binascii
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -41,7 +41,6 @@ from segflow.store.erasure import Suppressions
 from segflow.store.keys import ApiKey, KeyStore
 
 if TYPE_CHECKING:
-    from segflow.api.ingest import Ingestor
     from segflow.live import LiveEvaluator
 
 T = TypeVar("T")
@@ -127,6 +126,17 @@ class Settings:
                 )
 
 
+class Writer(Protocol):
+    """What the server's lifecycle needs of its ingestion writer (``api.ingest.Ingestor``,
+    which reaches the context: this keeps the two modules from importing each other)."""
+
+    group_commit: bool
+
+    async def run(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class ServerContext:
     """The one server process's state, reachable from any request as ``get_ctx``."""
@@ -137,7 +147,7 @@ class ServerContext:
     clock: Clock = field(default_factory=WallClock)
     settings: Settings = field(default_factory=Settings)
     keys: KeyStore | None = None
-    ingestor: Ingestor | None = None
+    ingestor: Writer | None = None
     suppressed: Suppressions = field(default_factory=Suppressions)
     """Profile/user/anonymous ids whose later events ingestion drops (privacy deletes):
     ``id in suppressed`` (keyed hashes, loaded at startup)."""

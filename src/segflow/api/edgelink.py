@@ -3,7 +3,7 @@
 ``segflow serve`` runs two processes: the edge answers HTTP on the public port and
 the core (this process) owns DuckDB, the live evaluator and the rest of the API.
 The edge hands every Segment ingestion request to the core over a Unix socket
-(``segflow.edge.wire``); the core stores and evaluates it exactly as it would an
+(``segflow.api.wire``); the core stores and evaluates it exactly as it would an
 HTTP request and sends back the answer.  The core also keeps the edge's copy of the
 segments look-up index current (every change the live evaluator publishes, pushed
 before the answers to the requests that caused it) and tells it the active admin
@@ -22,10 +22,10 @@ from typing import Any, Final
 
 import orjson
 
+from segflow.api import wire
 from segflow.api.deps import INTERNAL_ERROR, ApiError, ServerContext, problem
 from segflow.api.ingest import OK, ingest_body
 from segflow.api.profiles import IndexUpdate, segment_index
-from segflow.edge import wire
 
 log = logging.getLogger("segflow.edge")
 

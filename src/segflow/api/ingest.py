@@ -33,7 +33,8 @@ from starlette.types import Receive
 from segflow.api.deps import ApiError, ServerContext, Settings, get_ctx
 from segflow.api.limits import depth_message, too_deep
 from segflow.model.events import IngestError, IngestProblem, parse_message
-from segflow.store.duckdb_store import StoredEvents, utcnow
+from segflow.model.time import utcnow
+from segflow.store.duckdb_store import StoredEvents
 
 log = logging.getLogger("segflow.ingest")
 
@@ -569,7 +570,7 @@ async def ingest_body(
     ``ApiError`` otherwise)."""
     body = decode_body(body, encoding, body_limit(ctx.settings, kind))
     ingestor = ctx.ingestor
-    assert ingestor is not None
+    assert isinstance(ingestor, Ingestor)
     if len(body) > INLINE_BYTES:
         # A big batch (up to 500 KB) is parsed in a worker thread, so that look-ups
         # do not queue behind it.
@@ -797,7 +798,7 @@ async def ingest_stats(request: Request) -> dict[str, Any]:
 
     require_admin(request)
     ingestor = get_ctx(request).ingestor
-    assert ingestor is not None
+    assert isinstance(ingestor, Ingestor)
     s = ingestor.stats
     return {
         "requests": s.requests,

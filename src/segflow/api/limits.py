@@ -18,7 +18,7 @@ from datetime import datetime
 from itertools import chain, compress
 from typing import Any, Final
 
-from segflow.model.definition import parse_instant
+from segflow.model.time import parse_instant
 
 EARLIEST: Final = datetime(1970, 1, 1)
 LATEST: Final = datetime(2999, 12, 31, 23, 59, 59, 999999)

@@ -20,7 +20,7 @@ from segflow import profiles
 from segflow.api.deps import ApiError, ServerContext
 from segflow.api.schemas import DeleteResult, ErrorResponse, ProfileSegments, ProfileView
 from segflow.api.segments import admin_key, admin_only, context, parse_at
-from segflow.model.definition import format_instant
+from segflow.model.time import format_instant
 
 router = APIRouter(
     prefix="/v1/profiles",

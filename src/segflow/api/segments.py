@@ -36,11 +36,8 @@ from segflow.api.schemas import (
     ValidateResult,
 )
 from segflow.live import PreparedSave
-from segflow.model.definition import (
-    Segment,
-    format_instant,
-    parse_segment_report,
-)
+from segflow.model.changes import LoggedChange
+from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
 from segflow.store.keys import ApiKey
 
@@ -487,18 +484,6 @@ async def explain_segment(
     return await ctx.run(run)
 
 
-def change_dict(c: Any) -> dict[str, Any]:
-    return {
-        "seq": c.seq,
-        "segment_id": c.segment_id,
-        "profile_id": c.profile_id,
-        "entered": c.entered,
-        "at": format_instant(c.at),
-        "reason": c.reason,
-        "version": c.version,
-    }
-
-
 def query_changes(
     ctx: ServerContext,
     *,
@@ -515,7 +500,7 @@ def query_changes(
 
     def run() -> dict[str, Any]:
         log = ctx.app.changes
-        rows: list[Any] = []
+        rows: list[LoggedChange] = []
         cursor = after
         while len(rows) <= limit:
             page = log.query(
@@ -533,7 +518,7 @@ def query_changes(
         more = len(rows) > limit
         rows = rows[:limit]
         return {
-            "changes": [change_dict(c) for c in rows],
+            "changes": [c.to_json() for c in rows],
             "next_cursor": rows[-1].seq if more and rows else None,
         }
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeAlias
 
@@ -29,6 +29,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from segflow.model.time import EPOCH, from_us, naive_utc, to_us
 
 IntA: TypeAlias = npt.NDArray[np.int64]
 FloatA: TypeAlias = npt.NDArray[np.float64]
@@ -42,7 +44,6 @@ DEFAULT_END: Final = datetime(2026, 11, 1)
 US_PER_S: Final = 1_000_000
 US_PER_H: Final = 3_600 * US_PER_S
 US_PER_D: Final = 24 * US_PER_H
-_EPOCH: Final = datetime(1970, 1, 1)
 
 BLOCK: int = 5_000
 """Customers drawn together from one random stream; fixed so that data does not depend on
@@ -292,7 +293,7 @@ def generate_shop(
         raise ValueError(f"days must be at least 2, got {days}")
     if chunk_customers < 1:
         raise ValueError(f"chunk_customers must be at least 1, got {chunk_customers}")
-    end_dt = _naive_utc(end if end is not None else DEFAULT_END)
+    end_dt = naive_utc(end if end is not None else DEFAULT_END)
     world = _World.build(seed, end_dt, days)
     out_dir.mkdir(parents=True, exist_ok=True)
     blocks_per_file = max(1, round(chunk_customers / BLOCK))
@@ -599,7 +600,7 @@ class _World:
         ]
 
         start = end - timedelta(days=days)
-        start_us = _to_us(start)
+        start_us = to_us(start)
         weeks = days // 7
         newsletter = start_us + (np.arange(weeks) * 7 + 1) * US_PER_D + 9 * US_PER_H
         newsletter += rng.integers(0, US_PER_H, weeks)
@@ -616,13 +617,13 @@ class _World:
             for s, c in zip(subj_idx, subj_cat, strict=True)
         ]
         campaign_ids = [
-            f"{'promo' if p else 'news'}-{_from_us(int(t)):%Y%m%d}-{i:03d}"
+            f"{'promo' if p else 'news'}-{from_us(int(t)):%Y%m%d}-{i:03d}"
             for i, (t, p) in enumerate(zip(send, is_promo, strict=True))
         ]
         return _World(
             seed=seed,
             start_us=start_us,
-            end_us=_to_us(end),
+            end_us=to_us(end),
             days=days,
             product_cat=np.concatenate(product_cat),
             product_price=np.round(np.concatenate(prices), 2).astype(np.float64),
@@ -1360,22 +1361,8 @@ def _iso(us: IntA, unit: str) -> Arr:
     return _join([arr, pa.array(np.full(len(us), "Z"), pa.string())], "")
 
 
-def _to_us(dt: datetime) -> int:
-    return (dt - _EPOCH) // timedelta(microseconds=1)
-
-
-def _from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
-
-
 def _days_since_epoch(year: int) -> int:
-    return (datetime(year, 1, 1) - _EPOCH).days
-
-
-def _naive_utc(dt: datetime) -> datetime:
-    if dt.tzinfo is not None:
-        return dt.astimezone(UTC).replace(tzinfo=None)
-    return dt
+    return (datetime(year, 1, 1) - EPOCH).days
 
 
 # ---------------------------------------------------------------------------

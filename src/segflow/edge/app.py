@@ -28,11 +28,11 @@ import orjson
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
+from segflow.api import wire
 from segflow.api.deps import ApiError, bearer_or_basic, problem
 from segflow.api.fastlane import INGEST, lookup_id
 from segflow.api.ingest import read_limited
-from segflow.edge import wire
-from segflow.model.definition import format_instant
+from segflow.model.time import format_instant
 from segflow.realtime.timers import tune_gc
 from segflow.store.keys import digest
 
@@ -66,7 +66,7 @@ closed the connection without an answer."""
 @dataclass(frozen=True)
 class EdgeSettings:
     link: str
-    """The core's link socket (``segflow.edge.wire`` frames)."""
+    """The core's link socket (``segflow.api.wire`` frames)."""
     core: str
     """The core's HTTP socket."""
     max_message_bytes: int = 32 * 1024

@@ -15,12 +15,13 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias
 
 import orjson
 
 from segflow.model.errors import DefinitionError, Problem
+from segflow.model.time import format_instant, parse_instant
 
 # ---------------------------------------------------------------------------
 # durations and instants
@@ -64,30 +65,6 @@ def parse_duration(value: object) -> Duration:
                 return Duration(us)
             raise ValueError(f"{value!r} is not a positive duration")
     raise ValueError(f"{value!r} is not a duration (use a number and one of s m h d w, e.g. 7d)")
-
-
-def parse_instant(value: object) -> datetime:
-    """Parse an ISO 8601 instant into a naive UTC datetime."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
-    else:
-        raise ValueError(f"{value!r} is not an ISO 8601 timestamp")
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt
-
-
-def format_instant(dt: datetime) -> str:
-    """Canonical text of a naive-UTC instant."""
-    return dt.isoformat(timespec="microseconds") + "Z"
 
 
 # ---------------------------------------------------------------------------
@@ -377,7 +354,8 @@ Condition: TypeAlias = (
 # canonical form and fingerprint
 
 
-def _filter_canonical(f: EventFilter) -> dict[str, object]:
+def filter_canonical(f: EventFilter) -> dict[str, object]:
+    """An event filter's canonical plain-data form (its part of ``canonical()``)."""
     where = f.where
     out: dict[str, object]
     if len(f.names) == 1 and f.names[0] in CALL_TYPES:
@@ -408,7 +386,7 @@ def canonical(node: Condition) -> Any:
     if isinstance(node, ComputedCondition):
         return {"computed": node.name, **node.cmp.canonical()}
     if isinstance(node, EventCondition):
-        out = _filter_canonical(node.filter)
+        out = filter_canonical(node.filter)
         if node.window is not None:
             out["within"] = window_canonical(node.window)
         out["measure"] = node.measure
@@ -417,14 +395,14 @@ def canonical(node: Condition) -> Any:
         out.update(node.cmp.canonical())
         return out
     if isinstance(node, Abandonment):
-        out = _filter_canonical(node.filter)
-        out["not_followed_by"] = _filter_canonical(node.followed_by)
+        out = filter_canonical(node.filter)
+        out["not_followed_by"] = filter_canonical(node.followed_by)
         out["for"] = node.wait.canonical()
         if node.window is not None:
             out["within"] = window_canonical(node.window)
         return out
     if isinstance(node, SequenceCondition):
-        seq: dict[str, object] = {"sequence": [_filter_canonical(s) for s in node.steps]}
+        seq: dict[str, object] = {"sequence": [filter_canonical(s) for s in node.steps]}
         if node.window is not None:
             seq["within"] = window_canonical(node.window)
         if node.span is not None:
@@ -445,7 +423,7 @@ def canonical(node: Condition) -> Any:
 
 def fingerprint(node: Condition | EventFilter) -> str:
     """Stable short hash of a node's canonical form (the feature-sharing key)."""
-    data = _filter_canonical(node) if isinstance(node, EventFilter) else canonical(node)
+    data = filter_canonical(node) if isinstance(node, EventFilter) else canonical(node)
     raw = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(raw).hexdigest()[:16]
 

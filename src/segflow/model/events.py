@@ -26,6 +26,8 @@ from typing import Any, Final, Literal, cast, get_args
 
 import orjson
 
+from segflow.model.time import format_instant, naive_utc
+
 MessageType = Literal["track", "identify", "page", "screen", "alias", "group"]
 MESSAGE_TYPES: Final[frozenset[str]] = frozenset(get_args(MessageType))
 
@@ -221,7 +223,7 @@ class Message:
         out: dict[str, Any] = {
             "type": self.type,
             "message_id": self.message_id,
-            "timestamp": format_time(self.timestamp),
+            "timestamp": format_instant(self.timestamp),
         }
         for name in ("event", "user_id", "anonymous_id", "previous_id", "group_id"):
             v = getattr(self, name)
@@ -230,17 +232,12 @@ class Message:
         for name in ("received_at", "sent_at"):
             t = getattr(self, name)
             if t is not None:
-                out[name] = format_time(t)
+                out[name] = format_instant(t)
         for name in OBJECT_FIELDS:
             obj = getattr(self, name)
             if obj:
                 out[name] = dict(obj)
         return out
-
-
-def format_time(t: datetime) -> str:
-    """A naive UTC datetime as ISO 8601 with ``Z``."""
-    return t.isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(value: object, name: str, problems: list[IngestProblem]) -> datetime | None:
@@ -258,10 +255,7 @@ def parse_time(value: object, name: str, problems: list[IngestProblem]) -> datet
             IngestProblem(name, f"expected an ISO 8601 string, got {_json_type(value)}")
         )
         return None
-    if t.tzinfo is not None:
-        offset = t.utcoffset()
-        t = t.replace(tzinfo=None) - offset if offset else t.replace(tzinfo=None)
-    return t
+    return naive_utc(t)
 
 
 def _json_type(v: object) -> str:
@@ -577,10 +571,7 @@ def _plain_time(v: object) -> datetime | None:
         t = v
     else:
         return None
-    if t.tzinfo is not None:
-        offset = t.utcoffset()
-        t = t.replace(tzinfo=None) - offset if offset else t.replace(tzinfo=None)
-    return t
+    return naive_utc(t)
 
 
 def _plain_message(raw: dict[str, Any]) -> Message | None:

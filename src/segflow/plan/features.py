@@ -21,7 +21,7 @@ from segflow.model.definition import (
     EventFilter,
     Measure,
     Window,
-    _filter_canonical,
+    filter_canonical,
     window_canonical,
 )
 
@@ -44,7 +44,7 @@ class EventAggregate:
     def key(self) -> str:
         return _fp(
             "agg",
-            [_filter_canonical(self.filter), window_canonical(self.window), self.measure, self.of],
+            [filter_canonical(self.filter), window_canonical(self.window), self.measure, self.of],
         )
 
 
@@ -73,7 +73,7 @@ class SequenceMatch:
         return _fp(
             "seq",
             [
-                [_filter_canonical(s) for s in self.steps],
+                [filter_canonical(s) for s in self.steps],
                 window_canonical(self.window),
                 self.span.canonical() if self.span else None,
             ],

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from segflow.model.bucket import bucket_of
 from segflow.model.definition import (
@@ -23,8 +22,9 @@ from segflow.model.definition import (
     Window,
     Within,
     is_number,
-    parse_instant,
 )
+from segflow.model.history import MISSING, Event, ProfileHistory, TraitWrite
+from segflow.model.time import parse_instant
 from segflow.plan.features import (
     CART_ADD,
     CART_PRICE,
@@ -50,44 +50,8 @@ from segflow.plan.features import (
 from segflow.plan.planner import Plan
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Final = _Missing()
-"""A field or trait that has no value (absent, or cleared with null)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """An event as the evaluators see it: time, name and flattened fields
-    (``properties.x``, ``context.a.b``) holding scalars or non-scalar JSON values.  A
-    page or screen call's name is ``PAGE_CALLS``/``SCREEN_CALLS`` (``call_name``)."""
-
-    timestamp: datetime
-    name: str | None
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    message_id: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class TraitWrite:
-    timestamp: datetime
-    message_id: str
-    key: str
-    value: Any  # None clears the trait
-
-
-@dataclass
-class ProfileHistory:
-    profile_id: str
-    events: Sequence[Event] = ()
-    traits: Sequence[TraitWrite] = ()
-    static_segments: frozenset[str] = frozenset()
-
-
-def _kind(v: object) -> str | None:
+def value_kind(v: object) -> str | None:
+    """The comparison family of a value (bool, number, string), None for others."""
     if isinstance(v, bool):
         return "bool"
     if is_number(v):
@@ -97,7 +61,8 @@ def _kind(v: object) -> str | None:
     return None
 
 
-def _as_time(v: object) -> datetime | None:
+def as_time(v: object) -> datetime | None:
+    """A string value read as an instant (None when it is not one)."""
     if not isinstance(v, str):
         return None
     try:
@@ -136,7 +101,7 @@ def compare_value(v: object, cmp: Comparison, at: datetime) -> bool:
         return not present
     if not present:
         return False
-    kind = _kind(v)
+    kind = value_kind(v)
     if op in ("gt", "gte", "lt", "lte", "between"):
         if kind != "number":
             return False
@@ -150,12 +115,12 @@ def compare_value(v: object, cmp: Comparison, at: datetime) -> bool:
             return fv >= bound
         return fv < bound if op == "lt" else fv <= bound
     if op in ("eq", "ne"):
-        if kind is None or kind != _kind(x):
+        if kind is None or kind != value_kind(x):
             return False
         same = v == x
         return same if op == "eq" else not same
     if op in ("in", "not_in"):
-        same_kind = [i for i in x if _kind(i) == kind]
+        same_kind = [i for i in x if value_kind(i) == kind]
         if kind is None or not same_kind:
             return False
         hit = any(v == i for i in same_kind)
@@ -167,7 +132,7 @@ def compare_value(v: object, cmp: Comparison, at: datetime) -> bool:
         if op == "contains":
             return x in s
         return s.startswith(x) if op == "starts_with" else s.endswith(x)
-    return compare_time(_as_time(v), cmp, at)
+    return compare_time(as_time(v), cmp, at)
 
 
 def in_window(ts: datetime, w: Window | None, at: datetime) -> bool:
@@ -207,14 +172,14 @@ def aggregate(events: Sequence[Event], a: EventAggregate, at: datetime) -> Any:
     assert a.of is not None
     if m == "distinct":
         seen = {
-            (_kind(v), v) if _kind(v) else repr(v)
+            (value_kind(v), v) if value_kind(v) else repr(v)
             for e in hits
             if (v := e.fields.get(a.of, MISSING)) is not MISSING and v is not None
         }
         return len(seen)
     if m == "top":
         return top_value(e.fields.get(a.of, MISSING) for e in hits)
-    nums = [float(v) for e in hits if _kind(v := e.fields.get(a.of, MISSING)) == "number"]
+    nums = [float(v) for e in hits if value_kind(v := e.fields.get(a.of, MISSING)) == "number"]
     if m == "sum":
         return sum(nums)
     if not nums:
@@ -244,8 +209,8 @@ def cart_total(events: Sequence[Event], c: CartTotal, at: datetime) -> float:
         if not isinstance(product, str):
             continue
         q, p = e.fields.get(CART_QUANTITY), e.fields.get(CART_PRICE)
-        qty = float(q) if _kind(q) == "number" else 1.0  # type: ignore[arg-type]
-        price = float(p) if _kind(p) == "number" else None  # type: ignore[arg-type]
+        qty = float(q) if value_kind(q) == "number" else 1.0  # type: ignore[arg-type]
+        price = float(p) if value_kind(p) == "number" else None  # type: ignore[arg-type]
         removed = e.name == CART_REMOVE
         order = (e.timestamp, removed, qty, -math.inf if price is None else price)
         if product not in lines or order > lines[product][0]:

@@ -16,13 +16,11 @@ variants take int microseconds since the epoch (the hot path, no datetimes).
 
 from __future__ import annotations
 
-from segflow.realtime.engine import Change, ProfileEngine, Reason, compile_engine
+from segflow.realtime.engine import Change, ProfileEngine, compile_engine
 from segflow.realtime.state import (
     ProfileState,
-    from_us,
     state_memory_bytes,
     state_size_bytes,
-    to_us,
 )
 from segflow.realtime.timers import (
     Clock,
@@ -39,14 +37,11 @@ __all__ = [
     "ProfileEngine",
     "ProfileState",
     "RealtimeRunner",
-    "Reason",
     "TimerQueue",
     "VirtualClock",
     "WallClock",
     "compile_engine",
-    "from_us",
     "state_memory_bytes",
     "state_size_bytes",
-    "to_us",
     "tune_gc",
 ]

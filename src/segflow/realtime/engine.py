@@ -34,18 +34,20 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from segflow.model.bucket import bucket_of
+from segflow.model.changes import BY_CODE, Reason
 from segflow.model.definition import (
     TIME_MEASURES,
     Absolute,
     Comparison,
     EventFilter,
-    _filter_canonical,
-    format_instant,
+    filter_canonical,
     window_canonical,
 )
+from segflow.model.history import MISSING, Event, TraitWrite
+from segflow.model.time import format_instant, from_us, to_us
 from segflow.plan.features import (
     CartTotal,
     EventAggregate,
@@ -63,7 +65,6 @@ from segflow.plan.features import (
     StaticMembership,
     TraitValue,
 )
-from segflow.plan.interpret import MISSING, Event, TraitWrite
 from segflow.plan.planner import Plan
 from segflow.realtime.state import (
     NEVER,
@@ -71,7 +72,6 @@ from segflow.realtime.state import (
     R_REWAKE,
     R_TRAIT,
     R_WINDOW,
-    REASON_NAMES,
     TIME_RELATIVE_OPS,
     AllTimeAgg,
     ConstantKernel,
@@ -83,31 +83,18 @@ from segflow.realtime.state import (
     TraitKernel,
     WriteKey,
     count_flips,
-    from_us,
     instant_test,
     number_expr,
     number_test,
     split_filter,
-    to_us,
     value_test,
 )
 from segflow.realtime.windows import WindowAgg, WindowGroup
 
-Reason: TypeAlias = Literal[
-    "event",
-    "window_expired",
-    "trait_changed",
-    "merged",
-    "definition_changed",
-    "deleted",
-    "scheduled_refresh",
-]
-"""Why a membership changed; the engine emits the first three, the service the rest
-(``scheduled_refresh``: a scheduled segment evaluated at its cron instant)."""
 
-
+# The engine's internal record, converted once at the boundary (segflow.live) to LoggedChange.
 class Change(NamedTuple):
-    """One membership change: ``at`` is the exact instant the condition flipped."""
+    """One membership flip: ``at`` is the exact instant the condition flipped."""
 
     segment_id: str
     profile_id: str
@@ -707,7 +694,7 @@ class ProfileEngine:
             low = flips & -flips
             flips ^= low
             s = low.bit_length() - 1
-            reason: Reason = REASON_NAMES[r if why is None else why[s]]  # type: ignore[assignment]
+            reason = BY_CODE[r if why is None else why[s]]
             out.append(Change(ids[s], pid, bool(members & low), at, reason))
 
     # ------------------------------------------------------------------ rebuild
@@ -844,7 +831,7 @@ class ProfileEngine:
         out: dict[str, Any] = {"key": key}
         if isinstance(feat, EventAggregate):
             out["kind"] = "event"
-            out.update(_filter_canonical(feat.filter))
+            out.update(filter_canonical(feat.filter))
             if feat.window is not None:
                 out["within"] = window_canonical(feat.window)
             out["measure"] = feat.measure
@@ -855,7 +842,7 @@ class ProfileEngine:
             out["trait"] = feat.name
         elif isinstance(feat, SequenceMatch):
             out["kind"] = "sequence"
-            out["sequence"] = [_filter_canonical(s) for s in feat.steps]
+            out["sequence"] = [filter_canonical(s) for s in feat.steps]
             if feat.window is not None:
                 out["within"] = window_canonical(feat.window)
             if feat.span is not None:
@@ -875,4 +862,4 @@ def compile_engine(plan: Plan) -> ProfileEngine:
     return ProfileEngine(plan)
 
 
-__all__ = ["Change", "ProfileEngine", "Reason", "compile_engine"]
+__all__ = ["Change", "ProfileEngine", "compile_engine"]

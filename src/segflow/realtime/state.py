@@ -16,15 +16,15 @@ since the epoch throughout; value semantics come from ``segflow.plan.interpret``
 
 from __future__ import annotations
 
-import copyreg
 import pickle
 import sys
 from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, Final
 
+from segflow.model.changes import REASON_CODES, Reason
 from segflow.model.definition import (
     TIME_MEASURES,
     Absolute,
@@ -36,49 +36,34 @@ from segflow.model.definition import (
     Within,
     is_number,
 )
+from segflow.model.history import MISSING, Event
+from segflow.model.time import from_us, to_us
 from segflow.plan.features import CartTotal, EventAggregate, SequenceMatch
 from segflow.plan.interpret import (
-    MISSING,
-    Event,
-    _as_time,
-    _kind,
     aggregate,
+    as_time,
     cart_total,
     compare_value,
     sequence_matched,
+    value_kind,
 )
 
-EPOCH: Final = datetime(1970, 1, 1)
-_ONE_US: Final = timedelta(microseconds=1)
 NEVER: Final = 1 << 62
 """No deadline (far beyond any datetime)."""
 BEFORE_TIME: Final = -(1 << 62)
 """Watermark of a state that has never been evaluated."""
 
 R_NONE: Final = 0
-R_WINDOW: Final = 1
-R_TRAIT: Final = 2
-R_EVENT: Final = 3
-REASON_NAMES: Final = ("", "window_expired", "trait_changed", "event")
-"""Reason codes, by priority: when several causes meet at one instant the highest wins."""
+R_WINDOW: Final = REASON_CODES[Reason.WINDOW_EXPIRED]
+R_TRAIT: Final = REASON_CODES[Reason.TRAIT_CHANGED]
+R_EVENT: Final = REASON_CODES[Reason.EVENT]
+"""Reason codes (``segflow.model.changes``), by priority: when several causes meet at one
+instant the highest wins."""
 R_REWAKE: Final = 4
 """Flag or-ed into an insert's result: the kernel's next deadline may have moved."""
 
 TIME_RELATIVE_OPS: Final = frozenset({"within_last", "older_than"})
 """Operators whose truth depends on the evaluation instant (not just on the value)."""
-
-
-def to_us(dt: datetime) -> int:
-    """Naive-UTC datetime to int microseconds since the epoch (exact)."""
-    return (dt - EPOCH) // _ONE_US
-
-
-def from_us(us: int) -> datetime:
-    return EPOCH + timedelta(0, 0, us)  # positional: faster than keywords
-
-
-# MISSING must stay the one sentinel through deepcopy (explain) and pickle (state stores).
-copyreg.pickle(type(MISSING), lambda _m: "MISSING")
 
 
 # --------------------------------------------------------------------------- values
@@ -173,7 +158,7 @@ def instant_test(cmp: Comparison) -> Callable[[Any, int], bool]:
             return False
         us = cache.get(v, _UNPARSED)
         if us is _UNPARSED:
-            when = _as_time(v)
+            when = as_time(v)
             us = None if when is None else to_us(when)
             if len(cache) >= _CACHE_MAX:
                 cache.clear()
@@ -254,7 +239,7 @@ def make_extractor(measure: str, of: str | None) -> Extractor:
             v = fields.get(path, MISSING)
             if v is MISSING or v is None:
                 return SKIP
-            kind = _kind(v)
+            kind = value_kind(v)
             return (kind, v) if kind else repr(v)
 
         return distinct_key
@@ -504,7 +489,7 @@ def _pending_key(p: tuple[int, Any]) -> int:
     return p[0]
 
 
-class _AggKernel(Kernel):
+class AggKernel(Kernel):
     """What every event-aggregate kernel shares: its measure, the extractor of the
     measured value, and how a time-valued measure reads as an instant."""
 
@@ -524,7 +509,7 @@ class _AggKernel(Kernel):
         return _json_time(v) if self.measure in TIME_MEASURES else v
 
 
-class AllTimeAgg(_AggKernel):
+class AllTimeAgg(AggKernel):
     """No window (or an absolute one): an event, once at or before now, counts forever,
     so scalars suffice; events from the future wait in ``pending``."""
 
@@ -827,7 +812,7 @@ def _interval(
     start = ts + to
     end = NEVER if frm is None else ts + frm
     for p in timed:
-        t = _as_time(fields.get(p.path, MISSING))
+        t = as_time(fields.get(p.path, MISSING))
         if t is None:
             return None
         v = to_us(t)
@@ -1032,7 +1017,7 @@ class TraitKernel(Kernel):
     def time_value(self, st: ProfileState) -> int | None:
         """The value read as an instant (parsed on demand: a trait's value rarely changes,
         and keeping the parsed instant would cost every profile memory)."""
-        t = _as_time(st.vals[self.k])
+        t = as_time(st.vals[self.k])
         return None if t is None else to_us(t)
 
 

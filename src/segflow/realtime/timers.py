@@ -12,13 +12,15 @@ from __future__ import annotations
 import gc
 import heapq
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
-from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
+from segflow.model.changes import Reason
+from segflow.model.history import Event, ProfileHistory, TraitWrite
+from segflow.model.time import from_us, to_us, utcnow
 from segflow.plan.planner import Plan
-from segflow.realtime.engine import Change, ProfileEngine, Reason, compile_engine
-from segflow.realtime.state import NEVER, ProfileState, from_us, to_us
+from segflow.realtime.engine import Change, ProfileEngine, compile_engine
+from segflow.realtime.state import NEVER, ProfileState
 
 
 def tune_gc() -> None:
@@ -41,7 +43,7 @@ class WallClock:
     """The machine's clock, as naive UTC."""
 
     def now(self) -> datetime:
-        return datetime.now(UTC).replace(tzinfo=None)
+        return utcnow()
 
 
 class VirtualClock:
@@ -196,7 +198,7 @@ class RealtimeRunner:
             self.states[profile_id] = st
         return st
 
-    def _done(self, profile_id: str, st: ProfileState, changes: list[Change]) -> list[Change]:
+    def after_step(self, profile_id: str, st: ProfileState, changes: list[Change]) -> list[Change]:
         """Log the changes; move the profile's timer only when its deadline came earlier.
 
         A deadline that moved later (the common case: a new event pushes an expiry out)
@@ -214,7 +216,7 @@ class RealtimeRunner:
     def add_profile(self, profile_id: str, now: datetime | None = None) -> list[Change]:
         """Make a profile known (it joins the universe: "no order in 30 d" holds)."""
         st = self.state(profile_id)
-        return self._done(profile_id, st, self.engine.advance_us(st, self._now(now)))
+        return self.after_step(profile_id, st, self.engine.advance_us(st, self._now(now)))
 
     def ingest(self, profile_id: str, event: Event, now: datetime | None = None) -> list[Change]:
         return self.ingest_us(
@@ -232,7 +234,7 @@ class RealtimeRunner:
         st = self.states.get(profile_id)
         if st is None:
             st = self.state(profile_id)
-        return self._done(profile_id, st, self.engine.apply_us(st, ts, name, fields, now))
+        return self.after_step(profile_id, st, self.engine.apply_us(st, ts, name, fields, now))
 
     def set_trait(
         self, profile_id: str, write: TraitWrite, now: datetime | None = None
@@ -251,7 +253,7 @@ class RealtimeRunner:
     ) -> list[Change]:
         st = self.state(profile_id)
         changes = self.engine.set_trait_us(st, ts, message_id, key, value, now)
-        return self._done(profile_id, st, changes)
+        return self.after_step(profile_id, st, changes)
 
     def advance_to(self, t: datetime | None = None) -> list[Change]:
         """Fire every deadline <= t (default: the clock), earliest first."""
@@ -260,7 +262,7 @@ class RealtimeRunner:
         while (due := self.timers.pop_due(t_us)) is not None:
             d, pid = due
             st = self.states[pid]
-            out += self._done(pid, st, self.engine.advance_us(st, d))
+            out += self.after_step(pid, st, self.engine.advance_us(st, d))
         return out
 
     def next_deadline(self) -> datetime | None:
@@ -280,10 +282,10 @@ class RealtimeRunner:
             for sid in self.engine.segment_ids
             if (sid in before) != (sid in after)
         ]
-        return self._done(profile_id, st, changes)
+        return self.after_step(profile_id, st, changes)
 
     def rebuild(
-        self, history: ProfileHistory, now: datetime, reason: Reason = "merged"
+        self, history: ProfileHistory, now: datetime, reason: Reason = Reason.MERGED
     ) -> list[Change]:
         """Rebuild one profile from its full history (after a merge, a definition change)."""
         st = self.engine.rebuild(

@@ -28,10 +28,10 @@ from segflow.realtime.state import (
     R_NONE,
     R_WINDOW,
     SKIP,
+    AggKernel,
     Extractor,
     Kernel,
     ProfileState,
-    _AggKernel,
     make_extractor,
     same_value,
     set_wake,
@@ -47,7 +47,7 @@ def _numbers(vs: Sequence[float], lo: int, hi: int) -> list[float]:
     return [x for x in vs[lo:hi] if x == x]  # NaN (no number) is the only x != x
 
 
-class WindowAgg(_AggKernel):
+class WindowAgg(AggKernel):
     """One relative-window feature of a ``WindowGroup``: its value is a function of the
     group's timeline and the instant, so it keeps nothing per profile.
 

@@ -10,14 +10,14 @@ the same events gives the same log with no duplicates.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, get_args
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
 
 import duckdb
 import pyarrow as pa
 
-from segflow.realtime.engine import Reason
+from segflow.model.changes import LoggedChange, Reason
+from segflow.model.time import utcnow
 from segflow.store.marks import set_row
 
 CHANGES_DDL: Final = """
@@ -42,36 +42,6 @@ CREATE TABLE IF NOT EXISTS live_marks (
 );
 """
 """Appended to the store schema (``store.schema.DDL``)."""
-
-REASONS: Final = frozenset(get_args(Reason))
-"""Every reason a change may have (the engine's and the service's)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeRow:
-    """A change to record (``seq`` and ``recorded_at`` are given by the log)."""
-
-    segment_id: str
-    profile_id: str
-    entered: bool
-    at: datetime
-    reason: str
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedChange:
-    """One stored row of the change log."""
-
-    seq: int
-    segment_id: str
-    profile_id: str
-    entered: bool
-    at: datetime
-    reason: str
-    version: int
-    recorded_at: datetime
-
 
 _COLUMNS: Final = 'seq, segment_id, profile_id, entered, "at", reason, version, recorded_at'
 
@@ -105,13 +75,13 @@ def _row(r: Sequence[object]) -> LoggedChange:
     seq, sid, pid, entered, at, reason, version, recorded = r
     assert isinstance(at, datetime) and isinstance(recorded, datetime)
     return LoggedChange(
-        int(seq),  # type: ignore[call-overload]
         str(sid),
         str(pid),
         bool(entered),
         at,
-        str(reason),
+        Reason.parse(str(reason)),
         int(version),  # type: ignore[call-overload]
+        int(seq),  # type: ignore[call-overload]
         recorded,
     )
 
@@ -124,10 +94,11 @@ class MembershipChangeLog:
         con.execute(CHANGES_DDL)
 
     def append(
-        self, changes: Iterable[ChangeRow], recorded_at: datetime | None = None
+        self, changes: Iterable[LoggedChange], recorded_at: datetime | None = None
     ) -> list[LoggedChange]:
-        """Record changes in order; return the rows actually stored (those already in the
-        log are skipped), in ``seq`` order.
+        """Record changes in order (their ``seq`` and ``recorded_at`` are the log's to
+        give); return the rows actually stored (those already in the log are skipped),
+        in ``seq`` order.
 
         A change is the same as a logged one when segment, profile, instant, direction
         and version agree; such repeats (a replay after a restart) are left out by an
@@ -135,19 +106,21 @@ class MembershipChangeLog:
         maps find (the log is appended in about ``at`` order).  There is no unique
         index behind it: one writer appends (the store's connection), and keeping an
         index of five columns up to date costs more than the insert itself."""
-        keyed: dict[tuple[str, str, datetime, bool, int], ChangeRow] = {}
+        keyed: dict[tuple[str, str, datetime, bool, int], LoggedChange] = {}
         for r in changes:
             keyed.setdefault((r.segment_id, r.profile_id, r.at, r.entered, r.version), r)
         if not keyed:
             return []
         rows = list(keyed.values())
-        bad = {r.reason for r in rows} - REASONS
-        if bad:
-            r = next(r for r in rows if r.reason in bad)
-            raise ValueError(
-                f"change of {r.segment_id!r}/{r.profile_id!r}: bad reason {r.reason!r}"
-            )
-        now = recorded_at or datetime.now(UTC).replace(tzinfo=None)
+        reasons: list[Reason] = []
+        for r in rows:
+            try:
+                reasons.append(Reason.parse(r.reason))
+            except ValueError:
+                raise ValueError(
+                    f"change of {r.segment_id!r}/{r.profile_id!r}: bad reason {r.reason!r}"
+                ) from None
+        now = recorded_at or utcnow()
         n = len(rows)
         ats = [r.at for r in rows]
         table = pa.table(
@@ -157,7 +130,7 @@ class MembershipChangeLog:
                 "profile_id": pa.array([r.profile_id for r in rows], pa.string()),
                 "entered": pa.array([r.entered for r in rows], pa.bool_()),
                 "at": pa.array(ats, pa.timestamp("us")),
-                "reason": pa.array([r.reason for r in rows], pa.string()),
+                "reason": pa.array(reasons, pa.string()),
                 "version": pa.array([r.version for r in rows], pa.int32()),
                 "recorded_at": pa.array([now] * n, pa.timestamp("us")),
             }
@@ -188,10 +161,8 @@ class MembershipChangeLog:
         )
         if stored == n:  # nothing was logged before (the live case): no read-back
             return [
-                LoggedChange(
-                    base + i, r.segment_id, r.profile_id, r.entered, r.at, r.reason, r.version, now
-                )
-                for i, r in enumerate(rows, 1)
+                LoggedChange(r.segment_id, r.profile_id, r.entered, r.at, why, r.version, i, now)
+                for i, (r, why) in enumerate(zip(rows, reasons, strict=True), base + 1)
             ]
         return self.query(after_seq=base)
 
@@ -284,9 +255,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHANGES_DDL",
-    "REASONS",
-    "ChangeRow",
-    "LoggedChange",
     "MembershipChangeLog",
     "migrate",
 ]

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
@@ -48,6 +48,7 @@ from segflow.model.events import (
     Message,
     parse_message,
 )
+from segflow.model.time import utcnow
 from segflow.store.changes import migrate as migrate_change_log
 from segflow.store.clustering import (
     MARKS,
@@ -74,6 +75,7 @@ __all__ = [
     "Merge",
     "StoredEvents",
     "connected_components",
+    "message_of_row",
     "quote_ident",
     "quote_str",
 ]
@@ -124,10 +126,6 @@ def quote_ident(name: str) -> str:
 def quote_str(text: str) -> str:
     """A SQL string literal, for the places DuckDB accepts no parameters."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def connected_components(
@@ -2212,13 +2210,13 @@ class DuckDBStore:
             params["t"] = until
         cur = self.con.execute(sql + ' ORDER BY "timestamp", message_id', params)
         names = [d[0] for d in cur.description or ()]
-        return [_rebuild(names, row) for row in cur.fetchall()]
+        return [message_of_row(names, row) for row in cur.fetchall()]
 
     def _events(self) -> Iterator[dict[str, Any]]:
         cur = self.con.execute('SELECT * FROM events ORDER BY "timestamp", message_id')
         names = [d[0] for d in cur.description or ()]
         for row in cur.fetchall():
-            yield _rebuild(names, row)
+            yield message_of_row(names, row)
 
     def traits_as_of(self, profile_id: str, t: datetime | None = None) -> dict[str, Any]:
         """The profile's traits (flat dotted keys) as of ``t`` (default: latest):
@@ -2291,7 +2289,7 @@ class Catalogue:
     traits: frozenset[str]
 
 
-def _rebuild(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+def message_of_row(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     """An events row as a message-shaped dict: dotted columns nested, ``extra`` merged."""
     out: dict[str, Any] = {}
     nested: dict[str, Any] = {root: {} for root in ROOTS}

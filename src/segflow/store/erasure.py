@@ -20,7 +20,7 @@ from typing import Final
 
 import duckdb
 
-from segflow.store.segments import utcnow
+from segflow.model.time import utcnow
 
 KEYS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS store_keys (

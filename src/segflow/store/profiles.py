@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 import duckdb
 import orjson
 
-from segflow.store.duckdb_store import _rebuild, quote_ident
+from segflow.store.duckdb_store import message_of_row, quote_ident
 from segflow.store.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
 
 ERASED_TABLES: Final = (
@@ -131,7 +131,7 @@ class DuckDBProfileStore:
     def _rebuilt(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         cur = self.con.execute(sql, params)
         cols = [d[0] for d in cur.description or ()]
-        return [_rebuild(cols, row) for row in cur.fetchall()]
+        return [message_of_row(cols, row) for row in cur.fetchall()]
 
     def evaluated_segments(self, profile_id: str) -> list[str]:
         """Segments the last batch evaluation put the profile in, by id."""

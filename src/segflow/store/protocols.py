@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from segflow.model.changes import LoggedChange
 from segflow.model.definition import Segment
 from segflow.model.events import IngestReport
-from segflow.store.changes import ChangeRow, LoggedChange
 from segflow.store.erasure import Suppressions
 
 StrPath = str | os.PathLike[str]
@@ -92,7 +92,7 @@ class ChangeLog(Protocol):
     append is idempotent (a change already stored is skipped), reads page by ``seq``."""
 
     def append(
-        self, changes: Iterable[ChangeRow], recorded_at: datetime | None = None
+        self, changes: Iterable[LoggedChange], recorded_at: datetime | None = None
     ) -> list[LoggedChange]: ...
 
     def query(

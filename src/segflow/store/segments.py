@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -13,13 +13,10 @@ import pyarrow as pa
 
 from segflow.model.definition import STORED, Segment, parse_segment
 from segflow.model.errors import DefinitionError, Problem
+from segflow.model.time import utcnow
 from segflow.plan.planner import check_references
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.duckdb_store import quote_ident, quote_str
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class SegmentRegistry:

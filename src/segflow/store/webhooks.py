@@ -12,13 +12,13 @@ import secrets
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import duckdb
 import orjson
 
-from segflow.model.definition import format_instant
-from segflow.store.segments import utcnow
+from segflow.model.changes import LoggedChange
+from segflow.model.time import format_instant, utcnow
 
 DDL: Final = """
 CREATE SEQUENCE IF NOT EXISTS webhook_delivery_seq;
@@ -57,25 +57,6 @@ is pending | delivered | dead; ``dead`` is the dead-letter list."""
 PENDING: Final = "pending"
 DELIVERED: Final = "delivered"
 DEAD: Final = "dead"
-
-
-class ChangeLike(Protocol):
-    """The fields of ``segflow.live.StoredChange`` a delivery needs."""
-
-    @property
-    def seq(self) -> int: ...
-    @property
-    def segment_id(self) -> str: ...
-    @property
-    def profile_id(self) -> str: ...
-    @property
-    def entered(self) -> bool: ...
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def version(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -132,7 +113,7 @@ _DELIVERY_COLS: Final = (
 )
 
 
-def change_body(change: ChangeLike, webhook_id: str) -> bytes:
+def change_body(change: LoggedChange, webhook_id: str) -> bytes:
     """The JSON a destination receives for one membership change."""
     return orjson.dumps(
         {
@@ -246,7 +227,7 @@ class WebhookStore:
         floor = min((h.from_seq for h in hooks), default=0)
         return max(self.cursor(), floor)
 
-    def enqueue(self, changes: Iterable[ChangeLike]) -> int:
+    def enqueue(self, changes: Iterable[LoggedChange]) -> int:
         """Pending deliveries for every change past the cursor that a destination wants;
         advances the cursor in the same transaction."""
         cursor = self.start_seq()

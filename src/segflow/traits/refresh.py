@@ -22,7 +22,7 @@ import numpy.typing as npt
 import orjson
 import pyarrow as pa
 
-from segflow.store.duckdb_store import utcnow
+from segflow.model.time import utcnow
 from segflow.store.numbers import has_profile_numbers
 from segflow.traits import engagement as eng
 from segflow.traits import rfm

@@ -11,7 +11,7 @@ import duckdb
 import orjson
 
 from segflow.model.definition import CALL_TYPES
-from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
+from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.store.numbers import number_profiles
 from segflow.store.schema import DDL
 

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from segflow.batch import compile as compile_mod
 from segflow.batch.run import evaluate
 from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
-from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
+from segflow.model.history import Event, ProfileHistory, TraitWrite
+from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 
 from .histories import load

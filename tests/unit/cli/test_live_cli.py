@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from segflow.cli import app
 from segflow.demo.generator import DEFAULT_END, generate_shop
-from segflow.model.definition import format_instant
+from segflow.model.time import format_instant
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 LIB = Path(__file__).resolve().parents[3] / "src" / "segflow" / "demo" / "segments"

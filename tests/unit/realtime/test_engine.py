@@ -11,7 +11,8 @@ import pytest
 
 from segflow.model.bucket import bucket_of
 from segflow.model.definition import PAGE_CALLS, Segment, parse_segment
-from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
+from segflow.model.history import Event, ProfileHistory, TraitWrite
+from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.realtime import (
     Change,

@@ -9,15 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segflow.model.definition import Comparison, Duration, PropertyPredicate
-from segflow.plan.interpret import MISSING, compare_value
+from segflow.model.history import MISSING
+from segflow.model.time import from_us, to_us
+from segflow.plan.interpret import compare_value
 from segflow.realtime.state import (
     _interval,
     compile_predicates,
     count_flips,
-    from_us,
     instant_test,
     number_test,
-    to_us,
     value_test,
 )
 

@@ -8,17 +8,18 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segflow.store.changes import ChangeRow, MembershipChangeLog
+from segflow.model.changes import LoggedChange, Reason
+from segflow.store.changes import MembershipChangeLog
 
 T = datetime(2026, 1, 1)
 
 
-def rows() -> list[ChangeRow]:
+def rows() -> list[LoggedChange]:
     return [
-        ChangeRow("a", "p1", True, T, "event", 1),
-        ChangeRow("b", "p1", True, T + timedelta(hours=1), "trait_changed", 2),
-        ChangeRow("a", "p2", True, T + timedelta(hours=2), "event", 1),
-        ChangeRow("a", "p1", False, T + timedelta(days=7), "window_expired", 1),
+        LoggedChange("a", "p1", True, T, Reason.EVENT, 1),
+        LoggedChange("b", "p1", True, T + timedelta(hours=1), Reason.TRAIT_CHANGED, 2),
+        LoggedChange("a", "p2", True, T + timedelta(hours=2), Reason.EVENT, 1),
+        LoggedChange("a", "p1", False, T + timedelta(days=7), Reason.WINDOW_EXPIRED, 1),
     ]
 
 
@@ -27,7 +28,9 @@ def test_append_assigns_growing_seq_and_skips_what_is_logged(tmp_path: Path) -> 
     first = log.append(rows())
     assert [c.seq for c in first] == [1, 2, 3, 4]
     assert log.append(rows()) == []
-    more = log.append([*rows(), ChangeRow("a", "p2", False, T + timedelta(days=8), "event", 1)])
+    more = log.append(
+        [*rows(), LoggedChange("a", "p2", False, T + timedelta(days=8), Reason.EVENT, 1)]
+    )
     assert [(c.seq, c.profile_id, c.entered) for c in more] == [(5, "p2", False)]
     assert log.count() == 5
 
@@ -47,7 +50,7 @@ def test_query_filters_and_pages_by_seq(tmp_path: Path) -> None:
 def test_bad_input_is_refused_with_what_and_where(tmp_path: Path) -> None:
     log = MembershipChangeLog(duckdb.connect(str(tmp_path / "c.duckdb")))
     with pytest.raises(ValueError, match="bad reason 'because'"):
-        log.append([ChangeRow("a", "p1", True, T, "because", 1)])
+        log.append([LoggedChange("a", "p1", True, T, "because", 1)])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="limit"):
         log.query(limit=-1)
     assert log.count() == 0
@@ -62,7 +65,7 @@ def test_seq_numbers_are_never_given_twice(tmp_path: Path) -> None:
     log.append(rows())
     assert log.top() == 4
     con.execute("DELETE FROM membership_changes WHERE seq >= 3")
-    (new,) = log.append([ChangeRow("a", "p3", True, T, "event", 1)])
+    (new,) = log.append([LoggedChange("a", "p3", True, T, Reason.EVENT, 1)])
     assert new.seq == 5 and log.top() == 5
 
 
@@ -71,7 +74,7 @@ def test_a_log_from_before_the_mark_continues_after_its_highest_seq(tmp_path: Pa
     log = MembershipChangeLog(con)
     log.append(rows())
     con.execute("DROP TABLE log_marks")  # a log that has no mark yet
-    (new,) = MembershipChangeLog(con).append([ChangeRow("a", "p3", True, T, "event", 1)])
+    (new,) = MembershipChangeLog(con).append([LoggedChange("a", "p3", True, T, Reason.EVENT, 1)])
     assert new.seq == 5
 
 
@@ -80,10 +83,13 @@ def test_one_change_per_key_even_when_reasons_differ(tmp_path: Path) -> None:
     rows that only differ in their reason are one change (the first is kept)."""
     log = MembershipChangeLog(duckdb.connect(str(tmp_path / "c.duckdb")))
     stored = log.append(
-        [ChangeRow("a", "p1", True, T, "event", 1), ChangeRow("a", "p1", True, T, "merged", 1)]
+        [
+            LoggedChange("a", "p1", True, T, Reason.EVENT, 1),
+            LoggedChange("a", "p1", True, T, Reason.MERGED, 1),
+        ]
     )
     assert [(c.seq, c.reason) for c in stored] == [(1, "event")]
-    assert log.append([ChangeRow("a", "p1", True, T, "trait_changed", 1)]) == []
+    assert log.append([LoggedChange("a", "p1", True, T, Reason.TRAIT_CHANGED, 1)]) == []
 
 
 def test_a_log_with_the_old_unique_index_is_rebuilt_without_it(tmp_path: Path) -> None:
@@ -112,6 +118,17 @@ def test_a_log_with_the_old_unique_index_is_rebuilt_without_it(tmp_path: Path) -
         log = MembershipChangeLog(store.con)
         assert [(c.seq, c.entered) for c in log.query()] == [(1, True), (2, False)]
         (new,) = log.append(
-            [*rows()[:1], ChangeRow("a", "p1", True, T + timedelta(days=2), "event", 1)]
+            [*rows()[:1], LoggedChange("a", "p1", True, T + timedelta(days=2), Reason.EVENT, 1)]
         )
         assert new.seq == 3 and log.count() == 3
+
+
+def test_stored_reason_text_reads_back_as_its_reason(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    MembershipChangeLog(con)
+    con.execute(
+        "INSERT INTO membership_changes VALUES"
+        " (1, 'a', 'p1', false, TIMESTAMP '2026-01-01', 'scheduled_refresh', 3, now())"
+    )
+    (c,) = MembershipChangeLog(con).query()
+    assert c.reason is Reason.SCHEDULED_REFRESH and (c.seq, c.version) == (1, 3)

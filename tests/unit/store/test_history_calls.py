@@ -9,7 +9,8 @@ from typing import Any
 
 from segflow.batch.run import evaluate
 from segflow.live import LiveEvaluator
-from segflow.model.definition import format_instant, parse_segment
+from segflow.model.definition import parse_segment
+from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
 from segflow.service import Segflow
 

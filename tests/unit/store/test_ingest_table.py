@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from segflow.store.duckdb_store import DuckDBStore, IngestError, quote_ident, utcnow
+from segflow.model.time import utcnow
+from segflow.store.duckdb_store import DuckDBStore, IngestError, quote_ident
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import duckdb
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segflow.store.changes import LoggedChange
+from segflow.model.changes import LoggedChange, Reason
 from segflow.store.webhooks import WebhookStore
 from segflow.webhooks import sign, verify
 
@@ -19,7 +19,7 @@ T0 = datetime(2026, 11, 20, 10, 0, 0)
 
 
 def _change(seq: int, segment: str = "s", entered: bool = True) -> LoggedChange:
-    return LoggedChange(seq, segment, f"p{seq}", entered, T0, "event", 1, T0)
+    return LoggedChange(segment, f"p{seq}", entered, T0, Reason.EVENT, 1, seq, T0)
 
 
 def _store(tmp_path: Path) -> WebhookStore:

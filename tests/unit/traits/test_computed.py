@@ -11,8 +11,10 @@ import pytest
 
 from segflow.batch.run import evaluate
 from segflow.live import LiveEvaluator
-from segflow.model.definition import format_instant, parse_instant, parse_segment
-from segflow.plan.interpret import Event, Interpreter, ProfileHistory
+from segflow.model.definition import parse_segment
+from segflow.model.history import Event, ProfileHistory
+from segflow.model.time import format_instant, parse_instant
+from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.profiles import profile_view
 from segflow.realtime import VirtualClock

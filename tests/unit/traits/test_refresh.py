@@ -11,7 +11,7 @@ import pytest
 
 from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
-from segflow.plan.interpret import Event, ProfileHistory
+from segflow.model.history import Event, ProfileHistory
 from segflow.traits.clv import BGNBDParams, GammaGammaParams
 from segflow.traits.features import extract_features
 from segflow.traits.refresh import (
