@@ -16,7 +16,7 @@ import pytest
 from segflow.api import fastlane
 from segflow.api.deps import Settings
 from segflow.server import ThreadServer, make_context, serve_in_thread
-from tests.api.conftest import create_keys
+from tests.helpers import create_keys
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

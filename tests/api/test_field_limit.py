@@ -14,7 +14,7 @@ import pytest
 from segflow.api.deps import ServerContext, Settings
 from segflow.server import make_context, serve_in_thread
 from segflow.store.schema import table_columns
-from tests.api.conftest import create_keys
+from tests.helpers import create_keys
 
 LIMIT = 40
 

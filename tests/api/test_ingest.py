@@ -16,7 +16,7 @@ import pytest
 from segflow.api.deps import Settings
 from segflow.server import make_context, serve_in_thread
 from segflow.store.keys import KeyStore
-from tests.api.conftest import EDGE, Server, create_keys
+from tests.helpers import EDGE, Server, create_keys
 
 NOW = "2026-11-20T10:00:00Z"
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 
-from tests.api.conftest import EDGE, Server
+from tests.helpers import EDGE, Server
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -314,7 +314,7 @@ def test_scheduled_segment_refreshes_at_its_cron_instant(tmp_path: Path) -> None
     from segflow.api.deps import Settings
     from segflow.realtime import VirtualClock
     from segflow.server import make_context, serve_in_thread
-    from tests.api.conftest import create_keys
+    from tests.helpers import create_keys
 
     start = datetime(2026, 1, 1, 12)  # a Thursday
     monday = datetime(2026, 1, 5, 6)

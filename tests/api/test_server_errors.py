@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from segflow.api.deps import Settings
 from segflow.server import make_context, serve_in_thread
-from tests.api.conftest import create_keys
+from tests.helpers import create_keys
 
 failing = APIRouter()
 

@@ -16,7 +16,7 @@ from segflow.model.definition import parse_segment
 from segflow.server import ServerProcess, make_context, serve_in_thread
 from segflow.service import Segflow
 from segflow.store.keys import KeyStore
-from tests.api.test_changes import Receiver
+from tests.helpers import Receiver
 
 
 def _wait(cond: Any, timeout: float = 30) -> None:

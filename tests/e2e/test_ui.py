@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Server
+from tests.helpers import Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -12,8 +12,7 @@ from segflow.batch.run import evaluate
 from segflow.model.bucket import bucket_of
 from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
 from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
-
-from .histories import load
+from tests.helpers import load
 
 T = datetime(2026, 6, 1, 12, 0, 0)
 D = timedelta(days=1)

@@ -15,8 +15,7 @@ from segflow.batch.run import evaluate
 from segflow.model.definition import Segment, parse_segment
 from segflow.store.clustering import MARKS, ORDERS
 from segflow.store.duckdb_store import DuckDBStore
-
-from .consistency import assert_profile_numbers_hold
+from tests.helpers import assert_profile_numbers_hold
 
 NAMES = ("Product Viewed", "Product Added", "Order Completed", "Products Searched")
 AT = datetime(2026, 2, 1)

@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segflow.store.duckdb_store import DuckDBStore, Merge, connected_components
-
-from .consistency import assert_profile_numbers_hold
+from tests.helpers import assert_profile_numbers_hold
 
 
 @pytest.fixture

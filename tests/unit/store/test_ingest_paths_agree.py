@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segflow.store.duckdb_store import DuckDBStore
-
-from .consistency import assert_profile_numbers_hold
+from tests.helpers import assert_profile_numbers_hold
 
 KEYS = st.sampled_from(["price", "plan", "a.b", "tags", "name", "x", "vip", "Price"])
 SCALARS = st.one_of(

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
 from segflow.demo.generator import DEFAULT_END, generate_shop
 from segflow.service import Segflow, refresh_scores
-from segflow.traits.refresh import ScoresReport
-
-
-@dataclass(frozen=True)
-class ScoredShop:
-    db: Path
-    report: ScoresReport
+from tests.helpers import ScoredShop
 
 
 @pytest.fixture(scope="session")
