@@ -442,6 +442,10 @@ EDGE = pytest.mark.parametrize("server", [False, True], ids=["one-process", "edg
 
 EDGE = pytest.mark.parametrize("server", [False, True], ids=["one-process", "edge"], indirect=True)
 """Run a test twice: against the one-process server and behind an edge process."""
+SHARED_EDGE = pytest.mark.parametrize(
+    "shared_server", [False, True], ids=["one-process", "edge"], indirect=True
+)
+"""``EDGE`` for ``shared_server``: one server of each kind per module."""
 
 
 @contextmanager

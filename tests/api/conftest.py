@@ -4,7 +4,9 @@
 ``server.client`` is an httpx client authenticated with the admin key.  A test
 parametrized with ``EDGE`` (``@EDGE``) runs twice: against the one-process server
 and behind an edge process, as ``segflow serve`` runs (``server.edge`` says which).
-``shared_server``: one server per module, for tests that keep to their own ids.
+``shared_server``: one server per module (``@SHARED_EDGE``: one of each kind), for
+tests that neither see nor leave anything another test could trip on: refused
+requests, or their own segment and profile ids.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EDGE, Server, create_keys, running_server
+from tests.helpers import EDGE, SHARED_EDGE, Server, create_keys, running_server
 
-__all__ = ["EDGE", "Server", "create_keys"]
+__all__ = ["EDGE", "SHARED_EDGE", "Server", "create_keys"]
 
 
 @pytest.fixture
@@ -24,4 +26,13 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     with running_server(
         tmp_path / "server.duckdb", edge=bool(getattr(request, "param", False))
     ) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Server]:
+    db = tmp_path_factory.mktemp("shared") / "server.duckdb"
+    with running_server(db, edge=bool(getattr(request, "param", False))) as s:
         yield s
