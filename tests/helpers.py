@@ -437,14 +437,14 @@ def create_keys(ctx: ServerContext) -> tuple[str, str]:
     return admin, write
 
 
-EDGE = pytest.mark.parametrize("server", [False, True], ids=["one-process", "edge"], indirect=True)
-
-
-EDGE = pytest.mark.parametrize("server", [False, True], ids=["one-process", "edge"], indirect=True)
+SERVER_KINDS = [
+    pytest.param(False, id="one-process"),
+    pytest.param(True, id="edge", marks=pytest.mark.slow),
+]
+"""One process, or behind an edge process (slow: an edge process per server)."""
+EDGE = pytest.mark.parametrize("server", SERVER_KINDS, indirect=True)
 """Run a test twice: against the one-process server and behind an edge process."""
-SHARED_EDGE = pytest.mark.parametrize(
-    "shared_server", [False, True], ids=["one-process", "edge"], indirect=True
-)
+SHARED_EDGE = pytest.mark.parametrize("shared_server", SERVER_KINDS, indirect=True)
 """``EDGE`` for ``shared_server``: one server of each kind per module."""
 
 

@@ -220,6 +220,7 @@ def _quiet(server: Server) -> None:
     assert r.status_code == 201, r.text
 
 
+@pytest.mark.slow
 @EDGE
 def test_sse_leaves_out_segments_that_emit_no_events(server: Server) -> None:
     _quiet(server)
@@ -285,6 +286,7 @@ def test_webhooks_skip_segments_that_emit_no_events(server: Server) -> None:
         silent.close()
 
 
+@pytest.mark.slow
 @EDGE
 def test_a_back_dated_event_sends_no_enter_and_exit_long_over(server: Server) -> None:
     create_viewers(server)

@@ -18,6 +18,8 @@ from segflow.service import Segflow
 from segflow.store.keys import KeyStore
 from tests.helpers import Receiver
 
+pytestmark = pytest.mark.slow  # kills and restarts a server process
+
 
 def _wait(cond: Any, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from segflow.batch.run import evaluate
@@ -43,6 +44,8 @@ from tests.strategies import (
     LiveScenario,
     live_scenarios,
 )
+
+pytestmark = pytest.mark.slow  # long property runs over DuckDB files
 
 
 @dataclass

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -47,6 +48,8 @@ from tests.strategies import (
     instants,
     rt_conditions,
 )
+
+pytestmark = pytest.mark.slow  # long property runs
 
 EXAMPLES = int(os.environ.get("SEGFLOW_EXAMPLES", "200"))
 

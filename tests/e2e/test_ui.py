@@ -17,9 +17,12 @@ from tests.helpers import Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="Debian's chromium is not installed (make browser)"
-)
+pytestmark = [
+    pytest.mark.slow,  # a browser
+    pytest.mark.skipif(
+        shutil.which("chromium") is None, reason="Debian's chromium is not installed (make browser)"
+    ),
+]
 
 
 def _now() -> str:

@@ -26,6 +26,8 @@ from segflow.store.history import MessageFields
 from tests.helpers import Run
 from tests.strategies import LIVE_EXAMPLES, LiveScenario, live_scenarios
 
+pytestmark = pytest.mark.slow  # conformance runs, twice each
+
 T = datetime(2026, 1, 1)
 FAST_RUNS = {"fast": 0, "catch_ups": 0}
 

@@ -196,6 +196,7 @@ messages = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(messages, st.randoms(use_true_random=False), st.integers(1, 4))
 def test_the_result_does_not_depend_on_arrival_order(
