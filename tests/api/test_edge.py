@@ -18,6 +18,8 @@ from segflow.api.deps import Settings
 from segflow.server import ThreadServer, make_context, serve_in_thread
 from tests.helpers import create_keys
 
+pytestmark = pytest.mark.slow  # an edge process per test, killed in one
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -109,7 +111,6 @@ def test_a_deleted_profile_leaves_the_edges_index(edge: Edge) -> None:
     _eventually(lambda: edge.lookup("ada").json()["segments"] == {})
 
 
-@pytest.mark.slow
 def test_a_killed_edge_is_replaced_on_the_same_port(edge: Edge) -> None:
     assert edge.ingest(1, "ada").status_code == 200
     proc = edge.running.edge.proc if edge.running.edge else None

@@ -1,4 +1,5 @@
-"""One small generated shop, ingested by the real store and scored once per session."""
+"""One small generated shop, ingested by the real store and scored once per session;
+the tests that use it are slow (generating and scoring it takes a while)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import pytest
 from segflow.demo.generator import DEFAULT_END, generate_shop
 from segflow.service import Segflow, refresh_scores
 from tests.helpers import ScoredShop
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "scored_shop" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
