@@ -84,8 +84,10 @@ def _infer(histories: list[ProfileHistory]) -> dict[str, str]:
 def load(
     con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory], *, numbered: bool = True
 ) -> None:
-    """Store ``histories`` as DuckDBStore would: with event codes and, unless not
-    ``numbered`` (the compiler then keys on ``profile_id``), profile numbers."""
+    """Store ``histories`` straight into the store schema as DuckDBStore would: with
+    event codes and, unless not ``numbered`` (the compiler then keys on ``profile_id``),
+    profile numbers.  It bypasses ingestion: its tests pin the evaluators, not the
+    loader."""
     histories = list(histories)
     fields = _infer(histories)
     con.execute(DDL)
@@ -463,10 +465,12 @@ def running_server(db: Path, *, edge: bool = False) -> Iterator[Server]:
 
 
 def now_iso() -> str:
+    """Now as the API writes instants (UTC, ``Z``)."""
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def post_view(server: Server, user: str, n: int) -> None:
+    """``user`` views a product now (message id ``view-{user}-{n}``)."""
     msg = {
         "type": "track",
         "userId": user,
@@ -478,6 +482,7 @@ def post_view(server: Server, user: str, n: int) -> None:
 
 
 def create_viewers(server: Server, sid: str = "viewers") -> None:
+    """Segment ``sid``: profiles that viewed a product in the last 7 days."""
     r = server.client.post(
         "/v1/segments",
         json={"id": sid, "condition": {"event": "Product Viewed", "within": "7d"}},
@@ -486,6 +491,7 @@ def create_viewers(server: Server, sid: str = "viewers") -> None:
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 20) -> None:
+    """Poll ``cond`` until it holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
