@@ -282,15 +282,23 @@ leaves = st.one_of(
     st.just({"in_segment": "vip"}),
 )
 
-conditions = st.recursive(
-    leaves,
-    lambda inner: st.one_of(
-        st.builds(lambda xs: {"all": xs}, st.lists(inner, max_size=3)),
-        st.builds(lambda xs: {"any": xs}, st.lists(inner, max_size=3)),
-        st.builds(lambda x: {"not": x}, inner),
-    ),
-    max_leaves=6,
-)
+
+def nested(
+    leaves: st.SearchStrategy[dict[str, Any]], max_leaves: int
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Conditions: ``leaves`` nested in ``all``, ``any`` and ``not``."""
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.builds(lambda xs: {"all": xs}, st.lists(inner, max_size=3)),
+            st.builds(lambda xs: {"any": xs}, st.lists(inner, max_size=3)),
+            st.builds(lambda x: {"not": x}, inner),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+conditions = nested(leaves, 6)
 
 instants = st.integers(0, 11 * 24 * 4).map(lambda q: T0 + timedelta(minutes=15 * q))
 
@@ -321,15 +329,7 @@ leaf_docs = st.sampled_from(
         {"sequence": [{"page": "Pricing"}, {"event": "B"}], "span": "1h"},
     ]
 )
-trees = st.recursive(
-    leaf_docs,
-    lambda inner: st.one_of(
-        st.builds(lambda x: {"all": x}, st.lists(inner, max_size=3)),
-        st.builds(lambda x: {"any": x}, st.lists(inner, max_size=3)),
-        st.builds(lambda x: {"not": x}, inner),
-    ),
-    max_leaves=8,
-)
+trees = nested(leaf_docs, 8)
 
 
 # --------------------------------------------------------------------------- streams
@@ -388,15 +388,7 @@ extra_leaves = st.one_of(
     ),
 )
 
-rt_conditions = st.recursive(
-    st.one_of(leaves, extra_leaves),
-    lambda inner: st.one_of(
-        st.builds(lambda xs: {"all": xs}, st.lists(inner, max_size=3)),
-        st.builds(lambda xs: {"any": xs}, st.lists(inner, max_size=3)),
-        st.builds(lambda x: {"not": x}, inner),
-    ),
-    max_leaves=6,
-)
+rt_conditions = nested(st.one_of(leaves, extra_leaves), 6)
 
 WHEN = [None, None, "2026-01-03T00:00:00Z", "2026-01-05", "2026-01-02T12:00:00Z", "nope"]
 LAGS = [timedelta(0)] * 3 + [
@@ -415,6 +407,17 @@ dense_events = st.builds(
     st.sampled_from([0, 1, 2, 23, 24, 25, 48, 49, 72, 168, 169, 192]),
 )
 """Events on a grid where the plan's durations (1h, 1d, 2d, 7d) separate them exactly."""
+
+
+def stream_segments(conds: list[Any]) -> list[Segment]:
+    """The segments a stream is replayed against: a static ``vip``, ``s<i>`` for each
+    condition, ``ref`` (not ``s0``) and ``chain`` (``ref`` and the last ``s<i>``)."""
+    segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
+    segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
+    segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
+    chain = {"all": [{"in_segment": "ref"}, {"in_segment": f"s{len(conds) - 1}"}]}
+    segments.append(parse_segment({"id": "chain", "condition": chain}))
+    return segments
 
 
 # --------------------------------------------------------------------------- live
@@ -455,11 +458,7 @@ class LiveScenario:
 @st.composite
 def live_scenarios(draw: st.DrawFn) -> LiveScenario:
     conds = draw(st.lists(rt_conditions, min_size=1, max_size=3))
-    segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
-    segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
-    segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
-    chain = {"all": [{"in_segment": "ref"}, {"in_segment": f"s{len(conds) - 1}"}]}
-    segments.append(parse_segment({"id": "chain", "condition": chain}))
+    segments = stream_segments(conds)
     hs = draw(histories())
     own: dict[str, list[tuple[datetime, Input]]] = {}
     statics: dict[str, frozenset[str]] = {}

@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 from segflow.batch.run import evaluate
 from segflow.model.definition import (
     Segment,
-    parse_segment,
 )
 from segflow.plan.interpret import (
     Event,
@@ -47,6 +46,7 @@ from tests.strategies import (
     histories,
     instants,
     rt_conditions,
+    stream_segments,
 )
 
 pytestmark = pytest.mark.slow  # long property runs
@@ -69,11 +69,7 @@ def scenarios(
     draw: st.DrawFn, conditions: st.SearchStrategy[Any] = rt_conditions, *, dense: int = 12
 ) -> Scenario:
     conds = draw(st.lists(conditions, min_size=1, max_size=3))
-    segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
-    segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
-    segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
-    chain = {"all": [{"in_segment": "ref"}, {"in_segment": f"s{len(conds) - 1}"}]}
-    segments.append(parse_segment({"id": "chain", "condition": chain}))
+    segments = stream_segments(conds)
     hs: list[ProfileHistory] = []
     inputs: list[tuple[datetime, str, Event | TraitWrite]] = []
     for h in draw(histories()):
