@@ -12,7 +12,8 @@ and the ratios library/plain (target <= 4) and each/library (target >= 5), plus
 peak RSS and the rows each side reads (the bound on the each/library ratio of the
 scans).  Generated data and the loaded store are cached under bench-data/; after a load
 the script runs itself again in a fresh process, because in the process that has just
-loaded the store the plain scan runs at a third of its steady speed.
+loaded the store the plain scan runs well below its steady speed.  Measured figures:
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def interleaved(fns: list[Callable[[], object]], repeat: int) -> list[float]:
 def peak_rss_mb() -> float:
     """This process's peak RSS: Linux's VmHWM, which starts afresh at exec.
     ``ru_maxrss`` carries the parent's over exec when the child was vfork'ed (as
-    ``subprocess`` does): after a load, the rerun printed the loading process's 11 GB."""
+    ``subprocess`` does): after a load, the rerun would print the loading process's."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -126,8 +127,8 @@ def loaded_store(data: Path, customers: int, seed: int) -> Path:
         sf.ingest(list(summary.paths))
         print(f"ingested in {time.perf_counter() - started:.1f}s", flush=True)
         sf.close()
-        # time a fresh process: in this one the plain scan runs at a third of its
-        # steady speed after the load (the library's ratio to it looked 2x better).
+        # time a fresh process: in this one the plain scan runs well below its steady
+        # speed after the load, which would flatter the library's ratio to it.
         # A child, not exec: an exec'd process keeps this one's peak RSS (the load's).
         sys.exit(subprocess.call([sys.executable, *sys.argv]))
     return db

@@ -5,9 +5,9 @@
 For each size, a store is filled with that many synthetic stored events (one SQL
 insert), then groups of ``--group`` new track messages are committed with
 ``ingest_messages`` (as the server's writer does) and the median time per group is
-printed, with the cost of the message-id check the store used before (a semi-join
-of the group against every stored ``message_id``) measured on the same file in the
-same process: that check alone grew with the store, the message index does not.
+printed, with the cost of a semi-join of the group against every stored
+``message_id`` (what the message index replaces) measured on the same file in the
+same process: that check alone grows with the store, the message index does not.
 """
 
 from __future__ import annotations

@@ -302,8 +302,9 @@ def run_mode(
 
 def reference_ms() -> float:
     """Milliseconds of a fixed pure-Python loop (best of five): the speed of this host's
-    CPU, printed with the figures because the same code on the same kind of machine has
-    run 2x apart from one day to the next; compare figures only with a similar reference."""
+    CPU, printed with the figures because the same code on the same kind of machine runs
+    at different speeds from one day to the next; compare figures only with a similar
+    reference."""
     best = float("inf")
     for _ in range(5):
         started = time.perf_counter()
@@ -328,8 +329,8 @@ def main() -> None:
         choices=("uniform", "shop"),
         default="uniform",
         help="uniform: track events, a quarter each of views, cart adds, checkouts and"
-        " orders (the figures in the README); shop: drawn from the generated shop's own"
-        " history (pages, identify calls with traits, ~30 fields a message)",
+        " orders (the default mix of docs/performance.md); shop: drawn from the generated"
+        " shop's own history (pages, identify calls with traits, ~30 fields a message)",
     )
     ap.add_argument(
         "--nice",

@@ -14,8 +14,9 @@ library in one engine, on one core.  Prints events/s, p50/p99 per-event latency
 collector's share, and the ratio against recomputing the touched profile from its
 full history on every event (the plain-Python interpreter, run for a sample of
 events in the same process) -- what an engine without incremental state would pay.
-Targets (issue 3): >= 50,000 events/s, p99 < 2 ms, < 2 KB state per profile.  The
-changes are counted and let go, as the server (which writes them out) does.
+Targets: >= 50,000 events/s, p99 < 2 ms, < 2 KB state per profile (figures in
+docs/performance.md).  The changes are counted and let go, as the server (which writes
+them out) does.
 
 Track events (with the fields the plan reads, as the server feeds its evaluator)
 and the traits of identify calls (email, plan, created_at, ...: five writes per

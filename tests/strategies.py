@@ -427,7 +427,7 @@ LIVE_BASE_EXAMPLES = int(
     or (settings.default.max_examples if settings.get_current_profile_name() == "long" else 200)
 )
 LIVE_EXAMPLES = max(20, LIVE_BASE_EXAMPLES // 4)
-"""Each live example ingests through the store and runs SQL."""
+"""Each live example ingests through the store and runs SQL, so fewer of them are run."""
 
 Input = Event | TraitWrite
 

@@ -25,7 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from segflow.model.definition import parse_instant
+from segflow.model.definition import Segment, parse_instant
 from segflow.model.errors import DefinitionError
 from segflow.service import Evaluation, Segflow
 
@@ -189,11 +189,10 @@ def segments_apply(
     """Validate and save segment definitions (a new version when the definition changed);
     first shows who each new or edited segment would move."""
     from segflow.live import edit_diffs
-    from segflow.service import read_segment_files
     from segflow.store.segments import utcnow
 
     with _service(db) as sf:
-        diffs = edit_diffs(sf, read_segment_files(path), _at(at) or utcnow())
+        diffs = edit_diffs(sf, _checked(sf, path), _at(at) or utcnow())
         if diffs:
             _print_table(_diff_table(diffs))
         if dry_run:
@@ -218,10 +217,24 @@ def segments_validate(
     path: Annotated[Path, typer.Argument(help="A YAML/JSON file or a directory of them.")],
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Check definitions (syntax, types, references, cycles) without saving."""
+    """Check definitions (syntax, types, limits, references, cycles: every problem at
+    once) without saving; names the store has never seen are warned about."""
     with _service(db) as sf:
-        segs = sf.validate(path)
+        segs = _checked(sf, path)
+        sf.registry.check(segs)
     out.print(f"[green]ok[/green]: {len(segs)} segment(s) valid")
+
+
+def _checked(sf: Segflow, path: Path) -> list[Segment]:
+    """The segments under ``path``, checked against the store: warnings printed, every
+    problem raised at once."""
+    from segflow.segment_ops import check_drafts
+    from segflow.service import read_segment_reports
+
+    checked = check_drafts(sf, read_segment_reports(path))
+    for w in checked.warnings:
+        console.print(f"[yellow]warning[/yellow] {escape(str(w))}", highlight=False)
+    return checked.raise_problems()
 
 
 @segments_app.command("list")
@@ -394,7 +407,7 @@ def demo(
         )
     console.print(f"generated {summary.events:,} events for {customers:,} customers")
     with _service(db, create=True) as sf:
-        sf.con.execute(f"CREATE TABLE {DEMO_MARK} AS SELECT now() AS made_at")
+        sf.store.mark_demo()
         with _progress("loading events") as update:
             sf.ingest(list(summary.paths), progress=update)
         _refresh_demo_scores(sf, end)
@@ -408,19 +421,12 @@ def demo(
         _serve(db, "127.0.0.1", port, demo_keys=True)
 
 
-DEMO_MARK = "segflow_demo"
-"""A table ``segflow demo`` leaves in its store: a later demo may replace that store."""
-
-
 def _made_by_demo(db: Path) -> bool:
     with _service(db) as sf:
-        row = sf.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [DEMO_MARK]
-        ).fetchone()
-    return bool(row and row[0])
+        return sf.store.made_by_demo()
 
 
-# -- server and API keys (issue 4) ----------------------------------------------------
+# -- server and API keys --------------------------------------------------------------
 
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys (write: ingestion; admin).")
 app.add_typer(keys_app, name="keys")
@@ -504,10 +510,8 @@ def keys_create(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Create a key and print it (only its hash is stored: copy it now)."""
-    from segflow.store.keys import KeyStore
-
     with _service(db, create=True) as sf:
-        new = KeyStore(sf.con).create(kind, name)
+        new = sf.key_store().create(kind, name)
     console.print(f"created {new.key.kind} key {new.key.id} ({new.key.name}):")
     out.print(new.token)
 
@@ -515,10 +519,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(db: DbOption = DEFAULT_DB) -> None:
     """Every key with its kind and state (never the secret)."""
-    from segflow.store.keys import KeyStore
-
     with _service(db) as sf:
-        keys = KeyStore(sf.con).list()
+        keys = sf.key_store().list()
     table = Table("id", "kind", "name", "created", "state")
     for k in keys:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
@@ -529,14 +531,12 @@ def keys_list(db: DbOption = DEFAULT_DB) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, db: DbOption = DEFAULT_DB) -> None:
     """Revoke a key by id: requests with it get 401 from then on."""
-    from segflow.store.keys import KeyStore
-
     with _service(db) as sf:
-        k = KeyStore(sf.con).revoke(key_id)
+        k = sf.key_store().revoke(key_id)
     console.print(f"revoked {k.kind} key {k.id} ({k.name})")
 
 
-# -- value scores and predictions (issue 5) ------------------------------------------
+# -- value scores and predictions ----------------------------------------------------
 
 scores_app = typer.Typer(no_args_is_help=True, help="Value scores and predictions as traits.")
 app.add_typer(scores_app, name="scores")
@@ -647,7 +647,7 @@ def scores_discover(
         out.print(yaml.safe_dump_all(docs, sort_keys=False))
 
 
-# -- real-time: replay, explain, change log (issue 3) ---------------------------------
+# -- real-time: replay, explain, change log -------------------------------------------
 
 
 def _instant(value: str | None, hint: str) -> datetime | None:
@@ -770,15 +770,11 @@ def changes(
     """The stored membership change log (oldest first)."""
     import csv
 
-    from segflow.store.changes import MembershipChangeLog
-
     if fmt not in ("table", "json", "csv"):
         raise typer.BadParameter(f"{fmt!r}: use table, json or csv", param_hint="--format")
     start = _instant(since, "--since")
     with _service(db) as sf:
-        rows = MembershipChangeLog(sf.con).query(
-            segment_id=segment, profile_id=profile, since=start, limit=limit
-        )
+        rows = sf.changes.query(segment_id=segment, profile_id=profile, since=start, limit=limit)
     fields = ("seq", "segment_id", "profile_id", "entered", "at", "reason", "version")
 
     def record(c: Any) -> dict[str, Any]:

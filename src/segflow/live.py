@@ -30,7 +30,7 @@ from segflow.plan.features import (
     EventAggregate,
     SequenceMatch,
 )
-from segflow.plan.planner import Plan, build_plan
+from segflow.plan.planner import Plan, build_plan, check_references
 from segflow.realtime import (
     Change,
     Clock,
@@ -47,6 +47,8 @@ from segflow.service import Segflow
 from segflow.store.changes import ChangeRow, LoggedChange, MembershipChangeLog
 from segflow.store.duckdb_store import StoredEvents
 from segflow.store.history import EventRow, HistoryReader, MessageFields, StoredTrait
+from segflow.store.schema import LINK_TRAITS
+from segflow.store.segments import SegmentRegistry
 
 US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000
@@ -116,6 +118,33 @@ def plan_paths(plan: Plan) -> set[str]:
         elif isinstance(feat, CartTotal):
             out.update((CART_PRODUCT, CART_QUANTITY, CART_PRICE))
     return out
+
+
+def _inputs(engine: ProfileEngine) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """What an engine reads: event names, event field paths and trait keys."""
+    return (
+        frozenset(engine.routes),
+        frozenset(plan_paths(engine.plan)),
+        frozenset(engine.traits),
+    )
+
+
+@dataclass
+class PreparedSave:
+    """A definition save's heavy work done off the store lock over one snapshot
+    (``LiveEvaluator.prepare_save``)."""
+
+    segment: Segment
+    fingerprints: dict[str, str]
+    """The other definitions it was compiled with (by id): stale when they changed."""
+    engine: ProfileEngine
+    states: dict[str, ProfileState]
+    """Every profile's state as of the snapshot's instant."""
+    seq: int
+    wseq: int
+    merges: tuple[datetime | None, frozenset[tuple[str, str]]]
+    after: set[str]
+    """Members of the segment per the batch evaluator at the snapshot."""
 
 
 def _stored(c: LoggedChange) -> StoredChange:
@@ -253,6 +282,15 @@ class LiveEvaluator:
         return self.clock.now()
 
     def _compile(self, segments: Mapping[str, Segment]) -> ProfileEngine:
+        engine = compile_engine(build_plan(segments.values()))
+        self._adopt(segments, engine)
+        return engine
+
+    def _adopt(self, segments: Mapping[str, Segment], engine: ProfileEngine) -> set[str]:
+        """Run ``segments`` (compiled as ``engine``) from here on; returns the scheduled
+        segments whose definition did not change (they keep their members until their
+        next refresh)."""
+        before = {sid: seg.version for sid, seg in self._segments.items()}
         gone = self.silent - set(segments)
         self.silent = frozenset(s.id for s in segments.values() if not s.emit_events) | gone
         self._segments = dict(segments)
@@ -267,11 +305,8 @@ class LiveEvaluator:
             fresh = mark is not None and mark[0] == self._version(sid)
             self._refresh[sid] = self._cron_next(sid, mark[1]) if fresh and mark else None
         self._hidden = set()
-        engine = compile_engine(build_plan(segments.values()))
-        self._names = frozenset(engine.routes)
-        self._paths = frozenset(plan_paths(engine.plan))
-        self._trait_keys = frozenset(engine.traits)
-        return engine
+        self._names, self._paths, self._trait_keys = _inputs(engine)
+        return {sid for sid in self._scheduled if before.get(sid) == self._version(sid)}
 
     def _build(
         self,
@@ -282,6 +317,7 @@ class LiveEvaluator:
         upto_wseq: int | None,
         profiles: Iterable[str] | None = None,
         inputs_upto_at: bool = False,
+        reader: HistoryReader | None = None,
         entries: dict[str, list[Change]] | None = None,
     ) -> dict[str, ProfileState]:
         """States of every profile (or of ``profiles``) as of ``at`` from stored history:
@@ -291,18 +327,21 @@ class LiveEvaluator:
         feeds the later ones); otherwise later ones are held as future inputs.  With
         ``entries``, each profile's inputs are applied one by one at their instants
         instead (slower) and it receives, per profile, the change by which it entered
-        each segment it is in at ``at``."""
+        each segment it is in at ``at``.  ``reader``: read through it instead (another
+        connection, for a build that runs without the store lock)."""
+        reader = reader if reader is not None else self.reader
+        names, paths, trait_keys = _inputs(engine)
         rebuild: Rebuild = engine.rebuild_us
         if entries is not None:
             rows = self.app.con.execute("SELECT profile_id, first_seen FROM profiles").fetchall()
             rebuild = self._dated(engine, entries, {str(p): to_us(t) for p, t in rows})
         wanted = None if profiles is None else sorted(set(profiles))
-        static = self.reader.static_members()
+        static = reader.static_members()
         t = to_us(at)
         upto_ts = t if inputs_upto_at else None
         traits: dict[str, list[tuple[int, str, str, Any]]] = {}
-        for batch in self.reader.traits(
-            self._trait_keys,
+        for batch in reader.traits(
+            trait_keys,
             upto_seq=upto_seq,
             upto_wseq=upto_wseq,
             profiles=wanted,
@@ -311,9 +350,9 @@ class LiveEvaluator:
             for w in batch:
                 traits.setdefault(w.profile_id, []).append((w.ts, w.message_id, w.key, w.value))
         states: dict[str, ProfileState] = {}
-        stream = self.reader.events(
-            self._names,
-            self._paths,
+        stream = reader.events(
+            names,
+            paths,
             upto_seq=upto_seq,
             profiles=wanted,
             order="profile",
@@ -327,7 +366,7 @@ class LiveEvaluator:
                 static.get(pid, ()),
                 t,
             )
-        universe = self.reader.profile_ids() if wanted is None else wanted
+        universe = reader.profile_ids() if wanted is None else wanted
         known = set(universe)
         for pid in universe:
             if pid not in states:
@@ -853,19 +892,97 @@ class LiveEvaluator:
         after = members_after(self.app, segment, now)
         return EditDiff.between(segment.id, before, after)
 
-    def save(self, segment: Segment) -> tuple[int, EditDiff, list[StoredChange]]:
+    def open_snapshot(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own holding one snapshot of the store, for ``prepare_save``
+        (call under the store lock; read it without).  Trait writes are linked first
+        so that the batch evaluator has nothing to link in the snapshot: a read-only
+        transaction can never conflict with the writer."""
+        self.app.con.execute(LINK_TRAITS)
+        con = self.app.con.cursor()
+        con.execute("BEGIN TRANSACTION")
+        HistoryReader(con).max_seq()  # a first read fixes the snapshot
+        return con
+
+    def prepare_save(self, segment: Segment, con: duckdb.DuckDBPyConnection) -> PreparedSave | None:
+        """The heavy part of saving ``segment``, done over ``con`` (from
+        ``open_snapshot``; rolled back here) without the store lock, so ingestion goes
+        on meanwhile: the new engine, every profile's state under it and the batch
+        evaluator's members, all from the one snapshot.  ``save(segment, prepared)``
+        then only brings the profiles touched since up to date.  None for a static
+        segment (its snapshot is taken under the lock).  Touches no state of this
+        evaluator."""
+        try:
+            if segment.mode == "static":
+                return None
+            saved = {k: v for k, v in SegmentRegistry(con).current().items() if k != segment.id}
+            merged = {**saved, segment.id: segment}
+            check_references(merged)
+            engine = compile_engine(build_plan(merged.values()))
+            reader = HistoryReader(con)
+            at = self._now()
+            seq, wseq, merges = reader.max_seq(), reader.max_wseq(), reader.merge_mark()
+            states = self._build(engine, at, upto_seq=seq, upto_wseq=wseq, reader=reader)
+            after = set(evaluate(con, merged.values(), at, only=[segment.id]).members(segment.id))
+        finally:
+            con.execute("ROLLBACK")  # read only (the batch evaluator's scratch is dropped)
+        fingerprints = {k: v.definition_fingerprint() for k, v in saved.items()}
+        return PreparedSave(segment, fingerprints, engine, states, seq, wseq, merges, after)
+
+    def save(
+        self, segment: Segment, prepared: PreparedSave | None = None
+    ) -> tuple[int, EditDiff, list[StoredChange]]:
         """Save a new version, backfill it from history, hand over to the live engine
         with no gap, and log enters/exits with reason ``definition_changed`` at the save
-        instant.  Returns (version, diff, changes)."""
+        instant.  Returns (version, diff, changes).  With ``prepared`` (from
+        ``prepare_save``, still valid when no other definition changed since) only the
+        profiles touched since its snapshot are rebuilt here."""
         out = self.catch_up()
-        diff = self.preview_edit(segment)
+        current = self.app.registry.current()
+        if prepared is not None and prepared.fingerprints != {
+            k: v.definition_fingerprint() for k, v in current.items() if k != segment.id
+        }:
+            prepared = None
+        if prepared is None:
+            diff = self.preview_edit(segment)
+        else:
+            before = set(self.members(segment.id)) if segment.id in self._segments else set()
+            diff = EditDiff.between(segment.id, before, prepared.after)
         ((saved, status),) = self.app.registry.save([segment])
         if status == "unchanged":
             return saved.version, replace(diff, entering=[], leaving=[]), out
         if saved.mode == "static":
             self.app.snapshot(saved)
-        out += self._reload("definition_changed")
+        if prepared is None:
+            out += self._reload("definition_changed")
+        else:
+            out += self._hand_over(prepared, "definition_changed")
         return saved.version, diff, out
+
+    def _hand_over(self, prepared: PreparedSave, reason: Reason) -> list[StoredChange]:
+        """Install ``prepared``'s engine and states, first bringing them from its
+        snapshot to now: the profiles with inputs or merges since (or new or gone) are
+        rebuilt from history, the others' timers fire up to now."""
+        now = self._now()
+        seq, wseq = self._seq, self._wseq  # the catch-up just done read up to these
+        engine, states = prepared.engine, prepared.states
+        reader = self.reader
+        universe = set(self.runner.states)
+        touched = set(reader.profiles_after(prepared.seq, seq))
+        touched.update(reader.profiles_written_after(prepared.wseq, wseq))
+        touched.update(p for m in reader.merges_since(prepared.merges) for p in m)
+        for pid in set(states) - universe:
+            del states[pid]
+        touched = (touched | (universe - set(states))) & universe
+        now_us = to_us(now)
+        for pid, st in states.items():
+            if pid not in touched:
+                engine.advance_us(st, now_us)
+        if touched:
+            states.update(self._build(engine, now, upto_seq=seq, upto_wseq=wseq, profiles=touched))
+        old = {pid: set(mine) for pid, mine in self._since.items()}
+        hidden = set(self._hidden)
+        kept = self._adopt(self.app.registry.current(), engine)
+        return self._switch(engine, states, old, hidden, kept, now, reason, seq, wseq)
 
     def delete(self, segment_id: str, *, force: bool = False) -> list[StoredChange]:
         """Delete a segment (protected or referenced ones refuse, as the registry does);
@@ -886,13 +1003,31 @@ class LiveEvaluator:
         now = self._now()
         old = {pid: set(mine) for pid, mine in self._since.items()}
         hidden = set(self._hidden)
-        before = {sid: seg.version for sid, seg in self._segments.items()}
-        engine = self._compile(self.app.registry.current())
+        segments = self.app.registry.current()
+        engine = compile_engine(build_plan(segments.values()))
         # a scheduled segment is evaluated when its definition changes, else it waits
-        kept = {sid for sid in self._scheduled if before.get(sid) == self._version(sid)}
+        kept = self._adopt(segments, engine)
         seq = self.reader.max_seq()
         wseq = self.reader.max_wseq()
         states = self._build(engine, now, upto_seq=seq, upto_wseq=wseq)
+        return self._switch(engine, states, old, hidden, kept, now, reason, seq, wseq)
+
+    def _switch(
+        self,
+        engine: ProfileEngine,
+        states: dict[str, ProfileState],
+        old: dict[str, set[str]],
+        hidden: set[str],
+        kept: set[str],
+        now: datetime,
+        reason: Reason,
+        seq: int,
+        wseq: int,
+    ) -> list[StoredChange]:
+        """Run ``engine`` over ``states`` (as of now) from here on, logging at now the
+        differences from the memberships ``old`` (less the ``hidden`` segments); the
+        scheduled segments ``kept`` (definition unchanged) keep their logged members
+        until their next refresh, the other scheduled ones count as refreshed now."""
         old_runner = self._runner
         runner = self._install(engine, states)
         changes: list[Change] = []

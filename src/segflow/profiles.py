@@ -16,32 +16,16 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-import duckdb
-import orjson
-
 from segflow.model.definition import format_instant
-from segflow.store.changes import MembershipChangeLog
-from segflow.store.duckdb_store import _rebuild
-from segflow.store.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
+from segflow.store.erasure import Suppressions
 from segflow.store.segments import utcnow
-from segflow.traits.computed import computed_traits
 
 if TYPE_CHECKING:
+    import duckdb
+
     from segflow.live import LiveEvaluator
     from segflow.service import Segflow
-
-ERASED_TABLES: Final = (
-    "events",
-    "traits",
-    "identities",
-    "memberships",
-    "static_members",
-    "profiles",
-    "merges",
-    "membership_changes",
-    "webhook_deliveries",
-)
-"""Tables that can hold an erased profile's rows: rewritten after an erasure."""
+    from segflow.store.protocols import ProfileStore
 
 RECENT_EVENTS: Final = 50
 RECENT_ORDERS: Final = 20
@@ -65,31 +49,21 @@ def jsonable(v: Any) -> Any:
 def resolve(app: Segflow, profile_id: str) -> str | None:
     """The current profile for an id: a profile id, a user or anonymous id, an
     alias's previous id, or an id that was merged away (merges are followed)."""
-    con = app.con
-    if con.execute("SELECT 1 FROM profiles WHERE profile_id = ?", [profile_id]).fetchone():
+    store = app.profiles
+    if store.exists(profile_id):
         return profile_id
-    # a user id first, then an anonymous id, then an alias's previous id (linked to
-    # its profile by the alias call alone, before any event names it)
-    row = con.execute(
-        "SELECT profile_id FROM identities WHERE value = ? AND kind IN"
-        " ('user', 'anonymous', 'previous')"
-        " ORDER BY kind = 'user' DESC, kind = 'anonymous' DESC LIMIT 1",
-        [profile_id],
-    ).fetchone()
-    if row is not None:
-        return str(row[0])
+    found = store.by_identity(profile_id)
+    if found is not None:
+        return found
     seen = {profile_id}
     current = profile_id
     while True:
-        row = con.execute(
-            'SELECT into_profile FROM merges WHERE from_profile = ? ORDER BY "at" DESC LIMIT 1',
-            [current],
-        ).fetchone()
-        if row is None or row[0] in seen:
+        into = store.merged_to(current)
+        if into is None or into in seen:
             break
-        current = str(row[0])
+        current = into
         seen.add(current)
-        if con.execute("SELECT 1 FROM profiles WHERE profile_id = ?", [current]).fetchone():
+        if store.exists(current):
             return current
     return None
 
@@ -98,16 +72,7 @@ def list_profiles(
     app: Segflow, *, limit: int, after: str | None = None, prefix: str | None = None
 ) -> dict[str, Any]:
     """Profile ids in order, a page at a time (``next_cursor``: pass it as ``after``)."""
-    sql = "SELECT profile_id, last_seen FROM profiles WHERE TRUE"
-    params: list[Any] = []
-    if after is not None:
-        sql += " AND profile_id > ?"
-        params.append(after)
-    if prefix:
-        sql += " AND starts_with(profile_id, ?)"
-        params.append(prefix)
-    params.append(limit + 1)
-    rows = app.con.execute(sql + " ORDER BY profile_id LIMIT ?", params).fetchall()
+    rows = app.profiles.page(limit=limit + 1, after=after, prefix=prefix)
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -117,50 +82,22 @@ def list_profiles(
 
 
 def _events(
-    con: duckdb.DuckDBPyConnection, profile_id: str, *, names: tuple[str, ...] = (), limit: int
+    store: ProfileStore, profile_id: str, *, names: tuple[str, ...] = (), limit: int
 ) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM events WHERE profile_id = ?"
-    params: list[Any] = [profile_id]
-    if names:
-        sql += f" AND event IN ({', '.join('?' for _ in names)})"
-        params.extend(names)
-    sql += ' ORDER BY "timestamp" DESC, message_id DESC LIMIT ?'
-    params.append(limit)
-    cur = con.execute(sql, params)
-    cols = [d[0] for d in cur.description or ()]
-    out = []
-    for row in cur.fetchall():
-        ev = _rebuild(cols, row)
-        out.append(
-            {
-                k: jsonable(v)
-                for k, v in ev.items()
-                if v not in (None, {}) and k not in ("seq", "profile_id")
-            }
-        )
-    return out
+    return [
+        {
+            k: jsonable(v)
+            for k, v in ev.items()
+            if v not in (None, {}) and k not in ("seq", "profile_id")
+        }
+        for ev in store.recent_events(profile_id, names=names, limit=limit)
+    ]
 
 
-def cart(con: duckdb.DuckDBPyConnection, profile_id: str) -> list[dict[str, Any]]:
+def cart(store: ProfileStore, profile_id: str) -> list[dict[str, Any]]:
     """Products whose latest add/remove since the last order is an add (the open cart)."""
-    row = con.execute(
-        "SELECT max(\"timestamp\") FROM events WHERE profile_id = ? AND event = 'Order Completed'",
-        [profile_id],
-    ).fetchone()
-    last_order = row[0] if row else None
-    sql = (
-        "SELECT * FROM events WHERE profile_id = ?"
-        " AND event IN ('Product Added', 'Product Removed')"
-    )
-    params: list[Any] = [profile_id]
-    if last_order is not None:
-        sql += ' AND "timestamp" > ?'
-        params.append(last_order)
-    cur = con.execute(sql + ' ORDER BY "timestamp", message_id', params)
-    cols = [d[0] for d in cur.description or ()]
     lines: dict[str, dict[str, Any]] = {}
-    for r in cur.fetchall():
-        ev = _rebuild(cols, r)
+    for ev in store.cart_events(profile_id):
         props = ev.get("properties") or {}
         pid = props.get("product_id")
         if pid is None:
@@ -180,12 +117,7 @@ def segments_of(app: Segflow, live: LiveEvaluator | None, profile_id: str) -> di
     """Segment -> member since (live memberships; else the last batch evaluation)."""
     if live is not None:
         return {s: format_instant(t) for s, t in sorted(live.segments_of(profile_id).items())}
-    rows = app.con.execute(
-        "SELECT segment_id, min(evaluated_at) FROM memberships WHERE profile_id = ?"
-        " GROUP BY segment_id ORDER BY segment_id",
-        [profile_id],
-    ).fetchall()
-    return {str(s): None for s, _ in rows}
+    return {s: None for s in app.profiles.evaluated_segments(profile_id)}
 
 
 def profile_view(
@@ -193,13 +125,11 @@ def profile_view(
 ) -> dict[str, Any]:
     """Identities, traits, computed traits, orders, cart, wishlist, recent click-stream
     and segments of one (resolved) profile."""
-    con = app.con
+    store = app.profiles
     now = at or utcnow()
-    computed = computed_traits(con, now, [profile_id])
+    computed = app.computed_traits(now, [profile_id])
     comp = {k: jsonable(v) for k, v in computed[0].items() if k != "profile_id"} if computed else {}
-    seen = con.execute(
-        "SELECT first_seen, last_seen FROM profiles WHERE profile_id = ?", [profile_id]
-    ).fetchone()
+    seen = store.seen(profile_id)
     return {
         "profile_id": profile_id,
         "first_seen": jsonable(seen[0]) if seen else None,
@@ -207,10 +137,10 @@ def profile_view(
         "identities": [{"kind": k, "value": v} for k, v in app.store.identities(profile_id)],
         "traits": jsonable(app.store.traits_as_of(profile_id)),
         "computed_traits": comp,
-        "orders": _events(con, profile_id, names=("Order Completed",), limit=RECENT_ORDERS),
-        "cart": cart(con, profile_id),
+        "orders": _events(store, profile_id, names=("Order Completed",), limit=RECENT_ORDERS),
+        "cart": cart(store, profile_id),
         "wishlist": comp.get("wishlist", []),
-        "recent_events": _events(con, profile_id, limit=RECENT_EVENTS),
+        "recent_events": _events(store, profile_id, limit=RECENT_EVENTS),
         "segments": segments_of(app, live, profile_id),
     }
 
@@ -218,33 +148,13 @@ def profile_view(
 def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) -> dict[str, Any]:
     """Everything held on a profile: identities, every event and trait write, memberships,
     the change log, merges and webhook deliveries that name it."""
-    con = app.con
-    trait_rows = con.execute(
-        'SELECT key, "timestamp", message_id, kind, num, str, bool, json FROM traits'
-        ' WHERE profile_id = ? ORDER BY "timestamp", key',
-        [profile_id],
-    ).fetchall()
+    store = app.profiles
     traits = [
-        {
-            "key": k,
-            "timestamp": format_instant(t),
-            "message_id": m,
-            "value": (
-                n
-                if kind == "number"
-                else s
-                if kind == "string"
-                else b
-                if kind == "bool"
-                else orjson.loads(j)
-                if kind == "json"
-                else None
-            ),
-        }
-        for k, t, m, kind, n, s, b, j in trait_rows
+        {"key": k, "timestamp": format_instant(t), "message_id": m, "value": v}
+        for k, t, m, v in store.trait_writes(profile_id)
     ]
-    log = MembershipChangeLog(con)
-    ids = merged_into(con, profile_id)
+    log = app.changes
+    ids = store.merged_into(profile_id)
     changes = [
         {
             "seq": c.seq,
@@ -258,55 +168,23 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
         for c in sorted((c for i in ids for c in log.query(profile_id=i)), key=lambda c: c.seq)
     ]
     merges = [
-        {"from": a, "into": b, "at": format_instant(t)}
-        for a, b, t in con.execute(
-            'SELECT from_profile, into_profile, "at" FROM merges'
-            " WHERE list_contains($ids, from_profile) OR list_contains($ids, into_profile)"
-            ' ORDER BY "at"',
-            {"ids": ids},
-        ).fetchall()
+        {"from": a, "into": b, "at": format_instant(t)} for a, b, t in store.merges_naming(ids)
     ]
-    deliveries: list[dict[str, Any]] = []
-    if _has_table(con, "webhook_deliveries"):
-        deliveries = [
-            {"id": i, "webhook_id": w, "status": s, "body": orjson.loads(b)}
-            for i, w, s, b in con.execute(
-                "SELECT id, webhook_id, status, body FROM webhook_deliveries"
-                " WHERE list_contains(?, json_extract_string(body, '$.profile_id')) ORDER BY id",
-                [ids],
-            ).fetchall()
-        ]
+    deliveries = [
+        {"id": i, "webhook_id": w, "status": s, "body": b}
+        for i, w, s, b in store.deliveries_naming(ids)
+    ]
     return {
         "profile_id": profile_id,
         "exported_at": format_instant(utcnow()),
         "identities": [{"kind": k, "value": v} for k, v in app.store.identities(profile_id)],
         "traits": traits,
-        "events": _events(con, profile_id, limit=2**62),
+        "events": _events(store, profile_id, limit=2**62),
         "segments": segments_of(app, live, profile_id),
         "membership_changes": changes,
         "merges": merges,
         "webhook_deliveries": deliveries,
     }
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?"
-        " AND schema_name = 'main' AND database_name = current_database()",
-        [name],
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def merged_into(con: duckdb.DuckDBPyConnection, profile_id: str) -> list[str]:
-    """``profile_id`` and every profile id merged into it, directly or in steps."""
-    rows = con.execute(
-        "WITH RECURSIVE m(id) AS (SELECT ?::VARCHAR UNION"
-        " SELECT g.from_profile FROM merges g JOIN m ON g.into_profile = m.id)"
-        " SELECT id FROM m ORDER BY id",
-        [profile_id],
-    ).fetchall()
-    return [str(r[0]) for r in rows]
 
 
 def load_suppressions(con: duckdb.DuckDBPyConnection) -> Suppressions:
@@ -329,42 +207,10 @@ def erase(
     change-log rows keep only a pseudonym.  Exits are logged by the live evaluator
     first.  With ``suppress`` the hashes of their ids join ``suppressions`` (and the
     stored list).  Then the file is scrubbed.  Returns (exits logged, pseudonym)."""
-    con = app.con
-    con.execute(KEYS_DDL)
-    key = erasure_key(con)
-    merged = merged_into(con, profile_id)
-    idents = con.execute(
-        "SELECT DISTINCT value FROM identities WHERE list_contains(?, profile_id)", [merged]
-    ).fetchall()
-    ids = sorted({*merged, *(str(v) for (v,) in idents)})
+    store = app.profiles
+    alias = store.pseudonym(profile_id)
+    merged = store.merged_into(profile_id)
+    ids = sorted({*merged, *store.identity_values(merged)})
     exits = len(live.forget_profile(profile_id)) if live is not None else 0
-    alias = pseudonym(key, profile_id)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for table in ("events", "traits", "identities", "memberships", "static_members"):
-            con.execute(f"DELETE FROM {table} WHERE list_contains(?, profile_id)", [merged])
-        con.execute("DELETE FROM profiles WHERE list_contains(?, profile_id)", [merged])
-        con.execute(
-            "DELETE FROM merges WHERE list_contains($ids, from_profile)"
-            " OR list_contains($ids, into_profile)",
-            {"ids": merged},
-        )
-        if _has_table(con, "membership_changes"):
-            con.execute(
-                "UPDATE membership_changes SET profile_id = ? WHERE list_contains(?, profile_id)",
-                [alias, merged],
-            )
-        if _has_table(con, "webhook_deliveries"):
-            con.execute(
-                "DELETE FROM webhook_deliveries"
-                " WHERE list_contains(?, json_extract_string(body, '$.profile_id'))",
-                [merged],
-            )
-        if suppress:
-            (suppressions if suppressions is not None else Suppressions()).add(con, ids)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    scrub(con, [t for t in ERASED_TABLES if _has_table(con, t)])
+    store.erase(merged, alias, suppress=ids if suppress else (), suppressions=suppressions)
     return exits, alias

@@ -12,18 +12,26 @@ import binascii
 import bisect
 import os
 import tempfile
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import duckdb
 import orjson
 
-from segflow.batch.run import evaluate
 from segflow.live import EditDiff
-from segflow.model.definition import Segment, format_instant, parse_instant
-from segflow.store.changes import MembershipChangeLog
+from segflow.model.definition import (
+    COMPUTED_TRAITS,
+    Mention,
+    Report,
+    Segment,
+    closest,
+    format_instant,
+    parse_instant,
+    reference_problems,
+)
+from segflow.model.errors import DefinitionError, NameWarning, Problem
 from segflow.store.segments import utcnow
 
 if TYPE_CHECKING:
@@ -49,12 +57,8 @@ def _members_as_of(app: Segflow, segs: dict[str, Segment], sid: str, at: datetim
         return []
     seg = segs[sid]
     if seg.mode == "static":
-        rows = app.con.execute(
-            "SELECT profile_id FROM static_members WHERE segment_id = ? ORDER BY profile_id",
-            [sid],
-        ).fetchall()
-        return [str(r[0]) for r in rows]
-    return evaluate(app.con, segs.values(), at, only=[sid]).members(sid)
+        return app.registry.static_members(sid)
+    return app.batch(segs.values(), at, only=[sid]).members(sid)
 
 
 def draft_registry(app: Segflow, draft: Segment) -> dict[str, Segment]:
@@ -154,7 +158,7 @@ def members_page(
 
 def last_change_seq(app: Segflow) -> int:
     """The newest change's seq (0 for an empty log): where "from now on" starts."""
-    return MembershipChangeLog(app.con).top()
+    return app.changes.top()
 
 
 # -- size over time ---------------------------------------------------------------
@@ -164,29 +168,7 @@ def size_history(app: Segflow, segment_id: str) -> list[dict[str, Any]]:
     """Sizes at each batch evaluation before the change log starts, then the running size
     from the log (it starts with every member entering, so its running sum is exact);
     evenly thinned to about MAX_POINTS points."""
-    con = app.con
-    MembershipChangeLog(con)
-    logged = con.execute(
-        """
-        WITH r AS (
-            SELECT "at", seq,
-                   sum(CASE WHEN entered THEN 1 ELSE -1 END) OVER (ORDER BY seq) AS size
-            FROM membership_changes WHERE segment_id = $sid),
-        g AS (SELECT "at", arg_max(size, seq) AS size FROM r GROUP BY "at"),
-        n AS (SELECT *, row_number() OVER (ORDER BY "at") AS rn, count(*) OVER () AS total
-              FROM g)
-        SELECT "at", size FROM n
-        WHERE total <= $points OR rn % ceil(total / $points) = 0 OR rn = total
-        ORDER BY "at"
-        """,
-        {"sid": segment_id, "points": MAX_POINTS},
-    ).fetchall()
-    first = logged[0][0] if logged else None
-    rows = con.execute(
-        "SELECT as_of, size FROM evaluations WHERE segment_id = $sid"
-        " AND ($first IS NULL OR as_of < $first) ORDER BY as_of, evaluated_at",
-        {"sid": segment_id, "first": first},
-    ).fetchall()
+    rows, logged = app.registry.size_history(segment_id, MAX_POINTS)
     points = [{"at": format_instant(t), "size": int(n), "source": "evaluation"} for t, n in rows]
     running = [
         {"at": format_instant(t), "size": max(int(n), 0), "source": "changes"} for t, n in logged
@@ -196,11 +178,7 @@ def size_history(app: Segflow, segment_id: str) -> list[dict[str, Any]]:
 
 def last_sizes(app: Segflow) -> dict[str, int]:
     """Each segment's size at its latest batch evaluation."""
-    rows = app.con.execute(
-        "SELECT segment_id, arg_max(size, (as_of, evaluated_at)) FROM evaluations"
-        " GROUP BY segment_id"
-    ).fetchall()
-    return {str(s): int(n) for s, n in rows}
+    return app.registry.last_sizes()
 
 
 # -- export -------------------------------------------------------------------------
@@ -215,51 +193,76 @@ def export_file(
     fd, name = tempfile.mkstemp(prefix="segflow-export-", suffix=f".{fmt}")
     os.close(fd)
     path = Path(name)
-    write_members(app.con, members, path, fmt)
+    app.registry.export_members(members, path, fmt)
     return path, len(members)
 
 
-_KIND_COLUMN: Final = {"number": "num", "string": "str", "bool": "bool"}
+# -- checking drafts ------------------------------------------------------------------
 
 
-def write_members(con: duckdb.DuckDBPyConnection, members: list[str], path: Path, fmt: str) -> None:
-    """Write ``members`` with their current traits, one column per trait (typed where
-    every value of the trait has one kind; otherwise text), to CSV or Parquet: the one
-    layout of both the CLI's and the HTTP export."""
-    import pyarrow as pa
+@dataclass(frozen=True)
+class Checked:
+    """Drafts checked against the store: their segments (when valid), every problem
+    (syntax, values, limits, references) and warnings about names never seen."""
 
-    con.register("_sf_export_ids", pa.table({"profile_id": pa.array(members, pa.string())}))
-    try:
-        keys = con.execute(
-            "SELECT key, list(DISTINCT kind) FROM current_traits"
-            " SEMI JOIN _sf_export_ids USING (profile_id) GROUP BY key ORDER BY key"
-        ).fetchall()
-        taken = {"profile_id"}
-        columns: list[str] = []
-        params: list[Any] = []
-        for key, kinds in keys:
-            alias = str(key)
-            while alias.lower() in taken:
-                alias = f"traits.{alias}"
-            taken.add(alias.lower())
-            kind = kinds[0] if len(kinds) == 1 else None
-            value = _KIND_COLUMN.get(kind or "") or (
-                "coalesce(str, CAST(num AS VARCHAR), CAST(bool AS VARCHAR), CAST(json AS VARCHAR))"
+    segments: list[Segment]
+    problems: list[Problem]
+    warnings: list[NameWarning]
+
+    def raise_problems(self) -> list[Segment]:
+        if self.problems:
+            raise DefinitionError(self.problems)
+        return self.segments
+
+
+def check_drafts(app: Segflow, reports: Sequence[Report]) -> Checked:
+    """Every problem of ``reports`` (parsed documents saved together) at once,
+    reference errors included, and a warning for each event, property or trait name the
+    store has never seen."""
+    ids = {r.id for r in reports if r.id is not None}
+    saved = {k: v for k, v in app.registry.current().items() if k not in ids}
+    problems = [p for r in reports for p in r.problems]
+    problems += reference_problems(reports, saved)
+    segments = [r.segment for r in reports if r.segment is not None]
+    return Checked(segments, problems, name_warnings(app, [m for r in reports for m in r.mentions]))
+
+
+def derived_traits() -> frozenset[str]:
+    """Trait names segflow computes itself (computed traits and scores): known even
+    before a refresh has stored any."""
+    from segflow.traits.computed import DOCS
+    from segflow.traits.refresh import SCORE_KEYS
+
+    documented = {n.strip() for d in DOCS for n in d.name.split("/")}
+    return frozenset({*COMPUTED_TRAITS, *documented, *SCORE_KEYS})
+
+
+_SEEN: Final = {
+    "event": "no event named",
+    "property": "no event has had a field",
+    "trait": "no profile has had a trait",
+}
+
+
+def name_warnings(app: Segflow, mentions: Iterable[Mention]) -> list[NameWarning]:
+    """A warning for each mentioned name the store has not seen, with the closest
+    names it has (none while the store has seen nothing of that kind)."""
+    cat = app.store.catalogue()
+    pools = {
+        "event": cat.events,
+        "property": cat.paths,
+        "trait": cat.traits | derived_traits() if cat.traits else frozenset(),
+    }
+    out: list[NameWarning] = []
+    for m in mentions:
+        pool = pools.get(m.kind)
+        if not pool or m.name in pool:
+            continue
+        out.append(
+            NameWarning(
+                m.path,
+                f"{_SEEN[m.kind]} {m.name!r} has been seen: the condition may match nobody",
+                closest(m.name, pool),
             )
-            quoted = alias.replace('"', '""')
-            columns.append(f'max({value}) FILTER (WHERE key = ?) AS "{quoted}"')
-            params.append(key)
-        select = ", ".join(["i.profile_id", *columns])
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _sf_export AS SELECT {select} FROM _sf_export_ids i"
-            " LEFT JOIN (SELECT * FROM current_traits SEMI JOIN _sf_export_ids"
-            " USING (profile_id)) t USING (profile_id) GROUP BY i.profile_id"
-            " ORDER BY i.profile_id",
-            params,
         )
-        option = "FORMAT PARQUET" if fmt == "parquet" else "FORMAT CSV, HEADER"
-        target = str(path).replace("'", "''")
-        con.execute(f"COPY _sf_export TO '{target}' ({option})")
-    finally:
-        con.execute("DROP TABLE IF EXISTS _sf_export")
-        con.unregister("_sf_export_ids")
+    return out

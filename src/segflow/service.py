@@ -1,24 +1,36 @@
 """Orchestration: the one place the CLI (and later the API) call into.
 
 It wires the store, the segment registry and the batch evaluator together; it builds
-no SQL of its own beyond moving evaluated results into the membership tables.
+no SQL of its own (every statement is in ``segflow.store``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segflow.batch.run import BatchResult, evaluate
-from segflow.model.definition import Segment, load_segment_text
+from segflow.model.definition import (
+    DEFAULT_LIMITS,
+    Limits,
+    Mention,
+    Report,
+    Segment,
+    load_segment_reports,
+)
 from segflow.model.errors import DefinitionError, Problem
+from segflow.store.changes import MembershipChangeLog
 from segflow.store.duckdb_store import DuckDBStore
+from segflow.store.profiles import DuckDBProfileStore
 from segflow.store.segments import SegmentRegistry, utcnow
 
 if TYPE_CHECKING:
+    from segflow.store.keys import KeyStore
+    from segflow.store.protocols import ChangeLog, ProfileStore, SegmentStore
+    from segflow.store.webhooks import WebhookStore
     from segflow.traits.discovery import Proposal
     from segflow.traits.refresh import ScoresConfig, ScoresReport
 
@@ -50,6 +62,16 @@ class Evaluation:
 
 def read_segment_files(path: Path) -> list[Segment]:
     """Every segment in a file or a directory of YAML/JSON files; all problems at once."""
+    reports = read_segment_reports(path)
+    problems = [p for r in reports for p in r.problems]
+    if problems:
+        raise DefinitionError(problems)
+    return [r.segment for r in reports if r.segment is not None]
+
+
+def read_segment_reports(path: Path, limits: Limits = DEFAULT_LIMITS) -> list[Report]:
+    """The parse report of every segment document in a file or a directory of YAML/JSON
+    files, paths prefixed with the file name (a duplicated id is a problem of its own)."""
     files = (
         sorted(p for p in path.iterdir() if p.suffix in SEGMENT_SUFFIXES)
         if path.is_dir()
@@ -57,23 +79,33 @@ def read_segment_files(path: Path) -> list[Segment]:
     )
     if not files:
         raise DefinitionError([Problem(str(path), "no .yaml/.yml/.json segment files found")])
-    out: list[Segment] = []
-    problems: list[Problem] = []
+    out: list[Report] = []
     for f in files:
+
+        def at(path: str, f: Path = f) -> str:
+            return f"{f.name}: {path}" if path else f.name
+
         try:
-            out.extend(load_segment_text(f.read_text(encoding="utf-8"), source=str(f)))
+            reports = load_segment_reports(f.read_text(encoding="utf-8"), str(f), limits)
         except DefinitionError as e:
-            problems.extend(
-                Problem(f"{f.name}: {p.path}" if p.path else f.name, p.message) for p in e.problems
+            reports = [Report(None, e.problems, [], None, False)]
+        out.extend(
+            Report(
+                r.segment,
+                [Problem(at(p.path), p.message) for p in r.problems],
+                [Mention(m.kind, m.name, at(m.path)) for m in r.mentions],
+                r.id,
+                r.static,
             )
+            for r in reports
+        )
     seen: dict[str, int] = {}
-    for s in out:
-        seen[s.id] = seen.get(s.id, 0) + 1
-    problems.extend(
-        Problem("id", f"{sid!r} is defined {n} times") for sid, n in seen.items() if n > 1
-    )
-    if problems:
-        raise DefinitionError(problems)
+    for r in out:
+        if r.id is not None:
+            seen[r.id] = seen.get(r.id, 0) + 1
+    dupes = [Problem("id", f"{sid!r} is defined {n} times") for sid, n in seen.items() if n > 1]
+    if dupes:
+        out.append(Report(None, dupes, [], None, False))
     return out
 
 
@@ -82,11 +114,47 @@ class Segflow:
 
     def __init__(self, db: str | Path = "segflow.duckdb") -> None:
         self.store = DuckDBStore(str(db))
+        """Events and profiles: ingestion (with the engine's tuning knobs) and reads."""
         self.con = self.store.con
-        self.registry = SegmentRegistry(self.con)
+        """The engine connection: the store objects below are opened on it, and the
+        batch evaluator and trait folds run their compiled SQL on it.  Shells use the
+        service's methods instead."""
+        self.registry: SegmentStore = SegmentRegistry(self.con)
+        self.profiles: ProfileStore = DuckDBProfileStore(self.con)
 
     def close(self) -> None:
-        self.con.close()
+        self.store.close()
+
+    @property
+    def changes(self) -> ChangeLog:
+        """The stored membership change log."""
+        return MembershipChangeLog(self.con)
+
+    def key_store(self) -> KeyStore:
+        """The API keys (read into memory on opening)."""
+        from segflow.store.keys import KeyStore
+
+        return KeyStore(self.con)
+
+    def webhook_store(self, silent: Callable[[], Collection[str]] = frozenset) -> WebhookStore:
+        """The webhook subscriptions and their deliveries (``silent``: segments whose
+        changes are not delivered)."""
+        from segflow.store.webhooks import WebhookStore
+
+        return WebhookStore(self.con, silent)
+
+    def batch(
+        self, segments: Iterable[Segment], at: datetime, only: Iterable[str] | None = None
+    ) -> BatchResult:
+        """Evaluate ``segments`` (those in ``only``, with what they reference) as of ``at``
+        with the batch evaluator."""
+        return evaluate(self.con, segments, at, only=only)
+
+    def computed_traits(self, at: datetime, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The computed traits of ``profile_ids`` as of ``at``."""
+        from segflow.traits.computed import computed_traits
+
+        return computed_traits(self.con, at, profile_ids)
 
     # -- events ---------------------------------------------------------------
     def ingest(
@@ -97,8 +165,8 @@ class Segflow:
         After several files that wrote a large share of the trait rows, the traits are
         re-clustered by key (``DuckDBStore.compact``): each file's trait rows fill a few
         row groups holding every key, so each per-trait scan of the batch evaluator
-        would read every file's row groups (the library at 1M: 4 % slower).  Events need
-        no such pass: each file's rows of one name already fill whole row groups."""
+        would read every file's row groups.  Events need no such pass: each file's rows
+        of one name already fill whole row groups."""
         reports = []
         several = len(paths) > 1  # one file's trait rows are already clustered by key
         traits_before = self._trait_rows() if several else 0
@@ -124,8 +192,7 @@ class Segflow:
         return reports
 
     def _trait_rows(self) -> int:
-        row = self.con.execute("SELECT count(*) FROM traits").fetchone()
-        return int(row[0]) if row else 0
+        return self.store.count_trait_rows()
 
     # -- segments -------------------------------------------------------------
     def validate(self, path: Path) -> list[Segment]:
@@ -150,7 +217,7 @@ class Segflow:
         assert seg.condition is not None and seg.snapshot_at is not None
         live = Segment(id=seg.id, name=seg.name, condition=seg.condition)
         others = {k: v for k, v in self.registry.current().items() if k != seg.id}
-        result = evaluate(self.con, [*others.values(), live], seg.snapshot_at, only=[seg.id])
+        result = self.batch([*others.values(), live], seg.snapshot_at, only=[seg.id])
         return self.registry.set_static_members(seg.id, result.members(seg.id))
 
     def segments(self) -> dict[str, Segment]:
@@ -179,33 +246,17 @@ class Segflow:
             if sid not in segs:
                 raise KeyError(f"unknown segment {sid!r}")
         started = time.perf_counter()
-        result = evaluate(self.con, segs.values(), at, only=wanted)
+        result = self.batch(segs.values(), at, only=wanted)
         sizes = result.sizes()
         if store:
             self._store(result, segs)
         return Evaluation(at, sizes, time.perf_counter() - started), result
 
     def _store(self, result: BatchResult, segs: dict[str, Segment]) -> None:
-        now = utcnow()
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            for sid, column in result.query.columns.items():
-                version = segs[sid].version
-                self.con.execute("DELETE FROM memberships WHERE segment_id = ?", [sid])
-                self.con.execute(
-                    "INSERT INTO memberships (segment_id, profile_id, version, evaluated_at) "
-                    f'SELECT ?, profile_id, ?, ? FROM {result.table} WHERE "{column}"',
-                    [sid, version, result.at],
-                )
-                self.con.execute(
-                    "INSERT INTO evaluations (segment_id, version, evaluated_at, as_of, size) "
-                    f'SELECT ?, ?, ?, ?, count(*) FROM {result.table} WHERE "{column}"',
-                    [sid, version, now, result.at],
-                )
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
+        columns = result.query.columns
+        self.registry.store_evaluation(
+            result.table, columns, {sid: segs[sid].version for sid in columns}, result.at
+        )
 
     def import_static(
         self, segment_id: str, csv_path: Path, name: str | None = None
@@ -239,11 +290,7 @@ class Segflow:
         """Scheduled segments whose cron schedule fired since their last evaluation."""
         from croniter import croniter
 
-        last = dict(
-            self.con.execute(
-                "SELECT segment_id, max(as_of) FROM evaluations GROUP BY segment_id"
-            ).fetchall()
-        )
+        last = self.registry.last_evaluated()
         due = []
         for seg in self.registry.current().values():
             if seg.mode != "scheduled" or seg.schedule is None:
@@ -270,17 +317,15 @@ class Segflow:
     def export(self, segment_id: str, out: Path, at: datetime | None = None) -> int:
         """Write the members (as of ``at``) with their current traits, one column per
         trait, to CSV or Parquet."""
-        from segflow.segment_ops import write_members
-
         suffix = out.suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise ValueError(f"{out}: export to .csv or .parquet")
         ids = self.members(segment_id, at)
-        write_members(self.con, ids, out, suffix[1:])
+        self.registry.export_members(ids, out, suffix[1:])
         return len(ids)
 
 
-# -- value scores and predictions (issue 5) ------------------------------------------
+# -- value scores and predictions ---------------------------------------------------
 
 
 def refresh_scores(
@@ -330,12 +375,9 @@ def scores_for(app: Segflow, profile_id: str, at: datetime | None = None) -> dic
 
 def scores_summary(app: Segflow) -> dict[str, dict[str, int]]:
     """How many profiles are in each RFM group, lifecycle stage, tier and frequency band."""
-    rows = app.con.execute(
-        """SELECT key, str, count(*) FROM current_traits
-           WHERE key IN ('rfm_group', 'lifecycle_stage', 'loyalty_tier',
-                         'purchase_frequency_band')
-           GROUP BY ALL ORDER BY 1, 3 DESC, 2"""
-    ).fetchall()
+    rows = app.profiles.trait_value_counts(
+        ("rfm_group", "lifecycle_stage", "loyalty_tier", "purchase_frequency_band")
+    )
     out: dict[str, dict[str, int]] = {}
     for key, value, n in rows:
         out.setdefault(str(key), {})[str(value)] = int(n)

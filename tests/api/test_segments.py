@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
+import pytest
 
+from segflow.live import LiveEvaluator
 from tests.helpers import EDGE, SHARED_EDGE, Server
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -279,6 +281,116 @@ def test_static_list_and_change_filters(server: Server) -> None:
     assert rest["changes"] and rest["changes"][0]["seq"] > first["next_cursor"]
 
 
+def test_unknown_keys_are_422_naming_key_path_and_closest_key(server: Server) -> None:
+    doc = {
+        "id": "s",
+        "priority": 2,
+        "condition": {"event": "Order Completed", "within": "7d", "whre": []},
+    }
+    r = server.client.post("/v1/segments", json=doc)
+    assert r.status_code == 422
+    errors = {e["path"]: e["message"] for e in r.json()["error"]["errors"]}
+    assert set(errors) == {"priority", "condition.whre"}
+    assert "did you mean 'where'?" in errors["condition.whre"]
+    assert _segment_count(server) == 0
+
+
+def test_syntax_value_and_reference_problems_come_in_one_422(server: Server) -> None:
+    doc = {
+        "id": "s",
+        "condition": {
+            "all": [{"event": "Order Completed", "within": "7x"}, {"in_segment": "high_valu"}]
+        },
+    }
+    server.client.post("/v1/segments", json=_spend("high_value", 100))
+    for path in ("/v1/segments", "/v1/segments/validate", "/v1/segments/preview"):
+        r = server.client.post(path, json=doc)
+        body = r.json()
+        errors = body["errors"] if path.endswith("validate") else body["error"]["errors"]
+        got = {e["path"]: e["message"] for e in errors}
+        assert set(got) == {"condition.all[0].within", "condition.all[1].in_segment"}, path
+        assert "did you mean 'high_value'?" in got["condition.all[1].in_segment"]
+
+
+def test_names_never_seen_are_warned_with_the_closest_known_ones(server: Server) -> None:
+    _orders(server, {"u1": 50.0, "u2": 500.0})
+    doc = {
+        "id": "typos",
+        "condition": {
+            "any": [
+                {"event": "Order Complete"},
+                {"trait": "countyr", "eq": "PL"},
+                {"trait": "ltv", "gt": 1000},
+                {"event": "Order Completed", "measure": "sum", "of": "revenu", "gt": 1},
+            ]
+        },
+    }
+    expected = {
+        "condition.any[0].event": ["Order Completed"],
+        "condition.any[1].trait": ["country"],
+        "condition.any[3].of": ["properties.revenue"],
+    }
+    v = server.client.post("/v1/segments/validate", json=doc).json()
+    assert v["valid"] is True
+    assert {w["path"]: w["suggestions"][:1] for w in v["warnings"]} == expected
+    p = server.client.post("/v1/segments/preview", json=doc).json()
+    assert {w["path"] for w in p["warnings"]} == set(expected)
+    r = server.client.post("/v1/segments", json=doc)
+    assert r.status_code == 201
+    assert {w["path"] for w in r.json()["warnings"]} == set(expected)
+    ok = server.client.post("/v1/segments", json=_spend("fine", 10)).json()
+    assert ok["warnings"] == []
+
+
+def test_definition_over_the_limits_is_422_from_save_and_validate(server: Server) -> None:
+    limits = server.ctx.settings.definition_limits
+    wide = {
+        "id": "wide",
+        "condition": {"any": [{"event": f"E{i}"} for i in range(limits.max_leaves + 1)]},
+    }
+    for path in ("/v1/segments", "/v1/segments/validate"):
+        r = server.client.post(path, json=wide)
+        body = r.json()
+        errors = body["errors"] if path.endswith("validate") else body["error"]["errors"]
+        assert r.status_code == (200 if path.endswith("validate") else 422)
+        assert [e["path"] for e in errors] == ["condition"]
+        assert "limit max_leaves" in errors[0]["message"]
+    assert _segment_count(server) == 0
+
+
+def test_saving_a_definition_at_the_limit_while_ingesting(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The widest definition allowed saves; its heavy part runs without the store
+    lock, so an ingestion request made during the save is answered before the save
+    returns, and what it stored counts in the saved segment's members."""
+    limits = server.ctx.settings.definition_limits
+    names = [f"Event {i}" for i in range(limits.max_leaves // 2)]
+    leaves: list[dict[str, Any]] = [{"event": n, "within": "7d"} for n in names]
+    leaves += [{"trait": f"t{i}", "eq": i} for i in range(limits.max_leaves - len(leaves))]
+    doc = {"id": "wide", "condition": {"any": leaves}}
+
+    def track(user: str, name: str) -> int:
+        body = {"userId": user, "event": name, "messageId": user, "timestamp": _iso(NOW)}
+        return server.ingest("/v1/track", body).status_code
+
+    assert track("before", names[0]) == 200
+    answered: list[int] = []
+    prepare = LiveEvaluator.prepare_save
+
+    def prepare_then_ingest(self: LiveEvaluator, segment: Any, con: Any) -> Any:
+        prepared = prepare(self, segment, con)
+        answered.append(track("during", names[-1]))
+        return prepared
+
+    monkeypatch.setattr(LiveEvaluator, "prepare_save", prepare_then_ingest)
+    r = server.client.post("/v1/segments", json=doc)
+    assert r.status_code == 201, r.text
+    assert answered == [200]
+    members = server.client.get("/v1/segments/wide/members").json()["members"]
+    assert members == ["before", "during"]
+
+
 def test_static_list_counts_known_profiles_and_reports_unknown_ids(server: Server) -> None:
     _orders(server, {"u1": 10, "u2": 20})
     r = server.client.post(
@@ -365,3 +477,35 @@ def test_scheduled_segment_refreshes_at_its_cron_instant(tmp_path: Path) -> None
         assert [(c["profile_id"], c["entered"], c["at"], c["reason"]) for c in log] == [
             ("ann", True, "2026-01-05T06:00:00.000000Z", "scheduled_refresh")
         ]
+
+
+def test_page_and_computed_conditions_are_checked_like_the_others(server: Server) -> None:
+    """Unknown keys of page, screen and computed conditions are 422s naming the closest
+    key; page and screen names and computed traits are never warned about."""
+    _orders(server, {"u1": 50.0})
+    bad = {
+        "id": "pages",
+        "condition": {"any": [{"page": "Pricing", "withn": "7d"}, {"computed": "ltv", "gtt": 1}]},
+    }
+    r = server.client.post("/v1/segments", json=bad)
+    assert r.status_code == 422
+    errors = {e["path"]: e["message"] for e in r.json()["error"]["errors"]}
+    assert set(errors) == {"condition.any[0].withn", "condition.any[1].gtt", "condition.any[1]"}
+    assert "did you mean 'within'?" in errors["condition.any[0].withn"]
+    assert "did you mean 'gt'?" in errors["condition.any[1].gtt"]
+    assert "needs a comparison" in errors["condition.any[1]"]
+    good = {
+        "id": "pages",
+        "condition": {
+            "any": [
+                {"page": ["Pricing", "Never Seen"], "within": "7d"},
+                {"screen": True},
+                {"computed": "ltv", "gt": 1},
+            ]
+        },
+    }
+    v = server.client.post("/v1/segments/validate", json=good).json()
+    assert v["valid"] is True and v["warnings"] == []
+    r = server.client.post("/v1/segments", json=good)
+    assert r.status_code == 201, r.text
+    assert r.json()["warnings"] == []

@@ -76,6 +76,14 @@ def app(tmp_path: Path) -> Iterator[Segflow]:
     sf.close()
 
 
+WEEKLY: dict[str, Any] = {
+    "id": "weekly",
+    "mode": "scheduled",
+    "schedule": "0 6 * * 1",  # Mondays 06:00; 2026-01-01 is a Thursday
+    "condition": {"event": "Order Completed", "within": "7d"},
+}
+
+
 def kinds(changes: Sequence[StoredChange]) -> list[tuple[str, str, bool, str]]:
     return [(c.segment_id, c.profile_id, c.entered, c.reason) for c in changes]
 
@@ -302,6 +310,109 @@ def test_merge_and_save_rebuild_with_trait_writes_of_no_event(app: Segflow) -> N
     assert live.explain("gold", "u1")["member"] is True
 
 
+def test_save_prepared_off_the_lock_catches_up_with_what_came_since(app: Segflow) -> None:
+    """Events, trait writes and expiring windows between the snapshot ``prepare_save``
+    reads and the save all count: the memberships after the save are the batch
+    evaluator's at that instant."""
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    edited = parse_segment(
+        {
+            "id": "buyers",
+            "condition": {
+                "any": [
+                    {"event": "Product Viewed", "within": "7d"},
+                    {"event": "Order Completed", "within": "7d"},
+                ]
+            },
+        }
+    )
+    snapshot = live.open_snapshot()
+    app.store.ingest_messages(
+        [
+            track({"anonymousId": "a2"}, "Product Viewed", 5, "m5"),
+            {
+                "type": "identify",
+                "userId": "u1",
+                "timestamp": format_instant(at(5)),
+                "messageId": "m6",
+                "traits": {"country": "DE"},
+            },
+        ]
+    )
+    prepared = live.prepare_save(edited, snapshot)
+    assert prepared is not None
+    assert sorted(prepared.states) == ["a1", "u1"]  # as of the snapshot
+    clock.set(at(7 * 24 + 1))  # u1's order (hour 0) has left the window
+    version, _diff, _changes = live.save(edited, prepared)
+    assert version == 2
+    now = clock.now()
+    expected = evaluate(app.con, app.registry.current().values(), now).membership_map()
+    for sid, members in expected.items():
+        assert live.members(sid) == sorted(members), sid
+    assert live.members("buyers") == ["a1", "a2"]
+    assert live.members("pl") == []
+
+
+def test_a_prepared_save_is_not_used_when_another_definition_changed(app: Segflow) -> None:
+    live = LiveEvaluator(app, VirtualClock(at(3)))
+    live.start()
+    edited = parse_segment({"id": "buyers", "condition": {"event": "Product Viewed"}})
+    prepared = live.prepare_save(edited, live.open_snapshot())
+    live.save(parse_segment({"id": "pl", "condition": {"trait": "country", "eq": "DE"}}))
+    live.save(edited, prepared)
+    assert live.members("buyers") == ["a1"]
+    assert live.members("pl") == []
+    assert live.members("quiet") == ["u1"]
+
+
+def test_a_prepared_save_keeps_scheduled_members_until_their_refresh(app: Segflow) -> None:
+    """A save prepared off the lock hands over as a full reload does: a scheduled
+    segment left unchanged keeps its logged members until its cron instant, one
+    edited is evaluated at once, and a segment saved with ``emit_events: false`` is
+    silent."""
+    weekly = dict(WEEKLY)
+    app.registry.save([parse_segment(weekly)])
+    monday = datetime(2026, 1, 5, 6)
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    app.store.ingest_messages([track({"anonymousId": "a1"}, "Order Completed", 4, "m4")])
+    clock.set(at(5))
+    live.catch_up()
+    assert live.members("weekly") == ["u1"]  # a1's order waits for Monday
+
+    hidden = parse_segment(
+        {"id": "viewers", "emit_events": False, "condition": {"event": "Product Viewed"}}
+    )
+    snapshot = live.open_snapshot()
+    app.store.ingest_messages([track({"anonymousId": "a2"}, "Order Completed", 5, "m5")])
+    prepared = live.prepare_save(hidden, snapshot)
+    assert prepared is not None
+    clock.set(at(6))
+    _version, _diff, changes = live.save(hidden, prepared)
+    assert "weekly" not in {c.segment_id for c in changes}
+    assert live.members("weekly") == ["u1"]
+    assert live.next_deadline() == monday
+    assert "viewers" in live.silent
+    assert live.members("viewers") == ["a1"]
+
+    edited = parse_segment({**weekly, "condition": {"event": "Order Completed", "within": "30d"}})
+    prepared = live.prepare_save(edited, live.open_snapshot())
+    assert prepared is not None
+    clock.set(at(7))
+    _version, _diff, changes = live.save(edited, prepared)
+    assert sorted((c.segment_id, c.profile_id, c.reason) for c in changes) == [
+        ("weekly", "a1", "definition_changed"),
+        ("weekly", "a2", "definition_changed"),
+    ]
+    assert live.members("weekly") == ["a1", "a2", "u1"]
+    assert live.next_deadline() == monday
+    clock.set(monday)
+    assert live.tick() == []
+
+
 def test_a_back_dated_event_changes_nothing_in_the_past(app: Segflow) -> None:
     clock = VirtualClock(at(30 * 24))
     live = LiveEvaluator(app, clock)
@@ -401,12 +512,7 @@ def test_first_start_dates_entries_at_the_instants_profiles_entered(app: Segflow
 
 
 def test_scheduled_segment_changes_only_at_its_cron_instants(app: Segflow) -> None:
-    weekly = {
-        "id": "weekly",
-        "mode": "scheduled",
-        "schedule": "0 6 * * 1",  # Mondays 06:00; 2026-01-01 is a Thursday
-        "condition": {"event": "Order Completed", "within": "7d"},
-    }
+    weekly = dict(WEEKLY)
     app.registry.save([parse_segment(weekly)])
     monday = datetime(2026, 1, 5, 6)
     clock = VirtualClock(at(3))

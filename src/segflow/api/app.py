@@ -220,8 +220,8 @@ def _install_errors(app: FastAPI) -> None:
 
 class Unexpected:
     """ASGI middleware: an unhandled exception becomes a 500 in the shared JSON error
-    shape, and the connection stays open.  (Left to Starlette, the answer was plain
-    text and uvicorn then closed the connection, which the edge's pool could reuse
+    shape, and the connection stays open.  (Left to Starlette, the answer would be plain
+    text and uvicorn would close the connection, which the edge's pool could reuse
     before it noticed.)"""
 
     def __init__(self, app: ASGIApp) -> None:

@@ -32,6 +32,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from segflow.api.limits import MAX_DEPTH_SETTING, check_setting
+from segflow.model.definition import Limits
 from segflow.model.events import MAX_DEPTH
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service import Segflow
@@ -67,9 +68,8 @@ class Settings:
     switch_interval_seconds: float = 0.00025
     """GIL switch interval set by ``run_server`` (Python's default is 5 ms): the
     writer thread's Python yields to the event loop sooner, and DuckDB's thread, which
-    takes the GIL between a query's tasks, gets it back sooner (look-up p50 under load
-    1.8-1.9 ms at 1 ms, 1.3-1.5 ms at 0.5 ms, 1.16-1.19 ms at 0.25 ms with +3 %
-    events/s in the same runs; p99 unchanged)."""
+    takes the GIL between a query's tasks, gets it back sooner: look-ups under load
+    are answered sooner, and throughput does not suffer."""
     checkpoint_wal_bytes: int = 256 * 1024 * 1024
     """The write-ahead log may grow this large under load before a commit folds it
     into the database file (DuckDB's own default is 16 MB)."""
@@ -81,13 +81,15 @@ class Settings:
     (key) and profile, a chunk at a time (``DuckDBStore.compact_tail``), so the batch
     evaluator's per-name scans skip the other names' row groups (None: never)."""
     compact_quiet_seconds: float = 1.0
-    """How long no request may come before the writer compacts: a chunk holds it ~2 s
-    (requests arriving meanwhile wait), so not between the groups of a steady load."""
+    """How long no request may come before the writer compacts: a chunk holds it for
+    a while (requests arriving meanwhile wait), so not between the groups of a steady
+    load."""
     edge_niceness: int = -5
     """The edge process's niceness (where it may lower it: root or CAP_SYS_NICE), so
-    that on a busy machine it gets a CPU before the core's writer and the rest
-    (five alternated runs each, 20 s: look-up p99 3.6-4.7 ms against 4.8-5.7 ms at
-    the core's niceness, 17.8-19.1k events/s against 15.5-17.6k)."""
+    that on a busy machine it gets a CPU before the core's writer and the rest: a
+    shorter look-up tail under load, and no loss of throughput."""
+    definition_limits: Limits = field(default_factory=Limits)
+    """How large a segment's condition tree may be (``model.definition.Limits``)."""
     scores_cron: str | None = "0 3 * * *"
     """When the scheduler refreshes the value scores (UTC cron; None: never)."""
     allow_internal_webhook_targets: bool = False
@@ -146,7 +148,7 @@ class ServerContext:
         self.app.store.max_fields = self.settings.max_fields
         if self.keys is None:
             with self.lock:
-                self.keys = KeyStore(self.app.con)
+                self.keys = self.app.key_store()
 
     @property
     def key_store(self) -> KeyStore:

@@ -32,7 +32,7 @@ from starlette.types import Receive
 
 from segflow.api.deps import ApiError, ServerContext, Settings, get_ctx
 from segflow.api.limits import depth_message, too_deep
-from segflow.model.events import IngestError, IngestProblem
+from segflow.model.events import IngestError, IngestProblem, parse_message
 from segflow.store.duckdb_store import StoredEvents, utcnow
 
 log = logging.getLogger("segflow.ingest")
@@ -43,9 +43,9 @@ TYPES: Final = ("track", "identify", "page", "screen", "alias", "group")
 OK: Final = b'{"success":true}'
 INLINE_BYTES: Final = 64 * 1024
 """Bodies up to this size are parsed by the writer thread with the rest of its group
-(the event loop only queues them): parsing on the loop, ~0.15 ms a 100-event batch,
-made the writer wait for the GIL several times as long.  A worker thread of their
-own cost more than it saved (one more thread contending for the GIL)."""
+(the event loop only queues them): parsing on the loop would make the writer wait for
+the GIL several times as long as the parsing takes.  A worker thread of their own
+would cost more than it saves (one more thread contending for the GIL)."""
 ANSWER_STEP: Final = 1
 """Requests of a committed group answered per event-loop turn (see ``_answer``)."""
 _ID_KEYS: Final = ("userId", "user_id", "anonymousId", "anonymous_id", "previousId", "previous_id")
@@ -164,8 +164,8 @@ class Ingestor:
                     self.committing = sum(r.size for r in group)
                     collecting = gc.isenabled()
                     # no collection while the group's tens of thousands of objects are
-                    # alive: each would traverse them all (15-35 ms holding the GIL, so
-                    # stalling look-ups too) and find no garbage
+                    # alive: each would traverse them all (holding the GIL, so stalling
+                    # look-ups too) and find no garbage
                     gc.disable()
                     try:
                         outcome = await asyncio.to_thread(self._commit, group)
@@ -203,9 +203,8 @@ class Ingestor:
 
     async def _answer(self, group: list[_Request], outcome: list[ApiError | None]) -> None:
         """Resolve a committed group's requests ``ANSWER_STEP`` per event-loop turn:
-        each answer is a trip through the HTTP stack, and sixty at once kept a look-up
-        arriving meanwhile waiting behind all of them (look-up p99 under load, same
-        runs: 13-18 ms answering 8 a turn, 8-14 ms 2, 8.8-8.9 ms 1)."""
+        each answer is a trip through the HTTP stack, and answering a whole group at
+        once would keep a look-up arriving meanwhile waiting behind all of them."""
         try:
             for k, (req, res) in enumerate(zip(group, outcome, strict=True)):
                 if k and k % ANSWER_STEP == 0:
@@ -237,7 +236,7 @@ class Ingestor:
         # DuckDB stays narrowed until ingestion goes idle (``_idle``; see
         # DuckDBStore.threads): a group usually takes the whole queue, so whether more
         # groups follow is only known once it is committed, and setting the threads
-        # back and forth cost ~3.5 ms a group
+        # back and forth for every group costs more than it gains
         with ctx.lock, ctx.app.store.threads(ctx.settings.ingest_threads, keep=True):
             started = time.perf_counter()
             fresh: StoredEvents | None = None
@@ -300,8 +299,8 @@ class Ingestor:
 
     def _parse(self, req: _Request) -> ApiError | None:
         """Parse a queued body in the writer's thread (the event loop only queues it:
-        parsing there, ~1.3 us an event, made the writer wait for the GIL far longer
-        than that); its problems become the request's answer."""
+        parsing there would make the writer wait for the GIL far longer than the
+        parsing takes); its problems become the request's answer."""
         b = req.body
         assert b is not None
         req.body = None
@@ -324,7 +323,7 @@ class Ingestor:
     async def _cluster_when_quiet(self, wake: asyncio.Event) -> None:
         """Once no request has come for ``compact_quiet_seconds``, re-sort the newest
         rows a chunk at a time (``DuckDBStore.compact_tail``) until a request comes or
-        the tail is shorter than a chunk.  A chunk holds the writer ~2 s, which
+        the tail is shorter than a chunk.  A chunk holds the writer a while, which
         requests arriving meanwhile wait for: so it waits for a lull, not merely an
         empty queue (under steady load the queue empties between groups)."""
         rows = self.ctx.settings.compact_tail_rows
@@ -572,8 +571,8 @@ async def ingest_body(
     ingestor = ctx.ingestor
     assert ingestor is not None
     if len(body) > INLINE_BYTES:
-        # A big batch (up to 500 KB, a few ms of Python) is parsed in a worker thread,
-        # so that look-ups do not queue behind it.
+        # A big batch (up to 500 KB) is parsed in a worker thread, so that look-ups
+        # do not queue behind it.
         kept, prefix, suppressed = await asyncio.to_thread(_parse, ctx, authorization, body, kind)
     elif ingestor.parses():  # parsed by the writer, in its thread, with its group
         now = utcnow()
@@ -606,12 +605,18 @@ def _parse(
     if body.count(b"{") + body.count(b"[") <= depth:
         depth = 0
     if kind == "batch":
-        messages, prefix = _batch(data, body, ctx.settings.max_message_bytes, depth), "batch"
+        messages, errors = _batch(data, body, ctx.settings.max_message_bytes, depth)
+        prefix = "batch"
         sent_at, context = data.get("sentAt"), data.get("context")
         if context is not None and not isinstance(context, dict):
             raise ApiError(
                 400, "context: expected an object", [_err("context", "expected an object")]
             )
+        if errors:
+            for m in messages:
+                if isinstance(m, dict):
+                    _prepare(ctx, m, now, sent_at, context)
+            _batch_invalid(errors + _field_errors(messages, {e["path"] for e in errors}))
     else:
         if not isinstance(data, dict):
             msg = f"expected a JSON object, got {_json_type(data)}"
@@ -648,9 +653,12 @@ def _check_depth(messages: list[tuple[str, Any]], limit: int) -> None:
         raise ApiError(400, f"invalid message: {where}: {msg}", [_err(where, msg)])
 
 
-def _batch(data: Any, body: bytes, limit: int, depth: int) -> list[dict[str, Any]]:
-    """The messages of a batch body, each an object of a known type under 32 KB and
-    nested at most ``depth`` levels deep (0: not checked)."""
+def _batch(
+    data: Any, body: bytes, limit: int, depth: int
+) -> tuple[list[Any], list[dict[str, str]]]:
+    """The messages of a batch body, and the errors of those that are not an object of
+    a known type under 32 KB; messages nested over ``depth`` levels are refused at once
+    (0: not checked)."""
     if not isinstance(data, dict):
         msg = f"expected a JSON object with a batch array, got {_json_type(data)}"
         raise ApiError(400, msg, [_err("", msg)])
@@ -675,11 +683,36 @@ def _batch(data: Any, body: bytes, limit: int, depth: int) -> list[dict[str, Any
             errors.append(
                 _err(f"batch[{i}]", f"message too large: the limit is {limit // 1024} KB")
             )
-    if errors:
-        head = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ApiError(400, f"invalid batch: {head['path']}: {head['message']}{more}", errors)
-    return batch
+    return batch, errors
+
+
+def _batch_invalid(errors: list[dict[str, str]]) -> None:
+    errors.sort(key=lambda e: _position(e["path"]))
+    head = errors[0]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise ApiError(400, f"invalid batch: {head['path']}: {head['message']}{more}", errors)
+
+
+def _position(path: str) -> int:
+    """The message index of a ``batch[i]...`` path."""
+    return int(path[len("batch[") : path.index("]")])
+
+
+def _field_errors(messages: list[Any], reported: set[str]) -> list[dict[str, str]]:
+    """Every invalid field of every message of a batch rejected for its shape, so the
+    whole batch is answered at once (paths already ``reported`` are left out)."""
+    out: list[dict[str, str]] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or f"batch[{i}]" in reported:
+            continue
+        try:
+            parse_message(m, flatten=False)
+        except IngestError as e:
+            for p in e.problems:
+                path = f"batch[{i}].{p.field}" if p.field else f"batch[{i}]"
+                if path not in reported:
+                    out.append(_err(path, p.message))
+    return out
 
 
 _MESSAGE_SCHEMA: Final[dict[str, Any]] = {

@@ -99,7 +99,7 @@ async def background(ctx: ServerContext) -> None:
     """Load the suppression list (synchronously: this runs during startup, before the
     first request, so no suppressed event slips in) and seed the look-up index."""
     with ctx.lock:
-        ctx.suppressed.load(ctx.app.con)
+        ctx.app.profiles.load_suppressions(ctx.suppressed)
     await ctx.run(segment_index(ctx).seed, ctx)
     await asyncio.Event().wait()
 

@@ -210,7 +210,6 @@ class SegmentDefinition(_Strict):
     emit_events: bool | None = None
     protected: bool | None = None
     version: int | None = None
-    priority: int | None = None
     condition: Condition | None = None
 
 
@@ -259,10 +258,19 @@ class Diff(BaseModel):
     leaving: list[str]
 
 
+class WarningItem(BaseModel):
+    """A name the store has never seen (the definition is accepted; it may match nobody)."""
+
+    path: str
+    message: str
+    suggestions: list[str] = Field(description="the closest names the store has seen")
+
+
 class SaveResult(BaseModel):
     segment: SegmentOut
     status: Literal["created", "updated", "unchanged", "dry_run"]
     diff: Diff | None = None
+    warnings: list[WarningItem] = []
     unknown_ids: list[str] = Field(
         [], description="ids of a static member list that no profile has (not members)"
     )
@@ -271,6 +279,7 @@ class SaveResult(BaseModel):
 class ValidateResult(BaseModel):
     valid: bool
     errors: list[ErrorItem] = []
+    warnings: list[WarningItem] = []
     canonical: dict[str, Any] | None = None
 
 
@@ -278,6 +287,7 @@ class PreviewResult(BaseModel):
     size: int
     sample: list[str]
     at: str
+    warnings: list[WarningItem] = []
 
 
 class MembersPage(BaseModel):

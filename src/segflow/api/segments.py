@@ -7,6 +7,7 @@ Request bodies are documented with the typed ``SegmentDefinition`` model but par
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
@@ -34,9 +35,13 @@ from segflow.api.schemas import (
     SizeHistory,
     ValidateResult,
 )
-from segflow.model.definition import Segment, format_instant, parse_segment
-from segflow.model.errors import DefinitionError
-from segflow.store.changes import MembershipChangeLog
+from segflow.live import PreparedSave
+from segflow.model.definition import (
+    Segment,
+    format_instant,
+    parse_segment_report,
+)
+from segflow.model.errors import DefinitionError, NameWarning
 from segflow.store.keys import ApiKey
 
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
@@ -100,8 +105,9 @@ def parse_at(value: str | None, name: str = "at") -> datetime | None:
         raise ApiError(422, message, [{"path": name, "message": str(e)}]) from None
 
 
-async def read_definition(request: Request, path_id: str | None = None) -> Segment:
-    """The body as a Segment: JSON (or YAML with a YAML content type), parsed with paths."""
+async def read_definition(request: Request, path_id: str | None = None) -> Any:
+    """The body as a document: JSON (or YAML with a YAML content type); ``check`` turns
+    it into a Segment."""
     raw = await request.body()
     if len(raw) > MAX_DEFINITION_BYTES:
         raise ApiError(413, f"definition body over {MAX_DEFINITION_BYTES} bytes")
@@ -133,10 +139,21 @@ async def read_definition(request: Request, path_id: str | None = None) -> Segme
                 "invalid segment definition",
                 [{"path": "id", "message": f"{body_id!r} differs from the URL's {path_id!r}"}],
             )
-    try:
-        return parse_segment(doc)
-    except DefinitionError as e:
-        raise problems_error(e) from None
+    return doc
+
+
+def check(ctx: ServerContext, doc: Any) -> tuple[Segment, list[NameWarning]]:
+    """The document as a Segment with its warnings, or a 422 listing every problem
+    (syntax, values, limits and references at once); under the store lock."""
+    report = parse_segment_report(doc, ctx.settings.definition_limits)
+    checked = segment_ops.check_drafts(ctx.app, [report])
+    if checked.problems or report.segment is None:
+        raise problems_error(DefinitionError(checked.problems))
+    return report.segment, checked.warnings
+
+
+def _warnings(warnings: list[NameWarning]) -> list[dict[str, object]]:
+    return [w.to_dict() for w in warnings]
 
 
 def _segment_out(seg: Segment, size: int | None = None) -> dict[str, Any]:
@@ -160,13 +177,62 @@ def _get(ctx: ServerContext, sid: str) -> Segment:
     return seg
 
 
-def _save(ctx: ServerContext, seg: Segment, *, create: bool, dry_run: bool) -> dict[str, Any]:
-    app = ctx.app
-    old = app.registry.get(seg.id)
+async def _save_request(
+    ctx: ServerContext, doc: Any, *, create: bool, dry_run: bool
+) -> dict[str, Any]:
+    """Check (under the store lock), do the heavy part of the save without the lock
+    (``LiveEvaluator.prepare_save``: ingestion goes on meanwhile), then save under
+    the lock."""
+
+    def checked() -> tuple[Segment, list[NameWarning]]:
+        seg, warnings = check(ctx, doc)
+        _previous(ctx, seg, create)
+        return seg, warnings
+
+    seg, warnings = await ctx.run(checked)
+    prepared = None
+    if ctx.live is not None and not dry_run:
+        prepared = await asyncio.to_thread(_prepare, ctx, seg)
+    return await ctx.run(
+        _save, ctx, seg, warnings, create=create, dry_run=dry_run, prepared=prepared
+    )
+
+
+def _prepare(ctx: ServerContext, seg: Segment) -> PreparedSave | None:
+    """``prepare_save`` over a snapshot opened under the lock, off the lock."""
+    assert ctx.live is not None
+    with ctx.lock:
+        cursor = ctx.live.open_snapshot()
+    try:
+        return ctx.live.prepare_save(seg, cursor)
+    except DefinitionError:
+        return None  # the save under the lock reports it
+    finally:
+        cursor.close()
+
+
+def _previous(ctx: ServerContext, seg: Segment, create: bool) -> Segment | None:
+    """The current version (409 when creating an existing id, 404 when updating an
+    unknown one)."""
+    old = ctx.app.registry.get(seg.id)
     if create and old is not None:
         raise ApiError(409, f"segment {seg.id!r} exists; update it with PUT /v1/segments/{seg.id}")
     if not create and old is None:
         raise ApiError(404, f"unknown segment {seg.id!r}; create it with POST /v1/segments")
+    return old
+
+
+def _save(
+    ctx: ServerContext,
+    seg: Segment,
+    warnings: list[NameWarning],
+    *,
+    create: bool,
+    dry_run: bool,
+    prepared: PreparedSave | None = None,
+) -> dict[str, Any]:
+    app = ctx.app
+    old = _previous(ctx, seg, create)
     try:
         if dry_run:
             diff: Any = (
@@ -179,9 +245,10 @@ def _save(ctx: ServerContext, seg: Segment, *, create: bool, dry_run: bool) -> d
                 "segment": _segment_out(shown),
                 "status": "dry_run",
                 "diff": segment_ops.diff_dict(diff),
+                "warnings": _warnings(warnings),
             }
         if ctx.live is not None:
-            _, diff, _changes = ctx.live.save(seg)
+            _, diff, _changes = ctx.live.save(seg, prepared)
             saved = _get(ctx, seg.id)
         else:
             diff = segment_ops.edit_diff(app, seg, ctx.clock.now())
@@ -198,6 +265,7 @@ def _save(ctx: ServerContext, seg: Segment, *, create: bool, dry_run: bool) -> d
         "segment": _segment_out(saved, diff.size_after),
         "status": status,
         "diff": segment_ops.diff_dict(diff),
+        "warnings": _warnings(warnings),
         "unknown_ids": app.registry.known_profiles(seg.members or ())[1],
     }
 
@@ -222,8 +290,8 @@ async def list_segments(ctx: Ctx) -> Any:
 )
 async def create_segment(request: Request, ctx: Ctx) -> Any:
     """Create a segment (409 if the id exists); returns who entered it."""
-    seg = await read_definition(request)
-    return await ctx.run(_save, ctx, seg, create=True, dry_run=False)
+    doc = await read_definition(request)
+    return await _save_request(ctx, doc, create=True, dry_run=False)
 
 
 @router.post(
@@ -233,18 +301,28 @@ async def create_segment(request: Request, ctx: Ctx) -> Any:
     openapi_extra=DEFINITION_BODY,
 )
 async def validate_segment(request: Request, ctx: Ctx) -> Any:
-    """Check a definition (syntax, references, cycles) without saving it."""
+    """Check a definition (syntax, values, limits, references, cycles: every problem at
+    once) without saving it; names the store has never seen come back as warnings."""
     try:
-        seg = await read_definition(request)
+        doc = await read_definition(request)
     except ApiError as e:
         if e.status != 422:
             raise
-        return {"valid": False, "errors": e.errors}
-    try:
-        await ctx.run(segment_ops.draft_registry, ctx.app, seg)
-    except DefinitionError as e:
-        return {"valid": False, "errors": problems_error(e).errors}
-    return {"valid": True, "errors": [], "canonical": seg.to_dict()}
+        return {"valid": False, "errors": e.errors, "warnings": []}
+
+    def run() -> dict[str, Any]:
+        report = parse_segment_report(doc, ctx.settings.definition_limits)
+        checked = segment_ops.check_drafts(ctx.app, [report])
+        out: dict[str, Any] = {
+            "valid": not checked.problems,
+            "errors": problems_error(DefinitionError(checked.problems)).errors,
+            "warnings": _warnings(checked.warnings),
+        }
+        if report.segment is not None and not checked.problems:
+            out["canonical"] = report.segment.to_dict()
+        return out
+
+    return await ctx.run(run)
 
 
 @router.post(
@@ -254,10 +332,17 @@ async def validate_segment(request: Request, ctx: Ctx) -> Any:
 )
 async def preview_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> Any:
     """Size and a sample of members of an unsaved draft."""
-    seg = await read_definition(request)
+    doc = await read_definition(request)
     when = parse_at(at) or ctx.clock.now()
+
+    def run() -> dict[str, Any]:
+        seg, warnings = check(ctx, doc)
+        out = segment_ops.preview(ctx.app, seg, when)
+        out["warnings"] = _warnings(warnings)
+        return out
+
     try:
-        return await ctx.run(segment_ops.preview, ctx.app, seg, when)
+        return await ctx.run(run)
     except DefinitionError as e:
         raise problems_error(e) from None
 
@@ -284,8 +369,8 @@ async def update_segment(
 ) -> Any:
     """Save a new version; the response holds the enter/exit diff it applied (with
     ``dry_run=true``: the diff it would apply, nothing saved)."""
-    seg = await read_definition(request, segment_id)
-    return await ctx.run(_save, ctx, seg, create=False, dry_run=dry_run)
+    doc = await read_definition(request, segment_id)
+    return await _save_request(ctx, doc, create=False, dry_run=dry_run)
 
 
 @router.delete("/{segment_id}", status_code=204, response_class=Response)
@@ -429,7 +514,7 @@ def query_changes(
     lo, hi = parse_at(since, "since"), parse_at(until, "until")
 
     def run() -> dict[str, Any]:
-        log = MembershipChangeLog(ctx.app.con)
+        log = ctx.app.changes
         rows: list[Any] = []
         cursor = after
         while len(rows) <= limit:

@@ -24,7 +24,6 @@ from segflow.api.schemas import (
 )
 from segflow.api.segments import admin_key, admin_only, context
 from segflow.segment_ops import last_change_seq
-from segflow.store.changes import MembershipChangeLog
 from segflow.store.webhooks import WebhookStore
 from segflow.webhooks import DeliverySettings, TargetRefused, WebhookWorker, check_target
 
@@ -41,7 +40,7 @@ def store(ctx: ServerContext) -> WebhookStore:
     s = ctx.extra.get("webhook_store")
     if not isinstance(s, WebhookStore):
         with ctx.lock:
-            s = WebhookStore(ctx.app.con, lambda: silent_segments(ctx))
+            s = ctx.app.webhook_store(lambda: silent_segments(ctx))
         ctx.extra["webhook_store"] = s
     return s
 
@@ -70,7 +69,7 @@ async def background(ctx: ServerContext) -> None:
     ws = store(ctx)
 
     def changes_after(seq: int) -> list[Any]:
-        return list(MembershipChangeLog(ctx.app.con).query(after_seq=seq, limit=5000))
+        return list(ctx.app.changes.query(after_seq=seq, limit=5000))
 
     worker = WebhookWorker(ws, ctx.lock, changes_after, delivery_settings(ctx.settings))
     ctx.extra["webhook_worker"] = worker

@@ -25,8 +25,9 @@ wrapped in ``COALESCE(..., FALSE)`` so ``NOT`` over a missing value holds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Final, TypeVar
 
 import sqlglot
 from sqlglot import exp
@@ -76,6 +77,15 @@ TOP: exp.Expression = sqlglot.parse_one(
 TRUE = exp.true()
 FALSE = exp.false()
 NUMERIC_JSON_TYPES = ("DOUBLE", "BIGINT", "UBIGINT", "HUGEINT")
+T = TypeVar("T")
+E = TypeVar("E", bound=exp.Expression)
+MAX_EVENT_SCANS: Final = 32
+MAX_TRAIT_SCANS: Final = 32
+MAX_SEQUENCE_SCANS: Final = 32
+"""Most event scans (each a join) one query holds: a plan over more event-name sets
+packs several into one scan.  DuckDB's cost per join grows with the joins before it
+(every probe carries every column joined so far), so a definition over hundreds of
+event names took seconds to evaluate as one join per name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +97,30 @@ class Field:
 
 
 Catalog = Mapping[str, Field]
+
+
+def _pack(items: list[T], most: int) -> list[list[T]]:
+    """``items`` in at most ``most`` consecutive runs of near-equal length."""
+    if len(items) <= most:
+        return [[x] for x in items]
+    size, extra = divmod(len(items), most)
+    out: list[list[T]] = []
+    start = 0
+    for i in range(most):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+def _balanced(items: list[E], join: Callable[[E, E], E]) -> E:
+    """``items`` joined pairwise into a balanced tree (its depth grows as the log of
+    their number, where a chain would nest as deep as there are items)."""
+    while len(items) > 1:
+        items = [join(a, b) for a, b in zip(items[::2], items[1::2], strict=False)] + (
+            [items[-1]] if len(items) % 2 else []
+        )
+    return items[0]
 
 
 def ident(name: str) -> exp.Identifier:
@@ -162,7 +196,7 @@ def never_null(e: exp.Expression) -> bool:
 
 def coalesce_false(e: exp.Expression) -> exp.Expression:
     """``e`` with NULL read as FALSE; unwrapped where it cannot be NULL (a count compared
-    with a number: each COALESCE is a pass over every profile, ~3 % of the library)."""
+    with a number: each COALESCE is a pass over every profile)."""
     if never_null(e):
         return e
     return exp.func("COALESCE", e, FALSE)
@@ -173,9 +207,8 @@ def parse_ts(e: exp.Expression) -> exp.Expression:
 
     A text ending in ``Z`` (how tracking libraries write instants) is read by the plain
     ``TIMESTAMP`` cast, which gives the same instant as the time-zone-aware cast on
-    every such text (checked by a property test) at a fifth of its cost (~0.07 vs
-    ~0.3 us a value); any other text goes through the aware cast, which applies its
-    offset or zone name."""
+    every such text (checked by a property test) at a fraction of its cost; any other
+    text goes through the aware cast, which applies its offset or zone name."""
     aware = exp.cast(exp.TryCast(this=e, to=exp.DataType.build("TIMESTAMPTZ")), "TIMESTAMP")
     plain = exp.TryCast(this=e.copy(), to=exp.DataType.build("TIMESTAMP"))
     return exp.Case(
@@ -340,6 +373,8 @@ class BatchCompiler:
         self.at = at
         self.dialect = dialect
         self.values: dict[str, exp.Expression] = {}  # feature key -> its value in the final select
+        self.trait_tables: dict[str, str] = {}  # trait feature key -> the CTE holding it
+        self.flag_columns: dict[str, exp.Column] = {}  # sequence feature key -> its column
 
     # -- event rows ---------------------------------------------------------
     def field_typed(self, path: str) -> Typed:
@@ -396,7 +431,7 @@ class BatchCompiler:
         """A property test that may be NULL where the field is missing or mistyped:
         it only ever stands, AND-ed, in a WHERE or FILTER clause, which keeps a row
         only when it is TRUE, so NULL already reads as FALSE there and a COALESCE
-        would only cost a pass over every row (1-3 % of the library at 1M)."""
+        would only cost a pass over every row."""
         return compare_typed(self.field_typed(p.path), p.cmp, self.at)
 
     def filter_sql(self, f: EventFilter) -> exp.Expression:
@@ -498,7 +533,7 @@ class BatchCompiler:
             )
         if cond is TRUE:
             return agg
-        if m == "count":  # counts the TRUE values, as FILTER keeps rows (~1.5 % at 1M)
+        if m == "count":  # counts the TRUE values, as FILTER keeps rows, but cheaper
             return fn("COUNT_IF", cond)
         return exp.Filter(this=agg, expression=exp.Where(this=cond))
 
@@ -539,7 +574,7 @@ class BatchCompiler:
                     partials.setdefault(k, []).append(f"{k}_{j}")
             else:
                 groups.setdefault(names, []).append((k, f))
-        for i, (names, members) in enumerate(sorted(groups.items())):
+        for i, packed in enumerate(_pack(sorted(groups.items()), MAX_EVENT_SCANS)):
             name = f"ev{i}"
             scan = (
                 exp.select(col(key))
@@ -547,26 +582,43 @@ class BatchCompiler:
                 .where(
                     and_(
                         exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
-                        self.names_sql(names),
+                        self.names_sql(tuple(n for names, _ in packed for n in names)),
                     )
                 )
                 .group_by(col(key))
             )
-            for column, f in members:
-                self.values[column] = col(f"f_{column}", name)
-                agg = self.aggregate(f, check_names=False)
-                scan = scan.select(exp.alias_(agg, f"f_{column}", quoted=True), copy=False)
+            for names, members in packed:
+                for column, f in members:
+                    self.values[column] = col(f"f_{column}", name)
+                    # a scan shared by several name sets filters each aggregate by its own
+                    own = replace(f, filter=replace(f.filter, names=names))
+                    agg = self.aggregate(own, check_names=len(packed) > 1)
+                    scan = scan.select(exp.alias_(agg, f"f_{column}", quoted=True), copy=False)
             ctes.append((name, scan))
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
         for k, parts in partials.items():
             self.values[k] = PARTIAL_COMBINE[aggs[k].measure]([self.values.pop(p) for p in parts])
-        for k, t in sorted(traits.items()):
-            name = f"tr_{k}"
-            ctes.append((name, self.trait_cte(k, t)))
+        for packed_traits in _pack(sorted(traits.items()), MAX_TRAIT_SCANS):
+            name = f"tr_{packed_traits[0][0]}"
+            for k, _t in packed_traits:
+                self.trait_tables[k] = name
+            cte = (
+                self.trait_cte(*packed_traits[0])
+                if len(packed_traits) == 1
+                else self.traits_pivot(packed_traits)
+            )
+            ctes.append((name, cte))
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
-        for k, s in sorted(seqs.items()):
-            name = f"sq_{k}"
-            ctes.append((name, self.sequence_cte(s)))
+        for packed_seqs in _pack(sorted(seqs.items()), MAX_SEQUENCE_SCANS):
+            name = f"sq_{packed_seqs[0][0]}"
+            for k, _s in packed_seqs:
+                self.flag_columns[k] = col("matched" if len(packed_seqs) == 1 else f"m_{k}", name)
+            cte = (
+                self.sequence_cte(packed_seqs[0][1])
+                if len(packed_seqs) == 1
+                else self.sequences_pivot(packed_seqs)
+            )
+            ctes.append((name, cte))
             query = query.join(exp.to_table(name), on=self._on(name), join_type="LEFT", copy=False)
         for k, c in sorted(carts.items()):
             name = f"ct_{k}"
@@ -597,6 +649,34 @@ class BatchCompiler:
     def _on(self, table: str) -> exp.Expression:
         return exp.EQ(this=col(self.key, "p"), expression=col(self.key, table))
 
+    def _trait_valid(self) -> tuple[exp.Expression, exp.Expression]:
+        """Conditions of the trait writes valid at ``at`` (to AND with the key's)."""
+        at = ts_lit(self.at)
+        valid_to = col("valid_to")
+        return (
+            exp.LTE(this=col("timestamp"), expression=at),
+            exp.or_(
+                exp.Is(this=valid_to, expression=exp.null()),
+                exp.GT(this=valid_to, expression=at.copy()),
+            ),
+        )
+
+    def traits_pivot(self, items: list[tuple[str, TraitValue]]) -> exp.Expression:
+        """Several traits' values as of ``at`` in one grouped scan (a plan over more
+        traits than ``MAX_TRAIT_SCANS`` shares scans, as ``trait_cte`` explains)."""
+        keys = exp.In(this=col("key"), expressions=[lit(t.name) for _k, t in items])
+        query = (
+            exp.select(col(self.key)).from_("traits").where(exp.and_(*self._trait_valid(), keys))
+        )
+        for k, t in items:
+            mine = exp.EQ(this=col("key"), expression=lit(t.name))
+            for part in ("kind", "num", "str", "bool"):
+                agg = exp.Filter(
+                    this=fn("ANY_VALUE", col(part)), expression=exp.Where(this=mine.copy())
+                )
+                query = query.select(exp.alias_(agg, f"t{part[0]}_{k}", quoted=True), copy=False)
+        return query.group_by(col(self.key))
+
     def trait_cte(self, k: str, t: TraitValue) -> exp.Expression:
         """The trait's value as of ``at``, in four typed columns: the one write of each
         (profile, key) whose validity ``[timestamp, valid_to)`` holds ``at``.  The
@@ -604,26 +684,35 @@ class BatchCompiler:
         run (``batch.run.evaluate`` runs it first and checks that the result has a row
         per profile), so this is a plain filtered scan with no grouping; with traits
         clustered by key it reads only the key's row groups.  One scan and join per
-        trait instead of one grouped pivot of them all: the pivot probed a hash table of
-        every profile at random for each trait row (library at 1M 3.67 -> 3.27 s)."""
-        at = ts_lit(self.at)
-        valid_to = col("valid_to")
+        trait instead of one grouped pivot of them all, which would probe a hash table
+        of every profile at random for each trait row."""
         query = (
             exp.select(col(self.key))
             .from_("traits")
-            .where(
-                exp.and_(
-                    exp.LTE(this=col("timestamp"), expression=at),
-                    exp.or_(
-                        exp.Is(this=valid_to, expression=exp.null()),
-                        exp.GT(this=valid_to, expression=at.copy()),
-                    ),
-                    exp.EQ(this=col("key"), expression=lit(t.name)),
-                )
-            )
+            .where(exp.and_(*self._trait_valid(), exp.EQ(this=col("key"), expression=lit(t.name))))
         )
         for part in ("kind", "num", "str", "bool"):
             query = query.select(exp.alias_(col(part), f"t{part[0]}_{k}", quoted=True), copy=False)
+        return query
+
+    def sequences_pivot(self, items: list[tuple[str, SequenceMatch]]) -> exp.Expression:
+        """Several sequences' matches in one CTE (one join): their ``sequence_cte``
+        rows, tagged with their position, unioned and pivoted (a plan over more
+        sequences than ``MAX_SEQUENCE_SCANS`` shares joins, as ``MAX_EVENT_SCANS``
+        explains)."""
+        key = self.key
+        parts: list[exp.Query] = [
+            exp.select(col(key), exp.alias_(exp.Literal.number(j), "_i"), col("matched")).from_(
+                exp.Subquery(this=self.sequence_cte(s), alias=exp.TableAlias(this=ident(f"q{j}")))
+            )
+            for j, (_k, s) in enumerate(items)
+        ]
+        union = _balanced(parts, lambda a, b: exp.union(a, b, distinct=False))
+        query = exp.select(col(key)).from_(union.subquery("u")).group_by(col(key))
+        for j, (k, _s) in enumerate(items):
+            mine = exp.EQ(this=col("_i"), expression=exp.Literal.number(j))
+            agg = exp.Filter(this=fn("BOOL_OR", col("matched")), expression=exp.Where(this=mine))
+            query = query.select(exp.alias_(agg, f"m_{k}", quoted=True), copy=False)
         return query
 
     def cart_cte(self, c: CartTotal) -> exp.Expression:
@@ -716,8 +805,8 @@ class BatchCompiler:
         (starts only grow with time), so a last-step event within ``span`` of it exists
         exactly when the greedy earliest chain from some first-step event fits, which is
         what ``plan.interpret.sequence_matched`` checks.  The joins' sides are the
-        steps' own events, not chains from every first-step event: the library's
-        sequence alone at 1M 0.85 -> 0.68 s (ASOF CPU 1.3 -> 1.0 s)."""
+        steps' own events, not chains from every first-step event, so each join is no
+        larger than its steps."""
         key = self.key
         steps = [
             exp.select(col(key), exp.alias_(col("timestamp"), "ts"))
@@ -795,10 +884,8 @@ class BatchCompiler:
                 )
             )
         if isinstance(f, FFlag):
-            feat = self.plan.features[f.feature]
-            table = f"sq_{f.feature}" if isinstance(feat, SequenceMatch) else f"st_{f.feature}"
-            column = "matched" if isinstance(feat, SequenceMatch) else "member"
-            return coalesce_false(col(column, table))
+            flag = self.flag_columns.get(f.feature, col("member", f"st_{f.feature}"))
+            return coalesce_false(flag)
         if isinstance(f, FBucket):
             h = self.bucket_sql(f.salt)
             # a bucket is in [0, 100): the bounds at the ends hold for every profile
@@ -814,7 +901,7 @@ class BatchCompiler:
         The first four bytes of the digest, big-endian, are the low 32 bits of DuckDB's
         ``md5_number`` (the digest read little-endian) with their bytes swapped: integer
         arithmetic instead of formatting the digest as hex text and parsing a slice of it
-        back (the holdout of the library at 1M: 0.13 -> 0.08 s)."""
+        back, a text round trip per profile."""
         key = exp.DPipe(
             this=exp.DPipe(this=col("profile_id", "p"), expression=exp.Literal.string(":")),
             expression=lit(salt),
@@ -849,7 +936,7 @@ class BatchCompiler:
     def compare_feature(self, f: FCompare) -> exp.Expression:
         feat = self.plan.features[f.feature]
         if isinstance(feat, TraitValue):
-            table = f"tr_{f.feature}"
+            table = self.trait_tables[f.feature]
             kind = col(f"tk_{f.feature}", table)
             v = Typed(
                 number=col(f"tn_{f.feature}", table),

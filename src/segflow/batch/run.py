@@ -103,7 +103,7 @@ def evaluate(
     con.execute(f"CREATE OR REPLACE TEMP TABLE {RESULT_TABLE} AS {query.sql}")
     # a row per profile: the trait joins rely on LINK_TRAITS having made each
     # (profile, key)'s validity intervals disjoint; a broken link must fail loudly,
-    # not count a member twice (two counts: ~1 ms at 1M profiles)
+    # not count a member twice (two counts are cheap next to the plan)
     (rows,) = con.execute(f"SELECT count(*) FROM {RESULT_TABLE}").fetchone() or (0,)
     (profiles,) = con.execute("SELECT count(*) FROM profiles").fetchone() or (0,)
     if rows != profiles:

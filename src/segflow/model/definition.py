@@ -9,10 +9,11 @@ written in different segments are recognised as one feature.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, TypeAlias
@@ -524,14 +525,84 @@ class Segment:
 # parsing
 
 
+# The keys each part of a definition may hold: a key outside its set is reported
+# (with the closest allowed one), never ignored.  A new condition kind adds its set
+# here and its dispatch in ``_Parser.condition``.
+CONDITION_KINDS: Final = (
+    "all", "any", "not", "trait", "computed", "event", "page", "screen", "sequence",
+    "in_segment", "bucket",
+)  # fmt: skip
+SEGMENT_KEYS: Final = frozenset({
+    "id", "name", "description", "purpose", "tags", "mode", "schedule", "snapshot_at",
+    "members", "emit_events", "protected", "version", "condition",
+})  # fmt: skip
+WINDOW_KEYS: Final = frozenset({"from_ago", "to_ago", "since", "from", "to"})
+FILTER_KEYS: Final = frozenset({*FILTER_KINDS, "where"})
+PREDICATE_KEYS: Final = frozenset({"property", *VALUE_OPS})
+TRAIT_KEYS: Final = frozenset({"trait", *VALUE_OPS})
+COMPUTED_KEYS: Final = frozenset({"computed", *VALUE_OPS})
+EVENT_KEYS: Final = frozenset({*FILTER_KEYS, "within", "measure", "of", *VALUE_OPS})
+ABANDONMENT_KEYS: Final = frozenset({*FILTER_KEYS, "not_followed_by", "for", "within"})
+SEQUENCE_KEYS: Final = frozenset({"sequence", "within", "span"})
+BUCKET_KEYS: Final = frozenset({"salt", "from", "to"})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How large a condition tree may be.  Every engine evaluates a definition in one
+    pass (one SQL query, one state machine per profile), so an unbounded tree would
+    make a save or an evaluation arbitrarily slow."""
+
+    max_leaves: int = 256
+    """Conditions that are not all/any/not (event, trait, sequence, ... conditions)."""
+    max_nodes: int = 512
+    """Every condition node, all/any/not included."""
+    max_depth: int = 16
+    """Nesting of conditions (a lone leaf is depth 1)."""
+
+
+DEFAULT_LIMITS: Final = Limits()
+STORED: Final = Limits(max_leaves=2**62, max_nodes=2**62, max_depth=2**62)
+"""Definitions already saved load whatever their size (they were accepted once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A name a definition refers to, and where: ``kind`` is event, trait, property or
+    segment.  Callers check them against what the store has seen."""
+
+    kind: str
+    name: str
+    path: str
+
+
+def closest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """The known names closest to ``name`` (case-insensitive), best first."""
+    pool = {k.lower(): k for k in known}
+    return [pool[m] for m in difflib.get_close_matches(name.lower(), list(pool), n=n, cutoff=0.6)]
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = closest(name, known, 1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 class _Parser:
     """Collects every problem instead of stopping at the first, so one save reports all."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self.problems: list[Problem] = []
+        self.mentions: list[Mention] = []
+        self.limits = limits
+        self.leaves = 0
+        self.nodes = 0
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
+
+    def mention(self, kind: str, name: str | None, path: str) -> None:
+        if name:
+            self.mentions.append(Mention(kind, name, path))
 
     # -- helpers -----------------------------------------------------------
     def expect_map(self, value: object, path: str) -> Mapping[str, Any] | None:
@@ -540,12 +611,14 @@ class _Parser:
         self.fail(path, f"expected an object, got {_show(value)}")
         return None
 
-    def check_keys(self, m: Mapping[str, Any], allowed: set[str], path: str) -> None:
+    def check_keys(self, m: Mapping[str, Any], allowed: Iterable[str], path: str) -> None:
+        allowed = set(allowed)
         for key in m:
             if key not in allowed:
+                hint = _did_you_mean(str(key), allowed)
                 self.fail(
                     _join(path, str(key)),
-                    f"unknown key (allowed here: {', '.join(sorted(allowed))})",
+                    f"unknown key {str(key)!r} ({hint}allowed here: {', '.join(sorted(allowed))})",
                 )
 
     def text(self, value: object, path: str) -> str | None:
@@ -575,6 +648,9 @@ class _Parser:
             return Within(d) if d else None
         m = self.expect_map(value, path)
         if m is None:
+            return None
+        if any(k not in WINDOW_KEYS for k in m):
+            self.check_keys(m, WINDOW_KEYS, path)
             return None
         keys = set(m)
         if keys == {"from_ago", "to_ago"}:
@@ -678,14 +754,22 @@ class _Parser:
         return None
 
     # -- events ------------------------------------------------------------
-    def names(self, value: object, path: str, what: str = "an event") -> tuple[str, ...] | None:
-        if isinstance(value, str):
+    def names(
+        self, value: object, path: str, what: str = "an event", kind: str | None = "event"
+    ) -> tuple[str, ...] | None:
+        """Event names (or page/screen names when ``what`` says so); ``kind`` is the
+        catalogue the names are checked against, None for names no catalogue holds."""
+        one = isinstance(value, str)
+        if one:
             value = [value]
         if (
             isinstance(value, list)
             and value
             and all(isinstance(x, str) and x and "\x00" not in x for x in value)
         ):
+            if kind is not None:
+                for i, x in enumerate(value):
+                    self.mention(kind, x, path if one else f"{path}[{i}]")
             return tuple(sorted(set(value)))
         self.fail(path, f"expected {what} name or a list of names, got {_show(value)}")
         return None
@@ -697,7 +781,7 @@ class _Parser:
         name); the same for ``screen``."""
         if value is True:
             return EventFilter((_CALL_KEYS[key],), where)
-        names = self.names(value, path, f"true (any {key}) or a {key}")
+        names = self.names(value, path, f"true (any {key}) or a {key}", kind=None)
         if names is None:
             return None
         named = PropertyPredicate(PAGE_NAME, Comparison("in", names))
@@ -715,8 +799,9 @@ class _Parser:
             m = self.expect_map(item, p)
             if m is None:
                 continue
-            self.check_keys(m, {"property", *VALUE_OPS}, p)
+            self.check_keys(m, PREDICATE_KEYS, p)
             prop = self.text(m.get("property"), _join(p, "property"))
+            self.mention("property", prop and normalize_path(prop), _join(p, "property"))
             cmp = self.comparison(m, p, kind="value")
             if prop and cmp:
                 out.append(PropertyPredicate(normalize_path(prop), cmp))
@@ -730,10 +815,11 @@ class _Parser:
             self.fail(path, "needs exactly one of event, page, screen")
             return None
         key = kinds[0]
+        # names first: problems and mentions come in the document's order
+        names = self.names(m["event"], _join(path, "event")) if key == "event" else None
         where = self.where(m["where"], _join(path, "where")) if "where" in m else ()
         if key != "event":
             return self.call_filter(key, m[key], where, _join(path, key))
-        names = self.names(m["event"], _join(path, "event"))
         return EventFilter(names, where) if names else None
 
     def follow_filter(self, value: object, path: str) -> EventFilter | None:
@@ -743,14 +829,21 @@ class _Parser:
         m = self.expect_map(value, path)
         if m is None:
             return None
-        self.check_keys(m, {*FILTER_KINDS, "where"}, path)
+        self.check_keys(m, FILTER_KEYS, path)
         return self.event_filter(m, path)
 
     # -- conditions --------------------------------------------------------
-    def condition(self, value: object, path: str) -> Condition | None:
+    def condition(self, value: object, path: str, depth: int = 1) -> Condition | None:
         m = self.expect_map(value, path)
         if m is None:
             return None
+        if depth > self.limits.max_depth:
+            self.fail(
+                path,
+                f"conditions nest deeper than {self.limits.max_depth} levels (limit max_depth)",
+            )
+            return None
+        self.nodes += 1
         if "all" in m or "any" in m:
             key = "all" if "all" in m else "any"
             self.check_keys(m, {key}, path)
@@ -758,25 +851,31 @@ class _Parser:
             if not isinstance(items, list):
                 self.fail(_join(path, key), f"expected a list of conditions, got {_show(items)}")
                 return None
-            parsed = [self.condition(c, f"{_join(path, key)}[{i}]") for i, c in enumerate(items)]
+            parsed = [
+                self.condition(c, f"{_join(path, key)}[{i}]", depth + 1)
+                for i, c in enumerate(items)
+            ]
             good = tuple(c for c in parsed if c is not None)
             if len(good) != len(parsed):
                 return None
             return All(good) if key == "all" else AnyOf(good)
         if "not" in m:
             self.check_keys(m, {"not"}, path)
-            inner = self.condition(m["not"], _join(path, "not"))
+            inner = self.condition(m["not"], _join(path, "not"), depth + 1)
             return Not(inner) if inner else None
+        self.leaves += 1
         if "in_segment" in m:
             self.check_keys(m, {"in_segment"}, path)
             sid = self.text(m["in_segment"], _join(path, "in_segment"))
+            self.mention("segment", sid, _join(path, "in_segment"))
             return InSegment(sid) if sid else None
         if "bucket" in m:
             self.check_keys(m, {"bucket"}, path)
             return self.bucket(m["bucket"], _join(path, "bucket"))
         if "trait" in m:
-            self.check_keys(m, {"trait", *VALUE_OPS}, path)
+            self.check_keys(m, TRAIT_KEYS, path)
             name = self.text(m["trait"], _join(path, "trait"))
+            self.mention("trait", name, _join(path, "trait"))
             cmp = self.comparison(m, path, kind="value")
             return TraitCondition(name, cmp) if name and cmp else None
         if "computed" in m:
@@ -787,22 +886,22 @@ class _Parser:
             if "not_followed_by" in m:
                 return self.abandonment(m, path)
             return self.event_condition(m, path)
+        hints = [c for k in m for c in closest(str(k), CONDITION_KINDS, 1)]
+        hint = f" (did you mean {hints[0]!r}?)" if hints else ""
         self.fail(
             path,
-            "is not a condition: expected one of all, any, not, trait, computed, event, page, "
-            "screen, sequence, in_segment, bucket",
+            f"is not a condition{hint}: expected one of {', '.join(CONDITION_KINDS)}",
         )
         return None
 
     def computed(self, m: Mapping[str, Any], path: str) -> ComputedCondition | None:
-        self.check_keys(m, {"computed", *VALUE_OPS}, path)
+        self.check_keys(m, COMPUTED_KEYS, path)
         name = m["computed"]
         at = _join(path, "computed")
         if not isinstance(name, str) or name not in COMPUTED_TRAITS:
-            self.fail(
-                at,
-                f"unknown computed trait {_show(name)} (one of: {', '.join(COMPUTED_TRAITS)})",
-            )
+            hint = _did_you_mean(str(name), COMPUTED_TRAITS)
+            known = ", ".join(COMPUTED_TRAITS)
+            self.fail(at, f"unknown computed trait {_show(name)} ({hint}one of: {known})")
             return None
         kind = COMPUTED_TRAITS[name]
         if kind in ("days", "list"):
@@ -819,7 +918,7 @@ class _Parser:
         m = self.expect_map(value, path)
         if m is None:
             return None
-        self.check_keys(m, {"salt", "from", "to"}, path)
+        self.check_keys(m, BUCKET_KEYS, path)
         salt = self.text(m.get("salt"), _join(path, "salt"))
         lo, hi = m.get("from", 0), m.get("to")
         ok = True
@@ -835,7 +934,7 @@ class _Parser:
         return Bucket(salt, float(lo), float(hi)) if salt and ok else None
 
     def event_condition(self, m: Mapping[str, Any], path: str) -> EventCondition | None:
-        self.check_keys(m, {*FILTER_KINDS, "where", "within", "measure", "of", *VALUE_OPS}, path)
+        self.check_keys(m, EVENT_KEYS, path)
         flt = self.event_filter(m, path)
         window = self.window(m["within"], _join(path, "within")) if "within" in m else None
         measure = m.get("measure", "count")
@@ -851,6 +950,7 @@ class _Parser:
             if of_raw is None:
                 return None
             of = normalize_path(of_raw)
+            self.mention("property", of, _join(path, "of"))
         elif "of" in m:
             self.fail(_join(path, "of"), f"measure {measure} takes no 'of'")
         if measure in TIME_MEASURES:
@@ -866,7 +966,7 @@ class _Parser:
         return EventCondition(flt, window, measure, of, cmp)
 
     def abandonment(self, m: Mapping[str, Any], path: str) -> Abandonment | None:
-        self.check_keys(m, {*FILTER_KINDS, "where", "not_followed_by", "for", "within"}, path)
+        self.check_keys(m, ABANDONMENT_KEYS, path)
         flt = self.event_filter(m, path)
         follow = self.follow_filter(m["not_followed_by"], _join(path, "not_followed_by"))
         if "for" not in m:
@@ -881,7 +981,7 @@ class _Parser:
         return Abandonment(flt, follow, wait, window)
 
     def sequence(self, m: Mapping[str, Any], path: str) -> SequenceCondition | None:
-        self.check_keys(m, {"sequence", "within", "span"}, path)
+        self.check_keys(m, SEQUENCE_KEYS, path)
         raw = m["sequence"]
         at = _join(path, "sequence")
         if not isinstance(raw, list) or len(raw) < 2:
@@ -893,7 +993,7 @@ class _Parser:
             sm = self.expect_map(item, p)
             if sm is None:
                 continue
-            self.check_keys(sm, {*FILTER_KINDS, "where"}, p)
+            self.check_keys(sm, FILTER_KEYS, p)
             f = self.event_filter(sm, p)
             if f:
                 steps.append(f)
@@ -912,11 +1012,7 @@ class _Parser:
         m = self.expect_map(doc, "")
         if m is None:
             return None
-        allowed = {
-            "id", "name", "description", "purpose", "tags", "mode", "schedule", "snapshot_at",
-            "members", "emit_events", "protected", "version", "condition", "priority",
-        }  # fmt: skip
-        self.check_keys(m, allowed, "")
+        self.check_keys(m, SEGMENT_KEYS, "")
         sid = self.text(m.get("id"), "id")
         if sid is not None and not _ID_RE.match(sid):
             self.fail("id", f"{sid!r} is not a valid id (letters, digits, _ . -; at most 128)")
@@ -958,6 +1054,7 @@ class _Parser:
         condition: Condition | None = None
         if "condition" in m:
             condition = self.condition(m["condition"], "condition")
+            self.check_size()
             if members is not None:
                 self.fail("members", "a static segment has either a condition or a member list")
         elif members is None:
@@ -987,6 +1084,21 @@ class _Parser:
             protected=bool(m.get("protected", False)),
             version=version,
         )
+
+    def check_size(self) -> None:
+        lim = self.limits
+        if self.leaves > lim.max_leaves:
+            self.fail(
+                "condition",
+                f"has {self.leaves} conditions other than all/any/not; at most"
+                f" {lim.max_leaves} are allowed (limit max_leaves)",
+            )
+        if self.nodes > lim.max_nodes:
+            self.fail(
+                "condition",
+                f"has {self.nodes} condition nodes; at most {lim.max_nodes} are allowed"
+                " (limit max_nodes)",
+            )
 
     def schedule(self, value: object) -> str | None:
         from croniter import croniter
@@ -1031,26 +1143,121 @@ def normalize_path(path: str) -> str:
     return f"properties.{path}"
 
 
-def parse_condition(doc: object, path: str = "condition") -> Condition:
+def parse_condition(
+    doc: object, path: str = "condition", limits: Limits = DEFAULT_LIMITS
+) -> Condition:
     """Parse one condition tree; raise DefinitionError listing every problem."""
-    p = _Parser()
+    p = _Parser(limits)
     node = p.condition(doc, path)
+    p.check_size()
     if p.problems or node is None:
         raise DefinitionError(p.problems)
     return node
 
 
-def parse_segment(doc: object) -> Segment:
-    """Parse a whole segment document (YAML or JSON already loaded)."""
-    p = _Parser()
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What parsing one segment document found: the segment (None when there are
+    problems), every problem, and every name it mentions (found even where a part
+    has problems, so reference checks can run alongside)."""
+
+    segment: Segment | None
+    problems: list[Problem]
+    mentions: list[Mention]
+    id: str | None
+    """The document's id when it is a string (even an invalid one)."""
+    static: bool
+
+    def raise_problems(self) -> Segment:
+        if self.problems or self.segment is None:
+            raise DefinitionError(self.problems)
+        return self.segment
+
+
+def parse_segment_report(doc: object, limits: Limits = DEFAULT_LIMITS) -> Report:
+    p = _Parser(limits)
     seg = p.segment(doc)
-    if p.problems or seg is None:
-        raise DefinitionError(p.problems)
-    return seg
+    sid = doc.get("id") if isinstance(doc, Mapping) else None
+    static = isinstance(doc, Mapping) and doc.get("mode") == "static"
+    return Report(
+        seg if not p.problems else None,
+        p.problems,
+        p.mentions,
+        sid if isinstance(sid, str) else None,
+        static,
+    )
+
+
+def parse_segment(doc: object, limits: Limits = DEFAULT_LIMITS) -> Segment:
+    """Parse a whole segment document (YAML or JSON already loaded)."""
+    return parse_segment_report(doc, limits).raise_problems()
+
+
+def reference_problems(drafts: Sequence[Report], saved: Mapping[str, Segment]) -> list[Problem]:
+    """Unknown ``in_segment`` targets and cycles of the ``drafts`` (saved together,
+    over the ``saved`` segments), each at the path of the reference concerned."""
+    edges: dict[str, set[str]] = {
+        sid: referenced_segments(seg.condition)
+        for sid, seg in saved.items()
+        if seg.condition is not None and seg.mode != "static"
+    }
+    known = set(saved)
+    for d in drafts:
+        if d.id is not None:
+            known.add(d.id)
+            edges[d.id] = set() if d.static else {m.name for m in d.mentions if m.kind == "segment"}
+    problems: list[Problem] = []
+    for d in drafts:
+        for m in d.mentions:
+            if m.kind != "segment":
+                continue
+            if m.name not in known:
+                hint = _did_you_mean(m.name, known)
+                problems.append(
+                    Problem(
+                        m.path,
+                        f"unknown segment {m.name!r}{' (' + hint.strip() + ')' if hint else ''}",
+                    )
+                )
+            elif d.id is not None and not d.static:
+                cycle = _path_to(m.name, d.id, edges)
+                if cycle is not None:
+                    problems.append(
+                        Problem(m.path, "in_segment cycle: " + " -> ".join([d.id, *cycle]))
+                    )
+    return problems
+
+
+def _path_to(start: str, goal: str, edges: Mapping[str, set[str]]) -> list[str] | None:
+    """A path of references from ``start`` to ``goal`` (both included), if any."""
+    seen: set[str] = set()
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    while stack:
+        sid, path = stack.pop()
+        if sid == goal:
+            return path
+        if sid in seen:
+            continue
+        seen.add(sid)
+        stack.extend((nxt, [*path, nxt]) for nxt in sorted(edges.get(sid, ()), reverse=True))
+    return None
 
 
 def load_segment_text(text: str, source: str = "<text>") -> list[Segment]:
     """Load one or more YAML/JSON documents (``---`` separated, or a list) of segments."""
+    reports = load_segment_reports(text, source)
+    problems = [p for r in reports for p in r.problems]
+    if problems:
+        raise DefinitionError(problems, source=source)
+    return [r.segment for r in reports if r.segment is not None]
+
+
+def load_segment_reports(
+    text: str, source: str = "<text>", limits: Limits = DEFAULT_LIMITS
+) -> list[Report]:
+    """Parse reports of one or more YAML/JSON documents (``---`` separated, or a
+    list), paths prefixed ``[i].`` when there are several; raise DefinitionError only
+    when the text is not YAML/JSON at all."""
     import yaml
 
     try:
@@ -1063,20 +1270,23 @@ def load_segment_text(text: str, source: str = "<text>") -> list[Segment]:
         ) from None
     if len(docs) == 1 and isinstance(docs[0], list):
         docs = docs[0]
-    out: list[Segment] = []
-    problems: list[Problem] = []
+    out: list[Report] = []
     for i, d in enumerate(docs):
-        try:
-            out.append(parse_segment(d))
-        except DefinitionError as e:
-            prefix = f"[{i}]" if len(docs) > 1 else ""
-            problems.extend(
-                Problem(f"{prefix}{'.' if prefix and p.path else ''}{p.path}", p.message)
-                for p in e.problems
+        r = parse_segment_report(d, limits)
+        if len(docs) > 1:
+            r = Report(
+                r.segment,
+                [Problem(_prefixed(i, p.path), p.message) for p in r.problems],
+                [Mention(m.kind, m.name, _prefixed(i, m.path)) for m in r.mentions],
+                r.id,
+                r.static,
             )
-    if problems:
-        raise DefinitionError(problems, source=source)
+        out.append(r)
     return out
+
+
+def _prefixed(i: int, path: str) -> str:
+    return f"[{i}].{path}" if path else f"[{i}]"
 
 
 def segments_from(items: Sequence[Segment]) -> dict[str, Segment]:

@@ -13,8 +13,8 @@ ingestion goes idle; ``DuckDBStore.compact`` still rewrites whole tables.
 
 Where the clustered part ends is a mark in ``seq_marks``: ``events_clustered`` by event
 ``seq``, ``traits_clustered`` by trait ``wseq`` (both only grow, and the rewrite keeps
-them).  A store from before the marks counts as clustered up to its newest row when
-first opened (``segflow compact`` sorts what was stored earlier).  A load that is itself
+them).  A store without the marks counts as clustered up to its newest row when
+first opened (``segflow compact`` sorts what it already holds).  A load that is itself
 a sorted run of at least a chunk, stored with nothing unclustered before it, moves the
 mark past itself (``note_sorted_load``), so the tail never re-sorts a bulk load.
 """
@@ -28,11 +28,10 @@ import duckdb
 from segflow.store.marks import set_row
 
 TAIL_CHUNK_ROWS: Final = 500_000
-"""Seq numbers re-sorted together by one ``compact_tail`` (~4 row groups), ~2 s of the
-writer's time.  At 100k customers (11.4M events in arrival order) the library took
-0.66-0.69 s before, 0.43-0.45 s after compacting in 500k chunks, 0.42 s in 1M chunks
-(4 s each), 0.31-0.33 s as bulk-loaded (``bench/clustering.py``).  Also the size
-from which a sorted load counts as a clustered run by itself."""
+"""Seq numbers re-sorted together by one ``compact_tail`` (~4 row groups): larger
+chunks pause the writer longer for little more clustering (docs/performance.md,
+"Stores written by the server").  Also the size from which a sorted load counts as a
+clustered run by itself."""
 
 ORDERS: Final = {
     "events": 'event_code, profile_no, "timestamp"',

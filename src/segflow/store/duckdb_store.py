@@ -112,6 +112,10 @@ _CORE: Final = (
 )
 
 
+DEMO_MARK: Final = "segflow_demo"
+"""A table ``segflow demo`` leaves in its store: a later demo may replace that store."""
+
+
 def quote_ident(name: str) -> str:
     """A SQL identifier for any text (embedded quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
@@ -154,8 +158,8 @@ def connected_components(
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Bulk parsing keeps ~100k small objects alive per batch; the cyclic GC would
-    rescan them over and over (it more than doubles the time) and finds nothing."""
+    """Bulk parsing keeps many small objects alive per batch; the cyclic GC would
+    rescan them over and over and finds nothing."""
     was = gc.isenabled()
     gc.disable()
     try:
@@ -552,7 +556,7 @@ class _MessageStager:
                 committed = True
         finally:
             # A small committed load's temporaries are left for the next load to replace:
-            # finding and dropping them was two statements (~3 ms) of every group commit.
+            # finding and dropping them would add two statements to every group commit.
             if not committed or self.staged > KEEP_TEMPS_ROWS:
                 self.store._drop_temps()
         report.seconds = time.perf_counter() - started
@@ -828,8 +832,8 @@ class _Fields:
         """Each leaf's (document, 1-based list position) when the leaves are extracted
         and each comes from one document: statements can then work on the unnested
         lists (one row per value) with one expression each, instead of one expression
-        per leaf.  DuckDB plans a statement with forty leaves' expressions in ~20 ms,
-        several times what it then takes to run it on a server group."""
+        per leaf.  DuckDB takes several times longer to plan a statement with forty
+        leaves' expressions than to run it on a server group."""
         if not self._extracted:
             return None
         out: list[tuple[int, int]] = []
@@ -1434,7 +1438,7 @@ class DuckDBStore:
         migrate_change_log(self.con)
         self._keep_event_codes()
         number_profiles(self.con)
-        for table in MARKS:  # a store from before the marks: clustered as it is
+        for table in MARKS:  # a store without the marks: clustered as it is
             clustered_upto(self.con, table)
         self.tail_chunk_rows = TAIL_CHUNK_ROWS
         """From this many rows a sorted load is a clustered run of its own, and
@@ -1526,7 +1530,7 @@ class DuckDBStore:
         commit of a few thousand rows is dozens of small statements: extra threads only
         add scheduling and cache traffic there, and take a core from the server's event
         loop.  ``keep``: leave ``n`` set after the block (the server's writer, until it goes
-        idle: ``SET threads`` restarts DuckDB's pool, ~4 ms, twice a group);
+        idle: ``SET threads`` restarts DuckDB's pool, twice a group);
         ``restore_threads`` goes back."""
         if n is None:
             yield
@@ -1547,8 +1551,8 @@ class DuckDBStore:
 
     def defer_checkpoints(self, wal_bytes: int) -> None:
         """Let the write-ahead log grow to ``wal_bytes`` before a commit checkpoints it
-        (DuckDB's default, 16 MB, made every ~20th server group commit stall for
-        0.2-1.7 s folding the log into the file; ``checkpoint_if`` does it when idle)."""
+        (with DuckDB's default, 16 MB, a busy server's group commits stall every so often
+        folding the log into the file; ``checkpoint_if`` does it when idle)."""
         self.con.execute(f"SET checkpoint_threshold = '{int(wal_bytes)}B'")
 
     def wal_bytes(self) -> int:
@@ -1728,7 +1732,7 @@ class DuckDBStore:
         line) the stored events are described in ``last_load`` once committed.
 
         A server commits a group of a few thousand events many times a second, so
-        statements the load can do without are skipped (each costs ~0.3-2 ms, and in
+        statements the load can do without are skipped (each has a fixed cost, and in
         the server a GIL hand-off): no duplicate bookkeeping when no line repeats, no
         trait statements for a load without trait writes, no event-name numbering
         when every name is numbered, one profiles upsert when no profiles merge.
@@ -1996,8 +2000,8 @@ class DuckDBStore:
 
     def _drop_merged_profiles(self) -> None:
         """Remove merged-away profiles.  Deleting many rows from a table with a primary
-        key is slow in DuckDB (index upkeep, ~20 us a row), so past a share of the
-        table it is rebuilt from its own DDL instead (a million merges: 1 s, not 20)."""
+        key is slow in DuckDB (index upkeep for every row), so past a share of the
+        table it is rebuilt from its own DDL instead, far faster for many merges."""
         con = self.con
         (gone,) = con.execute("SELECT count(*) FROM _sf_merges").fetchone() or (0,)
         (total,) = con.execute("SELECT count(*) FROM profiles").fetchone() or (0,)
@@ -2136,7 +2140,7 @@ class DuckDBStore:
         each file's trait rows, a few row groups, hold every key (``Segflow.ingest``
         re-clusters the traits after such a load; the server sorts what its group
         commits stored, a chunk at a time: ``compact_tail``).  Events stored without
-        their name's code (by versions before 7572fa5, after a repeat left out of a
+        their name's code (older stores can hold some, after a repeat left out of a
         load) get it first.  Returns the number of rows rewritten by table."""
         con = self.con
         con.execute("BEGIN TRANSACTION")
@@ -2251,6 +2255,40 @@ class DuckDBStore:
     def count_profiles(self) -> int:
         row = self.con.execute("SELECT count(*) FROM profiles").fetchone()
         return int(row[0]) if row else 0
+
+    def count_trait_rows(self) -> int:
+        """Stored trait writes (every write of every key, not only the current ones)."""
+        row = self.con.execute("SELECT count(*) FROM traits").fetchone()
+        return int(row[0]) if row else 0
+
+    def mark_demo(self) -> None:
+        """Leave the mark of ``segflow demo``: a later demo may replace this store."""
+        self.con.execute(f"CREATE TABLE {DEMO_MARK} AS SELECT now() AS made_at")
+
+    def made_by_demo(self) -> bool:
+        """Whether ``segflow demo`` made this store (``mark_demo``)."""
+        row = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [DEMO_MARK]
+        ).fetchone()
+        return bool(row and row[0])
+
+    def catalogue(self) -> Catalogue:
+        """What the store has seen: event names, event field paths and trait keys (a
+        definition naming something else is most likely a typo)."""
+        con = self.con
+        events = frozenset(r[0] for r in con.execute("SELECT name FROM event_names").fetchall())
+        paths = frozenset(r[0] for r in con.execute("SELECT path FROM field_catalog").fetchall())
+        traits = frozenset(r[0] for r in con.execute("SELECT DISTINCT key FROM traits").fetchall())
+        return Catalogue(events, paths, traits)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Names seen in stored data (``DuckDBStore.catalogue``)."""
+
+    events: frozenset[str]
+    paths: frozenset[str]
+    traits: frozenset[str]
 
 
 def _rebuild(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:

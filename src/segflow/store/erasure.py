@@ -69,7 +69,7 @@ class Suppressions:
         self._digests: set[str] = set()
 
     def load(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Read the list (moving a list of plain ids left by older versions to hashes)."""
+        """Read the list (a list of plain ids found in the file is moved to hashes)."""
         self._key = erasure_key(con)
         _migrate_plain_list(con, self._key)
         rows = con.execute("SELECT DISTINCT digest FROM suppressed_ids").fetchall()

@@ -397,6 +397,14 @@ class HistoryReader:
             params.append(upto_seq)
         return sorted(str(p) for (p,) in self.con.execute(sql, params).fetchall())
 
+    def profiles_written_after(self, after_wseq: int, upto_wseq: int) -> list[str]:
+        """Profiles with a trait write in ``after_wseq < wseq <= upto_wseq``."""
+        rows = self.con.execute(
+            "SELECT DISTINCT profile_id FROM traits WHERE wseq > ? AND wseq <= ?",
+            [after_wseq, upto_wseq],
+        ).fetchall()
+        return sorted(str(p) for (p,) in rows)
+
     def profile_ids(self) -> list[str]:
         rows = self.con.execute("SELECT profile_id FROM profiles ORDER BY profile_id").fetchall()
         return [str(p) for (p,) in rows]

@@ -12,9 +12,8 @@ def set_row(
     con: duckdb.DuckDBPyConnection, update: str, insert: str, params: dict[str, object]
 ) -> None:
     """Keep a one-row mark: ``update``, and ``insert`` only when it matched no row.
-    DuckDB's ``ON CONFLICT`` upsert of one row cost ~1.3 ms in a transaction (~8 ms on
-    its own); an ``UPDATE`` ~0.4 ms, and the evaluator sets two marks per group commit,
-    the store one."""
+    DuckDB's ``ON CONFLICT`` upsert of one row costs several times an ``UPDATE``, and
+    marks are set on every group commit (two by the evaluator, one by the store)."""
     row = con.execute(update, params).fetchone()
     if not row or not row[0]:
         con.execute(insert, params)
@@ -24,7 +23,7 @@ def events_seq(con: duckdb.DuckDBPyConnection) -> int:
     """The highest event ``seq`` ever handed out: the high-water mark, not
     ``max(seq)``, which reads every stored event's seq and, after a privacy delete of
     the newest events, would hand their numbers out again (readers resume by seq).
-    ``max(seq)`` only for events stored before the mark existed."""
+    ``max(seq)`` only in a store that has no mark yet."""
     row = con.execute("SELECT max(value) FROM seq_marks WHERE name = 'events'").fetchone()
     if row and row[0] is not None:
         return int(row[0])

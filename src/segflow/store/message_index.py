@@ -1,10 +1,10 @@
 """Which stored event has a given message id, without scanning every event.
 
 ``message_id`` makes ingestion idempotent, so every load must find the ids it repeats.
-A semi-join of the load against ``events.message_id`` reads the whole column: 1.6 s
-per group commit at 20M events, growing with the store, which capped the server's
-ingestion.  ``MessageIndex`` keeps the 64-bit DuckDB ``hash`` of every stored message
-id with its ``seq`` in sorted NumPy arrays (16 bytes an event, built by one scan when
+A semi-join of the load against ``events.message_id`` reads the whole column on every
+group commit, a cost growing with the store that would cap the server's ingestion.
+``MessageIndex`` keeps the 64-bit DuckDB ``hash`` of every stored message id with its
+``seq`` in sorted NumPy arrays (16 bytes an event, built by one scan when
 first needed, extended after each commit).  A load's ids are looked up by binary
 search; only the (rare) ids whose hash is already there are compared with the stored
 ids themselves, by ``seq``, so a hash collision can never drop an event.

@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
+from segflow.model.definition import Segment
 from segflow.model.events import IngestReport
 from segflow.store.changes import ChangeRow, LoggedChange
+from segflow.store.erasure import Suppressions
 
 StrPath = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -56,6 +59,10 @@ class EventStore(Protocol):
         """Flat dotted trait keys -> values as of ``t`` (latest when None)."""
         ...
 
+    def identities(self, profile_id: str) -> list[tuple[str, str]]:
+        """(kind, value) of every identity of a profile."""
+        ...
+
     def count_events(self) -> int: ...
 
     def count_profiles(self) -> int: ...
@@ -77,7 +84,7 @@ class FileEventStore(EventStore, Protocol):
     ) -> IngestReport: ...
 
 
-# -- membership change log (issue 3) ----------------------------------------------------
+# -- membership change log ------------------------------------------------------------
 
 
 class ChangeLog(Protocol):
@@ -104,3 +111,98 @@ class ChangeLog(Protocol):
     def mark(self, name: str = "live") -> tuple[int, datetime] | None: ...
 
     def set_mark(self, seq: int, at: datetime, name: str = "live") -> None: ...
+
+    def top(self) -> int:
+        """The newest change's seq (0 for an empty log)."""
+        ...
+
+
+class SegmentStore(Protocol):
+    """Versioned segment definitions, static snapshots, evaluated memberships and their
+    sizes (``store.segments.SegmentRegistry`` on DuckDB)."""
+
+    def current(self) -> dict[str, Segment]: ...
+
+    def get(self, segment_id: str) -> Segment | None: ...
+
+    def history(self, segment_id: str) -> list[tuple[int, datetime, bool]]: ...
+
+    def check(self, segments: Iterable[Segment]) -> dict[str, Segment]: ...
+
+    def save(self, segments: Iterable[Segment]) -> list[tuple[Segment, str]]: ...
+
+    def delete(self, segment_id: str, *, force: bool = False) -> Segment: ...
+
+    def known_profiles(self, ids: Iterable[str]) -> tuple[list[str], list[str]]: ...
+
+    def set_static_members(self, segment_id: str, profile_ids: Iterable[str]) -> int: ...
+
+    def static_members(self, segment_id: str) -> list[str]: ...
+
+    def store_evaluation(
+        self,
+        table: str,
+        columns: Mapping[str, str],
+        versions: Mapping[str, int],
+        as_of: datetime,
+    ) -> None: ...
+
+    def last_evaluated(self) -> dict[str, datetime]: ...
+
+    def last_sizes(self) -> dict[str, int]: ...
+
+    def size_history(
+        self, segment_id: str, points: int
+    ) -> tuple[list[tuple[datetime, int]], list[tuple[datetime, int]]]: ...
+
+    def export_members(self, members: list[str], path: Path, fmt: str) -> None: ...
+
+
+class ProfileStore(Protocol):
+    """Per-profile reads behind the customer view and the privacy export, and the
+    erasure transaction (``store.profiles.DuckDBProfileStore`` on DuckDB)."""
+
+    def exists(self, profile_id: str) -> bool: ...
+
+    def by_identity(self, value: str) -> str | None: ...
+
+    def merged_to(self, profile_id: str) -> str | None: ...
+
+    def page(
+        self, *, limit: int, after: str | None = None, prefix: str | None = None
+    ) -> list[tuple[str, datetime]]: ...
+
+    def seen(self, profile_id: str) -> tuple[datetime, datetime] | None: ...
+
+    def recent_events(
+        self, profile_id: str, *, names: tuple[str, ...] = (), limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    def cart_events(self, profile_id: str) -> list[dict[str, Any]]: ...
+
+    def evaluated_segments(self, profile_id: str) -> list[str]: ...
+
+    def trait_writes(self, profile_id: str) -> list[tuple[str, datetime, str, Any]]: ...
+
+    def trait_value_counts(self, keys: Iterable[str]) -> list[tuple[str, str, int]]: ...
+
+    def merges_naming(self, ids: list[str]) -> list[tuple[str, str, datetime]]: ...
+
+    def deliveries_naming(self, ids: list[str]) -> list[tuple[int, str, str, Any]]: ...
+
+    def merged_into(self, profile_id: str) -> list[str]: ...
+
+    def identity_values(self, profile_ids: list[str]) -> list[str]: ...
+
+    def pseudonym(self, profile_id: str) -> str: ...
+
+    def load_suppressions(self, into: Suppressions) -> None: ...
+
+    def erase(
+        self,
+        merged: list[str],
+        alias: str,
+        *,
+        suppress: Iterable[str] = (),
+        suppressions: Suppressions | None = None,
+    ) -> None: ...

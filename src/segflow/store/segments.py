@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
 
 import duckdb
 import orjson
 import pyarrow as pa
 
-from segflow.model.definition import Segment, parse_segment
+from segflow.model.definition import STORED, Segment, parse_segment
 from segflow.model.errors import DefinitionError, Problem
 from segflow.plan.planner import check_references
+from segflow.store.changes import MembershipChangeLog
+from segflow.store.duckdb_store import quote_ident, quote_str
 
 
 def utcnow() -> datetime:
@@ -38,7 +42,7 @@ class SegmentRegistry:
         for definition, version, deleted in rows:
             if deleted:
                 continue
-            seg = parse_segment(orjson.loads(definition))
+            seg = parse_segment(orjson.loads(definition), STORED)
             out[seg.id] = _with_version(seg, int(version))
         return out
 
@@ -175,6 +179,134 @@ class SegmentRegistry:
             self.con.execute("ROLLBACK")
             raise
         return len(ids)
+
+    def static_members(self, segment_id: str) -> list[str]:
+        """A static segment's stored snapshot, in profile id order."""
+        rows = self.con.execute(
+            "SELECT profile_id FROM static_members WHERE segment_id = ? ORDER BY profile_id",
+            [segment_id],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def store_evaluation(
+        self,
+        table: str,
+        columns: Mapping[str, str],
+        versions: Mapping[str, int],
+        as_of: datetime,
+    ) -> None:
+        """Replace each segment's memberships by the profiles whose boolean column of
+        the evaluated ``table`` holds (``columns``: segment id -> column), and log the
+        evaluation's size, in one transaction."""
+        now = utcnow()
+        source = quote_ident(table)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for sid, column in columns.items():
+                version = versions[sid]
+                where = quote_ident(column)
+                self.con.execute("DELETE FROM memberships WHERE segment_id = ?", [sid])
+                self.con.execute(
+                    "INSERT INTO memberships (segment_id, profile_id, version, evaluated_at) "
+                    f"SELECT ?, profile_id, ?, ? FROM {source} WHERE {where}",
+                    [sid, version, as_of],
+                )
+                self.con.execute(
+                    "INSERT INTO evaluations (segment_id, version, evaluated_at, as_of, size) "
+                    f"SELECT ?, ?, ?, ?, count(*) FROM {source} WHERE {where}",
+                    [sid, version, now, as_of],
+                )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def last_evaluated(self) -> dict[str, datetime]:
+        """Each segment's latest batch evaluation instant (``as_of``)."""
+        rows = self.con.execute(
+            "SELECT segment_id, max(as_of) FROM evaluations GROUP BY segment_id"
+        ).fetchall()
+        return {str(s): t for s, t in rows}
+
+    def last_sizes(self) -> dict[str, int]:
+        """Each segment's size at its latest batch evaluation."""
+        rows = self.con.execute(
+            "SELECT segment_id, arg_max(size, (as_of, evaluated_at)) FROM evaluations"
+            " GROUP BY segment_id"
+        ).fetchall()
+        return {str(s): int(n) for s, n in rows}
+
+    def size_history(
+        self, segment_id: str, points: int
+    ) -> tuple[list[tuple[datetime, int]], list[tuple[datetime, int]]]:
+        """(sizes at batch evaluations before the change log starts, running size from
+        the log at each instant evenly thinned to about ``points``)."""
+        MembershipChangeLog(self.con)
+        logged = self.con.execute(
+            """
+            WITH r AS (
+                SELECT "at", seq,
+                       sum(CASE WHEN entered THEN 1 ELSE -1 END) OVER (ORDER BY seq) AS size
+                FROM membership_changes WHERE segment_id = $sid),
+            g AS (SELECT "at", arg_max(size, seq) AS size FROM r GROUP BY "at"),
+            n AS (SELECT *, row_number() OVER (ORDER BY "at") AS rn, count(*) OVER () AS total
+                  FROM g)
+            SELECT "at", size FROM n
+            WHERE total <= $points OR rn % ceil(total / $points) = 0 OR rn = total
+            ORDER BY "at"
+            """,
+            {"sid": segment_id, "points": points},
+        ).fetchall()
+        first = logged[0][0] if logged else None
+        rows = self.con.execute(
+            "SELECT as_of, size FROM evaluations WHERE segment_id = $sid"
+            " AND ($first IS NULL OR as_of < $first) ORDER BY as_of, evaluated_at",
+            {"sid": segment_id, "first": first},
+        ).fetchall()
+        return [(t, int(n)) for t, n in rows], [(t, int(n)) for t, n in logged]
+
+    def export_members(self, members: list[str], path: Path, fmt: str) -> None:
+        """Write ``members`` with their current traits, one column per trait (typed where
+        every value of the trait has one kind; otherwise text), to CSV or Parquet: the one
+        layout of both the CLI's and the HTTP export."""
+        con = self.con
+        con.register("_sf_export_ids", pa.table({"profile_id": pa.array(members, pa.string())}))
+        try:
+            keys = con.execute(
+                "SELECT key, list(DISTINCT kind) FROM current_traits"
+                " SEMI JOIN _sf_export_ids USING (profile_id) GROUP BY key ORDER BY key"
+            ).fetchall()
+            taken = {"profile_id"}
+            columns: list[str] = []
+            params: list[Any] = []
+            for key, kinds in keys:
+                alias = str(key)
+                while alias.lower() in taken:
+                    alias = f"traits.{alias}"
+                taken.add(alias.lower())
+                kind = kinds[0] if len(kinds) == 1 else None
+                value = _KIND_COLUMN.get(kind or "") or (
+                    "coalesce(str, CAST(num AS VARCHAR), CAST(bool AS VARCHAR),"
+                    " CAST(json AS VARCHAR))"
+                )
+                columns.append(f"max({value}) FILTER (WHERE key = ?) AS {quote_ident(alias)}")
+                params.append(key)
+            select = ", ".join(["i.profile_id", *columns])
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE _sf_export AS SELECT {select} FROM _sf_export_ids i"
+                " LEFT JOIN (SELECT * FROM current_traits SEMI JOIN _sf_export_ids"
+                " USING (profile_id)) t USING (profile_id) GROUP BY i.profile_id"
+                " ORDER BY i.profile_id",
+                params,
+            )
+            option = "FORMAT PARQUET" if fmt == "parquet" else "FORMAT CSV, HEADER"
+            con.execute(f"COPY _sf_export TO {quote_str(str(path))} ({option})")
+        finally:
+            con.execute("DROP TABLE IF EXISTS _sf_export")
+            con.unregister("_sf_export_ids")
+
+
+_KIND_COLUMN: Final = {"number": "num", "string": "str", "bool": "bool"}
 
 
 def _refers(seg: Segment, target: str) -> bool:

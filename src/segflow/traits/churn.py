@@ -116,7 +116,7 @@ def train_and_score(
     when either could not be produced (too little history or a single class).
 
     scikit-learn's OpenMP threads are capped at one: on a shared machine the spinning
-    worker threads made fits 20x slower than a single thread.
+    worker threads make fits many times slower than a single thread.
     """
     import sklearn.ensemble  # load its OpenMP runtime first: threadpoolctl limits loaded ones
     from threadpoolctl import threadpool_limits

@@ -31,8 +31,8 @@ _HUGE: Final = 1e100
 
 
 def _one_blas_thread() -> Any:
-    """L-BFGS-B's tiny BLAS calls ran 30x slower with OpenBLAS threads spinning on a shared
-    machine; the problem has four parameters, so one thread is all it can use anyway."""
+    """L-BFGS-B's tiny BLAS calls run many times slower with OpenBLAS threads spinning on a
+    shared machine; the problem has four parameters, so one thread is all it can use anyway."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, user_api="blas")

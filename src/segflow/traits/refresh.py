@@ -401,7 +401,7 @@ def write_scores(
     cleared_row: tuple[Any, ...] | None = (0,)
     order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
     # row order inside the traits table carries no meaning; not keeping it makes the
-    # bulk insert about 1.5x faster
+    # bulk insert faster
     con.execute("SET preserve_insertion_order = false")
     try:
         con.execute("BEGIN TRANSACTION")

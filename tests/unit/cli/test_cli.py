@@ -160,3 +160,25 @@ def test_demo_runs_without_serving(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "luxury_cart_abandoners" in res.output and "everyone" in res.output
+
+
+def test_validate_lists_every_problem_and_warns_of_unseen_names(shop: Path, tmp_path: Path) -> None:
+    doc = tmp_path / "typos.yaml"
+    doc.write_text(
+        "id: typos\ncondition:\n  all:\n    - {event: Order Complete}\n"
+        "    - {trait: countyr, eq: PL}\n"
+    )
+    res = runner.invoke(app, ["segments", "validate", str(doc), "--db", str(shop)])
+    assert res.exit_code == 0, res.output
+    assert "typos.yaml: condition.all[0].event" in res.output
+    assert "closest: Order Completed" in res.output and "country" in res.output
+    wide = ", ".join(f"{{event: E{i}}}" for i in range(300))
+    doc.write_text(
+        f"id: bad\npriority: 1\ncondition:\n  all:\n    - {{in_segment: lyal}}\n"
+        f"    - {{event: X, within: 7x}}\n    - {{any: [{wide}]}}\n"
+    )
+    res = runner.invoke(app, ["segments", "validate", str(doc), "--db", str(shop)])
+    assert res.exit_code == 2
+    for text in ("priority", "condition.all[0].in_segment", "did you mean 'loyal'?",
+                 "condition.all[1].within", "limit max_leaves"):  # fmt: skip
+        assert text in res.output, text

@@ -189,7 +189,7 @@ def sizes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
     con = duckdb.connect()
     try:
         load_shop(con, shop)
-        # the value scores (issue 5) are traits the demo command computes after loading
+        # the value scores are traits the demo command computes after loading
         from segflow.traits.refresh import ScoresConfig, refresh_scores
 
         refresh_scores(con, DEFAULT_END, ScoresConfig(classifier=False))

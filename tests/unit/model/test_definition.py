@@ -10,9 +10,12 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from segflow.cli import LIBRARY
 from segflow.model.definition import (
+    DEFAULT_LIMITS,
     PAGE_CALLS,
     SCREEN_CALLS,
+    STORED,
     Abandonment,
     Ago,
     All,
@@ -22,6 +25,7 @@ from segflow.model.definition import (
     Duration,
     EventCondition,
     EventFilter,
+    Limits,
     Not,
     PropertyPredicate,
     SequenceCondition,
@@ -33,6 +37,8 @@ from segflow.model.definition import (
     parse_condition,
     parse_duration,
     parse_segment,
+    parse_segment_report,
+    reference_problems,
 )
 from segflow.model.errors import DefinitionError
 from tests.strategies import trees
@@ -276,6 +282,136 @@ def test_junk_gives_definition_error_never_a_crash(doc: Any) -> None:
         assert e.problems and all(p.path.startswith("condition") for p in e.problems)
 
 
+def _problems(doc: object, limits: Limits = DEFAULT_LIMITS) -> dict[str, str]:
+    with pytest.raises(DefinitionError) as e:
+        parse_segment(doc, limits)
+    return {p.path: p.message for p in e.value.problems}
+
+
+def test_unknown_keys_at_every_level_are_named_with_their_path_and_closest_key() -> None:
+    doc = {
+        "id": "s",
+        "priorty": 3,
+        "priority": 1,
+        "condition": {
+            "all": [
+                {"event": "Order Completed", "withn": "7d"},
+                {"trait": "country", "eq": "PL", "exsts": True},
+                {
+                    "event": "Product Viewed",
+                    "where": [{"property": "category", "eq": "x", "propery": "y"}],
+                    "within": {"from_ago": "7d", "to_agoo": "1d"},
+                },
+                {"sequence": [{"event": "A", "wher": []}, {"event": "B"}]},
+                {"bucket": {"salt": "s", "to": 10, "form": 0}},
+                {"evnt": "Order Completed"},
+            ]
+        },
+    }
+    got = _problems(doc)
+    assert "did you mean 'priority'" not in got["priorty"]  # priority itself is not allowed
+    assert got["priority"].startswith("unknown key 'priority'")
+    assert "did you mean 'within'?" in got["condition.all[0].withn"]
+    assert "did you mean 'exists'?" in got["condition.all[1].exsts"]
+    assert "did you mean 'property'?" in got["condition.all[2].where[0].propery"]
+    assert "did you mean 'to_ago'?" in got["condition.all[2].within.to_agoo"]
+    assert "did you mean 'where'?" in got["condition.all[3].sequence[0].wher"]
+    assert "did you mean 'from'?" in got["condition.all[4].bucket.form"]
+    assert "did you mean 'event'?" in got["condition.all[5]"]
+
+
+def test_every_problem_of_a_definition_is_reported_at_once() -> None:
+    doc = {
+        "id": "s",
+        "mode": "sometimes",
+        "colour": "red",
+        "condition": {
+            "any": [
+                {"event": "Order Completed", "within": "7x"},
+                {"trait": "age", "gt": "old"},
+                {"in_segment": "missing"},
+            ]
+        },
+    }
+    report = parse_segment_report(doc)
+    assert {p.path for p in report.problems} == {
+        "mode",
+        "colour",
+        "condition.any[0].within",
+        "condition.any[1].gt",
+    }
+    refs = reference_problems([report], {})
+    assert [(p.path, "unknown segment 'missing'" in p.message) for p in refs] == [
+        ("condition.any[2].in_segment", True)
+    ]
+
+
+def test_reference_cycle_is_reported_at_the_reference_with_its_path() -> None:
+    a = parse_segment({"id": "a", "condition": {"in_segment": "b"}}, STORED)
+    b = parse_segment({"id": "b", "condition": {"trait": "x", "eq": 1}})
+    draft = parse_segment_report(
+        {"id": "b", "condition": {"all": [{"trait": "x", "eq": 1}, {"in_segment": "a"}]}}
+    )
+    (p,) = reference_problems([draft], {"a": a})
+    assert p.path == "condition.all[1].in_segment"
+    assert p.message == "in_segment cycle: b -> a -> b"
+    assert reference_problems([parse_segment_report(b.to_dict())], {"a": a}) == []
+
+
+def _wide(n: int) -> dict[str, Any]:
+    return {"any": [{"event": f"E{i}"} for i in range(n)]}
+
+
+def test_limits_bound_leaves_nodes_and_depth_and_name_themselves() -> None:
+    limits = Limits(max_leaves=4, max_nodes=6, max_depth=3)
+    parse_segment({"id": "s", "condition": _wide(4)}, limits)
+    got = _problems({"id": "s", "condition": _wide(5)}, limits)
+    assert "(limit max_leaves)" in got["condition"]
+    got = _problems({"id": "s", "condition": {"all": [_wide(2), _wide(2), _wide(1)]}}, limits)
+    assert "(limit max_nodes)" in got["condition"]
+    deep: dict[str, Any] = {"event": "E"}
+    for _ in range(3):
+        deep = {"not": deep}
+    got = _problems({"id": "s", "condition": deep}, limits)
+    assert "(limit max_depth)" in got["condition.not.not.not"]
+
+
+def test_demo_library_is_within_the_default_limits() -> None:
+    from segflow.service import read_segment_files
+
+    assert len(read_segment_files(LIBRARY)) > 20
+
+
+def test_stored_definitions_load_whatever_their_size() -> None:
+    doc = {"id": "s", "condition": _wide(DEFAULT_LIMITS.max_leaves + 1)}
+    assert parse_segment(doc, STORED).id == "s"
+
+
+def test_mentions_name_events_traits_properties_and_segments_with_paths() -> None:
+    report = parse_segment_report(
+        {
+            "id": "s",
+            "condition": {
+                "all": [
+                    {"event": ["A", "B"], "where": {"property": "category", "eq": 1}},
+                    {"event": "C", "measure": "sum", "of": "revenue", "gt": 1},
+                    {"trait": "ltv", "gt": 1},
+                    {"in_segment": "t"},
+                ]
+            },
+        }
+    )
+    assert [(m.kind, m.name, m.path) for m in report.mentions] == [
+        ("event", "A", "condition.all[0].event[0]"),
+        ("event", "B", "condition.all[0].event[1]"),
+        ("property", "properties.category", "condition.all[0].where[0].property"),
+        ("event", "C", "condition.all[1].event"),
+        ("property", "properties.revenue", "condition.all[1].of"),
+        ("trait", "ltv", "condition.all[2].trait"),
+        ("segment", "t", "condition.all[3].in_segment"),
+    ]
+
+
 # --------------------------------------------------------------------------- page/screen
 
 
@@ -360,7 +496,7 @@ def test_computed_trait_condition_keeps_its_name_and_comparison() -> None:
     [
         (
             {"computed": "ltvv", "gt": 1},
-            "condition.computed: unknown computed trait 'ltvv' (one of",
+            "condition.computed: unknown computed trait 'ltvv' (did you mean 'ltv'? one of",
         ),
         ({"computed": 3, "gt": 1}, "condition.computed: unknown computed trait 3"),
         ({"computed": "cart_items", "exists": True}, "condition.exists: is not a comparison"),
@@ -376,3 +512,48 @@ def test_computed_trait_condition_keeps_its_name_and_comparison() -> None:
 )
 def test_invalid_computed_conditions(doc: Any, expected: str) -> None:
     assert any(expected in e for e in problems(doc)), problems(doc)
+
+
+@pytest.mark.parametrize(
+    ("condition", "path", "hint"),
+    [
+        ({"page": "Pricing", "wihtin": "7d"}, "wihtin", "within"),
+        ({"screen": True, "were": []}, "were", "where"),
+        ({"computed": "ltv", "gt": 1, "gtee": 2}, "gtee", "gte"),
+        ({"event": "V", "measure": "top", "off": "category", "eq": "x"}, "off", "of"),
+        ({"sequence": [{"page": "A", "evnt": "x"}, {"screen": "B"}]}, "sequence[0].evnt", "event"),
+        ({"pgae": "Pricing"}, "", "page"),
+        ({"computd": "ltv", "gt": 1}, "", "computed"),
+        ({"computed": "lvt", "gt": 1}, "computed", "ltv"),
+    ],
+)
+def test_page_screen_computed_and_top_take_only_their_keys(
+    condition: dict[str, Any], path: str, hint: str
+) -> None:
+    got = _problems({"id": "s", "condition": condition})
+    assert f"did you mean {hint!r}?" in got["condition." + path if path else "condition"]
+
+
+def test_page_and_screen_names_and_computed_traits_are_no_mentions() -> None:
+    """Page and screen names are no event names (no catalogue holds them) and computed
+    trait names are checked when parsed: neither is a name to warn about."""
+    report = parse_segment_report(
+        {
+            "id": "s",
+            "condition": {
+                "all": [
+                    {"page": ["Pricing", "Home"], "where": {"property": "path", "eq": "/"}},
+                    {"screen": "Cart"},
+                    {"page": True, "not_followed_by": "Order Completed", "for": "1h"},
+                    {"computed": "ltv", "gt": 1},
+                    {"event": "V", "measure": "top", "of": "category", "eq": "x"},
+                ]
+            },
+        }
+    )
+    assert [(m.kind, m.name, m.path) for m in report.mentions] == [
+        ("property", "properties.path", "condition.all[0].where[0].property"),
+        ("event", "Order Completed", "condition.all[2].not_followed_by"),
+        ("event", "V", "condition.all[4].event"),
+        ("property", "properties.category", "condition.all[4].of"),
+    ]

@@ -435,3 +435,14 @@ def test_the_fast_path_takes_what_tracking_libraries_send() -> None:
     msg = _plain_message(raw)
     assert msg is not None and msg == _general(raw)
     assert msg.timestamp == datetime(2026, 3, 1, 12, 0, 0, 250000)
+
+
+def test_every_invalid_field_of_a_message_is_reported_once() -> None:
+    raw = {"type": "trak", "timestamp": "soon", "event": 5, "properties": [1], "userId": "u"}
+    with pytest.raises(IngestError) as e:
+        parse_message(raw, flatten=False)
+    assert [p.field for p in e.value.problems] == ["type", "timestamp", "event", "properties"]
+    raw = {**raw, "type": "track"}
+    with pytest.raises(IngestError) as e:
+        parse_message(raw)
+    assert [p.field for p in e.value.problems] == ["timestamp", "event", "properties"]

@@ -70,7 +70,7 @@ def test_a_log_from_before_the_mark_continues_after_its_highest_seq(tmp_path: Pa
     con = duckdb.connect(str(tmp_path / "c.duckdb"))
     log = MembershipChangeLog(con)
     log.append(rows())
-    con.execute("DROP TABLE log_marks")  # as written by an earlier version
+    con.execute("DROP TABLE log_marks")  # a log that has no mark yet
     (new,) = MembershipChangeLog(con).append([ChangeRow("a", "p3", True, T, "event", 1)])
     assert new.seq == 5
 

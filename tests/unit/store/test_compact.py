@@ -66,9 +66,9 @@ def test_compact_clusters_by_event_code_and_keeps_rows_seqs_and_members() -> Non
 
 
 def test_compact_gives_events_stored_without_their_code_the_code() -> None:
-    """Stores written before 7572fa5 may hold events whose name got no code (a repeat
-    left out of an earlier load); compaction codes them, so the batch evaluator's
-    name match sees them again."""
+    """An older store may hold events whose name got no code (a repeat left out of an
+    earlier load); compaction codes them, so the batch evaluator's name match sees
+    them again."""
     store = DuckDBStore(":memory:")
     store.ingest_messages([msg(i, "Order Completed", "u1") for i in range(3)], source="a")
     store.con.execute("UPDATE events SET event_code = NULL WHERE message_id <> 'm0'")

@@ -487,8 +487,8 @@ def test_a_name_seen_only_in_a_left_out_repeat_is_numbered_when_first_stored(
     store: DuckDBStore,
 ) -> None:
     """A message repeating an earlier id in the same load is left out; its event name
-    got no code then, so the load that first stores the name must number it (it was
-    stored with no code, invisible to the batch evaluator's name match)."""
+    gets no code then, so the load that first stores the name must number it (else it
+    is stored with no code, invisible to the batch evaluator's name match)."""
     identify = {"type": "identify", "messageId": "m0", "userId": "u1",
                 "timestamp": "2026-01-01T00:00:00Z"}  # fmt: skip
     store.ingest_messages([identify, track("m0", event="Viewed")], json_values=True)

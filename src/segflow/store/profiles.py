@@ -1,0 +1,283 @@
+"""Per-profile reads and erasure in DuckDB: identity look-ups, profile pages, recent
+events, the privacy export's rows and the erasure transaction.
+
+The customer view, the privacy export and erasure (``segflow.profiles``) shape these
+rows; every statement is here, with values bound as parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import duckdb
+import orjson
+
+from segflow.store.duckdb_store import _rebuild, quote_ident
+from segflow.store.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
+
+ERASED_TABLES: Final = (
+    "events",
+    "traits",
+    "identities",
+    "memberships",
+    "static_members",
+    "profiles",
+    "merges",
+    "membership_changes",
+    "webhook_deliveries",
+)
+"""Tables that can hold an erased profile's rows: rewritten after an erasure."""
+
+TraitWrite = tuple[str, datetime, str, Any]
+"""(key, timestamp, message_id, value) of one stored trait write."""
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the store's main schema holds table ``name`` (optional tables are made
+    on first use)."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?"
+        " AND schema_name = 'main' AND database_name = current_database()",
+        [name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+class DuckDBProfileStore:
+    """``ProfileStore`` on the DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def exists(self, profile_id: str) -> bool:
+        sql = "SELECT 1 FROM profiles WHERE profile_id = ?"
+        return self.con.execute(sql, [profile_id]).fetchone() is not None
+
+    def by_identity(self, value: str) -> str | None:
+        """The profile of a user id, else an anonymous id, else an alias's previous id
+        (linked to its profile by the alias call alone, before any event names it)."""
+        row = self.con.execute(
+            "SELECT profile_id FROM identities WHERE value = ? AND kind IN"
+            " ('user', 'anonymous', 'previous')"
+            " ORDER BY kind = 'user' DESC, kind = 'anonymous' DESC LIMIT 1",
+            [value],
+        ).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def merged_to(self, profile_id: str) -> str | None:
+        """The profile ``profile_id`` was last merged into (None if never)."""
+        row = self.con.execute(
+            'SELECT into_profile FROM merges WHERE from_profile = ? ORDER BY "at" DESC LIMIT 1',
+            [profile_id],
+        ).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def page(
+        self, *, limit: int, after: str | None = None, prefix: str | None = None
+    ) -> list[tuple[str, datetime]]:
+        """(profile id, last seen) of up to ``limit`` profiles in id order."""
+        sql = "SELECT profile_id, last_seen FROM profiles WHERE TRUE"
+        params: list[Any] = []
+        if after is not None:
+            sql += " AND profile_id > ?"
+            params.append(after)
+        if prefix:
+            sql += " AND starts_with(profile_id, ?)"
+            params.append(prefix)
+        params.append(limit)
+        rows = self.con.execute(sql + " ORDER BY profile_id LIMIT ?", params).fetchall()
+        return [(str(p), t) for p, t in rows]
+
+    def seen(self, profile_id: str) -> tuple[datetime, datetime] | None:
+        """(first seen, last seen) of a profile."""
+        row = self.con.execute(
+            "SELECT first_seen, last_seen FROM profiles WHERE profile_id = ?", [profile_id]
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def recent_events(
+        self, profile_id: str, *, names: tuple[str, ...] = (), limit: int
+    ) -> list[dict[str, Any]]:
+        """A profile's newest events first (only ``names`` when given), message-shaped."""
+        sql = "SELECT * FROM events WHERE profile_id = ?"
+        params: list[Any] = [profile_id]
+        if names:
+            sql += f" AND event IN ({', '.join('?' for _ in names)})"
+            params.extend(names)
+        sql += ' ORDER BY "timestamp" DESC, message_id DESC LIMIT ?'
+        params.append(limit)
+        return self._rebuilt(sql, params)
+
+    def cart_events(self, profile_id: str) -> list[dict[str, Any]]:
+        """Product Added/Removed events since the profile's last order, oldest first."""
+        row = self.con.execute(
+            'SELECT max("timestamp") FROM events'
+            " WHERE profile_id = ? AND event = 'Order Completed'",
+            [profile_id],
+        ).fetchone()
+        last_order = row[0] if row else None
+        sql = (
+            "SELECT * FROM events WHERE profile_id = ?"
+            " AND event IN ('Product Added', 'Product Removed')"
+        )
+        params: list[Any] = [profile_id]
+        if last_order is not None:
+            sql += ' AND "timestamp" > ?'
+            params.append(last_order)
+        return self._rebuilt(sql + ' ORDER BY "timestamp", message_id', params)
+
+    def _rebuilt(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        cur = self.con.execute(sql, params)
+        cols = [d[0] for d in cur.description or ()]
+        return [_rebuild(cols, row) for row in cur.fetchall()]
+
+    def evaluated_segments(self, profile_id: str) -> list[str]:
+        """Segments the last batch evaluation put the profile in, by id."""
+        rows = self.con.execute(
+            "SELECT segment_id, min(evaluated_at) FROM memberships WHERE profile_id = ?"
+            " GROUP BY segment_id ORDER BY segment_id",
+            [profile_id],
+        ).fetchall()
+        return [str(s) for s, _ in rows]
+
+    def trait_writes(self, profile_id: str) -> list[TraitWrite]:
+        """Every trait write of a profile, oldest first."""
+        rows = self.con.execute(
+            'SELECT key, "timestamp", message_id, kind, num, str, bool, json FROM traits'
+            ' WHERE profile_id = ? ORDER BY "timestamp", key',
+            [profile_id],
+        ).fetchall()
+        return [
+            (
+                k,
+                t,
+                m,
+                n
+                if kind == "number"
+                else s
+                if kind == "string"
+                else b
+                if kind == "bool"
+                else orjson.loads(j)
+                if kind == "json"
+                else None,
+            )
+            for k, t, m, kind, n, s, b, j in rows
+        ]
+
+    def trait_value_counts(self, keys: Iterable[str]) -> list[tuple[str, str, int]]:
+        """(key, value, profiles) of the current string values of trait ``keys``, most
+        common first within each key."""
+        wanted = list(keys)
+        if not wanted:
+            return []
+        rows = self.con.execute(
+            f"""SELECT key, str, count(*) FROM current_traits
+               WHERE key IN ({", ".join("?" for _ in wanted)})
+               GROUP BY ALL ORDER BY 1, 3 DESC, 2""",
+            wanted,
+        ).fetchall()
+        return [(str(k), str(v), int(n)) for k, v, n in rows]
+
+    def merges_naming(self, ids: list[str]) -> list[tuple[str, str, datetime]]:
+        """(from, into, at) of every merge from or into one of ``ids``, oldest first."""
+        rows = self.con.execute(
+            'SELECT from_profile, into_profile, "at" FROM merges'
+            " WHERE list_contains($ids, from_profile) OR list_contains($ids, into_profile)"
+            ' ORDER BY "at"',
+            {"ids": ids},
+        ).fetchall()
+        return [(str(a), str(b), t) for a, b, t in rows]
+
+    def deliveries_naming(self, ids: list[str]) -> list[tuple[int, str, str, Any]]:
+        """(id, webhook id, status, body) of every webhook delivery about one of ``ids``."""
+        if not has_table(self.con, "webhook_deliveries"):
+            return []
+        rows = self.con.execute(
+            "SELECT id, webhook_id, status, body FROM webhook_deliveries"
+            " WHERE list_contains(?, json_extract_string(body, '$.profile_id')) ORDER BY id",
+            [ids],
+        ).fetchall()
+        return [(i, w, s, orjson.loads(b)) for i, w, s, b in rows]
+
+    def merged_into(self, profile_id: str) -> list[str]:
+        """``profile_id`` and every profile id merged into it, directly or in steps."""
+        rows = self.con.execute(
+            "WITH RECURSIVE m(id) AS (SELECT ?::VARCHAR UNION"
+            " SELECT g.from_profile FROM merges g JOIN m ON g.into_profile = m.id)"
+            " SELECT id FROM m ORDER BY id",
+            [profile_id],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def identity_values(self, profile_ids: list[str]) -> list[str]:
+        """Every identity value (user, anonymous, previous ids) of ``profile_ids``."""
+        rows = self.con.execute(
+            "SELECT DISTINCT value FROM identities WHERE list_contains(?, profile_id)",
+            [profile_ids],
+        ).fetchall()
+        return [str(v) for (v,) in rows]
+
+    def pseudonym(self, profile_id: str) -> str:
+        """The keyed pseudonym that replaces an erased profile's id in the change log."""
+        self.con.execute(KEYS_DDL)
+        return pseudonym(erasure_key(self.con), profile_id)
+
+    def load_suppressions(self, into: Suppressions) -> None:
+        """Read the stored suppression list into ``into``."""
+        into.load(self.con)
+
+    def erase(
+        self,
+        merged: list[str],
+        alias: str,
+        *,
+        suppress: Iterable[str] = (),
+        suppressions: Suppressions | None = None,
+    ) -> None:
+        """Delete every row of the ``merged`` profiles in one transaction (change-log
+        rows keep ``alias``), add the hashes of ``suppress`` to the suppression list,
+        then scrub the file."""
+        con = self.con
+        wanted = list(suppress)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in ("events", "traits", "identities", "memberships", "static_members"):
+                con.execute(
+                    f"DELETE FROM {quote_ident(table)} WHERE list_contains(?, profile_id)",
+                    [merged],
+                )
+            con.execute("DELETE FROM profiles WHERE list_contains(?, profile_id)", [merged])
+            con.execute(
+                "DELETE FROM merges WHERE list_contains($ids, from_profile)"
+                " OR list_contains($ids, into_profile)",
+                {"ids": merged},
+            )
+            if has_table(con, "membership_changes"):
+                con.execute(
+                    "UPDATE membership_changes SET profile_id = ?"
+                    " WHERE list_contains(?, profile_id)",
+                    [alias, merged],
+                )
+            if has_table(con, "webhook_deliveries"):
+                con.execute(
+                    "DELETE FROM webhook_deliveries"
+                    " WHERE list_contains(?, json_extract_string(body, '$.profile_id'))",
+                    [merged],
+                )
+            if wanted:
+                (suppressions if suppressions is not None else Suppressions()).add(con, wanted)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        scrub(con, [t for t in ERASED_TABLES if has_table(con, t)])
+
+
+if TYPE_CHECKING:
+    from segflow.store.protocols import ProfileStore
+
+    def _is_a_profile_store(store: DuckDBProfileStore) -> ProfileStore:
+        return store
