@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: demo test setup browser lint typecheck unit bench clean
+.PHONY: demo test check setup browser lint typecheck unit bench clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -33,6 +33,10 @@ unit: setup browser
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# The inner loop: lint, types and the tests not marked slow, with fewer generated examples.
+check: lint typecheck
+	SEGFLOW_EXAMPLES=25 .venv/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	.venv/bin/python bench/batch.py $(ARGS)

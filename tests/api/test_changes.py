@@ -9,39 +9,15 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
 from segflow.webhooks import SIGNATURE_HEADER, verify
-from tests.api.conftest import EDGE, Server
+from tests.helpers import EDGE, Receiver, Server, create_viewers, post_view, wait_for
 
 SECRET = "test-secret-0123456789"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _view(server: Server, user: str, n: int) -> None:
-    msg = {
-        "type": "track",
-        "userId": user,
-        "event": "Product Viewed",
-        "messageId": f"view-{user}-{n}",
-        "timestamp": _now(),
-    }
-    assert server.ingest("/v1/track", msg).status_code == 200
-
-
-def _viewers(server: Server, sid: str = "viewers") -> None:
-    r = server.client.post(
-        "/v1/segments",
-        json={"id": sid, "condition": {"event": "Product Viewed", "within": "7d"}},
-    )
-    assert r.status_code == 201, r.text
 
 
 def _read_sse(
@@ -97,8 +73,8 @@ def _events(out: queue.Queue[Any], n: int, timeout: float = 20) -> list[dict[str
 
 @EDGE
 def test_sse_streams_changes_filtered_and_resumes(server: Server) -> None:
-    _viewers(server)
-    _viewers(server, "other")
+    create_viewers(server)
+    create_viewers(server, "other")
     out: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
     t = threading.Thread(
@@ -107,8 +83,8 @@ def test_sse_streams_changes_filtered_and_resumes(server: Server) -> None:
     t.start()
     assert out.get(timeout=20) == ("status", 200)
     time.sleep(0.3)
-    _view(server, "ann", 1)
-    _view(server, "bob", 1)
+    post_view(server, "ann", 1)
+    post_view(server, "bob", 1)
     got = _events(out, 2)
     assert [e["event"] for e in got] == ["entered", "entered"]
     data = [json.loads(e["data"]) for e in got]
@@ -125,7 +101,7 @@ def test_sse_streams_changes_filtered_and_resumes(server: Server) -> None:
     t2.start()
     resumed = _events(again, 1)
     assert [json.loads(e["data"])["profile_id"] for e in resumed] == ["bob"]
-    _view(server, "cid", 1)
+    post_view(server, "cid", 1)
     assert [json.loads(e["data"])["profile_id"] for e in _events(out, 1)] == ["cid"]
     stop.set()
     t.join(10)
@@ -133,40 +109,6 @@ def test_sse_streams_changes_filtered_and_resumes(server: Server) -> None:
 
     r = server.client.get("/v1/changes/stream", params={"segment_id": "nope"})
     assert r.status_code == 404
-
-
-class Receiver:
-    """A real HTTP destination: fails the first ``fail_first`` requests (or all while
-    ``down``), records the rest."""
-
-    def __init__(self, fail_first: int) -> None:
-        self.fail_first = fail_first
-        self.down = False
-        self.seen: list[tuple[bytes, dict[str, str]]] = []
-        self.accepted: list[tuple[bytes, dict[str, str]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                headers = {k: v for k, v in self.headers.items()}
-                outer.seen.append((body, headers))
-                failing = outer.down or len(outer.seen) <= outer.fail_first
-                self.send_response(503 if failing else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                if not failing:
-                    outer.accepted.append((body, headers))
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
 
 
 @pytest.fixture
@@ -182,18 +124,10 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-def _wait(cond: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
-
-
 def test_webhook_retries_until_accepted_and_is_signed(
     fast_retries: None, receiver: Receiver, server: Server
 ) -> None:
-    _viewers(server)
+    create_viewers(server)
     r = server.client.post(
         "/v1/webhooks",
         json={
@@ -209,8 +143,8 @@ def test_webhook_retries_until_accepted_and_is_signed(
     assert "secret" not in server.client.get(f"/v1/webhooks/{hook['id']}").json() or (
         server.client.get(f"/v1/webhooks/{hook['id']}").json()["secret"] is None
     )
-    _view(server, "ann", 1)
-    _wait(lambda: len(receiver.accepted) == 1)
+    post_view(server, "ann", 1)
+    wait_for(lambda: len(receiver.accepted) == 1)
     assert len(receiver.seen) == 3
     body, headers = receiver.accepted[0]
     assert verify(SECRET, body, headers[SIGNATURE_HEADER])
@@ -226,21 +160,21 @@ def test_dead_letters_are_kept_and_replayed(
     fast_retries: None, receiver: Receiver, server: Server
 ) -> None:
     receiver.down = True
-    _viewers(server)
+    create_viewers(server)
     server.client.post("/v1/webhooks", json={"segment_id": "viewers", "url": receiver.url})
-    _view(server, "bob", 1)
+    post_view(server, "bob", 1)
 
     def dead() -> list[dict[str, Any]]:
         r = server.client.get("/v1/webhooks/deliveries", params={"status": "dead"})
         return list(r.json()["deliveries"])
 
-    _wait(lambda: len(dead()) == 1)
+    wait_for(lambda: len(dead()) == 1)
     assert dead()[0]["attempts"] == 4
     assert dead()[0]["last_error"] == "HTTP 503"
     receiver.down = False
     r = server.client.post("/v1/webhooks/deliveries/replay", json={})
     assert r.json() == {"replayed": 1}
-    _wait(lambda: len(receiver.accepted) == 1)
+    wait_for(lambda: len(receiver.accepted) == 1)
     assert json.loads(receiver.accepted[0][0])["profile_id"] == "bob"
     assert dead() == []
 
@@ -259,15 +193,15 @@ def test_each_destination_gets_its_own_signed_delivery(
 ) -> None:
     other = Receiver(fail_first=0)
     try:
-        _viewers(server)
+        create_viewers(server)
         secrets = []
         for r in (receiver, other):
             hook = server.client.post(
                 "/v1/webhooks", json={"segment_id": "viewers", "url": r.url}
             ).json()
             secrets.append(hook["secret"])
-        _view(server, "dee", 1)
-        _wait(lambda: len(receiver.accepted) == 1 and len(other.accepted) == 1)
+        post_view(server, "dee", 1)
+        wait_for(lambda: len(receiver.accepted) == 1 and len(other.accepted) == 1)
         for r, secret in zip((receiver, other), secrets, strict=True):
             body, headers = r.accepted[0]
             assert verify(secret, body, headers[SIGNATURE_HEADER])
@@ -286,18 +220,19 @@ def _quiet(server: Server) -> None:
     assert r.status_code == 201, r.text
 
 
+@pytest.mark.slow
 @EDGE
 def test_sse_leaves_out_segments_that_emit_no_events(server: Server) -> None:
     _quiet(server)
-    _viewers(server)
+    create_viewers(server)
     out: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
     t = threading.Thread(target=_read_sse, args=(server, {}, {}, out, stop), daemon=True)
     t.start()
     assert out.get(timeout=20) == ("status", 200)
     time.sleep(0.3)
-    _view(server, "ann", 1)
-    _view(server, "bob", 1)
+    post_view(server, "ann", 1)
+    post_view(server, "bob", 1)
     got = _events(out, 3, timeout=3)
     assert [(json.loads(e["data"])["segment_id"], e["event"]) for e in got] == [
         ("viewers", "entered"),
@@ -327,12 +262,12 @@ def test_webhooks_skip_segments_that_emit_no_events(server: Server) -> None:
     loud, silent = Receiver(fail_first=0), Receiver(fail_first=0)
     try:
         _quiet(server)
-        _viewers(server)
+        create_viewers(server)
         for sid, r in (("quiet", silent), ("viewers", loud)):
             res = server.client.post("/v1/webhooks", json={"segment_id": sid, "url": r.url})
             assert res.status_code == 201, res.text
-        _view(server, "cy", 1)
-        _wait(lambda: len(loud.accepted) == 1)
+        post_view(server, "cy", 1)
+        wait_for(lambda: len(loud.accepted) == 1)
         time.sleep(1.5)  # the worker polls every second: the other had its chance
         assert silent.seen == []
         pending = server.client.get("/v1/webhooks/deliveries").json()["deliveries"]
@@ -343,17 +278,18 @@ def test_webhooks_skip_segments_that_emit_no_events(server: Server) -> None:
             "/v1/segments/quiet", json={"id": "quiet", "emit_events": True, "condition": cond}
         )
         assert r.status_code == 200, r.text
-        _view(server, "dot", 1)
-        _wait(lambda: len(silent.accepted) == 1)
+        post_view(server, "dot", 1)
+        wait_for(lambda: len(silent.accepted) == 1)
         assert json.loads(silent.accepted[0][0])["profile_id"] == "dot"
     finally:
         loud.close()
         silent.close()
 
 
+@pytest.mark.slow
 @EDGE
 def test_a_back_dated_event_sends_no_enter_and_exit_long_over(server: Server) -> None:
-    _viewers(server)
+    create_viewers(server)
     seg = {"id": "buyers", "condition": {"event": "Order Completed", "within": "30d"}}
     assert server.client.post("/v1/segments", json=seg).status_code == 201
     hook = Receiver(fail_first=0)
@@ -374,14 +310,14 @@ def test_a_back_dated_event_sends_no_enter_and_exit_long_over(server: Server) ->
             segs = server.client.get("/v1/profiles/late/segments").json()["segments"]
             assert "viewers" not in segs
         assert set(segs) == {"buyers"}
-        _view(server, "fresh", 1)
+        post_view(server, "fresh", 1)
         got = _events(out, 3, timeout=5)
         assert [(json.loads(e["data"])["profile_id"], json.loads(e["data"])["segment_id"],
                  e["event"]) for e in got] == [
             ("late", "buyers", "entered"),
             ("fresh", "viewers", "entered"),
         ]  # fmt: skip
-        _wait(lambda: len(hook.accepted) == 1)
+        wait_for(lambda: len(hook.accepted) == 1)
         time.sleep(1.5)
         assert [json.loads(b)["profile_id"] for b, _h in hook.seen] == ["fresh"]
         log = server.client.get("/v1/changes", params={"profile_id": "late"}).json()["changes"]

@@ -16,7 +16,9 @@ import pytest
 from segflow.api import fastlane
 from segflow.api.deps import Settings
 from segflow.server import ThreadServer, make_context, serve_in_thread
-from tests.api.conftest import create_keys
+from tests.helpers import create_keys
+
+pytestmark = pytest.mark.slow  # an edge process per test, killed in one
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

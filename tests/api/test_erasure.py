@@ -14,8 +14,7 @@ from segflow.api.deps import Settings
 from segflow.profiles import load_suppressions
 from segflow.server import make_context, serve_in_thread
 from segflow.service import Segflow
-from tests.api.conftest import create_keys
-from tests.api.test_changes import Receiver, _wait
+from tests.helpers import Receiver, create_keys, wait_for
 
 USER = "ada_lovelace_1815"
 ANON = "anon-7f3a9c5e"
@@ -62,10 +61,10 @@ def test_erased_profile_leaves_no_bytes_in_the_store_file(tmp_path: Path) -> Non
                     "properties": {"product_id": "p1", "engraving": ENGRAVING}}  # fmt: skip
             send(view, {"type": "track", "event": "Product Viewed", "messageId": "b1",
                         "userId": "bob", "timestamp": _iso(3)})  # fmt: skip
-            _wait(lambda: len(receiver.accepted) >= 2)
+            wait_for(lambda: len(receiver.accepted) >= 2)
             send({"type": "identify", "messageId": "i1", "userId": USER, "anonymousId": ANON,
                   "timestamp": _iso(2), "traits": {"email": EMAIL}})  # fmt: skip
-            _wait(lambda: len(receiver.accepted) >= 4)  # anon exits (merged), user enters
+            wait_for(lambda: len(receiver.accepted) >= 4)  # anon exits (merged), user enters
 
             export = client.get(f"/v1/profiles/{USER}/export").json()
             logged = {c["profile_id"] for c in export["membership_changes"]}
@@ -79,7 +78,7 @@ def test_erased_profile_leaves_no_bytes_in_the_store_file(tmp_path: Path) -> Non
             r = client.delete(f"/v1/profiles/{ANON}", params={"suppress": "true"})
             assert r.status_code == 200 and r.json()["deleted"] == USER, r.text
             assert client.get("/v1/profiles/bob").status_code == 200
-            _wait(lambda: len(receiver.accepted) >= 5)  # the exit, under the pseudonym
+            wait_for(lambda: len(receiver.accepted) >= 5)  # the exit, under the pseudonym
     finally:
         receiver.close()
 

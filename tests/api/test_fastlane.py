@@ -11,7 +11,7 @@ import pytest
 
 from segflow.api.app import create_app
 from segflow.api.fastlane import INGEST, lookup_id
-from tests.api.conftest import Server
+from tests.helpers import Server
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 from segflow.api.deps import ServerContext, Settings
 from segflow.server import make_context, serve_in_thread
 from segflow.store.schema import table_columns
-from tests.api.conftest import create_keys
+from tests.helpers import SERVER_KINDS, create_keys
 
 LIMIT = 40
 
@@ -35,7 +35,7 @@ class Running:
             return len(table_columns(self.ctx.app.con, "events"))
 
 
-@pytest.fixture(params=[False, True], ids=["one-process", "edge"])
+@pytest.fixture(params=SERVER_KINDS)
 def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Running]:
     settings = Settings(schedule_interval_seconds=3600, max_fields=LIMIT)
     ctx = make_context(tmp_path / "fields.duckdb", settings=settings)

@@ -16,7 +16,7 @@ import pytest
 from segflow.api.deps import Settings
 from segflow.server import make_context, serve_in_thread
 from segflow.store.keys import KeyStore
-from tests.api.conftest import EDGE, Server, create_keys
+from tests.helpers import EDGE, SHARED_EDGE, Server, create_keys
 
 NOW = "2026-11-20T10:00:00Z"
 
@@ -155,44 +155,44 @@ def _error(r: httpx.Response, status: int) -> dict[str, Any]:
         ),
     ],
 )
-@EDGE
+@SHARED_EDGE
 def test_bad_input_is_rejected_naming_the_field_and_nothing_is_stored(
-    server: Server, path: str, body: bytes, status: int, where: str
+    shared_server: Server, path: str, body: bytes, status: int, where: str
 ) -> None:
     r = httpx.post(
-        server.base_url + path,
+        shared_server.base_url + path,
         content=body,
         headers={"Content-Type": "application/json"},
-        auth=(server.write_key, ""),
+        auth=(shared_server.write_key, ""),
     )
     err = _error(r, status)
     assert err["errors"], err
     assert err["errors"][0]["path"] == where
-    assert _count(server) == 0
+    assert _count(shared_server) == 0
 
 
-@EDGE
-def test_size_limits(server: Server) -> None:
+@SHARED_EDGE
+def test_size_limits(shared_server: Server) -> None:
     big = _track(properties={"blob": "x" * 33_000})
-    err = _error(server.ingest("/v1/track", big), 413)
+    err = _error(shared_server.ingest("/v1/track", big), 413)
     assert "32 KB" in err["message"]
-    err = _error(server.ingest("/v1/batch", {"batch": [_track(), big]}), 400)
+    err = _error(shared_server.ingest("/v1/batch", {"batch": [_track(), big]}), 400)
     assert err["errors"][0] == {
         "path": "batch[1]",
         "message": "message too large: the limit is 32 KB",
     }
     many = {"batch": [_track(properties={"blob": "y" * 20_000}) for _ in range(30)]}
-    err = _error(server.ingest("/v1/batch", many), 413)
+    err = _error(shared_server.ingest("/v1/batch", many), 413)
     assert "500 KB" in err["message"]
     bomb = gzip.compress(orjson.dumps(many))
     r = httpx.post(
-        server.base_url + "/v1/batch",
+        shared_server.base_url + "/v1/batch",
         content=bomb,
         headers={"Content-Encoding": "gzip"},
-        auth=(server.write_key, ""),
+        auth=(shared_server.write_key, ""),
     )
     _error(r, 413)
-    assert _count(server) == 0
+    assert _count(shared_server) == 0
 
 
 @EDGE

@@ -13,6 +13,8 @@ from segflow.server import ServerProcess
 from segflow.service import Segflow
 from segflow.store.keys import KeyStore
 
+pytestmark = pytest.mark.slow  # a server child process
+
 
 def _nested(levels: int, key: str = "a") -> dict[str, Any]:
     inner: dict[str, Any] = {"leaf": 1}

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 
 from segflow.api.deps import Settings
 from segflow.server import ThreadServer, make_context, serve_in_thread
-from tests.api.conftest import create_keys
+from tests.helpers import create_keys
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import httpx
 from segflow.api.deps import Settings
 from segflow.profiles import load_suppressions
 from segflow.server import make_context, serve_in_thread
-from tests.api.conftest import EDGE, Server, create_keys
+from tests.helpers import EDGE, Server, create_keys
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

@@ -13,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from segflow.model.definition import parse_segment
 from segflow.model.time import format_instant
 from segflow.server import ServerProcess
 from segflow.service import Segflow
 from segflow.store.keys import KeyStore
+
+pytestmark = pytest.mark.slow  # kills and restarts server processes
 
 
 def _batch(client: int, n: int) -> list[dict[str, object]]:

@@ -18,8 +18,7 @@ from segflow.model.time import utcnow
 from segflow.server import make_context, serve_in_thread
 from segflow.service import Segflow, refresh_scores, scores_due
 from segflow.traits.refresh import ScoresConfig
-
-from .conftest import Server, create_keys
+from tests.helpers import Server, create_keys
 
 AT = DEFAULT_END.isoformat() + "Z"
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from segflow.live import LiveEvaluator
-from tests.api.conftest import EDGE, Server
+from tests.helpers import EDGE, SHARED_EDGE, Server
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -141,21 +141,23 @@ def test_protected_and_referenced_segments_refuse_deletion(server: Server) -> No
     assert server.client.delete("/v1/segments/base").status_code == 404
 
 
-def test_definition_errors_carry_json_paths_and_store_nothing(server: Server) -> None:
+def test_definition_errors_carry_json_paths_and_store_nothing(shared_server: Server) -> None:
     bad = {
         "id": "bad",
         "condition": {"all": [{"event": "Order Completed", "within": "7x"}, {"trait": "age"}]},
     }
-    r = server.client.post("/v1/segments", json=bad)
+    r = shared_server.client.post("/v1/segments", json=bad)
     assert r.status_code == 422
     paths = {e["path"] for e in r.json()["error"]["errors"]}
     assert paths == {"condition.all[0].within", "condition.all[1]"}
-    r = server.client.post("/v1/segments", json={"id": "t", "condition": {"trait": 5, "eq": 1}})
+    r = shared_server.client.post(
+        "/v1/segments", json={"id": "t", "condition": {"trait": 5, "eq": 1}}
+    )
     assert r.status_code == 422
     assert r.json()["error"]["errors"][0]["path"] == "condition.trait"
-    v = server.client.post("/v1/segments/validate", json=bad).json()
+    v = shared_server.client.post("/v1/segments/validate", json=bad).json()
     assert v["valid"] is False and len(v["errors"]) == 2
-    assert _segment_count(server) == 0
+    assert _segment_count(shared_server) == 0
 
 
 def test_cycles_and_unknown_references_are_rejected(server: Server) -> None:
@@ -174,38 +176,42 @@ def test_cycles_and_unknown_references_are_rejected(server: Server) -> None:
     assert _segment_count(server) == 2
 
 
-@EDGE
-def test_malformed_json_and_wrong_types(server: Server) -> None:
-    r = server.client.post(
+@SHARED_EDGE
+def test_malformed_json_and_wrong_types(shared_server: Server) -> None:
+    r = shared_server.client.post(
         "/v1/segments", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 400
     assert "malformed JSON" in r.json()["error"]["message"]
-    r = server.client.post("/v1/segments", json=[1, 2])
+    r = shared_server.client.post("/v1/segments", json=[1, 2])
     assert r.status_code == 422
-    r = server.client.get("/v1/segments/x/members", params={"limit": "many"})
+    r = shared_server.client.get("/v1/segments/x/members", params={"limit": "many"})
     assert r.status_code == 422
     assert r.json()["error"]["errors"][0]["path"] == "query.limit"
-    r = server.client.post("/v1/segments", content=b"x" * (300 * 1024))
+    r = shared_server.client.post("/v1/segments", content=b"x" * (300 * 1024))
     assert r.status_code == 413
-    assert _segment_count(server) == 0
+    assert _segment_count(shared_server) == 0
 
 
-@EDGE
-def test_auth_missing_unknown_and_wrong_kind(server: Server) -> None:
-    r = httpx.get(server.base_url + "/v1/segments")
+@SHARED_EDGE
+def test_auth_missing_unknown_and_wrong_kind(shared_server: Server) -> None:
+    r = httpx.get(shared_server.base_url + "/v1/segments")
     assert r.status_code == 401
     assert "missing API key" in r.json()["error"]["message"]
-    r = httpx.get(server.base_url + "/v1/segments", headers={"Authorization": "Bearer sfa_nope"})
+    r = httpx.get(
+        shared_server.base_url + "/v1/segments", headers={"Authorization": "Bearer sfa_nope"}
+    )
     assert r.status_code == 401
-    r = httpx.get(server.base_url + "/v1/segments", auth=(server.write_key, ""))
+    r = httpx.get(shared_server.base_url + "/v1/segments", auth=(shared_server.write_key, ""))
     assert r.status_code == 403
     assert "admin key" in r.json()["error"]["message"]
     r = httpx.post(
-        server.base_url + "/v1/segments", json=_spend("x", 1), auth=(server.write_key, "")
+        shared_server.base_url + "/v1/segments",
+        json=_spend("x", 1),
+        auth=(shared_server.write_key, ""),
     )
     assert r.status_code == 403
-    assert _segment_count(server) == 0
+    assert _segment_count(shared_server) == 0
 
 
 @EDGE
@@ -426,7 +432,7 @@ def test_scheduled_segment_refreshes_at_its_cron_instant(tmp_path: Path) -> None
     from segflow.api.deps import Settings
     from segflow.realtime import VirtualClock
     from segflow.server import make_context, serve_in_thread
-    from tests.api.conftest import create_keys
+    from tests.helpers import create_keys
 
     start = datetime(2026, 1, 1, 12)  # a Thursday
     monday = datetime(2026, 1, 5, 6)

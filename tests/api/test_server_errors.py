@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from segflow.api.deps import Settings
 from segflow.server import make_context, serve_in_thread
-from tests.api.conftest import create_keys
+from tests.helpers import SERVER_KINDS, create_keys
 
 failing = APIRouter()
 
@@ -22,7 +22,7 @@ async def fail() -> None:
     raise RuntimeError("a bug in a handler")
 
 
-@pytest.fixture(params=[False, True], ids=["one-process", "edge"])
+@pytest.fixture(params=SERVER_KINDS)
 def client(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
     ctx = make_context(tmp_path / "e.duckdb", settings=Settings(schedule_interval_seconds=3600))
     ctx.extra["routers"] = [failing]

@@ -11,10 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from segflow.server import ServerProcess
 from segflow.service import Segflow
 from segflow.store.keys import KeyStore
+
+pytestmark = pytest.mark.slow  # kills and restarts server processes
 
 
 def _children(pid: int) -> list[int]:

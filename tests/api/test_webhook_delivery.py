@@ -13,8 +13,7 @@ import pytest
 
 from segflow.api.deps import Settings
 from segflow.server import make_context, serve_in_thread
-from tests.api.conftest import EDGE, Server, create_keys
-from tests.api.test_changes import Receiver, _view, _viewers, _wait
+from tests.helpers import EDGE, Receiver, Server, create_keys, create_viewers, post_view, wait_for
 
 
 class Blackhole:
@@ -54,15 +53,15 @@ def test_dead_destination_does_not_hold_up_a_healthy_one(
 ) -> None:
     dead, healthy = Blackhole(), Receiver(fail_first=0)
     try:
-        _viewers(server)
+        create_viewers(server)
         hooks = {}
         for name, url in (("dead", dead.url), ("healthy", healthy.url)):
             r = server.client.post("/v1/webhooks", json={"segment_id": "viewers", "url": url})
             assert r.status_code == 201, r.text
             hooks[name] = r.json()["id"]
         for n, user in enumerate(("ann", "bob", "cy")):
-            _view(server, user, n)
-            _wait(lambda k=n + 1: len(healthy.accepted) == k)
+            post_view(server, user, n)
+            wait_for(lambda k=n + 1: len(healthy.accepted) == k)
         assert dead.connections  # the dead one was tried and is still waiting
         pending = server.client.get(
             "/v1/webhooks/deliveries",
@@ -91,7 +90,7 @@ REFUSED = [
 
 @EDGE
 def test_urls_at_metadata_link_local_or_the_server_itself_are_refused(server: Server) -> None:
-    _viewers(server)
+    create_viewers(server)
     for url in [*REFUSED, server.base_url + "/v1/track"]:
         r = server.client.post("/v1/webhooks", json={"segment_id": "viewers", "url": url})
         assert r.status_code == 422, (url, r.text)

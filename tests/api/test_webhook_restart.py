@@ -16,7 +16,9 @@ from segflow.model.definition import parse_segment
 from segflow.server import ServerProcess, make_context, serve_in_thread
 from segflow.service import Segflow
 from segflow.store.keys import KeyStore
-from tests.api.test_changes import Receiver
+from tests.helpers import Receiver
+
+pytestmark = pytest.mark.slow  # kills and restarts a server process
 
 
 def _wait(cond: Any, timeout: float = 30) -> None:

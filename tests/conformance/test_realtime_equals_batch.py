@@ -13,131 +13,47 @@ d a duration of the plan), one microsecond before it and at it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segflow.batch.run import evaluate
 from segflow.model.definition import (
-    Ago,
-    Duration,
-    EventFilter,
     Segment,
-    Within,
-    parse_segment,
 )
-from segflow.model.history import Event, ProfileHistory, TraitWrite
-from segflow.plan.features import (
-    EventAggregate,
-    FAbandoned,
-    FCompare,
-    SequenceMatch,
+from segflow.plan.interpret import (
+    Event,
+    Interpreter,
+    ProfileHistory,
+    TraitWrite,
 )
-from segflow.plan.interpret import Interpreter, as_time
-from segflow.plan.planner import Plan, build_plan
+from segflow.plan.planner import build_plan
 from segflow.realtime import Change, RealtimeRunner, VirtualClock, compile_engine
-from tests.unit.batch.histories import load
-from tests.unit.batch.test_batch_matches_interpreter import (
+from tests.helpers import flip_instants, load, plan_durations
+from tests.strategies import (
+    END,
+    LAGS,
     NAMES,
-    T0,
-    abandonment,
-    event_condition,
-    events,
+    START,
+    US,
+    WHEN,
+    dense_events,
     histories,
     instants,
-    leaves,
-    sequence,
+    rt_conditions,
+    stream_segments,
 )
 
-US = timedelta(microseconds=1)
-START = T0 - timedelta(days=1)
-END = T0 + timedelta(days=12)
+pytestmark = pytest.mark.slow  # long property runs
+
 EXAMPLES = int(os.environ.get("SEGFLOW_EXAMPLES", "200"))
 
 # --------------------------------------------------------------------------- strategies
-
-time_predicates = st.sampled_from(
-    [
-        {"property": "when", "within_last": "2d"},
-        {"property": "when", "within_last": "7d"},
-        {"property": "when", "older_than": "1d"},
-        {"property": "when", "after": "2026-01-04"},
-    ]
-)
-
-
-@st.composite
-def with_time_predicate(draw: st.DrawFn, base: st.SearchStrategy[dict[str, Any]]) -> Any:
-    """A condition from ``base`` with a time-relative predicate added to one filter."""
-    c = dict(draw(base))
-    pred = draw(time_predicates)
-    if "sequence" in c:
-        steps = [dict(s) for s in c["sequence"]]
-        i = draw(st.integers(0, len(steps) - 1))
-        steps[i]["where"] = [*steps[i].get("where", []), pred]
-        c["sequence"] = steps
-    else:
-        c["where"] = [*c.get("where", []), pred]
-    return c
-
-
-relative_sequences = st.builds(
-    lambda s, w: {**s, "within": w},
-    sequence(),
-    st.sampled_from(["1d", "2d", "7d", {"from_ago": "2d", "to_ago": "1h"}]),
-)
-"""Sequences whose events leave the window (the chain must be recomputed as they do)."""
-
-extra_leaves = st.one_of(
-    relative_sequences,
-    with_time_predicate(event_condition()),
-    with_time_predicate(sequence()),
-    with_time_predicate(abandonment()),
-    st.sampled_from(
-        [
-            {"trait": "signup", "within_last": "12h"},
-            {"trait": "signup", "older_than": "2d"},
-            {"trait": "signup", "before": "2026-01-04"},
-            {"trait": "age", "lte": 35},
-            {"event": "View", "within": {"from_ago": "2d", "to_ago": "1d"}, "gte": 2},
-            {"event": "Add", "measure": "last_time", "within_last": "1d"},
-            {"event": "Order", "measure": "first_time", "older_than": "2d", "within": "7d"},
-        ]
-    ),
-)
-
-rt_conditions = st.recursive(
-    st.one_of(leaves, extra_leaves),
-    lambda inner: st.one_of(
-        st.builds(lambda xs: {"all": xs}, st.lists(inner, max_size=3)),
-        st.builds(lambda xs: {"any": xs}, st.lists(inner, max_size=3)),
-        st.builds(lambda x: {"not": x}, inner),
-    ),
-    max_leaves=6,
-)
-
-WHEN = [None, None, "2026-01-03T00:00:00Z", "2026-01-05", "2026-01-02T12:00:00Z", "nope"]
-LAGS = [timedelta(0)] * 3 + [
-    timedelta(minutes=30),
-    timedelta(hours=1),
-    timedelta(days=1),
-    timedelta(days=3),
-    -timedelta(hours=1),
-    -timedelta(days=1),
-]
-
-
-dense_events = st.builds(
-    lambda e, h: Event(T0 + timedelta(hours=h), e.name, e.fields),
-    events(),
-    st.sampled_from([0, 1, 2, 23, 24, 25, 48, 49, 72, 168, 169, 192]),
-)
-"""Events on a grid where the plan's durations (1h, 1d, 2d, 7d) separate them exactly."""
 
 
 @dataclass
@@ -153,11 +69,7 @@ def scenarios(
     draw: st.DrawFn, conditions: st.SearchStrategy[Any] = rt_conditions, *, dense: int = 12
 ) -> Scenario:
     conds = draw(st.lists(conditions, min_size=1, max_size=3))
-    segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
-    segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
-    segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
-    chain = {"all": [{"in_segment": "ref"}, {"in_segment": f"s{len(conds) - 1}"}]}
-    segments.append(parse_segment({"id": "chain", "condition": chain}))
+    segments = stream_segments(conds)
     hs: list[ProfileHistory] = []
     inputs: list[tuple[datetime, str, Event | TraitWrite]] = []
     for h in draw(histories()):
@@ -204,58 +116,6 @@ break and re-form as events enter and leave the window."""
 
 
 # --------------------------------------------------------------------------- checking
-
-
-def plan_durations(plan: Plan) -> set[int]:
-    """Every duration of the plan (µs): windows, waits, time comparisons."""
-    out = {0}
-
-    def window(w: object) -> None:
-        if isinstance(w, Within):
-            out.add(w.span.us)
-        elif isinstance(w, Ago):
-            out.update((w.from_ago.us, w.to_ago.us))
-
-    def filters(fs: Iterable[EventFilter]) -> None:
-        for f in fs:
-            for p in f.where:
-                if isinstance(p.cmp.value, Duration):
-                    out.add(p.cmp.value.us)
-
-    for feat in plan.features.values():
-        if isinstance(feat, EventAggregate):
-            window(feat.window)
-            filters([feat.filter])
-        elif isinstance(feat, SequenceMatch):
-            window(feat.window)
-            filters(feat.steps)
-    stack: list[Any] = list(plan.formulas.values())
-    while stack:
-        f = stack.pop()
-        if isinstance(f, FCompare) and isinstance(f.cmp.value, Duration):
-            out.add(f.cmp.value.us)
-        elif isinstance(f, FAbandoned):
-            out.add(f.wait.us)
-        stack.extend(getattr(f, "items", ()))
-        if hasattr(f, "item"):
-            stack.append(f.item)
-    return out
-
-
-def flip_instants(h: ProfileHistory, durations: set[int]) -> set[datetime]:
-    """Every instant at which the interpreter's answer for ``h`` could change."""
-    bases: set[datetime] = set()
-    for e in h.events:
-        bases.add(e.timestamp)
-        for v in e.fields.values():
-            t = as_time(v)
-            if t is not None:
-                bases.add(t)
-    for w in h.traits:
-        t = as_time(w.value)
-        if t is not None:
-            bases.add(t)
-    return {b + timedelta(microseconds=d) for b in bases for d in durations}
 
 
 class Checker:

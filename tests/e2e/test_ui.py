@@ -13,13 +13,16 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import Server
+from tests.helpers import Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="Debian's chromium is not installed (make browser)"
-)
+pytestmark = [
+    pytest.mark.slow,  # a browser
+    pytest.mark.skipif(
+        shutil.which("chromium") is None, reason="Debian's chromium is not installed (make browser)"
+    ),
+]
 
 
 def _now() -> str:

@@ -25,12 +25,10 @@ from segflow.realtime import VirtualClock
 from segflow.service import Segflow
 from segflow.store.duckdb_store import FieldInfo, StoredEvents
 from segflow.store.history import MessageFields
-from tests.conformance.test_live_equals_batch import (
-    LIVE_EXAMPLES,
-    Run,
-    Scenario,
-    scenarios,
-)
+from tests.helpers import Run
+from tests.strategies import LIVE_EXAMPLES, LiveScenario, live_scenarios
+
+pytestmark = pytest.mark.slow  # conformance runs, twice each
 
 T = datetime(2026, 1, 1)
 FAST_RUNS = {"fast": 0, "catch_ups": 0}
@@ -40,7 +38,7 @@ class Twin(Run):
     """A conformance run ingesting like the server (JSON values, described loads) and
     catching up from the description (``fast``) or by reading the rows back."""
 
-    def __init__(self, sc: Scenario, path: Path, *, fast: bool) -> None:
+    def __init__(self, sc: LiveScenario, path: Path, *, fast: bool) -> None:
         super().__init__(sc, path)
         self.fast = fast
         self.fresh: StoredEvents | None = None
@@ -64,7 +62,7 @@ def _logged(run: Run) -> list[tuple[Any, ...]]:
     return [c[:7] for c in map(astuple, run.live.log.query())]
 
 
-def _twin(sc: Scenario, root: Path, fast: bool) -> Twin:
+def _twin(sc: LiveScenario, root: Path, fast: bool) -> Twin:
     return Twin(sc, root / ("fast.duckdb" if fast else "read.duckdb"), fast=fast)
 
 
@@ -77,9 +75,9 @@ def _twin(sc: Scenario, root: Path, fast: bool) -> Twin:
         HealthCheck.function_scoped_fixture,
     ],
 )
-@given(sc=scenarios())
+@given(sc=live_scenarios())
 def test_fast_catch_up_logs_exactly_what_reading_back_logs(
-    sc: Scenario, tmp_path_factory: pytest.TempPathFactory
+    sc: LiveScenario, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     root = tmp_path_factory.mktemp("twin")
     fast, slow = _twin(sc, root, True), _twin(sc, root, False)

@@ -12,7 +12,7 @@ from hypothesis import given
 
 from segflow.api.schemas import ComputedCondition, SegmentDefinition
 from segflow.model.definition import COMPUTED_TRAITS, load_segment_text, parse_segment
-from tests.unit.model.test_definition import trees
+from tests.strategies import trees
 
 LIBRARY = Path(__file__).parents[3] / "src" / "segflow" / "demo" / "segments"
 

@@ -11,9 +11,8 @@ import pytest
 from segflow.batch.run import evaluate
 from segflow.model.bucket import bucket_of
 from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
-from segflow.model.history import Event, ProfileHistory, TraitWrite
-
-from .histories import load
+from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
+from tests.helpers import load
 
 T = datetime(2026, 6, 1, 12, 0, 0)
 D = timedelta(days=1)

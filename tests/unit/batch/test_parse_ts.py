@@ -4,6 +4,7 @@ exactly what the time-zone-aware cast gives, on every text."""
 from __future__ import annotations
 
 import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
@@ -32,6 +33,7 @@ TEXTS = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(TEXTS, min_size=1, max_size=40))
 def test_a_z_text_reads_as_the_aware_cast_reads_it(texts: list[str]) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from segflow.cli import app
@@ -34,6 +35,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "unknown" in res.output
 
 
+@pytest.mark.slow
 def test_serve_answers_with_a_key_created_by_the_cli(tmp_path: Path) -> None:
     db = str(tmp_path / "s.duckdb")
     res = runner.invoke(app, ["keys", "create", "--kind", "write", "--db", db])

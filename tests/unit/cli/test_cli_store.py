@@ -84,6 +84,7 @@ def test_mistyped_db_is_an_error_and_creates_nothing(tmp_path: Path) -> None:
         assert not missing.exists()
 
 
+@pytest.mark.slow
 def test_store_held_by_a_server_gives_one_line(store: Path) -> None:
     server = ServerProcess(store).start()
     try:

@@ -41,6 +41,7 @@ from segflow.model.definition import (
     reference_problems,
 )
 from segflow.model.errors import DefinitionError
+from tests.strategies import trees
 
 DESIGN_EXAMPLE = """
 id: luxury_cart_abandoners
@@ -247,41 +248,6 @@ def test_canonical_round_trip_of_design_example() -> None:
     again = parse_segment(yaml.safe_load(yaml.safe_dump(seg.to_dict())))
     assert again.to_dict() == seg.to_dict()
     assert again.definition_fingerprint() == seg.definition_fingerprint()
-
-
-leaf_docs = st.sampled_from(
-    [
-        {"trait": "country", "in": ["PL", "DE"]},
-        {"event": "Order Completed", "within": "30d"},
-        {"event": "Product Viewed", "within": {"from_ago": "9d", "to_ago": "2d"}, "gte": 3},
-        {"event": "Order Completed", "measure": "last_time", "older_than": "90d"},
-        {"event": "A", "not_followed_by": {"event": "B"}, "for": "1h"},
-        {"sequence": [{"event": "A"}, {"event": "B"}], "span": "1h"},
-        {"bucket": {"salt": "s", "from": 0, "to": 10}},
-        {"in_segment": "other"},
-        {"page": "Pricing", "within": "7d", "gte": 3},
-        {"computed": "ltv", "gt": 1000},
-        {"computed": "days_since_last_order", "between": [1, 2.5]},
-        {
-            "page": True,
-            "where": [{"property": "path", "eq": "/p"}],
-            "measure": "distinct",
-            "of": "path",
-            "gte": 2,
-        },
-        {"screen": ["Cart", "Home"], "not_followed_by": {"page": True}, "for": "1h"},
-        {"sequence": [{"page": "Pricing"}, {"event": "B"}], "span": "1h"},
-    ]
-)
-trees = st.recursive(
-    leaf_docs,
-    lambda inner: st.one_of(
-        st.builds(lambda x: {"all": x}, st.lists(inner, max_size=3)),
-        st.builds(lambda x: {"any": x}, st.lists(inner, max_size=3)),
-        st.builds(lambda x: {"not": x}, inner),
-    ),
-    max_leaves=8,
-)
 
 
 @given(trees)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,8 +16,7 @@ from segflow.batch.run import evaluate
 from segflow.model.definition import Segment, parse_segment
 from segflow.store.clustering import MARKS, ORDERS
 from segflow.store.duckdb_store import DuckDBStore
-
-from .consistency import assert_profile_numbers_hold
+from tests.helpers import assert_profile_numbers_hold
 
 NAMES = ("Product Viewed", "Product Added", "Order Completed", "Products Searched")
 AT = datetime(2026, 2, 1)
@@ -201,6 +201,7 @@ steps = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(steps)
 def test_tail_compactions_between_any_loads_and_merges_change_nothing(

@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segflow.store.duckdb_store import DuckDBStore, Merge, connected_components
-
-from .consistency import assert_profile_numbers_hold
+from tests.helpers import assert_profile_numbers_hold
 
 
 @pytest.fixture
@@ -197,6 +196,7 @@ messages = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(messages, st.randoms(use_true_random=False), st.integers(1, 4))
 def test_the_result_does_not_depend_on_arrival_order(

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segflow.store.duckdb_store import DuckDBStore
-
-from .consistency import assert_profile_numbers_hold
+from tests.helpers import assert_profile_numbers_hold
 
 KEYS = st.sampled_from(["price", "plan", "a.b", "tags", "name", "x", "vip", "Price"])
 SCALARS = st.one_of(
@@ -72,6 +72,7 @@ def _stored(store: DuckDBStore) -> tuple[Any, ...]:
     return sorted(cols), events, traits, profiles, store.fields
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

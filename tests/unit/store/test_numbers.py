@@ -15,8 +15,7 @@ from segflow.model.definition import parse_segment
 from segflow.store.duckdb_store import DuckDBStore
 from segflow.store.numbers import has_profile_numbers
 from segflow.store.schema import DDL
-
-from .consistency import assert_profile_numbers_hold
+from tests.helpers import assert_profile_numbers_hold
 
 
 def msg(mid: str, day: int, *, user: str | None = None, anon: str | None = None,

@@ -1,21 +1,19 @@
-"""One small generated shop, ingested by the real store and scored once per session."""
+"""One small generated shop, ingested by the real store and scored once per session;
+the tests that use it are slow (generating and scoring it takes a while)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from segflow.demo.generator import DEFAULT_END, generate_shop
 from segflow.service import Segflow, refresh_scores
-from segflow.traits.refresh import ScoresReport
+from tests.helpers import ScoredShop
 
 
-@dataclass(frozen=True)
-class ScoredShop:
-    db: Path
-    report: ScoresReport
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "scored_shop" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

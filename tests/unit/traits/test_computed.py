@@ -20,8 +20,7 @@ from segflow.profiles import profile_view
 from segflow.realtime import VirtualClock
 from segflow.service import Segflow
 from segflow.traits.computed import computed_traits
-
-from ..batch.histories import load
+from tests.helpers import load
 
 T = datetime(2026, 6, 1)
 D = timedelta(days=1)

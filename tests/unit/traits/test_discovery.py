@@ -14,8 +14,7 @@ from segflow.model.definition import parse_segment
 from segflow.service import Segflow, discover_segments
 from segflow.store.schema import DDL
 from segflow.traits.discovery import TRAITS, discover, load_traits
-
-from .conftest import ScoredShop
+from tests.helpers import ScoredShop
 
 AT = datetime(2026, 6, 1)
 

@@ -21,8 +21,7 @@ from segflow.traits.refresh import (
     profile_scores,
     refresh_scores,
 )
-
-from ..batch.histories import load
+from tests.helpers import load
 
 T = datetime(2026, 6, 1)
 D = timedelta(days=1)

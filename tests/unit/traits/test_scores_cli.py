@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from segflow.cli import app
 from segflow.service import Segflow
-
-from .conftest import ScoredShop
+from tests.helpers import ScoredShop
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
 AT = "2026-11-01T00:00:00Z"
