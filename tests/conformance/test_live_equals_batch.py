@@ -29,8 +29,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from segflow.batch.run import evaluate
-from segflow.live import LiveEvaluator, StoredChange
-from segflow.plan.interpret import Event, Interpreter, ProfileHistory, TraitWrite
+from segflow.live import LiveEvaluator
+from segflow.model.changes import LoggedChange
+from segflow.model.history import Event, ProfileHistory, TraitWrite
+from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.realtime import VirtualClock
 from tests.helpers import Run, flip_instants, plan_durations
@@ -122,7 +124,7 @@ def epochs(sc: LiveScenario, start: datetime) -> list[Epoch]:
     return out
 
 
-def log_value(log: list[StoredChange], pid: str, x: datetime) -> dict[str, bool]:
+def log_value(log: list[LoggedChange], pid: str, x: datetime) -> dict[str, bool]:
     out: dict[str, bool] = {}
     for c in log:
         if c.profile_id == pid and c.at <= x:

@@ -26,12 +26,8 @@ from segflow.batch.run import evaluate
 from segflow.model.definition import (
     Segment,
 )
-from segflow.plan.interpret import (
-    Event,
-    Interpreter,
-    ProfileHistory,
-    TraitWrite,
-)
+from segflow.model.history import Event, ProfileHistory, TraitWrite
+from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.realtime import Change, RealtimeRunner, VirtualClock, compile_engine
 from tests.helpers import flip_instants, load, plan_durations

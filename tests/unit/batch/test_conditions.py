@@ -11,7 +11,7 @@ import pytest
 from segflow.batch.run import evaluate
 from segflow.model.bucket import bucket_of
 from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
-from segflow.plan.interpret import Event, ProfileHistory, TraitWrite
+from segflow.model.history import Event, ProfileHistory, TraitWrite
 from tests.helpers import load
 
 T = datetime(2026, 6, 1, 12, 0, 0)
