@@ -11,8 +11,9 @@ import duckdb
 from segflow.batch.compile import BatchCompiler, Catalog, CompiledQuery, Field
 from segflow.model.definition import Segment, referenced_segments
 from segflow.plan.planner import Plan, build_plan
+from segflow.store.catalog import table_columns
 from segflow.store.numbers import profile_key
-from segflow.store.schema import LINK_TRAITS, table_columns
+from segflow.store.schema import LINK_TRAITS
 
 RESULT_TABLE = "_segflow_result"
 

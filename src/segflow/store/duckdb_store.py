@@ -49,6 +49,7 @@ from segflow.model.events import (
     parse_message,
 )
 from segflow.model.time import utcnow
+from segflow.store.catalog import has_table, table_columns
 from segflow.store.changes import migrate as migrate_change_log
 from segflow.store.clustering import (
     MARKS,
@@ -63,7 +64,7 @@ from segflow.store.clustering import (
 from segflow.store.marks import events_seq, raise_events_seq
 from segflow.store.message_index import MessageIndex
 from segflow.store.numbers import NEXT_NUMBER, number_profiles
-from segflow.store.schema import DDL, LINK_TRAITS, table_columns
+from segflow.store.schema import DDL, LINK_TRAITS
 
 __all__ = [
     "DEFAULT_PATH",
@@ -2265,10 +2266,7 @@ class DuckDBStore:
 
     def made_by_demo(self) -> bool:
         """Whether ``segflow demo`` made this store (``mark_demo``)."""
-        row = self.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [DEMO_MARK]
-        ).fetchone()
-        return bool(row and row[0])
+        return has_table(self.con, DEMO_MARK)
 
     def catalogue(self) -> Catalogue:
         """What the store has seen: event names, event field paths and trait keys (a

@@ -21,6 +21,7 @@ from typing import Final
 import duckdb
 
 from segflow.model.time import utcnow
+from segflow.store.catalog import has_table
 
 KEYS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS store_keys (
@@ -97,11 +98,7 @@ class Suppressions:
 
 
 def _migrate_plain_list(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'suppressions'"
-        " AND schema_name = 'main' AND database_name = current_database()"
-    ).fetchone()
-    if not row or not row[0]:
+    if not has_table(con, "suppressions"):
         return
     plain = con.execute("SELECT DISTINCT value, suppressed_at FROM suppressions").fetchall()
     con.execute("BEGIN TRANSACTION")

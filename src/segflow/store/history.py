@@ -20,8 +20,8 @@ import duckdb
 import orjson
 
 from segflow.model.definition import CALL_TYPES, PAGE_CALLS, SCREEN_CALLS
+from segflow.store.catalog import table_columns
 from segflow.store.marks import events_seq
-from segflow.store.schema import table_columns
 
 BATCH_ROWS: Final = 65_536
 _ROOTS: Final = ("properties", "context", "traits")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 import duckdb
 import orjson
 
+from segflow.store.catalog import has_table
 from segflow.store.duckdb_store import message_of_row, quote_ident
 from segflow.store.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
 
@@ -32,17 +33,6 @@ ERASED_TABLES: Final = (
 
 TraitWrite = tuple[str, datetime, str, Any]
 """(key, timestamp, message_id, value) of one stored trait write."""
-
-
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether the store's main schema holds table ``name`` (optional tables are made
-    on first use)."""
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?"
-        " AND schema_name = 'main' AND database_name = current_database()",
-        [name],
-    ).fetchone()
-    return bool(row and row[0])
 
 
 class DuckDBProfileStore:

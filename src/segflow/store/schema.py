@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 from segflow.store.changes import CHANGES_DDL
 
 if TYPE_CHECKING:
-    import duckdb
+    pass
 
 FIELD_TYPES: Final = ("DOUBLE", "BOOLEAN", "VARCHAR")
 
@@ -211,16 +211,3 @@ writer may insert rows (``linked`` defaults to FALSE) or move them between profi
   (profile, key) with the value as of ``t`` / now; cleared traits are absent;
   ``value`` is the value as JSON whatever its kind.
 """
-
-
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, bool]:
-    """Column name -> nullable, in declared order, of ``table`` in the open database's
-    ``main`` schema ({} without such a table): a same-named table of another attached
-    database or of ``temp`` must not decide what the store has."""
-    rows = con.execute(
-        "SELECT column_name, is_nullable FROM duckdb_columns() WHERE table_name = $t"
-        " AND schema_name = 'main' AND database_name = current_database()"
-        " ORDER BY column_index",
-        {"t": table},
-    ).fetchall()
-    return {str(c): bool(n) for c, n in rows}
