@@ -37,7 +37,7 @@ from segflow.demo.generator import generate_shop  # noqa: E402
 from segflow.model.definition import Segment  # noqa: E402
 from segflow.plan.features import EventAggregate, SequenceMatch, TraitValue  # noqa: E402
 from segflow.plan.planner import build_plan  # noqa: E402
-from segflow.service import Segflow, read_segment_files  # noqa: E402
+from segflow.service.handle import Segflow, read_segment_files  # noqa: E402
 from segflow.store.numbers import profile_key  # noqa: E402
 
 LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"

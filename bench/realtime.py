@@ -47,7 +47,6 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from segflow.demo.generator import generate_shop  # noqa: E402
-from segflow.live import plan_paths  # noqa: E402
 from segflow.model.history import Event, ProfileHistory, TraitWrite  # noqa: E402
 from segflow.model.time import from_us  # noqa: E402
 from segflow.plan.interpret import Interpreter  # noqa: E402
@@ -60,7 +59,8 @@ from segflow.realtime import (  # noqa: E402
     state_size_bytes,
     tune_gc,
 )
-from segflow.service import read_segment_files  # noqa: E402
+from segflow.service.handle import read_segment_files  # noqa: E402
+from segflow.service.live import plan_paths  # noqa: E402
 
 LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"
 END = datetime(2026, 11, 1)

@@ -21,7 +21,6 @@ import pytest
 
 from segflow.api.deps import ServerContext, Settings
 from segflow.batch.run import evaluate
-from segflow.live import LiveEvaluator
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import CALL_TYPES, Ago, Duration, EventFilter, Within
 from segflow.model.history import Event, ProfileHistory, TraitWrite
@@ -31,7 +30,8 @@ from segflow.plan.interpret import as_time
 from segflow.plan.planner import Plan
 from segflow.realtime import VirtualClock
 from segflow.server import make_context, serve_in_thread
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
+from segflow.service.live import LiveEvaluator
 from segflow.store.numbers import number_profiles
 from segflow.store.schema import DDL
 from segflow.traits.refresh import ScoresReport

@@ -28,7 +28,7 @@ from rich.table import Table
 from segflow.model.definition import Segment
 from segflow.model.errors import DefinitionError
 from segflow.model.time import format_instant, parse_instant
-from segflow.service import Evaluation, Segflow
+from segflow.service.handle import Evaluation, Segflow
 
 app = typer.Typer(no_args_is_help=True, help="segflow: real-time customer segmentation.")
 segments_app = typer.Typer(no_args_is_help=True, help="Define and inspect segments.")
@@ -189,8 +189,8 @@ def segments_apply(
 ) -> None:
     """Validate and save segment definitions (a new version when the definition changed);
     first shows who each new or edited segment would move."""
-    from segflow.live import edit_diffs
     from segflow.model.time import utcnow
+    from segflow.service.live import edit_diffs
 
     with _service(db) as sf:
         diffs = edit_diffs(sf, _checked(sf, path), _at(at) or utcnow())
@@ -229,8 +229,8 @@ def segments_validate(
 def _checked(sf: Segflow, path: Path) -> list[Segment]:
     """The segments under ``path``, checked against the store: warnings printed, every
     problem raised at once."""
-    from segflow.segment_ops import check_drafts
-    from segflow.service import read_segment_reports
+    from segflow.service.handle import read_segment_reports
+    from segflow.service.segments import check_drafts
 
     checked = check_drafts(sf, read_segment_reports(path))
     for w in checked.warnings:
@@ -544,7 +544,7 @@ app.add_typer(scores_app, name="scores")
 
 
 def _refresh_demo_scores(sf: Segflow, end: datetime) -> None:
-    from segflow.service import refresh_scores
+    from segflow.service.scores import refresh_scores
 
     report = refresh_scores(sf, end)
     line = (
@@ -566,7 +566,7 @@ def scores_refresh(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Recompute RFM, engagement, tiers, lifecycle, BG/NBD + Gamma-Gamma CLV and churn."""
-    from segflow.service import refresh_scores
+    from segflow.service.scores import refresh_scores
     from segflow.traits.refresh import ScoresConfig
 
     with _service(db) as sf:
@@ -581,7 +581,7 @@ def scores_show(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """One profile's scores, or how many profiles fall in each group, stage and tier."""
-    from segflow.service import scores_for, scores_summary
+    from segflow.service.scores import scores_for, scores_summary
 
     with _service(db) as sf:
         if profile is not None:
@@ -603,7 +603,7 @@ def scores_show(
 @scores_app.command("models")
 def scores_models_cmd(db: DbOption = DEFAULT_DB) -> None:
     """Model parameters and fit quality of the latest refresh (JSON)."""
-    from segflow.service import scores_models
+    from segflow.service.scores import scores_models
 
     with _service(db) as sf:
         run = scores_models(sf)
@@ -627,7 +627,7 @@ def scores_discover(
     """Cluster customers on their scores and propose each cluster as a segment."""
     import yaml
 
-    from segflow.service import discover_segments
+    from segflow.service.scores import discover_segments
 
     with _service(db) as sf:
         proposals = discover_segments(sf, k=k, depth=depth, at=_at(at))
@@ -679,8 +679,8 @@ def replay(
 ) -> None:
     """Feed stored events through the real-time engine on virtual time, printing each
     membership change as it happens and storing it in the change log."""
-    from segflow.live import LiveEvaluator
     from segflow.realtime import VirtualClock
+    from segflow.service.live import LiveEvaluator
 
     if speed is not None and speed <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--speed")
@@ -744,8 +744,8 @@ def explain(
 ) -> None:
     """Why a profile is (not) in a segment: each condition's value and the feature
     values behind it, from the real-time engine over stored history."""
-    from segflow.live import LiveEvaluator
     from segflow.realtime import WallClock
+    from segflow.service.live import LiveEvaluator
 
     when = _at(at)
     with _service(db) as sf:

@@ -36,7 +36,7 @@ from segflow.api.deps import ServerContext, Settings
 from segflow.api.fastlane import FastLane
 from segflow.edge.__main__ import die_with
 from segflow.realtime.timers import Clock, WallClock
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
 
 log = logging.getLogger("segflow.server")
 
@@ -53,14 +53,14 @@ def make_context(
     live: bool = True,
 ) -> ServerContext:
     """Open ``db`` and build the server context (with the live evaluator when
-    ``segflow.live`` is available and ``live``)."""
+    ``segflow.service.live`` is available and ``live``)."""
     app = Segflow(db)
     ctx = ServerContext(app=app, clock=clock or WallClock(), settings=settings or Settings())
     if live:
         try:
-            from segflow.live import LiveEvaluator
+            from segflow.service.live import LiveEvaluator
         except ModuleNotFoundError as e:
-            if e.name != "segflow.live":
+            if e.name != "segflow.service.live":
                 raise
         else:
             ctx.live = LiveEvaluator(app, ctx.clock)

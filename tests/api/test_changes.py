@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from segflow.webhooks import SIGNATURE_HEADER, verify
+from segflow.service.delivery import SIGNATURE_HEADER, verify
 from tests.helpers import EDGE, Receiver, Server, create_viewers, post_view, wait_for
 
 SECRET = "test-secret-0123456789"

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 
 from segflow.api.deps import Settings
-from segflow.profiles import load_suppressions
 from segflow.server import make_context, serve_in_thread
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
+from segflow.service.profiles import load_suppressions
 from tests.helpers import Receiver, create_keys, wait_for
 
 USER = "ada_lovelace_1815"

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from segflow.server import ServerProcess
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
 from segflow.store.keys import KeyStore
 
 pytestmark = pytest.mark.slow  # a server child process

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from segflow.api.deps import Settings
-from segflow.profiles import load_suppressions
 from segflow.server import make_context, serve_in_thread
+from segflow.service.profiles import load_suppressions
 from tests.helpers import EDGE, Server, create_keys
 
 NOW = datetime.now(UTC).replace(microsecond=0)

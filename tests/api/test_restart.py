@@ -18,7 +18,7 @@ import pytest
 from segflow.model.definition import parse_segment
 from segflow.model.time import format_instant
 from segflow.server import ServerProcess
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
 from segflow.store.keys import KeyStore
 
 pytestmark = pytest.mark.slow  # kills and restarts server processes

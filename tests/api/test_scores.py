@@ -16,7 +16,8 @@ from segflow.api.deps import Settings
 from segflow.demo.generator import DEFAULT_END, generate_shop
 from segflow.model.time import utcnow
 from segflow.server import make_context, serve_in_thread
-from segflow.service import Segflow, refresh_scores, scores_due
+from segflow.service.handle import Segflow
+from segflow.service.scores import refresh_scores, scores_due
 from segflow.traits.refresh import ScoresConfig
 from tests.helpers import Server, create_keys
 

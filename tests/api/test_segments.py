@@ -14,7 +14,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from segflow.live import LiveEvaluator
+from segflow.service.live import LiveEvaluator
 from tests.helpers import EDGE, SHARED_EDGE, Server
 
 NOW = datetime.now(UTC).replace(microsecond=0)

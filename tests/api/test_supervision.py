@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from segflow.server import ServerProcess
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
 from segflow.store.keys import KeyStore
 
 pytestmark = pytest.mark.slow  # kills and restarts server processes

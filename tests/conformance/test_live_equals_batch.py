@@ -29,12 +29,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from segflow.batch.run import evaluate
-from segflow.live import LiveEvaluator
 from segflow.model.changes import LoggedChange
 from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.realtime import VirtualClock
+from segflow.service.live import LiveEvaluator
 from tests.helpers import Run, flip_instants, plan_durations
 from tests.strategies import (
     END,

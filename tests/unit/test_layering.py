@@ -142,7 +142,9 @@ def test_evaluators_take_their_inputs_from_the_model_not_the_oracle() -> None:
 
 
 RUNS_SQL = re.compile(r"\.execute\(|\.sql\(")
-SERVICE_MODULES = ("profiles.py", "segment_ops.py", "service.py")
+SERVICE_MODULES = tuple(
+    f"service/{name}.py" for name in ("handle", "segments", "profiles", "delivery", "scores")
+)
 SHELLS = ("cli.py", "api", "edge")
 
 

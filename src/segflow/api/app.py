@@ -162,7 +162,7 @@ def _scheduled_scores(ctx: ServerContext, now: datetime) -> None:
     let the live evaluator catch up; an empty store (nothing to score yet) waits for its
     first events."""
     from segflow.api.scores import refresh_live
-    from segflow.service import scores_due
+    from segflow.service.scores import scores_due
 
     cron = ctx.settings.scores_cron
     if cron is None or not scores_due(ctx.app, now, cron) or ctx.app.store.count_events() == 0:

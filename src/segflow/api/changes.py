@@ -26,7 +26,7 @@ from segflow.api.deps import ApiError, ServerContext
 from segflow.api.schemas import ChangesPage, ErrorResponse
 from segflow.api.segments import admin_key, admin_only, context, query_changes
 from segflow.model.changes import LoggedChange
-from segflow.segment_ops import last_change_seq
+from segflow.service.segments import last_change_seq
 
 router = APIRouter(
     prefix="/v1/changes",

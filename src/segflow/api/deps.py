@@ -35,13 +35,13 @@ from segflow.api.limits import MAX_DEPTH_SETTING, check_setting
 from segflow.model.definition import Limits
 from segflow.model.events import MAX_DEPTH
 from segflow.realtime.timers import Clock, WallClock
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
 from segflow.store.clustering import TAIL_CHUNK_ROWS
 from segflow.store.erasure import Suppressions
 from segflow.store.keys import ApiKey, KeyStore
 
 if TYPE_CHECKING:
-    from segflow.live import LiveEvaluator
+    from segflow.service.live import LiveEvaluator
 
 T = TypeVar("T")
 

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import ORJSONResponse
 
-from segflow import profiles
 from segflow.api.deps import ApiError, ServerContext
 from segflow.api.schemas import DeleteResult, ErrorResponse, ProfileSegments, ProfileView
 from segflow.api.segments import admin_key, admin_only, context, parse_at
 from segflow.model.time import format_instant
+from segflow.service import profiles
 
 router = APIRouter(
     prefix="/v1/profiles",

@@ -1,7 +1,7 @@
 """Scores API (admin key): refresh the value scores and predictions, inspect the fitted
 models and the population, read one profile's scores, and discover segments.
 
-Thin routes over the service functions (``segflow.service.refresh_scores``,
+Thin routes over the service functions (``segflow.service.scores.refresh_scores``,
 ``scores_models``, ``scores_summary``, ``scores_for``, ``discover_segments``); every
 call runs under the store lock in a worker thread.  The server also refreshes the
 scores on the ``Settings.scores_cron`` schedule (see ``segflow.api.app``); either way the
@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from segflow import profiles, service
 from segflow.api.deps import ApiError, ServerContext
 from segflow.api.schemas import ErrorResponse, SegmentDefinition
 from segflow.api.segments import admin_key, admin_only, context, parse_at
+from segflow.service import profiles
+from segflow.service import scores as score_service
 
 if TYPE_CHECKING:
     from segflow.traits.refresh import ScoresConfig, ScoresReport
@@ -52,7 +53,7 @@ def refresh_live(
     evaluator (its changes are logged with reason ``trait_changed``); call under the
     store lock.  A failing catch-up is logged: the scores are stored, and the next one
     (after any group commit) picks them up."""
-    report = service.refresh_scores(ctx.app, at, config)
+    report = score_service.refresh_scores(ctx.app, at, config)
     if ctx.live is not None:
         try:
             ctx.live.catch_up()
@@ -168,7 +169,7 @@ async def refresh(
 @router.get("/v1/scores/models", response_model=ScoresReportOut)
 async def models(ctx: Ctx) -> dict[str, Any]:
     """Parameters and fit quality of the latest refresh (404 before the first)."""
-    run = await ctx.run(service.scores_models, ctx.app)
+    run = await ctx.run(score_service.scores_models, ctx.app)
     if run is None:
         raise ApiError(404, "no scores yet: refresh them first (POST /v1/scores/refresh)")
     return run
@@ -178,7 +179,7 @@ async def models(ctx: Ctx) -> dict[str, Any]:
 async def summary(ctx: Ctx) -> dict[str, Any]:
     """How many profiles are in each RFM group, lifecycle stage, loyalty tier and
     purchase-frequency band (empty before the first refresh)."""
-    return await ctx.run(service.scores_summary, ctx.app)
+    return await ctx.run(score_service.scores_summary, ctx.app)
 
 
 @router.post("/v1/scores/discover", response_model=DiscoverResult, response_model_exclude_none=True)
@@ -193,7 +194,7 @@ async def discover(
     cluster.  Nothing is saved: POST a proposal's ``segment`` to /v1/segments to keep it."""
     when = _at(at)
     try:
-        found = await ctx.run(service.discover_segments, ctx.app, k=k, depth=depth, at=when)
+        found = await ctx.run(score_service.discover_segments, ctx.app, k=k, depth=depth, at=when)
     except ValueError as e:  # too few scored customers for k
         raise ApiError(422, f"cannot discover segments: {e}") from None
     return {"at": when, "k": k, "depth": depth, "proposals": [p.as_dict() for p in found]}
@@ -210,7 +211,7 @@ async def profile_scores(profile_id: str, ctx: Ctx, at: AtQuery = None) -> dict[
         if pid is None:
             raise ApiError(404, f"unknown profile {profile_id!r}")
         try:
-            scores = service.scores_for(ctx.app, pid, when)
+            scores = score_service.scores_for(ctx.app, pid, when)
         except KeyError:
             raise ApiError(
                 404, f"profile {pid!r} has no scores (refresh them: POST /v1/scores/refresh)"

@@ -20,7 +20,6 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.routing import APIRoute
 
-from segflow import segment_ops
 from segflow.api.deps import ApiError, ServerContext, get_ctx, require_admin
 from segflow.api.limits import depth_message, request_instant, too_deep
 from segflow.api.schemas import (
@@ -35,10 +34,11 @@ from segflow.api.schemas import (
     SizeHistory,
     ValidateResult,
 )
-from segflow.live import PreparedSave
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
+from segflow.service import segments as segment_service
+from segflow.service.live import PreparedSave
 from segflow.store.keys import ApiKey
 
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
@@ -143,7 +143,7 @@ def check(ctx: ServerContext, doc: Any) -> tuple[Segment, list[NameWarning]]:
     """The document as a Segment with its warnings, or a 422 listing every problem
     (syntax, values, limits and references at once); under the store lock."""
     report = parse_segment_report(doc, ctx.settings.definition_limits)
-    checked = segment_ops.check_drafts(ctx.app, [report])
+    checked = segment_service.check_drafts(ctx.app, [report])
     if checked.problems or report.segment is None:
         raise problems_error(DefinitionError(checked.problems))
     return report.segment, checked.warnings
@@ -163,7 +163,7 @@ def _current_size(ctx: ServerContext, sid: str) -> int | None:
             return len(ctx.live.members(sid))
         except KeyError:
             return None
-    points = segment_ops.size_history(ctx.app, sid)
+    points = segment_service.size_history(ctx.app, sid)
     return int(points[-1]["size"]) if points else None
 
 
@@ -235,20 +235,20 @@ def _save(
             diff: Any = (
                 ctx.live.preview_edit(seg)
                 if ctx.live is not None
-                else segment_ops.edit_diff(app, seg, ctx.clock.now())
+                else segment_service.edit_diff(app, seg, ctx.clock.now())
             )
             shown = old if old is not None else seg
             return {
                 "segment": _segment_out(shown),
                 "status": "dry_run",
-                "diff": segment_ops.diff_dict(diff),
+                "diff": segment_service.diff_dict(diff),
                 "warnings": _warnings(warnings),
             }
         if ctx.live is not None:
             _, diff, _changes = ctx.live.save(seg, prepared)
             saved = _get(ctx, seg.id)
         else:
-            diff = segment_ops.edit_diff(app, seg, ctx.clock.now())
+            diff = segment_service.edit_diff(app, seg, ctx.clock.now())
             app.registry.save([seg])
             saved = _get(ctx, seg.id)
             if saved.mode == "static" and (old is None or old.version != saved.version):
@@ -261,7 +261,7 @@ def _save(
     return {
         "segment": _segment_out(saved, diff.size_after),
         "status": status,
-        "diff": segment_ops.diff_dict(diff),
+        "diff": segment_service.diff_dict(diff),
         "warnings": _warnings(warnings),
         "unknown_ids": app.registry.known_profiles(seg.members or ())[1],
     }
@@ -309,7 +309,7 @@ async def validate_segment(request: Request, ctx: Ctx) -> Any:
 
     def run() -> dict[str, Any]:
         report = parse_segment_report(doc, ctx.settings.definition_limits)
-        checked = segment_ops.check_drafts(ctx.app, [report])
+        checked = segment_service.check_drafts(ctx.app, [report])
         out: dict[str, Any] = {
             "valid": not checked.problems,
             "errors": problems_error(DefinitionError(checked.problems)).errors,
@@ -334,7 +334,7 @@ async def preview_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> Any
 
     def run() -> dict[str, Any]:
         seg, warnings = check(ctx, doc)
-        out = segment_ops.preview(ctx.app, seg, when)
+        out = segment_service.preview(ctx.app, seg, when)
         out["warnings"] = _warnings(warnings)
         return out
 
@@ -405,7 +405,7 @@ async def segment_members(
 
     def run() -> dict[str, Any]:
         _get(ctx, segment_id)
-        return segment_ops.members_page(
+        return segment_service.members_page(
             ctx.app, ctx.live, segment_id, limit=limit, cursor=cursor, at=when
         )
 
@@ -431,7 +431,7 @@ async def export_segment(
 
     def run() -> tuple[Path, int]:
         _get(ctx, segment_id)
-        return segment_ops.export_file(ctx.app, ctx.live, segment_id, format, when)
+        return segment_service.export_file(ctx.app, ctx.live, segment_id, format, when)
 
     path, size = await ctx.run(run)
 
@@ -467,7 +467,7 @@ async def explain_segment(
     when = parse_at(at)
 
     def run() -> dict[str, Any]:
-        from segflow.profiles import resolve
+        from segflow.service.profiles import resolve
 
         _get(ctx, segment_id)
         pid = resolve(ctx.app, profile_id)
@@ -557,7 +557,10 @@ async def segment_sizes(segment_id: str, ctx: Ctx) -> Any:
 
     def run() -> dict[str, Any]:
         _get(ctx, segment_id)
-        return {"segment_id": segment_id, "points": segment_ops.size_history(ctx.app, segment_id)}
+        return {
+            "segment_id": segment_id,
+            "points": segment_service.size_history(ctx.app, segment_id),
+        }
 
     return await ctx.run(run)
 

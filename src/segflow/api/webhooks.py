@@ -1,5 +1,5 @@
 """Webhook destinations per segment (admin key), their deliveries and the dead-letter
-list with replay.  Delivery itself runs in ``segflow.webhooks.WebhookWorker``, started
+list with replay.  Delivery itself runs in ``segflow.service.delivery.WebhookWorker``, started
 here for the server's lifetime; bodies are signed (see that module's docstring).
 """
 
@@ -23,9 +23,9 @@ from segflow.api.schemas import (
     WebhookOut,
 )
 from segflow.api.segments import admin_key, admin_only, context
-from segflow.segment_ops import last_change_seq
+from segflow.service.delivery import DeliverySettings, TargetRefused, WebhookWorker, check_target
+from segflow.service.segments import last_change_seq
 from segflow.store.webhooks import WebhookStore
-from segflow.webhooks import DeliverySettings, TargetRefused, WebhookWorker, check_target
 
 router = APIRouter(
     prefix="/v1/webhooks",

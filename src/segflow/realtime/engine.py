@@ -92,7 +92,8 @@ from segflow.realtime.state import (
 from segflow.realtime.windows import WindowAgg, WindowGroup
 
 
-# The engine's internal record, converted once at the boundary (segflow.live) to LoggedChange.
+# The engine's internal record, converted to LoggedChange once at the boundary
+# (segflow.service.live).
 class Change(NamedTuple):
     """One membership flip: ``at`` is the exact instant the condition flipped."""
 

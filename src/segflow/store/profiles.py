@@ -1,7 +1,7 @@
 """Per-profile reads and erasure in DuckDB: identity look-ups, profile pages, recent
 events, the privacy export's rows and the erasure transaction.
 
-The customer view, the privacy export and erasure (``segflow.profiles``) shape these
+The customer view, the privacy export and erasure (``segflow.service.profiles``) shape these
 rows; every statement is here, with values bound as parameters.
 """
 

@@ -377,7 +377,7 @@ def test_limits_bound_leaves_nodes_and_depth_and_name_themselves() -> None:
 
 
 def test_demo_library_is_within_the_default_limits() -> None:
-    from segflow.service import read_segment_files
+    from segflow.service.handle import read_segment_files
 
     assert len(read_segment_files(LIBRARY)) > 20
 

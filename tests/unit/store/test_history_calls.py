@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from segflow.batch.run import evaluate
-from segflow.live import LiveEvaluator
 from segflow.model.definition import parse_segment
 from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
+from segflow.service.live import LiveEvaluator
 
 T = datetime(2026, 1, 1)
 H = timedelta(hours=1)

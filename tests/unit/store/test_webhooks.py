@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segflow.model.changes import LoggedChange, Reason
+from segflow.service.delivery import sign, verify
 from segflow.store.webhooks import WebhookStore
-from segflow.webhooks import sign, verify
 
 T0 = datetime(2026, 11, 20, 10, 0, 0)
 

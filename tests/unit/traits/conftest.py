@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from segflow.demo.generator import DEFAULT_END, generate_shop
-from segflow.service import Segflow, refresh_scores
+from segflow.service.handle import Segflow
+from segflow.service.scores import refresh_scores
 from tests.helpers import ScoredShop
 
 

@@ -10,15 +10,15 @@ import duckdb
 import pytest
 
 from segflow.batch.run import evaluate
-from segflow.live import LiveEvaluator
 from segflow.model.definition import parse_segment
 from segflow.model.history import Event, ProfileHistory
 from segflow.model.time import format_instant, parse_instant
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
-from segflow.profiles import profile_view
 from segflow.realtime import VirtualClock
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
+from segflow.service.live import LiveEvaluator
+from segflow.service.profiles import profile_view
 from segflow.traits.computed import computed_traits
 from tests.helpers import load
 

@@ -11,7 +11,8 @@ import pytest
 
 from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
-from segflow.service import Segflow, discover_segments
+from segflow.service.handle import Segflow
+from segflow.service.scores import discover_segments
 from segflow.store.schema import DDL
 from segflow.traits.discovery import TRAITS, discover, load_traits
 from tests.helpers import ScoredShop

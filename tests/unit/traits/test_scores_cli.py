@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from segflow.cli import app
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
 from tests.helpers import ScoredShop
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})

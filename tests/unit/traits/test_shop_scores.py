@@ -9,7 +9,8 @@ import pytest
 
 from segflow.demo import SEGMENTS_DIR
 from segflow.demo.generator import DEFAULT_END
-from segflow.service import Segflow, read_segment_files, scores_summary
+from segflow.service.handle import Segflow, read_segment_files
+from segflow.service.scores import scores_summary
 from tests.helpers import ScoredShop
 
 SCORE_SEGMENTS = ("rfm_champions", "rising_stars", "churn_risk_high", "gold_tier")

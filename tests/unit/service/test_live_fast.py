@@ -17,12 +17,12 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from segflow.live import LiveEvaluator
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import parse_segment
 from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
+from segflow.service.live import LiveEvaluator
 from segflow.store.duckdb_store import FieldInfo, StoredEvents
 from segflow.store.history import MessageFields
 from tests.helpers import Run

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from segflow.live import EditDiff
 from segflow.model.definition import (
     COMPUTED_TRAITS,
     Mention,
@@ -31,10 +30,11 @@ from segflow.model.definition import (
 )
 from segflow.model.errors import DefinitionError, NameWarning, Problem
 from segflow.model.time import format_instant, parse_instant, utcnow
+from segflow.service.live import EditDiff
 
 if TYPE_CHECKING:
-    from segflow.live import LiveEvaluator
-    from segflow.service import Segflow
+    from segflow.service.handle import Segflow
+    from segflow.service.live import LiveEvaluator
 
 SAMPLE: Final = 20
 MAX_POINTS: Final = 200

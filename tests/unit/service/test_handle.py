@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-import segflow.service
-from segflow.service import Segflow
+import segflow.service.handle
+from segflow.service.handle import Segflow
 
 
 def _files(tmp_path: Path) -> list[Path]:
@@ -40,7 +40,7 @@ def _keys_in_storage_order(sf: Segflow) -> list[str]:
 def test_a_load_of_several_files_clusters_the_trait_rows_by_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threshold: int, clustered: bool
 ) -> None:
-    monkeypatch.setattr(segflow.service, "CLUSTER_TRAITS_AFTER", threshold)
+    monkeypatch.setattr(segflow.service.handle, "CLUSTER_TRAITS_AFTER", threshold)
     sf = Segflow(tmp_path / "s.duckdb")
     try:
         before = sf.con.execute("SELECT count(*) FROM traits").fetchone()

@@ -14,8 +14,8 @@ import pytest
 
 from segflow.model.changes import LoggedChange, Reason
 from segflow.model.time import utcnow
+from segflow.service.delivery import DeliverySettings, TargetRefused, WebhookWorker, check_target
 from segflow.store.webhooks import WebhookStore
-from segflow.webhooks import DeliverySettings, TargetRefused, WebhookWorker, check_target
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from segflow.batch.run import evaluate
-from segflow.live import LiveEvaluator
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import parse_segment
 from segflow.model.errors import DefinitionError
 from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
+from segflow.service.live import LiveEvaluator
 
 T = datetime(2026, 1, 1)
 

@@ -22,8 +22,8 @@ from segflow.store.erasure import Suppressions
 if TYPE_CHECKING:
     import duckdb
 
-    from segflow.live import LiveEvaluator
-    from segflow.service import Segflow
+    from segflow.service.handle import Segflow
+    from segflow.service.live import LiveEvaluator
     from segflow.store.protocols import ProfileStore
 
 RECENT_EVENTS: Final = 50

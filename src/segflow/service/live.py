@@ -42,7 +42,7 @@ from segflow.realtime import (
     VirtualClock,
     compile_engine,
 )
-from segflow.service import Segflow
+from segflow.service.handle import Segflow
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.duckdb_store import StoredEvents
 from segflow.store.history import EventRow, HistoryReader, MessageFields, StoredTrait
