@@ -190,7 +190,7 @@ def segments_apply(
     """Validate and save segment definitions (a new version when the definition changed);
     first shows who each new or edited segment would move."""
     from segflow.model.time import utcnow
-    from segflow.service.live import edit_diffs
+    from segflow.service.segments import edit_diffs
 
     with _service(db) as sf:
         diffs = edit_diffs(sf, _checked(sf, path), _at(at) or utcnow())

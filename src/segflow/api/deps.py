@@ -117,9 +117,9 @@ class Settings:
         check_setting("max_event_depth", self.max_event_depth, MAX_DEPTH)
         check_setting("max_definition_depth", self.max_definition_depth, MAX_DEPTH_SETTING)
         if self.scores_cron is not None:
-            from croniter import croniter
+            from segflow.model.schedule import is_valid as is_valid_cron
 
-            if not croniter.is_valid(self.scores_cron):
+            if not is_valid_cron(self.scores_cron):
                 raise ValueError(
                     f"scores_cron: {self.scores_cron!r} is not a valid cron expression "
                     "(five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * *')"

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal, TypeAlias
 import orjson
 
 from segflow.model.errors import DefinitionError, Problem
+from segflow.model.schedule import is_valid as is_valid_cron
 from segflow.model.time import format_instant, parse_instant
 
 # ---------------------------------------------------------------------------
@@ -1079,9 +1080,7 @@ class _Parser:
             )
 
     def schedule(self, value: object) -> str | None:
-        from croniter import croniter
-
-        if isinstance(value, str) and croniter.is_valid(value):
+        if isinstance(value, str) and is_valid_cron(value):
             return value
         self.fail("schedule", f"expected a cron expression such as '0 * * * *', got {_show(value)}")
         return None

@@ -7,12 +7,13 @@ no SQL of its own (every statement is in ``segflow.store``).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segflow.batch.run import BatchResult, evaluate
+from segflow.model import schedule
 from segflow.model.definition import (
     DEFAULT_LIMITS,
     Limits,
@@ -210,14 +211,7 @@ class Segflow:
     def snapshot(self, seg: Segment) -> int:
         """Materialise a static segment: its member list (the ids of known profiles,
         resolved to profile ids), or its condition as of snapshot_at."""
-        if seg.members is not None:
-            known, _unknown = self.registry.known_profiles(seg.members)
-            return self.registry.set_static_members(seg.id, known)
-        assert seg.condition is not None and seg.snapshot_at is not None
-        live = Segment(id=seg.id, name=seg.name, condition=seg.condition)
-        others = {k: v for k, v in self.registry.current().items() if k != seg.id}
-        result = self.batch([*others.values(), live], seg.snapshot_at, only=[seg.id])
-        return self.registry.set_static_members(seg.id, result.members(seg.id))
+        return self.registry.set_static_members(seg.id, self.draft_members(seg, at=utcnow()))
 
     def segments(self) -> dict[str, Segment]:
         return self.registry.current()
@@ -287,15 +281,12 @@ class Segflow:
 
     def due_scheduled(self, now: datetime) -> list[str]:
         """Scheduled segments whose cron schedule fired since their last evaluation."""
-        from croniter import croniter
-
         last = self.registry.last_evaluated()
         due = []
         for seg in self.registry.current().values():
             if seg.mode != "scheduled" or seg.schedule is None:
                 continue
-            previous = croniter(seg.schedule, now).get_prev(datetime)
-            if seg.id not in last or last[seg.id] < previous:
+            if seg.id not in last or last[seg.id] < schedule.latest_by(seg.schedule, now):
                 due.append(seg.id)
         return sorted(due)
 
@@ -309,9 +300,30 @@ class Segflow:
         return evaluation
 
     def members(self, segment_id: str, at: datetime | None = None) -> list[str]:
-        self.segment(segment_id)
-        _, result = self.evaluate(at, [segment_id], store=False)
-        return result.members(segment_id)
+        """Members of a saved segment as of ``at`` (default now) by the batch evaluator:
+        every "members of S at t" outside the live evaluator comes from here or from
+        ``draft_members``.  A static segment answers with its stored list."""
+        seg = self.segment(segment_id)
+        if seg.mode == "static":
+            return self.registry.static_members(segment_id)
+        segs = self.registry.current()
+        return self.batch(segs.values(), at or utcnow(), only=[segment_id]).members(segment_id)
+
+    def draft_members(
+        self, draft: Segment, others: Iterable[Segment] = (), at: datetime | None = None
+    ) -> list[str]:
+        """Members of ``draft`` as of ``at`` (default now) were it saved now, together
+        with ``others`` saved in the same batch (raises DefinitionError on cycles and
+        unknown references).  A static draft: its known profiles, or its condition as
+        of its snapshot instant."""
+        segs = self.registry.check([*others, draft])
+        if draft.mode == "static":
+            if draft.members is not None:
+                return self.registry.known_profiles(draft.members)[0]
+            assert draft.condition is not None and draft.snapshot_at is not None
+            segs[draft.id] = replace(draft, mode="realtime", snapshot_at=None)
+            at = draft.snapshot_at
+        return self.batch(segs.values(), at or utcnow(), only=[draft.id]).members(draft.id)
 
     def export(self, segment_id: str, out: Path, at: datetime | None = None) -> int:
         """Write the members (as of ``at``) with their current traits, one column per

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from segflow.batch.run import evaluate
+from segflow.model import schedule
 from segflow.model.changes import LoggedChange, Reason
 from segflow.model.definition import Segment, call_name
 from segflow.model.time import from_us, to_us
@@ -43,6 +44,7 @@ from segflow.realtime import (
     compile_engine,
 )
 from segflow.service.handle import Segflow
+from segflow.service.segments import EditDiff, edit_diffs
 from segflow.store.changes import MembershipChangeLog
 from segflow.store.duckdb_store import StoredEvents
 from segflow.store.history import EventRow, HistoryReader, MessageFields, StoredTrait
@@ -56,24 +58,6 @@ TRAITS_MARK = "live_traits"
 SCHEDULED_MARK = "scheduled:"
 """Prefix of the change-log marks holding a scheduled segment's last refresh (its
 version as the mark's seq, the instant as its at)."""
-
-
-@dataclass(frozen=True)
-class EditDiff:
-    """Who a definition edit moves: profile ids entering and leaving (full lists)."""
-
-    segment_id: str
-    size_before: int
-    size_after: int
-    entering: list[str]
-    leaving: list[str]
-
-    @classmethod
-    def between(cls, segment_id: str, before: set[str], after: set[str]) -> EditDiff:
-        """The diff from members ``before`` to members ``after``."""
-        return cls(
-            segment_id, len(before), len(after), sorted(after - before), sorted(before - after)
-        )
 
 
 Subscriber = Callable[[Sequence[LoggedChange]], None]
@@ -146,44 +130,6 @@ def _by_profile(batches: Iterable[list[EventRow]]) -> Iterator[tuple[str, list[E
             group.append(row)
     if pid is not None:
         yield pid, group
-
-
-def members_after(
-    app: Segflow, segment: Segment, at: datetime, others: Iterable[Segment] = ()
-) -> set[str]:
-    """Members of ``segment`` at ``at`` per the batch evaluator, were it saved now
-    (together with ``others``, saved in the same batch)."""
-    if segment.mode == "static":
-        if segment.members is not None:
-            return set(app.registry.known_profiles(segment.members)[0])
-        assert segment.condition is not None and segment.snapshot_at is not None
-        live = Segment(id=segment.id, name=segment.name, condition=segment.condition)
-        rest = [v for k, v in app.registry.current().items() if k != segment.id]
-        res = evaluate(app.con, [*rest, live], segment.snapshot_at, only=[live.id])
-        return set(res.members(segment.id))
-    merged = app.registry.check([*others, segment])
-    res = evaluate(app.con, merged.values(), at, only=[segment.id])
-    return set(res.members(segment.id))
-
-
-def edit_diffs(app: Segflow, segments: Iterable[Segment], at: datetime) -> list[EditDiff]:
-    """Who each new or changed definition would move if saved now, by the batch
-    evaluator (before: the current version; unchanged definitions are left out)."""
-    items = list(segments)
-    app.registry.check(items)
-    current = app.registry.current()
-    out: list[EditDiff] = []
-    for seg in items:
-        old = current.get(seg.id)
-        if old is not None and old.definition_fingerprint() == seg.definition_fingerprint():
-            continue
-        before: set[str] = set()
-        if old is not None:
-            res = evaluate(app.con, current.values(), at, only=[seg.id])
-            before = set(res.members(seg.id))
-        after = members_after(app, seg, at, [s for s in items if s.id != seg.id])
-        out.append(EditDiff.between(seg.id, before, after))
-    return out
 
 
 def _coalesce(changes: Iterable[Change]) -> list[Change]:
@@ -492,10 +438,7 @@ class LiveEvaluator:
         return c.reason == Reason.MERGED and c.profile_id in self.runner.states
 
     def _cron_next(self, segment_id: str, after: datetime) -> datetime:
-        from croniter import croniter
-
-        nxt: datetime = croniter(self._scheduled[segment_id], after).get_next(datetime)
-        return nxt
+        return schedule.next_after(self._scheduled[segment_id], after)
 
     def _next_refresh(self) -> datetime | None:
         """The earliest refresh due (``now`` for one never made)."""
@@ -514,15 +457,12 @@ class LiveEvaluator:
         fire up to the latest such instant, then the members there become the logged
         ones (``scheduled_refresh`` at that instant).  A segment never refreshed is
         evaluated at ``upto``.  Returns the timers' changes and the refreshes'."""
-        from croniter import croniter
-
         due: list[tuple[datetime, str]] = []
         for sid, t in self._refresh.items():
             if t is None:
                 due.append((upto, sid))
             elif t <= upto:  # the latest instant of the cron by upto (missed ones skipped)
-                last: datetime = croniter(self._scheduled[sid], upto + US).get_prev(datetime)
-                due.append((last, sid))
+                due.append((schedule.latest_by(self._scheduled[sid], upto), sid))
         if not due:
             return []
         runner = self.runner
@@ -869,10 +809,8 @@ class LiveEvaluator:
 
     def preview_edit(self, segment: Segment) -> EditDiff:
         """Who would enter/leave if this definition were saved now (batch evaluator)."""
-        now = self._now()
-        before = set(self.members(segment.id)) if segment.id in self._segments else set()
-        after = members_after(self.app, segment, now)
-        return EditDiff.between(segment.id, before, after)
+        (diff,) = edit_diffs(self.app, [segment], self._now(), self, changed_only=False)
+        return diff
 
     def open_snapshot(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own holding one snapshot of the store, for ``prepare_save``
@@ -1175,10 +1113,7 @@ class LiveEvaluator:
 
 
 __all__ = [
-    "EditDiff",
     "LiveEvaluator",
     "LoggedChange",
-    "edit_diffs",
-    "members_after",
     "plan_paths",
 ]

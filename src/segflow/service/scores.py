@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from segflow.model import schedule
 from segflow.model.time import utcnow
 
 if TYPE_CHECKING:
@@ -29,16 +30,13 @@ def refresh_scores(
 def scores_due(app: Segflow, now: datetime, cron: str) -> bool:
     """Whether a scheduled scores refresh is due: never run yet, or the cron schedule
     fired between the latest refresh and ``now``."""
-    from croniter import croniter
-
     from segflow.traits.refresh import latest_run
 
     last = latest_run(app.con)
     if last is None:
         return True
     previous = datetime.fromisoformat(str(last["computed_at"])).replace(tzinfo=None)
-    nxt: datetime = croniter(cron, previous).get_next(datetime)
-    return nxt <= now.replace(tzinfo=None)
+    return schedule.fired_between(cron, previous, now.replace(tzinfo=None))
 
 
 def scores_models(app: Segflow) -> dict[str, Any] | None:

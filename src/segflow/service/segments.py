@@ -1,5 +1,5 @@
-"""Segment operations the API needs beyond the service: draft previews, edit diffs,
-cursor-paginated members, size history and streamed exports (callers hold the lock).
+"""Segment operations: draft previews, edit diffs (one path for the CLI, the API and a
+save), cursor-paginated members, size history and exports (callers hold the lock).
 
 Members and previews come from the batch evaluator as of an instant, so a page
 cursor carries that instant and every page of one listing agrees.
@@ -13,10 +13,10 @@ import bisect
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
@@ -30,11 +30,9 @@ from segflow.model.definition import (
 )
 from segflow.model.errors import DefinitionError, NameWarning, Problem
 from segflow.model.time import format_instant, parse_instant, utcnow
-from segflow.service.live import EditDiff
 
 if TYPE_CHECKING:
     from segflow.service.handle import Segflow
-    from segflow.service.live import LiveEvaluator
 
 SAMPLE: Final = 20
 MAX_POINTS: Final = 200
@@ -50,49 +48,77 @@ def diff_dict(d: Any) -> dict[str, Any]:
     }
 
 
-def _members_as_of(app: Segflow, segs: dict[str, Segment], sid: str, at: datetime) -> list[str]:
-    if sid not in segs:
-        return []
-    seg = segs[sid]
-    if seg.mode == "static":
-        return app.registry.static_members(sid)
-    return app.batch(segs.values(), at, only=[sid]).members(sid)
+@dataclass(frozen=True)
+class EditDiff:
+    """Who a definition edit moves: profile ids entering and leaving (full lists)."""
+
+    segment_id: str
+    size_before: int
+    size_after: int
+    entering: list[str]
+    leaving: list[str]
+
+    @classmethod
+    def between(cls, segment_id: str, before: set[str], after: set[str]) -> EditDiff:
+        """The diff from members ``before`` to members ``after``."""
+        return cls(
+            segment_id, len(before), len(after), sorted(after - before), sorted(before - after)
+        )
 
 
-def draft_registry(app: Segflow, draft: Segment) -> dict[str, Segment]:
-    """The registry with ``draft`` in place (raises DefinitionError on cycles and
-    unknown references)."""
-    return app.registry.check([draft])
+class LiveMembers(Protocol):
+    """What this module needs of the live evaluator: its current members."""
 
-
-def _draft_members(
-    app: Segflow, segs: dict[str, Segment], draft: Segment, at: datetime
-) -> list[str]:
-    """Members of a draft not saved yet (a static draft: its list, or its condition as
-    of its snapshot instant)."""
-    if draft.mode == "static":
-        if draft.members is not None:
-            return app.registry.known_profiles(draft.members)[0]
-        segs[draft.id] = replace(draft, mode="realtime", snapshot_at=None)
-        return _members_as_of(app, segs, draft.id, draft.snapshot_at or at)
-    segs[draft.id] = draft
-    return _members_as_of(app, segs, draft.id, at)
+    def members(self, segment_id: str) -> list[str]: ...
 
 
 def preview(app: Segflow, draft: Segment, at: datetime | None = None) -> dict[str, Any]:
     """Size and a sample of members of an unsaved draft as of ``at`` (default now)."""
     at = at or utcnow()
-    members = _draft_members(app, draft_registry(app, draft), draft, at)
+    members = app.draft_members(draft, at=at)
     return {"size": len(members), "sample": members[:SAMPLE], "at": format_instant(at)}
+
+
+def edit_diffs(
+    app: Segflow,
+    drafts: Iterable[Segment],
+    at: datetime | None = None,
+    live: LiveMembers | None = None,
+    *,
+    changed_only: bool = True,
+) -> list[EditDiff]:
+    """Who each draft would move if saved as of ``at`` (default now), together with the
+    other drafts: before is the saved version's members (the live evaluator's when
+    ``live`` is given, else the batch evaluator's), after the draft's by the batch
+    evaluator.  Definitions identical to the saved one are left out unless
+    ``changed_only`` is False.  The one diff path of the CLI dry run, the API preview
+    and a save."""
+    at = at or utcnow()
+    items = list(drafts)
+    app.registry.check(items)
+    current = app.registry.current()
+    out: list[EditDiff] = []
+    for draft in items:
+        old = current.get(draft.id)
+        if (
+            changed_only
+            and old is not None
+            and old.definition_fingerprint() == draft.definition_fingerprint()
+        ):
+            continue
+        before: set[str] = set()
+        if old is not None:
+            before = set(live.members(draft.id) if live is not None else app.members(draft.id, at))
+        others = [s for s in items if s.id != draft.id]
+        after = set(app.draft_members(draft, others, at))
+        out.append(EditDiff.between(draft.id, before, after))
+    return out
 
 
 def edit_diff(app: Segflow, draft: Segment, at: datetime | None = None) -> EditDiff:
     """Who enters and leaves ``draft.id`` if ``draft`` replaced the current definition."""
-    at = at or utcnow()
-    current = app.registry.current()
-    before = set(_members_as_of(app, current, draft.id, at)) if draft.id in current else set()
-    after = set(_draft_members(app, draft_registry(app, draft), draft, at))
-    return EditDiff.between(draft.id, before, after)
+    (diff,) = edit_diffs(app, [draft], at, changed_only=False)
+    return diff
 
 
 # -- members pages --------------------------------------------------------------
@@ -115,20 +141,17 @@ def decode_cursor(cursor: str) -> tuple[datetime | None, str]:
 
 
 def current_members(
-    app: Segflow, live: LiveEvaluator | None, segment_id: str, at: datetime | None
+    app: Segflow, live: LiveMembers | None, segment_id: str, at: datetime | None
 ) -> list[str]:
     """Members now from the live evaluator (``at`` None), else the batch evaluator."""
     if at is None and live is not None:
         return live.members(segment_id)
-    segs = app.registry.current()
-    if segment_id not in segs:
-        raise KeyError(f"unknown segment {segment_id!r}")
-    return _members_as_of(app, segs, segment_id, at or utcnow())
+    return app.members(segment_id, at)
 
 
 def members_page(
     app: Segflow,
-    live: LiveEvaluator | None,
+    live: LiveMembers | None,
     segment_id: str,
     *,
     limit: int,
@@ -183,7 +206,7 @@ def last_sizes(app: Segflow) -> dict[str, int]:
 
 
 def export_file(
-    app: Segflow, live: LiveEvaluator | None, segment_id: str, fmt: str, at: datetime | None
+    app: Segflow, live: LiveMembers | None, segment_id: str, fmt: str, at: datetime | None
 ) -> tuple[Path, int]:
     """Members (live, or as of ``at``) with their current traits written to a temporary
     CSV or Parquet file (the caller streams it and deletes it)."""
