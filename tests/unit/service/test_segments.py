@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from segflow.model.changes import LoggedChange, Reason
 from segflow.service.handle import Segflow
 from segflow.service.segments import decode_cursor, encode_cursor, size_history
-from segflow.store.changes import MembershipChangeLog
+from segflow.store.duckdb.changes import MembershipChangeLog
 
 T0 = datetime(2026, 11, 20, 10, 0, 0)
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segflow.store.duckdb_store import DuckDBStore, Merge, connected_components
+from segflow.store.duckdb.store import DuckDBStore, Merge, connected_components
 from tests.helpers import assert_profile_numbers_hold
 
 

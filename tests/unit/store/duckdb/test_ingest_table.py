@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from segflow.model.time import utcnow
-from segflow.store.duckdb_store import DuckDBStore, IngestError, quote_ident
+from segflow.store.duckdb.store import DuckDBStore, IngestError, quote_ident
 
 
 @pytest.fixture

@@ -49,9 +49,9 @@ from segflow.model.events import (
     parse_message,
 )
 from segflow.model.time import utcnow
-from segflow.store.catalog import has_table, table_columns
-from segflow.store.changes import migrate as migrate_change_log
-from segflow.store.clustering import (
+from segflow.store.duckdb.catalog import has_table, table_columns
+from segflow.store.duckdb.changes import migrate as migrate_change_log
+from segflow.store.duckdb.clustering import (
     MARKS,
     TAIL_CHUNK_ROWS,
     clustered_upto,
@@ -61,10 +61,10 @@ from segflow.store.clustering import (
     rewrite_sorted,
     set_clustered,
 )
-from segflow.store.marks import events_seq, raise_events_seq
-from segflow.store.message_index import MessageIndex
-from segflow.store.numbers import NEXT_NUMBER, number_profiles
-from segflow.store.schema import DDL, LINK_TRAITS
+from segflow.store.duckdb.marks import events_seq, raise_events_seq
+from segflow.store.duckdb.message_index import MessageIndex
+from segflow.store.duckdb.numbers import NEXT_NUMBER, number_profiles
+from segflow.store.duckdb.schema import DDL, LINK_TRAITS
 
 __all__ = [
     "DEFAULT_PATH",
@@ -1441,7 +1441,7 @@ class DuckDBStore:
             clustered_upto(self.con, table)
         self.tail_chunk_rows = TAIL_CHUNK_ROWS
         """From this many rows a sorted load is a clustered run of its own, and
-        ``compact_tail`` re-sorts this many at a time (``store.clustering``)."""
+        ``compact_tail`` re-sorts this many at a time (``store.duckdb.clustering``)."""
         self.max_fields: int | None = None
         """Most distinct fields (dotted paths in the catalog) message loads may make
         (None: no limit).  A message bringing a field past it is refused: every field
@@ -1474,7 +1474,7 @@ class DuckDBStore:
         self.close()
 
     def _keep_event_codes(self) -> None:
-        """Add ``events.event_code`` (see ``store.schema``), numbering the names of
+        """Add ``events.event_code`` (see ``store.duckdb.schema``), numbering the names of
         events stored without it."""
         if "event_code" in table_columns(self.con, "events"):
             return
@@ -2159,7 +2159,7 @@ class DuckDBStore:
 
     def compact_tail(self, chunk: int | None = None) -> dict[str, int]:
         """Re-sort the oldest ``chunk`` rows stored since the last compaction, per table,
-        once that many have gathered (``store.clustering``): what keeps a server-fed
+        once that many have gathered (``store.duckdb.clustering``): what keeps a server-fed
         store clustered at the cost of the new rows only.  Returns the rows rewritten
         by table.  Checkpoints after a rewrite: the rewritten rows went to the file
         directly, not to the log, so the log-size trigger would leave the row groups
