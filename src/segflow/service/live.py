@@ -45,9 +45,9 @@ from segflow.realtime import (
 from segflow.service.handle import Segflow
 from segflow.store.duckdb.changes import MembershipChangeLog
 from segflow.store.duckdb.history import EventRow, HistoryReader, MessageFields, StoredTrait
+from segflow.store.duckdb.load import StoredEvents
 from segflow.store.duckdb.schema import LINK_TRAITS
 from segflow.store.duckdb.segments import SegmentRegistry
-from segflow.store.duckdb.store import StoredEvents
 
 US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000

@@ -16,7 +16,7 @@ from segflow.model.errors import DefinitionError, Problem
 from segflow.model.time import utcnow
 from segflow.plan.planner import check_references
 from segflow.store.duckdb.changes import MembershipChangeLog
-from segflow.store.duckdb.store import quote_ident, quote_str
+from segflow.store.duckdb.sql import quote_ident, quote_str
 
 
 class SegmentRegistry:

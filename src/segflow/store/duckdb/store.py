@@ -1,20 +1,11 @@
 """The embedded DuckDB store: event ingestion, identity resolution and reads.
 
-Every load stages its rows first and commits them in one transaction, so a file
-is stored whole or not at all.  Checking: JSON Lines in Python (orjson; the core
-fields of every line validated, so a problem names its line and field; lines go
-to DuckDB as Arrow tables), CSV/Parquet entirely in DuckDB (one view computes
-every row's problems).  The dynamic fields (every leaf of ``properties``,
-``context``, ``traits``) stay JSON text until DuckDB extracts them vectorised:
-each document is parsed once for all its paths, one scan fixes each new path's
-column type from its first value in input order, one more inserts.  Rows whose
-``message_id`` is stored already (or repeats within the load) are dropped with
-anti-joins (no index on the 100M-row events table); identities are resolved
-set-based (``connected_components``).
-
-User text never becomes SQL: column names are quoted identifiers
-(``quote_ident``), values are parameters, and the few places DuckDB takes no
-parameters (file paths, JSON keys inside generated expressions) use ``quote_str``.
+Every load stages its rows first (``staging_messages`` for JSON Lines and in-memory
+messages, ``staging_tables`` for CSV/Parquet) and commits them in one transaction, so a
+file is stored whole or not at all; ``fields`` types the dynamic fields on the way in.
+Rows whose ``message_id`` is stored already (or repeats within the load) are dropped
+with anti-joins (no index on the 100M-row events table); identities are resolved
+set-based (``identity.connected_components``).
 """
 
 from __future__ import annotations
@@ -23,11 +14,11 @@ import gc
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import duckdb
@@ -35,19 +26,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from segflow.model.events import (
-    ALIASES,
-    MAX_DEPTH,
-    MAX_PROBLEMS,
-    IngestError,
-    IngestProblem,
-    IngestReport,
-    Merge,
-    Message,
-    parse_message,
-)
+from segflow.model.events import IngestError, IngestProblem, IngestReport, Merge, Message
 from segflow.model.time import utcnow
 from segflow.store.duckdb.catalog import has_table, table_columns
 from segflow.store.duckdb.changes import migrate as migrate_change_log
@@ -61,98 +41,22 @@ from segflow.store.duckdb.clustering import (
     rewrite_sorted,
     set_clustered,
 )
+from segflow.store.duckdb.fields import Fields
+from segflow.store.duckdb.identity import connected_components
+from segflow.store.duckdb.load import NEW, ROOTS, TRAIT_STAGE, VALID, FieldInfo, Load, StoredEvents
 from segflow.store.duckdb.marks import events_seq, raise_events_seq
 from segflow.store.duckdb.message_index import MessageIndex
 from segflow.store.duckdb.numbers import NEXT_NUMBER, number_profiles
 from segflow.store.duckdb.schema import DDL, LINK_TRAITS
-
-__all__ = [
-    "DEFAULT_PATH",
-    "DuckDBStore",
-    "FieldInfo",
-    "IngestError",
-    "IngestProblem",
-    "IngestReport",
-    "Merge",
-    "StoredEvents",
-    "connected_components",
-    "message_of_row",
-    "quote_ident",
-    "quote_str",
-]
+from segflow.store.duckdb.sql import quote_ident
+from segflow.store.duckdb.staging_messages import MessageStager
+from segflow.store.duckdb.staging_tables import TableStager
+from segflow.store.protocols import Progress, StrPath
 
 DEFAULT_PATH: Final = "segflow.duckdb"
-BATCH_ROWS: Final = 65_536
-STAGE_ROWS: Final = 1_000_000
-"""Rows collected as Arrow before they are appended to the staging table."""
-KEEP_TEMPS_ROWS: Final = 100_000
-"""Up to this many staged rows, a committed message load keeps its temporary tables."""
 READ_BYTES: Final = 8 << 20
-ROOTS: Final = ("properties", "context", "traits")
-STEPS: Final = 5
-"""Progress steps of a table load."""
-
-StrPath = str | os.PathLike[str]
-Progress = Callable[[int, int], None]
-
-_STAGE: Final = "_sf_stage"
-_VALID: Final = "_sf_valid"
-"""The staged rows that passed validation."""
-_NEW: Final = "_sf_new"
-"""The valid rows not stored yet (and first of their message id in the load)."""
-_TSTAGE: Final = "_sf_tstage"
-_CORE: Final = (
-    ("message_id", "VARCHAR", pa.string()),
-    ("type", "VARCHAR", pa.string()),
-    ("event", "VARCHAR", pa.string()),
-    ("user_id", "VARCHAR", pa.string()),
-    ("anonymous_id", "VARCHAR", pa.string()),
-    ("previous_id", "VARCHAR", pa.string()),
-    ("group_id", "VARCHAR", pa.string()),
-    ("timestamp", "TIMESTAMP", pa.timestamp("us")),
-    ("received_at", "TIMESTAMP", pa.timestamp("us")),
-    ("sent_at", "TIMESTAMP", pa.timestamp("us")),
-)
-
-
 DEMO_MARK: Final = "segflow_demo"
 """A table ``segflow demo`` leaves in its store: a later demo may replace that store."""
-
-
-def quote_ident(name: str) -> str:
-    """A SQL identifier for any text (embedded quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_str(text: str) -> str:
-    """A SQL string literal, for the places DuckDB accepts no parameters."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def connected_components(
-    n: int, u: npt.NDArray[np.int64], v: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
-    """Label each of ``n`` nodes with the smallest node id of its component.
-
-    Vectorised union-find: hook every edge's larger root under the smaller one,
-    compress paths fully, repeat until no edge joins two roots.  Identity graphs
-    are mostly stars, so this settles in a handful of rounds even for millions.
-    """
-    parent = np.arange(n, dtype=np.int64)
-    while len(u):
-        pu, pv = parent[u], parent[v]
-        lo, hi = np.minimum(pu, pv), np.maximum(pu, pv)
-        live = lo != hi
-        if not live.any():
-            break
-        np.minimum.at(parent, hi[live], lo[live])
-        while True:
-            nxt = parent[parent]
-            if np.array_equal(nxt, parent):
-                break
-            parent = nxt
-        u, v = u[live], v[live]
-    return parent
 
 
 @contextmanager
@@ -168,1244 +72,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@dataclass(slots=True)
-class FieldInfo:
-    """A ``field_catalog`` row: the column type of a dotted path and whether some of
-    its values live in ``extra`` instead."""
-
-    type: str
-    overflow: bool = False
-
-
-@dataclass
-class _Load:
-    """What one load will change, applied by ``DuckDBStore._commit``."""
-
-    new_fields: dict[str, str] = field(default_factory=dict)
-    overflow: set[str] = field(default_factory=set)
-    select: dict[str, str] = field(default_factory=dict)
-    """events column -> SQL over the staged row ``s`` (default: the stage column)."""
-    source: str = _NEW
-    """The relation the staged rows are read from (the stage plus extracted leaves)."""
-    has_traits: bool = True
-    """Whether the staged rows can hold trait writes (False: no trait rows to insert)."""
-    repeats: list[int] | None = None
-    """Lines repeating the message id of an earlier line of the load, when the stager
-    knew every id (in-memory messages); None: found in SQL."""
-    names: set[str] | None = None
-    """The load's event names, when the stager knew them; None: read from the stage."""
-    stage_columns: list[str] | None = None
-    """The staging table's columns, when the stager knew them."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvents:
-    """The events one committed message load added, described for the live evaluator
-    (``LiveEvaluator.catch_up``) so that it need not read them back from DuckDB.
-
-    ``rows`` are (seq, profile id after identity resolution, timestamp in µs, the
-    parsed message) in ``seq`` order, every event with ``after_seq < seq <= upto_seq``;
-    ``fields`` is the field catalog after the load (it says which stored column, typed
-    or ``extra``, a value was read back from).  ``plain`` is False when some object key
-    holds a dot (a dotted path could then name two values): readers must not rebuild
-    field values from the messages then."""
-
-    after_seq: int
-    upto_seq: int
-    rows: list[tuple[int, str, int, Message]]
-    fields: dict[str, FieldInfo]
-    columns: frozenset[str]
-    """The events table's column names, lower case."""
-    traits: int
-    """Trait rows the load wrote (with its events)."""
-    merges: int
-    plain: bool
-
-
-# -- JSON Lines / in-memory messages ---------------------------------------------
-
-
-class _MessageStager:
-    """Validated messages -> Arrow tables -> the staging table.
-
-    Python checks the core fields of every message (that is what names the line
-    and field of a problem); ``properties``/``context``/``traits`` stay JSON text
-    (for JSON Lines, the line itself, sliced zero-copy out of the block read) and
-    are flattened by DuckDB afterwards.
-    """
-
-    def __init__(
-        self, store: DuckDBStore, source: str, skip_invalid: bool, json_values: bool = False
-    ) -> None:
-        self.store = store
-        self.source = source
-        self.skip_invalid = skip_invalid
-        self.json_values = json_values
-        """In-memory messages straight from a JSON parser: their values are JSON by
-        construction, so they are checked like JSON Lines (core fields only)."""
-        self.by_line: dict[int, Message] | None = None
-        """Set to a dict to keep every staged message by its line (``StoredEvents``)."""
-        self.problems: list[IngestProblem] = []
-        self.problem_count = 0
-        self.read = 0
-        self.invalid = 0
-        self.staged = 0
-        self.now = utcnow()
-        self.tables: list[pa.Table] = []
-        self.pending = 0
-        self.shapes: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
-        self.blocks = False
-        """Whether JSON Lines blocks were added (then ids and names are left to SQL)."""
-        self.fresh: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = (
-            None if store.max_fields is None else []
-        )
-        """The shapes the current message added (only with a limit on fields)."""
-        self.new_paths: set[str] = set()
-        """Fields this load adds to the catalog (counted against ``max_fields``)."""
-        self.ids: dict[str, int] = {}
-        """In-memory messages: message id -> first line (repeats are known here)."""
-        self.repeats: list[int] = []
-        self.names: set[str] = set()
-        self._reset()
-
-    def _reset(self) -> None:
-        self.lines: list[int] = []
-        self.core: list[list[Any]] = [[] for _ in _CORE]
-        self.keep: list[int] = []
-        self.raw: list[bytes | None] = []
-        self.overrides: dict[int, bytes] = {}
-
-    def problem(self, p: IngestProblem, line: int) -> None:
-        self.problem_count += 1
-        if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append(p.at(self.source, line))
-
-    @property
-    def rejecting(self) -> bool:
-        """Whether this source will store nothing (then lines are only validated)."""
-        return bool(self.problem_count) and not self.skip_invalid
-
-    # -- input ------------------------------------------------------------------------
-    def add_block(self, block: bytes, line: int) -> int:
-        """Whole lines (``block`` ends with a newline) starting at line ``line + 1``;
-        returns the number of the last line."""
-        self.blocks = True
-        pieces = block.split(b"\n")
-        pieces.pop()
-        for i, data in enumerate(pieces):
-            line += 1
-            if not data or data.isspace():
-                continue
-            self.read += 1
-            try:
-                raw = orjson.loads(data)
-            except orjson.JSONDecodeError as e:
-                self.invalid += 1
-                self.problem(
-                    IngestProblem("", f"malformed JSON: {e.msg} at column {e.colno}"), line
-                )
-                continue
-            try:
-                msg = parse_message(raw, flatten=False)
-            except IngestError as e:
-                self._invalid(e, line)
-                continue
-            if self.rejecting:
-                continue
-            try:
-                if msg.type in ("page", "screen") and ("name" in raw or "category" in raw):
-                    self.overrides[len(self.keep)] = _objects_json(msg)  # name moved
-                    raw = {**raw, "properties": msg.properties}
-                for root in ROOTS:
-                    obj = raw.get(root)
-                    if obj:
-                        self._shape((root,), obj)
-            except (_TooDeep, TypeError) as e:  # TypeError: orjson's own depth limit
-                self.overrides.pop(len(self.keep), None)
-                self.invalid += 1
-                self.problem(
-                    IngestProblem(
-                        str(e.args[0]) if isinstance(e, _TooDeep) else "",
-                        f"nested more than {MAX_DEPTH} levels deep",
-                    ),
-                    line,
-                )
-                continue
-            self.keep.append(i)
-            self._core(msg, line)
-        if self.keep:
-            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
-            offsets = np.empty(len(ends) + 1, dtype=np.int32)
-            offsets[0] = 0
-            offsets[1:] = ends + 1
-            lines = pa.StringArray.from_buffers(
-                len(ends), pa.py_buffer(offsets.tobytes()), pa.py_buffer(block)
-            )
-            self._table(lines.take(pa.array(self.keep, pa.int64())))
-        self._reset()
-        return line
-
-    def add_object(self, raw: object, line: int) -> None:
-        """One in-memory message: fully checked (its values need not be JSON)."""
-        self.read += 1
-        try:
-            msg = parse_message(raw, flatten=not self.json_values)
-        except IngestError as e:
-            self._invalid(e, line)
-            return
-        if self.rejecting:
-            return
-        if self.json_values:
-            try:
-                for root in ROOTS:
-                    obj = getattr(msg, root)
-                    if obj:
-                        self._shape((root,), obj)
-                text = _objects_json(msg)
-            except (_TooDeep, TypeError) as e:  # TypeError: orjson's own depth limit
-                self._forget_fresh()
-                self.invalid += 1
-                where = str(e.args[0]) if isinstance(e, _TooDeep) else ""
-                self.problem(
-                    IngestProblem(where, f"nested more than {MAX_DEPTH} levels deep"), line
-                )
-                return
-        else:
-            for root in ROOTS:
-                obj = getattr(msg, root)
-                if obj:
-                    self._any_shape((root,), obj)
-            text = _objects_json(msg)
-        if self.fresh:
-            beyond = self._new_fields(msg)
-            if beyond is not None:
-                self.invalid += 1
-                self.problem(beyond, line)
-                return
-        self.raw.append(text)
-        self._core(msg, line)
-        if self.ids.setdefault(msg.message_id, line) != line:
-            self.repeats.append(line)
-        if msg.event is not None:
-            self.names.add(msg.event)
-        if self.by_line is not None:
-            self.by_line[line] = msg
-        if len(self.lines) >= BATCH_ROWS:
-            self.flush_objects()
-
-    def flush_objects(self) -> None:
-        if self.lines:
-            self._table(pa.array(self.raw, pa.binary()).cast(pa.string()))
-        self._reset()
-
-    def _shape(self, prefix: tuple[str, ...], obj: dict[str, Any]) -> None:
-        """Note the keys of an object and of the objects inside it: this is how the
-        paths of the dynamic fields are found (one set lookup per object; values
-        are typed later, in SQL)."""
-        if len(prefix) > MAX_DEPTH:
-            raise _TooDeep(".".join(prefix[:-1]))
-        self._note((prefix, tuple(obj)))
-        for k, v in obj.items():
-            if type(v) is dict and v:
-                self._shape((*prefix, k), v)
-
-    def _any_shape(self, prefix: tuple[str, ...], obj: Mapping[str, Any]) -> None:
-        self._note((prefix, tuple(obj)))
-        for k, v in obj.items():
-            if isinstance(v, Mapping) and v:
-                self._any_shape((*prefix, k), v)
-
-    def _note(self, shape: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
-        if self.fresh is None:
-            self.shapes.add(shape)
-        elif shape not in self.shapes:
-            self.shapes.add(shape)
-            self.fresh.append(shape)
-
-    def _forget_fresh(self) -> None:
-        """Drop the shapes a refused message added (a later message with the same
-        shape is checked again)."""
-        if self.fresh:
-            self.shapes.difference_update(self.fresh)
-            self.fresh.clear()
-
-    def _new_fields(self, msg: Message) -> IngestProblem | None:
-        """Count the fields first seen in ``msg`` (from its new shapes) against the
-        store's ``max_fields``; the problem naming the first field past the limit,
-        or None (then they count for the rest of the load)."""
-        assert self.fresh is not None and self.store.max_fields is not None
-        known = self.store._fields
-        added: dict[str, None] = {}
-        for prefix, keys in self.fresh:
-            obj: Mapping[str, Any] = getattr(msg, prefix[0])
-            for k in prefix[1:]:
-                obj = obj[k]
-            for k in keys:
-                v = obj[k]
-                if isinstance(v, Mapping) and v:
-                    continue  # an object: its leaves are the fields
-                path = ".".join((*prefix, k))
-                if path not in known and path not in self.new_paths:
-                    added[path] = None
-        limit = self.store.max_fields
-        room = limit - len(known) - len(self.new_paths)
-        if len(added) <= room:
-            self.new_paths.update(added)
-            self.fresh.clear()
-            return None
-        self._forget_fresh()
-        first = list(added)[max(room, 0)]
-        return IngestProblem(
-            first,
-            f"a new field, past the limit of {limit:,} distinct fields"
-            " (fields already known are still accepted)",
-        )
-
-    def paths(self) -> list[tuple[str, ...]]:
-        """Every key path seen (objects included), sorted."""
-        return sorted({(*prefix, k) for prefix, keys in self.shapes for k in keys})
-
-    def _invalid(self, e: IngestError, line: int) -> None:
-        self.invalid += 1
-        for p in e.problems:
-            self.problem(p, line)
-
-    def _core(self, msg: Message, line: int) -> None:
-        self.lines.append(line)
-        core = self.core
-        core[0].append(msg.message_id)
-        core[1].append(msg.type)
-        core[2].append(msg.event)
-        core[3].append(msg.user_id)
-        core[4].append(msg.anonymous_id)
-        core[5].append(msg.previous_id)
-        core[6].append(msg.group_id)
-        core[7].append(msg.timestamp)
-        core[8].append(msg.received_at or self.now)
-        core[9].append(msg.sent_at)
-
-    # -- staging ----------------------------------------------------------------------
-    def _table(self, raw: pa.Array[Any]) -> None:
-        arrays: dict[str, pa.Array[Any]] = {"_line": pa.array(self.lines, pa.int64())}
-        for (name, _, typ), values in zip(_CORE, self.core, strict=True):
-            arrays[name] = pa.array(values, typ)
-        if self.overrides:
-            fixed: list[str | None] = [None] * len(raw)
-            for i, text in self.overrides.items():
-                fixed[i] = text.decode()
-            raw = pc.coalesce(pa.array(fixed, pa.string()), raw)
-        arrays["_raw"] = raw
-        self.tables.append(pa.table(arrays))
-        self.pending += len(self.lines)
-        if self.pending >= STAGE_ROWS:
-            self._write()
-
-    def _write(self) -> None:
-        """Move the collected Arrow tables into the staging table (few big inserts:
-        DuckDB appends far faster in bulk than batch by batch)."""
-        if not self.tables:
-            return
-        con = self.store.con
-        con.register("_sf_batch", pa.concat_tables(self.tables))
-        try:
-            if self.staged:
-                con.execute(f"INSERT INTO {_STAGE} SELECT * FROM _sf_batch")
-            else:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {_STAGE} AS SELECT * FROM _sf_batch")
-        finally:
-            con.unregister("_sf_batch")
-        self.staged += self.pending
-        self.tables, self.pending = [], 0
-
-    def finish(self, started: float) -> IngestReport:
-        committed = False
-        try:
-            self.flush_objects()
-            if not self.rejecting:
-                self._write()
-            report = IngestReport(
-                sources=[self.source],
-                read=self.read,
-                invalid=self.invalid,
-                problems=list(self.problems),
-                problem_count=self.problem_count,
-            )
-            if self.rejecting:
-                report.rejected.append(self.source)
-            elif self.staged:
-                con = self.store.con
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {_VALID} AS SELECT * FROM {_STAGE}")
-                roots = {r: ("s._raw", f"/{r}") for r in ROOTS}
-                load = _Load()
-                if not self.blocks:  # in-memory messages: the stager saw every id and name
-                    load.repeats, load.names = self.repeats, self.names
-                    load.stage_columns = ["_line", *(c for c, _, _ in _CORE), "_raw"]
-                fields = _Fields(
-                    self.store,
-                    load,
-                    [],
-                    roots,
-                    csv=False,
-                    known=self.paths(),
-                    # in-memory groups (the server's): a file is typed per leaf
-                    materialize=not self.blocks and self.staged <= KEEP_TEMPS_ROWS,
-                )
-                plain = all("." not in k for _, keys in self.shapes for k in keys)
-                self.store._commit(fields, report, self.by_line, plain)
-                committed = True
-        finally:
-            # A small committed load's temporaries are left for the next load to replace:
-            # finding and dropping them would add two statements to every group commit.
-            if not committed or self.staged > KEEP_TEMPS_ROWS:
-                self.store._drop_temps()
-        report.seconds = time.perf_counter() - started
-        return report
-
-
 def _unreadable(source: str, e: OSError) -> IngestReport:
     problem = IngestProblem("", f"cannot read: {e.strerror or e}", source)
     return IngestReport(sources=[source], rejected=[source], problems=[problem], problem_count=1)
-
-
-class _TooDeep(Exception):
-    """An object nested deeper than ``MAX_DEPTH`` (args[0]: where)."""
-
-
-def _objects_json(msg: Message) -> bytes:
-    """The message's non-empty objects as one JSON document (an empty one is left out:
-    ``"traits"`` in the text then means the message may write traits, which is how
-    trait rows are found without parsing every document)."""
-    doc = {}
-    if msg.properties:
-        doc["properties"] = msg.properties
-    if msg.context:
-        doc["context"] = msg.context
-    if msg.traits:
-        doc["traits"] = msg.traits
-    return orjson.dumps(doc, default=_json_default)
-
-
-def _put(tree: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``value`` at a dotted path in a nested dict (later keys win on clashes)."""
-    parts = path.split(".")
-    node = tree
-    for p in parts[:-1]:
-        nxt = node.get(p)
-        if not isinstance(nxt, dict):
-            nxt = node[p] = {}
-        node = nxt
-    node[parts[-1]] = value
-
-
-def _json_default(v: object) -> Any:
-    if isinstance(v, Mapping):
-        return dict(v)
-    if isinstance(v, tuple):
-        return list(v)
-    if isinstance(v, datetime):
-        return v.isoformat()
-    raise TypeError(f"not a JSON value ({type(v).__name__})")
-
-
-def _column_ok(path: str, lower: set[str]) -> bool:
-    """Whether a path can have its own column: DuckDB names are case-insensitive
-    and cannot hold NUL, so such paths live in ``extra`` only (catalog type JSON)."""
-    return "\x00" not in path and path.lower() not in lower
-
-
-# -- dynamic fields ------------------------------------------------------------------
-
-
-@dataclass
-class _Leaf:
-    """A dynamic field: a dotted table column, or a path inside a JSON document."""
-
-    path: str
-    raw: str
-    """DOUBLE | BOOLEAN | VARCHAR | JSON for a dotted column (its whole-column type),
-    PER_VALUE for a JSON leaf (each value has its own JSON type)."""
-    value: str
-    """SQL over the staged row ``s``: the value; for PER_VALUE its minified JSON text
-    (NULL when absent), whose first character tells its type."""
-
-
-_DIGITS: Final = "('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
-
-
-def _column_type(v: str) -> str:
-    """SQL: the column type a JSON value (minified text) asks for; NULL for null,
-    objects and absent values."""
-    c = f"left({v}, 1)"
-    return (
-        f"CASE WHEN {c} = '\"' THEN 'VARCHAR' WHEN {c} IN ('t', 'f') THEN 'BOOLEAN'"
-        f" WHEN {c} = '[' THEN 'JSON' WHEN {c} IN {_DIGITS} THEN 'DOUBLE' END"
-    )
-
-
-_KIND_BITS: Final = {1: "DOUBLE", 2: "BOOLEAN", 4: "VARCHAR", 8: "JSON"}
-
-
-def _kind_bit(v: str) -> str:
-    """SQL: ``_column_type`` as one bit (0 for null/object/absent), for ``bit_or``:
-    the cheapest way to learn every type a path holds in one scan."""
-    return (
-        f"CASE coalesce(ascii({v}), 110) WHEN 34 THEN 4 WHEN 116 THEN 2 WHEN 102 THEN 2"
-        " WHEN 91 THEN 8 WHEN 123 THEN 0 WHEN 110 THEN 0 ELSE 1 END"
-    )
-
-
-def _json_text(v: str) -> str:
-    """SQL: a JSON string value as text (unescaped only when it has escapes)."""
-    return (
-        f"CASE WHEN contains({v}, '\\') THEN json_extract_string({v}, '$')"
-        f" ELSE substr({v}, 2, length({v}) - 2) END"
-    )
-
-
-def _typed_sql(lf: _Leaf, ctype: str, mixed: bool) -> tuple[str | None, tuple[str, str] | None]:
-    """The typed column's value for a leaf, and (condition, JSON value) of what goes
-    to ``extra`` instead (None when this load has no value of another type).  The
-    JSON value is only computed where the condition holds (DuckDB evaluates CASE
-    branches on the matching rows only)."""
-    v = lf.value
-    if lf.raw == "PER_VALUE":
-        if ctype == "JSON":
-            return None, (f"{_column_type(v)} IS NOT NULL", f"CAST({v} AS JSON)")
-        typed = {
-            "DOUBLE": f"TRY_CAST({v} AS DOUBLE)",
-            "BOOLEAN": f"CASE {v} WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE END",
-            "VARCHAR": f"CASE WHEN left({v}, 1) = '\"' THEN {_json_text(v)} END",
-        }[ctype]
-        if not mixed:
-            return typed, None
-        return typed, (f"{_column_type(v)} <> '{ctype}'", f"CAST({v} AS JSON)")
-    if lf.raw == ctype and ctype != "JSON":
-        return v, None
-    if lf.raw == "JSON":
-        return None, (f"{v} IS NOT NULL", f"CAST({v} AS JSON)")
-    return None, (f"{v} IS NOT NULL", f"to_json({v})")
-
-
-def _nest(path: str, value: str) -> str:
-    """SQL: a JSON object holding ``value`` at the dotted path (a NULL value is
-    removed again by ``json_merge_patch``)."""
-    out = value
-    for part in reversed(path.split(".")):
-        out = f"json_object({quote_str(part)}, {out})"
-    return out
-
-
-def _pointer_key(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-class _Fields:
-    """Finds, types and extracts the dynamic fields of the new rows, in SQL.
-
-    ``roots`` maps ``properties``/``context``/``traits`` to (SQL of the JSON
-    document holding it, JSON pointer of it inside that document).  Paths are
-    ``known`` (messages: their key shapes were noted while parsing) or found level
-    by level with ``json_keys`` (JSON columns of tables).  One scan learns every
-    type each path holds (``bit_or`` of one bit per JSON type; the minified JSON
-    text's first character tells the type); a new path whose values disagree gets
-    the type of its first value in input order (one more scan, only then); paths
-    that see other types than their column's are marked ``overflow``.  The
-    results are SQL expressions for the insert (typed columns, ``extra``) and the
-    trait rows.  Each document is parsed once for all its paths
-    (``json_extract`` with a list of pointers), never once per path.
-    """
-
-    def __init__(
-        self,
-        store: DuckDBStore,
-        load: _Load,
-        dotted: list[_Leaf],
-        roots: dict[str, tuple[str, str]],
-        csv: bool,
-        known: list[tuple[str, ...]] | None = None,
-        step: Callable[[], None] | None = None,
-        materialize: bool = False,
-    ) -> None:
-        self.store = store
-        self.known = known
-        self.step = step or (lambda: None)
-        self.con = store.con
-        self.load = load
-        self.dotted = dotted
-        self.roots = roots
-        self.csv = csv
-        self.docs: list[str] = list(dict.fromkeys(doc for doc, _ in roots.values()))
-        self.ptrs: list[list[str]] = [[] for _ in self.docs]
-        self.json_paths: dict[str, list[tuple[int, int]]] = {}
-        self.leaves: list[_Leaf] = []
-        self.materialize = materialize
-        """Extract every leaf once into a temporary table (see ``_extract_once``)."""
-        self._stage = _NEW
-        """The relation ``source`` reads: the new rows, or them with their leaves."""
-        self._extracted = False
-
-    def run(self) -> None:
-        self.discover()
-        if self.materialize:
-            self._extract_once()
-        self.decide()
-        self.step()
-        self.traits()
-        self.step()
-
-    # -- discovery --------------------------------------------------------------------
-    def discover(self) -> None:
-        if self.known is not None:
-            for keys in self.known:
-                doc, ptr = self.roots[keys[0]]
-                rest = "".join(f"/{_pointer_key(k)}" for k in keys[1:])
-                self._add(self.docs.index(doc), ptr + rest, ".".join(keys))
-        else:
-            self._discover_sql()
-        taken = {lf.path for lf in self.dotted}
-        self.leaves = list(self.dotted)
-        for path, sources in self.json_paths.items():
-            if path in taken:
-                continue  # a dotted column wins over the same path in a JSON column
-            parts = [f"s._x{d}_{i + 1}" for d, i in sources]
-            value = parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
-            self.leaves.append(_Leaf(path, "PER_VALUE", value))
-
-    def _discover_sql(self) -> None:
-        """Key paths of the JSON columns, level by level with ``json_keys``."""
-        frontier: list[list[tuple[str, str]]] = [[] for _ in self.docs]
-        for root, (doc, ptr) in self.roots.items():
-            frontier[self.docs.index(doc)].append((ptr, root))
-        for _ in range(64):
-            if not any(frontier):
-                break
-            cols = [
-                f"json_keys({doc}, [{', '.join(quote_str(p or '$') for p, _ in level)}])"
-                if level
-                else "NULL"
-                for doc, level in zip(self.docs, frontier, strict=True)
-            ]
-            rows = self.con.execute(f"SELECT DISTINCT {', '.join(cols)} FROM {_NEW} s").fetchall()
-            nxt: list[list[tuple[str, str]]] = [[] for _ in self.docs]
-            for d, level in enumerate(frontier):
-                seen: dict[tuple[str, str], None] = {}
-                for row in rows:
-                    for (ptr, path), keys in zip(level, row[d] or [None] * len(level), strict=True):
-                        for key in keys or ():
-                            seen[(f"{ptr}/{_pointer_key(key)}", f"{path}.{key}")] = None
-                for child in sorted(seen):
-                    self._add(d, *child)
-                    nxt[d].append(child)
-            frontier = nxt
-
-    def _add(self, doc: int, ptr: str, path: str) -> None:
-        ptrs = self.ptrs[doc]
-        self.json_paths.setdefault(path, []).append((doc, len(ptrs)))
-        ptrs.append(ptr)
-
-    def source(self, *sql: str, where: str = "") -> str:
-        """The stage plus the leaf values the SQL refers to (``s._x<doc>_<n>``):
-        each document is parsed once for all those paths (``json_extract`` with a
-        list), and each value becomes a column of its own."""
-        used = " ".join(sql)
-        lists, items = [], []
-        for d, (doc, ptrs) in enumerate(zip(self.docs, self.ptrs, strict=True)):
-            wanted = [i for i in range(1, len(ptrs) + 1) if re.search(rf"s\._x{d}_{i}\b", used)]
-            if wanted and self._extracted:  # the lists are columns of the stage
-                items += [f"s._l{d}[{i}] AS _x{d}_{i}" for i in wanted]
-            elif wanted:
-                arg = ", ".join(quote_str(ptrs[i - 1]) for i in wanted)
-                lists.append(f"CAST(json_extract({doc}, [{arg}]) AS VARCHAR[]) AS _l{d}")
-                items += [f"s._l{d}[{j}] AS _x{d}_{i}" for j, i in enumerate(wanted, 1)]
-        cond = f" WHERE {where}" if where else ""
-        if not lists:
-            if items:
-                return f"(SELECT s.*, {', '.join(items)} FROM {self._stage} s{cond})"
-            return f"(SELECT * FROM {self._stage} s{cond})" if where else self._stage
-        return (
-            f"(SELECT s.*, {', '.join(items)} FROM"
-            f" (SELECT s.*, {', '.join(lists)} FROM {self._stage} s{cond}) s)"
-        )
-
-    def _long_sources(self) -> list[tuple[int, int]] | None:
-        """Each leaf's (document, 1-based list position) when the leaves are extracted
-        and each comes from one document: statements can then work on the unnested
-        lists (one row per value) with one expression each, instead of one expression
-        per leaf.  DuckDB takes several times longer to plan a statement with forty
-        leaves' expressions than to run it on a server group."""
-        if not self._extracted:
-            return None
-        out: list[tuple[int, int]] = []
-        for lf in self.leaves:
-            m = re.fullmatch(r"s\._x(\d+)_(\d+)", lf.value)
-            if lf.raw != "PER_VALUE" or m is None:
-                return None
-            out.append((int(m.group(1)), int(m.group(2))))
-        return out
-
-    def _unnested(self, where: str = "") -> str:
-        """The extracted leaf values, one row each: ``(_line, type, d, i, v)``."""
-        cond = f" WHERE {where}" if where else ""
-        return " UNION ALL ".join(
-            f"SELECT s._line, s.type, {d} AS d, generate_subscripts(s._l{d}, 1) AS i,"
-            f" unnest(s._l{d}) AS v FROM {self._stage} s{cond}"
-            for d, ptrs in enumerate(self.ptrs)
-            if ptrs
-        )
-
-    def _extract_once(self) -> None:
-        """Parse each JSON document once for every leaf, into ``_sf_leaves`` (the new
-        rows plus one list of leaf values per document).  The type scan, the insert
-        and the trait rows then read columns instead of each parsing the documents
-        again, and the first and last can work on the unnested lists (see
-        ``_long_sources``)."""
-        lists = [
-            f"CAST(json_extract({doc}, [{', '.join(quote_str(p) for p in ptrs)}])"
-            f" AS VARCHAR[]) AS _l{d}"
-            for d, (doc, ptrs) in enumerate(zip(self.docs, self.ptrs, strict=True))
-            if ptrs
-        ]
-        if not lists:
-            return
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _sf_leaves AS SELECT s.*, {', '.join(lists)}"
-            f" FROM {_NEW} s"
-        )
-        self._stage = "_sf_leaves"
-        self._extracted = True
-
-    # -- types --------------------------------------------------------------------------
-    def decide(self) -> None:
-        """Fix each leaf's column type and the SQL filling its column and ``extra``."""
-        if not self.leaves:
-            return
-        aggs: list[str] = []
-        for lf in self.leaves:
-            if lf.raw == "VARCHAR" and self.csv:
-                v = lf.value
-                aggs += [
-                    f"count({v})",
-                    f"coalesce(bool_and(lower({v}) IN ('true', 'false')), FALSE)",
-                    f"coalesce(bool_and(coalesce(isfinite(TRY_CAST({v} AS DOUBLE)), FALSE)),"
-                    " FALSE)",
-                ]
-            elif lf.raw == "PER_VALUE":
-                aggs += [f"bit_or({_kind_bit(lf.value)})", "NULL", "NULL"]
-            else:
-                aggs += [f"count({lf.value})", "NULL", "NULL"]
-        long = self._long_sources()
-        if long is not None:  # one bit_or per leaf over the unnested lists: a small plan
-            bits = {
-                (int(d), int(i)): b
-                for d, i, b in self.con.execute(
-                    f"SELECT d, i, bit_or({_kind_bit('v')}) FROM ({self._unnested()}) GROUP BY d, i"
-                ).fetchall()
-            }
-            row: tuple[Any, ...] = tuple(x for src in long for x in (bits.get(src, 0), None, None))
-        else:
-            scan = self.con.execute(f"SELECT {', '.join(aggs)} FROM {self.source(*aggs)} s")
-            row = scan.fetchone() or ()
-        fields = self.store._fields
-        kinds: dict[int, set[str]] = {}
-        for i, lf in enumerate(self.leaves):
-            a, b, c = row[3 * i : 3 * i + 3]
-            if lf.raw == "PER_VALUE":
-                if a:
-                    kinds[i] = {name for bit, name in _KIND_BITS.items() if a & bit}
-            elif a:  # an all-empty column adds nothing
-                if lf.raw == "VARCHAR" and self.csv:
-                    if b:
-                        lf.raw, lf.value = "BOOLEAN", f"(lower({lf.value}) = 'true')"
-                    elif c:
-                        lf.raw, lf.value = "DOUBLE", f"CAST({lf.value} AS DOUBLE)"
-                kinds[i] = {lf.raw}
-        first = {i: next(iter(ks)) for i, ks in kinds.items() if len(ks) == 1}
-        mixed = [
-            i
-            for i, ks in kinds.items()
-            if len(ks) > 1
-            and self.leaves[i].path not in fields
-            and self.leaves[i].path not in self.load.new_fields
-        ]
-        if mixed:  # a new path whose values differ in type: the first one decides
-            ks_sql = [_column_type(self.leaves[i].value) for i in mixed]
-            firsts = [f"arg_min({k}, s._line) FILTER (WHERE {k} IS NOT NULL)" for k in ks_sql]
-            got = self.con.execute(
-                f"SELECT {', '.join(firsts)} FROM {self.source(*ks_sql)} s"
-            ).fetchone()
-            assert got is not None
-            first.update(zip(mixed, (str(x) for x in got), strict=True))
-        lower = set(self.store._lower)
-        spills: list[tuple[str, str, str]] = []
-        for i, lf in enumerate(self.leaves):
-            if i not in kinds:
-                continue  # only nulls and objects (or nothing): no column
-            info = fields.get(lf.path)
-            ctype = info.type if info is not None else self.load.new_fields.get(lf.path)
-            if ctype is None:
-                ctype = first.get(i, "JSON")
-                if ctype != "JSON" and not _column_ok(lf.path, lower):
-                    ctype = "JSON"
-                self.load.new_fields[lf.path] = ctype
-                if ctype != "JSON":
-                    lower.add(lf.path.lower())
-            mixed_here = bool(kinds[i] - {ctype})
-            if mixed_here:
-                self.load.overflow.add(lf.path)
-            typed, spill = _typed_sql(lf, ctype, mixed_here)
-            if typed is not None:
-                self.load.select[lf.path] = typed
-            if spill is not None:
-                spills.append((lf.path, *spill))
-        if spills:
-            cond = " OR ".join(f"coalesce({c}, FALSE)" for _, c, _ in spills)
-            patch = ", ".join(_nest(p, f"CASE WHEN {c} THEN {v} END") for p, c, v in spills)
-            self.load.select["extra"] = (
-                f"CASE WHEN {cond} THEN CAST(json_merge_patch('{{}}', {patch}) AS VARCHAR) END"
-            )
-        self.load.source = self.source(*self.load.select.values())
-
-    # -- traits -------------------------------------------------------------------------
-    def traits(self) -> None:
-        """One trait row per (row, key) from ``traits.*`` of identify rows and
-        ``context.traits.*`` of any row; identify traits win a clash."""
-        items: list[str] = []
-        wanted = ["s.type = 'identify'"]  # rows that can hold trait writes
-        for root, (doc, _) in self.roots.items():
-            if root == "context":
-                wanted.append(f"contains({doc}, '\"traits\"')")
-        for lf in self.dotted:
-            if lf.path.startswith("context.traits."):
-                wanted.append(f"{lf.value} IS NOT NULL")
-        for lf in self.leaves:
-            if lf.path.startswith("traits."):
-                key, prio, only_identify = lf.path[7:], 0, True
-            elif lf.path.startswith("context.traits."):
-                key, prio, only_identify = lf.path[15:], 1, False
-            else:
-                continue
-            v = lf.value
-            if lf.raw == "PER_VALUE":
-                k = _column_type(v)
-                kind = (
-                    f"CASE WHEN {v} = 'null' THEN 'null' WHEN {k} = 'DOUBLE' THEN 'number'"
-                    f" WHEN {k} = 'VARCHAR' THEN 'string' WHEN {k} = 'BOOLEAN' THEN 'bool'"
-                    f" WHEN {k} = 'JSON' THEN 'json' END"
-                )
-                c = f"left({v}, 1)"
-                num = f"CASE WHEN {c} IN {_DIGITS} THEN CAST({v} AS DOUBLE) END"
-                txt = f"CASE WHEN {c} = '\"' THEN {_json_text(v)} END"
-                boo = f"CASE WHEN {c} IN ('t', 'f') THEN {c} = 't' END"
-                js = f"CASE WHEN {c} = '[' THEN {v} END"
-            else:
-                name = {"DOUBLE": "number", "BOOLEAN": "bool", "VARCHAR": "string", "JSON": "json"}
-                kind = f"CASE WHEN {v} IS NOT NULL THEN '{name[lf.raw]}' END"
-                num = v if lf.raw == "DOUBLE" else "NULL::DOUBLE"
-                txt = v if lf.raw == "VARCHAR" else "NULL::VARCHAR"
-                boo = v if lf.raw == "BOOLEAN" else "NULL::BOOLEAN"
-                js = f"CAST({v} AS VARCHAR)" if lf.raw == "JSON" else "NULL::VARCHAR"
-            if only_identify:
-                kind = f"CASE WHEN s.type = 'identify' THEN {kind} END"
-            items.append(
-                f"{{'key': {quote_str(key)}, 'prio': {prio}, 'kind': {kind}, 'num': {num},"
-                f" 'str': {txt}, 'bool': {boo}, 'json': {js}}}"
-            )
-        if not items:
-            self.load.has_traits = False
-            return
-        long = self._long_sources()
-        if long is not None:
-            self._traits_long(long, " OR ".join(wanted))
-            return
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_TSTAGE} AS SELECT _line, t.key AS key,"
-            " t.kind AS kind, t.num AS num, t.str AS str, t.bool AS bool, t.json AS json"
-            f" FROM (SELECT s._line, unnest([{', '.join(items)}]) AS t"
-            f" FROM {self.source(*items, where=' OR '.join(wanted))} s)"
-            " WHERE t.kind IS NOT NULL"
-            " QUALIFY row_number() OVER (PARTITION BY _line, t.key ORDER BY t.prio) = 1"
-        )
-
-    def _traits_long(self, sources: list[tuple[int, int]], wanted: str) -> None:
-        """``traits`` over the unnested leaf values: one set of expressions for every
-        trait leaf (the same rows and values as the per-leaf form)."""
-        keys: list[str] = []
-        for lf, (d, i) in zip(self.leaves, sources, strict=True):
-            if lf.path.startswith("traits."):
-                key, prio, only = lf.path[7:], 0, "TRUE"
-            elif lf.path.startswith("context.traits."):
-                key, prio, only = lf.path[15:], 1, "FALSE"
-            else:
-                continue
-            keys.append(f"({d}, {i}, {quote_str(key)}, {prio}, {only})")
-        v, c = "s.v", "left(s.v, 1)"
-        kind = (
-            "CASE WHEN m.identify_only AND s.type <> 'identify' THEN NULL"
-            f" WHEN {v} = 'null' THEN 'null' WHEN {c} = '\"' THEN 'string'"
-            f" WHEN {c} IN ('t', 'f') THEN 'bool'"
-            f" WHEN {c} = '[' THEN 'json' WHEN {c} IN {_DIGITS} THEN 'number' END"
-        )
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_TSTAGE} AS SELECT _line, key, kind, num, str,"
-            " bool, json FROM (SELECT s._line, m.key, m.prio,"
-            f" {kind} AS kind,"
-            f" CASE WHEN {c} IN {_DIGITS} THEN CAST({v} AS DOUBLE) END AS num,"
-            f" CASE WHEN {c} = '\"' THEN {_json_text(v)} END AS str,"
-            f" CASE WHEN {c} IN ('t', 'f') THEN {c} = 't' END AS bool,"
-            f" CASE WHEN {c} = '[' THEN {v} END AS json"
-            f" FROM ({self._unnested(wanted)}) s"
-            f" JOIN (VALUES {', '.join(keys)}) m(d, i, key, prio, identify_only)"
-            " ON m.d = s.d AND m.i = s.i)"
-            " WHERE kind IS NOT NULL"
-            " QUALIFY row_number() OVER (PARTITION BY _line, key ORDER BY prio) = 1"
-        )
-
-
-# -- flat tables -------------------------------------------------------------------
-
-_TABLE_COLUMNS: Final[dict[str, str]] = {
-    **{spelling: name for name, pair in ALIASES.items() for spelling in pair},
-    "type": "type",
-    "event": "event",
-    "timestamp": "timestamp",
-    "properties": "properties",
-    "context": "context",
-    "traits": "traits",
-}
-_TEMPORAL: Final = (
-    "TIMESTAMP",
-    "DATE",
-    "TIMESTAMP_NS",
-    "TIMESTAMP_MS",
-    "TIMESTAMP_S",
-    "TIMESTAMP WITH TIME ZONE",
-)
-_NUMERIC: Final = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-)
-_KNOWN_COLUMNS: Final = (
-    "message_id, type, event, user_id, anonymous_id, previous_id, group_id, timestamp,"
-    " received_at, sent_at, properties, context, traits, or properties.X, context.X, traits.X"
-)
-
-
-class _TableStager:
-    """A CSV or Parquet event table -> the staging table, in one DuckDB scan.
-
-    Every row gets its problems as a list (so one query reports them all with row
-    numbers); dotted columns are staged raw and typed once the whole column has
-    been seen (CSV cells are text: a column is BOOLEAN if every cell is true/false,
-    DOUBLE if every cell is a number, else VARCHAR).
-    """
-
-    def __init__(self, store: DuckDBStore, path: StrPath, skip_invalid: bool) -> None:
-        self.store = store
-        self.con = store.con
-        self.path = os.fspath(path)
-        self.source = self.path
-        self.skip_invalid = skip_invalid
-        self.csv = Path(self.path).suffix.lower() not in (".parquet", ".pq")
-
-    def fail(self, problems: list[IngestProblem]) -> IngestError:
-        return IngestError([p.at(self.source) for p in problems])
-
-    def run(self, progress: Progress | None) -> IngestReport:
-        started = time.perf_counter()
-        step = _stepper(progress)
-        try:
-            self._read_source()
-            core, dotted, roots = self._columns()
-            self._stage(core, dotted, roots)
-            step()
-            report = self._problems()
-            step()
-            if report.problem_count and not self.skip_invalid:
-                report.rejected.append(self.source)
-            else:
-                if self.csv:  # text: parse timestamps and ids once, not in every step
-                    self.con.execute(
-                        f"CREATE OR REPLACE TEMP TABLE {_VALID} AS SELECT * EXCLUDE"
-                        f" (_bad, _problems) FROM {_STAGE} WHERE NOT _bad"
-                    )
-                    self.con.execute(f"DROP VIEW {_STAGE}")
-                    self.con.execute("DROP VIEW _sf_srcv")
-                    self.con.execute("DROP TABLE _sf_src")
-                else:
-                    self.con.execute(
-                        f"CREATE OR REPLACE TEMP VIEW {_VALID} AS SELECT * FROM {_STAGE}"
-                        " WHERE NOT _bad"
-                    )
-                docs = {r: (f"s._j_{r}", "") for r in roots}
-                fields = _Fields(self.store, _Load(), dotted, docs, self.csv, step=step)
-                self.store._commit(fields, report)
-                step()
-        finally:
-            self.store._drop_temps()
-        report.seconds = time.perf_counter() - started
-        return report
-
-    def _read_source(self) -> None:
-        lit = quote_str(self.path)
-        try:
-            if self.csv:
-                self.con.execute(
-                    "CREATE OR REPLACE TEMP TABLE _sf_src AS SELECT * FROM"
-                    f" read_csv({lit}, header = true, all_varchar = true)"
-                )
-                self.con.execute(
-                    "CREATE OR REPLACE TEMP VIEW _sf_srcv AS SELECT *, rowid + 1 AS _row"
-                    " FROM _sf_src"
-                )
-            else:
-                self.con.execute(
-                    "CREATE OR REPLACE TEMP VIEW _sf_srcv AS SELECT * EXCLUDE"
-                    " (file_row_number), file_row_number + 1 AS _row FROM"
-                    f" read_parquet({lit}, file_row_number = true)"
-                )
-        except duckdb.Error as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise self.fail([IngestProblem("", f"cannot read: {first}")]) from e
-
-    def _columns(self) -> tuple[dict[str, tuple[str, str]], list[_Leaf], list[str]]:
-        """Map the file's columns to core fields, dotted leaves and JSON columns."""
-        described = self.con.execute("DESCRIBE SELECT * FROM _sf_srcv").fetchall()
-        problems: list[IngestProblem] = []
-        core: dict[str, tuple[str, str]] = {}  # field -> (column, type)
-        dotted: list[_Leaf] = []
-        for name, typ, *_ in described:
-            if name == "_row":
-                continue
-            col = f"s.{quote_ident(name)}"
-            base = typ.split("(")[0]
-            field_name = _TABLE_COLUMNS.get(name)
-            if field_name is not None:
-                if field_name in core:
-                    other = core[field_name][0]
-                    problems.append(IngestProblem(name, f"duplicates column {other!r}"))
-                    continue
-                core[field_name] = (name, typ)
-                if field_name in ROOTS and base not in ("VARCHAR", "JSON", "STRUCT", "MAP"):
-                    problems.append(
-                        IngestProblem(name, f"expected JSON text or a struct, got {typ}")
-                    )
-                continue
-            root, dot, rest = name.partition(".")
-            if root not in ROOTS or not dot:
-                problems.append(IngestProblem(name, f"unknown column (expected {_KNOWN_COLUMNS})"))
-                continue
-            if "" in rest.split("."):
-                problems.append(IngestProblem(name, "empty key in dotted column name"))
-                continue
-            if base == "BOOLEAN":
-                dotted.append(_Leaf(name, "BOOLEAN", col))
-            elif base in _NUMERIC:
-                dotted.append(_Leaf(name, "DOUBLE", f"CAST({col} AS DOUBLE)"))
-            elif base == "VARCHAR":
-                dotted.append(_Leaf(name, "VARCHAR", col))
-            elif typ.endswith("]") or base in ("STRUCT", "MAP", "UNION", "JSON"):
-                dotted.append(_Leaf(name, "JSON", f"CAST(to_json({col}) AS VARCHAR)"))
-            else:
-                dotted.append(_Leaf(name, "VARCHAR", f"CAST({col} AS VARCHAR)"))
-        if "timestamp" not in core:
-            problems.append(IngestProblem("timestamp", "missing column"))
-        if "user_id" not in core and "anonymous_id" not in core:
-            problems.append(
-                IngestProblem("user_id", "missing column (need user_id or anonymous_id)")
-            )
-        for name in ("timestamp", "received_at", "sent_at"):
-            if name in core:
-                col_name, typ = core[name]
-                if typ.split("(")[0] not in ("VARCHAR", *_TEMPORAL):
-                    problems.append(
-                        IngestProblem(col_name, f"expected ISO 8601 text or a timestamp, got {typ}")
-                    )
-        if problems:
-            raise self.fail(problems)
-        roots = [r for r in ROOTS if r in core]
-        return core, dotted, roots
-
-    def _stage(
-        self, core: dict[str, tuple[str, str]], dotted: list[_Leaf], roots: list[str]
-    ) -> None:
-        """A view over the source: normalised core fields, whether the row is bad and
-        its problems, the raw dotted values and the JSON columns.  A view, not a
-        table: Parquet is read again by each step instead of copied (100M rows do not
-        have to fit anywhere); only a CSV is copied once, because parsing it is the
-        expensive part."""
-
-        def col(name: str) -> str | None:
-            return f"s.{quote_ident(core[name][0])}" if name in core else None
-
-        def text(name: str) -> str:
-            c = col(name)
-            return f"NULLIF(CAST({c} AS VARCHAR), '')" if c else "NULL::VARCHAR"
-
-        def when(name: str) -> tuple[str, str]:
-            """(raw text, naive UTC timestamp) of a time column (session zone is UTC)."""
-            c = col(name)
-            if c is None:
-                return "NULL::VARCHAR", "NULL::TIMESTAMP"
-            if core[name][1] == "VARCHAR":
-                raw = f"NULLIF(trim({c}), '')"
-                return raw, f"CAST(TRY_CAST({raw} AS TIMESTAMPTZ) AS TIMESTAMP)"
-            return f"CAST({c} AS VARCHAR)", f"CAST({c} AS TIMESTAMP)"
-
-        def nm(name: str) -> str:
-            return quote_str(core[name][0] if name in core else name)
-
-        sel: dict[str, str] = {}
-        for name in ("user_id", "anonymous_id", "previous_id", "group_id", "event"):
-            sel[name] = text(name)
-        typ = sel["type"] = f"lower({text('type')})" if "type" in core else "'track'"
-        ts_raw, ts = when("timestamp")
-        rc_raw, rc = when("received_at")
-        st_raw, st = when("sent_at")
-        sel["timestamp"] = ts
-        now = quote_str(utcnow().isoformat(sep=" "))
-        sel["received_at"] = f"coalesce({rc}, CAST({now} AS TIMESTAMP))"
-        sel["sent_at"] = st
-        json_cols: dict[str, str] = {}
-        for root in roots:
-            c = col(root)
-            base = core[root][1].split("(")[0]
-            json_cols[root] = (
-                f"CAST(to_json({c}) AS VARCHAR)" if base in ("STRUCT", "MAP") else f"{c}"
-            )
-        content = [ts_raw, typ, *(sel[k] for k in ("event", "user_id", "anonymous_id"))]
-        content += [sel["previous_id"], sel["group_id"], *(lf.value for lf in dotted)]
-        content += list(json_cols.values())
-        derived = f"'h:' || md5(CAST(json_array({', '.join(content)}) AS VARCHAR))"
-        sel["message_id"] = f"coalesce({text('message_id')}, {derived})"
-
-        known = "('track', 'identify', 'page', 'screen', 'alias', 'group')"
-        uid, aid = sel["user_id"], sel["anonymous_id"]
-        checks: list[tuple[str, str, str]] = [  # (condition, field, message SQL)
-            (f"{ts_raw} IS NULL", nm("timestamp"), "'missing'"),
-            (
-                f"{ts_raw} IS NOT NULL AND {ts} IS NULL",
-                nm("timestamp"),
-                f"'not an ISO 8601 timestamp: ' || {ts_raw}",
-            ),
-            (f"{typ} IS NULL", nm("type"), "'missing'"),
-            (f"{typ} NOT IN {known}", nm("type"), f"'unknown message type \"' || {typ} || '\"'"),
-            (
-                f"{typ} = 'track' AND {sel['event']} IS NULL",
-                nm("event"),
-                "'missing (required for track)'",
-            ),
-            (
-                f"{typ} = 'alias' AND {sel['previous_id']} IS NULL",
-                nm("previous_id"),
-                "'missing (alias needs previous_id)'",
-            ),
-            (
-                f"{typ} = 'alias' AND {uid} IS NULL",
-                nm("user_id"),
-                "'missing (alias needs user_id)'",
-            ),
-            (
-                f"{typ} IS DISTINCT FROM 'alias' AND {uid} IS NULL AND {aid} IS NULL",
-                nm("user_id"),
-                "'missing (a message needs user_id or anonymous_id)'",
-            ),
-            (
-                f"{typ} = 'group' AND {sel['group_id']} IS NULL",
-                nm("group_id"),
-                "'missing (required for group)'",
-            ),
-        ]
-        for name, raw, parsed in (("received_at", rc_raw, rc), ("sent_at", st_raw, st)):
-            checks.append(
-                (
-                    f"{raw} IS NOT NULL AND {parsed} IS NULL",
-                    nm(name),
-                    f"'not an ISO 8601 timestamp: ' || {raw}",
-                )
-            )
-        for name, expr in json_cols.items():
-            checks.append((f"NOT json_valid({expr})", nm(name), "'not valid JSON'"))
-            checks.append(
-                (
-                    f"json_valid({expr}) AND json_type({expr}) NOT IN ('OBJECT', 'NULL')",
-                    nm(name),
-                    f"'expected an object, got ' || lower(json_type({expr}))",
-                )
-            )
-        bad = " OR ".join(f"coalesce({c}, FALSE)" for c, _, _ in checks)
-        listed = ", ".join(
-            f"CASE WHEN coalesce({c}, FALSE) THEN {{'f': {f}, 'm': {m}}} END" for c, f, m in checks
-        )
-        items = ["s._row AS _line"]
-        items += [f"{sel[n]} AS {quote_ident(n)}" for n, _, _ in _CORE]
-        items += [f"{json_cols.get(r, 'NULL::VARCHAR')} AS _j_{r}" for r in ROOTS]
-        for i, lf in enumerate(dotted):
-            items.append(f"{lf.value} AS _d{i}")
-            lf.value = f"s._d{i}"
-        items.append(f"({bad}) AS _bad")
-        items.append(f"list_filter([{listed}], x -> x IS NOT NULL) AS _problems")
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {_STAGE} AS SELECT {', '.join(items)} FROM _sf_srcv s"
-        )
-
-    def _problems(self) -> IngestReport:
-        """Counts, and the problems of the first ``MAX_PROBLEMS`` bad rows (the list of
-        problems is only computed for bad rows)."""
-        read, bad = self.con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE _bad) FROM {_STAGE}"
-        ).fetchone() or (0, 0)
-        total = 0
-        rows: list[tuple[int, list[dict[str, str]]]] = []
-        if bad:
-            rows = self.con.execute(
-                f"SELECT _line, _problems FROM {_STAGE} WHERE _bad"
-                f" ORDER BY _line LIMIT {MAX_PROBLEMS}"
-            ).fetchall()
-            total = sum(len(ps) for _, ps in rows)
-            if bad > len(rows):
-                (total,) = self.con.execute(
-                    f"SELECT sum(len(_problems)) FROM {_STAGE} WHERE _bad"
-                ).fetchone() or (0,)
-        problems = [
-            IngestProblem(p["f"], p["m"], self.source, row + 1 if self.csv else None, int(row))
-            for row, ps in rows
-            for p in ps
-        ]
-        return IngestReport(
-            sources=[self.source],
-            read=int(read),
-            invalid=int(bad),
-            problems=problems[:MAX_PROBLEMS],
-            problem_count=int(total),
-        )
-
-
-def _stepper(progress: Progress | None) -> Callable[[], None]:
-    done = 0
-
-    def step() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, STEPS)
-
-    if progress is not None:
-        progress(0, STEPS)
-    return step
-
-
-# -- the store -------------------------------------------------------------------
 
 
 _KNOWN_IDENTITIES: Final = (
@@ -1523,6 +192,17 @@ class DuckDBStore:
         """The field catalog: dotted path -> column type and overflow flag."""
         return dict(self._fields)
 
+    @property
+    def known_fields(self) -> Mapping[str, FieldInfo]:
+        """``fields`` as loaded, not a copy: what a load's new paths are checked against."""
+        return self._fields
+
+    @property
+    def lower_columns(self) -> AbstractSet[str]:
+        """The events table's column names in lower case (DuckDB's names are not
+        case-sensitive)."""
+        return self._lower
+
     @contextmanager
     def threads(self, n: int | None, *, keep: bool = False) -> Iterator[None]:
         """Run DuckDB with ``n`` threads inside the block (None: as configured).  A group
@@ -1622,7 +302,7 @@ class DuckDBStore:
     ) -> int:
         """One file: read in big blocks, whole lines to the stager; returns bytes done."""
         started = time.perf_counter()
-        stager = _MessageStager(self, source, skip_invalid)
+        stager = MessageStager(self, source, skip_invalid)
         try:
             line, rest = 0, b""
             if fh.read(3) == b"\xef\xbb\xbf":  # a UTF-8 byte order mark is skipped
@@ -1641,7 +321,7 @@ class DuckDBStore:
             if rest:
                 stager.add_block(rest + b"\n", line)
         except BaseException:
-            self._drop_temps()
+            self.drop_temps()
             raise
         report.add(stager.finish(started))
         return done
@@ -1666,14 +346,14 @@ class DuckDBStore:
         started = time.perf_counter()
         self.last_load = None
         with _gc_paused():
-            stager = _MessageStager(self, source, skip_invalid, json_values)
+            stager = MessageStager(self, source, skip_invalid, json_values)
             if describe:
                 stager.by_line = {}
             try:
                 for i, raw in enumerate(messages, 1):
                     stager.add_object(raw, i)
             except BaseException:
-                self._drop_temps()
+                self.drop_temps()
                 raise
             report = stager.finish(started)
         if report.rejected:
@@ -1693,13 +373,13 @@ class DuckDBStore:
         line breaks inside quoted fields).  ``progress(step, steps)`` per phase.
         """
         with _gc_paused():
-            report = _TableStager(self, path, skip_invalid).run(progress)
+            report = TableStager(self, path, skip_invalid).run(progress)
         if report.rejected:
             raise IngestError(report.problems, total=report.problem_count, report=report)
         return report
 
     # -- commit ----------------------------------------------------------------------
-    def _drop_temps(self) -> None:
+    def drop_temps(self) -> None:
         """Drop the load's temporary views and tables (all named ``_sf_*``)."""
         rows = self.con.execute(
             "SELECT 'VIEW', view_name FROM duckdb_views() WHERE temporary"
@@ -1713,12 +393,12 @@ class DuckDBStore:
             )
 
     def _stage_columns(self) -> list[str]:
-        rows = self.con.execute(f"DESCRIBE {_NEW}").fetchall()
+        rows = self.con.execute(f"DESCRIBE {NEW}").fetchall()
         return [r[0] for r in rows]
 
-    def _commit(
+    def commit_load(
         self,
-        fields: _Fields,
+        fields: Fields,
         report: IngestReport,
         by_line: dict[int, Message] | None = None,
         plain: bool = True,
@@ -1815,7 +495,7 @@ class DuckDBStore:
         (equal hash); only those are compared, by ``seq``, instead of every stored
         message id."""
         con = self.con
-        got = con.execute(f"SELECT _line, hash(message_id) AS h FROM {_VALID}").fetchnumpy()
+        got = con.execute(f"SELECT _line, hash(message_id) AS h FROM {VALID}").fetchnumpy()
         staged = np.asarray(got["_line"], dtype=np.int64)
         hashes = np.asarray(got["h"], dtype=np.uint64)
         self._staged_hashes = (staged, hashes)
@@ -1828,7 +508,7 @@ class DuckDBStore:
         try:
             yield (
                 "SELECT DISTINCT c._line FROM _sf_cand c"
-                f" JOIN {_VALID} s ON s._line = c._line"
+                f" JOIN {VALID} s ON s._line = c._line"
                 " JOIN (SELECT seq, message_id FROM events WHERE seq BETWEEN $lo AND $hi) e"
                 " ON e.seq = c.seq AND e.message_id = s.message_id",
                 {"lo": int(seqs.min()), "hi": int(seqs.max())},
@@ -1851,7 +531,7 @@ class DuckDBStore:
                 keep = ~np.isin(staged, np.asarray(drop, dtype=np.int64))
                 self._staged_hashes = (staged[keep], hashes[keep])
             if not drop:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW {_NEW} AS FROM {_VALID}")
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {NEW} AS FROM {VALID}")
                 return 0
             con.register("_sf_lines", pa.table({"_line": pa.array(drop, pa.int64())}))
             try:
@@ -1861,8 +541,8 @@ class DuckDBStore:
         else:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE _sf_drop AS"
-                f" SELECT s._line FROM {_VALID} s JOIN"
-                f" (SELECT message_id, min(_line) AS first FROM {_VALID} GROUP BY message_id"
+                f" SELECT s._line FROM {VALID} s JOIN"
+                f" (SELECT message_id, min(_line) AS first FROM {VALID} GROUP BY message_id"
                 "  HAVING count(*) > 1) d ON s.message_id = d.message_id AND s._line > d.first"
             )
             with self._stored_repeats() as query:
@@ -1875,7 +555,7 @@ class DuckDBStore:
                     )
             self._staged_hashes = None  # which rows are stored is known in SQL only
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {_NEW} AS SELECT s.* FROM {_VALID} s"
+            f"CREATE OR REPLACE TEMP VIEW {NEW} AS SELECT s.* FROM {VALID} s"
             " ANTI JOIN _sf_drop d ON s._line = d._line"
         )
         (dropped,) = con.execute("SELECT count(*) FROM _sf_drop").fetchone() or (0,)
@@ -1895,7 +575,7 @@ class DuckDBStore:
         upto = rows[-1][0] if rows else base
         return StoredEvents(base, upto, rows, {}, frozenset(), traits, merges, plain)
 
-    def _insert(self, load: _Load, base: int, now: datetime, merged: bool) -> int:
+    def _insert(self, load: Load, base: int, now: datetime, merged: bool) -> int:
         """Insert the new events, their trait rows, identities, profiles and merges;
         returns the number of trait rows written."""
         con = self.con
@@ -1922,9 +602,9 @@ class DuckDBStore:
                     f"{extra} FROM _sf_merges m WHERE {table}.profile_id = m.from_profile"
                 )
         if load.names is None or not load.names <= self._event_names:
-            self._number_event_names(_NEW)
+            self._number_event_names(NEW)
             # the names now numbered, read back: ``load.names`` also holds the names of
-            # repeats left out of ``_NEW``, which got no code (a rollback reloads it)
+            # repeats left out of ``NEW``, which got no code (a rollback reloads it)
             self._read_event_names()
         con.execute(
             f"INSERT INTO events ({', '.join(names)}, seq, profile_id, profile_no, event_code)"
@@ -1943,7 +623,7 @@ class DuckDBStore:
             (traits,) = con.execute(
                 'INSERT INTO traits (profile_id, profile_no, key, "timestamp", message_id, kind,'
                 ' num, str, bool, json) SELECT e.profile_id, e.profile_no, t.key, e."timestamp",'
-                f" e.message_id, t.kind, t.num, t.str, t.bool, t.json FROM {_TSTAGE} t"
+                f" e.message_id, t.kind, t.num, t.str, t.bool, t.json FROM {TRAIT_STAGE} t"
                 " JOIN events e ON e.seq = $base + t._line WHERE e.seq > $base"
                 # clustered by key, as events are by name: the batch evaluator's scan
                 # of one trait then skips the row groups of the other keys
@@ -2042,17 +722,17 @@ class DuckDBStore:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _sf_bn AS SELECT kind, value, min(ts) AS first_seen"
             " FROM (SELECT 'user' AS kind, user_id AS value, \"timestamp\" AS ts"
-            f" FROM {_NEW} WHERE user_id IS NOT NULL"
-            f" UNION ALL SELECT 'anonymous', anonymous_id, \"timestamp\" FROM {_NEW}"
+            f" FROM {NEW} WHERE user_id IS NOT NULL"
+            f" UNION ALL SELECT 'anonymous', anonymous_id, \"timestamp\" FROM {NEW}"
             " WHERE anonymous_id IS NOT NULL"
-            f" UNION ALL SELECT 'previous', previous_id, \"timestamp\" FROM {_NEW}"
+            f" UNION ALL SELECT 'previous', previous_id, \"timestamp\" FROM {NEW}"
             " WHERE previous_id IS NOT NULL) GROUP BY kind, value;"
             " CREATE OR REPLACE TEMP TABLE _sf_edges AS"
             " SELECT DISTINCT 'user' AS k1, user_id AS v1, 'anonymous' AS k2,"
-            f" anonymous_id AS v2 FROM {_NEW}"
+            f" anonymous_id AS v2 FROM {NEW}"
             " WHERE user_id IS NOT NULL AND anonymous_id IS NOT NULL"
             " UNION SELECT 'user', user_id, 'previous', previous_id"
-            f" FROM {_NEW} WHERE user_id IS NOT NULL AND previous_id IS NOT NULL"
+            f" FROM {NEW} WHERE user_id IS NOT NULL AND previous_id IS NOT NULL"
         )
         (known,) = con.execute(_KNOWN_IDENTITIES).fetchone() or (False,)
         self._identities_changed = not known
@@ -2307,6 +987,18 @@ def message_of_row(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     for root in ROOTS:
         out[root] = _prune(nested[root])
     return out
+
+
+def _put(tree: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``value`` at a dotted path in a nested dict (later keys win on clashes)."""
+    parts = path.split(".")
+    node = tree
+    for p in parts[:-1]:
+        nxt = node.get(p)
+        if not isinstance(nxt, dict):
+            nxt = node[p] = {}
+        node = nxt
+    node[parts[-1]] = value
 
 
 def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:

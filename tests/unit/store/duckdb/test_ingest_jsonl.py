@@ -10,7 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from segflow.store.duckdb.store import DuckDBStore, IngestError, quote_ident
+from segflow.model.events import IngestError
+from segflow.store.duckdb.sql import quote_ident
+from segflow.store.duckdb.store import DuckDBStore
 
 
 @pytest.fixture
