@@ -38,7 +38,7 @@ from segflow.model.definition import Segment  # noqa: E402
 from segflow.plan.features import EventAggregate, SequenceMatch, TraitValue  # noqa: E402
 from segflow.plan.planner import build_plan  # noqa: E402
 from segflow.service.handle import Segflow, read_segment_files  # noqa: E402
-from segflow.store.numbers import profile_key  # noqa: E402
+from segflow.store.duckdb.numbers import profile_key  # noqa: E402
 
 LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"
 END = datetime(2026, 11, 1)

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from segflow.store.duckdb_store import DuckDBStore  # noqa: E402
+from segflow.store.duckdb.store import DuckDBStore  # noqa: E402
 
 
 def messages(group: int, start: int) -> list[dict[str, object]]:

@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from segflow.demo.generator import generate_shop  # noqa: E402
 from segflow.server import ServerProcess  # noqa: E402
 from segflow.service.handle import Segflow  # noqa: E402
-from segflow.store.keys import KeyStore  # noqa: E402
+from segflow.store.duckdb.keys import KeyStore  # noqa: E402
 
 LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"
 EVENTS = ("Product Viewed", "Product Added", "Checkout Started", "Order Completed")

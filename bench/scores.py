@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from segflow.demo.generator import generate_shop  # noqa: E402
-from segflow.store.schema import DDL  # noqa: E402
+from segflow.store.duckdb.schema import DDL  # noqa: E402
 from segflow.traits.features import extract_features  # noqa: E402
 from segflow.traits.refresh import ScoresConfig, compute_scores, refresh_scores  # noqa: E402
 

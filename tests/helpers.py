@@ -32,8 +32,8 @@ from segflow.realtime import VirtualClock
 from segflow.server import make_context, serve_in_thread
 from segflow.service.handle import Segflow
 from segflow.service.live import LiveEvaluator
-from segflow.store.numbers import number_profiles
-from segflow.store.schema import DDL
+from segflow.store.duckdb.numbers import number_profiles
+from segflow.store.duckdb.schema import DDL
 from segflow.traits.refresh import ScoresReport
 from tests.strategies import START, US, Input, LiveScenario, Merge
 
@@ -169,7 +169,7 @@ def load(
 
 def assert_profile_numbers_hold(con: duckdb.DuckDBPyConnection) -> None:
     """Every profile has its own number, and every events/traits row carries its
-    profile's (store.numbers): a row with another number is invisible to the batch
+    profile's (store.duckdb.numbers): a row with another number is invisible to the batch
     evaluator's joins, or counted for the wrong profile."""
     (profiles, numbers) = con.execute(
         "SELECT count(*), count(DISTINCT profile_no) FROM profiles"

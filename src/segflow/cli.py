@@ -166,7 +166,7 @@ def ingest(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Load events (idempotent by message_id; a bad file loads nothing unless --skip-invalid)."""
-    from segflow.store.duckdb_store import IngestError
+    from segflow.model.events import IngestError
 
     with _service(db, create=True) as sf, _progress("ingesting") as update:
         try:

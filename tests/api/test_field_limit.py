@@ -13,7 +13,7 @@ import pytest
 
 from segflow.api.deps import ServerContext, Settings
 from segflow.server import make_context, serve_in_thread
-from segflow.store.catalog import table_columns
+from segflow.store.duckdb.catalog import table_columns
 from tests.helpers import SERVER_KINDS, create_keys
 
 LIMIT = 40

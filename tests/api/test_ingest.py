@@ -15,7 +15,7 @@ import pytest
 
 from segflow.api.deps import Settings
 from segflow.server import make_context, serve_in_thread
-from segflow.store.keys import KeyStore
+from segflow.store.duckdb.keys import KeyStore
 from tests.helpers import EDGE, SHARED_EDGE, Server, create_keys
 
 NOW = "2026-11-20T10:00:00Z"

@@ -11,7 +11,7 @@ import pytest
 
 from segflow.server import ServerProcess
 from segflow.service.handle import Segflow
-from segflow.store.keys import KeyStore
+from segflow.store.duckdb.keys import KeyStore
 
 pytestmark = pytest.mark.slow  # a server child process
 

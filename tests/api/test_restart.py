@@ -19,7 +19,7 @@ from segflow.model.definition import parse_segment
 from segflow.model.time import format_instant
 from segflow.server import ServerProcess
 from segflow.service.handle import Segflow
-from segflow.store.keys import KeyStore
+from segflow.store.duckdb.keys import KeyStore
 
 pytestmark = pytest.mark.slow  # kills and restarts server processes
 

@@ -15,7 +15,7 @@ import pytest
 from segflow.model.definition import parse_segment
 from segflow.server import ServerProcess, make_context, serve_in_thread
 from segflow.service.handle import Segflow
-from segflow.store.keys import KeyStore
+from segflow.store.duckdb.keys import KeyStore
 from tests.helpers import Receiver
 
 pytestmark = pytest.mark.slow  # kills and restarts a server process

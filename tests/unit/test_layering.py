@@ -174,3 +174,13 @@ def test_module_outside_store_runs_no_sql(path: Path) -> None:
 def test_shells_never_touch_the_connection(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert re.search(r"\.con\b", text) is None
+
+
+@pytest.mark.parametrize(
+    "path", sorted((SRC / "store").glob("*.py")), ids=lambda p: str(p.relative_to(SRC))
+)
+def test_the_engine_neutral_store_modules_run_no_sql(path: Path) -> None:
+    """``store/`` itself holds what every engine shares; each engine's SQL is in its package."""
+    text = path.read_text(encoding="utf-8")
+    assert RUNS_SQL.search(text) is None
+    assert re.search(r"^\s*(import|from) duckdb\b", text, re.MULTILINE) is None

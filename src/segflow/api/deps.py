@@ -36,9 +36,9 @@ from segflow.model.definition import Limits
 from segflow.model.events import MAX_DEPTH
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service.handle import Segflow
-from segflow.store.clustering import TAIL_CHUNK_ROWS
-from segflow.store.erasure import Suppressions
-from segflow.store.keys import ApiKey, KeyStore
+from segflow.store.duckdb.clustering import TAIL_CHUNK_ROWS
+from segflow.store.duckdb.erasure import Suppressions
+from segflow.store.duckdb.keys import ApiKey, KeyStore
 
 if TYPE_CHECKING:
     from segflow.service.live import LiveEvaluator

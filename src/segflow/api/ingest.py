@@ -34,7 +34,7 @@ from segflow.api.deps import ApiError, ServerContext, Settings, get_ctx
 from segflow.api.limits import depth_message, too_deep
 from segflow.model.events import IngestError, IngestProblem, parse_message
 from segflow.model.time import utcnow
-from segflow.store.duckdb_store import StoredEvents
+from segflow.store.duckdb.load import StoredEvents
 
 log = logging.getLogger("segflow.ingest")
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from segflow.api.deps import get_ctx, require_admin
-from segflow.store.keys import ApiKey
+from segflow.store.duckdb.keys import ApiKey
 
 
 async def _admin(request: Request) -> ApiKey:

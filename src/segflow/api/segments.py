@@ -39,7 +39,7 @@ from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
 from segflow.service import segments as segment_service
 from segflow.service.live import PreparedSave
-from segflow.store.keys import ApiKey
+from segflow.store.duckdb.keys import ApiKey
 
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 413, 422)

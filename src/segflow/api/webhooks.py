@@ -25,7 +25,7 @@ from segflow.api.schemas import (
 from segflow.api.segments import admin_key, admin_only, context
 from segflow.service.delivery import DeliverySettings, TargetRefused, WebhookWorker, check_target
 from segflow.service.segments import last_change_seq
-from segflow.store.webhooks import WebhookStore
+from segflow.store.duckdb.outbox import WebhookStore
 
 router = APIRouter(
     prefix="/v1/webhooks",

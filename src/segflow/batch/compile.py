@@ -12,7 +12,7 @@ Shape of the query::
     FROM profiles p LEFT JOIN ev0 ... LEFT JOIN tr ... LEFT JOIN sq_k ...
 
 Scans group by, and join on, ``profile_no`` where the store keeps profile numbers
-(store.numbers), else ``profile_id`` (written ``profile_id`` above).
+(store.duckdb.numbers), else ``profile_id`` (written ``profile_id`` above).
 
 Features are grouped by their event-name set so each scan touches only the rows its
 aggregates can use: a row pays for the aggregates of its own event, not all of them.
@@ -368,7 +368,7 @@ class BatchCompiler:
         self.event_codes = event_codes
         self.key = profile_key
         """The column scans group by and join on: ``profile_no`` where the store keeps
-        profile numbers (store.numbers; hashing an integer, not text, is most of what
+        profile numbers (store.duckdb.numbers; hashing an integer, not text, is most of what
         the joins cost), else ``profile_id``.  The result is keyed by ``profile_id``."""
         self.at = at
         self.dialect = dialect

@@ -11,9 +11,9 @@ import duckdb
 from segflow.batch.compile import BatchCompiler, Catalog, CompiledQuery, Field
 from segflow.model.definition import Segment, referenced_segments
 from segflow.plan.planner import Plan, build_plan
-from segflow.store.catalog import table_columns
-from segflow.store.numbers import profile_key
-from segflow.store.schema import LINK_TRAITS
+from segflow.store.duckdb.catalog import table_columns
+from segflow.store.duckdb.numbers import profile_key
+from segflow.store.duckdb.schema import LINK_TRAITS
 
 RESULT_TABLE = "_segflow_result"
 
@@ -24,7 +24,7 @@ def load_catalog(con: duckdb.DuckDBPyConnection) -> dict[str, Field]:
 
 
 def load_event_codes(con: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
-    """Event name -> integer code, when the store keeps codes (see store.schema)."""
+    """Event name -> integer code, when the store keeps codes (see store.duckdb.schema)."""
     if "event_code" not in table_columns(con, "events"):
         return None
     return dict(con.execute("SELECT name, code FROM event_names").fetchall())
@@ -111,7 +111,7 @@ def evaluate(
         raise RuntimeError(
             f"batch evaluation gave {rows} rows for {profiles} profiles: a (profile, trait"
             " key) has overlapping validity intervals although its rows are marked linked"
-            " (traits.valid_to is inconsistent; store.schema.LINK_TRAITS sets it)"
+            " (traits.valid_to is inconsistent; store.duckdb.schema.LINK_TRAITS sets it)"
         )
     if only is not None:
         keep = set(only)

@@ -34,7 +34,7 @@ from segflow.api.fastlane import INGEST, lookup_id
 from segflow.api.ingest import read_limited
 from segflow.model.time import format_instant
 from segflow.realtime.timers import tune_gc
-from segflow.store.keys import digest
+from segflow.store.duckdb.keys import digest
 
 log = logging.getLogger("segflow.edge")
 

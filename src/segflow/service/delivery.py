@@ -1,7 +1,7 @@
 """Webhook delivery: signed POSTs of membership changes, retried with exponential backoff.
 
 A dispatcher thread turns new change-log rows into outbox rows (see
-``store.webhooks``) and hands each idle destination its due deliveries; each
+``store.duckdb.outbox``) and hands each idle destination its due deliveries; each
 destination posts on a thread of its own, outside the server lock, one delivery after
 another, and records each outcome under the lock.  Destinations never wait on each
 other: while one is busy (a destination that accepts the connection and never
@@ -43,7 +43,7 @@ import httpx
 
 from segflow.model.changes import LoggedChange
 from segflow.model.time import utcnow
-from segflow.store.webhooks import Delivery, Webhook, WebhookStore
+from segflow.store.duckdb.outbox import Delivery, Webhook, WebhookStore
 
 SIGNATURE_HEADER: Final = "X-Segflow-Signature"
 DELIVERY_HEADER: Final = "X-Segflow-Delivery"

@@ -24,15 +24,15 @@ from segflow.model.definition import (
 )
 from segflow.model.errors import DefinitionError, Problem
 from segflow.model.time import utcnow
-from segflow.store.changes import MembershipChangeLog
-from segflow.store.duckdb_store import DuckDBStore
-from segflow.store.profiles import DuckDBProfileStore
-from segflow.store.segments import SegmentRegistry
+from segflow.store.duckdb.changes import MembershipChangeLog
+from segflow.store.duckdb.profiles import DuckDBProfileStore
+from segflow.store.duckdb.segments import SegmentRegistry
+from segflow.store.duckdb.store import DuckDBStore
 
 if TYPE_CHECKING:
-    from segflow.store.keys import KeyStore
+    from segflow.store.duckdb.keys import KeyStore
+    from segflow.store.duckdb.outbox import WebhookStore
     from segflow.store.protocols import ChangeLog, ProfileStore, SegmentStore
-    from segflow.store.webhooks import WebhookStore
 
 Progress = Callable[[int, int], None]
 
@@ -132,14 +132,14 @@ class Segflow:
 
     def key_store(self) -> KeyStore:
         """The API keys (read into memory on opening)."""
-        from segflow.store.keys import KeyStore
+        from segflow.store.duckdb.keys import KeyStore
 
         return KeyStore(self.con)
 
     def webhook_store(self, silent: Callable[[], Collection[str]] = frozenset) -> WebhookStore:
         """The webhook subscriptions and their deliveries (``silent``: segments whose
         changes are not delivered)."""
-        from segflow.store.webhooks import WebhookStore
+        from segflow.store.duckdb.outbox import WebhookStore
 
         return WebhookStore(self.con, silent)
 

@@ -45,11 +45,11 @@ from segflow.realtime import (
 )
 from segflow.service.handle import Segflow
 from segflow.service.segments import EditDiff, edit_diffs
-from segflow.store.changes import MembershipChangeLog
-from segflow.store.duckdb_store import StoredEvents
-from segflow.store.history import EventRow, HistoryReader, MessageFields, StoredTrait
-from segflow.store.schema import LINK_TRAITS
-from segflow.store.segments import SegmentRegistry
+from segflow.store.duckdb.changes import MembershipChangeLog
+from segflow.store.duckdb.history import EventRow, HistoryReader, MessageFields, StoredTrait
+from segflow.store.duckdb.load import StoredEvents
+from segflow.store.duckdb.schema import LINK_TRAITS
+from segflow.store.duckdb.segments import SegmentRegistry
 
 US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000

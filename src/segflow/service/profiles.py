@@ -7,7 +7,7 @@ deliveries in one transaction, logs the exits through the live evaluator, replac
 their ids in the change log by a keyed pseudonym (the log's running sizes stay
 exact), can add keyed hashes of their ids to the suppression list that ingestion
 consults to drop later events, and then scrubs the file so no byte of the deleted
-rows stays in it (``store.erasure``).
+rows stays in it (``store.duckdb.erasure``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from segflow.model.time import format_instant, utcnow
-from segflow.store.erasure import Suppressions
+from segflow.store.duckdb.erasure import Suppressions
 
 if TYPE_CHECKING:
     import duckdb

@@ -1,7 +1,7 @@
 """The narrow interfaces evaluators and the service use to reach stored events.
 
 Anything that can ingest Segment messages, resolve identities and hand back a
-profile's history can stand behind these; DuckDB (``duckdb_store.DuckDBStore``)
+profile's history can stand behind these; DuckDB (``store.duckdb.store.DuckDBStore``)
 is the embedded default.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import Segment
 from segflow.model.events import IngestReport
-from segflow.store.erasure import Suppressions
+from segflow.store.duckdb.erasure import Suppressions
 
 StrPath = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -88,7 +88,7 @@ class FileEventStore(EventStore, Protocol):
 
 
 class ChangeLog(Protocol):
-    """The stored membership change log (``store.changes.MembershipChangeLog`` on DuckDB):
+    """The stored membership change log (``store.duckdb.changes.MembershipChangeLog`` on DuckDB):
     append is idempotent (a change already stored is skipped), reads page by ``seq``."""
 
     def append(
@@ -119,7 +119,7 @@ class ChangeLog(Protocol):
 
 class SegmentStore(Protocol):
     """Versioned segment definitions, static snapshots, evaluated memberships and their
-    sizes (``store.segments.SegmentRegistry`` on DuckDB)."""
+    sizes (``store.duckdb.segments.SegmentRegistry`` on DuckDB)."""
 
     def current(self) -> dict[str, Segment]: ...
 
@@ -160,7 +160,7 @@ class SegmentStore(Protocol):
 
 class ProfileStore(Protocol):
     """Per-profile reads behind the customer view and the privacy export, and the
-    erasure transaction (``store.profiles.DuckDBProfileStore`` on DuckDB)."""
+    erasure transaction (``store.duckdb.profiles.DuckDBProfileStore`` on DuckDB)."""
 
     def exists(self, profile_id: str) -> bool: ...
 

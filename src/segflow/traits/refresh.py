@@ -23,7 +23,7 @@ import orjson
 import pyarrow as pa
 
 from segflow.model.time import utcnow
-from segflow.store.numbers import has_profile_numbers
+from segflow.store.duckdb.numbers import has_profile_numbers
 from segflow.traits import engagement as eng
 from segflow.traits import rfm
 from segflow.traits.churn import ClassifierReport, train_and_score
@@ -391,7 +391,7 @@ def write_scores(
     con.register("_scores_long", rows)
     ts = f"TIMESTAMP '{at.isoformat(sep=' ', timespec='microseconds')}'"
     key_list = ", ".join(f"'{k}'" for k in SCORE_KEYS if k != PROPENSITY)
-    # a row takes its profile's number where the store keeps them (store.numbers); a
+    # a row takes its profile's number where the store keeps them (store.duckdb.numbers); a
     # profile erased since its scores were computed gets no row
     no, prev_no, s_no, numbered = "", "", "", ""
     if has_profile_numbers(con):

@@ -135,7 +135,7 @@ def load_shop(con: duckdb.DuckDBPyConnection, shop: ShopSummary) -> None:
 
     Deliberately minimal (no ingestion code): it pins the library against the evaluator.
     """
-    from segflow.store.schema import DDL
+    from segflow.store.duckdb.schema import DDL
 
     con.execute(DDL)
     files = ", ".join(f"'{p}'" for p in shop.paths)
@@ -182,7 +182,7 @@ def load_shop(con: duckdb.DuckDBPyConnection, shop: ShopSummary) -> None:
 @pytest.fixture(scope="module")
 def sizes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
     run = pytest.importorskip("segflow.batch.run")
-    pytest.importorskip("segflow.store.schema")
+    pytest.importorskip("segflow.store.duckdb.schema")
     from segflow.model.definition import parse_segment
 
     shop = generate_shop(tmp_path_factory.mktemp("shop"), customers=4_000, seed=42)

@@ -15,7 +15,7 @@ import pytest
 from segflow.model.changes import LoggedChange, Reason
 from segflow.model.time import utcnow
 from segflow.service.delivery import DeliverySettings, TargetRefused, WebhookWorker, check_target
-from segflow.store.webhooks import WebhookStore
+from segflow.store.duckdb.outbox import WebhookStore
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
 from segflow.service.handle import Segflow
 from segflow.service.live import LiveEvaluator
-from segflow.store.duckdb_store import FieldInfo, StoredEvents
-from segflow.store.history import MessageFields
+from segflow.store.duckdb.history import MessageFields
+from segflow.store.duckdb.load import FieldInfo, StoredEvents
 from tests.helpers import Run
 from tests.strategies import LIVE_EXAMPLES, LiveScenario, live_scenarios
 

@@ -22,7 +22,7 @@ from segflow.service.segments import (
     preview,
     size_history,
 )
-from segflow.store.changes import MembershipChangeLog
+from segflow.store.duckdb.changes import MembershipChangeLog
 
 T0 = datetime(2026, 11, 20, 10, 0, 0)
 

@@ -13,7 +13,7 @@ from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
 from segflow.service.handle import Segflow
 from segflow.service.scores import discover_segments
-from segflow.store.schema import DDL
+from segflow.store.duckdb.schema import DDL
 from segflow.traits.discovery import TRAITS, discover, load_traits
 from tests.helpers import ScoredShop
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from segflow.store.duckdb_store import DuckDBStore, IngestError
+from segflow.model.events import IngestError
+from segflow.store.duckdb.store import DuckDBStore
 
 
 def _msg(n: int, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:

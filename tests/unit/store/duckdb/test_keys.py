@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segflow.store.keys import KeyStore, digest
+from segflow.store.duckdb.keys import KeyStore, digest
 
 
 def test_keys_are_stored_hashed_and_verify_by_kind(tmp_path: Path) -> None:

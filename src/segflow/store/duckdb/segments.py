@@ -15,8 +15,8 @@ from segflow.model.definition import STORED, Segment, parse_segment
 from segflow.model.errors import DefinitionError, Problem
 from segflow.model.time import utcnow
 from segflow.plan.planner import check_references
-from segflow.store.changes import MembershipChangeLog
-from segflow.store.duckdb_store import quote_ident, quote_str
+from segflow.store.duckdb.changes import MembershipChangeLog
+from segflow.store.duckdb.sql import quote_ident, quote_str
 
 
 class SegmentRegistry:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segflow.store.duckdb_store import DuckDBStore
+from segflow.store.duckdb.store import DuckDBStore
 
 
 def track(mid: str, user: str) -> dict[str, object]:

@@ -21,7 +21,7 @@ from typing import Final
 
 import duckdb
 
-from segflow.store.catalog import table_columns
+from segflow.store.duckdb.catalog import table_columns
 
 TABLES: Final = ("profiles", "events", "traits")
 

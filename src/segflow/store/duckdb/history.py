@@ -20,8 +20,8 @@ import duckdb
 import orjson
 
 from segflow.model.definition import CALL_TYPES, PAGE_CALLS, SCREEN_CALLS
-from segflow.store.catalog import table_columns
-from segflow.store.marks import events_seq
+from segflow.store.duckdb.catalog import table_columns
+from segflow.store.duckdb.marks import events_seq
 
 BATCH_ROWS: Final = 65_536
 _ROOTS: Final = ("properties", "context", "traits")
@@ -160,7 +160,7 @@ class HistoryReader:
         self.con = con
 
     def max_seq(self) -> int:
-        """The highest event seq handed out (``store.marks.events_seq``)."""
+        """The highest event seq handed out (``store.duckdb.marks.events_seq``)."""
         return events_seq(self.con)
 
     def max_wseq(self, after: int = 0) -> int:

@@ -10,7 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
-from segflow.store.duckdb_store import DuckDBStore, IngestError, quote_ident
+from segflow.model.events import IngestError
+from segflow.store.duckdb.sql import quote_ident
+from segflow.store.duckdb.store import DuckDBStore
 
 
 @pytest.fixture
@@ -466,7 +468,7 @@ def test_event_names_are_numbered_for_the_batch_evaluator(
 def test_a_store_without_event_codes_gets_them_when_opened(tmp_path: Path) -> None:
     import duckdb
 
-    from segflow.store.schema import DDL
+    from segflow.store.duckdb.schema import DDL
 
     db = tmp_path / "old.duckdb"
     con = duckdb.connect(str(db))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from segflow.store.erasure import Suppressions, erasure_key, pseudonym, scrub
+from segflow.store.duckdb.erasure import Suppressions, erasure_key, pseudonym, scrub
 
 SECRET = "zz-distinctive-customer-0042@example.org"
 

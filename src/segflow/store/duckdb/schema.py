@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from segflow.store.changes import CHANGES_DDL
+from segflow.store.duckdb.changes import CHANGES_DDL
 
 if TYPE_CHECKING:
     pass
@@ -201,7 +201,7 @@ writer may insert rows (``linked`` defaults to FALSE) or move them between profi
   ``event`` has its code.
 * ``profile_no`` of ``profiles``, ``events`` and ``traits``: a dense INTEGER per
   profile that every row of the profile carries, so the batch evaluator groups and
-  joins on integers.  Added by ``DuckDBStore`` (``store.numbers``), not by this DDL,
+  joins on integers.  Added by ``DuckDBStore`` (``store.duckdb.numbers``), not by this DDL,
   and then ``NOT NULL``; a row's number is its profile's, and merges rewrite it with
   ``profile_id``.
 * ``merges``: profile ``from_profile`` was merged into ``into_profile`` at ``at``

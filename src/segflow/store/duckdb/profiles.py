@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Final
 import duckdb
 import orjson
 
-from segflow.store.catalog import has_table
-from segflow.store.duckdb_store import message_of_row, quote_ident
-from segflow.store.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
+from segflow.store.duckdb.catalog import has_table
+from segflow.store.duckdb.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
+from segflow.store.duckdb.sql import quote_ident
+from segflow.store.duckdb.store import message_of_row
 
 ERASED_TABLES: Final = (
     "events",

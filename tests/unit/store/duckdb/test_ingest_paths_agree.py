@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segflow.store.duckdb_store import DuckDBStore
+from segflow.store.duckdb.store import DuckDBStore
 from tests.helpers import assert_profile_numbers_hold
 
 KEYS = st.sampled_from(["price", "plan", "a.b", "tags", "name", "x", "vip", "Price"])

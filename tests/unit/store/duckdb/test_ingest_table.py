@@ -11,8 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from segflow.model.events import IngestError
 from segflow.model.time import utcnow
-from segflow.store.duckdb_store import DuckDBStore, IngestError, quote_ident
+from segflow.store.duckdb.sql import quote_ident
+from segflow.store.duckdb.store import DuckDBStore
 
 
 @pytest.fixture

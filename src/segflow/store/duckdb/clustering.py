@@ -25,7 +25,7 @@ from typing import Final
 
 import duckdb
 
-from segflow.store.marks import set_row
+from segflow.store.duckdb.marks import set_row
 
 TAIL_CHUNK_ROWS: Final = 500_000
 """Seq numbers re-sorted together by one ``compact_tail`` (~4 row groups): larger

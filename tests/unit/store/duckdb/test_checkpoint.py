@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from segflow.store.duckdb_store import DuckDBStore
+from segflow.store.duckdb.store import DuckDBStore
 
 
 def _messages(n: int) -> list[dict[str, object]]:

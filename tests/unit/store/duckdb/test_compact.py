@@ -7,7 +7,7 @@ from datetime import datetime
 
 from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
-from segflow.store.duckdb_store import DuckDBStore
+from segflow.store.duckdb.store import DuckDBStore
 
 
 def msg(i: int, name: str, user: str) -> dict[str, object]:

@@ -9,8 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segflow.store.duckdb_store import DuckDBStore
-from segflow.store.message_index import MessageIndex
+from segflow.store.duckdb.message_index import MessageIndex
+from segflow.store.duckdb.store import DuckDBStore
 
 U64 = np.uint64
 

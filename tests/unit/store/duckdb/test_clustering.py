@@ -1,4 +1,4 @@
-"""Tail compaction (store.clustering): the rows the server's small group commits leave
+"""Tail compaction (store.duckdb.clustering): the rows the server's small group commits leave
 interleaved are re-sorted a chunk at a time, nothing else moves, nothing changes."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from segflow.batch.run import evaluate
 from segflow.model.definition import Segment, parse_segment
-from segflow.store.clustering import MARKS, ORDERS
-from segflow.store.duckdb_store import DuckDBStore
+from segflow.store.duckdb.clustering import MARKS, ORDERS
+from segflow.store.duckdb.store import DuckDBStore
 from tests.helpers import assert_profile_numbers_hold
 
 NAMES = ("Product Viewed", "Product Added", "Order Completed", "Products Searched")

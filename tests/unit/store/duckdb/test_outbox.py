@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from segflow.model.changes import LoggedChange, Reason
 from segflow.service.delivery import sign, verify
-from segflow.store.webhooks import WebhookStore
+from segflow.store.duckdb.outbox import WebhookStore
 
 T0 = datetime(2026, 11, 20, 10, 0, 0)
 

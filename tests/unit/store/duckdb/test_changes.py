@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from segflow.model.changes import LoggedChange, Reason
-from segflow.store.changes import MembershipChangeLog
+from segflow.store.duckdb.changes import MembershipChangeLog
 
 T = datetime(2026, 1, 1)
 
@@ -93,7 +93,7 @@ def test_one_change_per_key_even_when_reasons_differ(tmp_path: Path) -> None:
 
 
 def test_a_log_with_the_old_unique_index_is_rebuilt_without_it(tmp_path: Path) -> None:
-    from segflow.store.duckdb_store import DuckDBStore
+    from segflow.store.duckdb.store import DuckDBStore
 
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))

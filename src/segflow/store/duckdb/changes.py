@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from segflow.model.changes import LoggedChange, Reason
 from segflow.model.time import utcnow
-from segflow.store.marks import set_row
+from segflow.store.duckdb.marks import set_row
 
 CHANGES_DDL: Final = """
 CREATE TABLE IF NOT EXISTS membership_changes (
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS live_marks (
     "at"  TIMESTAMP NOT NULL
 );
 """
-"""Appended to the store schema (``store.schema.DDL``)."""
+"""Appended to the store schema (``store.duckdb.schema.DDL``)."""
 
 _COLUMNS: Final = 'seq, segment_id, profile_id, entered, "at", reason, version, recorded_at'
 

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segflow.store.duckdb_store import DuckDBStore, Merge, connected_components
+from segflow.model.events import Merge
+from segflow.store.duckdb.identity import connected_components
+from segflow.store.duckdb.store import DuckDBStore
 from tests.helpers import assert_profile_numbers_hold
 
 

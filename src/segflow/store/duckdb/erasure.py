@@ -21,7 +21,7 @@ from typing import Final
 import duckdb
 
 from segflow.model.time import utcnow
-from segflow.store.catalog import has_table
+from segflow.store.duckdb.catalog import has_table
 
 KEYS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS store_keys (

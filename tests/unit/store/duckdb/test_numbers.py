@@ -1,4 +1,4 @@
-"""Profile numbers (store.numbers): given on first storage, rewritten by merges, added
+"""Profile numbers (store.duckdb.numbers): given on first storage, rewritten by merges, added
 to stores made before them, and required of every writer."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 
 from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
-from segflow.store.duckdb_store import DuckDBStore
-from segflow.store.numbers import has_profile_numbers
-from segflow.store.schema import DDL
+from segflow.store.duckdb.numbers import has_profile_numbers
+from segflow.store.duckdb.schema import DDL
+from segflow.store.duckdb.store import DuckDBStore
 from tests.helpers import assert_profile_numbers_hold
 
 
