@@ -1,6 +1,7 @@
 """How the package's modules depend on each other: no cycles, no private names across
 modules (read from the source, so a TYPE_CHECKING import counts too), and only
-``segflow.store`` writes SQL: the service modules and the shells call store methods."""
+``segflow.store`` writes SQL: the service modules and the shells call store methods (the
+CLI imports nothing from the store: it holds the service)."""
 
 from __future__ import annotations
 
@@ -145,7 +146,7 @@ RUNS_SQL = re.compile(r"\.execute\(|\.sql\(")
 SERVICE_MODULES = tuple(
     f"service/{name}.py" for name in ("handle", "segments", "profiles", "delivery", "scores")
 )
-SHELLS = ("cli.py", "api", "edge")
+SHELLS = ("cli", "api", "edge")
 
 
 def _files(*names: str) -> list[Path]:
@@ -168,9 +169,7 @@ def test_module_outside_store_runs_no_sql(path: Path) -> None:
     assert lines == []
 
 
-@pytest.mark.parametrize(
-    "path", _files("cli.py", "api", "edge"), ids=lambda p: str(p.relative_to(SRC))
-)
+@pytest.mark.parametrize("path", _files(*SHELLS), ids=lambda p: str(p.relative_to(SRC)))
 def test_shells_never_touch_the_connection(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert re.search(r"\.con\b", text) is None
@@ -184,3 +183,17 @@ def test_the_engine_neutral_store_modules_run_no_sql(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert RUNS_SQL.search(text) is None
     assert re.search(r"^\s*(import|from) duckdb\b", text, re.MULTILINE) is None
+
+
+def _every_import(path: Path) -> Iterator[str]:
+    """Every module a file imports, inside functions too."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+
+
+@pytest.mark.parametrize("path", _files("cli"), ids=lambda p: str(p.relative_to(SRC)))
+def test_the_cli_reaches_the_store_only_through_the_service(path: Path) -> None:
+    assert [m for m in _every_import(path) if m.startswith("segflow.store")] == []

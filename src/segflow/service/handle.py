@@ -6,11 +6,14 @@ no SQL of its own (every statement is in ``segflow.store``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import duckdb
 
 from segflow.batch.run import BatchResult, evaluate
 from segflow.model import schedule
@@ -334,3 +337,36 @@ class Segflow:
         ids = self.members(segment_id, at)
         self.registry.export_members(ids, out, suffix[1:])
         return len(ids)
+
+
+class StoreUnavailable(Exception):
+    """The store file cannot be opened (not a store, unreadable): the engine's reason,
+    so shells report it without knowing the engine's errors."""
+
+
+class StoreHeld(StoreUnavailable):
+    """Another process (most often a running server) holds the store file."""
+
+    def __init__(self, reason: str, pid: str | None) -> None:
+        super().__init__(reason)
+        self.pid = pid
+        """The holder's process id, when the engine names it."""
+
+
+def open_store(db: Path) -> Segflow:
+    """Open the store at ``db``; the engine refusing the file raises ``StoreHeld`` (a
+    lock another process holds) or ``StoreUnavailable``."""
+    try:
+        return Segflow(db)
+    except duckdb.IOException as e:
+        reason = str(e)
+        if "lock" not in reason.lower():
+            raise StoreUnavailable(reason) from None
+        holder = re.search(r"\(PID (\d+)\)", reason)
+        raise StoreHeld(reason, holder.group(1) if holder else None) from None
+
+
+def remove_store(db: Path) -> None:
+    """Delete the store file and its write-ahead log, so the next open starts empty."""
+    for f in (db, db.with_name(db.name + ".wal")):
+        f.unlink(missing_ok=True)

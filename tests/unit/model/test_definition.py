@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segflow.cli import LIBRARY
+from segflow.demo import SEGMENTS_DIR
 from segflow.model.definition import (
     DEFAULT_LIMITS,
     PAGE_CALLS,
@@ -379,7 +379,7 @@ def test_limits_bound_leaves_nodes_and_depth_and_name_themselves() -> None:
 def test_demo_library_is_within_the_default_limits() -> None:
     from segflow.service.handle import read_segment_files
 
-    assert len(read_segment_files(LIBRARY)) > 20
+    assert len(read_segment_files(SEGMENTS_DIR)) > 20
 
 
 def test_stored_definitions_load_whatever_their_size() -> None:

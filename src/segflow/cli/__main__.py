@@ -1,0 +1,5 @@
+"""``python -m segflow.cli``: the ``segflow`` command."""
+
+from segflow.cli import app
+
+app()

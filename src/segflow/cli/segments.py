@@ -1,0 +1,146 @@
+"""``segflow segments ...``: define, check, inspect and delete segments, and import
+static lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from segflow.cli.common import (
+    DEFAULT_DB,
+    AtOption,
+    DbOption,
+    console,
+    instant,
+    opened,
+    out,
+    print_table,
+)
+from segflow.model.definition import Segment
+from segflow.service.handle import Segflow
+
+if TYPE_CHECKING:
+    from segflow.service.segments import EditDiff
+
+app = typer.Typer(no_args_is_help=True, help="Define and inspect segments.")
+
+
+@app.command("apply")
+def segments_apply(
+    path: Annotated[Path, typer.Argument(help="A YAML/JSON file or a directory of them.")],
+    db: DbOption = DEFAULT_DB,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show who would enter/leave; save nothing.")
+    ] = False,
+    at: AtOption = None,
+) -> None:
+    """Validate and save segment definitions (a new version when the definition changed);
+    first shows who each new or edited segment would move."""
+    from segflow.model.time import utcnow
+    from segflow.service.segments import edit_diffs
+
+    with opened(db) as sf:
+        diffs = edit_diffs(sf, _checked(sf, path), instant(at) or utcnow())
+        if diffs:
+            print_table(_diff_table(diffs))
+        if dry_run:
+            return
+        for seg, status in sf.apply(path):
+            out.print(f"{status:9} {seg.id} (v{seg.version})")
+
+
+def _diff_table(diffs: list[EditDiff]) -> Table:
+    table = Table(title="if saved now")
+    for col in ("segment", "before", "after", "entering", "leaving"):
+        table.add_column(col)
+    for d in diffs:
+        shown = [", ".join(ids[:5]) + (f" +{len(ids) - 5:,}" if len(ids) > 5 else "")
+                 for ids in (d.entering, d.leaving)]  # fmt: skip
+        table.add_row(d.segment_id, f"{d.size_before:,}", f"{d.size_after:,}", *shown)
+    return table
+
+
+@app.command("validate")
+def segments_validate(
+    path: Annotated[Path, typer.Argument(help="A YAML/JSON file or a directory of them.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Check definitions (syntax, types, limits, references, cycles: every problem at
+    once) without saving; names the store has never seen are warned about."""
+    with opened(db) as sf:
+        segs = _checked(sf, path)
+        sf.registry.check(segs)
+    out.print(f"[green]ok[/green]: {len(segs)} segment(s) valid")
+
+
+def _checked(sf: Segflow, path: Path) -> list[Segment]:
+    """The segments under ``path``, checked against the store: warnings printed, every
+    problem raised at once."""
+    from segflow.service.handle import read_segment_reports
+    from segflow.service.segments import check_drafts
+
+    checked = check_drafts(sf, read_segment_reports(path))
+    for w in checked.warnings:
+        console.print(f"[yellow]warning[/yellow] {escape(str(w))}", highlight=False)
+    return checked.raise_problems()
+
+
+@app.command("list")
+def segments_list(db: DbOption = DEFAULT_DB) -> None:
+    """List saved segments."""
+    with opened(db) as sf:
+        segs = sf.segments()
+    table = Table()
+    for c in ("id", "name", "mode", "version", "tags"):
+        table.add_column(c)
+    for s in segs.values():
+        table.add_row(s.id, s.name, s.mode, str(s.version), ", ".join(s.tags))
+    print_table(table)
+
+
+@app.command("show")
+def segments_show(segment_id: str, db: DbOption = DEFAULT_DB) -> None:
+    """Print a segment's canonical definition (YAML)."""
+    import yaml
+
+    with opened(db) as sf:
+        seg = sf.segment(segment_id)
+    out.print(yaml.safe_dump(seg.to_dict(), sort_keys=False, allow_unicode=True), end="")
+
+
+@app.command("delete")
+def segments_delete(
+    segment_id: str,
+    force: Annotated[bool, typer.Option(help="Delete even a protected segment.")] = False,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Delete a segment (protected ones and ones other segments use refuse)."""
+    with opened(db) as sf:
+        sf.delete(segment_id, force=force)
+    out.print(f"deleted {segment_id}")
+
+
+@app.command("import")
+def segments_import(
+    segment_id: str,
+    csv_file: Annotated[
+        Path, typer.Argument(help="CSV with a profile_id column (or ids in the first column).")
+    ],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Create or replace a static segment from a list of profile ids."""
+    with opened(db) as sf:
+        done = sf.import_static(segment_id, csv_file, name)
+    out.print(f"static segment {segment_id}: {done.members:,} members")
+    if done.unknown:
+        shown = ", ".join(done.unknown[:20]) + (" ..." if len(done.unknown) > 20 else "")
+        console.print(
+            f"[yellow]{len(done.unknown):,} unknown id(s) left out (no such profile):[/yellow]"
+            f" {escape(shown)}",
+            highlight=False,
+        )
