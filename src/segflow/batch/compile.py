@@ -17,6 +17,9 @@ Scans group by, and join on, ``profile_no`` where the store keeps profile number
 Features are grouped by their event-name set so each scan touches only the rows its
 aggregates can use: a row pays for the aggregates of its own event, not all of them.
 
+The tree holds typed nodes only (sqlglot's, and segflow's from ``batch.dialects``); the
+``dialect`` chosen spells them, and a node it cannot compute raises there.
+
 Every user-supplied name becomes a quoted identifier and every value a literal
 escaped by sqlglot; nothing is pasted into SQL text.  Two-valued logic: each leaf is
 wrapped in ``COALESCE(..., FALSE)`` so ``NOT`` over a missing value holds.
