@@ -243,7 +243,8 @@ class Postgres(SqlglotPostgres):
     """PostgreSQL: the nodes it computes with DuckDB's values.  The timestamp reader
     (no TRY_CAST), the JSON reads (jsonb types and number texts differ), the most
     frequent value (``mode()`` does not define its ties), structs and ARG_MAX (the cart
-    total) and ASOF joins (sequences) have no spelling and raise."""
+    total) and ASOF joins (sequences) have no spelling and raise.  Traits packed into
+    one scan read ``ANY_VALUE``, which PostgreSQL has from version 16."""
 
     class Generator(SqlglotPostgres.Generator):
         TRANSFORMS = transforms(
