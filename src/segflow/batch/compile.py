@@ -17,6 +17,9 @@ Scans group by, and join on, ``profile_no`` where the store keeps profile number
 Features are grouped by their event-name set so each scan touches only the rows its
 aggregates can use: a row pays for the aggregates of its own event, not all of them.
 
+The tree holds typed nodes only (sqlglot's, and segflow's from ``batch.dialects``); the
+``dialect`` chosen spells them, and a node it cannot compute raises there.
+
 Every user-supplied name becomes a quoted identifier and every value a literal
 escaped by sqlglot; nothing is pasted into SQL text.  Two-valued logic: each leaf is
 wrapped in ``COALESCE(..., FALSE)`` so ``NOT`` over a missing value holds.
@@ -29,9 +32,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
-import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel
 
+from segflow.batch.dialects import (
+    AsJsonText,
+    BucketHash,
+    JsonBoolean,
+    JsonExists,
+    JsonNumber,
+    JsonString,
+    JsonText,
+    ParseTimestamp,
+    TopValue,
+    dialect_class,
+)
 from segflow.model.definition import (
     CALL_TYPES,
     Absolute,
@@ -67,16 +83,8 @@ from segflow.plan.features import (
 )
 from segflow.plan.planner import Plan
 
-TOP: exp.Expression = sqlglot.parse_one(
-    "LIST_SORT(LIST_TRANSFORM(MAP_ENTRIES(__counts),"
-    " top_entry -> {'n': -top_entry.value, 'k': top_entry.key}))[1].k",
-    dialect="duckdb",
-)
-"""The most frequent value of a ``HISTOGRAM`` (``__counts``), ties to the smallest: its
-(value, count) entries sorted by count descending, then value."""
 TRUE = exp.true()
 FALSE = exp.false()
-NUMERIC_JSON_TYPES = ("DOUBLE", "BIGINT", "UBIGINT", "HUGEINT")
 T = TypeVar("T")
 E = TypeVar("E", bound=exp.Expression)
 MAX_EVENT_SCANS: Final = 32
@@ -154,10 +162,6 @@ def ts_lit(t: datetime) -> exp.Expression:
     return exp.cast(exp.Literal.string(t.isoformat(sep=" ", timespec="microseconds")), "TIMESTAMP")
 
 
-def fn(name: str, *args: exp.Expression) -> exp.Expression:
-    return exp.Anonymous(this=name, expressions=list(args))
-
-
 def and_(*parts: exp.Expression) -> exp.Expression:
     real = [p for p in parts if p is not TRUE]
     if any(p is FALSE for p in real):
@@ -203,18 +207,9 @@ def coalesce_false(e: exp.Expression) -> exp.Expression:
 
 
 def parse_ts(e: exp.Expression) -> exp.Expression:
-    """An ISO-8601 text as a naive UTC timestamp (NULL when it is not one).
-
-    A text ending in ``Z`` (how tracking libraries write instants) is read by the plain
-    ``TIMESTAMP`` cast, which gives the same instant as the time-zone-aware cast on
-    every such text (checked by a property test) at a fraction of its cost; any other
-    text goes through the aware cast, which applies its offset or zone name."""
-    aware = exp.cast(exp.TryCast(this=e, to=exp.DataType.build("TIMESTAMPTZ")), "TIMESTAMP")
-    plain = exp.TryCast(this=e.copy(), to=exp.DataType.build("TIMESTAMP"))
-    return exp.Case(
-        ifs=[exp.If(this=fn("SUFFIX", e.copy(), exp.Literal.string("Z")), true=plain)],
-        default=aware,
-    )
+    """An ISO-8601 text as a naive UTC timestamp (NULL when it is not one); each dialect
+    spells the reading (``dialects.ParseTimestamp``)."""
+    return ParseTimestamp(this=e)
 
 
 def json_pointer(path: str) -> str:
@@ -279,8 +274,12 @@ def compare_typed(v: Typed, cmp: Comparison, at: datetime) -> exp.Expression:
         if v.string is None:
             return FALSE
         if op == "contains":
-            return exp.GT(this=fn("STRPOS", v.string, lit(x)), expression=exp.Literal.number(0))
-        return fn("STARTS_WITH" if op == "starts_with" else "SUFFIX", v.string, lit(x))
+            return exp.GT(
+                this=exp.StrPosition(this=v.string, substr=lit(x)),
+                expression=exp.Literal.number(0),
+            )
+        klass3 = exp.StartsWith if op == "starts_with" else exp.EndsWith
+        return klass3(this=v.string, expression=lit(x))
     # time operators read ISO-8601 strings
     if v.string is None:
         return FALSE
@@ -371,7 +370,8 @@ class BatchCompiler:
         profile numbers (store.duckdb.numbers; hashing an integer, not text, is most of what
         the joins cost), else ``profile_id``.  The result is keyed by ``profile_id``."""
         self.at = at
-        self.dialect = dialect
+        self.dialect: type[Dialect] = dialect_class(dialect)
+        """segflow's dialect class (``batch.dialects``): the engine the SQL is for."""
         self.values: dict[str, exp.Expression] = {}  # feature key -> its value in the final select
         self.trait_tables: dict[str, str] = {}  # trait feature key -> the CTE holding it
         self.flag_columns: dict[str, exp.Column] = {}  # sequence feature key -> its column
@@ -394,37 +394,13 @@ class BatchCompiler:
         )
         if info.overflow or info.type == "JSON":
             ptr = exp.Literal.string(json_pointer(path))
-            jt = fn("JSON_TYPE", col("extra"), ptr)
-            jtext = fn("JSON_EXTRACT_STRING", col("extra"), ptr)
-            jnum = exp.Case(
-                ifs=[
-                    exp.If(
-                        this=exp.In(
-                            this=jt, expressions=[exp.Literal.string(t) for t in NUMERIC_JSON_TYPES]
-                        ),
-                        true=exp.cast(jtext, "DOUBLE"),
-                    )
-                ]
-            )
-            jstr = exp.Case(
-                ifs=[
-                    exp.If(
-                        this=exp.EQ(this=jt, expression=exp.Literal.string("VARCHAR")), true=jtext
-                    )
-                ]
-            )
-            jbool = exp.Case(
-                ifs=[
-                    exp.If(
-                        this=exp.EQ(this=jt, expression=exp.Literal.string("BOOLEAN")),
-                        true=exp.cast(jtext, "BOOLEAN"),
-                    )
-                ]
-            )
+            jnum = JsonNumber(this=col("extra"), path=ptr)
+            jstr = JsonString(this=col("extra"), path=ptr.copy())
+            jbool = JsonBoolean(this=col("extra"), path=ptr.copy())
             number = exp.func("COALESCE", number, jnum) if number is not None else jnum
             string = exp.func("COALESCE", string, jstr) if string is not None else jstr
             boolean = exp.func("COALESCE", boolean, jbool) if boolean is not None else jbool
-            present = or_(present, fn("JSON_EXISTS", col("extra"), ptr))
+            present = or_(present, JsonExists(this=col("extra"), path=ptr.copy()))
         return Typed(number, string, boolean, present)
 
     def predicate(self, p: PropertyPredicate) -> exp.Expression:
@@ -512,12 +488,7 @@ class BatchCompiler:
             s = self.field_typed(a.of).string
             if s is None or cond is FALSE:
                 return exp.cast(exp.null(), "VARCHAR")
-            counts = fn("HISTOGRAM", s)
-            if cond is not TRUE:
-                counts = exp.Filter(this=counts, expression=exp.Where(this=cond))
-            return TOP.transform(
-                lambda n: counts.copy() if isinstance(n, exp.Column) and n.name == "__counts" else n
-            )
+            return TopValue(this=s, where=None if cond is TRUE else cond)
         else:
             assert a.of is not None
             num = self.field_typed(a.of).number
@@ -534,7 +505,7 @@ class BatchCompiler:
         if cond is TRUE:
             return agg
         if m == "count":  # counts the TRUE values, as FILTER keeps rows, but cheaper
-            return fn("COUNT_IF", cond)
+            return exp.CountIf(this=cond)
         return exp.Filter(this=agg, expression=exp.Where(this=cond))
 
     def distinct_value(self, path: str) -> exp.Expression:
@@ -544,10 +515,8 @@ class BatchCompiler:
         if not info.overflow and info.type != "JSON":
             return col(path)
         ptr = exp.Literal.string(json_pointer(path))
-        typed = exp.cast(fn("TO_JSON", col(path)), "VARCHAR") if info.type != "JSON" else exp.null()
-        return exp.func(
-            "COALESCE", typed, exp.cast(fn("JSON_EXTRACT", col("extra"), ptr), "VARCHAR")
-        )
+        typed = AsJsonText(this=col(path)) if info.type != "JSON" else exp.null()
+        return exp.func("COALESCE", typed, JsonText(this=col("extra"), path=ptr))
 
     # -- query ---------------------------------------------------------------
     def compile(self) -> CompiledQuery:
@@ -644,7 +613,9 @@ class BatchCompiler:
             query = query.select(exp.alias_(self.formula(plan.formulas[sid]), cname), copy=False)
         for name, body in ctes:
             query = query.with_(name, as_=body, copy=False)
-        return CompiledQuery(query.sql(self.dialect), query, columns)
+        # IMMEDIATE: a node the dialect cannot spell raises (dialects.UnsupportedNode)
+        sql = query.sql(dialect=self.dialect, unsupported_level=ErrorLevel.IMMEDIATE)
+        return CompiledQuery(sql, query, columns)
 
     def _on(self, table: str) -> exp.Expression:
         return exp.EQ(this=col(self.key, "p"), expression=col(self.key, table))
@@ -672,7 +643,7 @@ class BatchCompiler:
             mine = exp.EQ(this=col("key"), expression=lit(t.name))
             for part in ("kind", "num", "str", "bool"):
                 agg = exp.Filter(
-                    this=fn("ANY_VALUE", col(part)), expression=exp.Where(this=mine.copy())
+                    this=exp.AnyValue(this=col(part)), expression=exp.Where(this=mine.copy())
                 )
                 query = query.select(exp.alias_(agg, f"t{part[0]}_{k}", quoted=True), copy=False)
         return query.group_by(col(self.key))
@@ -711,7 +682,9 @@ class BatchCompiler:
         query = exp.select(col(key)).from_(union.subquery("u")).group_by(col(key))
         for j, (k, _s) in enumerate(items):
             mine = exp.EQ(this=col("_i"), expression=exp.Literal.number(j))
-            agg = exp.Filter(this=fn("BOOL_OR", col("matched")), expression=exp.Where(this=mine))
+            agg = exp.Filter(
+                this=exp.LogicalOr(this=col("matched")), expression=exp.Where(this=mine)
+            )
             query = query.select(exp.alias_(agg, f"m_{k}", quoted=True), copy=False)
         return query
 
@@ -747,10 +720,9 @@ class BatchCompiler:
             )
 
         floor = exp.cast(exp.Literal.string("-infinity"), "DOUBLE")
-        last = exp.func(
-            "ARG_MAX",
-            struct(removed=removed, qty=qty, price=price),
-            struct(
+        last = exp.ArgMax(
+            this=struct(removed=removed, qty=qty, price=price),
+            expression=struct(
                 ts=col("timestamp", "e"),
                 removed=removed,
                 qty=qty,
@@ -781,7 +753,7 @@ class BatchCompiler:
         )
 
         def part(name: str) -> exp.Expression:
-            return fn("STRUCT_EXTRACT", col("line"), exp.Literal.string(name))
+            return exp.StructExtract(this=col("line"), expression=exp.Literal.string(name))
 
         amount = (
             part("qty")
@@ -846,7 +818,7 @@ class BatchCompiler:
         return (
             exp.select(
                 col(key, "c"),
-                exp.alias_(exp.func("BOOL_OR", ok), "matched", quoted=True),
+                exp.alias_(exp.LogicalOr(this=ok), "matched", quoted=True),
             )
             .from_(chain.subquery("c"))
             .group_by(col(key, "c"))
@@ -896,40 +868,14 @@ class BatchCompiler:
         raise TypeError(f"cannot compile {f!r}")
 
     def bucket_sql(self, salt: str) -> exp.Expression:
-        """``int(md5(profile_id + ':' + salt)[:8], 16) % 10000 / 100`` (see model.bucket).
-
-        The first four bytes of the digest, big-endian, are the low 32 bits of DuckDB's
-        ``md5_number`` (the digest read little-endian) with their bytes swapped: integer
-        arithmetic instead of formatting the digest as hex text and parsing a slice of it
-        back, a text round trip per profile."""
+        """``int(md5(profile_id + ':' + salt)[:8], 16) % 10000 / 100`` (see model.bucket);
+        each dialect spells the hash (``dialects.BucketHash``)."""
         key = exp.DPipe(
             this=exp.DPipe(this=col("profile_id", "p"), expression=exp.Literal.string(":")),
             expression=lit(salt),
         )
-        low = exp.cast(
-            exp.Paren(this=exp.BitwiseAnd(this=fn("MD5_NUMBER", key), expression=lit(0xFFFFFFFF))),
-            "UBIGINT",
-            dialect="duckdb",
-        )
-
-        def byte(i: int) -> exp.Expression:  # byte i of the digest, moved to its place
-            shifted: exp.Expression = low.copy()
-            if i:
-                shifted = exp.Paren(this=exp.BitwiseRightShift(this=shifted, expression=lit(8 * i)))
-            if i < 3:
-                shifted = exp.Paren(this=exp.BitwiseAnd(this=shifted, expression=lit(255)))
-            if 3 - i:
-                shifted = exp.Paren(
-                    this=exp.BitwiseLeftShift(this=shifted, expression=lit(8 * (3 - i)))
-                )
-            return shifted
-
-        as_int: exp.Expression = byte(0)
-        for i in (1, 2, 3):
-            as_int = exp.BitwiseOr(this=as_int, expression=byte(i))
-        as_int = exp.Paren(this=as_int)
         return exp.Div(
-            this=exp.Mod(this=as_int, expression=exp.Literal.number(10000)),
+            this=exp.Mod(this=BucketHash(this=key), expression=exp.Literal.number(10000)),
             expression=exp.Literal.number("100.0"),
         )
 
