@@ -11,10 +11,10 @@ A node an engine cannot compute with the same value raises ``UnsupportedNode`` n
 the node and the dialect; nothing is skipped or approximated.  Engines with no class
 here are refused by ``dialect_class``.
 
-The classes keep sqlglot's names (``DuckDB``, ``Postgres``), so sqlglot's registry
-maps ``"duckdb"`` and ``"postgres"`` to them: a tree holding segflow's nodes renders
-the same through ``.sql("duckdb")`` as through ``.sql(dialect=DuckDB)``.  The parsers
-and every spelling of sqlglot's own nodes are inherited unchanged.
+The classes have names of their own (``SegflowDuckDB``, ``SegflowPostgres``), so
+sqlglot's ``"duckdb"`` and ``"postgres"`` stay sqlglot's: a tree holding segflow's nodes
+is rendered with the compiler's ``dialect``.  The parsers and every spelling of
+sqlglot's own nodes are inherited unchanged.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ NODES: tuple[type[exp.Expression], ...] = (
 
 
 def _dialect_name(gen: Generator) -> str:
-    return type(gen.dialect).__name__
+    return type(gen.dialect).__name__.removeprefix("Segflow")
 
 
 def _lacks(gen: Generator, e: exp.Expression) -> str:
@@ -197,7 +197,7 @@ def _duckdb_json(template: str) -> Transform:
     return sql
 
 
-class DuckDB(SqlglotDuckDB):
+class SegflowDuckDB(SqlglotDuckDB):
     """The embedded default."""
 
     class Generator(SqlglotDuckDB.Generator):
@@ -239,7 +239,7 @@ def _postgres_ends_with(gen: Generator, e: exp.EndsWith) -> str:
     return f"(RIGHT({gen.sql(e, 'this')}, LENGTH({suffix})) = {suffix})"
 
 
-class Postgres(SqlglotPostgres):
+class SegflowPostgres(SqlglotPostgres):
     """PostgreSQL: the nodes it computes with DuckDB's values.  The timestamp reader
     (no TRY_CAST), the JSON reads (jsonb types and number texts differ), the most
     frequent value (``mode()`` does not define its ties), structs and ARG_MAX (the cart
@@ -265,7 +265,7 @@ class Postgres(SqlglotPostgres):
             return super().join_sql(expression)
 
 
-DIALECTS: dict[str, type[Dialect]] = {"duckdb": DuckDB, "postgres": Postgres}
+DIALECTS: dict[str, type[Dialect]] = {"duckdb": SegflowDuckDB, "postgres": SegflowPostgres}
 
 
 def dialect_class(name: str) -> type[Dialect]:

@@ -20,14 +20,14 @@ from segflow.batch.dialects import (
     NODES,
     AsJsonText,
     BucketHash,
-    DuckDB,
     JsonBoolean,
     JsonExists,
     JsonNumber,
     JsonString,
     JsonText,
     ParseTimestamp,
-    Postgres,
+    SegflowDuckDB,
+    SegflowPostgres,
     TopValue,
     UnsupportedNode,
     dialect_class,
@@ -84,24 +84,24 @@ def test_every_node_has_a_sample() -> None:
 
 @pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
 def test_duckdb_spells_every_node(node: type[exp.Expression]) -> None:
-    assert SAMPLES[node].sql(dialect=DuckDB) == DUCKDB_SQL[node]
+    assert SAMPLES[node].sql(dialect=SegflowDuckDB) == DUCKDB_SQL[node]
 
 
 @pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
 def test_postgres_spells_a_node_or_raises_naming_it(node: type[exp.Expression]) -> None:
     e = SAMPLES[node]
     if node in POSTGRES_SQL:
-        assert e.sql(dialect=Postgres) == POSTGRES_SQL[node]
+        assert e.sql(dialect=SegflowPostgres) == POSTGRES_SQL[node]
         return
     with pytest.raises(UnsupportedNode, match=f"^{node.__name__} is not supported on Postgres"):
-        e.sql(dialect=Postgres)
+        e.sql(dialect=SegflowPostgres)
 
 
-def test_sqlglot_names_resolve_to_segflows_dialects() -> None:
-    # a tree holding segflow's nodes renders the same through the dialect's name
-    assert Dialect.get_or_raise("duckdb").__class__ is DuckDB
-    assert Dialect.get_or_raise("postgres").__class__ is Postgres
-    assert SAMPLES[JsonExists].sql("duckdb") == DUCKDB_SQL[JsonExists]
+def test_sqlglot_names_stay_sqlglots() -> None:
+    # segflow's dialects do not replace sqlglot's for other users in the process
+    assert Dialect.get_or_raise("duckdb").__class__ is not SegflowDuckDB
+    assert Dialect.get_or_raise("postgres").__class__ is not SegflowPostgres
+    assert dialect_class("duckdb") is SegflowDuckDB
 
 
 def test_sqlglot_nodes_spelled_per_dialect() -> None:
@@ -110,12 +110,12 @@ def test_sqlglot_nodes_spelled_per_dialect() -> None:
     count_if = exp.CountIf(this=cond)
     ends = exp.EndsWith(this=s, expression=x)
     starts = exp.StartsWith(this=s, expression=x)
-    assert count_if.sql(dialect=DuckDB) == "COUNT_IF(ok)"
-    assert count_if.sql(dialect=Postgres) == "COUNT(*) FILTER(WHERE ok)"
-    assert ends.sql(dialect=DuckDB) == "SUFFIX(s, 'Z')"
-    assert ends.sql(dialect=Postgres) == "(RIGHT(s, LENGTH('Z')) = 'Z')"
-    assert starts.sql(dialect=DuckDB) == "STARTS_WITH(s, 'Z')"
-    assert starts.sql(dialect=Postgres) == "STARTS_WITH(s, 'Z')"
+    assert count_if.sql(dialect=SegflowDuckDB) == "COUNT_IF(ok)"
+    assert count_if.sql(dialect=SegflowPostgres) == "COUNT(*) FILTER(WHERE ok)"
+    assert ends.sql(dialect=SegflowDuckDB) == "SUFFIX(s, 'Z')"
+    assert ends.sql(dialect=SegflowPostgres) == "(RIGHT(s, LENGTH('Z')) = 'Z')"
+    assert starts.sql(dialect=SegflowDuckDB) == "STARTS_WITH(s, 'Z')"
+    assert starts.sql(dialect=SegflowPostgres) == "STARTS_WITH(s, 'Z')"
 
 
 def test_duckdb_json_nodes_read_by_type() -> None:
@@ -125,7 +125,7 @@ def test_duckdb_json_nodes_read_by_type() -> None:
     con.execute(f"CREATE TABLE t AS SELECT JSON {doc} AS doc")
 
     def read(node: type[exp.Expression], ptr: str) -> object:
-        sql = node(this=exp.column("doc"), path=exp.Literal.string(ptr)).sql(dialect=DuckDB)
+        sql = node(this=exp.column("doc"), path=exp.Literal.string(ptr)).sql(dialect=SegflowDuckDB)
         row = con.execute(f"SELECT {sql} FROM t").fetchone()
         assert row is not None
         return row[0]
@@ -143,7 +143,7 @@ def test_duckdb_json_nodes_read_by_type() -> None:
 
 
 def test_duckdb_top_value_breaks_ties_to_the_smallest() -> None:
-    top = TopValue(this=exp.column("v"), where=exp.column("ok")).sql(dialect=DuckDB)
+    top = TopValue(this=exp.column("v"), where=exp.column("ok")).sql(dialect=SegflowDuckDB)
     con = duckdb.connect()
     rows = [("b", True), ("a", True), ("c", True), ("c", False), ("c", False), (None, True)]
     con.execute("CREATE TABLE t (v VARCHAR, ok BOOLEAN)")
@@ -209,9 +209,9 @@ def test_a_plan_needing_an_unsupported_node_raises_naming_it(
 def test_sqlglot_nodes_postgres_lacks_raise_only_when_compiling() -> None:
     arg_max = exp.ArgMax(this=exp.column("a"), expression=exp.column("b"))
     # transpiling text reports the gap as sqlglot does; the compiler's path raises
-    assert arg_max.sql(dialect=Postgres)
+    assert arg_max.sql(dialect=SegflowPostgres)
     with pytest.raises(UnsupportedNode, match=r"^ArgMax is not supported on Postgres"):
-        arg_max.sql(dialect=Postgres, unsupported_level=sqlglot.ErrorLevel.IMMEDIATE)
+        arg_max.sql(dialect=SegflowPostgres, unsupported_level=sqlglot.ErrorLevel.IMMEDIATE)
 
 
 def test_an_engine_without_a_segflow_dialect_is_refused() -> None:

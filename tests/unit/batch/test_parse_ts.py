@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from segflow.batch.compile import parse_ts
+from segflow.batch.dialects import SegflowDuckDB
 
 DATES = st.sampled_from(
     ["2026-09-10", "2026-9-1", "26-09-10", "2024-02-29", "2026-02-29", "0001-01-01",
@@ -42,11 +43,11 @@ def test_a_z_text_reads_as_the_aware_cast_reads_it(texts: list[str]) -> None:
     con.execute("CREATE TABLE t (v VARCHAR)")
     con.executemany("INSERT INTO t VALUES (?)", [[v.replace("\x00", "")] for v in texts])
     value = exp.column("v")
-    ours = parse_ts(value).sql("duckdb")
+    ours = parse_ts(value).sql(dialect=SegflowDuckDB)
     aware = exp.cast(exp.TryCast(this=value, to=exp.DataType.build("TIMESTAMPTZ")), "TIMESTAMP")
     rows = con.execute(
-        f"SELECT v, {ours}, {aware.sql('duckdb')} FROM t WHERE {ours} IS DISTINCT FROM"
-        f" {aware.sql('duckdb')}"
+        f"SELECT v, {ours}, {aware.sql(dialect=SegflowDuckDB)} FROM t WHERE {ours} IS DISTINCT FROM"
+        f" {aware.sql(dialect=SegflowDuckDB)}"
     ).fetchall()
     assert rows == []
 
@@ -54,7 +55,7 @@ def test_a_z_text_reads_as_the_aware_cast_reads_it(texts: list[str]) -> None:
 def test_both_forms_of_a_z_instant_and_an_offset() -> None:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    sql = parse_ts(exp.column("v")).sql("duckdb")
+    sql = parse_ts(exp.column("v")).sql(dialect=SegflowDuckDB)
     got = [
         con.execute(f"SELECT {sql} FROM (SELECT ? AS v)", [v]).fetchone()
         for v in ("2026-09-10T16:11:06Z", "2026-09-10T16:11:06+02:00", "not a time Z")
