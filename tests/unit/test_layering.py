@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,3 +175,26 @@ def test_module_outside_store_runs_no_sql(path: Path) -> None:
 def test_shells_never_touch_the_connection(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert re.search(r"\.con\b", text) is None
+
+
+def _all_imports(path: Path) -> Iterator[str]:
+    """Every module an ``import`` names in ``path``, at any depth."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module
+
+
+@pytest.mark.parametrize("path", _files("analytics"), ids=lambda p: str(p.relative_to(SRC)))
+def test_analytics_is_pure_computation(path: Path) -> None:
+    """Analytics computes over arrays the caller hands in: NumPy, SciPy and the standard
+    library only, nothing from the rest of segflow, no SQL."""
+    allowed = {"numpy", "scipy", *sys.stdlib_module_names}
+    outside = [
+        name
+        for name in _all_imports(path)
+        if not name.startswith("segflow.analytics") and name.partition(".")[0] not in allowed
+    ]
+    assert outside == []
+    assert RUNS_SQL.search(path.read_text(encoding="utf-8")) is None
