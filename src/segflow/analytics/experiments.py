@@ -182,7 +182,8 @@ def compare_mean_stats(
     se = math.sqrt(vt + vh)
     if se == 0:
         return replace(lifts, reason="the values do not vary in either arm")
-    df = (vt + vh) ** 2 / (vt**2 / (treatment.n - 1) + vh**2 / (holdout.n - 1))
+    wt, wh = vt / (vt + vh), vh / (vt + vh)  # as weights: no underflow for tiny variances
+    df = 1 / (wt**2 / (treatment.n - 1) + wh**2 / (holdout.n - 1))
     res = stats.ttest_ind_from_stats(
         treatment.mean, treatment.sd, treatment.n, holdout.mean, holdout.sd, holdout.n,
         equal_var=False,
@@ -389,5 +390,5 @@ def _z(q: float) -> float:
 
 
 def _ceil(x: float) -> int:
-    """Round up, forgiving the last bits of float error (an exact 63 stays 63)."""
+    """Round up, forgiving the last bits of float error (a whole number stays as it is)."""
     return math.ceil(x - 1e-9 * max(1.0, x))

@@ -139,11 +139,9 @@ def segment_metrics(
     sums = _member_sums(m, x)
     names = list(columns)
     base_row = dict(zip(names, x.sum(axis=0).tolist(), strict=True))
-    everyone = _metrics(None, n, n, base_row, None)
+    everyone = _metrics(None, n, base_row, None)
     per_segment = tuple(
-        _metrics(
-            seg, int(m[:, j].sum()), n, dict(zip(names, sums[j].tolist(), strict=True)), everyone
-        )
+        _metrics(seg, n, dict(zip(names, sums[j].tolist(), strict=True)), everyone)
         for j, seg in enumerate(segments)
     )
     return MetricsReport(n, everyone, per_segment)
@@ -177,6 +175,7 @@ def _columns(a: MemberAggregates, n: int) -> dict[str, FloatA]:
 
     orders = col(a.orders, "orders")
     out = {
+        "members": np.ones(n),
         "orders": orders,
         "revenue": col(a.revenue, "revenue"),
         "buyers": (orders > 0).astype(np.float64),
@@ -206,7 +205,7 @@ def _member_sums(m: BoolA, x: FloatA) -> FloatA:
 
 
 def _metrics(
-    segment: str | None, size: int, n: int, s: dict[str, float], everyone: SegmentMetrics | None
+    segment: str | None, n: int, s: dict[str, float], everyone: SegmentMetrics | None
 ) -> SegmentMetrics:
     def compared(value: float | None, field: str) -> Compared:
         base = None if everyone is None else getattr(everyone, field)
@@ -217,7 +216,7 @@ def _metrics(
             return None
         return compared(ratio(s[num], s[den] if den else size), field)
 
-    orders, revenue, buyers = s["orders"], s["revenue"], s["buyers"]
+    size, orders, revenue, buyers = round(s["members"]), s["orders"], s["revenue"], s["buyers"]
     return SegmentMetrics(
         segment=segment,
         size=size,

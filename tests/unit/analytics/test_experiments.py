@@ -51,9 +51,8 @@ def _json(report: object) -> str:
 
 
 def test_mammography_trial_as_published() -> None:
-    """OpenIntro Statistics, the mammogram screening trial: 500 breast cancer deaths of
-    44,925 screened women and 505 of 44,910 controls; the book finds z = -0.17 from
-    rounded figures and a p-value of about 0.87, not significant."""
+    """OpenIntro Statistics' mammogram screening trial (breast cancer deaths among
+    screened women and controls): the book's z (from rounded inputs) and p-value."""
     r = compare_rates(Proportion(500, 44_925), Proportion(505, 44_910))
     assert r.statistic == pytest.approx(-0.17, abs=0.01)
     assert r.p_value == pytest.approx(0.87, abs=0.005)
@@ -145,15 +144,15 @@ def test_not_significant_yet_names_the_sample_at_the_observed_rates() -> None:
 
 
 def test_sample_size_for_a_one_point_lift_on_five_percent() -> None:
-    """Fleiss' normal approximation without continuity correction: 8,158 per arm to see
-    5 % become 6 % at alpha 0.05 and power 0.8."""
+    """Fleiss' normal approximation without continuity correction, the usual
+    calculators' answer for a one-point lift on a five percent rate."""
     n = sample_size_rates(0.05, 0.01)
     assert n.treatment == n.holdout == 8158
     assert sample_size_rates(0.05, 0.2, relative=True) == n
 
 
 def test_sample_size_for_half_a_standard_deviation() -> None:
-    """Cohen's medium effect (d = 0.5) under the normal approximation: 63 per group."""
+    """Cohen's medium effect under the normal approximation."""
     n = sample_size_means(2.0, 1.0)
     assert (n.treatment, n.holdout) == (63, 63)
     assert sample_size_means(2.0, 0.1, mean=10.0, relative=True) == n
@@ -229,8 +228,7 @@ def test_bad_input_is_a_value_error(call: object) -> None:
 
 
 def test_welch_example_as_published() -> None:
-    """The Welch's t-test article's first example (two samples of 15): t = -2.46,
-    df = 24.99, p = 0.021."""
+    """The first worked example of the Welch's t-test encyclopedia article."""
     a1 = [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4]
     a2 = [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4]
     r = compare_means(a1, a2)
@@ -262,6 +260,13 @@ def test_means_agree_with_scipy_and_statsmodels(t: list[float], h: list[float], 
     sm = CompareMeans(DescrStatsW(np.asarray(t)), DescrStatsW(np.asarray(h)))
     low, high = sm.tconfint_diff(alpha=1 - lv, usevar="unequal")
     assert (r.ci.low, r.ci.high) == pytest.approx((low, high), rel=1e-7, abs=1e-9)
+
+
+def test_tiny_and_huge_spreads_stay_finite() -> None:
+    for scale in (1e-150, 1e150):
+        r = compare_means(np.array([1.0, 2.0, 4.0]) * scale, np.array([1.0, 1.5]) * scale)
+        assert r.df is not None and r.ci is not None and r.p_value is not None
+        assert r.df == pytest.approx(compare_means([1.0, 2.0, 4.0], [1.0, 1.5]).df)
 
 
 def test_summaries_give_the_same_report_as_the_values() -> None:
