@@ -94,6 +94,7 @@ def overlap(
     thresholds: Thresholds | None = None,
 ) -> OverlapReport:
     """Overlap of ``segments`` from a boolean matrix of profiles x segments."""
+    _distinct(segments)
     m = np.asarray(members, dtype=np.bool_)
     if m.ndim != 2 or m.shape[1] != len(segments):
         raise ValueError(f"members must be profiles x {len(segments)} segments, got {m.shape}")
@@ -112,6 +113,7 @@ def overlap_packed(
 ) -> OverlapReport:
     """Overlap of ``segments`` from one packed bitmap per segment (rows of
     :func:`pack_members`: profile ``p`` is bit ``p % 8`` of byte ``p // 8``)."""
+    _distinct(segments)
     b = np.asarray(bitmaps, dtype=np.uint8)
     nbytes = -(-n_profiles // 8)
     if b.ndim != 2 or b.shape != (len(segments), nbytes):
@@ -139,9 +141,7 @@ def _report(
     top: int,
     thresholds: Thresholds | None,
 ) -> OverlapReport:
-    ids = tuple(segments)
-    if not ids or len(set(ids)) != len(ids):
-        raise ValueError("overlap needs one or more distinct segments")
+    ids = _distinct(segments)
     inter = _intersections(bitmaps)
     sizes = np.diagonal(inter).copy()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -173,6 +173,13 @@ def _report(
     )
 
 
+def _distinct(segments: Sequence[str]) -> tuple[str, ...]:
+    ids = tuple(segments)
+    if not ids or len(set(ids)) != len(ids):
+        raise ValueError("overlap needs one or more distinct segments")
+    return ids
+
+
 def _warnings(
     ids: tuple[str, ...], sizes: IntA, share: FloatA, jaccard: FloatA, t: Thresholds
 ) -> tuple[OverlapWarning, ...]:
@@ -180,13 +187,13 @@ def _warnings(
     as a near-duplicate), then segments below the minimum size."""
     out: list[OverlapWarning] = []
     upper = np.triu(np.ones(jaccard.shape, dtype=np.bool_), 1)
-    dup = upper & (np.nan_to_num(jaccard) >= t.near_duplicate)
+    dup = upper & (jaccard >= t.near_duplicate)  # NaN (both empty) compares false
     for i, j in zip(*np.nonzero(dup), strict=True):
         a, b, v = ids[i], ids[j], float(jaccard[i, j])
         msg = f"{a} and {b} are near-duplicates (Jaccard {v:.2f})"
         out.append(OverlapWarning(WarningKind.NEAR_DUPLICATE, (a, b), v, t.near_duplicate, msg))
     off = ~np.eye(len(ids), dtype=np.bool_) & ~(dup | dup.T)
-    for i, j in zip(*np.nonzero(off & (np.nan_to_num(share) > t.contained)), strict=True):
+    for i, j in zip(*np.nonzero(off & (share > t.contained)), strict=True):
         a, b, v = ids[i], ids[j], float(share[i, j])
         msg = f"{v:.1%} of {a} is also in {b}"
         out.append(OverlapWarning(WarningKind.CONTAINED, (a, b), v, t.contained, msg))
