@@ -241,6 +241,7 @@ def test_welch_example_as_published() -> None:
 values = st.lists(st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False), max_size=40)
 
 
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")  # SciPy, near-equal values
 @settings(max_examples=200, deadline=None)
 @given(values, values, st.sampled_from([0.9, 0.95, 0.99]))
 def test_means_agree_with_scipy_and_statsmodels(t: list[float], h: list[float], lv: float) -> None:
@@ -266,7 +267,10 @@ def test_tiny_and_huge_spreads_stay_finite() -> None:
     for scale in (1e-150, 1e150):
         r = compare_means(np.array([1.0, 2.0, 4.0]) * scale, np.array([1.0, 1.5]) * scale)
         assert r.df is not None and r.ci is not None and r.p_value is not None
-        assert r.df == pytest.approx(compare_means([1.0, 2.0, 4.0], [1.0, 1.5]).df)
+        plain = compare_means([1.0, 2.0, 4.0], [1.0, 1.5])
+        assert (r.df, r.statistic, r.p_value) == pytest.approx(
+            (plain.df, plain.statistic, plain.p_value)
+        )
 
 
 def test_summaries_give_the_same_report_as_the_values() -> None:
