@@ -142,6 +142,28 @@ def test_evaluators_take_their_inputs_from_the_model_not_the_oracle() -> None:
     assert from_oracle == []
 
 
+@pytest.mark.parametrize(
+    "path", sorted((SRC / "analytics").rglob("*.py")), ids=lambda p: str(p.relative_to(SRC))
+)
+def test_analytics_is_pure_computation(path: Path) -> None:
+    """Analytics computes over arrays the caller hands in: NumPy, SciPy and the standard
+    library only (absolute imports, inside functions too), nothing else from segflow, no
+    SQL."""
+    allowed = {"numpy", "scipy", *sys.stdlib_module_names}
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [
+        "." * n.level + (n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+    ]
+    outside = [
+        name
+        for name in names
+        if not name.startswith("segflow.analytics") and name.partition(".")[0] not in allowed
+    ]
+    assert outside == []
+    assert RUNS_SQL.search(path.read_text(encoding="utf-8")) is None
+
+
 RUNS_SQL = re.compile(r"\.execute\(|\.sql\(")
 SERVICE_MODULES = tuple(
     f"service/{name}.py" for name in ("handle", "segments", "profiles", "delivery", "scores")
@@ -175,26 +197,3 @@ def test_module_outside_store_runs_no_sql(path: Path) -> None:
 def test_shells_never_touch_the_connection(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert re.search(r"\.con\b", text) is None
-
-
-def _all_imports(path: Path) -> Iterator[str]:
-    """Every module an ``import`` names in ``path``, at any depth."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            yield from (a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            yield node.module
-
-
-@pytest.mark.parametrize("path", _files("analytics"), ids=lambda p: str(p.relative_to(SRC)))
-def test_analytics_is_pure_computation(path: Path) -> None:
-    """Analytics computes over arrays the caller hands in: NumPy, SciPy and the standard
-    library only, nothing from the rest of segflow, no SQL."""
-    allowed = {"numpy", "scipy", *sys.stdlib_module_names}
-    outside = [
-        name
-        for name in _all_imports(path)
-        if not name.startswith("segflow.analytics") and name.partition(".")[0] not in allowed
-    ]
-    assert outside == []
-    assert RUNS_SQL.search(path.read_text(encoding="utf-8")) is None
