@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,6 +141,28 @@ def test_evaluators_take_their_inputs_from_the_model_not_the_oracle() -> None:
         if target == "segflow.plan.interpret" and name in shapes
     ]
     assert from_oracle == []
+
+
+@pytest.mark.parametrize(
+    "path", sorted((SRC / "analytics").rglob("*.py")), ids=lambda p: str(p.relative_to(SRC))
+)
+def test_analytics_is_pure_computation(path: Path) -> None:
+    """Analytics computes over arrays the caller hands in: NumPy, SciPy and the standard
+    library only (absolute imports, inside functions too), nothing else from segflow, no
+    SQL."""
+    allowed = {"numpy", "scipy", *sys.stdlib_module_names}
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [
+        "." * n.level + (n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+    ]
+    outside = [
+        name
+        for name in names
+        if not name.startswith("segflow.analytics") and name.partition(".")[0] not in allowed
+    ]
+    assert outside == []
+    assert RUNS_SQL.search(path.read_text(encoding="utf-8")) is None
 
 
 RUNS_SQL = re.compile(r"\.execute\(|\.sql\(")
