@@ -1,6 +1,7 @@
 """How the package's modules depend on each other: no cycles, no private names across
 modules (read from the source, so a TYPE_CHECKING import counts too), and only
-``segflow.store`` writes SQL: the service modules and the shells call store methods."""
+``segflow.store`` writes and runs SQL: the service, the shells and the computations
+(``traits``, ``batch``) call store methods and never touch a connection."""
 
 from __future__ import annotations
 
@@ -141,11 +142,16 @@ def test_evaluators_take_their_inputs_from_the_model_not_the_oracle() -> None:
     assert from_oracle == []
 
 
-RUNS_SQL = re.compile(r"\.execute\(|\.sql\(")
-SERVICE_MODULES = tuple(
-    f"service/{name}.py" for name in ("handle", "segments", "profiles", "delivery", "scores")
-)
+RUNS_SQL = re.compile(r"\.execute(many)?\(|\.sql\(")
+TOUCHES_CONNECTION = re.compile(r"\.con\b")
+SERVICE_MODULES = ("service",)
+"""The one handle shells hold: it calls store objects and holds no connection."""
+COMPUTATIONS = ("traits", "batch")
+"""Pure: traits fit and score arrays the store hands over, batch compiles typed
+expressions the store runs."""
 SHELLS = ("cli.py", "api", "edge")
+COMPILES_SQL = {"batch/compile.py"}
+"""Renders its typed query to the target dialect's text (the store runs it)."""
 
 
 def _files(*names: str) -> list[Path]:
@@ -156,8 +162,15 @@ def _files(*names: str) -> list[Path]:
     return out
 
 
+def _ids(p: Path) -> str:
+    return str(p.relative_to(SRC))
+
+
+OUTSIDE_STORE = _files(*SERVICE_MODULES, *COMPUTATIONS, *SHELLS)
+
+
 @pytest.mark.parametrize(
-    "path", _files(*SERVICE_MODULES, *SHELLS), ids=lambda p: str(p.relative_to(SRC))
+    "path", [p for p in OUTSIDE_STORE if _ids(p) not in COMPILES_SQL], ids=_ids
 )
 def test_module_outside_store_runs_no_sql(path: Path) -> None:
     lines = [
@@ -168,9 +181,22 @@ def test_module_outside_store_runs_no_sql(path: Path) -> None:
     assert lines == []
 
 
-@pytest.mark.parametrize(
-    "path", _files("cli.py", "api", "edge"), ids=lambda p: str(p.relative_to(SRC))
-)
-def test_shells_never_touch_the_connection(path: Path) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert re.search(r"\.con\b", text) is None
+@pytest.mark.parametrize("path", OUTSIDE_STORE, ids=_ids)
+def test_module_outside_store_never_touches_the_connection(path: Path) -> None:
+    lines = [
+        f"{path.relative_to(SRC)}:{n}: {line.strip()}"
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if TOUCHES_CONNECTION.search(line)
+    ]
+    assert lines == []
+
+
+def test_the_service_and_the_computations_never_import_the_driver() -> None:
+    outside = [
+        m
+        for m in MODULES
+        if m.startswith(tuple(f"segflow.{p}" for p in (*SERVICE_MODULES, *COMPUTATIONS)))
+        for target, _name in _imports(m)
+        if target == "duckdb" or target.startswith("duckdb.")
+    ]
+    assert outside == []

@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
+from segflow.store.duckdb.batch import evaluate
 from segflow.store.duckdb_store import DuckDBStore
 from segflow.store.numbers import has_profile_numbers
 from segflow.store.schema import DDL
