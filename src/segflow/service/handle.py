@@ -25,11 +25,12 @@ from segflow.model.time import utcnow
 from segflow.store.duckdb.stores import DuckDBStores
 
 if TYPE_CHECKING:
-    from segflow.store.duckdb.batch import BatchResult
     from segflow.store.keys import KeyStore
     from segflow.store.protocols import (
+        BatchEvaluator,
         ChangeLog,
         ComputedTraitStore,
+        Memberships,
         ProfileStore,
         ScoreStore,
         SegmentStore,
@@ -121,6 +122,7 @@ class Segflow:
         """Events and profiles: ingestion (with the engine's tuning knobs) and reads."""
         self.registry: SegmentStore = self.stores.registry
         self.profiles: ProfileStore = self.stores.profiles
+        self.evaluator: BatchEvaluator = self.stores.batch
         self.score_store: ScoreStore = self.stores.scores
         self.computed_store: ComputedTraitStore = self.stores.computed
 
@@ -143,10 +145,10 @@ class Segflow:
 
     def batch(
         self, segments: Iterable[Segment], at: datetime, only: Iterable[str] | None = None
-    ) -> BatchResult:
+    ) -> Memberships:
         """Evaluate ``segments`` (those in ``only``, with what they reference) as of ``at``
         with the batch evaluator."""
-        return self.stores.batch.evaluate(segments, at, only=only)
+        return self.evaluator.evaluate(segments, at, only=only)
 
     def computed_traits(self, at: datetime, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The computed traits of ``profile_ids`` as of ``at``."""
@@ -231,7 +233,7 @@ class Segflow:
     # -- evaluation -----------------------------------------------------------
     def evaluate(
         self, at: datetime | None = None, only: Iterable[str] | None = None, *, store: bool = True
-    ) -> tuple[Evaluation, BatchResult]:
+    ) -> tuple[Evaluation, Memberships]:
         """Evaluate segments as of ``at`` (default now) in one plan; store memberships."""
         import time
 
@@ -248,8 +250,8 @@ class Segflow:
             self._store(result, segs)
         return Evaluation(at, sizes, time.perf_counter() - started), result
 
-    def _store(self, result: BatchResult, segs: dict[str, Segment]) -> None:
-        columns = result.query.columns
+    def _store(self, result: Memberships, segs: dict[str, Segment]) -> None:
+        columns = result.columns
         self.registry.store_evaluation(
             result.table, columns, {sid: segs[sid].version for sid in columns}, result.at
         )

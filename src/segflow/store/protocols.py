@@ -251,3 +251,41 @@ class ComputedTraitStore(Protocol):
     def computed_traits(
         self, at: datetime, profile_ids: Sequence[str] | None = None
     ) -> list[dict[str, Any]]: ...
+
+
+# -- the batch evaluator ----------------------------------------------------------------
+
+
+class Memberships(Protocol):
+    """One batch evaluation's memberships as of ``at`` (``store.duckdb.batch.BatchResult``
+    on DuckDB): held in the store's ``table``, one boolean column per segment."""
+
+    at: datetime
+    table: str
+
+    @property
+    def columns(self) -> Mapping[str, str]:
+        """Segment id -> its column in ``table``."""
+        ...
+
+    def size(self, segment_id: str) -> int: ...
+
+    def sizes(self) -> dict[str, int]: ...
+
+    def members(self, segment_id: str) -> list[str]:
+        """Sorted profile ids."""
+        ...
+
+    def membership_map(self) -> dict[str, set[str]]: ...
+
+
+class BatchEvaluator(Protocol):
+    """Runs the batch evaluator's compiled plan where the events are
+    (``store.duckdb.batch.DuckDBBatch`` on DuckDB)."""
+
+    def evaluate(
+        self, segments: Iterable[Segment], at: datetime, *, only: Iterable[str] | None = None
+    ) -> Memberships:
+        """Memberships of ``segments`` (or ``only`` those and what they reference) as of
+        ``at``."""
+        ...

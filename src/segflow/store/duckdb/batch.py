@@ -43,6 +43,11 @@ class BatchResult:
     con: duckdb.DuckDBPyConnection
     table: str = RESULT_TABLE
 
+    @property
+    def columns(self) -> dict[str, str]:
+        """Segment id -> its column in ``table``."""
+        return self.query.columns
+
     def size(self, segment_id: str) -> int:
         c = self.query.columns[segment_id]
         row = self.con.execute(f'SELECT count(*) FROM {self.table} WHERE "{c}"').fetchone()
