@@ -30,11 +30,12 @@ def computed_traits_sql(catalog: Catalog, at: datetime) -> str:
     plan = Plan()
     compiler = BatchCompiler(plan, catalog, at)
     aggs = ",\n  ".join(
-        f"{compiler.aggregate(a).sql('duckdb')} AS {_q(name)}" for name, a in AGGREGATES.items()
+        f"{compiler.aggregate(a).sql(dialect=compiler.dialect)} AS {_q(name)}"
+        for name, a in AGGREGATES.items()
     )
     prod = _q("properties.product_id") if "properties.product_id" in catalog else "NULL"
-    items = compiler.cart_cte(CART["cart_items"]).sql("duckdb")
-    value = compiler.cart_cte(CART["cart_value"]).sql("duckdb")
+    items = compiler.cart_cte(CART["cart_items"]).sql(dialect=compiler.dialect)
+    value = compiler.cart_cte(CART["cart_value"]).sql(dialect=compiler.dialect)
     ts = f"CAST('{at.isoformat(sep=' ', timespec='microseconds')}' AS TIMESTAMP)"
     return f"""
 WITH agg AS (
