@@ -189,14 +189,3 @@ def test_module_outside_store_never_touches_the_connection(path: Path) -> None:
         if TOUCHES_CONNECTION.search(line)
     ]
     assert lines == []
-
-
-def test_the_service_and_the_computations_never_import_the_driver() -> None:
-    outside = [
-        m
-        for m in MODULES
-        if m.startswith(tuple(f"segflow.{p}" for p in (*SERVICE_MODULES, *COMPUTATIONS)))
-        for target, _name in _imports(m)
-        if target == "duckdb" or target.startswith("duckdb.")
-    ]
-    assert outside == []
