@@ -32,12 +32,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from segflow.batch.run import closure, evaluate  # noqa: E402
 from segflow.demo.generator import generate_shop  # noqa: E402
 from segflow.model.definition import Segment  # noqa: E402
 from segflow.plan.features import EventAggregate, SequenceMatch, TraitValue  # noqa: E402
-from segflow.plan.planner import build_plan  # noqa: E402
+from segflow.plan.planner import build_plan, closure  # noqa: E402
 from segflow.service.handle import Segflow, read_segment_files  # noqa: E402
+from segflow.store.duckdb.batch import evaluate  # noqa: E402
 from segflow.store.duckdb.numbers import profile_key  # noqa: E402
 
 LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"
@@ -145,7 +145,7 @@ def main() -> None:
 
     db = loaded_store(args.data, args.customers, args.seed)
     sf = Segflow(db)
-    con = sf.con
+    con = sf.store.con
     if args.threads:
         con.execute(f"SET threads = {int(args.threads)}")
     events = con.execute("SELECT count(*) FROM events").fetchone()

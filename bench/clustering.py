@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from batch import END, LIBRARY, interleaved, loaded_store  # noqa: E402
-from segflow.batch.run import evaluate  # noqa: E402
 from segflow.service.handle import read_segment_files  # noqa: E402
+from segflow.store.duckdb.batch import evaluate  # noqa: E402
 from segflow.store.duckdb.clustering import TAIL_CHUNK_ROWS, set_clustered  # noqa: E402
 from segflow.store.duckdb.store import DuckDBStore  # noqa: E402
 

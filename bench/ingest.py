@@ -70,11 +70,11 @@ def prepare(root: Path, customers: int) -> tuple[Path, str, str, list[str], list
     try:
         sf.ingest(list(summary.paths))
         sf.apply(LIBRARY)
-        keys = KeyStore(sf.con)
+        keys = KeyStore(sf.store.con)
         admin, write = keys.create("admin").token, keys.create("write").token
         users = [
             u
-            for (u,) in sf.con.execute(
+            for (u,) in sf.store.con.execute(
                 "SELECT DISTINCT user_id FROM events WHERE user_id IS NOT NULL"
             ).fetchall()
         ]

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from segflow.demo.generator import generate_shop  # noqa: E402
 from segflow.store.duckdb.schema import DDL  # noqa: E402
+from segflow.store.duckdb.scores import DuckDBScores  # noqa: E402
 from segflow.traits.features import extract_features  # noqa: E402
 from segflow.traits.refresh import ScoresConfig, compute_scores, refresh_scores  # noqa: E402
 
@@ -106,7 +107,7 @@ def lifetimes_baseline(con: duckdb.DuckDBPyConnection, cfg: ScoresConfig) -> dic
         import lifetimes
         import pandas as pd
 
-    f = extract_features(con, END)
+    f = extract_features(DuckDBScores(con), END)
     cust = f.customers
     x, t, T, m = f.x[cust], f.t_x[cust], f.T[cust], f.m[cust]
     out: dict[str, float] = {}
@@ -177,7 +178,7 @@ def main() -> None:
         at = END if run == 1 else END + timedelta(seconds=1)
         cpu = time.process_time()
         load = os.getloadavg()[0]
-        r = refresh_scores(con, at, cfg)
+        r = refresh_scores(DuckDBScores(con), at, cfg)
         cpu = time.process_time() - cpu
         cpus.append(cpu)
         reports.append(r)
@@ -209,7 +210,7 @@ def main() -> None:
     )
 
     if not args.no_baseline:
-        f = extract_features(con, END)
+        f = extract_features(DuckDBScores(con), END)
         started = time.perf_counter()
         compute_scores(f, cfg)
         ours = time.perf_counter() - started
@@ -236,7 +237,7 @@ def main() -> None:
         adb = build(auc_data, args.auc_customers, 365, args.seed)
         acon = duckdb.connect(str(adb))
         acon.execute("DELETE FROM traits WHERE message_id LIKE 'scores/%'")
-        r = refresh_scores(acon, END, ScoresConfig(classifier=True))
+        r = refresh_scores(DuckDBScores(acon), END, ScoresConfig(classifier=True))
         acon.close()
         c = r.classifier
         if c is None:

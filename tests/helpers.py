@@ -20,7 +20,6 @@ import orjson
 import pytest
 
 from segflow.api.deps import ServerContext, Settings
-from segflow.batch.run import evaluate
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import CALL_TYPES, Ago, Duration, EventFilter, Within
 from segflow.model.history import Event, ProfileHistory, TraitWrite
@@ -32,6 +31,7 @@ from segflow.realtime import VirtualClock
 from segflow.server import make_context, serve_in_thread
 from segflow.service.handle import Segflow
 from segflow.service.live import LiveEvaluator
+from segflow.store.duckdb.batch import evaluate
 from segflow.store.duckdb.numbers import number_profiles
 from segflow.store.duckdb.schema import DDL
 from segflow.traits.refresh import ScoresReport
@@ -388,7 +388,7 @@ class Run:
                 if msgs:
                     self.ingest(msgs)
                 if rows:
-                    self.app.con.executemany(
+                    self.app.store.con.executemany(
                         'INSERT INTO traits (profile_id, profile_no, key, "timestamp",'
                         " message_id, kind, num, str, bool) SELECT $1, (SELECT profile_no"
                         " FROM profiles WHERE profile_id = $1), $2, $3, $4, $5, $6, $7, $8",
@@ -406,7 +406,7 @@ class Run:
                     self.check_sql(t)
 
     def check_sql(self, t: datetime) -> None:
-        res = evaluate(self.app.con, self.segments.values(), t)
+        res = evaluate(self.app.store.con, self.segments.values(), t)
         members = {sid: set(res.members(sid)) for sid in self.segments}
         for sid in self.segments:
             live = set(self.live.members(sid))

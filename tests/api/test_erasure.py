@@ -71,7 +71,7 @@ def test_erased_profile_leaves_no_bytes_in_the_store_file(tmp_path: Path) -> Non
             assert logged == {USER, ANON}  # the merged id's changes are the profile's too
             assert {d["body"]["profile_id"] for d in export["webhook_deliveries"]} == {USER, ANON}
             with ctx.lock:
-                ctx.app.con.execute("CHECKPOINT")
+                ctx.app.store.con.execute("CHECKPOINT")
             present = _raw(db)
             assert all(n in present for n in NEEDLES)  # the check below can see them
 
@@ -86,8 +86,8 @@ def test_erased_profile_leaves_no_bytes_in_the_store_file(tmp_path: Path) -> Non
     assert [n for n in NEEDLES if n in raw] == []
     sf = Segflow(db)
     try:
-        stored = load_suppressions(sf.con)
+        stored = load_suppressions(sf)
         assert USER in stored and ANON in stored
-        assert sf.con.execute("SELECT count(*) FROM events").fetchone() == (1,)
+        assert sf.store.con.execute("SELECT count(*) FROM events").fetchone() == (1,)
     finally:
         sf.close()

@@ -32,7 +32,7 @@ class Running:
 
     def columns(self) -> int:
         with self.ctx.lock:
-            return len(table_columns(self.ctx.app.con, "events"))
+            return len(table_columns(self.ctx.app.store.con, "events"))
 
 
 @pytest.fixture(params=SERVER_KINDS)

@@ -204,7 +204,7 @@ def test_write_key_auth(server: Server) -> None:
     _error(httpx.post(url, json=_track(), headers={"Authorization": "Basic !!"}), 401)
     assert httpx.post(url, json={**_track(), "writeKey": server.write_key}).status_code == 200
     with server.ctx.lock:
-        store = KeyStore(server.ctx.app.con)
+        store = KeyStore(server.ctx.app.store.con)
         revoked = store.create("write", "soon revoked")
         store.revoke(revoked.key.id)
         server.ctx.key_store._reload()
@@ -310,7 +310,7 @@ def test_queued_bodies_are_parsed_by_the_writer_and_answered_one_by_one(tmp_path
         for t in threads.values():
             t.join()
         with ctx.lock:
-            rows = ctx.app.con.execute(
+            rows = ctx.app.store.con.execute(
                 "SELECT user_id, received_at FROM events ORDER BY user_id"
             ).fetchall()
     statuses = {name: r.status_code for name, r in results.items()}
@@ -328,7 +328,7 @@ def test_duckdb_gets_its_threads_back_once_ingestion_is_idle(server: Server) -> 
 
     def threads() -> int:
         with ctx.lock:
-            (n,) = ctx.app.con.execute("SELECT current_setting('threads')").fetchone() or (0,)
+            (n,) = ctx.app.store.con.execute("SELECT current_setting('threads')").fetchone() or (0,)
         return int(n)
 
     before = threads()

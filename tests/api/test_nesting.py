@@ -59,7 +59,7 @@ class Running:
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     db = tmp_path_factory.mktemp("nesting") / "deep.duckdb"
     sf = Segflow(db)
-    keys = KeyStore(sf.con)
+    keys = KeyStore(sf.store.con)
     admin, write = keys.create("admin").token, keys.create("write").token
     sf.close()
     with ServerProcess(db) as server:

@@ -119,10 +119,10 @@ def test_privacy_export_and_delete_with_suppression(server: Server) -> None:
     assert alias.startswith("erased:")
     assert server.client.get("/v1/profiles/ada").status_code == 404
     with server.ctx.lock:
-        con = server.ctx.app.con
+        con = server.ctx.app.store.con
         assert con.execute("SELECT count(*) FROM events WHERE profile_id='ada'").fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM traits WHERE profile_id='ada'").fetchone() == (0,)
-        stored = load_suppressions(con)  # what a restart loads
+        stored = load_suppressions(server.ctx.app)  # what a restart loads
         assert "ada" in stored and "anon-1" in stored and "bob" not in stored
         assert len(stored) == 2
     assert server.client.get("/v1/changes", params={"profile_id": "ada"}).json()["changes"] == []

@@ -41,7 +41,7 @@ def _batch(client: int, n: int) -> list[dict[str, object]]:
 def test_sigkill_mid_ingestion_loses_no_acknowledged_event(tmp_path: Path) -> None:
     db = tmp_path / "crash.duckdb"
     sf = Segflow(db)
-    write = KeyStore(sf.con).create("write").token
+    write = KeyStore(sf.store.con).create("write").token
     sf.registry.save(
         [
             parse_segment(
@@ -96,12 +96,12 @@ def test_sigkill_mid_ingestion_loses_no_acknowledged_event(tmp_path: Path) -> No
 
     sf = Segflow(db)
     try:
-        stored = {m for (m,) in sf.con.execute("SELECT message_id FROM events").fetchall()}
-        (total,) = sf.con.execute("SELECT count(*) FROM events").fetchone() or (0,)
+        stored = {m for (m,) in sf.store.con.execute("SELECT message_id FROM events").fetchall()}
+        (total,) = sf.store.con.execute("SELECT count(*) FROM events").fetchone() or (0,)
         profiles = {
-            p for (p,) in sf.con.execute("SELECT DISTINCT profile_id FROM events").fetchall()
+            p for (p,) in sf.store.con.execute("SELECT DISTINCT profile_id FROM events").fetchall()
         }
-        entered = sf.con.execute(
+        entered = sf.store.con.execute(
             "SELECT profile_id FROM membership_changes WHERE segment_id = 'buyers' AND entered"
         ).fetchall()
     finally:
@@ -138,7 +138,7 @@ def test_first_start_shows_members_since_the_instants_they_entered(tmp_path: Pat
                 for i, t in enumerate((first, second))
             ]
         )
-        admin = KeyStore(sf.con).create("admin", "test").token
+        admin = KeyStore(sf.store.con).create("admin", "test").token
     finally:
         sf.close()
     with ServerProcess(db) as server:

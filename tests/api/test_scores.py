@@ -81,7 +81,7 @@ def test_refresh_inspect_and_use(shop: Server) -> None:
     assert summary["lifecycle_stage"] and summary["purchase_frequency_band"]
 
     with shop.ctx.lock:
-        (pid,) = shop.ctx.app.con.execute(
+        (pid,) = shop.ctx.app.store.con.execute(
             "SELECT min(profile_id) FROM current_traits WHERE key = 'rfm_code'"
         ).fetchone() or (None,)
     assert pid is not None
@@ -153,7 +153,9 @@ def test_scheduler_refreshes_a_never_scored_store(shop_db: Path, tmp_path: Path)
         assert first["customers"] > 20 and first["config"]["classifier"] is True
         time.sleep(0.5)  # more scheduler ticks: not due again until 03:00
         with ctx.lock:
-            (runs,) = ctx.app.con.execute("SELECT count(*) FROM score_runs").fetchone() or (0,)
+            (runs,) = ctx.app.store.con.execute("SELECT count(*) FROM score_runs").fetchone() or (
+                0,
+            )
         assert runs == 1
 
 
@@ -232,7 +234,7 @@ def test_refresh_without_the_classifier_keeps_the_propensity_scores(shop: Server
     r = http.post("/v1/scores/refresh", params={"at": AT})
     assert r.status_code == 200, r.text
     with shop.ctx.lock:
-        rows = shop.ctx.app.con.execute(
+        rows = shop.ctx.app.store.con.execute(
             "SELECT profile_id, num FROM current_traits WHERE key = 'purchase_propensity_90d'"
             " ORDER BY profile_id"
         ).fetchall()

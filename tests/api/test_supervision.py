@@ -38,7 +38,7 @@ def _eventually(check: Callable[[], bool], timeout: float = 60) -> None:
 
 def _write_key(db: Path) -> str:
     sf = Segflow(db)
-    token = KeyStore(sf.con).create("write").token
+    token = KeyStore(sf.store.con).create("write").token
     sf.close()
     return token
 

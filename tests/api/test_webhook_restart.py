@@ -46,7 +46,7 @@ def test_pending_deliveries_resume_after_sigkill(
     monkeypatch.setenv("SEGFLOW_WEBHOOK_MAX_ATTEMPTS", "1000")
     db = tmp_path / "hooks.duckdb"
     sf = Segflow(db)
-    keys = KeyStore(sf.con)
+    keys = KeyStore(sf.store.con)
     admin, write = keys.create("admin").token, keys.create("write").token
     sf.registry.save(
         [parse_segment({"id": "viewers", "condition": {"event": "Product Viewed", "within": "7d"}})]

@@ -6,7 +6,7 @@ Random definitions over every condition kind; random streams of Segment messages
 into a user profile) ingested through the store in a few group commits, each followed
 by ``catch_up``; some trait writes are stored with no event (as a scores refresh
 writes them); inputs arrive in order, late, or from the future.  At random
-checkpoints (after ``tick``) every live membership equals ``segflow.batch.run.evaluate``
+checkpoints (after ``tick``) every live membership equals ``segflow.store.duckdb.batch.evaluate``
 on the store at that instant.  At the end the log is checked instant by instant against
 the interpreter (itself checked against SQL elsewhere): wherever the engine knew every
 input stamped up to an instant, the log's membership at that instant, and one
@@ -28,13 +28,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from segflow.batch.run import evaluate
 from segflow.model.changes import LoggedChange
 from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.realtime import VirtualClock
 from segflow.service.live import LiveEvaluator
+from segflow.store.duckdb.batch import evaluate
 from tests.helpers import Run, flip_instants, plan_durations
 from tests.strategies import (
     END,
@@ -211,6 +211,6 @@ def test_catch_up_restart_and_replay_are_idempotent(sc: LiveScenario) -> None:
         assert len(after) == len(logged) + len(replayed)
         keys = [(c.segment_id, c.profile_id, c.at, c.entered, c.version) for c in after]
         assert len(set(keys)) == len(keys)
-        res = evaluate(run.app.con, run.segments.values(), end)
+        res = evaluate(run.app.store.con, run.segments.values(), end)
         for sid in run.segments:
             assert first.members(sid) == second.members(sid) == res.members(sid), sid

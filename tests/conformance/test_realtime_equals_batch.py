@@ -22,7 +22,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segflow.batch.run import evaluate
 from segflow.model.definition import (
     Segment,
 )
@@ -30,6 +29,7 @@ from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.realtime import Change, RealtimeRunner, VirtualClock, compile_engine
+from segflow.store.duckdb.batch import evaluate
 from tests.helpers import flip_instants, load, plan_durations
 from tests.strategies import (
     END,

@@ -117,6 +117,21 @@ def build_plan(segments: Iterable[Segment]) -> Plan:
     return plan
 
 
+def closure(segments: Mapping[str, Segment], wanted: Iterable[str]) -> list[Segment]:
+    """The wanted segments and every segment they reference, transitively."""
+    seen: dict[str, Segment] = {}
+    stack = list(wanted)
+    while stack:
+        sid = stack.pop()
+        if sid in seen:
+            continue
+        seg = segments[sid]
+        seen[sid] = seg
+        if seg.condition is not None:
+            stack.extend(referenced_segments(seg.condition))
+    return list(seen.values())
+
+
 def _segment_formula(plan: Plan, sid: str) -> Formula:
     if sid in plan.formulas:
         return plan.formulas[sid]

@@ -1,7 +1,7 @@
 """Orchestration: the one place the CLI (and later the API) call into.
 
 It wires the store, the segment registry and the batch evaluator together; it builds
-no SQL of its own (every statement is in ``segflow.store``).
+no SQL of its own and holds no connection (every statement is in ``segflow.store``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from segflow.batch.run import BatchResult, evaluate
 from segflow.model import schedule
 from segflow.model.definition import (
     DEFAULT_LIMITS,
@@ -27,15 +26,20 @@ from segflow.model.definition import (
 )
 from segflow.model.errors import DefinitionError, Problem
 from segflow.model.time import utcnow
-from segflow.store.duckdb.changes import MembershipChangeLog
-from segflow.store.duckdb.profiles import DuckDBProfileStore
-from segflow.store.duckdb.segments import SegmentRegistry
-from segflow.store.duckdb.store import DuckDBStore
+from segflow.store.duckdb.stores import DuckDBStores
 
 if TYPE_CHECKING:
     from segflow.store.duckdb.keys import KeyStore
     from segflow.store.duckdb.outbox import WebhookStore
-    from segflow.store.protocols import ChangeLog, ProfileStore, SegmentStore
+    from segflow.store.protocols import (
+        BatchEvaluator,
+        ChangeLog,
+        ComputedTraitStore,
+        Memberships,
+        ProfileStore,
+        ScoreStore,
+        SegmentStore,
+    )
 
 Progress = Callable[[int, int], None]
 
@@ -116,48 +120,43 @@ class Segflow:
     """A segflow instance over one store."""
 
     def __init__(self, db: str | Path = "segflow.duckdb") -> None:
-        self.store = DuckDBStore(str(db))
+        self.stores = DuckDBStores(str(db))
+        """Every store object over the file (the live evaluator opens its own)."""
+        self.store = self.stores.events
         """Events and profiles: ingestion (with the engine's tuning knobs) and reads."""
-        self.con = self.store.con
-        """The engine connection: the store objects below are opened on it, and the
-        batch evaluator and trait folds run their compiled SQL on it.  Shells use the
-        service's methods instead."""
-        self.registry: SegmentStore = SegmentRegistry(self.con)
-        self.profiles: ProfileStore = DuckDBProfileStore(self.con)
+        self.registry: SegmentStore = self.stores.registry
+        self.profiles: ProfileStore = self.stores.profiles
+        self.evaluator: BatchEvaluator = self.stores.batch
+        self.score_store: ScoreStore = self.stores.scores
+        self.computed_store: ComputedTraitStore = self.stores.computed
 
     def close(self) -> None:
-        self.store.close()
+        self.stores.close()
 
     @property
     def changes(self) -> ChangeLog:
         """The stored membership change log."""
-        return MembershipChangeLog(self.con)
+        return self.stores.changes()
 
     def key_store(self) -> KeyStore:
         """The API keys (read into memory on opening)."""
-        from segflow.store.duckdb.keys import KeyStore
-
-        return KeyStore(self.con)
+        return self.stores.keys()
 
     def webhook_store(self, silent: Callable[[], Collection[str]] = frozenset) -> WebhookStore:
         """The webhook subscriptions and their deliveries (``silent``: segments whose
         changes are not delivered)."""
-        from segflow.store.duckdb.outbox import WebhookStore
-
-        return WebhookStore(self.con, silent)
+        return self.stores.webhooks(silent)
 
     def batch(
         self, segments: Iterable[Segment], at: datetime, only: Iterable[str] | None = None
-    ) -> BatchResult:
+    ) -> Memberships:
         """Evaluate ``segments`` (those in ``only``, with what they reference) as of ``at``
         with the batch evaluator."""
-        return evaluate(self.con, segments, at, only=only)
+        return self.evaluator.evaluate(segments, at, only=only)
 
     def computed_traits(self, at: datetime, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The computed traits of ``profile_ids`` as of ``at``."""
-        from segflow.traits.computed import computed_traits
-
-        return computed_traits(self.con, at, profile_ids)
+        return self.computed_store.computed_traits(at, profile_ids)
 
     # -- events ---------------------------------------------------------------
     def ingest(
@@ -231,7 +230,7 @@ class Segflow:
     # -- evaluation -----------------------------------------------------------
     def evaluate(
         self, at: datetime | None = None, only: Iterable[str] | None = None, *, store: bool = True
-    ) -> tuple[Evaluation, BatchResult]:
+    ) -> tuple[Evaluation, Memberships]:
         """Evaluate segments as of ``at`` (default now) in one plan; store memberships."""
         import time
 
@@ -248,8 +247,8 @@ class Segflow:
             self._store(result, segs)
         return Evaluation(at, sizes, time.perf_counter() - started), result
 
-    def _store(self, result: BatchResult, segs: dict[str, Segment]) -> None:
-        columns = result.query.columns
+    def _store(self, result: Memberships, segs: dict[str, Segment]) -> None:
+        columns = result.columns
         self.registry.store_evaluation(
             result.table, columns, {sid: segs[sid].version for sid in columns}, result.at
         )

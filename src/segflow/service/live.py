@@ -18,9 +18,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import duckdb
-
-from segflow.batch.run import evaluate
 from segflow.model import schedule
 from segflow.model.changes import LoggedChange, Reason
 from segflow.model.definition import Segment, call_name
@@ -45,11 +42,9 @@ from segflow.realtime import (
 )
 from segflow.service.handle import Segflow
 from segflow.service.segments import EditDiff, edit_diffs
-from segflow.store.duckdb.changes import MembershipChangeLog
 from segflow.store.duckdb.history import EventRow, HistoryReader, MessageFields, StoredTrait
+from segflow.store.duckdb.live import LiveSnapshot
 from segflow.store.duckdb.load import StoredEvents
-from segflow.store.duckdb.schema import LINK_TRAITS
-from segflow.store.duckdb.segments import SegmentRegistry
 
 US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000
@@ -162,8 +157,9 @@ class LiveEvaluator:
     def __init__(self, app: Segflow, clock: Clock) -> None:
         self.app = app
         self.clock = clock
-        self.reader = HistoryReader(app.con)
-        self.log = MembershipChangeLog(app.con)
+        self.store = app.stores.live()
+        self.reader = self.store.reader
+        self.log = self.store.log
         self._subscribers: list[Subscriber] = []
         self._segments: dict[str, Segment] = {}
         self._hidden: set[str] = set()
@@ -261,8 +257,8 @@ class LiveEvaluator:
         names, paths, trait_keys = _inputs(engine)
         rebuild: Rebuild = engine.rebuild_us
         if entries is not None:
-            rows = self.app.con.execute("SELECT profile_id, first_seen FROM profiles").fetchall()
-            rebuild = self._dated(engine, entries, {str(p): to_us(t) for p, t in rows})
+            first_seen = self.store.first_seen()
+            rebuild = self._dated(engine, entries, {p: to_us(t) for p, t in first_seen.items()})
         wanted = None if profiles is None else sorted(set(profiles))
         static = reader.static_members()
         t = to_us(at)
@@ -368,21 +364,15 @@ class LiveEvaluator:
         publish them once it is committed: the log and its marks move together, with
         one commit instead of one per statement.  Inside a transaction of the
         caller's, the block simply joins it."""
-        con = self.app.con
-        try:
-            con.execute("BEGIN TRANSACTION")
-            began = True
-        except duckdb.TransactionException:
-            began = False
-        if not began:
+        if not self.store.begin():
             yield
             return
         self._unpublished = []
         try:
             yield
-            con.execute("COMMIT")
+            self.store.commit()
         except BaseException:
-            con.execute("ROLLBACK")
+            self.store.rollback()
             self._unpublished = None
             raise
         stored, self._unpublished = self._unpublished, None
@@ -812,19 +802,13 @@ class LiveEvaluator:
         (diff,) = edit_diffs(self.app, [segment], self._now(), self, changed_only=False)
         return diff
 
-    def open_snapshot(self) -> duckdb.DuckDBPyConnection:
-        """A cursor of its own holding one snapshot of the store, for ``prepare_save``
-        (call under the store lock; read it without).  Trait writes are linked first
-        so that the batch evaluator has nothing to link in the snapshot: a read-only
-        transaction can never conflict with the writer."""
-        self.app.con.execute(LINK_TRAITS)
-        con = self.app.con.cursor()
-        con.execute("BEGIN TRANSACTION")
-        HistoryReader(con).max_seq()  # a first read fixes the snapshot
-        return con
+    def open_snapshot(self) -> LiveSnapshot:
+        """One snapshot of the store, for ``prepare_save`` (call under the store lock;
+        read it without; close it after)."""
+        return self.store.open_snapshot()
 
-    def prepare_save(self, segment: Segment, con: duckdb.DuckDBPyConnection) -> PreparedSave | None:
-        """The heavy part of saving ``segment``, done over ``con`` (from
+    def prepare_save(self, segment: Segment, snapshot: LiveSnapshot) -> PreparedSave | None:
+        """The heavy part of saving ``segment``, done over ``snapshot`` (from
         ``open_snapshot``; rolled back here) without the store lock, so ingestion goes
         on meanwhile: the new engine, every profile's state under it and the batch
         evaluator's members, all from the one snapshot.  ``save(segment, prepared)``
@@ -834,17 +818,18 @@ class LiveEvaluator:
         try:
             if segment.mode == "static":
                 return None
-            saved = {k: v for k, v in SegmentRegistry(con).current().items() if k != segment.id}
+            saved = {k: v for k, v in snapshot.registry.current().items() if k != segment.id}
             merged = {**saved, segment.id: segment}
             check_references(merged)
             engine = compile_engine(build_plan(merged.values()))
-            reader = HistoryReader(con)
+            reader = snapshot.reader
             at = self._now()
             seq, wseq, merges = reader.max_seq(), reader.max_wseq(), reader.merge_mark()
             states = self._build(engine, at, upto_seq=seq, upto_wseq=wseq, reader=reader)
-            after = set(evaluate(con, merged.values(), at, only=[segment.id]).members(segment.id))
+            result = snapshot.batch.evaluate(merged.values(), at, only=[segment.id])
+            after = set(result.members(segment.id))
         finally:
-            con.execute("ROLLBACK")  # read only (the batch evaluator's scratch is dropped)
+            snapshot.rollback()
         fingerprints = {k: v.definition_fingerprint() for k, v in saved.items()}
         return PreparedSave(segment, fingerprints, engine, states, seq, wseq, merges, after)
 
@@ -1004,8 +989,7 @@ class LiveEvaluator:
         returned and published to subscribers.  ``speed`` paces the replay (2.0: twice
         real time); ``until`` stops it (default: the last input).  Profiles are as
         stored (merges already applied to history)."""
-        row = self.app.con.execute('SELECT min("timestamp") FROM events').fetchone()
-        first = row[0] if row and row[0] is not None else self.clock.now()
+        first = self.store.first_event_at() or self.clock.now()
         t0 = start if start is not None else first - US
         clock = VirtualClock(t0)
         self.clock = clock

@@ -20,8 +20,6 @@ from segflow.model.time import format_instant, utcnow
 from segflow.store.duckdb.erasure import Suppressions
 
 if TYPE_CHECKING:
-    import duckdb
-
     from segflow.service.handle import Segflow
     from segflow.service.live import LiveEvaluator
     from segflow.store.protocols import ProfileStore
@@ -178,10 +176,10 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
     }
 
 
-def load_suppressions(con: duckdb.DuckDBPyConnection) -> Suppressions:
+def load_suppressions(app: Segflow) -> Suppressions:
     """The stored suppression list (keyed hashes of ids)."""
     out = Suppressions()
-    out.load(con)
+    app.profiles.load_suppressions(out)
     return out
 
 

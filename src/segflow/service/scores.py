@@ -24,7 +24,7 @@ def refresh_scores(
     from segflow.traits.refresh import ScoresConfig
     from segflow.traits.refresh import refresh_scores as refresh
 
-    return refresh(app.con, at or utcnow(), config or ScoresConfig())
+    return refresh(app.score_store, at or utcnow(), config or ScoresConfig())
 
 
 def scores_due(app: Segflow, now: datetime, cron: str) -> bool:
@@ -32,7 +32,7 @@ def scores_due(app: Segflow, now: datetime, cron: str) -> bool:
     fired between the latest refresh and ``now``."""
     from segflow.traits.refresh import latest_run
 
-    last = latest_run(app.con)
+    last = latest_run(app.score_store)
     if last is None:
         return True
     previous = datetime.fromisoformat(str(last["computed_at"])).replace(tzinfo=None)
@@ -43,14 +43,14 @@ def scores_models(app: Segflow) -> dict[str, Any] | None:
     """Parameters and fit quality of the latest refresh (None before the first)."""
     from segflow.traits.refresh import latest_run
 
-    return latest_run(app.con)
+    return latest_run(app.score_store)
 
 
 def scores_for(app: Segflow, profile_id: str, at: datetime | None = None) -> dict[str, Any]:
     """One profile's score traits as of ``at`` (default latest); KeyError if it has none."""
     from segflow.traits.refresh import profile_scores
 
-    out = profile_scores(app.con, profile_id, at)
+    out = profile_scores(app.score_store, profile_id, at)
     if not out:
         raise KeyError(f"profile {profile_id!r} has no scores (run `segflow scores refresh`)")
     return out
@@ -73,5 +73,5 @@ def discover_segments(
     """Cluster scored customers and propose one readable segment per cluster."""
     from segflow.traits.discovery import discover, load_traits
 
-    ids, mat = load_traits(app.con, at)
+    ids, mat = load_traits(app.score_store, at)
     return discover(ids, mat, k=k, depth=depth)

@@ -8,15 +8,18 @@ is the embedded default.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import Segment
 from segflow.model.events import IngestReport
 from segflow.store.duckdb.erasure import Suppressions
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 StrPath = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -206,3 +209,83 @@ class ProfileStore(Protocol):
         suppress: Iterable[str] = (),
         suppressions: Suppressions | None = None,
     ) -> None: ...
+
+
+# -- value scores and computed traits -------------------------------------------------
+
+
+class ScoreStore(Protocol):
+    """What the value scores read and write (``store.duckdb.scores.DuckDBScores`` on
+    DuckDB): the per-customer feature table, the score rows appended to the traits
+    history, the runs' reports, and the score traits read back."""
+
+    def feature_table(self, at: datetime, window_days: int) -> pa.Table: ...
+
+    def write_scores(
+        self,
+        rows: pa.Table,
+        at: datetime,
+        message_id: str,
+        *,
+        keys: Sequence[str],
+        classifier_key: str,
+        classifier: bool,
+        seconds: dict[str, float],
+    ) -> tuple[int, int]: ...
+
+    def record_run(self, computed_at: datetime, at: datetime, report: dict[str, Any]) -> None: ...
+
+    def latest_run(self) -> dict[str, Any] | None: ...
+
+    def profile_scores(
+        self, profile_id: str, at: datetime, keys: Sequence[str]
+    ) -> dict[str, Any]: ...
+
+    def score_matrix(self, keys: Sequence[str], at: datetime) -> pa.Table: ...
+
+
+class ComputedTraitStore(Protocol):
+    """The named computed traits of profiles as of an instant
+    (``store.duckdb.computed.DuckDBComputedTraits`` on DuckDB)."""
+
+    def computed_traits(
+        self, at: datetime, profile_ids: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]: ...
+
+
+# -- the batch evaluator ----------------------------------------------------------------
+
+
+class Memberships(Protocol):
+    """One batch evaluation's memberships as of ``at`` (``store.duckdb.batch.BatchResult``
+    on DuckDB): held in the store's ``table``, one boolean column per segment."""
+
+    at: datetime
+    table: str
+
+    @property
+    def columns(self) -> Mapping[str, str]:
+        """Segment id -> its column in ``table``."""
+        ...
+
+    def size(self, segment_id: str) -> int: ...
+
+    def sizes(self) -> dict[str, int]: ...
+
+    def members(self, segment_id: str) -> list[str]:
+        """Sorted profile ids."""
+        ...
+
+    def membership_map(self) -> dict[str, set[str]]: ...
+
+
+class BatchEvaluator(Protocol):
+    """Runs the batch evaluator's compiled plan where the events are
+    (``store.duckdb.batch.DuckDBBatch`` on DuckDB)."""
+
+    def evaluate(
+        self, segments: Iterable[Segment], at: datetime, *, only: Iterable[str] | None = None
+    ) -> Memberships:
+        """Memberships of ``segments`` (or ``only`` those and what they reference) as of
+        ``at``."""
+        ...

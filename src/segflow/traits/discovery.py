@@ -13,11 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from segflow.store.protocols import ScoreStore
 
 FloatA: TypeAlias = npt.NDArray[np.float64]
 BoolA: TypeAlias = npt.NDArray[np.bool_]
@@ -64,18 +66,10 @@ class Proposal:
 
 
 def load_traits(
-    con: duckdb.DuckDBPyConnection, at: datetime | None = None
+    store: ScoreStore, at: datetime | None = None
 ) -> tuple[npt.NDArray[np.object_], FloatA]:
     """(profile ids, matrix of ``TRAITS``) for profiles that have every one of them."""
-    t = at or datetime(9999, 12, 31)
-    cols = ", ".join(f"max(num) FILTER (WHERE key = '{k}') AS \"{k}\"" for k in TRAITS)
-    keys = ", ".join(f"'{k}'" for k in TRAITS)
-    table = con.execute(
-        f"""SELECT profile_id, {cols} FROM traits_as_of(?)
-            WHERE key IN ({keys}) AND kind = 'number'
-            GROUP BY profile_id ORDER BY profile_id""",
-        [t],
-    ).fetch_arrow_table()
+    table = store.score_matrix(TRAITS, at or datetime(9999, 12, 31))
     ids = table.column("profile_id").to_numpy().astype(object)
     mat = (
         np.stack(

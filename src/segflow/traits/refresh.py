@@ -1,9 +1,10 @@
 """Refresh every value score and prediction as of an instant, written as traits.
 
 One feature query (``features``), vectorised model math (``rfm``, ``engagement``,
-``clv``, ``churn``), then one bulk write into the ``traits`` history: a row per
-(profile, score key) stamped with the as-of instant, so segment conditions such as
-``{trait: rfm_recency, op: gte, value: 4}`` read them like any other trait and
+``clv``, ``churn``), then one bulk write (``ScoreStore.write_scores``) into the
+``traits`` history: a row per (profile, score key) stamped with the as-of instant, so
+segment conditions such as ``{trait: rfm_recency, op: gte, value: 4}`` read them like
+any other trait and
 evaluating as of an earlier instant sees the scores that were true then.  A key a
 profile had before but no longer has (say a tier it dropped out of) is cleared with a
 ``null`` row.  ``score_runs`` keeps each run's parameters and fit quality.
@@ -14,16 +15,13 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 
 from segflow.model.time import utcnow
-from segflow.store.duckdb.numbers import has_profile_numbers
 from segflow.traits import engagement as eng
 from segflow.traits import rfm
 from segflow.traits.churn import ClassifierReport, train_and_score
@@ -40,6 +38,9 @@ from segflow.traits.clv import (
     p_alive,
 )
 from segflow.traits.features import Features, extract_features
+
+if TYPE_CHECKING:
+    from segflow.store.protocols import ScoreStore
 
 FloatA: TypeAlias = npt.NDArray[np.float64]
 IntA: TypeAlias = npt.NDArray[np.int64]
@@ -70,14 +71,6 @@ STRING_KEYS: Final = (
 SCORE_KEYS: Final = NUMBER_KEYS + STRING_KEYS
 PROPENSITY: Final = "purchase_propensity_90d"
 """The classifier's score: written only by a run with the classifier."""
-
-RUNS_DDL: Final = """
-CREATE TABLE IF NOT EXISTS score_runs (
-    computed_at TIMESTAMP NOT NULL,
-    as_of       TIMESTAMP NOT NULL,
-    report      JSON NOT NULL
-)
-"""
 
 
 @dataclass(frozen=True)
@@ -344,38 +337,16 @@ def long_table(ids: Arr, columns: dict[str, Arr], at: datetime, message_id: str)
     return pa.concat_tables(parts)
 
 
-def _previous_run(
-    con: duckdb.DuckDBPyConnection, at: datetime, *, classifier: bool = False
-) -> str | None:
-    """Message id of the run whose rows are current at ``at`` (latest as-of, then latest
-    computed; with ``classifier``, of the runs that ran it), or None before the first."""
-    con.execute(RUNS_DDL)
-    ran = " AND json_extract_string(report, '$.config.classifier') = 'true'" if classifier else ""
-    row = con.execute(
-        f"SELECT computed_at FROM score_runs WHERE as_of <= ?{ran} "
-        "ORDER BY as_of DESC, computed_at DESC LIMIT 1",
-        [at],
-    ).fetchone()
-    if row is None:
-        return None
-    previous: datetime = row[0]
-    return f"scores/{previous.isoformat(timespec='microseconds')}"
-
-
 def write_scores(
-    con: duckdb.DuckDBPyConnection,
+    store: ScoreStore,
     scores: Scores,
     at: datetime,
     computed_at: datetime,
     seconds: dict[str, float] | None = None,
 ) -> tuple[int, int]:
-    """One transaction: clear keys a profile lost, then insert every score row.
-
-    Each run writes every score a profile has, so the keys to clear are the previous
-    run's rows (the one current at ``at``) that this run does not repeat: an anti-join
-    against one run's rows, not a scan of the whole history.  Returns (rows written,
-    keys cleared); ``seconds`` receives the time of each step.
-    """
+    """Append every score row stamped ``at`` and clear the keys a profile lost since
+    the previous run, in one transaction (``ScoreStore.write_scores``).  Returns (rows
+    written, keys cleared); ``seconds`` receives the time of each step."""
     timings = seconds if seconds is not None else {}
     started = time.perf_counter()
     f = scores.features
@@ -384,65 +355,22 @@ def write_scores(
     columns["scores_computed_at"] = _constant(stamp, len(f)).cast(pa.string())
     message_id = f"scores/{stamp}"
     rows = long_table(pa.array(f.profile_id, pa.string()), columns, at, message_id)
-    previous = _previous_run(con, at)
+    timings["write_build"] = time.perf_counter() - started
     # the propensity is cleared against the last run that computed it (a run without
     # the classifier neither writes nor clears it)
-    previous_prop = _previous_run(con, at, classifier=True) if PROPENSITY in columns else None
-    con.register("_scores_long", rows)
-    ts = f"TIMESTAMP '{at.isoformat(sep=' ', timespec='microseconds')}'"
-    key_list = ", ".join(f"'{k}'" for k in SCORE_KEYS if k != PROPENSITY)
-    # a row takes its profile's number where the store keeps them (store.duckdb.numbers); a
-    # profile erased since its scores were computed gets no row
-    no, prev_no, s_no, numbered = "", "", "", ""
-    if has_profile_numbers(con):
-        no, prev_no, s_no = ", profile_no", ", prev.profile_no", ", p.profile_no"
-        numbered = " JOIN profiles p ON p.profile_id = s.profile_id"
-    timings["write_build"] = time.perf_counter() - started
-    cleared_row: tuple[Any, ...] | None = (0,)
-    order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
-    # row order inside the traits table carries no meaning; not keeping it makes the
-    # bulk insert faster
-    con.execute("SET preserve_insertion_order = false")
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            started = time.perf_counter()
-            if previous is not None or previous_prop is not None:
-                cleared_row = con.execute(
-                    f"""
-                    INSERT INTO traits (profile_id{no}, key, "timestamp", message_id, kind)
-                    SELECT prev.profile_id{prev_no}, prev.key, {ts}, ?, 'null'
-                    FROM (SELECT profile_id{no}, key FROM traits
-                          WHERE ((message_id = ? AND key IN ({key_list}))
-                                 OR (message_id = ? AND key = '{PROPENSITY}'))
-                            AND kind <> 'null') prev
-                    ANTI JOIN (SELECT profile_id, CAST(key AS VARCHAR) AS key
-                               FROM _scores_long) n
-                    USING (profile_id, key)
-                    """,
-                    [message_id, previous, previous_prop],
-                ).fetchone()
-            timings["write_clear"] = time.perf_counter() - started
-            started = time.perf_counter()
-            written_row = con.execute(
-                f'INSERT INTO traits (profile_id{no}, key, "timestamp", message_id, kind, num,'
-                f' str) SELECT s.profile_id{s_no}, s.key, s."timestamp", s.message_id, s.kind,'
-                f" s.num, s.str FROM _scores_long s{numbered}"
-            ).fetchone()
-            con.execute("COMMIT")
-            timings["write_insert"] = time.perf_counter() - started
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.unregister("_scores_long")
-        keep = bool(order[0]) if order else True
-        con.execute(f"SET preserve_insertion_order = {'true' if keep else 'false'}")
-    return int(written_row[0]) if written_row else 0, int(cleared_row[0]) if cleared_row else 0
+    return store.write_scores(
+        rows,
+        at,
+        message_id,
+        keys=[k for k in SCORE_KEYS if k != PROPENSITY],
+        classifier_key=PROPENSITY,
+        classifier=PROPENSITY in columns,
+        seconds=timings,
+    )
 
 
 def refresh_scores(
-    con: duckdb.DuckDBPyConnection,
+    store: ScoreStore,
     at: datetime,
     config: ScoresConfig | None = None,
     *,
@@ -454,7 +382,7 @@ def refresh_scores(
     computed_at = computed_at or utcnow()
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    f = extract_features(con, at, config.engagement.window_days)
+    f = extract_features(store, at, config.engagement.window_days)
     seconds["features"] = time.perf_counter() - t
     report: ClassifierReport | None = None
     propensity: FloatA | None = None
@@ -463,16 +391,15 @@ def refresh_scores(
         t = time.perf_counter()
         h = timedelta(days=config.horizon_days)
         window = config.engagement.window_days
-        older = extract_features(con, at - 2 * h, window)
-        recent = extract_features(con, at - h, window)
+        older = extract_features(store, at - 2 * h, window)
+        recent = extract_features(store, at - h, window)
         report, propensity, note = train_and_score(older, recent, f, config.horizon_days)
         seconds["classifier"] = time.perf_counter() - t
     t = time.perf_counter()
     scores = compute_scores(f, config, propensity)
     seconds["models"] = time.perf_counter() - t
     t = time.perf_counter()
-    con.execute(RUNS_DDL)
-    written, cleared = write_scores(con, scores, at, computed_at, seconds)
+    written, cleared = write_scores(store, scores, at, computed_at, seconds)
     seconds["write"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - began
     out = ScoresReport(
@@ -490,35 +417,17 @@ def refresh_scores(
         seconds={k: round(v, 4) for k, v in seconds.items()},
         config=config.as_dict(),
     )
-    con.execute(
-        "INSERT INTO score_runs VALUES (?, ?, ?)",
-        [computed_at, at, orjson.dumps(out.as_dict()).decode()],
-    )
+    store.record_run(computed_at, at, out.as_dict())
     return out
 
 
-def latest_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+def latest_run(store: ScoreStore) -> dict[str, Any] | None:
     """The report of the most recent refresh (by computed_at), or None before the first."""
-    con.execute(RUNS_DDL)
-    row = con.execute(
-        "SELECT report FROM score_runs ORDER BY computed_at DESC, as_of DESC LIMIT 1"
-    ).fetchone()
-    if row is None:
-        return None
-    out: dict[str, Any] = orjson.loads(row[0])
-    return out
+    return store.latest_run()
 
 
 def profile_scores(
-    con: duckdb.DuckDBPyConnection, profile_id: str, at: datetime | None = None
+    store: ScoreStore, profile_id: str, at: datetime | None = None
 ) -> dict[str, Any]:
     """The score traits of one profile as of ``at`` (default: latest)."""
-    t = at or datetime(9999, 12, 31)
-    rows = con.execute(
-        """SELECT key, arg_max({'k': kind, 'n': num, 's': str}, ("timestamp", message_id))
-           FROM traits WHERE profile_id = ? AND "timestamp" <= ?
-             AND key IN (SELECT unnest(?::VARCHAR[]))
-           GROUP BY key ORDER BY key""",
-        [profile_id, t, list(SCORE_KEYS)],
-    ).fetchall()
-    return {k: (v["n"] if v["k"] == "number" else v["s"]) for k, v in rows if v["k"] != "null"}
+    return store.profile_scores(profile_id, at or datetime(9999, 12, 31), SCORE_KEYS)

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segflow.batch import compile as compile_mod
-from segflow.batch.run import evaluate
 from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
 from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
+from segflow.store.duckdb.batch import evaluate
 from tests.helpers import load
 from tests.strategies import T0, conditions, histories, instants
 

@@ -8,10 +8,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from segflow.batch.run import evaluate
 from segflow.model.bucket import bucket_of
 from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
 from segflow.model.history import Event, ProfileHistory, TraitWrite
+from segflow.store.duckdb.batch import evaluate
 from tests.helpers import load
 
 T = datetime(2026, 6, 1, 12, 0, 0)

@@ -181,7 +181,7 @@ def load_shop(con: duckdb.DuckDBPyConnection, shop: ShopSummary) -> None:
 
 @pytest.fixture(scope="module")
 def sizes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
-    run = pytest.importorskip("segflow.batch.run")
+    run = pytest.importorskip("segflow.store.duckdb.batch")
     pytest.importorskip("segflow.store.duckdb.schema")
     from segflow.model.definition import parse_segment
 
@@ -190,9 +190,10 @@ def sizes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
     try:
         load_shop(con, shop)
         # the value scores are traits the demo command computes after loading
+        from segflow.store.duckdb.scores import DuckDBScores
         from segflow.traits.refresh import ScoresConfig, refresh_scores
 
-        refresh_scores(con, DEFAULT_END, ScoresConfig(classifier=False))
+        refresh_scores(DuckDBScores(con), DEFAULT_END, ScoresConfig(classifier=False))
         segments = [parse_segment(load(p)) for p in FILES]
         result = run.evaluate(con, segments, DEFAULT_END)
         out: dict[str, int] = result.sizes()

@@ -33,7 +33,7 @@ def _files(tmp_path: Path) -> list[Path]:
 
 
 def _keys_in_storage_order(sf: Segflow) -> list[str]:
-    return [k for (k,) in sf.con.execute("SELECT key FROM traits ORDER BY rowid").fetchall()]
+    return [k for (k,) in sf.store.con.execute("SELECT key FROM traits ORDER BY rowid").fetchall()]
 
 
 @pytest.mark.parametrize("threshold, clustered", [(1, True), (10**9, False)])
@@ -43,13 +43,13 @@ def test_a_load_of_several_files_clusters_the_trait_rows_by_key(
     monkeypatch.setattr(segflow.service.handle, "CLUSTER_TRAITS_AFTER", threshold)
     sf = Segflow(tmp_path / "s.duckdb")
     try:
-        before = sf.con.execute("SELECT count(*) FROM traits").fetchone()
+        before = sf.store.con.execute("SELECT count(*) FROM traits").fetchone()
         sf.ingest(_files(tmp_path))
         keys = _keys_in_storage_order(sf)
         assert before == (0,) and len(keys) == 30
         # each file's rows are sorted by key; only a re-clustering sorts them all
         assert (keys == sorted(keys)) is clustered
-        rows = sf.con.execute(
+        rows = sf.store.con.execute(
             "SELECT count(*), count(DISTINCT profile_no), bool_and(linked) FROM traits"
         ).fetchone()
         assert rows == (30, 10, True)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from segflow.batch.run import evaluate
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import parse_segment
 from segflow.model.errors import DefinitionError
@@ -18,6 +17,7 @@ from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
 from segflow.service.handle import Segflow
 from segflow.service.live import LiveEvaluator
+from segflow.store.duckdb.batch import evaluate
 
 T = datetime(2026, 1, 1)
 
@@ -219,7 +219,7 @@ def write_scores(app: Segflow, rows: Sequence[tuple[str, float, str | None]], ru
     """Trait writes that belong to no event, as a scores refresh makes them: key ``tier``,
     ``message_id`` ``scores/<run>`` (``None`` clears the trait)."""
     for pid, hours, value in rows:
-        app.con.execute(
+        app.store.con.execute(
             'INSERT INTO traits (profile_id, profile_no, key, "timestamp", message_id, kind,'
             # a profile the store does not know has no number: 0, which no profile has
             " str) SELECT $1, coalesce((SELECT profile_no FROM profiles WHERE profile_id = $1),"
@@ -229,7 +229,7 @@ def write_scores(app: Segflow, rows: Sequence[tuple[str, float, str | None]], ru
 
 
 def batch_members(app: Segflow, segment_id: str, when: datetime) -> list[str]:
-    res = evaluate(app.con, app.registry.current().values(), when, only=[segment_id])
+    res = evaluate(app.store.con, app.registry.current().values(), when, only=[segment_id])
     return sorted(res.members(segment_id))
 
 
@@ -350,7 +350,7 @@ def test_save_prepared_off_the_lock_catches_up_with_what_came_since(app: Segflow
     version, _diff, _changes = live.save(edited, prepared)
     assert version == 2
     now = clock.now()
-    expected = evaluate(app.con, app.registry.current().values(), now).membership_map()
+    expected = evaluate(app.store.con, app.registry.current().values(), now).membership_map()
     for sid, members in expected.items():
         assert live.members(sid) == sorted(members), sid
     assert live.members("buyers") == ["a1", "a2"]
@@ -437,7 +437,7 @@ def test_a_back_dated_event_changes_nothing_in_the_past(app: Segflow) -> None:
         ("quiet", "n1", True, at(30 * 24 + 2)),  # a new profile, known from now
     ]
     assert "buyers" not in live.segments_of("a1") and "buyers" not in live.segments_of("n1")
-    res = evaluate(app.con, app.registry.current().values(), clock.now())
+    res = evaluate(app.store.con, app.registry.current().values(), clock.now())
     for sid in ("buyers", "big", "quiet"):
         assert live.members(sid) == sorted(res.members(sid)), sid
 
@@ -499,17 +499,19 @@ def test_first_start_dates_entries_at_the_instants_profiles_entered(app: Segflow
     assert entries[("quiet", "u3")].reason == "window_expired"
     # the batch evaluator agrees: a member at each entry, not a microsecond before
     segments = app.registry.current().values()
-    res = evaluate(app.con, segments, now)
+    res = evaluate(app.store.con, segments, now)
     assert {k for k in entries} == {
         (sid, pid) for sid in ("buyers", "big", "pl", "quiet") for pid in res.members(sid)
     }
-    first_seen = dict(app.con.execute("SELECT profile_id, first_seen FROM profiles").fetchall())
+    first_seen = dict(
+        app.store.con.execute("SELECT profile_id, first_seen FROM profiles").fetchall()
+    )
     assert entries[("quiet", "a1")].at == first_seen["a1"] == at(2)
     for (sid, pid), c in entries.items():
         if c.at == first_seen[pid]:
             continue  # known from then (the batch evaluator knows no before)
-        assert pid in evaluate(app.con, segments, c.at).members(sid), (sid, pid)
-        before = evaluate(app.con, segments, c.at - timedelta(microseconds=1))
+        assert pid in evaluate(app.store.con, segments, c.at).members(sid), (sid, pid)
+        before = evaluate(app.store.con, segments, c.at - timedelta(microseconds=1))
         assert pid not in before.members(sid), (sid, pid, c.at)
 
 
@@ -537,7 +539,7 @@ def test_scheduled_segment_changes_only_at_its_cron_instants(app: Segflow) -> No
         ("weekly", "a1", True, monday, "scheduled_refresh")
     ]
     segments = app.registry.current().values()
-    assert live.members("weekly") == evaluate(app.con, segments, monday).members("weekly")
+    assert live.members("weekly") == evaluate(app.store.con, segments, monday).members("weekly")
 
     clock.set(datetime(2026, 1, 9))
     got = live.tick()

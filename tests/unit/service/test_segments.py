@@ -41,11 +41,11 @@ def test_foreign_cursor_is_a_clear_value_error(bad: str) -> None:
 def test_size_history_runs_the_change_log_after_earlier_evaluations(tmp_path: Path) -> None:
     app = Segflow(tmp_path / "s.duckdb")
     try:
-        app.con.execute(
+        app.store.con.execute(
             "INSERT INTO evaluations VALUES ('s', 1, ?, ?, 7), ('x', 1, ?, ?, 9)",
             [T0, T0 - timedelta(days=1), T0, T0],
         )
-        log = MembershipChangeLog(app.con)
+        log = MembershipChangeLog(app.store.con)
         rows = [
             LoggedChange("s", "a", True, T0, Reason.EVENT, 1),
             LoggedChange("s", "b", True, T0, Reason.EVENT, 1),

@@ -9,7 +9,6 @@ from typing import Any
 import duckdb
 import pytest
 
-from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
 from segflow.model.history import Event, ProfileHistory
 from segflow.model.time import format_instant, parse_instant
@@ -19,7 +18,8 @@ from segflow.realtime import VirtualClock
 from segflow.service.handle import Segflow
 from segflow.service.live import LiveEvaluator
 from segflow.service.profiles import profile_view
-from segflow.traits.computed import computed_traits
+from segflow.store.duckdb.batch import evaluate
+from segflow.store.duckdb.computed import computed_traits
 from tests.helpers import load
 
 T = datetime(2026, 6, 1)
@@ -175,7 +175,7 @@ def test_profile_shows_the_value_every_evaluator_compares(tmp_path: Path) -> Non
     segs = [parse_segment({"id": sid, "condition": c}) for sid, (c, _m) in cases.items()]
     expected = {sid for sid, (_c, member) in cases.items() if member}
     sf.registry.save(segs)
-    batch = evaluate(sf.con, segs, NOW)
+    batch = evaluate(sf.store.con, segs, NOW)
     assert {sid for sid in cases if batch.members(sid) == ["u1"]} == expected
     live = LiveEvaluator(sf, VirtualClock(NOW))
     live.start()

@@ -9,11 +9,12 @@ import duckdb
 import numpy as np
 import pytest
 
-from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
 from segflow.service.handle import Segflow
 from segflow.service.scores import discover_segments
+from segflow.store.duckdb.batch import evaluate
 from segflow.store.duckdb.schema import DDL
+from segflow.store.duckdb.scores import DuckDBScores
 from segflow.traits.discovery import TRAITS, discover, load_traits
 from tests.helpers import ScoredShop
 
@@ -61,7 +62,7 @@ def check_against_evaluator(con: duckdb.DuckDBPyConnection, proposals: list, at:
 
 
 def test_separated_clusters_are_reproduced_exactly(con: duckdb.DuckDBPyConnection) -> None:
-    ids, mat = load_traits(con, AT)
+    ids, mat = load_traits(DuckDBScores(con), AT)
     assert mat.shape == (90, len(TRAITS))
     proposals = discover(ids, mat, k=3, depth=2)
     assert sorted(p.size for p in proposals) == [30, 30, 30]
@@ -81,13 +82,13 @@ def test_rules_on_the_generated_shop_match_the_evaluator(scored_shop: ScoredShop
         for p in proposals:
             assert p.segment["condition"]
             assert p.precision > 0.5 and p.recall > 0.3
-        check_against_evaluator(sf.con, proposals, datetime(9999, 12, 31))
+        check_against_evaluator(sf.store.con, proposals, datetime(9999, 12, 31))
     finally:
         sf.close()
 
 
 def test_bad_parameters_are_named(con: duckdb.DuckDBPyConnection) -> None:
-    ids, mat = load_traits(con, AT)
+    ids, mat = load_traits(DuckDBScores(con), AT)
     with pytest.raises(ValueError, match="k must be at least 2"):
         discover(ids, mat, k=1)
     with pytest.raises(ValueError, match="need at least"):

@@ -9,9 +9,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
 from segflow.model.history import Event, ProfileHistory
+from segflow.store.duckdb.batch import evaluate
+from segflow.store.duckdb.scores import DuckDBScores
 from segflow.traits.clv import BGNBDParams, GammaGammaParams
 from segflow.traits.features import extract_features
 from segflow.traits.refresh import (
@@ -76,11 +77,14 @@ def con() -> duckdb.DuckDBPyConnection:
 
 
 def scores(con: duckdb.DuckDBPyConnection, at: datetime | None = None) -> dict[str, Any]:
-    return {p: profile_scores(con, p, at) for p in ("alice", "bob", "carol", "dave", "erin")}
+    return {
+        p: profile_scores(DuckDBScores(con), p, at)
+        for p in ("alice", "bob", "carol", "dave", "erin")
+    }
 
 
 def test_features_by_hand(con: duckdb.DuckDBPyConnection) -> None:
-    f = extract_features(con, T)
+    f = extract_features(DuckDBScores(con), T)
     assert f.profile_id.tolist() == ["alice", "bob", "carol", "dave", "erin"]  # frank idle
     assert f.orders.tolist() == [4, 1, 2, 2, 0]
     assert f.x.tolist() == [3, 0, 1, 1, 0]
@@ -93,7 +97,7 @@ def test_features_by_hand(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_refresh_writes_every_score_by_hand(con: duckdb.DuckDBPyConnection) -> None:
-    report = refresh_scores(con, T, NO_CLASSIFIER)
+    report = refresh_scores(DuckDBScores(con), T, NO_CLASSIFIER)
     assert (report.profiles, report.customers, report.traits_cleared) == (5, 4, 0)
     s = scores(con)
     # recency 5, 10, 250, 70 days; orders 4, 1, 2, 2; spend 650, 20, 20, 2000
@@ -135,19 +139,19 @@ def test_refresh_writes_every_score_by_hand(con: duckdb.DuckDBPyConnection) -> N
     assert s["alice"]["expected_orders_90d"] > s["alice"]["expected_orders_30d"] > 0
     assert all(s[p]["clv_12m"] > 0 for p in ("alice", "bob", "carol", "dave"))
     assert set(s["alice"]) == set(SCORE_KEYS) - {"purchase_propensity_90d"}
-    run = latest_run(con)
+    run = latest_run(DuckDBScores(con))
     assert run is not None and run["models_note"] == "BG/NBD parameters fixed by the config"
 
 
 def test_too_few_customers_to_fit_leaves_predictions_out(con: duckdb.DuckDBPyConnection) -> None:
-    report = refresh_scores(con, T, ScoresConfig(classifier=False))
+    report = refresh_scores(DuckDBScores(con), T, ScoresConfig(classifier=False))
     assert report.bgnbd is None and "min_customers=20" in report.models_note
-    s = profile_scores(con, "alice")
+    s = profile_scores(DuckDBScores(con), "alice")
     assert "p_alive" not in s and "clv_12m" not in s and s["rfm_code"] == "443"
 
 
 def test_segments_read_the_scores(con: duckdb.DuckDBPyConnection) -> None:
-    refresh_scores(con, T, NO_CLASSIFIER)
+    refresh_scores(DuckDBScores(con), T, NO_CLASSIFIER)
     segs = [
         parse_segment({"id": "gold", "condition": {"trait": "loyalty_tier", "eq": "Gold"}}),
         parse_segment(
@@ -165,15 +169,17 @@ def test_segments_read_the_scores(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_history_is_kept_and_lost_keys_are_cleared(con: duckdb.DuckDBPyConnection) -> None:
-    first = refresh_scores(con, T, NO_CLASSIFIER, computed_at=datetime(2026, 6, 1, 1))
+    first = refresh_scores(DuckDBScores(con), T, NO_CLASSIFIER, computed_at=datetime(2026, 6, 1, 1))
     later = T + 400 * D
-    second = refresh_scores(con, later, NO_CLASSIFIER, computed_at=datetime(2027, 7, 6))
+    second = refresh_scores(
+        DuckDBScores(con), later, NO_CLASSIFIER, computed_at=datetime(2027, 7, 6)
+    )
     assert first.traits_written > 0 and second.traits_cleared > 0
     # a year on, nobody ordered in 365 days: tiers are cleared, engagement rows too
-    assert "loyalty_tier" not in profile_scores(con, "dave")
-    assert profile_scores(con, "dave", T)["loyalty_tier"] == "Gold"
-    assert profile_scores(con, "dave")["lifecycle_stage"] == "lapsed"
-    assert "engagement_score" not in profile_scores(con, "erin")
+    assert "loyalty_tier" not in profile_scores(DuckDBScores(con), "dave")
+    assert profile_scores(DuckDBScores(con), "dave", T)["loyalty_tier"] == "Gold"
+    assert profile_scores(DuckDBScores(con), "dave")["lifecycle_stage"] == "lapsed"
+    assert "engagement_score" not in profile_scores(DuckDBScores(con), "erin")
     gold = parse_segment({"id": "gold", "condition": {"trait": "loyalty_tier", "eq": "Gold"}})
     assert evaluate(con, [gold], T).members("gold") == ["dave"]
     assert evaluate(con, [gold], later).members("gold") == []
@@ -181,12 +187,12 @@ def test_history_is_kept_and_lost_keys_are_cleared(con: duckdb.DuckDBPyConnectio
         "SELECT count(DISTINCT message_id) FROM traits WHERE key = 'rfm_code'"
     ).fetchone()
     assert rows == (2,)
-    computed = profile_scores(con, "dave")["scores_computed_at"]
+    computed = profile_scores(DuckDBScores(con), "dave")["scores_computed_at"]
     assert computed == "2027-07-06T00:00:00.000000"
 
 
 def test_refresh_on_an_empty_store() -> None:
     c = duckdb.connect()
     load(c, [ProfileHistory("nobody", [])])
-    report = refresh_scores(c, T, NO_CLASSIFIER)
+    report = refresh_scores(DuckDBScores(c), T, NO_CLASSIFIER)
     assert (report.customers, report.traits_written, report.bgnbd) == (0, 0, None)

@@ -51,9 +51,9 @@ def test_library_segments_on_scores_select_someone(scored_shop: ScoredShop, sid:
     by_id = {s.id: s for s in segs}
     sf = Segflow(scored_shop.db)
     try:
-        from segflow.batch.run import evaluate
+        from segflow.store.duckdb.batch import evaluate
 
-        sizes = evaluate(sf.con, [by_id[sid]], DEFAULT_END).sizes()
+        sizes = evaluate(sf.store.con, [by_id[sid]], DEFAULT_END).sizes()
     finally:
         sf.close()
     assert 0 < sizes[sid] < scored_shop.report.customers

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segflow.batch.run import evaluate
 from segflow.model.definition import Segment, parse_segment
+from segflow.store.duckdb.batch import evaluate
 from segflow.store.duckdb.clustering import MARKS, ORDERS
 from segflow.store.duckdb.store import DuckDBStore
 from tests.helpers import assert_profile_numbers_hold

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
+from segflow.store.duckdb.batch import evaluate
 from segflow.store.duckdb.store import DuckDBStore
 
 

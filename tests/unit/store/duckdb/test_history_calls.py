@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
 from segflow.model.time import format_instant
 from segflow.realtime import VirtualClock
 from segflow.service.handle import Segflow
 from segflow.service.live import LiveEvaluator
+from segflow.store.duckdb.batch import evaluate
 
 T = datetime(2026, 1, 1)
 H = timedelta(hours=1)
@@ -57,7 +57,7 @@ def test_page_and_screen_calls_count_in_batch_and_live_alike(tmp_path: Path) -> 
         "pricing_then_order": ["u1"],
     }
     now = T + 5 * H
-    batch = evaluate(sf.con, sf.registry.current().values(), now)
+    batch = evaluate(sf.store.con, sf.registry.current().values(), now)
     assert {k: batch.members(k) for k in SEGMENTS} == expected
     live = LiveEvaluator(sf, VirtualClock(now))
     live.start()

@@ -430,8 +430,8 @@ def test_a_missing_file_is_reported_and_the_others_load(store: DuckDBStore, tmp_
 def test_event_names_are_numbered_for_the_batch_evaluator(
     store: DuckDBStore, tmp_path: Path
 ) -> None:
-    from segflow.batch.run import evaluate
     from segflow.model.definition import parse_segment
+    from segflow.store.duckdb.batch import evaluate
 
     order = {"type": "track", "event": "Order Completed", "messageId": "o1", "userId": "u2"}
     path = write(

@@ -10,8 +10,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from segflow.batch.run import evaluate
 from segflow.model.definition import parse_segment
+from segflow.store.duckdb.batch import evaluate
 from segflow.store.duckdb.numbers import has_profile_numbers
 from segflow.store.duckdb.schema import DDL
 from segflow.store.duckdb.store import DuckDBStore

@@ -1,4 +1,8 @@
-"""Run a compiled plan on a DuckDB connection and read the memberships back."""
+"""Run the batch evaluator's compiled plan on DuckDB and read the memberships back.
+
+``segflow.batch.compile`` turns a plan into one typed query; this module loads what
+the compiler needs from the store (the field catalog, event codes, the profile key),
+materialises the query's result and answers sizes and member lists from it."""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from datetime import datetime
 import duckdb
 
 from segflow.batch.compile import BatchCompiler, Catalog, CompiledQuery, Field
-from segflow.model.definition import Segment, referenced_segments
-from segflow.plan.planner import Plan, build_plan
+from segflow.model.definition import Segment
+from segflow.plan.planner import Plan, build_plan, closure
 from segflow.store.duckdb.catalog import table_columns
 from segflow.store.duckdb.numbers import profile_key
 from segflow.store.duckdb.schema import LINK_TRAITS
@@ -30,21 +34,6 @@ def load_event_codes(con: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
     return dict(con.execute("SELECT name, code FROM event_names").fetchall())
 
 
-def closure(segments: dict[str, Segment], wanted: Iterable[str]) -> list[Segment]:
-    """The wanted segments and every segment they reference, transitively."""
-    seen: dict[str, Segment] = {}
-    stack = list(wanted)
-    while stack:
-        sid = stack.pop()
-        if sid in seen:
-            continue
-        seg = segments[sid]
-        seen[sid] = seg
-        if seg.condition is not None:
-            stack.extend(referenced_segments(seg.condition))
-    return list(seen.values())
-
-
 @dataclass
 class BatchResult:
     """Memberships as of ``at``: one boolean column per segment in a temp table."""
@@ -53,6 +42,11 @@ class BatchResult:
     query: CompiledQuery
     con: duckdb.DuckDBPyConnection
     table: str = RESULT_TABLE
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """Segment id -> its column in ``table``."""
+        return self.query.columns
 
     def size(self, segment_id: str) -> int:
         c = self.query.columns[segment_id]
@@ -117,3 +111,16 @@ def evaluate(
         keep = set(only)
         query.columns = {k: v for k, v in query.columns.items() if k in keep}
     return BatchResult(at, query, con)
+
+
+class DuckDBBatch:
+    """The batch evaluator over one connection: what the service holds to evaluate."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def evaluate(
+        self, segments: Iterable[Segment], at: datetime, *, only: Iterable[str] | None = None
+    ) -> BatchResult:
+        """Evaluate ``segments`` (or ``only`` those and what they reference) as of ``at``."""
+        return evaluate(self.con, segments, at, only=only)

@@ -1,0 +1,58 @@
+"""One DuckDB file opened for the service: its connection and every store object over
+it, so that the service holds store objects and never the connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
+
+from segflow.store.duckdb.batch import DuckDBBatch
+from segflow.store.duckdb.changes import MembershipChangeLog
+from segflow.store.duckdb.computed import DuckDBComputedTraits
+from segflow.store.duckdb.live import DuckDBLive
+from segflow.store.duckdb.profiles import DuckDBProfileStore
+from segflow.store.duckdb.scores import DuckDBScores
+from segflow.store.duckdb.segments import SegmentRegistry
+from segflow.store.duckdb.store import DuckDBStore
+
+if TYPE_CHECKING:
+    from segflow.store.duckdb.keys import KeyStore
+    from segflow.store.duckdb.outbox import WebhookStore
+
+
+class DuckDBStores:
+    """The store objects over one DuckDB file, all on its one connection."""
+
+    def __init__(self, path: str) -> None:
+        self.events = DuckDBStore(path)
+        """Events and profiles: ingestion (with the engine's tuning knobs) and reads."""
+        con = self.events.con
+        self.registry = SegmentRegistry(con)
+        self.profiles = DuckDBProfileStore(con)
+        self.batch = DuckDBBatch(con)
+        self.scores = DuckDBScores(con)
+        self.computed = DuckDBComputedTraits(con)
+
+    def close(self) -> None:
+        self.events.close()
+
+    def changes(self) -> MembershipChangeLog:
+        """The stored membership change log."""
+        return MembershipChangeLog(self.events.con)
+
+    def live(self) -> DuckDBLive:
+        """What the live evaluator reads and writes."""
+        return DuckDBLive(self.events.con)
+
+    def keys(self) -> KeyStore:
+        """The API keys (read into memory on opening)."""
+        from segflow.store.duckdb.keys import KeyStore
+
+        return KeyStore(self.events.con)
+
+    def webhooks(self, silent: Callable[[], Collection[str]] = frozenset) -> WebhookStore:
+        """The webhook subscriptions and their deliveries (``silent``: segments whose
+        changes are not delivered)."""
+        from segflow.store.duckdb.outbox import WebhookStore
+
+        return WebhookStore(self.events.con, silent)
