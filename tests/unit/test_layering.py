@@ -144,6 +144,30 @@ def test_evaluators_take_their_inputs_from_the_model_not_the_oracle() -> None:
     assert from_oracle == []
 
 
+REALTIME_LAYERS = ("values", "state", "kernels", "compile", "explain", "engine", "timers")
+"""The real-time evaluator's modules, each importing only from those before it."""
+
+
+def _realtime_layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[:2] != ["segflow", "realtime"] or len(parts) < 3:
+        return None
+    return REALTIME_LAYERS.index(parts[2])
+
+
+def test_the_realtime_evaluator_depends_downward_only() -> None:
+    upward = [
+        f"{m} imports {t}"
+        for m in MODULES
+        if (layer := _realtime_layer(m)) is not None
+        for target, _name in _imports(m)
+        if (t := _owner(target)) is not None
+        and (other := _realtime_layer(t)) is not None
+        and other > layer
+    ]
+    assert upward == []
+
+
 @pytest.mark.parametrize(
     "path", sorted((SRC / "analytics").rglob("*.py")), ids=lambda p: str(p.relative_to(SRC))
 )

@@ -1,12 +1,12 @@
 """The real-time evaluator: a pure, deterministic state machine per profile.
 
-``compile_engine(plan)`` turns the feature plan (the one the batch evaluator compiles
-to SQL) into routing tables (event name -> compiled filter -> kernels), one kernel per
-feature (shared by every segment that reads it) and one function per segment formula;
-value semantics are the interpreter's own (``compare_value``/``compare_time``).
-Per profile it then offers ``apply`` (an event), ``set_trait`` (a trait write),
-``advance`` (time passes) and ``next_deadline``; each returns the membership changes
-it causes, with the exact instant and the reason.  No I/O, no wall clock.
+``compile_engine(plan)`` compiles the feature plan (the one the batch evaluator
+compiles to SQL; see ``segflow.realtime.compile``) into routing tables, kernels and
+formula functions.  Per profile the engine then offers ``apply`` (an event),
+``set_trait`` (a trait write), ``advance`` (time passes) and ``next_deadline``; each
+returns the membership changes it causes, with the exact instant and the reason.  No
+I/O, no wall clock.  ``explain`` (``segflow.realtime.explain``) says why a profile is
+or is not in a segment.
 
 Instants and order:
 
@@ -32,64 +32,21 @@ states with a timer queue.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple
 
 from segflow.model.bucket import bucket_of
 from segflow.model.changes import BY_CODE, Reason
-from segflow.model.definition import (
-    TIME_MEASURES,
-    Absolute,
-    Comparison,
-    EventFilter,
-    filter_canonical,
-    window_canonical,
-)
-from segflow.model.history import MISSING, Event, TraitWrite
+from segflow.model.history import Event, TraitWrite
 from segflow.model.time import format_instant, from_us, to_us
-from segflow.plan.features import (
-    CartTotal,
-    EventAggregate,
-    FAbandoned,
-    FAll,
-    FAny,
-    FBucket,
-    FCompare,
-    Feature,
-    FFlag,
-    FNot,
-    Formula,
-    FRef,
-    SequenceMatch,
-    StaticMembership,
-    TraitValue,
-)
 from segflow.plan.planner import Plan
-from segflow.realtime.state import (
-    NEVER,
-    R_EVENT,
-    R_REWAKE,
-    R_TRAIT,
-    R_WINDOW,
-    TIME_RELATIVE_OPS,
-    AllTimeAgg,
-    ConstantKernel,
-    FieldsPredicate,
-    GenericKernel,
-    Kernel,
-    ProfileState,
-    SequenceKernel,
-    TraitKernel,
-    WriteKey,
-    count_flips,
-    instant_test,
-    number_expr,
-    number_test,
-    split_filter,
-    value_test,
-)
-from segflow.realtime.windows import WindowAgg, WindowGroup
+from segflow.realtime.compile import CompiledPlan
+from segflow.realtime.explain import explain_state
+from segflow.realtime.kernels.base import R_EVENT, R_REWAKE, R_TRAIT, R_WINDOW
+from segflow.realtime.kernels.traits import WriteKey
+from segflow.realtime.state import ProfileState
+from segflow.realtime.values import NEVER
 
 
 # The engine's internal record, converted to LoggedChange once at the boundary
@@ -104,299 +61,14 @@ class Change(NamedTuple):
     reason: Reason
 
 
-Leaf: TypeAlias = Callable[[list[Any], int], bool]
-Route: TypeAlias = tuple[FieldsPredicate | None, tuple[tuple[Kernel, int], ...]]
-
-
-def _true(_v: list[Any], _t: int) -> bool:
-    return True
-
-
-def _false(_v: list[Any], _t: int) -> bool:
-    return False
-
-
-def _none_is_missing(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda x: test(MISSING if x is None else x)
-
-
-def _walk(f: Formula) -> Iterable[Formula]:
-    yield f
-    if isinstance(f, FAll | FAny):
-        for i in f.items:
-            yield from _walk(i)
-    elif isinstance(f, FNot | FRef):
-        yield from _walk(f.item)
-
-
-def _time_expr(x: str, cmp: Comparison) -> str:
-    """``compare_time`` on an instant in µs (``x``, None: no value) at ``t`` (µs) as a
-    Python expression: integer arithmetic, exact, no datetimes on the hot path."""
-    op = cmp.op
-    if op == "exists":
-        return f"({x} is not None)"
-    if op == "not_exists":
-        return f"({x} is None)"
-    if op == "within_last":
-        return f"({x} is not None and t - {cmp.value.us} < {x} <= t)"
-    if op == "older_than":
-        return f"({x} is not None and {x} <= t - {cmp.value.us})"
-    if op in ("before", "after"):
-        sign = "<" if op == "before" else ">"
-        return f"({x} is not None and {x} {sign} {to_us(cmp.value)})"
-    raise ValueError(f"{op} does not apply to a time value")
-
-
-class ProfileEngine:
-    """A plan compiled for per-profile incremental evaluation (immutable, shareable)."""
+class ProfileEngine(CompiledPlan):
+    """A plan compiled for per-profile incremental evaluation (immutable, shareable),
+    with its inputs: events, trait writes and the passing of time."""
 
     def __init__(self, plan: Plan) -> None:
-        self.plan = plan
-        self.keys: list[str] = list(plan.features)
-        self.index: dict[str, int] = {key: i for i, key in enumerate(self.keys)}
-        self.segment_ids: list[str] = sorted(plan.formulas)
-        self._seg_index = {sid: i for i, sid in enumerate(self.segment_ids)}
-
-        offsets: dict[int, set[int]] = {}
-        cmps: dict[int, set[Comparison]] = {}
-        buckets: dict[tuple[str, float, float], int] = {}
-        for f in {n for sid in self.segment_ids for n in _walk(plan.formulas[sid])}:
-            if isinstance(f, FCompare):
-                cmps.setdefault(self.index[f.feature], set()).add(f.cmp)
-            if isinstance(f, FCompare) and f.cmp.op in TIME_RELATIVE_OPS:
-                k = self.index[f.feature]
-                d = f.cmp.value.us
-                if isinstance(plan.features[f.feature], TraitValue):
-                    offsets.setdefault(k, set()).update((0, d))
-                else:
-                    offsets.setdefault(k, set()).add(d)
-            elif isinstance(f, FAbandoned):
-                offsets.setdefault(self.index[f.last], set()).add(f.wait.us)
-        n = len(self.keys)
-        for f in (x for sid in self.segment_ids for x in _walk(plan.formulas[sid])):
-            if isinstance(f, FBucket):
-                buckets.setdefault((f.salt, f.from_, f.to), n + len(buckets))
-        self._buckets = buckets
-        self.offsets: list[tuple[int, ...]] = [tuple(sorted(offsets.get(k, ()))) for k in range(n)]
-
-        self.kernels: list[Kernel] = []
-        self.traits: dict[str, TraitKernel] = {}
-        self._static: dict[int, str] = {}
-        routes: dict[str, dict[int, tuple[FieldsPredicate | None, list[tuple[Kernel, int]]]]] = {}
-
-        def route(
-            names: Iterable[str], pred: FieldsPredicate | None, kern: Kernel, arg: int
-        ) -> None:
-            for name in names:
-                by_pred = routes.setdefault(name, {})
-                slot = by_pred.setdefault(id(pred), (pred, []))
-                slot[1].append((kern, arg))
-
-        windows: dict[EventFilter, list[WindowAgg]] = {}
-        for k, key in enumerate(self.keys):
-            feat = plan.features[key]
-            kern: Kernel
-            if isinstance(feat, EventAggregate):
-                fixed, timed = split_filter(feat.filter)
-                if timed or feat.measure == "top":  # top: no incremental kernel
-                    kern = GenericKernel(k, feat)
-                    route(feat.filter.names, None, kern, 0)
-                elif feat.window is None or isinstance(feat.window, Absolute):
-                    kern = AllTimeAgg(k, feat)
-                    route(feat.filter.names, fixed, kern, 0)
-                else:
-                    win = kern = WindowAgg(k, feat)
-                    if feat.measure == "count":
-                        tests = [value_test(c) for c in sorted(cmps.get(k, ()), key=repr)]
-                        win.flips = count_flips(tests)
-                    windows.setdefault(feat.filter, []).append(win)
-            elif isinstance(feat, SequenceMatch):
-                if any(split_filter(s)[1] for s in feat.steps):
-                    kern = GenericKernel(k, feat)
-                    route(sorted({n for s in feat.steps for n in s.names}), None, kern, 0)
-                else:
-                    kern = SequenceKernel(k, feat)
-                    for i, step in enumerate(feat.steps):
-                        route(step.names, split_filter(step)[0], kern, i)
-            elif isinstance(feat, CartTotal):
-                kern = GenericKernel(k, feat)
-                route(sorted({n for f in feat.filters for n in f.names}), None, kern, 0)
-            elif isinstance(feat, TraitValue):
-                kern = TraitKernel(k, feat.name)
-                self.traits[feat.name] = kern
-            else:
-                assert isinstance(feat, StaticMembership)
-                kern = ConstantKernel(k, False)
-                self._static[k] = feat.segment_id
-            kern.offs = self.offsets[k]
-            self.kernels.append(kern)
-        slots = base = n + len(buckets)  # data slots follow the values in one list
-        for kern in self.kernels:
-            if isinstance(kern, AllTimeAgg | SequenceKernel | GenericKernel | TraitKernel):
-                kern.slot = slots
-                slots += 1
-        for filt, members in windows.items():
-            group = WindowGroup(members)
-            group.slot = slots
-            slots += 1
-            route(filt.names, split_filter(filt)[0], group, 0)
-        n_slots = slots - base
-        self.routes: dict[str, tuple[Route, ...]] = {
-            name: tuple((pred, tuple(targets)) for pred, targets in by_pred.values())
-            for name, by_pred in routes.items()
-        }
-
-        self.formulas: list[Leaf] = [self._generate(plan.formulas[sid]) for sid in self.segment_ids]
-        self.signature: list[tuple[Callable[[Any], bool], ...] | None] = [
-            self._signature(k, cmps.get(k, set()), timed=bool(self.offsets[k])) for k in range(n)
-        ]
-        for members in windows.values():
-            for win in members:
-                win.tests = self.signature[win.k]
-        deps: list[set[int]] = [set() for _ in range(n)]
-        for s, sid in enumerate(self.segment_ids):
-            for key in plan.features_of(sid):
-                deps[self.index[key]].add(s)
-        self.dependents: list[tuple[int, ...]] = [tuple(sorted(d)) for d in deps]
-        self._empty: list[Any] = [kern.empty for kern in self.kernels]
-        self._empty += [False] * len(buckets) + [None] * n_slots
+        super().__init__(plan)
         self._statics: dict[frozenset[str], frozenset[str]] = {}
         self._last_write: WriteKey = (NEVER, "")
-
-    # ------------------------------------------------------------------ formulas
-
-    def _signature(
-        self, k: int, cmps: set[Comparison], *, timed: bool
-    ) -> tuple[Callable[[Any], bool], ...] | None:
-        """The tests through which formulas read feature ``k``, when they are all plain
-        value comparisons: a value change that leaves every test's answer as it was
-        cannot change a membership, so no segment needs re-evaluating (None: always)."""
-        feat = self.plan.features[self.keys[k]]
-        if timed or not cmps or any(c.op in TIME_RELATIVE_OPS for c in cmps):
-            return None
-        if isinstance(feat, EventAggregate):
-            if feat.measure in TIME_MEASURES:
-                return None
-            if feat.measure not in ("count", "sum", "distinct"):
-                tests = [value_test(c) for c in sorted(cmps, key=repr)]
-                return tuple(_none_is_missing(test) for test in tests)
-            return tuple(number_test(c) for c in sorted(cmps, key=repr))
-        if not isinstance(feat, TraitValue):
-            return None
-        return tuple(value_test(c) for c in sorted(cmps, key=repr))
-
-    def _generate(self, f: Formula) -> Leaf:
-        """A segment's formula as one generated function over (feature values, instant
-        in µs): the boolean structure and feature indexing inline, counts and sums
-        compared inline, other value tests as memoised closures (one flat function
-        is cheaper to call than a tree of closures)."""
-        env: dict[str, Any] = {"_M": MISSING}
-
-        def bind(obj: object) -> str:
-            name = f"_f{len(env)}"
-            env[name] = obj
-            return name
-
-        def expr(f: Formula) -> str:
-            if isinstance(f, FAll | FAny):
-                if not f.items:
-                    return "True" if isinstance(f, FAll) else "False"
-                joiner = " and " if isinstance(f, FAll) else " or "
-                return "(" + joiner.join(expr(i) for i in f.items) + ")"
-            if isinstance(f, FNot):
-                return f"(not {expr(f.item)})"
-            if isinstance(f, FRef):
-                return expr(f.item)
-            if isinstance(f, FFlag):
-                return f"bool(v[{self.index[f.feature]}])"
-            if isinstance(f, FBucket):
-                return f"v[{self._buckets[(f.salt, f.from_, f.to)]}]"
-            if isinstance(f, FCompare):
-                k = self.index[f.feature]
-                feat = self.plan.features[f.feature]
-                if isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES:
-                    return _time_expr(f"v[{k}]", f.cmp)
-                if f.cmp.op in TIME_RELATIVE_OPS:
-                    return f"{bind(instant_test(f.cmp))}(v[{k}], t)"
-                if isinstance(feat, TraitValue):
-                    return f"{bind(value_test(f.cmp))}(v[{k}])"
-                if isinstance(feat, EventAggregate):
-                    if feat.measure in ("count", "sum", "distinct"):
-                        x = number_expr(f"v[{k}]", f.cmp, bind)
-                        return x if x is not None else f"{bind(value_test(f.cmp))}(v[{k}])"
-                    test = bind(value_test(f.cmp))
-                    return f"{test}(_M if v[{k}] is None else v[{k}])"
-            return f"{bind(self._compile(f))}(v, t)"
-
-        body = expr(f)
-        exec(f"def formula(v, t):\n    return {body}\n", env)
-        fn: Leaf = env["formula"]
-        return fn
-
-    def _compile(self, f: Formula) -> Leaf:
-        """A formula as one closure over (feature values, instant in µs)."""
-        if isinstance(f, FAll | FAny):
-            parts = [self._compile(i) for i in f.items]
-            if not parts:
-                return _true if isinstance(f, FAll) else _false
-            if len(parts) == 1:
-                return parts[0]
-            if isinstance(f, FAll):
-                if len(parts) == 2:
-                    a, b = parts
-                    return lambda v, t: a(v, t) and b(v, t)
-                return lambda v, t: all(p(v, t) for p in parts)
-            if len(parts) == 2:
-                a, b = parts
-                return lambda v, t: a(v, t) or b(v, t)
-            return lambda v, t: any(p(v, t) for p in parts)
-        if isinstance(f, FNot):
-            inner = self._compile(f.item)
-            return lambda v, t: not inner(v, t)
-        if isinstance(f, FRef):
-            return self._compile(f.item)
-        if isinstance(f, FCompare):
-            return self._compare(f)
-        if isinstance(f, FAbandoned):
-            kl, kf, wait = self.index[f.last], self.index[f.follow], f.wait.us
-
-            def abandoned(v: list[Any], t: int) -> bool:
-                last = v[kl]
-                if last is None or last > t - wait:
-                    return False
-                follow = v[kf]
-                return follow is None or follow <= last
-
-            return abandoned
-        if isinstance(f, FFlag):
-            k = self.index[f.feature]
-            return lambda v, t: bool(v[k])
-        if isinstance(f, FBucket):
-            kb = self._buckets[(f.salt, f.from_, f.to)]
-            return lambda v, t: bool(v[kb])
-        raise TypeError(f"cannot compile {f!r}")
-
-    def _compare(self, f: FCompare) -> Leaf:
-        k = self.index[f.feature]
-        feat = self.plan.features[f.feature]
-        cmp = f.cmp
-        if isinstance(feat, EventAggregate) and feat.measure in TIME_MEASURES:
-            env: dict[str, Any] = {}
-            exec(f"def time_cmp(v, t):\n    return {_time_expr(f'v[{k}]', cmp)}\n", env)
-            time_cmp: Leaf = env["time_cmp"]
-            return time_cmp
-        if cmp.op in TIME_RELATIVE_OPS:
-            instant = instant_test(cmp)
-            return lambda v, t: instant(v[k], t)
-        test = value_test(cmp)
-        if isinstance(feat, TraitValue):
-            return lambda v, t: test(v[k])
-
-        def value_cmp(v: list[Any], t: int) -> bool:
-            x = v[k]
-            return test(MISSING if x is None else x)
-
-        return value_cmp
 
     # ------------------------------------------------------------------ states
 
@@ -405,11 +77,11 @@ class ProfileEngine:
     ) -> ProfileState:
         """An empty, not yet evaluated state; its first input evaluates every segment."""
         static = frozenset(static_segments)
-        vals = self._empty.copy()
-        for k, sid in self._static.items():
+        vals = self.initial.copy()
+        for k, sid in self.static_features.items():
             vals[k] = sid in static
         draws: dict[str, float] = {}
-        for (salt, lo, hi), kb in self._buckets.items():
+        for (salt, lo, hi), kb in self.buckets.items():
             if salt not in draws:
                 draws[salt] = bucket_of(profile_id, salt)
             vals[kb] = lo <= draws[salt] < hi
@@ -432,7 +104,7 @@ class ProfileEngine:
         return out
 
     def is_member(self, st: ProfileState, segment_id: str) -> bool:
-        return bool((st.members >> self._seg_index[segment_id]) & 1)
+        return bool((st.members >> self.seg_index[segment_id]) & 1)
 
     def watermark(self, st: ProfileState) -> datetime | None:
         """The latest instant the state has been evaluated at (None: never)."""
@@ -760,7 +432,7 @@ class ProfileEngine:
 
         ``t`` may not precede the watermark; a copy of the state is advanced to ``t`` (the
         given state is never modified)."""
-        if segment_id not in self._seg_index:
+        if segment_id not in self.seg_index:
             raise KeyError(f"unknown segment {segment_id!r}")
         t_us = to_us(t)
         if not st.fresh and t_us < st.now:
@@ -772,90 +444,7 @@ class ProfileEngine:
         self.advance_us(st, t_us)
         for kern in self.kernels:
             kern.advance(st, t_us)  # refresh values kept lazily (counts past their expiry)
-        node = self._explain(self.plan.formulas[segment_id], st, t_us)
-        return {
-            "segment": segment_id,
-            "profile": st.profile_id,
-            "at": format_instant(t),
-            "member": node["value"],
-            "condition": node,
-        }
-
-    def _explain(self, f: Formula, st: ProfileState, t: int) -> dict[str, Any]:
-        if isinstance(f, FAll | FAny):
-            items = [self._explain(i, st, t) for i in f.items]
-            truth = [i["value"] for i in items]
-            op = "all" if isinstance(f, FAll) else "any"
-            return {"op": op, "value": all(truth) if op == "all" else any(truth), "items": items}
-        if isinstance(f, FNot):
-            inner = self._explain(f.item, st, t)
-            return {"op": "not", "value": not inner["value"], "item": inner}
-        if isinstance(f, FRef):
-            inner = self._explain(f.item, st, t)
-            return {
-                "op": "in_segment",
-                "segment": f.segment_id,
-                "value": inner["value"],
-                "item": inner,
-            }
-        value = bool(self._compile(f)(st.vals, t))
-        if isinstance(f, FCompare):
-            return {
-                "op": "compare",
-                "value": value,
-                "feature": self._describe(f.feature, st),
-                "comparison": f.cmp.canonical(),
-            }
-        if isinstance(f, FAbandoned):
-            return {
-                "op": "abandoned",
-                "value": value,
-                "for": f.wait.canonical(),
-                "trigger": self._describe(f.last, st),
-                "followed_by": self._describe(f.follow, st),
-            }
-        if isinstance(f, FFlag):
-            return {"op": "flag", "value": value, "feature": self._describe(f.feature, st)}
-        assert isinstance(f, FBucket)
-        return {
-            "op": "bucket",
-            "value": value,
-            "salt": f.salt,
-            "from": f.from_,
-            "to": f.to,
-            "bucket": bucket_of(st.profile_id, f.salt),
-        }
-
-    def _describe(self, key: str, st: ProfileState) -> dict[str, Any]:
-        feat: Feature = self.plan.features[key]
-        k = self.index[key]
-        out: dict[str, Any] = {"key": key}
-        if isinstance(feat, EventAggregate):
-            out["kind"] = "event"
-            out.update(filter_canonical(feat.filter))
-            if feat.window is not None:
-                out["within"] = window_canonical(feat.window)
-            out["measure"] = feat.measure
-            if feat.of is not None:
-                out["of"] = feat.of
-        elif isinstance(feat, TraitValue):
-            out["kind"] = "trait"
-            out["trait"] = feat.name
-        elif isinstance(feat, SequenceMatch):
-            out["kind"] = "sequence"
-            out["sequence"] = [filter_canonical(s) for s in feat.steps]
-            if feat.window is not None:
-                out["within"] = window_canonical(feat.window)
-            if feat.span is not None:
-                out["span"] = feat.span.canonical()
-        elif isinstance(feat, CartTotal):
-            out["kind"] = "cart"
-            out["measure"] = feat.measure
-        else:
-            out["kind"] = "static"
-            out["segment"] = feat.segment_id
-        out["value"] = self.kernels[k].json_value(st)
-        return out
+        return explain_state(self, st, segment_id, t)
 
 
 def compile_engine(plan: Plan) -> ProfileEngine:

@@ -20,7 +20,8 @@ from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.model.time import from_us, to_us, utcnow
 from segflow.plan.planner import Plan
 from segflow.realtime.engine import Change, ProfileEngine, compile_engine
-from segflow.realtime.state import NEVER, ProfileState
+from segflow.realtime.state import ProfileState
+from segflow.realtime.values import NEVER
 
 
 def tune_gc() -> None:

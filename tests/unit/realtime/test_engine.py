@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import pickle
 from datetime import datetime, timedelta
 from typing import Any
-
-import pytest
 
 from segflow.model.bucket import bucket_of
 from segflow.model.definition import PAGE_CALLS, Segment, parse_segment
@@ -20,8 +16,6 @@ from segflow.realtime import (
     RealtimeRunner,
     VirtualClock,
     compile_engine,
-    state_memory_bytes,
-    state_size_bytes,
 )
 
 T = datetime(2026, 6, 1, 12, 0, 0)
@@ -387,60 +381,6 @@ def test_replace_state_reports_differences_with_the_given_reason() -> None:
     r.add_profile("p", T)
     history = ProfileHistory("p", [ev("View", T)])
     assert r.rebuild(history, T + H, reason="merged") == [change("viewed", True, T + H, "merged")]
-
-
-def test_explain_is_json_with_values_behind_each_leaf() -> None:
-    segs = segments(
-        target={
-            "all": [
-                {"event": "Order", "measure": "sum", "of": "revenue", "gt": 100, "within": "30d"},
-                {"not": {"trait": "country", "eq": "DE"}},
-                {"event": "Add", "not_followed_by": "Order", "for": "1h"},
-            ]
-        }
-    )
-    engine = compile_engine(build_plan(segs))
-    st = engine.new_state("p")
-    engine.apply(st, ev("Order", T, revenue=150.5), T)
-    engine.apply(st, ev("Add", T + H), T + H)
-    out = engine.explain(st, "target", T + 3 * H)
-    json.dumps(out)
-    assert out["member"] is True
-    cond = out["condition"]
-    assert cond["op"] == "all" and [i["value"] for i in cond["items"]] == [True, True, True]
-    assert cond["items"][0]["feature"]["value"] == 150.5
-    assert cond["items"][1]["item"]["feature"] == {
-        "key": cond["items"][1]["item"]["feature"]["key"],
-        "kind": "trait",
-        "trait": "country",
-        "value": None,
-    }
-    assert cond["items"][2]["trigger"]["value"] == "2026-06-01T13:00:00.000000Z"
-    # explaining does not touch the state; later instants advance a copy
-    later = engine.explain(st, "target", T + 31 * D)
-    assert later["member"] is False
-    assert later["condition"]["items"][0]["feature"]["value"] == 0
-    assert engine.watermark(st) == T + H
-    assert engine.memberships(st) == set()
-    with pytest.raises(ValueError, match="earlier instant"):
-        engine.explain(st, "target", T)
-
-
-def test_state_pickles_and_is_small() -> None:
-    segs = segments(
-        viewed={"event": "View", "within": "7d", "gte": 3},
-        country={"trait": "country", "not_exists": True},
-    )
-    engine = compile_engine(build_plan(segs))
-    st = engine.new_state("p")
-    for i in range(20):
-        engine.apply(st, ev("View", T + i * H), T + i * H)
-    copy = pickle.loads(pickle.dumps(st))
-    assert engine.memberships(copy) == {"viewed", "country"}
-    engine.set_trait(copy, TraitWrite(T + D, "m", "country", "PL"), T + D)
-    assert engine.memberships(copy) == {"viewed"}
-    assert 0 < state_size_bytes(st) < 1024
-    assert state_size_bytes(st) < state_memory_bytes(st)
 
 
 def test_realtime_matches_interpreter_on_hand_history() -> None:

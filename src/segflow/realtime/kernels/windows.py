@@ -22,19 +22,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from segflow.plan.features import EventAggregate
-from segflow.realtime.state import (
+from segflow.realtime.kernels.base import R_EVENT, R_NONE, R_WINDOW, AggKernel, Kernel
+from segflow.realtime.state import ProfileState, set_wake
+from segflow.realtime.values import (
+    CACHE_MAX,
     NEVER,
-    R_EVENT,
-    R_NONE,
-    R_WINDOW,
     SKIP,
-    AggKernel,
     Extractor,
-    Kernel,
-    ProfileState,
     make_extractor,
     same_value,
-    set_wake,
     window_offsets,
 )
 
@@ -45,6 +41,29 @@ VALUED: Final = frozenset({"sum", "avg", "min", "max"})
 
 def _numbers(vs: Sequence[float], lo: int, hi: int) -> list[float]:
     return [x for x in vs[lo:hi] if x == x]  # NaN (no number) is the only x != x
+
+
+def count_flips(tests: Sequence[Callable[[Any], bool]]) -> Callable[[int], int]:
+    """For a count compared by ``tests``: the largest smaller count at which some test
+    answers differently (-1: none), memoised.  Expiries only lower a count, so the
+    instant the count first reaches it is the earliest instant anything can flip."""
+    memo: dict[int, int] = {}
+
+    def flips(cur: int) -> int:
+        r = memo.get(cur)
+        if r is None:
+            truth = [t(cur) for t in tests]
+            r = -1
+            for c in range(cur - 1, -1, -1):
+                if [t(c) for t in tests] != truth:
+                    r = c
+                    break
+            if len(memo) >= CACHE_MAX:
+                memo.clear()
+            memo[cur] = r
+        return r
+
+    return flips
 
 
 class WindowAgg(AggKernel):
@@ -271,4 +290,4 @@ class WindowGroup(Kernel):
                 set_wake(st, m.k, m.offset_wake(st, now, w) if m.offs else w)
 
 
-__all__ = ["VALUED", "WindowAgg", "WindowGroup"]
+__all__ = ["VALUED", "WindowAgg", "WindowGroup", "count_flips"]
