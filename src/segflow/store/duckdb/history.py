@@ -231,20 +231,7 @@ class HistoryReader:
         if upto_seq is not None:
             where.append("seq <= $upto")
             params["upto"] = upto_seq
-        if profiles is not None:
-            where.append("list_contains($profiles, profile_id)")
-            params["profiles"] = sorted(profiles)
-        if after_ts is not None:
-            where.append('"timestamp" > make_timestamp($after_ts)')
-            params["after_ts"] = after_ts
-        if upto_ts is not None:
-            where.append('"timestamp" <= make_timestamp($upto_ts)')
-            params["upto_ts"] = upto_ts
-        key = (
-            'profile_id, "timestamp", message_id'
-            if order == "profile"
-            else '"timestamp", message_id'
-        )
+        key = _narrowed(where, params, "", profiles, after_ts, upto_ts, order)
         sql = f"SELECT {', '.join(cols)} FROM events WHERE {' AND '.join(where)} ORDER BY {key}"
         reader = self.con.execute(sql, params).fetch_record_batch(BATCH_ROWS)
         paths_typed = [p for p, _ in typed]
@@ -309,20 +296,7 @@ class HistoryReader:
             else:
                 join = " JOIN events e ON e.message_id = t.message_id"
                 where += by_seq
-        if profiles is not None:
-            where.append("list_contains($profiles, t.profile_id)")
-            params["profiles"] = sorted(profiles)
-        if after_ts is not None:
-            where.append('t."timestamp" > make_timestamp($after_ts)')
-            params["after_ts"] = after_ts
-        if upto_ts is not None:
-            where.append('t."timestamp" <= make_timestamp($upto_ts)')
-            params["upto_ts"] = upto_ts
-        key = (
-            't.profile_id, t."timestamp", t.message_id'
-            if order == "profile"
-            else 't."timestamp", t.message_id'
-        )
+        key = _narrowed(where, params, "t.", profiles, after_ts, upto_ts, order)
         yield from self._trait_rows(
             f"FROM traits t{join} WHERE {' AND '.join(where)} ORDER BY {key}", params
         )
@@ -454,3 +428,27 @@ class HistoryReader:
 
 
 __all__ = ["EventRow", "HistoryReader", "MessageFields", "StoredTrait"]
+
+
+def _narrowed(
+    where: list[str],
+    params: dict[str, Any],
+    alias: str,
+    profiles: Collection[str] | None,
+    after_ts: int | None,
+    upto_ts: int | None,
+    order: Literal["profile", "time"],
+) -> str:
+    """Add the profile and time filters a history read shares (on ``alias``'s columns)
+    to ``where``/``params``; return the ORDER BY key for ``order``."""
+    if profiles is not None:
+        where.append(f"list_contains($profiles, {alias}profile_id)")
+        params["profiles"] = sorted(profiles)
+    if after_ts is not None:
+        where.append(f'{alias}"timestamp" > make_timestamp($after_ts)')
+        params["after_ts"] = after_ts
+    if upto_ts is not None:
+        where.append(f'{alias}"timestamp" <= make_timestamp($upto_ts)')
+        params["upto_ts"] = upto_ts
+    key = f'{alias}"timestamp", {alias}message_id'
+    return f"{alias}profile_id, {key}" if order == "profile" else key
