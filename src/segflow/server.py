@@ -414,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         p.error(str(e))
     ctx = make_context(a.db, settings=settings)
     if a.no_group_commit:
-        from segflow.api.ingest import Ingestor
+        from segflow.api.routes.ingest import Ingestor
 
         ctx.ingestor = Ingestor(ctx)
         ctx.ingestor.group_commit = False

@@ -389,7 +389,7 @@ def test_a_request_the_store_cannot_take_fails_alone(tmp_path: Any) -> None:
     the HTTP layer normally refuses first) fails only that request."""
     import asyncio
 
-    from segflow.api.ingest import Ingestor, _Request
+    from segflow.api.routes.ingest import Ingestor, _Request
 
     ctx = make_context(tmp_path / "p.duckdb", live=False)
     try:

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segflow.api.deps import INTERNAL_ERROR, ApiError, ServerContext, problem
-from segflow.api.ingest import Ingestor
+from segflow.api.routes.ingest import Ingestor
 from segflow.model.errors import DefinitionError
 from segflow.model.events import IngestError
 from segflow.realtime.timers import tune_gc
@@ -27,14 +27,14 @@ from segflow.realtime.timers import tune_gc
 log = logging.getLogger("segflow.server")
 
 MODULES: Final = (
-    "segflow.api.ingest",
-    "segflow.api.segments",
-    "segflow.api.profiles",
-    "segflow.api.changes",
-    "segflow.api.webhooks",
-    "segflow.api.keys",
-    "segflow.api.scores",
-    "segflow.api.ui",
+    "segflow.api.routes.ingest",
+    "segflow.api.routes.segments",
+    "segflow.api.routes.profiles",
+    "segflow.api.routes.changes",
+    "segflow.api.routes.webhooks",
+    "segflow.api.routes.keys",
+    "segflow.api.routes.scores",
+    "segflow.api.routes.ui",
     "segflow.api.edgelink",
 )
 
@@ -161,7 +161,7 @@ def _scheduled_scores(ctx: ServerContext, now: datetime) -> None:
     """Refresh the scores as of ``now`` if the cron is due (under the store lock), then
     let the live evaluator catch up; an empty store (nothing to score yet) waits for its
     first events."""
-    from segflow.api.scores import refresh_live
+    from segflow.api.routes.scores import refresh_live
     from segflow.service.scores import scores_due
 
     cron = ctx.settings.scores_cron
