@@ -143,7 +143,8 @@ def test_evaluators_take_their_inputs_from_the_model_not_the_oracle() -> None:
 
 RUNS_SQL = re.compile(r"\.execute\(|\.sql\(")
 SERVICE_MODULES = tuple(
-    f"service/{name}.py" for name in ("handle", "segments", "profiles", "delivery", "scores")
+    f"service/{name}.py"
+    for name in ("handle", "ingest", "segments", "profiles", "delivery", "scores")
 )
 SHELLS = ("cli.py", "api", "edge")
 

@@ -19,7 +19,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segflow.api.deps import INTERNAL_ERROR, ApiError, ServerContext, problem
-from segflow.api.routes.ingest import Ingestor
 from segflow.model.errors import DefinitionError
 from segflow.model.events import IngestError
 from segflow.realtime.timers import tune_gc
@@ -54,7 +53,7 @@ def _modules() -> list[ModuleType]:
 def create_app(ctx: ServerContext) -> FastAPI:
     """The app serving ``ctx``; background tasks run while it is up (uvicorn lifespan)."""
     if ctx.ingestor is None:
-        ctx.ingestor = Ingestor(ctx)
+        ctx.ingestor = ctx.writer()
     modules = _modules()
 
     @asynccontextmanager

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -38,6 +38,7 @@ from segflow.model.definition import Limits
 from segflow.model.events import MAX_DEPTH
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service.handle import Segflow
+from segflow.service.ingest import Ingestor
 from segflow.store.clustering import TAIL_CHUNK_ROWS
 from segflow.store.erasure import Suppressions
 from segflow.store.keys import ApiKey, KeyStore
@@ -128,17 +129,6 @@ class Settings:
                 )
 
 
-class Writer(Protocol):
-    """What the server's lifecycle needs of its ingestion writer (``api.routes.ingest.Ingestor``,
-    which reaches the context: this keeps the two modules from importing each other)."""
-
-    group_commit: bool
-
-    async def run(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass
 class ServerContext:
     """The one server process's state, reachable from any request as ``get_ctx``."""
@@ -149,7 +139,8 @@ class ServerContext:
     clock: Clock = field(default_factory=WallClock)
     settings: Settings = field(default_factory=Settings)
     keys: KeyStore | None = None
-    ingestor: Writer | None = None
+    ingestor: Ingestor | None = None
+    """The group-commit writer (``create_app`` makes one when none is given)."""
     suppressed: Suppressions = field(default_factory=Suppressions)
     """Profile/user/anonymous ids whose later events ingestion drops (privacy deletes):
     ``id in suppressed`` (keyed hashes, loaded at startup)."""
@@ -175,6 +166,12 @@ class ServerContext:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn`` under the store lock in a worker thread (keeps the event loop free)."""
         return await asyncio.to_thread(self.locked, fn, *args, **kwargs)
+
+    def writer(self, *, group_commit: bool = True) -> Ingestor:
+        """A group-commit writer over this context's store, live evaluator and lock."""
+        return Ingestor(
+            self.app.store, self.live, self.lock, self.settings, group_commit=group_commit
+        )
 
 
 def get_ctx(request: Request) -> ServerContext:
