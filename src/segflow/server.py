@@ -414,10 +414,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         p.error(str(e))
     ctx = make_context(a.db, settings=settings)
     if a.no_group_commit:
-        from segflow.api.ingest import Ingestor
-
-        ctx.ingestor = Ingestor(ctx)
-        ctx.ingestor.group_commit = False
+        ctx.ingestor = ctx.writer(group_commit=False)
     run_server(a.db, a.host, a.port, log_level=a.log_level, ctx=ctx, edge=not a.no_edge)
 
 

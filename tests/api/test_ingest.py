@@ -388,20 +388,40 @@ def test_a_request_the_store_cannot_take_fails_alone(tmp_path: Any) -> None:
     """An unexpected store error on one request (here a NUL in a field name, which
     the HTTP layer normally refuses first) fails only that request."""
     import asyncio
+    from contextlib import suppress
 
-    from segflow.api.ingest import Ingestor, _Request
+    from segflow.api.deps import ApiError
+    from segflow.api.routes.ingest import refusal
+    from segflow.service.ingest import Refused
 
     ctx = make_context(tmp_path / "p.duckdb", live=False)
+    requests = [
+        ([_track("a")], "batch"),
+        ([_track("b", properties={"x\x00": 1})], "batch"),
+        ([_track("c", timestamp="bad")], ""),
+        ([_track("d")], ""),
+    ]
+
+    async def commit() -> list[ApiError | None]:
+        writer = ctx.writer()
+        task = asyncio.create_task(writer.run())
+
+        async def one(messages: list[dict[str, Any]], prefix: str) -> ApiError | None:
+            try:
+                await writer.submit(messages, prefix)
+            except Refused as e:
+                return refusal(e, ctx.settings)
+            return None
+
+        try:
+            return await asyncio.gather(*(one(m, p) for m, p in requests))
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
     try:
-        loop = asyncio.new_event_loop()
-        group = [
-            _Request([_track("a")], "batch", loop.create_future()),
-            _Request([_track("b", properties={"x\x00": 1})], "batch", loop.create_future()),
-            _Request([_track("c", timestamp="bad")], "", loop.create_future()),
-            _Request([_track("d")], "", loop.create_future()),
-        ]
-        outcome = Ingestor(ctx)._commit(group)
-        loop.close()
+        outcome = asyncio.run(commit())
         assert outcome[0] is None and outcome[3] is None
         assert outcome[1] is not None and outcome[1].status == 400
         assert outcome[2] is not None and outcome[2].errors[0]["path"] == "timestamp"

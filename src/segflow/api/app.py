@@ -19,7 +19,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from segflow.api.deps import INTERNAL_ERROR, ApiError, ServerContext, problem
-from segflow.api.ingest import Ingestor
 from segflow.model.errors import DefinitionError
 from segflow.model.events import IngestError
 from segflow.realtime.timers import tune_gc
@@ -27,14 +26,14 @@ from segflow.realtime.timers import tune_gc
 log = logging.getLogger("segflow.server")
 
 MODULES: Final = (
-    "segflow.api.ingest",
-    "segflow.api.segments",
-    "segflow.api.profiles",
-    "segflow.api.changes",
-    "segflow.api.webhooks",
-    "segflow.api.keys",
-    "segflow.api.scores",
-    "segflow.api.ui",
+    "segflow.api.routes.ingest",
+    "segflow.api.routes.segments",
+    "segflow.api.routes.profiles",
+    "segflow.api.routes.changes",
+    "segflow.api.routes.webhooks",
+    "segflow.api.routes.keys",
+    "segflow.api.routes.scores",
+    "segflow.api.routes.ui",
     "segflow.api.edgelink",
 )
 
@@ -54,7 +53,7 @@ def _modules() -> list[ModuleType]:
 def create_app(ctx: ServerContext) -> FastAPI:
     """The app serving ``ctx``; background tasks run while it is up (uvicorn lifespan)."""
     if ctx.ingestor is None:
-        ctx.ingestor = Ingestor(ctx)
+        ctx.ingestor = ctx.writer()
     modules = _modules()
 
     @asynccontextmanager
@@ -161,7 +160,7 @@ def _scheduled_scores(ctx: ServerContext, now: datetime) -> None:
     """Refresh the scores as of ``now`` if the cron is due (under the store lock), then
     let the live evaluator catch up; an empty store (nothing to score yet) waits for its
     first events."""
-    from segflow.api.scores import refresh_live
+    from segflow.api.routes.scores import refresh_live
     from segflow.service.scores import scores_due
 
     cron = ctx.settings.scores_cron

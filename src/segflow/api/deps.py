@@ -26,16 +26,19 @@ import binascii
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
-from segflow.api.limits import MAX_DEPTH_SETTING, check_setting
+from segflow.api.limits import MAX_DEPTH_SETTING, check_setting, request_instant
 from segflow.model.definition import Limits
 from segflow.model.events import MAX_DEPTH
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service.handle import Segflow
+from segflow.service.ingest import Ingestor
 from segflow.store.duckdb.clustering import TAIL_CHUNK_ROWS
 from segflow.store.duckdb.erasure import Suppressions
 from segflow.store.duckdb.keys import ApiKey, KeyStore
@@ -126,17 +129,6 @@ class Settings:
                 )
 
 
-class Writer(Protocol):
-    """What the server's lifecycle needs of its ingestion writer (``api.ingest.Ingestor``,
-    which reaches the context: this keeps the two modules from importing each other)."""
-
-    group_commit: bool
-
-    async def run(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass
 class ServerContext:
     """The one server process's state, reachable from any request as ``get_ctx``."""
@@ -147,7 +139,8 @@ class ServerContext:
     clock: Clock = field(default_factory=WallClock)
     settings: Settings = field(default_factory=Settings)
     keys: KeyStore | None = None
-    ingestor: Writer | None = None
+    ingestor: Ingestor | None = None
+    """The group-commit writer (``create_app`` makes one when none is given)."""
     suppressed: Suppressions = field(default_factory=Suppressions)
     """Profile/user/anonymous ids whose later events ingestion drops (privacy deletes):
     ``id in suppressed`` (keyed hashes, loaded at startup)."""
@@ -173,6 +166,12 @@ class ServerContext:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn`` under the store lock in a worker thread (keeps the event loop free)."""
         return await asyncio.to_thread(self.locked, fn, *args, **kwargs)
+
+    def writer(self, *, group_commit: bool = True) -> Ingestor:
+        """A group-commit writer over this context's store, live evaluator and lock."""
+        return Ingestor(
+            self.app.store, self.live, self.lock, self.settings, group_commit=group_commit
+        )
 
 
 def get_ctx(request: Request) -> ServerContext:
@@ -259,3 +258,35 @@ def require_admin(request: Request) -> ApiKey:
 def require_write(request: Request) -> ApiKey:
     """FastAPI dependency: a write key (an admin key is accepted too)."""
     return _authenticate(request, "write")
+
+
+async def admin_key(request: Request) -> ApiKey:
+    """``require_admin`` on the event loop: it is a hash and a dict look-up, so a sync
+    dependency's thread-pool hop would only add latency."""
+    return require_admin(request)
+
+
+async def context(request: Request) -> ServerContext:
+    return get_ctx(request)
+
+
+Ctx = Annotated[ServerContext, Depends(context)]
+"""A route's server context, as a FastAPI dependency."""
+
+
+def admin_only(router: APIRouter) -> APIRouter:
+    """Declare the admin key on every operation of ``router`` in the OpenAPI document
+    (call after the routes are defined)."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            route.openapi_extra = {**(route.openapi_extra or {}), "security": [{"adminKey": []}]}
+    return router
+
+
+def parse_at(value: str | None, name: str = "at") -> datetime | None:
+    """An instant query parameter; malformed or out of range -> 422 naming it."""
+    try:
+        return request_instant(value)
+    except ValueError as e:
+        message = f"invalid request: {name}: {e}"
+        raise ApiError(422, message, [{"path": name, "message": str(e)}]) from None

@@ -24,8 +24,8 @@ import orjson
 
 from segflow.api import wire
 from segflow.api.deps import INTERNAL_ERROR, ApiError, ServerContext, problem
-from segflow.api.ingest import OK, ingest_body
-from segflow.api.profiles import IndexUpdate, segment_index
+from segflow.api.routes.ingest import OK, ingest_body
+from segflow.api.routes.profiles import IndexUpdate, segment_index
 
 log = logging.getLogger("segflow.edge")
 

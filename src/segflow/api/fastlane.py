@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from segflow.api import ingest, profiles
 from segflow.api.deps import INTERNAL_ERROR, ApiError, get_ctx, problem, require_admin
+from segflow.api.routes import ingest, profiles
 
 log = logging.getLogger("segflow.server")
 

@@ -31,7 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 from segflow.api import wire
 from segflow.api.deps import ApiError, bearer_or_basic, problem
 from segflow.api.fastlane import INGEST, lookup_id
-from segflow.api.ingest import read_limited
+from segflow.api.routes.ingest import read_limited
 from segflow.model.time import format_instant
 from segflow.realtime.timers import tune_gc
 from segflow.store.duckdb.keys import digest

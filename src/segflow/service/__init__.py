@@ -1,6 +1,7 @@
 """The service layer: the one handle shells (CLI, API, server) hold.
 
 ``handle`` opens the store and wires registry, change log and profile store;
+``ingest`` stores what ingestion queued, one group commit at a time;
 ``live`` keeps memberships current; ``segments`` previews, diffs, pages and exports;
 ``profiles`` reads and erases one customer; ``delivery`` sends webhooks with retries;
 ``scores`` refreshes and reads value scores. None of them writes SQL text.

@@ -22,7 +22,7 @@ TYPES: Final = {".html": "text/html", ".js": "text/javascript", ".css": "text/cs
 def web_dir() -> Path:
     """``$SEGFLOW_WEB_DIR``, else the repository's ``web/``."""
     env = os.environ.get("SEGFLOW_WEB_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "web"
+    return Path(env) if env else Path(__file__).resolve().parents[4] / "web"
 
 
 @router.get("/")

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from segflow.api.deps import ApiError, ServerContext
+from segflow.api.deps import ApiError, Ctx, ServerContext, admin_key, admin_only, parse_at
 from segflow.api.schemas import ErrorResponse, SegmentDefinition
-from segflow.api.segments import admin_key, admin_only, context, parse_at
 from segflow.service import profiles
 from segflow.service import scores as score_service
 
@@ -34,7 +33,6 @@ ERRORS: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 router = APIRouter(tags=["scores"], dependencies=[Depends(admin_key)], responses=ERRORS)
-Ctx = Annotated[ServerContext, Depends(context)]
 AtQuery = Annotated[
     str | None,
     Query(description="ISO 8601 instant to compute / read the scores as of (default: now)"),

@@ -11,17 +11,24 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from fastapi.routing import APIRoute
 
-from segflow.api.deps import ApiError, ServerContext, get_ctx, require_admin
-from segflow.api.limits import depth_message, request_instant, too_deep
+from segflow.api.deps import (
+    ApiError,
+    Ctx,
+    ServerContext,
+    admin_key,
+    admin_only,
+    get_ctx,
+    parse_at,
+)
+from segflow.api.limits import depth_message, too_deep
+from segflow.api.routes.changes import query_changes
 from segflow.api.schemas import (
     ChangesPage,
     ErrorResponse,
@@ -34,12 +41,10 @@ from segflow.api.schemas import (
     SizeHistory,
     ValidateResult,
 )
-from segflow.model.changes import LoggedChange
 from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
 from segflow.service import segments as segment_service
 from segflow.service.live import PreparedSave
-from segflow.store.duckdb.keys import ApiKey
 
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 409, 413, 422)
@@ -56,25 +61,6 @@ DEFINITION_BODY: Final[dict[str, Any]] = {
 MAX_DEFINITION_BYTES: Final = 256 * 1024
 
 
-async def admin_key(request: Request) -> ApiKey:
-    """``require_admin`` on the event loop: it is a hash and a dict look-up, so a sync
-    dependency's thread-pool hop would only add latency."""
-    return require_admin(request)
-
-
-async def context(request: Request) -> ServerContext:
-    return get_ctx(request)
-
-
-def admin_only(router: APIRouter) -> APIRouter:
-    """Declare the admin key on every operation of ``router`` in the OpenAPI document
-    (call after the routes are defined)."""
-    for route in router.routes:
-        if isinstance(route, APIRoute):
-            route.openapi_extra = {**(route.openapi_extra or {}), "security": [{"adminKey": []}]}
-    return router
-
-
 router = APIRouter(
     prefix="/v1/segments",
     tags=["segments"],
@@ -82,7 +68,6 @@ router = APIRouter(
     responses=ERRORS,
 )
 
-Ctx = Annotated[ServerContext, Depends(context)]
 AtQuery = Annotated[
     str | None, Query(description="ISO 8601 instant to evaluate as of (default: now)")
 ]
@@ -91,15 +76,6 @@ AtQuery = Annotated[
 def problems_error(e: DefinitionError, status: int = 422, message: str = "") -> ApiError:
     errors = [{"path": p.path, "message": p.message} for p in e.problems]
     return ApiError(status, message or "invalid segment definition", errors)
-
-
-def parse_at(value: str | None, name: str = "at") -> datetime | None:
-    """An instant query parameter; malformed or out of range -> 422 naming it."""
-    try:
-        return request_instant(value)
-    except ValueError as e:
-        message = f"invalid request: {name}: {e}"
-        raise ApiError(422, message, [{"path": name, "message": str(e)}]) from None
 
 
 async def read_definition(request: Request, path_id: str | None = None) -> Any:
@@ -482,47 +458,6 @@ async def explain_segment(
             raise ApiError(400, str(e), [{"path": "at", "message": str(e)}]) from None
 
     return await ctx.run(run)
-
-
-def query_changes(
-    ctx: ServerContext,
-    *,
-    segment_id: str | None,
-    profile_id: str | None,
-    since: str | None,
-    until: str | None,
-    after: int | None,
-    limit: int,
-    entered: bool | None = None,
-) -> dict[str, Any]:
-    """A page of the change log (``after`` is the cursor: the last seq read)."""
-    lo, hi = parse_at(since, "since"), parse_at(until, "until")
-
-    def run() -> dict[str, Any]:
-        log = ctx.app.changes
-        rows: list[LoggedChange] = []
-        cursor = after
-        while len(rows) <= limit:
-            page = log.query(
-                segment_id=segment_id,
-                profile_id=profile_id,
-                since=lo,
-                until=hi,
-                after_seq=cursor,
-                limit=limit + 1 if entered is None else 5000,
-            )
-            rows += [r for r in page if entered is None or r.entered == entered]
-            if entered is None or len(page) < 5000:
-                break
-            cursor = page[-1].seq
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {
-            "changes": [c.to_json() for c in rows],
-            "next_cursor": rows[-1].seq if more and rows else None,
-        }
-
-    return ctx.locked(run)
 
 
 @router.get("/{segment_id}/changes", response_model=ChangesPage)

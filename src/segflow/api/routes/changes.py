@@ -22,9 +22,8 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from segflow.api.deps import ApiError, ServerContext
+from segflow.api.deps import ApiError, Ctx, ServerContext, admin_key, admin_only, parse_at
 from segflow.api.schemas import ChangesPage, ErrorResponse
-from segflow.api.segments import admin_key, admin_only, context, query_changes
 from segflow.model.changes import LoggedChange
 from segflow.service.segments import last_change_seq
 
@@ -34,7 +33,6 @@ router = APIRouter(
     dependencies=[Depends(admin_key)],
     responses={s: {"model": ErrorResponse} for s in (400, 401, 403, 404)},
 )
-Ctx = Annotated[ServerContext, Depends(context)]
 READ_BATCH: Final = 1000
 IDLE_POLL_S: Final = 5.0
 MAX_BUFFERED: Final = 10_000
@@ -88,6 +86,47 @@ def silent_segments(ctx: ServerContext) -> frozenset[str]:
     if ctx.live is not None:
         return ctx.live.silent
     return frozenset(s.id for s in ctx.app.registry.current().values() if not s.emit_events)
+
+
+def query_changes(
+    ctx: ServerContext,
+    *,
+    segment_id: str | None,
+    profile_id: str | None,
+    since: str | None,
+    until: str | None,
+    after: int | None,
+    limit: int,
+    entered: bool | None = None,
+) -> dict[str, Any]:
+    """A page of the change log (``after`` is the cursor: the last seq read)."""
+    lo, hi = parse_at(since, "since"), parse_at(until, "until")
+
+    def run() -> dict[str, Any]:
+        log = ctx.app.changes
+        rows: list[LoggedChange] = []
+        cursor = after
+        while len(rows) <= limit:
+            page = log.query(
+                segment_id=segment_id,
+                profile_id=profile_id,
+                since=lo,
+                until=hi,
+                after_seq=cursor,
+                limit=limit + 1 if entered is None else 5000,
+            )
+            rows += [r for r in page if entered is None or r.entered == entered]
+            if entered is None or len(page) < 5000:
+                break
+            cursor = page[-1].seq
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "changes": [c.to_json() for c in rows],
+            "next_cursor": rows[-1].seq if more and rows else None,
+        }
+
+    return ctx.locked(run)
 
 
 def hub(ctx: ServerContext) -> ChangeHub:

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
-from segflow.api.changes import silent_segments
-from segflow.api.deps import ApiError, ServerContext, Settings
+from segflow.api.deps import ApiError, Ctx, ServerContext, Settings, admin_key, admin_only
+from segflow.api.routes.changes import silent_segments
 from segflow.api.schemas import (
     DeliveryList,
     ErrorResponse,
@@ -22,7 +22,6 @@ from segflow.api.schemas import (
     WebhookList,
     WebhookOut,
 )
-from segflow.api.segments import admin_key, admin_only, context
 from segflow.service.delivery import DeliverySettings, TargetRefused, WebhookWorker, check_target
 from segflow.service.segments import last_change_seq
 from segflow.store.duckdb.outbox import WebhookStore
@@ -33,7 +32,6 @@ router = APIRouter(
     dependencies=[Depends(admin_key)],
     responses={s: {"model": ErrorResponse} for s in (400, 401, 403, 404, 422)},
 )
-Ctx = Annotated[ServerContext, Depends(context)]
 
 
 def store(ctx: ServerContext) -> WebhookStore:

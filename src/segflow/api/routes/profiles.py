@@ -16,9 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import ORJSONResponse
 
-from segflow.api.deps import ApiError, ServerContext
+from segflow.api.deps import ApiError, Ctx, ServerContext, admin_key, admin_only, parse_at
 from segflow.api.schemas import DeleteResult, ErrorResponse, ProfileSegments, ProfileView
-from segflow.api.segments import admin_key, admin_only, context, parse_at
 from segflow.model.time import format_instant
 from segflow.service import profiles
 
@@ -28,7 +27,6 @@ router = APIRouter(
     dependencies=[Depends(admin_key)],
     responses={s: {"model": ErrorResponse} for s in (400, 401, 403, 404)},
 )
-Ctx = Annotated[ServerContext, Depends(context)]
 
 
 IndexUpdate = tuple[str, str | None, datetime | None]

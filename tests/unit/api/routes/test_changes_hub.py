@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from segflow.api.changes import MAX_BUFFERED, ChangeHub
+from segflow.api.routes.changes import MAX_BUFFERED, ChangeHub
 
 
 def test_pushes_reach_every_stream_and_overflow_marks_lag() -> None:
