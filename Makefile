@@ -30,7 +30,7 @@ browser:
 	@command -v chromium >/dev/null || { $(if $(shell command -v sudo),sudo) apt-get install -y --no-install-recommends chromium >/dev/null || { apt-get update -qq && apt-get install -y --no-install-recommends chromium >/dev/null; }; }
 
 # One pytest worker per core (pytest-xdist); each takes whole modules (tests/conftest.py).
-XDIST := -n auto --dist loadgroup
+XDIST := -n auto --dist loadgroup --no-loadscope-reorder
 
 unit: setup browser
 	.venv/bin/pytest $(XDIST) $(PYTEST_ARGS)
