@@ -29,14 +29,17 @@ typecheck: setup
 browser:
 	@command -v chromium >/dev/null || { $(if $(shell command -v sudo),sudo) apt-get install -y --no-install-recommends chromium >/dev/null || { apt-get update -qq && apt-get install -y --no-install-recommends chromium >/dev/null; }; }
 
+# One pytest worker per core (pytest-xdist); each takes whole modules (tests/conftest.py).
+XDIST := -n auto --dist loadgroup --no-loadscope-reorder
+
 unit: setup browser
-	.venv/bin/pytest $(PYTEST_ARGS)
+	.venv/bin/pytest $(XDIST) $(PYTEST_ARGS)
 
 test: lint typecheck unit
 
 # The inner loop: lint, types and the tests not marked slow, with fewer generated examples.
 check: lint typecheck
-	SEGFLOW_EXAMPLES=25 .venv/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	SEGFLOW_EXAMPLES=25 .venv/bin/pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
 	.venv/bin/python bench/batch.py $(ARGS)

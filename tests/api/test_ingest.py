@@ -496,12 +496,14 @@ def test_the_rows_of_group_commits_are_clustered_when_ingestion_goes_idle(
         assert n == 150
 
 
-@EDGE
-def test_every_invalid_field_of_every_message_of_a_batch_is_reported(server: Server) -> None:
+@SHARED_EDGE
+def test_every_invalid_field_of_every_message_of_a_batch_is_reported(
+    shared_server: Server,
+) -> None:
     bad_type_and_time = {**_track(timestamp="yesterday"), "type": "trak"}
     bad_event_and_props = _track(event=5, properties=[1])
     body = {"batch": [_track(), bad_type_and_time, _track(), bad_event_and_props]}
-    err = _error(server.ingest("/v1/batch", body), 400)
+    err = _error(shared_server.ingest("/v1/batch", body), 400)
     assert [e["path"] for e in err["errors"]] == [
         "batch[1].type",
         "batch[1].timestamp",
@@ -509,10 +511,10 @@ def test_every_invalid_field_of_every_message_of_a_batch_is_reported(server: Ser
         "batch[3].properties",
     ]
     body = {"batch": [_track(timestamp="nope", event=[]), _track(), _track(properties=3)]}
-    err = _error(server.ingest("/v1/batch", body), 400)
+    err = _error(shared_server.ingest("/v1/batch", body), 400)
     assert {e["path"] for e in err["errors"]} == {
         "batch[0].timestamp",
         "batch[0].event",
         "batch[2].properties",
     }
-    assert _count(server) == 0
+    assert _count(shared_server) == 0

@@ -3,6 +3,8 @@ exactly what the time-zone-aware cast gives, on every text."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -34,21 +36,37 @@ TEXTS = st.one_of(
 )
 
 
+VALUE = exp.column("v")
+OURS = parse_ts(VALUE).sql(dialect=SegflowDuckDB)
+AWARE = exp.cast(exp.TryCast(this=VALUE, to=exp.DataType.build("TIMESTAMPTZ")), "TIMESTAMP").sql(
+    dialect=SegflowDuckDB
+)
+DIFFERENT = (
+    f"SELECT v, {OURS}, {AWARE} FROM (SELECT unnest($texts::VARCHAR[]) AS v)"
+    f" WHERE {OURS} IS DISTINCT FROM {AWARE}"
+)
+
+
+@pytest.fixture(scope="module")
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    """One connection for every example: each reads its texts as a parameter."""
+    c = duckdb.connect()
+    c.execute("SET TimeZone = 'UTC'")
+    yield c
+    c.close()
+
+
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.lists(TEXTS, min_size=1, max_size=40))
-def test_a_z_text_reads_as_the_aware_cast_reads_it(texts: list[str]) -> None:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("CREATE TABLE t (v VARCHAR)")
-    con.executemany("INSERT INTO t VALUES (?)", [[v.replace("\x00", "")] for v in texts])
-    value = exp.column("v")
-    ours = parse_ts(value).sql(dialect=SegflowDuckDB)
-    aware = exp.cast(exp.TryCast(this=value, to=exp.DataType.build("TIMESTAMPTZ")), "TIMESTAMP")
-    rows = con.execute(
-        f"SELECT v, {ours}, {aware.sql(dialect=SegflowDuckDB)} FROM t WHERE {ours} IS DISTINCT FROM"
-        f" {aware.sql(dialect=SegflowDuckDB)}"
-    ).fetchall()
+def test_a_z_text_reads_as_the_aware_cast_reads_it(
+    con: duckdb.DuckDBPyConnection, texts: list[str]
+) -> None:
+    rows = con.execute(DIFFERENT, {"texts": [v.replace("\x00", "") for v in texts]}).fetchall()
     assert rows == []
 
 
