@@ -5,6 +5,7 @@ features read, and the evaluation time it adds, measured on the store itself."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from segflow.plan.features import (
     feature_kind,
     name_label,
 )
-from segflow.plan.planner import build_plan
+from segflow.plan.planner import build_plan, closure
 
 if TYPE_CHECKING:
     from segflow.service.handle import Segflow
@@ -27,12 +28,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class FeatureUse:
     """One feature a draft needs: ``shared_with`` names the saved segments whose formulas
-    already use it (one state and one aggregate for all of them); none means new."""
+    already use it (one state and one aggregate for all of them); none means new.
+    ``events`` are the event names it reads, ``trait`` the trait key."""
 
     key: str
     kind: str
     description: str
     shared_with: list[str]
+    events: list[str]
+    trait: str | None
 
     @property
     def new(self) -> bool:
@@ -90,9 +94,12 @@ class Estimate:
         return out
 
 
-def estimate(app: Segflow, draft: Segment, at: datetime | None = None) -> Estimate:
+def estimate(
+    app: Segflow, draft: Segment, at: datetime | None = None, others: Iterable[Segment] = ()
+) -> Estimate:
     """The cost of saving ``draft`` (new, or replacing the saved segment of its id) as of
-    ``at`` (default now).
+    ``at`` (default now), with those of ``others`` (drafts saved in the same batch) that
+    it references.
 
     Features are matched by the plan's fingerprints against the saved library's plan, so
     "shared" means the batch evaluator already computes it and the live evaluator already
@@ -100,24 +107,29 @@ def estimate(app: Segflow, draft: Segment, at: datetime | None = None) -> Estima
     to every evaluation.  The time is measured, not modelled: the saved library is
     evaluated once with the draft (which also gives the size) and once without, on this
     store as of ``at``; a model of rows read misses the engine's scan sharing and joins.
-    The run with the draft goes first so a cold cache, if any, weighs on the draft's side
-    and the added time errs high; repeating the runs would multiply an estimate that
-    already costs two library evaluations, so one run each it is (expect noise of a few
-    milliseconds on small stores)."""
+    The library runs first so that one-off work of a first evaluation (linking new trait
+    writes, loading the catalogue) lands on its side, while the rows only the draft reads
+    are still cold when the second run reads them, as they would be after a save.
+    Repeating the runs would multiply an estimate that already costs two library
+    evaluations, so one run each it is: read the difference as an order of magnitude
+    (a few milliseconds either way is noise)."""
     at = at or utcnow()
-    merged = app.registry.check([draft])
+    items = list(others)
     saved = app.registry.current()
+    merged = dict(saved)
+    for seg in closure(app.registry.check([*items, draft]), [draft.id]):
+        merged[seg.id] = seg
 
+    started = time.perf_counter()
+    app.batch(saved.values(), at)
+    library_seconds = time.perf_counter() - started
     started = time.perf_counter()
     with_draft = app.batch(merged.values(), at)
     with_seconds = time.perf_counter() - started
     if draft.mode == "static":
-        size = len(app.draft_members(draft, at=at))
+        size = len(app.draft_members(draft, items, at))
     else:
         size = with_draft.size(draft.id)
-    started = time.perf_counter()
-    app.batch(saved.values(), at)
-    library_seconds = time.perf_counter() - started
 
     saved_plan = build_plan(saved.values())
     users: dict[str, list[str]] = {}
@@ -125,15 +137,19 @@ def estimate(app: Segflow, draft: Segment, at: datetime | None = None) -> Estima
         for key in saved_plan.features_of(sid):
             users.setdefault(key, []).append(sid)
     draft_plan = build_plan(merged.values())
-    uses = [
-        FeatureUse(
-            key,
-            feature_kind(draft_plan.features[key]),
-            describe(draft_plan.features[key]),
-            users.get(key, []),
+    uses: list[FeatureUse] = []
+    for key in sorted(draft_plan.features_of(draft.id)):
+        f = draft_plan.features[key]
+        uses.append(
+            FeatureUse(
+                key,
+                feature_kind(f),
+                describe(f),
+                users.get(key, []),
+                [name_label(n) for n in event_names(f)],
+                f.name if isinstance(f, TraitValue) else None,
+            )
         )
-        for key in sorted(draft_plan.features_of(draft.id))
-    ]
     new = [draft_plan.features[u.key] for u in uses if u.new]
     name_sets = sorted({names for f in new if (names := event_names(f))})
     counts = app.read_counts.event_counts((n for s in name_sets for n in s), at)
