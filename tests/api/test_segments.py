@@ -509,3 +509,37 @@ def test_page_and_computed_conditions_are_checked_like_the_others(server: Server
     r = server.client.post("/v1/segments", json=good)
     assert r.status_code == 201, r.text
     assert r.json()["warnings"] == []
+
+
+def test_estimate_names_shared_features_and_counts_new_reads(shared_server: Server) -> None:
+    batch = [
+        {"type": "track", "userId": f"est-{u}", "event": "Estimate Viewed",
+         "messageId": f"est-view-{u}-{n}", "timestamp": _iso(NOW - timedelta(hours=n + 1))}
+        for u in ("a", "b") for n in range(3 if u == "a" else 1)
+    ] + [
+        {"type": "identify", "userId": "est-a", "messageId": "est-id-a",
+         "timestamp": _iso(NOW - timedelta(days=1)), "traits": {"est_tier": "gold"}},
+    ]  # fmt: skip
+    assert shared_server.ingest("/v1/batch", {"batch": batch}).status_code == 200
+    saved = {"id": "est_gold", "condition": {"trait": "est_tier", "eq": "gold"}}
+    assert shared_server.client.post("/v1/segments", json=saved).status_code == 201
+    draft = {
+        "id": "est_gold_viewers",
+        "condition": {"all": [{"trait": "est_tier", "eq": "gold"}, {"event": "Estimate Viewed"}]},
+    }
+    r = shared_server.client.post("/v1/segments/estimate", json=draft)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["segment_id"] == "est_gold_viewers" and body["size"] == 1
+    assert 0 < body["share"] <= 1 and body["profiles"] >= 2
+    features = {f["kind"]: f for f in body["features"]}
+    assert features["trait"]["shared_with"] == ["est_gold"] and not features["trait"]["new"]
+    assert features["event"]["new"] and features["event"]["events"] == ["Estimate Viewed"]
+    assert body["events"] == [{"names": ["Estimate Viewed"], "events": 4}]
+    assert body["traits"] == []
+    timing = body["timing"]
+    assert timing["library_seconds"] > 0 and timing["added_seconds"] >= 0
+    # nothing was saved; a bad draft is the preview's 422
+    assert shared_server.client.get("/v1/segments/est_gold_viewers").status_code == 404
+    bad = shared_server.client.post("/v1/segments/estimate", json={"id": "x", "condition": {}})
+    assert bad.status_code == 422

@@ -290,6 +290,47 @@ class PreviewResult(BaseModel):
     warnings: list[WarningItem] = []
 
 
+class FeatureEstimate(BaseModel):
+    key: str = Field(description="the feature's fingerprint in the feature plan")
+    kind: Literal["event", "trait", "sequence", "cart", "static"]
+    description: str
+    shared_with: list[str] = Field(
+        description="saved segments that already compute this feature (empty: new)"
+    )
+    new: bool
+    events: list[str] = Field(description="event names it reads (page/screen calls by type)")
+    trait: str | None = Field(None, description="the trait key it reads")
+
+
+class EventReads(BaseModel):
+    names: list[str] = Field(description="one event-name set a new feature scans")
+    events: int = Field(description="stored events of these names up to the instant")
+
+
+class TraitReads(BaseModel):
+    key: str
+    rows: int = Field(description="stored writes of this trait key up to the instant")
+
+
+class EstimateTiming(BaseModel):
+    library_seconds: float = Field(description="one batch evaluation of the saved library")
+    with_draft_seconds: float = Field(description="the same with the draft added")
+    added_seconds: float = Field(description="the difference, never below zero")
+
+
+class EstimateResult(BaseModel):
+    segment_id: str
+    at: str
+    size: int
+    profiles: int
+    share: float = Field(description="size / profiles (0 with no profiles)")
+    features: list[FeatureEstimate]
+    events: list[EventReads] = Field(description="rows the draft's new features read")
+    traits: list[TraitReads] = Field(description="trait writes its new features read")
+    timing: EstimateTiming
+    warnings: list[WarningItem] = []
+
+
 class MembersPage(BaseModel):
     members: list[str]
     size: int

@@ -24,6 +24,7 @@ from segflow.model.definition import Segment
 from segflow.service.handle import Segflow
 
 if TYPE_CHECKING:
+    from segflow.service.estimate import Estimate
     from segflow.service.segments import EditDiff
 
 app = typer.Typer(no_args_is_help=True, help="Define and inspect segments.")
@@ -34,20 +35,33 @@ def segments_apply(
     path: Annotated[Path, typer.Argument(help="A YAML/JSON file or a directory of them.")],
     db: DbOption = DEFAULT_DB,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only show who would enter/leave; save nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Only show who would enter/leave and what it would cost; save nothing.",
+        ),
     ] = False,
     at: AtOption = None,
 ) -> None:
     """Validate and save segment definitions (a new version when the definition changed);
-    first shows who each new or edited segment would move."""
+    first shows who each new or edited segment would move.  A dry run also estimates
+    each one's cost: the features it shares or adds, the rows they read and the
+    evaluation time it adds (measured: two library evaluations per segment)."""
     from segflow.model.time import utcnow
+    from segflow.service.estimate import estimate
     from segflow.service.segments import edit_diffs
 
     with opened(db) as sf:
-        diffs = edit_diffs(sf, _checked(sf, path), instant(at) or utcnow())
+        drafts = _checked(sf, path)
+        when = instant(at) or utcnow()
+        diffs = edit_diffs(sf, drafts, when)
         if diffs:
             print_table(_diff_table(diffs))
         if dry_run:
+            by_id = {d.id: d for d in drafts}
+            for d in diffs:
+                others = [s for s in drafts if s.id != d.segment_id]
+                print_table(_estimate_table(estimate(sf, by_id[d.segment_id], when, others)))
             return
         for seg, status in sf.apply(path):
             out.print(f"{status:9} {seg.id} (v{seg.version})")
@@ -61,6 +75,31 @@ def _diff_table(diffs: list[EditDiff]) -> Table:
         shown = [", ".join(ids[:5]) + (f" +{len(ids) - 5:,}" if len(ids) > 5 else "")
                  for ids in (d.entering, d.leaving)]  # fmt: skip
         table.add_row(d.segment_id, f"{d.size_before:,}", f"{d.size_after:,}", *shown)
+    return table
+
+
+def _estimate_table(est: Estimate) -> Table:
+    t = est.timing
+    table = Table(
+        title=f"estimate for {est.segment_id}",
+        caption=(
+            f"size {est.size:,} of {est.profiles:,} profiles ({est.share:.1%}); library"
+            f" evaluation {t.library_seconds:.3f} s, with it {t.with_draft_seconds:.3f} s"
+            f" (+{t.added_seconds:.3f} s)"
+        ),
+    )
+    for col in ("feature", "kind", "computed for", "new rows read"):
+        table.add_column(col)
+    events = {tuple(e.names): e.events for e in est.events}
+    traits = {r.key: r.rows for r in est.traits}
+    for f in est.features:
+        reads = ""
+        if f.new and f.events:
+            reads = f"{events.get(tuple(f.events), 0):,} events ({', '.join(f.events)})"
+        elif f.new and f.trait is not None:
+            reads = f"{traits.get(f.trait, 0):,} trait writes"
+        shared = ", ".join(f.shared_with) if f.shared_with else "new"
+        table.add_row(escape(f.description), f.kind, escape(shared), escape(reads))
     return table
 
 

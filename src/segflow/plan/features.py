@@ -16,14 +16,19 @@ from typing import Final, Literal, TypeAlias
 import orjson
 
 from segflow.model.definition import (
+    CALL_TYPES,
+    Absolute,
+    Ago,
     Comparison,
     Duration,
     EventFilter,
     Measure,
     Window,
+    Within,
     filter_canonical,
     window_canonical,
 )
+from segflow.model.time import format_instant
 
 
 def _fp(kind: str, data: object) -> str:
@@ -120,6 +125,86 @@ class CartTotal:
 
 
 Feature: TypeAlias = EventAggregate | TraitValue | SequenceMatch | StaticMembership | CartTotal
+
+
+# --- describing features ---------------------------------------------------------
+
+
+def feature_kind(f: Feature) -> str:
+    """One word for what a feature folds: event, trait, sequence, cart or static."""
+    if isinstance(f, EventAggregate):
+        return "event"
+    if isinstance(f, TraitValue):
+        return "trait"
+    if isinstance(f, SequenceMatch):
+        return "sequence"
+    if isinstance(f, CartTotal):
+        return "cart"
+    return "static"
+
+
+def event_names(f: Feature) -> tuple[str, ...]:
+    """The event names (the evaluators' names, ``model.definition.call_name``) whose
+    stored events a feature reads, sorted; none for traits and static lists."""
+    if isinstance(f, EventAggregate):
+        filters: tuple[EventFilter, ...] = (f.filter,)
+    elif isinstance(f, SequenceMatch):
+        filters = f.steps
+    elif isinstance(f, CartTotal):
+        filters = f.filters
+    else:
+        return ()
+    return tuple(sorted({n for flt in filters for n in flt.names}))
+
+
+def name_label(name: str) -> str:
+    """An evaluator's event name as a reader knows it (page/screen calls by their type)."""
+    return f"{CALL_TYPES[name]} calls" if name in CALL_TYPES else name
+
+
+def _filter_text(f: EventFilter) -> str:
+    data = filter_canonical(f)
+    names = [name_label(n) for n in f.names]
+    text = " or ".join(names)
+    pages = data.get("page", data.get("screen"))
+    if pages is not None and pages is not True:
+        text += f" named {pages}"
+    preds = data.get("where")
+    if isinstance(preds, list) and preds:
+        parts = []
+        for p in preds:
+            (op, value), *_ = ((k, v) for k, v in p.items() if k != "property")
+            parts.append(f"{p['property']} {op} {value}")
+        text += " where " + " and ".join(parts)
+    return text
+
+
+def _window_text(w: Window | None) -> str:
+    if w is None:
+        return ""
+    if isinstance(w, Within):
+        return f" in the last {w.span.canonical()}"
+    if isinstance(w, Ago):
+        return f" from {w.from_ago.canonical()} to {w.to_ago.canonical()} ago"
+    assert isinstance(w, Absolute)
+    until = f" until {format_instant(w.until)}" if w.until is not None else ""
+    return f" since {format_instant(w.since)}{until}"
+
+
+def describe(f: Feature) -> str:
+    """A feature in one line of plain words (what an estimate or a plan listing shows)."""
+    if isinstance(f, EventAggregate):
+        what = f.measure.replace("_", " ") + (f" of {f.of}" if f.of is not None else "")
+        return f"{what} of {_filter_text(f.filter)}{_window_text(f.window)}"
+    if isinstance(f, TraitValue):
+        return f"trait {f.name}"
+    if isinstance(f, SequenceMatch):
+        steps = " then ".join(_filter_text(s) for s in f.steps)
+        span = f" within {f.span.canonical()} of each other" if f.span is not None else ""
+        return f"sequence {steps}{_window_text(f.window)}{span}"
+    if isinstance(f, CartTotal):
+        return f"open cart {f.measure}"
+    return f"stored member list of {f.segment_id}"
 
 
 # --- formulas ------------------------------------------------------------------

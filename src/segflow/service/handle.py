@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         ComputedTraitStore,
         Memberships,
         ProfileStore,
+        ReadCounts,
         ScoreStore,
         SegmentStore,
     )
@@ -129,6 +130,7 @@ class Segflow:
         self.evaluator: BatchEvaluator = self.stores.batch
         self.score_store: ScoreStore = self.stores.scores
         self.computed_store: ComputedTraitStore = self.stores.computed
+        self.read_counts: ReadCounts = self.stores.read_counts
 
     def close(self) -> None:
         self.stores.close()

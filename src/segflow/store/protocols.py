@@ -289,3 +289,16 @@ class BatchEvaluator(Protocol):
         """Memberships of ``segments`` (or ``only`` those and what they reference) as of
         ``at``."""
         ...
+
+
+# -- cost estimates -------------------------------------------------------------------
+
+
+class ReadCounts(Protocol):
+    """How many stored rows features read, as of an instant: events by the evaluators'
+    name (page/screen calls by ``model.definition.PAGE_CALLS``/``SCREEN_CALLS``) and
+    trait writes by key (``store.duckdb.estimate.DuckDBReadCounts`` on DuckDB)."""
+
+    def event_counts(self, names: Iterable[str], at: datetime) -> dict[str, int]: ...
+
+    def trait_rows(self, keys: Iterable[str], at: datetime) -> dict[str, int]: ...

@@ -131,3 +131,23 @@ def test_apply_dry_run_shows_the_diff_and_saves_nothing(live_shop: Path, tmp_pat
     assert "updated" not in res.output
     res = runner.invoke(app, ["segments", "show", "first_time_purchasers_30d", "--db", db])
     assert "30d" in res.output or "30 d" in res.output or "720h" in res.output
+
+
+def test_apply_dry_run_prints_the_estimate_under_the_diff(
+    store: Path, apply_text: Callable[..., str]
+) -> None:
+    apply_text(store, "id: pl\ncondition: {trait: country, eq: PL}\n")
+    text = (
+        "id: pl_viewers\ncondition:\n  all:\n    - {trait: country, eq: PL}\n"
+        "    - {event: Product Viewed}\n"
+    )
+    shown = apply_text(store, text, "--dry-run", "--at", "2026-11-02T00:00:00Z")
+    assert shown.index("if saved now") < shown.index("estimate for pl_viewers")
+    lines = shown.splitlines()
+    trait = next(line for line in lines if "trait country" in line)
+    assert "pl" in trait.split() and "new" not in trait
+    viewed = next(line for line in lines if "count of Product Viewed" in line)
+    assert "new" in viewed and "2 events (Product Viewed)" in viewed
+    assert "size 1 of 2 profiles (50.0%)" in shown and "library evaluation" in shown
+    res = runner.invoke(app, ["segments", "list", "--db", str(store)])
+    assert "pl_viewers" not in res.output

@@ -32,6 +32,7 @@ from segflow.api.routes.changes import query_changes
 from segflow.api.schemas import (
     ChangesPage,
     ErrorResponse,
+    EstimateResult,
     ExplainResult,
     MembersPage,
     PreviewResult,
@@ -43,6 +44,7 @@ from segflow.api.schemas import (
 )
 from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
+from segflow.service import estimate as estimate_service
 from segflow.service import segments as segment_service
 from segflow.service.live import PreparedSave
 
@@ -311,6 +313,32 @@ async def preview_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> Any
     def run() -> dict[str, Any]:
         seg, warnings = check(ctx, doc)
         out = segment_service.preview(ctx.app, seg, when)
+        out["warnings"] = _warnings(warnings)
+        return out
+
+    try:
+        return await ctx.run(run)
+    except DefinitionError as e:
+        raise problems_error(e) from None
+
+
+@router.post(
+    "/estimate",
+    response_model=EstimateResult,
+    openapi_extra=DEFINITION_BODY,
+)
+async def estimate_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> Any:
+    """What saving a draft would cost: its size and share of profiles, the features it
+    needs (already computed for saved segments, or new), the stored rows its new features
+    read, and the evaluation time it adds, measured with one library evaluation with and
+    one without it.  Kept apart from the preview, which evaluates the draft alone and
+    must stay fast while a definition is being edited."""
+    doc = await read_definition(request)
+    when = parse_at(at) or ctx.clock.now()
+
+    def run() -> dict[str, Any]:
+        seg, warnings = check(ctx, doc)
+        out = estimate_service.estimate(ctx.app, seg, when).to_dict()
         out["warnings"] = _warnings(warnings)
         return out
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from segflow.store.duckdb.batch import DuckDBBatch
 from segflow.store.duckdb.changes import MembershipChangeLog
 from segflow.store.duckdb.computed import DuckDBComputedTraits
+from segflow.store.duckdb.estimate import DuckDBReadCounts
 from segflow.store.duckdb.live import DuckDBLive
 from segflow.store.duckdb.profiles import DuckDBProfileStore
 from segflow.store.duckdb.scores import DuckDBScores
@@ -32,6 +33,7 @@ class DuckDBStores:
         self.batch = DuckDBBatch(con)
         self.scores = DuckDBScores(con)
         self.computed = DuckDBComputedTraits(con)
+        self.read_counts = DuckDBReadCounts(con)
 
     def close(self) -> None:
         self.events.close()
