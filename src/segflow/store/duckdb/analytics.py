@@ -200,6 +200,8 @@ LEFT JOIN a USING (profile_id) LEFT JOIN s USING (profile_id)
         its first enter instant in each (columns, microseconds; ``NEVER`` if none)."""
         con = self.con
         con.execute(CHANGES_DDL)
+        if not segment_ids:
+            raise ValueError("no segments asked")
         cols = ", ".join(
             f'min(epoch_us("at")) FILTER (WHERE segment_id = $s{i}) AS e{i}'
             for i in range(len(segment_ids))
@@ -224,6 +226,9 @@ LEFT JOIN a USING (profile_id) LEFT JOIN s USING (profile_id)
         con = self.con
         con.execute(CHANGES_DDL)
         k = len(segment_ids)
+        if not k:
+            none = np.zeros((0, buckets), np.int64)
+            return BucketCounts(np.zeros(0, np.int64), none, none, np.zeros(0, np.bool_))
         params: dict[str, object] = {f"s{i}": s for i, s in enumerate(segment_ids)}
         params |= {"start": to_us(start), "step": step_us, "buckets": buckets}
         listed = ", ".join(f"$s{i}" for i in range(k))
