@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segflow.analytics.metrics import MemberAggregates
+from segflow.analytics.transitions import NEVER
 from segflow.model.time import to_us
 from segflow.store.duckdb.batch import load_catalog, load_event_codes
 from segflow.store.duckdb.changes import CHANGES_DDL
@@ -36,8 +37,6 @@ CLV_KEY: Final = "clv_12m"
 CHURN_KEY: Final = "churn_risk"
 SESSION_GAP_MINUTES: Final = 30
 """A profile's events further apart than this start a new session."""
-NEVER: Final = np.iinfo(np.int64).min
-"""An enter instant for a profile that never entered the segment."""
 
 BoolA: TypeAlias = npt.NDArray[np.bool_]
 IntA: TypeAlias = npt.NDArray[np.int64]
