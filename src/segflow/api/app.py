@@ -33,6 +33,7 @@ MODULES: Final = (
     "segflow.api.routes.webhooks",
     "segflow.api.routes.keys",
     "segflow.api.routes.scores",
+    "segflow.api.routes.analytics",
     "segflow.api.routes.ui",
     "segflow.api.edgelink",
 )

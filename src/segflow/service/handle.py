@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from segflow.store.duckdb.keys import KeyStore
     from segflow.store.duckdb.outbox import WebhookStore
     from segflow.store.protocols import (
+        AnalyticsStore,
         BatchEvaluator,
         ChangeLog,
         ComputedTraitStore,
@@ -131,6 +132,8 @@ class Segflow:
         self.score_store: ScoreStore = self.stores.scores
         self.computed_store: ComputedTraitStore = self.stores.computed
         self.read_counts: ReadCounts = self.stores.read_counts
+        self.analytics: AnalyticsStore = self.stores.analytics
+        """What segment analytics read: aggregates per profile, matrices, log counts."""
 
     def close(self) -> None:
         self.stores.close()

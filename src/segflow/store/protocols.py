@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import Segment
@@ -20,6 +24,8 @@ from segflow.store.duckdb.erasure import Suppressions
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from segflow.analytics.metrics import MemberAggregates
 
 StrPath = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -302,3 +308,53 @@ class ReadCounts(Protocol):
     def event_counts(self, names: Iterable[str], at: datetime) -> dict[str, int]: ...
 
     def trait_rows(self, keys: Iterable[str], at: datetime) -> dict[str, int]: ...
+
+
+# -- segment analytics ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class BucketCounts:
+    """Entries and exits in the change log per segment (rows) and bucket (columns), and
+    the log's running size of each segment at the period start; ``logged``: the segments
+    the log has any change of."""
+
+    size_start: npt.NDArray[np.int64]
+    entered: npt.NDArray[np.int64]
+    exited: npt.NDArray[np.int64]
+    logged: npt.NDArray[np.bool_]
+
+
+class AnalyticsStore(Protocol):
+    """What segment analytics read (``store.duckdb.analytics.DuckDBAnalytics`` on
+    DuckDB): set-wise, one query per read, as NumPy arrays whose rows follow the
+    profiles of a batch evaluation."""
+
+    def period_aggregates(
+        self, memberships: Memberships, segment_ids: Sequence[str], start: datetime, end: datetime
+    ) -> tuple[npt.NDArray[np.bool_], MemberAggregates]:
+        """Membership (profiles x segments) beside each profile's aggregates over
+        ``start < timestamp <= end`` and its scores as of ``end``."""
+        ...
+
+    def membership_matrix(
+        self, memberships: Memberships, segment_ids: Sequence[str]
+    ) -> npt.NDArray[np.bool_]:
+        """Profiles (in profile id order) x segments."""
+        ...
+
+    def places(self, memberships: Memberships, stages: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Each profile's stage index (in profile id order), or -1."""
+        ...
+
+    def first_entries(self, segment_ids: Sequence[str], until: datetime) -> npt.NDArray[np.int64]:
+        """First enter instants (microseconds) per profile and segment from the log."""
+        ...
+
+    def bucket_counts(
+        self, segment_ids: Sequence[str], start: datetime, step_us: int, buckets: int
+    ) -> BucketCounts: ...
+
+    def evaluated_sizes(
+        self, segment_ids: Sequence[str], instants: Sequence[datetime]
+    ) -> npt.NDArray[np.int64]: ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
+from segflow.store.duckdb.analytics import DuckDBAnalytics
 from segflow.store.duckdb.batch import DuckDBBatch
 from segflow.store.duckdb.changes import MembershipChangeLog
 from segflow.store.duckdb.computed import DuckDBComputedTraits
@@ -34,6 +35,7 @@ class DuckDBStores:
         self.scores = DuckDBScores(con)
         self.computed = DuckDBComputedTraits(con)
         self.read_counts = DuckDBReadCounts(con)
+        self.analytics = DuckDBAnalytics(con)
 
     def close(self) -> None:
         self.events.close()
