@@ -51,7 +51,10 @@ def test_a_holdout_changes_the_fingerprint_but_not_the_condition() -> None:
         ({"percent": 5, "salt": 3}, ["holdout.salt: expected a non-empty string, got 3"]),
         (
             {"percent": 5, "pct": 5},
-            ["holdout.pct: unknown key 'pct' (did you mean 'percent'? allowed here: percent, salt)"],
+            [
+                "holdout.pct: unknown key 'pct'"
+                " (did you mean 'percent'? allowed here: percent, salt)"
+            ],
         ),
         (10, ["holdout: expected an object, got 10"]),
     ],
