@@ -12,7 +12,7 @@ import binascii
 import bisect
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
+from segflow.model.changes import LoggedChange
 from segflow.model.definition import (
     COMPUTED_TRAITS,
+    Holdout,
     Mention,
     Report,
     Segment,
@@ -175,6 +177,17 @@ def members_page(
         "at": format_instant(at) if at else None,
         "size": len(members),
     }
+
+
+def saved_holdouts(app: Segflow) -> dict[str, Holdout]:
+    """Each saved segment's holdout (segments without one are not listed)."""
+    return {s.id: s.holdout for s in app.registry.current().values() if s.holdout}
+
+
+def change_json(c: LoggedChange, holdouts: Mapping[str, Holdout]) -> dict[str, Any]:
+    """A change as the feed, the stream and the CLI show it, its holdout marked."""
+    ho = holdouts.get(c.segment_id)
+    return c.to_json(held_out=ho is not None and ho.holds_out(c.profile_id))
 
 
 def last_change_seq(app: Segflow) -> int:

@@ -26,7 +26,7 @@ from segflow.api.deps import ApiError, Ctx, ServerContext, admin_key, admin_only
 from segflow.api.schemas import ChangesPage, ErrorResponse
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import Holdout
-from segflow.service.segments import last_change_seq
+from segflow.service.segments import change_json, last_change_seq, saved_holdouts
 
 router = APIRouter(
     prefix="/v1/changes",
@@ -94,13 +94,7 @@ def segment_holdouts(ctx: ServerContext) -> Mapping[str, Holdout]:
     the store lock)."""
     if ctx.live is not None:
         return ctx.live.holdouts
-    return {s.id: s.holdout for s in ctx.app.registry.current().values() if s.holdout}
-
-
-def change_json(c: LoggedChange, holdouts: Mapping[str, Holdout]) -> dict[str, Any]:
-    """A change as the feed and the stream show it, its holdout marked."""
-    ho = holdouts.get(c.segment_id)
-    return c.to_json(held_out=ho is not None and ho.holds_out(c.profile_id))
+    return saved_holdouts(ctx.app)
 
 
 def query_changes(
