@@ -501,7 +501,7 @@ async def segment_experiment(
         except NoHoldout as e:
             raise ApiError(409, str(e)) from None
         except ValueError as e:
-            raise ApiError(422, str(e), [{"path": "from", "message": str(e)}]) from None
+            raise ApiError(422, str(e)) from None
 
     return await ctx.run(run)
 
