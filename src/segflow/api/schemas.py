@@ -169,6 +169,14 @@ class BucketCondition(_Strict):
     bucket: BucketRange
 
 
+class Holdout(_Strict):
+    """A stable share of the members kept out of activation: a member is held out
+    when the hash of (profile id, salt) into [0, 100) is below ``percent``."""
+
+    percent: Annotated[float, Field(gt=0, lt=100)]
+    salt: str | None = Field(None, description="defaults to the segment id")
+
+
 class AllCondition(_Strict):
     all_: list[Condition] = Field(alias="all")
 
@@ -211,6 +219,7 @@ class SegmentDefinition(_Strict):
     protected: bool | None = None
     version: int | None = None
     condition: Condition | None = None
+    holdout: Holdout | None = None
 
 
 for _m in (AllCondition, AnyCondition, NotCondition):
@@ -346,6 +355,9 @@ class ChangeOut(BaseModel):
     at: str
     reason: str
     version: int
+    held_out: bool = Field(
+        False, description="the profile is in the segment's holdout (not to be activated)"
+    )
 
 
 class ChangesPage(BaseModel):
@@ -388,6 +400,36 @@ class ProfileView(BaseModel):
     wishlist: list[Any]
     recent_events: list[dict[str, Any]]
     segments: dict[str, str | None] = Field(description="segment id -> member since")
+
+
+class MdeSampleSize(BaseModel):
+    """Members each arm needs to detect ``effect`` (null with ``reason`` when it cannot
+    be computed)."""
+
+    effect: float
+    treatment: int | None
+    holdout: int | None
+    total: int | None
+    reason: str | None
+
+
+class ExperimentResult(BaseModel):
+    """Treatment (members activated) vs holdout on a goal metric over a period; the
+    cohort is the segment's members at the period's start."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    segment_id: str
+    version: int
+    goal: Literal["conversion", "revenue_per_member", "orders_per_member"]
+    from_: str = Field(alias="from")
+    to: str
+    holdout: Holdout
+    cohort: int = Field(description="members at the start of the period, both arms")
+    report: dict[str, Any] = Field(
+        description="lifts, interval, p-value, verdict and sample still needed"
+    )
+    mde: MdeSampleSize | None = None
 
 
 class ExplainResult(BaseModel):

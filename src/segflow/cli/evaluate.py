@@ -113,10 +113,17 @@ def export(
     segment_id: str,
     output: Annotated[Path, typer.Option("-o", "--output", help="Target .csv or .parquet file.")],
     at: AtOption = None,
+    include_held_out: Annotated[
+        bool,
+        typer.Option(
+            "--include-held-out",
+            help="List the segment's holdout too, marked in a held_out column.",
+        ),
+    ] = False,
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Export a segment's members with their current traits (one column per trait) to
-    CSV or Parquet."""
+    CSV or Parquet; members in the segment's holdout are left out unless asked for."""
     with opened(db) as sf:
-        n = sf.export(segment_id, output, instant(at))
+        n = sf.export(segment_id, output, instant(at), include_held_out=include_held_out)
     console.print(f"wrote {n:,} members to {output}")

@@ -24,6 +24,7 @@ from segflow.cli.common import (
     print_table,
 )
 from segflow.model.time import format_instant
+from segflow.service.segments import change_json, saved_holdouts
 
 if TYPE_CHECKING:
     from rich.tree import Tree
@@ -149,14 +150,15 @@ def changes(
     start = instant(since, "--since")
     with opened(db) as sf:
         rows = sf.changes.query(segment_id=segment, profile_id=profile, since=start, limit=limit)
-    fields = ("seq", "segment_id", "profile_id", "entered", "at", "reason", "version")
+        holdouts = saved_holdouts(sf)
+    fields = ("seq", "segment_id", "profile_id", "entered", "at", "reason", "version", "held_out")
 
     if fmt == "json":
-        sys.stdout.write(json.dumps([c.to_json() for c in rows]) + "\n")
+        sys.stdout.write(json.dumps([change_json(c, holdouts) for c in rows]) + "\n")
     elif fmt == "csv":
         w = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         w.writeheader()
-        w.writerows(c.to_json() for c in rows)
+        w.writerows(change_json(c, holdouts) for c in rows)
     else:
         table = Table(title=f"membership changes ({len(rows):,})")
         for col in ("seq", "at", "change", "segment", "profile", "reason", "version"):

@@ -4,7 +4,7 @@ static lists."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -161,6 +161,85 @@ def segments_delete(
     with opened(db) as sf:
         sf.delete(segment_id, force=force)
     out.print(f"deleted {segment_id}")
+
+
+@app.command("experiment")
+def segments_experiment(
+    segment_id: str,
+    goal: Annotated[
+        str, typer.Option(help="conversion, revenue_per_member or orders_per_member.")
+    ] = "conversion",
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="Period start (default: when the version was saved)."),
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Period end (default: now).")] = None,
+    mde: Annotated[
+        float | None,
+        typer.Option(help="Minimum detectable effect (absolute) to size the arms for."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Compare a segment's treatment (members activated) with its holdout on a goal."""
+    import json
+
+    from segflow.service.experiments import GOALS, NoHoldout, experiment
+
+    if goal not in GOALS:
+        raise typer.BadParameter(f"use one of: {', '.join(GOALS)}", param_hint="--goal")
+    with opened(db) as sf:
+        try:
+            result = experiment(
+                sf,
+                segment_id,
+                goal,  # type: ignore[arg-type]
+                since=instant(since, "--from"),
+                until=instant(until, "--to"),
+                mde=mde,
+            )
+        except NoHoldout as e:
+            raise typer.BadParameter(str(e), param_hint="SEGMENT_ID") from None
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--from/--to/--mde") from None
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    _print_experiment(result)
+
+
+def _print_experiment(result: dict[str, Any]) -> None:
+    r = result["report"]
+    table = Table(
+        title=f"{result['segment_id']}: {result['goal']} from {result['from']} to {result['to']}"
+    )
+    for col in ("arm", "members", "value"):
+        table.add_column(col)
+    for arm in ("treatment", "holdout"):
+        a = r[arm]
+        table.add_row(arm, f"{a['n']:,}", _num(a["value"]))
+    print_table(table)
+    ci = r["ci"]
+    out.print(f"absolute lift  {_num(r['absolute_lift'])}")
+    out.print(f"relative lift  {_num(r['relative_lift'])}")
+    out.print(f"95% interval   {_num(ci['low']) + ' .. ' + _num(ci['high']) if ci else '-'}")
+    out.print(f"p-value        {_num(r['p_value'])}")
+    out.print(f"verdict        {r['verdict']}" + (f" ({r['reason']})" if r["reason"] else ""))
+    if r["still_needed"]:
+        out.print(f"still needed   {r['still_needed']:,} more members")
+    m = result["mde"]
+    if m is not None:
+        if m["total"] is None:
+            out.print(f"for mde {m['effect']:g}: {m['reason']}")
+        else:
+            out.print(
+                f"for mde {m['effect']:g}: {m['treatment']:,} treatment +"
+                f" {m['holdout']:,} holdout members"
+            )
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
 
 
 @app.command("import")

@@ -73,8 +73,9 @@ class LoggedChange:
     seq: int = 0
     recorded_at: datetime | None = field(default=None, compare=False)
 
-    def to_json(self) -> dict[str, Any]:
-        """The change as the API and webhooks show it."""
+    def to_json(self, held_out: bool = False) -> dict[str, Any]:
+        """The change as the API and webhooks show it; ``held_out``: the profile is in
+        the segment's holdout (receivers leave it out of activation)."""
         return {
             "seq": self.seq,
             "segment_id": self.segment_id,
@@ -83,6 +84,7 @@ class LoggedChange:
             "at": format_instant(self.at),
             "reason": self.reason,
             "version": self.version,
+            "held_out": held_out,
         }
 
 

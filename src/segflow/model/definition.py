@@ -20,6 +20,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import orjson
 
+from segflow.model.bucket import bucket_of
 from segflow.model.errors import DefinitionError, Problem
 from segflow.model.schedule import is_valid as is_valid_cron
 from segflow.model.time import format_instant, parse_instant
@@ -447,6 +448,29 @@ def referenced_segments(node: Condition) -> set[str]:
 # ---------------------------------------------------------------------------
 # segments
 
+
+@dataclass(frozen=True, slots=True)
+class Holdout:
+    """A stable random share of a segment's members kept out of activation (exports
+    leave them out, deliveries and streams mark them) so that an experiment can compare
+    them with the rest.  Membership itself is unchanged: every engine evaluates the
+    condition alone."""
+
+    percent: float
+    salt: str
+
+    def holds_out(self, profile_id: str) -> bool:
+        """The same draw as the ``bucket`` condition: ``bucket_of(id, salt) < percent``."""
+        return bucket_of(profile_id, self.salt) < self.percent
+
+    def canonical(self) -> dict[str, object]:
+        return {"percent": _canon_scalar(self.percent), "salt": self.salt}
+
+    def held_out(self, profile_ids: Iterable[str]) -> set[str]:
+        """The held-out ones of ``profile_ids``."""
+        return {p for p in profile_ids if self.holds_out(p)}
+
+
 Mode: TypeAlias = Literal["realtime", "scheduled", "static"]
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
@@ -468,6 +492,8 @@ class Segment:
     emit_events: bool = True
     protected: bool = False
     version: int = 0
+    holdout: Holdout | None = None
+    """A stable share of the members kept out of activation (None: everyone is activated)."""
     extra: Mapping[str, object] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
@@ -488,6 +514,8 @@ class Segment:
             out["members"] = list(self.members)
         out["emit_events"] = self.emit_events
         out["protected"] = self.protected
+        if self.holdout is not None:
+            out["holdout"] = self.holdout.canonical()
         if self.version:
             out["version"] = self.version
         if self.condition is not None:
@@ -513,8 +541,9 @@ CONDITION_KINDS: Final = (
 )  # fmt: skip
 SEGMENT_KEYS: Final = frozenset({
     "id", "name", "description", "purpose", "tags", "mode", "schedule", "snapshot_at",
-    "members", "emit_events", "protected", "version", "condition",
+    "members", "emit_events", "protected", "version", "condition", "holdout",
 })  # fmt: skip
+HOLDOUT_KEYS: Final = frozenset({"percent", "salt"})
 WINDOW_KEYS: Final = frozenset({"from_ago", "to_ago", "since", "from", "to"})
 FILTER_KEYS: Final = frozenset({*FILTER_KINDS, "where"})
 PREDICATE_KEYS: Final = frozenset({"property", *VALUE_OPS})
@@ -1042,6 +1071,7 @@ class _Parser:
             self.fail(
                 "snapshot_at", "a static segment from a condition needs the instant of its snapshot"
             )
+        holdout = self.holdout(m["holdout"], sid) if "holdout" in m else None
         version = m.get("version", 0)
         if not isinstance(version, int) or isinstance(version, bool) or version < 0:
             self.fail("version", f"expected a non-negative integer, got {_show(version)}")
@@ -1062,7 +1092,26 @@ class _Parser:
             emit_events=bool(m.get("emit_events", True)),
             protected=bool(m.get("protected", False)),
             version=version,
+            holdout=holdout,
         )
+
+    def holdout(self, value: object, sid: str | None) -> Holdout | None:
+        """``{percent, salt}``: percent in (0, 100); the salt defaults to the segment id."""
+        m = self.expect_map(value, "holdout")
+        if m is None:
+            return None
+        self.check_keys(m, HOLDOUT_KEYS, "holdout")
+        pct = m.get("percent")
+        ok = True
+        if not (_finite(pct) and 0 < float(pct) < 100):  # type: ignore[arg-type]
+            self.fail("holdout.percent", f"expected a number in (0, 100), got {_show(pct)}")
+            ok = False
+        salt = m.get("salt", sid)
+        if "salt" in m:
+            salt = self.text(m["salt"], "holdout.salt")
+        if not ok or not salt:
+            return None
+        return Holdout(float(pct), salt)  # type: ignore[arg-type]
 
     def check_size(self) -> None:
         lim = self.limits

@@ -7,7 +7,7 @@ no SQL of its own and holds no connection (every statement is in ``segflow.store
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ import duckdb
 from segflow.model import schedule
 from segflow.model.definition import (
     DEFAULT_LIMITS,
+    Holdout,
     Limits,
     Mention,
     Report,
@@ -147,10 +148,15 @@ class Segflow:
         """The API keys (read into memory on opening)."""
         return self.stores.keys()
 
-    def webhook_store(self, silent: Callable[[], Collection[str]] = frozenset) -> WebhookStore:
+    def webhook_store(
+        self,
+        silent: Callable[[], Collection[str]] = frozenset,
+        holdouts: Callable[[], Mapping[str, Holdout]] = dict,
+    ) -> WebhookStore:
         """The webhook subscriptions and their deliveries (``silent``: segments whose
-        changes are not delivered)."""
-        return self.stores.webhooks(silent)
+        changes are not delivered; ``holdouts``: each segment's holdout, marked in the
+        deliveries)."""
+        return self.stores.webhooks(silent, holdouts)
 
     def batch(
         self, segments: Iterable[Segment], at: datetime, only: Iterable[str] | None = None
@@ -332,14 +338,25 @@ class Segflow:
             at = draft.snapshot_at
         return self.batch(segs.values(), at or utcnow(), only=[draft.id]).members(draft.id)
 
-    def export(self, segment_id: str, out: Path, at: datetime | None = None) -> int:
+    def export(
+        self,
+        segment_id: str,
+        out: Path,
+        at: datetime | None = None,
+        *,
+        include_held_out: bool = False,
+    ) -> int:
         """Write the members (as of ``at``) with their current traits, one column per
-        trait, to CSV or Parquet."""
+        trait, to CSV or Parquet; a holdout's members are left out unless
+        ``include_held_out`` (then a ``held_out`` column marks them)."""
+        from segflow.service.segments import activated
+
         suffix = out.suffix.lower()
         if suffix not in (".csv", ".parquet"):
             raise ValueError(f"{out}: export to .csv or .parquet")
-        ids = self.members(segment_id, at)
-        self.registry.export_members(ids, out, suffix[1:])
+        segment = self.registry.current().get(segment_id)
+        ids, held = activated(segment, self.members(segment_id, at), include_held_out)
+        self.registry.export_members(ids, out, suffix[1:], held)
         return len(ids)
 
 

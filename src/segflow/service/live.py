@@ -20,7 +20,7 @@ from typing import Any
 
 from segflow.model import schedule
 from segflow.model.changes import LoggedChange, Reason
-from segflow.model.definition import Segment, call_name
+from segflow.model.definition import Holdout, Segment, call_name
 from segflow.model.time import from_us, to_us
 from segflow.plan.features import (
     CART_PRICE,
@@ -185,6 +185,9 @@ class LiveEvaluator:
         self.silent: frozenset[str] = frozenset()
         """Segments whose changes are logged but not sent out (``emit_events: false``;
         a deleted one stays as it was): SSE and webhooks skip them."""
+        self.holdouts: dict[str, Holdout] = {}
+        """Each segment's holdout (a deleted one's stays as it was): SSE and webhooks
+        mark the changes of its held-out members."""
         self._unpublished: list[LoggedChange] | None = None
         """Changes stored in the open ``_one_commit`` block, published once committed."""
         self.fast_catch_ups = 0
@@ -217,6 +220,8 @@ class LiveEvaluator:
         before = {sid: seg.version for sid, seg in self._segments.items()}
         gone = self.silent - set(segments)
         self.silent = frozenset(s.id for s in segments.values() if not s.emit_events) | gone
+        kept = {sid: h for sid, h in self.holdouts.items() if sid not in segments}
+        self.holdouts = kept | {s.id: s.holdout for s in segments.values() if s.holdout}
         self._segments = dict(segments)
         self._scheduled = {
             s.id: s.schedule

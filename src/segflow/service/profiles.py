@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from segflow.model.time import format_instant, utcnow
+from segflow.service.segments import change_json, saved_holdouts
 from segflow.store.duckdb.erasure import Suppressions
 
 if TYPE_CHECKING:
@@ -152,8 +153,9 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
     ]
     log = app.changes
     ids = store.merged_into(profile_id)
+    holdouts = saved_holdouts(app)
     changes = [
-        c.to_json()
+        change_json(c, holdouts)
         for c in sorted((c for i in ids for c in log.query(profile_id=i)), key=lambda c: c.seq)
     ]
     merges = [

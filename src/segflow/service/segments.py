@@ -12,7 +12,7 @@ import binascii
 import bisect
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
+from segflow.model.changes import LoggedChange
 from segflow.model.definition import (
     COMPUTED_TRAITS,
+    Holdout,
     Mention,
     Report,
     Segment,
@@ -177,6 +179,17 @@ def members_page(
     }
 
 
+def saved_holdouts(app: Segflow) -> dict[str, Holdout]:
+    """Each saved segment's holdout (segments without one are not listed)."""
+    return {s.id: s.holdout for s in app.registry.current().values() if s.holdout}
+
+
+def change_json(c: LoggedChange, holdouts: Mapping[str, Holdout]) -> dict[str, Any]:
+    """A change as the feed, the stream and the CLI show it, its holdout marked."""
+    ho = holdouts.get(c.segment_id)
+    return c.to_json(held_out=ho is not None and ho.holds_out(c.profile_id))
+
+
 def last_change_seq(app: Segflow) -> int:
     """The newest change's seq (0 for an empty log): where "from now on" starts."""
     return app.changes.top()
@@ -205,16 +218,41 @@ def last_sizes(app: Segflow) -> dict[str, int]:
 # -- export -------------------------------------------------------------------------
 
 
+def activated(
+    segment: Segment | None, members: list[str], include_held_out: bool
+) -> tuple[list[str], set[str] | None]:
+    """What an export of ``members`` lists: without a holdout, every member; with one,
+    the members not held out, or (``include_held_out``) every member and the held-out
+    set so the export can mark them.  The one rule of the CLI's and the HTTP export."""
+    if segment is None or segment.holdout is None:
+        return members, None
+    held = segment.holdout.held_out(members)
+    if include_held_out:
+        return members, held
+    return [m for m in members if m not in held], None
+
+
 def export_file(
-    app: Segflow, live: LiveMembers | None, segment_id: str, fmt: str, at: datetime | None
+    app: Segflow,
+    live: LiveMembers | None,
+    segment_id: str,
+    fmt: str,
+    at: datetime | None,
+    *,
+    include_held_out: bool = False,
 ) -> tuple[Path, int]:
     """Members (live, or as of ``at``) with their current traits written to a temporary
-    CSV or Parquet file (the caller streams it and deletes it)."""
-    members = current_members(app, live, segment_id, at)
+    CSV or Parquet file (the caller streams it and deletes it); a holdout's members are
+    left out unless ``include_held_out`` (then a ``held_out`` column marks them)."""
+    members, held = activated(
+        app.registry.current().get(segment_id),
+        current_members(app, live, segment_id, at),
+        include_held_out,
+    )
     fd, name = tempfile.mkstemp(prefix="segflow-export-", suffix=f".{fmt}")
     os.close(fd)
     path = Path(name)
-    app.registry.export_members(members, path, fmt)
+    app.registry.export_members(members, path, fmt, held)
     return path, len(members)
 
 

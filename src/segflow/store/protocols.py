@@ -8,7 +8,7 @@ is the embedded default.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -164,7 +164,9 @@ class SegmentStore(Protocol):
         self, segment_id: str, points: int
     ) -> tuple[list[tuple[datetime, int]], list[tuple[datetime, int]]]: ...
 
-    def export_members(self, members: list[str], path: Path, fmt: str) -> None: ...
+    def export_members(
+        self, members: list[str], path: Path, fmt: str, held_out: Collection[str] | None = None
+    ) -> None: ...
 
 
 class ProfileStore(Protocol):

@@ -51,3 +51,35 @@ def test_export_writes_one_column_per_trait(
         {"profile_id": "u1", "country": "PL", "email": "u1@example.com", "vip": "true"},
         {"profile_id": "u2", "country": "", "email": "", "vip": ""},
     ]
+
+
+def _split_salt() -> str:
+    """A salt that holds out u1 and not u2 at 50 %."""
+    from segflow.model.bucket import bucket_of
+
+    return next(
+        s for s in (f"s{i}" for i in range(1000)) if bucket_of("u1", s) < 50 <= bucket_of("u2", s)
+    )
+
+
+def test_export_leaves_the_holdout_out_unless_asked(
+    store: Path, tmp_path: Path, apply_text: Callable[..., str]
+) -> None:
+    salt = _split_salt()
+    apply_text(
+        store,
+        "id: viewers\ncondition: {event: Product Viewed}\n"
+        f"holdout: {{percent: 50, salt: {salt}}}\n",
+    )
+    out = tmp_path / "viewers.csv"
+    res = runner.invoke(app, ["export", "viewers", "-o", str(out), "--db", str(store)])
+    assert res.exit_code == 0, res.output
+    assert "wrote 1 members" in res.output
+    assert [r["profile_id"] for r in csv.DictReader(out.open())] == ["u2"]
+    res = runner.invoke(
+        app, ["export", "viewers", "-o", str(out), "--include-held-out", "--db", str(store)]
+    )
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    assert [(r["profile_id"], r["held_out"]) for r in rows] == [("u1", "true"), ("u2", "false")]
+    assert rows[0]["country"] == "PL"

@@ -45,6 +45,22 @@ def test_changes_filters_and_formats(live_shop: Path) -> None:
     assert res.exit_code == 2 and "--format" in res.output
 
 
+def test_changes_mark_the_holdout(live_shop: Path) -> None:
+    from segflow.model.bucket import bucket_of
+
+    db = str(live_shop)
+    runner.invoke(app, ["replay", "--db", db])
+    res = runner.invoke(
+        app, ["changes", "--db", db, "--format", "csv", "--segment", "cart_abandoners_24h"]
+    )
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert rows
+    for r in rows:  # the demo's cart abandoners hold out 10 % (salt cart_recovery)
+        held = bucket_of(r["profile_id"], "cart_recovery") < 10
+        assert r["held_out"] == str(held), r
+
+
 def test_explain_tree_and_json(live_shop: Path) -> None:
     at = ["--at", format_instant(DEFAULT_END)]
     res = runner.invoke(app, ["members", "first_time_purchasers_30d", "--db", str(live_shop), *at])

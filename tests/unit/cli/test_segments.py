@@ -151,3 +151,30 @@ def test_apply_dry_run_prints_the_estimate_under_the_diff(
     assert "size 1 of 2 profiles (50.0%)" in shown and "library evaluation" in shown
     res = runner.invoke(app, ["segments", "list", "--db", str(store)])
     assert "pl_viewers" not in res.output
+
+
+def test_experiment_reports_or_refuses(store: Path, apply_text: Callable[..., str]) -> None:
+    apply_text(
+        store,
+        "id: viewers\ncondition: {event: Product Viewed}\nholdout: {percent: 50}\n---\n"
+        "id: plain\ncondition: {event: Product Viewed}\n",
+    )
+    args = ["--from", "2026-11-02T00:00:00Z", "--to", "2026-11-03T00:00:00Z", "--db", str(store)]
+    res = runner.invoke(app, ["segments", "experiment", "viewers", *args, "--mde", "0.1"])
+    assert res.exit_code == 0, res.output
+    assert "conversion from 2026-11-02" in res.output
+    assert "verdict        insufficient data (no member converted in either arm)" in res.output
+    assert "for mde 0.1" in res.output
+    res = runner.invoke(
+        app, ["segments", "experiment", "viewers", "--goal", "orders_per_member", "--json", *args]
+    )
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.output)
+    assert body["cohort"] == 2 and body["goal"] == "orders_per_member"
+    assert body["report"]["treatment"]["n"] + body["report"]["holdout"]["n"] == 2
+    res = runner.invoke(app, ["segments", "experiment", "plain", *args])
+    assert res.exit_code != 0 and "has no holdout" in res.output
+    res = runner.invoke(app, ["segments", "experiment", "viewers", "--goal", "clicks", *args])
+    assert res.exit_code != 0 and "conversion, revenue_per_member" in res.output
+    res = runner.invoke(app, ["segments", "experiment", "nope", "--db", str(store)])
+    assert res.exit_code != 0 and "unknown segment" in res.output

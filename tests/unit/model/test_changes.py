@@ -49,4 +49,6 @@ def test_change_json_is_what_the_api_shows() -> None:
         "at": "2026-01-01T12:00:00.000000Z",
         "reason": "window_expired",
         "version": 2,
+        "held_out": False,
     }
+    assert c.to_json(held_out=True)["held_out"] is True

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Annotated, Any, Final
 
 import orjson
@@ -25,7 +25,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from segflow.api.deps import ApiError, Ctx, ServerContext, admin_key, admin_only, parse_at
 from segflow.api.schemas import ChangesPage, ErrorResponse
 from segflow.model.changes import LoggedChange
-from segflow.service.segments import last_change_seq
+from segflow.model.definition import Holdout
+from segflow.service.segments import change_json, last_change_seq, saved_holdouts
 
 router = APIRouter(
     prefix="/v1/changes",
@@ -88,6 +89,14 @@ def silent_segments(ctx: ServerContext) -> frozenset[str]:
     return frozenset(s.id for s in ctx.app.registry.current().values() if not s.emit_events)
 
 
+def segment_holdouts(ctx: ServerContext) -> Mapping[str, Holdout]:
+    """Each segment's holdout: the live evaluator's, else read from the registry (under
+    the store lock)."""
+    if ctx.live is not None:
+        return ctx.live.holdouts
+    return saved_holdouts(ctx.app)
+
+
 def query_changes(
     ctx: ServerContext,
     *,
@@ -121,8 +130,9 @@ def query_changes(
             cursor = page[-1].seq
         more = len(rows) > limit
         rows = rows[:limit]
+        holdouts = segment_holdouts(ctx)
         return {
-            "changes": [c.to_json() for c in rows],
+            "changes": [change_json(c, holdouts) for c in rows],
             "next_cursor": rows[-1].seq if more and rows else None,
         }
 
@@ -208,6 +218,7 @@ async def stream_changes(
     cursor = start if start is not None else await ctx.run(last_change_seq, ctx.app)
     h = hub(ctx)
     silent = await ctx.run(silent_segments, ctx) if ctx.live is None else None
+    holdouts = await ctx.run(segment_holdouts, ctx) if ctx.live is None else None
 
     def sent(c: LoggedChange) -> bool:
         if wanted is not None and c.segment_id not in wanted:
@@ -221,7 +232,9 @@ async def stream_changes(
 
     def sse(c: LoggedChange) -> ServerSentEvent:
         return ServerSentEvent(
-            data=orjson.dumps(c.to_json()).decode(),
+            data=orjson.dumps(
+                change_json(c, holdouts if holdouts is not None else segment_holdouts(ctx))
+            ).decode(),
             event="entered" if c.entered else "exited",
             id=str(c.seq),
         )

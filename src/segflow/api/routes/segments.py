@@ -33,6 +33,7 @@ from segflow.api.schemas import (
     ChangesPage,
     ErrorResponse,
     EstimateResult,
+    ExperimentResult,
     ExplainResult,
     MembersPage,
     PreviewResult,
@@ -429,13 +430,20 @@ async def export_segment(
     ctx: Ctx,
     format: Annotated[Literal["csv", "parquet"], Query()] = "csv",
     at: AtQuery = None,
+    include_held_out: Annotated[
+        bool,
+        Query(description="list the segment's holdout too, marked in a held_out column"),
+    ] = False,
 ) -> StreamingResponse:
-    """Members with their current traits as CSV or Parquet, streamed."""
+    """Members with their current traits as CSV or Parquet, streamed; members in the
+    segment's holdout are left out unless ``include_held_out``."""
     when = parse_at(at)
 
     def run() -> tuple[Path, int]:
         _get(ctx, segment_id)
-        return segment_service.export_file(ctx.app, ctx.live, segment_id, format, when)
+        return segment_service.export_file(
+            ctx.app, ctx.live, segment_id, format, when, include_held_out=include_held_out
+        )
 
     path, size = await ctx.run(run)
 
@@ -484,6 +492,44 @@ async def explain_segment(
             return result
         except ValueError as e:
             raise ApiError(400, str(e), [{"path": "at", "message": str(e)}]) from None
+
+    return await ctx.run(run)
+
+
+@router.get("/{segment_id}/experiment", response_model=ExperimentResult)
+async def segment_experiment(
+    segment_id: str,
+    ctx: Ctx,
+    goal: Annotated[
+        Literal["conversion", "revenue_per_member", "orders_per_member"], Query()
+    ] = "conversion",
+    from_: Annotated[
+        str | None,
+        Query(
+            alias="from",
+            description="period start (default: when the current version was saved)",
+        ),
+    ] = None,
+    to: Annotated[str | None, Query(description="period end (default: now)")] = None,
+    mde: Annotated[
+        float | None,
+        Query(gt=0, description="minimum detectable effect (absolute) to size the arms for"),
+    ] = None,
+) -> Any:
+    """Treatment vs holdout on a goal metric: lifts, 95 % interval, p-value, verdict and
+    the members needed; 409 when the segment has no holdout."""
+    since, until = parse_at(from_, "from"), parse_at(to, "to")
+
+    def run() -> dict[str, Any]:
+        from segflow.service.experiments import NoHoldout, experiment
+
+        _get(ctx, segment_id)
+        try:
+            return experiment(ctx.app, segment_id, goal, since=since, until=until, mde=mde)
+        except NoHoldout as e:
+            raise ApiError(409, str(e)) from None
+        except ValueError as e:
+            raise ApiError(422, str(e)) from None
 
     return await ctx.run(run)
 

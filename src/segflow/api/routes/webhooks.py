@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
 from segflow.api.deps import ApiError, Ctx, ServerContext, Settings, admin_key, admin_only
-from segflow.api.routes.changes import silent_segments
+from segflow.api.routes.changes import segment_holdouts, silent_segments
 from segflow.api.schemas import (
     DeliveryList,
     ErrorResponse,
@@ -38,7 +38,7 @@ def store(ctx: ServerContext) -> WebhookStore:
     s = ctx.extra.get("webhook_store")
     if not isinstance(s, WebhookStore):
         with ctx.lock:
-            s = ctx.app.webhook_store(lambda: silent_segments(ctx))
+            s = ctx.app.webhook_store(lambda: silent_segments(ctx), lambda: segment_holdouts(ctx))
         ctx.extra["webhook_store"] = s
     return s
 

@@ -9,7 +9,7 @@ is lost or doubled (``(webhook_id, change_seq)`` is unique by construction).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -18,6 +18,7 @@ import duckdb
 import orjson
 
 from segflow.model.changes import LoggedChange
+from segflow.model.definition import Holdout
 from segflow.model.time import format_instant, utcnow
 
 DDL: Final = """
@@ -113,8 +114,9 @@ _DELIVERY_COLS: Final = (
 )
 
 
-def change_body(change: LoggedChange, webhook_id: str) -> bytes:
-    """The JSON a destination receives for one membership change."""
+def change_body(change: LoggedChange, webhook_id: str, held_out: bool = False) -> bytes:
+    """The JSON a destination receives for one membership change (``held_out``: the
+    profile is in the segment's holdout, so the receiver leaves it out)."""
     return orjson.dumps(
         {
             "type": "segment.entered" if change.entered else "segment.exited",
@@ -125,6 +127,7 @@ def change_body(change: LoggedChange, webhook_id: str) -> bytes:
             "at": format_instant(change.at),
             "reason": change.reason,
             "version": change.version,
+            "held_out": held_out,
         }
     )
 
@@ -137,12 +140,15 @@ class WebhookStore:
         self,
         con: duckdb.DuckDBPyConnection,
         silent: Callable[[], Collection[str]] = frozenset,
+        holdouts: Callable[[], Mapping[str, Holdout]] = dict,
     ) -> None:
         self.con = con
         con.execute(DDL)
         self._active: list[Webhook] | None = None
         self.silent = silent
         """The segments whose changes get no delivery (``emit_events: false``)."""
+        self.holdouts = holdouts
+        """Each segment's holdout, which marks the deliveries of its held-out members."""
 
     def active(self) -> list[Webhook]:
         """Every destination, cached (this store is the only writer of the table)."""
@@ -240,8 +246,14 @@ class WebhookStore:
         for sid in self.silent():
             hooks.pop(sid, None)
         now = utcnow()
+        holdouts = self.holdouts()
+
+        def held(c: LoggedChange) -> bool:
+            ho = holdouts.get(c.segment_id)
+            return ho is not None and ho.holds_out(c.profile_id)
+
         rows = [
-            (h.id, c.seq, change_body(c, h.id).decode(), now)
+            (h.id, c.seq, change_body(c, h.id, held(c)).decode(), now)
             for c in items
             for h in hooks.get(c.segment_id, ())
             if c.seq > h.from_seq and ("entered" if c.entered else "exited") in h.events

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -262,18 +262,28 @@ class SegmentRegistry:
         ).fetchall()
         return [(t, int(n)) for t, n in rows], [(t, int(n)) for t, n in logged]
 
-    def export_members(self, members: list[str], path: Path, fmt: str) -> None:
+    def export_members(
+        self,
+        members: list[str],
+        path: Path,
+        fmt: str,
+        held_out: Collection[str] | None = None,
+    ) -> None:
         """Write ``members`` with their current traits, one column per trait (typed where
         every value of the trait has one kind; otherwise text), to CSV or Parquet: the one
-        layout of both the CLI's and the HTTP export."""
+        layout of both the CLI's and the HTTP export.  With ``held_out`` (the members in
+        the segment's holdout) a boolean ``held_out`` column follows the profile id."""
         con = self.con
-        con.register("_sf_export_ids", pa.table({"profile_id": pa.array(members, pa.string())}))
+        ids: dict[str, pa.Array[Any]] = {"profile_id": pa.array(members, pa.string())}
+        if held_out is not None:
+            ids["held_out"] = pa.array([m in held_out for m in members], pa.bool_())
+        con.register("_sf_export_ids", pa.table(ids))
         try:
             keys = con.execute(
                 "SELECT key, list(DISTINCT kind) FROM current_traits"
                 " SEMI JOIN _sf_export_ids USING (profile_id) GROUP BY key ORDER BY key"
             ).fetchall()
-            taken = {"profile_id"}
+            taken = {"profile_id", *(["held_out"] if held_out is not None else [])}
             columns: list[str] = []
             params: list[Any] = []
             for key, kinds in keys:
@@ -288,11 +298,12 @@ class SegmentRegistry:
                 )
                 columns.append(f"max({value}) FILTER (WHERE key = ?) AS {quote_ident(alias)}")
                 params.append(key)
-            select = ", ".join(["i.profile_id", *columns])
+            first = ["i.profile_id", *(["i.held_out"] if held_out is not None else [])]
+            select = ", ".join([*first, *columns])
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _sf_export AS SELECT {select} FROM _sf_export_ids i"
                 " LEFT JOIN (SELECT * FROM current_traits SEMI JOIN _sf_export_ids"
-                " USING (profile_id)) t USING (profile_id) GROUP BY i.profile_id"
+                f" USING (profile_id)) t USING (profile_id) GROUP BY {', '.join(first)}"
                 " ORDER BY i.profile_id",
                 params,
             )

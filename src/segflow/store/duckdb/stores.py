@@ -3,7 +3,7 @@ it, so that the service holds store objects and never the connection."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
 from segflow.store.duckdb.analytics import DuckDBAnalytics
@@ -18,6 +18,8 @@ from segflow.store.duckdb.segments import SegmentRegistry
 from segflow.store.duckdb.store import DuckDBStore
 
 if TYPE_CHECKING:
+    from segflow.model.definition import Holdout
+    from segflow.store.duckdb.experiments import DuckDBExperiments
     from segflow.store.duckdb.keys import KeyStore
     from segflow.store.duckdb.outbox import WebhookStore
 
@@ -48,15 +50,26 @@ class DuckDBStores:
         """What the live evaluator reads and writes."""
         return DuckDBLive(self.events.con)
 
+    def experiments(self) -> DuckDBExperiments:
+        """The per-arm outcomes of experiment reports."""
+        from segflow.store.duckdb.experiments import DuckDBExperiments
+
+        return DuckDBExperiments(self.events.con)
+
     def keys(self) -> KeyStore:
         """The API keys (read into memory on opening)."""
         from segflow.store.duckdb.keys import KeyStore
 
         return KeyStore(self.events.con)
 
-    def webhooks(self, silent: Callable[[], Collection[str]] = frozenset) -> WebhookStore:
+    def webhooks(
+        self,
+        silent: Callable[[], Collection[str]] = frozenset,
+        holdouts: Callable[[], Mapping[str, Holdout]] = dict,
+    ) -> WebhookStore:
         """The webhook subscriptions and their deliveries (``silent``: segments whose
-        changes are not delivered)."""
+        changes are not delivered; ``holdouts``: each segment's holdout, marked in the
+        deliveries)."""
         from segflow.store.duckdb.outbox import WebhookStore
 
-        return WebhookStore(self.events.con, silent)
+        return WebhookStore(self.events.con, silent, holdouts)
