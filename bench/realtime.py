@@ -51,13 +51,13 @@ from segflow.model.history import Event, ProfileHistory, TraitWrite  # noqa: E40
 from segflow.model.time import from_us  # noqa: E402
 from segflow.plan.interpret import Interpreter  # noqa: E402
 from segflow.plan.planner import build_plan  # noqa: E402
+from segflow.process import tune_gc  # noqa: E402
 from segflow.realtime import (  # noqa: E402
     RealtimeRunner,
     VirtualClock,
     compile_engine,
     state_memory_bytes,
     state_size_bytes,
-    tune_gc,
 )
 from segflow.service.handle import read_segment_files  # noqa: E402
 from segflow.service.live import plan_paths  # noqa: E402

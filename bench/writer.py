@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import body, prepare, reference_ms, shop_body  # noqa: E402
-from segflow.realtime import tune_gc  # noqa: E402
+from segflow.process import tune_gc  # noqa: E402
 from segflow.server import make_context  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from segflow.api.app import create_app
-from segflow.api.fastlane import INGEST, lookup_id
+from segflow.api.http import INGEST, lookup_id
 from tests.helpers import Server
 
 

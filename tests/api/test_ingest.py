@@ -390,7 +390,7 @@ def test_a_request_the_store_cannot_take_fails_alone(tmp_path: Any) -> None:
     import asyncio
     from contextlib import suppress
 
-    from segflow.api.deps import ApiError
+    from segflow.api.http import ApiError
     from segflow.api.routes.ingest import refusal
     from segflow.service.ingest import Refused
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,3 +262,17 @@ def _every_import(path: Path) -> Iterator[str]:
 @pytest.mark.parametrize("path", _files("cli"), ids=lambda p: str(p.relative_to(SRC)))
 def test_the_cli_reaches_the_store_only_through_the_service(path: Path) -> None:
     assert [m for m in _every_import(path) if m.startswith("segflow.store")] == []
+
+
+def test_the_edge_process_loads_nothing_of_the_engine() -> None:
+    """The edge starts (and restarts after a crash) in a fraction of the core's time:
+    it imports no database, query compiler, web framework or array library."""
+    heavy = ("duckdb", "fastapi", "sqlglot", "pyarrow", "numpy", "scipy", "pydantic")
+    code = (
+        "import sys, segflow.edge.__main__; "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""

@@ -18,10 +18,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from segflow.api.deps import INTERNAL_ERROR, ApiError, ServerContext, problem
+from segflow.api.deps import ServerContext
+from segflow.api.http import INTERNAL_ERROR, ApiError, problem
 from segflow.model.errors import DefinitionError
 from segflow.model.events import IngestError
-from segflow.realtime.timers import tune_gc
+from segflow.process import tune_gc
 
 log = logging.getLogger("segflow.server")
 

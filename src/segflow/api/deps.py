@@ -21,18 +21,16 @@ runs it as a task for the server's lifetime (cancelled at shutdown).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from segflow.api.http import ApiError, bearer_or_basic
 from segflow.api.limits import MAX_DEPTH_SETTING, check_setting, request_instant
 from segflow.model.definition import Limits
 from segflow.model.events import MAX_DEPTH
@@ -177,54 +175,6 @@ class ServerContext:
 def get_ctx(request: Request) -> ServerContext:
     ctx: ServerContext = request.app.state.ctx
     return ctx
-
-
-class ApiError(Exception):
-    """Raise anywhere in a handler: becomes ``problem(status, message, errors)``."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        errors: Sequence[dict[str, str]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.errors = list(errors or [])
-        self.headers = headers
-
-
-INTERNAL_ERROR = "internal server error (the server's log has the details)"
-
-
-def problem(
-    status: int,
-    message: str,
-    errors: Sequence[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """The shared JSON error response."""
-    body = {"error": {"status": status, "message": message, "errors": list(errors or [])}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-def bearer_or_basic(request: Request) -> str | None:
-    """The key a request carries: Bearer token, basic-auth user, or ``api_key`` param."""
-    auth = request.headers.get("authorization")
-    if auth:
-        scheme, _, value = auth.partition(" ")
-        value = value.strip()
-        if scheme.lower() == "bearer" and value:
-            return value
-        if scheme.lower() == "basic" and value:
-            try:
-                user = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[0]
-            except (binascii.Error, UnicodeDecodeError):
-                raise ApiError(401, "malformed basic authorization header") from None
-            return user or None
-    return request.query_params.get("api_key") or None
 
 
 def _authenticate(request: Request, kind: str) -> ApiKey:

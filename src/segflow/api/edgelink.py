@@ -23,7 +23,8 @@ from typing import Any, Final
 import orjson
 
 from segflow.api import wire
-from segflow.api.deps import INTERNAL_ERROR, ApiError, ServerContext, problem
+from segflow.api.deps import ServerContext
+from segflow.api.http import INTERNAL_ERROR, ApiError, problem
 from segflow.api.routes.ingest import OK, ingest_body
 from segflow.api.routes.profiles import IndexUpdate, segment_index
 

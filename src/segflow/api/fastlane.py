@@ -13,30 +13,17 @@ everything else, including the OpenAPI description of these paths, to the app.
 from __future__ import annotations
 
 import logging
-from typing import Final
 
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from segflow.api.deps import INTERNAL_ERROR, ApiError, get_ctx, problem, require_admin
+from segflow.api.deps import get_ctx, require_admin
+from segflow.api.http import INGEST, INTERNAL_ERROR, ApiError, lookup_id, problem
 from segflow.api.routes import ingest, profiles
 
 log = logging.getLogger("segflow.server")
-
-INGEST: Final = {f"/v1/{kind}": kind for kind in (*ingest.TYPES, "batch")}
-_PROFILES: Final = "/v1/profiles/"
-_SEGMENTS: Final = "/segments"
-
-
-def lookup_id(path: str) -> str | None:
-    """The profile id of a ``/v1/profiles/{id}/segments`` path (None: another path);
-    like the route, an id holds no ``/``."""
-    if not (path.startswith(_PROFILES) and path.endswith(_SEGMENTS)):
-        return None
-    pid = path[len(_PROFILES) : -len(_SEGMENTS)]
-    return pid if pid and "/" not in pid else None
 
 
 class FastLane:
@@ -83,4 +70,4 @@ class FastLane:
         await response(scope, receive, send)
 
 
-__all__ = ["FastLane", "lookup_id"]
+__all__ = ["FastLane"]

@@ -29,12 +29,10 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
 from segflow.api import wire
-from segflow.api.deps import ApiError, bearer_or_basic, problem
-from segflow.api.fastlane import INGEST, lookup_id
-from segflow.api.routes.ingest import read_limited
+from segflow.api.http import INGEST, ApiError, bearer_or_basic, lookup_id, problem, read_limited
+from segflow.model.keys import digest
 from segflow.model.time import format_instant
-from segflow.realtime.timers import tune_gc
-from segflow.store.duckdb.keys import digest
+from segflow.process import tune_gc
 
 log = logging.getLogger("segflow.edge")
 

@@ -28,7 +28,6 @@ from segflow.realtime.timers import (
     TimerQueue,
     VirtualClock,
     WallClock,
-    tune_gc,
 )
 
 __all__ = [
@@ -43,5 +42,4 @@ __all__ = [
     "compile_engine",
     "state_memory_bytes",
     "state_size_bytes",
-    "tune_gc",
 ]

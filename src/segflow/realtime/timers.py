@@ -9,7 +9,6 @@ service wraps the runner with a ``WallClock`` and a store.
 
 from __future__ import annotations
 
-import gc
 import heapq
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -22,16 +21,6 @@ from segflow.plan.planner import Plan
 from segflow.realtime.engine import Change, ProfileEngine, compile_engine
 from segflow.realtime.state import ProfileState
 from segflow.realtime.values import NEVER
-
-
-def tune_gc() -> None:
-    """Move everything built so far (live states, compiled plans) out of the
-    collector's reach, and collect the young generation less often: a process that
-    keeps millions of long-lived profile states otherwise spends a large share of its
-    time re-scanning them (the server calls this once its states are loaded)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 class Clock(Protocol):

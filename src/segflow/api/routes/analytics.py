@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from segflow.analytics.overlap import Thresholds
-from segflow.api.deps import ApiError, Ctx, admin_key, admin_only, parse_at
+from segflow.api.deps import Ctx, admin_key, admin_only, parse_at
+from segflow.api.http import ApiError
 from segflow.api.schemas import ErrorResponse
 from segflow.service import analytics as service
 

@@ -22,7 +22,8 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from segflow.api.deps import ApiError, Ctx, ServerContext, admin_key, admin_only, parse_at
+from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, parse_at
+from segflow.api.http import ApiError
 from segflow.api.schemas import ChangesPage, ErrorResponse
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import Holdout

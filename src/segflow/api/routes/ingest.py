@@ -23,9 +23,9 @@ from typing import Any, Final
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from starlette.types import Receive
 
-from segflow.api.deps import ApiError, ServerContext, Settings, get_ctx, require_admin
+from segflow.api.deps import ServerContext, Settings, get_ctx, require_admin
+from segflow.api.http import MESSAGE_TYPES, ApiError, read_limited, too_large
 from segflow.api.limits import depth_message, too_deep
 from segflow.model.events import IngestError, parse_message
 from segflow.model.time import utcnow
@@ -42,7 +42,6 @@ from segflow.service.ingest import (
 
 router = APIRouter(tags=["ingestion"])
 
-TYPES: Final = ("track", "identify", "page", "screen", "alias", "group")
 OK: Final = b'{"success":true}'
 INLINE_BYTES: Final = 64 * 1024
 """Bodies up to this size are parsed by the writer thread with the rest of its group
@@ -75,31 +74,6 @@ def refusal(e: Refused, settings: Settings) -> ApiError:
 def body_limit(settings: Settings, kind: str) -> int:
     """Segment's limits: 500 KB a batch, 32 KB a single message."""
     return settings.max_batch_bytes if kind == "batch" else settings.max_message_bytes
-
-
-def too_large(limit: int) -> ApiError:
-    too_big = f"request body too large: the limit is {limit // 1024} KB"
-    return ApiError(413, too_big, [{"path": "", "message": too_big}])
-
-
-async def read_limited(receive: Receive, declared: str | None, limit: int) -> bytes:
-    """An ASGI request body as sent (before any gunzip), refusing (413) past ``limit``
-    bytes: at once when ``Content-Length`` says so, else as soon as it is read."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # the client went away
-            raise ApiError(400, "the client disconnected before sending the whole body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def decode_body(body: bytes, encoding: str, limit: int) -> bytes:
@@ -333,9 +307,9 @@ def _batch(
             errors.append(_err(f"batch[{i}]", f"expected an object, got {_json_type(m)}"))
             continue
         t = m.get("type")
-        if not isinstance(t, str) or t.lower() not in TYPES:
+        if not isinstance(t, str) or t.lower() not in MESSAGE_TYPES:
             what = "missing" if t is None else f"unknown message type {t!r}"
-            errors.append(_err(f"batch[{i}].type", f"{what} ({', '.join(TYPES)})"))
+            errors.append(_err(f"batch[{i}].type", f"{what} ({', '.join(MESSAGE_TYPES)})"))
         if check_size and len(orjson.dumps(m)) > limit:
             errors.append(
                 _err(f"batch[{i}]", f"message too large: the limit is {limit // 1024} KB")
@@ -376,7 +350,7 @@ _MESSAGE_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
     "description": "A Segment spec message (camelCase or snake_case field names).",
     "properties": {
-        "type": {"type": "string", "enum": list(TYPES)},
+        "type": {"type": "string", "enum": list(MESSAGE_TYPES)},
         "messageId": {"type": "string"},
         "userId": {"type": "string"},
         "anonymousId": {"type": "string"},
@@ -419,7 +393,7 @@ def _endpoint(kind: str) -> Callable[[Request], Any]:
     return handler
 
 
-for _kind in (*TYPES, "batch"):
+for _kind in (*MESSAGE_TYPES, "batch"):
     _schema = (
         {
             "type": "object",

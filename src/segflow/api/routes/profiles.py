@@ -16,7 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import ORJSONResponse
 
-from segflow.api.deps import ApiError, Ctx, ServerContext, admin_key, admin_only, parse_at
+from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, parse_at
+from segflow.api.http import ApiError
 from segflow.api.schemas import DeleteResult, ErrorResponse, ProfileSegments, ProfileView
 from segflow.model.time import format_instant
 from segflow.service import profiles

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from segflow.api.deps import ApiError, Ctx, ServerContext, admin_key, admin_only, parse_at
+from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, parse_at
+from segflow.api.http import ApiError
 from segflow.api.schemas import ErrorResponse, SegmentDefinition
 from segflow.service import profiles
 from segflow.service import scores as score_service

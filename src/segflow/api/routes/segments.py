@@ -18,15 +18,8 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from segflow.api.deps import (
-    ApiError,
-    Ctx,
-    ServerContext,
-    admin_key,
-    admin_only,
-    get_ctx,
-    parse_at,
-)
+from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, get_ctx, parse_at
+from segflow.api.http import ApiError
 from segflow.api.limits import depth_message, too_deep
 from segflow.api.routes.changes import query_changes
 from segflow.api.schemas import (

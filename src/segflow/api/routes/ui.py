@@ -13,7 +13,7 @@ from typing import Final
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from segflow.api.deps import ApiError
+from segflow.api.http import ApiError
 
 router = APIRouter(include_in_schema=False)
 TYPES: Final = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
-from segflow.api.deps import ApiError, Ctx, ServerContext, Settings, admin_key, admin_only
+from segflow.api.deps import Ctx, ServerContext, Settings, admin_key, admin_only
+from segflow.api.http import ApiError
 from segflow.api.routes.changes import segment_holdouts, silent_segments
 from segflow.api.schemas import (
     DeliveryList,

@@ -8,7 +8,6 @@ authenticating a request costs one hash and one dict look-up, no SQL.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
@@ -17,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Final, Literal, cast
 
 import duckdb
+
+from segflow.model.keys import digest
 
 KeyKind = Literal["write", "admin"]
 KINDS: Final = ("write", "admin")
@@ -51,10 +52,6 @@ class NewKey:
 
     key: ApiKey
     token: str
-
-
-def digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class KeyStore:

@@ -3,7 +3,8 @@ errors and ``Retry-After``."""
 
 from __future__ import annotations
 
-from segflow.api.deps import ApiError, Settings
+from segflow.api.deps import Settings
+from segflow.api.http import ApiError
 from segflow.api.routes.ingest import refusal
 from segflow.model.events import IngestProblem
 from segflow.service.ingest import (

@@ -7,7 +7,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from segflow.store.duckdb.keys import KeyStore, digest
+from segflow.model.keys import digest
+from segflow.store.duckdb.keys import KeyStore
 
 
 def test_keys_are_stored_hashed_and_verify_by_kind(tmp_path: Path) -> None:
