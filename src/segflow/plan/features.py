@@ -208,6 +208,9 @@ def describe(f: Feature) -> str:
 
 
 # --- formulas ------------------------------------------------------------------
+# The boolean skeleton (FAll / FAny / FNot) mirrors model.definition's All / AnyOf / Not
+# on purpose: a formula is the condition tree with its leaves replaced by feature keys,
+# so the evaluators never see definition nodes.
 
 
 @dataclass(frozen=True, slots=True)
