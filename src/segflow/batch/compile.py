@@ -652,7 +652,7 @@ class BatchCompiler:
         """The trait's value as of ``at``, in four typed columns: the one write of each
         (profile, key) whose validity ``[timestamp, valid_to)`` holds ``at``.  The
         validity intervals of one (profile, key) are disjoint once ``LINK_TRAITS`` has
-        run (``batch.run.evaluate`` runs it first and checks that the result has a row
+        run (``store.duckdb.batch.evaluate`` runs it first and checks that the result has a row
         per profile), so this is a plain filtered scan with no grouping; with traits
         clustered by key it reads only the key's row groups.  One scan and join per
         trait instead of one grouped pivot of them all, which would probe a hash table
