@@ -1,4 +1,4 @@
-"""Orchestration: the one place the CLI (and later the API) call into.
+"""The handle the shells hold: the CLI, the API and the server call in here.
 
 It wires the store, the segment registry and the batch evaluator together; it builds
 no SQL of its own and holds no connection (every statement is in ``segflow.store``).
