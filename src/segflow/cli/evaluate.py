@@ -23,6 +23,7 @@ from segflow.cli.common import (
     print_table,
 )
 from segflow.service.handle import Evaluation, Segflow
+from segflow.service.segments import export_to
 
 app = typer.Typer()
 
@@ -125,5 +126,5 @@ def export(
     """Export a segment's members with their current traits (one column per trait) to
     CSV or Parquet; members in the segment's holdout are left out unless asked for."""
     with opened(db) as sf:
-        n = sf.export(segment_id, output, instant(at), include_held_out=include_held_out)
+        n = export_to(sf, None, segment_id, output, instant(at), include_held_out=include_held_out)
     console.print(f"wrote {n:,} members to {output}")

@@ -471,6 +471,14 @@ class Holdout:
         return {p for p in profile_ids if self.holds_out(p)}
 
 
+def held_out(holdouts: Mapping[str, Holdout], segment_id: str, profile_id: str) -> bool:
+    """Whether ``profile_id`` is in the holdout of ``segment_id`` (False for a segment
+    without one): how every change the feed, the stream and the deliveries show is
+    marked."""
+    ho = holdouts.get(segment_id)
+    return ho is not None and ho.holds_out(profile_id)
+
+
 Mode: TypeAlias = Literal["realtime", "scheduled", "static"]
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 

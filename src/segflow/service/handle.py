@@ -338,27 +338,6 @@ class Segflow:
             at = draft.snapshot_at
         return self.batch(segs.values(), at or utcnow(), only=[draft.id]).members(draft.id)
 
-    def export(
-        self,
-        segment_id: str,
-        out: Path,
-        at: datetime | None = None,
-        *,
-        include_held_out: bool = False,
-    ) -> int:
-        """Write the members (as of ``at``) with their current traits, one column per
-        trait, to CSV or Parquet; a holdout's members are left out unless
-        ``include_held_out`` (then a ``held_out`` column marks them)."""
-        from segflow.service.segments import activated
-
-        suffix = out.suffix.lower()
-        if suffix not in (".csv", ".parquet"):
-            raise ValueError(f"{out}: export to .csv or .parquet")
-        segment = self.registry.current().get(segment_id)
-        ids, held = activated(segment, self.members(segment_id, at), include_held_out)
-        self.registry.export_members(ids, out, suffix[1:], held)
-        return len(ids)
-
 
 class StoreUnavailable(Exception):
     """The store file cannot be opened (not a store, unreadable): the engine's reason,

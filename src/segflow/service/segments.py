@@ -28,6 +28,7 @@ from segflow.model.definition import (
     Report,
     Segment,
     closest,
+    held_out,
     reference_problems,
 )
 from segflow.model.errors import DefinitionError, NameWarning, Problem
@@ -186,8 +187,7 @@ def saved_holdouts(app: Segflow) -> dict[str, Holdout]:
 
 def change_json(c: LoggedChange, holdouts: Mapping[str, Holdout]) -> dict[str, Any]:
     """A change as the feed, the stream and the CLI show it, its holdout marked."""
-    ho = holdouts.get(c.segment_id)
-    return c.to_json(held_out=ho is not None and ho.holds_out(c.profile_id))
+    return c.to_json(held_out=held_out(holdouts, c.segment_id, c.profile_id))
 
 
 def last_change_seq(app: Segflow) -> int:
@@ -232,6 +232,31 @@ def activated(
     return [m for m in members if m not in held], None
 
 
+def export_to(
+    app: Segflow,
+    live: LiveMembers | None,
+    segment_id: str,
+    out: Path,
+    at: datetime | None = None,
+    *,
+    include_held_out: bool = False,
+) -> int:
+    """Write the members (live, or as of ``at``) with their current traits, one column
+    per trait, to ``out`` (CSV or Parquet, by its suffix); a holdout's members are left
+    out unless ``include_held_out`` (then a ``held_out`` column marks them).  The one
+    export of the CLI and the API; returns how many rows were written."""
+    fmt = out.suffix.lower()[1:]
+    if fmt not in ("csv", "parquet"):
+        raise ValueError(f"{out}: export to .csv or .parquet")
+    members, held = activated(
+        app.registry.current().get(segment_id),
+        current_members(app, live, segment_id, at),
+        include_held_out,
+    )
+    app.registry.export_members(members, out, fmt, held)
+    return len(members)
+
+
 def export_file(
     app: Segflow,
     live: LiveMembers | None,
@@ -241,19 +266,15 @@ def export_file(
     *,
     include_held_out: bool = False,
 ) -> tuple[Path, int]:
-    """Members (live, or as of ``at``) with their current traits written to a temporary
-    CSV or Parquet file (the caller streams it and deletes it); a holdout's members are
-    left out unless ``include_held_out`` (then a ``held_out`` column marks them)."""
-    members, held = activated(
-        app.registry.current().get(segment_id),
-        current_members(app, live, segment_id, at),
-        include_held_out,
-    )
+    """``export_to`` a temporary file (the caller streams it and deletes it)."""
     fd, name = tempfile.mkstemp(prefix="segflow-export-", suffix=f".{fmt}")
     os.close(fd)
     path = Path(name)
-    app.registry.export_members(members, path, fmt, held)
-    return path, len(members)
+    try:
+        return path, export_to(app, live, segment_id, path, at, include_held_out=include_held_out)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 # -- checking drafts ------------------------------------------------------------------

@@ -22,6 +22,7 @@ from segflow.model.bucket import bucket_of
 from segflow.model.time import format_instant
 from segflow.service.experiments import NoHoldout, experiment
 from segflow.service.handle import Segflow
+from segflow.service.segments import export_to
 
 IDS = [f"p{i:03d}" for i in range(300)]
 SALT = "exp"
@@ -139,16 +140,16 @@ def test_the_default_period_starts_when_the_version_was_saved(shop: Segflow) -> 
 
 def test_export_leaves_the_holdout_out_unless_asked(shop: Segflow, tmp_path: Path) -> None:
     out = tmp_path / "m.csv"
-    n = shop.export("signed_up", out, SINCE)
+    n = export_to(shop, None, "signed_up", out, SINCE)
     rows = list(csv.DictReader(out.open()))
     assert n == len(rows) == len(IDS) - len(HELD)
     assert {r["profile_id"] for r in rows} == set(IDS) - HELD
     assert "held_out" not in rows[0]
-    n = shop.export("signed_up", out, SINCE, include_held_out=True)
+    n = export_to(shop, None, "signed_up", out, SINCE, include_held_out=True)
     rows = list(csv.DictReader(out.open()))
     assert n == len(rows) == len(IDS)
     assert {r["profile_id"] for r in rows if r["held_out"] == "true"} == HELD
     # a segment without a holdout exports everyone, unmarked
-    shop.export("plain", out, SINCE)
+    export_to(shop, None, "plain", out, SINCE)
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == len(IDS) and "held_out" not in rows[0]

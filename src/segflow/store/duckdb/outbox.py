@@ -18,7 +18,7 @@ import duckdb
 import orjson
 
 from segflow.model.changes import LoggedChange
-from segflow.model.definition import Holdout
+from segflow.model.definition import Holdout, held_out
 from segflow.model.time import format_instant, utcnow
 
 DDL: Final = """
@@ -247,13 +247,13 @@ class WebhookStore:
             hooks.pop(sid, None)
         now = utcnow()
         holdouts = self.holdouts()
-
-        def held(c: LoggedChange) -> bool:
-            ho = holdouts.get(c.segment_id)
-            return ho is not None and ho.holds_out(c.profile_id)
-
         rows = [
-            (h.id, c.seq, change_body(c, h.id, held(c)).decode(), now)
+            (
+                h.id,
+                c.seq,
+                change_body(c, h.id, held_out(holdouts, c.segment_id, c.profile_id)).decode(),
+                now,
+            )
             for c in items
             for h in hooks.get(c.segment_id, ())
             if c.seq > h.from_seq and ("entered" if c.entered else "exited") in h.events
