@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -40,6 +41,7 @@ from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
 from segflow.service import estimate as estimate_service
 from segflow.service import segments as segment_service
+from segflow.service.handle import Segflow
 from segflow.service.live import PreparedSave
 
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
@@ -301,12 +303,23 @@ async def validate_segment(request: Request, ctx: Ctx) -> Any:
 )
 async def preview_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> Any:
     """Size and a sample of members of an unsaved draft."""
+    return await _on_draft(request, ctx, at, segment_service.preview)
+
+
+async def _on_draft(
+    request: Request,
+    ctx: Ctx,
+    at: str | None,
+    compute: Callable[[Segflow, Segment, datetime], dict[str, Any]],
+) -> dict[str, Any]:
+    """Read and check the draft in the body, then ``compute`` its answer as of ``at``
+    (default now) under the lock, with the name warnings added; 422 for a bad draft."""
     doc = await read_definition(request)
     when = parse_at(at) or ctx.clock.now()
 
     def run() -> dict[str, Any]:
         seg, warnings = check(ctx, doc)
-        out = segment_service.preview(ctx.app, seg, when)
+        out = compute(ctx.app, seg, when)
         out["warnings"] = _warnings(warnings)
         return out
 
@@ -327,19 +340,9 @@ async def estimate_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> An
     read, and the evaluation time it adds, measured with one library evaluation with and
     one without it.  Kept apart from the preview, which evaluates the draft alone and
     must stay fast while a definition is being edited."""
-    doc = await read_definition(request)
-    when = parse_at(at) or ctx.clock.now()
-
-    def run() -> dict[str, Any]:
-        seg, warnings = check(ctx, doc)
-        out = estimate_service.estimate(ctx.app, seg, when).to_dict()
-        out["warnings"] = _warnings(warnings)
-        return out
-
-    try:
-        return await ctx.run(run)
-    except DefinitionError as e:
-        raise problems_error(e) from None
+    return await _on_draft(
+        request, ctx, at, lambda app, seg, when: estimate_service.estimate(app, seg, when).to_dict()
+    )
 
 
 @router.get("/{segment_id}", response_model=SegmentOut, response_model_exclude_none=True)
