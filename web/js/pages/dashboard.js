@@ -1,0 +1,88 @@
+// Dashboard: totals, the live ingestion rate, the biggest movers, a live feed of
+// entries and exits, and data-quality alerts. Refreshes its numbers every 15 s.
+import { html, useEffect, useState } from "../lib/html.js";
+import { api, optional } from "../lib/api.js";
+import { followChanges } from "../lib/stream.js";
+import { num, signed, ago, compact } from "../lib/format.js";
+import { Async, Card, Delta, Empty, Stat, segHref, profileHref, useAsync, useTick } from "../lib/ui.js";
+
+export function LiveFeed({ segments = [], names = {}, onChange, limit = 50, id = "live-feed" }) {
+  const [items, setItems] = useState([]);
+  const [state, setState] = useState("connecting");
+  useTick(30_000);
+  useEffect(() => followChanges({
+    segments,
+    onState: setState,
+    onChange: (c, kind) => {
+      setItems((xs) => [{ ...c, kind, key: c.seq }, ...xs].slice(0, limit));
+      onChange?.(c, kind);
+    },
+  }), [segments.join(",")]);
+  return html`<div>
+    <p class="small muted"><span class="live-dot ${state === "live" ? "live" : ""}" aria-hidden="true"></span>${state === "live" ? "Live" : state === "unavailable" ? "Live feed unavailable" : state === "reconnecting" ? "Reconnecting…" : "Connecting…"}</p>
+    <ul class="feed" id=${id} aria-live="polite" aria-label="Membership changes as they happen">
+      ${items.length ? items.map((c) => html`<li key=${c.key}>
+        <span class=${c.entered ? "in" : "out"}>${c.entered ? "+ entered" : "− exited"}</span>
+        <a href=${profileHref(c.profile_id)}>${c.profile_id}</a>
+        ${segments.length === 1 ? null : html`<span class="muted">${c.entered ? "→" : "←"}</span> <a href=${segHref(c.segment_id)}>${names[c.segment_id] || c.segment_id}</a>`}
+        <span class="pill">${c.reason}</span>
+        <span class="when">${ago(c.at)}</span>
+      </li>`) : html`<li class="waiting muted">Waiting for changes… entries and exits appear here as customers act.</li>`}
+    </ul>
+  </div>`;
+}
+
+function Movers({ title, rows, id }) {
+  return html`<${Card} title=${title} id=${id}>
+    ${rows?.length ? html`<ol class="rank">${rows.map((s) => html`<li>
+      <a href=${segHref(s.id)}>${s.name || s.id}</a>
+      <span><span class="muted small">${num(s.size)} · </span><${Delta} value=${s.change_7d} text=${signed(s.change_7d, s.change_7d_pct)} /></span>
+    </li>`)}</ol>` : html`<${Empty}>No change in the last 7 days.</${Empty}>`}
+  </${Card}>`;
+}
+
+function Alerts({ alerts }) {
+  return html`<${Card} title="Data quality" id="alerts">
+    ${alerts.length ? html`<ul class="rank">${alerts.map((a) => html`<li>
+      <span><span class="pill ${a.kind === "event_stopped" ? "bad" : "warn"}">${a.kind === "event_stopped" ? "stopped" : "new event"}</span> ${a.message}</span>
+      <span class="muted small">${a.last_seen ? ago(a.last_seen) : ""}</span>
+    </li>`)}</ul>` : html`<p class="muted">All events arriving as usual. ✓</p>`}
+  </${Card}>`;
+}
+
+export default function Dashboard() {
+  const [tick, setTick] = useState(0);
+  useEffect(() => { const t = setInterval(() => setTick((x) => x + 1), 15_000); return () => clearInterval(t); }, []);
+  const dash = useAsync(() => optional("/v1/dashboard"), [tick]);
+  const segs = useAsync(() => api("/v1/segments"), []);
+  const names = Object.fromEntries((segs.data?.segments || []).map((s) => [s.id, s.definition.name || s.id]));
+  return html`
+    <div class="page-head">
+      <div><h1>Dashboard</h1><p class="sub">Your customers and audiences, live.</p></div>
+      <div class="actions"><a class="btn primary" href="#/new">+ New segment</a></div>
+    </div>
+    <${Async} state=${dash}>${(d) => d ? html`
+      <div class="stats" id="totals">
+        <${Stat} id="stat-profiles" label="Profiles" value=${num(d.profiles)} />
+        <${Stat} id="stat-events-today" label="Events today" value=${num(d.events_today)} hint=${`${num(d.events_last_hour)} in the last hour`} />
+        <${Stat} id="stat-rate" label="Ingestion rate" value=${`${num(d.ingest_rate, 1)}/s`} hint="events per second, last minute" />
+        <${Stat} id="stat-segments" label="Segments" value=${num(d.segments)} />
+      </div>
+      <div class="grid">
+        <${Movers} title="Growing fastest (7 days)" rows=${d.growth} id="growth" />
+        <${Movers} title="Shrinking fastest (7 days)" rows=${d.decline} id="decline" />
+        <${Alerts} alerts=${d.alerts || []} />
+      </div>` : html`
+      <div class="stats" id="totals">
+        <${Stat} id="stat-segments" label="Segments" value=${num(segs.data?.segments.length)} />
+        <${Stat} label="Members across segments" value=${compact((segs.data?.segments || []).reduce((a, s) => a + (s.size || 0), 0))} />
+      </div>`}
+    </${Async}>
+    <div class="grid-2-1">
+      <${Card} title="Live: who is entering and leaving" id="feed-card"><${LiveFeed} names=${names} /></${Card}>
+      <${Card} title="Largest segments" id="largest">
+        <${Async} state=${segs}>${(d) => html`<ol class="rank">${[...d.segments].sort((a, b) => (b.size || 0) - (a.size || 0)).slice(0, 8).map((s) => html`<li>
+          <a href=${segHref(s.id)}>${s.definition.name || s.id}</a><span class="num">${num(s.size)}</span></li>`)}</ol>`}</${Async}>
+      </${Card}>
+    </div>`;
+}
