@@ -36,6 +36,7 @@ MODULES: Final = (
     "segflow.api.routes.scores",
     "segflow.api.routes.analytics",
     "segflow.api.routes.ui",
+    "segflow.api.routes.docs",
     "segflow.api.edgelink",
 )
 
@@ -97,6 +98,8 @@ def create_app(ctx: ServerContext) -> FastAPI:
         "segments, profiles and membership changes.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by api/routes/docs.py (no CDN)
+        redoc_url=None,
     )
     app.state.ctx = ctx
 
