@@ -31,6 +31,7 @@ MODULES: Final = (
     "segflow.api.routes.segments",
     "segflow.api.routes.profiles",
     "segflow.api.routes.changes",
+    "segflow.api.routes.tokens",
     "segflow.api.routes.webhooks",
     "segflow.api.routes.keys",
     "segflow.api.routes.scores",
@@ -271,6 +272,13 @@ def _security_schemes(app: FastAPI) -> None:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "Admin key: Authorization: Bearer <key>.",
+                },
+                "streamToken": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "api_key",
+                    "description": "A 5-minute token from POST /v1/stream-tokens: opens "
+                    "the change stream only (for EventSource, which cannot send headers).",
                 },
             }
         )

@@ -360,6 +360,14 @@ class ChangeOut(BaseModel):
     )
 
 
+class StreamTokenOut(BaseModel):
+    """A short-lived token that opens the change stream (and nothing else)."""
+
+    token: str = Field(description="pass as ?api_key= to GET /v1/changes/stream; shown once")
+    expires_at: str = Field(description="when it stops opening streams (open ones go on)")
+    scope: Literal["changes.stream"] = "changes.stream"
+
+
 class ChangesPage(BaseModel):
     changes: list[ChangeOut]
     next_cursor: int | None = None
