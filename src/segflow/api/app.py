@@ -36,6 +36,7 @@ MODULES: Final = (
     "segflow.api.routes.keys",
     "segflow.api.routes.scores",
     "segflow.api.routes.analytics",
+    "segflow.api.routes.overview",
     "segflow.api.routes.ui",
     "segflow.api.routes.docs",
     "segflow.api.edgelink",
