@@ -31,11 +31,14 @@ MODULES: Final = (
     "segflow.api.routes.segments",
     "segflow.api.routes.profiles",
     "segflow.api.routes.changes",
+    "segflow.api.routes.tokens",
     "segflow.api.routes.webhooks",
     "segflow.api.routes.keys",
     "segflow.api.routes.scores",
     "segflow.api.routes.analytics",
+    "segflow.api.routes.overview",
     "segflow.api.routes.ui",
+    "segflow.api.routes.docs",
     "segflow.api.edgelink",
 )
 
@@ -97,6 +100,8 @@ def create_app(ctx: ServerContext) -> FastAPI:
         "segments, profiles and membership changes.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by api/routes/docs.py (no CDN)
+        redoc_url=None,
     )
     app.state.ctx = ctx
 
@@ -268,6 +273,13 @@ def _security_schemes(app: FastAPI) -> None:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "Admin key: Authorization: Bearer <key>.",
+                },
+                "streamToken": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "api_key",
+                    "description": "A 5-minute token from POST /v1/stream-tokens: opens "
+                    "the change stream only (for EventSource, which cannot send headers).",
                 },
             }
         )

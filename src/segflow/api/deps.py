@@ -9,10 +9,12 @@ Error bodies always look like::
 
     {"error": {"status": 401, "message": "...", "errors": [{"path": "...", "message": "..."}]}}
 
-Auth: admin keys go in ``Authorization: Bearer <key>`` (or HTTP basic user, or the
-``api_key`` query parameter, for ``EventSource`` which cannot set headers); write
-keys are the HTTP basic user, as Segment's libraries send them.  An admin key may
-also ingest.  Unknown or missing key -> 401, a key of the wrong kind -> 403.
+Auth: admin keys go in ``Authorization: Bearer <key>`` (or HTTP basic user), never in
+a URL; write keys are the HTTP basic user, as Segment's libraries send them.  An admin
+key may also ingest.  Unknown or missing key -> 401, a key of the wrong kind -> 403.
+The change stream alone also takes a short-lived stream token (``POST
+/v1/stream-tokens``) as its ``api_key`` query parameter, for ``EventSource``, which
+cannot set headers (``stream_auth``).
 
 A router module may define ``async def background(ctx) -> None``; ``create_app``
 runs it as a task for the server's lifetime (cancelled at shutdown).
@@ -37,6 +39,8 @@ from segflow.model.events import MAX_DEPTH
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service.handle import Segflow
 from segflow.service.ingest import Ingestor
+from segflow.service.stream_tokens import PREFIX as STREAM_TOKEN_PREFIX
+from segflow.service.stream_tokens import StreamTokens
 from segflow.store.duckdb.clustering import TAIL_CHUNK_ROWS
 from segflow.store.duckdb.erasure import Suppressions
 from segflow.store.duckdb.keys import ApiKey, KeyStore
@@ -186,6 +190,12 @@ def _authenticate(request: Request, kind: str) -> ApiKey:
         else "HTTP basic auth with the write key as user name"
     )
     if token is None:
+        if "api_key" in request.query_params:
+            raise ApiError(
+                401, f"keys are not accepted in the URL (api_key): send {how}",
+                [{"path": "api_key", "message": "not accepted here: a key in a URL is logged"}],
+                headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
         raise ApiError(
             401, f"missing API key: this endpoint needs {what} ({how})",
             headers={"WWW-Authenticate": "Bearer" if kind == "admin" else 'Basic realm="segflow"'},
@@ -214,6 +224,39 @@ async def admin_key(request: Request) -> ApiKey:
     """``require_admin`` on the event loop: it is a hash and a dict look-up, so a sync
     dependency's thread-pool hop would only add latency."""
     return require_admin(request)
+
+
+def stream_tokens(ctx: ServerContext) -> StreamTokens:
+    """The server's issued stream tokens (made on first use)."""
+    tokens = ctx.extra.get("stream_tokens")
+    if not isinstance(tokens, StreamTokens):
+        tokens = StreamTokens()
+        ctx.extra["stream_tokens"] = tokens
+    return tokens
+
+
+async def stream_auth(request: Request) -> ApiKey | None:
+    """The change stream's auth: the admin key in ``Authorization`` (what a client using
+    ``fetch`` sends), else a stream token from ``POST /v1/stream-tokens`` as the
+    ``api_key`` query parameter (what ``EventSource`` can send); an admin key in the
+    URL is refused (401)."""
+    if request.headers.get("authorization"):
+        return require_admin(request)
+    token = request.query_params.get("api_key")
+    if not token:
+        return require_admin(request)  # 401: missing key
+    ctx = get_ctx(request)
+    why = stream_tokens(ctx).verify(token, ctx.clock.now(), ctx.key_store.is_active)
+    if why is not None:
+        if not token.startswith(STREAM_TOKEN_PREFIX):
+            why = (
+                "api_key takes a stream token from POST /v1/stream-tokens, not a key: "
+                "send the admin key as Authorization: Bearer <key>"
+            )
+        raise ApiError(
+            401, why, [{"path": "api_key", "message": why}], headers={"WWW-Authenticate": "Bearer"}
+        )
+    return None
 
 
 async def context(request: Request) -> ServerContext:

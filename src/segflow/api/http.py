@@ -52,7 +52,9 @@ def problem(
 
 
 def bearer_or_basic(request: Request) -> str | None:
-    """The key a request carries: Bearer token, basic-auth user, or ``api_key`` param."""
+    """The key a request carries: Bearer token or basic-auth user.  Never a query
+    parameter: a key in a URL ends up in access logs, proxies and browser history (the
+    change stream takes a short-lived stream token there instead)."""
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
@@ -65,7 +67,7 @@ def bearer_or_basic(request: Request) -> str | None:
             except (binascii.Error, UnicodeDecodeError):
                 raise ApiError(401, "malformed basic authorization header") from None
             return user or None
-    return request.query_params.get("api_key") or None
+    return None
 
 
 def too_large(limit: int) -> ApiError:

@@ -360,6 +360,14 @@ class ChangeOut(BaseModel):
     )
 
 
+class StreamTokenOut(BaseModel):
+    """A short-lived token that opens the change stream (and nothing else)."""
+
+    token: str = Field(description="pass as ?api_key= to GET /v1/changes/stream; shown once")
+    expires_at: str = Field(description="when it stops opening streams (open ones go on)")
+    scope: Literal["changes.stream"] = "changes.stream"
+
+
 class ChangesPage(BaseModel):
     changes: list[ChangeOut]
     next_cursor: int | None = None
@@ -492,3 +500,62 @@ class DeliveryList(BaseModel):
 
 class ReplayResult(BaseModel):
     replayed: int
+
+
+# ---------------------------------------------------------------------------
+# the web UI's reads: catalogue, dashboard, segment summaries
+
+FieldType = Literal["string", "number", "boolean", "timestamp", "list", "object"]
+
+
+class CatalogueProperty(BaseModel):
+    path: str = Field(
+        description="as a condition's where names it: category for properties.category; "
+        "context fields keep their root (context.device.type)"
+    )
+    type: FieldType
+    examples: list[Any] = Field(description="up to 5 of the most common values (none for lists)")
+
+
+class CatalogueEvent(BaseModel):
+    name: str
+    count: int = Field(description="stored events of this name")
+    first_seen: str
+    last_seen: str = Field(description="the latest event timestamp of this name")
+    properties: list[CatalogueProperty] = Field(
+        description="fields seen in a sample of its newest events"
+    )
+
+
+class CatalogueTrait(BaseModel):
+    key: str
+    type: FieldType
+    profiles: int = Field(description="profiles holding a current value")
+    examples: list[Any]
+
+
+class CatalogueComputed(BaseModel):
+    name: str
+    type: FieldType
+    description: str
+
+
+class SegmentRef(BaseModel):
+    id: str
+    name: str
+
+
+class CataloguePages(BaseModel):
+    count: int = Field(description="stored page calls")
+    paths: list[str] = Field(description="up to 20 of the most viewed paths")
+    names: list[str] = Field(description="up to 20 of the most viewed page names")
+
+
+class Catalogue(BaseModel):
+    """What the builder's pickers offer: names the store has seen, with examples."""
+
+    events: list[CatalogueEvent]
+    traits: list[CatalogueTrait]
+    computed: list[CatalogueComputed]
+    segments: list[SegmentRef]
+    pages: CataloguePages

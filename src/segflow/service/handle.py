@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         ChangeLog,
         ComputedTraitStore,
         Memberships,
+        OverviewStore,
         ProfileStore,
         ReadCounts,
         ScoreStore,
@@ -135,6 +136,8 @@ class Segflow:
         self.read_counts: ReadCounts = self.stores.read_counts
         self.analytics: AnalyticsStore = self.stores.analytics
         """What segment analytics read: aggregates per profile, matrices, log counts."""
+        self.overview: OverviewStore = self.stores.overview
+        """What the builder's pickers and the dashboard read (bounded summaries)."""
 
     def close(self) -> None:
         self.stores.close()

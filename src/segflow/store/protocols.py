@@ -360,3 +360,67 @@ class AnalyticsStore(Protocol):
     def evaluated_sizes(
         self, segment_ids: Sequence[str], instants: Sequence[datetime]
     ) -> npt.NDArray[np.int64]: ...
+
+
+# -- overview: pickers and dashboards ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NameStats:
+    """One track event name: stored events, the latest and the earliest timestamp."""
+
+    name: str
+    count: int
+    last_seen: datetime
+    first_seen: datetime
+
+
+@dataclass(frozen=True)
+class FieldStats:
+    """One event field in a sample of an event's rows: ``store_type`` is the store's
+    column type (``DOUBLE``, ``BOOLEAN``, ``VARCHAR``, or ``JSON:<json type>``),
+    ``present`` how many sampled rows carry it, ``examples`` its most common values."""
+
+    path: str
+    store_type: str
+    present: int
+    examples: list[Any]
+
+
+@dataclass(frozen=True)
+class TraitStats:
+    """One trait key: its most common kind (``number``, ``string``, ``bool`` or
+    ``json:<json type>``), the profiles holding a current value, common values."""
+
+    key: str
+    kind: str
+    profiles: int
+    examples: list[Any]
+
+
+@dataclass(frozen=True)
+class PageStats:
+    """Page calls: how many are stored, the most common paths and page names."""
+
+    count: int
+    paths: list[str]
+    names: list[str]
+
+
+class OverviewStore(Protocol):
+    """What the builder's pickers and the dashboard read
+    (``store.duckdb.overview.DuckDBOverview`` on DuckDB); every read is bounded."""
+
+    def event_names(self) -> list[NameStats]: ...
+
+    def event_fields(self, name: str, sample: int, examples: int) -> list[FieldStats]: ...
+
+    def traits(self, examples: int) -> list[TraitStats]: ...
+
+    def pages(self, top: int) -> PageStats: ...
+
+    def event_counts_since(self, instants: Sequence[datetime]) -> list[int]: ...
+
+    def received_since(self, since: datetime) -> tuple[int, datetime | None, datetime | None]: ...
+
+    def daily_names(self, since: datetime) -> list[tuple[str, datetime, int]]: ...

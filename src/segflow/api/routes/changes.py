@@ -20,9 +20,10 @@ from typing import Annotated, Any, Final
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.routing import APIRoute
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, parse_at
+from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, parse_at, stream_auth
 from segflow.api.http import ApiError
 from segflow.api.schemas import ChangesPage, ErrorResponse
 from segflow.model.changes import LoggedChange
@@ -32,7 +33,6 @@ from segflow.service.segments import change_json, last_change_seq, saved_holdout
 router = APIRouter(
     prefix="/v1/changes",
     tags=["changes"],
-    dependencies=[Depends(admin_key)],
     responses={s: {"model": ErrorResponse} for s in (400, 401, 403, 404)},
 )
 READ_BATCH: Final = 1000
@@ -160,7 +160,7 @@ async def background(ctx: ServerContext) -> None:
                 unsubscribe()
 
 
-@router.get("", response_model=ChangesPage)
+@router.get("", response_model=ChangesPage, dependencies=[Depends(admin_key)])
 async def list_changes(
     ctx: Ctx,
     segment_id: str | None = None,
@@ -189,10 +189,18 @@ async def list_changes(
     "/stream",
     response_class=EventSourceResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
+    dependencies=[Depends(stream_auth)],
 )
 async def stream_changes(
     request: Request,
     ctx: Ctx,
+    api_key: Annotated[
+        str | None,
+        Query(
+            description="a stream token from POST /v1/stream-tokens, for clients that "
+            "cannot send the Authorization header (EventSource); never an API key"
+        ),
+    ] = None,
     segment_id: Annotated[
         list[str] | None, Query(description="only these segments (repeat the parameter)")
     ] = None,
@@ -201,7 +209,9 @@ async def stream_changes(
     ] = None,
     last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> EventSourceResponse:
-    """Server-Sent Events of membership changes; resume with ``Last-Event-ID``."""
+    """Server-Sent Events of membership changes; resume with ``Last-Event-ID``.  Auth:
+    the admin key as ``Authorization: Bearer`` (read the stream with ``fetch``), or a
+    stream token as ``api_key`` (``EventSource``)."""
     wanted = set(segment_id) if segment_id else None
     if wanted:
         known = await ctx.run(ctx.app.registry.current)
@@ -281,3 +291,6 @@ async def stream_changes(
 
 
 admin_only(router)
+for _route in router.routes:
+    if isinstance(_route, APIRoute) and _route.path.endswith("/stream"):
+        _route.openapi_extra = {"security": [{"adminKey": []}, {"streamToken": []}]}

@@ -113,6 +113,10 @@ class KeyStore:
         self._reload()
         return next(k for k in self.list() if k.id == row[0])
 
+    def is_active(self, key_id: str) -> bool:
+        """Whether the key with this id exists and is not revoked (no SQL)."""
+        return any(key.id == key_id for _, key in self._active.values())
+
     def verify(self, token: str) -> ApiKey | None:
         """The active key ``token`` is, or None (constant-time digest comparison)."""
         d = digest(token)

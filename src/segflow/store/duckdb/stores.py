@@ -12,6 +12,7 @@ from segflow.store.duckdb.changes import MembershipChangeLog
 from segflow.store.duckdb.computed import DuckDBComputedTraits
 from segflow.store.duckdb.estimate import DuckDBReadCounts
 from segflow.store.duckdb.live import DuckDBLive
+from segflow.store.duckdb.overview import DuckDBOverview
 from segflow.store.duckdb.profiles import DuckDBProfileStore
 from segflow.store.duckdb.scores import DuckDBScores
 from segflow.store.duckdb.segments import SegmentRegistry
@@ -38,6 +39,7 @@ class DuckDBStores:
         self.computed = DuckDBComputedTraits(con)
         self.read_counts = DuckDBReadCounts(con)
         self.analytics = DuckDBAnalytics(con)
+        self.overview = DuckDBOverview(con)
 
     def close(self) -> None:
         self.events.close()

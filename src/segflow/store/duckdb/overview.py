@@ -1,0 +1,197 @@
+"""What the store holds, summarised for pickers and dashboards: event names with their
+counts and fields, trait keys with their values, page paths, event rates.
+
+Every read is bounded whatever the store's size: the per-name field statistics read a
+fixed number of each name's newest rows, examples are approximate top values, and the
+whole-table reads touch one or two narrow columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+
+import duckdb
+
+from segflow.store.duckdb.catalog import table_columns
+from segflow.store.duckdb.sql import quote_ident, quote_str
+from segflow.store.protocols import FieldStats, NameStats, PageStats, TraitStats
+
+FIELD_ROOTS: Final = ("properties.", "context.")
+"""The event fields a condition's ``where`` reads (``traits.`` are the profile's)."""
+
+
+def _plain(v: Any) -> Any:
+    """DuckDB's values as JSON-ready ones (approx_top_k hands numbers back as Decimal)."""
+    if isinstance(v, Decimal):
+        f = float(v)
+        return int(f) if f.is_integer() and abs(f) < 2**53 else f
+    return v
+
+
+def _json_path(path: str) -> str:
+    return "$." + ".".join('"' + p.replace('"', '\\"') + '"' for p in path.split("."))
+
+
+class DuckDBOverview:
+    """``OverviewStore`` on the DuckDB connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    # -- catalogue --------------------------------------------------------------
+    def event_names(self) -> list[NameStats]:
+        """Every track event name with its stored count and latest timestamp, most
+        frequent first (one grouped scan of two integer/timestamp columns)."""
+        rows = self.con.execute(
+            "SELECT n.name, e.n, e.last, e.first FROM (SELECT event_code, count(*) AS n,"
+            ' max("timestamp") AS last, min("timestamp") AS first FROM events'
+            " WHERE event_code IS NOT NULL GROUP BY event_code) e"
+            " JOIN event_names n ON n.code = e.event_code ORDER BY e.n DESC, n.name"
+        ).fetchall()
+        return [NameStats(str(name), int(n), last, first) for name, n, last, first in rows]
+
+    def event_fields(self, name: str, sample: int, examples: int) -> list[FieldStats]:
+        """The ``properties.*`` / ``context.*`` fields of event ``name`` seen in its
+        ``sample`` newest rows: how many of them carry each field, and its most common
+        values there."""
+        catalog = self.con.execute(
+            "SELECT path, type FROM field_catalog WHERE "
+            + " OR ".join("starts_with(path, ?)" for _ in FIELD_ROOTS)
+            + " ORDER BY path",
+            list(FIELD_ROOTS),
+        ).fetchall()
+        columns = table_columns(self.con, "events")
+        exprs: list[tuple[str, str, str]] = []  # (path, store type, expression)
+        for path, typ in catalog:
+            if path in columns:
+                exprs.append((str(path), str(typ), quote_ident(path)))
+            elif typ == "JSON":  # arrays and case-clashing names: in ``extra`` only
+                exprs.append(
+                    (str(path), "JSON", f"json_extract(extra, {quote_str(_json_path(path))})")
+                )
+        if not exprs:
+            return []
+        select = ", ".join(
+            f"count({e}), "
+            + (
+                f"list(json_type({e})) FILTER (WHERE {e} IS NOT NULL)[1:5]"
+                if typ == "JSON"
+                else f"approx_top_k({e}, {int(examples)})"
+            )
+            for _, typ, e in exprs
+        )
+        picked = ", ".join(sorted({e for _, _, e in exprs if e.startswith('"')} | {"extra"}))
+        row = self.con.execute(
+            f"SELECT {select} FROM (SELECT {picked} FROM events"
+            " WHERE event_code = (SELECT code FROM event_names WHERE name = ?)"
+            " ORDER BY seq DESC LIMIT ?)",
+            [name, sample],
+        ).fetchone()
+        if row is None:
+            return []
+        out: list[FieldStats] = []
+        for i, (path, typ, _) in enumerate(exprs):
+            present, values = int(row[2 * i]), row[2 * i + 1] or []
+            if not present:
+                continue
+            if typ == "JSON":
+                kinds = [str(v) for v in values]
+                out.append(FieldStats(path, "JSON:" + (kinds[0] if kinds else "NULL"), present, []))
+            else:
+                out.append(FieldStats(path, typ, present, [_plain(v) for v in values]))
+        return out
+
+    def traits(self, examples: int) -> list[TraitStats]:
+        """Every trait key with a current value: its most common kind, how many profiles
+        hold it, and its most common values (one grouped scan of the current writes)."""
+        k = int(examples)
+        rows = self.con.execute(
+            f"""SELECT key, kind, count(DISTINCT profile_id) AS n,
+                       approx_top_k(str, {k}), approx_top_k(num, {k}), approx_top_k(bool, 2),
+                       list(json_type(json)) FILTER (WHERE json IS NOT NULL)[1:1]
+                FROM traits WHERE valid_to IS NULL AND kind <> 'null'
+                GROUP BY key, kind ORDER BY key, n DESC"""
+        ).fetchall()
+        out: dict[str, TraitStats] = {}
+        for key, kind, n, strs, nums, bools, jtype in rows:
+            if key in out:  # a key written with several kinds: its most common one
+                prev = out[key]
+                out[key] = TraitStats(prev.key, prev.kind, prev.profiles + int(n), prev.examples)
+                continue
+            if kind == "string":
+                ex: list[Any] = list(strs or [])
+            elif kind == "number":
+                ex = [_plain(v) for v in nums or []]
+            elif kind == "bool":
+                ex = list(bools or [])
+            else:
+                ex = []
+                kind = "json:" + (str(jtype[0]) if jtype else "NULL")
+            out[str(key)] = TraitStats(str(key), str(kind), int(n), ex)
+        return list(out.values())
+
+    def pages(self, top: int) -> PageStats:
+        """Page calls: how many, and their most common paths and names."""
+        columns = table_columns(self.con, "events")
+        k = int(top)
+
+        def top_of(col: str) -> str:
+            return f"approx_top_k({quote_ident(col)}, {k})" if col in columns else "[]"
+
+        row = self.con.execute(
+            f"SELECT count(*), {top_of('properties.path')}, {top_of('properties.name')}"
+            " FROM events WHERE type = 'page'"
+        ).fetchone()
+        if row is None:
+            return PageStats(0, [], [])
+        return PageStats(
+            int(row[0]), [str(p) for p in row[1] or []], [str(p) for p in row[2] or []]
+        )
+
+    # -- dashboard --------------------------------------------------------------
+    def event_counts_since(self, instants: Sequence[datetime]) -> list[int]:
+        """Stored events with ``timestamp > t`` for each ``t`` (one scan of the
+        timestamp column, which zone maps mostly skip)."""
+        if not instants:
+            return []
+        lo = min(instants)
+        select = ", ".join(
+            f'count(*) FILTER (WHERE "timestamp" > ${i})' for i in range(len(instants))
+        )
+        params = {str(i): t for i, t in enumerate(instants)}
+        row = self.con.execute(
+            f'SELECT {select} FROM events WHERE "timestamp" > $lo', {**params, "lo": lo}
+        ).fetchone()
+        return [int(v) for v in row] if row else [0] * len(instants)
+
+    def received_since(self, since: datetime) -> tuple[int, datetime | None, datetime | None]:
+        """Events received (ingested) after ``since``: how many, the first and the last
+        ``received_at``."""
+        row = self.con.execute(
+            "SELECT count(*), min(received_at), max(received_at) FROM events WHERE received_at > ?",
+            [since],
+        ).fetchone()
+        if row is None:
+            return 0, None, None
+        return int(row[0]), row[1], row[2]
+
+    def daily_names(self, since: datetime) -> list[tuple[str, datetime, int]]:
+        """(event name, UTC day, events) of every track event after ``since``."""
+        rows = self.con.execute(
+            "SELECT n.name, e.day, e.c FROM (SELECT event_code, date_trunc('day', \"timestamp\")"
+            " AS day, count(*) AS c FROM events WHERE event_code IS NOT NULL"
+            ' AND "timestamp" > ? GROUP BY ALL) e JOIN event_names n ON n.code = e.event_code'
+            " ORDER BY 1, 2",
+            [since],
+        ).fetchall()
+        return [(str(n), d, int(c)) for n, d, c in rows]
+
+
+if TYPE_CHECKING:
+    from segflow.store.protocols import OverviewStore
+
+    def _is_an_overview_store(store: DuckDBOverview) -> OverviewStore:
+        return store
