@@ -7,6 +7,8 @@ import { num, pct, dayLabel, toDate } from "./format.js";
 let uPlotModule = null;
 const loadUPlot = () => (uPlotModule ||= import("../../vendor/uPlot.esm.js").then((m) => m.default));
 
+// members are whole numbers: ticks at 1, 2, 5, 10, 20, 50, ...
+const COUNTS = [1, 2, 5].flatMap((m) => [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7].map((p) => m * p)).sort((a, b) => a - b);
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
 /** Size over time (line, left axis) with daily entered / exited bars (right axis). */
@@ -25,7 +27,7 @@ export function SizeChart({ points, label = "Members" }) {
         value: (u, v) => num(v), paths: hasBars ? undefined : uPlot.paths.stepped({ align: 1 }) }];
       const axes = [
         { stroke: css("--muted"), grid: { stroke: css("--grid") }, ticks: { stroke: css("--grid") } },
-        { stroke: css("--muted"), grid: { stroke: css("--grid") }, ticks: { stroke: css("--grid") }, values: (u, vs) => vs.map((v) => num(v)), size: 56 },
+        { stroke: css("--muted"), grid: { stroke: css("--grid") }, ticks: { stroke: css("--grid") }, values: (u, vs) => vs.map((v) => num(v)), size: 56, incrs: COUNTS },
       ];
       if (hasBars) {
         const bars = uPlot.paths.bars({ size: [0.35, 14], gap: 1 });
@@ -34,12 +36,12 @@ export function SizeChart({ points, label = "Members" }) {
           { label: "Entered", stroke: css("--good"), fill: css("--good"), paths: bars, scale: "n", points: { show: false }, value: (u, v) => num(v) },
           { label: "Exited", stroke: css("--bad"), fill: css("--bad"), paths: bars, scale: "n", points: { show: false }, value: (u, v) => num(v == null ? v : -v) },
         );
-        axes.push({ scale: "n", side: 1, stroke: css("--muted"), grid: { show: false }, values: (u, vs) => vs.map((v) => num(Math.abs(v))), size: 48 });
+        axes.push({ scale: "n", side: 1, stroke: css("--muted"), grid: { show: false }, values: (u, vs) => vs.map((v) => num(Math.abs(v))), size: 48, incrs: COUNTS });
       }
       const width = Math.max(box.current.clientWidth, 280);
       plot = new uPlot({
         width, height: 260, series, axes,
-        scales: { x: { time: true }, n: { range: (u, lo, hi) => { const m = Math.max(Math.abs(lo), Math.abs(hi), 1); return [-m, m]; } } },
+        scales: { x: { time: true, range: (u, lo, hi) => (hi - lo < 3600 ? [lo - 3 * 86400, hi + 86400] : [lo, hi]) }, y: { range: (u, lo, hi) => [0, Math.max(hi * 1.1, 1)] }, n: { range: (u, lo, hi) => { const m = Math.max(Math.abs(lo), Math.abs(hi), 1); return [-m, m]; } } },
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
         legend: { live: true },
         cursor: { drag: { x: false, y: false } },
@@ -70,7 +72,7 @@ function heat(v) {
 
 /** Overlap heatmap: rows and columns are segments, cells a ratio in [0, 1]. */
 export function Heatmap({ names, values, counts, caption }) {
-  return html`<div class="heatmap-wrap"><table class="heatmap">
+  return html`<div class="heatmap-wrap" tabindex="0"><table class="heatmap">
     <caption>${caption}</caption>
     <thead><tr><td></td>${names.map((n) => html`<th scope="col"><span>${n}</span></th>`)}</tr></thead>
     <tbody>${names.map((row, i) => html`<tr>
@@ -112,7 +114,7 @@ export function Sankey({ stages, atA, atB, flows, labels = {} }) {
       <text x=${side === "a" ? x - 6 : x + nodeW + 6} y=${n.y + n.h / 2} text-anchor=${side === "a" ? "end" : "start"} dominant-baseline="middle" class="sankey-label">${name(names[i])} (${num(sizes[i])})</text>
     </g>`;
   });
-  return html`<div class="sankey-wrap"><svg viewBox="0 0 ${W} ${H}" class="sankey" role="img" aria-label="Flows between stages; the table below lists them">
+  return html`<div class="sankey-wrap" tabindex="0"><svg viewBox="0 0 ${W} ${H}" class="sankey" role="img" aria-label="Flows between stages; the table below lists them">
     ${bands}${nodes("a", left, atA)}${nodes("b", right, atB)}
   </svg></div>`;
 }

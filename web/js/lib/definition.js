@@ -169,7 +169,7 @@ export function summarize(n, negated = false) {
 
 // ---------------------------------------------------------------- YAML rendering
 
-const PLAIN = /^[A-Za-z_][A-Za-z0-9_ .\-/&]*$/;
+const PLAIN = /^([A-Za-z_][A-Za-z0-9_ .\-/&]*|\d+(\.\d+)?[smhdw])$/;
 const RESERVED = /^(true|false|null|yes|no|on|off|~|y|n)$/i;
 function scalar(v) {
   if (v === null) return "null";

@@ -25,7 +25,8 @@ function Problems({ errors, warnings }) {
 const UNITS = [["m", "minutes"], ["h", "hours"], ["d", "days"], ["w", "weeks"]];
 
 export function DurationInput({ value, onChange, label }) {
-  const m = /^(\d+(?:\.\d+)?)([smhdw])$/.exec(String(value ?? ""));
+  // an emptied number keeps its unit ("h"), so typing a new number keeps hours
+  const m = /^(\d*(?:\.\d+)?)([smhdw])$/.exec(String(value ?? ""));
   const n = m ? m[1] : "", u = m ? m[2] : "d";
   return html`<span class="row" style=${{ gap: ".25rem", flexWrap: "nowrap" }}>
     <input type="number" min="1" step="1" aria-label=${`${label}: number`} value=${n} onInput=${(e) => onChange(`${e.target.value}${u}`)} />

@@ -76,9 +76,12 @@ function Editor({ cat, initial, editing, version }) {
     const d = JSON.parse(debounced);
     if (!d.id) d.id = "draft_preview";
     setPreview((p) => ({ ...p, loading: true }));
-    api("/v1/segments/preview", { method: "POST", body: d })
+    // validate first (always 200, every problem with its path), so a draft that does
+    // not parse yet costs no evaluation and no failed request
+    api("/v1/segments/validate", { method: "POST", body: d })
+      .then((v) => (v.valid ? api("/v1/segments/preview", { method: "POST", body: d }) : Promise.reject(Object.assign(new ApiError(422, "invalid"), { errors: v.errors, warnings: v.warnings }))))
       .then((r) => live && setPreview({ size: r.size, sample: r.sample, warnings: r.warnings || [], errors: [], at: r.at }))
-      .catch((e) => live && setPreview({ errors: e.errors?.length ? e.errors : [{ path: "", message: e.message }], warnings: [] }));
+      .catch((e) => live && setPreview({ errors: e.errors?.length ? e.errors : [{ path: "", message: e.message }], warnings: e.warnings || [] }));
     return () => { live = false; };
   }, [debounced]);
   const problems = { errors: preview.errors || [], warnings: preview.warnings || [] };
@@ -239,7 +242,7 @@ function Versions({ id, current, version }) {
   };
   return html`<${Card} title="Versions" id="versions">
     <${Async} state=${state}>${(d) => html`
-      <div class="table-wrap"><table><thead><tr><th scope="col">Version</th><th scope="col">Saved</th><th scope="col"></th></tr></thead>
+      <div class="table-wrap" tabindex="0"><table><thead><tr><th scope="col">Version</th><th scope="col">Saved</th><th scope="col"></th></tr></thead>
       <tbody>${d.versions.map((v) => html`<tr>
         <td>v${v.version}${v.version === version ? html` <span class="pill good">current</span>` : null}</td>
         <td title=${dateTime(v.saved_at)}>${ago(v.saved_at)}</td>

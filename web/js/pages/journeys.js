@@ -63,15 +63,15 @@ function Flows({ stages, days, names }) {
       ${d.flows.length ? html`<${Sankey} stages=${d.stages} atA=${d.at_a} atB=${d.at_b} flows=${d.flows} labels=${names} />` : html`<${Empty}>Nobody moved.</${Empty}>`}
     </${Card}>
     <${Card} title="Transition table" id="transition-table">
-      <div class="table-wrap"><table><caption class="sr-only">Profiles by place at the start (rows) and at the end (columns)</caption>
+      <div class="table-wrap" tabindex="0"><table><caption class="sr-only">Profiles by place at the start (rows) and at the end (columns)</caption>
         <thead><tr><th scope="col">From ↓ / to →</th>${places.map((p) => html`<th scope="col" class="num">${label(p)}</th>`)}</tr></thead>
         <tbody>${places.map((p, i) => html`<tr><th scope="row">${label(p)}</th>${d.counts[i].map((c, j) => html`<td class="num">${num(c)}${d.row_share[i][j] !== null && c ? html` <span class="muted small">${pct(d.row_share[i][j], 0)}</span>` : null}</td>`)}</tr>`)}</tbody>
       </table></div>
     </${Card}>
     ${d.time_to_enter?.length ? html`<${Card} title="Time from one stage to the next" id="time-to-enter">
-      <table><thead><tr><th scope="col">From → to</th><th scope="col" class="num">Customers</th><th scope="col" class="num">Median</th><th scope="col" class="num">Middle half</th></tr></thead>
+      <div class="table-wrap" tabindex="0"><table><thead><tr><th scope="col">From → to</th><th scope="col" class="num">Customers</th><th scope="col" class="num">Median</th><th scope="col" class="num">Middle half</th></tr></thead>
       <tbody>${d.time_to_enter.map((t) => html`<tr><td>${label(t.source)} → ${label(t.target)}</td><td class="num">${num(t.pairs)}</td>
-        <td class="num">${duration(t.median / 1000)}</td><td class="num">${t.percentiles ? `${duration(t.percentiles.p25 / 1000)} – ${duration(t.percentiles.p75 / 1000)}` : "–"}</td></tr>`)}</tbody></table>
+        <td class="num">${duration(t.median / 1000)}</td><td class="num">${t.percentiles ? `${duration(t.percentiles.p25 / 1000)} – ${duration(t.percentiles.p75 / 1000)}` : "–"}</td></tr>`)}</tbody></table></div>
     </${Card}>` : null}`;
   }}</${Async}>`;
 }

@@ -66,7 +66,7 @@ function KV({ obj, id }) {
 
 function Orders({ orders }) {
   if (!orders.length) return html`<${Empty}>No orders yet.</${Empty}>`;
-  return html`<div class="table-wrap"><table id="orders"><thead><tr><th scope="col">Date</th><th scope="col">Order</th><th scope="col">Products</th><th scope="col" class="num">Revenue</th></tr></thead>
+  return html`<div class="table-wrap" tabindex="0"><table id="orders"><thead><tr><th scope="col">Date</th><th scope="col">Order</th><th scope="col">Products</th><th scope="col" class="num">Revenue</th></tr></thead>
     <tbody>${orders.map((o) => {
       const p = o.properties || {};
       const products = o.products || p.products || [];
@@ -122,7 +122,8 @@ function featureText(f) {
   if (f.kind === "trait") return `trait ${f.trait}`;
   const measure = f.measure && f.measure !== "count" ? `${f.measure}${f.of ? ` of ${String(f.of).replace(/^properties\./, "")}` : ""} of ` : "count of ";
   const win = f.within ? ` in the last ${durationText(f.within)}` : "";
-  return `${measure}${f.event || f.kind}${win}`;
+  const where = (f.where || []).map((p) => ` where ${String(p.property).replace(/^properties\./, "")} ${compText(p)}`).join(" and");
+  return `${measure}${f.event || (f.page !== undefined ? "page calls" : f.kind)}${where}${win}`;
 }
 
 /** The explain tree: each node's truth, with the value the profile has. */
@@ -143,7 +144,7 @@ export function ExplainNode({ n }) {
 function Why({ segment, id }) {
   const state = useAsync(() => api(`/v1/segments/${enc(segment)}/explain${qs({ profile_id: id })}`), [segment, id]);
   return html`<div class="explain" id="explain"><${Async} state=${state}>${(r) => html`
-    <p><strong>${r.member ? "Member" : "Not a member"}</strong> of ${segment} <span class="muted small">as of ${dateTime(r.at)}</span></p>
+    <p class="verdict"><strong>${r.member ? "Member" : "Not a member"}</strong> of ${segment} <span class="muted small">as of ${dateTime(r.at)}</span></p>
     <${ExplainNode} n=${r.condition} />`}</${Async}></div>`;
 }
 

@@ -15,7 +15,7 @@ export default function Profiles({ params }) {
         <label for="profile-search">Search customers</label>
         <div class="row"><input id="profile-search" class="search" type="search" placeholder="email, name or id" value=${q} onInput=${(e) => setQ(e.target.value)} autofocus /></div>
       </form>
-      <${Async} state=${state}>${(d) => d.profiles.length ? html`<div class="table-wrap"><table id="profiles">
+      <${Async} state=${state}>${(d) => d.profiles.length ? html`<div class="table-wrap" tabindex="0"><table id="profiles">
         <thead><tr><th scope="col">Customer</th><th scope="col">Email</th><th scope="col">Last seen</th></tr></thead>
         <tbody>${d.profiles.map((p) => html`<tr>
           <td><a href=${profileHref(p.profile_id)}>${p.name || p.profile_id}</a>${p.name ? html`<div class="small muted mono">${p.profile_id}</div>` : null}</td>

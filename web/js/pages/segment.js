@@ -13,7 +13,10 @@ async function loadHistory(id) {
   const daily = await optional(`/v1/segments/${enc(id)}/daily?days=90`, { route: "/v1/segments/{}/daily" });
   if (daily) return daily.points;
   const sizes = await api(`/v1/segments/${enc(id)}/sizes`);
-  return sizes.points.map((p) => ({ at: p.at, size: p.size }));
+  const points = sizes.points.map((p) => ({ at: p.at, size: p.size }));
+  // a size holds until the next change: draw the last one up to now
+  if (points.length) points.push({ at: new Date().toISOString(), size: points[points.length - 1].size });
+  return points;
 }
 
 const METRICS = [
@@ -44,7 +47,7 @@ function Metrics({ id }) {
     <${Async} state=${state}>${(d) => {
       const s = d.segments[0];
       return html`<p class="small muted">Index: 100 = like everyone; 200 = twice as high. ${num(s.buyers)} buyers, ${num(s.orders)} orders, ${money(s.revenue)} revenue in the period.</p>
-      <div class="table-wrap"><table><thead><tr><th scope="col">Metric</th><th scope="col" class="num">Segment</th><th scope="col" class="num">Everyone</th><th scope="col">Index</th></tr></thead>
+      <div class="table-wrap" tabindex="0"><table><thead><tr><th scope="col">Metric</th><th scope="col" class="num">Segment</th><th scope="col" class="num">Everyone</th><th scope="col">Index</th></tr></thead>
       <tbody>${METRICS.filter(([k]) => s[k]).map(([k, label, f]) => html`<tr><td>${label}</td><td class="num">${f(s[k].value)}</td><td class="num">${f(s[k].base)}</td><td><${IndexBar} index=${s[k].index} /></td></tr>`)}</tbody></table></div>`;
     }}</${Async}>
   </${Card}>`;
@@ -59,10 +62,10 @@ function Overlap({ id }) {
       if (i < 0) return html`<${Empty}>Not evaluated yet.</${Empty}>`;
       const rows = d.segments.map((s, j) => ({ s, share: d.row_share[i][j], n: d.intersections[i][j] }))
         .filter((r) => r.s !== id && r.n > 0).sort((a, b) => b.share - a.share).slice(0, 8);
-      return rows.length ? html`<p class="small muted">Share of this segment's members who are also in…</p><table><tbody>${rows.map((r) => html`<tr>
+      return rows.length ? html`<p class="small muted">Share of this segment's members who are also in…</p><div class="table-wrap" tabindex="0"><table><tbody>${rows.map((r) => html`<tr>
         <td><a href=${segHref(r.s)}>${r.s}</a></td>
         <td style=${{ width: "40%" }}><div class="bar" aria-hidden="true"><span style=${{ width: (r.share * 100).toFixed(1) + "%" }}></span></div></td>
-        <td class="num">${pct(r.share)}</td><td class="num small muted">${num(r.n)}</td></tr>`)}</tbody></table>`
+        <td class="num">${pct(r.share)}</td><td class="num small muted hide-phone">${num(r.n)}</td></tr>`)}</tbody></table></div>`
         : html`<${Empty}>No member is in another segment.</${Empty}>`;
     }}</${Async}>
   </${Card}>`;
@@ -94,7 +97,7 @@ function Members({ id, version }) {
       <input id="member-search" type="search" placeholder="Search name, email, id" value=${q} onInput=${(e) => setQ(e.target.value)} />
       <button class="btn" id="export-csv" onClick=${exportCsv} disabled=${busy}>${busy ? "Exporting…" : "Export CSV"}</button>`}>
     <${Async} state=${state}>${(d) => html`
-      ${d.rows ? html`<div class="table-wrap"><table id="members">
+      ${d.rows ? html`<div class="table-wrap" tabindex="0"><table id="members">
         <thead><tr><th scope="col">Name</th><th scope="col">Email</th><th scope="col" class="num">LTV</th><th scope="col">Member since</th><th scope="col">Last order</th></tr></thead>
         <tbody>${d.rows.length ? d.rows.map((r) => html`<tr data-profile=${r.profile_id}>
           <td><a href=${profileHref(r.profile_id)}>${r.name || r.profile_id}</a>${r.held_out ? html` <span class="pill warn">holdout</span>` : null}</td>

@@ -77,7 +77,7 @@ function SegmentTable({ rows, q, setQ, tag, setTag, sort, setSort }) {
       ${folders.map((f) => html`<${Tag} active=${tag === f} onClick=${() => setTag(tag === f ? "" : f)}>📁 ${f}</${Tag}>`)}
       ${tags.map((t) => html`<${Tag} active=${tag === t} onClick=${() => setTag(tag === t ? "" : t)}>${t}</${Tag}>`)}
     </div>
-    <div class="table-wrap"><table id="segments">
+    <div class="table-wrap" tabindex="0"><table id="segments">
       <thead><tr>${COLUMNS.slice(0, 3).map(([k, l]) => header(k, l))}<th scope="col" class="hide-phone">Last 30 days</th>${COLUMNS.slice(3).map(([k, l]) => header(k, l))}</tr></thead>
       <tbody>${shown.length ? shown.map((r) => html`<tr data-segment=${r.id} key=${r.id}>
         <td><a href=${segHref(r.id)}><strong>${r.name || r.id}</strong></a>

@@ -21,7 +21,7 @@ function Keys() {
   };
   return html`<${Card} title="API keys" id="keys">
     <p class="small muted">Write keys send events (Segment's libraries use them as the basic-auth user); admin keys read and manage everything.</p>
-    <${Async} state=${state}>${(keys) => html`<div class="table-wrap"><table><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Created</th><th scope="col">Status</th><th scope="col"></th></tr></thead>
+    <${Async} state=${state}>${(keys) => html`<div class="table-wrap" tabindex="0"><table><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Created</th><th scope="col">Status</th><th scope="col"></th></tr></thead>
       <tbody>${keys.map((k) => html`<tr><td>${k.name || html`<span class="muted">${k.id}</span>`}</td><td><span class="pill">${k.kind}</span></td><td>${dateTime(k.created_at)}</td>
         <td>${k.revoked_at ? html`<span class="pill bad">revoked ${ago(k.revoked_at)}</span>` : html`<span class="pill good">active</span>`}</td>
         <td class="right">${k.revoked_at ? null : html`<button class="btn small danger" onClick=${() => revoke(k)}>Revoke</button>`}</td></tr>`)}</tbody></table></div>`}</${Async}>
@@ -54,7 +54,7 @@ function Webhooks() {
     <${Async} state=${state}>${([hooks, segs, dels]) => {
       const stats = {};
       for (const d of dels.deliveries) { const s = (stats[d.webhook_id] ||= { pending: 0, delivered: 0, dead: 0, last: null }); s[d.status]++; if (d.last_error) s.last = d.last_error; }
-      return html`${hooks.webhooks.length ? html`<div class="table-wrap"><table><thead><tr><th scope="col">Segment</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">Deliveries</th><th scope="col"></th></tr></thead>
+      return html`${hooks.webhooks.length ? html`<div class="table-wrap" tabindex="0"><table><thead><tr><th scope="col">Segment</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">Deliveries</th><th scope="col"></th></tr></thead>
         <tbody>${hooks.webhooks.map((w) => { const s = stats[w.id] || { pending: 0, delivered: 0, dead: 0 }; return html`<tr>
           <td><a href=${segHref(w.segment_id)}>${w.segment_id}</a></td><td class="mono small">${w.url}</td><td>${w.events.join(", ")}</td>
           <td><span class="pill good">${num(s.delivered)} delivered</span> <span class="pill">${num(s.pending)} pending</span> ${s.dead ? html`<span class="pill bad">${num(s.dead)} dead</span>` : null}
@@ -84,7 +84,7 @@ function DeadLetters() {
     try { const r = await api("/v1/webhooks/deliveries/replay", { method: "POST", body: ids ? { ids } : {} }); toast(`${num(r.replayed)} deliveries queued again`); state.reload(); } catch (x) { setError(x); }
   };
   return html`<${Card} title="Dead letters" id="dead-letters" actions=${state.data?.deliveries.length ? html`<button class="btn" onClick=${() => replay(null)}>Replay all</button>` : null}>
-    <${Async} state=${state}>${(d) => d.deliveries.length ? html`<div class="table-wrap"><table><thead><tr><th scope="col">Change</th><th scope="col">Webhook</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col"></th></tr></thead>
+    <${Async} state=${state}>${(d) => d.deliveries.length ? html`<div class="table-wrap" tabindex="0"><table><thead><tr><th scope="col">Change</th><th scope="col">Webhook</th><th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col"></th></tr></thead>
       <tbody>${d.deliveries.map((x) => html`<tr><td>${x.body.type} <span class="mono small">${x.body.profile_id}</span></td><td class="mono small">${x.webhook_id}</td><td class="num">${num(x.attempts)}</td>
         <td class="small">${x.last_error || "–"}</td><td class="right"><button class="btn small" onClick=${() => replay([x.id])}>Replay</button></td></tr>`)}</tbody></table></div>`
       : html`<p class="muted">No failed deliveries. ✓</p>`}</${Async}>
