@@ -210,7 +210,15 @@ class SegmentDefinition(_Strict):
     name: str | None = None
     description: str | None = None
     purpose: str | None = None
-    tags: list[str] | None = None
+    tags: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=50)]
+        | None
+    ) = Field(None, description="labels (metadata only); stored trimmed, deduplicated, sorted")
+    folder: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None,
+        description="where the segment sits in the UI's tree, '/'-separated "
+        "(e.g. Lifecycle/Retention; metadata only)",
+    )
     mode: Literal["realtime", "scheduled", "static"] | None = None
     schedule: str | None = Field(None, description="cron expression (scheduled segments)")
     snapshot_at: Instant | None = None
