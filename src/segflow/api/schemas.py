@@ -567,3 +567,31 @@ class Catalogue(BaseModel):
     computed: list[CatalogueComputed]
     segments: list[SegmentRef]
     pages: CataloguePages
+
+
+class DayPoint(BaseModel):
+    at: str = Field(description="the UTC day's start")
+    size: int | None = Field(
+        description="size at the day's end (today: now); null before the segment's "
+        "history starts (no change logged and no batch evaluation by then)"
+    )
+
+
+class SegmentSummary(BaseModel):
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    folder: str | None
+    mode: Literal["realtime", "scheduled", "static"]
+    version: int
+    updated_at: str | None = Field(description="when the current version was saved")
+    size: int | None = Field(description="members now (null: never evaluated)")
+    share: float | None = Field(description="size / profiles")
+    change_7d: int | None = Field(description="size now minus size at the end of 7 days ago")
+    change_30d: int | None = Field(description="size now minus size at the end of 30 days ago")
+    series: list[DayPoint] = Field(description="31 daily points, oldest first; the last is now")
+
+
+class SegmentSummaries(BaseModel):
+    segments: list[SegmentSummary]

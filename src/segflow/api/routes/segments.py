@@ -34,12 +34,14 @@ from segflow.api.schemas import (
     SaveResult,
     SegmentList,
     SegmentOut,
+    SegmentSummaries,
     SizeHistory,
     ValidateResult,
 )
 from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
 from segflow.service import estimate as estimate_service
+from segflow.service import overview
 from segflow.service import segments as segment_service
 from segflow.service.handle import Segflow
 from segflow.service.live import PreparedSave
@@ -343,6 +345,19 @@ async def estimate_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> An
     return await _on_draft(
         request, ctx, at, lambda app, seg, when: estimate_service.estimate(app, seg, when).to_dict()
     )
+
+
+@router.get("/summary", response_model=SegmentSummaries)
+async def segment_summaries(ctx: Ctx) -> Any:
+    """Every segment as a list shows it: name, description, tags, folder, mode,
+    version and when it was saved, size and share of the profiles now, change over 7
+    and 30 days, and its size at the end of each of the last 31 UTC days (from the
+    change log, else batch evaluations)."""
+
+    def run() -> dict[str, Any]:
+        return {"segments": overview.segment_summaries(ctx.app, ctx.live, ctx.clock.now())}
+
+    return await ctx.run(run)
 
 
 @router.get("/{segment_id}", response_model=SegmentOut, response_model_exclude_none=True)

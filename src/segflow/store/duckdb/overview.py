@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import duckdb
 
 from segflow.store.duckdb.catalog import table_columns
+from segflow.store.duckdb.changes import CHANGES_DDL
 from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.protocols import FieldStats, NameStats, PageStats, TraitStats
 
@@ -150,6 +151,24 @@ class DuckDBOverview:
         return PageStats(
             int(row[0]), [str(p) for p in row[1] or []], [str(p) for p in row[2] or []]
         )
+
+    # -- segments ---------------------------------------------------------------
+    def saved_at(self) -> dict[str, datetime]:
+        """When each segment's newest version was saved."""
+        rows = self.con.execute(
+            "SELECT segment_id, arg_max(saved_at, version) FROM segment_definitions"
+            " GROUP BY segment_id"
+        ).fetchall()
+        return {str(s): t for s, t in rows}
+
+    def first_changes(self) -> dict[str, datetime]:
+        """Each segment's first change in the log: from then on the log's running sum
+        is its size."""
+        self.con.execute(CHANGES_DDL)
+        rows = self.con.execute(
+            'SELECT segment_id, min("at") FROM membership_changes GROUP BY segment_id'
+        ).fetchall()
+        return {str(s): t for s, t in rows}
 
     # -- dashboard --------------------------------------------------------------
     def event_counts_since(self, instants: Sequence[datetime]) -> list[int]:
