@@ -348,11 +348,26 @@ class EstimateResult(BaseModel):
     warnings: list[WarningItem] = []
 
 
+class MemberRow(BaseModel):
+    """A member as a member table shows it."""
+
+    profile_id: str
+    name: str | None = Field(description="the name trait, else first and last name")
+    email: str | None
+    ltv: float | None = Field(description="the ltv computed trait (the store's currency)")
+    orders: int
+    since: str | None = Field(description="when it last entered (null: not in the change log)")
+    last_order_at: str | None
+    held_out: bool = Field(description="in the segment's holdout (left out of activation)")
+
+
 class MembersPage(BaseModel):
     members: list[str]
-    size: int
+    size: int = Field(description="members in all (before q)")
     next_cursor: str | None = None
     at: str | None = Field(None, description="the instant evaluated (absent: live members)")
+    matches: int | None = Field(None, description="members matching q (only with q)")
+    rows: list[MemberRow] | None = Field(None, description="one per member (columns=true)")
 
 
 class ChangeOut(BaseModel):

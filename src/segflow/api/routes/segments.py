@@ -415,14 +415,34 @@ async def segment_members(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     at: AtQuery = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="only members whose id, identity, name or email contains this "
+            "(case-insensitive; send it again with the cursor)",
+        ),
+    ] = None,
+    columns: Annotated[
+        bool,
+        Query(description="add rows: name, email, ltv, orders, since, last order, held out"),
+    ] = False,
 ) -> Any:
-    """Members in profile id order, a page at a time (the cursor keeps the instant)."""
+    """Members in profile id order, a page at a time (the cursor keeps the instant);
+    ``q`` searches them, ``columns=true`` adds a table row per member."""
     when = parse_at(at)
 
     def run() -> dict[str, Any]:
         _get(ctx, segment_id)
         return segment_service.members_page(
-            ctx.app, ctx.live, segment_id, limit=limit, cursor=cursor, at=when
+            ctx.app,
+            ctx.live,
+            segment_id,
+            limit=limit,
+            cursor=cursor,
+            at=when,
+            q=q.strip() if q else None,
+            columns=columns,
         )
 
     try:
@@ -445,16 +465,25 @@ async def export_segment(
         bool,
         Query(description="list the segment's holdout too, marked in a held_out column"),
     ] = False,
+    flat: Annotated[
+        bool,
+        Query(
+            description="put name, email, ltv, orders, since, last_order_at after the "
+            "profile id, before the traits"
+        ),
+    ] = False,
 ) -> StreamingResponse:
     """Members with their current traits as CSV or Parquet, streamed; members in the
-    segment's holdout are left out unless ``include_held_out``."""
+    segment's holdout are left out unless ``include_held_out``; ``flat=true`` adds the
+    columns a spreadsheet user expects first."""
     when = parse_at(at)
 
     def run() -> tuple[Path, int]:
         _get(ctx, segment_id)
         return segment_service.export_file(
-            ctx.app, ctx.live, segment_id, format, when, include_held_out=include_held_out
-        )
+            ctx.app, ctx.live, segment_id, format, when, include_held_out=include_held_out,
+            flat=flat,
+        )  # fmt: skip
 
     path, size = await ctx.run(run)
 

@@ -7,16 +7,17 @@ rows; every statement is here, with values bound as parameters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from segflow.store.duckdb.catalog import has_table
 from segflow.store.duckdb.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
-from segflow.store.duckdb.sql import quote_ident
+from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.duckdb.store import message_of_row
 
 ERASED_TABLES: Final = (
@@ -31,6 +32,37 @@ ERASED_TABLES: Final = (
     "webhook_deliveries",
 )
 """Tables that can hold an erased profile's rows: rewritten after an erasure."""
+
+NAME_KEYS: Final = {
+    "name": ("name", "full_name", "fullName"),
+    "first": ("first_name", "firstName"),
+    "last": ("last_name", "lastName"),
+}
+"""Trait keys a person's name is read from (Segment's spec: ``name``, ``firstName``,
+``lastName``; their snake_case spellings too)."""
+_NAME_KEYS: Final = [k for keys in NAME_KEYS.values() for k in keys]
+
+
+def _first_of(keys: Sequence[str]) -> str:
+    return (
+        "coalesce(" + ", ".join(f"max(v) FILTER (WHERE key = {quote_str(k)})" for k in keys) + ")"
+    )
+
+
+_CARDS: Final = f"""
+    SELECT profile_id,
+           coalesce({_first_of(NAME_KEYS["name"])},
+                    nullif(concat_ws(' ', {_first_of(NAME_KEYS["first"])},
+                                          {_first_of(NAME_KEYS["last"])}), '')) AS name,
+           max(v) FILTER (WHERE key = 'email') AS email
+    FROM (SELECT profile_id, key, arg_max(str, ("timestamp", message_id)) AS v FROM traits
+          WHERE valid_to IS NULL AND kind = 'string' /*ids*/
+            AND key IN ({", ".join(quote_str(k) for k in [*_NAME_KEYS, "email"])})
+          GROUP BY ALL)
+    GROUP BY profile_id"""
+"""Each profile's name (``name``, else first and last name) and email, from the
+current trait writes (``valid_to IS NULL``); ``/*ids*/`` is where a caller narrows the
+profiles read."""
 
 TraitWrite = tuple[str, datetime, str, Any]
 """(key, timestamp, message_id, value) of one stored trait write."""
@@ -80,6 +112,56 @@ class DuckDBProfileStore:
         params.append(limit)
         rows = self.con.execute(sql + " ORDER BY profile_id LIMIT ?", params).fetchall()
         return [(str(p), t) for p, t in rows]
+
+    def cards(self, profile_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Profile id -> (name, email) from the current traits, for the profiles given
+        that have either (one grouped read of a few trait keys)."""
+        if not profile_ids:
+            return {}
+        self.con.register(
+            "_sf_card_ids", pa.table({"profile_id": pa.array(profile_ids, pa.string())})
+        )
+        try:
+            narrowed = "AND profile_id IN (SELECT profile_id FROM _sf_card_ids)"
+            rows = self.con.execute(_CARDS.replace("/*ids*/", narrowed)).fetchall()
+        finally:
+            self.con.unregister("_sf_card_ids")
+        return {str(p): (n, e) for p, n, e in rows}
+
+    def search(
+        self,
+        text: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        within: Sequence[str] | None = None,
+    ) -> list[tuple[str, str | None, str | None, datetime]]:
+        """(profile id, name, email, last seen) of up to ``limit`` profiles in id order
+        (after ``after``; among ``within`` when given) whose id, any identity (user or
+        anonymous id), name or email contains ``text`` (case-insensitive)."""
+        narrowed = outer = ""
+        if within is not None:
+            ids = pa.table({"profile_id": pa.array(within, pa.string())})
+            self.con.register("_sf_search_ids", ids)
+            narrowed = "AND profile_id IN (SELECT profile_id FROM _sf_search_ids)"
+            outer = "AND p.profile_id IN (SELECT profile_id FROM _sf_search_ids)"
+        try:
+            rows = self.con.execute(
+                f"""WITH c AS ({_CARDS.replace("/*ids*/", narrowed)})
+                    SELECT p.profile_id, c.name, c.email, p.last_seen
+                    FROM profiles p LEFT JOIN c USING (profile_id)
+                    WHERE ($after IS NULL OR p.profile_id > $after) {outer}
+                      AND (contains(lower(p.profile_id), $q) OR contains(lower(c.name), $q)
+                           OR contains(lower(c.email), $q)
+                           OR p.profile_id IN (SELECT profile_id FROM identities
+                                               WHERE contains(lower(value), $q)))
+                    ORDER BY p.profile_id LIMIT $limit""",
+                {"q": text.lower(), "after": after, "limit": limit},
+            ).fetchall()
+        finally:
+            if within is not None:
+                self.con.unregister("_sf_search_ids")
+        return [(str(p), n, e, t) for p, n, e, t in rows]
 
     def seen(self, profile_id: str) -> tuple[datetime, datetime] | None:
         """(first seen, last seen) of a profile."""
