@@ -421,14 +421,25 @@ class ProfileView(BaseModel):
     """The customer view (values as stored: traits are free-form)."""
 
     profile_id: str
+    name: str | None = Field(None, description="the name trait, else first and last name")
+    email: str | None = None
     first_seen: str | None
     last_seen: str | None
     identities: list[Identity]
     traits: dict[str, Any]
     computed_traits: dict[str, Any]
-    orders: list[dict[str, Any]]
-    cart: list[dict[str, Any]]
-    wishlist: list[Any]
+    orders: list[dict[str, Any]] = Field(
+        description="newest first, each with products: [{product_id, name, price, quantity, "
+        "category}] (its products list, else the cart it closed)"
+    )
+    cart: list[dict[str, Any]] = Field(
+        description="open cart lines: product_id, quantity, added_at, and the name, price "
+        "and category of the latest product event that carried them"
+    )
+    wishlist: list[Any] = Field(description="product ids")
+    wishlist_items: list[dict[str, Any]] = Field(
+        [], description="the wishlist's products with name, price and category"
+    )
     recent_events: list[dict[str, Any]]
     segments: dict[str, str | None] = Field(description="segment id -> member since")
 
@@ -610,3 +621,18 @@ class SegmentSummary(BaseModel):
 
 class SegmentSummaries(BaseModel):
     segments: list[SegmentSummary]
+
+
+class TimelineEvent(BaseModel):
+    at: str
+    type: str = Field(description="track, page, screen, identify, alias or group")
+    event: str | None = Field(description="the track event's name")
+    properties: dict[str, Any]
+    message_id: str
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+
+
+class Timeline(BaseModel):
+    events: list[TimelineEvent] = Field(description="newest first")
+    next_before: str | None = Field(description="pass as before for the next page")

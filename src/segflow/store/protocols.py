@@ -207,6 +207,18 @@ class ProfileStore(Protocol):
 
     def cart_events(self, profile_id: str) -> list[dict[str, Any]]: ...
 
+    def timeline(
+        self,
+        profile_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str | None] | None = None,
+        types: Sequence[str] = (),
+        names: Sequence[str] = (),
+    ) -> list[dict[str, Any]]: ...
+
+    def products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
     def evaluated_segments(self, profile_id: str) -> list[str]: ...
 
     def trait_writes(self, profile_id: str) -> list[tuple[str, datetime, str, Any]]: ...

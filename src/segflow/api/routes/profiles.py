@@ -11,14 +11,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import ORJSONResponse
 
 from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, parse_at
 from segflow.api.http import ApiError
-from segflow.api.schemas import DeleteResult, ErrorResponse, ProfileSegments, ProfileView
+from segflow.api.schemas import (
+    DeleteResult,
+    ErrorResponse,
+    ProfileSegments,
+    ProfileView,
+    Timeline,
+)
 from segflow.model.time import format_instant
 from segflow.service import profiles
 
@@ -138,6 +144,42 @@ async def get_profile(profile_id: str, ctx: Ctx, at: str | None = None) -> dict[
     def run() -> dict[str, Any]:
         pid = _resolved(ctx, profile_id)
         return profiles.profile_view(ctx.app, ctx.live, pid, when or ctx.clock.now())
+
+    return await ctx.run(run)
+
+
+@router.get("/{profile_id}/events", response_model=Timeline)
+async def profile_events(
+    profile_id: str,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    before: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="next_before of the previous page, or an ISO 8601 instant",
+        ),
+    ] = None,
+    type: Annotated[
+        list[Literal["track", "page", "screen", "identify", "alias", "group"]] | None,
+        Query(description="only these message types (repeat the parameter)"),
+    ] = None,
+    event: Annotated[
+        list[str] | None, Query(description="only these event names (repeat the parameter)")
+    ] = None,
+) -> Any:
+    """The profile's click-stream, newest first, a page at a time."""
+
+    def run() -> dict[str, Any]:
+        pid = _resolved(ctx, profile_id)
+        try:
+            return profiles.timeline(
+                ctx.app, pid, limit=limit, before=before, types=type or (), names=event or ()
+            )
+        except ValueError as e:
+            raise ApiError(
+                422, f"invalid request: before: {e}", [{"path": "before", "message": str(e)}]
+            ) from None
 
     return await ctx.run(run)
 

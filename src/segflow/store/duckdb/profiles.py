@@ -15,7 +15,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from segflow.store.duckdb.catalog import has_table
+from segflow.store.duckdb.catalog import has_table, table_columns
 from segflow.store.duckdb.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
 from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.duckdb.store import message_of_row
@@ -182,6 +182,66 @@ class DuckDBProfileStore:
         sql += ' ORDER BY "timestamp" DESC, message_id DESC LIMIT ?'
         params.append(limit)
         return self._rebuilt(sql, params)
+
+    def timeline(
+        self,
+        profile_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str | None] | None = None,
+        types: Sequence[str] = (),
+        names: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """A profile's events newest first, message-shaped: those of ``types`` / event
+        ``names`` when given, before ``before`` ((timestamp, message id): strictly
+        earlier in (timestamp, message id) order; a None message id: every event
+        earlier than the timestamp)."""
+        sql = "SELECT * FROM events WHERE profile_id = $p"
+        params: dict[str, Any] = {"p": profile_id, "limit": limit}
+        if types:
+            sql += " AND list_contains($types, type)"
+            params["types"] = list(types)
+        if names:
+            sql += " AND list_contains($names, event)"
+            params["names"] = list(names)
+        if before is not None:
+            ts, mid = before
+            params["ts"] = ts
+            if mid is None:
+                sql += ' AND "timestamp" < $ts'
+            else:
+                sql += ' AND ("timestamp" < $ts OR ("timestamp" = $ts AND message_id < $mid))'
+                params["mid"] = mid
+        sql += ' ORDER BY "timestamp" DESC, message_id DESC LIMIT $limit'
+        cur = self.con.execute(sql, params)
+        cols = [d[0] for d in cur.description or ()]
+        return [message_of_row(cols, row) for row in cur.fetchall()]
+
+    def products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Product id -> its ``name``, ``price`` and ``category`` as the latest event
+        naming the product that carried each one had them (one scan of the product id
+        column)."""
+        columns = table_columns(self.con, "events")
+        pid = "properties.product_id"
+        if not product_ids or pid not in columns:
+            return {}
+        fields = [f for f in ("name", "price", "category") if f"properties.{f}" in columns]
+        if not fields:
+            return {str(p): {} for p in product_ids}
+        picks = ", ".join(
+            f'arg_max({quote_ident("properties." + f)}, "timestamp")'
+            f" FILTER (WHERE {quote_ident('properties.' + f)} IS NOT NULL)"
+            for f in fields
+        )
+        rows = self.con.execute(
+            f"SELECT CAST({quote_ident(pid)} AS VARCHAR), {picks} FROM events"
+            f" WHERE CAST({quote_ident(pid)} AS VARCHAR) IN (SELECT unnest($ids)) GROUP BY 1",
+            {"ids": [str(p) for p in product_ids]},
+        ).fetchall()
+        return {
+            str(r[0]): {f: v for f, v in zip(fields, r[1:], strict=True) if v is not None}
+            for r in rows
+        }
 
     def cart_events(self, profile_id: str) -> list[dict[str, Any]]:
         """Product Added/Removed events since the profile's last order, oldest first."""
