@@ -107,3 +107,24 @@ def test_timeline_bad_input(server: Server) -> None:
     assert r.status_code == 422
     r = server.client.get("/v1/profiles/ada/events", params={"limit": 0})
     assert r.status_code == 422
+
+
+def test_profile_search(server: Server) -> None:
+    _shop(server)
+    r = server.client.get("/v1/profiles", params={"q": "BYRON"})
+    assert r.status_code == 200, r.text
+    assert r.json()["profiles"] == [
+        {"profile_id": "ada", "name": "Ada Byron", "email": "ada@example.com",
+         "last_seen": "2026-11-09T10:00:00.000000Z"}
+    ]  # fmt: skip
+    assert [p["profile_id"] for p in server.client.get(
+        "/v1/profiles", params={"q": "example.com"}).json()["profiles"]] == ["ada"]  # fmt: skip
+    both = server.client.get("/v1/profiles", params={"q": "b", "limit": 1}).json()
+    assert [p["profile_id"] for p in both["profiles"]] == ["ada"]  # Byron
+    assert both["next_cursor"] == "ada"
+    rest = server.client.get("/v1/profiles", params={"q": "b", "after": "ada"}).json()
+    assert [p["profile_id"] for p in rest["profiles"]] == ["bob"] and rest["next_cursor"] is None
+    listing = server.client.get("/v1/profiles").json()["profiles"]
+    assert listing[0]["name"] == "Ada Byron" and listing[1]["name"] is None
+    assert server.client.get("/v1/profiles", params={"q": "zzz"}).json()["profiles"] == []
+    assert server.client.get("/v1/profiles", params={"q": "x" * 201}).status_code == 422

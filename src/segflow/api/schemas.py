@@ -636,3 +636,15 @@ class TimelineEvent(BaseModel):
 class Timeline(BaseModel):
     events: list[TimelineEvent] = Field(description="newest first")
     next_before: str | None = Field(description="pass as before for the next page")
+
+
+class ProfileListItem(BaseModel):
+    profile_id: str
+    name: str | None
+    email: str | None
+    last_seen: str
+
+
+class ProfileList(BaseModel):
+    profiles: list[ProfileListItem]
+    next_cursor: str | None = Field(description="pass as after for the next page")

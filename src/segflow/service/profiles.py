@@ -71,15 +71,26 @@ def resolve(app: Segflow, profile_id: str) -> str | None:
 
 
 def list_profiles(
-    app: Segflow, *, limit: int, after: str | None = None, prefix: str | None = None
+    app: Segflow, *, limit: int, after: str | None = None, q: str | None = None
 ) -> dict[str, Any]:
-    """Profile ids in order, a page at a time (``next_cursor``: pass it as ``after``)."""
-    rows = app.profiles.page(limit=limit + 1, after=after, prefix=prefix)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    """Profiles in id order with name, email and last seen, a page at a time
+    (``next_cursor``: pass it as ``after``); with ``q``, those whose id, an identity,
+    name or email contains it (case-insensitive)."""
+    store = app.profiles
+    if q:
+        found = store.search(q, limit=limit + 1, after=after)
+    else:
+        page = store.page(limit=limit + 1, after=after)
+        cards = store.cards([p for p, _ in page])
+        found = [(p, *cards.get(p, (None, None)), t) for p, t in page]
+    more = len(found) > limit
+    found = found[:limit]
     return {
-        "profiles": [{"profile_id": p, "last_seen": format_instant(t)} for p, t in rows],
-        "next_cursor": rows[-1][0] if more and rows else None,
+        "profiles": [
+            {"profile_id": p, "name": n, "email": e, "last_seen": format_instant(t)}
+            for p, n, e, t in found
+        ],
+        "next_cursor": found[-1][0] if more and found else None,
     }
 
 

@@ -21,6 +21,7 @@ from segflow.api.http import ApiError
 from segflow.api.schemas import (
     DeleteResult,
     ErrorResponse,
+    ProfileList,
     ProfileSegments,
     ProfileView,
     Timeline,
@@ -184,16 +185,24 @@ async def profile_events(
     return await ctx.run(run)
 
 
-@router.get("")
+@router.get("", response_model=ProfileList)
 async def list_profiles(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     after: Annotated[str | None, Query(description="cursor: the last profile id read")] = None,
-    q: Annotated[str | None, Query(description="profile ids starting with this")] = None,
-) -> dict[str, Any]:
-    """Profile ids in order, a page at a time."""
-
-    return await ctx.run(profiles.list_profiles, ctx.app, limit=limit, after=after, prefix=q)
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="only profiles whose id, user or anonymous id, name or email "
+            "contains this (case-insensitive)",
+        ),
+    ] = None,
+) -> Any:
+    """Profiles in id order with name, email and last seen, a page at a time; ``q``
+    searches them."""
+    query = q.strip() if q else None
+    return await ctx.run(profiles.list_profiles, ctx.app, limit=limit, after=after, q=query)
 
 
 @router.get("/{profile_id}/export")
