@@ -69,3 +69,38 @@ def test_summary_of_no_segments(shared_server: Server) -> None:
     r = shared_server.client.get("/v1/segments/summary")
     assert r.status_code == 200
     assert r.json() == {"segments": []}
+
+
+def test_daily_points_with_entries_and_exits(server: Server) -> None:
+    create_viewers(server)
+    now = utcnow()
+    with server.ctx.lock:
+        server.ctx.app.changes.append(
+            [
+                LoggedChange("viewers", "old1", True, now - timedelta(days=3), Reason.EVENT, 1),
+                LoggedChange("viewers", "old2", True, now - timedelta(days=3), Reason.EVENT, 1),
+                LoggedChange("viewers", "old1", False, now - timedelta(days=1), Reason.EVENT, 1),
+            ]
+        )
+    post_view(server, "ann", 1)
+    r = server.client.get("/v1/segments/viewers/daily", params={"days": 5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["segment_id"] == "viewers"
+    points = body["points"]
+    assert [p["day"] for p in points] == [
+        (now - timedelta(days=d)).date().isoformat() for d in (4, 3, 2, 1, 0)
+    ]
+    assert [p["entered"] for p in points] == [0, 2, 0, 0, 1]
+    assert [p["exited"] for p in points] == [0, 0, 0, 1, 0]
+    assert [p["size"] for p in points] == [None, 2, 2, 1, 1]  # today: ann, live
+    assert len(server.client.get("/v1/segments/viewers/daily").json()["points"]) == 30
+
+
+def test_daily_bad_input(shared_server: Server) -> None:
+    r = shared_server.client.get("/v1/segments/nope/daily")
+    assert r.status_code == 404 and "unknown segment 'nope'" in r.json()["error"]["message"]
+    for bad in ("0", "367", "week"):  # checked before the segment is looked up
+        r = shared_server.client.get("/v1/segments/any/daily", params={"days": bad})
+        assert r.status_code == 422, bad
+        assert r.json()["error"]["errors"][0]["path"] == "query.days"

@@ -648,3 +648,17 @@ class ProfileListItem(BaseModel):
 class ProfileList(BaseModel):
     profiles: list[ProfileListItem]
     next_cursor: str | None = Field(description="pass as after for the next page")
+
+
+class DailyPoint(BaseModel):
+    day: str = Field(description="the UTC day, YYYY-MM-DD")
+    size: int | None = Field(
+        description="size at the day's end (today: now); null before the segment's history"
+    )
+    entered: int = Field(description="entries logged that day")
+    exited: int = Field(description="exits logged that day")
+
+
+class SegmentDaily(BaseModel):
+    segment_id: str
+    points: list[DailyPoint] = Field(description="oldest first; the last is today")

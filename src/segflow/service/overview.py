@@ -222,3 +222,32 @@ def segment_summaries(app: Segflow, live: LiveSizes | None, now: datetime) -> li
             }
         )
     return out
+
+
+MAX_DAYS: Final = 366
+
+
+def segment_daily(
+    app: Segflow, live: LiveSizes | None, segment_id: str, now: datetime, days: int
+) -> dict[str, Any]:
+    """The segment's size at the end of each of the last ``days`` UTC days (today's:
+    now) with the day's entries and exits from the change log, oldest first."""
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be 1..{MAX_DAYS}, got {days}")
+    start, sizes, entered, exited = daily_sizes(app, [segment_id], now, days)
+    points = sizes[0]
+    size = current_sizes(app, live, [segment_id])[segment_id]
+    if size is not None:
+        points[-1] = size
+    return {
+        "segment_id": segment_id,
+        "points": [
+            {
+                "day": (start + d * DAY).date().isoformat(),
+                "size": points[d],
+                "entered": entered[0][d],
+                "exited": exited[0][d],
+            }
+            for d in range(days)
+        ],
+    }

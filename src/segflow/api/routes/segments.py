@@ -32,6 +32,7 @@ from segflow.api.schemas import (
     MembersPage,
     PreviewResult,
     SaveResult,
+    SegmentDaily,
     SegmentList,
     SegmentOut,
     SegmentSummaries,
@@ -598,6 +599,25 @@ async def segment_changes(
         limit=limit,
         entered=entered,
     )
+
+
+@router.get("/{segment_id}/daily", response_model=SegmentDaily)
+async def segment_daily(
+    segment_id: str,
+    ctx: Ctx,
+    days: Annotated[
+        int, Query(ge=1, le=overview.MAX_DAYS, description="how many UTC days, up to today")
+    ] = 30,
+) -> Any:
+    """Day by day (UTC): the size at each day's end (today: now; from the change log,
+    else batch evaluations; null before the segment's history) and the day's entries
+    and exits."""
+
+    def run() -> dict[str, Any]:
+        _get(ctx, segment_id)
+        return overview.segment_daily(ctx.app, ctx.live, segment_id, ctx.clock.now(), days)
+
+    return await ctx.run(run)
 
 
 @router.get("/{segment_id}/sizes", response_model=SizeHistory)
