@@ -210,7 +210,15 @@ class SegmentDefinition(_Strict):
     name: str | None = None
     description: str | None = None
     purpose: str | None = None
-    tags: list[str] | None = None
+    tags: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=50)]
+        | None
+    ) = Field(None, description="labels (metadata only); stored trimmed, deduplicated, sorted")
+    folder: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None,
+        description="where the segment sits in the UI's tree, '/'-separated "
+        "(e.g. Lifecycle/Retention; metadata only)",
+    )
     mode: Literal["realtime", "scheduled", "static"] | None = None
     schedule: str | None = Field(None, description="cron expression (scheduled segments)")
     snapshot_at: Instant | None = None
@@ -340,11 +348,26 @@ class EstimateResult(BaseModel):
     warnings: list[WarningItem] = []
 
 
+class MemberRow(BaseModel):
+    """A member as a member table shows it."""
+
+    profile_id: str
+    name: str | None = Field(description="the name trait, else first and last name")
+    email: str | None
+    ltv: float | None = Field(description="the ltv computed trait (the store's currency)")
+    orders: int
+    since: str | None = Field(description="when it last entered (null: not in the change log)")
+    last_order_at: str | None
+    held_out: bool = Field(description="in the segment's holdout (left out of activation)")
+
+
 class MembersPage(BaseModel):
     members: list[str]
-    size: int
+    size: int = Field(description="members in all (before q)")
     next_cursor: str | None = None
     at: str | None = Field(None, description="the instant evaluated (absent: live members)")
+    matches: int | None = Field(None, description="members matching q (only with q)")
+    rows: list[MemberRow] | None = Field(None, description="one per member (columns=true)")
 
 
 class ChangeOut(BaseModel):
@@ -398,14 +421,25 @@ class ProfileView(BaseModel):
     """The customer view (values as stored: traits are free-form)."""
 
     profile_id: str
+    name: str | None = Field(None, description="the name trait, else first and last name")
+    email: str | None = None
     first_seen: str | None
     last_seen: str | None
     identities: list[Identity]
     traits: dict[str, Any]
     computed_traits: dict[str, Any]
-    orders: list[dict[str, Any]]
-    cart: list[dict[str, Any]]
-    wishlist: list[Any]
+    orders: list[dict[str, Any]] = Field(
+        description="newest first, each with products: [{product_id, name, price, quantity, "
+        "category}] (its products list, else the cart it closed)"
+    )
+    cart: list[dict[str, Any]] = Field(
+        description="open cart lines: product_id, quantity, added_at, and the name, price "
+        "and category of the latest product event that carried them"
+    )
+    wishlist: list[Any] = Field(description="product ids")
+    wishlist_items: list[dict[str, Any]] = Field(
+        [], description="the wishlist's products with name, price and category"
+    )
     recent_events: list[dict[str, Any]]
     segments: dict[str, str | None] = Field(description="segment id -> member since")
 
@@ -559,3 +593,72 @@ class Catalogue(BaseModel):
     computed: list[CatalogueComputed]
     segments: list[SegmentRef]
     pages: CataloguePages
+
+
+class DayPoint(BaseModel):
+    at: str = Field(description="the UTC day's start")
+    size: int | None = Field(
+        description="size at the day's end (today: now); null before the segment's "
+        "history starts (no change logged and no batch evaluation by then)"
+    )
+
+
+class SegmentSummary(BaseModel):
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    folder: str | None
+    mode: Literal["realtime", "scheduled", "static"]
+    version: int
+    updated_at: str | None = Field(description="when the current version was saved")
+    size: int | None = Field(description="members now (null: never evaluated)")
+    share: float | None = Field(description="size / profiles")
+    change_7d: int | None = Field(description="size now minus size at the end of 7 days ago")
+    change_30d: int | None = Field(description="size now minus size at the end of 30 days ago")
+    series: list[DayPoint] = Field(description="31 daily points, oldest first; the last is now")
+
+
+class SegmentSummaries(BaseModel):
+    segments: list[SegmentSummary]
+
+
+class TimelineEvent(BaseModel):
+    at: str
+    type: str = Field(description="track, page, screen, identify, alias or group")
+    event: str | None = Field(description="the track event's name")
+    properties: dict[str, Any]
+    message_id: str
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+
+
+class Timeline(BaseModel):
+    events: list[TimelineEvent] = Field(description="newest first")
+    next_before: str | None = Field(description="pass as before for the next page")
+
+
+class ProfileListItem(BaseModel):
+    profile_id: str
+    name: str | None
+    email: str | None
+    last_seen: str
+
+
+class ProfileList(BaseModel):
+    profiles: list[ProfileListItem]
+    next_cursor: str | None = Field(description="pass as after for the next page")
+
+
+class DailyPoint(BaseModel):
+    day: str = Field(description="the UTC day, YYYY-MM-DD")
+    size: int | None = Field(
+        description="size at the day's end (today: now); null before the segment's history"
+    )
+    entered: int = Field(description="entries logged that day")
+    exited: int = Field(description="exits logged that day")
+
+
+class SegmentDaily(BaseModel):
+    segment_id: str
+    points: list[DailyPoint] = Field(description="oldest first; the last is today")

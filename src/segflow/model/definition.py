@@ -493,6 +493,11 @@ class Segment:
     description: str = ""
     purpose: str = ""
     tags: tuple[str, ...] = ()
+    """Labels for finding and grouping segments (metadata only: not part of the plan);
+    canonical form: trimmed, without repeats, sorted."""
+    folder: str | None = None
+    """Where the segment sits in the UI's tree, ``/``-separated (metadata only);
+    canonical form: each part trimmed, no empty parts."""
     mode: Mode = "realtime"
     schedule: str | None = None
     snapshot_at: datetime | None = None
@@ -513,6 +518,8 @@ class Segment:
             out["purpose"] = self.purpose
         if self.tags:
             out["tags"] = list(self.tags)
+        if self.folder is not None:
+            out["folder"] = self.folder
         out["mode"] = self.mode
         if self.schedule is not None:
             out["schedule"] = self.schedule
@@ -548,10 +555,13 @@ CONDITION_KINDS: Final = (
     "in_segment", "bucket",
 )  # fmt: skip
 SEGMENT_KEYS: Final = frozenset({
-    "id", "name", "description", "purpose", "tags", "mode", "schedule", "snapshot_at",
+    "id", "name", "description", "purpose", "tags", "folder", "mode", "schedule", "snapshot_at",
     "members", "emit_events", "protected", "version", "condition", "holdout",
 })  # fmt: skip
 HOLDOUT_KEYS: Final = frozenset({"percent", "salt"})
+MAX_TAGS: Final = 50
+MAX_TAG: Final = 64
+MAX_FOLDER: Final = 256
 WINDOW_KEYS: Final = frozenset({"from_ago", "to_ago", "since", "from", "to"})
 FILTER_KEYS: Final = frozenset({*FILTER_KINDS, "where"})
 PREDICATE_KEYS: Final = frozenset({"property", *VALUE_OPS})
@@ -1038,10 +1048,8 @@ class _Parser:
         for key in ("description", "purpose"):
             if key in m and not isinstance(m[key], str):
                 self.fail(key, f"expected a string, got {_show(m[key])}")
-        tags = m.get("tags", [])
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            self.fail("tags", f"expected a list of strings, got {_show(tags)}")
-            tags = []
+        tags = self.tags(m["tags"]) if "tags" in m else ()
+        folder = self.folder(m["folder"]) if "folder" in m else None
         mode = m.get("mode", "realtime")
         if mode not in ("realtime", "scheduled", "static"):
             self.fail("mode", f"unknown mode {_show(mode)} (realtime, scheduled or static)")
@@ -1092,7 +1100,8 @@ class _Parser:
             condition=condition,
             description=str(m.get("description", "")),
             purpose=str(m.get("purpose", "")),
-            tags=tuple(tags),
+            tags=tags,
+            folder=folder,
             mode=mode,
             schedule=schedule,
             snapshot_at=snapshot_at,
@@ -1102,6 +1111,43 @@ class _Parser:
             version=version,
             holdout=holdout,
         )
+
+    def tags(self, value: object) -> tuple[str, ...]:
+        """A list of labels: each a non-empty string of at most MAX_TAG characters, at
+        most MAX_TAGS of them; returned trimmed, without repeats, sorted."""
+        if not isinstance(value, list):
+            self.fail("tags", f"expected a list of strings, got {_show(value)}")
+            return ()
+        if len(value) > MAX_TAGS:
+            self.fail("tags", f"{len(value)} tags; at most {MAX_TAGS} are allowed")
+        out: set[str] = set()
+        for i, tag in enumerate(value):
+            text = tag.strip() if isinstance(tag, str) else None
+            if not text:
+                self.fail(f"tags[{i}]", f"expected a non-empty string, got {_show(tag)}")
+            elif len(text) > MAX_TAG:
+                self.fail(f"tags[{i}]", f"longer than {MAX_TAG} characters")
+            else:
+                out.add(text)
+        return tuple(sorted(out))
+
+    def folder(self, value: object) -> str | None:
+        """A ``/``-separated path such as ``Lifecycle/Retention``: parts trimmed, no
+        empty part, at most MAX_FOLDER characters."""
+        if not isinstance(value, str):
+            self.fail(
+                "folder", f"expected a string such as 'Lifecycle/Retention', got {_show(value)}"
+            )
+            return None
+        parts = [p.strip() for p in value.strip().strip("/").split("/")]
+        if not value.strip() or any(not p for p in parts):
+            self.fail("folder", f"{_show(value)} has an empty part (write 'Parent/Child')")
+            return None
+        folder = "/".join(parts)
+        if len(folder) > MAX_FOLDER:
+            self.fail("folder", f"longer than {MAX_FOLDER} characters")
+            return None
+        return folder
 
     def holdout(self, value: object, sid: str | None) -> Holdout | None:
         """``{percent, salt}``: percent in (0, 100); the salt defaults to the segment id."""

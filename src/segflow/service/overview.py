@@ -10,9 +10,9 @@ whole-table reads scan one or two narrow columns.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from segflow.model.definition import COMPUTED_TRAITS
 from segflow.model.time import format_instant
@@ -121,5 +121,133 @@ def day_start(t: datetime) -> datetime:
     return t.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def days_back(t: datetime, n: int) -> datetime:
-    return t - timedelta(days=n)
+# -- segment summaries --------------------------------------------------------------
+
+SERIES_DAYS: Final = 31
+DAY: Final = timedelta(days=1)
+
+
+class LiveSizes(Protocol):
+    """What summaries need of the live evaluator: its current members."""
+
+    def members(self, segment_id: str) -> list[str]: ...
+
+
+def daily_sizes(
+    app: Segflow, segment_ids: Sequence[str], now: datetime, days: int
+) -> tuple[datetime, list[list[int | None]], list[list[int]], list[list[int]]]:
+    """Each segment's size at the end of each of the ``days`` UTC days up to today's
+    (today's: as of ``now``), with its entries and exits per day.  Sizes come from the
+    change log's running sum from the segment's first logged change on, and before it
+    from the latest batch evaluation as of the day's end; None where neither knows.
+    Returns (first day's start, sizes, entered, exited), rows by segment."""
+    start = day_start(now) - (days - 1) * DAY
+    ends = [min(start + (d + 1) * DAY, now) for d in range(days)]
+    counts = app.analytics.bucket_counts(segment_ids, start, DAY // timedelta(microseconds=1), days)
+    evaluated = app.analytics.evaluated_sizes(segment_ids, ends)
+    first = app.overview.first_changes()
+    sizes: list[list[int | None]] = []
+    for i, sid in enumerate(segment_ids):
+        running = int(counts.size_start[i])
+        row: list[int | None] = []
+        logged_from = first.get(sid)
+        for d, end in enumerate(ends):
+            running += int(counts.entered[i, d]) - int(counts.exited[i, d])
+            if logged_from is not None and logged_from <= end:
+                row.append(max(running, 0))
+            else:
+                n = int(evaluated[i, d])
+                row.append(n if n >= 0 else None)
+        sizes.append(row)
+    entered = [[int(x) for x in counts.entered[i]] for i in range(len(segment_ids))]
+    exited = [[int(x) for x in counts.exited[i]] for i in range(len(segment_ids))]
+    return start, sizes, entered, exited
+
+
+def _change(now: int | None, then: int | None) -> int | None:
+    return None if now is None or then is None else now - then
+
+
+def current_sizes(
+    app: Segflow, live: LiveSizes | None, segment_ids: Iterable[str]
+) -> dict[str, int | None]:
+    """Each segment's size now: the live evaluator's members, else the latest batch
+    evaluation (None: never evaluated)."""
+    if live is not None:
+        out: dict[str, int | None] = {}
+        for sid in segment_ids:
+            try:
+                out[sid] = len(live.members(sid))
+            except KeyError:
+                out[sid] = None
+        return out
+    last = app.registry.last_sizes()
+    return {sid: last.get(sid) for sid in segment_ids}
+
+
+def segment_summaries(app: Segflow, live: LiveSizes | None, now: datetime) -> list[dict[str, Any]]:
+    """Every segment as the segment list shows it: its metadata, size and share of
+    the profiles now, change over 7 and 30 days, and 31 daily sizes (each day's end;
+    today's: now)."""
+    saved = app.registry.current()
+    ids = sorted(saved)
+    updated = app.overview.saved_at()
+    profiles = app.store.count_profiles()
+    sizes_now = current_sizes(app, live, ids)
+    start, series, _, _ = daily_sizes(app, ids, now, SERIES_DAYS)
+    out = []
+    for i, sid in enumerate(ids):
+        seg = saved[sid]
+        points = series[i]
+        size = sizes_now[sid]
+        if size is not None:
+            points[-1] = size  # the live count is exact now; the log may trail it
+        out.append(
+            {
+                "id": sid,
+                "name": seg.name,
+                "description": seg.description,
+                "tags": list(seg.tags),
+                "folder": seg.folder,
+                "mode": seg.mode,
+                "version": seg.version,
+                "updated_at": format_instant(updated[sid]) if sid in updated else None,
+                "size": size,
+                "share": (size / profiles if profiles else 0.0) if size is not None else None,
+                "change_7d": _change(points[-1], points[-8]),
+                "change_30d": _change(points[-1], points[0]),
+                "series": [
+                    {"at": format_instant(start + d * DAY), "size": n} for d, n in enumerate(points)
+                ],
+            }
+        )
+    return out
+
+
+MAX_DAYS: Final = 366
+
+
+def segment_daily(
+    app: Segflow, live: LiveSizes | None, segment_id: str, now: datetime, days: int
+) -> dict[str, Any]:
+    """The segment's size at the end of each of the last ``days`` UTC days (today's:
+    now) with the day's entries and exits from the change log, oldest first."""
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be 1..{MAX_DAYS}, got {days}")
+    start, sizes, entered, exited = daily_sizes(app, [segment_id], now, days)
+    points = sizes[0]
+    size = current_sizes(app, live, [segment_id])[segment_id]
+    if size is not None:
+        points[-1] = size
+    return {
+        "segment_id": segment_id,
+        "points": [
+            {
+                "day": (start + d * DAY).date().isoformat(),
+                "size": points[d],
+                "entered": entered[0][d],
+                "exited": exited[0][d],
+            }
+            for d in range(days)
+        ],
+    }

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 
 SAMPLE: Final = 20
 MAX_POINTS: Final = 200
+ROWS_BY_ID: Final = 10_000
+FLAT_COLUMNS: Final = ("name", "email", "ltv", "orders", "since", "last_order_at")
+"""The columns a flat export puts after the profile id, before the traits."""
 
 
 def diff_dict(d: Any) -> dict[str, Any]:
@@ -160,24 +163,79 @@ def members_page(
     limit: int,
     cursor: str | None = None,
     at: datetime | None = None,
+    q: str | None = None,
+    columns: bool = False,
 ) -> dict[str, Any]:
     """One page of members in profile id order.  Without ``at`` they are the live
-    members; with it, the batch evaluator's as of ``at``, and ``next_cursor`` keeps it."""
+    members; with it, the batch evaluator's as of ``at``, and ``next_cursor`` keeps it.
+    ``q`` keeps the members whose id, identity, name or email contains it (``matches``
+    counts them; pass ``q`` again with the cursor); ``columns`` adds a row per member
+    with what a member table shows (``member_rows``)."""
     after = ""
     if cursor is not None:
         at, after = decode_cursor(cursor)
     if at is None and live is None:
         at = utcnow()
     members = current_members(app, live, segment_id, at)
+    size = len(members)
+    if q:
+        found = app.profiles.search(q, limit=size + 1, within=members)
+        members = [pid for pid, *_ in found]
     start = bisect.bisect_right(members, after) if after else 0
     page = members[start : start + limit]
     more = start + limit < len(members)
-    return {
+    out: dict[str, Any] = {
         "members": page,
         "next_cursor": encode_cursor(at, page[-1]) if more and page else None,
         "at": format_instant(at) if at else None,
-        "size": len(members),
+        "size": size,
     }
+    if q:
+        out["matches"] = len(members)
+    if columns:
+        out["rows"] = member_rows(app, segment_id, page, at or utcnow())
+    return out
+
+
+def member_rows(
+    app: Segflow, segment_id: str, profile_ids: Sequence[str], at: datetime
+) -> list[dict[str, Any]]:
+    """What a member table shows of each profile: name and email (traits), LTV, order
+    count and last order (computed traits as of ``at``), since when it is a member (the
+    change log; None when the log has no entry) and whether it is held out."""
+    if not profile_ids:
+        return []
+    cards = app.profiles.cards(profile_ids)
+    # the computed traits of a few profiles are read for them; of many (an export), for
+    # everyone at once, which costs the same one query and no list of ids to pass
+    wanted = profile_ids if len(profile_ids) <= ROWS_BY_ID else None
+    computed = {str(r["profile_id"]): r for r in app.computed_store.computed_traits(at, wanted)}
+    since = app.overview.entered_at(segment_id, profile_ids, at)
+    seg = app.registry.get(segment_id)
+    held = seg.holdout.held_out(profile_ids) if seg is not None and seg.holdout else set()
+    rows = []
+    for pid in profile_ids:
+        name, email = cards.get(pid, (None, None))
+        comp = computed.get(pid, {})
+        last_order = comp.get("last_order_at")
+        entered = since.get(pid)
+        rows.append(
+            {
+                "profile_id": pid,
+                "name": name,
+                "email": email,
+                "ltv": _number(comp.get("ltv")),
+                "orders": int(comp.get("order_count") or 0),
+                "since": format_instant(entered) if entered else None,
+                "last_order_at": format_instant(last_order) if last_order else None,
+                "held_out": pid in held,
+            }
+        )
+    return rows
+
+
+def _number(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and v != v) else float(v)
 
 
 def saved_holdouts(app: Segflow) -> dict[str, Holdout]:
@@ -240,11 +298,13 @@ def export_to(
     at: datetime | None = None,
     *,
     include_held_out: bool = False,
+    flat: bool = False,
 ) -> int:
     """Write the members (live, or as of ``at``) with their current traits, one column
     per trait, to ``out`` (CSV or Parquet, by its suffix); a holdout's members are left
-    out unless ``include_held_out`` (then a ``held_out`` column marks them).  The one
-    export of the CLI and the API; returns how many rows were written."""
+    out unless ``include_held_out`` (then a ``held_out`` column marks them).  ``flat``
+    puts FLAT_COLUMNS (name, email, LTV, orders, member since, last order) before the
+    traits.  The one export of the CLI and the API; returns how many rows were written."""
     fmt = out.suffix.lower()[1:]
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"{out}: export to .csv or .parquet")
@@ -253,7 +313,16 @@ def export_to(
         current_members(app, live, segment_id, at),
         include_held_out,
     )
-    app.registry.export_members(members, out, fmt, held)
+    head = None
+    if flat:
+        import pyarrow as pa
+
+        rows = member_rows(app, segment_id, members, at or utcnow())
+        types = {"ltv": pa.float64(), "orders": pa.int64()}
+        head = pa.table(
+            {c: pa.array([r[c] for r in rows], types.get(c, pa.string())) for c in FLAT_COLUMNS}
+        )
+    app.registry.export_members(members, out, fmt, held, head)
     return len(members)
 
 
@@ -265,13 +334,16 @@ def export_file(
     at: datetime | None,
     *,
     include_held_out: bool = False,
+    flat: bool = False,
 ) -> tuple[Path, int]:
     """``export_to`` a temporary file (the caller streams it and deletes it)."""
     fd, name = tempfile.mkstemp(prefix="segflow-export-", suffix=f".{fmt}")
     os.close(fd)
     path = Path(name)
     try:
-        return path, export_to(app, live, segment_id, path, at, include_held_out=include_held_out)
+        return path, export_to(
+            app, live, segment_id, path, at, include_held_out=include_held_out, flat=flat
+        )
     except BaseException:
         path.unlink(missing_ok=True)
         raise

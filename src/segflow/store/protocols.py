@@ -165,7 +165,12 @@ class SegmentStore(Protocol):
     ) -> tuple[list[tuple[datetime, int]], list[tuple[datetime, int]]]: ...
 
     def export_members(
-        self, members: list[str], path: Path, fmt: str, held_out: Collection[str] | None = None
+        self,
+        members: list[str],
+        path: Path,
+        fmt: str,
+        held_out: Collection[str] | None = None,
+        head: pa.Table | None = None,
     ) -> None: ...
 
 
@@ -185,11 +190,34 @@ class ProfileStore(Protocol):
 
     def seen(self, profile_id: str) -> tuple[datetime, datetime] | None: ...
 
+    def cards(self, profile_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]: ...
+
+    def search(
+        self,
+        text: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        within: Sequence[str] | None = None,
+    ) -> list[tuple[str, str | None, str | None, datetime]]: ...
+
     def recent_events(
         self, profile_id: str, *, names: tuple[str, ...] = (), limit: int
     ) -> list[dict[str, Any]]: ...
 
     def cart_events(self, profile_id: str) -> list[dict[str, Any]]: ...
+
+    def timeline(
+        self,
+        profile_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str | None] | None = None,
+        types: Sequence[str] = (),
+        names: Sequence[str] = (),
+    ) -> list[dict[str, Any]]: ...
+
+    def products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
     def evaluated_segments(self, profile_id: str) -> list[str]: ...
 
@@ -418,6 +446,14 @@ class OverviewStore(Protocol):
     def traits(self, examples: int) -> list[TraitStats]: ...
 
     def pages(self, top: int) -> PageStats: ...
+
+    def saved_at(self) -> dict[str, datetime]: ...
+
+    def first_changes(self) -> dict[str, datetime]: ...
+
+    def entered_at(
+        self, segment_id: str, profile_ids: Sequence[str], until: datetime | None = None
+    ) -> dict[str, datetime]: ...
 
     def event_counts_since(self, instants: Sequence[datetime]) -> list[int]: ...
 

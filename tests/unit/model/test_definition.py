@@ -557,3 +557,45 @@ def test_page_and_screen_names_and_computed_traits_are_no_mentions() -> None:
         ("event", "V", "condition.all[4].event"),
         ("property", "properties.category", "condition.all[4].of"),
     ]
+
+
+def test_tags_and_folder_are_metadata_in_canonical_form() -> None:
+    cond = {"trait": "plan", "eq": "gold"}
+    seg = parse_segment(
+        {"id": "g", "tags": [" vip", "crm", "vip", "crm "], "folder": " Lifecycle / Gold/ ",
+         "condition": cond}
+    )  # fmt: skip
+    assert seg.tags == ("crm", "vip")
+    assert seg.folder == "Lifecycle/Gold"
+    out = seg.to_dict()
+    assert out["tags"] == ["crm", "vip"] and out["folder"] == "Lifecycle/Gold"
+    assert parse_segment(out) == seg  # the canonical form parses back to itself
+    again = parse_segment({"id": "g", "tags": ["vip", "crm"], "folder": "Lifecycle/Gold",
+                           "condition": cond})  # fmt: skip
+    assert again.definition_fingerprint() == seg.definition_fingerprint()
+    plain = parse_segment({"id": "g", "condition": cond})
+    assert plain.folder is None and "folder" not in plain.to_dict()
+    assert "tags" not in plain.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("doc", "path", "message"),
+    [
+        ({"tags": "vip"}, "tags", "expected a list of strings"),
+        ({"tags": ["vip", 3]}, "tags[1]", "expected a non-empty string"),
+        ({"tags": ["  "]}, "tags[0]", "expected a non-empty string"),
+        ({"tags": ["x" * 65]}, "tags[0]", "longer than 64"),
+        ({"tags": [f"t{i}" for i in range(51)]}, "tags", "at most 50"),
+        ({"folder": 7}, "folder", "expected a string"),
+        ({"folder": "a//b"}, "folder", "empty part"),
+        ({"folder": ""}, "folder", "empty part"),
+        ({"folder": "x" * 257}, "folder", "longer than 256"),
+        ({"folders": "a"}, "folders", "did you mean 'folder'"),
+    ],
+)
+def test_tags_and_folder_errors_name_their_path(
+    doc: dict[str, Any], path: str, message: str
+) -> None:
+    report = parse_segment_report({"id": "g", "condition": {"all": []}, **doc})
+    assert report.segment is None
+    assert any(p.path == path and message in p.message for p in report.problems), report.problems

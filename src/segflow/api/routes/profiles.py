@@ -11,14 +11,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import ORJSONResponse
 
 from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, parse_at
 from segflow.api.http import ApiError
-from segflow.api.schemas import DeleteResult, ErrorResponse, ProfileSegments, ProfileView
+from segflow.api.schemas import (
+    DeleteResult,
+    ErrorResponse,
+    ProfileList,
+    ProfileSegments,
+    ProfileView,
+    Timeline,
+)
 from segflow.model.time import format_instant
 from segflow.service import profiles
 
@@ -142,16 +149,60 @@ async def get_profile(profile_id: str, ctx: Ctx, at: str | None = None) -> dict[
     return await ctx.run(run)
 
 
-@router.get("")
+@router.get("/{profile_id}/events", response_model=Timeline)
+async def profile_events(
+    profile_id: str,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    before: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="next_before of the previous page, or an ISO 8601 instant",
+        ),
+    ] = None,
+    type: Annotated[
+        list[Literal["track", "page", "screen", "identify", "alias", "group"]] | None,
+        Query(description="only these message types (repeat the parameter)"),
+    ] = None,
+    event: Annotated[
+        list[str] | None, Query(description="only these event names (repeat the parameter)")
+    ] = None,
+) -> Any:
+    """The profile's click-stream, newest first, a page at a time."""
+
+    def run() -> dict[str, Any]:
+        pid = _resolved(ctx, profile_id)
+        try:
+            return profiles.timeline(
+                ctx.app, pid, limit=limit, before=before, types=type or (), names=event or ()
+            )
+        except ValueError as e:
+            raise ApiError(
+                422, f"invalid request: before: {e}", [{"path": "before", "message": str(e)}]
+            ) from None
+
+    return await ctx.run(run)
+
+
+@router.get("", response_model=ProfileList)
 async def list_profiles(
     ctx: Ctx,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     after: Annotated[str | None, Query(description="cursor: the last profile id read")] = None,
-    q: Annotated[str | None, Query(description="profile ids starting with this")] = None,
-) -> dict[str, Any]:
-    """Profile ids in order, a page at a time."""
-
-    return await ctx.run(profiles.list_profiles, ctx.app, limit=limit, after=after, prefix=q)
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="only profiles whose id, user or anonymous id, name or email "
+            "contains this (case-insensitive)",
+        ),
+    ] = None,
+) -> Any:
+    """Profiles in id order with name, email and last seen, a page at a time; ``q``
+    searches them."""
+    query = q.strip() if q else None
+    return await ctx.run(profiles.list_profiles, ctx.app, limit=limit, after=after, q=query)
 
 
 @router.get("/{profile_id}/export")

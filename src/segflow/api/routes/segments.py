@@ -32,14 +32,17 @@ from segflow.api.schemas import (
     MembersPage,
     PreviewResult,
     SaveResult,
+    SegmentDaily,
     SegmentList,
     SegmentOut,
+    SegmentSummaries,
     SizeHistory,
     ValidateResult,
 )
 from segflow.model.definition import Segment, parse_segment_report
 from segflow.model.errors import DefinitionError, NameWarning
 from segflow.service import estimate as estimate_service
+from segflow.service import overview
 from segflow.service import segments as segment_service
 from segflow.service.handle import Segflow
 from segflow.service.live import PreparedSave
@@ -345,6 +348,19 @@ async def estimate_segment(request: Request, ctx: Ctx, at: AtQuery = None) -> An
     )
 
 
+@router.get("/summary", response_model=SegmentSummaries)
+async def segment_summaries(ctx: Ctx) -> Any:
+    """Every segment as a list shows it: name, description, tags, folder, mode,
+    version and when it was saved, size and share of the profiles now, change over 7
+    and 30 days, and its size at the end of each of the last 31 UTC days (from the
+    change log, else batch evaluations)."""
+
+    def run() -> dict[str, Any]:
+        return {"segments": overview.segment_summaries(ctx.app, ctx.live, ctx.clock.now())}
+
+    return await ctx.run(run)
+
+
 @router.get("/{segment_id}", response_model=SegmentOut, response_model_exclude_none=True)
 async def get_segment(segment_id: str, ctx: Ctx) -> Any:
     def run() -> dict[str, Any]:
@@ -400,14 +416,34 @@ async def segment_members(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     at: AtQuery = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="only members whose id, identity, name or email contains this "
+            "(case-insensitive; send it again with the cursor)",
+        ),
+    ] = None,
+    columns: Annotated[
+        bool,
+        Query(description="add rows: name, email, ltv, orders, since, last order, held out"),
+    ] = False,
 ) -> Any:
-    """Members in profile id order, a page at a time (the cursor keeps the instant)."""
+    """Members in profile id order, a page at a time (the cursor keeps the instant);
+    ``q`` searches them, ``columns=true`` adds a table row per member."""
     when = parse_at(at)
 
     def run() -> dict[str, Any]:
         _get(ctx, segment_id)
         return segment_service.members_page(
-            ctx.app, ctx.live, segment_id, limit=limit, cursor=cursor, at=when
+            ctx.app,
+            ctx.live,
+            segment_id,
+            limit=limit,
+            cursor=cursor,
+            at=when,
+            q=q.strip() if q else None,
+            columns=columns,
         )
 
     try:
@@ -430,16 +466,25 @@ async def export_segment(
         bool,
         Query(description="list the segment's holdout too, marked in a held_out column"),
     ] = False,
+    flat: Annotated[
+        bool,
+        Query(
+            description="put name, email, ltv, orders, since, last_order_at after the "
+            "profile id, before the traits"
+        ),
+    ] = False,
 ) -> StreamingResponse:
     """Members with their current traits as CSV or Parquet, streamed; members in the
-    segment's holdout are left out unless ``include_held_out``."""
+    segment's holdout are left out unless ``include_held_out``; ``flat=true`` adds the
+    columns a spreadsheet user expects first."""
     when = parse_at(at)
 
     def run() -> tuple[Path, int]:
         _get(ctx, segment_id)
         return segment_service.export_file(
-            ctx.app, ctx.live, segment_id, format, when, include_held_out=include_held_out
-        )
+            ctx.app, ctx.live, segment_id, format, when, include_held_out=include_held_out,
+            flat=flat,
+        )  # fmt: skip
 
     path, size = await ctx.run(run)
 
@@ -554,6 +599,25 @@ async def segment_changes(
         limit=limit,
         entered=entered,
     )
+
+
+@router.get("/{segment_id}/daily", response_model=SegmentDaily)
+async def segment_daily(
+    segment_id: str,
+    ctx: Ctx,
+    days: Annotated[
+        int, Query(ge=1, le=overview.MAX_DAYS, description="how many UTC days, up to today")
+    ] = 30,
+) -> Any:
+    """Day by day (UTC): the size at each day's end (today: now; from the change log,
+    else batch evaluations; null before the segment's history) and the day's entries
+    and exits."""
+
+    def run() -> dict[str, Any]:
+        _get(ctx, segment_id)
+        return overview.segment_daily(ctx.app, ctx.live, segment_id, ctx.clock.now(), days)
+
+    return await ctx.run(run)
 
 
 @router.get("/{segment_id}/sizes", response_model=SizeHistory)

@@ -14,8 +14,10 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 import duckdb
+import pyarrow as pa
 
 from segflow.store.duckdb.catalog import table_columns
+from segflow.store.duckdb.changes import CHANGES_DDL
 from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.protocols import FieldStats, NameStats, PageStats, TraitStats
 
@@ -150,6 +152,47 @@ class DuckDBOverview:
         return PageStats(
             int(row[0]), [str(p) for p in row[1] or []], [str(p) for p in row[2] or []]
         )
+
+    # -- segments ---------------------------------------------------------------
+    def saved_at(self) -> dict[str, datetime]:
+        """When each segment's newest version was saved."""
+        rows = self.con.execute(
+            "SELECT segment_id, arg_max(saved_at, version) FROM segment_definitions"
+            " GROUP BY segment_id"
+        ).fetchall()
+        return {str(s): t for s, t in rows}
+
+    def first_changes(self) -> dict[str, datetime]:
+        """Each segment's first change in the log: from then on the log's running sum
+        is its size."""
+        self.con.execute(CHANGES_DDL)
+        rows = self.con.execute(
+            'SELECT segment_id, min("at") FROM membership_changes GROUP BY segment_id'
+        ).fetchall()
+        return {str(s): t for s, t in rows}
+
+    def entered_at(
+        self, segment_id: str, profile_ids: Sequence[str], until: datetime | None = None
+    ) -> dict[str, datetime]:
+        """When each of ``profile_ids`` last entered the segment (by the change log, up
+        to ``until``), for those whose latest change then is an entry."""
+        if not profile_ids:
+            return {}
+        self.con.execute(CHANGES_DDL)
+        ids = pa.table({"profile_id": pa.array(profile_ids, pa.string())})
+        self.con.register("_sf_since_ids", ids)
+        try:
+            rows = self.con.execute(
+                """SELECT profile_id, arg_max("at", seq), arg_max(entered, seq)
+                   FROM membership_changes
+                   WHERE segment_id = $s AND ($u IS NULL OR "at" <= $u)
+                     AND profile_id IN (SELECT profile_id FROM _sf_since_ids)
+                   GROUP BY profile_id""",
+                {"s": segment_id, "u": until},
+            ).fetchall()
+        finally:
+            self.con.unregister("_sf_since_ids")
+        return {str(p): t for p, t, entered in rows if entered}
 
     # -- dashboard --------------------------------------------------------------
     def event_counts_since(self, instants: Sequence[datetime]) -> list[int]:

@@ -7,16 +7,17 @@ rows; every statement is here, with values bound as parameters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import duckdb
 import orjson
+import pyarrow as pa
 
-from segflow.store.duckdb.catalog import has_table
+from segflow.store.duckdb.catalog import has_table, table_columns
 from segflow.store.duckdb.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
-from segflow.store.duckdb.sql import quote_ident
+from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.duckdb.store import message_of_row
 
 ERASED_TABLES: Final = (
@@ -31,6 +32,37 @@ ERASED_TABLES: Final = (
     "webhook_deliveries",
 )
 """Tables that can hold an erased profile's rows: rewritten after an erasure."""
+
+NAME_KEYS: Final = {
+    "name": ("name", "full_name", "fullName"),
+    "first": ("first_name", "firstName"),
+    "last": ("last_name", "lastName"),
+}
+"""Trait keys a person's name is read from (Segment's spec: ``name``, ``firstName``,
+``lastName``; their snake_case spellings too)."""
+_NAME_KEYS: Final = [k for keys in NAME_KEYS.values() for k in keys]
+
+
+def _first_of(keys: Sequence[str]) -> str:
+    return (
+        "coalesce(" + ", ".join(f"max(v) FILTER (WHERE key = {quote_str(k)})" for k in keys) + ")"
+    )
+
+
+_CARDS: Final = f"""
+    SELECT profile_id,
+           coalesce({_first_of(NAME_KEYS["name"])},
+                    nullif(concat_ws(' ', {_first_of(NAME_KEYS["first"])},
+                                          {_first_of(NAME_KEYS["last"])}), '')) AS name,
+           max(v) FILTER (WHERE key = 'email') AS email
+    FROM (SELECT profile_id, key, arg_max(str, ("timestamp", message_id)) AS v FROM traits
+          WHERE valid_to IS NULL AND kind = 'string' /*ids*/
+            AND key IN ({", ".join(quote_str(k) for k in [*_NAME_KEYS, "email"])})
+          GROUP BY ALL)
+    GROUP BY profile_id"""
+"""Each profile's name (``name``, else first and last name) and email, from the
+current trait writes (``valid_to IS NULL``); ``/*ids*/`` is where a caller narrows the
+profiles read."""
 
 TraitWrite = tuple[str, datetime, str, Any]
 """(key, timestamp, message_id, value) of one stored trait write."""
@@ -81,6 +113,56 @@ class DuckDBProfileStore:
         rows = self.con.execute(sql + " ORDER BY profile_id LIMIT ?", params).fetchall()
         return [(str(p), t) for p, t in rows]
 
+    def cards(self, profile_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Profile id -> (name, email) from the current traits, for the profiles given
+        that have either (one grouped read of a few trait keys)."""
+        if not profile_ids:
+            return {}
+        self.con.register(
+            "_sf_card_ids", pa.table({"profile_id": pa.array(profile_ids, pa.string())})
+        )
+        try:
+            narrowed = "AND profile_id IN (SELECT profile_id FROM _sf_card_ids)"
+            rows = self.con.execute(_CARDS.replace("/*ids*/", narrowed)).fetchall()
+        finally:
+            self.con.unregister("_sf_card_ids")
+        return {str(p): (n, e) for p, n, e in rows}
+
+    def search(
+        self,
+        text: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        within: Sequence[str] | None = None,
+    ) -> list[tuple[str, str | None, str | None, datetime]]:
+        """(profile id, name, email, last seen) of up to ``limit`` profiles in id order
+        (after ``after``; among ``within`` when given) whose id, any identity (user or
+        anonymous id), name or email contains ``text`` (case-insensitive)."""
+        narrowed = outer = ""
+        if within is not None:
+            ids = pa.table({"profile_id": pa.array(within, pa.string())})
+            self.con.register("_sf_search_ids", ids)
+            narrowed = "AND profile_id IN (SELECT profile_id FROM _sf_search_ids)"
+            outer = "AND p.profile_id IN (SELECT profile_id FROM _sf_search_ids)"
+        try:
+            rows = self.con.execute(
+                f"""WITH c AS ({_CARDS.replace("/*ids*/", narrowed)})
+                    SELECT p.profile_id, c.name, c.email, p.last_seen
+                    FROM profiles p LEFT JOIN c USING (profile_id)
+                    WHERE ($after IS NULL OR p.profile_id > $after) {outer}
+                      AND (contains(lower(p.profile_id), $q) OR contains(lower(c.name), $q)
+                           OR contains(lower(c.email), $q)
+                           OR p.profile_id IN (SELECT profile_id FROM identities
+                                               WHERE contains(lower(value), $q)))
+                    ORDER BY p.profile_id LIMIT $limit""",
+                {"q": text.lower(), "after": after, "limit": limit},
+            ).fetchall()
+        finally:
+            if within is not None:
+                self.con.unregister("_sf_search_ids")
+        return [(str(p), n, e, t) for p, n, e, t in rows]
+
     def seen(self, profile_id: str) -> tuple[datetime, datetime] | None:
         """(first seen, last seen) of a profile."""
         row = self.con.execute(
@@ -100,6 +182,66 @@ class DuckDBProfileStore:
         sql += ' ORDER BY "timestamp" DESC, message_id DESC LIMIT ?'
         params.append(limit)
         return self._rebuilt(sql, params)
+
+    def timeline(
+        self,
+        profile_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str | None] | None = None,
+        types: Sequence[str] = (),
+        names: Sequence[str] = (),
+    ) -> list[dict[str, Any]]:
+        """A profile's events newest first, message-shaped: those of ``types`` / event
+        ``names`` when given, before ``before`` ((timestamp, message id): strictly
+        earlier in (timestamp, message id) order; a None message id: every event
+        earlier than the timestamp)."""
+        sql = "SELECT * FROM events WHERE profile_id = $p"
+        params: dict[str, Any] = {"p": profile_id, "limit": limit}
+        if types:
+            sql += " AND list_contains($types, type)"
+            params["types"] = list(types)
+        if names:
+            sql += " AND list_contains($names, event)"
+            params["names"] = list(names)
+        if before is not None:
+            ts, mid = before
+            params["ts"] = ts
+            if mid is None:
+                sql += ' AND "timestamp" < $ts'
+            else:
+                sql += ' AND ("timestamp" < $ts OR ("timestamp" = $ts AND message_id < $mid))'
+                params["mid"] = mid
+        sql += ' ORDER BY "timestamp" DESC, message_id DESC LIMIT $limit'
+        cur = self.con.execute(sql, params)
+        cols = [d[0] for d in cur.description or ()]
+        return [message_of_row(cols, row) for row in cur.fetchall()]
+
+    def products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Product id -> its ``name``, ``price`` and ``category`` as the latest event
+        naming the product that carried each one had them (one scan of the product id
+        column)."""
+        columns = table_columns(self.con, "events")
+        pid = "properties.product_id"
+        if not product_ids or pid not in columns:
+            return {}
+        fields = [f for f in ("name", "price", "category") if f"properties.{f}" in columns]
+        if not fields:
+            return {str(p): {} for p in product_ids}
+        picks = ", ".join(
+            f'arg_max({quote_ident("properties." + f)}, "timestamp")'
+            f" FILTER (WHERE {quote_ident('properties.' + f)} IS NOT NULL)"
+            for f in fields
+        )
+        rows = self.con.execute(
+            f"SELECT CAST({quote_ident(pid)} AS VARCHAR), {picks} FROM events"
+            f" WHERE CAST({quote_ident(pid)} AS VARCHAR) IN (SELECT unnest($ids)) GROUP BY 1",
+            {"ids": [str(p) for p in product_ids]},
+        ).fetchall()
+        return {
+            str(r[0]): {f: v for f, v in zip(fields, r[1:], strict=True) if v is not None}
+            for r in rows
+        }
 
     def cart_events(self, profile_id: str) -> list[dict[str, Any]]:
         """Product Added/Removed events since the profile's last order, oldest first."""

@@ -268,22 +268,29 @@ class SegmentRegistry:
         path: Path,
         fmt: str,
         held_out: Collection[str] | None = None,
+        head: pa.Table | None = None,
     ) -> None:
         """Write ``members`` with their current traits, one column per trait (typed where
         every value of the trait has one kind; otherwise text), to CSV or Parquet: the one
         layout of both the CLI's and the HTTP export.  With ``held_out`` (the members in
-        the segment's holdout) a boolean ``held_out`` column follows the profile id."""
+        the segment's holdout) a boolean ``held_out`` column follows the profile id;
+        ``head``'s columns (one row per member, in the same order) come next."""
         con = self.con
         ids: dict[str, pa.Array[Any]] = {"profile_id": pa.array(members, pa.string())}
         if held_out is not None:
             ids["held_out"] = pa.array([m in held_out for m in members], pa.bool_())
+        if head is not None:
+            for name in head.column_names:
+                ids[name] = head.column(name).combine_chunks()
         con.register("_sf_export_ids", pa.table(ids))
         try:
             keys = con.execute(
                 "SELECT key, list(DISTINCT kind) FROM current_traits"
                 " SEMI JOIN _sf_export_ids USING (profile_id) GROUP BY key ORDER BY key"
             ).fetchall()
-            taken = {"profile_id", *(["held_out"] if held_out is not None else [])}
+            first_names = [n for n in ids if n == "profile_id" or n == "held_out"]
+            first_names += [n for n in ids if n not in first_names]
+            taken = {n.lower() for n in first_names}
             columns: list[str] = []
             params: list[Any] = []
             for key, kinds in keys:
@@ -298,7 +305,7 @@ class SegmentRegistry:
                 )
                 columns.append(f"max({value}) FILTER (WHERE key = ?) AS {quote_ident(alias)}")
                 params.append(key)
-            first = ["i.profile_id", *(["i.held_out"] if held_out is not None else [])]
+            first = [f"i.{quote_ident(n)}" for n in first_names]
             select = ", ".join([*first, *columns])
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _sf_export AS SELECT {select} FROM _sf_export_ids i"
