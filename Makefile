@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 
-.PHONY: demo test check setup browser lint typecheck unit bench clean
+.PHONY: demo test check setup browser lint typecheck unit bench clean screenshots
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -40,6 +40,11 @@ test: lint typecheck unit
 # The inner loop: lint, types and the tests not marked slow, with fewer generated examples.
 check: lint typecheck
 	SEGFLOW_EXAMPLES=25 .venv/bin/pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
+
+# Every page of the web UI at desktop and phone width, on a small generated shop, into
+# screenshots/ (not in git) for review.
+screenshots: setup browser
+	.venv/bin/python -m tests.e2e.screenshots --out screenshots $(ARGS)
 
 bench: setup
 	.venv/bin/python bench/batch.py $(ARGS)

@@ -3,8 +3,8 @@
 import { html, useEffect, useState } from "../lib/html.js";
 import { api, optional } from "../lib/api.js";
 import { followChanges } from "../lib/stream.js";
-import { num, signed, ago, compact } from "../lib/format.js";
-import { Async, Card, Delta, Empty, Stat, segHref, profileHref, useAsync, useTick } from "../lib/ui.js";
+import { num, signed, ago } from "../lib/format.js";
+import { Async, Card, Delta, Empty, ErrorBox, Stat, segHref, profileHref, useAsync, useTick } from "../lib/ui.js";
 
 export function LiveFeed({ segments = [], names = {}, onChange, limit = 50, id = "live-feed" }) {
   const [items, setItems] = useState([]);
@@ -50,38 +50,55 @@ function Alerts({ alerts }) {
   </${Card}>`;
 }
 
+/** The five biggest risers and fallers over 7 days, from the segment summary. */
+function movers(summary) {
+  const rows = (summary || []).filter((s) => s.change_7d !== null && s.change_7d !== undefined && s.id !== "everyone")
+    .map((s) => {
+      const before = s.size - s.change_7d;
+      return { ...s, change_7d_pct: before > 0 ? s.change_7d / before : null };
+    });
+  return {
+    growth: rows.filter((s) => s.change_7d > 0).sort((a, b) => b.change_7d - a.change_7d).slice(0, 5),
+    decline: rows.filter((s) => s.change_7d < 0).sort((a, b) => a.change_7d - b.change_7d).slice(0, 5),
+  };
+}
+
 export default function Dashboard() {
   const [tick, setTick] = useState(0);
   useEffect(() => { const t = setInterval(() => setTick((x) => x + 1), 15_000); return () => clearInterval(t); }, []);
   const dash = useAsync(() => optional("/v1/dashboard"), [tick]);
+  const summary = useAsync(() => optional("/v1/segments/summary"), [tick]);
   const segs = useAsync(() => api("/v1/segments"), []);
   const names = Object.fromEntries((segs.data?.segments || []).map((s) => [s.id, s.definition.name || s.id]));
+  const d = dash.data;
+  const moved = d?.growth ? d : movers(summary.data?.segments);
+  const everyone = (segs.data?.segments || []).find((s) => s.id === "everyone");
   return html`
     <div class="page-head">
       <div><h1>Dashboard</h1><p class="sub">Your customers and audiences, live.</p></div>
       <div class="actions"><a class="btn primary" href="#/new">+ New segment</a></div>
     </div>
-    <${Async} state=${dash}>${(d) => d ? html`
-      <div class="stats" id="totals">
+    ${dash.error ? html`<${ErrorBox} error=${dash.error} retry=${dash.reload} />` : null}
+    <div class="stats" id="totals">
+      ${d ? html`
         <${Stat} id="stat-profiles" label="Profiles" value=${num(d.profiles)} />
         <${Stat} id="stat-events-today" label="Events today" value=${num(d.events_today)} hint=${`${num(d.events_last_hour)} in the last hour`} />
         <${Stat} id="stat-rate" label="Ingestion rate" value=${`${num(d.ingest_rate, 1)}/s`} hint="events per second, last minute" />
-        <${Stat} id="stat-segments" label="Segments" value=${num(d.segments)} />
-      </div>
-      <div class="grid">
-        <${Movers} title="Growing fastest (7 days)" rows=${d.growth} id="growth" />
-        <${Movers} title="Shrinking fastest (7 days)" rows=${d.decline} id="decline" />
-        <${Alerts} alerts=${d.alerts || []} />
-      </div>` : html`
-      <div class="stats" id="totals">
-        <${Stat} id="stat-segments" label="Segments" value=${num(segs.data?.segments.length)} />
-        <${Stat} label="Members across segments" value=${compact((segs.data?.segments || []).reduce((a, s) => a + (s.size || 0), 0))} />
-      </div>`}
-    </${Async}>
+        <${Stat} id="stat-segments" label="Segments" value=${num(d.segments)} />`
+      : html`
+        ${everyone ? html`<${Stat} id="stat-profiles" label="Profiles" value=${num(everyone.size)} hint="members of “everyone”" />` : null}
+        <${Stat} id="stat-segments" label="Segments" value=${num(segs.data?.segments.length)} />`}
+    </div>
+    <div class="grid">
+      ${summary.data || d ? html`
+        <${Movers} title="Growing fastest (7 days)" rows=${moved.growth} id="growth" />
+        <${Movers} title="Shrinking fastest (7 days)" rows=${moved.decline} id="decline" />` : null}
+      ${d ? html`<${Alerts} alerts=${d.alerts || []} />` : null}
+    </div>
     <div class="grid-2-1">
       <${Card} title="Live: who is entering and leaving" id="feed-card"><${LiveFeed} names=${names} /></${Card}>
       <${Card} title="Largest segments" id="largest">
-        <${Async} state=${segs}>${(d) => html`<ol class="rank">${[...d.segments].sort((a, b) => (b.size || 0) - (a.size || 0)).slice(0, 8).map((s) => html`<li>
+        <${Async} state=${segs}>${(x) => html`<ol class="rank">${[...x.segments].sort((a, b) => (b.size || 0) - (a.size || 0)).slice(0, 8).map((s) => html`<li>
           <a href=${segHref(s.id)}>${s.definition.name || s.id}</a><span class="num">${num(s.size)}</span></li>`)}</ol>`}</${Async}>
       </${Card}>
     </div>`;

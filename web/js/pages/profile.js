@@ -225,7 +225,7 @@ export default function Profile({ id }) {
           <${Card} title="Orders" id="orders-card"><${Orders} orders=${p.orders} /></${Card}>
           <div class="grid">
             <${Card} title="Cart" id="cart"><${Items} items=${p.cart} empty="The cart is empty." /></${Card}>
-            <${Card} title="Wishlist" id="wishlist"><${Items} items=${p.wishlist} empty="Nothing on the wishlist." /></${Card}>
+            <${Card} title="Wishlist" id="wishlist"><${Items} items=${p.wishlist_items || p.wishlist} empty="Nothing on the wishlist." /></${Card}>
           </div>
           <${Timeline} id=${p.profile_id} recent=${p.recent_events} />
         </div>
