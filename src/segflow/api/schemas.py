@@ -662,3 +662,13 @@ class DailyPoint(BaseModel):
 class SegmentDaily(BaseModel):
     segment_id: str
     points: list[DailyPoint] = Field(description="oldest first; the last is today")
+
+
+class SegmentVersion(BaseModel):
+    version: int
+    saved_at: str
+    definition: dict[str, Any] = Field(description="the definition as saved (canonical form)")
+
+
+class SegmentVersions(BaseModel):
+    versions: list[SegmentVersion] = Field(description="newest first")
