@@ -662,3 +662,40 @@ class DailyPoint(BaseModel):
 class SegmentDaily(BaseModel):
     segment_id: str
     points: list[DailyPoint] = Field(description="oldest first; the last is today")
+
+
+class SegmentVersion(BaseModel):
+    version: int
+    saved_at: str
+    definition: dict[str, Any] = Field(description="the definition as saved (canonical form)")
+
+
+class SegmentVersions(BaseModel):
+    versions: list[SegmentVersion] = Field(description="newest first")
+
+
+class Mover(BaseModel):
+    id: str
+    name: str
+    size: int | None
+    change_7d: int
+    change_7d_pct: float | None = Field(description="percent of the size 7 days ago")
+
+
+class EventAlert(BaseModel):
+    kind: Literal["event_stopped", "unknown_event"]
+    event: str
+    last_seen: str
+    message: str
+
+
+class Dashboard(BaseModel):
+    at: str
+    profiles: int
+    events_today: int = Field(description="events timestamped since today's UTC midnight")
+    events_last_hour: int
+    ingest_rate: float = Field(description="events stored per second over the last 60 s")
+    segments: int
+    growth: list[Mover] = Field(description="up to 5 segments that grew most over 7 days")
+    decline: list[Mover] = Field(description="up to 5 segments that shrank most over 7 days")
+    alerts: list[EventAlert]

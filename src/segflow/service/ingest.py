@@ -126,6 +126,10 @@ class _Request:
     estimate for a body not parsed yet."""
 
 
+RATE_WINDOW_S: Final = 60.0
+"""The ingest rate is the events stored over this many seconds, per second."""
+
+
 @dataclass
 class IngestStats:
     """Counters shown by ``GET /v1/ingest/stats`` and used by the benchmark."""
@@ -142,6 +146,21 @@ class IngestStats:
     """Groups the live evaluator took from the store's description (not read back)."""
     largest_group: int = 0
     started: float = field(default_factory=time.monotonic)
+    recent: deque[tuple[float, int]] = field(default_factory=deque)
+    """(monotonic time, events stored) of the group commits of the last RATE_WINDOW_S."""
+
+    def record(self, stored: int, now: float | None = None) -> None:
+        """Count a group commit's stored events towards the recent rate."""
+        now = time.monotonic() if now is None else now
+        self.recent.append((now, stored))
+        while self.recent and self.recent[0][0] <= now - RATE_WINDOW_S:
+            self.recent.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        """Events stored per second over the last RATE_WINDOW_S (0 when idle)."""
+        now = time.monotonic() if now is None else now
+        total = sum(n for t, n in list(self.recent) if t > now - RATE_WINDOW_S)
+        return total / RATE_WINDOW_S
 
 
 class Ingestor:
@@ -358,6 +377,7 @@ class Ingestor:
         s.commit_seconds += committed - started
         s.evaluate_seconds += done - committed
         s.largest_group = max(s.largest_group, stored)
+        s.record(stored)
         return outcome
 
     def _parse(self, req: _Request) -> Refused | None:

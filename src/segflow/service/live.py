@@ -855,7 +855,9 @@ class LiveEvaluator:
         if prepared is None:
             diff = self.preview_edit(segment)
         else:
-            before = set(self.members(segment.id)) if segment.id in self._segments else set()
+            # a deleted segment saved again starts empty (its members left at deletion)
+            known = segment.id in self._segments and segment.id not in self._hidden
+            before = set(self.members(segment.id)) if known else set()
             diff = EditDiff.between(segment.id, before, prepared.after)
         ((saved, status),) = self.app.registry.save([segment])
         if status == "unchanged":

@@ -18,7 +18,9 @@ from segflow.model.definition import COMPUTED_TRAITS
 from segflow.model.time import format_instant
 
 if TYPE_CHECKING:
+    from segflow.model.definition import Segment
     from segflow.service.handle import Segflow
+    from segflow.store.protocols import NameStats
 
 EXAMPLES: Final = 5
 FIELD_SAMPLE: Final = 2000
@@ -251,3 +253,137 @@ def segment_daily(
             for d in range(days)
         ],
     }
+
+
+# -- dashboard -----------------------------------------------------------------------
+
+MOVERS: Final = 5
+STOPPED_DAYS: Final = 14
+NEW_DAYS: Final = 7
+MIN_STOPPED_GAP: Final = timedelta(hours=1)
+
+
+def referenced_events(segments: Iterable[Segment]) -> set[str]:
+    """Event names the segments' conditions read (``event`` and ``not_followed_by``,
+    at any depth of their canonical form)."""
+    found: set[str] = set()
+
+    def visit(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("event", "not_followed_by") and isinstance(value, str):
+                    found.add(value)
+                elif key in ("event", "not_followed_by") and isinstance(value, list):
+                    found.update(v for v in value if isinstance(v, str))
+                visit(value)
+        elif isinstance(node, list):
+            for item in node:
+                visit(item)
+
+    for seg in segments:
+        visit(seg.to_dict().get("condition"))
+    return found
+
+
+def event_alerts(
+    names: Sequence[NameStats],
+    windows: Sequence[tuple[str, int, int]],
+    referenced: set[str],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """``event_stopped``: a name that arrived in every one of the 14 days before the
+    last 24 hours (24-hour windows back from now) but not in them, or one whose silence
+    is over three times its typical gap over those days (and over an hour);
+    ``unknown_event``: a name seen in the last 7 days that no segment reads and that
+    the store first received (else first saw) in the last 7 days."""
+    per_name: dict[str, dict[int, int]] = {}
+    for name, w, c in windows:
+        per_name.setdefault(name, {})[w] = c
+    alerts: list[dict[str, Any]] = []
+    for stats in names:
+        counts = per_name.get(stats.name, {})
+        silent = now - stats.last_seen
+        daily = all(counts.get(w, 0) > 0 for w in range(1, STOPPED_DAYS + 1))
+        recent = sum(counts.get(w, 0) for w in range(1, STOPPED_DAYS + 1))
+        gap = STOPPED_DAYS * DAY / recent if recent else None
+        if (daily and not counts.get(0)) or (
+            gap is not None and recent >= STOPPED_DAYS and silent > max(3 * gap, MIN_STOPPED_GAP)
+        ):
+            alerts.append(
+                {
+                    "kind": "event_stopped",
+                    "event": stats.name,
+                    "last_seen": format_instant(stats.last_seen),
+                    "message": f"{stats.name!r} arrived every day for {STOPPED_DAYS} days and "
+                    f"has not arrived for {_ago(silent)}",
+                }
+            )
+    for stats in names:
+        first = stats.first_received or stats.first_seen
+        if (
+            stats.name not in referenced
+            and now - stats.last_seen <= NEW_DAYS * DAY
+            and now - first <= NEW_DAYS * DAY
+        ):
+            alerts.append(
+                {
+                    "kind": "unknown_event",
+                    "event": stats.name,
+                    "last_seen": format_instant(stats.last_seen),
+                    "message": f"{stats.name!r} is new ({stats.count} events since "
+                    f"{format_instant(first)[:10]}) and no segment uses it",
+                }
+            )
+    return alerts
+
+
+def _ago(d: timedelta) -> str:
+    hours = d.total_seconds() / 3600
+    return f"{hours:.0f} hours" if hours < 48 else f"{hours / 24:.0f} days"
+
+
+def dashboard(
+    app: Segflow, live: LiveSizes | None, now: datetime, ingest_rate: float
+) -> dict[str, Any]:
+    """The dashboard: profiles, events today and in the last hour, the ingest rate
+    (the writer's events per second over the last minute), segment count, the five
+    fastest growing and declining segments over 7 days, and event alerts."""
+    ov = app.overview
+    today, last_hour = ov.event_counts_since(
+        [day_start(now) - timedelta(microseconds=1), now - timedelta(hours=1)]
+    )
+    rows = segment_summaries(app, live, now)
+    moved = [r for r in rows if r["change_7d"] is not None]
+    movers = [
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "size": r["size"],
+            "change_7d": r["change_7d"],
+            "change_7d_pct": _pct(r["change_7d"], r["series"][-8]["size"]),
+        }
+        for r in moved
+    ]
+    growth = sorted(
+        (m for m in movers if m["change_7d"] > 0), key=lambda m: (-m["change_7d"], m["id"])
+    )
+    decline = sorted(
+        (m for m in movers if m["change_7d"] < 0), key=lambda m: (m["change_7d"], m["id"])
+    )
+    names = ov.event_names()
+    referenced = referenced_events(app.registry.current().values())
+    return {
+        "at": format_instant(now),
+        "profiles": app.store.count_profiles(),
+        "events_today": today,
+        "events_last_hour": last_hour,
+        "ingest_rate": round(ingest_rate, 3),
+        "segments": len(rows),
+        "growth": growth[:MOVERS],
+        "decline": decline[:MOVERS],
+        "alerts": event_alerts(names, ov.name_windows(now, STOPPED_DAYS + 1), referenced, now),
+    }
+
+
+def _pct(change: int, before: int | None) -> float | None:
+    return None if not before else round(100.0 * change / before, 2)

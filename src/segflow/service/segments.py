@@ -418,3 +418,30 @@ def name_warnings(app: Segflow, mentions: Iterable[Mention]) -> list[NameWarning
             )
         )
     return out
+
+
+# -- versions -------------------------------------------------------------------------
+
+
+def versions(app: Segflow, segment_id: str) -> list[dict[str, Any]]:
+    """Every saved version of a segment, newest first, with its definition as saved
+    (KeyError for an id never saved)."""
+    found = app.registry.versions(segment_id)
+    if not found:
+        raise KeyError(f"unknown segment {segment_id!r}")
+    return [{"version": v, "saved_at": format_instant(t), "definition": d} for v, t, d in found]
+
+
+def version_document(app: Segflow, segment_id: str, version: int) -> dict[str, Any]:
+    """The definition saved as ``version``, as a document to save again (its version
+    number dropped: saving assigns the next); KeyError naming what is missing."""
+    found = app.registry.versions(segment_id)
+    if not found:
+        raise KeyError(f"unknown segment {segment_id!r}")
+    for v, _, definition in found:
+        if v == version:
+            doc = dict(definition)
+            doc.pop("version", None)
+            return doc
+    known = ", ".join(str(v) for v, _, _ in found)
+    raise KeyError(f"segment {segment_id!r} has no version {version} (it has {known})")

@@ -136,6 +136,8 @@ class SegmentStore(Protocol):
 
     def history(self, segment_id: str) -> list[tuple[int, datetime, bool]]: ...
 
+    def versions(self, segment_id: str) -> list[tuple[int, datetime, dict[str, Any]]]: ...
+
     def check(self, segments: Iterable[Segment]) -> dict[str, Segment]: ...
 
     def save(self, segments: Iterable[Segment]) -> list[tuple[Segment, str]]: ...
@@ -395,12 +397,14 @@ class AnalyticsStore(Protocol):
 
 @dataclass(frozen=True)
 class NameStats:
-    """One track event name: stored events, the latest and the earliest timestamp."""
+    """One track event name: stored events, the latest and the earliest timestamp, and
+    when the store first received one (None: no receipt time stored)."""
 
     name: str
     count: int
     last_seen: datetime
     first_seen: datetime
+    first_received: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -457,6 +461,4 @@ class OverviewStore(Protocol):
 
     def event_counts_since(self, instants: Sequence[datetime]) -> list[int]: ...
 
-    def received_since(self, since: datetime) -> tuple[int, datetime | None, datetime | None]: ...
-
-    def daily_names(self, since: datetime) -> list[tuple[str, datetime, int]]: ...
+    def name_windows(self, now: datetime, windows: int) -> list[tuple[str, int, int]]: ...

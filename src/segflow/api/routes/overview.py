@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from segflow.api.deps import Ctx, admin_key, admin_only
-from segflow.api.schemas import Catalogue, ErrorResponse
+from segflow.api.schemas import Catalogue, Dashboard, ErrorResponse
 from segflow.service import overview
 
 router = APIRouter(
@@ -27,6 +27,15 @@ async def get_catalogue(ctx: Ctx) -> Any:
     (type, profiles, examples), computed traits, segments and page paths: what the
     segment builder's pickers offer."""
     return await ctx.run(overview.catalogue, ctx.app)
+
+
+@router.get("/dashboard", response_model=Dashboard)
+async def get_dashboard(ctx: Ctx) -> Any:
+    """Profiles, events today and in the last hour, the ingest rate, the segment
+    count, the segments that grew and shrank most over 7 days, and event alerts (a
+    daily event that stopped; a new event no segment uses)."""
+    rate = ctx.ingestor.stats.rate() if ctx.ingestor is not None else 0.0
+    return await ctx.run(overview.dashboard, ctx.app, ctx.live, ctx.clock.now(), rate)
 
 
 admin_only(router)

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Final, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 
 from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, get_ctx, parse_at
@@ -36,6 +37,7 @@ from segflow.api.schemas import (
     SegmentList,
     SegmentOut,
     SegmentSummaries,
+    SegmentVersions,
     SizeHistory,
     ValidateResult,
 )
@@ -599,6 +601,33 @@ async def segment_changes(
         limit=limit,
         entered=entered,
     )
+
+
+@router.get("/{segment_id}/versions", response_model=SegmentVersions)
+async def segment_versions(segment_id: str, ctx: Ctx) -> Any:
+    """Every saved version, newest first, with its definition (a deleted segment's
+    too, so it can be restored)."""
+    return {"versions": await ctx.run(segment_service.versions, ctx.app, segment_id)}
+
+
+@router.post(
+    "/{segment_id}/versions/{version}/restore",
+    response_model=SaveResult,
+    response_model_exclude_none=True,
+)
+async def restore_version(
+    segment_id: str, version: Annotated[int, PathParam(ge=1)], ctx: Ctx
+) -> Any:
+    """Save the definition of ``version`` again as a new version (the answer of PUT,
+    with the enter/exit diff it applied); a deleted segment comes back (status
+    ``created``)."""
+
+    def load() -> tuple[dict[str, Any], bool]:
+        doc = segment_service.version_document(ctx.app, segment_id, version)
+        return doc, ctx.app.registry.get(segment_id) is None
+
+    doc, gone = await ctx.run(load)
+    return await _save_request(ctx, doc, create=gone, dry_run=False)
 
 
 @router.get("/{segment_id}/daily", response_model=SegmentDaily)

@@ -48,12 +48,13 @@ class DuckDBOverview:
         """Every track event name with its stored count and latest timestamp, most
         frequent first (one grouped scan of two integer/timestamp columns)."""
         rows = self.con.execute(
-            "SELECT n.name, e.n, e.last, e.first FROM (SELECT event_code, count(*) AS n,"
-            ' max("timestamp") AS last, min("timestamp") AS first FROM events'
+            "SELECT n.name, e.n, e.last, e.first, e.received FROM (SELECT event_code,"
+            ' count(*) AS n, max("timestamp") AS last, min("timestamp") AS first,'
+            " min(received_at) AS received FROM events"
             " WHERE event_code IS NOT NULL GROUP BY event_code) e"
             " JOIN event_names n ON n.code = e.event_code ORDER BY e.n DESC, n.name"
         ).fetchall()
-        return [NameStats(str(name), int(n), last, first) for name, n, last, first in rows]
+        return [NameStats(str(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def event_fields(self, name: str, sample: int, examples: int) -> list[FieldStats]:
         """The ``properties.*`` / ``context.*`` fields of event ``name`` seen in its
@@ -197,40 +198,28 @@ class DuckDBOverview:
     # -- dashboard --------------------------------------------------------------
     def event_counts_since(self, instants: Sequence[datetime]) -> list[int]:
         """Stored events with ``timestamp > t`` for each ``t`` (one scan of the
-        timestamp column, which zone maps mostly skip)."""
+        timestamp column)."""
         if not instants:
             return []
-        lo = min(instants)
-        select = ", ".join(
-            f'count(*) FILTER (WHERE "timestamp" > ${i})' for i in range(len(instants))
-        )
-        params = {str(i): t for i, t in enumerate(instants)}
+        select = ", ".join('count(*) FILTER (WHERE "timestamp" > ?)' for _ in instants)
         row = self.con.execute(
-            f'SELECT {select} FROM events WHERE "timestamp" > $lo', {**params, "lo": lo}
+            f'SELECT {select} FROM events WHERE "timestamp" > ?', [*instants, min(instants)]
         ).fetchone()
         return [int(v) for v in row] if row else [0] * len(instants)
 
-    def received_since(self, since: datetime) -> tuple[int, datetime | None, datetime | None]:
-        """Events received (ingested) after ``since``: how many, the first and the last
-        ``received_at``."""
-        row = self.con.execute(
-            "SELECT count(*), min(received_at), max(received_at) FROM events WHERE received_at > ?",
-            [since],
-        ).fetchone()
-        if row is None:
-            return 0, None, None
-        return int(row[0]), row[1], row[2]
-
-    def daily_names(self, since: datetime) -> list[tuple[str, datetime, int]]:
-        """(event name, UTC day, events) of every track event after ``since``."""
+    def name_windows(self, now: datetime, windows: int) -> list[tuple[str, int, int]]:
+        """(event name, window, events) of the track events in the ``windows`` 24-hour
+        windows before ``now``: window 0 is ``(now - 24h, now]``, window 1 the day
+        before, and so on (one scan of the recent rows' timestamps and name codes)."""
         rows = self.con.execute(
-            "SELECT n.name, e.day, e.c FROM (SELECT event_code, date_trunc('day', \"timestamp\")"
-            " AS day, count(*) AS c FROM events WHERE event_code IS NOT NULL"
-            ' AND "timestamp" > ? GROUP BY ALL) e JOIN event_names n ON n.code = e.event_code'
-            " ORDER BY 1, 2",
-            [since],
+            "SELECT n.name, e.w, e.c FROM (SELECT event_code,"
+            ' (epoch_us($now) - epoch_us("timestamp")) // 86400000000 AS w, count(*) AS c'
+            ' FROM events WHERE event_code IS NOT NULL AND "timestamp" <= $now'
+            ' AND "timestamp" > $now - to_days($w) GROUP BY ALL) e'
+            " JOIN event_names n ON n.code = e.event_code ORDER BY 1, 2",
+            {"now": now, "w": windows},
         ).fetchall()
-        return [(str(n), d, int(c)) for n, d, c in rows]
+        return [(str(n), int(w), int(c)) for n, w, c in rows]
 
 
 if TYPE_CHECKING:

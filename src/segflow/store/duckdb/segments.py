@@ -54,6 +54,16 @@ class SegmentRegistry:
         ).fetchall()
         return [(int(v), t, bool(d)) for v, t, d in rows]
 
+    def versions(self, segment_id: str) -> list[tuple[int, datetime, dict[str, Any]]]:
+        """(version, saved at, definition as stored) of every saved version, newest
+        first (deletions are not versions)."""
+        rows = self.con.execute(
+            "SELECT version, saved_at, definition FROM segment_definitions"
+            " WHERE segment_id = ? AND NOT deleted ORDER BY version DESC",
+            [segment_id],
+        ).fetchall()
+        return [(int(v), t, orjson.loads(d)) for v, t, d in rows]
+
     def check(self, segments: Iterable[Segment]) -> dict[str, Segment]:
         """The registry as it would be after saving ``segments``; raises on unknown
         references and cycles (with the cycle's path)."""
