@@ -42,11 +42,15 @@ function Movers({ title, rows, id }) {
 }
 
 function Alerts({ alerts }) {
+  const [all, setAll] = useState(false);
+  const shown = all ? alerts : alerts.slice(0, 4);
   return html`<${Card} title="Data quality" id="alerts">
-    ${alerts.length ? html`<ul class="rank">${alerts.map((a) => html`<li>
+    ${alerts.length ? html`<ul class="rank">${shown.map((a) => html`<li>
       <span><span class="pill ${a.kind === "event_stopped" ? "bad" : "warn"}">${a.kind === "event_stopped" ? "stopped" : "new event"}</span> ${a.message}</span>
-      <span class="muted small">${a.last_seen ? ago(a.last_seen) : ""}</span>
-    </li>`)}</ul>` : html`<p class="muted">All events arriving as usual. ✓</p>`}
+      <span class="muted small nowrap">${a.last_seen ? ago(a.last_seen) : ""}</span>
+    </li>`)}</ul>
+    ${alerts.length > 4 ? html`<button class="btn small" style=${{ marginTop: ".5rem" }} onClick=${() => setAll(!all)}>${all ? "Show fewer" : `Show all ${alerts.length}`}</button>` : null}`
+    : html`<p class="muted">All events arriving as usual. ✓</p>`}
   </${Card}>`;
 }
 
@@ -67,11 +71,13 @@ export default function Dashboard() {
   const [tick, setTick] = useState(0);
   useEffect(() => { const t = setInterval(() => setTick((x) => x + 1), 15_000); return () => clearInterval(t); }, []);
   const dash = useAsync(() => optional("/v1/dashboard"), [tick]);
-  const summary = useAsync(() => optional("/v1/segments/summary"), [tick]);
+  const summary = useAsync(() => (dash.data === null ? optional("/v1/segments/summary") : null), [tick, dash.data === null]);
   const segs = useAsync(() => api("/v1/segments"), []);
   const names = Object.fromEntries((segs.data?.segments || []).map((s) => [s.id, s.definition.name || s.id]));
   const d = dash.data;
-  const moved = d?.growth ? d : movers(summary.data?.segments);
+  // the dashboard's change_7d_pct is in percent; the UI formats ratios
+  const ratio = (xs) => xs.map((x) => ({ ...x, change_7d_pct: x.change_7d_pct === null ? null : x.change_7d_pct / 100 }));
+  const moved = d?.growth ? { growth: ratio(d.growth), decline: ratio(d.decline) } : movers(summary.data?.segments);
   const everyone = (segs.data?.segments || []).find((s) => s.id === "everyone");
   return html`
     <div class="page-head">
