@@ -295,3 +295,53 @@ def test_pages_fit_a_phone(server: Server, browser: Any, hash_: str, ready: str)
     assert overflow <= 390, f"{hash_} is {overflow} px wide"
     _axe(page, hash_ + " (phone)")
     assert watch.errors == []
+
+
+def test_edit_versions_restore_duplicate_delete(server: Server, browser: Any) -> None:
+    _shop(server)
+    page, watch = _open(browser, server)
+
+    # raise the bar: cy (5,280) leaves, ada (6,500) and dan (9,000) stay
+    page.goto(server.base_url + "/#/segments/big_spenders/edit")
+    amount = page.locator(".rule").first.get_by_label("Measure value")
+    amount.fill("6000")
+    page.wait_for_function("() => document.querySelector('#preview-size')?.textContent === '2'")
+    page.locator("#review-save").click()
+    review = page.locator("#review")
+    review.wait_for()
+    assert "0 enter" in review.inner_text() and "1 exit" in review.inner_text()
+    assert "cy" in review.inner_text()
+    page.locator("#confirm-save").click()
+    page.wait_for_url("**/#/segments/big_spenders")
+    assert "version 2" in page.locator(".page-head").inner_text()
+
+    # the versions: version 1 against the current one, then restore it
+    page.locator("#edit-segment").click()
+    versions = page.locator("#versions")
+    versions.locator("table").wait_for()
+    v1 = versions.locator("tr", has_text="v1")
+    v1.get_by_role("button", name="Compare with current").click()
+    assert "1000" in versions.locator(".diff .del").all_inner_texts()[0]
+    assert "6000" in versions.locator(".diff .add").all_inner_texts()[0]
+    v1.get_by_role("button", name="Restore").click()
+    page.wait_for_url("**/#/segments/big_spenders")
+    page.wait_for_function(
+        "() => document.querySelector('.page-head')?.textContent.includes('version 3')"
+    )
+    assert page.locator("#segment-size-value").inner_text() == "3"
+
+    # duplicate, then delete the copy
+    page.locator("#duplicate-segment").click()
+    assert page.locator("#seg-id").input_value() == "big_spenders_copy"
+    assert page.locator("#seg-name").input_value() == "Copy of Big spenders"
+    page.wait_for_function("() => document.querySelector('#preview-size')?.textContent === '3'")
+    page.locator("#review-save").click()
+    page.locator("#review").wait_for()
+    page.locator("#confirm-save").click()
+    page.wait_for_url("**/#/segments/big_spenders_copy")
+    page.locator("#delete-segment").click()
+    page.locator("#confirm-delete").click()
+    page.wait_for_url("**/#/segments")
+    page.locator("tr[data-segment=big_spenders]").wait_for()
+    assert page.locator("tr[data-segment=big_spenders_copy]").count() == 0
+    assert watch.errors == []

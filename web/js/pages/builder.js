@@ -128,7 +128,7 @@ function Editor({ cat, initial, editing, version }) {
             : html`<${RuleTree} condition=${condition} onChange=${setCondition} problems=${problems} cat=${cat} />`}
         </${Card}>
         <${CodeCard} draft=${draft} onApply=${(doc) => { const { condition: c, version: _v, ...m } = doc; setMeta({ ...m, tags: m.tags || [], id: editing ? meta.id : m.id }); setCondition(c ?? { all: [] }); setIdTouched(true); }} />
-        ${editing ? html`<${Versions} id=${meta.id} current=${draft} version=${version} />` : null}
+        ${editing ? html`<${Versions} id=${meta.id} version=${version} />` : null}
       </div>
       <aside class="side" aria-label="Live preview">
         <${Card} title="Live size" id="preview">
@@ -228,7 +228,7 @@ function Review({ open, onClose, draft, editing, previewSize }) {
   </${Dialog}>`;
 }
 
-function Versions({ id, current, version }) {
+function Versions({ id, version }) {
   const state = useAsync(() => optional(`/v1/segments/${enc(id)}/versions`, { route: "/v1/segments/{}/versions" }), [id, version]);
   const [pick, setPick] = useState(null);
   const [error, setError] = useState(null);
@@ -246,12 +246,18 @@ function Versions({ id, current, version }) {
       <tbody>${d.versions.map((v) => html`<tr>
         <td>v${v.version}${v.version === version ? html` <span class="pill good">current</span>` : null}</td>
         <td title=${dateTime(v.saved_at)}>${ago(v.saved_at)}</td>
-        <td class="right"><button class="btn small" aria-pressed=${pick?.version === v.version} onClick=${() => setPick(pick?.version === v.version ? null : v)}>Diff with the draft</button>
+        <td class="right"><button class="btn small" aria-pressed=${pick?.version === v.version} onClick=${() => setPick(pick?.version === v.version ? null : v)}>${v.version === d.versions[0].version ? "Changes in it" : "Compare with current"}</button>
           ${v.version !== version ? html` <button class="btn small" onClick=${() => restore(v.version)}>Restore</button>` : null}</td>
       </tr>`)}</tbody></table></div>
-      ${pick ? html`<h3>v${pick.version} → this draft</h3>
-        <pre class="diff" aria-label="Differences">${lineDiff(yamlText(editable(pick.definition)), yamlText(current)).map(([k, l]) =>
-          html`<span class=${k === "+" ? "add" : k === "-" ? "del" : "same"}>${k} ${l}</span>`)}</pre>` : null}
+      ${pick ? (() => {
+        // the newest version against the one before it; any other against the newest
+        const newest = d.versions[0];
+        const [from, to] = pick.version === newest.version ? [d.versions[1], newest] : [pick, newest];
+        if (!from) return html`<p class="muted">The first version: nothing to compare with.</p>`;
+        return html`<h3>v${from.version} → v${to.version}</h3>
+        <pre class="diff" aria-label="Differences">${lineDiff(yamlText(editable(from.definition)), yamlText(editable(to.definition))).map(([k, l]) =>
+          html`<span class=${k === "+" ? "add" : k === "-" ? "del" : "same"}>${k} ${l}</span>`)}</pre>`;
+      })() : null}
       <${ErrorBox} error=${error} />`}</${Async}>
   </${Card}>`;
 }
