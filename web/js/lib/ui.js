@@ -140,3 +140,6 @@ export function Sparkline({ points, width = 120, height = 28, label }) {
 export function navigate(hash) { location.hash = hash; }
 export const segHref = (id) => `#/segments/${encodeURIComponent(id)}`;
 export const profileHref = (id) => `#/profiles/${encodeURIComponent(id)}`;
+
+/** A folder path with a small folder icon (no emoji: not every system has the font). */
+export const Folder = ({ path }) => html`<span class="folder"><svg width="12" height="10" viewBox="0 0 12 10" aria-hidden="true"><path d="M0 1.5A1.5 1.5 0 0 1 1.5 0h3l1.2 1.3h4.8A1.5 1.5 0 0 1 12 2.8v5.7A1.5 1.5 0 0 1 10.5 10h-9A1.5 1.5 0 0 1 0 8.5z" fill="currentColor"/></svg> ${path}</span>`;

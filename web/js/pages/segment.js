@@ -6,7 +6,7 @@ import { api, optional, enc, download, qs } from "../lib/api.js";
 import { num, pct, money, date, signed, toDate } from "../lib/format.js";
 import { summarize, yamlText } from "../lib/definition.js";
 import { SizeChart } from "../lib/charts.js";
-import { Async, Card, Delta, Dialog, Empty, ErrorBox, Stat, Tag, profileHref, segHref, toast, useAsync, useDebounced, navigate } from "../lib/ui.js";
+import { Async, Card, Delta, Dialog, Empty, ErrorBox, Folder, Stat, Tag, profileHref, segHref, toast, useAsync, useDebounced, navigate } from "../lib/ui.js";
 import { LiveFeed } from "./dashboard.js";
 
 async function loadHistory(id) {
@@ -128,7 +128,7 @@ function Experiment({ id }) {
       </div>
       <p><span class="pill ${r.verdict === "significant" ? "good" : "warn"}">${String(r.verdict || "").replace(/_/g, " ")}</span>
         ${r.reason ? ` ${r.reason}.` : ""}${r.still_needed ? ` About ${num(r.still_needed)} more members are needed to tell.` : ""}
-        <span class="small muted">${r.test || ""}${r.ci ? `, ${pct(r.level, 0)} interval of the lift ${fmt(r.ci.low ?? r.ci[0])} to ${fmt(r.ci.high ?? r.ci[1])}` : ""}</span></p>`;
+        <span class="small muted"> (${r.test || ""}${r.ci ? `, ${pct(r.level, 0)} interval of the lift ${fmt(r.ci.low ?? r.ci[0])} to ${fmt(r.ci.high ?? r.ci[1])}` : ""})</span></p>`;
     }}</${Async}>
   </${Card}>`;
 }
@@ -159,7 +159,7 @@ export default function Segment({ id }) {
         <h1>${d.name || s.id}</h1>
         <p class="sub">${d.description || ""}</p>
         <div class="row small muted"><span class="mono">${s.id}</span> · <span class="pill">${d.mode || "realtime"}</span> · version ${s.version}
-          ${(d.tags || []).map((t) => html`<${Tag}>${t}</${Tag}>`)}${d.folder ? html`<span class="pill">📁 ${d.folder}</span>` : null}</div>
+          ${(d.tags || []).map((t) => html`<${Tag}>${t}</${Tag}>`)}${d.folder ? html`<span class="pill"><${Folder} path=${d.folder} /></span>` : null}</div>
       </div>
       <div class="actions">
         <a class="btn primary" id="edit-segment" href=${`#/segments/${enc(id)}/edit`}>Edit</a>

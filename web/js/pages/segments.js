@@ -3,7 +3,7 @@
 import { html, useMemo, useState } from "../lib/html.js";
 import { api, optional, enc } from "../lib/api.js";
 import { num, pct, signed, ago } from "../lib/format.js";
-import { Async, Delta, Empty, Sparkline, Tag, segHref, useAsync } from "../lib/ui.js";
+import { Async, Delta, Empty, Folder, Sparkline, Tag, segHref, useAsync } from "../lib/ui.js";
 
 /** The summary route, or the same rows assembled from the older routes. */
 async function loadSummary() {
@@ -50,7 +50,7 @@ function SegmentTable({ rows, q, setQ, tag, setTag, sort, setSort }) {
   const tags = useMemo(() => [...new Set(rows.flatMap((r) => r.tags || []))].sort(), [rows]);
   const needle = q.trim().toLowerCase();
   const shown = rows
-    .filter((r) => !tag || (r.tags || []).includes(tag) || r.folder === tag)
+    .filter((r) => !tag || (r.tags || []).includes(tag) || (r.folder && (r.folder === tag || r.folder.startsWith(tag + "/"))))
     .filter((r) => !needle || [r.id, r.name, r.description, ...(r.tags || [])].some((x) => x && x.toLowerCase().includes(needle)))
     .sort((a, b) => {
       const [k, dir] = sort;
@@ -60,7 +60,8 @@ function SegmentTable({ rows, q, setQ, tag, setTag, sort, setSort }) {
       if (y === null || y === undefined) return -1;
       return (x < y ? -1 : 1) * dir;
     });
-  const folders = [...new Set(rows.map((r) => r.folder).filter(Boolean))].sort();
+  // every folder and its parents ("Lifecycle", "Lifecycle/Retention"): a parent shows its subfolders' segments
+  const folders = [...new Set(rows.flatMap((r) => (r.folder ? r.folder.split("/").map((_, i, parts) => parts.slice(0, i + 1).join("/")) : [])))].sort();
   const header = (k, label) => {
     const active = sort[0] === k;
     return html`<th scope="col" class=${k === "name" || k === "updated_at" ? "" : "num"} aria-sort=${active ? (sort[1] > 0 ? "ascending" : "descending") : "none"}>
@@ -74,14 +75,14 @@ function SegmentTable({ rows, q, setQ, tag, setTag, sort, setSort }) {
     </div>
     <div class="row" role="group" aria-label="Filter by tag or folder">
       <${Tag} active=${!tag} onClick=${() => setTag("")}>All</${Tag}>
-      ${folders.map((f) => html`<${Tag} active=${tag === f} onClick=${() => setTag(tag === f ? "" : f)}>📁 ${f}</${Tag}>`)}
+      ${folders.map((f) => html`<${Tag} active=${tag === f} onClick=${() => setTag(tag === f ? "" : f)}><${Folder} path=${f} /></${Tag}>`)}
       ${tags.map((t) => html`<${Tag} active=${tag === t} onClick=${() => setTag(tag === t ? "" : t)}>${t}</${Tag}>`)}
     </div>
     <div class="table-wrap" tabindex="0"><table id="segments">
       <thead><tr>${COLUMNS.slice(0, 3).map(([k, l]) => header(k, l))}<th scope="col" class="hide-phone">Last 30 days</th>${COLUMNS.slice(3).map(([k, l]) => header(k, l))}</tr></thead>
       <tbody>${shown.length ? shown.map((r) => html`<tr data-segment=${r.id} key=${r.id}>
         <td><a href=${segHref(r.id)}><strong>${r.name || r.id}</strong></a>
-          <div class="small muted">${r.id} · ${r.mode}${r.folder ? ` · 📁 ${r.folder}` : ""} ${(r.tags || []).map((t) => html`<span class="tag">${t}</span>`)}</div></td>
+          <div class="small muted">${r.id} · ${r.mode}${r.folder ? html` · <${Folder} path=${r.folder} />` : ""} ${(r.tags || []).map((t) => html`<span class="tag">${t}</span>`)}</div></td>
         <td class="num size">${num(r.size)}</td>
         <td class="num">${pct(r.share)}</td>
         <td class="hide-phone"><${Sparkline} points=${r.series} label=${`${r.name || r.id}: size over the last 30 days`} /></td>
