@@ -90,28 +90,30 @@ const PALETTE = ["#2457c5", "#0f7b6c", "#9a3fb8", "#b5560b", "#c2185b", "#4e6b00
 /** Transitions Sankey: places at A (left) flow to places at B (right). */
 export function Sankey({ stages, atA, atB, flows, labels = {} }) {
   const names = [...stages, null];
-  const name = (s) => (s === null ? "Outside the group" : labels[s] || s);
-  const W = 720, H = 360, nodeW = 14, gap = 10;
+  const full = (s) => (s === null ? "Outside the group" : labels[s] || s);
+  const name = (s) => { const t = full(s); return t.length > 26 ? t.slice(0, 25) + "…" : t; };
+  const W = 960, H = 380, nodeW = 14, gap = 10, side = 230;
   const total = Math.max(atA.reduce((a, b) => a + b, 0), atB.reduce((a, b) => a + b, 0), 1);
   const scale = (H - gap * names.length) / total;
   const layout = (sizes) => { let y = 0; return sizes.map((s) => { const n = { y, h: Math.max(s * scale, s ? 2 : 0) }; y += n.h + gap; return n; }); };
   const left = layout(atA), right = layout(atB);
   const outA = left.map((n) => n.y), inB = right.map((n) => n.y);
   const idx = (s) => (s === null ? names.length - 1 : stages.indexOf(s));
+  const color = (i) => (i === names.length - 1 ? "#7b8597" : PALETTE[i % PALETTE.length]); // outside in grey
   const bands = flows.filter((f) => f.value > 0).map((f) => {
     const i = idx(f.source), j = idx(f.target), h = f.value * scale;
     const y0 = outA[i], y1 = inB[j];
     outA[i] += h; inB[j] += h;
-    const x0 = 170 + nodeW, x1 = W - 170 - nodeW, mx = (x0 + x1) / 2;
+    const x0 = side + nodeW, x1 = W - side - nodeW, mx = (x0 + x1) / 2;
     const d = `M${x0},${y0}C${mx},${y0} ${mx},${y1} ${x1},${y1}V${y1 + h}C${mx},${y1 + h} ${mx},${y0 + h} ${x0},${y0 + h}Z`;
-    return html`<path d=${d} fill=${PALETTE[i % PALETTE.length]} class="sankey-flow"><title>${name(f.source)} → ${name(f.target)}: ${num(f.value)}</title></path>`;
+    return html`<path d=${d} fill=${color(i)} class="sankey-flow"><title>${full(f.source)} → ${full(f.target)}: ${num(f.value)}</title></path>`;
   });
-  const nodes = (side, lay, sizes) => lay.map((n, i) => {
-    const x = side === "a" ? 170 : W - 170 - nodeW;
+  const nodes = (where, lay, sizes) => lay.map((n, i) => {
+    const x = where === "a" ? side : W - side - nodeW;
     if (!sizes[i]) return null;
     return html`<g>
-      <rect x=${x} y=${n.y} width=${nodeW} height=${n.h} fill=${PALETTE[i % PALETTE.length]} />
-      <text x=${side === "a" ? x - 6 : x + nodeW + 6} y=${n.y + n.h / 2} text-anchor=${side === "a" ? "end" : "start"} dominant-baseline="middle" class="sankey-label">${name(names[i])} (${num(sizes[i])})</text>
+      <rect x=${x} y=${n.y} width=${nodeW} height=${n.h} fill=${color(i)} />
+      <text x=${where === "a" ? x - 6 : x + nodeW + 6} y=${n.y + n.h / 2} text-anchor=${where === "a" ? "end" : "start"} dominant-baseline="middle" class="sankey-label"><title>${full(names[i])}</title>${name(names[i])} (${num(sizes[i])})</text>
     </g>`;
   });
   return html`<div class="sankey-wrap" tabindex="0"><svg viewBox="0 0 ${W} ${H}" class="sankey" role="img" aria-label="Flows between stages; the table below lists them">

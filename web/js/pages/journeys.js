@@ -71,7 +71,7 @@ function Flows({ stages, days, names }) {
     ${d.time_to_enter?.length ? html`<${Card} title="Time from one stage to the next" id="time-to-enter">
       <div class="table-wrap" tabindex="0"><table><thead><tr><th scope="col">From → to</th><th scope="col" class="num">Customers</th><th scope="col" class="num">Median</th><th scope="col" class="num">Middle half</th></tr></thead>
       <tbody>${d.time_to_enter.map((t) => html`<tr><td>${label(t.source)} → ${label(t.target)}</td><td class="num">${num(t.pairs)}</td>
-        <td class="num">${duration(t.median / 1000)}</td><td class="num">${t.percentiles ? `${duration(t.percentiles.p25 / 1000)} – ${duration(t.percentiles.p75 / 1000)}` : "–"}</td></tr>`)}</tbody></table></div>
+        <td class="num">${t.pairs ? duration(t.median / 1000) : "–"}</td><td class="num">${t.pairs && t.percentiles ? `${duration(t.percentiles.p25 / 1000)} – ${duration(t.percentiles.p75 / 1000)}` : "–"}</td></tr>`)}</tbody></table></div>
     </${Card}>` : null}`;
   }}</${Async}>`;
 }
