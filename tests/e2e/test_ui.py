@@ -345,3 +345,46 @@ def test_edit_versions_restore_duplicate_delete(server: Server, browser: Any) ->
     page.locator("tr[data-segment=big_spenders]").wait_for()
     assert page.locator("tr[data-segment=big_spenders_copy]").count() == 0
     assert watch.errors == []
+
+
+def test_yaml_and_plain_english_of_the_demo_library(server: Server, browser: Any) -> None:
+    """The builder's YAML of each demo segment reads back (server's YAML parser) as
+    the same canonical definition, and its plain English names no JS artefact."""
+    from segflow.demo import SEGMENTS_DIR
+
+    for path in sorted(SEGMENTS_DIR.glob("*.y*ml")):
+        r = server.client.post(
+            "/v1/segments",
+            content=path.read_bytes(),
+            headers={"Content-Type": "application/yaml"},
+        )
+        assert r.status_code == 201, (path.name, r.text)
+    page, watch = _open(browser, server)
+    result = page.evaluate(
+        """async (key) => {
+          const m = await import('/ui/js/lib/definition.js');
+          const auth = {Authorization: 'Bearer ' + key};
+          const stable = (v) => Array.isArray(v) ? '[' + v.map(stable).join(',') + ']'
+            : v && typeof v === 'object' ? '{' + Object.keys(v).sort().map(
+                (k) => JSON.stringify(k) + ':' + stable(v[k])).join(',') + '}'
+            : JSON.stringify(v);
+          const {segments} = await (await fetch('/v1/segments', {headers: auth})).json();
+          const out = [];
+          for (const s of segments) {
+            const {version, ...def} = s.definition;
+            const r = await fetch('/v1/segments/validate', {method: 'POST', body: m.yamlText(def),
+              headers: {...auth, 'Content-Type': 'application/yaml'}});
+            const v = await r.json();
+            const {version: _, ...back} = v.canonical || {};
+            out.push({id: s.id, same: stable(back) === stable(def), back,
+                      errors: v.errors, english: def.condition ? m.summarize(def.condition) : ''});
+          }
+          return out;
+        }""",
+        server.admin_key,
+    )
+    assert len(result) >= 27
+    for r in result:
+        assert r["same"], r
+        assert not any(bad in r["english"] for bad in ("undefined", "[object", "NaN")), r
+    assert watch.errors == []
