@@ -99,7 +99,8 @@ function Editor({ cat, initial, editing, version }) {
       <div><p class="small"><a href=${editing ? `#/segments/${enc(meta.id)}` : "#/segments"}>← ${editing ? "Back to the segment" : "Segments"}</a></p>
         <h1>${editing ? `Edit “${meta.name || meta.id}”` : "New segment"}</h1>
         ${cat.fallback ? html`<p class="sub">Pickers list the events and traits your segments already use.</p>` : null}</div>
-      <div class="actions">
+      <div class="actions builder-actions">
+        <span class="live-pill" aria-hidden="true">${preview.size !== undefined ? html`<strong>${num(preview.size)}</strong> members${preview.loading ? "…" : ""}` : preview.loading ? "counting…" : "fix the rule"}</span>
         <button class="btn primary" id="review-save" onClick=${() => setReview(true)} disabled=${!meta.id}>Review & save</button>
       </div>
     </div>

@@ -66,11 +66,11 @@ function KV({ obj, id }) {
 
 function Orders({ orders }) {
   if (!orders.length) return html`<${Empty}>No orders yet.</${Empty}>`;
-  return html`<div class="table-wrap" tabindex="0"><table id="orders"><thead><tr><th scope="col">Date</th><th scope="col">Order</th><th scope="col">Products</th><th scope="col" class="num">Revenue</th></tr></thead>
+  return html`<div class="table-wrap" tabindex="0"><table id="orders"><thead><tr><th scope="col">Date</th><th scope="col" class="hide-phone">Order</th><th scope="col">Products</th><th scope="col" class="num">Revenue</th></tr></thead>
     <tbody>${orders.map((o) => {
       const p = o.properties || {};
       const products = o.products || p.products || [];
-      return html`<tr><td>${dateTime(o.timestamp || o.at)}</td><td class="mono small">${p.order_id || o.order_id || "–"}${p.coupon ? html` <span class="pill">${p.coupon}</span>` : null}</td>
+      return html`<tr><td>${date(o.timestamp || o.at)}</td><td class="mono small hide-phone">${p.order_id || o.order_id || "–"}${p.coupon ? html` <span class="pill">${p.coupon}</span>` : null}</td>
         <td>${products.length ? products.map((x) => html`<div>${x.quantity && x.quantity !== 1 ? `${num(x.quantity)} × ` : ""}${x.name || x.product_id} <span class="muted small">${money(x.price, p.currency)}</span></div>`) : html`<span class="muted">${p.category || "–"}</span>`}</td>
         <td class="num">${money(p.revenue ?? o.revenue, p.currency || "USD")}</td></tr>`;
     })}</tbody></table></div>`;
@@ -220,7 +220,7 @@ export default function Profile({ id }) {
         <div class="stat"><div class="stat-label">Favourite category (30 d)</div><div class="stat-value" style=${{ fontSize: "1.15rem" }}>${ct.top_category_30d || "–"}</div></div>
       </div>
       <${Scores} t=${t} />
-      <div class="grid-2-1">
+      <div class="grid-2-1 side-first">
         <div>
           <${Card} title="Orders" id="orders-card"><${Orders} orders=${p.orders} /></${Card}>
           <div class="grid">
