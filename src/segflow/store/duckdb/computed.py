@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from segflow.batch.compile import BatchCompiler, Catalog
 from segflow.plan.computed import AGGREGATES, CART
@@ -76,13 +77,25 @@ def computed_traits(
 ) -> list[dict[str, Any]]:
     """Computed traits for some (or all) profiles as of ``at``."""
     sql = computed_traits_sql(load_catalog(con), at)
-    if profile_ids is not None:
-        con.execute("CREATE OR REPLACE TEMP TABLE _wanted (profile_id VARCHAR)")
-        con.executemany("INSERT INTO _wanted VALUES (?)", [(p,) for p in profile_ids])
-        sql = f"SELECT * FROM ({sql}) WHERE profile_id IN (SELECT profile_id FROM _wanted)"
-    cur = con.execute(sql + " ORDER BY profile_id" if profile_ids is None else sql)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    if profile_ids is None:
+        cur = con.execute(sql + " ORDER BY profile_id")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    # a few profiles: every read of ``events`` and ``profiles`` is narrowed to them (CTEs
+    # of those names shadow the tables), so the cost follows their events, not the store's
+    con.register("_sf_wanted", pa.table({"profile_id": pa.array(profile_ids, pa.string())}))
+    try:
+        scoped = (
+            "WITH events AS (SELECT * FROM main.events WHERE profile_id IN"
+            " (SELECT profile_id FROM _sf_wanted)),"
+            " profiles AS (SELECT * FROM main.profiles WHERE profile_id IN"
+            " (SELECT profile_id FROM _sf_wanted)),"
+        )
+        cur = con.execute(sql.replace("WITH", scoped, 1))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        con.unregister("_sf_wanted")
 
 
 class DuckDBComputedTraits:
