@@ -129,7 +129,7 @@ function EventPicker({ node, onChange, cat, pageKind }) {
     return html`<select aria-label="Call type" value=${key} onChange=${(e) => { const { [key]: v, ...rest } = node; onChange({ [e.target.value]: v, ...rest }); }}>
         <option value="page">page</option><option value="screen">screen</option></select>
       <label class="row" style=${{ gap: ".25rem" }}><input type="checkbox" checked=${any} onChange=${(e) => onChange({ ...node, [key]: e.target.checked ? true : "" })} /> any</label>
-      ${any ? null : html`<input aria-label="Page name" placeholder="page name" value=${node[key]} onInput=${(e) => onChange({ ...node, [key]: e.target.value })} />`}
+      ${any ? null : html`<input aria-label="Page name" list="dl-pages" placeholder="page name" value=${node[key]} onInput=${(e) => onChange({ ...node, [key]: e.target.value })} />`}
       ${pages.length ? html`<span class="muted small">paths seen: ${pages.slice(0, 3).join(", ")}</span>` : null}`;
   }
   const names = Array.isArray(node.event) ? node.event.join(", ") : node.event || "";
@@ -345,7 +345,8 @@ export function RuleTree({ condition, onChange, problems, cat }) {
 /** Datalists shared by every row: event names and trait keys with types and examples. */
 export function CatalogueLists({ cat }) {
   return html`<${Datalist} id="dl-events" items=${cat.events.map((e) => [e.name, e.count !== undefined ? `${e.count.toLocaleString()} events` : ""])} />
-    <${Datalist} id="dl-traits" items=${cat.traits.map((t) => [t.key, `${t.type}${examplesText(t.examples)}`])} />`;
+    <${Datalist} id="dl-traits" items=${cat.traits.map((t) => [t.key, `${t.type}${examplesText(t.examples)}`])} />
+    <${Datalist} id="dl-pages" items=${(cat.pages?.names || []).map((n) => [n, "page name"])} />`;
 }
 
 export { COMPARISONS };

@@ -135,6 +135,7 @@ function Experiment({ id }) {
 
 export default function Segment({ id }) {
   const seg = useAsync(() => api(`/v1/segments/${enc(id)}`), [id]);
+  const everyone = useAsync(() => optional("/v1/dashboard").then((d) => (d ? { size: d.profiles } : null)), []).data;
   const history = useAsync(() => loadHistory(id), [id]);
   const [size, setSize] = useState(null);
   const [bump, setBump] = useState(0);
@@ -169,6 +170,7 @@ export default function Segment({ id }) {
     </div>
     <div class="stats">
       <${Stat} id="segment-size" label="Members now" value=${html`<span id="segment-size-value">${num(size)}</span>`} hint="updates live" />
+      ${everyone?.size ? html`<${Stat} label="Share of all customers" value=${pct(size / everyone.size)} hint=${`of ${num(everyone.size)} profiles`} />` : null}
       <${HistoryStats} history=${history.data} />
     </div>
     <p class="summary-text"><strong>Who:</strong> ${d.condition ? summarize(d.condition) : d.members ? `${num(d.members.length)} listed profiles` : "–"}</p>
