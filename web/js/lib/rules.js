@@ -274,7 +274,7 @@ function Row({ node, negated, onChange, onNegate, onRemove, onDuplicate, path, p
       <strong class="small">${KIND_LABEL[kind] || kind}</strong>
       <label class="row small" style=${{ gap: ".25rem" }}><input type="checkbox" checked=${negated} onChange=${onNegate} /> ${kind === "event" || kind === "page" ? "did NOT" : "NOT"}</label>
       <span class="rule-tools">
-        <button class="icon-btn small" aria-label="Duplicate condition" title="Duplicate" onClick=${onDuplicate}>Copy</button>
+        <button class="icon-btn small" aria-label="Copy condition" title="Copy this condition" onClick=${onDuplicate}>Copy</button>
         <button class="icon-btn" aria-label="Remove condition" title="Remove" onClick=${onRemove}>✕</button>
       </span>
     </div>
