@@ -111,7 +111,9 @@ async function segmentPage(id) {
       h("div", { class: "card" }, h("h2", {}, "Definition"), h("pre", { id: "definition" }, JSON.stringify(seg.definition, null, 2))),
       h("div", { class: "card" }, h("h2", {}, "Live changes"), changes)),
     h("div", { class: "card" }, h("h2", {}, "Members"), memberList, more));
-  const src = new EventSource(`/v1/changes/stream?segment_id=${enc}&api_key=${encodeURIComponent(key())}`);
+  // EventSource cannot send the key in a header: a 5-minute stream token opens the stream
+  const { token } = await api("/v1/stream-tokens", { method: "POST" });
+  const src = new EventSource(`/v1/changes/stream?segment_id=${enc}&api_key=${encodeURIComponent(token)}`);
   const onChange = (ev) => {
     const c = JSON.parse(ev.data);
     changes.querySelector(".waiting")?.remove();
