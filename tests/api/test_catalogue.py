@@ -100,6 +100,11 @@ def test_catalogue_of_an_empty_store(shared_server: Server) -> None:
     assert cat["events"] == [] and cat["traits"] == []
     assert cat["pages"] == {"count": 0, "paths": [], "names": []}
     assert len(cat["computed"]) >= 10
+    # the statistics are reused for a while; the segments are always current
+    r = shared_server.client.post("/v1/segments", json={"id": "cat_new", "condition": {"all": []}})
+    assert r.status_code == 201, r.text
+    again = shared_server.client.get("/v1/catalogue").json()
+    assert again["segments"] == [{"id": "cat_new", "name": "cat_new"}]
 
 
 def test_catalogue_needs_an_admin_key(shared_server: Server) -> None:

@@ -119,6 +119,8 @@ def test_profile_search(server: Server) -> None:
     ]  # fmt: skip
     assert [p["profile_id"] for p in server.client.get(
         "/v1/profiles", params={"q": "example.com"}).json()["profiles"]] == ["ada"]  # fmt: skip
+    assert [p["profile_id"] for p in server.client.get(
+        "/v1/profiles", params={"q": "ada byr"}).json()["profiles"]] == ["ada"]  # fmt: skip
     both = server.client.get("/v1/profiles", params={"q": "b", "limit": 1}).json()
     assert [p["profile_id"] for p in both["profiles"]] == ["ada"]  # Byron
     assert both["next_cursor"] == "ada"

@@ -3,7 +3,7 @@ can use (events with their fields, traits, computed traits, segments, pages) and
 dashboard's counts, rates, movers and alerts (callers hold the lock).
 
 Every figure is bounded in cost at any store size: field statistics come from a fixed
-sample of each event's newest rows, examples are approximate top values, and the
+sample of each event's rows, examples are approximate top values, and the
 whole-table reads scan one or two narrow columns.
 """
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 EXAMPLES: Final = 5
 FIELD_SAMPLE: Final = 2000
-"""Newest rows of each event name whose fields are described."""
+"""Rows of each event name whose fields are described."""
 MAX_EVENT_NAMES: Final = 200
 """Event names described with their fields (the most frequent); the rest are listed
 with their counts only."""
@@ -68,8 +68,43 @@ def _field_path(path: str) -> str:
     return path.removeprefix("properties.")
 
 
-def catalogue(app: Segflow) -> dict[str, Any]:
-    """Everything a definition can name, with what the store has seen of it."""
+CATALOGUE_TTL_S: Final = 30.0
+"""How long the catalogue's event and trait statistics are reused: they move slowly,
+and a builder asks for them every time it opens (the segment list is always fresh)."""
+
+
+class CatalogueCache:
+    """The last catalogue's statistics and when they were read (monotonic seconds)."""
+
+    def __init__(self, ttl: float = CATALOGUE_TTL_S) -> None:
+        self.ttl = ttl
+        self.read_at: float | None = None
+        self.body: dict[str, Any] | None = None
+
+    def get(self, now: float) -> dict[str, Any] | None:
+        fresh = self.read_at is not None and now - self.read_at < self.ttl
+        return self.body if fresh else None
+
+    def put(self, body: dict[str, Any], now: float) -> None:
+        self.body, self.read_at = body, now
+
+
+def catalogue(app: Segflow, cache: CatalogueCache | None = None) -> dict[str, Any]:
+    """Everything a definition can name, with what the store has seen of it; the
+    statistics come from ``cache`` when it has fresh ones."""
+    import time
+
+    now = time.monotonic()
+    body = cache.get(now) if cache is not None else None
+    if body is None:
+        body = _catalogue_stats(app)
+        if cache is not None:
+            cache.put(body, now)
+    saved = app.registry.current()
+    return {**body, "segments": [{"id": sid, "name": saved[sid].name} for sid in sorted(saved)]}
+
+
+def _catalogue_stats(app: Segflow) -> dict[str, Any]:
     from segflow.traits.computed import DOCS
 
     ov = app.overview
@@ -104,16 +139,11 @@ def catalogue(app: Segflow) -> dict[str, Any]:
         {"name": name, "type": _COMPUTED_TYPES[kind], "description": described.get(name, "")}
         for name, kind in COMPUTED_TRAITS.items()
     ]
-    segments = [
-        {"id": s.id, "name": s.name}
-        for s in sorted(app.registry.current().values(), key=lambda s: s.id)
-    ]
     pages = ov.pages(PAGE_PATHS)
     return {
         "events": events,
         "traits": traits,
         "computed": computed,
-        "segments": segments,
         "pages": {"count": pages.count, "paths": pages.paths, "names": pages.names},
     }
 
@@ -370,7 +400,7 @@ def dashboard(
     decline = sorted(
         (m for m in movers if m["change_7d"] < 0), key=lambda m: (m["change_7d"], m["id"])
     )
-    names = ov.event_names()
+    names = ov.event_names(received=True)
     referenced = referenced_events(app.registry.current().values())
     return {
         "at": format_instant(now),

@@ -2,7 +2,8 @@
 counts and fields, trait keys with their values, page paths, event rates.
 
 Every read is bounded whatever the store's size: the per-name field statistics read a
-fixed number of each name's newest rows, examples are approximate top values, and the
+fixed number of each name's rows, examples are approximate top values (over a sample
+of a large table), and the
 whole-table reads touch one or two narrow columns.
 """
 
@@ -22,6 +23,9 @@ from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.protocols import FieldStats, NameStats, PageStats, TraitStats
 
 FIELD_ROOTS: Final = ("properties.", "context.")
+SAMPLE_FROM: Final = 1_000_000
+"""Tables over this many rows are sampled where most common values are looked for."""
+SAMPLE_PERCENT: Final = 5
 """The event fields a condition's ``where`` reads (``traits.`` are the profile's)."""
 
 
@@ -44,22 +48,23 @@ class DuckDBOverview:
         self.con = con
 
     # -- catalogue --------------------------------------------------------------
-    def event_names(self) -> list[NameStats]:
-        """Every track event name with its stored count and latest timestamp, most
-        frequent first (one grouped scan of two integer/timestamp columns)."""
+    def event_names(self, received: bool = False) -> list[NameStats]:
+        """Every track event name with its stored count, latest and earliest timestamp
+        (and, with ``received``, its first receipt), most frequent first (one grouped
+        scan of two or three narrow columns)."""
         rows = self.con.execute(
             "SELECT n.name, e.n, e.last, e.first, e.received FROM (SELECT event_code,"
             ' count(*) AS n, max("timestamp") AS last, min("timestamp") AS first,'
-            " min(received_at) AS received FROM events"
+            f" {'min(received_at)' if received else 'NULL'} AS received FROM events"
             " WHERE event_code IS NOT NULL GROUP BY event_code) e"
             " JOIN event_names n ON n.code = e.event_code ORDER BY e.n DESC, n.name"
         ).fetchall()
         return [NameStats(str(r[0]), int(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def event_fields(self, name: str, sample: int, examples: int) -> list[FieldStats]:
-        """The ``properties.*`` / ``context.*`` fields of event ``name`` seen in its
-        ``sample`` newest rows: how many of them carry each field, and its most common
-        values there."""
+        """The ``properties.*`` / ``context.*`` fields of event ``name`` seen in
+        ``sample`` of its rows (the first the scan meets: the read stops there): how
+        many of them carry each field, and its most common values there."""
         catalog = self.con.execute(
             "SELECT path, type FROM field_catalog WHERE "
             + " OR ".join("starts_with(path, ?)" for _ in FIELD_ROOTS)
@@ -89,8 +94,7 @@ class DuckDBOverview:
         picked = ", ".join(sorted({e for _, _, e in exprs if e.startswith('"')} | {"extra"}))
         row = self.con.execute(
             f"SELECT {select} FROM (SELECT {picked} FROM events"
-            " WHERE event_code = (SELECT code FROM event_names WHERE name = ?)"
-            " ORDER BY seq DESC LIMIT ?)",
+            " WHERE event_code = (SELECT code FROM event_names WHERE name = ?) LIMIT ?)",
             [name, sample],
         ).fetchone()
         if row is None:
@@ -107,23 +111,52 @@ class DuckDBOverview:
                 out.append(FieldStats(path, typ, present, [_plain(v) for v in values]))
         return out
 
+    def _sampled(self, table: str) -> str:
+        """``table``, or a system sample of SAMPLE_PERCENT of its row vectors when it
+        holds over SAMPLE_FROM rows (where most common values are looked for)."""
+        row = self.con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()
+        big = row is not None and int(row[0]) > SAMPLE_FROM
+        return f"{quote_ident(table)} TABLESAMPLE {SAMPLE_PERCENT}% (system)" if big else table
+
     def traits(self, examples: int) -> list[TraitStats]:
         """Every trait key with a current value: its most common kind, how many profiles
-        hold it, and its most common values (one grouped scan of the current writes)."""
+        hold it, and its most common values (over a sample of the writes in a large
+        store; read whole for the keys the sample misses)."""
         k = int(examples)
-        rows = self.con.execute(
-            f"""SELECT key, kind, count(DISTINCT profile_id) AS n,
-                       approx_top_k(str, {k}), approx_top_k(num, {k}), approx_top_k(bool, 2),
-                       list(json_type(json)) FILTER (WHERE json IS NOT NULL)[1:1]
-                FROM traits WHERE valid_to IS NULL AND kind <> 'null'
-                GROUP BY key, kind ORDER BY key, n DESC"""
+        # a linked current write is the only one of its (profile, key); the few not
+        # linked yet are counted by profile
+        counts = self.con.execute(
+            """SELECT key, kind, count(*) FILTER (WHERE linked)
+                                 + count(DISTINCT profile_no) FILTER (WHERE NOT linked) AS n
+               FROM traits WHERE valid_to IS NULL AND kind <> 'null'
+               GROUP BY key, kind ORDER BY key, n DESC"""
         ).fetchall()
+        tops = f"""approx_top_k(str, {k}), approx_top_k(num, {k}), approx_top_k(bool, 2),
+                   list(json_type(json)) FILTER (WHERE json IS NOT NULL)[1:1]"""
+        found = {
+            (str(key), str(kind)): rest
+            for key, kind, *rest in self.con.execute(
+                f"SELECT key, kind, {tops} FROM {self._sampled('traits')}"
+                " WHERE valid_to IS NULL AND kind <> 'null' GROUP BY key, kind"
+            ).fetchall()
+        }
+        missed = sorted({str(key) for key, kind, _ in counts if (key, kind) not in found})
+        if missed:
+            found |= {
+                (str(key), str(kind)): rest
+                for key, kind, *rest in self.con.execute(
+                    f"SELECT key, kind, {tops} FROM traits WHERE valid_to IS NULL"
+                    " AND kind <> 'null' AND list_contains(?, key) GROUP BY key, kind",
+                    [missed],
+                ).fetchall()
+            }
         out: dict[str, TraitStats] = {}
-        for key, kind, n, strs, nums, bools, jtype in rows:
+        for key, kind, n in counts:
             if key in out:  # a key written with several kinds: its most common one
                 prev = out[key]
                 out[key] = TraitStats(prev.key, prev.kind, prev.profiles + int(n), prev.examples)
                 continue
+            strs, nums, bools, jtype = found.get((key, kind), ([], [], [], []))
             if kind == "string":
                 ex: list[Any] = list(strs or [])
             elif kind == "number":
@@ -137,22 +170,24 @@ class DuckDBOverview:
         return list(out.values())
 
     def pages(self, top: int) -> PageStats:
-        """Page calls: how many, and their most common paths and names."""
+        """Page calls: how many, and their most common paths and names (over a sample
+        of a large store's events)."""
         columns = table_columns(self.con, "events")
         k = int(top)
 
         def top_of(col: str) -> str:
             return f"approx_top_k({quote_ident(col)}, {k})" if col in columns else "[]"
 
+        count = self.con.execute("SELECT count(*) FROM events WHERE type = 'page'").fetchone()
         row = self.con.execute(
-            f"SELECT count(*), {top_of('properties.path')}, {top_of('properties.name')}"
-            " FROM events WHERE type = 'page'"
+            f"SELECT {top_of('properties.path')}, {top_of('properties.name')}"
+            f" FROM {self._sampled('events')} WHERE type = 'page'"
         ).fetchone()
+        n = int(count[0]) if count else 0
         if row is None:
-            return PageStats(0, [], [])
-        return PageStats(
-            int(row[0]), [str(p) for p in row[1] or []], [str(p) for p in row[2] or []]
-        )
+            return PageStats(n, [], [])
+        paths, names = row[0] or [], row[1] or []
+        return PageStats(n, [str(p) for p in paths], [str(p) for p in names])
 
     # -- segments ---------------------------------------------------------------
     def saved_at(self) -> dict[str, datetime]:

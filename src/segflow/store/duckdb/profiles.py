@@ -139,29 +139,46 @@ class DuckDBProfileStore:
         """(profile id, name, email, last seen) of up to ``limit`` profiles in id order
         (after ``after``; among ``within`` when given) whose id, any identity (user or
         anonymous id), name or email contains ``text`` (case-insensitive)."""
-        narrowed = outer = ""
+        q = text.lower()
+        keys = [*_NAME_KEYS, "email"]
+        current = "valid_to IS NULL AND kind = 'string'"
+        # a full name ("ada byron") spans the first and the last name's writes
+        full = (
+            """UNION SELECT f.profile_id FROM traits f JOIN traits l USING (profile_id)
+                WHERE f.valid_to IS NULL AND f.kind = 'string'
+                  AND l.valid_to IS NULL AND l.kind = 'string'
+                  AND list_contains($first, f.key) AND list_contains($last, l.key)
+                  AND contains(lower(f.str || ' ' || l.str), $q)"""
+            if " " in q.strip()
+            else ""
+        )
+        outer = ""
         if within is not None:
             ids = pa.table({"profile_id": pa.array(within, pa.string())})
             self.con.register("_sf_search_ids", ids)
-            narrowed = "AND profile_id IN (SELECT profile_id FROM _sf_search_ids)"
             outer = "AND p.profile_id IN (SELECT profile_id FROM _sf_search_ids)"
+        params: dict[str, Any] = {"q": q, "after": after, "limit": limit, "keys": keys}
+        if full:
+            params |= {"first": list(NAME_KEYS["first"]), "last": list(NAME_KEYS["last"])}
         try:
             rows = self.con.execute(
-                f"""WITH c AS ({_CARDS.replace("/*ids*/", narrowed)})
-                    SELECT p.profile_id, c.name, c.email, p.last_seen
-                    FROM profiles p LEFT JOIN c USING (profile_id)
+                f"""WITH hits AS (
+                        SELECT profile_id FROM profiles WHERE contains(lower(profile_id), $q)
+                        UNION SELECT profile_id FROM identities WHERE contains(lower(value), $q)
+                        UNION SELECT profile_id FROM traits WHERE {current}
+                          AND list_contains($keys, key) AND contains(lower(str), $q)
+                        {full})
+                    SELECT p.profile_id, p.last_seen
+                    FROM profiles p SEMI JOIN hits USING (profile_id)
                     WHERE ($after IS NULL OR p.profile_id > $after) {outer}
-                      AND (contains(lower(p.profile_id), $q) OR contains(lower(c.name), $q)
-                           OR contains(lower(c.email), $q)
-                           OR p.profile_id IN (SELECT profile_id FROM identities
-                                               WHERE contains(lower(value), $q)))
                     ORDER BY p.profile_id LIMIT $limit""",
-                {"q": text.lower(), "after": after, "limit": limit},
+                params,
             ).fetchall()
         finally:
             if within is not None:
                 self.con.unregister("_sf_search_ids")
-        return [(str(p), n, e, t) for p, n, e, t in rows]
+        cards = self.cards([str(p) for p, _ in rows])
+        return [(str(p), *cards.get(str(p), (None, None)), t) for p, t in rows]
 
     def seen(self, profile_id: str) -> tuple[datetime, datetime] | None:
         """(first seen, last seen) of a profile."""
