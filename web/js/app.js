@@ -4,7 +4,7 @@
 //   #/segments/ID       one segment        #/segments/ID/edit  the builder
 //   #/new[?from=ID]     new (or duplicate) #/profiles[?q=]   profile search
 //   #/profiles/ID       one customer       #/overlap #/journeys #/settings
-import { html, render, useEffect, useState } from "./lib/html.js";
+import { html, render, useEffect, useErrorBoundary, useState } from "./lib/html.js";
 import { getKey, setKey, onAuthFailure } from "./lib/api.js";
 import { Toasts, Loading, ErrorBox } from "./lib/ui.js";
 
@@ -69,6 +69,9 @@ function NotFound() {
 function Page({ route }) {
   const [loaded, setLoaded] = useState(null); // {page, module}
   const [error, setError] = useState(null);
+  // a page that fails while drawing shows its error instead of blanking the app
+  const [crash, reset] = useErrorBoundary((e) => console.warn("page failed:", e));
+  useEffect(() => { if (crash) reset(); }, [route.page, route.id]);
   useEffect(() => {
     let live = true;
     setError(null);
@@ -76,6 +79,7 @@ function Page({ route }) {
     load().then((m) => live && setLoaded({ page: route.page, module: m })).catch((e) => live && setError(e));
     return () => { live = false; };
   }, [route.page]);
+  if (crash) return html`<${ErrorBox} error=${crash} retry=${reset} />`;
   if (error) return html`<${ErrorBox} error=${error} />`;
   // never render one page's module with another page's route
   if (!loaded || loaded.page !== route.page) return html`<${Loading} />`;
