@@ -98,10 +98,10 @@ function Members({ id, version }) {
       <button class="btn" id="export-csv" onClick=${exportCsv} disabled=${busy}>${busy ? "Exporting…" : "Export CSV"}</button>`}>
     <${Async} state=${state}>${(d) => html`
       ${d.rows ? html`<div class="table-wrap" tabindex="0"><table id="members">
-        <thead><tr><th scope="col">Name</th><th scope="col">Email</th><th scope="col" class="num">LTV</th><th scope="col" class="num hide-phone">Orders</th><th scope="col">Member since</th><th scope="col">Last order</th></tr></thead>
+        <thead><tr><th scope="col">Name</th><th scope="col" class="hide-phone">Email</th><th scope="col" class="num">LTV</th><th scope="col" class="num hide-phone">Orders</th><th scope="col">Member since</th><th scope="col">Last order</th></tr></thead>
         <tbody>${d.rows.length ? d.rows.map((r) => html`<tr data-profile=${r.profile_id}>
           <td><a href=${profileHref(r.profile_id)}>${r.name || r.profile_id}</a>${r.held_out ? html` <span class="pill warn">holdout</span>` : null}</td>
-          <td>${r.email || html`<span class="muted">–</span>`}</td><td class="num">${money(r.ltv)}</td><td class="num hide-phone">${num(r.orders)}</td><td>${date(r.since)}</td><td>${date(r.last_order_at)}</td></tr>`)
+          <td class="hide-phone">${r.email || html`<span class="muted">–</span>`}</td><td class="num">${money(r.ltv)}</td><td class="num hide-phone">${num(r.orders)}</td><td>${date(r.since)}</td><td>${date(r.last_order_at)}</td></tr>`)
           : html`<tr><td colspan="6"><${Empty}>No member matches.</${Empty}></td></tr>`}</tbody></table></div>`
       : html`<ul id="members" class="rank">${d.members.map((m) => html`<li><a href=${profileHref(m)}>${m}</a></li>`)}</ul>`}
       <div class="pager">
