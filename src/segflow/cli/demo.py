@@ -13,6 +13,11 @@ from segflow.cli.common import DEFAULT_DB, DbOption, console, opened, print_tabl
 from segflow.cli.evaluate import sizes_table
 from segflow.cli.serve import serve_store
 from segflow.service.handle import Segflow, remove_store
+from segflow.service.overview import backfill_daily_sizes
+
+HISTORY_UP_TO = 20_000
+"""Shops of up to this many customers get 30 days of daily segment sizes (the size
+history the UI draws) from one batch evaluation per day."""
 
 app = typer.Typer()
 
@@ -58,6 +63,9 @@ def demo(
         sf.apply(SEGMENTS_DIR)
         evaluation, _ = sf.evaluate(end)
         print_table(sizes_table(sf, evaluation))
+        if customers <= HISTORY_UP_TO:  # one batch evaluation a day: quick at this size
+            with progress("sizes of the last 30 days") as update:
+                backfill_daily_sizes(sf, end, progress=update)
     console.print(
         f"evaluated {len(evaluation.sizes)} segments in {evaluation.seconds:.2f}s; db: {db}"
     )

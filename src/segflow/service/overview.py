@@ -10,7 +10,7 @@ whole-table reads scan one or two narrow columns.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -194,6 +194,38 @@ def daily_sizes(
     entered = [[int(x) for x in counts.entered[i]] for i in range(len(segment_ids))]
     exited = [[int(x) for x in counts.exited[i]] for i in range(len(segment_ids))]
     return start, sizes, entered, exited
+
+
+def backfill_daily_sizes(
+    app: Segflow,
+    now: datetime,
+    days: int = SERIES_DAYS - 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Evaluate the saved segments as of the end of each of the ``days`` UTC days
+    before today and log their sizes (not their members), so a store loaded in one go
+    has a size history from its first day.  Only segments already evaluated later
+    are logged (their latest evaluation stays the latest); static ones never change.
+    Costs one batch evaluation per day: for loads, not for a request.  Returns the
+    days evaluated."""
+    saved = app.registry.current()
+    last = app.registry.last_evaluated()
+    start = day_start(now)
+    done = 0
+    for k in range(days, 0, -1):
+        end = start - (k - 1) * DAY
+        ids = [
+            sid for sid, seg in saved.items() if seg.mode != "static" and last.get(sid, end) > end
+        ]
+        if not ids:
+            continue
+        result = app.batch(saved.values(), end, only=ids)
+        sizes = {sid: result.size(sid) for sid in ids}
+        app.registry.record_sizes(sizes, {sid: saved[sid].version for sid in ids}, end)
+        done += 1
+        if progress is not None:
+            progress(days - k + 1, days)
+    return done
 
 
 def _change(now: int | None, then: int | None) -> int | None:

@@ -10,6 +10,9 @@ from typer.testing import CliRunner
 
 from segflow.cli import app
 from segflow.cli.common import DEFAULT_DB
+from segflow.model.time import utcnow
+from segflow.service.handle import Segflow
+from segflow.service.overview import segment_summaries
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "SEGFLOW_DB": None})
 
@@ -30,6 +33,14 @@ def test_demo_runs_without_serving(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "luxury_cart_abandoners" in res.output and "everyone" in res.output
+    # the last 30 days' sizes were evaluated: the UI's size history starts full
+    app_ = Segflow(tmp_path / "d.duckdb")
+    try:
+        rows = {r["id"]: r for r in segment_summaries(app_, None, utcnow())}
+    finally:
+        app_.close()
+    assert [p["size"] for p in rows["everyone"]["series"]] == [300] * 31
+    assert all(p["size"] is not None for p in rows["lapsed_visitors"]["series"])
 
 
 def test_demo_and_other_commands_share_one_default_store(

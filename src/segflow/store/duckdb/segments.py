@@ -228,6 +228,18 @@ class SegmentRegistry:
             self.con.execute("ROLLBACK")
             raise
 
+    def record_sizes(
+        self, sizes: Mapping[str, int], versions: Mapping[str, int], as_of: datetime
+    ) -> None:
+        """Log each segment's size as evaluated as of ``as_of`` (no memberships kept:
+        a size in the past, for the size history)."""
+        now = utcnow()
+        self.con.executemany(
+            "INSERT INTO evaluations (segment_id, version, evaluated_at, as_of, size)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [[sid, versions[sid], now, as_of, int(n)] for sid, n in sizes.items()],
+        )
+
     def last_evaluated(self) -> dict[str, datetime]:
         """Each segment's latest batch evaluation instant (``as_of``)."""
         rows = self.con.execute(
