@@ -31,6 +31,7 @@ MODULES: Final = (
     "segflow.api.routes.segments",
     "segflow.api.routes.profiles",
     "segflow.api.routes.changes",
+    "segflow.api.routes.destinations",
     "segflow.api.routes.webhooks",
     "segflow.api.routes.keys",
     "segflow.api.routes.scores",

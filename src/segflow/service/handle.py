@@ -30,8 +30,8 @@ from segflow.model.time import utcnow
 from segflow.store.duckdb.stores import DuckDBStores
 
 if TYPE_CHECKING:
+    from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.keys import KeyStore
-    from segflow.store.duckdb.outbox import WebhookStore
     from segflow.store.protocols import (
         AnalyticsStore,
         BatchEvaluator,
@@ -148,15 +148,15 @@ class Segflow:
         """The API keys (read into memory on opening)."""
         return self.stores.keys()
 
-    def webhook_store(
+    def destination_store(
         self,
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
-    ) -> WebhookStore:
-        """The webhook subscriptions and their deliveries (``silent``: segments whose
-        changes are not delivered; ``holdouts``: each segment's holdout, marked in the
-        deliveries)."""
-        return self.stores.webhooks(silent, holdouts)
+    ) -> DestinationStore:
+        """The destinations, their deliveries and syncs (``silent``: segments whose
+        changes are not delivered; ``holdouts``: each segment's holdout, whose members
+        are left out)."""
+        return self.stores.destinations(silent, holdouts)
 
     def batch(
         self, segments: Iterable[Segment], at: datetime, only: Iterable[str] | None = None

@@ -145,7 +145,8 @@ def profile_view(
 
 def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) -> dict[str, Any]:
     """Everything held on a profile: identities, every event and trait write, memberships,
-    the change log, merges and webhook deliveries that name it."""
+    the change log, merges and the deliveries to destinations that name it (those to
+    webhooks also under their older key)."""
     store = app.profiles
     traits = [
         {"key": k, "timestamp": format_instant(t), "message_id": m, "value": v}
@@ -161,9 +162,14 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
     merges = [
         {"from": a, "into": b, "at": format_instant(t)} for a, b, t in store.merges_naming(ids)
     ]
+    named = store.deliveries_naming(ids)
     deliveries = [
-        {"id": i, "webhook_id": w, "status": s, "body": b}
-        for i, w, s, b in store.deliveries_naming(ids)
+        {"id": i, "destination_id": d, "type": k, "status": s, "body": b} for i, d, k, s, b in named
+    ]
+    webhook_deliveries = [
+        {"id": i, "webhook_id": d, "status": s, "body": b}
+        for i, d, k, s, b in named
+        if k == "webhook"
     ]
     return {
         "profile_id": profile_id,
@@ -174,7 +180,8 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
         "segments": segments_of(app, live, profile_id),
         "membership_changes": changes,
         "merges": merges,
-        "webhook_deliveries": deliveries,
+        "deliveries": deliveries,
+        "webhook_deliveries": webhook_deliveries,
     }
 
 
@@ -194,7 +201,7 @@ def erase(
     suppressions: Suppressions | None = None,
 ) -> tuple[int, str]:
     """Delete the profile, and every profile merged into it: events, traits,
-    identities, memberships, merges and webhook deliveries naming them; their
+    identities, memberships, merges and destination deliveries naming them; their
     change-log rows keep only a pseudonym.  Exits are logged by the live evaluator
     first.  With ``suppress`` the hashes of their ids join ``suppressions`` (and the
     stored list).  Then the file is scrubbed.  Returns (exits logged, pseudonym)."""

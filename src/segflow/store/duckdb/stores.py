@@ -19,9 +19,9 @@ from segflow.store.duckdb.store import DuckDBStore
 
 if TYPE_CHECKING:
     from segflow.model.definition import Holdout
+    from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.experiments import DuckDBExperiments
     from segflow.store.duckdb.keys import KeyStore
-    from segflow.store.duckdb.outbox import WebhookStore
 
 
 class DuckDBStores:
@@ -62,14 +62,14 @@ class DuckDBStores:
 
         return KeyStore(self.events.con)
 
-    def webhooks(
+    def destinations(
         self,
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
-    ) -> WebhookStore:
-        """The webhook subscriptions and their deliveries (``silent``: segments whose
-        changes are not delivered; ``holdouts``: each segment's holdout, marked in the
-        deliveries)."""
-        from segflow.store.duckdb.outbox import WebhookStore
+    ) -> DestinationStore:
+        """The destinations, their deliveries and syncs (``silent``: segments whose
+        changes are not delivered; ``holdouts``: each segment's holdout, whose members
+        are left out)."""
+        from segflow.store.duckdb.destinations import DestinationStore
 
-        return WebhookStore(self.events.con, silent, holdouts)
+        return DestinationStore(self.events.con, silent, holdouts)
