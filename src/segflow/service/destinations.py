@@ -20,6 +20,7 @@ API's destinations mark them instead, as that API always has).
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,7 @@ from segflow.model.changes import LoggedChange
 from segflow.model.errors import Problem
 from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import STOP_GRACE_S, DeliverySettings
+from segflow.service.handle import Segflow
 from segflow.service.sinks import FILE_FORMATS, FileSink, Record, Sink, SinkError, make_sink
 from segflow.store.duckdb.destinations import (
     KINDS,
@@ -489,6 +491,29 @@ class DestinationWorker:
                 sink.close()
         with self.lock:
             return self.store.counts(destination_id)
+
+
+def add(
+    store: DestinationStore, dest: Destination, from_seq: int, *, prefix: str = "dst_"
+) -> Destination:
+    """Store a checked destination that receives the changes logged after ``from_seq``
+    (a webhook without a secret gets one, shown once by the caller)."""
+    if dest.kind == "webhook" and not dest.config.get("secret"):
+        secret = "whsec_" + secrets.token_urlsafe(24)
+        dest = replace(dest, config={**dest.config, "secret": secret})
+    return store.create(replace(dest, from_seq=from_seq), prefix=prefix)
+
+
+def offline_worker(app: Segflow) -> DestinationWorker:
+    """A worker over a store no server holds (the CLI): syncs read the members with the
+    batch evaluator; no changes are enqueued here (the server does that)."""
+    from segflow.service.segments import saved_holdouts
+
+    store = app.destination_store(
+        lambda: frozenset(s.id for s in app.registry.current().values() if not s.emit_events),
+        lambda: saved_holdouts(app),
+    )
+    return DestinationWorker(store, threading.RLock(), None, members=app.members)
 
 
 def destination_report(store: DestinationStore, dest: Destination) -> dict[str, Any]:

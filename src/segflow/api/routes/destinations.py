@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -32,6 +30,7 @@ from segflow.service.delivery import DeliverySettings, TargetRefused, check_targ
 from segflow.service.destinations import (
     DestinationWorker,
     InvalidDestination,
+    add,
     destination_report,
     parse_destination,
 )
@@ -147,12 +146,8 @@ def check_url(ctx: ServerContext, url: str, own: list[tuple[str, int]], path: st
 
 
 def create(ctx: ServerContext, dest: Destination, *, prefix: str = "dst_") -> Destination:
-    """Store a checked destination; it receives the changes logged from now on (a
-    webhook without a secret gets one)."""
-    if dest.kind == "webhook" and not dest.config.get("secret"):
-        secret = "whsec_" + secrets.token_urlsafe(24)
-        dest = replace(dest, config={**dest.config, "secret": secret})
-    return store(ctx).create(replace(dest, from_seq=last_change_seq(ctx.app)), prefix=prefix)
+    """Store a checked destination; it receives the changes logged from now on."""
+    return add(store(ctx), dest, last_change_seq(ctx.app), prefix=prefix)
 
 
 def _get(ctx: ServerContext, destination_id: str) -> Destination:
