@@ -376,33 +376,37 @@ class DestinationStore:
         keys = sorted({k for _, d, _ in wanted for k, _ in d.fields})
         traits = self.traits({c.profile_id for c, d, _ in wanted if d.fields}, keys)
         now = utcnow()
-        rows = []
+        cols: dict[str, list[Any]] = {
+            "destination_id": [], "change_seq": [], "idempotency_key": [], "profile_id": [],
+            "body": [],
+        }  # fmt: skip
         for c, d, held in wanted:
             mine = traits.get(c.profile_id, {})
             mapped = {out: mine.get(k) for k, out in d.fields}
             rec = change_record(c, d, held, mapped)
-            rows.append(
-                (
-                    d.id,
-                    c.seq,
-                    rec["idempotency_key"],
-                    c.profile_id,
-                    orjson.dumps(rec).decode(),
-                    now,
-                    now,
-                )
-            )
+            cols["destination_id"].append(d.id)
+            cols["change_seq"].append(c.seq)
+            cols["idempotency_key"].append(rec["idempotency_key"])
+            cols["profile_id"].append(c.profile_id)
+            cols["body"].append(orjson.dumps(rec).decode())
         self.con.execute("BEGIN TRANSACTION")
         try:
-            if rows:
-                self.con.executemany(
-                    "INSERT INTO destination_deliveries (id, destination_id, change_seq,"
-                    " idempotency_key, profile_id, body, status, attempts, next_attempt_at,"
-                    " created_at) SELECT nextval('destination_delivery_seq'), ?, ?, ?, ?, ?,"
-                    " 'pending', 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM destination_deliveries"
-                    " WHERE destination_id = ? AND change_seq = ?)",
-                    [(*r, r[0], r[1]) for r in rows],
-                )
+            if wanted:
+                self.con.register("_sf_new_deliveries", pa.table(cols))
+                try:
+                    self.con.execute(
+                        "INSERT INTO destination_deliveries (id, destination_id, change_seq,"
+                        " idempotency_key, profile_id, body, status, attempts, next_attempt_at,"
+                        " created_at) SELECT nextval('destination_delivery_seq'),"
+                        " n.destination_id, n.change_seq, n.idempotency_key, n.profile_id,"
+                        " n.body, 'pending', 0, $now, $now FROM (SELECT n.*"
+                        " FROM _sf_new_deliveries n ANTI JOIN destination_deliveries d"
+                        " ON d.destination_id = n.destination_id AND d.change_seq = n.change_seq"
+                        " ORDER BY n.change_seq, n.destination_id) n",
+                        {"now": now},
+                    )
+                finally:
+                    self.con.unregister("_sf_new_deliveries")
             self.con.execute("DELETE FROM destination_cursor WHERE name = 'changes'")
             self.con.execute(
                 "INSERT INTO destination_cursor VALUES ('changes', ?)", [max(c.seq for c in items)]
@@ -411,7 +415,7 @@ class DestinationStore:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        return len(rows)
+        return len(wanted)
 
     def traits(
         self, profile_ids: Collection[str], keys: Sequence[str]
