@@ -51,6 +51,8 @@ from segflow.store.duckdb.destinations import (
 ChangesAfter = Callable[[int], Sequence[LoggedChange]]
 Members = Callable[[str], list[str]]
 MAX_BATCH: Final = 10_000
+RECORD_EVERY: Final = 20
+"""Accepted deliveries recorded in one statement (a webhook sends one per request)."""
 SYNC_CHUNK: Final = 5000
 """Members whose traits are read (under the store lock) per step of a stream sync."""
 
@@ -368,29 +370,43 @@ class DestinationWorker:
 
     def deliver(self, dest: Destination, deliveries: Sequence[Delivery]) -> None:
         """Send ``deliveries`` in order, ``batch_size`` at a time; when the destination
-        cannot be reached, the rest are rescheduled with that error untried."""
+        cannot be reached, the rest are rescheduled with that error untried.  Accepted
+        batches are recorded a few at a time (``RECORD_EVERY`` deliveries, and before
+        any failure is): a crash in between re-sends at most those."""
         unreachable: str | None = None
+        accepted: list[int] = []
+
+        def record() -> None:
+            if accepted:
+                with self.lock:
+                    self.store.delivered(accepted, utcnow())
+                accepted.clear()
+
         size = dest.batch_size
-        for start in range(0, len(deliveries), size):
-            if self._stop.is_set():
-                return
-            batch = deliveries[start : start + size]
-            error = unreachable
-            if error is None:
-                try:
-                    self._sink(dest).send(
-                        [Record(str(d.id), d.idempotency_key, d.body) for d in batch]
-                    )
-                except SinkError as e:
-                    error = str(e)
-                    if e.unreachable:
-                        unreachable = f"{error} (not tried: destination unreachable)"
-                except Exception as e:  # a sink's own failure counts as a failed attempt
-                    error = f"{type(e).__name__}: {e}"
-            with self.lock:
+        try:
+            for start in range(0, len(deliveries), size):
+                if self._stop.is_set():
+                    return
+                batch = deliveries[start : start + size]
+                error = unreachable
                 if error is None:
-                    self.store.delivered([d.id for d in batch], utcnow())
-                else:
+                    try:
+                        self._sink(dest).send(
+                            [Record(str(d.id), d.idempotency_key, d.body) for d in batch]
+                        )
+                    except SinkError as e:
+                        error = str(e)
+                        if e.unreachable:
+                            unreachable = f"{error} (not tried: destination unreachable)"
+                    except Exception as e:  # a sink's own failure counts as a failed attempt
+                        error = f"{type(e).__name__}: {e}"
+                if error is None:
+                    accepted.extend(d.id for d in batch)
+                    if len(accepted) >= RECORD_EVERY:
+                        record()
+                    continue
+                record()
+                with self.lock:
                     self.store.failed(
                         batch,
                         error,
@@ -398,6 +414,8 @@ class DestinationWorker:
                         self.settings.backoff,
                         self.settings.max_attempts,
                     )
+        finally:
+            record()
 
     def run_sync(self, dest: Destination, sync: Sync) -> Sync:
         """Send every member (not held out) of each of ``dest``'s segments, with the

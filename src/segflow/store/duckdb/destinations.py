@@ -697,11 +697,12 @@ class DestinationStore:
             pa.table({"profile_id": pa.array(list(members), pa.string())}),
         )
         try:
+            keys = [k for k, _ in fields]
             kinds = dict(
                 con.execute(
-                    "SELECT key, list(DISTINCT kind) FROM current_traits"
-                    " WHERE list_contains(?, key) GROUP BY key",
-                    [[k for k, _ in fields]],
+                    "SELECT key, list(DISTINCT kind) FROM traits"
+                    " WHERE list_contains(?, key) AND kind <> 'null' GROUP BY key",
+                    [keys],
                 ).fetchall()
             )
             columns: list[str] = []
@@ -716,24 +717,28 @@ class DestinationStore:
                     "coalesce(str, CAST(num AS VARCHAR), CAST(bool AS VARCHAR),"
                     " CAST(json AS VARCHAR))"
                 )
-                columns.append(f"max({value}) FILTER (WHERE key = ?) AS {quote_ident(out)}")
+                # the latest write of the key wins; a null write leaves the value NULL
+                columns.append(
+                    f'arg_max({value}, ("timestamp", message_id)) FILTER (WHERE key = ?)'
+                    f" AS {quote_ident(out)}"
+                )
                 params.append(key)
-            select = ", ".join([f"{quote_str(segment_id)} AS segment_id", "i.profile_id", *columns])
+            names = [quote_ident(out) for _, out in fields]
+            select = ", ".join([f"{quote_str(segment_id)} AS segment_id", "i.profile_id", *names])
             join = ""
             if fields:
                 join = (
-                    " LEFT JOIN (SELECT profile_id, key, str, num, bool, json FROM current_traits"
-                    " WHERE list_contains(?, key)) t USING (profile_id)"
+                    f" LEFT JOIN (SELECT profile_id, {', '.join(columns)} FROM traits"
+                    " WHERE list_contains(?, key) GROUP BY profile_id) t USING (profile_id)"
                 )
-                params.append([k for k, _ in fields])
+                params.append(keys)
             option = {
                 "parquet": "FORMAT PARQUET",
                 "csv": "FORMAT CSV, HEADER",
                 "jsonl": "FORMAT JSON",
             }[fmt]
-            group = " GROUP BY i.profile_id" if fields else ""
             con.execute(
-                f"COPY (SELECT {select} FROM _sf_sync_ids i{join}{group} ORDER BY i.profile_id)"
+                f"COPY (SELECT {select} FROM _sf_sync_ids i{join} ORDER BY i.profile_id)"
                 f" TO {quote_str(str(path))} ({option})",
                 params,
             )
