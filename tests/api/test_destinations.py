@@ -349,3 +349,46 @@ def test_bad_destinations_answer_422_naming_each_problem(server: Server) -> None
     assert paths == {"body.config.path", "body.config.format"}
     assert server.client.get("/v1/destinations").json()["destinations"] == []
     assert server.client.get("/v1/destinations/dst_nope").status_code == 404
+
+
+# --------------------------------------------------------------------------- consent
+
+
+def test_a_channel_destination_gets_consented_profiles_and_the_profile_shows_consent(
+    server: Server, tmp_path: Path
+) -> None:
+    plain = {k: v for k, v in SEGMENT.items() if k != "holdout"}
+    assert server.client.post("/v1/segments", json=plain).status_code == 201
+    said = {"ann": True, "bob": False}
+    batch = [
+        {"type": "identify", "userId": u, "messageId": f"c-{u}", "timestamp": now_iso(),
+         "traits": {"consent": {"email": yes}}}
+        for u, yes in said.items()
+    ] + [
+        {"type": "track", "event": "Consent Updated", "userId": "cy", "messageId": "c-cy",
+         "timestamp": now_iso(), "properties": {"channel": "sms", "granted": True}}
+    ]  # fmt: skip
+    assert server.ingest("/v1/batch", {"batch": batch}).status_code == 200
+    folder = tmp_path / "email"
+    dest = _create(
+        server,
+        {"type": "files", "segments": ["viewers"], "channel": "email",
+         "config": {"path": str(folder)}},
+    )  # fmt: skip
+    for n, u in enumerate(("ann", "bob", "cy")):
+        post_view(server, u, n)
+    sync = _sync(server, dest["id"])
+    assert sync["sent"] == 1 and sync["detail"][0]["not_consented"] == 2
+    rows = [
+        json.loads(line)
+        for f in _check_manifest(folder)
+        for line in (folder / f["name"]).read_text().splitlines()
+    ]
+    assert {r["profile_id"] for r in rows} == {"ann"}  # the change and the sync member
+    view = server.client.get("/v1/profiles/cy").json()
+    assert view["consent"]["sms"]["granted"] is True
+    assert view["consent"]["sms"]["source"] == "event Consent Updated"
+    export = server.client.get("/v1/profiles/bob/export").json()
+    assert export["consent"]["email"] == {
+        "granted": False, "source": "trait consent.email", "at": export["consent"]["email"]["at"]
+    }  # fmt: skip

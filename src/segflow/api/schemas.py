@@ -386,6 +386,12 @@ class Identity(BaseModel):
     value: str
 
 
+class ConsentState(BaseModel):
+    granted: bool
+    source: str = Field(description="trait <key> or event Consent Updated")
+    at: str
+
+
 class ProfileView(BaseModel):
     """The customer view (values as stored: traits are free-form)."""
 
@@ -394,6 +400,9 @@ class ProfileView(BaseModel):
     last_seen: str | None
     identities: list[Identity]
     traits: dict[str, Any]
+    consent: dict[str, ConsentState] = Field(
+        default_factory=dict, description="channel -> the latest statement on it"
+    )
     computed_traits: dict[str, Any]
     orders: list[dict[str, Any]]
     cart: list[dict[str, Any]]

@@ -64,6 +64,14 @@ def destinations_add(
     schedule: Annotated[
         str | None, typer.Option("--schedule", help="Cron (UTC) of full syncs.")
     ] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", help="Consent channel: email, sms, push, ads, profiling."),
+    ] = None,
+    allow_unknown: Annotated[
+        bool,
+        typer.Option("--allow-unknown-consent", help="Send profiles that never stated consent."),
+    ] = False,
     config: Annotated[
         list[str] | None,
         typer.Option("--config", help="A setting of the type, KEY=VALUE (repeat)."),
@@ -88,6 +96,8 @@ def destinations_add(
             "changes": not no_changes,
             "fields": {k: v or k for k, v in fields.items()},
             "schedule": schedule,
+            "channel": channel,
+            "unknown_consent": "allow" if allow_unknown else "deny",
             "config": _pairs(config or [], "--config"),
         }
         if batch_size is not None:

@@ -34,6 +34,7 @@ import orjson
 
 from segflow.model import schedule
 from segflow.model.changes import LoggedChange
+from segflow.model.consent import CHANNELS, UNKNOWN_POLICIES
 from segflow.model.errors import Problem
 from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import STOP_GRACE_S, DeliverySettings
@@ -74,6 +75,8 @@ _COMMON: Final = {
     "fields",
     "batch_size",
     "schedule",
+    "channel",
+    "unknown_consent",
     "config",
 }
 _CONFIG: Final = {
@@ -143,6 +146,12 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
     if not isinstance(name, str) or len(name) > 200:
         bad("name", "a text of at most 200 characters")
         name = ""
+    channel = body.get("channel")
+    if channel is not None and channel not in CHANNELS:
+        bad("channel", f"one of {', '.join(CHANNELS)}, or null (no consent check)")
+    unknown = body.get("unknown_consent", "deny")
+    if unknown not in UNKNOWN_POLICIES:
+        bad("unknown_consent", "deny or allow")
     config = body.get("config", {})
     if not isinstance(config, Mapping):
         bad("config", "an object of the type's settings")
@@ -162,6 +171,8 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
         fields=tuple(fields),
         batch_size=int(batch),
         schedule=cron,
+        channel=channel,
+        unknown_consent=str(unknown),
     )
 
 
@@ -437,6 +448,10 @@ class DestinationWorker:
                 ho = holdouts.get(sid)
                 held = ho.held_out(members) if ho is not None else set()
                 kept = [m for m in members if m not in held] if held else members
+                with self.lock:
+                    reachable = self.store.reachable(dest, kept)
+                unreachable = len(kept) - len(reachable)
+                kept = reachable
                 total += len(members)
                 held_total += len(held)
                 if isinstance(sink, FileSink):
@@ -450,7 +465,10 @@ class DestinationWorker:
 
                     entry = sink.write_sync(sync.id, sid, write)
                     sent += int(entry["rows"])
-                    detail.append({"segment_id": sid, "members": len(members), "file": entry})
+                    detail.append(
+                        {"segment_id": sid, "members": len(members),
+                         "not_consented": unreachable, "file": entry}
+                    )  # fmt: skip
                     continue
                 n = 0
                 for start in range(0, len(kept), SYNC_CHUNK):
@@ -465,7 +483,10 @@ class DestinationWorker:
                         sink.send(records[b : b + dest.batch_size], dedupe=False)
                         n += len(records[b : b + dest.batch_size])
                 sent += n
-                detail.append({"segment_id": sid, "members": len(members), "sent": n})
+                detail.append(
+                    {"segment_id": sid, "members": len(members),
+                     "not_consented": unreachable, "sent": n}
+                )  # fmt: skip
         except SinkError as e:
             error = str(e)
         except Exception as e:  # logged on the sync, the worker goes on
@@ -525,11 +546,14 @@ def add(
 def offline_worker(app: Segflow) -> DestinationWorker:
     """A worker over a store no server holds (the CLI): syncs read the members with the
     batch evaluator; no changes are enqueued here (the server does that)."""
+    from segflow.service.profiles import load_suppressions
     from segflow.service.segments import saved_holdouts
 
+    suppressed = load_suppressions(app)
     store = app.destination_store(
         lambda: frozenset(s.id for s in app.registry.current().values() if not s.emit_events),
         lambda: saved_holdouts(app),
+        lambda pid: pid in suppressed,
     )
     return DestinationWorker(store, threading.RLock(), None, members=app.members)
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         BatchEvaluator,
         ChangeLog,
         ComputedTraitStore,
+        ConsentStore,
         Memberships,
         ProfileStore,
         ReadCounts,
@@ -134,6 +135,8 @@ class Segflow:
         self.computed_store: ComputedTraitStore = self.stores.computed
         self.read_counts: ReadCounts = self.stores.read_counts
         self.analytics: AnalyticsStore = self.stores.analytics
+        self.consent: ConsentStore = self.stores.consent
+        """Each profile's consent per channel."""
         """What segment analytics read: aggregates per profile, matrices, log counts."""
 
     def close(self) -> None:
@@ -152,11 +155,12 @@ class Segflow:
         self,
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
+        suppressed: Callable[[str], bool] = lambda _id: False,
     ) -> DestinationStore:
         """The destinations, their deliveries and syncs (``silent``: segments whose
         changes are not delivered; ``holdouts``: each segment's holdout, whose members
-        are left out)."""
-        return self.stores.destinations(silent, holdouts)
+        are left out; ``suppressed``: ids on the erasure suppression list, never sent)."""
+        return self.stores.destinations(silent, holdouts, suppressed)
 
     def batch(
         self, segments: Iterable[Segment], at: datetime, only: Iterable[str] | None = None

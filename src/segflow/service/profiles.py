@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from segflow.model.consent import CHANNELS
 from segflow.model.time import format_instant, utcnow
 from segflow.service.segments import change_json, saved_holdouts
 from segflow.store.duckdb.erasure import Suppressions
@@ -118,6 +119,12 @@ def segments_of(app: Segflow, live: LiveEvaluator | None, profile_id: str) -> di
     return {s: None for s in app.profiles.evaluated_segments(profile_id)}
 
 
+def consent_of(app: Segflow, profile_id: str) -> dict[str, Any]:
+    """Channel -> ``{granted, source, at}`` for each channel the profile spoke about."""
+    states = app.consent.consent([profile_id]).get(profile_id, {})
+    return {ch: states[ch].to_json() for ch in CHANNELS if ch in states}
+
+
 def profile_view(
     app: Segflow, live: LiveEvaluator | None, profile_id: str, at: datetime | None = None
 ) -> dict[str, Any]:
@@ -134,6 +141,7 @@ def profile_view(
         "last_seen": jsonable(seen[1]) if seen else None,
         "identities": [{"kind": k, "value": v} for k, v in app.store.identities(profile_id)],
         "traits": jsonable(app.store.traits_as_of(profile_id)),
+        "consent": consent_of(app, profile_id),
         "computed_traits": comp,
         "orders": _events(store, profile_id, names=("Order Completed",), limit=RECENT_ORDERS),
         "cart": cart(store, profile_id),
@@ -176,6 +184,7 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
         "exported_at": format_instant(utcnow()),
         "identities": [{"kind": k, "value": v} for k, v in app.store.identities(profile_id)],
         "traits": traits,
+        "consent": consent_of(app, profile_id),
         "events": _events(store, profile_id, limit=2**62),
         "segments": segments_of(app, live, profile_id),
         "membership_changes": changes,

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segflow.model.changes import LoggedChange
+from segflow.model.consent import Consent
 from segflow.model.definition import Segment
 from segflow.model.events import IngestReport
 from segflow.store.duckdb.erasure import Suppressions
@@ -360,3 +361,11 @@ class AnalyticsStore(Protocol):
     def evaluated_sizes(
         self, segment_ids: Sequence[str], instants: Sequence[datetime]
     ) -> npt.NDArray[np.int64]: ...
+
+
+class ConsentStore(Protocol):
+    """Each profile's consent per channel (``segflow.model.consent``)."""
+
+    def consent(
+        self, profile_ids: Sequence[str] | None = None, channel: str | None = None
+    ) -> dict[str, dict[str, Consent]]: ...

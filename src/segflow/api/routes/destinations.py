@@ -52,7 +52,9 @@ def store(ctx: ServerContext) -> DestinationStore:
             s = ctx.extra.get("destination_store")
             if not isinstance(s, DestinationStore):
                 s = ctx.app.destination_store(
-                    lambda: silent_segments(ctx), lambda: segment_holdouts(ctx)
+                    lambda: silent_segments(ctx),
+                    lambda: segment_holdouts(ctx),
+                    lambda pid: pid in ctx.suppressed,
                 )
                 ctx.extra["destination_store"] = s
     return s

@@ -26,9 +26,11 @@ import orjson
 import pyarrow as pa
 
 from segflow.model.changes import LoggedChange
+from segflow.model.consent import allowed
 from segflow.model.definition import Holdout, held_out
 from segflow.model.time import format_instant, utcnow
 from segflow.store.duckdb.catalog import has_table
+from segflow.store.duckdb.consent import DuckDBConsent
 from segflow.store.duckdb.sql import quote_ident, quote_str
 
 DDL: Final = """
@@ -108,6 +110,10 @@ class Destination:
     batch_size: int = 100
     schedule: str | None = None
     held_out: str = SKIP
+    channel: str | None = None
+    """The consent channel its profiles must have granted (None: no consent check)."""
+    unknown_consent: str = "deny"
+    """What a profile that never stated consent on ``channel`` gets: deny or allow."""
     created_at: datetime = field(default_factory=utcnow)
     from_seq: int = 0
 
@@ -120,6 +126,8 @@ class Destination:
             "batch_size": self.batch_size,
             "schedule": self.schedule,
             "held_out": self.held_out,
+            "channel": self.channel,
+            "unknown_consent": self.unknown_consent,
             "config": dict(self.config),
         }
 
@@ -261,6 +269,7 @@ class DestinationStore:
         con: duckdb.DuckDBPyConnection,
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
+        suppressed: Callable[[str], bool] = lambda _id: False,
     ) -> None:
         self.con = con
         con.execute(DDL)
@@ -270,6 +279,9 @@ class DestinationStore:
         """The segments whose changes get no delivery (``emit_events: false``)."""
         self.holdouts = holdouts
         """Each segment's holdout: its members are left out (or marked)."""
+        self.suppressed = suppressed
+        """Whether an id is on the erasure suppression list: never sent anywhere."""
+        self.consents = DuckDBConsent(con)
 
     # -- destinations ----------------------------------------------------------
     def active(self) -> list[Destination]:
@@ -366,6 +378,8 @@ class DestinationStore:
         holdouts = self.holdouts()
         wanted: list[tuple[LoggedChange, Destination, bool]] = []
         for c in items:
+            if self.suppressed(c.profile_id):
+                continue
             for d in by_segment.get(c.segment_id, ()):
                 if c.seq <= d.from_seq or ("entered" if c.entered else "exited") not in d.events:
                     continue
@@ -373,6 +387,7 @@ class DestinationStore:
                 if held and d.held_out == SKIP:
                     continue
                 wanted.append((c, d, held))
+        wanted = self.consented(wanted)
         keys = sorted({k for _, d, _ in wanted for k, _ in d.fields})
         traits = self.traits({c.profile_id for c, d, _ in wanted if d.fields}, keys)
         now = utcnow()
@@ -416,6 +431,34 @@ class DestinationStore:
             self.con.execute("ROLLBACK")
             raise
         return len(wanted)
+
+    def consented(
+        self, wanted: list[tuple[LoggedChange, Destination, bool]]
+    ) -> list[tuple[LoggedChange, Destination, bool]]:
+        """``wanted`` less the changes whose destination's channel the profile has not
+        consented to (the consent as it stands when the change is queued)."""
+        channels = {d.channel for _, d, _ in wanted if d.channel}
+        if not channels:
+            return wanted
+        pids = sorted({c.profile_id for c, d, _ in wanted if d.channel})
+        states = self.consents.consent(pids)
+        return [
+            (c, d, h)
+            for c, d, h in wanted
+            if not d.channel
+            or allowed(states.get(c.profile_id, {}).get(d.channel), d.unknown_consent)
+        ]
+
+    def reachable(self, dest: Destination, members: Sequence[str]) -> list[str]:
+        """Of ``members``, those ``dest`` may receive: not suppressed, and consented on
+        its channel when it has one."""
+        out = [m for m in members if not self.suppressed(m)]
+        if not dest.channel:
+            return out
+        states = self.consents.consent(None, dest.channel)
+        return [
+            m for m in out if allowed(states.get(m, {}).get(dest.channel), dest.unknown_consent)
+        ]
 
     def traits(
         self, profile_ids: Collection[str], keys: Sequence[str]
@@ -762,6 +805,8 @@ def _destination(row: Sequence[Any]) -> Destination:
         batch_size=int(s.get("batch_size", 100)),
         schedule=s.get("schedule"),
         held_out=str(s.get("held_out", SKIP)),
+        channel=s.get("channel"),
+        unknown_consent=str(s.get("unknown_consent", "deny")),
         created_at=created,
         from_seq=int(from_seq),
     )

@@ -10,6 +10,7 @@ from segflow.store.duckdb.analytics import DuckDBAnalytics
 from segflow.store.duckdb.batch import DuckDBBatch
 from segflow.store.duckdb.changes import MembershipChangeLog
 from segflow.store.duckdb.computed import DuckDBComputedTraits
+from segflow.store.duckdb.consent import DuckDBConsent
 from segflow.store.duckdb.estimate import DuckDBReadCounts
 from segflow.store.duckdb.live import DuckDBLive
 from segflow.store.duckdb.profiles import DuckDBProfileStore
@@ -38,6 +39,7 @@ class DuckDBStores:
         self.computed = DuckDBComputedTraits(con)
         self.read_counts = DuckDBReadCounts(con)
         self.analytics = DuckDBAnalytics(con)
+        self.consent = DuckDBConsent(con)
 
     def close(self) -> None:
         self.events.close()
@@ -66,10 +68,11 @@ class DuckDBStores:
         self,
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
+        suppressed: Callable[[str], bool] = lambda _id: False,
     ) -> DestinationStore:
         """The destinations, their deliveries and syncs (``silent``: segments whose
         changes are not delivered; ``holdouts``: each segment's holdout, whose members
         are left out)."""
         from segflow.store.duckdb.destinations import DestinationStore
 
-        return DestinationStore(self.events.con, silent, holdouts)
+        return DestinationStore(self.events.con, silent, holdouts, suppressed)
