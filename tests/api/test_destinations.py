@@ -392,3 +392,48 @@ def test_a_channel_destination_gets_consented_profiles_and_the_profile_shows_con
     assert export["consent"]["email"] == {
         "granted": False, "source": "trait consent.email", "at": export["consent"]["email"]["at"]
     }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+def test_webhook_destination_sends_signed_batches_without_held_out_members(
+    server: Server,
+) -> None:
+    from segflow.service.delivery import SIGNATURE_HEADER, verify
+    from tests.helpers import Receiver
+
+    _shop(server)
+    receiver = Receiver(fail_first=0)
+    secret = "s" * 32
+    try:
+        dest = _create(
+            server,
+            {"type": "webhook", "segments": ["viewers"], "batch_size": 50,
+             "fields": {"plan": "plan"}, "config": {"url": receiver.url, "secret": secret}},
+        )  # fmt: skip
+        assert dest["config"]["secret"] == secret
+        assert "secret" not in server.client.get(f"/v1/destinations/{dest['id']}").json()["config"]
+        server.ingest(
+            "/v1/batch",
+            {"batch": [
+                {"type": "track", "userId": u, "event": "Product Viewed",
+                 "messageId": f"v-{u}", "timestamp": now_iso()}
+                for u in USERS
+            ]},
+        )  # fmt: skip
+        records: list[dict[str, Any]] = []
+
+        def got() -> bool:
+            records.clear()
+            for body, headers in receiver.accepted:
+                assert verify(secret, body, headers[SIGNATURE_HEADER])
+                doc = json.loads(body)
+                records.extend(doc.get("batch", [doc]))
+            return len(records) >= len(SENT)
+
+        wait_for(got)
+    finally:
+        receiver.close()
+    assert {r["profile_id"] for r in records} == SENT
+    assert all(r["traits"] == {"plan": "pro"} and not r["held_out"] for r in records)

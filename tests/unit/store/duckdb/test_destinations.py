@@ -4,6 +4,7 @@ signatures that verify only with the right secret.  A real DuckDB store."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -188,3 +189,19 @@ def test_due_takes_a_share_of_each_destination_and_skips_busy_ones(sf: Segflow) 
     assert set(ds.due(datetime.max, exclude={backlog.id})) == {other.id}
     assert ds.next_due(exclude={backlog.id, other.id}) is None
     assert ds.next_due(exclude={backlog.id}) is not None
+
+
+def test_a_schedule_requests_a_sync_once_per_instant(sf: Segflow) -> None:
+    from segflow.service.destinations import DestinationWorker
+
+    ds = sf.destination_store()
+    dest = ds.create(_dest(schedule="0 * * * *", changes=False))
+    worker = DestinationWorker(ds, threading.RLock(), None, members=lambda _s: [])
+    later = dest.created_at + timedelta(hours=1)
+    (work,) = worker.collect(later)
+    assert work.sync is not None and work.sync.trigger == "schedule"
+    assert worker.collect(later)[0].sync == work.sync  # still the one waiting, not a second
+    ds.start_sync(work.sync.id, later)
+    assert worker.collect(later + timedelta(minutes=5)) == []  # no new instant yet
+    (again,) = worker.collect(later + timedelta(hours=1))
+    assert again.sync is not None and again.sync.id != work.sync.id
