@@ -437,3 +437,34 @@ def test_webhook_destination_sends_signed_batches_without_held_out_members(
         receiver.close()
     assert {r["profile_id"] for r in records} == SENT
     assert all(r["traits"] == {"plan": "pro"} and not r["held_out"] for r in records)
+
+
+def test_a_destination_updated_sends_by_its_new_configuration(
+    server: Server, tmp_path: Path
+) -> None:
+    _shop(server)
+    first, second = tmp_path / "a", tmp_path / "b"
+    dest = _create(
+        server, {"type": "files", "segments": ["viewers"], "config": {"path": str(first)}}
+    )
+    new = {"type": "files", "name": "lake", "segments": ["viewers"], "fields": ["plan"],
+           "config": {"path": str(second), "format": "csv"}}  # fmt: skip
+    r = server.client.put(f"/v1/destinations/{dest['id']}", json=new)
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "lake" and r.json()["config"]["format"] == "csv"
+    for u in USERS:
+        post_view(server, u, 1)
+
+    def written() -> int:
+        if not (second / "manifest.json").exists():
+            return 0
+        return sum(f["rows"] for f in _check_manifest(second))
+
+    wait_for(lambda: written() == len(SENT))
+    assert not first.exists()
+    rows = [r for f in _check_manifest(second) for r in _rows(second / f["name"], "csv")]
+    assert {r["profile_id"] for r in rows} == SENT
+    assert all(r["plan"] == "pro" for r in rows)
+    bad = server.client.put(f"/v1/destinations/{dest['id']}", json={"type": "files"})
+    assert bad.status_code == 422
+    assert server.client.put("/v1/destinations/dst_nope", json=new).status_code == 404

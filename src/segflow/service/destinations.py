@@ -266,6 +266,7 @@ class DestinationWorker:
         self._guard = threading.Lock()
         self._busy: dict[str, threading.Thread] = {}
         self._sinks: dict[str, Sink] = {}
+        self._specs: dict[str, bytes] = {}
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -361,11 +362,18 @@ class DestinationWorker:
 
     # -- one destination's work -------------------------------------------------------
     def _sink(self, dest: Destination) -> Sink:
+        """The destination's sink, made again when its configuration changed."""
+        spec = orjson.dumps([dest.kind, dest.spec()])
         with self._guard:
-            sink = self._sinks.get(dest.id)
-            if sink is None:
-                sink = self._sinks[dest.id] = self.make_sink(dest, self.settings)
-            return sink
+            old = self._sinks.get(dest.id)
+            if old is not None and self._specs.get(dest.id) == spec:
+                return old
+            sink = self._sinks[dest.id] = self.make_sink(dest, self.settings)
+            self._specs[dest.id] = spec
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.close()
+        return sink
 
     def _work(self, work: Work) -> None:
         try:
@@ -530,6 +538,17 @@ class DestinationWorker:
                 sink.close()
         with self.lock:
             return self.store.counts(destination_id)
+
+
+def replace_config(store: DestinationStore, destination_id: str, dest: Destination) -> Destination:
+    """Give a destination a new configuration; a webhook sent without a secret keeps
+    the one it had (or gets one)."""
+    old = store.get(destination_id)
+    if dest.kind == "webhook" and not dest.config.get("secret"):
+        secret = old.config.get("secret") if old.kind == "webhook" else None
+        secret = secret or "whsec_" + secrets.token_urlsafe(24)
+        dest = replace(dest, config={**dest.config, "secret": secret})
+    return store.update(destination_id, replace(dest, held_out=old.held_out))
 
 
 def add(

@@ -33,6 +33,7 @@ from segflow.service.destinations import (
     add,
     destination_report,
     parse_destination,
+    replace_config,
 )
 from segflow.service.segments import last_change_seq
 from segflow.store.duckdb.destinations import Destination, DestinationStore
@@ -170,19 +171,44 @@ async def create_destination(
     own = own_addresses(request)
 
     def run() -> dict[str, Any]:
-        try:
-            dest = parse_destination(body, list(ctx.app.registry.current()))
-        except InvalidDestination as e:
-            raise ApiError(
-                422,
-                f"invalid destination: {e}",
-                [{"path": f"body.{p.path}" if p.path else "body", "message": p.message}
-                 for p in e.problems],
-            ) from None  # fmt: skip
-        if dest.kind == "webhook":
-            check_url(ctx, str(dest.config["url"]), own, "body.config.url")
-        made = create(ctx, dest)
+        made = create(ctx, _parsed(ctx, body, own))
         return made.to_dict(with_secret=True)
+
+    out = await ctx.run(run)
+    wake(ctx)
+    return out
+
+
+def _parsed(ctx: ServerContext, body: dict[str, Any], own: list[tuple[str, int]]) -> Destination:
+    try:
+        dest = parse_destination(body, list(ctx.app.registry.current()))
+    except InvalidDestination as e:
+        raise ApiError(
+            422,
+            f"invalid destination: {e}",
+            [{"path": f"body.{p.path}" if p.path else "body", "message": p.message}
+             for p in e.problems],
+        ) from None  # fmt: skip
+    if dest.kind == "webhook":
+        check_url(ctx, str(dest.config["url"]), own, "body.config.url")
+    return dest
+
+
+@router.put("/{destination_id}", response_model=DestinationOut)
+async def update_destination(
+    destination_id: str,
+    ctx: Ctx,
+    request: Request,
+    body: Annotated[dict[str, Any], Body(description="the destination's new configuration")],
+) -> dict[str, Any]:
+    """Replace its configuration (same body as creating one; a webhook sent without a
+    secret keeps its own); deliveries already queued are sent as they were made."""
+    own = own_addresses(request)
+
+    def run() -> dict[str, Any]:
+        _get(ctx, destination_id)
+        dest = _parsed(ctx, body, own)
+        return destination_report(store(ctx), replace_config(store(ctx), destination_id, dest))
 
     out = await ctx.run(run)
     wake(ctx)

@@ -308,6 +308,18 @@ class DestinationStore:
         self._active = None
         return self.get(dest.id)
 
+    def update(self, destination_id: str, dest: Destination) -> Destination:
+        """Replace a destination's configuration (its id, creation and the changes it
+        started from stay); deliveries already queued keep their bodies."""
+        self.get(destination_id)
+        self.con.execute(
+            "UPDATE destinations SET name = ?, kind = ?, spec = ? WHERE id = ? AND NOT deleted",
+            [dest.name or destination_id, dest.kind, orjson.dumps(dest.spec()).decode(),
+             destination_id],
+        )  # fmt: skip
+        self._active = None
+        return self.get(destination_id)
+
     def destinations(
         self, kind: str | None = None, segment_id: str | None = None
     ) -> list[Destination]:
