@@ -572,7 +572,7 @@ def offline_worker(app: Segflow) -> DestinationWorker:
     store = app.destination_store(
         lambda: frozenset(s.id for s in app.registry.current().values() if not s.emit_events),
         lambda: saved_holdouts(app),
-        lambda pid: pid in suppressed,
+        lambda pid: bool(suppressed) and pid in suppressed,
     )
     return DestinationWorker(store, threading.RLock(), None, members=app.members)
 

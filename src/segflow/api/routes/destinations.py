@@ -55,7 +55,7 @@ def store(ctx: ServerContext) -> DestinationStore:
                 s = ctx.app.destination_store(
                     lambda: silent_segments(ctx),
                     lambda: segment_holdouts(ctx),
-                    lambda pid: pid in ctx.suppressed,
+                    lambda pid: bool(ctx.suppressed) and pid in ctx.suppressed,
                 )
                 ctx.extra["destination_store"] = s
     return s
