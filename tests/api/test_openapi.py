@@ -82,7 +82,9 @@ def test_definition_language_is_typed(running: tuple[ThreadServer, str]) -> None
     body = doc["paths"]["/v1/segments"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/SegmentDefinition"}
     for path, ops in doc["paths"].items():
-        if path.startswith(("/v1/segments", "/v1/profiles", "/v1/changes", "/v1/webhooks")):
+        if path.startswith(
+            ("/v1/segments", "/v1/profiles", "/v1/changes", "/v1/webhooks", "/v1/destinations")
+        ):
             for op in ops.values():
                 if path == "/v1/changes/stream":  # EventSource: a stream token in the URL
                     assert op["security"] == [{"adminKey": []}, {"streamToken": []}]

@@ -32,6 +32,7 @@ MODULES: Final = (
     "segflow.api.routes.profiles",
     "segflow.api.routes.changes",
     "segflow.api.routes.tokens",
+    "segflow.api.routes.destinations",
     "segflow.api.routes.webhooks",
     "segflow.api.routes.keys",
     "segflow.api.routes.scores",

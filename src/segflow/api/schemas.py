@@ -417,6 +417,12 @@ class Identity(BaseModel):
     value: str
 
 
+class ConsentState(BaseModel):
+    granted: bool
+    source: str = Field(description="trait <key> or event Consent Updated")
+    at: str
+
+
 class ProfileView(BaseModel):
     """The customer view (values as stored: traits are free-form)."""
 
@@ -427,6 +433,9 @@ class ProfileView(BaseModel):
     last_seen: str | None
     identities: list[Identity]
     traits: dict[str, Any]
+    consent: dict[str, ConsentState] = Field(
+        default_factory=dict, description="channel -> the latest statement on it"
+    )
     computed_traits: dict[str, Any]
     orders: list[dict[str, Any]] = Field(
         description="newest first, each with products: [{product_id, name, price, quantity, "
@@ -699,3 +708,59 @@ class Dashboard(BaseModel):
     growth: list[Mover] = Field(description="up to 5 segments that grew most over 7 days")
     decline: list[Mover] = Field(description="up to 5 segments that shrank most over 7 days")
     alerts: list[EventAlert]
+
+
+class DestinationOut(BaseModel):
+    id: str
+    name: str
+    type: str
+    segments: list[str]
+    events: list[str]
+    changes: bool
+    fields: dict[str, str]
+    batch_size: int
+    schedule: str | None
+    config: dict[str, Any] = Field(description="the type's settings (a secret only on creation)")
+    created_at: str
+    deliveries: dict[str, int] | None = Field(None, description="deliveries per status")
+    syncs: list[dict[str, Any]] | None = Field(None, description="the latest syncs")
+
+
+class DestinationList(BaseModel):
+    destinations: list[DestinationOut]
+
+
+class DestinationDeliveryOut(BaseModel):
+    id: int
+    destination_id: str
+    change_seq: int
+    idempotency_key: str
+    status: Literal["pending", "delivered", "dead"]
+    attempts: int
+    next_attempt_at: str | None
+    last_error: str | None
+    body: dict[str, Any]
+
+
+class DestinationDeliveryList(BaseModel):
+    counts: dict[str, int]
+    deliveries: list[DestinationDeliveryOut]
+
+
+class SyncOut(BaseModel):
+    id: int
+    destination_id: str
+    trigger: str
+    status: Literal["requested", "running", "done", "failed"]
+    requested_at: str
+    started_at: str | None
+    finished_at: str | None
+    members: int
+    held_out: int
+    sent: int
+    detail: Any = None
+    error: str | None
+
+
+class SyncList(BaseModel):
+    syncs: list[SyncOut]

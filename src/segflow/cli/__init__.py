@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import typer
 
-from segflow.cli import analytics, demo, evaluate, ingest, keys, live, scores, segments, serve
+from segflow.cli import (
+    analytics,
+    demo,
+    destinations,
+    evaluate,
+    ingest,
+    keys,
+    live,
+    scores,
+    segments,
+    serve,
+)
 
 app = typer.Typer(no_args_is_help=True, help="segflow: real-time customer segmentation.")
 for commands in (ingest.app, evaluate.app, demo.app, serve.app, live.app):
@@ -14,3 +25,4 @@ app.add_typer(segments.app, name="segments")
 app.add_typer(keys.app, name="keys")
 app.add_typer(scores.app, name="scores")
 app.add_typer(analytics.app, name="analytics")
+app.add_typer(destinations.app, name="destinations")

@@ -30,13 +30,14 @@ from segflow.model.time import utcnow
 from segflow.store.duckdb.stores import DuckDBStores
 
 if TYPE_CHECKING:
+    from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.keys import KeyStore
-    from segflow.store.duckdb.outbox import WebhookStore
     from segflow.store.protocols import (
         AnalyticsStore,
         BatchEvaluator,
         ChangeLog,
         ComputedTraitStore,
+        ConsentStore,
         Memberships,
         OverviewStore,
         ProfileStore,
@@ -135,6 +136,8 @@ class Segflow:
         self.computed_store: ComputedTraitStore = self.stores.computed
         self.read_counts: ReadCounts = self.stores.read_counts
         self.analytics: AnalyticsStore = self.stores.analytics
+        self.consent: ConsentStore = self.stores.consent
+        """Each profile's consent per channel."""
         """What segment analytics read: aggregates per profile, matrices, log counts."""
         self.overview: OverviewStore = self.stores.overview
         """What the builder's pickers and the dashboard read (bounded summaries)."""
@@ -151,15 +154,16 @@ class Segflow:
         """The API keys (read into memory on opening)."""
         return self.stores.keys()
 
-    def webhook_store(
+    def destination_store(
         self,
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
-    ) -> WebhookStore:
-        """The webhook subscriptions and their deliveries (``silent``: segments whose
-        changes are not delivered; ``holdouts``: each segment's holdout, marked in the
-        deliveries)."""
-        return self.stores.webhooks(silent, holdouts)
+        suppressed: Callable[[str], bool] = lambda _id: False,
+    ) -> DestinationStore:
+        """The destinations, their deliveries and syncs (``silent``: segments whose
+        changes are not delivered; ``holdouts``: each segment's holdout, whose members
+        are left out; ``suppressed``: ids on the erasure suppression list, never sent)."""
+        return self.stores.destinations(silent, holdouts, suppressed)
 
     def batch(
         self, segments: Iterable[Segment], at: datetime, only: Iterable[str] | None = None

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from segflow.model.consent import CHANNELS
 from segflow.model.time import format_instant, parse_instant, utcnow
 from segflow.service.segments import change_json, saved_holdouts
 from segflow.store.duckdb.erasure import Suppressions
@@ -202,6 +203,12 @@ def segments_of(app: Segflow, live: LiveEvaluator | None, profile_id: str) -> di
     return {s: None for s in app.profiles.evaluated_segments(profile_id)}
 
 
+def consent_of(app: Segflow, profile_id: str) -> dict[str, Any]:
+    """Channel -> ``{granted, source, at}`` for each channel the profile spoke about."""
+    states = app.consent.consent([profile_id]).get(profile_id, {})
+    return {ch: states[ch].to_json() for ch in CHANNELS if ch in states}
+
+
 def profile_view(
     app: Segflow, live: LiveEvaluator | None, profile_id: str, at: datetime | None = None
 ) -> dict[str, Any]:
@@ -240,6 +247,7 @@ def profile_view(
         "last_seen": jsonable(seen[1]) if seen else None,
         "identities": [{"kind": k, "value": v} for k, v in app.store.identities(profile_id)],
         "traits": jsonable(app.store.traits_as_of(profile_id)),
+        "consent": consent_of(app, profile_id),
         "computed_traits": comp,
         "orders": orders,
         "cart": jsonable(lines),
@@ -313,7 +321,8 @@ def timeline(
 
 def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) -> dict[str, Any]:
     """Everything held on a profile: identities, every event and trait write, memberships,
-    the change log, merges and webhook deliveries that name it."""
+    the change log, merges and the deliveries to destinations that name it (those to
+    webhooks also under their older key)."""
     store = app.profiles
     traits = [
         {"key": k, "timestamp": format_instant(t), "message_id": m, "value": v}
@@ -329,20 +338,27 @@ def privacy_export(app: Segflow, live: LiveEvaluator | None, profile_id: str) ->
     merges = [
         {"from": a, "into": b, "at": format_instant(t)} for a, b, t in store.merges_naming(ids)
     ]
+    named = store.deliveries_naming(ids)
     deliveries = [
-        {"id": i, "webhook_id": w, "status": s, "body": b}
-        for i, w, s, b in store.deliveries_naming(ids)
+        {"id": i, "destination_id": d, "type": k, "status": s, "body": b} for i, d, k, s, b in named
+    ]
+    webhook_deliveries = [
+        {"id": i, "webhook_id": d, "status": s, "body": b}
+        for i, d, k, s, b in named
+        if k == "webhook"
     ]
     return {
         "profile_id": profile_id,
         "exported_at": format_instant(utcnow()),
         "identities": [{"kind": k, "value": v} for k, v in app.store.identities(profile_id)],
         "traits": traits,
+        "consent": consent_of(app, profile_id),
         "events": _events(store, profile_id, limit=2**62),
         "segments": segments_of(app, live, profile_id),
         "membership_changes": changes,
         "merges": merges,
-        "webhook_deliveries": deliveries,
+        "deliveries": deliveries,
+        "webhook_deliveries": webhook_deliveries,
     }
 
 
@@ -362,7 +378,7 @@ def erase(
     suppressions: Suppressions | None = None,
 ) -> tuple[int, str]:
     """Delete the profile, and every profile merged into it: events, traits,
-    identities, memberships, merges and webhook deliveries naming them; their
+    identities, memberships, merges and destination deliveries naming them; their
     change-log rows keep only a pseudonym.  Exits are logged by the live evaluator
     first.  With ``suppress`` the hashes of their ids join ``suppressions`` (and the
     stored list).  Then the file is scrubbed.  Returns (exits logged, pseudonym)."""

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segflow.model.changes import LoggedChange
+from segflow.model.consent import Consent
 from segflow.model.definition import Segment
 from segflow.model.events import IngestReport
 from segflow.store.duckdb.erasure import Suppressions
@@ -233,7 +234,7 @@ class ProfileStore(Protocol):
 
     def merges_naming(self, ids: list[str]) -> list[tuple[str, str, datetime]]: ...
 
-    def deliveries_naming(self, ids: list[str]) -> list[tuple[int, str, str, Any]]: ...
+    def deliveries_naming(self, ids: list[str]) -> list[tuple[int, str, str, str, Any]]: ...
 
     def merged_into(self, profile_id: str) -> list[str]: ...
 
@@ -466,3 +467,11 @@ class OverviewStore(Protocol):
     def event_counts_since(self, instants: Sequence[datetime]) -> list[int]: ...
 
     def name_windows(self, now: datetime, windows: int) -> list[tuple[str, int, int]]: ...
+
+
+class ConsentStore(Protocol):
+    """Each profile's consent per channel (``segflow.model.consent``)."""
+
+    def consent(
+        self, profile_ids: Sequence[str] | None = None, channel: str | None = None
+    ) -> dict[str, dict[str, Consent]]: ...

@@ -1,5 +1,5 @@
 """Webhook targets refused or accepted by address, and one destination's batch when
-it cannot be reached: real sockets on 127.0.0.1, a real DuckDB outbox."""
+it cannot be reached: real sockets on 127.0.0.1, a real DuckDB store."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from segflow.model.changes import LoggedChange, Reason
 from segflow.model.time import utcnow
-from segflow.service.delivery import DeliverySettings, TargetRefused, WebhookWorker, check_target
-from segflow.store.duckdb.outbox import WebhookStore
+from segflow.service.delivery import DeliverySettings, TargetRefused, check_target
+from segflow.service.destinations import DestinationWorker
+from segflow.service.handle import Segflow
+from segflow.store.duckdb.destinations import Destination, DestinationStore
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,18 @@ def _change(seq: int) -> LoggedChange:
     return LoggedChange("s", f"p{seq}", True, t, Reason.EVENT, 1, seq, t)
 
 
-def _settle(worker: WebhookWorker) -> None:
+def _hook(url: str) -> Destination:
+    return Destination(
+        id="", name="", kind="webhook", segments=("s",), config={"url": url, "secret": "k" * 16},
+        events=("entered",), batch_size=1,
+    )  # fmt: skip
+
+
+def _store(tmp_path: Path) -> DestinationStore:
+    return Segflow(tmp_path / "w.duckdb").destination_store()
+
+
+def _settle(worker: DestinationWorker) -> None:
     deadline = time.monotonic() + 20
     while worker.busy():
         assert time.monotonic() < deadline, "delivery thread did not finish"
@@ -80,18 +92,18 @@ def test_unreachable_destination_reschedules_its_batch_after_one_try(tmp_path: P
         target=lambda: [accepted.append(listener.accept()[0]) for _ in iter(int, 1)],
         daemon=True,
     ).start()
-    ws = WebhookStore(duckdb.connect(str(tmp_path / "w.duckdb")))
-    hook = ws.create("s", f"http://127.0.0.1:{listener.getsockname()[1]}/", ["entered"])
+    ws = _store(tmp_path)
+    hook = ws.create(_hook(f"http://127.0.0.1:{listener.getsockname()[1]}/"))
     ws.enqueue([_change(1), _change(2), _change(3)])
     settings = DeliverySettings(backoff=timedelta(seconds=60), timeout_s=0.3)
-    worker = WebhookWorker(ws, threading.RLock(), None, settings)
+    worker = DestinationWorker(ws, threading.RLock(), None, settings)
     try:
         assert worker.run_once() == 3
         _settle(worker)
     finally:
         worker.stop()
         listener.close()
-    rows = ws.deliveries(webhook_id=hook.id)
+    rows = ws.deliveries(destination_id=hook.id)
     assert [d.attempts for d in rows] == [1, 1, 1]
     assert all(d.status == "pending" for d in rows)
     assert "not tried" not in (rows[0].last_error or "x not tried")
@@ -102,10 +114,10 @@ def test_unreachable_destination_reschedules_its_batch_after_one_try(tmp_path: P
 def test_delivery_to_a_target_not_allowed_fails_without_a_request(tmp_path: Path) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.5)
-    ws = WebhookStore(duckdb.connect(str(tmp_path / "w.duckdb")))
-    ws.create("s", f"http://127.0.0.1:{listener.getsockname()[1]}/", ["entered"])
+    ws = _store(tmp_path)
+    ws.create(_hook(f"http://127.0.0.1:{listener.getsockname()[1]}/"))
     ws.enqueue([_change(1)])
-    worker = WebhookWorker(ws, threading.RLock(), None, DeliverySettings(allow_private=False))
+    worker = DestinationWorker(ws, threading.RLock(), None, DeliverySettings(allow_private=False))
     try:
         worker.run_once()
         _settle(worker)

@@ -29,7 +29,7 @@ ERASED_TABLES: Final = (
     "profiles",
     "merges",
     "membership_changes",
-    "webhook_deliveries",
+    "destination_deliveries",
 )
 """Tables that can hold an erased profile's rows: rewritten after an erasure."""
 
@@ -341,16 +341,18 @@ class DuckDBProfileStore:
         ).fetchall()
         return [(str(a), str(b), t) for a, b, t in rows]
 
-    def deliveries_naming(self, ids: list[str]) -> list[tuple[int, str, str, Any]]:
-        """(id, webhook id, status, body) of every webhook delivery about one of ``ids``."""
-        if not has_table(self.con, "webhook_deliveries"):
+    def deliveries_naming(self, ids: list[str]) -> list[tuple[int, str, str, str, Any]]:
+        """(id, destination id, its type, status, body) of every delivery about one of
+        ``ids``."""
+        if not has_table(self.con, "destination_deliveries"):
             return []
         rows = self.con.execute(
-            "SELECT id, webhook_id, status, body FROM webhook_deliveries"
-            " WHERE list_contains(?, json_extract_string(body, '$.profile_id')) ORDER BY id",
+            "SELECT d.id, d.destination_id, coalesce(t.kind, ''), d.status, d.body"
+            " FROM destination_deliveries d LEFT JOIN destinations t ON t.id = d.destination_id"
+            " WHERE list_contains(?, d.profile_id) ORDER BY d.id",
             [ids],
         ).fetchall()
-        return [(i, w, s, orjson.loads(b)) for i, w, s, b in rows]
+        return [(i, w, k, s, orjson.loads(b)) for i, w, k, s, b in rows]
 
     def merged_into(self, profile_id: str) -> list[str]:
         """``profile_id`` and every profile id merged into it, directly or in steps."""
@@ -411,10 +413,9 @@ class DuckDBProfileStore:
                     " WHERE list_contains(?, profile_id)",
                     [alias, merged],
                 )
-            if has_table(con, "webhook_deliveries"):
+            if has_table(con, "destination_deliveries"):
                 con.execute(
-                    "DELETE FROM webhook_deliveries"
-                    " WHERE list_contains(?, json_extract_string(body, '$.profile_id'))",
+                    "DELETE FROM destination_deliveries WHERE list_contains(?, profile_id)",
                     [merged],
                 )
             if wanted:

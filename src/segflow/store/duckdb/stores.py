@@ -10,6 +10,7 @@ from segflow.store.duckdb.analytics import DuckDBAnalytics
 from segflow.store.duckdb.batch import DuckDBBatch
 from segflow.store.duckdb.changes import MembershipChangeLog
 from segflow.store.duckdb.computed import DuckDBComputedTraits
+from segflow.store.duckdb.consent import DuckDBConsent
 from segflow.store.duckdb.estimate import DuckDBReadCounts
 from segflow.store.duckdb.live import DuckDBLive
 from segflow.store.duckdb.overview import DuckDBOverview
@@ -20,9 +21,9 @@ from segflow.store.duckdb.store import DuckDBStore
 
 if TYPE_CHECKING:
     from segflow.model.definition import Holdout
+    from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.experiments import DuckDBExperiments
     from segflow.store.duckdb.keys import KeyStore
-    from segflow.store.duckdb.outbox import WebhookStore
 
 
 class DuckDBStores:
@@ -40,6 +41,7 @@ class DuckDBStores:
         self.read_counts = DuckDBReadCounts(con)
         self.analytics = DuckDBAnalytics(con)
         self.overview = DuckDBOverview(con)
+        self.consent = DuckDBConsent(con)
 
     def close(self) -> None:
         self.events.close()
@@ -64,14 +66,15 @@ class DuckDBStores:
 
         return KeyStore(self.events.con)
 
-    def webhooks(
+    def destinations(
         self,
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
-    ) -> WebhookStore:
-        """The webhook subscriptions and their deliveries (``silent``: segments whose
-        changes are not delivered; ``holdouts``: each segment's holdout, marked in the
-        deliveries)."""
-        from segflow.store.duckdb.outbox import WebhookStore
+        suppressed: Callable[[str], bool] = lambda _id: False,
+    ) -> DestinationStore:
+        """The destinations, their deliveries and syncs (``silent``: segments whose
+        changes are not delivered; ``holdouts``: each segment's holdout, whose members
+        are left out)."""
+        from segflow.store.duckdb.destinations import DestinationStore
 
-        return WebhookStore(self.events.con, silent, holdouts)
+        return DestinationStore(self.events.con, silent, holdouts, suppressed)

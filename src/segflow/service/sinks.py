@@ -1,0 +1,410 @@
+"""How records leave for each kind of destination: signed HTTP POSTs, Redis Streams,
+NATS JetStream, files in a directory.
+
+A sink sends a batch of records (each the JSON a destination receives, with its
+idempotency key) and raises ``SinkError`` when the batch was not accepted; the caller
+(``service.destinations``) retries it with backoff.  A batch is accepted whole or
+retried whole, so a receiver may see a record twice (after a crash or a partial
+failure): each sink passes the idempotency key on so receivers, or the destination
+itself, drop the repeat:
+
+- webhook: ``X-Segflow-Delivery`` / ``Idempotency-Key`` headers and the body's key;
+- Redis: a Lua script adds an entry only when ``SET key NX`` succeeds (a key per
+  record, expiring after ``dedupe_ttl_s``), so a re-send adds nothing;
+- NATS JetStream: the ``Nats-Msg-Id`` header, de-duplicated by the stream within its
+  duplicate window;
+- files: a batch's file name is fixed by its first and last delivery, so a re-sent
+  batch replaces its file; every row carries its key.
+
+Files are written atomically (a temporary file in the directory, then a rename) and
+listed in ``manifest.json`` (name, kind, rows, bytes, SHA-256), itself replaced
+atomically after each file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import httpx
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from segflow.model.time import format_instant, utcnow
+from segflow.service.delivery import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    DeliverySettings,
+    TargetRefused,
+    check_target,
+    sign,
+)
+from segflow.store.duckdb.destinations import Destination
+
+MANIFEST: Final = "manifest.json"
+FILE_FORMATS: Final = ("jsonl", "csv", "parquet")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record to send: ``ref`` names it in headers and file names (the delivery id,
+    or the sync's), ``key`` is its idempotency key, ``body`` its JSON."""
+
+    ref: str
+    key: str
+    body: bytes
+
+
+class SinkError(Exception):
+    """A batch was not accepted; ``unreachable``: the destination could not be reached
+    at all (the rest of its due batches are not tried now)."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+class Sink(Protocol):
+    def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+class WebhookSink:
+    """Signed POSTs: one record per request as its JSON body, or several as
+    ``{"batch": [...]}`` (``batch_size`` above 1)."""
+
+    def __init__(self, dest: Destination, settings: DeliverySettings) -> None:
+        self.url = str(dest.config["url"])
+        self.secret = str(dest.config["secret"])
+        self.settings = settings
+        self.client = httpx.Client(timeout=settings.timeout_s, follow_redirects=False)
+
+    def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
+        try:
+            check_target(
+                self.url,
+                allow_internal=self.settings.allow_internal,
+                allow_private=self.settings.allow_private,
+            )
+        except TargetRefused as e:
+            raise SinkError(f"refused target: {e}") from None
+        if len(records) == 1:
+            body = records[0].body
+            ref, key = records[0].ref, records[0].key
+        else:
+            body = b'{"batch":[' + b",".join(r.body for r in records) + b"]}"
+            ref, key = f"{records[0].ref}-{records[-1].ref}", records[0].key
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "segflow-webhooks/1",
+            SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
+            DELIVERY_HEADER: ref,
+            "Idempotency-Key": key,
+        }
+        try:
+            r = self.client.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as e:
+            raise SinkError(f"{type(e).__name__}: {e}", unreachable=True) from None
+        if not 200 <= r.status_code < 300:
+            raise SinkError(f"HTTP {r.status_code}")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --------------------------------------------------------------------------- redis
+
+_XADD_ONCE: Final = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then
+  if ARGV[4] == '0' then
+    return redis.call('XADD', KEYS[1], '*', 'idempotency_key', ARGV[1], 'body', ARGV[2])
+  end
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*',
+                    'idempotency_key', ARGV[1], 'body', ARGV[2])
+end
+return false
+"""
+"""Add an entry only the first time its idempotency key is seen."""
+
+
+class RedisSink:
+    """XADD to a stream: fields ``idempotency_key`` and ``body`` (the record's JSON)."""
+
+    def __init__(self, dest: Destination, settings: DeliverySettings) -> None:
+        import redis
+
+        self.stream = str(dest.config["stream"])
+        self.maxlen = int(dest.config.get("maxlen") or 0)
+        self.ttl = int(dest.config.get("dedupe_ttl_s") or 7 * 86400)
+        self.client = redis.Redis.from_url(
+            str(dest.config.get("url") or "redis://127.0.0.1:6379/0"),
+            socket_timeout=settings.timeout_s,
+            socket_connect_timeout=settings.timeout_s,
+        )
+        self.script = self.client.register_script(_XADD_ONCE)
+
+    def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
+        import redis
+
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for r in records:
+                if dedupe:
+                    self.script(
+                        keys=[self.stream, f"segflow:dedupe:{self.stream}:{r.key}"],
+                        args=[r.key, r.body, self.ttl, self.maxlen],
+                        client=pipe,
+                    )
+                else:
+                    fields: Any = {"idempotency_key": r.key, "body": r.body}
+                    pipe.xadd(
+                        self.stream,
+                        fields,
+                        maxlen=self.maxlen or None,
+                        approximate=True,
+                    )
+            round_trip = pipe.execute  # one round trip for the whole batch
+            round_trip()
+        except (redis.ConnectionError, redis.TimeoutError) as e:
+            raise SinkError(f"{type(e).__name__}: {e}", unreachable=True) from None
+        except redis.RedisError as e:
+            raise SinkError(f"{type(e).__name__}: {e}") from None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# --------------------------------------------------------------------------- nats
+
+
+class NatsSink:
+    """Publish to a JetStream subject (the stream is created when missing), each
+    message with ``Nats-Msg-Id`` set to its idempotency key; a batch is published
+    without waiting between messages, then every acknowledgement is awaited."""
+
+    def __init__(self, dest: Destination, settings: DeliverySettings) -> None:
+        self.url = str(dest.config.get("url") or "nats://127.0.0.1:4222")
+        self.subject = str(dest.config["subject"])
+        self.stream = str(dest.config.get("stream") or "SEGFLOW")
+        self.timeout = settings.timeout_s
+        self.loop = asyncio.new_event_loop()
+        self.nc: Any = None
+        self.js: Any = None
+
+    async def _connect(self) -> Any:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        if self.nc is None or self.nc.is_closed:
+            self.nc = await nats.connect(
+                servers=[self.url],
+                connect_timeout=self.timeout,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+            )
+            self.js = self.nc.jetstream(timeout=self.timeout)
+            try:
+                info = await self.js.stream_info(self.stream)
+            except NotFoundError:
+                await self.js.add_stream(name=self.stream, subjects=[self.subject])
+            else:
+                subjects = list(info.config.subjects or [])
+                if self.subject not in subjects:
+                    info.config.subjects = [*subjects, self.subject]
+                    await self.js.update_stream(info.config)
+        return self.js
+
+    async def _send(self, records: Sequence[Record], dedupe: bool) -> None:
+        js = await self._connect()
+        acks = []
+        for r in records:
+            headers = {"Nats-Msg-Id": r.key} if dedupe else None
+            acks.append(await js.publish_async(self.subject, r.body, headers=headers))
+        await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
+
+    def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
+        import nats.errors
+
+        try:
+            self.loop.run_until_complete(self._send(records, dedupe))
+        except (OSError, nats.errors.NoServersError, nats.errors.ConnectionClosedError) as e:
+            self._drop()
+            raise SinkError(f"{type(e).__name__}: {e}", unreachable=True) from None
+        except (TimeoutError, nats.errors.Error) as e:
+            self._drop()
+            raise SinkError(f"{type(e).__name__}: {e}") from None
+
+    def _drop(self) -> None:
+        nc, self.nc, self.js = self.nc, None, None
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(Exception):  # a broken connection: nothing to save
+                self.loop.run_until_complete(nc.close())
+
+    def close(self) -> None:
+        self._drop()
+        self.loop.close()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_atomically(path: Path, write: Callable[[Path], Any]) -> Any:
+    """``write`` a temporary file beside ``path``, flush it to disk, rename it over."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        out = write(tmp)
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _column(values: list[Any]) -> pa.Array[Any]:
+    """A typed column when the values allow it, else their JSON text."""
+    try:
+        arr: pa.Array[Any] = pa.array(values)
+        return arr
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(
+            [None if v is None else orjson.dumps(v).decode() for v in values], pa.string()
+        )
+
+
+def rows_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Change records as a flat table: the record's fields, then one column per trait."""
+    names: dict[str, None] = {}
+    for r in rows:
+        for k in r:
+            if k != "traits":
+                names[k] = None
+    traits: dict[str, None] = {}
+    for r in rows:
+        for k in r.get("traits") or {}:
+            traits[k] = None
+    cols = {k: _column([r.get(k) for r in rows]) for k in names}
+    for k in traits:
+        name = k if k not in cols else f"traits.{k}"
+        cols[name] = _column([(r.get("traits") or {}).get(k) for r in rows])
+    return pa.table(cols)
+
+
+class FileSink:
+    """Drops files into a directory: change batches as ``changes-<first>-<last>.<fmt>``,
+    syncs as ``sync-<id>-<segment>.<fmt>``, each listed in ``manifest.json``."""
+
+    def __init__(self, dest: Destination, settings: DeliverySettings | None = None) -> None:
+        self.dir = Path(str(dest.config["path"]))
+        self.format = str(dest.config.get("format") or "jsonl")
+        self.destination_id = dest.id
+
+    def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            name = f"changes-{records[0].ref}-{records[-1].ref}.{self.format}"
+            rows = [orjson.loads(r.body) for r in records]
+            self._add(name, "changes", None, lambda p: self._write_rows(p, rows))
+        except OSError as e:
+            raise SinkError(f"{type(e).__name__}: {e}") from None
+
+    def _write_rows(self, path: Path, rows: list[dict[str, Any]]) -> int:
+        if self.format == "jsonl":
+            with path.open("wb") as fh:
+                for r in rows:
+                    fh.write(orjson.dumps(r) + b"\n")
+        elif self.format == "csv":
+            pacsv.write_csv(rows_table(rows), path)
+        else:
+            pq.write_table(rows_table(rows), path)
+        return len(rows)
+
+    def write_sync(
+        self, sync_id: int, segment_id: str, write: Callable[[Path], int]
+    ) -> dict[str, Any]:
+        """One segment's members of a sync: ``write(path)`` fills the file and returns
+        its rows; answers its manifest entry."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            name = f"sync-{sync_id}-{segment_id}.{self.format}"
+            return self._add(name, "sync", {"sync_id": sync_id, "segment_id": segment_id}, write)
+        except OSError as e:
+            raise SinkError(f"{type(e).__name__}: {e}") from None
+
+    def _add(
+        self,
+        name: str,
+        kind: str,
+        extra: dict[str, Any] | None,
+        write: Callable[[Path], int],
+    ) -> dict[str, Any]:
+        path = self.dir / name
+        rows = _write_atomically(path, write)
+        entry = {
+            "name": name,
+            "kind": kind,
+            **(extra or {}),
+            "format": self.format,
+            "rows": int(rows),
+            "bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+            "created_at": format_instant(utcnow()),
+        }
+        manifest = self.manifest()
+        files = [f for f in manifest.get("files", []) if f.get("name") != name]
+        files.append(entry)
+        doc = {
+            "destination_id": self.destination_id,
+            "updated_at": format_instant(utcnow()),
+            "files": files,
+        }
+        _write_atomically(
+            self.dir / MANIFEST,
+            lambda p: p.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2)),
+        )
+        return entry
+
+    def manifest(self) -> dict[str, Any]:
+        try:
+            doc: dict[str, Any] = orjson.loads((self.dir / MANIFEST).read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return {}
+        return doc
+
+    def close(self) -> None:
+        pass
+
+
+def make_sink(dest: Destination, settings: DeliverySettings) -> Sink:
+    """The sink of ``dest``'s kind."""
+    if dest.kind == "webhook":
+        return WebhookSink(dest, settings)
+    if dest.kind == "redis":
+        return RedisSink(dest, settings)
+    if dest.kind == "nats":
+        return NatsSink(dest, settings)
+    if dest.kind == "files":
+        return FileSink(dest, settings)
+    raise ValueError(f"unknown destination type {dest.kind!r}")
