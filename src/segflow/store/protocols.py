@@ -184,7 +184,12 @@ class SegmentStore(Protocol):
     ) -> tuple[list[tuple[datetime, int]], list[tuple[datetime, int]]]: ...
 
     def export_members(
-        self, members: list[str], path: Path, fmt: str, held_out: Collection[str] | None = None
+        self,
+        members: list[str],
+        path: Path,
+        fmt: str,
+        held_out: Collection[str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None: ...
 
 

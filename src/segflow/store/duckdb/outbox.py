@@ -116,7 +116,8 @@ _DELIVERY_COLS: Final = (
 
 def change_body(change: LoggedChange, webhook_id: str, held_out: bool = False) -> bytes:
     """The JSON a destination receives for one membership change (``held_out``: the
-    profile is in the segment's holdout, so the receiver leaves it out)."""
+    profile is in the segment's holdout, so the receiver leaves it out; a priority
+    group's resolved member names ``group`` and ``group_segment``)."""
     return orjson.dumps(
         {
             "type": "segment.entered" if change.entered else "segment.exited",
@@ -128,6 +129,7 @@ def change_body(change: LoggedChange, webhook_id: str, held_out: bool = False) -
             "reason": change.reason,
             "version": change.version,
             "held_out": held_out,
+            **change.group_fields(),
         }
     )
 

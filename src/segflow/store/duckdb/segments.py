@@ -413,22 +413,28 @@ class SegmentRegistry:
         path: Path,
         fmt: str,
         held_out: Collection[str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         """Write ``members`` with their current traits, one column per trait (typed where
         every value of the trait has one kind; otherwise text), to CSV or Parquet: the one
         layout of both the CLI's and the HTTP export.  With ``held_out`` (the members in
-        the segment's holdout) a boolean ``held_out`` column follows the profile id."""
+        the segment's holdout) a boolean ``held_out`` column follows the profile id; with
+        ``labels`` (a group's export: member -> the segment it resolves to) a ``segment``
+        column does."""
         con = self.con
         ids: dict[str, pa.Array[Any]] = {"profile_id": pa.array(members, pa.string())}
         if held_out is not None:
             ids["held_out"] = pa.array([m in held_out for m in members], pa.bool_())
+        if labels is not None:
+            ids["segment"] = pa.array([labels[m] for m in members], pa.string())
+        extra = [c for c in ids if c != "profile_id"]
         con.register("_sf_export_ids", pa.table(ids))
         try:
             keys = con.execute(
                 "SELECT key, list(DISTINCT kind) FROM current_traits"
                 " SEMI JOIN _sf_export_ids USING (profile_id) GROUP BY key ORDER BY key"
             ).fetchall()
-            taken = {"profile_id", *(["held_out"] if held_out is not None else [])}
+            taken = {"profile_id", *extra}
             columns: list[str] = []
             params: list[Any] = []
             for key, kinds in keys:
@@ -443,7 +449,7 @@ class SegmentRegistry:
                 )
                 columns.append(f"max({value}) FILTER (WHERE key = ?) AS {quote_ident(alias)}")
                 params.append(key)
-            first = ["i.profile_id", *(["i.held_out"] if held_out is not None else [])]
+            first = ["i.profile_id", *(f"i.{c}" for c in extra)]
             select = ", ".join([*first, *columns])
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE _sf_export AS SELECT {select} FROM _sf_export_ids i"

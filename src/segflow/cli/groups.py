@@ -1,0 +1,102 @@
+"""``segflow groups ...``: define, inspect, export and delete priority groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from segflow.cli.common import DEFAULT_DB, AtOption, DbOption, instant, opened, out, print_table
+
+app = typer.Typer(no_args_is_help=True, help="Priority (exclusive) groups of segments.")
+
+
+@app.command("apply")
+def groups_apply(
+    path: Annotated[Path, typer.Argument(help="A YAML/JSON file or a directory of them.")],
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """Validate and save group definitions (a new version when one changed): unknown
+    segments, a segment in two groups and cycles through a resolution are refused,
+    naming the path, with nothing saved."""
+    from segflow.service.groups import parse_groups, read_group_reports, save_groups
+
+    with opened(db) as sf:
+        groups = parse_groups(read_group_reports(path))
+        for g, status in save_groups(sf, None, groups):
+            out.print(f"{status:9} {g.id} (v{g.version}): {' > '.join(g.segments)}")
+
+
+@app.command("list")
+def groups_list(db: DbOption = DEFAULT_DB) -> None:
+    """List groups, each with its segments, highest priority first."""
+    with opened(db) as sf:
+        groups = sf.registry.groups()
+    table = Table()
+    for c in ("group", "name", "version", "segments (highest priority first)"):
+        table.add_column(c)
+    for g in groups.values():
+        table.add_row(g.id, g.name, str(g.version), " > ".join(g.segments))
+    print_table(table)
+
+
+@app.command("show")
+def groups_show(group_id: str, db: DbOption = DEFAULT_DB) -> None:
+    """Print a group's canonical definition (YAML)."""
+    import yaml
+
+    from segflow.service.groups import get_group
+
+    with opened(db) as sf:
+        g = get_group(sf, group_id)
+    out.print(yaml.safe_dump(g.to_dict(), sort_keys=False, allow_unicode=True), end="")
+
+
+@app.command("members")
+def groups_members(
+    group_id: str,
+    db: DbOption = DEFAULT_DB,
+    at: AtOption = None,
+    limit: Annotated[int, typer.Option(help="Ids shown per segment.")] = 10,
+) -> None:
+    """Each segment of the group with the profiles that resolve to it as of ``--at``
+    (default now): every profile is under at most one, the highest it qualifies for."""
+    from segflow.service.groups import group_members
+
+    with opened(db) as sf:
+        members = group_members(sf, None, group_id, instant(at))
+    table = Table(title=f"{group_id}: {sum(len(v) for v in members.values()):,} profiles")
+    for c in ("priority", "segment", "resolved id", "members", "first ids"):
+        table.add_column(c)
+    for i, (sid, pids) in enumerate(members.items(), start=1):
+        shown = ", ".join(pids[:limit]) + (" ..." if len(pids) > limit else "")
+        table.add_row(str(i), sid, f"{group_id}:{sid}", f"{len(pids):,}", shown)
+    print_table(table)
+
+
+@app.command("export")
+def groups_export(
+    group_id: str,
+    to: Annotated[Path, typer.Option("-o", "--output", help="Target .csv or .parquet file.")],
+    db: DbOption = DEFAULT_DB,
+    at: AtOption = None,
+) -> None:
+    """Write every profile in the group's resolution with the segment it resolves to
+    (a ``segment`` column) and its current traits."""
+    from segflow.service.groups import export_group_to
+
+    with opened(db) as sf:
+        n = export_group_to(sf, None, group_id, to, instant(at))
+    out.print(f"wrote {n:,} profiles to {to}")
+
+
+@app.command("delete")
+def groups_delete(group_id: str, db: DbOption = DEFAULT_DB) -> None:
+    """Delete a group (refused while a segment reads one of its resolutions)."""
+    from segflow.service.groups import delete_group
+
+    with opened(db) as sf:
+        delete_group(sf, None, group_id)
+    out.print(f"deleted group {group_id}")
