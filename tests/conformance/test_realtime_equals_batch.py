@@ -197,6 +197,7 @@ class Checker:
             assert self.members[pid] == expected, (pid, now)
             got = self.runner.segments_of(pid)
             assert got == {s for s, m in expected.items() if m}, (pid, now, got)
+            assert len([s for s in got if s.startswith("tiers:")]) <= 1, "a group is exclusive"
             nd = self.runner.engine.next_deadline(self.runner.states[pid])
             assert nd is None or nd > now
 

@@ -76,7 +76,8 @@ class LoggedChange:
     def to_json(self, held_out: bool = False) -> dict[str, Any]:
         """The change as the API and webhooks show it; ``held_out``: the profile is in
         the segment's holdout (receivers leave it out of activation).  A priority
-        group's resolved member (``group:segment``) names its group and segment too."""
+        group's resolved member (``group:segment``) names its group and segment too
+        (None for a segment's own change)."""
         out = {
             "seq": self.seq,
             "segment_id": self.segment_id,
@@ -90,11 +91,13 @@ class LoggedChange:
         out.update(self.group_fields())
         return out
 
-    def group_fields(self) -> dict[str, str]:
+    def group_fields(self) -> dict[str, str | None]:
         """``group`` and ``group_segment`` of a priority group's resolved member
-        (``group:segment``); empty for a segment's own change."""
+        (``group:segment``); both None for a segment's own change (one shape for all)."""
         group, sep, member = self.segment_id.partition(":")
-        return {"group": group, "group_segment": member} if sep else {}
+        if not sep:
+            return {"group": None, "group_segment": None}
+        return {"group": group, "group_segment": member}
 
 
 __all__ = ["BY_CODE", "REASON_CODES", "LoggedChange", "Reason"]

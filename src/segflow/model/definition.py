@@ -924,11 +924,20 @@ class _Parser:
         """A segment id, or ``{group: G, segment: S}``: S's resolved membership in the
         priority group G (the id ``G:S``, which the string form may also spell)."""
         if not isinstance(value, Mapping):
-            return self.text(value, path)
+            sid = self.text(value, path)
+            if sid is not None and GROUP_SEP in sid:
+                head, _, tail = sid.partition(GROUP_SEP)
+                if not head or not tail or GROUP_SEP in tail:
+                    self.fail(path, f"{sid!r} is neither a segment id nor group:segment")
+                    return None
+            return sid
         self.check_keys(value, IN_GROUP_KEYS, path)
         group = self.text(value.get("group"), _join(path, "group"))
         member = self.text(value.get("segment"), _join(path, "segment"))
         if group is None or member is None:
+            return None
+        if GROUP_SEP in group or GROUP_SEP in member:
+            self.fail(path, f"group and segment ids hold no {GROUP_SEP!r}")
             return None
         return f"{group}{GROUP_SEP}{member}"
 
@@ -1050,7 +1059,20 @@ class _Parser:
         m = self.expect_map(doc, "")
         if m is None:
             return None
-        self.check_keys(m, SEGMENT_KEYS, "")
+        if "group" in m and "id" not in m:
+            self.fail(
+                "group",
+                "this is a priority group, not a segment: save it with `segflow groups"
+                " apply` or POST /v1/groups",
+            )
+            return None
+        if "priority" in m:
+            self.fail(
+                "priority",
+                "unknown key 'priority' (a segment takes its priority from its place in a"
+                " priority group: group: G, segments: [highest first, ...])",
+            )
+        self.check_keys({k: v for k, v in m.items() if k != "priority"}, SEGMENT_KEYS, "")
         sid = self.text(m.get("id"), "id")
         if sid is not None and not _ID_RE.match(sid):
             self.fail("id", f"{sid!r} is not a valid id (letters, digits, _ . -; at most 128)")

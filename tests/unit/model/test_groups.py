@@ -100,3 +100,20 @@ def test_a_draft_reading_an_unknown_resolution_is_told_the_closest() -> None:
     (problem,) = reference_problems([draft], saved)
     assert problem.path == "condition.in_segment"
     assert problem.message == "unknown segment 'g:bb' (did you mean 'g:b'?)"
+
+
+def test_a_group_or_a_priority_given_as_a_segment_is_told_where_it_belongs() -> None:
+    (problem,) = parse_segment_report({"group": "g", "segments": ["a"]}).problems
+    assert problem.path == "group" and "segflow groups apply" in problem.message
+    problems = parse_segment_report({"id": "s", "priority": 1, "condition": {"all": []}}).problems
+    assert [p.path for p in problems] == ["priority"]
+    assert "its place in a priority group" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    "ref", [":b", "g:", "g:b:c", {"group": "g:h", "segment": "b"}, {"group": "g"}]
+)
+def test_a_malformed_resolution_reference_is_an_error_at_its_path(ref: object) -> None:
+    with pytest.raises(DefinitionError) as e:
+        parse_condition({"in_segment": ref})
+    assert all(p.path.startswith("condition.in_segment") for p in e.value.problems)
