@@ -74,6 +74,16 @@ def test_group_resolves_each_profile_to_its_highest_segment(server: Server) -> N
     _orders(server, {"u2": 300}, "-again")
     members = server.client.get("/v1/groups/tiers/members").json()["members"]
     assert members == {"gold": ["u2", "u3"], "silver": [], "buyer": ["u1"]}
+    # a dry run answers who would move, and saves nothing
+    r = server.client.put("/v1/groups/tiers?dry_run=true", json={"segments": ["buyer", "gold"]})
+    assert r.status_code == 200 and r.json()["status"] == "dry_run", r.text
+    diff = {d["segment_id"]: (d["entering"], d["leaving"]) for d in r.json()["diff"]}
+    assert diff == {
+        "tiers:buyer": (["u2", "u3"], []),
+        "tiers:gold": ([], ["u2", "u3"]),
+        "tiers:silver": ([], []),
+    }
+    assert r.json()["group"]["version"] == 1
     # reordering moves profiles, and the group's export names the segment of each
     r = server.client.put("/v1/groups/tiers", json={"segments": ["buyer", "gold"]})
     assert r.status_code == 200 and r.json()["status"] == "updated", r.text

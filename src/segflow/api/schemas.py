@@ -417,7 +417,11 @@ class GroupList(BaseModel):
 
 class GroupSaveResult(BaseModel):
     group: GroupOut
-    status: Literal["created", "updated", "unchanged"]
+    status: Literal["created", "updated", "unchanged", "dry_run"]
+    diff: list[Diff] = Field(
+        description="per resolved member (priority order): who the save moves (computed"
+        " before it; dry_run: who it would move)"
+    )
 
 
 class GroupMembers(BaseModel):

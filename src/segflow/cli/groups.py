@@ -17,14 +17,31 @@ app = typer.Typer(no_args_is_help=True, help="Priority (exclusive) groups of seg
 def groups_apply(
     path: Annotated[Path, typer.Argument(help="A YAML/JSON file or a directory of them.")],
     db: DbOption = DEFAULT_DB,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show who would move; save nothing.")
+    ] = False,
+    at: AtOption = None,
 ) -> None:
-    """Validate and save group definitions (a new version when one changed): unknown
-    segments, a segment in two groups and cycles through a resolution are refused,
-    naming the path, with nothing saved."""
-    from segflow.service.groups import parse_groups, read_group_reports, save_groups
+    """Validate and save group definitions (a new version when one changed), first
+    showing who each would move between its resolved members (as of ``--at``, default
+    now): unknown segments, a segment in two groups and cycles through a resolution are
+    refused, naming the path, with nothing saved."""
+    from segflow.service.groups import group_diffs, parse_groups, read_group_reports, save_groups
 
     with opened(db) as sf:
         groups = parse_groups(read_group_reports(path))
+        sf.registry.check((), groups)
+        table = Table(title="if saved now")
+        for col in ("resolved member", "before", "after", "entering", "leaving"):
+            table.add_column(col)
+        for g in groups:
+            for d in group_diffs(sf, g, instant(at)):
+                shown = [", ".join(ids[:5]) + (f" +{len(ids) - 5:,}" if len(ids) > 5 else "")
+                         for ids in (d.entering, d.leaving)]  # fmt: skip
+                table.add_row(d.segment_id, f"{d.size_before:,}", f"{d.size_after:,}", *shown)
+        print_table(table)
+        if dry_run:
+            return
         for g, status in save_groups(sf, None, groups):
             out.print(f"{status:9} {g.id} (v{g.version}): {' > '.join(g.segments)}")
 

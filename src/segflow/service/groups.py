@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from segflow.model.errors import DefinitionError, Problem
 from segflow.model.groups import Group, GroupReport, load_group_reports
 from segflow.model.time import utcnow
-from segflow.service.segments import LiveMembers
+from segflow.service.segments import EditDiff, LiveMembers
 
 if TYPE_CHECKING:
     from segflow.service.handle import Segflow
@@ -86,6 +86,32 @@ def save_groups(
     if live is None:
         return app.registry.save_groups(groups, paths)
     return [live.save_group(g) for g in groups]
+
+
+def group_diffs(
+    app: Segflow,
+    group: Group,
+    at: datetime | None = None,
+    paths: Mapping[str, str] | None = None,
+) -> list[EditDiff]:
+    """Who saving ``group`` would move, as of ``at`` (default now), by the batch
+    evaluator: one diff per resolved member of the saved or the new version, in
+    priority order (raises DefinitionError as saving would)."""
+    when = at or utcnow()
+    after_segs = app.registry.check((), [group], paths)
+    old = app.registry.groups().get(group.id)
+    before_ids = old.resolved_ids() if old is not None else []
+    after_ids = group.resolved_ids()
+    before: dict[str, set[str]] = {}
+    if before_ids:
+        result = app.batch(app.registry.current().values(), when, only=before_ids)
+        before = {rid: set(result.members(rid)) for rid in before_ids}
+    result = app.batch(after_segs.values(), when, only=after_ids)
+    after = {rid: set(result.members(rid)) for rid in after_ids}
+    return [
+        EditDiff.between(rid, before.get(rid, set()), after.get(rid, set()))
+        for rid in dict.fromkeys([*after_ids, *before_ids])
+    ]
 
 
 def delete_group(app: Segflow, live: LiveGroups | None, group_id: str) -> Group:

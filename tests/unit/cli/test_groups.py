@@ -29,6 +29,9 @@ def test_apply_list_members_export_and_delete(shop: Path, tmp_path: Path) -> Non
     db = _copy(shop, tmp_path)
     doc = tmp_path / "lifecycle.yaml"
     doc.write_text(LIFECYCLE)
+    res = runner.invoke(app, ["groups", "apply", str(doc), "--dry-run", "--at", AT, "--db", db])
+    assert res.exit_code == 0 and "lifecycle:loyal" in res.output, res.output
+    assert runner.invoke(app, ["groups", "show", "lifecycle", "--db", db]).exit_code == 2
     res = runner.invoke(app, ["groups", "apply", str(doc), "--db", db])
     assert res.exit_code == 0, res.output
     assert "created   lifecycle (v1): vip_customers > loyal > returning_customers" in res.output

@@ -25,6 +25,7 @@ from segflow.model.errors import DefinitionError
 from segflow.model.groups import Group, parse_group_report
 from segflow.model.time import format_instant
 from segflow.service import groups as group_service
+from segflow.service import segments as segment_service
 
 GROUP_BODY: Final[dict[str, Any]] = {
     "requestBody": {
@@ -70,8 +71,11 @@ def _get(ctx: ServerContext, group_id: str) -> Group:
         raise ApiError(404, f"unknown group {group_id!r}") from None
 
 
-async def _save(ctx: ServerContext, doc: Any, path_id: str | None, *, create: bool) -> Any:
+async def _save(
+    ctx: ServerContext, doc: Any, path_id: str | None, *, create: bool, dry_run: bool
+) -> Any:
     group = _parse(doc, path_id)
+    paths = {group.id: ""}
 
     def run() -> dict[str, Any]:
         old = ctx.app.registry.groups().get(group.id)
@@ -80,14 +84,23 @@ async def _save(ctx: ServerContext, doc: Any, path_id: str | None, *, create: bo
                 409, f"group {group.id!r} exists; update it with PUT /v1/groups/{group.id}"
             )
         try:
-            ((saved, status),) = group_service.save_groups(
-                ctx.app, ctx.live, [group], {group.id: ""}
-            )
+            diffs = group_service.group_diffs(ctx.app, group, ctx.clock.now(), paths)
+            if dry_run:
+                shown, status = (old if old is not None else group), "dry_run"
+            else:
+                ((shown, status),) = group_service.save_groups(ctx.app, ctx.live, [group], paths)
         except DefinitionError as e:
             raise problems_error(e, message="invalid group definition") from None
-        return {"group": _out(ctx, saved), "status": status}
+        return {
+            "group": _out(ctx, shown),
+            "status": status,
+            "diff": [segment_service.diff_dict(d) for d in diffs],
+        }
 
     return await ctx.run(run)
+
+
+DryRun = Annotated[bool, Query(description="only answer who the save would move")]
 
 
 @router.get("", response_model=GroupList, response_model_exclude_none=True)
@@ -108,10 +121,10 @@ async def list_groups(ctx: Ctx) -> Any:
     response_model_exclude_none=True,
     openapi_extra=GROUP_BODY,
 )
-async def create_group(request: Request, ctx: Ctx) -> Any:
+async def create_group(request: Request, ctx: Ctx, dry_run: DryRun = False) -> Any:
     """Create a group (409 if it exists); 422 for an unknown segment, a segment already
     in another group, or a cycle through a resolution."""
-    return await _save(ctx, await read_definition(request), None, create=True)
+    return await _save(ctx, await read_definition(request), None, create=True, dry_run=dry_run)
 
 
 @router.put(
@@ -120,10 +133,11 @@ async def create_group(request: Request, ctx: Ctx) -> Any:
     response_model_exclude_none=True,
     openapi_extra=GROUP_BODY,
 )
-async def put_group(group_id: str, request: Request, ctx: Ctx) -> Any:
+async def put_group(group_id: str, request: Request, ctx: Ctx, dry_run: DryRun = False) -> Any:
     """Create or replace a group; profiles that move between its resolved members are
     logged at once (``definition_changed``)."""
-    return await _save(ctx, await read_definition(request), group_id, create=False)
+    doc = await read_definition(request)
+    return await _save(ctx, doc, group_id, create=False, dry_run=dry_run)
 
 
 @router.get("/{group_id}", response_model=GroupOut, response_model_exclude_none=True)
