@@ -9,7 +9,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.helpers import Server
+from tests.helpers import EDGE, Server
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -46,6 +46,7 @@ def _setup(server: Server) -> None:
         assert r.status_code == 201, r.text
 
 
+@EDGE
 def test_group_resolves_each_profile_to_its_highest_segment(server: Server) -> None:
     _setup(server)
     doc = {"group": "tiers", "name": "Tiers", "segments": ["gold", "silver", "buyer"]}

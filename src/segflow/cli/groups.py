@@ -99,13 +99,18 @@ def groups_export(
     to: Annotated[Path, typer.Option("-o", "--output", help="Target .csv or .parquet file.")],
     db: DbOption = DEFAULT_DB,
     at: AtOption = None,
+    include_held_out: Annotated[
+        bool,
+        typer.Option("--include-held-out", help="List holdouts too, marked in a held_out column."),
+    ] = False,
 ) -> None:
     """Write every profile in the group's resolution with the segment it resolves to
-    (a ``segment`` column) and its current traits."""
+    (a ``segment`` column) and its current traits; profiles in their segment's
+    holdout are left out unless ``--include-held-out``."""
     from segflow.service.groups import export_group_to
 
     with opened(db) as sf:
-        n = export_group_to(sf, None, group_id, to, instant(at))
+        n = export_group_to(sf, None, group_id, to, instant(at), include_held_out=include_held_out)
     out.print(f"wrote {n:,} profiles to {to}")
 
 

@@ -78,7 +78,9 @@ class Group:
 
     def resolve(self, names: Mapping[str, Segment] | None = None) -> list[Segment]:
         """The resolved members as segments: ``S and not (any segment listed before S)``.
-        ``names`` (the saved segments) lends each its member's name."""
+        ``names`` (the saved segments) lends each its member's name and holdout (the
+        same draw, so a profile held out of S's campaign stays held out of its
+        resolution's)."""
         out: list[Segment] = []
         for i, sid in enumerate(self.segments):
             higher = self.segments[:i]
@@ -97,6 +99,7 @@ class Group:
                     mode="realtime",
                     emit_events=self.emit_events,
                     version=self.version,
+                    holdout=member.holdout if member is not None else None,
                     group=self.id,
                 )
             )

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from segflow.model.errors import DefinitionError, Problem
-from segflow.model.groups import Group, GroupReport, load_group_reports
+from segflow.model.groups import Group, GroupReport, load_group_reports, resolved_id
 from segflow.model.time import utcnow
-from segflow.service.segments import EditDiff, LiveMembers
+from segflow.service.segments import EditDiff, LiveMembers, activated
 
 if TYPE_CHECKING:
     from segflow.service.handle import Segflow
@@ -164,16 +164,31 @@ def group_json(app: Segflow, live: LiveMembers | None, group: Group) -> dict[str
 
 
 def export_group_to(
-    app: Segflow, live: LiveMembers | None, group_id: str, out: Path, at: datetime | None = None
+    app: Segflow,
+    live: LiveMembers | None,
+    group_id: str,
+    out: Path,
+    at: datetime | None = None,
+    *,
+    include_held_out: bool = False,
 ) -> int:
     """Write every profile in the group's resolution (live, or as of ``at``) with the
     segment it resolves to (a ``segment`` column) and its current traits, to ``out``
-    (CSV or Parquet, by its suffix); returns how many rows were written."""
+    (CSV or Parquet, by its suffix); the profiles held out of their segment are left
+    out unless ``include_held_out`` (then a ``held_out`` column marks them), by the
+    segments' one rule.  Returns how many rows were written."""
     fmt = out.suffix.lower()[1:]
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"{out}: export to .csv or .parquet")
     by_segment = group_members(app, live, group_id, at)
-    labels = {pid: sid for sid, pids in by_segment.items() for pid in pids}
+    segs = app.registry.current()
+    labels: dict[str, str] = {}
+    held: set[str] | None = set() if include_held_out else None
+    for sid, pids in by_segment.items():
+        listed, marked = activated(segs.get(resolved_id(group_id, sid)), pids, include_held_out)
+        labels.update(dict.fromkeys(listed, sid))
+        if held is not None and marked:
+            held |= marked
     members = sorted(labels)
-    app.registry.export_members(members, out, fmt, labels=labels)
+    app.registry.export_members(members, out, fmt, held, labels)
     return len(members)

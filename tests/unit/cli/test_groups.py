@@ -84,3 +84,22 @@ def test_bad_groups_are_refused_naming_both_groups_and_nothing_is_saved(
     assert "unknown segment 'loyl' (did you mean 'loyal'?)" in res.output
     res = runner.invoke(app, ["groups", "list", "--db", db])
     assert "lifecycle" not in res.output
+
+
+def test_export_leaves_out_a_segments_holdout_unless_asked(shop: Path, tmp_path: Path) -> None:
+    db = _copy(shop, tmp_path)
+    doc = tmp_path / "carts.yaml"
+    doc.write_text("group: carts\nsegments: [cart_abandoners_24h, returning_customers]\n")
+    assert runner.invoke(app, ["groups", "apply", str(doc), "--db", db]).exit_code == 0
+    base = ["groups", "export", "carts", "--at", AT, "--db", db]
+    some, every = tmp_path / "some.csv", tmp_path / "every.csv"
+    assert runner.invoke(app, [*base, "-o", str(some)]).exit_code == 0
+    res = runner.invoke(app, [*base, "-o", str(every), "--include-held-out"])
+    assert res.exit_code == 0, res.output
+    kept = {r["profile_id"] for r in csv.DictReader(some.open())}
+    rows = list(csv.DictReader(every.open()))
+    held = {r["profile_id"] for r in rows if r["held_out"] == "true"}
+    assert held and all(
+        r["segment"] == "cart_abandoners_24h" for r in rows if r["held_out"] == "true"
+    )
+    assert kept == {r["profile_id"] for r in rows} - held

@@ -117,3 +117,12 @@ def test_a_malformed_resolution_reference_is_an_error_at_its_path(ref: object) -
     with pytest.raises(DefinitionError) as e:
         parse_condition({"in_segment": ref})
     assert all(p.path.startswith("condition.in_segment") for p in e.value.problems)
+
+
+def test_a_resolved_member_keeps_its_segments_name_and_holdout() -> None:
+    seg = parse_segment(
+        {"id": "a", "name": "Alpha", "holdout": {"percent": 10}, "condition": {"all": []}}
+    )
+    (resolved,) = Group("g", "G", ("a",)).resolve({"a": seg})
+    assert resolved.name == "G: Alpha" and resolved.holdout == seg.holdout
+    assert resolved.to_dict()["group"] == "g"

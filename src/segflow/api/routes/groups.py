@@ -197,9 +197,14 @@ async def export_group(
     ctx: Ctx,
     format: Annotated[Literal["csv", "parquet"], Query()] = "csv",
     at: Annotated[str | None, Query(description="ISO 8601 instant (default: now, live)")] = None,
+    include_held_out: Annotated[
+        bool,
+        Query(description="list the segments' holdouts too, marked in a held_out column"),
+    ] = False,
 ) -> StreamingResponse:
     """Every profile in the group's resolution with the segment it resolves to (a
-    ``segment`` column) and its current traits, as CSV or Parquet, streamed."""
+    ``segment`` column) and its current traits, as CSV or Parquet, streamed; profiles
+    in their segment's holdout are left out unless ``include_held_out``."""
     when = parse_at(at)
 
     def run() -> tuple[Path, int]:
@@ -208,7 +213,10 @@ async def export_group(
         os.close(fd)
         path = Path(name)
         try:
-            return path, group_service.export_group_to(ctx.app, ctx.live, group_id, path, when)
+            n = group_service.export_group_to(
+                ctx.app, ctx.live, group_id, path, when, include_held_out=include_held_out
+            )
+            return path, n
         except BaseException:
             path.unlink(missing_ok=True)
             raise
