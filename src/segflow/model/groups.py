@@ -146,7 +146,7 @@ def parse_group_report(doc: object, prefix: str = "") -> GroupReport:
     problems: list[Problem] = []
 
     def fail(path: str, message: str) -> None:
-        problems.append(Problem(f"{prefix}{path}" if prefix else path, message))
+        problems.append(Problem(f"{prefix}{path}" if path else prefix.rstrip("."), message))
 
     if not isinstance(doc, Mapping):
         fail("", f"expected an object, got {_show(doc)}")
