@@ -324,7 +324,11 @@ class Run:
     def __init__(self, sc: LiveScenario, path: Path) -> None:
         self.sc = sc
         self.app = Segflow(path)
-        self.app.registry.save(sc.segments)
+        own = [s for s in sc.segments if s.group is None]
+        self.app.registry.save([s for s in own if s.id != "picked"])
+        if sc.group is not None:
+            self.app.registry.save_groups([sc.group])
+            self.app.registry.save([s for s in own if s.id == "picked"])
         vip = [p for p, s in sc.statics.items() if "vip" in s]
         self.app.registry.set_static_members("vip", vip)
         self.clock = VirtualClock(START)

@@ -13,6 +13,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, Segment, parse_segment
+from segflow.model.groups import Group
 from segflow.model.history import Event, ProfileHistory, TraitWrite
 
 # --------------------------------------------------------------------------- histories
@@ -409,15 +410,33 @@ dense_events = st.builds(
 """Events on a grid where the plan's durations (1h, 1d, 2d, 7d) separate them exactly."""
 
 
-def stream_segments(conds: list[Any]) -> list[Segment]:
+def stream_segments(conds: list[Any], group: Group | None = None) -> list[Segment]:
     """The segments a stream is replayed against: a static ``vip``, ``s<i>`` for each
-    condition, ``ref`` (not ``s0``) and ``chain`` (``ref`` and the last ``s<i>``)."""
+    condition, ``ref`` (not ``s0``) and ``chain`` (``ref`` and the last ``s<i>``); with
+    a priority ``group``, its resolved members and ``picked`` (not the group's second
+    resolved member, or its first), which reads a resolution with ``in_segment``."""
     segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
     segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
     segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
     chain = {"all": [{"in_segment": "ref"}, {"in_segment": f"s{len(conds) - 1}"}]}
     segments.append(parse_segment({"id": "chain", "condition": chain}))
+    if group is not None:
+        segments += group.resolve()
+        ref = {"group": group.id, "segment": group.segments[min(1, len(group.segments) - 1)]}
+        segments.append(parse_segment({"id": "picked", "condition": {"not": {"in_segment": ref}}}))
     return segments
+
+
+@st.composite
+def stream_groups(draw: st.DrawFn, n_conds: int) -> Group | None:
+    """A priority group over some of ``stream_segments``' segments in a random order
+    (or none)."""
+    ids = ["vip", *(f"s{i}" for i in range(n_conds)), "ref", "chain"]
+    order = draw(st.one_of(st.none(), st.permutations(ids)))
+    if order is None:
+        return None
+    size = draw(st.integers(min_value=1, max_value=len(ids)))
+    return Group("tiers", "Tiers", tuple(order[:size]))
 
 
 # --------------------------------------------------------------------------- live
@@ -453,12 +472,15 @@ class LiveScenario:
     standalone: frozenset[str] = frozenset()
     """Message ids of trait writes stored straight into ``traits`` (no event) when their
     profile exists and was not merged away by then (else sent as identify calls)."""
+    group: Group | None = None
+    """A priority group, whose resolved members are among ``segments``."""
 
 
 @st.composite
 def live_scenarios(draw: st.DrawFn) -> LiveScenario:
     conds = draw(st.lists(rt_conditions, min_size=1, max_size=3))
-    segments = stream_segments(conds)
+    group = draw(stream_groups(len(conds)))
+    segments = stream_segments(conds, group)
     hs = draw(histories())
     own: dict[str, list[tuple[datetime, Input]]] = {}
     statics: dict[str, frozenset[str]] = {}
@@ -499,5 +521,13 @@ def live_scenarios(draw: st.DrawFn) -> LiveScenario:
     last = max([END, *commits])
     checkpoints = [*sorted(set(draw(st.lists(instants, max_size=3)))), last]
     return LiveScenario(
-        segments, own, statics, anonymous, merges, commits, checkpoints, frozenset(standalone)
+        segments,
+        own,
+        statics,
+        anonymous,
+        merges,
+        commits,
+        checkpoints,
+        frozenset(standalone),
+        group,
     )

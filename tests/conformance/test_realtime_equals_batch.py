@@ -42,6 +42,7 @@ from tests.strategies import (
     histories,
     instants,
     rt_conditions,
+    stream_groups,
     stream_segments,
 )
 
@@ -65,7 +66,7 @@ def scenarios(
     draw: st.DrawFn, conditions: st.SearchStrategy[Any] = rt_conditions, *, dense: int = 12
 ) -> Scenario:
     conds = draw(st.lists(conditions, min_size=1, max_size=3))
-    segments = stream_segments(conds)
+    segments = stream_segments(conds, draw(stream_groups(len(conds))))
     hs: list[ProfileHistory] = []
     inputs: list[tuple[datetime, str, Event | TraitWrite]] = []
     for h in draw(histories()):
@@ -196,6 +197,7 @@ class Checker:
             assert self.members[pid] == expected, (pid, now)
             got = self.runner.segments_of(pid)
             assert got == {s for s, m in expected.items() if m}, (pid, now, got)
+            assert len([s for s in got if s.startswith("tiers:")]) <= 1, "a group is exclusive"
             nd = self.runner.engine.next_deadline(self.runner.states[pid])
             assert nd is None or nd > now
 

@@ -29,6 +29,7 @@ log = logging.getLogger("segflow.server")
 MODULES: Final = (
     "segflow.api.routes.ingest",
     "segflow.api.routes.segments",
+    "segflow.api.routes.groups",
     "segflow.api.routes.profiles",
     "segflow.api.routes.changes",
     "segflow.api.routes.tokens",

@@ -153,8 +153,15 @@ class SequenceCondition(_Strict):
     span: DurationText | None = None
 
 
+class GroupMemberRef(_Strict):
+    """A segment's resolved membership in a priority group (the segment id ``group:segment``)."""
+
+    group: str
+    segment: str
+
+
 class InSegmentCondition(_Strict):
-    in_segment: str
+    in_segment: str | GroupMemberRef
 
 
 class BucketRange(_Strict):
@@ -230,9 +237,36 @@ class SegmentDefinition(_Strict):
     holdout: Holdout | None = None
 
 
+class ResolvedMemberDefinition(_Strict):
+    """A priority group's resolved member as the segment list shows it: ``group:segment``,
+    the segment and none listed before it (read-only; change the group instead)."""
+
+    id: str
+    name: str
+    description: str | None = None
+    mode: Literal["realtime"]
+    emit_events: bool
+    protected: bool
+    version: int | None = None
+    group: str
+    condition: Condition
+
+
+class GroupDefinition(_Strict):
+    """A priority group as written in YAML or JSON: segments highest priority first."""
+
+    group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")]
+    name: str | None = None
+    description: str | None = None
+    segments: Annotated[list[str], Field(min_length=1)]
+    emit_events: bool | None = None
+    version: int | None = None
+
+
 for _m in (AllCondition, AnyCondition, NotCondition):
     _m.model_rebuild()
 SegmentDefinition.model_rebuild()
+ResolvedMemberDefinition.model_rebuild()
 
 
 # ---------------------------------------------------------------------------
@@ -257,7 +291,7 @@ class ErrorResponse(BaseModel):
 class SegmentOut(BaseModel):
     id: str
     version: int
-    definition: SegmentDefinition
+    definition: SegmentDefinition | ResolvedMemberDefinition
     size: int | None = Field(None, description="members at the last evaluation or live count")
 
 
@@ -381,6 +415,45 @@ class ChangeOut(BaseModel):
     held_out: bool = Field(
         False, description="the profile is in the segment's holdout (not to be activated)"
     )
+    group: str | None = Field(None, description="the priority group of a resolved member")
+    group_segment: str | None = Field(
+        None, description="the segment a resolved member stands for in its group"
+    )
+
+
+class GroupMemberOut(BaseModel):
+    segment: str
+    resolved_id: str = Field(description="the resolution's segment id, group:segment")
+    size: int | None = Field(None, description="live members of the resolution")
+
+
+class GroupOut(BaseModel):
+    group: str
+    version: int
+    definition: GroupDefinition
+    members: list[GroupMemberOut]
+
+
+class GroupList(BaseModel):
+    groups: list[GroupOut]
+
+
+class GroupSaveResult(BaseModel):
+    group: GroupOut
+    status: Literal["created", "updated", "unchanged", "dry_run"]
+    diff: list[Diff] = Field(
+        description="per resolved member (priority order): who the save moves (computed"
+        " before it; dry_run: who it would move)"
+    )
+
+
+class GroupMembers(BaseModel):
+    group: str
+    at: str | None = Field(None, description="the instant evaluated (absent: live members)")
+    members: dict[str, list[str]] = Field(
+        description="each listed segment, highest priority first -> its resolved members"
+    )
+    size: int
 
 
 class StreamTokenOut(BaseModel):

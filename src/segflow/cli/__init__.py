@@ -10,6 +10,7 @@ from segflow.cli import (
     demo,
     destinations,
     evaluate,
+    groups,
     ingest,
     keys,
     live,
@@ -22,6 +23,7 @@ app = typer.Typer(no_args_is_help=True, help="segflow: real-time customer segmen
 for commands in (ingest.app, evaluate.app, demo.app, serve.app, live.app):
     app.add_typer(commands)  # no name: the commands sit at the top level
 app.add_typer(segments.app, name="segments")
+app.add_typer(groups.app, name="groups")
 app.add_typer(keys.app, name="keys")
 app.add_typer(scores.app, name="scores")
 app.add_typer(analytics.app, name="analytics")

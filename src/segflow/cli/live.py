@@ -151,7 +151,10 @@ def changes(
     with opened(db) as sf:
         rows = sf.changes.query(segment_id=segment, profile_id=profile, since=start, limit=limit)
         holdouts = saved_holdouts(sf)
-    fields = ("seq", "segment_id", "profile_id", "entered", "at", "reason", "version", "held_out")
+    fields = (
+        "seq", "segment_id", "profile_id", "entered", "at", "reason", "version", "held_out",
+        "group", "group_segment",
+    )  # fmt: skip
 
     if fmt == "json":
         sys.stdout.write(json.dumps([change_json(c, holdouts) for c in rows]) + "\n")

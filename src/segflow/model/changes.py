@@ -75,8 +75,10 @@ class LoggedChange:
 
     def to_json(self, held_out: bool = False) -> dict[str, Any]:
         """The change as the API and webhooks show it; ``held_out``: the profile is in
-        the segment's holdout (receivers leave it out of activation)."""
-        return {
+        the segment's holdout (receivers leave it out of activation).  A priority
+        group's resolved member (``group:segment``) names its group and segment too
+        (None for a segment's own change)."""
+        out = {
             "seq": self.seq,
             "segment_id": self.segment_id,
             "profile_id": self.profile_id,
@@ -86,6 +88,16 @@ class LoggedChange:
             "version": self.version,
             "held_out": held_out,
         }
+        out.update(self.group_fields())
+        return out
+
+    def group_fields(self) -> dict[str, str | None]:
+        """``group`` and ``group_segment`` of a priority group's resolved member
+        (``group:segment``); both None for a segment's own change (one shape for all)."""
+        group, sep, member = self.segment_id.partition(":")
+        if not sep:
+            return {"group": None, "group_segment": None}
+        return {"group": group, "group_segment": member}
 
 
 __all__ = ["BY_CODE", "REASON_CODES", "LoggedChange", "Reason"]

@@ -411,6 +411,9 @@ def canonical(node: Condition) -> Any:
             seq["span"] = node.span.canonical()
         return seq
     if isinstance(node, InSegment):
+        group, sep, member = node.segment_id.partition(GROUP_SEP)
+        if sep:
+            return {"in_segment": {"group": group, "segment": member}}
         return {"in_segment": node.segment_id}
     if isinstance(node, Bucket):
         return {
@@ -508,6 +511,8 @@ class Segment:
     holdout: Holdout | None = None
     """A stable share of the members kept out of activation (None: everyone is activated)."""
     extra: Mapping[str, object] = field(default_factory=dict)
+    group: str | None = None
+    """Set on a priority group's resolved member (``model.groups``), never parsed."""
 
     def to_dict(self) -> dict[str, object]:
         """Canonical serialisation (what is stored and returned by the API)."""
@@ -533,6 +538,8 @@ class Segment:
             out["holdout"] = self.holdout.canonical()
         if self.version:
             out["version"] = self.version
+        if self.group is not None:
+            out["group"] = self.group
         if self.condition is not None:
             out["condition"] = canonical(self.condition)
         return out
@@ -571,6 +578,9 @@ EVENT_KEYS: Final = frozenset({*FILTER_KEYS, "within", "measure", "of", *VALUE_O
 ABANDONMENT_KEYS: Final = frozenset({*FILTER_KEYS, "not_followed_by", "for", "within"})
 SEQUENCE_KEYS: Final = frozenset({"sequence", "within", "span"})
 BUCKET_KEYS: Final = frozenset({"salt", "from", "to"})
+IN_GROUP_KEYS: Final = frozenset({"group", "segment"})
+GROUP_SEP: Final = ":"
+"""``{in_segment: {group: G, segment: S}}`` names the segment id ``G:S`` (``model.groups``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -892,7 +902,7 @@ class _Parser:
         self.leaves += 1
         if "in_segment" in m:
             self.check_keys(m, {"in_segment"}, path)
-            sid = self.text(m["in_segment"], _join(path, "in_segment"))
+            sid = self.segment_ref(m["in_segment"], _join(path, "in_segment"))
             self.mention("segment", sid, _join(path, "in_segment"))
             return InSegment(sid) if sid else None
         if "bucket" in m:
@@ -919,6 +929,27 @@ class _Parser:
             f"is not a condition{hint}: expected one of {', '.join(CONDITION_KINDS)}",
         )
         return None
+
+    def segment_ref(self, value: object, path: str) -> str | None:
+        """A segment id, or ``{group: G, segment: S}``: S's resolved membership in the
+        priority group G (the id ``G:S``, which the string form may also spell)."""
+        if not isinstance(value, Mapping):
+            sid = self.text(value, path)
+            if sid is not None and GROUP_SEP in sid:
+                head, _, tail = sid.partition(GROUP_SEP)
+                if not head or not tail or GROUP_SEP in tail:
+                    self.fail(path, f"{sid!r} is neither a segment id nor group:segment")
+                    return None
+            return sid
+        self.check_keys(value, IN_GROUP_KEYS, path)
+        group = self.text(value.get("group"), _join(path, "group"))
+        member = self.text(value.get("segment"), _join(path, "segment"))
+        if group is None or member is None:
+            return None
+        if GROUP_SEP in group or GROUP_SEP in member:
+            self.fail(path, f"group and segment ids hold no {GROUP_SEP!r}")
+            return None
+        return f"{group}{GROUP_SEP}{member}"
 
     def computed(self, m: Mapping[str, Any], path: str) -> ComputedCondition | None:
         self.check_keys(m, COMPUTED_KEYS, path)
@@ -1038,7 +1069,20 @@ class _Parser:
         m = self.expect_map(doc, "")
         if m is None:
             return None
-        self.check_keys(m, SEGMENT_KEYS, "")
+        if "group" in m and "id" not in m:
+            self.fail(
+                "group",
+                "this is a priority group, not a segment: save it with `segflow groups"
+                " apply` or POST /v1/groups",
+            )
+            return None
+        if "priority" in m:
+            self.fail(
+                "priority",
+                "unknown key 'priority' (a segment takes its priority from its place in a"
+                " priority group: group: G, segments: [highest first, ...])",
+            )
+        self.check_keys({k: v for k, v in m.items() if k != "priority"}, SEGMENT_KEYS, "")
         sid = self.text(m.get("id"), "id")
         if sid is not None and not _ID_RE.match(sid):
             self.fail("id", f"{sid!r} is not a valid id (letters, digits, _ . -; at most 128)")

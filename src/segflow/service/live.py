@@ -21,6 +21,7 @@ from typing import Any
 from segflow.model import schedule
 from segflow.model.changes import LoggedChange, Reason
 from segflow.model.definition import Holdout, Segment, call_name
+from segflow.model.groups import Group
 from segflow.model.time import from_us, to_us
 from segflow.plan.features import (
     CART_PRICE,
@@ -910,6 +911,24 @@ class LiveEvaluator:
         out += self._record(exits)
         self._hidden.add(segment_id)
         return out
+
+    def save_group(self, group: Group) -> tuple[Group, str]:
+        """Save a priority group and switch to it at once: profiles that move between
+        its resolved members are logged now with ``definition_changed`` (a removed
+        member's resolution exits with ``deleted``)."""
+        self.catch_up()
+        ((saved, status),) = self.app.registry.save_groups([group])
+        if status != "unchanged":
+            self._reload(Reason.DEFINITION_CHANGED)
+        return saved, status
+
+    def delete_group(self, group_id: str) -> Group:
+        """Delete a priority group (refused while a segment reads its resolution); its
+        resolved members' members exit with ``deleted``."""
+        self.catch_up()
+        group = self.app.registry.delete_group(group_id)
+        self._reload(Reason.DEFINITION_CHANGED)
+        return group
 
     def _reload(self, reason: Reason) -> list[LoggedChange]:
         """Recompile from the registry and rebuild every state at now from history; the

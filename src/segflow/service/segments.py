@@ -322,7 +322,7 @@ def export_to(
         head = pa.table(
             {c: pa.array([r[c] for r in rows], types.get(c, pa.string())) for c in FLAT_COLUMNS}
         )
-    app.registry.export_members(members, out, fmt, held, head)
+    app.registry.export_members(members, out, fmt, held, head=head)
     return len(members)
 
 

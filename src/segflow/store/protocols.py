@@ -21,6 +21,7 @@ from segflow.model.changes import LoggedChange
 from segflow.model.consent import Consent
 from segflow.model.definition import Segment
 from segflow.model.events import IngestReport
+from segflow.model.groups import Group
 from segflow.store.duckdb.erasure import Suppressions
 
 if TYPE_CHECKING:
@@ -128,10 +129,13 @@ class ChangeLog(Protocol):
 
 
 class SegmentStore(Protocol):
-    """Versioned segment definitions, static snapshots, evaluated memberships and their
-    sizes (``store.duckdb.segments.SegmentRegistry`` on DuckDB)."""
+    """Versioned segment and priority group definitions, static snapshots, evaluated
+    memberships and their sizes (``store.duckdb.segments.SegmentRegistry`` on DuckDB).
+    ``current()`` holds the groups' resolved members as segments too."""
 
     def current(self) -> dict[str, Segment]: ...
+
+    def own(self) -> dict[str, Segment]: ...
 
     def get(self, segment_id: str) -> Segment | None: ...
 
@@ -139,7 +143,22 @@ class SegmentStore(Protocol):
 
     def versions(self, segment_id: str) -> list[tuple[int, datetime, dict[str, Any]]]: ...
 
-    def check(self, segments: Iterable[Segment]) -> dict[str, Segment]: ...
+    def check(
+        self,
+        segments: Iterable[Segment],
+        groups: Iterable[Group] = (),
+        paths: Mapping[str, str] | None = None,
+    ) -> dict[str, Segment]: ...
+
+    def groups(self) -> dict[str, Group]: ...
+
+    def save_groups(
+        self, groups: Iterable[Group], paths: Mapping[str, str] | None = None
+    ) -> list[tuple[Group, str]]: ...
+
+    def delete_group(self, group_id: str) -> Group: ...
+
+    def group_history(self, group_id: str) -> list[tuple[int, datetime, bool]]: ...
 
     def save(self, segments: Iterable[Segment]) -> list[tuple[Segment, str]]: ...
 
@@ -177,6 +196,7 @@ class SegmentStore(Protocol):
         path: Path,
         fmt: str,
         held_out: Collection[str] | None = None,
+        labels: Mapping[str, str] | None = None,
         head: pa.Table | None = None,
     ) -> None: ...
 

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from segflow.batch import compile as compile_mod
 from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
+from segflow.model.groups import Group
 from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
@@ -52,6 +53,7 @@ def shared_scans(most: int | None) -> Iterator[None]:
     at=instants,
     numbered=st.booleans(),
     scans=st.sampled_from([None, 1, 2]),
+    order=st.permutations(["vip", "s0", "ref"]),
 )
 def test_sql_evaluator_equals_interpreter(
     hs: list[ProfileHistory],
@@ -59,6 +61,7 @@ def test_sql_evaluator_equals_interpreter(
     at: datetime,
     numbered: bool,
     scans: int | None,
+    order: list[str],
 ) -> None:
     """Keyed on profile numbers (as DuckDBStore stores) or on profile ids (a store made
     from the DDL alone), with one scan per event-name set, trait and sequence or with
@@ -67,6 +70,9 @@ def test_sql_evaluator_equals_interpreter(
     segments = [parse_segment({"id": "vip", "mode": "static", "members": ["x"]})]
     segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
     segments.append(parse_segment({"id": "ref", "condition": {"not": {"in_segment": "s0"}}}))
+    segments += Group(
+        "tiers", "Tiers", (*order, *(f"s{i}" for i in range(1, len(conds))))
+    ).resolve()
     con = duckdb.connect()
     load(con, hs, numbered=numbered)
     with shared_scans(scans):

@@ -50,5 +50,7 @@ def test_change_json_is_what_the_api_shows() -> None:
         "reason": "window_expired",
         "version": 2,
         "held_out": False,
+        "group": None,
+        "group_segment": None,
     }
     assert c.to_json(held_out=True)["held_out"] is True

@@ -581,3 +581,41 @@ def test_replay_refreshes_scheduled_segments_at_their_cron_instants(app: Segflow
     assert ("buyers", "u1", False, at(7 * 24)) in [
         (c.segment_id, c.profile_id, c.entered, c.at) for c in out
     ]
+
+
+def test_a_priority_group_logs_moves_at_save_expiry_reorder_and_delete(app: Segflow) -> None:
+    from segflow.model.groups import Group
+
+    clock = VirtualClock(at(3))
+    live = LiveEvaluator(app, clock)
+    live.start()
+    seen: list[LoggedChange] = []
+    live.subscribe(seen.extend)
+    live.save_group(Group("tiers", "Tiers", ("buyers", "pl", "quiet")))
+    assert sorted(kinds(seen)) == [
+        ("tiers:buyers", "u1", True, "definition_changed"),
+        ("tiers:quiet", "a1", True, "definition_changed"),
+    ]
+    seen.clear()
+    clock.set(at(8 * 24))
+    live.tick()
+    moved = [(*k, c.at) for k, c in zip(kinds(seen), seen, strict=True) if ":" in k[0]]
+    assert moved == [
+        ("tiers:buyers", "u1", False, "window_expired", at(7 * 24)),
+        ("tiers:pl", "u1", True, "window_expired", at(7 * 24)),
+    ]
+    seen.clear()
+    live.save_group(Group("tiers", "Tiers", ("quiet", "pl")))
+    assert sorted(kinds(seen)) == [
+        ("tiers:pl", "u1", False, "definition_changed"),
+        ("tiers:quiet", "u1", True, "definition_changed"),
+    ]
+    assert live.members("tiers:quiet") == ["a1", "u1"] and live.members("tiers:pl") == []
+    seen.clear()
+    live.delete_group("tiers")
+    assert sorted(kinds(seen)) == [
+        ("tiers:quiet", "a1", False, "deleted"),
+        ("tiers:quiet", "u1", False, "deleted"),
+    ]
+    with pytest.raises(KeyError):
+        live.members("tiers:quiet")

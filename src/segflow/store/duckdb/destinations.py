@@ -236,7 +236,8 @@ def change_record(
     held: bool,
     traits: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What a destination receives for one membership change."""
+    """What a destination receives for one membership change (a priority group's
+    resolved member names ``group`` and ``group_segment``)."""
     rec: dict[str, Any] = {
         "type": "segment.entered" if change.entered else "segment.exited",
         "idempotency_key": idempotency_key(change.segment_id, change.profile_id, change.seq),
@@ -253,6 +254,7 @@ def change_record(
             "reason": change.reason,
             "version": change.version,
             "held_out": held,
+            **change.group_fields(),
         }
     )
     if dest.fields:

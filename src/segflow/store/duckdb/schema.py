@@ -125,6 +125,15 @@ CREATE TABLE IF NOT EXISTS segment_definitions (
     deleted    BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (segment_id, version)
 );
+CREATE TABLE IF NOT EXISTS group_definitions (
+    group_id   VARCHAR NOT NULL,
+    version    INTEGER NOT NULL,
+    definition JSON NOT NULL,
+    fingerprint VARCHAR NOT NULL,
+    saved_at   TIMESTAMP NOT NULL,
+    deleted    BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (group_id, version)
+);
 CREATE TABLE IF NOT EXISTS static_members (
     segment_id VARCHAR NOT NULL,
     profile_id VARCHAR NOT NULL,

@@ -13,6 +13,15 @@ import pyarrow as pa
 
 from segflow.model.definition import STORED, Segment, parse_segment
 from segflow.model.errors import DefinitionError, Problem
+from segflow.model.groups import (
+    Group,
+    expand,
+    group_of,
+    membership_problems,
+    parse_group,
+    split_resolved,
+    with_version,
+)
 from segflow.model.time import utcnow
 from segflow.plan.planner import check_references
 from segflow.store.duckdb.changes import MembershipChangeLog
@@ -20,12 +29,18 @@ from segflow.store.duckdb.sql import quote_ident, quote_str
 
 
 class SegmentRegistry:
-    """Current and past versions of every segment; a save that changes nothing is a no-op."""
+    """Current and past versions of every segment and priority group; a save that
+    changes nothing is a no-op.  ``current()`` holds each group's resolved members as
+    segments (``model.groups``), so every reader evaluates them like any segment."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
 
     def current(self) -> dict[str, Segment]:
+        return expand(self.own(), self.groups().values())
+
+    def own(self) -> dict[str, Segment]:
+        """The saved segments alone, without groups' resolved members."""
         rows = self.con.execute(
             """
             SELECT d.definition, d.version, d.deleted FROM segment_definitions d
@@ -64,20 +79,124 @@ class SegmentRegistry:
         ).fetchall()
         return [(int(v), t, orjson.loads(d)) for v, t, d in rows]
 
-    def check(self, segments: Iterable[Segment]) -> dict[str, Segment]:
-        """The registry as it would be after saving ``segments``; raises on unknown
-        references and cycles (with the cycle's path)."""
-        merged = self.current()
+    def check(
+        self,
+        segments: Iterable[Segment],
+        groups: Iterable[Group] = (),
+        paths: Mapping[str, str] | None = None,
+    ) -> dict[str, Segment]:
+        """The registry (segments and resolved members) as it would be after saving
+        ``segments`` and ``groups``; raises on unknown references, cycles (with the
+        cycle's path), and group members that are unknown or in two groups.  ``paths``:
+        group id -> its document's path prefix, for the problems' paths."""
+        merged = self.own()
         for s in segments:
             merged[s.id] = s
-        check_references(merged)
-        return merged
+        all_groups = self.groups()
+        for g in groups:
+            all_groups[g.id] = g
+        problems = membership_problems(all_groups, merged, paths)
+        if problems:
+            raise DefinitionError(problems)
+        out = expand(merged, all_groups.values())
+        check_references(out)
+        return out
+
+    def groups(self) -> dict[str, Group]:
+        """The current version of every priority group."""
+        rows = self.con.execute(
+            """
+            SELECT d.definition, d.version, d.deleted FROM group_definitions d
+            JOIN (SELECT group_id, max(version) AS v FROM group_definitions
+                  GROUP BY group_id) m
+              ON d.group_id = m.group_id AND d.version = m.v
+            ORDER BY d.group_id
+            """
+        ).fetchall()
+        out: dict[str, Group] = {}
+        for definition, version, deleted in rows:
+            if not deleted:
+                g = parse_group(orjson.loads(definition))
+                out[g.id] = with_version(g, int(version))
+        return out
+
+    def save_groups(
+        self, groups: Iterable[Group], paths: Mapping[str, str] | None = None
+    ) -> list[tuple[Group, str]]:
+        """Save new versions of groups atomically (each checked against the segments
+        and the other groups); returns each with created|updated|unchanged."""
+        items = list(groups)
+        self.check((), items, paths)
+        current = self.groups()
+        out: list[tuple[Group, str]] = []
+        now = utcnow()
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for g in items:
+                old = current.get(g.id)
+                if old is not None and old.fingerprint() == g.fingerprint():
+                    out.append((old, "unchanged"))
+                    continue
+                last = self.con.execute(
+                    "SELECT coalesce(max(version), 0) FROM group_definitions WHERE group_id = ?",
+                    [g.id],
+                ).fetchone()
+                saved = with_version(g, int(last[0]) + 1 if last else 1)
+                self.con.execute(
+                    "INSERT INTO group_definitions (group_id, version, definition, fingerprint,"
+                    " saved_at, deleted) VALUES (?, ?, ?, ?, ?, FALSE)",
+                    [g.id, saved.version, orjson.dumps(saved.to_dict()).decode(),
+                     g.fingerprint(), now],
+                )  # fmt: skip
+                out.append((saved, "created" if old is None else "updated"))
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return out
+
+    def delete_group(self, group_id: str) -> Group:
+        """Mark a group deleted; a group whose resolved members a segment still
+        references refuses, naming those segments."""
+        groups = self.groups()
+        g = groups.get(group_id)
+        if g is None:
+            raise KeyError(group_id)
+        ids = set(g.resolved_ids())
+        users = sorted(
+            s.id
+            for s in self.own().values()
+            if s.condition is not None and s.mode != "static" and ids & _references(s)
+        )
+        if users:
+            raise DefinitionError(
+                [Problem("in_segment", f"group {group_id!r} is used by: {', '.join(users)}")]
+            )
+        body = with_version(g, g.version + 1).to_dict()
+        self.con.execute(
+            "INSERT INTO group_definitions (group_id, version, definition, fingerprint,"
+            " saved_at, deleted) VALUES (?, ?, ?, ?, ?, TRUE)",
+            [group_id, g.version + 1, orjson.dumps(body).decode(), "", utcnow()],
+        )
+        self.con.execute(
+            "DELETE FROM memberships WHERE segment_id IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(ids)],
+        )
+        return g
+
+    def group_history(self, group_id: str) -> list[tuple[int, datetime, bool]]:
+        rows = self.con.execute(
+            "SELECT version, saved_at, deleted FROM group_definitions WHERE group_id = ?"
+            " ORDER BY version",
+            [group_id],
+        ).fetchall()
+        return [(int(v), t, bool(d)) for v, t, d in rows]
 
     def save(self, segments: Iterable[Segment]) -> list[tuple[Segment, str]]:
         """Save new versions atomically; returns each segment with created|updated|unchanged."""
         items = list(segments)
         self.check(items)
-        current = self.current()
+        current = self.own()
         out: list[tuple[Segment, str]] = []
         now = utcnow()
         self.con.execute("BEGIN TRANSACTION")
@@ -114,11 +233,34 @@ class SegmentRegistry:
         return out
 
     def delete(self, segment_id: str, *, force: bool = False) -> Segment:
-        """Mark a segment deleted; protected ones and ones still referenced refuse."""
+        """Mark a segment deleted; protected ones, ones still referenced and ones a
+        group lists refuse (a group's resolved member is deleted with its group)."""
         current = self.current()
         seg = current.get(segment_id)
         if seg is None:
             raise KeyError(segment_id)
+        resolved = split_resolved(segment_id)
+        if resolved is not None:
+            raise DefinitionError(
+                [
+                    Problem(
+                        "group",
+                        f"{segment_id!r} is group {resolved[0]!r}'s resolution of"
+                        f" {resolved[1]!r}: change or delete the group instead",
+                    )
+                ]
+            )
+        listing = group_of(self.groups().values(), segment_id)
+        if listing is not None:
+            raise DefinitionError(
+                [
+                    Problem(
+                        "group",
+                        f"{segment_id!r} is listed by group {listing.id!r};"
+                        " remove it from the group first",
+                    )
+                ]
+            )
         if seg.protected and not force:
             raise DefinitionError(
                 [Problem("protected", f"segment {segment_id!r} is protected from deletion")]
@@ -126,7 +268,10 @@ class SegmentRegistry:
         users = sorted(
             s.id
             for s in current.values()
-            if s.id != segment_id and s.condition is not None and _refers(s, segment_id)
+            if s.id != segment_id
+            and s.group is None
+            and s.condition is not None
+            and segment_id in _references(s)
         )
         if users:
             raise DefinitionError(
@@ -290,17 +435,21 @@ class SegmentRegistry:
         path: Path,
         fmt: str,
         held_out: Collection[str] | None = None,
+        labels: Mapping[str, str] | None = None,
         head: pa.Table | None = None,
     ) -> None:
         """Write ``members`` with their current traits, one column per trait (typed where
         every value of the trait has one kind; otherwise text), to CSV or Parquet: the one
         layout of both the CLI's and the HTTP export.  With ``held_out`` (the members in
-        the segment's holdout) a boolean ``held_out`` column follows the profile id;
-        ``head``'s columns (one row per member, in the same order) come next."""
+        the segment's holdout) a boolean ``held_out`` column follows the profile id; with
+        ``labels`` (a group's export: member -> the segment it resolves to) a ``segment``
+        column does; ``head``'s columns (one row per member, in the same order) come next."""
         con = self.con
         ids: dict[str, pa.Array[Any]] = {"profile_id": pa.array(members, pa.string())}
         if held_out is not None:
             ids["held_out"] = pa.array([m in held_out for m in members], pa.bool_())
+        if labels is not None:
+            ids["segment"] = pa.array([labels[m] for m in members], pa.string())
         if head is not None:
             for name in head.column_names:
                 ids[name] = head.column(name).combine_chunks()
@@ -310,8 +459,7 @@ class SegmentRegistry:
                 "SELECT key, list(DISTINCT kind) FROM current_traits"
                 " SEMI JOIN _sf_export_ids USING (profile_id) GROUP BY key ORDER BY key"
             ).fetchall()
-            first_names = [n for n in ids if n == "profile_id" or n == "held_out"]
-            first_names += [n for n in ids if n not in first_names]
+            first_names = list(ids)
             taken = {n.lower() for n in first_names}
             columns: list[str] = []
             params: list[Any] = []
@@ -346,10 +494,10 @@ class SegmentRegistry:
 _KIND_COLUMN: Final = {"number": "num", "string": "str", "bool": "bool"}
 
 
-def _refers(seg: Segment, target: str) -> bool:
+def _references(seg: Segment) -> set[str]:
     from segflow.model.definition import referenced_segments
 
-    return seg.condition is not None and target in referenced_segments(seg.condition)
+    return referenced_segments(seg.condition) if seg.condition is not None else set()
 
 
 def _with_version(seg: Segment, version: int) -> Segment:
