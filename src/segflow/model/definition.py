@@ -484,6 +484,8 @@ def held_out(holdouts: Mapping[str, Holdout], segment_id: str, profile_id: str) 
 
 Mode: TypeAlias = Literal["realtime", "scheduled", "static"]
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+RESERVED_IDS: Final = frozenset({"summary"})
+"""Ids a segment cannot take: the segments API reads them as its own routes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1086,6 +1088,8 @@ class _Parser:
         sid = self.text(m.get("id"), "id")
         if sid is not None and not _ID_RE.match(sid):
             self.fail("id", f"{sid!r} is not a valid id (letters, digits, _ . -; at most 128)")
+        elif sid in RESERVED_IDS:
+            self.fail("id", f"{sid!r} is reserved (GET /v1/segments/{sid} answers another call)")
         name = m.get("name", sid)
         if not isinstance(name, str) or not name:
             self.fail("name", f"expected a non-empty string, got {_show(name)}")

@@ -221,6 +221,7 @@ def test_segment_metadata_and_modes() -> None:
     [
         ({"name": "x", "condition": {"all": []}}, "id: expected a non-empty string"),
         ({"id": "a b", "condition": {"all": []}}, "is not a valid id"),
+        ({"id": "summary", "condition": {"all": []}}, "id: 'summary' is reserved"),
         ({"id": "a", "mode": "sometimes", "condition": {"all": []}}, "mode: unknown mode"),
         (
             {"id": "a", "mode": "scheduled", "schedule": "often", "condition": {"all": []}},
