@@ -8,7 +8,7 @@ back as NumPy arrays; the arithmetic is ``segflow.analytics``'s.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -181,16 +181,51 @@ LEFT JOIN a USING (profile_id) LEFT JOIN s USING (profile_id)
             [np.asarray(got[f"m{i}"], np.bool_) for i in range(len(segment_ids))]
         ).reshape(-1, len(segment_ids))
 
-    def places(self, memberships: Memberships, stages: Sequence[str]) -> IntA:
-        """Each profile's place (in profile id order): the index of the first of
-        ``stages`` it is a member of, or -1."""
+    def places(
+        self,
+        stages: Sequence[str],
+        at: datetime,
+        *,
+        evaluated: Memberships | None = None,
+        logged: Collection[str] = (),
+    ) -> IntA:
+        """Each profile's place at ``at`` (every known profile, in profile id order):
+        the index of the first of ``stages`` it is a member of, or -1.  Membership of
+        the ``logged`` stages is the change log's state at ``at`` (each pair's latest
+        change at or before it, ties by ``seq``); of the others, ``evaluated``'s."""
         if not stages:
             raise ValueError("no stages asked")
-        whens = " ".join(
-            f"WHEN {quote_ident(memberships.columns[s])} THEN {i}" for i, s in enumerate(stages)
-        )
-        got = self.con.execute(
-            f"SELECT CASE {whens} ELSE -1 END AS place FROM {memberships.table} ORDER BY profile_id"
+        con = self.con
+        con.execute(CHANGES_DDL)
+        from_log = [s for s in stages if s in logged]
+        rest = [s for s in stages if s not in logged]
+        if rest and evaluated is None:
+            raise ValueError(f"no evaluation for {', '.join(rest)}")
+        params: dict[str, object] = {}
+        joins = ""
+        member: dict[str, str] = {}
+        if rest and evaluated is not None:
+            joins += f" LEFT JOIN {evaluated.table} r USING (profile_id)"
+            for s in rest:
+                member[s] = f"r.{quote_ident(evaluated.columns[s])}"
+        if from_log:
+            params |= {"at": at} | {f"l{i}": s for i, s in enumerate(from_log)}
+            listed = ", ".join(f"$l{i}" for i in range(len(from_log)))
+            flags = ", ".join(f"bool_or(segment_id = $l{i}) AS l{i}" for i in range(len(from_log)))
+            joins += f""" LEFT JOIN (
+                SELECT profile_id, {flags} FROM (
+                    SELECT segment_id, profile_id, entered FROM membership_changes
+                    WHERE segment_id IN ({listed}) AND "at" <= $at
+                    QUALIFY row_number() OVER (PARTITION BY segment_id, profile_id
+                                               ORDER BY "at" DESC, seq DESC) = 1)
+                WHERE entered GROUP BY profile_id) l USING (profile_id)"""
+            for i, s in enumerate(from_log):
+                member[s] = f"l.l{i}"
+        whens = " ".join(f"WHEN {member[s]} THEN {i}" for i, s in enumerate(stages))
+        got = con.execute(
+            f"SELECT CASE {whens} ELSE -1 END AS place FROM profiles p{joins}"
+            " ORDER BY p.profile_id",
+            params,
         ).fetchnumpy()
         return np.asarray(got["place"], dtype=np.int64)
 
