@@ -196,7 +196,55 @@ def store_benchmarks(args: argparse.Namespace, only: set[str]) -> None:
             f"transitions per week ({len(weekly['periods'])} matrices, {len(weekly['sources'])}"
             f" instants evaluated) {t_weekly:.2f} s, one run"
         )
+        con.execute("BEGIN TRANSACTION")  # the synthetic log is rolled back
+        try:
+            logged = synthetic_log(sf, start - timedelta(weeks=4), end)
+            t_library, t_log = interleaved([library, two_instants], args.repeat)
+            assert two_instants()["counts"] == report["counts"]
+            started = time.perf_counter()
+            transitions_report(sf, STAGES, start, end, every="week", now=NOW)
+            t_log_weekly = time.perf_counter() - started
+        finally:
+            con.execute("ROLLBACK")
+        print(
+            f"  from a change log of {logged:,} changes: 2 instants {t_log:.2f} s"
+            f" ({t_log / t_library:.2f}x one library evaluation), per week {t_log_weekly:.2f} s;"
+            " same matrix as evaluated"
+        )
     sf.close()
+
+
+def synthetic_log(sf: Segflow, first: datetime, last: datetime) -> int:
+    """A change log of the stages that covers ``first`` .. ``last``: each stage evaluated
+    at ``first``, then weekly and at ``last``, every difference logged at the instant it
+    was seen (so the log's state equals the evaluation at each of those instants);
+    returns its length."""
+    con = sf.store.con
+    segs = sf.registry.current()
+    con.execute("CREATE OR REPLACE TEMP TABLE _was (segment_id VARCHAR, profile_id VARCHAR)")
+    seq = 0
+    instants = [first + timedelta(weeks=i) for i in range((last - first) // timedelta(weeks=1) + 1)]
+    for t in sorted({*instants, last}):
+        result = sf.batch(segs.values(), t, only=STAGES)
+        now = " UNION ALL ".join(
+            f"SELECT '{s}' AS segment_id, profile_id FROM {result.table}"
+            f' WHERE "{result.columns[s]}"'
+            for s in STAGES
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _now AS {now}")
+        (n,) = con.execute(
+            """INSERT INTO membership_changes
+               SELECT $seq + row_number() OVER (), segment_id, profile_id, entered, $t,
+                      'event', 1, $t
+               FROM (SELECT *, TRUE AS entered FROM (FROM _now EXCEPT FROM _was)
+                     UNION ALL SELECT *, FALSE FROM (FROM _was EXCEPT FROM _now))""",
+            {"seq": seq, "t": t},
+        ).fetchone() or (0,)
+        seq += int(n)
+        con.execute("CREATE OR REPLACE TEMP TABLE _was AS FROM _now")
+    sf.changes.cover(dict.fromkeys(STAGES, 1), first)
+    sf.changes.set_mark(seq, last)
+    return seq
 
 
 def overlap_benchmarks(args: argparse.Namespace) -> None:
