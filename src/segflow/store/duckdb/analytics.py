@@ -117,29 +117,25 @@ class DuckDBAnalytics:
         )
         score_join = f"LEFT JOIN sc USING ({key})" if score_keys else ""
         score_cols = "".join(f", sc.{quote_ident(k)} AS {quote_ident(k)}" for k in score_keys)
-        # the period's rows are read once, as a few lean columns keyed by the integer
-        # profile number: the aggregates and the visits' gaps (a window over two integer
-        # columns) come from them, joined to the memberships once
+        # one scan of the period's rows and one aggregation by the integer profile number
+        # for every aggregate; sessions from each profile's sorted visit instants (a list
+        # per profile: no window, whose sort of all the period's rows costs more than
+        # the whole aggregation), joined to the memberships once
         sql = f"""
-WITH p AS MATERIALIZED (
-  SELECT {key}, epoch_us("timestamp") AS ts, {rev} AS rev{lean},
-         ({visit}) IS TRUE AS visit
-  FROM events WHERE "timestamp" > $start AND "timestamp" <= $end
-),
-a AS (
-  SELECT {key}{aggregates}, coalesce(sum(rev) FILTER (WHERE is_order), 0) AS revenue
-  FROM p GROUP BY {key}
-),
-s AS (
-  SELECT {key}, count(*) AS n FROM (
-    SELECT {key}, ts - lag(ts) OVER (PARTITION BY {key} ORDER BY ts) AS since_last
-    FROM p WHERE visit)
-  WHERE since_last IS NULL OR since_last > {gap_us} GROUP BY {key}
+WITH a AS (
+  SELECT {key}{aggregates}, coalesce(sum(rev) FILTER (WHERE is_order), 0) AS revenue,
+         list_sort(list(ts) FILTER (WHERE visit)) AS v
+  FROM (SELECT {key}, epoch_us("timestamp") AS ts, {rev} AS rev{lean},
+               ({visit}) IS TRUE AS visit
+        FROM events WHERE "timestamp" > $start AND "timestamp" <= $end)
+  GROUP BY {key}
 ){score_cte}
 SELECT {member_cols}coalesce(a.revenue, 0)::DOUBLE AS revenue,
-       coalesce(s.n, 0)::DOUBLE AS sessions{counted}{score_cols}
+       coalesce((len(a.v) > 0)::INT + len(list_filter(
+           list_zip(a.v[2:], a.v[:len(a.v) - 1]), x -> x[1] - x[2] > {gap_us})), 0)::DOUBLE
+         AS sessions{counted}{score_cols}
 FROM {memberships.table} r JOIN profiles USING (profile_id)
-LEFT JOIN a USING ({key}) LEFT JOIN s USING ({key})
+LEFT JOIN a USING ({key})
 {score_join}
 """
         got = con.execute(sql, {"start": start, "end": end}).fetchnumpy()
