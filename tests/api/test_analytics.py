@@ -100,6 +100,21 @@ def test_transitions(shop: Server) -> None:
     assert {"source": "an_buyers", "target": "an_buyers", "value": 1} in body["flows"]
     (pair,) = body["time_to_enter"]
     assert (pair["source"], pair["target"]) == ("an_big", "an_buyers")
+    assert body["every"] is None and body["periods"] is None
+    weekly = shop.client.get(
+        "/v1/analytics/transitions", params={**params, "every": "week", "source": "evaluation"}
+    ).json()
+    # 10 days: a week, then the 3 days left; the weeks chain from A to B
+    assert [(p["from"], p["to"]) for p in weekly["periods"]] == [
+        ("2026-11-15T00:00:00.000000Z", "2026-11-22T00:00:00.000000Z"),
+        ("2026-11-22T00:00:00.000000Z", "2026-11-25T00:00:00.000000Z"),
+    ]
+    assert weekly["periods"][0]["at_a"] == body["at_a"]
+    assert weekly["periods"][-1]["at_b"] == body["at_b"]
+    assert [s["at"] for s in weekly["sources"]] == [
+        "2026-11-15T00:00:00.000000Z", "2026-11-22T00:00:00.000000Z",
+        "2026-11-25T00:00:00.000000Z",
+    ]  # fmt: skip
 
 
 def test_unknown_segment_is_404(shop: Server) -> None:
@@ -120,6 +135,8 @@ def test_unknown_segment_is_404(shop: Server) -> None:
         ("overlap", {"contained": "1.5"}, "contained"),
         ("transitions", {"segment": "an_buyers", "to": "2026-13-01"}, "to"),
         ("transitions", {}, "segment"),
+        ("transitions", {"segment": "an_buyers", "every": "month"}, "every"),
+        ("transitions", {"segment": "an_buyers", "source": "guess"}, "source"),
     ],
 )
 def test_bad_parameters_are_422_naming_them(

@@ -88,7 +88,10 @@ def test_experiment_route_answers_and_refuses_clearly(server: Server) -> None:
     assert body["segment_id"] == "viewers" and body["goal"] == "conversion"
     assert body["from"].startswith("2026-01-01T00:00:00")
     assert body["holdout"] == {"percent": 50, "salt": SALT}
-    assert body["report"]["verdict"] == "insufficient data"  # nobody was a member then
+    assert body["report"]["verdict"] == "insufficient data"  # nobody converted
+    # nobody was a member on 2026-01-01; every viewer joined since, logged by the server
+    assert (body["at_start"], body["joiners"], body["cohort"]) == (0, len(USERS), len(USERS))
+    assert body["holdouts"] == {"1": {"percent": 50, "salt": SALT}}
     assert body["mde"]["effect"] == 0.05
 
     r = server.client.get("/v1/segments/plain/experiment")

@@ -136,9 +136,11 @@ def segment_metrics(
     n = m.shape[0]
     columns = _columns(aggregates, n)
     x = np.column_stack(list(columns.values())) if n else np.zeros((0, len(columns)))
-    sums = _member_sums(m, x)
+    # everyone is one more column of the same product: a segment holding everyone then
+    # sums in the same order and gets exactly everyone's values
+    sums = _member_sums(np.column_stack([m, np.ones(n, np.bool_)]), x)
     names = list(columns)
-    base_row = dict(zip(names, x.sum(axis=0).tolist(), strict=True))
+    base_row = dict(zip(names, sums[-1].tolist(), strict=True))
     everyone = _metrics(None, n, base_row, None)
     per_segment = tuple(
         _metrics(seg, n, dict(zip(names, sums[j].tolist(), strict=True)), everyone)

@@ -539,7 +539,8 @@ class MdeSampleSize(BaseModel):
 
 class ExperimentResult(BaseModel):
     """Treatment (members activated) vs holdout on a goal metric over a period; the
-    cohort is the segment's members at the period's start."""
+    cohort is everyone who was a member at some time in the period, each measured from
+    its entry and held out by the holdout of the version it entered under."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -549,7 +550,15 @@ class ExperimentResult(BaseModel):
     from_: str = Field(alias="from")
     to: str
     holdout: Holdout
-    cohort: int = Field(description="members at the start of the period, both arms")
+    cohort: int = Field(description="members measured, both arms")
+    at_start: int = Field(description="members at the start of the period")
+    joiners: int = Field(description="profiles that entered during the period (change log)")
+    without_holdout: int = Field(
+        description="left out: entered under a version that had no holdout"
+    )
+    holdouts: dict[str, Holdout | None] = Field(
+        description="version -> its holdout, for the versions members entered under"
+    )
     report: dict[str, Any] = Field(
         description="lifts, interval, p-value, verdict and sample still needed"
     )

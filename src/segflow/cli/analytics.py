@@ -169,27 +169,7 @@ def overlap_cmd(
         console.print(f"[yellow]warning[/yellow] ({w['kind']}): {w['message']}")
 
 
-@app.command("transitions")
-def transitions_cmd(
-    segments: Annotated[list[str], typer.Argument(help="The group's segments, in order.")],
-    start: Annotated[
-        str | None,
-        typer.Option("--from", help="Instant A, ISO 8601 (default: 30 days before --to)."),
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option("--to", help="Instant B, ISO 8601 (default: now).")
-    ] = None,
-    as_json: JsonOption = False,
-    db: DbOption = DEFAULT_DB,
-) -> None:
-    """How many profiles moved from each segment of an ordered group at --from to each
-    at --to, and the time from entering each segment to entering the next."""
-    first, last = instant(start, "--from"), instant(end, "--to")
-    with opened(db) as sf:
-        report = _asked(lambda: service.transitions_report(sf, segments, first, last))
-    if as_json:
-        _print_json(report)
-        return
+def _show_matrix(report: dict[str, Any]) -> None:
     places = [*report["stages"], "(outside)"]
     table = Table(title=f"from {report['from']} (rows) to {report['to']} (columns)")
     table.add_column("from \\ to")
@@ -205,6 +185,54 @@ def transitions_cmd(
     console.print(
         f"stayed {report['stayed']:,}, forward {report['forward']:,}, backward"
         f" {report['backward']:,}, entered {report['entered']:,}, exited {report['exited']:,}"
+    )
+
+
+@app.command("transitions")
+def transitions_cmd(
+    segments: Annotated[list[str], typer.Argument(help="The group's segments, in order.")],
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="Instant A, ISO 8601 (default: 30 days before --to)."),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Instant B, ISO 8601 (default: now).")
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option("--every", help="Also one matrix per day or week from --from: day|week."),
+    ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="Members of past instants: auto (the change log where it covers them, else"
+            " evaluation), changes or evaluation.",
+        ),
+    ] = "auto",
+    as_json: JsonOption = False,
+    db: DbOption = DEFAULT_DB,
+) -> None:
+    """How many profiles moved from each segment of an ordered group at --from to each
+    at --to (with --every, per day or week), and the time from entering each segment to
+    entering the next."""
+    first, last = instant(start, "--from"), instant(end, "--to")
+    with opened(db) as sf:
+        report = _asked(
+            lambda: service.transitions_report(
+                sf, segments, first, last, every=every, source=source
+            )
+        )
+    if as_json:
+        _print_json(report)
+        return
+    for matrix in [report, *(report["periods"] or [])]:
+        _show_matrix(matrix)
+    logged = sorted({s for src in report["sources"] for s in src["changes"]})
+    evaluated = sorted({s for src in report["sources"] for s in src["evaluation"]})
+    console.print(
+        f"members from the change log: {', '.join(logged) or '-'}; evaluated:"
+        f" {', '.join(evaluated) or '-'}"
     )
     durations = Table(title="days from entering a segment to entering the next (change log)")
     for col in ("from", "to", "profiles", "median", "p25", "p75", "mean"):

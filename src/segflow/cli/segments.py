@@ -219,6 +219,11 @@ def _print_experiment(result: dict[str, Any]) -> None:
         a = r[arm]
         table.add_row(arm, f"{a['n']:,}", _num(a["value"]))
     print_table(table)
+    out.print(
+        f"cohort         {result['cohort']:,} ({result['at_start']:,} members at the start,"
+        f" {result['joiners']:,} joined during the period; {result['without_holdout']:,}"
+        " left out: entered under a version with no holdout)"
+    )
     ci = r["ci"]
     out.print(f"absolute lift  {_num(r['absolute_lift'])}")
     out.print(f"relative lift  {_num(r['relative_lift'])}")

@@ -228,33 +228,93 @@ def overlap_report(
 # -- transitions ---------------------------------------------------------------------------
 
 
+SOURCES: Final = ("auto", "changes", "evaluation")
+"""Where a past instant's members come from: the change log where it covers the
+instant, else the batch evaluator (``auto``); or only one of them."""
+
+
+def _coverage(app: Segflow, ids: Sequence[str]) -> dict[str, tuple[datetime, datetime]]:
+    """Per segment the log holds, the instants it covers (both ends included): from
+    when the live evaluator first took the segment on to the log's live mark."""
+    mark = app.changes.mark()
+    if mark is None:
+        return {}
+    until = mark[1]
+    return {s: (t, until) for s, t in app.changes.covered_since(ids).items() if t <= until}
+
+
 def transitions_report(
     app: Segflow,
     stages: Sequence[str],
     start: datetime | None = None,
     end: datetime | None = None,
     *,
+    every: str | None = None,
+    source: str = "auto",
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """How profiles moved between the ordered ``stages`` from ``start`` (default 30 days
-    before ``end``) to ``end`` (default now): the transition matrix and Sankey flows by
-    evaluating both instants, and from the change log the time from entering each stage
-    to entering the next (first entries up to ``end``)."""
+    before ``end``) to ``end`` (default now): the transition matrix and Sankey flows,
+    with ``every`` (``day`` or ``week``) also one matrix per consecutive bucket counted
+    from ``start``; from the change log the time from entering each stage to entering
+    the next (first entries up to ``end``).
+
+    Each instant's members of a stage are the change log's state there where the log
+    covers the instant (``source`` ``auto``, the default, or ``changes``, which refuses
+    an instant it does not cover), else the batch evaluator's as of the instant."""
     if not stages:
         raise BadRequest("segment", "name the group's segments in order")
+    if source not in SOURCES:
+        raise BadRequest("source", f"{source!r} is not one of {', '.join(SOURCES)}")
     p = period(start, end, now)
+    instants = [p.start, p.end]
+    if every is not None:
+        if every not in BUCKETS:
+            raise BadRequest("every", f"{every!r} is not one of {', '.join(BUCKETS)}")
+        step = BUCKETS[every]
+        n = math.ceil((p.end - p.start) / step)
+        if n > MAX_BUCKETS:
+            raise BadRequest(
+                "every", f"{n} {every}s in the period, over {MAX_BUCKETS}: use a wider bucket"
+            )
+        instants = [p.start, *(min(p.start + (b + 1) * step, p.end) for b in range(n))]
     ids, segs = _chosen(app, stages)
-    at_a = app.analytics.places(app.batch(segs.values(), p.start, only=ids), ids)
-    at_b = app.analytics.places(app.batch(segs.values(), p.end, only=ids), ids)
-    report = transitions(ids, at_a, at_b)
+    covers = _coverage(app, ids) if source != "evaluation" else {}
+    places = []
+    used = []
+    for t in instants:
+        logged = [s for s in ids if s in covers and covers[s][0] <= t <= covers[s][1]]
+        rest = [s for s in ids if s not in logged]
+        if rest and source == "changes":
+            raise BadRequest(
+                "source",
+                f"the change log does not cover {', '.join(rest)} at {format_instant(t)}",
+            )
+        evaluated = app.batch(segs.values(), t, only=rest) if rest else None
+        places.append(app.analytics.places(ids, t, evaluated=evaluated, logged=logged))
+        used.append({"at": format_instant(t), "changes": logged, "evaluation": rest})
+    report = transitions(ids, places[0], places[-1])
     entries = app.analytics.first_entries(ids, p.end)
     durations = [
         {"source": a, "target": b, **time_to_enter(entries[:, i], entries[:, i + 1]).as_dict()}
         for i, (a, b) in enumerate(itertools.pairwise(ids))
     ]
-    return {
+    out: dict[str, Any] = {
         "from": format_instant(p.start),
         "to": format_instant(p.end),
         **report.as_dict(),
         "time_to_enter": plain(durations),
+        "every": every,
+        "periods": None,
+        "sources": used,
     }
+    if every is not None:
+        out["periods"] = [
+            {
+                "from": format_instant(a),
+                "to": format_instant(b),
+                **transitions(ids, places[j], places[j + 1]).as_dict(),
+            }
+            for j, (a, b) in enumerate(itertools.pairwise(instants))
+        ]
+    return out

@@ -1,14 +1,16 @@
 """Experiment reports: a segment's treatment (members activated) against its holdout
 (members kept out) on a goal metric over a period.
 
-The cohort is the segment's members at the start of the period (the batch evaluator as
-of ``since``): who was in the audience when the period began, before any outcome of the
-period could move them.  The holdout is drawn from the cohort by the segment's
-``holdout`` block; outcomes are each member's orders in the period.
+The cohort is everyone who was a member at some time in the period: the members at its
+start (the batch evaluator as of ``since``) and those the change log shows entering
+during it.  Each is measured from when it entered (orders after the entry, within the
+period) and is held out or not by the holdout of the segment's version it entered
+under, which is how activation treated it then.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
@@ -24,7 +26,7 @@ from segflow.analytics.experiments import (
     sample_size_rates,
 )
 from segflow.model.time import format_instant, utcnow
-from segflow.store.duckdb.experiments import ArmOutcome
+from segflow.store.duckdb.experiments import ArmOutcome, CohortMember
 
 if TYPE_CHECKING:
     from segflow.service.handle import Segflow
@@ -89,9 +91,8 @@ def experiment(
             " (holdout: {percent: 10}) to compare its members with a held-out share"
         )
     p = period(app, segment_id, since, until)
-    cohort = app.members(segment_id, p.since)
-    held = seg.holdout.held_out(cohort)
-    treatment, holdout = app.stores.experiments().outcomes(cohort, held, p.since, p.until)
+    built = cohort(app, segment_id, p)
+    treatment, holdout = app.stores.experiments().outcomes(built.members, p.until)
     report = compare(goal, treatment, holdout, level=level, power=power)
     return {
         "segment_id": segment_id,
@@ -100,12 +101,70 @@ def experiment(
         "from": format_instant(p.since),
         "to": format_instant(p.until),
         "holdout": seg.holdout.canonical(),
-        "cohort": len(cohort),
+        "cohort": len(built.members),
+        "at_start": built.at_start,
+        "joiners": built.joiners,
+        "without_holdout": built.without_holdout,
+        "holdouts": {str(v): h for v, h in sorted(built.holdouts.items())},
         "report": report.as_dict(),
         "mde": mde_sample_size(goal, mde, holdout, seg.holdout.percent, level, power)
         if mde is not None
         else None,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """Who an experiment report measures, each from its entry, with its arm."""
+
+    members: list[CohortMember]
+    at_start: int
+    """Members at the period's start (in the report or not)."""
+    joiners: int
+    """Profiles that entered during the period, not members at its start."""
+    without_holdout: int
+    """Left out: they entered under a version with no holdout (nobody was held out)."""
+    holdouts: dict[int, dict[str, object] | None]
+    """The holdout of each version that members entered under."""
+
+
+def in_force(saved: Mapping[int, datetime], at: datetime) -> int:
+    """The version in force at ``at``: the latest saved at or before it (the first,
+    before any was saved)."""
+    before = [v for v, t in saved.items() if t <= at]
+    return max(before) if before else min(saved)
+
+
+def cohort(app: Segflow, segment_id: str, p: Period) -> Cohort:
+    """Everyone who was a member at some time in the period: the members at its start
+    (the batch evaluator as of ``since``), measured from ``since``, and the profiles the
+    change log shows entering during it, each measured from its first entry then.  Each
+    is assigned to an arm by the holdout of the version it entered under: the log's
+    version of its entry (for a member at the start, its latest entry by then), else the
+    version in force at the start."""
+    versions = app.registry.saved_versions(segment_id)
+    holdout = {v: seg.holdout for v, (seg, _) in versions.items()}
+    start_version = in_force({v: t for v, (_, t) in versions.items()}, p.since)
+    reads = app.stores.experiments()
+    at_start = app.members(segment_id, p.since)
+    logged = reads.entry_versions(segment_id, p.since)
+    entries: list[tuple[str, datetime, bool, int]] = [
+        (pid, p.since, False, logged.get(pid, start_version)) for pid in at_start
+    ]
+    known = set(at_start)
+    joined = [j for j in reads.joiners(segment_id, p.since, p.until) if j[0] not in known]
+    entries += [(pid, at, True, version) for pid, at, version in joined]
+    members: list[CohortMember] = []
+    used: dict[int, dict[str, object] | None] = {}
+    without = 0
+    for pid, at, strict, version in entries:
+        h = holdout.get(version)
+        used[version] = h.canonical() if h is not None else None
+        if h is None:
+            without += 1
+            continue
+        members.append(CohortMember(pid, h.holds_out(pid), at, strict))
+    return Cohort(members, len(at_start), len(joined), without, used)
 
 
 def compare(

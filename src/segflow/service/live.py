@@ -473,6 +473,12 @@ class LiveEvaluator:
             self._refreshed(sid, at)
         return out
 
+    def _cover(self, at: datetime) -> None:
+        """The log holds every current segment's memberships from ``at`` on (a segment
+        taken on earlier keeps its first instant): analytics read a past instant's
+        members from the log where it covers them."""
+        self.log.cover({sid: seg.version for sid, seg in self._segments.items()}, at)
+
     def _set_marks(self, at: datetime) -> None:
         """The log reflects inputs up to ``self._seq`` (events) and ``self._wseq``
         (standalone trait writes) up to ``at``."""
@@ -567,6 +573,7 @@ class LiveEvaluator:
             diff.append(Change(sid, pid, False, t0, gone))
         diff.sort(key=lambda c: (c.profile_id, c.segment_id))
         out = self._record(diff)
+        self._cover(t0)
         self._seq = upto
         self._wseq = wupto
         # what was stored after the log's mark is applied at its own instants after it,
@@ -982,6 +989,7 @@ class LiveEvaluator:
         for sid in sorted(set(self._scheduled) - kept):
             self._refreshed(sid, now)
         out = self._record(changes)
+        self._cover(now)
         out += self._record(runner.advance_to(now))
         self._set_marks(now)
         self._evaluated = to_us(now)
@@ -1034,6 +1042,7 @@ class LiveEvaluator:
             for pid in sorted(states)
             for sid in sorted(engine.memberships(states[pid]))
         ]
+        self._cover(t0)
         out: list[LoggedChange] = []
         pending: list[Change] = list(baseline)
 

@@ -127,6 +127,15 @@ class ChangeLog(Protocol):
         """The newest change's seq (0 for an empty log)."""
         ...
 
+    def cover(self, segment_ids: Mapping[str, int], at: datetime) -> None:
+        """The log holds these segments' (id -> version) memberships from ``at`` on
+        (kept for the ones already covered from earlier)."""
+        ...
+
+    def covered_since(self, segment_ids: Sequence[str]) -> dict[str, datetime]:
+        """Segment -> the instant from which the log holds its memberships."""
+        ...
+
 
 class SegmentStore(Protocol):
     """Versioned segment and priority group definitions, static snapshots, evaluated
@@ -142,6 +151,10 @@ class SegmentStore(Protocol):
     def history(self, segment_id: str) -> list[tuple[int, datetime, bool]]: ...
 
     def versions(self, segment_id: str) -> list[tuple[int, datetime, dict[str, Any]]]: ...
+
+    def saved_versions(self, segment_id: str) -> dict[int, tuple[Segment, datetime]]:
+        """Every saved version (deletions left out) and when it was saved."""
+        ...
 
     def check(
         self,
@@ -400,8 +413,17 @@ class AnalyticsStore(Protocol):
         """Profiles (in profile id order) x segments."""
         ...
 
-    def places(self, memberships: Memberships, stages: Sequence[str]) -> npt.NDArray[np.int64]:
-        """Each profile's stage index (in profile id order), or -1."""
+    def places(
+        self,
+        stages: Sequence[str],
+        at: datetime,
+        *,
+        evaluated: Memberships | None = None,
+        logged: Collection[str] = (),
+    ) -> npt.NDArray[np.int64]:
+        """Each known profile's stage index at ``at`` (in profile id order), or -1: the
+        ``logged`` stages' membership from the change log's state at ``at``, the
+        others' from ``evaluated``."""
         ...
 
     def first_entries(self, segment_ids: Sequence[str], until: datetime) -> npt.NDArray[np.int64]:

@@ -74,6 +74,11 @@ def test_transitions_between_two_instants(shop: Path) -> None:
     res = runner.invoke(app, ["analytics", "transitions", *group, "--to", AT, "--db", str(shop)])
     assert res.exit_code == 0, res.output
     assert "(outside)" in res.stdout and "stayed" in res.output
+    weekly = _json(shop, "transitions", *group, "--from", "2026-10-01T00:00:00Z", "--to", AT,
+                   "--every", "week")  # fmt: skip
+    assert weekly["every"] == "week" and weekly["counts"] == counts
+    periods = weekly["periods"]
+    assert isinstance(periods, list) and periods[-1]["to"] == weekly["to"]
 
 
 def test_usage_errors_name_the_option(shop: Path) -> None:
@@ -88,3 +93,5 @@ def test_usage_errors_name_the_option(shop: Path) -> None:
     assert res.exit_code == 2 and "unknown segment 'nope'" in res.output
     res = runner.invoke(app, ["analytics", "transitions", "everyone", "everyone", *db])
     assert res.exit_code == 2 and "named more than once" in res.output
+    res = runner.invoke(app, ["analytics", "transitions", "everyone", "--every", "month", *db])
+    assert res.exit_code == 2 and "every" in res.output

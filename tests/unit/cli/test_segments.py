@@ -165,6 +165,7 @@ def test_experiment_reports_or_refuses(store: Path, apply_text: Callable[..., st
     assert "conversion from 2026-11-02" in res.output
     assert "verdict        insufficient data (no member converted in either arm)" in res.output
     assert "for mde 0.1" in res.output
+    assert "cohort         2 (2 members at the start, 0 joined" in res.output
     res = runner.invoke(
         app, ["segments", "experiment", "viewers", "--goal", "orders_per_member", "--json", *args]
     )

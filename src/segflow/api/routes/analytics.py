@@ -151,7 +151,7 @@ class TimeToEnter(BaseModel):
     percentiles: dict[str, float | None]
 
 
-class TransitionsReport(BaseModel):
+class TransitionMatrix(BaseModel):
     """Rows (places at ``from``) and columns (places at ``to``): ``stages``, then
     outside the group."""
 
@@ -170,7 +170,23 @@ class TransitionsReport(BaseModel):
     entered: int
     exited: int
     flows: list[Flow]
+
+
+class InstantSource(BaseModel):
+    at: str
+    changes: list[str] = Field(description="stages whose members came from the change log")
+    evaluation: list[str] = Field(description="stages evaluated as of the instant")
+
+
+class TransitionsReport(TransitionMatrix):
+    """The matrix from ``from`` to ``to``; with ``every``, one per consecutive bucket."""
+
     time_to_enter: list[TimeToEnter] = Field(description="for each stage and the next")
+    every: Literal["day", "week"] | None
+    periods: list[TransitionMatrix] | None = Field(
+        description="with every: one matrix per bucket counted from `from`"
+    )
+    sources: list[InstantSource] = Field(description="where each instant's members came from")
 
 
 # -- routes ----------------------------------------------------------------------------
@@ -255,15 +271,31 @@ async def transitions(
     end: Annotated[
         str | None, Query(alias="to", description="ISO 8601 instant B, not in the future")
     ] = None,
+    every: Annotated[
+        Literal["day", "week"] | None,
+        Query(description="also one matrix per consecutive day or week from `from`"),
+    ] = None,
+    source: Annotated[
+        Literal["auto", "changes", "evaluation"],
+        Query(
+            description="members of past instants: the change log where it covers them, else"
+            " evaluation (auto); or only one of the two"
+        ),
+    ] = "auto",
 ) -> Any:
     """How many profiles moved from each stage of the ordered group at ``from`` to each
-    at ``to`` (outside the group last), the Sankey flows, and from the change log the
-    time from entering each stage to entering the next."""
+    at ``to`` (outside the group last), the Sankey flows, with ``every`` the same per
+    day or week, and from the change log the time from entering each stage to entering
+    the next."""
     first, last = parse_at(start, "from"), parse_at(end, "to")
     now = ctx.clock.now()
 
     def run() -> dict[str, Any]:
-        return _answer(lambda: service.transitions_report(ctx.app, segment, first, last, now=now))
+        return _answer(
+            lambda: service.transitions_report(
+                ctx.app, segment, first, last, every=every, source=source, now=now
+            )
+        )
 
     return await ctx.run(run)
 

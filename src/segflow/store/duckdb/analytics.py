@@ -8,7 +8,7 @@ back as NumPy arrays; the arithmetic is ``segflow.analytics``'s.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -21,6 +21,7 @@ from segflow.analytics.transitions import NEVER
 from segflow.model.time import to_us
 from segflow.store.duckdb.batch import load_catalog, load_event_codes
 from segflow.store.duckdb.changes import CHANGES_DDL
+from segflow.store.duckdb.numbers import profile_key
 from segflow.store.duckdb.schema import LINK_TRAITS
 from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.protocols import BucketCounts
@@ -73,10 +74,12 @@ class DuckDBAnalytics:
     ) -> tuple[BoolA, MemberAggregates]:
         """Membership of ``segment_ids`` in ``memberships`` beside each profile's orders,
         revenue, sessions, page views and email counts with ``start < timestamp <= end``,
-        and its CLV and churn-risk scores as of ``end``: one query grouped by profile."""
+        and its CLV and churn-risk scores as of ``end``: one query, every per-profile
+        aggregate computed once whatever the number of segments."""
         con = self.con
         catalog = load_catalog(con)
         codes = load_event_codes(con)
+        key = profile_key(con)
         events = "SELECT 1 FROM events WHERE "
         has_pages = self._exists(events + "type = 'page'")
         has_email = self._exists(events + _event_is(DELIVERED_EVENT, codes))
@@ -88,54 +91,51 @@ class DuckDBAnalytics:
         is_order = _event_is(ORDER_EVENT, codes)
         email = [_event_is(n, codes) for n in (DELIVERED_EVENT, OPENED_EVENT, CLICKED_EVENT)]
         visit = f"NOT ({' OR '.join(email)}) AND type IN ('page', 'track', 'screen')"
-        gap = f"INTERVAL {SESSION_GAP_MINUTES} MINUTE"
+        gap_us = SESSION_GAP_MINUTES * 60_000_000
         cols = [quote_ident(memberships.columns[s]) for s in segment_ids]
         member_cols = "".join(f"coalesce(r.{c}, FALSE) AS m{i}, " for i, c in enumerate(cols))
+        flags = {"is_order": is_order}
+        if has_pages:
+            flags["page_views"] = "type = 'page'"
+        if has_email:
+            flags |= dict(zip(("delivered", "opened", "clicked"), email, strict=True))
+        counts = {n: n for n in flags} | {"orders": "is_order"}
+        del counts["is_order"]
+        lean = "".join(f", ({c}) IS TRUE AS {n}" for n, c in flags.items())
+        aggregates = "".join(f", count(*) FILTER (WHERE {c}) AS {n}" for n, c in counts.items())
+        counted = "".join(f", coalesce(a.{n}, 0)::DOUBLE AS {n}" for n in counts)
         scores = ", ".join(
             f"max(num) FILTER (WHERE key = {quote_str(k)}) AS {quote_ident(k)}" for k in score_keys
         )
         score_cte = (
-            f""", sc AS (SELECT profile_id, {scores} FROM traits
+            f""", sc AS (SELECT {key}, {scores} FROM traits
                 WHERE key IN ({", ".join(map(quote_str, score_keys))}) AND kind = 'number'
                   AND "timestamp" <= $end AND (valid_to IS NULL OR valid_to > $end)
-                GROUP BY profile_id)"""
+                GROUP BY {key})"""
             if score_keys
             else ""
         )
-        score_join = "LEFT JOIN sc USING (profile_id)" if score_keys else ""
+        score_join = f"LEFT JOIN sc USING ({key})" if score_keys else ""
         score_cols = "".join(f", sc.{quote_ident(k)} AS {quote_ident(k)}" for k in score_keys)
+        # one scan of the period's rows and one aggregation by the integer profile number
+        # for every aggregate; sessions from each profile's sorted visit instants (a list
+        # per profile: no window, whose sort of all the period's rows costs more than
+        # the whole aggregation), joined to the memberships once
         sql = f"""
-WITH p AS (
-  SELECT profile_id, "timestamp" AS ts, ({is_order}) IS TRUE AS is_order, {rev} AS rev,
-         type = 'page' AS is_page, ({email[0]}) IS TRUE AS delivered,
-         ({email[1]}) IS TRUE AS opened, ({email[2]}) IS TRUE AS clicked,
-         ({visit}) IS TRUE AS visit
-  FROM events WHERE "timestamp" > $start AND "timestamp" <= $end
-),
-v AS (
-  SELECT profile_id, ts - lag(ts) OVER (PARTITION BY profile_id ORDER BY ts) AS since_last
-  FROM p WHERE visit
-),
-s AS (
-  SELECT profile_id, count(*) FILTER (WHERE since_last IS NULL OR since_last > {gap}) AS n
-  FROM v GROUP BY profile_id
-),
-a AS (
-  SELECT profile_id, count(*) FILTER (WHERE is_order) AS orders,
-         coalesce(sum(rev) FILTER (WHERE is_order), 0) AS revenue,
-         count(*) FILTER (WHERE is_page) AS page_views,
-         count(*) FILTER (WHERE delivered) AS delivered,
-         count(*) FILTER (WHERE opened) AS opened,
-         count(*) FILTER (WHERE clicked) AS clicked
-  FROM p GROUP BY profile_id
+WITH a AS (
+  SELECT {key}{aggregates}, coalesce(sum(rev) FILTER (WHERE is_order), 0) AS revenue,
+         list_sort(list(ts) FILTER (WHERE visit)) AS v
+  FROM (SELECT {key}, epoch_us("timestamp") AS ts, {rev} AS rev{lean},
+               ({visit}) IS TRUE AS visit
+        FROM events WHERE "timestamp" > $start AND "timestamp" <= $end)
+  GROUP BY {key}
 ){score_cte}
-SELECT {member_cols}
-       coalesce(a.orders, 0)::DOUBLE AS orders, coalesce(a.revenue, 0)::DOUBLE AS revenue,
-       coalesce(s.n, 0)::DOUBLE AS sessions, coalesce(a.page_views, 0)::DOUBLE AS page_views,
-       coalesce(a.delivered, 0)::DOUBLE AS delivered, coalesce(a.opened, 0)::DOUBLE AS opened,
-       coalesce(a.clicked, 0)::DOUBLE AS clicked{score_cols}
-FROM {memberships.table} r
-LEFT JOIN a USING (profile_id) LEFT JOIN s USING (profile_id)
+SELECT {member_cols}coalesce(a.revenue, 0)::DOUBLE AS revenue,
+       coalesce((len(a.v) > 0)::INT + len(list_filter(
+           list_zip(a.v[2:], a.v[:len(a.v) - 1]), x -> x[1] - x[2] > {gap_us})), 0)::DOUBLE
+         AS sessions{counted}{score_cols}
+FROM {memberships.table} r JOIN profiles USING (profile_id)
+LEFT JOIN a USING ({key})
 {score_join}
 """
         got = con.execute(sql, {"start": start, "end": end}).fetchnumpy()
@@ -181,16 +181,51 @@ LEFT JOIN a USING (profile_id) LEFT JOIN s USING (profile_id)
             [np.asarray(got[f"m{i}"], np.bool_) for i in range(len(segment_ids))]
         ).reshape(-1, len(segment_ids))
 
-    def places(self, memberships: Memberships, stages: Sequence[str]) -> IntA:
-        """Each profile's place (in profile id order): the index of the first of
-        ``stages`` it is a member of, or -1."""
+    def places(
+        self,
+        stages: Sequence[str],
+        at: datetime,
+        *,
+        evaluated: Memberships | None = None,
+        logged: Collection[str] = (),
+    ) -> IntA:
+        """Each profile's place at ``at`` (every known profile, in profile id order):
+        the index of the first of ``stages`` it is a member of, or -1.  Membership of
+        the ``logged`` stages is the change log's state at ``at`` (each pair's latest
+        change at or before it, ties by ``seq``); of the others, ``evaluated``'s."""
         if not stages:
             raise ValueError("no stages asked")
-        whens = " ".join(
-            f"WHEN {quote_ident(memberships.columns[s])} THEN {i}" for i, s in enumerate(stages)
-        )
-        got = self.con.execute(
-            f"SELECT CASE {whens} ELSE -1 END AS place FROM {memberships.table} ORDER BY profile_id"
+        con = self.con
+        con.execute(CHANGES_DDL)
+        from_log = [s for s in stages if s in logged]
+        rest = [s for s in stages if s not in logged]
+        if rest and evaluated is None:
+            raise ValueError(f"no evaluation for {', '.join(rest)}")
+        params: dict[str, object] = {}
+        joins = ""
+        member: dict[str, str] = {}
+        if rest and evaluated is not None:
+            joins += f" LEFT JOIN {evaluated.table} r USING (profile_id)"
+            for s in rest:
+                member[s] = f"r.{quote_ident(evaluated.columns[s])}"
+        if from_log:
+            params |= {"at": at} | {f"l{i}": s for i, s in enumerate(from_log)}
+            listed = ", ".join(f"$l{i}" for i in range(len(from_log)))
+            flags = ", ".join(f"bool_or(segment_id = $l{i}) AS l{i}" for i in range(len(from_log)))
+            joins += f""" LEFT JOIN (
+                SELECT profile_id, {flags} FROM (
+                    SELECT segment_id, profile_id, entered FROM membership_changes
+                    WHERE segment_id IN ({listed}) AND "at" <= $at
+                    QUALIFY row_number() OVER (PARTITION BY segment_id, profile_id
+                                               ORDER BY "at" DESC, seq DESC) = 1)
+                WHERE entered GROUP BY profile_id) l USING (profile_id)"""
+            for i, s in enumerate(from_log):
+                member[s] = f"l.l{i}"
+        whens = " ".join(f"WHEN {member[s]} THEN {i}" for i, s in enumerate(stages))
+        got = con.execute(
+            f"SELECT CASE {whens} ELSE -1 END AS place FROM profiles p{joins}"
+            " ORDER BY p.profile_id",
+            params,
         ).fetchnumpy()
         return np.asarray(got["place"], dtype=np.int64)
 

@@ -9,7 +9,7 @@ the same events gives the same log with no duplicates.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS live_marks (
 );
 """
 """Appended to the store schema (``store.duckdb.schema.DDL``)."""
+
+COVERS_MARK: Final = "covers:"
+"""Prefix of the marks saying from when the log holds a segment's memberships: the
+instant the live evaluator first took it on (its seq is the version then)."""
 
 _COLUMNS: Final = 'seq, segment_id, profile_id, entered, "at", reason, version, recorded_at'
 
@@ -226,6 +230,39 @@ class MembershipChangeLog:
             {"name": name, "seq": seq, "at": at},
         )
 
+    def cover(self, segment_ids: Mapping[str, int], at: datetime) -> None:
+        """Note that the log holds the memberships of ``segment_ids`` (id -> version)
+        from ``at`` on, for those it held none of before: the first instant is kept, so
+        a segment's coverage starts when the live evaluator first took it on."""
+        if not segment_ids:
+            return
+        rows = pa.table(
+            {
+                "name": pa.array([COVERS_MARK + s for s in segment_ids], pa.string()),
+                "seq": pa.array(list(segment_ids.values()), pa.int64()),
+            }
+        )
+        self.con.register("_sf_covers", rows)
+        try:
+            self.con.execute(
+                'INSERT INTO live_marks (name, seq, "at") SELECT c.name, c.seq, $at'
+                " FROM _sf_covers c ANTI JOIN live_marks m USING (name)",
+                {"at": at},
+            )
+        finally:
+            self.con.unregister("_sf_covers")
+
+    def covered_since(self, segment_ids: Sequence[str]) -> dict[str, datetime]:
+        """Segment -> the instant from which the log holds its memberships (segments
+        the live evaluator never took on are left out)."""
+        if not segment_ids:
+            return {}
+        rows = self.con.execute(
+            'SELECT name, "at" FROM live_marks WHERE name IN (SELECT unnest($names))',
+            {"names": [COVERS_MARK + s for s in segment_ids]},
+        ).fetchall()
+        return {str(name)[len(COVERS_MARK) :]: at for name, at in rows}
+
     def count(self) -> int:
         row = self.con.execute("SELECT count(*) FROM membership_changes").fetchone()
         return int(row[0]) if row else 0
@@ -255,6 +292,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHANGES_DDL",
+    "COVERS_MARK",
     "MembershipChangeLog",
     "migrate",
 ]

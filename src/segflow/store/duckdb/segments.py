@@ -79,6 +79,19 @@ class SegmentRegistry:
         ).fetchall()
         return [(int(v), t, orjson.loads(d)) for v, t, d in rows]
 
+    def saved_versions(self, segment_id: str) -> dict[int, tuple[Segment, datetime]]:
+        """Every saved version of a segment (deletions left out) with when it was saved:
+        what was in force at a past instant (its holdout, for experiment reports)."""
+        rows = self.con.execute(
+            "SELECT definition, version, saved_at FROM segment_definitions"
+            " WHERE segment_id = ? AND NOT deleted ORDER BY version",
+            [segment_id],
+        ).fetchall()
+        return {
+            int(v): (_with_version(parse_segment(orjson.loads(d), STORED), int(v)), t)
+            for d, v, t in rows
+        }
+
     def check(
         self,
         segments: Iterable[Segment],
