@@ -1,5 +1,6 @@
 """The web UI's reads on a store: catalogue, segment summary, dashboard, daily sizes,
-member rows and search, profile search, the customer view and its timeline.
+member rows and search, profile search, the customer view and its timeline, and the
+builder's live preview of drafts (median and p95 over ``--previews`` runs each).
 
     .venv/bin/segflow demo --customers 100000 --no-serve --db shop.duckdb
     .venv/bin/python bench/ui_reads.py shop.duckdb [--repeat 2]
@@ -21,6 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from segflow.model.definition import parse_segment  # noqa: E402
 from segflow.model.time import utcnow  # noqa: E402
 from segflow.service import overview  # noqa: E402
 from segflow.service import profiles as profile_service  # noqa: E402
@@ -32,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", type=Path)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--previews", type=int, default=20, help="runs per draft preview")
     args = parser.parse_args()
     app = Segflow(args.db)
     now = utcnow()
@@ -74,6 +77,49 @@ def main() -> None:
     timed("`GET /v1/profiles/{id}`", profile_service.profile_view, app, None, pid, now)
     timed("`GET /v1/profiles/{id}/events`, 50", profile_service.timeline, app, pid, limit=50)
     timed("one batch evaluation of the library", app.batch, list(segs.values()), now)
+    print("\n| draft previewed (`POST /v1/segments/preview`) | size | median | p95 |")
+    print("|---|---|---|---|")
+    for label, draft in DRAFTS:
+        seg = parse_segment({"id": "draft", "condition": draft})
+        times = []
+        size = 0
+        for _ in range(args.previews):
+            started = time.perf_counter()
+            size = segment_service.preview(app, seg, now)["size"]
+            times.append(time.perf_counter() - started)
+        times.sort()
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        median = times[len(times) // 2]
+        print(f"| {label} | {size:,} | {median * 1000:,.0f} ms | {p95 * 1000:,.0f} ms |")
+
+
+DRAFTS: list[tuple[str, dict[str, Any]]] = [
+    ("a trait", {"trait": "country", "eq": "PL"}),
+    (
+        "viewed Luxury Watches in 48 h",
+        {"event": "Product Viewed", "where": {"category": "Luxury Watches"}, "within": "48h"},
+    ),
+    (
+        "... and spent > $5,000 in 6 months, not bought in 24 h",
+        {
+            "all": [
+                {
+                    "event": "Product Viewed",
+                    "where": {"category": "Luxury Watches"},
+                    "within": "48h",
+                },
+                {
+                    "event": "Order Completed",
+                    "measure": "sum",
+                    "of": "revenue",
+                    "within": "180d",
+                    "gt": 5000,
+                },
+                {"not": {"event": "Order Completed", "within": "24h"}},
+            ]
+        },
+    ),
+]
 
 
 if __name__ == "__main__":
