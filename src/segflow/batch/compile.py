@@ -27,7 +27,7 @@ wrapped in ``COALESCE(..., FALSE)`` so ``NOT`` over a missing value holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
@@ -519,6 +519,25 @@ class BatchCompiler:
         return exp.func("COALESCE", typed, JsonText(this=col("extra"), path=ptr))
 
     # -- query ---------------------------------------------------------------
+    def window_floor(self, w: Window | None) -> datetime | None:
+        """The earliest instant the window can count (None: no lower bound)."""
+        if isinstance(w, Within):
+            return self.at - timedelta(microseconds=w.span.us)
+        if isinstance(w, Ago):
+            return self.at - timedelta(microseconds=w.from_ago.us)
+        if isinstance(w, Absolute):
+            return w.since
+        return None
+
+    def scan_floor(self, features: Iterable[EventAggregate]) -> exp.Expression:
+        """``timestamp >= the earliest floor`` when every feature of a scan has one: each
+        aggregate's FILTER already implies it, so the result is unchanged while DuckDB
+        skips the older row groups and aggregates fewer rows."""
+        floors = [self.window_floor(f.window) for f in features]
+        if not floors or any(x is None for x in floors):
+            return TRUE
+        return exp.GTE(this=col("timestamp"), expression=ts_lit(min(x for x in floors if x)))
+
     def compile(self) -> CompiledQuery:
         plan = self.plan
         aggs = {k: f for k, f in plan.features.items() if isinstance(f, EventAggregate)}
@@ -551,6 +570,7 @@ class BatchCompiler:
                 .where(
                     and_(
                         exp.LTE(this=col("timestamp"), expression=ts_lit(self.at)),
+                        self.scan_floor(f for _, members in packed for _, f in members),
                         self.names_sql(tuple(n for names, _ in packed for n in names)),
                     )
                 )

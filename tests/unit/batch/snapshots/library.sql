@@ -20,6 +20,7 @@ WITH ev0 AS (
   FROM events
   WHERE
     "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
+    AND "timestamp" >= CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)
     AND "event" = 'Product Added'
   GROUP BY
     "profile_id"
@@ -39,6 +40,7 @@ WITH ev0 AS (
   FROM events
   WHERE
     "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
+    AND "timestamp" >= CAST('2026-10-30 12:00:00.000000' AS TIMESTAMP)
     AND "event" = 'Product Viewed'
   GROUP BY
     "profile_id"
