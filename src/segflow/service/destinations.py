@@ -33,13 +33,22 @@ from urllib.parse import urlsplit
 import orjson
 
 from segflow.model import schedule
+from segflow.model.audiences import PLATFORMS, is_region
 from segflow.model.changes import LoggedChange
 from segflow.model.consent import CHANNELS, UNKNOWN_POLICIES
 from segflow.model.errors import Problem
 from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import STOP_GRACE_S, DeliverySettings
 from segflow.service.handle import Segflow
-from segflow.service.sinks import FILE_FORMATS, FileSink, Record, Sink, SinkError, make_sink
+from segflow.service.sinks import (
+    FILE_FORMATS,
+    AudienceSink,
+    FileSink,
+    Record,
+    Sink,
+    SinkError,
+    make_sink,
+)
 from segflow.store.duckdb.destinations import (
     KINDS,
     Delivery,
@@ -84,6 +93,13 @@ _CONFIG: Final = {
     "redis": {"url": False, "stream": True, "maxlen": False, "dedupe_ttl_s": False},
     "nats": {"url": False, "subject": True, "stream": False},
     "files": {"path": True, "format": False},
+    "ad_audience": {
+        "path": True,
+        "platform": True,
+        "email_trait": False,
+        "phone_trait": False,
+        "default_region": False,
+    },
 }
 """Each type's settings: whether each is required."""
 
@@ -134,6 +150,13 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
     for o in outs:
         if o in ("segment_id", "profile_id"):
             bad("fields", f"output name {o!r} is taken by the record itself")
+    if kind == "ad_audience" and isinstance(config := body.get("config"), Mapping):
+        if body.get("fields"):
+            bad("fields", "not set for ad_audience: config.email_trait and phone_trait are sent")
+        email_trait = config.get("email_trait") or "email"
+        phone_trait = config.get("phone_trait") or "phone"
+        if isinstance(email_trait, str) and isinstance(phone_trait, str):
+            fields = [(email_trait, "email"), (phone_trait, "phone")]
     default_batch = 1 if kind == "webhook" else 100
     batch = body.get("batch_size", default_batch)
     if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
@@ -185,7 +208,8 @@ def _check_config(kind: str, config: Mapping[str, Any]) -> list[Problem]:
     for k, required in allowed.items():
         if required and not config.get(k):
             out.append(Problem(f"config.{k}", f"required for {kind}"))
-    for k in ("url", "stream", "subject", "path", "secret", "format"):
+    for k in ("url", "stream", "subject", "path", "secret", "format", "platform",
+              "email_trait", "phone_trait", "default_region"):  # fmt: skip
         if k in config and not isinstance(config[k], str):
             out.append(Problem(f"config.{k}", "a text"))
     for k in ("maxlen", "dedupe_ttl_s"):
@@ -201,7 +225,15 @@ def _check_config(kind: str, config: Mapping[str, Any]) -> list[Problem]:
     secret = config.get("secret")
     if secret is not None and not 16 <= len(secret) <= 256:
         out.append(Problem("config.secret", "16 to 256 characters"))
-    if kind == "files":
+    if kind == "ad_audience":
+        if config["platform"] not in PLATFORMS:
+            out.append(Problem("config.platform", f"one of {', '.join(PLATFORMS)}"))
+        region = config.get("default_region")
+        if region is not None and not is_region(region):
+            out.append(Problem("config.default_region", "a region code such as US or GB"))
+        if config.get("email_trait") == config.get("phone_trait") is not None:
+            out.append(Problem("config.phone_trait", "a trait other than email_trait"))
+    if kind in ("files", "ad_audience"):
         if not Path(config["path"]).is_absolute():
             out.append(Problem("config.path", "an absolute directory path"))
         fmt = config.get("format", "jsonl")
@@ -462,6 +494,22 @@ class DestinationWorker:
                 kept = reachable
                 total += len(members)
                 held_total += len(held)
+                if isinstance(sink, AudienceSink):
+                    traits: list[dict[str, Any]] = []
+                    for start in range(0, len(kept), SYNC_CHUNK):
+                        with self.lock:
+                            chunk = self.store.member_traits(
+                                kept[start : start + SYNC_CHUNK], dest.fields
+                            )
+                        traits.extend(t for _, t in chunk)
+                    entry = sink.write_audience(sync.id, sid, traits)
+                    sent += int(entry["rows"])
+                    detail.append(
+                        {"segment_id": sid, "members": len(members),
+                         "not_consented": unreachable, "skipped": entry["skipped"],
+                         "file": entry}
+                    )  # fmt: skip
+                    continue
                 if isinstance(sink, FileSink):
                     fmt = sink.format
 

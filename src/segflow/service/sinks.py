@@ -1,5 +1,5 @@
 """How records leave for each kind of destination: signed HTTP POSTs, Redis Streams,
-NATS JetStream, files in a directory.
+NATS JetStream, files in a directory, ad platforms' customer-list upload files.
 
 A sink sends a batch of records (each the JSON a destination receives, with its
 idempotency key) and raises ``SinkError`` when the batch was not accepted; the caller
@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -39,6 +40,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from segflow.model.audiences import HEADERS, hashed_row
 from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import (
     DELIVERY_HEADER,
@@ -397,6 +399,71 @@ class FileSink:
         pass
 
 
+# --------------------------------------------------------------------------- audiences
+
+
+class AudienceSink(FileSink):
+    """Upload files for an ad platform's customer list (``platform`` meta or google):
+    CSV with the platform's hashed email and phone columns.  Entries go to
+    ``add-<first>-<last>.csv``, exits to ``remove-<first>-<last>.csv`` (a platform
+    removes members with a separate upload), a sync to ``sync-<id>-<segment>.csv``.
+    Members with neither a usable email nor a usable phone are left out and counted
+    as ``skipped`` in the file's manifest entry."""
+
+    def __init__(self, dest: Destination, settings: DeliverySettings | None = None) -> None:
+        super().__init__(dest, settings)
+        self.format = "csv"
+        self.platform = str(dest.config["platform"])
+        self.region = dest.config.get("default_region") or None
+
+    def rows(self, traits: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[str, str]], int]:
+        """Hashed rows of members' ``email``/``phone`` (the mapped traits), and how many
+        were skipped."""
+        out: list[tuple[str, str]] = []
+        for t in traits:
+            row = hashed_row(t.get("email"), t.get("phone"), self.platform, self.region)
+            if row is not None:
+                out.append(row)
+        return out, len(traits) - len(out)
+
+    def _write_csv(self, path: Path, rows: Sequence[tuple[str, str]]) -> int:
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(HEADERS[self.platform])
+            w.writerows(rows)
+        return len(rows)
+
+    def _upload(self, name: str, kind: str, traits: Sequence[Mapping[str, Any]],
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        rows, skipped = self.rows(traits)
+        extra = {**(extra or {}), "platform": self.platform, "skipped": skipped}
+        return self._add(name, kind, extra, lambda p: self._write_csv(p, rows))
+
+    def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            span = f"{records[0].ref}-{records[-1].ref}"
+            bodies = [orjson.loads(r.body) for r in records]
+            for kind, event in (("add", "segment.entered"), ("remove", "segment.exited")):
+                mine = [b.get("traits") or {} for b in bodies if b.get("type") == event]
+                if mine:
+                    self._upload(f"{kind}-{span}.csv", kind, mine)
+        except OSError as e:
+            raise SinkError(f"{type(e).__name__}: {e}") from None
+
+    def write_audience(
+        self, sync_id: int, segment_id: str, traits: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """One segment's members of a full sync as one upload file."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            name = f"sync-{sync_id}-{segment_id}.csv"
+            extra = {"sync_id": sync_id, "segment_id": segment_id}
+            return self._upload(name, "sync", traits, extra)
+        except OSError as e:
+            raise SinkError(f"{type(e).__name__}: {e}") from None
+
+
 def make_sink(dest: Destination, settings: DeliverySettings) -> Sink:
     """The sink of ``dest``'s kind."""
     if dest.kind == "webhook":
@@ -407,4 +474,6 @@ def make_sink(dest: Destination, settings: DeliverySettings) -> Sink:
         return NatsSink(dest, settings)
     if dest.kind == "files":
         return FileSink(dest, settings)
+    if dest.kind == "ad_audience":
+        return AudienceSink(dest, settings)
     raise ValueError(f"unknown destination type {dest.kind!r}")

@@ -87,7 +87,7 @@ requested | running | done | failed."""
 PENDING: Final = "pending"
 DELIVERED: Final = "delivered"
 DEAD: Final = "dead"
-KINDS: Final = ("webhook", "redis", "nats", "files")
+KINDS: Final = ("webhook", "redis", "nats", "files", "ad_audience")
 SKIP: Final = "skip"
 MARK: Final = "mark"
 
