@@ -41,6 +41,7 @@ from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import STOP_GRACE_S, DeliverySettings
 from segflow.service.handle import Segflow
 from segflow.service.sinks import (
+    ESP_PROVIDERS,
     FILE_FORMATS,
     AudienceSink,
     FileSink,
@@ -100,6 +101,13 @@ _CONFIG: Final = {
         "phone_trait": False,
         "default_region": False,
     },
+    "esp": {
+        "provider": True,
+        "list_id": True,
+        "api_key": True,
+        "base_url": False,
+        "email_trait": False,
+    },
 }
 """Each type's settings: whether each is required."""
 
@@ -157,6 +165,12 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
         phone_trait = config.get("phone_trait") or "phone"
         if isinstance(email_trait, str) and isinstance(phone_trait, str):
             fields = [(email_trait, "email"), (phone_trait, "phone")]
+    if kind == "esp" and isinstance(config := body.get("config"), Mapping):
+        if body.get("fields"):
+            bad("fields", "not set for esp: config.email_trait is sent")
+        email_trait = config.get("email_trait") or "email"
+        if isinstance(email_trait, str):
+            fields = [(email_trait, "email")]
     default_batch = 1 if kind == "webhook" else 100
     batch = body.get("batch_size", default_batch)
     if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
@@ -169,7 +183,7 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
     if not isinstance(name, str) or len(name) > 200:
         bad("name", "a text of at most 200 characters")
         name = ""
-    channel = body.get("channel")
+    channel = body.get("channel", "email" if kind == "esp" else None)
     if channel is not None and channel not in CHANNELS:
         bad("channel", f"one of {', '.join(CHANNELS)}, or null (no consent check)")
     unknown = body.get("unknown_consent", "deny")
@@ -209,7 +223,8 @@ def _check_config(kind: str, config: Mapping[str, Any]) -> list[Problem]:
         if required and not config.get(k):
             out.append(Problem(f"config.{k}", f"required for {kind}"))
     for k in ("url", "stream", "subject", "path", "secret", "format", "platform",
-              "email_trait", "phone_trait", "default_region"):  # fmt: skip
+              "email_trait", "phone_trait", "default_region", "provider",
+              "list_id", "api_key", "base_url"):  # fmt: skip
         if k in config and not isinstance(config[k], str):
             out.append(Problem(f"config.{k}", "a text"))
     for k in ("maxlen", "dedupe_ttl_s"):
@@ -233,6 +248,12 @@ def _check_config(kind: str, config: Mapping[str, Any]) -> list[Problem]:
             out.append(Problem("config.default_region", "a region code such as US or GB"))
         if config.get("email_trait") == config.get("phone_trait") is not None:
             out.append(Problem("config.phone_trait", "a trait other than email_trait"))
+    if kind == "esp":
+        if config["provider"] not in ESP_PROVIDERS:
+            out.append(Problem("config.provider", f"one of {', '.join(ESP_PROVIDERS)}"))
+        base = config.get("base_url")
+        if base is not None and urlsplit(base).scheme not in ("http", "https"):
+            out.append(Problem("config.base_url", "an http or https URL"))
     if kind in ("files", "ad_audience"):
         if not Path(config["path"]).is_absolute():
             out.append(Problem("config.path", "an absolute directory path"))
