@@ -42,7 +42,7 @@ def _pairs(items: list[str], option: str) -> dict[str, Any]:
 @app.command("add")
 def destinations_add(
     type_: Annotated[
-        str | None, typer.Option("--type", help="webhook, redis, nats or files.")
+        str | None, typer.Option("--type", help="webhook, redis, nats, files, ad_audience or esp.")
     ] = None,
     segment: Annotated[
         list[str] | None, typer.Option("--segment", help="A segment to send (repeat).")

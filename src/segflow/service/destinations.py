@@ -33,13 +33,23 @@ from urllib.parse import urlsplit
 import orjson
 
 from segflow.model import schedule
+from segflow.model.audiences import PLATFORMS, is_region
 from segflow.model.changes import LoggedChange
 from segflow.model.consent import CHANNELS, UNKNOWN_POLICIES
 from segflow.model.errors import Problem
 from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import STOP_GRACE_S, DeliverySettings
 from segflow.service.handle import Segflow
-from segflow.service.sinks import FILE_FORMATS, FileSink, Record, Sink, SinkError, make_sink
+from segflow.service.sinks import (
+    ESP_PROVIDERS,
+    FILE_FORMATS,
+    AudienceSink,
+    FileSink,
+    Record,
+    Sink,
+    SinkError,
+    make_sink,
+)
 from segflow.store.duckdb.destinations import (
     KINDS,
     Delivery,
@@ -84,6 +94,20 @@ _CONFIG: Final = {
     "redis": {"url": False, "stream": True, "maxlen": False, "dedupe_ttl_s": False},
     "nats": {"url": False, "subject": True, "stream": False},
     "files": {"path": True, "format": False},
+    "ad_audience": {
+        "path": True,
+        "platform": True,
+        "email_trait": False,
+        "phone_trait": False,
+        "default_region": False,
+    },
+    "esp": {
+        "provider": True,
+        "list_id": True,
+        "api_key": True,
+        "base_url": False,
+        "email_trait": False,
+    },
 }
 """Each type's settings: whether each is required."""
 
@@ -134,6 +158,19 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
     for o in outs:
         if o in ("segment_id", "profile_id"):
             bad("fields", f"output name {o!r} is taken by the record itself")
+    if kind == "ad_audience" and isinstance(config := body.get("config"), Mapping):
+        if body.get("fields"):
+            bad("fields", "not set for ad_audience: config.email_trait and phone_trait are sent")
+        email_trait = config.get("email_trait") or "email"
+        phone_trait = config.get("phone_trait") or "phone"
+        if isinstance(email_trait, str) and isinstance(phone_trait, str):
+            fields = [(email_trait, "email"), (phone_trait, "phone")]
+    if kind == "esp" and isinstance(config := body.get("config"), Mapping):
+        if body.get("fields"):
+            bad("fields", "not set for esp: config.email_trait is sent")
+        email_trait = config.get("email_trait") or "email"
+        if isinstance(email_trait, str):
+            fields = [(email_trait, "email")]
     default_batch = 1 if kind == "webhook" else 100
     batch = body.get("batch_size", default_batch)
     if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
@@ -146,7 +183,7 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
     if not isinstance(name, str) or len(name) > 200:
         bad("name", "a text of at most 200 characters")
         name = ""
-    channel = body.get("channel")
+    channel = body.get("channel", "email" if kind == "esp" else None)
     if channel is not None and channel not in CHANNELS:
         bad("channel", f"one of {', '.join(CHANNELS)}, or null (no consent check)")
     unknown = body.get("unknown_consent", "deny")
@@ -185,7 +222,9 @@ def _check_config(kind: str, config: Mapping[str, Any]) -> list[Problem]:
     for k, required in allowed.items():
         if required and not config.get(k):
             out.append(Problem(f"config.{k}", f"required for {kind}"))
-    for k in ("url", "stream", "subject", "path", "secret", "format"):
+    for k in ("url", "stream", "subject", "path", "secret", "format", "platform",
+              "email_trait", "phone_trait", "default_region", "provider",
+              "list_id", "api_key", "base_url"):  # fmt: skip
         if k in config and not isinstance(config[k], str):
             out.append(Problem(f"config.{k}", "a text"))
     for k in ("maxlen", "dedupe_ttl_s"):
@@ -201,7 +240,21 @@ def _check_config(kind: str, config: Mapping[str, Any]) -> list[Problem]:
     secret = config.get("secret")
     if secret is not None and not 16 <= len(secret) <= 256:
         out.append(Problem("config.secret", "16 to 256 characters"))
-    if kind == "files":
+    if kind == "ad_audience":
+        if config["platform"] not in PLATFORMS:
+            out.append(Problem("config.platform", f"one of {', '.join(PLATFORMS)}"))
+        region = config.get("default_region")
+        if region is not None and not is_region(region):
+            out.append(Problem("config.default_region", "a region code such as US or GB"))
+        if config.get("email_trait") == config.get("phone_trait") is not None:
+            out.append(Problem("config.phone_trait", "a trait other than email_trait"))
+    if kind == "esp":
+        if config["provider"] not in ESP_PROVIDERS:
+            out.append(Problem("config.provider", f"one of {', '.join(ESP_PROVIDERS)}"))
+        base = config.get("base_url")
+        if base is not None and urlsplit(base).scheme not in ("http", "https"):
+            out.append(Problem("config.base_url", "an http or https URL"))
+    if kind in ("files", "ad_audience"):
         if not Path(config["path"]).is_absolute():
             out.append(Problem("config.path", "an absolute directory path"))
         fmt = config.get("format", "jsonl")
@@ -462,6 +515,22 @@ class DestinationWorker:
                 kept = reachable
                 total += len(members)
                 held_total += len(held)
+                if isinstance(sink, AudienceSink):
+                    traits: list[dict[str, Any]] = []
+                    for start in range(0, len(kept), SYNC_CHUNK):
+                        with self.lock:
+                            chunk = self.store.member_traits(
+                                kept[start : start + SYNC_CHUNK], dest.fields
+                            )
+                        traits.extend(t for _, t in chunk)
+                    entry = sink.write_audience(sync.id, sid, traits)
+                    sent += int(entry["rows"])
+                    detail.append(
+                        {"segment_id": sid, "members": len(members),
+                         "not_consented": unreachable, "skipped": entry["skipped"],
+                         "file": entry}
+                    )  # fmt: skip
+                    continue
                 if isinstance(sink, FileSink):
                     fmt = sink.format
 

@@ -1,5 +1,5 @@
 """How records leave for each kind of destination: signed HTTP POSTs, Redis Streams,
-NATS JetStream, files in a directory.
+NATS JetStream, files in a directory, ad platforms' customer-list upload files.
 
 A sink sends a batch of records (each the JSON a destination receives, with its
 idempotency key) and raises ``SinkError`` when the batch was not accepted; the caller
@@ -24,11 +24,13 @@ atomically after each file.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import csv
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -39,6 +41,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from segflow.model.audiences import HEADERS, hashed_row
 from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import (
     DELIVERY_HEADER,
@@ -397,6 +400,202 @@ class FileSink:
         pass
 
 
+# --------------------------------------------------------------------------- audiences
+
+
+class AudienceSink(FileSink):
+    """Upload files for an ad platform's customer list (``platform`` meta or google):
+    CSV with the platform's hashed email and phone columns.  Entries go to
+    ``add-<first>-<last>.csv``, exits to ``remove-<first>-<last>.csv`` (a platform
+    removes members with a separate upload), a sync to ``sync-<id>-<segment>.csv``.
+    Members with neither a usable email nor a usable phone are left out and counted
+    as ``skipped`` in the file's manifest entry."""
+
+    def __init__(self, dest: Destination, settings: DeliverySettings | None = None) -> None:
+        super().__init__(dest, settings)
+        self.format = "csv"
+        self.platform = str(dest.config["platform"])
+        self.region = dest.config.get("default_region") or None
+
+    def rows(self, traits: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[str, str]], int]:
+        """Hashed rows of members' ``email``/``phone`` (the mapped traits), and how many
+        were skipped."""
+        out: list[tuple[str, str]] = []
+        for t in traits:
+            row = hashed_row(t.get("email"), t.get("phone"), self.platform, self.region)
+            if row is not None:
+                out.append(row)
+        return out, len(traits) - len(out)
+
+    def _write_csv(self, path: Path, rows: Sequence[tuple[str, str]]) -> int:
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(HEADERS[self.platform])
+            w.writerows(rows)
+        return len(rows)
+
+    def _upload(self, name: str, kind: str, traits: Sequence[Mapping[str, Any]],
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        rows, skipped = self.rows(traits)
+        extra = {**(extra or {}), "platform": self.platform, "skipped": skipped}
+        return self._add(name, kind, extra, lambda p: self._write_csv(p, rows))
+
+    def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            span = f"{records[0].ref}-{records[-1].ref}"
+            bodies = [orjson.loads(r.body) for r in records]
+            for kind, event in (("add", "segment.entered"), ("remove", "segment.exited")):
+                mine = [b.get("traits") or {} for b in bodies if b.get("type") == event]
+                if mine:
+                    self._upload(f"{kind}-{span}.csv", kind, mine)
+        except OSError as e:
+            raise SinkError(f"{type(e).__name__}: {e}") from None
+
+    def write_audience(
+        self, sync_id: int, segment_id: str, traits: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """One segment's members of a full sync as one upload file."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            name = f"sync-{sync_id}-{segment_id}.csv"
+            extra = {"sync_id": sync_id, "segment_id": segment_id}
+            return self._upload(name, "sync", traits, extra)
+        except OSError as e:
+            raise SinkError(f"{type(e).__name__}: {e}") from None
+
+
+# --------------------------------------------------------------------------- ESPs
+
+ESP_PROVIDERS: Final = ("mailchimp", "klaviyo")
+KLAVIYO_REVISION: Final = "2024-10-15"
+RETRIES_429: Final = 3
+"""Answers 429 waited out (``Retry-After``, else a doubling backoff) within one send."""
+MAX_RETRY_AFTER_S: Final = 30.0
+
+
+def _esp_base(provider: str, api_key: str) -> str:
+    if provider == "klaviyo":
+        return "https://a.klaviyo.com"
+    dc = api_key.rpartition("-")[2] or "us1"  # a Mailchimp key ends with its data centre
+    return f"https://{dc}.api.mailchimp.com/3.0"
+
+
+def _klaviyo_profile(email: str, subscribe: bool) -> dict[str, Any]:
+    if not subscribe:
+        return {"email": email}
+    return {"email": email, "subscriptions": {"email": {"marketing": {"consent": "SUBSCRIBED"}}}}
+
+
+class EspSink:
+    """Subscribes entering members (and a sync's) to an email service provider's list
+    and unsubscribes exiting ones, by email.  Mailchimp: one batch
+    ``POST /lists/{id}`` with ``members`` and ``update_existing`` (Basic auth, the API
+    key as password).  Klaviyo: ``POST /api/profile-subscription-bulk-create-jobs`` and
+    ``-bulk-delete-jobs`` JSON:API documents (``Klaviyo-API-Key`` auth, a pinned
+    ``revision``).  Subscribing twice is harmless on both, so a re-sent batch is too."""
+
+    def __init__(self, dest: Destination, settings: DeliverySettings) -> None:
+        self.provider = str(dest.config["provider"])
+        self.list_id = str(dest.config["list_id"])
+        self.api_key = str(dest.config["api_key"])
+        base = dest.config.get("base_url") or _esp_base(self.provider, self.api_key)
+        self.base = str(base).rstrip("/")
+        self.settings = settings
+        self.backoff_s = 0.5
+        self.client = httpx.Client(timeout=settings.timeout_s, follow_redirects=False)
+
+    def calls(self, records: Sequence[Record]) -> list[tuple[str, dict[str, Any]]]:
+        """The (path, JSON body) requests that carry ``records``; members without an
+        email are left out."""
+        subscribe: list[str] = []
+        unsubscribe: list[str] = []
+        for r in records:
+            body = orjson.loads(r.body)
+            email = (body.get("traits") or {}).get("email")
+            if not isinstance(email, str) or "@" not in email:
+                continue
+            email = email.strip()
+            (unsubscribe if body.get("type") == "segment.exited" else subscribe).append(email)
+        out: list[tuple[str, dict[str, Any]]] = []
+        if self.provider == "mailchimp":
+            members = [{"email_address": e, "status": "subscribed"} for e in subscribe] + [
+                {"email_address": e, "status": "unsubscribed"} for e in unsubscribe
+            ]
+            if members:
+                out.append(
+                    (f"/lists/{self.list_id}", {"members": members, "update_existing": True})
+                )
+            return out
+        for emails, job in ((subscribe, "create"), (unsubscribe, "delete")):
+            if not emails:
+                continue
+            subscribing = job == "create"
+            doc = {
+                "data": {
+                    "type": f"profile-subscription-bulk-{job}-job",
+                    "attributes": {
+                        "profiles": {
+                            "data": [
+                                {"type": "profile", "attributes": _klaviyo_profile(e, subscribing)}
+                                for e in emails
+                            ]
+                        }
+                    },
+                    "relationships": {"list": {"data": {"type": "list", "id": self.list_id}}},
+                }
+            }
+            out.append((f"/api/profile-subscription-bulk-{job}-jobs", doc))
+        return out
+
+    def _headers(self) -> dict[str, str]:
+        if self.provider == "klaviyo":
+            return {
+                "Authorization": f"Klaviyo-API-Key {self.api_key}",
+                "revision": KLAVIYO_REVISION,
+                "Content-Type": "application/vnd.api+json",
+                "Accept": "application/vnd.api+json",
+            }
+        basic = base64.b64encode(f"segflow:{self.api_key}".encode()).decode()
+        return {"Authorization": f"Basic {basic}", "Content-Type": "application/json"}
+
+    def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
+        try:
+            check_target(
+                self.base,
+                allow_internal=self.settings.allow_internal,
+                allow_private=self.settings.allow_private,
+            )
+        except TargetRefused as e:
+            raise SinkError(f"refused target: {e}") from None
+        for path, doc in self.calls(records):
+            self._post(path, doc)
+
+    def _post(self, path: str, doc: dict[str, Any]) -> None:
+        for attempt in range(RETRIES_429 + 1):
+            try:
+                r = self.client.post(
+                    self.base + path, content=orjson.dumps(doc), headers=self._headers()
+                )
+            except httpx.HTTPError as e:
+                raise SinkError(f"{type(e).__name__}: {e}", unreachable=True) from None
+            if 200 <= r.status_code < 300:
+                return
+            if r.status_code != 429 or attempt == RETRIES_429:
+                raise SinkError(f"HTTP {r.status_code} from {self.provider}: {r.text[:200]}")
+            time.sleep(self._retry_after(r.headers.get("Retry-After"), attempt))
+
+    def _retry_after(self, header: str | None, attempt: int) -> float:
+        try:
+            wait = float(header) if header is not None else self.backoff_s * 2**attempt
+        except ValueError:
+            wait = self.backoff_s * 2**attempt
+        return min(max(wait, 0.0), MAX_RETRY_AFTER_S)
+
+    def close(self) -> None:
+        self.client.close()
+
+
 def make_sink(dest: Destination, settings: DeliverySettings) -> Sink:
     """The sink of ``dest``'s kind."""
     if dest.kind == "webhook":
@@ -407,4 +606,8 @@ def make_sink(dest: Destination, settings: DeliverySettings) -> Sink:
         return NatsSink(dest, settings)
     if dest.kind == "files":
         return FileSink(dest, settings)
+    if dest.kind == "ad_audience":
+        return AudienceSink(dest, settings)
+    if dest.kind == "esp":
+        return EspSink(dest, settings)
     raise ValueError(f"unknown destination type {dest.kind!r}")

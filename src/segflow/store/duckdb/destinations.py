@@ -87,7 +87,7 @@ requested | running | done | failed."""
 PENDING: Final = "pending"
 DELIVERED: Final = "delivered"
 DEAD: Final = "dead"
-KINDS: Final = ("webhook", "redis", "nats", "files")
+KINDS: Final = ("webhook", "redis", "nats", "files", "ad_audience", "esp")
 SKIP: Final = "skip"
 MARK: Final = "mark"
 
@@ -136,6 +136,7 @@ class Destination:
         only in the answer that created it)."""
         spec = self.spec()
         config = dict(spec.pop("config"))
+        config.pop("api_key", None)  # the provider's key is never shown back
         if not with_secret:
             config.pop("secret", None)
         spec.pop("held_out")
