@@ -97,7 +97,11 @@ DRAFTS: list[tuple[str, dict[str, Any]]] = [
     ("a trait", {"trait": "country", "eq": "PL"}),
     (
         "viewed Luxury Watches in 48 h",
-        {"event": "Product Viewed", "where": {"category": "Luxury Watches"}, "within": "48h"},
+        {
+            "event": "Product Viewed",
+            "where": [{"property": "category", "eq": "Luxury Watches"}],
+            "within": "48h",
+        },
     ),
     (
         "... and spent > $5,000 in 6 months, not bought in 24 h",
@@ -105,7 +109,7 @@ DRAFTS: list[tuple[str, dict[str, Any]]] = [
             "all": [
                 {
                     "event": "Product Viewed",
-                    "where": {"category": "Luxury Watches"},
+                    "where": [{"property": "category", "eq": "Luxury Watches"}],
                     "within": "48h",
                 },
                 {
