@@ -7,10 +7,8 @@ Bodies are parsed by ``segflow.model.groups`` so every error names its JSON path
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -19,7 +17,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from segflow.api.deps import Ctx, ServerContext, admin_key, parse_at
 from segflow.api.http import ApiError
-from segflow.api.routes.segments import ERRORS, problems_error, read_definition
+from segflow.api.routes.segments import ERRORS, problems_error, read_definition, stream_export
 from segflow.api.schemas import GroupList, GroupMembers, GroupOut, GroupSaveResult
 from segflow.model.errors import DefinitionError
 from segflow.model.groups import Group, parse_group_report
@@ -222,22 +220,4 @@ async def export_group(
             raise
 
     path, size = await ctx.run(run)
-
-    def chunks() -> Iterator[bytes]:
-        try:
-            with path.open("rb") as fh:
-                while block := fh.read(64 * 1024):
-                    yield block
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-
-    media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
-    return StreamingResponse(
-        chunks(),
-        media_type=media,
-        headers={
-            "Content-Disposition": f'attachment; filename="{group_id}.{format}"',
-            "X-Group-Size": str(size),
-        },
-    )
+    return stream_export(path, f"{group_id}.{format}", {"X-Group-Size": str(size)})

@@ -489,6 +489,11 @@ async def export_segment(
         )  # fmt: skip
 
     path, size = await ctx.run(run)
+    return stream_export(path, f"{segment_id}.{format}", {"X-Segment-Size": str(size)})
+
+
+def stream_export(path: Path, filename: str, headers: dict[str, str]) -> StreamingResponse:
+    """Stream an export file written by the service, removed once sent (or abandoned)."""
 
     def chunks() -> Iterator[bytes]:
         try:
@@ -499,14 +504,11 @@ async def export_segment(
             with contextlib.suppress(OSError):
                 os.unlink(path)
 
-    media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
+    media = "text/csv" if path.suffix == ".csv" else "application/vnd.apache.parquet"
     return StreamingResponse(
         chunks(),
         media_type=media,
-        headers={
-            "Content-Disposition": f'attachment; filename="{segment_id}.{format}"',
-            "X-Segment-Size": str(size),
-        },
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **headers},
     )
 
 

@@ -41,22 +41,25 @@ class SegmentRegistry:
 
     def own(self) -> dict[str, Segment]:
         """The saved segments alone, without groups' resolved members."""
-        rows = self.con.execute(
-            """
-            SELECT d.definition, d.version, d.deleted FROM segment_definitions d
-            JOIN (SELECT segment_id, max(version) AS v FROM segment_definitions
-                  GROUP BY segment_id) m
-              ON d.segment_id = m.segment_id AND d.version = m.v
-            ORDER BY d.segment_id
-            """
-        ).fetchall()
         out: dict[str, Segment] = {}
-        for definition, version, deleted in rows:
-            if deleted:
-                continue
+        for definition, version in self._latest("segment_definitions", "segment_id"):
             seg = parse_segment(orjson.loads(definition), STORED)
             out[seg.id] = _with_version(seg, int(version))
         return out
+
+    def _latest(self, table: str, key: str) -> list[tuple[str, int]]:
+        """(definition, version) of the newest version of each id in a definitions
+        table, ids whose newest version is a deletion left out (``table`` and ``key``
+        are this module's constants, never input)."""
+        rows = self.con.execute(
+            f"""
+            SELECT d.definition, d.version, d.deleted FROM {table} d
+            JOIN (SELECT {key}, max(version) AS v FROM {table} GROUP BY {key}) m
+              ON d.{key} = m.{key} AND d.version = m.v
+            ORDER BY d.{key}
+            """
+        ).fetchall()
+        return [(definition, int(version)) for definition, version, deleted in rows if not deleted]
 
     def get(self, segment_id: str) -> Segment | None:
         return self.current().get(segment_id)
@@ -117,20 +120,10 @@ class SegmentRegistry:
 
     def groups(self) -> dict[str, Group]:
         """The current version of every priority group."""
-        rows = self.con.execute(
-            """
-            SELECT d.definition, d.version, d.deleted FROM group_definitions d
-            JOIN (SELECT group_id, max(version) AS v FROM group_definitions
-                  GROUP BY group_id) m
-              ON d.group_id = m.group_id AND d.version = m.v
-            ORDER BY d.group_id
-            """
-        ).fetchall()
         out: dict[str, Group] = {}
-        for definition, version, deleted in rows:
-            if not deleted:
-                g = parse_group(orjson.loads(definition))
-                out[g.id] = with_version(g, int(version))
+        for definition, version in self._latest("group_definitions", "group_id"):
+            g = parse_group(orjson.loads(definition))
+            out[g.id] = with_version(g, version)
         return out
 
     def save_groups(
