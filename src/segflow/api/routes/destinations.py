@@ -87,8 +87,9 @@ def segment_members(ctx: ServerContext, segment_id: str) -> list[str]:
 
 async def background(ctx: ServerContext) -> None:
     """Run the delivery worker; it resumes pending deliveries and syncs left by a
-    previous run."""
-    ds = store(ctx)
+    previous run.  The store is opened in a worker thread: taking the store lock on the
+    event loop would stall every request while a writer holds it."""
+    ds = await ctx.run(store, ctx)
 
     def changes_after(seq: int) -> list[Any]:
         return list(ctx.app.changes.query(after_seq=seq, limit=5000))

@@ -88,7 +88,7 @@ async def create_webhook(body: WebhookIn, ctx: Ctx, request: Request) -> dict[st
 
 @router.get("", response_model=WebhookList)
 async def list_webhooks(ctx: Ctx, segment_id: str | None = None) -> dict[str, Any]:
-    hooks = await ctx.run(store(ctx).destinations, KIND, segment_id)
+    hooks = await ctx.run(lambda: store(ctx).destinations(KIND, segment_id))
     return {"webhooks": [webhook_json(h) for h in hooks]}
 
 
