@@ -197,7 +197,8 @@ def test_a_schedule_requests_a_sync_once_per_instant(sf: Segflow) -> None:
     ds = sf.destination_store()
     dest = ds.create(_dest(schedule="0 * * * *", changes=False))
     worker = DestinationWorker(ds, threading.RLock(), None, members=lambda _s: [])
-    later = dest.created_at + timedelta(hours=1)
+    # a minute past the next full hour, so that five minutes later is the same hour
+    later = dest.created_at.replace(minute=1, second=0, microsecond=0) + timedelta(hours=1)
     (work,) = worker.collect(later)
     assert work.sync is not None and work.sync.trigger == "schedule"
     assert worker.collect(later)[0].sync == work.sync  # still the one waiting, not a second
