@@ -65,12 +65,23 @@ class SegmentRegistry:
         return self.current().get(segment_id)
 
     def history(self, segment_id: str) -> list[tuple[int, datetime, bool]]:
+        return self._history("segment_definitions", "segment_id", segment_id)
+
+    def _history(self, table: str, key: str, id_: str) -> list[tuple[int, datetime, bool]]:
+        """(version, saved at, deleted) of every version of one id in a definitions
+        table (``table`` and ``key`` are this module's constants, never input)."""
         rows = self.con.execute(
-            "SELECT version, saved_at, deleted FROM segment_definitions WHERE segment_id = ?"
-            " ORDER BY version",
-            [segment_id],
+            f"SELECT version, saved_at, deleted FROM {table} WHERE {key} = ? ORDER BY version",
+            [id_],
         ).fetchall()
         return [(int(v), t, bool(d)) for v, t, d in rows]
+
+    def _next_version(self, table: str, key: str, id_: str) -> int:
+        """The version a new save of one id in a definitions table gets."""
+        row = self.con.execute(
+            f"SELECT coalesce(max(version), 0) FROM {table} WHERE {key} = ?", [id_]
+        ).fetchone()
+        return int(row[0]) + 1 if row else 1
 
     def versions(self, segment_id: str) -> list[tuple[int, datetime, dict[str, Any]]]:
         """(version, saved at, definition as stored) of every saved version, newest
@@ -143,11 +154,7 @@ class SegmentRegistry:
                 if old is not None and old.fingerprint() == g.fingerprint():
                     out.append((old, "unchanged"))
                     continue
-                last = self.con.execute(
-                    "SELECT coalesce(max(version), 0) FROM group_definitions WHERE group_id = ?",
-                    [g.id],
-                ).fetchone()
-                saved = with_version(g, int(last[0]) + 1 if last else 1)
+                saved = with_version(g, self._next_version("group_definitions", "group_id", g.id))
                 self.con.execute(
                     "INSERT INTO group_definitions (group_id, version, definition, fingerprint,"
                     " saved_at, deleted) VALUES (?, ?, ?, ?, ?, FALSE)",
@@ -191,12 +198,7 @@ class SegmentRegistry:
         return g
 
     def group_history(self, group_id: str) -> list[tuple[int, datetime, bool]]:
-        rows = self.con.execute(
-            "SELECT version, saved_at, deleted FROM group_definitions WHERE group_id = ?"
-            " ORDER BY version",
-            [group_id],
-        ).fetchall()
-        return [(int(v), t, bool(d)) for v, t, d in rows]
+        return self._history("group_definitions", "group_id", group_id)
 
     def save(self, segments: Iterable[Segment]) -> list[tuple[Segment, str]]:
         """Save new versions atomically; returns each segment with created|updated|unchanged."""
@@ -212,12 +214,7 @@ class SegmentRegistry:
                 if old is not None and old.definition_fingerprint() == seg.definition_fingerprint():
                     out.append((old, "unchanged"))
                     continue
-                last = self.con.execute(
-                    "SELECT coalesce(max(version), 0) FROM segment_definitions"
-                    " WHERE segment_id = ?",
-                    [seg.id],
-                ).fetchone()
-                version = int(last[0]) + 1 if last else 1
+                version = self._next_version("segment_definitions", "segment_id", seg.id)
                 saved = _with_version(seg, version)
                 body = saved.to_dict()
                 self.con.execute(
