@@ -85,6 +85,17 @@ class Sink(Protocol):
 # --------------------------------------------------------------------------- webhook
 
 
+def allowed_target(url: str, settings: DeliverySettings) -> None:
+    """Refuse, before each send, a target the settings do not allow (the address a name
+    resolves to may change after the destination was saved)."""
+    try:
+        check_target(
+            url, allow_internal=settings.allow_internal, allow_private=settings.allow_private
+        )
+    except TargetRefused as e:
+        raise SinkError(f"refused target: {e}") from None
+
+
 class WebhookSink:
     """Signed POSTs: one record per request as its JSON body, or several as
     ``{"batch": [...]}`` (``batch_size`` above 1)."""
@@ -96,14 +107,7 @@ class WebhookSink:
         self.client = httpx.Client(timeout=settings.timeout_s, follow_redirects=False)
 
     def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
-        try:
-            check_target(
-                self.url,
-                allow_internal=self.settings.allow_internal,
-                allow_private=self.settings.allow_private,
-            )
-        except TargetRefused as e:
-            raise SinkError(f"refused target: {e}") from None
+        allowed_target(self.url, self.settings)
         if len(records) == 1:
             body = records[0].body
             ref, key = records[0].ref, records[0].key
@@ -560,14 +564,7 @@ class EspSink:
         return {"Authorization": f"Basic {basic}", "Content-Type": "application/json"}
 
     def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
-        try:
-            check_target(
-                self.base,
-                allow_internal=self.settings.allow_internal,
-                allow_private=self.settings.allow_private,
-            )
-        except TargetRefused as e:
-            raise SinkError(f"refused target: {e}") from None
+        allowed_target(self.base, self.settings)
         for path, doc in self.calls(records):
             self._post(path, doc)
 
