@@ -21,6 +21,7 @@ import pytest
 
 from segflow.model.bucket import bucket_of
 from tests.helpers import Server, now_iso, post_view, wait_for
+from tests.kafka import KAFKA_PARTITIONS, create_topic, kafka_broker
 
 SALT = "hold"
 USERS = [f"user{i}" for i in range(12)]
@@ -235,6 +236,86 @@ def test_nats_jetstream_subject_gets_changes_and_syncs_without_held_out_members(
     assert all(g["traits"] == {"plan": "pro"} for g in got)
 
 
+# --------------------------------------------------------------------------- Kafka
+
+
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[str]:
+    """A Kafka-protocol broker of its own (Tansu, in memory) on a free port."""
+    with kafka_broker() as bootstrap:
+        yield bootstrap
+
+
+def _kafka_read(bootstrap: str, topic: str, want: int) -> list[tuple[bytes, Any, list[Any]]]:
+    """(key, record, headers) of the topic's first ``want`` messages, every partition."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(KAFKA_PARTITIONS)])
+    got: list[tuple[bytes, Any, list[Any]]] = []
+    try:
+        for _ in range(200):
+            if len(got) >= want:
+                break
+            msg = consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                got.append((msg.key(), json.loads(msg.value()), msg.headers() or []))
+    finally:
+        consumer.close()
+    return got
+
+
+def test_kafka_topic_gets_changes_and_syncs_keyed_by_profile(server: Server, kafka: str) -> None:
+    topic = f"segflow.test.{uuid.uuid4().hex[:10]}"
+    create_topic(kafka, topic, KAFKA_PARTITIONS)
+    _shop(server)
+    dest = _create(
+        server,
+        {"type": "kafka", "segments": ["viewers"], "fields": ["plan"], "events": ["entered"],
+         "config": {"bootstrap_servers": kafka, "topic": topic}},
+    )  # fmt: skip
+    for u in USERS:
+        post_view(server, u, 1)
+    wait_for(
+        lambda: server.client.get(f"/v1/destinations/{dest['id']}").json()["deliveries"][
+            "delivered"
+        ]
+        == len(SENT)
+    )
+    sync = _sync(server, dest["id"])
+    assert sync["sent"] == len(SENT) and sync["held_out"] == len(HELD)
+    got = _kafka_read(kafka, topic, 2 * len(SENT))
+    assert len(got) == 2 * len(SENT)
+    for key, record, headers in got:
+        assert key == record["profile_id"].encode()
+        assert headers == [("idempotency-key", record["idempotency_key"].encode())]
+        assert record["traits"] == {"plan": "pro"}
+    assert {r["profile_id"] for _, r, _ in got if r["type"] == "segment.entered"} == SENT
+    assert {r["profile_id"] for _, r, _ in got if r["type"] == "segment.member"} == SENT
+
+
+def test_a_kafka_destination_without_a_broker_is_retried_not_lost(server: Server) -> None:
+    _shop(server)
+    dead = _create(
+        server,
+        {"type": "kafka", "segments": ["viewers"],
+         "config": {"bootstrap_servers": "127.0.0.1:1", "topic": "t"}},
+    )  # fmt: skip
+    post_view(server, sorted(SENT)[0], 1)
+
+    def tried() -> list[dict[str, Any]] | None:
+        rows = server.client.get(f"/v1/destinations/{dead['id']}/deliveries").json()
+        found = [d for d in rows["deliveries"] if d["attempts"] >= 1]
+        return found or None
+
+    wait_for(tried)
+    rows = tried() or []
+    assert all(d["status"] == "pending" for d in rows)
+    assert all("Kafka" in (d["last_error"] or "") for d in rows)
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -331,7 +412,7 @@ def test_bad_destinations_answer_422_naming_each_problem(server: Server) -> None
     _shop(server)
     r = server.client.post(
         "/v1/destinations",
-        json={"type": "kafka", "segments": ["viewers", "nope"], "batch_size": 0,
+        json={"type": "ftp", "segments": ["viewers", "nope"], "batch_size": 0,
               "schedule": "every day", "colour": "red"},
     )  # fmt: skip
     assert r.status_code == 422, r.text
@@ -347,6 +428,16 @@ def test_bad_destinations_answer_422_naming_each_problem(server: Server) -> None
     assert r.status_code == 422
     paths = {e["path"] for e in r.json()["error"]["errors"]}
     assert paths == {"body.config.path", "body.config.format"}
+    r = server.client.post(
+        "/v1/destinations",
+        json={"type": "kafka", "segments": ["viewers"], "config": {"topic": "a topic",
+              "bootstrap_servers": "127.0.0.1:9092,broker", "sasl_username": "u"}},
+    )  # fmt: skip
+    assert r.status_code == 422
+    paths = {e["path"] for e in r.json()["error"]["errors"]}
+    assert paths == {
+        "body.config.topic", "body.config.bootstrap_servers[1]", "body.config.security_protocol"
+    }  # fmt: skip
     assert server.client.get("/v1/destinations").json()["destinations"] == []
     assert server.client.get("/v1/destinations/dst_nope").status_code == 404
 

@@ -42,7 +42,8 @@ def _pairs(items: list[str], option: str) -> dict[str, Any]:
 @app.command("add")
 def destinations_add(
     type_: Annotated[
-        str | None, typer.Option("--type", help="webhook, redis, nats, files, ad_audience or esp.")
+        str | None,
+        typer.Option("--type", help="webhook, redis, nats, kafka, files, ad_audience or esp."),
     ] = None,
     segment: Annotated[
         list[str] | None, typer.Option("--segment", help="A segment to send (repeat).")

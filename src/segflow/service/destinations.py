@@ -20,6 +20,7 @@ API's destinations mark them instead, as that API always has).
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import threading
 import time
@@ -43,6 +44,8 @@ from segflow.service.handle import Segflow
 from segflow.service.sinks import (
     ESP_PROVIDERS,
     FILE_FORMATS,
+    KAFKA_MECHANISMS,
+    KAFKA_PROTOCOLS,
     AudienceSink,
     FileSink,
     Record,
@@ -93,6 +96,14 @@ _CONFIG: Final = {
     "webhook": {"url": True, "secret": False},
     "redis": {"url": False, "stream": True, "maxlen": False, "dedupe_ttl_s": False},
     "nats": {"url": False, "subject": True, "stream": False},
+    "kafka": {
+        "bootstrap_servers": True,
+        "topic": True,
+        "security_protocol": False,
+        "sasl_mechanism": False,
+        "sasl_username": False,
+        "sasl_password": False,
+    },
     "files": {"path": True, "format": False},
     "ad_audience": {
         "path": True,
@@ -224,7 +235,9 @@ def _check_config(kind: str, config: Mapping[str, Any]) -> list[Problem]:
             out.append(Problem(f"config.{k}", f"required for {kind}"))
     for k in ("url", "stream", "subject", "path", "secret", "format", "platform",
               "email_trait", "phone_trait", "default_region", "provider",
-              "list_id", "api_key", "base_url"):  # fmt: skip
+              "list_id", "api_key", "base_url", "bootstrap_servers", "topic",
+              "security_protocol", "sasl_mechanism", "sasl_username",
+              "sasl_password"):  # fmt: skip
         if k in config and not isinstance(config[k], str):
             out.append(Problem(f"config.{k}", "a text"))
     for k in ("maxlen", "dedupe_ttl_s"):
@@ -262,6 +275,39 @@ def _check_config(kind: str, config: Mapping[str, Any]) -> list[Problem]:
             out.append(Problem("config.format", f"one of {', '.join(FILE_FORMATS)}"))
     if kind == "nats" and any(c in config["subject"] for c in " \t*>"):
         out.append(Problem("config.subject", "a subject without spaces or wildcards"))
+    if kind == "kafka":
+        out += _check_kafka(config)
+    return out
+
+
+_KAFKA_TOPIC: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_BROKER: Final = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}|\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}")
+
+
+def _check_kafka(config: Mapping[str, Any]) -> list[Problem]:
+    """Kafka's own rules for a topic name, ``host:port`` brokers, known security
+    settings (a SASL mechanism needs a SASL protocol, a user name and a password)."""
+    out: list[Problem] = []
+    topic = config["topic"]
+    if not _KAFKA_TOPIC.fullmatch(topic) or topic in (".", ".."):
+        out.append(Problem("config.topic", "1 to 249 of letters, digits, '.', '_' or '-'"))
+    for i, broker in enumerate(config["bootstrap_servers"].split(",")):
+        if not _BROKER.fullmatch(broker.strip()):
+            out.append(
+                Problem(f"config.bootstrap_servers[{i}]", f"{broker.strip()!r} is not host:port")
+            )
+    protocol = config.get("security_protocol", "PLAINTEXT")
+    if protocol not in KAFKA_PROTOCOLS:
+        out.append(Problem("config.security_protocol", f"one of {', '.join(KAFKA_PROTOCOLS)}"))
+    mechanism = config.get("sasl_mechanism")
+    if mechanism is not None and mechanism not in KAFKA_MECHANISMS:
+        out.append(Problem("config.sasl_mechanism", f"one of {', '.join(KAFKA_MECHANISMS)}"))
+    if str(protocol).startswith("SASL_"):
+        for k in ("sasl_mechanism", "sasl_username", "sasl_password"):
+            if not config.get(k):
+                out.append(Problem(f"config.{k}", f"required with security_protocol {protocol}"))
+    elif any(config.get(k) for k in ("sasl_mechanism", "sasl_username", "sasl_password")):
+        out.append(Problem("config.security_protocol", "SASL_SSL or SASL_PLAINTEXT with sasl_*"))
     return out
 
 

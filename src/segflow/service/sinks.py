@@ -1,5 +1,6 @@
 """How records leave for each kind of destination: signed HTTP POSTs, Redis Streams,
-NATS JetStream, files in a directory, ad platforms' customer-list upload files.
+NATS JetStream, Kafka topics, files in a directory, ad platforms' customer-list
+upload files.
 
 A sink sends a batch of records (each the JSON a destination receives, with its
 idempotency key) and raises ``SinkError`` when the batch was not accepted; the caller
@@ -13,6 +14,8 @@ itself, drop the repeat:
   record, expiring after ``dedupe_ttl_s``), so a re-send adds nothing;
 - NATS JetStream: the ``Nats-Msg-Id`` header, de-duplicated by the stream within its
   duplicate window;
+- Kafka: the ``idempotency-key`` header (consumers drop a key seen before); the
+  producer is idempotent, so librdkafka's own retries add no copies;
 - files: a batch's file name is fixed by its first and last delivery, so a re-sent
   batch replaces its file; every row carries its key.
 
@@ -28,6 +31,7 @@ import base64
 import contextlib
 import csv
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -263,6 +267,101 @@ class NatsSink:
     def close(self) -> None:
         self._drop()
         self.loop.close()
+
+
+# --------------------------------------------------------------------------- kafka
+
+
+KAFKA_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_KAFKA_UNREACHABLE: Final = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE", "_MSG_TIMED_OUT")
+"""librdkafka error names meaning no broker took the batch (the rest wait)."""
+
+
+class KafkaSink:
+    """Produce to a Kafka topic: each record keyed by its profile id (so one profile's
+    records stay in order on one partition), the record JSON as value and the
+    ``idempotency-key`` header.  A batch is produced without waiting, then flushed;
+    any record the brokers did not acknowledge fails the batch, and what is still
+    queued is purged so the retry is the only copy sent from here."""
+
+    def __init__(self, dest: Destination, settings: DeliverySettings) -> None:
+        self.topic = str(dest.config["topic"])
+        self.timeout = settings.timeout_s
+        self.conf: dict[str, Any] = {
+            "bootstrap.servers": str(dest.config["bootstrap_servers"]),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "message.timeout.ms": max(1000, int(settings.timeout_s * 1000)),
+            "socket.connection.setup.timeout.ms": max(1000, int(settings.timeout_s * 1000)),
+            "logger": _KAFKA_LOG,
+        }
+        for key, name in (
+            ("security_protocol", "security.protocol"),
+            ("sasl_mechanism", "sasl.mechanism"),
+            ("sasl_username", "sasl.username"),
+            ("sasl_password", "sasl.password"),
+        ):
+            if dest.config.get(key):
+                self.conf[name] = str(dest.config[key])
+        self.producer: Any = None
+
+    def send(self, records: Sequence[Record], *, dedupe: bool = True) -> None:
+        from confluent_kafka import KafkaException, Producer
+
+        failed: list[Any] = []
+
+        def acked(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failed.append(err)
+
+        try:
+            if self.producer is None:
+                self.producer = Producer(self.conf)
+            for r in records:
+                self.producer.produce(
+                    self.topic,
+                    value=r.body,
+                    key=_profile_key(r.body),
+                    headers=[("idempotency-key", r.key.encode())],
+                    on_delivery=acked,
+                )
+                self.producer.poll(0)
+            left = self.producer.flush(self.timeout)
+        except (KafkaException, BufferError) as e:
+            self._drop()
+            raise SinkError(f"Kafka: {e}") from None
+        if left or failed:
+            self._drop()
+            names = {e.name() for e in failed}
+            reason = "; ".join(sorted({e.str() for e in failed})) or f"{left} not acknowledged"
+            raise SinkError(
+                f"Kafka topic {self.topic!r}: {reason}",
+                unreachable=bool(left) or bool(names & set(_KAFKA_UNREACHABLE)),
+            )
+
+    def _drop(self) -> None:
+        """Forget the producer and whatever it still holds (the batch is retried whole)."""
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.purge()
+                producer.flush(0)
+
+    def close(self) -> None:
+        if self.producer is not None:
+            self.producer.flush(self.timeout)
+        self.producer = None
+
+
+def _profile_key(body: bytes) -> bytes | None:
+    pid = orjson.loads(body).get("profile_id")
+    return pid.encode() if isinstance(pid, str) else None
+
+
+_KAFKA_LOG: Final = logging.getLogger("segflow.kafka")
+"""librdkafka's own log lines (connection attempts), kept out of stderr."""
 
 
 # --------------------------------------------------------------------------- files
@@ -601,6 +700,8 @@ def make_sink(dest: Destination, settings: DeliverySettings) -> Sink:
         return RedisSink(dest, settings)
     if dest.kind == "nats":
         return NatsSink(dest, settings)
+    if dest.kind == "kafka":
+        return KafkaSink(dest, settings)
     if dest.kind == "files":
         return FileSink(dest, settings)
     if dest.kind == "ad_audience":

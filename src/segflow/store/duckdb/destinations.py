@@ -87,7 +87,7 @@ requested | running | done | failed."""
 PENDING: Final = "pending"
 DELIVERED: Final = "delivered"
 DEAD: Final = "dead"
-KINDS: Final = ("webhook", "redis", "nats", "files", "ad_audience", "esp")
+KINDS: Final = ("webhook", "redis", "nats", "kafka", "files", "ad_audience", "esp")
 SKIP: Final = "skip"
 MARK: Final = "mark"
 
