@@ -1,9 +1,11 @@
 """Erasure leaves nothing of the profile in the store file: a real server over a real
 DuckDB file, a profile merged from an anonymous one, webhook deliveries naming both,
-then the raw bytes of the file (and its WAL) after the server closed it."""
+the erasure's exit delivered (naming the profile, so the receiver can forget it), then
+the raw bytes of the file (and its WAL) after the server closed it."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,7 +80,18 @@ def test_erased_profile_leaves_no_bytes_in_the_store_file(tmp_path: Path) -> Non
             r = client.delete(f"/v1/profiles/{ANON}", params={"suppress": "true"})
             assert r.status_code == 200 and r.json()["deleted"] == USER, r.text
             assert client.get("/v1/profiles/bob").status_code == 200
-            wait_for(lambda: len(receiver.accepted) >= 5)  # the exit, under the pseudonym
+            wait_for(lambda: len(receiver.accepted) >= 5)  # the erasure's exit
+            gone = json.loads(receiver.accepted[4][0])
+            assert (gone["profile_id"], gone["reason"]) == (USER, "deleted")  # who to forget
+
+            def pending() -> int:
+                with ctx.lock:
+                    row = ctx.app.store.con.execute(
+                        "SELECT count(*) FROM destination_deliveries WHERE status = 'pending'"
+                    ).fetchone()
+                return int(row[0]) if row else 0
+
+            wait_for(lambda: pending() == 0)  # delivered: the body keeps no id from now on
     finally:
         receiver.close()
 

@@ -1,9 +1,10 @@
 """An ESP destination over real HTTP against a fake Mailchimp on 127.0.0.1: members
-consented on email are subscribed as they enter and by a full sync; held-out,
-unconsented and erased profiles never reach the provider."""
+consented on email are subscribed as they enter and by a full sync; held-out and
+unconsented profiles never reach the provider; an erased one is deleted there too."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from segflow.model.bucket import bucket_of
@@ -23,7 +24,9 @@ SEGMENT = {
 
 
 def _emails(seen: list[tuple[str, dict[str, str], Any]]) -> list[tuple[str, str]]:
-    return [(m["email_address"], m["status"]) for _, _, body in seen for m in body["members"]]
+    return [
+        (m["email_address"], m["status"]) for _, _, body in seen if body for m in body["members"]
+    ]
 
 
 def test_esp_subscribes_consented_members_only(server: Server, fake: Fake) -> None:  # noqa: F811
@@ -58,6 +61,8 @@ def test_esp_subscribes_consented_members_only(server: Server, fake: Fake) -> No
     erased = consented[0]
     r = server.client.delete(f"/v1/profiles/{erased}", params={"suppress": "true"})
     assert r.status_code == 200, r.text
+    md5 = hashlib.md5(f"{erased}@shop.test".encode()).hexdigest()
+    wait_for(lambda: any(p.endswith(f"/{md5}/actions/delete-permanent") for p, _, _ in fake.seen))
     before = len(fake.seen)
     r = server.client.post(f"/v1/destinations/{dest['id']}/sync")
     assert r.status_code == 202, r.text

@@ -400,6 +400,19 @@ class DestinationWorker:
         with self._guard:
             return set(self._busy)
 
+    def catch_up(self) -> None:
+        """Enqueue every change logged so far, reading the mapped traits now (a privacy
+        delete calls it before the traits go, so its exits still carry them)."""
+        if self.changes_after is None:
+            return
+        with self.lock:
+            while True:
+                start = self.store.start_seq()
+                changes = self.changes_after(start)
+                if not changes:
+                    return
+                self.store.enqueue(changes)
+
     # -- dispatching ----------------------------------------------------------------
     def collect(self, now: datetime | None = None) -> list[Work]:
         """Enqueue new changes, request the syncs whose schedule fired, and gather each

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -376,16 +376,30 @@ def erase(
     *,
     suppress: bool = False,
     suppressions: Suppressions | None = None,
+    enqueue: Callable[[], None] | None = None,
 ) -> tuple[int, str]:
     """Delete the profile, and every profile merged into it: events, traits,
     identities, memberships, merges and destination deliveries naming them; their
     change-log rows keep only a pseudonym.  Exits are logged by the live evaluator
-    first.  With ``suppress`` the hashes of their ids join ``suppressions`` (and the
-    stored list).  Then the file is scrubbed.  Returns (exits logged, pseudonym)."""
+    first; ``enqueue`` (the delivery worker's ``catch_up``) then queues them with the
+    mapped traits read before they go, so destinations still learn who left (an ad
+    audience removes the hashes, an email list deletes the address): those pending
+    exits are the only deliveries kept, under the pseudonym, and their bodies are
+    scrubbed once delivered.  With ``suppress`` the hashes of their ids join
+    ``suppressions`` (and the stored list).  Then the file is scrubbed.  Returns
+    (exits logged, pseudonym)."""
     store = app.profiles
     alias = store.pseudonym(profile_id)
     merged = store.merged_into(profile_id)
     ids = sorted({*merged, *store.identity_values(merged)})
-    exits = len(live.forget_profile(profile_id)) if live is not None else 0
-    store.erase(merged, alias, suppress=ids if suppress else (), suppressions=suppressions)
-    return exits, alias
+    exits = live.forget_profile(profile_id) if live is not None else []
+    if enqueue is not None and exits:
+        enqueue()
+    store.erase(
+        merged,
+        alias,
+        suppress=ids if suppress else (),
+        suppressions=suppressions,
+        keep_deliveries=[c.seq for c in exits],
+    )
+    return len(exits), alias

@@ -46,6 +46,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from segflow.model.audiences import HEADERS, hashed_row
+from segflow.model.changes import Reason
 from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import (
     DELIVERY_HEADER,
@@ -596,7 +597,10 @@ class EspSink:
     ``POST /lists/{id}`` with ``members`` and ``update_existing`` (Basic auth, the API
     key as password).  Klaviyo: ``POST /api/profile-subscription-bulk-create-jobs`` and
     ``-bulk-delete-jobs`` JSON:API documents (``Klaviyo-API-Key`` auth, a pinned
-    ``revision``).  Subscribing twice is harmless on both, so a re-sent batch is too."""
+    ``revision``).  Subscribing twice is harmless on both, so a re-sent batch is too.
+    A profile erased here (an exit with reason ``deleted``) is erased there too:
+    Mailchimp's ``POST /lists/{id}/members/{md5 of the address}/actions/delete-permanent``,
+    Klaviyo's ``POST /api/data-privacy-deletion-jobs``; deleting twice is harmless."""
 
     def __init__(self, dest: Destination, settings: DeliverySettings) -> None:
         self.provider = str(dest.config["provider"])
@@ -608,19 +612,46 @@ class EspSink:
         self.backoff_s = 0.5
         self.client = httpx.Client(timeout=settings.timeout_s, follow_redirects=False)
 
-    def calls(self, records: Sequence[Record]) -> list[tuple[str, dict[str, Any]]]:
+    def calls(self, records: Sequence[Record]) -> list[tuple[str, dict[str, Any] | None]]:
         """The (path, JSON body) requests that carry ``records``; members without an
         email are left out."""
         subscribe: list[str] = []
         unsubscribe: list[str] = []
+        erase: list[str] = []
         for r in records:
             body = orjson.loads(r.body)
             email = (body.get("traits") or {}).get("email")
             if not isinstance(email, str) or "@" not in email:
                 continue
             email = email.strip()
-            (unsubscribe if body.get("type") == "segment.exited" else subscribe).append(email)
-        out: list[tuple[str, dict[str, Any]]] = []
+            if body.get("type") != "segment.exited":
+                subscribe.append(email)
+            elif body.get("reason") == Reason.DELETED:
+                erase.append(email)
+            else:
+                unsubscribe.append(email)
+        out = self._members_calls(subscribe, unsubscribe)
+        for e in dict.fromkeys(erase):
+            out.append(self._erase_call(e))
+        return out
+
+    def _erase_call(self, email: str) -> tuple[str, dict[str, Any] | None]:
+        if self.provider == "mailchimp":
+            member = hashlib.md5(email.lower().encode(), usedforsecurity=False).hexdigest()
+            return f"/lists/{self.list_id}/members/{member}/actions/delete-permanent", None
+        doc = {
+            "data": {
+                "type": "data-privacy-deletion-job",
+                "attributes": {"profile": {"data": {"type": "profile", "attributes": {
+                    "email": email}}}},
+            }
+        }  # fmt: skip
+        return "/api/data-privacy-deletion-jobs", doc
+
+    def _members_calls(
+        self, subscribe: list[str], unsubscribe: list[str]
+    ) -> list[tuple[str, dict[str, Any] | None]]:
+        out: list[tuple[str, dict[str, Any] | None]] = []
         if self.provider == "mailchimp":
             members = [{"email_address": e, "status": "subscribed"} for e in subscribe] + [
                 {"email_address": e, "status": "unsubscribed"} for e in unsubscribe
@@ -667,12 +698,11 @@ class EspSink:
         for path, doc in self.calls(records):
             self._post(path, doc)
 
-    def _post(self, path: str, doc: dict[str, Any]) -> None:
+    def _post(self, path: str, doc: dict[str, Any] | None) -> None:
+        content = orjson.dumps(doc) if doc is not None else b""
         for attempt in range(RETRIES_429 + 1):
             try:
-                r = self.client.post(
-                    self.base + path, content=orjson.dumps(doc), headers=self._headers()
-                )
+                r = self.client.post(self.base + path, content=content, headers=self._headers())
             except httpx.HTTPError as e:
                 raise SinkError(f"{type(e).__name__}: {e}", unreachable=True) from None
             if 200 <= r.status_code < 300:

@@ -284,6 +284,7 @@ class ProfileStore(Protocol):
         *,
         suppress: Iterable[str] = (),
         suppressions: Suppressions | None = None,
+        keep_deliveries: Sequence[int] = (),
     ) -> None: ...
 
 

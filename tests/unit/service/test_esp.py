@@ -5,6 +5,7 @@ including 429 with Retry-After."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -38,10 +39,13 @@ def fake() -> Iterator[Fake]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.seen.append((self.path, dict(self.headers), json.loads(body)))
+            state.seen.append((self.path, dict(self.headers), json.loads(body) if body else None))
             if state.throttle > 0:
                 state.throttle -= 1
                 self._answer(429, {"detail": "slow down"}, {"Retry-After": "0"})
+            elif self.path.endswith("/actions/delete-permanent"):
+                self.send_response(204)
+                self.end_headers()
             elif self.path.startswith("/api/"):
                 self._answer(202, {"data": {"id": "job"}})
             else:
@@ -182,3 +186,40 @@ def test_unreachable_provider_is_reported_unreachable() -> None:
         assert e.value.unreachable
     finally:
         sink.close()
+
+
+def _erasures() -> list[Record]:
+    """Exits of erased profiles (reason ``deleted``), one of them sent twice."""
+    return [
+        Record(str(i), f"s:erased:{i}", orjson.dumps(
+            {"type": "segment.exited", "reason": "deleted", "traits": {"email": e}}))
+        for i, e in enumerate(["Ann@Shop.test ", "bob@shop.test", "bob@shop.test"])
+    ]  # fmt: skip
+
+
+def test_an_erased_profile_is_deleted_permanently_from_mailchimp(fake: Fake) -> None:
+    sink = EspSink(_dest("mailchimp", fake.url + "/3.0"), DeliverySettings())
+    try:
+        sink.send(_erasures())
+    finally:
+        sink.close()
+    md5 = {e: hashlib.md5(e.encode()).hexdigest() for e in ("ann@shop.test", "bob@shop.test")}
+    assert [(path, body) for path, _, body in fake.seen] == [
+        (f"/3.0/lists/L1/members/{md5[e]}/actions/delete-permanent", None)
+        for e in ("ann@shop.test", "bob@shop.test")
+    ]
+
+
+def test_an_erased_profile_gets_a_klaviyo_data_privacy_deletion_job(fake: Fake) -> None:
+    sink = EspSink(_dest("klaviyo", fake.url), DeliverySettings())
+    try:
+        sink.send(_erasures()[:1])
+    finally:
+        sink.close()
+    ((path, headers, doc),) = fake.seen
+    assert path == "/api/data-privacy-deletion-jobs"
+    assert headers["revision"] == KLAVIYO_REVISION
+    profile = {"type": "profile", "attributes": {"email": "Ann@Shop.test"}}
+    assert doc == {
+        "data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data": profile}}}
+    }

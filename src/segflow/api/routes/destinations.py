@@ -115,10 +115,16 @@ async def background(ctx: ServerContext) -> None:
         await asyncio.to_thread(worker.stop)
 
 
+def worker(ctx: ServerContext) -> DestinationWorker | None:
+    """The server's delivery worker (None before it starts)."""
+    w = ctx.extra.get("destination_worker")
+    return w if isinstance(w, DestinationWorker) else None
+
+
 def wake(ctx: ServerContext) -> None:
-    worker = ctx.extra.get("destination_worker")
-    if isinstance(worker, DestinationWorker):
-        worker.wake()
+    w = worker(ctx)
+    if w is not None:
+        w.wake()
 
 
 def own_addresses(request: Request) -> list[tuple[str, int]]:

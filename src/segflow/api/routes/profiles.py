@@ -18,6 +18,7 @@ from fastapi.responses import ORJSONResponse
 
 from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, parse_at
 from segflow.api.http import ApiError
+from segflow.api.routes import destinations
 from segflow.api.schemas import (
     DeleteResult,
     ErrorResponse,
@@ -228,19 +229,28 @@ async def delete_profile(
     ] = False,
 ) -> dict[str, Any]:
     """Erase the profile and every profile merged into it: events, traits, identities,
-    memberships, merges and webhook deliveries (exits are logged; the change log keeps
-    only the returned pseudonym), then scrub the store file; with ``suppress=true``
-    keyed hashes of their ids go on the suppression list."""
+    memberships, merges and destination deliveries (exits are logged and sent to every
+    destination, which forgets the profile too; the change log keeps only the returned
+    pseudonym), then scrub the store file; with ``suppress=true`` keyed hashes of their
+    ids go on the suppression list."""
 
     def run() -> dict[str, Any]:
         pid = _resolved(ctx, profile_id)
+        worker = destinations.worker(ctx)
         exits, alias = profiles.erase(
-            ctx.app, ctx.live, pid, suppress=suppress, suppressions=ctx.suppressed
+            ctx.app,
+            ctx.live,
+            pid,
+            suppress=suppress,
+            suppressions=ctx.suppressed,
+            enqueue=worker.catch_up if worker is not None else None,
         )
         segment_index(ctx).drop(pid)
         return {"deleted": pid, "exits": exits, "suppressed": suppress, "pseudonym": alias}
 
-    return await ctx.run(run)
+    body = await ctx.run(run)
+    destinations.wake(ctx)
+    return body
 
 
 admin_only(router)

@@ -31,6 +31,7 @@ from segflow.model.definition import Holdout, held_out
 from segflow.model.time import format_instant, utcnow
 from segflow.store.duckdb.catalog import has_table
 from segflow.store.duckdb.consent import DuckDBConsent
+from segflow.store.duckdb.erasure import PSEUDONYM_PREFIX, scrub
 from segflow.store.duckdb.sql import quote_ident, quote_str
 
 DDL: Final = """
@@ -529,12 +530,31 @@ class DestinationStore:
         return row[0] if row and row[0] is not None else None
 
     def delivered(self, delivery_ids: Sequence[int], now: datetime) -> None:
+        """Mark deliveries sent; an erased profile's exit (under its pseudonym) keeps
+        only its type, reason and key (the pseudonym for the id) from then on, and the
+        file is scrubbed of the rest."""
+        ids = list(delivery_ids)
+        row = self.con.execute(
+            "SELECT count(*) FROM destination_deliveries"
+            " WHERE list_contains(?, id) AND starts_with(profile_id, ?)",
+            [ids, PSEUDONYM_PREFIX],
+        ).fetchone()
+        erased = bool(row and row[0])
         self.con.execute(
             "UPDATE destination_deliveries SET status = 'delivered', attempts = attempts + 1,"
-            " delivered_at = ?, next_attempt_at = NULL, last_error = NULL"
-            " WHERE list_contains(?, id)",
-            [now, list(delivery_ids)],
+            " delivered_at = $now, next_attempt_at = NULL, last_error = NULL,"
+            " idempotency_key = CASE WHEN starts_with(profile_id, $erased)"
+            " THEN replace(idempotency_key, body->>'$.profile_id', profile_id)"
+            " ELSE idempotency_key END,"
+            " body = CASE WHEN starts_with(profile_id, $erased) THEN json_object('type',"
+            " body->>'$.type', 'idempotency_key',"
+            " replace(idempotency_key, body->>'$.profile_id', profile_id),"
+            " 'reason', body->>'$.reason') ELSE body END"
+            " WHERE list_contains($ids, id)",
+            {"now": now, "ids": ids, "erased": PSEUDONYM_PREFIX},
         )
+        if erased:
+            scrub(self.con, ["destination_deliveries"])
 
     def failed(
         self,

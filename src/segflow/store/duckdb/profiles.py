@@ -388,10 +388,12 @@ class DuckDBProfileStore:
         *,
         suppress: Iterable[str] = (),
         suppressions: Suppressions | None = None,
+        keep_deliveries: Sequence[int] = (),
     ) -> None:
         """Delete every row of the ``merged`` profiles in one transaction (change-log
-        rows keep ``alias``), add the hashes of ``suppress`` to the suppression list,
-        then scrub the file."""
+        rows keep ``alias``, and so do the pending deliveries of the changes
+        ``keep_deliveries`` names: the erasure's own exits), add the hashes of
+        ``suppress`` to the suppression list, then scrub the file."""
         con = self.con
         wanted = list(suppress)
         con.execute("BEGIN TRANSACTION")
@@ -414,6 +416,12 @@ class DuckDBProfileStore:
                     [alias, merged],
                 )
             if has_table(con, "destination_deliveries"):
+                con.execute(
+                    "UPDATE destination_deliveries SET profile_id = $alias"
+                    " WHERE list_contains($ids, profile_id) AND status = 'pending'"
+                    " AND list_contains($keep, change_seq)",
+                    {"alias": alias, "ids": merged, "keep": list(keep_deliveries)},
+                )
                 con.execute(
                     "DELETE FROM destination_deliveries WHERE list_contains(?, profile_id)",
                     [merged],
