@@ -36,13 +36,13 @@ from segflow.api.http import ApiError, bearer_or_basic
 from segflow.api.limits import MAX_DEPTH_SETTING, check_setting, request_instant
 from segflow.model.definition import Limits
 from segflow.model.events import MAX_DEPTH
+from segflow.model.suppressions import Suppressions
 from segflow.realtime.timers import Clock, WallClock
 from segflow.service.handle import Segflow
 from segflow.service.ingest import Ingestor
 from segflow.service.stream_tokens import PREFIX as STREAM_TOKEN_PREFIX
 from segflow.service.stream_tokens import StreamTokens
 from segflow.store.duckdb.clustering import TAIL_CHUNK_ROWS
-from segflow.store.duckdb.erasure import Suppressions
 from segflow.store.duckdb.keys import ApiKey, KeyStore
 
 if TYPE_CHECKING:

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from segflow.model.consent import CHANNELS
+from segflow.model.suppressions import Suppressions
 from segflow.model.time import format_instant, parse_instant, utcnow
 from segflow.service.segments import change_json, saved_holdouts
-from segflow.store.duckdb.erasure import Suppressions
 
 if TYPE_CHECKING:
     from segflow.service.handle import Segflow

@@ -22,7 +22,7 @@ from segflow.model.consent import Consent
 from segflow.model.definition import Segment
 from segflow.model.events import IngestReport
 from segflow.model.groups import Group
-from segflow.store.duckdb.erasure import Suppressions
+from segflow.model.suppressions import Suppressions
 
 if TYPE_CHECKING:
     import pyarrow as pa

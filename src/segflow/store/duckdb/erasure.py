@@ -11,8 +11,6 @@ them again, so the file keeps no copy of what was deleted.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Iterable
@@ -20,6 +18,7 @@ from typing import Final
 
 import duckdb
 
+from segflow.model.suppressions import Suppressions, digest
 from segflow.model.time import utcnow
 from segflow.store.duckdb.catalog import has_table
 
@@ -53,48 +52,29 @@ def erasure_key(con: duckdb.DuckDBPyConnection) -> bytes:
     return bytes.fromhex(str(row[0]))
 
 
-def digest(key: bytes, value: str) -> str:
-    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
-
-
 def pseudonym(key: bytes, profile_id: str) -> str:
     """What an erased profile's id becomes in the change log (stable per store)."""
     return PSEUDONYM_PREFIX + digest(key, "profile:" + profile_id)[:32]
 
 
-class Suppressions:
-    """The suppression list in memory: keyed hashes, tested with ``id in suppressions``."""
+def load_suppressions(con: duckdb.DuckDBPyConnection, into: Suppressions) -> None:
+    """Read the stored list into ``into`` (a list of plain ids found in the file is
+    moved to hashes first)."""
+    key = erasure_key(con)
+    _migrate_plain_list(con, key)
+    rows = con.execute("SELECT DISTINCT digest FROM suppressed_ids").fetchall()
+    into.hold(key, (str(d) for (d,) in rows))
 
-    def __init__(self) -> None:
-        self._key: bytes | None = None
-        self._digests: set[str] = set()
 
-    def load(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Read the list (a list of plain ids found in the file is moved to hashes)."""
-        self._key = erasure_key(con)
-        _migrate_plain_list(con, self._key)
-        rows = con.execute("SELECT DISTINCT digest FROM suppressed_ids").fetchall()
-        self._digests.update(str(d) for (d,) in rows)
-
-    def add(self, con: duckdb.DuckDBPyConnection, ids: Iterable[str]) -> None:
-        """Store and hold the hashes of ``ids`` (in the caller's transaction)."""
-        if self._key is None:
-            self._key = erasure_key(con)
-        new = sorted({digest(self._key, v) for v in ids})
-        now = utcnow()
-        con.executemany("INSERT INTO suppressed_ids VALUES (?, ?)", [(d, now) for d in new])
-        self._digests.update(new)
-
-    def __contains__(self, value: object) -> bool:
-        if self._key is None or not isinstance(value, str):
-            return False
-        return digest(self._key, value) in self._digests
-
-    def __bool__(self) -> bool:
-        return bool(self._digests)
-
-    def __len__(self) -> int:
-        return len(self._digests)
+def add_suppressions(
+    con: duckdb.DuckDBPyConnection, into: Suppressions, ids: Iterable[str]
+) -> None:
+    """Store the hashes of ``ids`` (in the caller's transaction) and hold them."""
+    key = into.key if into.key is not None else erasure_key(con)
+    new = sorted({digest(key, v) for v in ids})
+    now = utcnow()
+    con.executemany("INSERT INTO suppressed_ids VALUES (?, ?)", [(d, now) for d in new])
+    into.hold(key, new)
 
 
 def _migrate_plain_list(con: duckdb.DuckDBPyConnection, key: bytes) -> None:

@@ -15,8 +15,16 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from segflow.model.suppressions import Suppressions
 from segflow.store.duckdb.catalog import has_table, table_columns
-from segflow.store.duckdb.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
+from segflow.store.duckdb.erasure import (
+    KEYS_DDL,
+    add_suppressions,
+    erasure_key,
+    load_suppressions,
+    pseudonym,
+    scrub,
+)
 from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.duckdb.store import message_of_row
 
@@ -379,7 +387,7 @@ class DuckDBProfileStore:
 
     def load_suppressions(self, into: Suppressions) -> None:
         """Read the stored suppression list into ``into``."""
-        into.load(self.con)
+        load_suppressions(self.con, into)
 
     def erase(
         self,
@@ -427,7 +435,9 @@ class DuckDBProfileStore:
                     [merged],
                 )
             if wanted:
-                (suppressions if suppressions is not None else Suppressions()).add(con, wanted)
+                add_suppressions(
+                    con, suppressions if suppressions is not None else Suppressions(), wanted
+                )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import duckdb
 
-from segflow.store.duckdb.erasure import Suppressions, erasure_key, pseudonym, scrub
+from segflow.model.suppressions import Suppressions
+from segflow.store.duckdb.erasure import erasure_key, load_suppressions, pseudonym, scrub
 
 SECRET = "zz-distinctive-customer-0042@example.org"
 
@@ -22,12 +23,12 @@ def test_plain_suppression_list_becomes_keyed_hashes(tmp_path: Path) -> None:
     con.execute("INSERT INTO suppressions VALUES (?, 'p1', now()::TIMESTAMP)", [SECRET])
     con.execute("CHECKPOINT")
     s = Suppressions()
-    s.load(con)
+    load_suppressions(con, s)
     assert SECRET in s and "someone else" not in s and len(s) == 1
     con.close()
     assert SECRET.encode() not in db.read_bytes()
     again = Suppressions()
-    again.load(duckdb.connect(str(db)))
+    load_suppressions(duckdb.connect(str(db)), again)
     assert SECRET in again
 
 
