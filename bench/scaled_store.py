@@ -71,7 +71,7 @@ def scaled_store(data: Path, customers: int, seed_customers: int = 10_000, seed:
     started = time.perf_counter()
     tmp = shop / "building.duckdb"
     tmp.unlink(missing_ok=True)
-    seeded = shop / "seed.duckdb"
+    seeded = data / f"seed-{seed_customers}-{seed}.duckdb"  # shared by every factor
     if not seeded.exists():
         summary = generate_shop(shop / "seed", customers=seed_customers, seed=seed, end=END)
         sf = Segflow(shop / "seeding.duckdb")
