@@ -792,20 +792,78 @@ class Dashboard(BaseModel):
     alerts: list[EventAlert]
 
 
+class SyncOut(BaseModel):
+    id: int
+    destination_id: str
+    trigger: str
+    status: Literal["requested", "running", "done", "failed"]
+    requested_at: str
+    started_at: str | None
+    finished_at: str | None
+    members: int
+    held_out: int
+    sent: int
+    detail: Any = None
+    error: str | None
+
+
+class DeliveryCounts(BaseModel):
+    pending: int
+    delivered: int
+    dead: int = Field(description="the dead-letter list")
+
+
 class DestinationOut(BaseModel):
     id: str
     name: str
-    type: str
+    type: Literal["webhook", "redis", "nats", "files", "ad_audience", "esp"]
     segments: list[str]
-    events: list[str]
+    groups: list[str] = Field(
+        default_factory=list,
+        description="priority groups it receives: every resolved member of each",
+    )
+    events: list[Literal["entered", "exited"]]
     changes: bool
-    fields: dict[str, str]
+    fields: dict[str, str] = Field(description="trait key -> the name it is sent under")
     batch_size: int
     schedule: str | None
+    channel: Literal["email", "sms", "push", "ads", "profiling"] | None = Field(
+        description="the consent channel its profiles must have granted (null: no check)"
+    )
+    unknown_consent: Literal["deny", "allow"] = Field(
+        description="what a profile that never stated consent on the channel gets"
+    )
     config: dict[str, Any] = Field(description="the type's settings (a secret only on creation)")
     created_at: str
-    deliveries: dict[str, int] | None = Field(None, description="deliveries per status")
-    syncs: list[dict[str, Any]] | None = Field(None, description="the latest syncs")
+    status: Literal["ok", "retrying", "failing"] | None = Field(
+        None,
+        description="failing: dead-lettered deliveries or a failed latest sync; "
+        "retrying: deliveries waiting for another try",
+    )
+    last_error: str | None = Field(None, description="the latest delivery or sync error")
+    deliveries: DeliveryCounts | None = Field(None, description="deliveries per status")
+    syncs: list[SyncOut] | None = Field(None, description="the latest syncs, newest first")
+
+
+class DestinationSetting(BaseModel):
+    name: str
+    required: bool
+    input: Literal["text", "url", "secret", "path", "integer", "choice"]
+    description: str
+    choices: list[str] = Field(description="the allowed values of a choice")
+    default: str | int | None
+
+
+class DestinationType(BaseModel):
+    type: str
+    settings: list[DestinationSetting] = Field(description="its config keys, as a form lists them")
+
+
+class DestinationTypes(BaseModel):
+    types: list[DestinationType]
+    channels: list[str] = Field(description="the consent channels")
+    unknown_consent: list[str]
+    events: list[str]
 
 
 class DestinationList(BaseModel):
@@ -827,21 +885,6 @@ class DestinationDeliveryOut(BaseModel):
 class DestinationDeliveryList(BaseModel):
     counts: dict[str, int]
     deliveries: list[DestinationDeliveryOut]
-
-
-class SyncOut(BaseModel):
-    id: int
-    destination_id: str
-    trigger: str
-    status: Literal["requested", "running", "done", "failed"]
-    requested_at: str
-    started_at: str | None
-    finished_at: str | None
-    members: int
-    held_out: int
-    sent: int
-    detail: Any = None
-    error: str | None
 
 
 class SyncList(BaseModel):

@@ -51,6 +51,7 @@ from segflow.service.sinks import (
     make_sink,
 )
 from segflow.store.duckdb.destinations import (
+    DEAD,
     KINDS,
     Delivery,
     Destination,
@@ -89,27 +90,80 @@ _COMMON: Final = {
     "unknown_consent",
     "config",
 }
-_CONFIG: Final = {
-    "webhook": {"url": True, "secret": False},
-    "redis": {"url": False, "stream": True, "maxlen": False, "dedupe_ttl_s": False},
-    "nats": {"url": False, "subject": True, "stream": False},
-    "files": {"path": True, "format": False},
-    "ad_audience": {
-        "path": True,
-        "platform": True,
-        "email_trait": False,
-        "phone_trait": False,
-        "default_region": False,
-    },
-    "esp": {
-        "provider": True,
-        "list_id": True,
-        "api_key": True,
-        "base_url": False,
-        "email_trait": False,
-    },
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a destination type's ``config``, as a form shows it: ``input``
+    is text, url, secret, path, integer or choice (one of ``choices``)."""
+
+    name: str
+    required: bool
+    input: str
+    description: str
+    choices: tuple[str, ...] = ()
+    default: str | int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "required": self.required,
+            "input": self.input,
+            "description": self.description,
+            "choices": list(self.choices),
+            "default": self.default,
+        }
+
+
+SETTINGS: Final[dict[str, tuple[Setting, ...]]] = {
+    "webhook": (
+        Setting("url", True, "url", "where records are POSTed (http or https)"),
+        Setting("secret", False, "secret", "16-256 characters; generated when left empty"),
+    ),
+    "redis": (
+        Setting("url", False, "url", "the Redis server", default="redis://127.0.0.1:6379/0"),
+        Setting("stream", True, "text", "the stream records are added to"),
+        Setting("maxlen", False, "integer", "trim the stream to about this many (0: never)"),
+        Setting("dedupe_ttl_s", False, "integer", "seconds a sent key is remembered"),
+    ),
+    "nats": (
+        Setting("url", False, "url", "the NATS server", default="nats://127.0.0.1:4222"),
+        Setting("subject", True, "text", "the subject, without wildcards"),
+        Setting("stream", False, "text", "the JetStream stream", default="SEGFLOW"),
+    ),
+    "files": (
+        Setting("path", True, "path", "an absolute directory on the server"),
+        Setting("format", False, "choice", "the file format", FILE_FORMATS, "jsonl"),
+    ),
+    "ad_audience": (
+        Setting("path", True, "path", "an absolute directory on the server"),
+        Setting("platform", True, "choice", "the ad platform", tuple(PLATFORMS)),
+        Setting("email_trait", False, "text", "the trait holding the email", default="email"),
+        Setting("phone_trait", False, "text", "the trait holding the phone", default="phone"),
+        Setting("default_region", False, "text", "region of phones without a country code"),
+    ),
+    "esp": (
+        Setting("provider", True, "choice", "the email service", tuple(ESP_PROVIDERS)),
+        Setting("list_id", True, "text", "the provider's list (audience) id"),
+        Setting("api_key", True, "secret", "the provider's API key (never shown back)"),
+        Setting("base_url", False, "url", "the provider's API address (for a proxy)"),
+        Setting("email_trait", False, "text", "the trait holding the email", default="email"),
+    ),
 }
+"""Each type's settings, in the order a form lists them."""
+_CONFIG: Final = {k: {s.name: s.required for s in v} for k, v in SETTINGS.items()}
 """Each type's settings: whether each is required."""
+
+
+def destination_types() -> dict[str, Any]:
+    """What a destination may be configured with: each type's settings, the consent
+    channels and policies (the settings page builds its forms from this)."""
+    return {
+        "types": [{"type": k, "settings": [s.to_dict() for s in SETTINGS[k]]} for k in KINDS],
+        "channels": list(CHANNELS),
+        "unknown_consent": list(UNKNOWN_POLICIES),
+        "events": ["entered", "exited"],
+    }
 
 
 def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Destination:
@@ -609,6 +663,21 @@ class DestinationWorker:
             return self.store.counts(destination_id)
 
 
+def with_kept_key(old: Destination, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``body`` of an update with the esp's API key it had when none is sent (the key is
+    never shown back, so a form cannot send it again)."""
+    config = body.get("config")
+    key = old.config.get("api_key")
+    if (
+        old.kind == body.get("type") == "esp"
+        and isinstance(config, Mapping)
+        and key
+        and not config.get("api_key")
+    ):
+        return {**body, "config": {**config, "api_key": key}}
+    return body
+
+
 def replace_config(store: DestinationStore, destination_id: str, dest: Destination) -> Destination:
     """Give a destination a new configuration; a webhook sent without a secret keeps
     the one it had (or gets one)."""
@@ -647,9 +716,24 @@ def offline_worker(app: Segflow) -> DestinationWorker:
 
 
 def destination_report(store: DestinationStore, dest: Destination) -> dict[str, Any]:
-    """A destination with its delivery counts and its latest syncs (the delivery log)."""
+    """A destination with its delivery counts, its latest syncs (the delivery log) and
+    its status: ``failing`` with dead-lettered deliveries or a failed latest sync,
+    ``retrying`` with deliveries waiting for another try, else ``ok``."""
+    counts = store.counts(dest.id)
+    syncs = store.syncs(dest.id, limit=10)
+    retrying, last_error = store.health(dest.id)
+    if counts[DEAD] or (syncs and syncs[0].status == "failed"):
+        status = "failing"
+    elif retrying:
+        status = "retrying"
+    else:
+        status = "ok"
+    if syncs and syncs[0].error and not last_error:
+        last_error = syncs[0].error
     return {
         **dest.to_dict(),
-        "deliveries": store.counts(dest.id),
-        "syncs": [s.to_dict() for s in store.syncs(dest.id, limit=10)],
+        "status": status,
+        "last_error": last_error,
+        "deliveries": counts,
+        "syncs": [s.to_dict() for s in syncs],
     }

@@ -596,6 +596,18 @@ class DestinationStore:
         out.update({str(s): int(n) for s, n in rows})
         return out
 
+    def health(self, destination_id: str) -> tuple[int, str | None]:
+        """(pending deliveries that failed at least once, the latest delivery error)."""
+        row = self.con.execute(
+            "SELECT count(*) FILTER (WHERE status = 'pending' AND attempts > 0),"
+            " arg_max(last_error, id) FILTER (WHERE last_error IS NOT NULL)"
+            " FROM destination_deliveries WHERE destination_id = ?",
+            [destination_id],
+        ).fetchone()
+        if row is None:
+            return 0, None
+        return int(row[0] or 0), row[1]
+
     def replay(
         self,
         ids: Sequence[int] | None = None,
