@@ -37,6 +37,7 @@ from segflow.model.audiences import PLATFORMS, is_region
 from segflow.model.changes import LoggedChange
 from segflow.model.consent import CHANNELS, UNKNOWN_POLICIES
 from segflow.model.errors import Problem
+from segflow.model.groups import group_fields
 from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import STOP_GRACE_S, DeliverySettings
 from segflow.service.handle import Segflow
@@ -62,6 +63,7 @@ from segflow.store.duckdb.destinations import (
 
 ChangesAfter = Callable[[int], Sequence[LoggedChange]]
 Members = Callable[[str], list[str]]
+GroupMembers = Callable[[str], Sequence[str]]
 MAX_BATCH: Final = 10_000
 RECORD_EVERY: Final = 20
 """Accepted deliveries recorded in one statement (a webhook sends one per request)."""
@@ -81,6 +83,7 @@ _COMMON: Final = {
     "name",
     "type",
     "segments",
+    "groups",
     "events",
     "changes",
     "fields",
@@ -166,9 +169,12 @@ def destination_types() -> dict[str, Any]:
     }
 
 
-def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Destination:
-    """A destination from its JSON configuration (``segments``: the saved segment ids);
-    raises InvalidDestination listing every problem."""
+def parse_destination(
+    body: Mapping[str, Any], segments: Sequence[str], groups: Sequence[str] = ()
+) -> Destination:
+    """A destination from its JSON configuration (``segments``: the saved segment ids,
+    ``groups``: the saved priority group ids); raises InvalidDestination listing every
+    problem."""
     problems: list[Problem] = []
 
     def bad(path: str, message: str) -> None:
@@ -182,10 +188,22 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
     kind = body.get("type")
     if kind not in KINDS:
         bad("type", f"must be one of {', '.join(KINDS)}")
-    segs = body.get("segments")
-    if not isinstance(segs, list) or not segs or not all(isinstance(s, str) for s in segs):
-        bad("segments", "a non-empty list of segment ids")
+    grps = body.get("groups", [])
+    grps_ok = isinstance(grps, list) and all(isinstance(g, str) for g in grps)
+    if not grps_ok:
+        bad("groups", "a list of priority group ids")
+        grps = []
+    for i, g in enumerate(grps):
+        if g not in groups:
+            near = [x for x in groups if x.lower() == g.lower()]
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            bad(f"groups[{i}]", f"unknown group {g!r}{hint}")
+    segs = body.get("segments", [])
+    if not isinstance(segs, list) or not all(isinstance(s, str) for s in segs):
+        bad("segments", "a list of segment ids")
         segs = []
+    elif not segs and not grps and grps_ok:
+        bad("segments", "a non-empty list of segment ids (or give groups)")
     for i, s in enumerate(segs):
         if s not in segments:
             bad(f"segments[{i}]", f"unknown segment {s!r}")
@@ -256,6 +274,7 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
         name=name,
         kind=str(kind),
         segments=tuple(dict.fromkeys(segs)),
+        groups=tuple(dict.fromkeys(grps)),
         config=dict(config),
         events=tuple(e for e in ("entered", "exited") if e in events),
         changes=bool(changes),
@@ -330,6 +349,7 @@ def sync_record(
         "destination_id": dest.id,
         "sync_id": sync.id,
         "segment_id": segment_id,
+        **group_fields(segment_id),
         "profile_id": profile_id,
         "at": format_instant(sync.started_at or sync.requested_at),
     }
@@ -359,6 +379,7 @@ class DestinationWorker:
         settings: DeliverySettings | None = None,
         members: Members | None = None,
         sinks: Callable[[Destination, DeliverySettings], Sink] = make_sink,
+        group_members: GroupMembers | None = None,
     ) -> None:
         self.store = store
         self.lock = lock
@@ -367,6 +388,9 @@ class DestinationWorker:
         self.members = members
         """A saved segment's members now (called under the lock); None: no syncs."""
         self.make_sink = sinks
+        self.group_members = group_members
+        """A saved group's resolved member ids in priority order (called under the
+        lock; KeyError for an unknown group); None: groups are not synced."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -557,7 +581,9 @@ class DestinationWorker:
         detail: list[dict[str, Any]] = []
         error: str | None = None
         try:
-            for sid in dest.segments:
+            with self.lock:
+                subscribed = self.subscribed(dest)
+            for sid in subscribed:
                 with self.lock:
                     members = self.members(sid)
                 ho = holdouts.get(sid)
@@ -580,7 +606,7 @@ class DestinationWorker:
                     entry = sink.write_audience(sync.id, sid, traits)
                     sent += int(entry["rows"])
                     detail.append(
-                        {"segment_id": sid, "members": len(members),
+                        {"segment_id": sid, **group_fields(sid), "members": len(members),
                          "not_consented": unreachable, "skipped": entry["skipped"],
                          "file": entry}
                     )  # fmt: skip
@@ -597,7 +623,7 @@ class DestinationWorker:
                     entry = sink.write_sync(sync.id, sid, write)
                     sent += int(entry["rows"])
                     detail.append(
-                        {"segment_id": sid, "members": len(members),
+                        {"segment_id": sid, **group_fields(sid), "members": len(members),
                          "not_consented": unreachable, "file": entry}
                     )  # fmt: skip
                     continue
@@ -615,7 +641,7 @@ class DestinationWorker:
                         n += len(records[b : b + dest.batch_size])
                 sent += n
                 detail.append(
-                    {"segment_id": sid, "members": len(members),
+                    {"segment_id": sid, **group_fields(sid), "members": len(members),
                      "not_consented": unreachable, "sent": n}
                 )  # fmt: skip
         except SinkError as e:
@@ -630,6 +656,16 @@ class DestinationWorker:
                 detail=detail, error=error,
             )  # fmt: skip
             return self.store.sync(sync.id)
+
+    def subscribed(self, dest: Destination) -> list[str]:
+        """The segments a full sync of ``dest`` sends: its own, then each group's
+        resolved members in priority order (a group deleted since is left out)."""
+        out = list(dest.segments)
+        if self.group_members is not None:
+            for gid in dest.groups:
+                with contextlib.suppress(KeyError):
+                    out.extend(self.group_members(gid))
+        return list(dict.fromkeys(out))
 
     def sync_now(self, destination_id: str, trigger: str = "manual") -> Sync:
         """Request a sync of one destination and run it in the calling thread (the CLI,
@@ -712,7 +748,18 @@ def offline_worker(app: Segflow) -> DestinationWorker:
         lambda: saved_holdouts(app),
         lambda pid: bool(suppressed) and pid in suppressed,
     )
-    return DestinationWorker(store, threading.RLock(), None, members=app.members)
+    return DestinationWorker(
+        store,
+        threading.RLock(),
+        None,
+        members=app.members,
+        group_members=lambda gid: resolved_members(app, gid),
+    )
+
+
+def resolved_members(app: Segflow, group_id: str) -> list[str]:
+    """A saved group's resolved member ids, highest priority first (KeyError: unknown)."""
+    return app.registry.groups()[group_id].resolved_ids()
 
 
 def destination_report(store: DestinationStore, dest: Destination) -> dict[str, Any]:

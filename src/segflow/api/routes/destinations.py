@@ -37,6 +37,7 @@ from segflow.service.destinations import (
     destination_types,
     parse_destination,
     replace_config,
+    resolved_members,
     with_kept_key,
 )
 from segflow.service.segments import last_change_seq
@@ -104,6 +105,7 @@ async def background(ctx: ServerContext) -> None:
         changes_after,
         delivery_settings(ctx.settings),
         members=lambda sid: segment_members(ctx, sid),
+        group_members=lambda gid: resolved_members(ctx.app, gid),
     )
     ctx.extra["destination_worker"] = worker
     unsubscribe = None
@@ -186,7 +188,9 @@ async def create_destination(
 
 def _parsed(ctx: ServerContext, body: Mapping[str, Any], own: list[tuple[str, int]]) -> Destination:
     try:
-        dest = parse_destination(body, list(ctx.app.registry.current()))
+        dest = parse_destination(
+            body, list(ctx.app.registry.current()), list(ctx.app.registry.groups())
+        )
     except InvalidDestination as e:
         raise ApiError(
             422,

@@ -1,7 +1,8 @@
 """Destinations, their delivery outbox, full syncs and the delivery log in DuckDB.
 
 A destination (webhook, Redis stream, NATS JetStream subject, files in a directory)
-subscribes to segments.  Change deliveries are derived from the membership change
+subscribes to segments and priority groups (a group's changes are its resolved
+members', ``group:segment``).  Change deliveries are derived from the membership change
 log: ``enqueue`` turns changes into one pending row per subscribed destination and
 advances a persisted cursor in the same transaction, so after a crash the changes past
 the cursor are enqueued again and none is lost or doubled (``(destination_id,
@@ -28,6 +29,7 @@ import pyarrow as pa
 from segflow.model.changes import LoggedChange
 from segflow.model.consent import allowed
 from segflow.model.definition import Holdout, held_out
+from segflow.model.groups import split_resolved
 from segflow.model.time import format_instant, utcnow
 from segflow.store.duckdb.catalog import has_table
 from segflow.store.duckdb.consent import DuckDBConsent
@@ -104,6 +106,8 @@ class Destination:
     kind: str
     segments: tuple[str, ...]
     config: Mapping[str, Any]
+    groups: tuple[str, ...] = ()
+    """Priority groups it receives: every resolved member (``group:segment``) of each."""
     events: tuple[str, ...] = ("entered", "exited")
     changes: bool = True
     fields: tuple[tuple[str, str], ...] = ()
@@ -120,6 +124,7 @@ class Destination:
     def spec(self) -> dict[str, Any]:
         return {
             "segments": list(self.segments),
+            "groups": list(self.groups),
             "events": list(self.events),
             "changes": self.changes,
             "fields": dict(self.fields),
@@ -336,7 +341,12 @@ class DestinationStore:
         rows = self.con.execute(sql + " ORDER BY created_at, id", params).fetchall()
         out = [_destination(r) for r in rows]
         if segment_id is not None:
-            out = [d for d in out if segment_id in d.segments]
+            resolved = split_resolved(segment_id)
+            out = [
+                d
+                for d in out
+                if segment_id in d.segments or (resolved is not None and resolved[0] in d.groups)
+            ]
         return out
 
     def get(self, destination_id: str) -> Destination:
@@ -384,18 +394,24 @@ class DestinationStore:
         if not items:
             return 0
         by_segment: dict[str, list[Destination]] = {}
+        by_group: dict[str, list[Destination]] = {}
         for d in self.active():
             if d.changes:
                 for sid in d.segments:
                     by_segment.setdefault(sid, []).append(d)
-        for sid in self.silent():
-            by_segment.pop(sid, None)
+                for gid in d.groups:
+                    by_group.setdefault(gid, []).append(d)
+        silent = set(self.silent())
         holdouts = self.holdouts()
         wanted: list[tuple[LoggedChange, Destination, bool]] = []
         for c in items:
-            if self.suppressed(c.profile_id):
+            if c.segment_id in silent or self.suppressed(c.profile_id):
                 continue
-            for d in by_segment.get(c.segment_id, ()):
+            group = c.group_fields()["group"]
+            subscribed = by_segment.get(c.segment_id, [])
+            if group is not None and group in by_group:
+                subscribed = list({d.id: d for d in [*subscribed, *by_group[group]]}.values())
+            for d in subscribed:
                 if c.seq <= d.from_seq or ("entered" if c.entered else "exited") not in d.events:
                     continue
                 held = held_out(holdouts, c.segment_id, c.profile_id)
@@ -825,6 +841,7 @@ def _destination(row: Sequence[Any]) -> Destination:
         name=str(name),
         kind=str(kind),
         segments=tuple(s.get("segments", ())),
+        groups=tuple(s.get("groups", ())),
         config=dict(s.get("config", {})),
         events=tuple(s.get("events", ("entered", "exited"))),
         changes=bool(s.get("changes", True)),
