@@ -86,6 +86,17 @@ def test_add_a_destination_then_replay_its_dead_letters(
     page.reload()
     row.locator(".dest-counts", has_text="1 delivered").wait_for()
 
+    # the customer's Why? names the destination and the consent decision
+    page.goto(server.base_url + "/#/profiles/bob")
+    page.locator("#consent tr[data-channel=email]", has_text="unknown").wait_for()
+    mine = page.locator("#profile-segments li", has_text="Big spenders")
+    mine.get_by_role("button", name="Why?").click()
+    reach = page.locator(f"#explain li[data-destination={dest['id']}]")
+    reach.wait_for()
+    assert "sent on email: unknown consent, destination allow" in reach.inner_text()
+    _axe(page, "profile with consent")
+    page.goto(server.base_url + "/#/settings")
+
     # edit: a second field, then delete
     row.get_by_role("button", name="Edit").click()
     page.get_by_role("button", name="+ field").click()

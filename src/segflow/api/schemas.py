@@ -496,6 +496,20 @@ class ConsentState(BaseModel):
     at: str
 
 
+class ChannelConsent(BaseModel):
+    channel: str
+    state: Literal["granted", "denied", "unknown"]
+    reason: str = Field(description="the decision in words, with the statement's time and source")
+    source: str | None = Field(description="trait <key> or event Consent Updated (null: unknown)")
+    at: str | None
+    default: Literal["allow", "deny"] | None = Field(
+        None,
+        description="unknown only: the configured rule for the profile's region "
+        "(a destination's own unknown_consent overrides it)",
+    )
+    region: str | None = Field(None, description="unknown only: the profile's region, if any")
+
+
 class ProfileView(BaseModel):
     """The customer view (values as stored: traits are free-form)."""
 
@@ -508,6 +522,10 @@ class ProfileView(BaseModel):
     traits: dict[str, Any]
     consent: dict[str, ConsentState] = Field(
         default_factory=dict, description="channel -> the latest statement on it"
+    )
+    consent_channels: list[ChannelConsent] = Field(
+        default_factory=list,
+        description="every channel: granted, denied or unknown (with the default that applies)",
     )
     computed_traits: dict[str, Any]
     orders: list[dict[str, Any]] = Field(
@@ -565,9 +583,26 @@ class ExperimentResult(BaseModel):
     mde: MdeSampleSize | None = None
 
 
+class DestinationReach(BaseModel):
+    """Whether a profile is sent to one destination, and why."""
+
+    destination_id: str
+    name: str
+    type: str
+    channel: str | None
+    excluded: bool
+    reason: str = Field(
+        description="e.g. 'excluded from email: no consent since 2026-11-03T10:00:00Z "
+        "(source: identify (trait consent.email))', 'excluded from sms: unknown consent, "
+        "default deny', 'sent: no consent check'"
+    )
+
+
 class ExplainResult(BaseModel):
     """Why a profile is (not) a member: ``condition`` is the tree of nodes, each with
-    ``op``, ``value`` (its truth) and, at leaves, the feature and its value."""
+    ``op``, ``value`` (its truth) and, at leaves, the feature and its value;
+    ``destinations``: each destination receiving the segment, whether the profile is
+    excluded from it and why."""
 
     segment: str
     profile: str
@@ -575,6 +610,7 @@ class ExplainResult(BaseModel):
     member: bool
     version: int | None = None
     condition: dict[str, Any]
+    destinations: list[DestinationReach] = Field(default_factory=list)
 
 
 class DeleteResult(BaseModel):
@@ -830,8 +866,9 @@ class DestinationOut(BaseModel):
     channel: Literal["email", "sms", "push", "ads", "profiling"] | None = Field(
         description="the consent channel its profiles must have granted (null: no check)"
     )
-    unknown_consent: Literal["deny", "allow"] = Field(
-        description="what a profile that never stated consent on the channel gets"
+    unknown_consent: Literal["deny", "allow"] | None = Field(
+        description="what a profile that never stated consent on the channel gets "
+        "(null: the server's configured rule, by region)"
     )
     config: dict[str, Any] = Field(description="the type's settings (a secret only on creation)")
     created_at: str

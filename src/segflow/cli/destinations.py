@@ -102,7 +102,7 @@ def destinations_add(
             "fields": {k: v or k for k, v in fields.items()},
             "schedule": schedule,
             "channel": channel,
-            "unknown_consent": "allow" if allow_unknown else "deny",
+            "unknown_consent": "allow" if allow_unknown else None,
             "config": _pairs(config or [], "--config"),
         }
         if batch_size is not None:

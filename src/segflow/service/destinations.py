@@ -35,7 +35,7 @@ import orjson
 from segflow.model import schedule
 from segflow.model.audiences import PLATFORMS, is_region
 from segflow.model.changes import LoggedChange
-from segflow.model.consent import CHANNELS, UNKNOWN_POLICIES
+from segflow.model.consent import CHANNELS, UNKNOWN_POLICIES, decide
 from segflow.model.errors import Problem
 from segflow.model.groups import group_fields
 from segflow.model.time import format_instant, utcnow
@@ -258,9 +258,9 @@ def parse_destination(
     channel = body.get("channel", "email" if kind == "esp" else None)
     if channel is not None and channel not in CHANNELS:
         bad("channel", f"one of {', '.join(CHANNELS)}, or null (no consent check)")
-    unknown = body.get("unknown_consent", "deny")
-    if unknown not in UNKNOWN_POLICIES:
-        bad("unknown_consent", "deny or allow")
+    unknown = body.get("unknown_consent")
+    if unknown is not None and unknown not in UNKNOWN_POLICIES:
+        bad("unknown_consent", "deny or allow, or null (the server's configured rule)")
     config = body.get("config", {})
     if not isinstance(config, Mapping):
         bad("config", "an object of the type's settings")
@@ -282,7 +282,7 @@ def parse_destination(
         batch_size=int(batch),
         schedule=cron,
         channel=channel,
-        unknown_consent=str(unknown),
+        unknown_consent=None if unknown is None else str(unknown),
     )
 
 
@@ -784,3 +784,50 @@ def destination_report(store: DestinationStore, dest: Destination) -> dict[str, 
         "deliveries": counts,
         "syncs": [s.to_dict() for s in syncs],
     }
+
+
+def destination_reach(
+    store: DestinationStore, profile_id: str, segment_id: str | None = None
+) -> list[dict[str, Any]]:
+    """For each destination receiving ``segment_id`` (every one when None): whether
+    ``profile_id`` is excluded from it and why (erasure, or its consent on the
+    destination's channel: the statement with its time and source, else the unknown
+    rule that applies)."""
+    dests = store.destinations(segment_id=segment_id)
+    states = store.consents.consent([profile_id]).get(profile_id, {})
+    region = store.regions([profile_id]).get(profile_id)
+    suppressed = store.suppressed(profile_id)
+    out: list[dict[str, Any]] = []
+    for d in dests:
+        row: dict[str, Any] = {"destination_id": d.id, "name": d.name, "type": d.kind,
+                               "channel": d.channel}  # fmt: skip
+        if suppressed:
+            row.update(excluded=True, reason="excluded: erased (on the suppression list)")
+        elif d.channel is None:
+            row.update(excluded=False, reason="sent: no consent check")
+        else:
+            dec = store.decision(d, states, region)
+            verdict = f"sent on {d.channel}" if dec.allowed else f"excluded from {d.channel}"
+            row.update(excluded=not dec.allowed, reason=f"{verdict}: {dec.reason}")
+        out.append(row)
+    return out
+
+
+def consent_channels(store: DestinationStore, profile_id: str) -> list[dict[str, Any]]:
+    """Each consent channel for one profile: ``granted``, ``denied`` (the statement's
+    source and time) or ``unknown`` with the configured default for its region (a
+    destination's own ``unknown_consent`` overrides it)."""
+    states = store.consents.consent([profile_id]).get(profile_id, {})
+    region = store.regions([profile_id]).get(profile_id)
+    out: list[dict[str, Any]] = []
+    for ch in CHANNELS:
+        c = states.get(ch)
+        dec = decide(c, ch, None, store.unknown, region)
+        row: dict[str, Any] = {"channel": ch, "state": dec.state, "reason": dec.reason,
+                               "source": c.source if c else None,
+                               "at": format_instant(c.at) if c else None}  # fmt: skip
+        if c is None:
+            row["default"] = "allow" if dec.allowed else "deny"
+            row["region"] = region
+        out.append(row)
+    return out

@@ -41,10 +41,10 @@ const NO_MAPPING = new Set(["ad_audience", "esp"]); // they send their own email
 
 /** The form's state for a new destination, or for editing `d`. */
 function formOf(d) {
-  if (!d) return { type: "files", name: "", segments: [], groups: [], events: ["entered", "exited"], changes: true, batch_size: "", schedule: "", channel: "", unknown_consent: "deny", config: {}, fields: [] };
+  if (!d) return { type: "files", name: "", segments: [], groups: [], events: ["entered", "exited"], changes: true, batch_size: "", schedule: "", channel: "", unknown_consent: "", config: {}, fields: [] };
   return {
     type: d.type, name: d.name === d.id ? "" : d.name, segments: [...d.segments], groups: [...(d.groups || [])], events: [...d.events], changes: d.changes,
-    batch_size: String(d.batch_size), schedule: d.schedule || "", channel: d.channel || "", unknown_consent: d.unknown_consent,
+    batch_size: String(d.batch_size), schedule: d.schedule || "", channel: d.channel || "", unknown_consent: d.unknown_consent || "",
     config: Object.fromEntries(Object.entries(d.config).map(([k, v]) => [k, String(v)])),
     fields: NO_MAPPING.has(d.type) ? [] : Object.entries(d.fields).map(([trait, out]) => ({ trait, out })),
   };
@@ -57,7 +57,7 @@ function bodyOf(form, type) {
     const v = (form.config[s.name] ?? "").trim();
     if (v !== "") config[s.name] = s.input === "integer" ? Number(v) : v;
   }
-  const body = { type: form.type, segments: form.segments, events: form.events, changes: form.changes, schedule: form.schedule.trim() || null, channel: form.channel || null, unknown_consent: form.unknown_consent, config };
+  const body = { type: form.type, segments: form.segments, events: form.events, changes: form.changes, schedule: form.schedule.trim() || null, channel: form.channel || null, unknown_consent: form.unknown_consent || null, config };
   if (form.groups.length) body.groups = form.groups;
   if (form.name.trim()) body.name = form.name.trim();
   if (form.batch_size.trim()) body.batch_size = Number(form.batch_size);
@@ -121,7 +121,7 @@ function DestinationForm({ meta, editing, onSaved, onCancel }) {
       <div class="field"><label for="dest-channel">Consent channel</label><select id="dest-channel" value=${form.channel} onChange=${(e) => set("channel", e.target.value)}>
         <option value="">none (no consent check)</option>${types.channels.map((c) => html`<option value=${c}>${c}</option>`)}</select></div>
       <div class="field"><label for="dest-unknown">Unknown consent</label><select id="dest-unknown" value=${form.unknown_consent} disabled=${!form.channel} onChange=${(e) => set("unknown_consent", e.target.value)}>
-        ${types.unknown_consent.map((c) => html`<option value=${c}>${c}</option>`)}</select></div>
+        <option value="">server default (by region)</option>${types.unknown_consent.map((c) => html`<option value=${c}>${c}</option>`)}</select></div>
     </div>
     <h4>${form.type} settings</h4>
     <div class="fields" id="dest-config">${(type?.settings || []).map(cfgInput)}</div>
@@ -188,7 +188,7 @@ function Destinations() {
       return html`${list.destinations.length ? html`<div class="table-wrap" tabindex="0"><table><thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Channel</th><th scope="col">Receives</th><th scope="col">Status</th><th scope="col">Deliveries</th><th scope="col">Last sync</th><th scope="col"></th></tr></thead>
         <tbody>${list.destinations.map((d) => { const c = d.deliveries || { pending: 0, delivered: 0, dead: 0 }; const last = d.syncs?.[0]; return html`<tr data-destination=${d.id}>
           <td>${d.name}${d.name !== d.id ? html`<div class="small muted mono">${d.id}</div>` : null}</td><td><span class="pill">${d.type}</span></td>
-          <td>${d.channel ? html`${d.channel}<div class="small muted">unknown: ${d.unknown_consent}</div>` : html`<span class="muted">–</span>`}</td>
+          <td>${d.channel ? html`${d.channel}<div class="small muted">unknown: ${d.unknown_consent || "server default"}</div>` : html`<span class="muted">–</span>`}</td>
           <td>${d.segments.map((s) => html`<a class="tag" href=${segHref(s)}>${s}</a>`)}${(d.groups || []).map((g) => html`<a class="tag" href=${`#/groups/${enc(g)}`}>group ${g}</a>`)}</td>
           <td class="dest-status"><span class="pill ${STATUS_TONE[d.status] || ""}">${d.status || "–"}</span>${d.last_error ? html`<div class="small muted">last error: ${d.last_error}</div>` : null}</td>
           <td class="dest-counts"><span class="pill good">${num(c.delivered)} delivered</span> <span class="pill">${num(c.pending)} pending</span> ${c.dead ? html`<span class="pill bad">${num(c.dead)} dead</span>` : null}</td>

@@ -61,6 +61,7 @@ def store(ctx: ServerContext) -> DestinationStore:
                     lambda: silent_segments(ctx),
                     lambda: segment_holdouts(ctx),
                     lambda pid: bool(ctx.suppressed) and pid in ctx.suppressed,
+                    ctx.settings.unknown_consent,
                 )
                 ctx.extra["destination_store"] = s
     return s

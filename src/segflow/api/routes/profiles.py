@@ -18,6 +18,7 @@ from fastapi.responses import ORJSONResponse
 
 from segflow.api.deps import Ctx, ServerContext, admin_key, admin_only, parse_at
 from segflow.api.http import ApiError
+from segflow.api.routes.destinations import store as destination_store
 from segflow.api.schemas import (
     DeleteResult,
     ErrorResponse,
@@ -28,6 +29,7 @@ from segflow.api.schemas import (
 )
 from segflow.model.time import format_instant
 from segflow.service import profiles
+from segflow.service.destinations import consent_channels
 
 router = APIRouter(
     prefix="/v1/profiles",
@@ -144,7 +146,9 @@ async def get_profile(profile_id: str, ctx: Ctx, at: str | None = None) -> dict[
 
     def run() -> dict[str, Any]:
         pid = _resolved(ctx, profile_id)
-        return profiles.profile_view(ctx.app, ctx.live, pid, when or ctx.clock.now())
+        view = profiles.profile_view(ctx.app, ctx.live, pid, when or ctx.clock.now())
+        view["consent_channels"] = consent_channels(destination_store(ctx), pid)
+        return view
 
     return await ctx.run(run)
 

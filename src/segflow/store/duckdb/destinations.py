@@ -27,7 +27,7 @@ import orjson
 import pyarrow as pa
 
 from segflow.model.changes import LoggedChange
-from segflow.model.consent import allowed
+from segflow.model.consent import Consent, Decision, UnknownConsent, decide
 from segflow.model.definition import Holdout, held_out
 from segflow.model.groups import split_resolved
 from segflow.model.time import format_instant, utcnow
@@ -116,8 +116,9 @@ class Destination:
     held_out: str = SKIP
     channel: str | None = None
     """The consent channel its profiles must have granted (None: no consent check)."""
-    unknown_consent: str = "deny"
-    """What a profile that never stated consent on ``channel`` gets: deny or allow."""
+    unknown_consent: str | None = None
+    """What a profile that never stated consent on ``channel`` gets: deny or allow;
+    None: the configured rule (``model.consent.UnknownConsent``, by region)."""
     created_at: datetime = field(default_factory=utcnow)
     from_seq: int = 0
 
@@ -278,8 +279,12 @@ class DestinationStore:
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
         suppressed: Callable[[str], bool] = lambda _id: False,
+        unknown: UnknownConsent | None = None,
     ) -> None:
         self.con = con
+        self.unknown = unknown or UnknownConsent()
+        """What a profile that never stated consent gets, where its destination does not
+        say (by region)."""
         con.execute(DDL)
         _migrate_webhooks(con)
         self._active: list[Destination] | None = None
@@ -473,11 +478,11 @@ class DestinationStore:
             return wanted
         pids = sorted({c.profile_id for c, d, _ in wanted if d.channel})
         states = self.consents.consent(pids)
+        regions = self.regions([p for p in pids if p not in states])
         return [
             (c, d, h)
             for c, d, h in wanted
-            if not d.channel
-            or allowed(states.get(c.profile_id, {}).get(d.channel), d.unknown_consent)
+            if not d.channel or self.decide(d, states.get(c.profile_id, {}), regions, c.profile_id)
         ]
 
     def reachable(self, dest: Destination, members: Sequence[str]) -> list[str]:
@@ -487,9 +492,33 @@ class DestinationStore:
         if not dest.channel:
             return out
         states = self.consents.consent(None, dest.channel)
-        return [
-            m for m in out if allowed(states.get(m, {}).get(dest.channel), dest.unknown_consent)
-        ]
+        regions: dict[str, str] = {}
+        if dest.unknown_consent is None and self.unknown.regions:
+            regions = self.regions([m for m in out if m not in states])
+        return [m for m in out if self.decide(dest, states.get(m, {}), regions, m)]
+
+    def decide(
+        self, dest: Destination, states: Mapping[str, Consent], regions: Mapping[str, str], pid: str
+    ) -> bool:
+        return self.decision(dest, states, regions.get(pid)).allowed
+
+    def decision(
+        self, dest: Destination, states: Mapping[str, Consent], region: str | None
+    ) -> Decision:
+        """Whether a profile with consent ``states`` in ``region`` may receive ``dest``'s
+        channel, and why."""
+        assert dest.channel is not None
+        consent = states.get(dest.channel)
+        return decide(consent, dest.channel, dest.unknown_consent, self.unknown, region)
+
+    def regions(self, profile_ids: Sequence[str]) -> dict[str, str]:
+        """Each profile's region (the configured trait), for the unknown-consent rules;
+        profiles without one absent (nothing is read when no region has a rule)."""
+        if not self.unknown.regions or not profile_ids:
+            return {}
+        key = self.unknown.region_trait
+        traits = self.traits(set(profile_ids), [key])
+        return {p: str(t[key]) for p, t in traits.items() if isinstance(t.get(key), str)}
 
     def traits(
         self, profile_ids: Collection[str], keys: Sequence[str]
@@ -850,7 +879,7 @@ def _destination(row: Sequence[Any]) -> Destination:
         schedule=s.get("schedule"),
         held_out=str(s.get("held_out", SKIP)),
         channel=s.get("channel"),
-        unknown_consent=str(s.get("unknown_consent", "deny")),
+        unknown_consent=s.get("unknown_consent"),
         created_at=created,
         from_seq=int(from_seq),
     )
