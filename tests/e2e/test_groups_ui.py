@@ -5,6 +5,7 @@ dry-run diff reviewed, then saved; axe-clean with no console error."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +66,31 @@ def test_reorder_a_group_after_reviewing_who_moves(server: Server, browser: Any)
 
     assert watch.errors == []
     assert not [u for u in watch.urls if server.admin_key in u]
+
+
+@pytest.mark.parametrize(
+    "hash_,ready", [("#/groups/tiers", "#resolution"), ("#/settings", "#destinations")]
+)
+def test_groups_and_settings_fit_a_phone(
+    server: Server, browser: Any, tmp_path: Path, hash_: str, ready: str
+) -> None:
+    _shop(server)
+    group = {"group": "tiers", "name": "Value tiers", "segments": ["big_spenders"]}
+    assert server.client.post("/v1/groups", json=group).status_code == 201
+    r = server.client.post(
+        "/v1/destinations",
+        json={"type": "files", "name": "Lake drop", "groups": ["tiers"], "channel": "email",
+              "config": {"path": str(tmp_path / "drops")}, "changes": False},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    page, watch = _open(browser, server, width=390)
+    page.goto(server.base_url + "/" + hash_)
+    page.locator(ready).wait_for()
+    if hash_ == "#/settings":
+        page.get_by_role("button", name="+ New destination").click()
+        page.locator("#dest-form").wait_for()
+    page.wait_for_timeout(300)
+    overflow = page.evaluate("() => document.documentElement.scrollWidth")
+    assert overflow <= 390, f"{hash_} is {overflow} px wide"
+    _axe(page, hash_ + " (phone)")
+    assert watch.errors == []
