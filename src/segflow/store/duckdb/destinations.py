@@ -482,7 +482,8 @@ class DestinationStore:
         return [
             (c, d, h)
             for c, d, h in wanted
-            if not d.channel or self.decide(d, states.get(c.profile_id, {}), regions, c.profile_id)
+            if not d.channel
+            or self.may_receive(d, states.get(c.profile_id, {}), regions, c.profile_id)
         ]
 
     def reachable(self, dest: Destination, members: Sequence[str]) -> list[str]:
@@ -495,11 +496,13 @@ class DestinationStore:
         regions: dict[str, str] = {}
         if dest.unknown_consent is None and self.unknown.regions:
             regions = self.regions([m for m in out if m not in states])
-        return [m for m in out if self.decide(dest, states.get(m, {}), regions, m)]
+        return [m for m in out if self.may_receive(dest, states.get(m, {}), regions, m)]
 
-    def decide(
+    def may_receive(
         self, dest: Destination, states: Mapping[str, Consent], regions: Mapping[str, str], pid: str
     ) -> bool:
+        """Whether ``pid`` (its consent ``states``, its region in ``regions``) may
+        receive ``dest``'s channel."""
         return self.decision(dest, states, regions.get(pid)).allowed
 
     def decision(
@@ -517,8 +520,20 @@ class DestinationStore:
         if not self.unknown.regions or not profile_ids:
             return {}
         key = self.unknown.region_trait
-        traits = self.traits(set(profile_ids), [key])
-        return {p: str(t[key]) for p, t in traits.items() if isinstance(t.get(key), str)}
+        if len(profile_ids) <= 1000:
+            traits = self.traits(set(profile_ids), [key])
+            return {p: str(t[key]) for p, t in traits.items() if isinstance(t.get(key), str)}
+        # a full sync's members: one pass over the key's values beats a long id list
+        wanted = set(profile_ids)
+        rows = self.con.execute(
+            "SELECT profile_id, value FROM current_traits WHERE key = ?", [key]
+        ).fetchall()
+        out: dict[str, str] = {}
+        for pid, value in rows:
+            v = orjson.loads(value) if value else None
+            if str(pid) in wanted and isinstance(v, str):
+                out[str(pid)] = v
+        return out
 
     def traits(
         self, profile_ids: Collection[str], keys: Sequence[str]
