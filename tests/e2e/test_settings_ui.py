@@ -85,6 +85,10 @@ def test_add_a_destination_then_replay_its_dead_letters(
     wait_for(lambda: (blocked / "manifest.json").exists())
     page.reload()
     row.locator(".dest-counts", has_text="1 delivered").wait_for()
+    row.get_by_role("button", name="Log").click()
+    log.get_by_role("button", name="Sync now").click()
+    log.locator(".dest-syncs tbody tr", has_text="done").wait_for()
+    assert "manual" in log.locator(".dest-syncs").inner_text()
 
     # the customer's Why? names the destination and the consent decision
     page.goto(server.base_url + "/#/profiles/bob")

@@ -1,7 +1,7 @@
 // Settings: API keys (create, revoke) and destinations of every type: their status,
 // delivery counts and full syncs, the dead-letter list with replay, and a form per
 // type (create, edit, delete) with the field mapping.
-import { html, useState } from "../lib/html.js";
+import { html, useEffect, useState } from "../lib/html.js";
 import { api, enc, optional, qs } from "../lib/api.js";
 import { num, ago, dateTime } from "../lib/format.js";
 import { Async, Card, Empty, ErrorBox, segHref, toast, useAsync } from "../lib/ui.js";
@@ -146,6 +146,12 @@ function DestinationForm({ meta, editing, onSaved, onCancel }) {
 function DestinationLog({ dest, onChange }) {
   const state = useAsync(() => Promise.all([api(`/v1/destinations/${enc(dest.id)}/syncs`), api(`/v1/destinations/${enc(dest.id)}/deliveries${qs({ status: "dead", limit: 200 })}`)]), [dest.id, dest.deliveries?.dead, dest.syncs?.[0]?.status]);
   const [error, setError] = useState(null);
+  const busy = state.data?.[0].syncs.some((x) => x.status === "requested" || x.status === "running");
+  useEffect(() => { // follow a sync until it is done
+    if (!busy) return undefined;
+    const t = setTimeout(() => { state.reload(); onChange(); }, 1000);
+    return () => clearTimeout(t);
+  }, [busy, state.data]);
   const replay = async (ids) => {
     try { const r = await api(`/v1/destinations/${enc(dest.id)}/replay`, { method: "POST", body: ids ? { ids } : {} }); toast(`${num(r.replayed)} deliveries queued again`); state.reload(); onChange(); } catch (x) { setError(x); }
   };
@@ -157,9 +163,9 @@ function DestinationLog({ dest, onChange }) {
     <${Async} state=${state}>${([syncs, dead]) => html`
       <h4>Full syncs</h4>
       ${syncs.syncs.length ? html`<div class="table-wrap" tabindex="0"><table class="dest-syncs"><caption class="small muted">The latest full syncs, newest first</caption>
-        <thead><tr><th scope="col">Sync</th><th scope="col">Trigger</th><th scope="col">Status</th><th scope="col">Requested</th><th scope="col" class="num">Members</th><th scope="col" class="num">Held out</th><th scope="col" class="num">Sent</th><th scope="col">Error</th></tr></thead>
+        <thead><tr><th scope="col">Sync</th><th scope="col">Trigger</th><th scope="col">Status</th><th scope="col">Requested</th><th scope="col" class="num">Members</th><th scope="col" class="num">Held out</th><th scope="col" class="num">Not consented</th><th scope="col" class="num">Sent</th><th scope="col">Error</th></tr></thead>
         <tbody>${syncs.syncs.map((x) => html`<tr><td>#${x.id}</td><td>${x.trigger}</td><td><span class="pill ${x.status === "failed" ? "bad" : x.status === "done" ? "good" : ""}">${x.status}</span></td>
-          <td>${dateTime(x.requested_at)}</td><td class="num">${num(x.members)}</td><td class="num">${num(x.held_out)}</td><td class="num">${num(x.sent)}</td><td class="small">${x.error || "–"}</td></tr>`)}</tbody></table></div>`
+          <td>${dateTime(x.requested_at)}</td><td class="num">${num(x.members)}</td><td class="num">${num(x.held_out)}</td><td class="num">${num((x.detail || []).reduce((a, d) => a + (d.not_consented || 0), 0))}</td><td class="num">${num(x.sent)}</td><td class="small">${x.error || "–"}</td></tr>`)}</tbody></table></div>`
         : html`<p class="muted small">No full sync yet.</p>`}
       <div class="row"><h4>Dead letters</h4>${dead.deliveries.length ? html`<button class="btn small" onClick=${() => replay(null)}>Replay all</button>` : null}</div>
       ${dead.deliveries.length ? html`<div class="table-wrap" tabindex="0"><table class="dest-dead"><thead><tr><th scope="col">Change</th><th scope="col">Segment</th><th scope="col" class="num">Attempts</th><th scope="col">Last error</th><th scope="col"></th></tr></thead>
