@@ -296,6 +296,28 @@ def test_kafka_topic_gets_changes_and_syncs_keyed_by_profile(server: Server, kaf
     assert {r["profile_id"] for _, r, _ in got if r["type"] == "segment.member"} == SENT
 
 
+def test_a_kafka_sasl_password_is_never_shown_back_and_kept_on_update(server: Server) -> None:
+    _shop(server)
+    sasl = {"bootstrap_servers": "broker.example:9093", "topic": "t",
+            "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": "segflow", "sasl_password": "s3cret-pw"}  # fmt: skip
+    dest = _create(server, {"type": "kafka", "segments": ["viewers"], "config": sasl})
+    assert "sasl_password" not in dest["config"] and dest["config"]["sasl_username"] == "segflow"
+    resent = {k: v for k, v in sasl.items() if k != "sasl_password"}
+    r = server.client.put(
+        f"/v1/destinations/{dest['id']}",
+        json={"type": "kafka", "segments": ["viewers"], "config": {**resent, "topic": "t2"}},
+    )
+    assert r.status_code == 200, r.text  # valid: the password it had is kept
+    assert "s3cret-pw" not in r.text and r.json()["config"]["topic"] == "t2"
+    plain = {"bootstrap_servers": "broker.example:9092", "topic": "t2"}
+    r = server.client.put(
+        f"/v1/destinations/{dest['id']}",
+        json={"type": "kafka", "segments": ["viewers"], "config": plain},
+    )
+    assert r.status_code == 200, r.text  # SASL dropped: the password goes with it
+
+
 def test_a_kafka_destination_without_a_broker_is_retried_not_lost(server: Server) -> None:
     _shop(server)
     dead = _create(
@@ -559,3 +581,61 @@ def test_a_destination_updated_sends_by_its_new_configuration(
     bad = server.client.put(f"/v1/destinations/{dest['id']}", json={"type": "files"})
     assert bad.status_code == 422
     assert server.client.put("/v1/destinations/dst_nope", json=new).status_code == 404
+
+
+# --------------------------------------------------------------------------- settings page
+
+
+def test_types_list_each_settings_and_a_destination_shows_channel_and_status(
+    server: Server, tmp_path: Path
+) -> None:
+    types = server.client.get("/v1/destinations/types").json()
+    by_type = {t["type"]: {s["name"]: s for s in t["settings"]} for t in types["types"]}
+    assert set(by_type) == {"webhook", "redis", "nats", "kafka", "files", "ad_audience", "esp"}
+    assert by_type["files"]["format"]["choices"] == ["jsonl", "csv", "parquet"]
+    assert by_type["redis"]["stream"]["required"] is True
+    assert by_type["esp"]["api_key"]["input"] == "secret"
+    assert "email" in types["channels"] and types["unknown_consent"] == ["deny", "allow"]
+    _shop(server)
+    dest = _create(
+        server,
+        {"type": "files", "segments": ["viewers"], "channel": "email",
+         "unknown_consent": "allow", "config": {"path": str(tmp_path / "d")}},
+    )  # fmt: skip
+    assert (dest["channel"], dest["unknown_consent"]) == ("email", "allow")
+    (listed,) = server.client.get("/v1/destinations").json()["destinations"]
+    assert listed["channel"] == "email" and listed["status"] == "ok"
+    assert listed["deliveries"] == {"pending": 0, "delivered": 0, "dead": 0}
+    assert listed["last_error"] is None
+
+
+@pytest.fixture
+def one_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGFLOW_WEBHOOK_BACKOFF_S", "0.1")
+    monkeypatch.setenv("SEGFLOW_WEBHOOK_MAX_ATTEMPTS", "1")
+
+
+def test_a_failing_destination_is_listed_failing_until_its_dead_letters_are_replayed(
+    one_attempt: None, server: Server, tmp_path: Path
+) -> None:
+    _shop(server)
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the directory should be")
+    dest = _create(
+        server, {"type": "files", "segments": ["viewers"], "config": {"path": str(blocker)}}
+    )
+    for u in USERS:
+        post_view(server, u, 1)
+
+    def failing() -> dict[str, Any] | None:
+        d: dict[str, Any] = server.client.get(f"/v1/destinations/{dest['id']}").json()
+        return d if d["status"] == "failing" else None
+
+    wait_for(failing)
+    got = failing()
+    assert got is not None and got["last_error"] and got["deliveries"]["dead"] >= 1
+    blocker.unlink()
+    blocker.mkdir()
+    r = server.client.post(f"/v1/destinations/{dest['id']}/replay", json={})
+    assert r.status_code == 200
+    wait_for(lambda: server.client.get(f"/v1/destinations/{dest['id']}").json()["status"] == "ok")

@@ -74,6 +74,7 @@ def _pages(server: Server) -> list[tuple[str, str, str | None]]:
         ("08-overlap", "#/overlap", "#heatmap table"),
         ("09-journeys", "#/journeys", "#stages"),
         ("10-settings", "#/settings", "#keys table"),
+        ("11-groups", "#/groups", "#groups"),
     ]
 
 

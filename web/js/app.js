@@ -4,6 +4,7 @@
 //   #/segments/ID       one segment        #/segments/ID/edit  the builder
 //   #/new[?from=ID]     new (or duplicate) #/profiles[?q=]   profile search
 //   #/profiles/ID       one customer       #/overlap #/journeys #/settings
+//   #/groups            priority groups    #/groups/ID       one group
 import { html, render, useEffect, useErrorBoundary, useState } from "./lib/html.js";
 import { getKey, setKey, onAuthFailure } from "./lib/api.js";
 import { Toasts, Loading, ErrorBox } from "./lib/ui.js";
@@ -17,6 +18,8 @@ const PAGES = {
   profile: () => import("./pages/profile.js"),
   overlap: () => import("./pages/overlap.js"),
   journeys: () => import("./pages/journeys.js"),
+  groups: () => import("./pages/groups.js"),
+  group: () => import("./pages/groups.js"),
   settings: () => import("./pages/settings.js"),
 };
 
@@ -26,6 +29,7 @@ const NAV = [
   ["#/profiles", "Customers", "profiles"],
   ["#/overlap", "Overlap", "overlap"],
   ["#/journeys", "Journeys", "journeys"],
+  ["#/groups", "Groups", "groups"],
   ["#/settings", "Settings", "settings"],
 ];
 
@@ -43,6 +47,7 @@ export function parseRoute(hash = location.hash) {
     return { page: sub === "edit" ? "builder" : "segment", id, params };
   }
   if (head === "profiles" || head === "profile") return id ? { page: "profile", id, params } : { page: "profiles", params };
+  if (head === "groups") return id ? { page: "group", id, params } : { page: "groups", params };
   if (PAGES[head]) return { page: head, params };
   return { page: "notfound", params };
 }
@@ -101,7 +106,7 @@ function App() {
     const label = NAV.find((n) => n[2] === route.page)?.[1];
     document.title = label ? `${label} · segflow` : "segflow";
   }, [route.page]);
-  const section = route.page === "segment" || route.page === "builder" ? "segments" : route.page === "profile" ? "profiles" : route.page;
+  const section = route.page === "segment" || route.page === "builder" ? "segments" : route.page === "profile" ? "profiles" : route.page === "group" ? "groups" : route.page;
   return html`
     <header class="topbar">
       <a href="#/" class="brand" aria-label="segflow home">segflow</a>

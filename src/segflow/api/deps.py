@@ -34,6 +34,7 @@ from fastapi.routing import APIRoute
 
 from segflow.api.http import ApiError, bearer_or_basic
 from segflow.api.limits import MAX_DEPTH_SETTING, check_setting, request_instant
+from segflow.model.consent import UnknownConsent
 from segflow.model.definition import Limits
 from segflow.model.events import MAX_DEPTH
 from segflow.model.suppressions import Suppressions
@@ -109,6 +110,10 @@ class Settings:
     store may hold; a message bringing a new one past it is refused (400 naming it),
     fields already known are still accepted.  Each field is a column of the events
     table, and every column makes every later insert slower."""
+    unknown_consent: UnknownConsent | None = None
+    """What a profile that never stated consent on a channel gets, where its
+    destination does not say (a rule per region and channel, else a default); None:
+    the ``SEGFLOW_UNKNOWN_CONSENT`` configuration (``service.consent``)."""
     max_event_depth: int = MAX_DEPTH
     """Deepest nesting of objects and arrays in an ingested message (its
     ``properties`` are level 1); deeper messages are refused (400).  At most the

@@ -496,6 +496,20 @@ class ConsentState(BaseModel):
     at: str
 
 
+class ChannelConsent(BaseModel):
+    channel: str
+    state: Literal["granted", "denied", "unknown"]
+    reason: str = Field(description="the decision in words, with the statement's time and source")
+    source: str | None = Field(description="trait <key> or event Consent Updated (null: unknown)")
+    at: str | None
+    default: Literal["allow", "deny"] | None = Field(
+        None,
+        description="unknown only: the configured rule for the profile's region "
+        "(a destination's own unknown_consent overrides it)",
+    )
+    region: str | None = Field(None, description="unknown only: the profile's region, if any")
+
+
 class ProfileView(BaseModel):
     """The customer view (values as stored: traits are free-form)."""
 
@@ -508,6 +522,10 @@ class ProfileView(BaseModel):
     traits: dict[str, Any]
     consent: dict[str, ConsentState] = Field(
         default_factory=dict, description="channel -> the latest statement on it"
+    )
+    consent_channels: list[ChannelConsent] = Field(
+        default_factory=list,
+        description="every channel: granted, denied or unknown (with the default that applies)",
     )
     computed_traits: dict[str, Any]
     orders: list[dict[str, Any]] = Field(
@@ -565,9 +583,26 @@ class ExperimentResult(BaseModel):
     mde: MdeSampleSize | None = None
 
 
+class DestinationReach(BaseModel):
+    """Whether a profile is sent to one destination, and why."""
+
+    destination_id: str
+    name: str
+    type: str
+    channel: str | None
+    excluded: bool
+    reason: str = Field(
+        description="e.g. 'excluded from email: no consent since 2026-11-03T10:00:00Z "
+        "(source: identify (trait consent.email))', 'excluded from sms: unknown consent, "
+        "default deny', 'sent: no consent check'"
+    )
+
+
 class ExplainResult(BaseModel):
     """Why a profile is (not) a member: ``condition`` is the tree of nodes, each with
-    ``op``, ``value`` (its truth) and, at leaves, the feature and its value."""
+    ``op``, ``value`` (its truth) and, at leaves, the feature and its value;
+    ``destinations``: each destination receiving the segment, whether the profile is
+    excluded from it and why."""
 
     segment: str
     profile: str
@@ -575,6 +610,7 @@ class ExplainResult(BaseModel):
     member: bool
     version: int | None = None
     condition: dict[str, Any]
+    destinations: list[DestinationReach] = Field(default_factory=list)
 
 
 class DeleteResult(BaseModel):
@@ -792,20 +828,79 @@ class Dashboard(BaseModel):
     alerts: list[EventAlert]
 
 
+class SyncOut(BaseModel):
+    id: int
+    destination_id: str
+    trigger: str
+    status: Literal["requested", "running", "done", "failed"]
+    requested_at: str
+    started_at: str | None
+    finished_at: str | None
+    members: int
+    held_out: int
+    sent: int
+    detail: Any = None
+    error: str | None
+
+
+class DeliveryCounts(BaseModel):
+    pending: int
+    delivered: int
+    dead: int = Field(description="the dead-letter list")
+
+
 class DestinationOut(BaseModel):
     id: str
     name: str
-    type: str
+    type: Literal["webhook", "redis", "nats", "kafka", "files", "ad_audience", "esp"]
     segments: list[str]
-    events: list[str]
+    groups: list[str] = Field(
+        default_factory=list,
+        description="priority groups it receives: every resolved member of each",
+    )
+    events: list[Literal["entered", "exited"]]
     changes: bool
-    fields: dict[str, str]
+    fields: dict[str, str] = Field(description="trait key -> the name it is sent under")
     batch_size: int
     schedule: str | None
+    channel: Literal["email", "sms", "push", "ads", "profiling"] | None = Field(
+        description="the consent channel its profiles must have granted (null: no check)"
+    )
+    unknown_consent: Literal["deny", "allow"] | None = Field(
+        description="what a profile that never stated consent on the channel gets "
+        "(null: the server's configured rule, by region)"
+    )
     config: dict[str, Any] = Field(description="the type's settings (a secret only on creation)")
     created_at: str
-    deliveries: dict[str, int] | None = Field(None, description="deliveries per status")
-    syncs: list[dict[str, Any]] | None = Field(None, description="the latest syncs")
+    status: Literal["ok", "retrying", "failing"] | None = Field(
+        None,
+        description="failing: dead-lettered deliveries or a failed latest sync; "
+        "retrying: deliveries waiting for another try",
+    )
+    last_error: str | None = Field(None, description="the latest delivery or sync error")
+    deliveries: DeliveryCounts | None = Field(None, description="deliveries per status")
+    syncs: list[SyncOut] | None = Field(None, description="the latest syncs, newest first")
+
+
+class DestinationSetting(BaseModel):
+    name: str
+    required: bool
+    input: Literal["text", "url", "secret", "path", "integer", "choice"]
+    description: str
+    choices: list[str] = Field(description="the allowed values of a choice")
+    default: str | int | None
+
+
+class DestinationType(BaseModel):
+    type: str
+    settings: list[DestinationSetting] = Field(description="its config keys, as a form lists them")
+
+
+class DestinationTypes(BaseModel):
+    types: list[DestinationType]
+    channels: list[str] = Field(description="the consent channels")
+    unknown_consent: list[str]
+    events: list[str]
 
 
 class DestinationList(BaseModel):
@@ -827,21 +922,6 @@ class DestinationDeliveryOut(BaseModel):
 class DestinationDeliveryList(BaseModel):
     counts: dict[str, int]
     deliveries: list[DestinationDeliveryOut]
-
-
-class SyncOut(BaseModel):
-    id: int
-    destination_id: str
-    trigger: str
-    status: Literal["requested", "running", "done", "failed"]
-    requested_at: str
-    started_at: str | None
-    finished_at: str | None
-    members: int
-    held_out: int
-    sent: int
-    detail: Any = None
-    error: str | None
 
 
 class SyncList(BaseModel):

@@ -48,6 +48,10 @@ def destinations_add(
     segment: Annotated[
         list[str] | None, typer.Option("--segment", help="A segment to send (repeat).")
     ] = None,
+    group: Annotated[
+        list[str] | None,
+        typer.Option("--group", help="A priority group to send, its resolution (repeat)."),
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="A label.")] = "",
     events: Annotated[
         str, typer.Option("--events", help="Which changes: entered,exited.")
@@ -93,19 +97,20 @@ def destinations_add(
             "type": type_,
             "name": name,
             "segments": list(segment or []),
+            "groups": list(group or []),
             "events": [e for e in events.split(",") if e],
             "changes": not no_changes,
             "fields": {k: v or k for k, v in fields.items()},
             "schedule": schedule,
             "channel": channel,
-            "unknown_consent": "allow" if allow_unknown else "deny",
+            "unknown_consent": "allow" if allow_unknown else None,
             "config": _pairs(config or [], "--config"),
         }
         if batch_size is not None:
             body["batch_size"] = batch_size
     with opened(db) as sf:
         try:
-            dest = parse_destination(body, list(sf.registry.current()))
+            dest = parse_destination(body, list(sf.registry.current()), list(sf.registry.groups()))
         except InvalidDestination as e:
             for p in e.problems:
                 console.print(f"[red]{p.path or 'destination'}[/]: {p.message}")
@@ -136,7 +141,8 @@ def destinations_list(
     for r in reports:
         last = r["syncs"][0] if r["syncs"] else None
         table.add_row(
-            r["id"], r["type"], r["name"], ", ".join(r["segments"]),
+            r["id"], r["type"], r["name"],
+            ", ".join([*r["segments"], *(f"group {g}" for g in r["groups"])]),
             ",".join(r["events"]) if r["changes"] else "-", r["schedule"] or "-",
             str(r["deliveries"]["pending"]), str(r["deliveries"]["delivered"]),
             str(r["deliveries"]["dead"]),

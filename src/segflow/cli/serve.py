@@ -25,12 +25,20 @@ def serve_store(
     import duckdb
 
     from segflow.api.deps import Settings
+    from segflow.model.errors import DefinitionError
     from segflow.server import make_context, supervise
+    from segflow.service.consent import configured_unknown_consent
 
     try:
         settings = Settings(scores_cron=scores_cron)
     except ValueError as e:
         console.print(f"[red]--{e}[/red]".replace("scores_cron", "scores-cron", 1))
+        raise typer.Exit(2) from None
+    try:
+        configured_unknown_consent()
+    except DefinitionError as e:
+        for p in e.problems:
+            console.print(f"[red]{p.path}: {p.message}[/red]", markup=True)
         raise typer.Exit(2) from None
     try:
         ctx = make_context(db, settings=settings)

@@ -11,6 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from segflow.model.groups import group_fields
 from segflow.model.time import format_instant
 
 
@@ -94,10 +95,7 @@ class LoggedChange:
     def group_fields(self) -> dict[str, str | None]:
         """``group`` and ``group_segment`` of a priority group's resolved member
         (``group:segment``); both None for a segment's own change (one shape for all)."""
-        group, sep, member = self.segment_id.partition(":")
-        if not sep:
-            return {"group": None, "group_segment": None}
-        return {"group": group, "group_segment": member}
+        return group_fields(self.segment_id)
 
 
 __all__ = ["BY_CODE", "REASON_CODES", "LoggedChange", "Reason"]

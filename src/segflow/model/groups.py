@@ -44,6 +44,15 @@ def split_resolved(segment_id: str) -> tuple[str, str] | None:
     return (group, seg) if sep else None
 
 
+def group_fields(segment_id: str) -> dict[str, str | None]:
+    """``group`` and ``group_segment`` of a resolved member's id; both None for a
+    segment's own id (the one shape every change and sync record carries)."""
+    resolved = split_resolved(segment_id)
+    if resolved is None:
+        return {"group": None, "group_segment": None}
+    return {"group": resolved[0], "group_segment": resolved[1]}
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
     """An ordered list of segments, highest priority first; ``version`` is assigned

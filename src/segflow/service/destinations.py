@@ -36,8 +36,9 @@ import orjson
 from segflow.model import schedule
 from segflow.model.audiences import PLATFORMS, is_region
 from segflow.model.changes import LoggedChange
-from segflow.model.consent import CHANNELS, UNKNOWN_POLICIES
+from segflow.model.consent import CHANNELS, UNKNOWN_POLICIES, decide
 from segflow.model.errors import Problem
+from segflow.model.groups import group_fields
 from segflow.model.time import format_instant, utcnow
 from segflow.service.delivery import STOP_GRACE_S, DeliverySettings
 from segflow.service.handle import Segflow
@@ -54,6 +55,8 @@ from segflow.service.sinks import (
     make_sink,
 )
 from segflow.store.duckdb.destinations import (
+    CREDENTIALS,
+    DEAD,
     KINDS,
     Delivery,
     Destination,
@@ -64,6 +67,7 @@ from segflow.store.duckdb.destinations import (
 
 ChangesAfter = Callable[[int], Sequence[LoggedChange]]
 Members = Callable[[str], list[str]]
+GroupMembers = Callable[[str], Sequence[str]]
 MAX_BATCH: Final = 10_000
 RECORD_EVERY: Final = 20
 """Accepted deliveries recorded in one statement (a webhook sends one per request)."""
@@ -83,6 +87,7 @@ _COMMON: Final = {
     "name",
     "type",
     "segments",
+    "groups",
     "events",
     "changes",
     "fields",
@@ -92,40 +97,98 @@ _COMMON: Final = {
     "unknown_consent",
     "config",
 }
-_CONFIG: Final = {
-    "webhook": {"url": True, "secret": False},
-    "redis": {"url": False, "stream": True, "maxlen": False, "dedupe_ttl_s": False},
-    "nats": {"url": False, "subject": True, "stream": False},
-    "kafka": {
-        "bootstrap_servers": True,
-        "topic": True,
-        "security_protocol": False,
-        "sasl_mechanism": False,
-        "sasl_username": False,
-        "sasl_password": False,
-    },
-    "files": {"path": True, "format": False},
-    "ad_audience": {
-        "path": True,
-        "platform": True,
-        "email_trait": False,
-        "phone_trait": False,
-        "default_region": False,
-    },
-    "esp": {
-        "provider": True,
-        "list_id": True,
-        "api_key": True,
-        "base_url": False,
-        "email_trait": False,
-    },
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a destination type's ``config``, as a form shows it: ``input``
+    is text, url, secret, path, integer or choice (one of ``choices``)."""
+
+    name: str
+    required: bool
+    input: str
+    description: str
+    choices: tuple[str, ...] = ()
+    default: str | int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "required": self.required,
+            "input": self.input,
+            "description": self.description,
+            "choices": list(self.choices),
+            "default": self.default,
+        }
+
+
+SETTINGS: Final[dict[str, tuple[Setting, ...]]] = {
+    "webhook": (
+        Setting("url", True, "url", "where records are POSTed (http or https)"),
+        Setting("secret", False, "secret", "16-256 characters; generated when left empty"),
+    ),
+    "redis": (
+        Setting("url", False, "url", "the Redis server", default="redis://127.0.0.1:6379/0"),
+        Setting("stream", True, "text", "the stream records are added to"),
+        Setting("maxlen", False, "integer", "trim the stream to about this many (0: never)"),
+        Setting("dedupe_ttl_s", False, "integer", "seconds a sent key is remembered"),
+    ),
+    "nats": (
+        Setting("url", False, "url", "the NATS server", default="nats://127.0.0.1:4222"),
+        Setting("subject", True, "text", "the subject, without wildcards"),
+        Setting("stream", False, "text", "the JetStream stream", default="SEGFLOW"),
+    ),
+    "kafka": (
+        Setting("bootstrap_servers", True, "text", "the brokers, host:port[,host:port...]"),
+        Setting("topic", True, "text", "the topic records are produced to"),
+        Setting(
+            "security_protocol", False, "choice", "how to connect", KAFKA_PROTOCOLS, "PLAINTEXT"
+        ),
+        Setting("sasl_mechanism", False, "choice", "SASL mechanism", KAFKA_MECHANISMS),
+        Setting("sasl_username", False, "text", "SASL user name"),
+        Setting("sasl_password", False, "secret", "SASL password"),
+    ),
+    "files": (
+        Setting("path", True, "path", "an absolute directory on the server"),
+        Setting("format", False, "choice", "the file format", FILE_FORMATS, "jsonl"),
+    ),
+    "ad_audience": (
+        Setting("path", True, "path", "an absolute directory on the server"),
+        Setting("platform", True, "choice", "the ad platform", tuple(PLATFORMS)),
+        Setting("email_trait", False, "text", "the trait holding the email", default="email"),
+        Setting("phone_trait", False, "text", "the trait holding the phone", default="phone"),
+        Setting("default_region", False, "text", "region of phones without a country code"),
+    ),
+    "esp": (
+        Setting("provider", True, "choice", "the email service", tuple(ESP_PROVIDERS)),
+        Setting("list_id", True, "text", "the provider's list (audience) id"),
+        Setting("api_key", True, "secret", "the provider's API key (never shown back)"),
+        Setting("base_url", False, "url", "the provider's API address (for a proxy)"),
+        Setting("email_trait", False, "text", "the trait holding the email", default="email"),
+    ),
 }
+"""Each type's settings, in the order a form lists them."""
+_CONFIG: Final = {k: {s.name: s.required for s in v} for k, v in SETTINGS.items()}
 """Each type's settings: whether each is required."""
 
 
-def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Destination:
-    """A destination from its JSON configuration (``segments``: the saved segment ids);
-    raises InvalidDestination listing every problem."""
+def destination_types() -> dict[str, Any]:
+    """What a destination may be configured with: each type's settings, the consent
+    channels and policies (the settings page builds its forms from this)."""
+    return {
+        "types": [{"type": k, "settings": [s.to_dict() for s in SETTINGS[k]]} for k in KINDS],
+        "channels": list(CHANNELS),
+        "unknown_consent": list(UNKNOWN_POLICIES),
+        "events": ["entered", "exited"],
+    }
+
+
+def parse_destination(
+    body: Mapping[str, Any], segments: Sequence[str], groups: Sequence[str] = ()
+) -> Destination:
+    """A destination from its JSON configuration (``segments``: the saved segment ids,
+    ``groups``: the saved priority group ids); raises InvalidDestination listing every
+    problem."""
     problems: list[Problem] = []
 
     def bad(path: str, message: str) -> None:
@@ -139,10 +202,22 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
     kind = body.get("type")
     if kind not in KINDS:
         bad("type", f"must be one of {', '.join(KINDS)}")
-    segs = body.get("segments")
-    if not isinstance(segs, list) or not segs or not all(isinstance(s, str) for s in segs):
-        bad("segments", "a non-empty list of segment ids")
+    grps = body.get("groups", [])
+    grps_ok = isinstance(grps, list) and all(isinstance(g, str) for g in grps)
+    if not grps_ok:
+        bad("groups", "a list of priority group ids")
+        grps = []
+    for i, g in enumerate(grps):
+        if g not in groups:
+            near = [x for x in groups if x.lower() == g.lower()]
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            bad(f"groups[{i}]", f"unknown group {g!r}{hint}")
+    segs = body.get("segments", [])
+    if not isinstance(segs, list) or not all(isinstance(s, str) for s in segs):
+        bad("segments", "a list of segment ids")
         segs = []
+    elif not segs and not grps and grps_ok:
+        bad("segments", "a non-empty list of segment ids (or give groups)")
     for i, s in enumerate(segs):
         if s not in segments:
             bad(f"segments[{i}]", f"unknown segment {s!r}")
@@ -197,9 +272,9 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
     channel = body.get("channel", "email" if kind == "esp" else None)
     if channel is not None and channel not in CHANNELS:
         bad("channel", f"one of {', '.join(CHANNELS)}, or null (no consent check)")
-    unknown = body.get("unknown_consent", "deny")
-    if unknown not in UNKNOWN_POLICIES:
-        bad("unknown_consent", "deny or allow")
+    unknown = body.get("unknown_consent")
+    if unknown is not None and unknown not in UNKNOWN_POLICIES:
+        bad("unknown_consent", "deny or allow, or null (the server's configured rule)")
     config = body.get("config", {})
     if not isinstance(config, Mapping):
         bad("config", "an object of the type's settings")
@@ -213,6 +288,7 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
         name=name,
         kind=str(kind),
         segments=tuple(dict.fromkeys(segs)),
+        groups=tuple(dict.fromkeys(grps)),
         config=dict(config),
         events=tuple(e for e in ("entered", "exited") if e in events),
         changes=bool(changes),
@@ -220,7 +296,7 @@ def parse_destination(body: Mapping[str, Any], segments: Sequence[str]) -> Desti
         batch_size=int(batch),
         schedule=cron,
         channel=channel,
-        unknown_consent=str(unknown),
+        unknown_consent=None if unknown is None else str(unknown),
     )
 
 
@@ -322,6 +398,7 @@ def sync_record(
         "destination_id": dest.id,
         "sync_id": sync.id,
         "segment_id": segment_id,
+        **group_fields(segment_id),
         "profile_id": profile_id,
         "at": format_instant(sync.started_at or sync.requested_at),
     }
@@ -351,6 +428,7 @@ class DestinationWorker:
         settings: DeliverySettings | None = None,
         members: Members | None = None,
         sinks: Callable[[Destination, DeliverySettings], Sink] = make_sink,
+        group_members: GroupMembers | None = None,
     ) -> None:
         self.store = store
         self.lock = lock
@@ -359,6 +437,9 @@ class DestinationWorker:
         self.members = members
         """A saved segment's members now (called under the lock); None: no syncs."""
         self.make_sink = sinks
+        self.group_members = group_members
+        """A saved group's resolved member ids in priority order (called under the
+        lock; KeyError for an unknown group); None: groups are not synced."""
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -562,7 +643,9 @@ class DestinationWorker:
         detail: list[dict[str, Any]] = []
         error: str | None = None
         try:
-            for sid in dest.segments:
+            with self.lock:
+                subscribed = self.subscribed(dest)
+            for sid in subscribed:
                 with self.lock:
                     members = self.members(sid)
                 ho = holdouts.get(sid)
@@ -585,7 +668,7 @@ class DestinationWorker:
                     entry = sink.write_audience(sync.id, sid, traits)
                     sent += int(entry["rows"])
                     detail.append(
-                        {"segment_id": sid, "members": len(members),
+                        {"segment_id": sid, **group_fields(sid), "members": len(members),
                          "not_consented": unreachable, "skipped": entry["skipped"],
                          "file": entry}
                     )  # fmt: skip
@@ -602,7 +685,7 @@ class DestinationWorker:
                     entry = sink.write_sync(sync.id, sid, write)
                     sent += int(entry["rows"])
                     detail.append(
-                        {"segment_id": sid, "members": len(members),
+                        {"segment_id": sid, **group_fields(sid), "members": len(members),
                          "not_consented": unreachable, "file": entry}
                     )  # fmt: skip
                     continue
@@ -620,7 +703,7 @@ class DestinationWorker:
                         n += len(records[b : b + dest.batch_size])
                 sent += n
                 detail.append(
-                    {"segment_id": sid, "members": len(members),
+                    {"segment_id": sid, **group_fields(sid), "members": len(members),
                      "not_consented": unreachable, "sent": n}
                 )  # fmt: skip
         except SinkError as e:
@@ -635,6 +718,16 @@ class DestinationWorker:
                 detail=detail, error=error,
             )  # fmt: skip
             return self.store.sync(sync.id)
+
+    def subscribed(self, dest: Destination) -> list[str]:
+        """The segments a full sync of ``dest`` sends: its own, then each group's
+        resolved members in priority order (a group deleted since is left out)."""
+        out = list(dest.segments)
+        if self.group_members is not None:
+            for gid in dest.groups:
+                with contextlib.suppress(KeyError):
+                    out.extend(self.group_members(gid))
+        return list(dict.fromkeys(out))
 
     def sync_now(self, destination_id: str, trigger: str = "manual") -> Sync:
         """Request a sync of one destination and run it in the calling thread (the CLI,
@@ -666,6 +759,23 @@ class DestinationWorker:
                 sink.close()
         with self.lock:
             return self.store.counts(destination_id)
+
+
+def with_kept_key(old: Destination, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``body`` of an update with the credentials (an esp's API key, a Kafka SASL
+    password) it had where none is sent: they are never shown back, so a form cannot
+    send them again."""
+    config = body.get("config")
+    if old.kind != body.get("type") or not isinstance(config, Mapping):
+        return body
+    kept = {
+        k: old.config[k]
+        for k in CREDENTIALS
+        if old.config.get(k)
+        and not config.get(k)
+        and (k != "sasl_password" or config.get("sasl_username"))  # SASL still in use
+    }
+    return {**body, "config": {**config, **kept}} if kept else body
 
 
 def replace_config(store: DestinationStore, destination_id: str, dest: Destination) -> Destination:
@@ -702,13 +812,86 @@ def offline_worker(app: Segflow) -> DestinationWorker:
         lambda: saved_holdouts(app),
         lambda pid: bool(suppressed) and pid in suppressed,
     )
-    return DestinationWorker(store, threading.RLock(), None, members=app.members)
+    return DestinationWorker(
+        store,
+        threading.RLock(),
+        None,
+        members=app.members,
+        group_members=lambda gid: resolved_members(app, gid),
+    )
+
+
+def resolved_members(app: Segflow, group_id: str) -> list[str]:
+    """A saved group's resolved member ids, highest priority first (KeyError: unknown)."""
+    return app.registry.groups()[group_id].resolved_ids()
 
 
 def destination_report(store: DestinationStore, dest: Destination) -> dict[str, Any]:
-    """A destination with its delivery counts and its latest syncs (the delivery log)."""
+    """A destination with its delivery counts, its latest syncs (the delivery log) and
+    its status: ``failing`` with dead-lettered deliveries or a failed latest sync,
+    ``retrying`` with deliveries waiting for another try, else ``ok``."""
+    counts = store.counts(dest.id)
+    syncs = store.syncs(dest.id, limit=10)
+    retrying, last_error = store.health(dest.id)
+    if counts[DEAD] or (syncs and syncs[0].status == "failed"):
+        status = "failing"
+    elif retrying:
+        status = "retrying"
+    else:
+        status = "ok"
+    if syncs and syncs[0].error and not last_error:
+        last_error = syncs[0].error
     return {
         **dest.to_dict(),
-        "deliveries": store.counts(dest.id),
-        "syncs": [s.to_dict() for s in store.syncs(dest.id, limit=10)],
+        "status": status,
+        "last_error": last_error,
+        "deliveries": counts,
+        "syncs": [s.to_dict() for s in syncs],
     }
+
+
+def destination_reach(
+    store: DestinationStore, profile_id: str, segment_id: str | None = None
+) -> list[dict[str, Any]]:
+    """For each destination receiving ``segment_id`` (every one when None): whether
+    ``profile_id`` is excluded from it and why (erasure, or its consent on the
+    destination's channel: the statement with its time and source, else the unknown
+    rule that applies)."""
+    dests = store.destinations(segment_id=segment_id)
+    states = store.consents.consent([profile_id]).get(profile_id, {})
+    region = store.regions([profile_id]).get(profile_id)
+    suppressed = store.suppressed(profile_id)
+    out: list[dict[str, Any]] = []
+    for d in dests:
+        row: dict[str, Any] = {"destination_id": d.id, "name": d.name, "type": d.kind,
+                               "channel": d.channel}  # fmt: skip
+        if suppressed:
+            row.update(excluded=True, reason="excluded: erased (on the suppression list)")
+        elif d.channel is None:
+            row.update(excluded=False, reason="sent: no consent check")
+        else:
+            dec = store.decision(d, states, region)
+            verdict = f"sent on {d.channel}" if dec.allowed else f"excluded from {d.channel}"
+            row.update(excluded=not dec.allowed, reason=f"{verdict}: {dec.reason}")
+        out.append(row)
+    return out
+
+
+def consent_channels(store: DestinationStore, profile_id: str) -> list[dict[str, Any]]:
+    """Each consent channel for one profile: ``granted``, ``denied`` (the statement's
+    source and time) or ``unknown`` with the configured default for its region (a
+    destination's own ``unknown_consent`` overrides it)."""
+    states = store.consents.consent([profile_id]).get(profile_id, {})
+    region = store.regions([profile_id]).get(profile_id)
+    out: list[dict[str, Any]] = []
+    for ch in CHANNELS:
+        c = states.get(ch)
+        dec = decide(c, ch, None, store.unknown, region)
+        row: dict[str, Any] = {"channel": ch, "state": dec.state, "reason": dec.reason,
+                               "source": c.source if c else None,
+                               "at": format_instant(c.at) if c else None}  # fmt: skip
+        if c is None:
+            row["default"] = "allow" if dec.allowed else "deny"
+            row["region"] = region
+        out.append(row)
+    return out

@@ -30,6 +30,7 @@ from segflow.model.time import utcnow
 from segflow.store.duckdb.stores import DuckDBStores
 
 if TYPE_CHECKING:
+    from segflow.model.consent import UnknownConsent
     from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.keys import KeyStore
     from segflow.store.protocols import (
@@ -159,11 +160,16 @@ class Segflow:
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
         suppressed: Callable[[str], bool] = lambda _id: False,
+        unknown: UnknownConsent | None = None,
     ) -> DestinationStore:
         """The destinations, their deliveries and syncs (``silent``: segments whose
         changes are not delivered; ``holdouts``: each segment's holdout, whose members
-        are left out; ``suppressed``: ids on the erasure suppression list, never sent)."""
-        return self.stores.destinations(silent, holdouts, suppressed)
+        are left out; ``suppressed``: ids on the erasure suppression list, never sent;
+        ``unknown``: the unknown-consent rule, by default the configured one)."""
+        from segflow.service.consent import configured_unknown_consent  # reads the env
+
+        policy = unknown if unknown is not None else configured_unknown_consent()
+        return self.stores.destinations(silent, holdouts, suppressed, policy)
 
     def batch(
         self, segments: Iterable[Segment], at: datetime, only: Iterable[str] | None = None

@@ -41,3 +41,12 @@ def test_serve_answers_with_a_key_created_by_the_cli(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) in (0, -15)  # uvicorn re-raises SIGTERM after shutdown
+
+
+def test_serve_refuses_a_malformed_unknown_consent_rule_naming_its_path(tmp_path: Path) -> None:
+    env = {"COLUMNS": "200", "NO_COLOR": "1",
+           "SEGFLOW_UNKNOWN_CONSENT": '{"regions": {"US": {"email": "yes"}}}'}  # fmt: skip
+    res = CliRunner(env=env).invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb")])
+    assert res.exit_code == 2
+    assert "SEGFLOW_UNKNOWN_CONSENT.regions.US.email: allow or deny" in res.output
+    assert not (tmp_path / "s.duckdb").exists()

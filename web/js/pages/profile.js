@@ -145,7 +145,24 @@ function Why({ segment, id }) {
   const state = useAsync(() => api(`/v1/segments/${enc(segment)}/explain${qs({ profile_id: id })}`), [segment, id]);
   return html`<div class="explain" id="explain"><${Async} state=${state}>${(r) => html`
     <p class="verdict"><strong>${r.member ? "Member" : "Not a member"}</strong> of ${segment} <span class="muted small">as of ${dateTime(r.at)}</span></p>
-    <${ExplainNode} n=${r.condition} />`}</${Async}></div>`;
+    <${ExplainNode} n=${r.condition} />
+    ${r.destinations?.length ? html`<h4>Destinations</h4><ul class="reach">${r.destinations.map((d) => html`<li data-destination=${d.destination_id}>
+      <span class=${d.excluded ? "ko" : "ok"} aria-label=${d.excluded ? "excluded" : "sent"}>${d.excluded ? "✘" : "✔"}</span> <strong>${d.name}</strong> <span class="small muted">(${d.type})</span>: ${d.reason}</li>`)}</ul>` : null}`}</${Async}></div>`;
+}
+
+const CONSENT_TONE = { granted: "good", denied: "bad", unknown: "" };
+
+/** Consent per channel: the latest statement with its source and time, or unknown
+ * with the default that applies in the customer's region. */
+function Consent({ p }) {
+  const rows = p.consent_channels || [];
+  if (!rows.length) return null;
+  return html`<${Card} title="Consent" id="consent">
+    <div class="table-wrap" tabindex="0"><table><thead><tr><th scope="col">Channel</th><th scope="col">State</th><th scope="col">Source</th></tr></thead>
+      <tbody>${rows.map((c) => html`<tr data-channel=${c.channel}><td>${c.channel}</td>
+        <td><span class="pill ${CONSENT_TONE[c.state]}">${c.state}</span>${c.state === "unknown" ? html`<div class="small muted">default ${c.default}${c.region ? ` (${c.region})` : ""}</div>` : null}</td>
+        <td class="small">${c.source ? html`${c.source}<div class="muted">${dateTime(c.at)}</div>` : html`<span class="muted">never stated</span>`}</td></tr>`)}</tbody></table></div>
+  </${Card}>`;
 }
 
 function Segments({ p, all }) {
@@ -231,6 +248,7 @@ export default function Profile({ id }) {
         </div>
         <div>
           <${Segments} p=${p} all=${segs.segments} />
+          <${Consent} p=${p} />
           <${Card} title="Customer data" id="client-data"><${KV} obj=${t} id="traits" /></${Card}>
           <${Privacy} p=${p} />
         </div>

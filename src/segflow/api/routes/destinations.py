@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from segflow.api.schemas import (
     DestinationDeliveryList,
     DestinationList,
     DestinationOut,
+    DestinationTypes,
     ErrorResponse,
     ReplayResult,
     SyncList,
@@ -32,8 +34,11 @@ from segflow.service.destinations import (
     InvalidDestination,
     add,
     destination_report,
+    destination_types,
     parse_destination,
     replace_config,
+    resolved_members,
+    with_kept_key,
 )
 from segflow.service.segments import last_change_seq
 from segflow.store.duckdb.destinations import Destination, DestinationStore
@@ -56,6 +61,7 @@ def store(ctx: ServerContext) -> DestinationStore:
                     lambda: silent_segments(ctx),
                     lambda: segment_holdouts(ctx),
                     lambda pid: bool(ctx.suppressed) and pid in ctx.suppressed,
+                    ctx.settings.unknown_consent,
                 )
                 ctx.extra["destination_store"] = s
     return s
@@ -100,6 +106,7 @@ async def background(ctx: ServerContext) -> None:
         changes_after,
         delivery_settings(ctx.settings),
         members=lambda sid: segment_members(ctx, sid),
+        group_members=lambda gid: resolved_members(ctx.app, gid),
     )
     ctx.extra["destination_worker"] = worker
     unsubscribe = None
@@ -186,9 +193,11 @@ async def create_destination(
     return out
 
 
-def _parsed(ctx: ServerContext, body: dict[str, Any], own: list[tuple[str, int]]) -> Destination:
+def _parsed(ctx: ServerContext, body: Mapping[str, Any], own: list[tuple[str, int]]) -> Destination:
     try:
-        dest = parse_destination(body, list(ctx.app.registry.current()))
+        dest = parse_destination(
+            body, list(ctx.app.registry.current()), list(ctx.app.registry.groups())
+        )
     except InvalidDestination as e:
         raise ApiError(
             422,
@@ -209,12 +218,12 @@ async def update_destination(
     body: Annotated[dict[str, Any], Body(description="the destination's new configuration")],
 ) -> dict[str, Any]:
     """Replace its configuration (same body as creating one; a webhook sent without a
-    secret keeps its own); deliveries already queued are sent as they were made."""
+    secret keeps its own, an esp sent without an API key its own); deliveries already
+    queued are sent as they were made."""
     own = own_addresses(request)
 
     def run() -> dict[str, Any]:
-        _get(ctx, destination_id)
-        dest = _parsed(ctx, body, own)
+        dest = _parsed(ctx, with_kept_key(_get(ctx, destination_id), body), own)
         return destination_report(store(ctx), replace_config(store(ctx), destination_id, dest))
 
     out = await ctx.run(run)
@@ -232,6 +241,13 @@ async def list_destinations(
         return [destination_report(ds, d) for d in found]
 
     return {"destinations": await ctx.run(run)}
+
+
+@router.get("/types", response_model=DestinationTypes)
+async def list_destination_types() -> dict[str, Any]:
+    """Each destination type's settings (name, whether required, the input it takes,
+    its choices and default), the consent channels and policies: what a form needs."""
+    return destination_types()
 
 
 @router.get("/{destination_id}", response_model=DestinationOut)

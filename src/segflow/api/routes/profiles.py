@@ -29,6 +29,7 @@ from segflow.api.schemas import (
 )
 from segflow.model.time import format_instant
 from segflow.service import profiles
+from segflow.service.destinations import consent_channels
 
 router = APIRouter(
     prefix="/v1/profiles",
@@ -145,7 +146,9 @@ async def get_profile(profile_id: str, ctx: Ctx, at: str | None = None) -> dict[
 
     def run() -> dict[str, Any]:
         pid = _resolved(ctx, profile_id)
-        return profiles.profile_view(ctx.app, ctx.live, pid, when or ctx.clock.now())
+        view = profiles.profile_view(ctx.app, ctx.live, pid, when or ctx.clock.now())
+        view["consent_channels"] = consent_channels(destinations.store(ctx), pid)
+        return view
 
     return await ctx.run(run)
 

@@ -524,6 +524,8 @@ async def explain_segment(
     when = parse_at(at)
 
     def run() -> dict[str, Any]:
+        from segflow.api.routes.destinations import store as destination_store
+        from segflow.service.destinations import destination_reach
         from segflow.service.profiles import resolve
 
         _get(ctx, segment_id)
@@ -534,9 +536,10 @@ async def explain_segment(
             raise ApiError(503, "the live evaluator is not running; explain needs it")
         try:
             result: dict[str, Any] = ctx.live.explain(segment_id, pid, when)
-            return result
         except ValueError as e:
             raise ApiError(400, str(e), [{"path": "at", "message": str(e)}]) from None
+        result["destinations"] = destination_reach(destination_store(ctx), pid, segment_id)
+        return result
 
     return await ctx.run(run)
 

@@ -1,7 +1,8 @@
 """Destinations, their delivery outbox, full syncs and the delivery log in DuckDB.
 
 A destination (webhook, Redis stream, NATS JetStream subject, files in a directory)
-subscribes to segments.  Change deliveries are derived from the membership change
+subscribes to segments and priority groups (a group's changes are its resolved
+members', ``group:segment``).  Change deliveries are derived from the membership change
 log: ``enqueue`` turns changes into one pending row per subscribed destination and
 advances a persisted cursor in the same transaction, so after a crash the changes past
 the cursor are enqueued again and none is lost or doubled (``(destination_id,
@@ -26,8 +27,9 @@ import orjson
 import pyarrow as pa
 
 from segflow.model.changes import LoggedChange
-from segflow.model.consent import allowed
+from segflow.model.consent import Consent, Decision, UnknownConsent, decide
 from segflow.model.definition import Holdout, held_out
+from segflow.model.groups import split_resolved
 from segflow.model.time import format_instant, utcnow
 from segflow.store.duckdb.catalog import has_table
 from segflow.store.duckdb.consent import DuckDBConsent
@@ -89,6 +91,9 @@ PENDING: Final = "pending"
 DELIVERED: Final = "delivered"
 DEAD: Final = "dead"
 KINDS: Final = ("webhook", "redis", "nats", "kafka", "files", "ad_audience", "esp")
+CREDENTIALS: Final = ("api_key", "sasl_password")
+"""Settings a destination is given but never shows back (an update that leaves one
+out keeps it)."""
 SKIP: Final = "skip"
 MARK: Final = "mark"
 
@@ -105,6 +110,8 @@ class Destination:
     kind: str
     segments: tuple[str, ...]
     config: Mapping[str, Any]
+    groups: tuple[str, ...] = ()
+    """Priority groups it receives: every resolved member (``group:segment``) of each."""
     events: tuple[str, ...] = ("entered", "exited")
     changes: bool = True
     fields: tuple[tuple[str, str], ...] = ()
@@ -113,14 +120,16 @@ class Destination:
     held_out: str = SKIP
     channel: str | None = None
     """The consent channel its profiles must have granted (None: no consent check)."""
-    unknown_consent: str = "deny"
-    """What a profile that never stated consent on ``channel`` gets: deny or allow."""
+    unknown_consent: str | None = None
+    """What a profile that never stated consent on ``channel`` gets: deny or allow;
+    None: the configured rule (``model.consent.UnknownConsent``, by region)."""
     created_at: datetime = field(default_factory=utcnow)
     from_seq: int = 0
 
     def spec(self) -> dict[str, Any]:
         return {
             "segments": list(self.segments),
+            "groups": list(self.groups),
             "events": list(self.events),
             "changes": self.changes,
             "fields": dict(self.fields),
@@ -137,7 +146,8 @@ class Destination:
         only in the answer that created it)."""
         spec = self.spec()
         config = dict(spec.pop("config"))
-        config.pop("api_key", None)  # the provider's key is never shown back
+        for k in CREDENTIALS:  # never shown back
+            config.pop(k, None)
         if not with_secret:
             config.pop("secret", None)
         spec.pop("held_out")
@@ -274,8 +284,12 @@ class DestinationStore:
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
         suppressed: Callable[[str], bool] = lambda _id: False,
+        unknown: UnknownConsent | None = None,
     ) -> None:
         self.con = con
+        self.unknown = unknown or UnknownConsent()
+        """What a profile that never stated consent gets, where its destination does not
+        say (by region)."""
         con.execute(DDL)
         _migrate_webhooks(con)
         self._active: list[Destination] | None = None
@@ -337,7 +351,12 @@ class DestinationStore:
         rows = self.con.execute(sql + " ORDER BY created_at, id", params).fetchall()
         out = [_destination(r) for r in rows]
         if segment_id is not None:
-            out = [d for d in out if segment_id in d.segments]
+            resolved = split_resolved(segment_id)
+            out = [
+                d
+                for d in out
+                if segment_id in d.segments or (resolved is not None and resolved[0] in d.groups)
+            ]
         return out
 
     def get(self, destination_id: str) -> Destination:
@@ -385,18 +404,24 @@ class DestinationStore:
         if not items:
             return 0
         by_segment: dict[str, list[Destination]] = {}
+        by_group: dict[str, list[Destination]] = {}
         for d in self.active():
             if d.changes:
                 for sid in d.segments:
                     by_segment.setdefault(sid, []).append(d)
-        for sid in self.silent():
-            by_segment.pop(sid, None)
+                for gid in d.groups:
+                    by_group.setdefault(gid, []).append(d)
+        silent = set(self.silent())
         holdouts = self.holdouts()
         wanted: list[tuple[LoggedChange, Destination, bool]] = []
         for c in items:
-            if self.suppressed(c.profile_id):
+            if c.segment_id in silent or self.suppressed(c.profile_id):
                 continue
-            for d in by_segment.get(c.segment_id, ()):
+            group = c.group_fields()["group"]
+            subscribed = by_segment.get(c.segment_id, [])
+            if group is not None and group in by_group:
+                subscribed = list({d.id: d for d in [*subscribed, *by_group[group]]}.values())
+            for d in subscribed:
                 if c.seq <= d.from_seq or ("entered" if c.entered else "exited") not in d.events:
                     continue
                 held = held_out(holdouts, c.segment_id, c.profile_id)
@@ -458,11 +483,12 @@ class DestinationStore:
             return wanted
         pids = sorted({c.profile_id for c, d, _ in wanted if d.channel})
         states = self.consents.consent(pids)
+        regions = self.regions([p for p in pids if p not in states])
         return [
             (c, d, h)
             for c, d, h in wanted
             if not d.channel
-            or allowed(states.get(c.profile_id, {}).get(d.channel), d.unknown_consent)
+            or self.may_receive(d, states.get(c.profile_id, {}), regions, c.profile_id)
         ]
 
     def reachable(self, dest: Destination, members: Sequence[str]) -> list[str]:
@@ -472,9 +498,47 @@ class DestinationStore:
         if not dest.channel:
             return out
         states = self.consents.consent(None, dest.channel)
-        return [
-            m for m in out if allowed(states.get(m, {}).get(dest.channel), dest.unknown_consent)
-        ]
+        regions: dict[str, str] = {}
+        if dest.unknown_consent is None and self.unknown.regions:
+            regions = self.regions([m for m in out if m not in states])
+        return [m for m in out if self.may_receive(dest, states.get(m, {}), regions, m)]
+
+    def may_receive(
+        self, dest: Destination, states: Mapping[str, Consent], regions: Mapping[str, str], pid: str
+    ) -> bool:
+        """Whether ``pid`` (its consent ``states``, its region in ``regions``) may
+        receive ``dest``'s channel."""
+        return self.decision(dest, states, regions.get(pid)).allowed
+
+    def decision(
+        self, dest: Destination, states: Mapping[str, Consent], region: str | None
+    ) -> Decision:
+        """Whether a profile with consent ``states`` in ``region`` may receive ``dest``'s
+        channel, and why."""
+        assert dest.channel is not None
+        consent = states.get(dest.channel)
+        return decide(consent, dest.channel, dest.unknown_consent, self.unknown, region)
+
+    def regions(self, profile_ids: Sequence[str]) -> dict[str, str]:
+        """Each profile's region (the configured trait), for the unknown-consent rules;
+        profiles without one absent (nothing is read when no region has a rule)."""
+        if not self.unknown.regions or not profile_ids:
+            return {}
+        key = self.unknown.region_trait
+        if len(profile_ids) <= 1000:
+            traits = self.traits(set(profile_ids), [key])
+            return {p: str(t[key]) for p, t in traits.items() if isinstance(t.get(key), str)}
+        # a full sync's members: one pass over the key's values beats a long id list
+        wanted = set(profile_ids)
+        rows = self.con.execute(
+            "SELECT profile_id, value FROM current_traits WHERE key = ?", [key]
+        ).fetchall()
+        out: dict[str, str] = {}
+        for pid, value in rows:
+            v = orjson.loads(value) if value else None
+            if str(pid) in wanted and isinstance(v, str):
+                out[str(pid)] = v
+        return out
 
     def traits(
         self, profile_ids: Collection[str], keys: Sequence[str]
@@ -615,6 +679,18 @@ class DestinationStore:
         out = {PENDING: 0, DELIVERED: 0, DEAD: 0}
         out.update({str(s): int(n) for s, n in rows})
         return out
+
+    def health(self, destination_id: str) -> tuple[int, str | None]:
+        """(pending deliveries that failed at least once, the latest delivery error)."""
+        row = self.con.execute(
+            "SELECT count(*) FILTER (WHERE status = 'pending' AND attempts > 0),"
+            " arg_max(last_error, id) FILTER (WHERE last_error IS NOT NULL)"
+            " FROM destination_deliveries WHERE destination_id = ?",
+            [destination_id],
+        ).fetchone()
+        if row is None:
+            return 0, None
+        return int(row[0] or 0), row[1]
 
     def replay(
         self,
@@ -833,6 +909,7 @@ def _destination(row: Sequence[Any]) -> Destination:
         name=str(name),
         kind=str(kind),
         segments=tuple(s.get("segments", ())),
+        groups=tuple(s.get("groups", ())),
         config=dict(s.get("config", {})),
         events=tuple(s.get("events", ("entered", "exited"))),
         changes=bool(s.get("changes", True)),
@@ -841,7 +918,7 @@ def _destination(row: Sequence[Any]) -> Destination:
         schedule=s.get("schedule"),
         held_out=str(s.get("held_out", SKIP)),
         channel=s.get("channel"),
-        unknown_consent=str(s.get("unknown_consent", "deny")),
+        unknown_consent=s.get("unknown_consent"),
         created_at=created,
         from_seq=int(from_seq),
     )

@@ -20,6 +20,7 @@ from segflow.store.duckdb.segments import SegmentRegistry
 from segflow.store.duckdb.store import DuckDBStore
 
 if TYPE_CHECKING:
+    from segflow.model.consent import UnknownConsent
     from segflow.model.definition import Holdout
     from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.experiments import DuckDBExperiments
@@ -71,10 +72,11 @@ class DuckDBStores:
         silent: Callable[[], Collection[str]] = frozenset,
         holdouts: Callable[[], Mapping[str, Holdout]] = dict,
         suppressed: Callable[[str], bool] = lambda _id: False,
+        unknown: UnknownConsent | None = None,
     ) -> DestinationStore:
         """The destinations, their deliveries and syncs (``silent``: segments whose
         changes are not delivered; ``holdouts``: each segment's holdout, whose members
         are left out)."""
         from segflow.store.duckdb.destinations import DestinationStore
 
-        return DestinationStore(self.events.con, silent, holdouts, suppressed)
+        return DestinationStore(self.events.con, silent, holdouts, suppressed, unknown)

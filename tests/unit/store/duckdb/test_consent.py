@@ -86,3 +86,36 @@ def test_a_channel_destination_gets_consented_profiles_and_suppression_wins(
     assert sent(plain) == {"bob", "cy"}
     assert ds.reachable(lenient, ["ann", "bob", "cy"]) == ["cy"]
     assert ds.reachable(plain, ["ann", "bob", "cy"]) == ["bob", "cy"]
+
+
+def test_unknown_consent_follows_the_configured_rule_of_the_profiles_region(
+    tmp_path: Path,
+) -> None:
+    from segflow.model.consent import parse_unknown_consent
+
+    users = [f"u{i}" for i in range(1200)]  # past the short id list a region read takes
+    msgs = [
+        _identify(u, 1, 1, {"address": {"country": "us" if i % 2 else "DE"}})
+        for i, u in enumerate(users)
+    ] + [_identify("said_no", 1, 2, {"address": {"country": "US"}, "consent": {"email": False}})]
+    f = tmp_path / "e.jsonl"
+    f.write_bytes(b"\n".join(orjson.dumps(m) for m in msgs) + b"\n")
+    app = Segflow(tmp_path / "r.duckdb")
+    try:
+        app.ingest([f])
+        policy = parse_unknown_consent({"default": "deny", "regions": {"US": {"email": "allow"}}})
+        ds = app.destination_store(unknown=policy)
+        base = Destination(id="", name="", kind="redis", segments=("s",), config={"stream": "x"})
+        by_region = ds.create(replace(base, channel="email"))
+        own = ds.create(replace(base, channel="email", unknown_consent="deny"))
+        sms = ds.create(replace(base, channel="sms"))
+        us = {u for i, u in enumerate(users) if i % 2}
+        everyone = [*users, "said_no", "nowhere"]
+        assert set(ds.reachable(by_region, everyone)) == us  # the long read
+        assert ds.reachable(own, everyone) == []
+        assert ds.reachable(sms, everyone) == []
+        ds.enqueue([_change(1, "u1"), _change(2, "u2"), _change(3, "said_no")])  # the short one
+        sent = {orjson.loads(d.body)["profile_id"] for d in ds.deliveries()}
+        assert sent == {"u1"}
+    finally:
+        app.close()
