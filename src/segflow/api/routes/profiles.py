@@ -28,6 +28,7 @@ from segflow.api.schemas import (
 )
 from segflow.model.time import format_instant
 from segflow.service import profiles
+from segflow.service.onsite import FORGOTTEN, VisitorIndex
 
 router = APIRouter(
     prefix="/v1/profiles",
@@ -98,6 +99,15 @@ def segment_index(ctx: ServerContext) -> SegmentIndex:
     if not isinstance(idx, SegmentIndex):
         idx = SegmentIndex()
         ctx.extra["segment_index"] = idx
+    return idx
+
+
+def visitor_index(ctx: ServerContext) -> VisitorIndex:
+    """The on-site read's anonymous id -> profile index (``routes.onsite`` fills it)."""
+    idx = ctx.extra.get("visitor_index")
+    if not isinstance(idx, VisitorIndex):
+        idx = VisitorIndex()
+        ctx.extra["visitor_index"] = idx
     return idx
 
 
@@ -238,6 +248,7 @@ async def delete_profile(
             ctx.app, ctx.live, pid, suppress=suppress, suppressions=ctx.suppressed
         )
         segment_index(ctx).drop(pid)
+        visitor_index(ctx).apply([(FORGOTTEN, pid, "")])
         return {"deleted": pid, "exits": exits, "suppressed": suppress, "pseudonym": alias}
 
     return await ctx.run(run)
