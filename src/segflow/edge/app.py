@@ -9,6 +9,11 @@ rest passed through.
   index: answered from the edge's index.  Anything else about it (no key, a write
   key, an alias id, a profile not in the index, the index not loaded yet) goes to
   the core, which answers exactly as it always does.
+* ``GET /v1/onsite/segments`` with an active publishable key from an allowed origin
+  and a well-formed visitor id, and its ``OPTIONS`` preflight from an allowed origin:
+  answered from the edge's index and visitor map (``segflow.service.onsite``).  Any
+  other case (no or another key, a refused origin, a malformed cookie, the indexes
+  not loaded yet) goes to the core, which answers it with the error.
 * Everything else: passed through to the core's HTTP server, streamed both ways
   (Server-Sent Events and exports included).
 """
@@ -25,6 +30,7 @@ from typing import Final
 
 import httpx
 import orjson
+from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
@@ -33,6 +39,7 @@ from segflow.api.http import INGEST, ApiError, bearer_or_basic, lookup_id, probl
 from segflow.model.keys import digest
 from segflow.model.time import format_instant
 from segflow.process import tune_gc
+from segflow.service import onsite
 
 log = logging.getLogger("segflow.edge")
 
@@ -85,6 +92,13 @@ class Edge:
         self.ready = False
         """Whether the index is whole (until then look-ups go to the core)."""
         self.admin: dict[str, str] = {}
+        self.publishable: dict[str, tuple[str, ...]] = {}
+        """Digest -> allowed origins of the active publishable keys."""
+        self.by_anonymous: dict[str, str] = {}
+        self.moved: dict[str, str] = {}
+        """The visitor map (``segflow.service.onsite.VisitorIndex``'s two dicts)."""
+        self.public: frozenset[str] | None = None
+        """The public segments (None: not told yet; the core answers)."""
         self.pending: dict[int, asyncio.Future[tuple[int, dict[str, str], bytes]]] = {}
         self._next = 0
         self._writer: asyncio.StreamWriter | None = None
@@ -103,8 +117,16 @@ class Edge:
                     await self._ingest(scope, receive, send, endpoint)
                     return
             elif method == "GET":
-                pid = lookup_id(scope["path"])
-                if pid is not None and await self._lookup(scope, send, pid):
+                path = scope["path"]
+                if path == onsite.ROUTE:
+                    if await self._onsite(scope, send):
+                        return
+                else:
+                    pid = lookup_id(path)
+                    if pid is not None and await self._lookup(scope, send, pid):
+                        return
+            elif method == "OPTIONS" and scope["path"] == onsite.ROUTE:
+                if await self._preflight(scope, send):
                     return
             await self._pass(scope, receive, send)
         elif kind == "lifespan":
@@ -163,7 +185,13 @@ class Edge:
                     elif op == wire.READY:
                         self.ready = True
                     elif op == wire.KEYS:
-                        self.admin = {d: d for d in orjson.loads(payload)}
+                        keys = orjson.loads(payload)
+                        self.admin = {d: d for d in keys["admin"]}
+                        self.publishable = {d: tuple(o) for d, o in keys["publishable"].items()}
+                    elif op == wire.VISITORS:
+                        onsite.apply_updates(self.by_anonymous, self.moved, orjson.loads(payload))
+                    elif op == wire.PUBLIC:
+                        self.public = frozenset(orjson.loads(payload))
             except (asyncio.IncompleteReadError, ConnectionError):
                 log.warning("the link to the core closed; reconnecting")
             finally:
@@ -171,6 +199,8 @@ class Edge:
                 self._writer = None
                 self.ready = False
                 self.index = {}
+                self.by_anonymous = {}
+                self.moved = {}
                 writer.close()
                 for fut in self.pending.values():
                     if not fut.done():
@@ -259,6 +289,64 @@ class Edge:
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         await send({"type": "http.response.body", "body": body})
         return True
+
+    def _publishable(self, headers: Headers, query: QueryParams) -> tuple[str, ...] | None:
+        """The allowed origins of the request's publishable key (None: not one)."""
+        token = headers.get(onsite.KEY_HEADER) or query.get(onsite.KEY_PARAM)
+        if not token:
+            return None
+        return self.publishable.get(digest(token))
+
+    async def _onsite(self, scope: Scope, send: Send) -> bool:
+        """Answer the on-site read from the index; False: the core must answer."""
+        public = self.public
+        if not self.ready or public is None:
+            return False
+        headers = Headers(scope=scope)
+        query = QueryParams(scope["query_string"])
+        origins = self._publishable(headers, query)
+        origin = headers.get("origin")
+        if origins is None or not onsite.origin_allowed(origins, origin):
+            return False
+        try:
+            anonymous = onsite.visitor_id(query.get(onsite.PARAM), headers.get("cookie"))
+        except onsite.VisitorError:
+            return False
+        segments: list[str] = []
+        if anonymous is not None:
+            pid = onsite.resolve(self.by_anonymous, self.moved, anonymous)
+            found = self.index.get(pid) if pid is not None else None
+            if found:
+                segments = onsite.public_of(found, public)
+        body = orjson.dumps({"segments": segments})
+        await self._answer(send, 200, body, onsite.answer_headers(origin))
+        return True
+
+    async def _preflight(self, scope: Scope, send: Send) -> bool:
+        """Answer an allowed origin's CORS preflight; False: the core must answer."""
+        if not self.ready:
+            return False
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if not origin:
+            return False
+        query = QueryParams(scope["query_string"])
+        if onsite.KEY_PARAM in query:
+            origins = self._publishable(headers, query)
+            allowed = origins is not None and onsite.origin_allowed(origins, origin)
+        else:
+            allowed = any(onsite.origin_allowed(o, origin) for o in self.publishable.values())
+        if not allowed:
+            return False
+        await self._answer(send, 204, b"", onsite.preflight_headers(origin))
+        return True
+
+    async def _answer(self, send: Send, status: int, body: bytes, extra: dict[str, str]) -> None:
+        raw = [_JSON] if body else []
+        raw.append((b"content-length", str(len(body)).encode()))
+        raw += [(k.lower().encode(), v.encode("latin-1")) for k, v in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
 
     # -- everything else --------------------------------------------------------------
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
