@@ -285,3 +285,15 @@ def test_the_edge_answers_from_its_index(shop: Server, monkeypatch: pytest.Monke
     assert httpx.options(shop.base_url + ROUTE, headers=ask, timeout=30).status_code == 204
     # a refused origin is left to the core, which answers the error
     assert _read(shop, key, anonymous_id="x", origin="https://evil.example").status_code == 403
+
+
+@EDGE
+def test_an_erased_visitor_is_forgotten(shop: Server) -> None:
+    from segflow.api.routes.profiles import visitor_index
+
+    key = _key(shop)
+    _track(shop, "d1", anonymousId="anon-d")
+    assert _segments(_read(shop, key, anonymous_id="anon-d")) == ["viewers"]
+    assert shop.client.delete("/v1/profiles/anon-d").status_code == 200
+    assert visitor_index(shop.ctx).resolve("anon-d") is None
+    _eventually(lambda: _segments(_read(shop, key, anonymous_id="anon-d")) == [])

@@ -51,7 +51,7 @@ ASSIGNED: Final = 0
 MOVED: Final = 1
 """(MOVED, from profile, into profile): a profile merged into another."""
 FORGOTTEN: Final = 2
-"""(FORGOTTEN, profile id, ""): the profile was erased; its anonymous ids are dropped."""
+"""(FORGOTTEN, anonymous id, ""): the id's profile was erased; the id is dropped."""
 
 VisitorUpdate = tuple[int, str, str]
 
@@ -182,6 +182,13 @@ class VisitorIndex:
             for fn in self.listeners:
                 fn(changed)
 
+    def forget(self, profile_id: str) -> None:
+        """Drop the anonymous ids of an erased profile (one pass over the map)."""
+        with self._lock:
+            ids = list(self.by_anonymous)
+        gone = [a for a in ids if self.resolve(a) == profile_id]
+        self.apply([(FORGOTTEN, a, "") for a in gone])
+
     def snapshot(self) -> list[tuple[str, str]]:
         """Every anonymous id with its profile now (merges followed)."""
         with self._lock:
@@ -223,12 +230,7 @@ def apply_updates(
             if a != b and moved.get(a) != b:
                 moved[a] = b
                 changed.append((op, a, b))
-        elif op == FORGOTTEN:
-            gone = [x for x in by_anonymous if resolve(by_anonymous, moved, x) == a]
-            for x in gone:
-                del by_anonymous[x]
-            for k in [k for k, v in moved.items() if v == a]:
-                del moved[k]
+        elif op == FORGOTTEN and by_anonymous.pop(a, None) is not None:
             changed.append((op, a, b))
     return changed
 

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from segflow.service.onsite import (
     ASSIGNED,
-    FORGOTTEN,
     MAX_ID,
     MOVED,
     VisitorError,
@@ -116,7 +115,7 @@ def test_the_visitor_index_follows_merges_and_forgets_erased_profiles() -> None:
     # an id that becomes a profile of its own again (after an erasure) stops moving
     idx.apply([(ASSIGNED, "z", "ada")])
     assert idx.resolve("a3") == "ada"
-    idx.apply([(FORGOTTEN, "ada", "")])
+    idx.forget("ada")
     assert [idx.resolve(a) for a in ("a1", "a2", "a3", "z", "b1")] == [None] * 4 + ["bob"]
 
 

@@ -28,7 +28,7 @@ from segflow.api.schemas import (
 )
 from segflow.model.time import format_instant
 from segflow.service import profiles
-from segflow.service.onsite import FORGOTTEN, VisitorIndex
+from segflow.service.onsite import VisitorIndex
 
 router = APIRouter(
     prefix="/v1/profiles",
@@ -248,7 +248,7 @@ async def delete_profile(
             ctx.app, ctx.live, pid, suppress=suppress, suppressions=ctx.suppressed
         )
         segment_index(ctx).drop(pid)
-        visitor_index(ctx).apply([(FORGOTTEN, pid, "")])
+        visitor_index(ctx).forget(pid)
         return {"deleted": pid, "exits": exits, "suppressed": suppress, "pseudonym": alias}
 
     return await ctx.run(run)
