@@ -115,8 +115,8 @@ async def onsite_segments(
     anonymous_id: Annotated[
         str | None,
         Query(
-            max_length=1000,
-            description="The visitor's anonymous id (instead of the ajs_anonymous_id cookie).",
+            description="The visitor's anonymous id (instead of the ajs_anonymous_id "
+            "cookie); at most 200 characters (400 beyond).",
         ),
     ] = None,
 ) -> Response:
