@@ -297,3 +297,18 @@ def test_an_erased_visitor_is_forgotten(shop: Server) -> None:
     assert shop.client.delete("/v1/profiles/anon-d").status_code == 200
     assert visitor_index(shop.ctx).resolve("anon-d") is None
     _eventually(lambda: _segments(_read(shop, key, anonymous_id="anon-d")) == [])
+
+
+def test_openapi_declares_the_publishable_key(shared_server: Server) -> None:
+    doc = httpx.get(shared_server.base_url + "/openapi.json", timeout=30).json()
+    ops = doc["paths"][ROUTE]
+    for method in ("get", "options"):
+        assert ops[method]["security"] == [{"publishableKey": []}, {"publishableKeyParam": []}]
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["publishableKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Segflow-Key",
+        "description": schemes["publishableKey"]["description"],
+    }
+    assert "publishable" in str(doc["components"]["schemas"]["KeyCreate"])
