@@ -19,6 +19,8 @@ Two more processes, each on its own keep-alive connection, ask ~200 times a seco
 
 Prints the ingestion rate, each read's p50/p99 in the same measured window, and the
 on-site/admin ratio.  Sized for a small shared machine: the defaults take ~1 minute.
+First, the edge's own work per read, apart from the network and the machine's load:
+its handler for each read called in a loop on an index of the same store's size.
 """
 
 from __future__ import annotations
@@ -98,6 +100,66 @@ def prepare(root: Path, customers: int) -> Prepared:
     anonymous = sorted(v for k, v in ids if k == "anonymous")
     public = sum(1 for s in segments if s.public)
     return Prepared(db, admin, write, publishable, users, anonymous, rows, public, len(segments))
+
+
+def handler_cost(p: Prepared, n: int = 20_000) -> tuple[float, float]:
+    """Microseconds of the edge's handler per admin look-up and per on-site read (an
+    ``Edge`` with a filled index, no socket: the handler's CPU alone, best of three)."""
+    import asyncio
+
+    from segflow.edge.app import Edge, EdgeSettings
+    from segflow.model.keys import digest
+
+    edge = Edge(EdgeSettings(link="", core=""))
+    edge.ready = True
+    rng = random.Random(5)
+    since = "2026-01-01T00:00:00Z"
+    names = [f"s{i}" for i in range(p.segments)]
+    edge.index = {u: {s: since for s in rng.sample(names, 4)} for u in p.users}
+    edge.by_anonymous = {a: rng.choice(p.users) for a in p.anonymous}
+    edge.public = frozenset(names[::2])
+    edge.admin = {digest(p.admin): digest(p.admin)}
+    edge.publishable = {digest(p.publishable): (SHOP,)}
+
+    async def nothing(message: Any) -> None:
+        return None
+
+    def scopes(kind: str) -> list[dict[str, Any]]:
+        out = []
+        for _ in range(200):
+            if kind == "admin":
+                headers = [(b"authorization", f"Bearer {p.admin}".encode())]
+                path, query = f"/v1/profiles/{rng.choice(p.users)}/segments", b""
+            else:
+                cookie = quote(f'"{rng.choice(p.anonymous)}"')
+                headers = [
+                    (b"origin", SHOP.encode()),
+                    (b"cookie", f"ajs_user_id=null; ajs_anonymous_id={cookie}".encode()),
+                ]
+                path, query = "/v1/onsite/segments", f"key={p.publishable}".encode()
+            scope = {"type": "http", "method": "GET", "path": path, "headers": headers}
+            out.append({**scope, "query_string": query})
+        return out
+
+    async def timed(kind: str) -> float:
+        batch = scopes(kind)
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for i in range(n):
+                scope = batch[i % len(batch)]
+                if kind == "admin":
+                    pid = scope["path"].split("/")[3]
+                    await edge._lookup(scope, nothing, pid)
+                else:
+                    await edge._onsite(scope, nothing)
+            best = min(best, (time.perf_counter() - t0) / n * 1e6)
+        return best
+
+    async def both() -> tuple[float, float]:
+        return await timed("admin"), await timed("on-site")
+
+    return asyncio.run(both())
 
 
 def read_loop(
@@ -231,6 +293,12 @@ def main() -> None:
             f" {len(p.anonymous):,} anonymous ids; {p.public} of {p.segments} segments public;"
             f" {args.clients} clients x /v1/batch of {args.batch} (shop mix);"
             f" host reference {reference_ms():.0f} ms (a fixed Python loop, lower is faster)",
+            flush=True,
+        )
+        admin_us, onsite_us = handler_cost(p)
+        print(
+            f"edge handler alone: admin look-up {admin_us:.1f} us, on-site read"
+            f" {onsite_us:.1f} us a request ({onsite_us / admin_us:.2f}x)",
             flush=True,
         )
         for _ in range(args.runs):

@@ -30,7 +30,6 @@ from typing import Final
 
 import httpx
 import orjson
-from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
@@ -40,6 +39,7 @@ from segflow.model.keys import digest
 from segflow.model.time import format_instant
 from segflow.process import tune_gc
 from segflow.service import onsite
+from segflow.service.onsite import preflight_headers
 
 log = logging.getLogger("segflow.edge")
 
@@ -60,6 +60,12 @@ FROM_CORE_DROPPED: Final = HOP_BY_HOP | {b"date", b"server"}
 MAX_PASSED_BODY: Final = 64 * 1024 * 1024
 """The largest request body passed through to the core (segment files, CSV lists)."""
 _JSON: Final = (b"content-type", b"application/json")
+_ONSITE: Final = (
+    (b"cache-control", onsite.CACHE_CONTROL.encode()),
+    (b"vary", onsite.VARY.encode()),
+)
+"""The on-site answer's headers (``segflow.service.onsite.answer_headers``) besides CORS."""
+_CREDENTIALS: Final = (b"access-control-allow-credentials", b"true")
 KEEP_ALIVE_SECONDS: Final = 60.0
 """How long an idle connection to the core stays in the pool (the core keeps them
 open far longer: it never closes one the edge is about to reuse)."""
@@ -290,26 +296,19 @@ class Edge:
         await send({"type": "http.response.body", "body": body})
         return True
 
-    def _publishable(self, headers: Headers, query: QueryParams) -> tuple[str, ...] | None:
-        """The allowed origins of the request's publishable key (None: not one)."""
-        token = headers.get(onsite.KEY_HEADER) or query.get(onsite.KEY_PARAM)
-        if not token:
-            return None
-        return self.publishable.get(digest(token))
-
     async def _onsite(self, scope: Scope, send: Send) -> bool:
         """Answer the on-site read from the index; False: the core must answer."""
         public = self.public
         if not self.ready or public is None:
             return False
-        headers = Headers(scope=scope)
-        query = QueryParams(scope["query_string"])
-        origins = self._publishable(headers, query)
-        origin = headers.get("origin")
+        token, origin, cookies = _onsite_headers(scope)
+        query = onsite.query_values(scope["query_string"])
+        token = token or query.get(onsite.KEY_PARAM)
+        origins = self.publishable.get(digest(token)) if token else None
         if origins is None or not onsite.origin_allowed(origins, origin):
             return False
         try:
-            anonymous = onsite.visitor_id(query.get(onsite.PARAM), headers.get("cookie"))
+            anonymous = onsite.visitor_id(query.get(onsite.PARAM), cookies)
         except onsite.VisitorError:
             return False
         segments: list[str] = []
@@ -319,34 +318,34 @@ class Edge:
             if found:
                 segments = onsite.public_of(found, public)
         body = orjson.dumps({"segments": segments})
-        await self._answer(send, 200, body, onsite.answer_headers(origin))
+        raw = [_JSON, (b"content-length", str(len(body)).encode()), *_ONSITE]
+        if origin is not None:
+            raw += [(b"access-control-allow-origin", origin.encode("latin-1")), _CREDENTIALS]
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
         return True
 
     async def _preflight(self, scope: Scope, send: Send) -> bool:
         """Answer an allowed origin's CORS preflight; False: the core must answer."""
         if not self.ready:
             return False
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
+        _, origin, _ = _onsite_headers(scope)
         if not origin:
             return False
-        query = QueryParams(scope["query_string"])
-        if onsite.KEY_PARAM in query:
-            origins = self._publishable(headers, query)
+        token = onsite.query_values(scope["query_string"]).get(onsite.KEY_PARAM)
+        if token is not None:
+            origins = self.publishable.get(digest(token))
             allowed = origins is not None and onsite.origin_allowed(origins, origin)
         else:
             allowed = any(onsite.origin_allowed(o, origin) for o in self.publishable.values())
         if not allowed:
             return False
-        await self._answer(send, 204, b"", onsite.preflight_headers(origin))
+        extra = preflight_headers(origin).items()
+        raw = [(b"content-length", b"0")]
+        raw += [(k.lower().encode(), v.encode("latin-1")) for k, v in extra]
+        await send({"type": "http.response.start", "status": 204, "headers": raw})
+        await send({"type": "http.response.body", "body": b""})
         return True
-
-    async def _answer(self, send: Send, status: int, body: bytes, extra: dict[str, str]) -> None:
-        raw = [_JSON] if body else []
-        raw.append((b"content-length", str(len(body)).encode()))
-        raw += [(k.lower().encode(), v.encode("latin-1")) for k, v in extra.items()]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
 
     # -- everything else --------------------------------------------------------------
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -413,6 +412,21 @@ async def _disconnected(receive: Receive) -> None:
 def _instant(text: str) -> str:
     """The core's answer's form of an instant orjson sent (which drops zero µs)."""
     return format_instant(datetime.fromisoformat(text))
+
+
+def _onsite_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
+    """(X-Segflow-Key, Origin, Cookie) of a request, in one pass (cookies sent on
+    several lines joined, as RFC 6265 has them)."""
+    key = origin = cookies = None
+    for name, value in scope["headers"]:
+        if name == b"x-segflow-key":
+            key = key or value.decode("latin-1")
+        elif name == b"origin":
+            origin = origin or value.decode("latin-1")
+        elif name == b"cookie":
+            text = value.decode("latin-1")
+            cookies = text if cookies is None else f"{cookies}; {text}"
+    return key, origin, cookies
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:

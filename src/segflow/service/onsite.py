@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import orjson
 
@@ -112,6 +112,19 @@ def visitor_id(param: str | None, cookies: str | None) -> str | None:
         return decode_id(param, PARAM, percent=False)
     raw = cookie_value(cookies)
     return decode_id(raw, f"cookie {COOKIE}") if raw is not None else None
+
+
+def query_values(raw: bytes) -> dict[str, str]:
+    """The ``key`` and ``anonymous_id`` parameters of a raw query string, decoded as
+    Starlette does (the last of a repeated one wins); the others are not decoded."""
+    out: dict[str, str] = {}
+    if not raw:
+        return out
+    for part in raw.decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
+        if name in (KEY_PARAM, PARAM):
+            out[name] = unquote_plus(value) if "%" in value or "+" in value else value
+    return out
 
 
 def origin_allowed(origins: Sequence[str], origin: str | None) -> bool:

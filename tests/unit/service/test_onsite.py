@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.datastructures import QueryParams
 
 from segflow.service.onsite import (
     ASSIGNED,
@@ -22,6 +23,7 @@ from segflow.service.onsite import (
     decode_id,
     origin_allowed,
     public_of,
+    query_values,
     visitor_id,
 )
 
@@ -47,6 +49,23 @@ def test_an_id_comes_back_however_analytics_js_wrote_it(anonymous_id: str) -> No
         assert visitor_id(None, header) == anonymous_id
     # a parameter arrives decoded: only its JSON quotes come off
     assert visitor_id(quoted, None) == anonymous_id
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["key", "anonymous_id", "other"]),
+            st.text(st.characters(codec="utf-8"), max_size=12),
+        ),
+        max_size=5,
+    )
+)
+def test_query_values_are_read_as_starlette_reads_them(params: list[tuple[str, str]]) -> None:
+    raw = urlencode(params).encode()
+    got = query_values(raw)
+    parsed = QueryParams(raw)
+    for name in ("key", "anonymous_id"):
+        assert got.get(name) == parsed.get(name)
 
 
 def test_cookie_values() -> None:
