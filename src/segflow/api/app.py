@@ -31,6 +31,7 @@ MODULES: Final = (
     "segflow.api.routes.segments",
     "segflow.api.routes.groups",
     "segflow.api.routes.profiles",
+    "segflow.api.routes.onsite",
     "segflow.api.routes.changes",
     "segflow.api.routes.tokens",
     "segflow.api.routes.destinations",
@@ -256,7 +257,7 @@ class Unexpected:
 
 
 def _security_schemes(app: FastAPI) -> None:
-    """Declare the two key kinds in the OpenAPI document."""
+    """Declare the key kinds in the OpenAPI document."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -275,6 +276,19 @@ def _security_schemes(app: FastAPI) -> None:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "Admin key: Authorization: Bearer <key>.",
+                },
+                "publishableKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Segflow-Key",
+                    "description": "Publishable key (safe in a web page): only "
+                    "GET /v1/onsite/segments.",
+                },
+                "publishableKeyParam": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "key",
+                    "description": "The publishable key as a query parameter instead.",
                 },
                 "streamToken": {
                     "type": "apiKey",

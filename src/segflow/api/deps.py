@@ -11,7 +11,9 @@ Error bodies always look like::
 
 Auth: admin keys go in ``Authorization: Bearer <key>`` (or HTTP basic user), never in
 a URL; write keys are the HTTP basic user, as Segment's libraries send them.  An admin
-key may also ingest.  Unknown or missing key -> 401, a key of the wrong kind -> 403.
+key may also ingest.  Unknown or missing key -> 401, a key of the wrong kind -> 403
+(a publishable key, made to sit in a web page, reads ``GET /v1/onsite/segments`` and
+nothing else).
 The change stream alone also takes a short-lived stream token (``POST
 /v1/stream-tokens``) as its ``api_key`` query parameter, for ``EventSource``, which
 cannot set headers (``stream_auth``).
@@ -208,7 +210,7 @@ def _authenticate(request: Request, kind: str) -> ApiKey:
     key = get_ctx(request).key_store.verify(token)
     if key is None:
         raise ApiError(401, "unknown or revoked API key")
-    if kind == "admin" and key.kind != "admin":
+    if key.kind != "admin" and (kind == "admin" or key.kind == "publishable"):
         raise ApiError(403, f"a {key.kind} key cannot use this endpoint: it needs {what}")
     return key
 

@@ -232,6 +232,9 @@ class SegmentDefinition(_Strict):
     members: list[str] | None = None
     emit_events: bool | None = None
     protected: bool | None = None
+    public: bool | None = Field(
+        None, description="shown to the shop's pages by GET /v1/onsite/segments (default false)"
+    )
     version: int | None = None
     condition: Condition | None = None
     holdout: Holdout | None = None
@@ -247,6 +250,7 @@ class ResolvedMemberDefinition(_Strict):
     mode: Literal["realtime"]
     emit_events: bool
     protected: bool
+    public: bool | None = None
     version: int | None = None
     group: str
     condition: Condition

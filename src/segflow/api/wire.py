@@ -7,8 +7,10 @@ and ``Content-Encoding`` headers and its body as sent); the core answers each wi
 ``REPLY`` (status, extra headers, JSON body) and pushes, unasked, what the edge
 answers look-ups with: ``SNAPSHOT`` (profiles' segments with since-when, the whole
 index in a few frames), ``READY`` (the snapshot is complete), ``INDEX`` (each
-change since: entered, exited, profile erased) and ``KEYS`` (the digests of the
-active admin keys).  One
+change since: entered, exited, profile erased), ``KEYS`` (the digests of the
+active admin keys, and of the publishable keys with their allowed origins),
+``VISITORS`` (anonymous id -> profile updates for the on-site read: the whole map
+before ``READY``, then each change) and ``PUBLIC`` (the public segments' ids).  One
 connection carries everything in order, so the index updates a group commit causes
 reach the edge before the answers to that group's requests: an acknowledged event's
 segment changes are visible to the next look-up.
@@ -30,6 +32,8 @@ INDEX: Final = 3
 READY: Final = 4
 KEYS: Final = 5
 SNAPSHOT: Final = 6
+VISITORS: Final = 7
+PUBLIC: Final = 8
 
 KINDS: Final = ("track", "identify", "page", "screen", "alias", "group", "batch")
 _INGEST: Final = struct.Struct("!BHH")
@@ -74,4 +78,16 @@ def read_reply(payload: bytes) -> tuple[int, dict[str, str], bytes]:
     return status, headers, payload[at + nh :]
 
 
-__all__ = ["HEADER", "INDEX", "INGEST", "KEYS", "KINDS", "READY", "REPLY", "SNAPSHOT", "frame"]
+__all__ = [
+    "HEADER",
+    "INDEX",
+    "INGEST",
+    "KEYS",
+    "KINDS",
+    "PUBLIC",
+    "READY",
+    "REPLY",
+    "SNAPSHOT",
+    "VISITORS",
+    "frame",
+]

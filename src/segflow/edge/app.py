@@ -9,6 +9,11 @@ rest passed through.
   index: answered from the edge's index.  Anything else about it (no key, a write
   key, an alias id, a profile not in the index, the index not loaded yet) goes to
   the core, which answers exactly as it always does.
+* ``GET /v1/onsite/segments`` with an active publishable key from an allowed origin
+  and a well-formed visitor id, and its ``OPTIONS`` preflight from an allowed origin:
+  answered from the edge's index and visitor map (``segflow.service.onsite``).  Any
+  other case (no or another key, a refused origin, a malformed cookie, the indexes
+  not loaded yet) goes to the core, which answers it with the error.
 * Everything else: passed through to the core's HTTP server, streamed both ways
   (Server-Sent Events and exports included).
 """
@@ -33,6 +38,8 @@ from segflow.api.http import INGEST, ApiError, bearer_or_basic, lookup_id, probl
 from segflow.model.keys import digest
 from segflow.model.time import format_instant
 from segflow.process import tune_gc
+from segflow.service import onsite
+from segflow.service.onsite import preflight_headers
 
 log = logging.getLogger("segflow.edge")
 
@@ -53,6 +60,12 @@ FROM_CORE_DROPPED: Final = HOP_BY_HOP | {b"date", b"server"}
 MAX_PASSED_BODY: Final = 64 * 1024 * 1024
 """The largest request body passed through to the core (segment files, CSV lists)."""
 _JSON: Final = (b"content-type", b"application/json")
+_ONSITE: Final = (
+    (b"cache-control", onsite.CACHE_CONTROL.encode()),
+    (b"vary", onsite.VARY.encode()),
+)
+"""The on-site answer's headers (``segflow.service.onsite.answer_headers``) besides CORS."""
+_CREDENTIALS: Final = (b"access-control-allow-credentials", b"true")
 KEEP_ALIVE_SECONDS: Final = 60.0
 """How long an idle connection to the core stays in the pool (the core keeps them
 open far longer: it never closes one the edge is about to reuse)."""
@@ -85,6 +98,13 @@ class Edge:
         self.ready = False
         """Whether the index is whole (until then look-ups go to the core)."""
         self.admin: dict[str, str] = {}
+        self.publishable: dict[str, tuple[str, ...]] = {}
+        """Digest -> allowed origins of the active publishable keys."""
+        self.by_anonymous: dict[str, str] = {}
+        self.moved: dict[str, str] = {}
+        """The visitor map (``segflow.service.onsite.VisitorIndex``'s two dicts)."""
+        self.public: frozenset[str] | None = None
+        """The public segments (None: not told yet; the core answers)."""
         self.pending: dict[int, asyncio.Future[tuple[int, dict[str, str], bytes]]] = {}
         self._next = 0
         self._writer: asyncio.StreamWriter | None = None
@@ -103,8 +123,16 @@ class Edge:
                     await self._ingest(scope, receive, send, endpoint)
                     return
             elif method == "GET":
-                pid = lookup_id(scope["path"])
-                if pid is not None and await self._lookup(scope, send, pid):
+                path = scope["path"]
+                if path == onsite.ROUTE:
+                    if await self._onsite(scope, send):
+                        return
+                else:
+                    pid = lookup_id(path)
+                    if pid is not None and await self._lookup(scope, send, pid):
+                        return
+            elif method == "OPTIONS" and scope["path"] == onsite.ROUTE:
+                if await self._preflight(scope, send):
                     return
             await self._pass(scope, receive, send)
         elif kind == "lifespan":
@@ -163,7 +191,13 @@ class Edge:
                     elif op == wire.READY:
                         self.ready = True
                     elif op == wire.KEYS:
-                        self.admin = {d: d for d in orjson.loads(payload)}
+                        keys = orjson.loads(payload)
+                        self.admin = {d: d for d in keys["admin"]}
+                        self.publishable = {d: tuple(o) for d, o in keys["publishable"].items()}
+                    elif op == wire.VISITORS:
+                        onsite.apply_updates(self.by_anonymous, self.moved, orjson.loads(payload))
+                    elif op == wire.PUBLIC:
+                        self.public = frozenset(orjson.loads(payload))
             except (asyncio.IncompleteReadError, ConnectionError):
                 log.warning("the link to the core closed; reconnecting")
             finally:
@@ -171,6 +205,8 @@ class Edge:
                 self._writer = None
                 self.ready = False
                 self.index = {}
+                self.by_anonymous = {}
+                self.moved = {}
                 writer.close()
                 for fut in self.pending.values():
                     if not fut.done():
@@ -260,6 +296,57 @@ class Edge:
         await send({"type": "http.response.body", "body": body})
         return True
 
+    async def _onsite(self, scope: Scope, send: Send) -> bool:
+        """Answer the on-site read from the index; False: the core must answer."""
+        public = self.public
+        if not self.ready or public is None:
+            return False
+        token, origin, cookies = _onsite_headers(scope)
+        query = onsite.query_values(scope["query_string"])
+        token = token or query.get(onsite.KEY_PARAM)
+        origins = self.publishable.get(digest(token)) if token else None
+        if origins is None or not onsite.origin_allowed(origins, origin):
+            return False
+        try:
+            anonymous = onsite.visitor_id(query.get(onsite.PARAM), cookies)
+        except onsite.VisitorError:
+            return False
+        segments: list[str] = []
+        if anonymous is not None:
+            pid = onsite.resolve(self.by_anonymous, self.moved, anonymous)
+            found = self.index.get(pid) if pid is not None else None
+            if found:
+                segments = onsite.public_of(found, public)
+        body = orjson.dumps({"segments": segments})
+        raw = [_JSON, (b"content-length", str(len(body)).encode()), *_ONSITE]
+        if origin is not None:
+            raw += [(b"access-control-allow-origin", origin.encode("latin-1")), _CREDENTIALS]
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+    async def _preflight(self, scope: Scope, send: Send) -> bool:
+        """Answer an allowed origin's CORS preflight; False: the core must answer."""
+        if not self.ready:
+            return False
+        _, origin, _ = _onsite_headers(scope)
+        if not origin:
+            return False
+        token = onsite.query_values(scope["query_string"]).get(onsite.KEY_PARAM)
+        if token is not None:
+            origins = self.publishable.get(digest(token))
+            allowed = origins is not None and onsite.origin_allowed(origins, origin)
+        else:
+            allowed = any(onsite.origin_allowed(o, origin) for o in self.publishable.values())
+        if not allowed:
+            return False
+        extra = preflight_headers(origin).items()
+        raw = [(b"content-length", b"0")]
+        raw += [(k.lower().encode(), v.encode("latin-1")) for k, v in extra]
+        await send({"type": "http.response.start", "status": 204, "headers": raw})
+        await send({"type": "http.response.body", "body": b""})
+        return True
+
     # -- everything else --------------------------------------------------------------
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass a request through to the core and stream its answer back; stop when
@@ -325,6 +412,21 @@ async def _disconnected(receive: Receive) -> None:
 def _instant(text: str) -> str:
     """The core's answer's form of an instant orjson sent (which drops zero µs)."""
     return format_instant(datetime.fromisoformat(text))
+
+
+def _onsite_headers(scope: Scope) -> tuple[str | None, str | None, str | None]:
+    """(X-Segflow-Key, Origin, Cookie) of a request, in one pass (cookies sent on
+    several lines joined, as RFC 6265 has them)."""
+    key = origin = cookies = None
+    for name, value in scope["headers"]:
+        if name == b"x-segflow-key":
+            key = key or value.decode("latin-1")
+        elif name == b"origin":
+            origin = origin or value.decode("latin-1")
+        elif name == b"cookie":
+            text = value.decode("latin-1")
+            cookies = text if cookies is None else f"{cookies}; {text}"
+    return key, origin, cookies
 
 
 def _headers(scope: Scope) -> dict[bytes, str]:

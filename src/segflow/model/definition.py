@@ -509,6 +509,9 @@ class Segment:
     members: tuple[str, ...] | None = None
     emit_events: bool = True
     protected: bool = False
+    public: bool = False
+    """Whether the on-site read (``GET /v1/onsite/segments``, a publishable key from a
+    browser) may return this segment; only public segments are ever shown there."""
     version: int = 0
     holdout: Holdout | None = None
     """A stable share of the members kept out of activation (None: everyone is activated)."""
@@ -536,6 +539,8 @@ class Segment:
             out["members"] = list(self.members)
         out["emit_events"] = self.emit_events
         out["protected"] = self.protected
+        if self.public:  # absent when false: definitions saved before it keep their form
+            out["public"] = True
         if self.holdout is not None:
             out["holdout"] = self.holdout.canonical()
         if self.version:
@@ -565,7 +570,7 @@ CONDITION_KINDS: Final = (
 )  # fmt: skip
 SEGMENT_KEYS: Final = frozenset({
     "id", "name", "description", "purpose", "tags", "folder", "mode", "schedule", "snapshot_at",
-    "members", "emit_events", "protected", "version", "condition", "holdout",
+    "members", "emit_events", "protected", "public", "version", "condition", "holdout",
 })  # fmt: skip
 HOLDOUT_KEYS: Final = frozenset({"percent", "salt"})
 MAX_TAGS: Final = 50
@@ -1101,7 +1106,7 @@ class _Parser:
         mode = m.get("mode", "realtime")
         if mode not in ("realtime", "scheduled", "static"):
             self.fail("mode", f"unknown mode {_show(mode)} (realtime, scheduled or static)")
-        for key in ("emit_events", "protected"):
+        for key in ("emit_events", "protected", "public"):
             if key in m and not isinstance(m[key], bool):
                 self.fail(key, f"expected true or false, got {_show(m[key])}")
         schedule = m.get("schedule")
@@ -1156,6 +1161,7 @@ class _Parser:
             members=members,
             emit_events=bool(m.get("emit_events", True)),
             protected=bool(m.get("protected", False)),
+            public=bool(m.get("public", False)),
             version=version,
             holdout=holdout,
         )

@@ -87,9 +87,9 @@ class Group:
 
     def resolve(self, names: Mapping[str, Segment] | None = None) -> list[Segment]:
         """The resolved members as segments: ``S and not (any segment listed before S)``.
-        ``names`` (the saved segments) lends each its member's name and holdout (the
+        ``names`` (the saved segments) lends each its member's name, holdout (the
         same draw, so a profile held out of S's campaign stays held out of its
-        resolution's)."""
+        resolution's) and ``public`` flag."""
         out: list[Segment] = []
         for i, sid in enumerate(self.segments):
             higher = self.segments[:i]
@@ -109,6 +109,7 @@ class Group:
                     emit_events=self.emit_events,
                     version=self.version,
                     holdout=member.holdout if member is not None else None,
+                    public=member.public if member is not None else False,
                     group=self.id,
                 )
             )

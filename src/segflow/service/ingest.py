@@ -192,6 +192,9 @@ class Ingestor:
         self._answering: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         """The writer task's event loop (set when it runs)."""
+        self.stored_listeners: list[Callable[[StoredEvents | None], None]] = []
+        """Called under the lock after each group is stored, before it is evaluated,
+        with what was stored (None: not described, e.g. stored request by request)."""
         self._inflight: list[_Request] = []
         """The group being committed (failed with ``ShuttingDown`` if the writer is
         cancelled: the commit may still land, and a retry is harmless thanks to message
@@ -350,6 +353,12 @@ class Ingestor:
                     break
             committed = time.perf_counter()
             stored = sum(len(group[i].messages) for i in live)
+            if stored:
+                for fn in self.stored_listeners:
+                    try:
+                        fn(fresh)
+                    except Exception:  # the events are stored; a listener's failure is its own
+                        log.exception("a stored-events listener failed")
             if stored and self.live is not None:
                 try:
                     # the events just stored, as parsed: no need to read them back

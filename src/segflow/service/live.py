@@ -163,6 +163,10 @@ class LiveEvaluator:
         self.log = self.store.log
         self._subscribers: list[Subscriber] = []
         self._segments: dict[str, Segment] = {}
+        self.public: frozenset[str] = frozenset()
+        """The public segments (``public: true``), the only ones the on-site read shows."""
+        self.definition_listeners: list[Callable[[], None]] = []
+        """Called (in the thread that saved) whenever the running definitions change."""
         self._hidden: set[str] = set()
         self._old_versions: dict[str, int] = {}
         self._since: dict[str, dict[str, datetime]] = {}
@@ -224,6 +228,9 @@ class LiveEvaluator:
         kept = {sid: h for sid, h in self.holdouts.items() if sid not in segments}
         self.holdouts = kept | {s.id: s.holdout for s in segments.values() if s.holdout}
         self._segments = dict(segments)
+        self.public = frozenset(s.id for s in segments.values() if s.public)
+        for fn in self.definition_listeners:
+            fn()
         self._scheduled = {
             s.id: s.schedule
             for s in segments.values()

@@ -27,3 +27,22 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "kind" in res.output
     res = runner.invoke(app, ["keys", "revoke", "key_nope", "--db", db])
     assert res.exit_code == 2 and "unknown" in res.output
+
+
+def test_a_publishable_key_with_its_origins(tmp_path: Path) -> None:
+    db = str(tmp_path / "k.duckdb")
+    args = ["keys", "create", "--kind", "publishable", "--db", db]
+    res = runner.invoke(
+        app, [*args, "--origin", "https://shop.example/", "--origin", "http://localhost:3000"]
+    )
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip().splitlines()[-1].startswith("sfp_")
+    assert "https://shop.example, http://localhost:3000" in res.output
+    listed = runner.invoke(app, ["keys", "list", "--db", db]).stdout
+    assert "publishable" in listed and "https://shop.example" in listed
+    res = runner.invoke(app, [*args, "--origin", "https://shop.example/cart"])
+    assert res.exit_code == 2 and "origins[0]" in res.output
+    res = runner.invoke(
+        app, ["keys", "create", "--kind", "write", "--origin", "https://a.b", "--db", db]
+    )
+    assert res.exit_code == 2 and "only publishable keys" in res.output

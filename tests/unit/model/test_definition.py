@@ -600,3 +600,19 @@ def test_tags_and_folder_errors_name_their_path(
     report = parse_segment_report({"id": "g", "condition": {"all": []}, **doc})
     assert report.segment is None
     assert any(p.path == path and message in p.message for p in report.problems), report.problems
+
+
+def test_public_is_parsed_and_kept_only_when_true() -> None:
+    cond = {"trait": "a", "exists": True}
+    seg = parse_segment({"id": "shown", "public": True, "condition": cond})
+    assert seg.public and seg.to_dict()["public"] is True
+    assert parse_segment(seg.to_dict()) == seg
+    hidden = parse_segment({"id": "hidden", "condition": cond})
+    assert not hidden.public and "public" not in hidden.to_dict()
+    # false spelled out is the default: same definition, same fingerprint
+    spelled = parse_segment({"id": "hidden", "public": False, "condition": cond})
+    assert spelled.definition_fingerprint() == hidden.definition_fingerprint()
+    report = parse_segment_report({"id": "x", "public": "yes", "condition": cond})
+    assert [(p.path, p.message) for p in report.problems] == [
+        ("public", "expected true or false, got 'yes'")
+    ]

@@ -126,3 +126,13 @@ def test_a_resolved_member_keeps_its_segments_name_and_holdout() -> None:
     (resolved,) = Group("g", "G", ("a",)).resolve({"a": seg})
     assert resolved.name == "G: Alpha" and resolved.holdout == seg.holdout
     assert resolved.to_dict()["group"] == "g"
+
+
+def test_a_resolved_member_is_public_when_its_segment_is() -> None:
+    cond = {"trait": "a", "exists": True}
+    shown = parse_segment({"id": "shown", "public": True, "condition": cond})
+    hidden = parse_segment({"id": "hidden", "condition": cond})
+    group = Group("g", "G", ("hidden", "shown"))
+    out = expand({"shown": shown, "hidden": hidden}, [group])
+    assert out[resolved_id("g", "shown")].public
+    assert not out[resolved_id("g", "hidden")].public

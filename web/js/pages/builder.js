@@ -33,7 +33,7 @@ async function loadCatalogue() {
   };
 }
 
-const META = ["id", "name", "description", "purpose", "tags", "folder", "mode", "schedule", "emit_events", "protected", "holdout", "snapshot_at", "members"];
+const META = ["id", "name", "description", "purpose", "tags", "folder", "mode", "schedule", "emit_events", "protected", "public", "holdout", "snapshot_at", "members"];
 
 function draftOf(meta, condition) {
   const d = {};

@@ -138,8 +138,11 @@ def _authorize(ctx: ServerContext, authorization: str | None, body: Any) -> None
             "missing write key: send it as the HTTP basic auth user name",
             headers={"WWW-Authenticate": 'Basic realm="segflow"'},
         )
-    if ctx.key_store.verify(token) is None:
+    key = ctx.key_store.verify(token)
+    if key is None:
         raise ApiError(401, "unknown or revoked write key")
+    if key.kind == "publishable":
+        raise ApiError(403, "a publishable key cannot use this endpoint: it needs a write key")
 
 
 def _prepare(

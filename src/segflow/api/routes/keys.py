@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from segflow.api.deps import get_ctx, require_admin
+from segflow.api.http import ApiError
 from segflow.store.duckdb.keys import ApiKey
 
 
@@ -21,15 +22,28 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"], dependencies=[Depends(_admi
 
 class KeyOut(BaseModel):
     id: str
-    kind: Literal["write", "admin"]
+    kind: Literal["write", "admin", "publishable"]
     name: str
     created_at: datetime
     revoked_at: datetime | None = None
+    origins: list[str] = Field(
+        default_factory=list,
+        description="A publishable key's allowed origins (empty: any origin).",
+    )
 
 
 class KeyCreate(BaseModel):
-    kind: Literal["write", "admin"]
+    kind: Literal["write", "admin", "publishable"] = Field(
+        description="write: ingestion; admin: everything; publishable: only the on-site "
+        "segments read (GET /v1/onsite/segments), safe to put in a web page"
+    )
     name: str = Field("", max_length=200)
+    origins: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Publishable keys only: the web origins (https://shop.example) allowed "
+        "to use the key from a browser; empty: any origin.",
+    )
 
 
 class KeyCreated(KeyOut):
@@ -38,7 +52,12 @@ class KeyCreated(KeyOut):
 
 def _out(k: ApiKey) -> KeyOut:
     return KeyOut(
-        id=k.id, kind=k.kind, name=k.name, created_at=k.created_at, revoked_at=k.revoked_at
+        id=k.id,
+        kind=k.kind,
+        name=k.name,
+        created_at=k.created_at,
+        revoked_at=k.revoked_at,
+        origins=list(k.origins),
     )
 
 
@@ -53,7 +72,11 @@ async def list_keys(request: Request) -> list[KeyOut]:
 async def create_key(body: KeyCreate, request: Request) -> KeyCreated:
     """Create a key; the response holds the only copy of the token."""
     ctx = get_ctx(request)
-    new = await ctx.run(ctx.key_store.create, body.kind, body.name)
+    try:
+        new = await ctx.run(ctx.key_store.create, body.kind, body.name, body.origins)
+    except ValueError as e:
+        path, _, message = str(e).partition(": ")
+        raise ApiError(422, f"invalid request: {e}", [{"path": path, "message": message}]) from None
     return KeyCreated(**_out(new.key).model_dump(), token=new.token)
 
 

@@ -30,6 +30,7 @@ from segflow.api.schemas import (
 from segflow.model.time import format_instant
 from segflow.service import profiles
 from segflow.service.destinations import consent_channels
+from segflow.service.onsite import VisitorIndex
 
 router = APIRouter(
     prefix="/v1/profiles",
@@ -100,6 +101,15 @@ def segment_index(ctx: ServerContext) -> SegmentIndex:
     if not isinstance(idx, SegmentIndex):
         idx = SegmentIndex()
         ctx.extra["segment_index"] = idx
+    return idx
+
+
+def visitor_index(ctx: ServerContext) -> VisitorIndex:
+    """The on-site read's anonymous id -> profile index (``routes.onsite`` fills it)."""
+    idx = ctx.extra.get("visitor_index")
+    if not isinstance(idx, VisitorIndex):
+        idx = VisitorIndex()
+        ctx.extra["visitor_index"] = idx
     return idx
 
 
@@ -249,6 +259,7 @@ async def delete_profile(
             enqueue=worker.catch_up if worker is not None else None,
         )
         segment_index(ctx).drop(pid)
+        visitor_index(ctx).forget(pid)
         return {"deleted": pid, "exits": exits, "suppressed": suppress, "pseudonym": alias}
 
     body = await ctx.run(run)

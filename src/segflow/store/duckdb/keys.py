@@ -1,4 +1,6 @@
-"""API keys: write keys (ingestion only) and admin keys (everything else).
+"""API keys: write keys (ingestion only), admin keys (everything else) and
+publishable keys (the on-site segments read only, meant to sit in a shop's web pages;
+optionally limited to a list of allowed origins).
 
 Only the SHA-256 of a key is stored (keys are 256 random bits, so a plain hash is
 enough: nothing to brute-force); a presented key is hashed and its digest compared
@@ -10,18 +12,18 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal, cast
 
 import duckdb
 
-from segflow.model.keys import digest
+from segflow.model.keys import digest, normalize_origins
 
-KeyKind = Literal["write", "admin"]
-KINDS: Final = ("write", "admin")
-PREFIX: Final[dict[str, str]] = {"write": "sfw_", "admin": "sfa_"}
+KeyKind = Literal["write", "admin", "publishable"]
+KINDS: Final = ("write", "admin", "publishable")
+PREFIX: Final[dict[str, str]] = {"write": "sfw_", "admin": "sfa_", "publishable": "sfp_"}
 
 DDL: Final = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at TIMESTAMP NOT NULL,
     revoked_at TIMESTAMP
 );
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS origins VARCHAR[];
 """
 
 
@@ -44,6 +47,8 @@ class ApiKey:
     name: str
     created_at: datetime
     revoked_at: datetime | None = None
+    origins: tuple[str, ...] = ()
+    """A publishable key's allowed origins (empty: any origin)."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,13 @@ class KeyStore:
 
     def _reload(self) -> None:
         rows = self.con.execute(
-            "SELECT id, kind, name, digest, created_at FROM api_keys WHERE revoked_at IS NULL"
+            "SELECT id, kind, name, digest, created_at, origins FROM api_keys"
+            " WHERE revoked_at IS NULL"
         ).fetchall()
-        self._active = {d: (d, ApiKey(i, cast(KeyKind, k), n, c)) for i, k, n, d, c in rows}
+        self._active = {
+            d: (d, ApiKey(i, cast(KeyKind, k), n, c, None, tuple(o or ())))
+            for i, k, n, d, c, o in rows
+        }
         for fn in self.listeners:
             fn()
 
@@ -77,28 +86,42 @@ class KeyStore:
         """The digests of the active admin keys (what the edge checks look-ups with)."""
         return [d for d, (_, key) in self._active.items() if key.kind == "admin"]
 
-    def create(self, kind: str, name: str = "") -> NewKey:
+    def publishable(self) -> dict[str, list[str]]:
+        """The digests of the active publishable keys with their allowed origins (what
+        the edge answers the on-site read with)."""
+        active = self._active.items()
+        return {d: list(key.origins) for d, (_, key) in active if key.kind == "publishable"}
+
+    def create(self, kind: str, name: str = "", origins: Sequence[str] = ()) -> NewKey:
+        """A new key; ``origins`` (publishable keys only) limits the web pages that may
+        use it (ValueError naming the bad one)."""
         if kind not in KINDS:
             raise ValueError(f"kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+        allowed = normalize_origins(origins)
+        if allowed and kind != "publishable":
+            raise ValueError(f"origins: only publishable keys take origins, not a {kind} key")
         token = PREFIX[kind] + secrets.token_urlsafe(32)
         key = ApiKey(
             id="key_" + secrets.token_hex(6),
             kind=cast(KeyKind, kind),
             name=name or f"{kind} key",
             created_at=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+            origins=allowed,
         )
         self.con.execute(
-            "INSERT INTO api_keys (id, kind, name, digest, created_at) VALUES (?, ?, ?, ?, ?)",
-            [key.id, key.kind, key.name, digest(token), key.created_at],
+            "INSERT INTO api_keys (id, kind, name, digest, created_at, origins)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [key.id, key.kind, key.name, digest(token), key.created_at, list(allowed) or None],
         )
         self._reload()
         return NewKey(key, token)
 
     def list(self) -> list[ApiKey]:
         rows = self.con.execute(
-            "SELECT id, kind, name, created_at, revoked_at FROM api_keys ORDER BY created_at, id"
+            "SELECT id, kind, name, created_at, revoked_at, origins FROM api_keys"
+            " ORDER BY created_at, id"
         ).fetchall()
-        return [ApiKey(i, cast(KeyKind, k), n, c, r) for i, k, n, c, r in rows]
+        return [ApiKey(i, cast(KeyKind, k), n, c, r, tuple(o or ())) for i, k, n, c, r, o in rows]
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key by id (or by the key itself); KeyError when unknown."""

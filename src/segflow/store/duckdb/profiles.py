@@ -97,6 +97,20 @@ class DuckDBProfileStore:
         ).fetchone()
         return str(row[0]) if row is not None else None
 
+    def by_anonymous(self, value: str) -> str | None:
+        """The profile of an anonymous id (None: no visitor has it)."""
+        row = self.con.execute(
+            "SELECT profile_id FROM identities WHERE kind = 'anonymous' AND value = ?", [value]
+        ).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def anonymous_identities(self) -> list[tuple[str, str]]:
+        """Every anonymous id with the profile it belongs to now."""
+        rows = self.con.execute(
+            "SELECT value, profile_id FROM identities WHERE kind = 'anonymous'"
+        ).fetchall()
+        return [(str(a), str(p)) for a, p in rows]
+
     def merged_to(self, profile_id: str) -> str | None:
         """The profile ``profile_id`` was last merged into (None if never)."""
         row = self.con.execute(
