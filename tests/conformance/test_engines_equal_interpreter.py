@@ -9,11 +9,9 @@ schema of the test's own, loaded from the DuckDB store by ``store.postgres.load`
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,17 +20,11 @@ from segflow.model.groups import Group
 from segflow.model.history import ProfileHistory
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
-from tests.postgres import ENGINES, Engines, engine_for
+from tests.postgres import Engines
 from tests.strategies import conditions, histories, instants
 
 ENGINE_EXAMPLES = max(20, int(os.environ.get("SEGFLOW_EXAMPLES", "150")) // 3)
 """Each example loads a store into the engine, so fewer are run than in the unit test."""
-
-
-@pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> Iterator[Engines]:
-    with engine_for(request.param) as e:
-        yield e
 
 
 @settings(

@@ -46,11 +46,12 @@ TABLES: Final = (
 """The tables a load writes, in load order."""
 
 ISO_8601: Final = (
-    r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?"
-    r"\s*(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?\s*$"
+    r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
+    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?\s*$"
 )
 """An ISO-8601 date or date-time: year, month, day, then optionally hour, minute,
-second, fraction (to the microsecond), ``Z`` or sign, offset hours and minutes."""
+second, fraction (to the microsecond) and ``Z`` or a sign, offset hours and minutes
+(a date alone has no offset, as Python's reader has it)."""
 
 PARSE_TIMESTAMP_DDL: Final = f"""
 CREATE OR REPLACE FUNCTION {PARSE_TIMESTAMP_FUNCTION}(v TEXT) RETURNS TIMESTAMP
