@@ -4,8 +4,11 @@ The batch compiler builds one typed sqlglot tree per plan.  Where sqlglot has a 
 for what the plan needs (``exp.CountIf``, ``exp.StartsWith``, ``exp.EndsWith``, ...)
 the tree holds that node; what sqlglot lacks is a small node defined here (the bucket
 hash, the typed reads of the overflow JSON, the ISO-8601 timestamp reader, the most
-frequent value).  Each engine is a subclass of sqlglot's dialect whose generator
-``TRANSFORMS`` spell only what differs, as sqlglot's own dialects do.
+frequent value, the value of the latest row, a step of a sequence's chain), and
+wherever engines share no construct (structs, ASOF joins) the tree says what it needs
+with such a node rather than one engine's construct.  Each engine is a subclass of
+sqlglot's dialect whose generator ``TRANSFORMS`` spell only what differs, as sqlglot's
+own dialects do.
 
 A node an engine cannot compute with the same value raises ``UnsupportedNode`` naming
 the node and the dialect; nothing is skipped or approximated.  Engines with no class
