@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from segflow.api.deps import ServerContext, Settings
+from segflow.batch import compile as compile_mod
 from segflow.model.changes import LoggedChange
 from segflow.model.definition import CALL_TYPES, Ago, Duration, EventFilter, Within
 from segflow.model.history import Event, ProfileHistory, TraitWrite
@@ -552,3 +553,18 @@ class ScoredShop:
 
     db: Path
     report: ScoresReport
+
+
+@contextmanager
+def shared_scans(most: int | None) -> Iterator[None]:
+    """Compile with at most ``most`` scans of each kind (None: the default), as a plan
+    over more event-name sets, traits or sequences than the limits shares them."""
+    names = ("MAX_EVENT_SCANS", "MAX_TRAIT_SCANS", "MAX_SEQUENCE_SCANS")
+    limits = {n: getattr(compile_mod, n) for n in names}
+    for n in names:
+        setattr(compile_mod, n, most or limits[n])
+    try:
+        yield
+    finally:
+        for n, v in limits.items():
+            setattr(compile_mod, n, v)

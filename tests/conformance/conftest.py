@@ -1,8 +1,21 @@
 """Hypothesis profiles for the conformance suites: ``--hypothesis-profile=long`` runs
-thousands of examples (as does ``SEGFLOW_EXAMPLES=5000``)."""
+thousands of examples (as does ``SEGFLOW_EXAMPLES=5000``); the ``engine`` fixture."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from hypothesis import settings
 
+from tests.postgres import ENGINES, Engines, engine_for
+
 settings.register_profile("long", max_examples=5000, deadline=None)
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[Engines]:
+    """Each batch engine in turn; PostgreSQL in a schema of the test's own, dropped after
+    it (the test skips, saying why, where no server answers)."""
+    with engine_for(request.param) as e:
+        yield e

@@ -7,7 +7,7 @@ Shape of the query::
                  GROUP BY profile_id),
          ev1 AS (...),
          tr  AS (<traits as of :t, one row per profile, four typed columns per trait>),
-         sq_k AS (<ASOF-join chain per sequence feature>)
+         sq_k AS (<chain of ChainStep joins per sequence feature>)
     SELECT p.profile_id, <formula of segment 0> AS s0, ...
     FROM profiles p LEFT JOIN ev0 ... LEFT JOIN tr ... LEFT JOIN sq_k ...
 
@@ -39,11 +39,13 @@ from sqlglot.errors import ErrorLevel
 from segflow.batch.dialects import (
     AsJsonText,
     BucketHash,
+    ChainStep,
     JsonBoolean,
     JsonExists,
     JsonNumber,
     JsonString,
     JsonText,
+    Latest,
     ParseTimestamp,
     TopValue,
     dialect_class,
@@ -710,8 +712,9 @@ class BatchCompiler:
 
     def cart_cte(self, c: CartTotal) -> exp.Expression:
         """``CartTotal`` per profile (no row: an empty cart): each product's latest
-        action after the profile's latest order, by ARG_MAX over (time, removed,
-        quantity, price), summed over the products whose latest action is an add."""
+        action after the profile's latest order, its fields each read by ``Latest``
+        over (time, removed, quantity, price), summed over the products whose latest
+        action is an add."""
         key = self.key
         at = ts_lit(self.at)
         product = self.field_typed(CART_PRODUCT).string
@@ -731,27 +734,20 @@ class BatchCompiler:
             .group_by(col(key))
         )
 
-        def struct(**parts: exp.Expression) -> exp.Expression:
-            return exp.Struct(
-                expressions=[
-                    exp.PropertyEQ(this=exp.to_identifier(k), expression=v.copy())
-                    for k, v in parts.items()
-                ]
-            )
-
+        # each product's latest action: the row greatest by (time, removed, quantity,
+        # price), every line field read from that one row (ties hold equal values)
         floor = exp.cast(exp.Literal.string("-infinity"), "DOUBLE")
-        last = exp.ArgMax(
-            this=struct(removed=removed, qty=qty, price=price),
-            expression=struct(
-                ts=col("timestamp", "e"),
-                removed=removed,
-                qty=qty,
-                price=exp.func("COALESCE", price.copy(), floor),
-            ),
-        )
+        order = [col("timestamp", "e"), removed, qty, exp.func("COALESCE", price.copy(), floor)]
+        line = {
+            name: Latest(this=value.copy(), expressions=[o.copy() for o in order])
+            for name, value in (("removed", removed), ("qty", qty), ("price", price))
+        }
         reset = col("reset", "o")
         lines = (
-            exp.select(col(key, "e"), exp.alias_(last, "line"))
+            exp.select(
+                col(key, "e"),
+                *(exp.alias_(v, f"line_{n}", quoted=True) for n, v in line.items()),
+            )
             .from_(exp.alias_(exp.to_table("events"), "e"))
             .join(
                 orders.subquery("o"),
@@ -773,7 +769,7 @@ class BatchCompiler:
         )
 
         def part(name: str) -> exp.Expression:
-            return exp.StructExtract(this=col("line"), expression=exp.Literal.string(name))
+            return col(f"line_{name}")
 
         amount = (
             part("qty")
@@ -791,12 +787,13 @@ class BatchCompiler:
 
     def sequence_cte(self, s: SequenceMatch) -> exp.Expression:
         """Profiles with a chain e0 < e1 < ... of the steps' events inside the window
-        (and last - first <= span), built forwards: each event of step i ASOF-joins
-        the latest strictly earlier event of step i-1 that ends a chain and keeps that
-        chain's start.  That start is the latest any chain ending at the event can have
-        (starts only grow with time), so a last-step event within ``span`` of it exists
-        exactly when the greedy earliest chain from some first-step event fits, which is
-        what ``plan.interpret.sequence_matched`` checks.  The joins' sides are the
+        (and last - first <= span), built forwards: each event of step i joins the
+        latest strictly earlier event of step i-1 that ends a chain and keeps that
+        chain's start (``dialects.ChainStep``: an ASOF join on DuckDB).  That start is
+        the latest any chain ending at the event can have (starts only grow with time),
+        so a last-step event within ``span`` of it exists exactly when the greedy
+        earliest chain from some first-step event fits, which is what
+        ``plan.interpret.sequence_matched`` checks.  The joins' sides are the
         steps' own events, not chains from every first-step event, so each join is no
         larger than its steps."""
         key = self.key
@@ -812,23 +809,10 @@ class BatchCompiler:
             )
             for f in s.steps
         ]
-        chain = steps[0]  # (profile key, ts[, start]) of the events that end a chain
-        start = col("ts", "c")  # a first-step event starts its own chain
+        chain: exp.Expression = steps[0]  # (key, ts[, start]) of the events ending a chain
         for i in range(1, len(steps)):
-            event = f"e{i}"
-            chain = (
-                exp.select(col(key, event), col("ts", event), exp.alias_(start, "start"))
-                .from_(steps[i].subquery(event))
-                .join(
-                    chain.subquery("c"),
-                    on=exp.and_(
-                        exp.EQ(this=col(key, event), expression=col(key, "c")),
-                        exp.GT(this=col("ts", event), expression=col("ts", "c")),
-                    ),
-                    join_type="ASOF",
-                )
-            )
-            start = col("start", "c")
+            chain = ChainStep(this=steps[i], chain=chain, key=ident(key), first=i == 1)
+        start = col("start" if len(steps) > 1 else "ts", "c")
         ok: exp.Expression = TRUE
         if s.span is not None:
             limit = exp.Interval(  # type: ignore[no-untyped-call]
@@ -840,7 +824,7 @@ class BatchCompiler:
                 col(key, "c"),
                 exp.alias_(exp.LogicalOr(this=ok), "matched", quoted=True),
             )
-            .from_(chain.subquery("c"))
+            .from_(exp.Subquery(this=chain, alias=exp.TableAlias(this=exp.to_identifier("c"))))
             .group_by(col(key, "c"))
         )
 

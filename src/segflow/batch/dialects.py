@@ -4,8 +4,11 @@ The batch compiler builds one typed sqlglot tree per plan.  Where sqlglot has a 
 for what the plan needs (``exp.CountIf``, ``exp.StartsWith``, ``exp.EndsWith``, ...)
 the tree holds that node; what sqlglot lacks is a small node defined here (the bucket
 hash, the typed reads of the overflow JSON, the ISO-8601 timestamp reader, the most
-frequent value).  Each engine is a subclass of sqlglot's dialect whose generator
-``TRANSFORMS`` spell only what differs, as sqlglot's own dialects do.
+frequent value, the value of the latest row, a step of a sequence's chain), and
+wherever engines share no construct (structs, ASOF joins) the tree says what it needs
+with such a node rather than one engine's construct.  Each engine is a subclass of
+sqlglot's dialect whose generator ``TRANSFORMS`` spell only what differs, as sqlglot's
+own dialects do.
 
 A node an engine cannot compute with the same value raises ``UnsupportedNode`` naming
 the node and the dialect; nothing is skipped or approximated.  Engines with no class
@@ -20,7 +23,7 @@ sqlglot's own nodes are inherited unchanged.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -94,6 +97,23 @@ class AsJsonText(exp.Func):
     """A scalar value's JSON text, spelled as ``JsonText`` spells the same value."""
 
 
+class Latest(exp.AggFunc):
+    """``this`` of the row whose ``expressions`` (compared in order, each non-NULL) are
+    greatest: several of them over one ordering pick their values from the same row
+    wherever the orderings' ties hold equal values."""
+
+    arg_types = {"this": True, "expressions": True}  # noqa: RUF012 (sqlglot's own convention)
+
+
+class ChainStep(exp.Expression):
+    """A query: each row ``(key, ts)`` of ``this`` (a step's events) with the ``start``
+    of the latest row of ``chain`` (``key``, ``ts`` and, unless ``first``, ``start``)
+    of the same key and a strictly earlier ``ts``; rows with none are left out.  A
+    first chain's rows start their own chains (``start`` is their ``ts``)."""
+
+    arg_types = {"this": True, "chain": True, "key": True, "first": True}  # noqa: RUF012
+
+
 NODES: tuple[type[exp.Expression], ...] = (
     BucketHash,
     ParseTimestamp,
@@ -104,6 +124,8 @@ NODES: tuple[type[exp.Expression], ...] = (
     JsonExists,
     JsonText,
     AsJsonText,
+    Latest,
+    ChainStep,
 )
 """Every segflow node: a dialect spells each or raises ``UnsupportedNode`` for it."""
 
@@ -131,6 +153,21 @@ def _reported(node: type[exp.Expression], base: Transform | None) -> Transform:
         return method(e) if method is not None else gen.function_fallback_sql(e)
 
     return sql
+
+
+def _key(e: ChainStep, table: str) -> exp.Column:
+    return exp.column(e.args["key"].copy(), table=exp.to_identifier(table, quoted=True))
+
+
+def _quoted_column(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(
+        exp.to_identifier(name, quoted=True),
+        table=exp.to_identifier(table, quoted=True) if table else None,
+    )
+
+
+def _chain_start(e: ChainStep, table: str) -> exp.Column:
+    return _quoted_column("ts" if e.args["first"] else "start", table)
 
 
 def transforms(
@@ -197,6 +234,38 @@ def _duckdb_json(template: str) -> Transform:
     return sql
 
 
+def _duckdb_latest(gen: Generator, e: Latest) -> str:
+    """``ARG_MAX`` over a struct of the ordering (structs compare field by field)."""
+    order = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier(f"k{i}"), expression=k.copy())
+            for i, k in enumerate(e.expressions)
+        ]
+    )
+    return gen.sql(exp.ArgMax(this=e.this.copy(), expression=order))
+
+
+def _duckdb_chain_step(gen: Generator, e: ChainStep) -> str:
+    """An ASOF join: each event takes the latest strictly earlier chain row."""
+    query = (
+        exp.select(
+            _key(e, "e"), _quoted_column("ts", "e"), exp.alias_(_chain_start(e, "c"), "start")
+        )
+        .from_(exp.Subquery(this=e.this.copy(), alias=exp.TableAlias(this=exp.to_identifier("e"))))
+        .join(
+            exp.Subquery(
+                this=e.args["chain"].copy(), alias=exp.TableAlias(this=exp.to_identifier("c"))
+            ),
+            on=exp.and_(
+                exp.EQ(this=_key(e, "e"), expression=_key(e, "c")),
+                exp.GT(this=_quoted_column("ts", "e"), expression=_quoted_column("ts", "c")),
+            ),
+            join_type="ASOF",
+        )
+    )
+    return gen.sql(query)
+
+
 class SegflowDuckDB(SqlglotDuckDB):
     """The embedded default."""
 
@@ -221,11 +290,18 @@ class SegflowDuckDB(SqlglotDuckDB):
                     f"CAST({gen.func('JSON_EXTRACT', e.this, e.args['path'])} AS TEXT)"
                 ),
                 AsJsonText: lambda gen, e: f"CAST({gen.func('TO_JSON', e.this)} AS TEXT)",
+                Latest: _duckdb_latest,
+                ChainStep: _duckdb_chain_step,
             },
         )
 
 
 # -- PostgreSQL -----------------------------------------------------------------
+
+PARSE_TIMESTAMP_FUNCTION: Final = "segflow_parse_ts"
+"""The function the PostgreSQL store defines (``store.postgres.schema``) to read an
+ISO-8601 text as a naive UTC timestamp, NULL when it is not one: PostgreSQL has no
+TRY_CAST, and its cast accepts words (``now``, ``today``) whose value is not fixed."""
 
 
 def _postgres_bucket_hash(gen: Generator, e: BucketHash) -> str:
@@ -239,12 +315,102 @@ def _postgres_ends_with(gen: Generator, e: exp.EndsWith) -> str:
     return f"(RIGHT({gen.sql(e, 'this')}, LENGTH({suffix})) = {suffix})"
 
 
+def _postgres_top_value(gen: Generator, e: TopValue) -> str:
+    """The rows' values gathered into an array and counted in a scalar subquery; ties
+    go to the smallest value by code point (``COLLATE "C"``), as on DuckDB."""
+    values = f"ARRAY_AGG({gen.sql(e, 'this')})"
+    if e.args.get("where") is not None:
+        values += f" FILTER(WHERE {gen.sql(e, 'where')})"
+    return (
+        f"(SELECT top_value.v FROM UNNEST({values}) AS top_value(v)"
+        " WHERE NOT top_value.v IS NULL GROUP BY top_value.v"
+        ' ORDER BY COUNT(*) DESC, top_value.v COLLATE "C" LIMIT 1)'
+    )
+
+
+def _pointer_array(gen: Generator, e: JsonField) -> str:
+    """The JSON pointer literal as the text array ``#>`` takes."""
+    path = e.args["path"]
+    if not isinstance(path, exp.Literal) or not path.is_string:
+        raise UnsupportedNode("JsonField with a computed path", _dialect_name(gen))
+    pointer = path.this
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
+    return f"ARRAY[{', '.join(gen.sql(exp.Literal.string(x)) for x in parts)}]::TEXT[]"
+
+
+def _postgres_json(template: str) -> Transform:
+    """A JSON read spelled by ``template`` over ``{value}`` (the jsonb at the path),
+    ``{type}`` (its ``JSONB_TYPEOF``) and ``{text}`` (its text, unquoted)."""
+
+    def sql(gen: Generator, e: JsonField) -> str:
+        doc, path = gen.sql(e, "this"), _pointer_array(gen, e)
+        return template.format(
+            value=f"({doc} #> {path})",
+            type=f"JSONB_TYPEOF({doc} #> {path})",
+            text=f"({doc} #>> {path})",
+        )
+
+    return sql
+
+
+def _postgres_latest(gen: Generator, e: Latest) -> str:
+    """The first value of the rows ordered by the ordering, descending."""
+    order = ", ".join(f"{gen.sql(k)} DESC NULLS LAST" for k in e.expressions)
+    return f"(ARRAY_AGG({gen.sql(e, 'this')} ORDER BY {order}))[1]"
+
+
+def _postgres_chain_step(gen: Generator, e: ChainStep) -> str:
+    """No ASOF join: the chain rows and the events in one ordered window per key, each
+    event reading the ``(ts, start)`` pair of the latest chain row at least a
+    microsecond (timestamps' resolution) before it."""
+    side = _quoted_column("_side")
+    chain = exp.select(
+        _key(e, "c"),
+        _quoted_column("ts", "c"),
+        exp.alias_(_chain_start(e, "c"), "start", quoted=True),
+        exp.alias_(exp.Literal.number(0), "_side", quoted=True),
+    ).from_(
+        exp.Subquery(
+            this=e.args["chain"].copy(),
+            alias=exp.TableAlias(this=exp.to_identifier("c", quoted=True)),
+        )
+    )
+    events = exp.select(
+        _key(e, "e"),
+        _quoted_column("ts", "e"),
+        exp.alias_(exp.cast(exp.null(), "TIMESTAMP"), "start", quoted=True),
+        exp.alias_(exp.Literal.number(1), "_side", quoted=True),
+    ).from_(
+        exp.Subquery(
+            this=e.this.copy(), alias=exp.TableAlias(this=exp.to_identifier("e", quoted=True))
+        )
+    )
+    union = exp.union(chain, events, distinct=False)
+    key = gen.sql(e.args["key"])
+    latest = (
+        f'(MAX(ARRAY["ts", "start"]) FILTER(WHERE "_side" = 0) OVER (PARTITION BY {key}'
+        " ORDER BY \"ts\" RANGE BETWEEN UNBOUNDED PRECEDING AND INTERVAL '1 MICROSECOND'"
+        " PRECEDING))[2]"
+    )
+    return (
+        f'SELECT {key}, "ts", "start" FROM (SELECT {key}, "ts", {gen.sql(side)},'
+        f' {latest} AS "start" FROM ({gen.sql(union)}) AS "u") AS "w"'
+        f' WHERE {gen.sql(side)} = 1 AND NOT "start" IS NULL'
+    )
+
+
+def _postgres_any_value(gen: Generator, e: exp.AnyValue, where: str | None = None) -> str:
+    """ANY_VALUE (PostgreSQL has it from version 16): the first non-NULL value."""
+    v = gen.sql(e, "this")
+    keep = f"NOT {v} IS NULL" + (f" AND ({where})" if where else "")
+    return f"(ARRAY_AGG({v}) FILTER(WHERE {keep}))[1]"
+
+
 class SegflowPostgres(SqlglotPostgres):
-    """PostgreSQL: the nodes it computes with DuckDB's values.  The timestamp reader
-    (no TRY_CAST), the JSON reads (jsonb types and number texts differ), the most
-    frequent value (``mode()`` does not define its ties), structs and ARG_MAX (the cart
-    total) and ASOF joins (sequences) have no spelling and raise.  Traits packed into
-    one scan read ``ANY_VALUE``, which PostgreSQL has from version 16."""
+    """PostgreSQL (from version 15): every segflow node, with DuckDB's values.  The
+    timestamp reader calls the store's ``segflow_parse_ts``; JSON reads use jsonb's
+    path operators; structs and ARG_MAX, ASOF joins and TRY_CAST have no spelling and
+    raise (the compiler's trees use ``Latest`` and ``ChainStep`` instead)."""
 
     class Generator(SqlglotPostgres.Generator):
         TRANSFORMS = transforms(
@@ -252,10 +418,31 @@ class SegflowPostgres(SqlglotPostgres):
             {
                 exp.CountIf: lambda gen, e: f"COUNT(*) FILTER(WHERE {gen.sql(e, 'this')})",
                 exp.EndsWith: _postgres_ends_with,
+                exp.AnyValue: _postgres_any_value,
                 BucketHash: _postgres_bucket_hash,
+                ParseTimestamp: lambda gen, e: gen.func(PARSE_TIMESTAMP_FUNCTION, e.this),
+                TopValue: _postgres_top_value,
+                JsonNumber: _postgres_json(
+                    "CASE WHEN {type} = 'number' THEN CAST({text} AS DOUBLE PRECISION) END"
+                ),
+                JsonString: _postgres_json("CASE WHEN {type} = 'string' THEN {text} END"),
+                JsonBoolean: _postgres_json(
+                    "CASE WHEN {type} = 'boolean' THEN CAST({text} AS BOOLEAN) END"
+                ),
+                JsonExists: _postgres_json("(NOT {value} IS NULL)"),
+                JsonText: _postgres_json("CAST({value} AS TEXT)"),
+                AsJsonText: lambda gen, e: f"CAST({gen.func('TO_JSONB', e.this)} AS TEXT)",
+                Latest: _postgres_latest,
+                ChainStep: _postgres_chain_step,
             },
             lacking=(exp.ArgMax, exp.Struct, exp.StructExtract, exp.TryCast),
         )
+
+        def filter_sql(self, expression: exp.Filter) -> str:
+            agg = expression.this
+            if isinstance(agg, exp.AnyValue):
+                return _postgres_any_value(self, agg, self.sql(expression.expression, "this"))
+            return super().filter_sql(expression)
 
         def join_sql(self, expression: exp.Join) -> str:
             if expression.method == "ASOF":

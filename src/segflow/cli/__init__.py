@@ -9,6 +9,7 @@ from segflow.cli import (
     analytics,
     demo,
     destinations,
+    engines,
     evaluate,
     groups,
     ingest,
@@ -28,3 +29,4 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(scores.app, name="scores")
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(destinations.app, name="destinations")
+app.add_typer(engines.app, name="engine")

@@ -41,6 +41,16 @@ AtOption = Annotated[
     str | None,
     typer.Option("--at", help="Evaluate as of this ISO 8601 instant (default: now, UTC)."),
 ]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        envvar="SEGFLOW_ENGINE",
+        help="Evaluate on this engine instead of the --db file (read-only): a"
+        " postgresql://user@host:port/database URL loaded by `segflow engine load`.",
+    ),
+]
+"""The batch engine of ``eval`` and ``members`` (docs/engines.md)."""
 DEFAULT_DB = Path("segflow.duckdb")
 
 

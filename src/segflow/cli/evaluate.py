@@ -16,6 +16,7 @@ from segflow.cli.common import (
     DEFAULT_DB,
     AtOption,
     DbOption,
+    EngineOption,
     console,
     instant,
     opened,
@@ -70,10 +71,14 @@ def eval_(
         list[str] | None, typer.Option("--segment", help="Only this segment (repeatable).")
     ] = None,
     db: DbOption = DEFAULT_DB,
+    engine: EngineOption = None,
 ) -> None:
-    """Evaluate every segment (or the chosen ones) in one plan and store the memberships."""
+    """Evaluate every segment (or the chosen ones) in one plan and store the memberships
+    (with --engine: evaluate there and only print the sizes)."""
     with opened(db) as sf:
-        evaluation, _ = sf.evaluate(instant(at), segment)
+        if engine is not None:
+            sf.use_engine(engine)
+        evaluation, _ = sf.evaluate(instant(at), segment, store=engine is None)
         print_table(sizes_table(sf, evaluation))
     console.print(f"evaluated {len(evaluation.sizes)} segments in {evaluation.seconds:.2f}s")
 
@@ -97,11 +102,14 @@ def members(
     at: AtOption = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
     db: DbOption = DEFAULT_DB,
+    engine: EngineOption = None,
 ) -> None:
     """Print the members of a segment as of an instant, one profile id per row."""
     if fmt not in ("csv", "json"):
         raise typer.BadParameter("use csv or json", param_hint="--format")
     with opened(db) as sf:
+        if engine is not None:
+            sf.use_engine(engine)
         ids = sf.members(segment_id, instant(at))
     if fmt == "json":
         sys.stdout.write(json.dumps(ids) + "\n")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from segflow.model.consent import UnknownConsent
     from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.keys import KeyStore
+    from segflow.store.postgres.load import LoadReport
     from segflow.store.protocols import (
         AnalyticsStore,
         BatchEvaluator,
@@ -144,7 +145,23 @@ class Segflow:
         """What the builder's pickers and the dashboard read (bounded summaries)."""
 
     def close(self) -> None:
+        close_engine = getattr(self.evaluator, "close", None)
+        if self.evaluator is not self.stores.batch and close_engine is not None:
+            close_engine()
         self.stores.close()
+
+    def use_engine(self, url: str) -> None:
+        """Evaluate batches on the engine at ``url`` (a ``postgresql://`` URL whose schema
+        ``load_engine`` filled) instead of the store's file; definitions still come from
+        the store.  Raises ``ValueError`` naming what the engine lacks."""
+        from segflow.store.postgres.batch import PostgresBatch
+
+        self.evaluator = PostgresBatch(url)
+
+    def load_engine(self, url: str) -> LoadReport:
+        """Copy the store's events, traits, identities and profiles to the engine at
+        ``url``, replacing what its schema held."""
+        return self.stores.copy_to(url)
 
     @property
     def changes(self) -> ChangeLog:

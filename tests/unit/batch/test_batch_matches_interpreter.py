@@ -7,8 +7,6 @@ window boundaries, wrong-typed values and cleared traits, random instants.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,30 +14,14 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segflow.batch import compile as compile_mod
 from segflow.model.definition import PAGE_CALLS, SCREEN_CALLS, parse_segment
 from segflow.model.groups import Group
 from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
 from segflow.store.duckdb.batch import evaluate
-from tests.helpers import load
+from tests.helpers import load, shared_scans
 from tests.strategies import T0, conditions, histories, instants
-
-
-@contextmanager
-def shared_scans(most: int | None) -> Iterator[None]:
-    """Compile with at most ``most`` scans of each kind (None: the default), as a plan
-    over more event-name sets, traits or sequences than the limits shares them."""
-    names = ("MAX_EVENT_SCANS", "MAX_TRAIT_SCANS", "MAX_SEQUENCE_SCANS")
-    limits = {n: getattr(compile_mod, n) for n in names}
-    for n in names:
-        setattr(compile_mod, n, most or limits[n])
-    try:
-        yield
-    finally:
-        for n, v in limits.items():
-            setattr(compile_mod, n, v)
 
 
 @settings(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.experiments import DuckDBExperiments
     from segflow.store.duckdb.keys import KeyStore
+    from segflow.store.postgres.load import LoadReport
 
 
 class DuckDBStores:
@@ -46,6 +47,18 @@ class DuckDBStores:
 
     def close(self) -> None:
         self.events.close()
+
+    def copy_to(self, url: str) -> LoadReport:
+        """Replace the batch tables of the PostgreSQL schema at ``url`` with this store's
+        (``store.postgres.load``)."""
+        from segflow.store.postgres.connection import connect
+        from segflow.store.postgres.load import copy_store
+
+        target = connect(url)
+        try:
+            return copy_store(self.events.con, target)
+        finally:
+            target.close()
 
     def changes(self) -> MembershipChangeLog:
         """The stored membership change log."""

@@ -65,8 +65,8 @@ WITH ev0 AS (
     BOOL_OR("c"."ts" <= "c"."start" + INTERVAL '3600000000' MICROSECONDS) AS "matched"
   FROM (
     SELECT
-      "e1"."profile_id",
-      "e1"."ts",
+      "e"."profile_id",
+      "e"."ts",
       "c"."ts" AS start
     FROM (
       SELECT
@@ -77,7 +77,7 @@ WITH ev0 AS (
         "timestamp" <= CAST('2026-11-01 12:00:00.000000' AS TIMESTAMP)
         AND "event" = 'Order Completed'
         AND "timestamp" > CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)
-    ) AS e1
+    ) AS e
     ASOF JOIN (
       SELECT
         "profile_id",
@@ -88,7 +88,7 @@ WITH ev0 AS (
         AND "event" = 'Product Viewed'
         AND "timestamp" > CAST('2026-10-25 12:00:00.000000' AS TIMESTAMP)
     ) AS c
-      ON "e1"."profile_id" = "c"."profile_id" AND "e1"."ts" > "c"."ts"
+      ON "e"."profile_id" = "c"."profile_id" AND "e"."ts" > "c"."ts"
   ) AS c
   GROUP BY
     "c"."profile_id"

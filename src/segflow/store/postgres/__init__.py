@@ -1,0 +1,1 @@
+"""PostgreSQL behind the batch evaluator: the tables it reads, copied from a DuckDB store."""

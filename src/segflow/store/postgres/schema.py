@@ -1,0 +1,171 @@
+"""The PostgreSQL layout of the tables the batch evaluator reads.
+
+The tables mirror DuckDB's (``store.duckdb.schema``), column for column, so one
+compiled plan reads either: the core event fields, one typed column per dotted field
+path, ``extra`` as ``jsonb``, and ``event_code`` / ``profile_no`` where the DuckDB
+store keeps them.  ``events`` is range-partitioned by month of ``timestamp`` (one
+partition per month holding events, and a default one for any later insert) with a
+BRIN index on ``timestamp``: events arrive roughly in time order, so a block range
+index is a few pages per month and lets a windowed scan skip old blocks, while the
+month partitions let a window floor prune whole months.  ``traits`` are stored with
+``valid_to`` already set (``load`` computes it), so the value as of t is a filter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Final
+
+from psycopg import sql
+
+from segflow.batch.dialects import PARSE_TIMESTAMP_FUNCTION
+
+MAX_IDENTIFIER: Final = 63
+"""PostgreSQL's longest identifier in bytes (longer ones are silently cut)."""
+
+TYPES: Final = {
+    "VARCHAR": "TEXT",
+    "DOUBLE": "DOUBLE PRECISION",
+    "BOOLEAN": "BOOLEAN",
+    "TIMESTAMP": "TIMESTAMP",
+    "BIGINT": "BIGINT",
+    "INTEGER": "INTEGER",
+    "JSON": "JSONB",
+}
+"""DuckDB column type -> PostgreSQL's."""
+
+TABLES: Final = (
+    "events",
+    "traits",
+    "profiles",
+    "identities",
+    "field_catalog",
+    "event_names",
+    "static_members",
+)
+"""The tables a load writes, in load order."""
+
+ISO_8601: Final = (
+    r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
+    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?\s*$"
+)
+"""An ISO-8601 date or date-time: year, month, day, then optionally hour, minute,
+second, fraction (to the microsecond) and ``Z`` or a sign, offset hours and minutes
+(a date alone has no offset, as Python's reader has it)."""
+
+PARSE_TIMESTAMP_DDL: Final = f"""
+CREATE OR REPLACE FUNCTION {PARSE_TIMESTAMP_FUNCTION}(v TEXT) RETURNS TIMESTAMP
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    m TEXT[] := regexp_match(v, '{ISO_8601}');
+    y INT; mo INT; d INT; h INT := 0; mi INT := 0; s INT := 0; us INT := 0;
+    offset_min INT := 0;
+BEGIN
+    IF m IS NULL THEN
+        RETURN NULL;
+    END IF;
+    y := m[1]::INT; mo := m[2]::INT; d := m[3]::INT;
+    IF y < 1 OR mo NOT BETWEEN 1 AND 12 OR d < 1
+       OR d > EXTRACT(DAY FROM make_date(y, mo, 1) + INTERVAL '1 month' - INTERVAL '1 day') THEN
+        RETURN NULL;
+    END IF;
+    IF m[4] IS NOT NULL THEN
+        h := m[4]::INT; mi := m[5]::INT; s := COALESCE(m[6], '0')::INT;
+        us := COALESCE(rpad(m[7], 6, '0'), '0')::INT;
+    END IF;
+    IF h > 23 OR mi > 59 OR s > 59 THEN
+        RETURN NULL;
+    END IF;
+    IF m[9] IS NOT NULL THEN
+        IF m[10]::INT > 23 OR COALESCE(m[11], '0')::INT > 59 THEN
+            RETURN NULL;
+        END IF;
+        offset_min := m[10]::INT * 60 + COALESCE(m[11], '0')::INT;
+        IF m[9] = '-' THEN
+            offset_min := -offset_min;
+        END IF;
+    END IF;
+    RETURN make_timestamp(y, mo, d, h, mi, s)
+        + us * INTERVAL '1 microsecond'
+        - offset_min * INTERVAL '1 minute';
+END
+$$
+"""
+"""``dialects.ParseTimestamp`` on PostgreSQL, without a cast that could fail (an
+exception block would start a subtransaction per row, which a parallel query
+refuses): ISO-8601 dates and date-times (``T`` or a space, optional seconds and a
+fraction to the microsecond, ``Z`` or a numeric offset; none is UTC) as naive UTC;
+anything else, impossible dates and times included, as NULL.  PostgreSQL's own cast
+would also read words such as ``now`` or ``today`` as the clock."""
+
+
+def pg_type(duckdb_type: str, where: str) -> str:
+    try:
+        return TYPES[duckdb_type.upper()]
+    except KeyError:
+        raise ValueError(f"{where}: no PostgreSQL type for DuckDB's {duckdb_type}") from None
+
+
+def check_identifier(name: str, table: str) -> None:
+    if len(name.encode()) > MAX_IDENTIFIER:
+        raise ValueError(
+            f"{table}.{name!r} is {len(name.encode())} bytes long: PostgreSQL names are at"
+            f" most {MAX_IDENTIFIER} bytes, so this store cannot be copied to PostgreSQL"
+        )
+
+
+def create_table(
+    table: str, columns: dict[str, str], *, partition_by: str | None = None
+) -> sql.Composed:
+    """``CREATE TABLE`` with DuckDB's column types mapped."""
+    cols = []
+    for name, kind in columns.items():
+        check_identifier(name, table)
+        cols.append(
+            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(pg_type(kind, f"{table}.{name}")))
+        )
+    stmt = sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(table), sql.SQL(", ").join(cols))
+    if partition_by is not None:
+        stmt = sql.SQL("{} PARTITION BY RANGE ({})").format(stmt, sql.Identifier(partition_by))
+    return stmt
+
+
+def months(first: datetime | None, last: datetime | None) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` of every calendar month from ``first``'s to ``last``'s."""
+    if first is None or last is None:
+        return []
+    out = []
+    y, m = first.year, first.month
+    while (y, m) <= (last.year, last.month):
+        ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
+        out.append((datetime(y, m, 1), datetime(ny, nm, 1)))
+        y, m = ny, nm
+    return out
+
+
+def event_partitions(spans: list[tuple[datetime, datetime]]) -> list[sql.Composed]:
+    """One partition per month, a default one, and the BRIN index on ``timestamp``."""
+    stmts = [
+        sql.SQL("CREATE TABLE {} PARTITION OF events FOR VALUES FROM ({}) TO ({})").format(
+            sql.Identifier(f"events_{lo:%Y_%m}"),
+            sql.Literal(lo),
+            sql.Literal(hi),
+        )
+        for lo, hi in spans
+    ]
+    stmts.append(sql.SQL("CREATE TABLE events_default PARTITION OF events DEFAULT").format())
+    stmts.append(
+        sql.SQL('CREATE INDEX events_timestamp_brin ON events USING BRIN ("timestamp")').format()
+    )
+    return stmts
+
+
+INDEXES: Final = (
+    "CREATE INDEX traits_key ON traits (key, profile_id)",
+    "CREATE UNIQUE INDEX profiles_id ON profiles (profile_id)",
+    "CREATE UNIQUE INDEX identities_kind_value ON identities (kind, value)",
+    "CREATE UNIQUE INDEX field_catalog_path ON field_catalog (path)",
+    "CREATE INDEX static_members_segment ON static_members (segment_id)",
+)
+"""Indexes built after the rows are copied (building them once is cheaper than
+maintaining them row by row)."""

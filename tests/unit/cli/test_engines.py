@@ -1,0 +1,52 @@
+"""``segflow engine load`` and ``--engine`` on ``eval`` and ``members``: the library's
+segments evaluated on PostgreSQL give DuckDB's sizes and members."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from segflow.cli import app
+from tests.postgres import temporary_schema
+
+runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "SEGFLOW_DB": None})
+AT = "2026-11-01T00:00:00Z"
+
+
+def _rows(output: str) -> list[str]:
+    """The sizes table's rows (the timing line differs between runs)."""
+    return [line for line in output.splitlines() if line.startswith("│")]
+
+
+def test_eval_and_members_on_postgres_equal_duckdb(shop: Path) -> None:
+    with temporary_schema() as url:
+        res = runner.invoke(app, ["engine", "load", url, "--db", str(shop)])
+        assert res.exit_code == 0, res.output
+        assert "events" in res.output and "monthly partitions" in res.output
+        on_pg = runner.invoke(app, ["eval", "--at", AT, "--db", str(shop), "--engine", url])
+        assert on_pg.exit_code == 0, on_pg.output
+        on_duckdb = runner.invoke(app, ["eval", "--at", AT, "--db", str(shop)])
+        assert len(_rows(on_pg.output)) > 20
+        assert _rows(on_pg.output) == _rows(on_duckdb.output)
+        for segment in ("returning_customers", "cart_abandoners_24h", "holdout_10pct"):
+            args = ["members", segment, "--at", AT, "--format", "json", "--db", str(shop)]
+            pg = runner.invoke(app, [*args, "--engine", url])
+            assert pg.exit_code == 0, pg.output
+            assert json.loads(pg.output) == json.loads(runner.invoke(app, args).output)
+
+
+def test_an_engine_without_the_tables_is_one_clear_error(shop: Path) -> None:
+    with temporary_schema() as url:
+        res = runner.invoke(app, ["members", "everyone", "--db", str(shop), "--engine", url])
+    assert res.exit_code == 2
+    assert "lacks the tables events, traits, profiles" in res.output
+    assert "segflow engine load" in res.output
+
+
+def test_an_unreachable_engine_is_one_clear_error(shop: Path) -> None:
+    url = "postgresql://postgres@127.0.0.1:1/segflow"
+    res = runner.invoke(app, ["eval", "--db", str(shop), "--engine", url])
+    assert res.exit_code == 2
+    assert "cannot connect to PostgreSQL at postgres@127.0.0.1:1/segflow" in res.output
