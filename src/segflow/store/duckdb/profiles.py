@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from segflow.store.duckdb.catalog import has_table, table_columns
 from segflow.store.duckdb.erasure import KEYS_DDL, Suppressions, erasure_key, pseudonym, scrub
+from segflow.store.duckdb.sessions import TABLE as SESSIONS
 from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.duckdb.store import message_of_row
 
@@ -30,6 +31,7 @@ ERASED_TABLES: Final = (
     "merges",
     "membership_changes",
     "destination_deliveries",
+    SESSIONS,
 )
 """Tables that can hold an erased profile's rows: rewritten after an erasure."""
 
@@ -399,6 +401,12 @@ class DuckDBProfileStore:
             for table in ("events", "traits", "identities", "memberships", "static_members"):
                 con.execute(
                     f"DELETE FROM {quote_ident(table)} WHERE list_contains(?, profile_id)",
+                    [merged],
+                )
+            if has_table(con, SESSIONS):
+                con.execute(
+                    f"DELETE FROM {SESSIONS} WHERE profile_no IN"
+                    " (SELECT profile_no FROM profiles WHERE list_contains(?, profile_id))",
                     [merged],
                 )
             con.execute("DELETE FROM profiles WHERE list_contains(?, profile_id)", [merged])
