@@ -30,6 +30,7 @@ from segflow.store.duckdb.sessions import (
     OPENED_EVENT,
     PERIOD_SESSIONS,
     event_is,
+    event_match,
     update_sessions,
     visit_condition,
 )
@@ -85,18 +86,17 @@ class DuckDBAnalytics:
         if score_keys:
             con.execute(LINK_TRAITS)
         rev = f"TRY_CAST({quote_ident(REVENUE)} AS DOUBLE)" if REVENUE in catalog else "NULL"
-        is_order = event_is(ORDER_EVENT, codes)
-        email = [event_is(n, codes) for n in (DELIVERED_EVENT, OPENED_EVENT, CLICKED_EVENT)]
+        # FILTER clauses take the comparisons as they are (NULL counts as false): no
+        # projected flag per row
+        is_order = event_match(ORDER_EVENT, codes)
+        email = [event_match(n, codes) for n in (DELIVERED_EVENT, OPENED_EVENT, CLICKED_EVENT)]
         cols = [quote_ident(memberships.columns[s]) for s in segment_ids]
         member_cols = "".join(f"coalesce(r.{c}, FALSE) AS m{i}, " for i, c in enumerate(cols))
-        flags = {"is_order": is_order}
+        counts = {"orders": is_order}
         if has_pages:
-            flags["page_views"] = "type = 'page'"
+            counts["page_views"] = "type = 'page'"
         if has_email:
-            flags |= dict(zip(("delivered", "opened", "clicked"), email, strict=True))
-        counts = {n: n for n in flags} | {"orders": "is_order"}
-        del counts["is_order"]
-        lean = "".join(f", ({c}) IS TRUE AS {n}" for n, c in flags.items())
+            counts |= dict(zip(("delivered", "opened", "clicked"), email, strict=True))
         aggregates = "".join(f", count(*) FILTER (WHERE {c}) AS {n}" for n, c in counts.items())
         counted = "".join(f", coalesce(a.{n}, 0)::DOUBLE AS {n}" for n in counts)
         scores = ", ".join(
@@ -125,8 +125,10 @@ class DuckDBAnalytics:
             sessions = "coalesce(s.sessions, 0)::DOUBLE"
         else:
             # sessions cut from each profile's sorted visit instants in the period
-            visits = ", list_sort(list(ts) FILTER (WHERE visit)) AS v"
-            lean += f", {visit_condition(codes)} AS visit"
+            visits = (
+                f', list_sort(list(epoch_us("timestamp")) FILTER (WHERE {visit_condition(codes)}))'
+                " AS v"
+            )
             session_cte = session_join = ""
             sessions = f"""coalesce((len(a.v) > 0)::INT + len(list_filter(
            list_zip(a.v[2:], a.v[:len(a.v) - 1]), x -> x[1] - x[2] > {GAP_US})), 0)::DOUBLE"""
@@ -134,9 +136,8 @@ class DuckDBAnalytics:
         # every aggregate, joined to the memberships once
         sql = f"""
 WITH a AS (
-  SELECT {key}{aggregates}, coalesce(sum(rev) FILTER (WHERE is_order), 0) AS revenue{visits}
-  FROM (SELECT {key}, epoch_us("timestamp") AS ts, {rev} AS rev{lean}
-        FROM events WHERE "timestamp" > $start AND "timestamp" <= $end)
+  SELECT {key}{aggregates}, coalesce(sum({rev}) FILTER (WHERE {is_order}), 0) AS revenue{visits}
+  FROM events WHERE "timestamp" > $start AND "timestamp" <= $end
   GROUP BY {key}
 ){score_cte}{session_cte}
 SELECT {member_cols}coalesce(a.revenue, 0)::DOUBLE AS revenue,

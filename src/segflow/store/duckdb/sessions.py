@@ -51,12 +51,17 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 """A session of profile ``profile_no``: its first and last visit (epoch µs)."""
 
 
-def event_is(name: str, codes: dict[str, int] | None) -> str:
-    """Whether a row is the track event ``name`` (never NULL: page calls have no event
-    name); compares the integer code when the store keeps codes."""
+def event_match(name: str, codes: dict[str, int] | None) -> str:
+    """Whether a row is the track event ``name``, NULL for a row without an event name
+    (a page call); compares the integer code when the store keeps codes."""
     if codes is not None:
-        return f"coalesce(event_code = {codes[name]}, FALSE)" if name in codes else "FALSE"
-    return f"coalesce(event = {quote_str(name)}, FALSE)"
+        return f"event_code = {codes[name]}" if name in codes else "FALSE"
+    return f"event = {quote_str(name)}"
+
+
+def event_is(name: str, codes: dict[str, int] | None) -> str:
+    """``event_match`` never NULL."""
+    return f"coalesce({event_match(name, codes)}, FALSE)"
 
 
 def visit_condition(codes: dict[str, int] | None) -> str:
