@@ -132,6 +132,7 @@ def store_benchmarks(args: argparse.Namespace, only: set[str]) -> None:
     db = scaled_store(args.data, args.customers)
     sf = Segflow(db)
     con = sf.store.con
+    con.execute("SET memory_limit = '4GB'")  # a shared machine
     segments = read_segment_files(LIBRARY)
     ids = sorted(s.id for s in segments)
     (events,) = con.execute("SELECT count(*) FROM events").fetchone() or (0,)
