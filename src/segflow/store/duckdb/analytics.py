@@ -198,8 +198,9 @@ LEFT JOIN a USING ({key})
         evaluated: Memberships | None = None,
         logged: Collection[str] = (),
     ) -> IntA:
-        """Each profile's place at ``at`` (every known profile, in profile id order):
-        the index of the first of ``stages`` it is a member of, or -1.  Membership of
+        """Each profile's place at ``at``: the index of the first of ``stages`` it is a
+        member of, or -1; every known profile, in profile number order (profile id
+        order in a store without numbers), the same at every instant.  Membership of
         the ``logged`` stages is the change log's state at ``at`` (each pair's latest
         change at or before it, ties by ``seq``); of the others, ``evaluated``'s."""
         if not stages:
@@ -233,7 +234,7 @@ LEFT JOIN a USING ({key})
         whens = " ".join(f"WHEN {member[s]} THEN {i}" for i, s in enumerate(stages))
         got = con.execute(
             f"SELECT CASE {whens} ELSE -1 END AS place FROM profiles p{joins}"
-            " ORDER BY p.profile_id",
+            f" ORDER BY p.{profile_key(con)}",
             params,
         ).fetchnumpy()
         return np.asarray(got["place"], dtype=np.int64)
