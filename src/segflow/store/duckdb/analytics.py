@@ -23,6 +23,17 @@ from segflow.store.duckdb.batch import load_catalog, load_event_codes
 from segflow.store.duckdb.changes import CHANGES_DDL
 from segflow.store.duckdb.numbers import profile_key
 from segflow.store.duckdb.schema import LINK_TRAITS
+from segflow.store.duckdb.sessions import (
+    CLICKED_EVENT,
+    DELIVERED_EVENT,
+    GAP_US,
+    OPENED_EVENT,
+    PERIOD_SESSIONS,
+    event_is,
+    event_match,
+    update_sessions,
+    visit_condition,
+)
 from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.protocols import BucketCounts
 
@@ -30,14 +41,9 @@ if TYPE_CHECKING:
     from segflow.store.protocols import Memberships
 
 ORDER_EVENT: Final = "Order Completed"
-DELIVERED_EVENT: Final = "Email Delivered"
-OPENED_EVENT: Final = "Email Opened"
-CLICKED_EVENT: Final = "Email Link Clicked"
 REVENUE: Final = "properties.revenue"
 CLV_KEY: Final = "clv_12m"
 CHURN_KEY: Final = "churn_risk"
-SESSION_GAP_MINUTES: Final = 30
-"""A profile's events further apart than this start a new session."""
 
 BoolA: TypeAlias = npt.NDArray[np.bool_]
 IntA: TypeAlias = npt.NDArray[np.int64]
@@ -50,14 +56,6 @@ def _filled(values: Any, fill: float, dtype: type[np.generic]) -> npt.NDArray[An
         masked: Any = values
         return np.asarray(masked.astype(dtype).filled(fill))
     return np.asarray(values, dtype=dtype)
-
-
-def _event_is(name: str, codes: dict[str, int] | None) -> str:
-    """Whether a row is the track event ``name`` (never NULL: page calls have no event
-    name); compares the integer code when the store keeps codes."""
-    if codes is not None:
-        return f"coalesce(event_code = {codes[name]}, FALSE)" if name in codes else "FALSE"
-    return f"coalesce(event = {quote_str(name)}, FALSE)"
 
 
 class DuckDBAnalytics:
@@ -82,26 +80,23 @@ class DuckDBAnalytics:
         key = profile_key(con)
         events = "SELECT 1 FROM events WHERE "
         has_pages = self._exists(events + "type = 'page'")
-        has_email = self._exists(events + _event_is(DELIVERED_EVENT, codes))
+        has_email = self._exists(events + event_is(DELIVERED_EVENT, codes))
         traits = "SELECT 1 FROM traits WHERE key = ?"
         score_keys = [k for k in (CLV_KEY, CHURN_KEY) if self._exists(traits, [k])]
         if score_keys:
             con.execute(LINK_TRAITS)
         rev = f"TRY_CAST({quote_ident(REVENUE)} AS DOUBLE)" if REVENUE in catalog else "NULL"
-        is_order = _event_is(ORDER_EVENT, codes)
-        email = [_event_is(n, codes) for n in (DELIVERED_EVENT, OPENED_EVENT, CLICKED_EVENT)]
-        visit = f"NOT ({' OR '.join(email)}) AND type IN ('page', 'track', 'screen')"
-        gap_us = SESSION_GAP_MINUTES * 60_000_000
+        # FILTER clauses take the comparisons as they are (NULL counts as false): no
+        # projected flag per row
+        is_order = event_match(ORDER_EVENT, codes)
+        email = [event_match(n, codes) for n in (DELIVERED_EVENT, OPENED_EVENT, CLICKED_EVENT)]
         cols = [quote_ident(memberships.columns[s]) for s in segment_ids]
         member_cols = "".join(f"coalesce(r.{c}, FALSE) AS m{i}, " for i, c in enumerate(cols))
-        flags = {"is_order": is_order}
+        counts = {"orders": is_order}
         if has_pages:
-            flags["page_views"] = "type = 'page'"
+            counts["page_views"] = "type = 'page'"
         if has_email:
-            flags |= dict(zip(("delivered", "opened", "clicked"), email, strict=True))
-        counts = {n: n for n in flags} | {"orders": "is_order"}
-        del counts["is_order"]
-        lean = "".join(f", ({c}) IS TRUE AS {n}" for n, c in flags.items())
+            counts |= dict(zip(("delivered", "opened", "clicked"), email, strict=True))
         aggregates = "".join(f", count(*) FILTER (WHERE {c}) AS {n}" for n, c in counts.items())
         counted = "".join(f", coalesce(a.{n}, 0)::DOUBLE AS {n}" for n in counts)
         scores = ", ".join(
@@ -117,28 +112,42 @@ class DuckDBAnalytics:
         )
         score_join = f"LEFT JOIN sc USING ({key})" if score_keys else ""
         score_cols = "".join(f", sc.{quote_ident(k)} AS {quote_ident(k)}" for k in score_keys)
-        # one scan of the period's rows and one aggregation by the integer profile number
-        # for every aggregate; sessions from each profile's sorted visit instants (a list
-        # per profile: no window, whose sort of all the period's rows costs more than
-        # the whole aggregation), joined to the memberships once
+        params: dict[str, object] = {"start": start, "end": end}
+        kept = key == "profile_no" and to_us(end) - to_us(start) >= GAP_US
+        if kept:
+            # the period's sessions from the kept sessions (a table a few times smaller
+            # than the period's events): no ordering of the period's visits
+            update_sessions(con)
+            params |= {"start_us": to_us(start), "end_us": to_us(end)}
+            visits = ""
+            session_cte = f", s AS ({PERIOD_SESSIONS})"
+            session_join = "LEFT JOIN s USING (profile_no)"
+            sessions = "coalesce(s.sessions, 0)::DOUBLE"
+        else:
+            # sessions cut from each profile's sorted visit instants in the period
+            visits = (
+                f', list_sort(list(epoch_us("timestamp")) FILTER (WHERE {visit_condition(codes)}))'
+                " AS v"
+            )
+            session_cte = session_join = ""
+            sessions = f"""coalesce((len(a.v) > 0)::INT + len(list_filter(
+           list_zip(a.v[2:], a.v[:len(a.v) - 1]), x -> x[1] - x[2] > {GAP_US})), 0)::DOUBLE"""
+        # one scan of the period's rows and one aggregation by the profile key for
+        # every aggregate, joined to the memberships once
         sql = f"""
 WITH a AS (
-  SELECT {key}{aggregates}, coalesce(sum(rev) FILTER (WHERE is_order), 0) AS revenue,
-         list_sort(list(ts) FILTER (WHERE visit)) AS v
-  FROM (SELECT {key}, epoch_us("timestamp") AS ts, {rev} AS rev{lean},
-               ({visit}) IS TRUE AS visit
-        FROM events WHERE "timestamp" > $start AND "timestamp" <= $end)
+  SELECT {key}{aggregates}, coalesce(sum({rev}) FILTER (WHERE {is_order}), 0) AS revenue{visits}
+  FROM events WHERE "timestamp" > $start AND "timestamp" <= $end
   GROUP BY {key}
-){score_cte}
+){score_cte}{session_cte}
 SELECT {member_cols}coalesce(a.revenue, 0)::DOUBLE AS revenue,
-       coalesce((len(a.v) > 0)::INT + len(list_filter(
-           list_zip(a.v[2:], a.v[:len(a.v) - 1]), x -> x[1] - x[2] > {gap_us})), 0)::DOUBLE
-         AS sessions{counted}{score_cols}
+       {sessions} AS sessions{counted}{score_cols}
 FROM {memberships.table} r JOIN profiles USING (profile_id)
 LEFT JOIN a USING ({key})
 {score_join}
+{session_join}
 """
-        got = con.execute(sql, {"start": start, "end": end}).fetchnumpy()
+        got = con.execute(sql, params).fetchnumpy()
         n = len(got["orders"])
         members = (
             np.column_stack([np.asarray(got[f"m{i}"], np.bool_) for i in range(len(cols))])
@@ -189,8 +198,9 @@ LEFT JOIN a USING ({key})
         evaluated: Memberships | None = None,
         logged: Collection[str] = (),
     ) -> IntA:
-        """Each profile's place at ``at`` (every known profile, in profile id order):
-        the index of the first of ``stages`` it is a member of, or -1.  Membership of
+        """Each profile's place at ``at``: the index of the first of ``stages`` it is a
+        member of, or -1; every known profile, in profile number order (profile id
+        order in a store without numbers), the same at every instant.  Membership of
         the ``logged`` stages is the change log's state at ``at`` (each pair's latest
         change at or before it, ties by ``seq``); of the others, ``evaluated``'s."""
         if not stages:
@@ -224,7 +234,7 @@ LEFT JOIN a USING ({key})
         whens = " ".join(f"WHEN {member[s]} THEN {i}" for i, s in enumerate(stages))
         got = con.execute(
             f"SELECT CASE {whens} ELSE -1 END AS place FROM profiles p{joins}"
-            " ORDER BY p.profile_id",
+            f" ORDER BY p.{profile_key(con)}",
             params,
         ).fetchnumpy()
         return np.asarray(got["place"], dtype=np.int64)

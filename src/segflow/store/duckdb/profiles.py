@@ -25,6 +25,7 @@ from segflow.store.duckdb.erasure import (
     pseudonym,
     scrub,
 )
+from segflow.store.duckdb.sessions import TABLE as SESSIONS
 from segflow.store.duckdb.sql import quote_ident, quote_str
 from segflow.store.duckdb.store import message_of_row
 
@@ -38,6 +39,7 @@ ERASED_TABLES: Final = (
     "merges",
     "membership_changes",
     "destination_deliveries",
+    SESSIONS,
 )
 """Tables that can hold an erased profile's rows: rewritten after an erasure."""
 
@@ -423,6 +425,12 @@ class DuckDBProfileStore:
             for table in ("events", "traits", "identities", "memberships", "static_members"):
                 con.execute(
                     f"DELETE FROM {quote_ident(table)} WHERE list_contains(?, profile_id)",
+                    [merged],
+                )
+            if has_table(con, SESSIONS):
+                con.execute(
+                    f"DELETE FROM {SESSIONS} WHERE profile_no IN"
+                    " (SELECT profile_no FROM profiles WHERE list_contains(?, profile_id))",
                     [merged],
                 )
             con.execute("DELETE FROM profiles WHERE list_contains(?, profile_id)", [merged])

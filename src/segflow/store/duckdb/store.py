@@ -48,6 +48,8 @@ from segflow.store.duckdb.marks import events_seq, raise_events_seq
 from segflow.store.duckdb.message_index import MessageIndex
 from segflow.store.duckdb.numbers import NEXT_NUMBER, number_profiles
 from segflow.store.duckdb.schema import DDL, LINK_TRAITS
+from segflow.store.duckdb.sessions import TABLE as SESSIONS
+from segflow.store.duckdb.sessions import move_sessions
 from segflow.store.duckdb.sql import quote_ident
 from segflow.store.duckdb.staging_messages import MessageStager
 from segflow.store.duckdb.staging_tables import TableStager
@@ -596,6 +598,12 @@ class DuckDBStore:
             names.append(quote_ident(c))
             exprs.append(expr)
         if merged:
+            if has_table(con, SESSIONS):  # before the merged-away profiles' numbers go
+                move_sessions(
+                    con,
+                    "SELECT p.profile_no AS from_no, m.into_no FROM _sf_merges m"
+                    " JOIN profiles p ON p.profile_id = m.from_profile",
+                )
             for table, extra in (("events", ""), ("traits", ", linked = FALSE")):
                 con.execute(
                     f"UPDATE {table} SET profile_id = m.into_profile, profile_no = m.into_no"
