@@ -58,8 +58,7 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
 
 def settings(con: duckdb.DuckDBPyConnection, memory: str, threads: int) -> None:
     con.execute(
-        f"SET memory_limit = '{memory}'; SET threads = {threads};"
-        " SET enable_progress_bar = false"
+        f"SET memory_limit = '{memory}'; SET threads = {threads}; SET enable_progress_bar = false"
     )
 
 
@@ -110,8 +109,9 @@ def main() -> None:
             lambda: con.execute("SELECT count(COLUMNS(*)) FROM read_parquet(?)", [paths]).fetchall()
         )
         figures["copy"] = timed(
-            lambda: con.execute(
-                "CREATE TABLE raw AS SELECT * FROM read_parquet(?); CHECKPOINT", [paths]
+            lambda: (
+                con.execute("CREATE TABLE raw AS SELECT * FROM read_parquet(?)", [paths]),
+                con.execute("CHECKPOINT"),
             )
         )
         con.close()

@@ -44,6 +44,7 @@ from segflow.store.duckdb.clustering import (
 from segflow.store.duckdb.fields import Fields
 from segflow.store.duckdb.identity import connected_components
 from segflow.store.duckdb.load import NEW, ROOTS, TRAIT_STAGE, VALID, FieldInfo, Load, StoredEvents
+from segflow.store.duckdb.loaded_files import LoadedFile, file_digest, is_loaded, record_loaded
 from segflow.store.duckdb.marks import events_seq, raise_events_seq
 from segflow.store.duckdb.message_index import MessageIndex
 from segflow.store.duckdb.numbers import NEXT_NUMBER, number_profiles
@@ -118,6 +119,8 @@ class DuckDBStore:
         self._fields: dict[str, FieldInfo] = {}
         self._columns: list[str] = []
         """The events table's columns (as of the last ``_load_catalog``)."""
+        self._loading: LoadedFile | None = None
+        """The file the current load reads, noted in the load ledger on commit."""
         self._lower: set[str] = set()
         self._event_names: set[str] = set()
         """The numbered event names (``event_names``), as of the last load."""
@@ -261,12 +264,15 @@ class DuckDBStore:
         *,
         skip_invalid: bool = False,
         progress: Progress | None = None,
+        once: bool = False,
     ) -> IngestReport:
         """Load JSON Lines files of Segment messages, one transaction per file.
 
         A file with an invalid line stores nothing (unless ``skip_invalid``); the other
         files still load.  Raises ``IngestError`` listing every problem if any file was
         rejected; ``progress(bytes_done, bytes_total)`` is called as lines are read.
+        ``once``: skip a file the load ledger has (``loaded_files``), and note each
+        file stored in it, in the file's own transaction.
         """
         files = (
             [os.fspath(paths)]
@@ -278,12 +284,20 @@ class DuckDBStore:
         report = IngestReport()
         for f in files:
             try:
+                skip, ledger = self._unless_loaded(f, once, report)
+                if skip:
+                    done += os.path.getsize(f)
+                    continue
                 fh = open(f, "rb")  # noqa: SIM115  (closed by the with below)
             except OSError as e:
                 report.add(_unreadable(f, e))
                 continue
-            with _gc_paused(), fh:
-                done = self._load_jsonl(fh, f, skip_invalid, report, progress, done, total)
+            self._loading = ledger
+            try:
+                with _gc_paused(), fh:
+                    done = self._load_jsonl(fh, f, skip_invalid, report, progress, done, total)
+            finally:
+                self._loading = None
             if progress is not None:
                 progress(done, total)
         if report.rejected:
@@ -361,7 +375,12 @@ class DuckDBStore:
         return report
 
     def ingest_table(
-        self, path: StrPath, *, skip_invalid: bool = False, progress: Progress | None = None
+        self,
+        path: StrPath,
+        *,
+        skip_invalid: bool = False,
+        progress: Progress | None = None,
+        once: bool = False,
     ) -> IngestReport:
         """Load a flat CSV or Parquet event table, vectorised by DuckDB.
 
@@ -371,12 +390,36 @@ class DuckDBStore:
         ``properties`` / ``context`` / ``traits`` (camelCase spellings accepted).
         Problems name the 1-based data row (and for CSV the file line, assuming no
         line breaks inside quoted fields).  ``progress(step, steps)`` per phase.
+        ``once``: as for ``ingest_jsonl``.
         """
-        with _gc_paused():
-            report = TableStager(self, path, skip_invalid).run(progress)
+        report = IngestReport()
+        try:
+            skip, ledger = self._unless_loaded(os.fspath(path), once, report)
+        except OSError as e:
+            skip, ledger, report = False, None, _unreadable(os.fspath(path), e)
+        if not skip and not report.rejected:
+            self._loading = ledger
+            try:
+                with _gc_paused():
+                    report = TableStager(self, path, skip_invalid).run(progress)
+            finally:
+                self._loading = None
         if report.rejected:
             raise IngestError(report.problems, total=report.problem_count, report=report)
         return report
+
+    def _unless_loaded(
+        self, path: str, once: bool, report: IngestReport
+    ) -> tuple[bool, LoadedFile | None]:
+        """(skip, ledger entry): skip when ``once`` and the load ledger has the file
+        (noted in ``report``); the entry to note on commit (None unless ``once``)."""
+        if not once:
+            return False, None
+        file = file_digest(path)
+        if is_loaded(self.con, file):
+            report.add(IngestReport(sources=[path], skipped=[path]))
+            return True, None
+        return False, file
 
     # -- commit ----------------------------------------------------------------------
     def drop_temps(self) -> None:
@@ -462,6 +505,8 @@ class DuckDBStore:
                 if traits or merges:  # else no trait row is new or moved: links hold
                     con.execute(LINK_TRAITS)
                 report.merges += merges
+            if self._loading is not None:
+                record_loaded(con, self._loading, report.read, report.inserted, report.invalid)
             con.execute("COMMIT; RESET preserve_insertion_order")
         except BaseException:
             con.execute("ROLLBACK; RESET preserve_insertion_order")
