@@ -584,13 +584,8 @@ class DuckDBStore:
             finally:
                 con.unregister("_sf_lines")
         else:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _sf_drop AS"
-                f" SELECT s._line FROM {VALID} s JOIN"
-                f" (SELECT message_id, min(_line) AS first FROM {VALID} GROUP BY message_id"
-                "  HAVING count(*) > 1) d ON s.message_id = d.message_id AND s._line > d.first"
-            )
             with self._stored_repeats() as query:
+                self._load_repeats()
                 if query is not None:
                     sql, params = query
                     con.execute(
@@ -605,6 +600,31 @@ class DuckDBStore:
         )
         (dropped,) = con.execute("SELECT count(*) FROM _sf_drop").fetchone() or (0,)
         return int(dropped)
+
+    def _load_repeats(self) -> None:
+        """``_sf_drop``: the valid rows repeating the message id of an earlier row of the
+        load.  Only rows whose id hash repeats (found in NumPy from the hashes the message
+        index needs anyway) are compared as strings: grouping every row's id text costs
+        more than the rest of the check."""
+        con = self.con
+        assert self._staged_hashes is not None
+        hashes = np.sort(self._staged_hashes[1])
+        twice = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+        if not len(twice):
+            con.execute("CREATE OR REPLACE TEMP TABLE _sf_drop (_line BIGINT)")
+            return
+        con.register("_sf_twice", pa.table({"h": pa.array(twice, pa.uint64())}))
+        try:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _sf_drop AS"
+                f" WITH c AS (SELECT _line, message_id FROM {VALID}"
+                " WHERE hash(message_id) IN (SELECT h FROM _sf_twice))"
+                " SELECT c._line FROM c JOIN (SELECT message_id, min(_line) AS first FROM c"
+                " GROUP BY message_id HAVING count(*) > 1) d"
+                " ON c.message_id = d.message_id AND c._line > d.first"
+            )
+        finally:
+            con.unregister("_sf_twice")
 
     def _describe(
         self, base: int, by_line: dict[int, Message], traits: int, merges: int, plain: bool
