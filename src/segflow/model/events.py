@@ -122,6 +122,8 @@ class IngestReport:
 
     sources: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Sources the store's load ledger has already (not read again)."""
     read: int = 0
     inserted: int = 0
     duplicates: int = 0
@@ -133,6 +135,8 @@ class IngestReport:
 
     def __str__(self) -> str:
         where = ", ".join(self.sources) or "(nothing)"
+        if self.skipped and self.skipped == self.sources:
+            return f"{where}: already loaded, skipped"
         parts = [f"{self.inserted:,} new events", f"{self.duplicates:,} duplicates"]
         if self.invalid:
             parts.append(f"{self.invalid:,} invalid")
@@ -146,6 +150,7 @@ class IngestReport:
     def add(self, other: IngestReport) -> None:
         self.sources += other.sources
         self.rejected += other.rejected
+        self.skipped += other.skipped
         self.read += other.read
         self.inserted += other.inserted
         self.duplicates += other.duplicates

@@ -53,6 +53,7 @@ Progress = Callable[[int, int], None]
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 CLUSTER_TRAITS_AFTER = 2 * 122_880
+MB = 1 << 20
 """Trait rows a multi-file load must add before it re-clusters them: two of DuckDB's
 row groups (fewer fit in row groups that a scan reads whole anyway)."""
 SEGMENT_SUFFIXES = (".yaml", ".yml", ".json")
@@ -201,9 +202,20 @@ class Segflow:
 
     # -- events ---------------------------------------------------------------
     def ingest(
-        self, paths: Sequence[Path], *, skip_invalid: bool = False, progress: Progress | None = None
+        self,
+        paths: Sequence[Path],
+        *,
+        skip_invalid: bool = False,
+        progress: Progress | None = None,
+        again: bool = False,
     ) -> list[Any]:
         """Load event files; JSON Lines of Segment messages or flat CSV/Parquet tables.
+
+        Each file is stored whole in one transaction with its entry in the load ledger,
+        so a load stopped part-way is resumed by running it again: the files stored
+        already are skipped unread (``again``: read them anyway; their events are
+        then dropped as duplicates by message id).  ``progress(done, total)`` counts
+        megabytes of the files, across all of them.
 
         After several files that wrote a large share of the trait rows, the traits are
         re-clustered by key (``DuckDBStore.compact``): each file's trait rows fill a few
@@ -211,22 +223,34 @@ class Segflow:
         would read every file's row groups.  Events need no such pass: each file's rows
         of one name already fill whole row groups."""
         reports = []
-        several = len(paths) > 1  # one file's trait rows are already clustered by key
-        traits_before = self._trait_rows() if several else 0
         for p in paths:
-            suffix = p.suffix.lower()
-            if suffix in JSONL_SUFFIXES:
-                reports.append(
-                    self.store.ingest_jsonl([p], skip_invalid=skip_invalid, progress=progress)
-                )
-            elif suffix in TABLE_SUFFIXES:
-                reports.append(
-                    self.store.ingest_table(p, skip_invalid=skip_invalid, progress=progress)
-                )
-            else:
+            if p.suffix.lower() not in (*JSONL_SUFFIXES, *TABLE_SUFFIXES):
+                suffix = p.suffix.lower()
                 raise ValueError(
                     f"{p}: unknown file type {suffix or '(none)'}; use .jsonl, .csv or .parquet"
                 )
+        several = len(paths) > 1  # one file's trait rows are already clustered by key
+        traits_before = self._trait_rows() if several else 0
+        sizes = [p.stat().st_size if p.is_file() else 0 for p in paths]
+        total_mb = max(1, -(-sum(sizes) // MB))
+        before = 0
+        for p, size in zip(paths, sizes, strict=True):
+            part = _file_progress(progress, before, size, total_mb)
+            if p.suffix.lower() in JSONL_SUFFIXES:
+                reports.append(
+                    self.store.ingest_jsonl(
+                        [p], skip_invalid=skip_invalid, progress=part, once=not again
+                    )
+                )
+            else:
+                reports.append(
+                    self.store.ingest_table(
+                        p, skip_invalid=skip_invalid, progress=part, once=not again
+                    )
+                )
+            before += size
+            if progress is not None:
+                progress(min(total_mb, before // MB), total_mb)
         if several:
             total = self._trait_rows()
             added = total - traits_before
@@ -400,3 +424,18 @@ def remove_store(db: Path) -> None:
     """Delete the store file and its write-ahead log, so the next open starts empty."""
     for f in (db, db.with_name(db.name + ".wal")):
         f.unlink(missing_ok=True)
+
+
+def _file_progress(
+    progress: Progress | None, before: int, size: int, total_mb: int
+) -> Progress | None:
+    """One file's own ``progress(done, total)`` (bytes, or steps of a table load) as
+    megabytes of the whole load, ``before`` bytes of earlier files included."""
+    if progress is None:
+        return None
+
+    def update(done: int, total: int) -> None:
+        share = done / total if total else 0.0
+        progress(min(total_mb, int((before + share * size) // MB)), total_mb)
+
+    return update

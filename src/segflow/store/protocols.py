@@ -88,10 +88,16 @@ class FileEventStore(EventStore, Protocol):
         *,
         skip_invalid: bool = False,
         progress: Progress | None = None,
+        once: bool = False,
     ) -> IngestReport: ...
 
     def ingest_table(
-        self, path: StrPath, *, skip_invalid: bool = False, progress: Progress | None = None
+        self,
+        path: StrPath,
+        *,
+        skip_invalid: bool = False,
+        progress: Progress | None = None,
+        once: bool = False,
     ) -> IngestReport: ...
 
 

@@ -36,3 +36,7 @@ def test_jsonl_from_the_generator_loads(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["ingest", str(f), "--db", str(db)])  # idempotent
     assert res.exit_code == 0
+    assert "already loaded, skipped" in res.output
+    res = runner.invoke(app, ["ingest", str(f), "--again", "--db", str(db)])
+    assert res.exit_code == 0
+    assert " 0 new events" in res.output and "duplicates" in res.output

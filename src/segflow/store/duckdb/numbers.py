@@ -52,13 +52,19 @@ def number_profiles(con: duckdb.DuckDBPyConnection) -> None:
     profile is not in ``profiles`` cannot be numbered; that is an error naming the
     table, not a silent gap.  The columns are then made ``NOT NULL``, each in its own
     transaction: DuckDB cannot add the constraint in the transaction that filled them
-    (and redoes it on the next open if interrupted)."""
+    (and redoes it on the next open if interrupted).  Then a checkpoint: DuckDB 1.4
+    cannot replay ``SET NOT NULL`` from its log, so a process killed before its next
+    checkpoint would leave a store that no longer opens (a new store included)."""
     missing = [t for t in TABLES if t not in _numbered(con)]
     if missing:
         _add_numbers(con, missing)
+    constrained = False
     for table, nullable in _numbered(con).items():
         if nullable:
             con.execute(f"ALTER TABLE {table} ALTER COLUMN profile_no SET NOT NULL")
+            constrained = True
+    if constrained:
+        con.execute("CHECKPOINT")
 
 
 def _add_numbers(con: duckdb.DuckDBPyConnection, missing: list[str]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from segflow.store.duckdb.changes import CHANGES_DDL
+from segflow.store.duckdb.loaded_files import LOADED_FILES_DDL
 
 if TYPE_CHECKING:
     pass
@@ -42,6 +43,7 @@ CORE_EVENT_COLUMNS: Final = (
 
 DDL: Final = (
     CHANGES_DDL
+    + LOADED_FILES_DDL
     + """
 CREATE SEQUENCE IF NOT EXISTS event_seq;
 CREATE TABLE IF NOT EXISTS seq_marks (

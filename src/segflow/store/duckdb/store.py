@@ -44,6 +44,7 @@ from segflow.store.duckdb.clustering import (
 from segflow.store.duckdb.fields import Fields
 from segflow.store.duckdb.identity import connected_components
 from segflow.store.duckdb.load import NEW, ROOTS, TRAIT_STAGE, VALID, FieldInfo, Load, StoredEvents
+from segflow.store.duckdb.loaded_files import LoadedFile, file_digest, is_loaded, record_loaded
 from segflow.store.duckdb.marks import events_seq, raise_events_seq
 from segflow.store.duckdb.message_index import MessageIndex
 from segflow.store.duckdb.numbers import NEXT_NUMBER, number_profiles
@@ -120,6 +121,8 @@ class DuckDBStore:
         self._fields: dict[str, FieldInfo] = {}
         self._columns: list[str] = []
         """The events table's columns (as of the last ``_load_catalog``)."""
+        self._loading: LoadedFile | None = None
+        """The file the current load reads, noted in the load ledger on commit."""
         self._lower: set[str] = set()
         self._event_names: set[str] = set()
         """The numbered event names (``event_names``), as of the last load."""
@@ -263,12 +266,15 @@ class DuckDBStore:
         *,
         skip_invalid: bool = False,
         progress: Progress | None = None,
+        once: bool = False,
     ) -> IngestReport:
         """Load JSON Lines files of Segment messages, one transaction per file.
 
         A file with an invalid line stores nothing (unless ``skip_invalid``); the other
         files still load.  Raises ``IngestError`` listing every problem if any file was
         rejected; ``progress(bytes_done, bytes_total)`` is called as lines are read.
+        ``once``: skip a file the load ledger has (``loaded_files``), and note each
+        file stored in it, in the file's own transaction.
         """
         files = (
             [os.fspath(paths)]
@@ -280,12 +286,20 @@ class DuckDBStore:
         report = IngestReport()
         for f in files:
             try:
+                skip, ledger = self._unless_loaded(f, once, report)
+                if skip:
+                    done += os.path.getsize(f)
+                    continue
                 fh = open(f, "rb")  # noqa: SIM115  (closed by the with below)
             except OSError as e:
                 report.add(_unreadable(f, e))
                 continue
-            with _gc_paused(), fh:
-                done = self._load_jsonl(fh, f, skip_invalid, report, progress, done, total)
+            self._loading = ledger
+            try:
+                with _gc_paused(), fh:
+                    done = self._load_jsonl(fh, f, skip_invalid, report, progress, done, total)
+            finally:
+                self._loading = None
             if progress is not None:
                 progress(done, total)
         if report.rejected:
@@ -363,7 +377,12 @@ class DuckDBStore:
         return report
 
     def ingest_table(
-        self, path: StrPath, *, skip_invalid: bool = False, progress: Progress | None = None
+        self,
+        path: StrPath,
+        *,
+        skip_invalid: bool = False,
+        progress: Progress | None = None,
+        once: bool = False,
     ) -> IngestReport:
         """Load a flat CSV or Parquet event table, vectorised by DuckDB.
 
@@ -373,12 +392,36 @@ class DuckDBStore:
         ``properties`` / ``context`` / ``traits`` (camelCase spellings accepted).
         Problems name the 1-based data row (and for CSV the file line, assuming no
         line breaks inside quoted fields).  ``progress(step, steps)`` per phase.
+        ``once``: as for ``ingest_jsonl``.
         """
-        with _gc_paused():
-            report = TableStager(self, path, skip_invalid).run(progress)
+        report = IngestReport()
+        try:
+            skip, ledger = self._unless_loaded(os.fspath(path), once, report)
+        except OSError as e:
+            skip, ledger, report = False, None, _unreadable(os.fspath(path), e)
+        if not skip and not report.rejected:
+            self._loading = ledger
+            try:
+                with _gc_paused():
+                    report = TableStager(self, path, skip_invalid).run(progress)
+            finally:
+                self._loading = None
         if report.rejected:
             raise IngestError(report.problems, total=report.problem_count, report=report)
         return report
+
+    def _unless_loaded(
+        self, path: str, once: bool, report: IngestReport
+    ) -> tuple[bool, LoadedFile | None]:
+        """(skip, ledger entry): skip when ``once`` and the load ledger has the file
+        (noted in ``report``); the entry to note on commit (None unless ``once``)."""
+        if not once:
+            return False, None
+        file = file_digest(path)
+        if is_loaded(self.con, file):
+            report.add(IngestReport(sources=[path], skipped=[path]))
+            return True, None
+        return False, file
 
     # -- commit ----------------------------------------------------------------------
     def drop_temps(self) -> None:
@@ -464,6 +507,8 @@ class DuckDBStore:
                 if traits or merges:  # else no trait row is new or moved: links hold
                     con.execute(LINK_TRAITS)
                 report.merges += merges
+            if self._loading is not None:
+                record_loaded(con, self._loading, report.read, report.inserted, report.invalid)
             con.execute("COMMIT; RESET preserve_insertion_order")
         except BaseException:
             con.execute("ROLLBACK; RESET preserve_insertion_order")
@@ -541,13 +586,8 @@ class DuckDBStore:
             finally:
                 con.unregister("_sf_lines")
         else:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE _sf_drop AS"
-                f" SELECT s._line FROM {VALID} s JOIN"
-                f" (SELECT message_id, min(_line) AS first FROM {VALID} GROUP BY message_id"
-                "  HAVING count(*) > 1) d ON s.message_id = d.message_id AND s._line > d.first"
-            )
             with self._stored_repeats() as query:
+                self._load_repeats()
                 if query is not None:
                     sql, params = query
                     con.execute(
@@ -562,6 +602,31 @@ class DuckDBStore:
         )
         (dropped,) = con.execute("SELECT count(*) FROM _sf_drop").fetchone() or (0,)
         return int(dropped)
+
+    def _load_repeats(self) -> None:
+        """``_sf_drop``: the valid rows repeating the message id of an earlier row of the
+        load.  Only rows whose id hash repeats (found in NumPy from the hashes the message
+        index needs anyway) are compared as strings: grouping every row's id text costs
+        more than the rest of the check."""
+        con = self.con
+        assert self._staged_hashes is not None
+        hashes = np.sort(self._staged_hashes[1])
+        twice = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+        if not len(twice):
+            con.execute("CREATE OR REPLACE TEMP TABLE _sf_drop (_line BIGINT)")
+            return
+        con.register("_sf_twice", pa.table({"h": pa.array(twice, pa.uint64())}))
+        try:
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE _sf_drop AS"
+                f" WITH c AS (SELECT _line, message_id FROM {VALID}"
+                " WHERE hash(message_id) IN (SELECT h FROM _sf_twice))"
+                " SELECT c._line FROM c JOIN (SELECT message_id, min(_line) AS first FROM c"
+                " GROUP BY message_id HAVING count(*) > 1) d"
+                " ON c.message_id = d.message_id AND c._line > d.first"
+            )
+        finally:
+            con.unregister("_sf_twice")
 
     def _describe(
         self, base: int, by_line: dict[int, Message], traits: int, merges: int, plain: bool
