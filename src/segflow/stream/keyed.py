@@ -134,14 +134,14 @@ def messages_from_table(table: pa.Table, paths: Iterable[str] | None = None) -> 
     table = table.filter(pc.is_in(kinds, pa.array(["track", "page", "identify"])))
     table = table.take(pc.sort_indices(table, sort_keys=[("timestamp", "ascending")]))
     cols = table.column_names
-    fields = [
-        c for c in cols if c.startswith(FIELD_PREFIXES) and (keep is None or c in keep)
-    ]
+    fields = [c for c in cols if c.startswith(FIELD_PREFIXES) and (keep is None or c in keep)]
     traits = [(c, c.removeprefix(TRAIT_PREFIX)) for c in cols if c.startswith(TRAIT_PREFIX)]
-    data = {c: table.column(c).to_pylist() for c in ("type", "event", "user_id", "anonymous_id")}
-    data["message_id"] = table.column("message_id").to_pylist()
+    data: dict[str, list[Any]] = {
+        c: table.column(c).to_pylist()
+        for c in ("type", "event", "user_id", "anonymous_id", "message_id")
+    }
     values = {c: table.column(c).to_pylist() for c in fields + [c for c, _ in traits]}
-    ts = table.column("timestamp").cast(pa.int64()).to_pylist()
+    ts: list[Any] = table.column("timestamp").cast(pa.int64()).to_pylist()
     out: list[Message] = []
     for i in range(table.num_rows):
         pid = data["user_id"][i] or data["anonymous_id"][i]

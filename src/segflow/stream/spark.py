@@ -33,8 +33,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle
-from pyspark.sql.streaming.stateful_processor import ExpiredTimerInfo, TimerValues
+from pyspark.sql.streaming.stateful_processor import (
+    ExpiredTimerInfo,
+    StatefulProcessor,
+    StatefulProcessorHandle,
+    TimerValues,
+)
 from pyspark.sql.types import (
     BinaryType,
     BooleanType,
@@ -120,25 +124,38 @@ class SegmentProcessor(StatefulProcessor):
         self.state = handle.getValueState("profile", STATE_SCHEMA)
 
     def _load(self) -> tuple[bytes | None, int | None]:
-        if not self.state.exists():
-            return None, None
+        """The kept engine state and the earliest timer set and not yet fired (one read)."""
         kept = self.state.get()
-        assert kept is not None
-        return bytes(kept[0]), None if pd.isna(kept[1]) else int(kept[1])
+        if kept is None:
+            return None, None
+        timer = kept[1]
+        return bytes(kept[0]), None if timer is None or pd.isna(timer) else int(timer)
 
-    def _keep(self, step: Step, old_timer: int | None) -> Iterator[pd.DataFrame]:
-        new_timer = None if step.deadline is None else timer_ms(step.deadline)
-        if new_timer != old_timer:
-            if old_timer is not None:
-                self.handle.deleteTimer(old_timer)
-            if new_timer is not None:
-                self.handle.registerTimer(new_timer)
-        self.state.update((step.state, new_timer))
+    def _keep(
+        self, step: Step, old: bytes | None, kept: int | None, timer: int | None
+    ) -> Iterator[pd.DataFrame]:
+        """Keep the new state, set a timer when the deadline came before the one set, and
+        emit the changes.  A deadline that moved later keeps its earlier timer, which then
+        fires early, finds nothing due and sets the next one: one state call less per
+        input than deleting it, and firing early changes nothing."""
+        due = None if step.deadline is None else timer_ms(step.deadline)
+        if due is not None and (timer is None or due < timer):
+            self.handle.registerTimer(due)
+            timer = due
+        if step.state != old or timer != kept:
+            self.state.update((step.state, timer))
         if step.changes:
             versions = self.versions
             yield pd.DataFrame(
                 [
-                    (c.segment_id, c.profile_id, c.entered, to_us(c.at), str(c.reason), versions[c.segment_id])
+                    (
+                        c.segment_id,
+                        c.profile_id,
+                        c.entered,
+                        to_us(c.at),
+                        str(c.reason),
+                        versions[c.segment_id],
+                    )
                     for c in step.changes
                 ],
                 columns=CHANGE_COLUMNS,
@@ -172,23 +189,28 @@ class SegmentProcessor(StatefulProcessor):
             )
         ]
         blob, timer = self._load()
-        yield from self._keep(self.step.inputs(profile_id, blob, messages), timer)
+        yield from self._keep(self.step.inputs(profile_id, blob, messages), blob, timer, timer)
 
     def handleExpiredTimer(
         self, key: Any, timerValues: TimerValues, expiredTimerInfo: ExpiredTimerInfo
     ) -> Iterator[pd.DataFrame]:
         profile_id = str(key[0])
-        blob, _timer = self._load()
+        blob, kept = self._load()
         if blob is None:
             return
+        timer = kept
+        if timer is not None and timer <= expiredTimerInfo.getExpiryTimeInMs():
+            timer = None  # the earliest one set has fired; any still set come later
         upto = timerValues.getCurrentWatermarkInMs() * 1000 - 1
-        yield from self._keep(self.step.timer(profile_id, blob, upto), None)
+        yield from self._keep(self.step.timer(profile_id, blob, upto), blob, kept, timer)
 
     def close(self) -> None:
         pass
 
 
-def session(parallelism: int = 1, *, memory: str = "2g", app: str = "segflow-stream") -> SparkSession:
+def session(
+    parallelism: int = 1, *, memory: str = "2g", app: str = "segflow-stream"
+) -> SparkSession:
     """A local Spark session with ``parallelism`` task slots and as many shuffle
     partitions (the keyed stage's parallelism), RocksDB state, UTC, no UI."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -200,6 +222,7 @@ def session(parallelism: int = 1, *, memory: str = "2g", app: str = "segflow-str
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(parallelism))
         .config("spark.sql.streaming.stateStore.providerClass", STATE_STORE)
@@ -260,12 +283,18 @@ def write_batches(messages: Sequence[Message], directory: Path, batches: int, en
 @dataclass(frozen=True, slots=True)
 class StreamRun:
     """What ``run`` measured: the changes, the input rows Spark dropped as later than the
-    watermark, the micro-batches and the wall time of the query (session start left out)."""
+    watermark, the wall time of the query (session start left out) and each
+    micro-batch's input rows and wall time."""
 
     changes: list[LoggedChange]
     dropped: int
-    batches: int
     seconds: float
+    batch_rows: tuple[int, ...]
+    batch_seconds: tuple[float, ...]
+
+    @property
+    def batches(self) -> int:
+        return len(self.batch_rows)
 
 
 def run(
@@ -306,11 +335,19 @@ def run(
         for op in p.get("stateOperators", [])
     )
     changes = [
-        LoggedChange(r.segment_id, r.profile_id, r.entered, from_us(r.at), Reason.parse(r.reason), r.version)
+        LoggedChange(
+            r.segment_id, r.profile_id, r.entered, from_us(r.at), Reason.parse(r.reason), r.version
+        )
         for r in spark.table(name).collect()
     ]
     spark.catalog.dropTempView(name)
-    return StreamRun(changes, dropped, len(progress), seconds)
+    return StreamRun(
+        changes,
+        dropped,
+        seconds,
+        tuple(int(p["numInputRows"]) for p in progress),
+        tuple(int(p["durationMs"]["triggerExecution"]) / 1000 for p in progress),
+    )
 
 
 __all__ = [
