@@ -100,6 +100,19 @@ class KeyedStep:
         return self._done(st, self.engine.advance_us(st, upto))
 
 
+def timer_ms(deadline: int) -> int:
+    """The event-time timer (processors count ms) for a deadline in µs: the first
+    watermark at which the deadline lies strictly before the watermark's instant."""
+    return deadline // 1000 + 1
+
+
+def fired_upto(watermark_ms: int) -> int:
+    """The instant (µs) a timer fired at ``watermark_ms`` advances the engine to: every
+    deadline strictly before the watermark fires; one on it waits for the inputs
+    stamped there (a later input is never stamped before the watermark)."""
+    return watermark_ms * 1000 - 1
+
+
 def logged(changes: Iterable[Change], plan: Plan) -> list[LoggedChange]:
     """The changes in the change log's shape, with each segment's definition version."""
     version = {sid: s.version for sid, s in plan.segments.items()}
@@ -175,7 +188,9 @@ __all__ = [
     "Step",
     "decode_payload",
     "encode_payload",
+    "fired_upto",
     "logged",
     "messages_from_table",
     "run_in_process",
+    "timer_ms",
 ]

@@ -59,6 +59,8 @@ from segflow.stream.keyed import (
     Step,
     decode_payload,
     encode_payload,
+    fired_upto,
+    timer_ms,
 )
 
 INPUT_SCHEMA: Final = StructType(
@@ -104,11 +106,6 @@ def _engine(plan: Plan) -> ProfileEngine:
     if engine is None:
         engine = _ENGINES[digest] = compile_engine(plan)
     return engine
-
-
-def timer_ms(deadline: int) -> int:
-    """The event-time timer (ms) that fires once a deadline (µs) lies before the watermark."""
-    return deadline // 1000 + 1
 
 
 class SegmentProcessor(StatefulProcessor):
@@ -201,7 +198,7 @@ class SegmentProcessor(StatefulProcessor):
         timer = kept
         if timer is not None and timer <= expiredTimerInfo.getExpiryTimeInMs():
             timer = None  # the earliest one set has fired; any still set come later
-        upto = timerValues.getCurrentWatermarkInMs() * 1000 - 1
+        upto = fired_upto(timerValues.getCurrentWatermarkInMs())
         yield from self._keep(self.step.timer(profile_id, blob, upto), blob, kept, timer)
 
     def close(self) -> None:
@@ -233,12 +230,13 @@ def session(
     return spark
 
 
-def changes_of(inputs: DataFrame, plan: Plan, lateness: str = "0 seconds") -> DataFrame:
+def changes_of(inputs: DataFrame, plan: Plan, lateness_ms: int = 0) -> DataFrame:
     """The change stream of an input stream (``INPUT_SCHEMA``): watermarked on event time
-    with ``lateness`` allowed, keyed by profile, through ``SegmentProcessor``."""
+    ``lateness_ms`` behind the latest input, keyed by profile, through
+    ``SegmentProcessor``."""
     return (
         inputs.withColumn(EVENT_TIME, F.timestamp_micros(F.col("ts")))
-        .withWatermark(EVENT_TIME, lateness)
+        .withWatermark(EVENT_TIME, f"{lateness_ms} milliseconds")
         .groupBy("profile_id")
         .transformWithStateInPandas(
             statefulProcessor=SegmentProcessor(plan),
@@ -262,15 +260,15 @@ def _rows(messages: Sequence[Message]) -> pa.Table:
     )
 
 
-def write_batches(messages: Sequence[Message], directory: Path, batches: int, end_ms: int) -> int:
+def write_batches(messages: Sequence[Message], directory: Path, batches: int, tick_ms: int) -> int:
     """Write ``messages`` (in arrival order) as ``batches`` Parquet files, one per
-    micro-batch, then two clock ticks that move the watermark to ``end_ms``; return the
-    number of files.  File times increase with the file number (the file source reads
-    the oldest first)."""
+    micro-batch, then two clock ticks stamped ``tick_ms`` (the first moves the watermark,
+    the second runs a batch with it); return the number of files.  File times increase
+    with the file number (the file source reads the oldest first)."""
     directory.mkdir(parents=True, exist_ok=True)
     size = max(1, -(-len(messages) // batches))
     parts = [messages[i : i + size] for i in range(0, len(messages), size)]
-    tick = Message(len(messages), CLOCK_KEY, end_ms * 1000, None, {}, "")
+    tick = Message(len(messages), CLOCK_KEY, tick_ms * 1000, None, {}, "")
     parts += [[tick], [tick]]
     base = time.time() - len(parts) - 10
     for i, part in enumerate(parts):
@@ -305,20 +303,22 @@ def run(
     *,
     batches: int,
     end_ms: int,
+    lateness_ms: int = 0,
     name: str = "segflow_changes",
 ) -> StreamRun:
-    """Stream ``messages`` through ``SegmentProcessor`` in ``batches`` micro-batches and
-    return the change log once the watermark reached ``end_ms`` (every deadline before
+    """Stream ``messages`` (in arrival order) through ``SegmentProcessor`` in ``batches``
+    micro-batches, the watermark ``lateness_ms`` behind the latest input, and return the
+    change log once the watermark reached ``end_ms`` (every deadline before
     ``end_ms * 1000`` µs has fired).  ``work`` is emptied first."""
     shutil.rmtree(work, ignore_errors=True)
     source = work / "input"
-    write_batches(messages, source, batches, end_ms)
+    write_batches(messages, source, batches, end_ms + lateness_ms)
     inputs = (
         spark.readStream.schema(INPUT_SCHEMA).option("maxFilesPerTrigger", 1).parquet(str(source))
     )
     started = time.perf_counter()
     query = (
-        changes_of(inputs, plan)
+        changes_of(inputs, plan, lateness_ms)
         .writeStream.format("memory")
         .queryName(name)
         .option("checkpointLocation", str(work / "checkpoint"))
@@ -358,6 +358,5 @@ __all__ = [
     "changes_of",
     "run",
     "session",
-    "timer_ms",
     "write_batches",
 ]
