@@ -20,33 +20,20 @@ from __future__ import annotations
 import argparse
 import math
 import resource
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from analytics import interleaved  # noqa: E402
 from scaled_store import END, scaled_store  # noqa: E402
 from segflow.service.handle import Segflow, read_segment_files  # noqa: E402
 from segflow.store.duckdb.batch import evaluate  # noqa: E402
 from segflow.store.duckdb.numbers import profile_key  # noqa: E402
 
 LIBRARY = ROOT / "src" / "segflow" / "demo" / "segments"
-
-
-def interleaved(fns: list[Callable[[], object]], repeat: int) -> list[float]:
-    """Median time of each function, run in turns (a, b, a, b, ...)."""
-    runs: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeat):
-        for fn, times in zip(fns, runs, strict=True):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
-    return [statistics.median(t) for t in runs]
 
 
 def measure(db: Path, args: argparse.Namespace) -> dict[str, float]:

@@ -70,6 +70,16 @@ def _create(server: Server, body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _views_delivered(server: Server, dest_id: str) -> None:
+    """Every user views a product; wait until the destination got each entry it wants."""
+    for u in USERS:
+        post_view(server, u, 1)
+    wait_for(
+        lambda: server.client.get(f"/v1/destinations/{dest_id}").json()["deliveries"]["delivered"]
+        == len(SENT)
+    )
+
+
 def _sync(server: Server, dest_id: str) -> dict[str, Any]:
     r = server.client.post(f"/v1/destinations/{dest_id}/sync")
     assert r.status_code == 202, r.text
@@ -216,14 +226,7 @@ def test_nats_jetstream_subject_gets_changes_and_syncs_without_held_out_members(
          "config": {"url": "nats://127.0.0.1:4222", "subject": subject, "stream": stream}},
     )  # fmt: skip
     try:
-        for u in USERS:
-            post_view(server, u, 1)
-        wait_for(
-            lambda: server.client.get(f"/v1/destinations/{dest['id']}").json()["deliveries"][
-                "delivered"
-            ]
-            == len(SENT)
-        )
+        _views_delivered(server, dest["id"])
         sync = _sync(server, dest["id"])
         assert sync["sent"] == len(SENT) and sync["held_out"] == len(HELD)
         got = asyncio.run(_nats_read(subject, stream, 2 * len(SENT)))
@@ -276,14 +279,7 @@ def test_kafka_topic_gets_changes_and_syncs_keyed_by_profile(server: Server, kaf
         {"type": "kafka", "segments": ["viewers"], "fields": ["plan"], "events": ["entered"],
          "config": {"bootstrap_servers": kafka, "topic": topic}},
     )  # fmt: skip
-    for u in USERS:
-        post_view(server, u, 1)
-    wait_for(
-        lambda: server.client.get(f"/v1/destinations/{dest['id']}").json()["deliveries"][
-            "delivered"
-        ]
-        == len(SENT)
-    )
+    _views_delivered(server, dest["id"])
     sync = _sync(server, dest["id"])
     assert sync["sent"] == len(SENT) and sync["held_out"] == len(HELD)
     got = _kafka_read(kafka, topic, 2 * len(SENT))
@@ -363,14 +359,7 @@ def test_file_drops_list_changes_and_syncs_in_a_manifest(
         {"type": "files", "segments": ["viewers"], "fields": {"email": "email", "plan": "tier"},
          "batch_size": 100, "config": {"path": str(folder), "format": fmt}},
     )  # fmt: skip
-    for u in USERS:
-        post_view(server, u, 1)
-    wait_for(
-        lambda: server.client.get(f"/v1/destinations/{dest['id']}").json()["deliveries"][
-            "delivered"
-        ]
-        == len(SENT)
-    )
+    _views_delivered(server, dest["id"])
     sync = _sync(server, dest["id"])
     files = _check_manifest(folder)
     by_kind: dict[str, list[dict[str, Any]]] = {}

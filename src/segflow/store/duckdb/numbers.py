@@ -63,8 +63,18 @@ def number_profiles(con: duckdb.DuckDBPyConnection) -> None:
         if nullable:
             con.execute(f"ALTER TABLE {table} ALTER COLUMN profile_no SET NOT NULL")
             constrained = True
-    if constrained:
+    if constrained and _on_disk(con):
         con.execute("CHECKPOINT")
+
+
+def _on_disk(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the database is a file (an in-memory one has no log to replay, and
+    DuckDB 1.4 checkpointing it right after ``SET NOT NULL`` loses other columns'
+    null counts, so that ``IS NULL`` filters then skip every row)."""
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _add_numbers(con: duckdb.DuckDBPyConnection, missing: list[str]) -> None:
