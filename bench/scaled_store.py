@@ -69,6 +69,7 @@ def scaled_store(data: Path, customers: int, seed_customers: int = 10_000, seed:
     if db.exists():
         return db
     started = time.perf_counter()
+    shop.mkdir(parents=True, exist_ok=True)
     tmp = shop / "building.duckdb"
     tmp.unlink(missing_ok=True)
     seeded = data / f"seed-{seed_customers}-{seed}.duckdb"  # shared by every factor
