@@ -167,6 +167,13 @@ class ServerContext:
         assert self.keys is not None
         return self.keys
 
+    def part(self, name: str, kind: type[T]) -> T:
+        """The per-module state ``extra[name]``, a ``kind()`` made on first use."""
+        found = self.extra.get(name)
+        if not isinstance(found, kind):
+            found = self.extra[name] = kind()
+        return found
+
     def locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn`` under the store lock (in the calling thread)."""
         with self.lock:
@@ -235,11 +242,7 @@ async def admin_key(request: Request) -> ApiKey:
 
 def stream_tokens(ctx: ServerContext) -> StreamTokens:
     """The server's issued stream tokens (made on first use)."""
-    tokens = ctx.extra.get("stream_tokens")
-    if not isinstance(tokens, StreamTokens):
-        tokens = StreamTokens()
-        ctx.extra["stream_tokens"] = tokens
-    return tokens
+    return ctx.part("stream_tokens", StreamTokens)
 
 
 async def stream_auth(request: Request) -> ApiKey | None:

@@ -141,11 +141,7 @@ def query_changes(
 
 
 def hub(ctx: ServerContext) -> ChangeHub:
-    h = ctx.extra.get("change_hub")
-    if not isinstance(h, ChangeHub):
-        h = ChangeHub()
-        ctx.extra["change_hub"] = h
-    return h
+    return ctx.part("change_hub", ChangeHub)
 
 
 async def background(ctx: ServerContext) -> None:

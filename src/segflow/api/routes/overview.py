@@ -27,9 +27,7 @@ async def get_catalogue(ctx: Ctx) -> Any:
     (type, profiles, examples), computed traits, segments and page paths: what the
     segment builder's pickers offer.  The statistics are reused for 30 s (the segments
     are always current)."""
-    cache = ctx.extra.get("catalogue_cache")
-    if not isinstance(cache, overview.CatalogueCache):
-        cache = ctx.extra["catalogue_cache"] = overview.CatalogueCache()
+    cache = ctx.part("catalogue_cache", overview.CatalogueCache)
     return await ctx.run(overview.catalogue, ctx.app, cache)
 
 

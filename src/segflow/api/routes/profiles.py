@@ -97,20 +97,12 @@ class SegmentIndex:
 
 
 def segment_index(ctx: ServerContext) -> SegmentIndex:
-    idx = ctx.extra.get("segment_index")
-    if not isinstance(idx, SegmentIndex):
-        idx = SegmentIndex()
-        ctx.extra["segment_index"] = idx
-    return idx
+    return ctx.part("segment_index", SegmentIndex)
 
 
 def visitor_index(ctx: ServerContext) -> VisitorIndex:
     """The on-site read's anonymous id -> profile index (``routes.onsite`` fills it)."""
-    idx = ctx.extra.get("visitor_index")
-    if not isinstance(idx, VisitorIndex):
-        idx = VisitorIndex()
-        ctx.extra["visitor_index"] = idx
-    return idx
+    return ctx.part("visitor_index", VisitorIndex)
 
 
 async def background(ctx: ServerContext) -> None:
