@@ -404,10 +404,17 @@ class Ingestor:
         return None
 
     def _idle(self) -> None:
-        with self.lock:
+        """Idle upkeep, only if the store lock is free now: the writer awaits this
+        before it looks at its queue again, so waiting here for someone else's hold
+        would keep a request arriving meanwhile from being committed until then."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
             if not self.queue:
                 self.store.restore_threads()
                 self.store.checkpoint_if(self.settings.idle_checkpoint_wal_bytes)
+        finally:
+            self.lock.release()
 
     async def _cluster_when_quiet(self, wake: asyncio.Event) -> None:
         """Once no request has come for ``compact_quiet_seconds``, re-sort the newest
