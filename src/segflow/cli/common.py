@@ -46,8 +46,8 @@ EngineOption = Annotated[
     typer.Option(
         "--engine",
         envvar="SEGFLOW_ENGINE",
-        help="Evaluate on this engine instead of the --db file (read-only): a"
-        " postgresql://user@host:port/database URL loaded by `segflow engine load`.",
+        help="Evaluate on this engine instead of the --db file (read-only): a URL"
+        " loaded by `segflow engine load`, e.g. postgresql://user@host:port/database.",
     ),
 ]
 """The batch engine of ``eval`` and ``members`` (docs/engines.md)."""

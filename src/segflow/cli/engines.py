@@ -17,19 +17,21 @@ def load(
     url: Annotated[
         str,
         typer.Argument(
-            help="postgresql://user@host:port/database (schema: ?options=-csearch_path%3Dname)."
+            help="The engine's URL, e.g. postgresql://user@host:port/database"
+            " (schema: ?options=-csearch_path%3Dname)."
         ),
     ],
     db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Copy the store's events, traits, identities and profiles to a PostgreSQL schema,
-    replacing the tables it held, so that `eval` and `members` can run there (--engine)."""
+    """Copy the store's events, traits, identities and profiles to an engine, replacing
+    the tables it held, so that `eval` and `members` can run there (--engine)."""
     with opened(db) as sf:
         report = sf.load_engine(url)
-    table = Table(title="Copied to PostgreSQL")
+    table = Table(title=f"Copied to {report.engine}")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, n in report.rows.items():
         table.add_row(name, f"{n:,}")
     print_table(table)
-    console.print(f"events in {report.partitions} monthly partitions")
+    if report.partitions:
+        console.print(f"events in {report.partitions} monthly partitions")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from segflow.model.consent import UnknownConsent
     from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.keys import KeyStore
-    from segflow.store.postgres.load import LoadReport
+    from segflow.store.engines import LoadReport
     from segflow.store.protocols import (
         AnalyticsStore,
         BatchEvaluator,
@@ -152,12 +152,12 @@ class Segflow:
         self.stores.close()
 
     def use_engine(self, url: str) -> None:
-        """Evaluate batches on the engine at ``url`` (a ``postgresql://`` URL whose schema
-        ``load_engine`` filled) instead of the store's file; definitions still come from
-        the store.  Raises ``ValueError`` naming what the engine lacks."""
-        from segflow.store.postgres.batch import PostgresBatch
+        """Evaluate batches on the engine at ``url`` (whose tables ``load_engine``
+        filled) instead of the store's file; definitions still come from the store.
+        Raises ``ValueError`` naming what the engine lacks."""
+        from segflow.store.engines import engine_for
 
-        self.evaluator = PostgresBatch(url)
+        self.evaluator = engine_for(url).batch(url)
 
     def load_engine(self, url: str) -> LoadReport:
         """Copy the store's events, traits, identities and profiles to the engine at

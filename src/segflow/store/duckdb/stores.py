@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from segflow.store.duckdb.destinations import DestinationStore
     from segflow.store.duckdb.experiments import DuckDBExperiments
     from segflow.store.duckdb.keys import KeyStore
-    from segflow.store.postgres.load import LoadReport
+    from segflow.store.engines import LoadReport
 
 
 class DuckDBStores:
@@ -49,16 +49,11 @@ class DuckDBStores:
         self.events.close()
 
     def copy_to(self, url: str) -> LoadReport:
-        """Replace the batch tables of the PostgreSQL schema at ``url`` with this store's
-        (``store.postgres.load``)."""
-        from segflow.store.postgres.connection import connect
-        from segflow.store.postgres.load import copy_store
+        """Replace the batch tables of the engine at ``url`` with this store's
+        (``store.engines``)."""
+        from segflow.store.engines import engine_for
 
-        target = connect(url)
-        try:
-            return copy_store(self.events.con, target)
-        finally:
-            target.close()
+        return engine_for(url).load(self.events.con, url)
 
     def changes(self) -> MembershipChangeLog:
         """The stored membership change log."""

@@ -14,15 +14,12 @@ from typing import Final
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from segflow.store.engines import EngineUnavailable as EngineUnavailable
+
 SCHEMES: Final = ("postgresql://", "postgres://")
 
 BATCH_TABLES: Final = ("events", "traits", "profiles", "field_catalog", "static_members")
 """What the batch evaluator reads (``event_names`` too where events carry codes)."""
-
-
-class EngineUnavailable(ValueError):
-    """The engine at a URL cannot serve: the message names the server, table or
-    privilege that is missing."""
 
 
 def is_postgres_url(url: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -19,6 +18,7 @@ import duckdb
 import psycopg
 from psycopg import sql
 
+from segflow.store.engines import LoadReport
 from segflow.store.postgres.connection import current_schema
 from segflow.store.postgres.schema import (
     INDEXES,
@@ -35,14 +35,6 @@ VALID_TO: Final = (
     'lead("timestamp") OVER (PARTITION BY profile_id, key ORDER BY "timestamp", message_id)'
 )
 """``traits.valid_to`` as ``store.duckdb.schema.LINK_TRAITS`` sets it."""
-
-
-@dataclass
-class LoadReport:
-    """Rows copied per table, and the event partitions made."""
-
-    rows: dict[str, int] = field(default_factory=dict)
-    partitions: int = 0
 
 
 def _duckdb_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
@@ -86,7 +78,7 @@ def copy_store(
         'SELECT min("timestamp"), max("timestamp") FROM events'
     ).fetchone() or (None, None)
     spans = months(first, last)
-    report = LoadReport(partitions=len(spans))
+    report = LoadReport(engine="PostgreSQL", partitions=len(spans))
     schema = current_schema(target)
     with target.transaction(), target.cursor() as cur:
         for t in TABLES:

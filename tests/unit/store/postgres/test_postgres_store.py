@@ -168,3 +168,11 @@ def test_a_field_path_longer_than_postgres_names_is_refused() -> None:
     load(con, [ProfileHistory("p0", [Event(T0, "View", {long: 1}, message_id="a")], [])])
     with temporary_schema() as url, pytest.raises(ValueError, match="at most 63 bytes"):
         copy_store(con, connect(url))
+
+
+def test_an_unknown_engine_scheme_names_the_known_ones() -> None:
+    from segflow.store.engines import engine_for
+
+    with pytest.raises(EngineUnavailable, match=r"no batch engine for mysql://: .*postgresql://"):
+        engine_for("mysql://root@127.0.0.1/shop")
+    assert engine_for("postgres://x@h/db").name == "PostgreSQL"
