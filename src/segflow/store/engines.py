@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
-
-import duckdb
+from typing import Any, Final
 
 from segflow.store.protocols import BatchEvaluator
 
@@ -40,7 +38,9 @@ class Engine:
     schemes: tuple[str, ...]
     example: str
     batch: Callable[[str], BatchEvaluator]
-    load: Callable[[duckdb.DuckDBPyConnection, str], LoadReport]
+    load: Callable[[Any, str], LoadReport]
+    """``load(source, url)``: ``source`` is the DuckDB store's connection (typed where
+    the engine's package imports DuckDB; this module stays engine-neutral)."""
 
 
 def _postgres_batch(url: str) -> BatchEvaluator:
@@ -49,7 +49,7 @@ def _postgres_batch(url: str) -> BatchEvaluator:
     return PostgresBatch(url)
 
 
-def _postgres_load(source: duckdb.DuckDBPyConnection, url: str) -> LoadReport:
+def _postgres_load(source: Any, url: str) -> LoadReport:
     from segflow.store.postgres.connection import connect
     from segflow.store.postgres.load import copy_store
 

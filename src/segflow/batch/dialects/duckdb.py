@@ -1,0 +1,135 @@
+"""DuckDB's spelling of segflow's nodes: the embedded default."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB as SqlglotDuckDB
+from sqlglot.generator import Generator
+
+from segflow.batch.dialects.nodes import (
+    AsJsonText,
+    BucketHash,
+    ChainStep,
+    JsonBoolean,
+    JsonExists,
+    JsonField,
+    JsonNumber,
+    JsonString,
+    JsonText,
+    Latest,
+    ParseTimestamp,
+    TopValue,
+    Transform,
+    chain_key,
+    chain_start,
+    quoted_column,
+    transforms,
+)
+
+
+def _duckdb_bucket_hash(gen: Generator, e: BucketHash) -> str:
+    """``md5_number`` reads the digest little-endian: its low 32 bits are the first
+    four bytes swapped, so they are moved back by integer arithmetic (formatting the
+    digest as hex text and parsing a slice of it would be a text round trip per row)."""
+    low = f"CAST((MD5_NUMBER({gen.sql(e, 'this')}) & 4294967295) AS UBIGINT)"
+    return (
+        f"((({low} & 255) << 24) | ((({low} >> 8) & 255) << 16)"
+        f" | ((({low} >> 16) & 255) << 8) | ({low} >> 24))"
+    )
+
+
+def _duckdb_parse_timestamp(gen: Generator, e: ParseTimestamp) -> str:
+    """A text ending in ``Z`` (how tracking libraries write instants) is read by the
+    plain TIMESTAMP cast, which gives the same instant as the time-zone-aware cast on
+    every such text (a property test checks it) at a fraction of its cost; any other
+    text goes through the aware cast, which applies its offset or zone name."""
+    v = gen.sql(e, "this")
+    return (
+        f"CASE WHEN SUFFIX({v}, 'Z') THEN TRY_CAST({v} AS TIMESTAMP)"
+        f" ELSE CAST(TRY_CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+    )
+
+
+def _duckdb_top_value(gen: Generator, e: TopValue) -> str:
+    """The ``HISTOGRAM``'s (value, count) entries sorted by count descending, then
+    value: the first entry's value."""
+    counts = f"HISTOGRAM({gen.sql(e, 'this')})"
+    if e.args.get("where") is not None:
+        counts += f" FILTER(WHERE {gen.sql(e, 'where')})"
+    return (
+        f"ARRAY_SORT(LIST_TRANSFORM(MAP_ENTRIES({counts}),"
+        " top_entry -> {'n': -top_entry.value, 'k': top_entry.key}))[1].k"
+    )
+
+
+def _duckdb_json(template: str) -> Transform:
+    """A JSON read spelled by ``template`` over ``{type}`` (JSON_TYPE of the field,
+    DuckDB's type names) and ``{text}`` (the field as text)."""
+
+    def sql(gen: Generator, e: JsonField) -> str:
+        args = f"{gen.sql(e, 'this')}, {gen.sql(e, 'path')}"
+        return template.format(type=f"JSON_TYPE({args})", text=f"JSON_EXTRACT_STRING({args})")
+
+    return sql
+
+
+def _duckdb_latest(gen: Generator, e: Latest) -> str:
+    """``ARG_MAX`` over a struct of the ordering (structs compare field by field)."""
+    order = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier(f"k{i}"), expression=k.copy())
+            for i, k in enumerate(e.expressions)
+        ]
+    )
+    return gen.sql(exp.ArgMax(this=e.this.copy(), expression=order))
+
+
+def _duckdb_chain_step(gen: Generator, e: ChainStep) -> str:
+    """An ASOF join: each event takes the latest strictly earlier chain row."""
+    query = (
+        exp.select(
+            chain_key(e, "e"), quoted_column("ts", "e"), exp.alias_(chain_start(e, "c"), "start")
+        )
+        .from_(exp.Subquery(this=e.this.copy(), alias=exp.TableAlias(this=exp.to_identifier("e"))))
+        .join(
+            exp.Subquery(
+                this=e.args["chain"].copy(), alias=exp.TableAlias(this=exp.to_identifier("c"))
+            ),
+            on=exp.and_(
+                exp.EQ(this=chain_key(e, "e"), expression=chain_key(e, "c")),
+                exp.GT(this=quoted_column("ts", "e"), expression=quoted_column("ts", "c")),
+            ),
+            join_type="ASOF",
+        )
+    )
+    return gen.sql(query)
+
+
+class SegflowDuckDB(SqlglotDuckDB):
+    """The embedded default."""
+
+    class Generator(SqlglotDuckDB.Generator):
+        TRANSFORMS = transforms(
+            SqlglotDuckDB.Generator.TRANSFORMS,
+            {
+                exp.EndsWith: lambda gen, e: gen.func("SUFFIX", e.this, e.expression),
+                BucketHash: _duckdb_bucket_hash,
+                ParseTimestamp: _duckdb_parse_timestamp,
+                TopValue: _duckdb_top_value,
+                JsonNumber: _duckdb_json(
+                    "CASE WHEN {type} IN ('DOUBLE', 'BIGINT', 'UBIGINT', 'HUGEINT')"
+                    " THEN CAST({text} AS DOUBLE) END"
+                ),
+                JsonString: _duckdb_json("CASE WHEN {type} = 'VARCHAR' THEN {text} END"),
+                JsonBoolean: _duckdb_json(
+                    "CASE WHEN {type} = 'BOOLEAN' THEN CAST({text} AS BOOLEAN) END"
+                ),
+                JsonExists: lambda gen, e: gen.func("JSON_EXISTS", e.this, e.args["path"]),
+                JsonText: lambda gen, e: (
+                    f"CAST({gen.func('JSON_EXTRACT', e.this, e.args['path'])} AS TEXT)"
+                ),
+                AsJsonText: lambda gen, e: f"CAST({gen.func('TO_JSON', e.this)} AS TEXT)",
+                Latest: _duckdb_latest,
+                ChainStep: _duckdb_chain_step,
+            },
+        )
