@@ -16,14 +16,12 @@ import pytest
 
 from segflow.model.definition import Segment
 from segflow.model.history import ProfileHistory
-from segflow.store.duckdb.batch import evaluate
 from segflow.store.postgres.batch import PostgresBatch
 from segflow.store.postgres.connection import EngineUnavailable, connect
 from segflow.store.postgres.load import copy_store
 from tests.helpers import load
 
 URL = os.environ.get("SEGFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-ENGINES = ("duckdb", "postgres")
 
 
 def server() -> psycopg.Connection[tuple[object, ...]]:
@@ -52,18 +50,17 @@ def temporary_schema() -> Iterator[str]:
         admin.close()
 
 
-class Engines:
-    """Evaluates a history on one engine: DuckDB in memory, or PostgreSQL in a schema
-    of its own (the tables replaced by every load)."""
+class PostgresEngine:
+    """Evaluates a history on PostgreSQL in a schema of its own (the tables replaced by
+    every load, through DuckDB as ``engine load`` does)."""
 
-    def __init__(self, engine: str, url: str | None) -> None:
-        self.engine = engine
-        self.url = url
-        self.pg = connect(url) if url else None
+    engine = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.pg = connect(url)
 
     def close(self) -> None:
-        if self.pg is not None:
-            self.pg.close()
+        self.pg.close()
 
     def members(
         self,
@@ -76,8 +73,6 @@ class Engines:
         con = duckdb.connect()
         try:
             load(con, histories, numbered=numbered)
-            if self.pg is None:
-                return evaluate(con, segments, at).membership_map()
             copy_store(con, self.pg)
         finally:
             con.close()
@@ -85,13 +80,9 @@ class Engines:
 
 
 @contextmanager
-def engine_for(engine: str) -> Iterator[Engines]:
-    if engine == "duckdb":
-        e = Engines(engine, None)
-        yield e
-        return
+def postgres_engine() -> Iterator[PostgresEngine]:
     with temporary_schema() as url:
-        e = Engines(engine, url)
+        e = PostgresEngine(url)
         try:
             yield e
         finally:

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
-from tests.postgres import ENGINES, Engines, engine_for
+from tests.engines import ENGINES, Engine, engine_for
 
 settings.register_profile("long", max_examples=5000, deadline=None)
 
 
 @pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> Iterator[Engines]:
-    """Each batch engine in turn; PostgreSQL in a schema of the test's own, dropped after
-    it (the test skips, saying why, where no server answers)."""
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """Each batch engine in turn, on a place of the test's own (a PostgreSQL schema,
+    ...) dropped after it (the test skips, saying why, where no server answers)."""
     with engine_for(request.param) as e:
         yield e

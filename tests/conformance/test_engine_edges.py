@@ -12,7 +12,7 @@ from segflow.model.definition import parse_segment
 from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
-from tests.postgres import Engines
+from tests.engines import Engine
 
 US = timedelta(microseconds=1)
 AT = datetime(2026, 3, 10, 12, 0, 0, 500_000)
@@ -20,7 +20,7 @@ DAY = timedelta(days=1)
 
 
 def check(
-    engine: Engines, hs: list[ProfileHistory], conds: dict[str, Any], at: datetime = AT
+    engine: Engine, hs: list[ProfileHistory], conds: dict[str, Any], at: datetime = AT
 ) -> dict[str, set[str]]:
     """Members of each ``conds`` segment on the engine, asserted equal to the
     interpreter's; returned for the tests' own expectations."""
@@ -38,7 +38,7 @@ def one_event(pid: str, ts: datetime, name: str = "View", **fields: Any) -> Prof
     return ProfileHistory(pid, [Event(ts, name, props, message_id=f"{pid}-e")], [])
 
 
-def test_relative_windows_hold_to_the_microsecond(engine: Engines) -> None:
+def test_relative_windows_hold_to_the_microsecond(engine: Engine) -> None:
     hs = [
         one_event("at_floor", AT - 7 * DAY),  # t - 7d < ts: out
         one_event("after_floor", AT - 7 * DAY + US),
@@ -63,7 +63,7 @@ def test_relative_windows_hold_to_the_microsecond(engine: Engines) -> None:
     assert got["first_older"] == {"at_floor", "after_floor", "ago_upper"}
 
 
-def test_absolute_windows_include_since_and_exclude_to(engine: Engines) -> None:
+def test_absolute_windows_include_since_and_exclude_to(engine: Engine) -> None:
     t0 = datetime(2026, 3, 1)
     hs = [
         one_event("at_since", t0),
@@ -83,7 +83,7 @@ def test_absolute_windows_include_since_and_exclude_to(engine: Engines) -> None:
     assert got["range"] == {"at_since", "before_to"}
 
 
-def test_traits_are_read_as_of_the_instant(engine: Engines) -> None:
+def test_traits_are_read_as_of_the_instant(engine: Engine) -> None:
     hs = [
         ProfileHistory("written_at_t", [], [TraitWrite(AT, "a", "country", "PL")]),
         ProfileHistory("written_after", [], [TraitWrite(AT + US, "a", "country", "PL")]),
@@ -122,7 +122,7 @@ def test_traits_are_read_as_of_the_instant(engine: Engines) -> None:
     assert got["unknown"] == {"written_after", "cleared"}
 
 
-def test_empty_sets_count_zero_and_measure_nothing(engine: Engines) -> None:
+def test_empty_sets_count_zero_and_measure_nothing(engine: Engine) -> None:
     hs = [
         ProfileHistory("nothing", [], []),
         one_event("other_event", AT - DAY, "Add", price=5),
@@ -158,7 +158,7 @@ def test_empty_sets_count_zero_and_measure_nothing(engine: Engines) -> None:
     assert got["empty_all"] == everyone
 
 
-def test_wrong_types_make_every_comparison_false(engine: Engines) -> None:
+def test_wrong_types_make_every_comparison_false(engine: Engine) -> None:
     hs = [
         one_event("number_category", AT - DAY, category=3, price="12"),
         one_event("string_category", AT - DAY, category="3", price=12),
@@ -189,7 +189,7 @@ def test_wrong_types_make_every_comparison_false(engine: Engines) -> None:
     assert got["age_starts"] == {"text_age"}
 
 
-def test_buckets_are_the_python_hash_on_every_engine(engine: Engines) -> None:
+def test_buckets_are_the_python_hash_on_every_engine(engine: Engine) -> None:
     ids = [f"user-{i}" for i in range(60)] + ["", "ünïcødé", "a:b", "x" * 80, "'quoted'"]
     hs = [ProfileHistory(pid, [], []) for pid in ids]
     got = check(
@@ -207,7 +207,7 @@ def test_buckets_are_the_python_hash_on_every_engine(engine: Engines) -> None:
     assert 0 < len(got["other_salt"]) < len(ids)
 
 
-def test_iso_texts_are_read_as_the_interpreter_reads_them(engine: Engines) -> None:
+def test_iso_texts_are_read_as_the_interpreter_reads_them(engine: Engine) -> None:
     texts = [
         "2026-03-09T12:00:00.500000Z",
         "2026-03-09T12:00:00.500001Z",

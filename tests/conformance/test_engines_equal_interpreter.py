@@ -21,8 +21,8 @@ from segflow.model.groups import Group
 from segflow.model.history import ProfileHistory
 from segflow.plan.interpret import Interpreter
 from segflow.plan.planner import build_plan
+from tests.engines import Engine
 from tests.helpers import shared_scans
-from tests.postgres import Engines
 from tests.strategies import conditions, histories, instants
 
 pytestmark = pytest.mark.slow  # a long property run, loading a store per example
@@ -49,7 +49,7 @@ ENGINE_EXAMPLES = max(20, int(os.environ.get("SEGFLOW_EXAMPLES", "150")) // 3)
     order=st.permutations(["vip", "s0", "ref"]),
 )
 def test_engine_equals_interpreter(
-    engine: Engines,
+    engine: Engine,
     hs: list[ProfileHistory],
     conds: list[dict[str, Any]],
     at: datetime,
