@@ -130,9 +130,13 @@ def export(
         ),
     ] = False,
     db: DbOption = DEFAULT_DB,
+    engine: EngineOption = None,
 ) -> None:
     """Export a segment's members with their current traits (one column per trait) to
-    CSV or Parquet; members in the segment's holdout are left out unless asked for."""
+    CSV or Parquet; members in the segment's holdout are left out unless asked for
+    (with --engine: the members evaluated there, their traits from the store)."""
     with opened(db) as sf:
+        if engine is not None:
+            sf.use_engine(engine)
         n = export_to(sf, None, segment_id, output, instant(at), include_held_out=include_held_out)
     console.print(f"wrote {n:,} members to {output}")

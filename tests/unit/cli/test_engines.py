@@ -1,11 +1,12 @@
-"""``segflow engine load`` and ``--engine`` on ``eval`` and ``members``: the library's
-segments evaluated on PostgreSQL give DuckDB's sizes and members."""
+"""``segflow engine load`` and ``--engine`` on ``eval``, ``members`` and ``export``: the
+library's segments evaluated on PostgreSQL give DuckDB's sizes, members and files."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from segflow.cli import app
@@ -35,6 +36,13 @@ def test_eval_and_members_on_postgres_equal_duckdb(shop: Path) -> None:
             pg = runner.invoke(app, [*args, "--engine", url])
             assert pg.exit_code == 0, pg.output
             assert json.loads(pg.output) == json.loads(runner.invoke(app, args).output)
+        out = {e: shop.parent / f"vip-{e}.parquet" for e in ("pg", "duckdb")}
+        args = ["export", "returning_customers", "--at", AT, "--db", str(shop)]
+        res = runner.invoke(app, [*args, "-o", str(out["pg"]), "--engine", url])
+        assert res.exit_code == 0, res.output
+        runner.invoke(app, [*args, "-o", str(out["duckdb"])])
+        pg_rows, duck_rows = (pq.read_table(p).to_pylist() for p in out.values())
+        assert len(pg_rows) > 10 and pg_rows == duck_rows
 
 
 def test_an_engine_without_the_tables_is_one_clear_error(shop: Path) -> None:
