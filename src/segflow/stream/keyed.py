@@ -323,6 +323,60 @@ def decode_payload(text: str) -> dict[str, Any]:
     return value
 
 
+KIND_MESSAGE: Final = "message"
+KIND_MERGE: Final = "merge"
+KIND_MERGED_AWAY: Final = "merged_away"
+KIND_REPLAN: Final = "replan"
+
+
+def _history_json(history: Iterable[Message]) -> list[list[Any]]:
+    return [[m.seq, m.ts, m.name, m.payload, m.message_id] for m in history]
+
+
+def _history(profile_id: str, rows: Any) -> tuple[Message, ...]:
+    if not isinstance(rows, list):
+        raise ValueError(f"a record's history must be a JSON array, got {str(rows)[:80]!r}")
+    return tuple(Message(int(s), profile_id, int(t), n, p, str(i)) for s, t, n, p, i in rows)
+
+
+def record_payload(r: Record) -> tuple[str, str]:
+    """A record's kind and JSON payload as an input row carries them (a message: its
+    fields; a merge: the keys merged and the union history; a merged-away key: where it
+    went; a replan: the history)."""
+    if isinstance(r, Message):
+        return KIND_MESSAGE, encode_payload(r.payload)
+    if isinstance(r, Merge):
+        body = {"merged": list(r.merged), "history": _history_json(r.history)}
+        return KIND_MERGE, encode_payload(body)
+    if isinstance(r, MergedAway):
+        return KIND_MERGED_AWAY, encode_payload({"into": r.into})
+    return KIND_REPLAN, encode_payload({"history": _history_json(r.history)})
+
+
+def record_of(
+    kind: str,
+    seq: int,
+    profile_id: str,
+    ts: int,
+    name: str | None,
+    payload: str,
+    message_id: str,
+    plan: int,
+) -> Record:
+    """The record an input row carries (``record_payload``'s inverse)."""
+    body = decode_payload(payload)
+    if kind == KIND_MESSAGE:
+        return Message(seq, profile_id, ts, name, body, message_id, plan)
+    if kind == KIND_MERGE:
+        merged = tuple(str(p) for p in body["merged"])
+        return Merge(seq, profile_id, ts, merged, _history(profile_id, body["history"]), plan)
+    if kind == KIND_MERGED_AWAY:
+        return MergedAway(seq, profile_id, ts, str(body["into"]), plan)
+    if kind == KIND_REPLAN:
+        return Replan(seq, profile_id, ts, plan, _history(profile_id, body["history"]))
+    raise ValueError(f"unknown record kind {kind!r}")
+
+
 __all__ = [
     "CLOCK_KEY",
     "KeyedStep",
@@ -339,6 +393,8 @@ __all__ = [
     "merge_away",
     "merge_into",
     "rebuilt",
+    "record_of",
+    "record_payload",
     "switch_plan",
     "timer_ms",
     "versions",

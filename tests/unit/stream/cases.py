@@ -5,10 +5,11 @@ messages sit on those edges, one of them arriving late."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 from segflow.model.definition import Segment, parse_segment
-from segflow.stream.identity import Call
+from segflow.stream.identity import Call, Item
 from segflow.stream.keyed import Message
 
 MS: Final = 1000
@@ -180,7 +181,7 @@ def merge_calls(t0: int) -> list[tuple[int, Call]]:
     return [(c.ts, c) for c in rows]
 
 
-def with_calls(stream: list[Call], extra: list[tuple[int, Call]]) -> list[Call]:
+def with_calls(stream: Sequence[Item], extra: Sequence[tuple[int, Item]]) -> list[Item]:
     """``stream`` (arriving in timestamp order) and ``extra`` merged by arrival, numbered."""
     rows = [(c.ts, 0, i, c) for i, c in enumerate(stream)]
     rows += [(at, 1, i, c) for i, (at, c) in enumerate(extra)]

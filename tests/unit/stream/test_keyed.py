@@ -61,9 +61,7 @@ def _changed_plans() -> tuple[ProfileEngine, ProfileEngine, ProfileEngine]:
             "version": 1,
         }
     )
-    added = parse_segment(
-        {"id": "edge_ordered_ever", "condition": {"event": "Order Completed"}}
-    )
+    added = parse_segment({"id": "edge_ordered_ever", "condition": {"event": "Order Completed"}})
     one = {**segs, narrowed.id: narrowed, added.id: added}
     two = {k: v for k, v in segs.items() if k != "edge_luxury_3_in_48h"}
     return (
@@ -77,7 +75,7 @@ PLANS = _changed_plans()
 
 
 def hosted(
-    records: list[Record],
+    records: Sequence[Record],
     chunks: list[int],
     marks: list[int],
     end: int,
@@ -125,7 +123,7 @@ def resolved(items: Sequence[Item]) -> list[Record]:
     return list(Resolver().run(items))
 
 
-def latest_marks(records: list[Record]) -> tuple[list[int], list[int]]:
+def latest_marks(records: Sequence[Record]) -> tuple[list[int], list[int]]:
     """One record per chunk, each watermark the latest a later record allows."""
     ts = [r.ts for r in records]
     chunks = list(range(1, len(records)))
@@ -160,7 +158,7 @@ def test_hosted_in_chunks_equals_one_process_on_the_edge_profiles() -> None:
     assert sorted(got, key=key) == sorted(run_in_process(ENGINE, calls, end), key=key)
 
 
-def _merge_case() -> list[Call]:
+def _merge_case() -> list[Item]:
     return with_calls(as_calls(merged([], edge_messages(T0))), merge_calls(T0))
 
 
@@ -192,7 +190,7 @@ def test_ignoring_merge_records_gives_another_log() -> None:
     calls = _merge_case()
     end = T0 + 40 * D
     records = resolved(calls)
-    plain = [r for r in records if not isinstance(r, (Merge, MergedAway))]
+    plain: list[Record] = [r for r in records if not isinstance(r, (Merge, MergedAway))]
     chunks, marks = latest_marks(plain)
     assert sorted(hosted(plain, chunks, marks, end), key=key) != sorted(
         run_in_process(ENGINE, calls, end), key=key
@@ -268,7 +266,9 @@ def streams(draw: st.DrawFn) -> tuple[list[Item], list[int], list[int]]:
             items.append(PlanChange(i, ts, draw(st.integers(0, 2))))
             continue
         user = draw(st.sampled_from(USERS))
-        anon = draw(st.sampled_from(ANONS)) if user is not None else draw(st.sampled_from(ANONS[:3]))
+        anon = (
+            draw(st.sampled_from(ANONS)) if user is not None else draw(st.sampled_from(ANONS[:3]))
+        )
         if name == "alias":
             prev = draw(st.sampled_from(("u1", "u2", "u3", "a1", "a2")))
             items.append(Call(i, ts, "alias", user or "u4", anon, prev, None, {}, f"m{i}"))
