@@ -6,9 +6,11 @@ messages sit on those edges, one of them arriving late."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any, Final
 
 from segflow.model.definition import Segment, parse_segment
+from segflow.model.time import from_us
 from segflow.stream.identity import Call, Item
 from segflow.stream.keyed import Message
 
@@ -221,3 +223,20 @@ def expected_around_merges(t0: int) -> set[tuple[str, str, bool, int]]:
         ("edge_ordered_3_to_10d_ago", "user-ali", True, t0 + 3 * D),
         ("edge_ordered_3_to_10d_ago", "user-buy", True, t0 + 3 * D),
     }
+
+
+def segment_message(c: Call) -> dict[str, Any]:
+    """The call as the Segment message a store ingests."""
+    ts = from_us(c.ts).replace(tzinfo=UTC).isoformat()
+    m: dict[str, Any] = {"type": c.type, "messageId": c.message_id, "timestamp": ts}
+    if c.type == "track":
+        m["event"] = c.name
+        m["properties"] = {k.removeprefix("properties."): v for k, v in c.payload.items()}
+    if c.type == "identify":
+        m["traits"] = dict(c.payload)
+    for k, v in (("userId", c.user_id), ("anonymousId", c.anonymous_id)):
+        if v is not None:
+            m[k] = v
+    if c.previous_id is not None:
+        m["previousId"] = c.previous_id
+    return m

@@ -3,32 +3,16 @@ every call and the same merges, call after call."""
 
 from __future__ import annotations
 
-from datetime import UTC
-from typing import Any
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segflow.model.time import from_us
 from segflow.store.duckdb.store import DuckDBStore
 from segflow.stream.identity import Call, IdentityGraph, Resolver
 from segflow.stream.keyed import Merge, MergedAway, Message
+from tests.unit.stream.cases import segment_message
 
 T0 = 1_767_225_600_000_000
 H = 3_600_000_000
-
-
-def _message(c: Call) -> dict[str, Any]:
-    ts = from_us(c.ts).replace(tzinfo=UTC).isoformat()
-    m: dict[str, Any] = {"type": c.type, "messageId": c.message_id, "timestamp": ts}
-    if c.type == "track":
-        m["event"] = c.name
-    for k, v in (("userId", c.user_id), ("anonymousId", c.anonymous_id)):
-        if v is not None:
-            m[k] = v
-    if c.previous_id is not None:
-        m["previousId"] = c.previous_id
-    return m
 
 
 @st.composite
@@ -48,14 +32,14 @@ def calls(draw: st.DrawFn) -> list[Call]:
     return out
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(calls())
 def test_profiles_and_merges_equal_the_stores(stream: list[Call]) -> None:
     graph = IdentityGraph()
     store = DuckDBStore(":memory:")
     try:
         for c in stream:
-            report = store.ingest_messages([_message(c)])
+            report = store.ingest_messages([segment_message(c)])
             pid, merged = graph.resolve(c)
             assert sorted((m.from_profile, m.into_profile) for m in report.merges) == [
                 (a, pid) for a in merged

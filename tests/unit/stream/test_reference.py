@@ -5,11 +5,7 @@ versions)."""
 
 from __future__ import annotations
 
-from datetime import UTC
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from segflow.model.changes import LoggedChange, Reason
 from segflow.model.definition import parse_segment
@@ -18,29 +14,11 @@ from segflow.plan.planner import build_plan
 from segflow.realtime import VirtualClock, compile_engine
 from segflow.service.handle import Segflow
 from segflow.service.live import LiveEvaluator
-from segflow.stream.identity import Call, Item, PlanChange
+from segflow.stream.identity import Item, PlanChange
 from segflow.stream.reference import run_in_process
-from tests.unit.stream.cases import D, edge_segments, merge_calls
-
-pytestmark = pytest.mark.slow  # a DuckDB file, one load and catch-up per call
+from tests.unit.stream.cases import D, edge_segments, merge_calls, segment_message
 
 T0 = 1_767_225_600_000_000 + 123_456
-
-
-def _message(c: Call) -> dict[str, Any]:
-    ts = from_us(c.ts).replace(tzinfo=UTC).isoformat()
-    m: dict[str, Any] = {"type": c.type, "messageId": c.message_id, "timestamp": ts}
-    if c.type == "track":
-        m["event"] = c.name
-        m["properties"] = {k.removeprefix("properties."): v for k, v in c.payload.items()}
-    if c.type == "identify":
-        m["traits"] = dict(c.payload)
-    for k, v in (("userId", c.user_id), ("anonymousId", c.anonymous_id)):
-        if v is not None:
-            m[k] = v
-    if c.previous_id is not None:
-        m["previousId"] = c.previous_id
-    return m
 
 
 def _row(c: LoggedChange) -> tuple[str, str, bool, object, Reason, int]:
@@ -69,7 +47,7 @@ def test_reference_equals_the_live_evaluator(tmp_path: Path) -> None:
                 got += live.save(narrowed)[2]
                 saved = True
             clock.set(from_us(c.ts))
-            app.store.ingest_messages([_message(c)])
+            app.store.ingest_messages([segment_message(c)])
             got += live.catch_up()
         end = T0 + 40 * D
         clock.set(from_us(end))
