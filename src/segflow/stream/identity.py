@@ -31,8 +31,6 @@ import pyarrow.compute as pc
 
 from segflow.model.definition import call_name
 from segflow.stream.keyed import (
-    FIELD_PREFIXES,
-    TRAIT_PREFIX,
     Merge,
     MergedAway,
     Message,
@@ -40,6 +38,10 @@ from segflow.stream.keyed import (
     Replan,
 )
 
+FIELD_PREFIXES: Final = ("properties.", "context.")
+TRAIT_PREFIX: Final = "traits."
+INPUT_TYPES: Final = frozenset({"track", "page", "screen", "identify"})
+"""The call types the engine reads (an alias or a group call only links or names)."""
 KINDS: Final = ("user", "anonymous", "previous")
 """Identity kinds, in the order a linked set picks its profile id by."""
 
@@ -62,8 +64,8 @@ class Call(NamedTuple):
 
     @property
     def is_input(self) -> bool:
-        """Whether the engine reads the call (track, page and identify calls do)."""
-        return self.type != "alias"
+        """Whether the engine reads the call (track, page, screen and identify calls)."""
+        return self.type in INPUT_TYPES
 
 
 class PlanChange(NamedTuple):
@@ -176,10 +178,6 @@ class IdentityGraph:
         return Resolution(profile, tuple(sorted(old - {profile})))
 
 
-def _sorted_history(history: Iterable[Message]) -> list[Message]:
-    return sorted(history, key=lambda m: m.seq)
-
-
 class Resolver:
     """The resolution stage (see the module): ``feed`` an item of the log, get the
     records for the keyed stage, numbered in the order they are emitted."""
@@ -202,16 +200,17 @@ class Resolver:
         pid, merged = self.graph.resolve(item)
         histories = self.histories
         out: list[Record] = []
-        for a in merged:
+        for a in merged:  # the merged-away inputs now belong to pid, as in the store
             out.append(MergedAway(self._next(), a, item.ts, pid, self.plan))
-            histories.setdefault(pid, []).extend(histories.pop(a, ()))
+            moved = [m._replace(profile_id=pid) for m in histories.pop(a, ())]
+            histories.setdefault(pid, []).extend(moved)
         message = None
         if item.is_input:
             message = Message(0, pid, item.ts, item.name, item.payload, item.message_id, self.plan)
             histories.setdefault(pid, []).append(message._replace(seq=item.seq))
         if merged:
             history = histories.setdefault(pid, [])
-            history[:] = _sorted_history(history)
+            history.sort(key=lambda m: m.seq)
             out.append(Merge(self._next(), pid, item.ts, merged, tuple(history), self.plan))
         elif message is not None:
             out.append(message._replace(seq=self._next()))

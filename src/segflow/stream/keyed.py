@@ -41,9 +41,6 @@ from segflow.realtime.values import NEVER
 CLOCK_KEY: Final = ""
 """The key of clock ticks: rows that only move the watermark (no profile has this id)."""
 
-FIELD_PREFIXES: Final = ("properties.", "context.")
-TRAIT_PREFIX: Final = "traits."
-
 
 class Message(NamedTuple):
     """One resolved input: ``seq`` its offset in the log (arrival order), ``ts`` its
