@@ -30,7 +30,6 @@ from segflow.stream.keyed import (
 )
 from segflow.stream.reference import run_in_process
 from tests.unit.stream.cases import (
-    EDGE_CONDITIONS,
     D,
     H,
     absent_edges,
@@ -322,7 +321,6 @@ def test_state_round_trips_as_bytes_and_names_its_profile() -> None:
     assert (gone.state, gone.deadline) == (None, None)
     assert {c.segment_id for c in gone.changes} == {"edge_viewed_7d", "edge_no_order_30d"}
     assert {c.reason for c in gone.changes} == {Reason.MERGED}
-    assert len(EDGE_CONDITIONS) == len(ENGINE.segment_ids)
 
 
 def test_timer_fires_once_the_watermark_passes_the_deadline() -> None:
