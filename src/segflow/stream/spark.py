@@ -2,11 +2,14 @@
 
 ``SegmentProcessor`` is a stateful processor keyed by profile id: its keyed state (one
 ``ValueState``) holds the engine's state of the profile, serialised, and the event-time
-timer it has set; on input it applies the profile's new messages, on a timer it lets
-event time pass up to just before the watermark, and either way it sets one timer at
-the profile's next deadline and emits the membership changes.  ``run`` drives a local
-session over messages written as micro-batch files (the prototype; a production
-topology reads a durable log instead, see docs/scale.md).
+timer it has set; on input it folds the profile's new records (messages, merges, a
+merged-away notice, a plan change: ``segflow.stream.keyed``), on a timer it lets event
+time pass up to just before the watermark, and either way it sets one timer at the
+profile's next deadline and emits the membership changes; a profile merged away has its
+state and timers cleared.  Every plan the stream may switch to is known to the processor
+(numbered; a record carries the number in force).  ``run`` drives a local session over
+records written as micro-batch files by the resolution stage (the prototype; a
+production topology reads a durable log instead, see docs/scale.md).
 
 Instants: the engine works in µs, Spark's timers and watermark in ms.  A deadline ``d``
 gets the timer ``d // 1000 + 1`` ms, which fires once the watermark ``W`` reaches it;
@@ -56,10 +59,11 @@ from segflow.stream.keyed import (
     CLOCK_KEY,
     KeyedStep,
     Message,
+    Record,
     Step,
-    decode_payload,
-    encode_payload,
     fired_upto,
+    record_of,
+    record_payload,
     timer_ms,
 )
 
@@ -68,13 +72,16 @@ INPUT_SCHEMA: Final = StructType(
         StructField("profile_id", StringType(), False),
         StructField("seq", LongType(), False),
         StructField("ts", LongType(), False),
+        StructField("kind", StringType(), False),
         StructField("name", StringType(), True),
         StructField("payload", StringType(), False),
         StructField("message_id", StringType(), False),
+        StructField("plan", LongType(), False),
     ]
 )
-"""An input row: a message resolved to its profile (``ts`` event time in µs, ``seq``
-its offset in the log, ``name`` None for an identify call, ``payload`` JSON)."""
+"""An input row: a record resolved to its profile (``ts`` event time in µs, ``seq`` its
+offset in the log, ``kind`` message, merge, merged_away or replan, ``name`` None for an
+identify call, ``payload`` JSON, ``plan`` the number of the plan in force)."""
 
 CHANGE_SCHEMA: Final = StructType(
     [
@@ -111,13 +118,12 @@ def _engine(plan: Plan) -> ProfileEngine:
 class SegmentProcessor(StatefulProcessor):
     """The engine as a Spark stateful processor keyed by profile id (see the module)."""
 
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
-        self.versions = {sid: s.version for sid, s in plan.segments.items()}
+    def __init__(self, plans: Plan | Sequence[Plan]) -> None:
+        self.plans = (plans,) if isinstance(plans, Plan) else tuple(plans)
 
     def init(self, handle: StatefulProcessorHandle) -> None:
         self.handle = handle
-        self.step = KeyedStep(_engine(self.plan))
+        self.step = KeyedStep([_engine(p) for p in self.plans])
         self.state = handle.getValueState("profile", STATE_SCHEMA)
 
     def _load(self) -> tuple[bytes | None, int | None]:
@@ -134,25 +140,28 @@ class SegmentProcessor(StatefulProcessor):
         """Keep the new state, set a timer when the deadline came before the one set, and
         emit the changes.  A deadline that moved later keeps its earlier timer, which then
         fires early, finds nothing due and sets the next one: one state call less per
-        input than deleting it, and firing early changes nothing."""
+        input than deleting it, and firing early changes nothing.  A step that leaves no
+        state (the profile was merged away) clears the key and deletes its timers."""
+        if step.state is None:
+            if old is not None:
+                for t in list(self.handle.listTimers()):
+                    self.handle.deleteTimer(t)
+                self.state.clear()
+            yield from self._emit(step)
+            return
         due = None if step.deadline is None else timer_ms(step.deadline)
         if due is not None and (timer is None or due < timer):
             self.handle.registerTimer(due)
             timer = due
         if step.state != old or timer != kept:
             self.state.update((step.state, timer))
+        yield from self._emit(step)
+
+    def _emit(self, step: Step) -> Iterator[pd.DataFrame]:
         if step.changes:
-            versions = self.versions
             yield pd.DataFrame(
                 [
-                    (
-                        c.segment_id,
-                        c.profile_id,
-                        c.entered,
-                        to_us(c.at),
-                        str(c.reason),
-                        versions[c.segment_id],
-                    )
+                    (c.segment_id, c.profile_id, c.entered, to_us(c.at), str(c.reason), c.version)
                     for c in step.changes
                 ],
                 columns=CHANGE_COLUMNS,
@@ -167,26 +176,30 @@ class SegmentProcessor(StatefulProcessor):
             return
         frame = pd.concat(frames) if len(frames) > 1 else frames[0]
         frame = frame.sort_values("seq", kind="stable")
-        messages = [
-            Message(
+        records = [
+            record_of(
+                str(kind),
                 int(seq),
                 profile_id,
                 int(ts),
                 None if name is None or pd.isna(name) else str(name),
-                decode_payload(payload),
+                payload,
                 str(mid),
+                int(plan),
             )
-            for seq, ts, name, payload, mid in zip(
+            for seq, ts, kind, name, payload, mid, plan in zip(
                 frame["seq"],
                 frame["ts"],
+                frame["kind"],
                 frame["name"],
                 frame["payload"],
                 frame["message_id"],
+                frame["plan"],
                 strict=True,
             )
         ]
         blob, timer = self._load()
-        yield from self._keep(self.step.inputs(profile_id, blob, messages), blob, timer, timer)
+        yield from self._keep(self.step.inputs(profile_id, blob, records), blob, timer, timer)
 
     def handleExpiredTimer(
         self, key: Any, timerValues: TimerValues, expiredTimerInfo: ExpiredTimerInfo
@@ -230,7 +243,7 @@ def session(
     return spark
 
 
-def changes_of(inputs: DataFrame, plan: Plan, lateness_ms: int = 0) -> DataFrame:
+def changes_of(inputs: DataFrame, plans: Plan | Sequence[Plan], lateness_ms: int = 0) -> DataFrame:
     """The change stream of an input stream (``INPUT_SCHEMA``): watermarked on event time
     ``lateness_ms`` behind the latest input, keyed by profile, through
     ``SegmentProcessor``."""
@@ -239,7 +252,7 @@ def changes_of(inputs: DataFrame, plan: Plan, lateness_ms: int = 0) -> DataFrame
         .withWatermark(EVENT_TIME, f"{lateness_ms} milliseconds")
         .groupBy("profile_id")
         .transformWithStateInPandas(
-            statefulProcessor=SegmentProcessor(plan),
+            statefulProcessor=SegmentProcessor(plans),
             outputStructType=CHANGE_SCHEMA,
             outputMode="Append",
             timeMode="EventTime",
@@ -247,28 +260,33 @@ def changes_of(inputs: DataFrame, plan: Plan, lateness_ms: int = 0) -> DataFrame
     )
 
 
-def _rows(messages: Sequence[Message]) -> pa.Table:
+def _rows(records: Sequence[Record]) -> pa.Table:
+    kinds, payloads = zip(*(record_payload(r) for r in records), strict=True)
     return pa.table(
         {
-            "profile_id": [m.profile_id for m in messages],
-            "seq": pa.array([m.seq for m in messages], pa.int64()),
-            "ts": pa.array([m.ts for m in messages], pa.int64()),
-            "name": pa.array([m.name for m in messages], pa.string()),
-            "payload": [encode_payload(m.payload) for m in messages],
-            "message_id": [m.message_id for m in messages],
+            "profile_id": [r.profile_id for r in records],
+            "seq": pa.array([r.seq for r in records], pa.int64()),
+            "ts": pa.array([r.ts for r in records], pa.int64()),
+            "kind": list(kinds),
+            "name": pa.array(
+                [r.name if isinstance(r, Message) else None for r in records], pa.string()
+            ),
+            "payload": list(payloads),
+            "message_id": [r.message_id if isinstance(r, Message) else "" for r in records],
+            "plan": pa.array([r.plan for r in records], pa.int64()),
         }
     )
 
 
-def write_batches(messages: Sequence[Message], directory: Path, batches: int, tick_ms: int) -> int:
-    """Write ``messages`` (in arrival order) as ``batches`` Parquet files, one per
+def write_batches(records: Sequence[Record], directory: Path, batches: int, tick_ms: int) -> int:
+    """Write ``records`` (in arrival order) as ``batches`` Parquet files, one per
     micro-batch, then two clock ticks stamped ``tick_ms`` (the first moves the watermark,
     the second runs a batch with it); return the number of files.  File times increase
     with the file number (the file source reads the oldest first)."""
     directory.mkdir(parents=True, exist_ok=True)
-    size = max(1, -(-len(messages) // batches))
-    parts = [messages[i : i + size] for i in range(0, len(messages), size)]
-    tick = Message(len(messages), CLOCK_KEY, tick_ms * 1000, None, {}, "")
+    size = max(1, -(-len(records) // batches))
+    parts: list[Sequence[Record]] = [records[i : i + size] for i in range(0, len(records), size)]
+    tick = Message(len(records), CLOCK_KEY, tick_ms * 1000, None, {}, "")
     parts += [[tick], [tick]]
     base = time.time() - len(parts) - 10
     for i, part in enumerate(parts):
@@ -297,8 +315,8 @@ class StreamRun:
 
 def run(
     spark: SparkSession,
-    plan: Plan,
-    messages: Sequence[Message],
+    plans: Plan | Sequence[Plan],
+    records: Sequence[Record],
     work: Path,
     *,
     batches: int,
@@ -306,19 +324,20 @@ def run(
     lateness_ms: int = 0,
     name: str = "segflow_changes",
 ) -> StreamRun:
-    """Stream ``messages`` (in arrival order) through ``SegmentProcessor`` in ``batches``
-    micro-batches, the watermark ``lateness_ms`` behind the latest input, and return the
-    change log once the watermark reached ``end_ms`` (every deadline before
-    ``end_ms * 1000`` µs has fired).  ``work`` is emptied first."""
+    """Stream ``records`` (the resolution stage's, in arrival order) through
+    ``SegmentProcessor`` in ``batches`` micro-batches, the watermark ``lateness_ms``
+    behind the latest input, and return the change log once the watermark reached
+    ``end_ms`` (every deadline before ``end_ms * 1000`` µs has fired).  ``plans``: the
+    plans by number.  ``work`` is emptied first."""
     shutil.rmtree(work, ignore_errors=True)
     source = work / "input"
-    write_batches(messages, source, batches, end_ms + lateness_ms)
+    write_batches(records, source, batches, end_ms + lateness_ms)
     inputs = (
         spark.readStream.schema(INPUT_SCHEMA).option("maxFilesPerTrigger", 1).parquet(str(source))
     )
     started = time.perf_counter()
     query = (
-        changes_of(inputs, plan, lateness_ms)
+        changes_of(inputs, plans, lateness_ms)
         .writeStream.format("memory")
         .queryName(name)
         .option("checkpointLocation", str(work / "checkpoint"))
