@@ -46,7 +46,8 @@ from segflow.service.ingest import Ingestor
 from segflow.service.stream_tokens import PREFIX as STREAM_TOKEN_PREFIX
 from segflow.service.stream_tokens import StreamTokens
 from segflow.store.duckdb.clustering import TAIL_CHUNK_ROWS
-from segflow.store.duckdb.keys import ApiKey, KeyStore
+from segflow.store.duckdb.keys import KeyStore
+from segflow.store.records.keys import ApiKey
 
 if TYPE_CHECKING:
     from segflow.service.live import LiveEvaluator

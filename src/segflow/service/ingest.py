@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import duckdb
 
 from segflow.model.events import IngestError, IngestProblem
-from segflow.store.duckdb.load import StoredEvents
 from segflow.store.duckdb.store import DuckDBStore
+from segflow.store.records.history import StoredEvents
 
 if TYPE_CHECKING:
     from segflow.service.live import LiveEvaluator

@@ -43,9 +43,9 @@ from segflow.realtime import (
 )
 from segflow.service.handle import Segflow
 from segflow.service.segments import EditDiff, edit_diffs
-from segflow.store.duckdb.history import EventRow, HistoryReader, MessageFields, StoredTrait
+from segflow.store.duckdb.history import HistoryReader, MessageFields
 from segflow.store.duckdb.live import LiveSnapshot
-from segflow.store.duckdb.load import StoredEvents
+from segflow.store.records.history import EventRow, StoredEvents, StoredTrait
 
 US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000
