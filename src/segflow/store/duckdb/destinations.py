@@ -1,4 +1,5 @@
-"""Destinations, their delivery outbox, full syncs and the delivery log in DuckDB.
+"""Destinations, their delivery outbox, full syncs and the delivery log in DuckDB (the
+records it hands out: ``store.records.destinations``).
 
 A destination (webhook, Redis stream, NATS JetStream subject, files in a directory)
 subscribes to segments and priority groups (a group's changes are its resolved
