@@ -50,7 +50,7 @@ from segflow.model.definition import Holdout  # noqa: E402
 from segflow.service.delivery import DeliverySettings  # noqa: E402
 from segflow.service.destinations import DestinationWorker  # noqa: E402
 from segflow.service.handle import Segflow  # noqa: E402
-from segflow.store.duckdb.destinations import Destination  # noqa: E402
+from segflow.store.records.destinations import Destination  # noqa: E402
 
 
 def port_open(port: int) -> bool:

@@ -163,7 +163,7 @@ def test_redis_stream_gets_changes_and_syncs_without_held_out_members(
 def test_a_resent_record_is_added_to_the_stream_once(redis_stream: tuple[Any, str]) -> None:
     from segflow.service.delivery import DeliverySettings
     from segflow.service.sinks import Record, RedisSink
-    from segflow.store.duckdb.destinations import Destination
+    from segflow.store.records.destinations import Destination
 
     client, stream = redis_stream
     dest = Destination(id="d", name="", kind="redis", segments=("s",), config={"stream": stream})

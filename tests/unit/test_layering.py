@@ -240,9 +240,11 @@ def test_module_outside_store_never_touches_the_connection(path: Path) -> None:
     assert lines == []
 
 
-@pytest.mark.parametrize(
-    "path", sorted((SRC / "store").glob("*.py")), ids=lambda p: str(p.relative_to(SRC))
-)
+ENGINE_NEUTRAL_STORE = sorted([*(SRC / "store").glob("*.py"), *_files("store/records")])
+"""``store/`` itself and its records: the protocols and plain types every engine shares."""
+
+
+@pytest.mark.parametrize("path", ENGINE_NEUTRAL_STORE, ids=_ids)
 def test_the_engine_neutral_store_modules_run_no_sql(path: Path) -> None:
     """``store/`` itself holds what every engine shares; each engine's SQL is in its package."""
     text = path.read_text(encoding="utf-8")
@@ -263,6 +265,33 @@ def _every_import(path: Path) -> Iterator[str]:
 @pytest.mark.parametrize("path", _files("cli"), ids=lambda p: str(p.relative_to(SRC)))
 def test_the_cli_reaches_the_store_only_through_the_service(path: Path) -> None:
     assert [m for m in _every_import(path) if m.startswith("segflow.store")] == []
+
+
+DUCKDB_IMPORTS_ABOVE_THE_STORE: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("service/handle.py", "segflow.store.duckdb.stores"),
+        ("service/handle.py", "segflow.store.duckdb.destinations"),
+        ("service/destinations.py", "segflow.store.duckdb.destinations"),
+        ("api/deps.py", "segflow.store.duckdb.clustering"),
+        ("api/routes/destinations.py", "segflow.store.duckdb.destinations"),
+    }
+)
+"""The only DuckDB engine modules the service and the shells still import: opening the
+store objects over a file, the destination store (no protocol yet) and the writer's
+compaction chunk.  Everything else they hold is a protocol or a record."""
+
+
+def test_the_service_and_shells_import_only_the_listed_duckdb_modules() -> None:
+    """Above the store, types come from ``store.protocols`` and ``store.records``; the
+    DuckDB imports left are exactly the listed ones (an entry no longer needed must be
+    taken off the list)."""
+    found = {
+        (_ids(path), module)
+        for path in _files("service", "api", "cli", "edge", "analytics", "server.py")
+        for module in _every_import(path)
+        if module == "segflow.store.duckdb" or module.startswith("segflow.store.duckdb.")
+    }
+    assert found == DUCKDB_IMPORTS_ABOVE_THE_STORE
 
 
 def test_the_edge_process_loads_nothing_of_the_engine() -> None:

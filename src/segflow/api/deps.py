@@ -46,7 +46,8 @@ from segflow.service.ingest import Ingestor
 from segflow.service.stream_tokens import PREFIX as STREAM_TOKEN_PREFIX
 from segflow.service.stream_tokens import StreamTokens
 from segflow.store.duckdb.clustering import TAIL_CHUNK_ROWS
-from segflow.store.duckdb.keys import ApiKey, KeyStore
+from segflow.store.protocols import ApiKeyStore
+from segflow.store.records.keys import ApiKey
 
 if TYPE_CHECKING:
     from segflow.service.live import LiveEvaluator
@@ -147,7 +148,7 @@ class ServerContext:
     lock: threading.RLock = field(default_factory=threading.RLock)
     clock: Clock = field(default_factory=WallClock)
     settings: Settings = field(default_factory=Settings)
-    keys: KeyStore | None = None
+    keys: ApiKeyStore | None = None
     ingestor: Ingestor | None = None
     """The group-commit writer (``create_app`` makes one when none is given)."""
     suppressed: Suppressions = field(default_factory=Suppressions)
@@ -163,7 +164,7 @@ class ServerContext:
                 self.keys = self.app.key_store()
 
     @property
-    def key_store(self) -> KeyStore:
+    def key_store(self) -> ApiKeyStore:
         assert self.keys is not None
         return self.keys
 

@@ -54,13 +54,13 @@ from segflow.service.sinks import (
     SinkError,
     make_sink,
 )
-from segflow.store.duckdb.destinations import (
+from segflow.store.duckdb.destinations import DestinationStore
+from segflow.store.records.destinations import (
     CREDENTIALS,
     DEAD,
     KINDS,
     Delivery,
     Destination,
-    DestinationStore,
     Sync,
     idempotency_key,
 )

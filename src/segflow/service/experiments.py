@@ -26,7 +26,7 @@ from segflow.analytics.experiments import (
     sample_size_rates,
 )
 from segflow.model.time import format_instant, utcnow
-from segflow.store.duckdb.experiments import ArmOutcome, CohortMember
+from segflow.store.records.experiments import ArmOutcome, CohortMember
 
 if TYPE_CHECKING:
     from segflow.service.handle import Segflow

@@ -32,10 +32,10 @@ from segflow.store.duckdb.stores import DuckDBStores
 if TYPE_CHECKING:
     from segflow.model.consent import UnknownConsent
     from segflow.store.duckdb.destinations import DestinationStore
-    from segflow.store.duckdb.keys import KeyStore
     from segflow.store.engines import LoadReport
     from segflow.store.protocols import (
         AnalyticsStore,
+        ApiKeyStore,
         BatchEvaluator,
         ChangeLog,
         ComputedTraitStore,
@@ -169,7 +169,7 @@ class Segflow:
         """The stored membership change log."""
         return self.stores.changes()
 
-    def key_store(self) -> KeyStore:
+    def key_store(self) -> ApiKeyStore:
         """The API keys (read into memory on opening)."""
         return self.stores.keys()
 

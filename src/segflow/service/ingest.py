@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 import duckdb
 
 from segflow.model.events import IngestError, IngestProblem
-from segflow.store.duckdb.load import StoredEvents
-from segflow.store.duckdb.store import DuckDBStore
+from segflow.store.protocols import GroupCommitStore
+from segflow.store.records.history import StoredEvents
 
 if TYPE_CHECKING:
     from segflow.service.live import LiveEvaluator
@@ -170,7 +170,7 @@ class Ingestor:
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: GroupCommitStore,
         live: LiveEvaluator | None,
         lock: threading.RLock,
         settings: WriterSettings,

@@ -43,9 +43,8 @@ from segflow.realtime import (
 )
 from segflow.service.handle import Segflow
 from segflow.service.segments import EditDiff, edit_diffs
-from segflow.store.duckdb.history import EventRow, HistoryReader, MessageFields, StoredTrait
-from segflow.store.duckdb.live import LiveSnapshot
-from segflow.store.duckdb.load import StoredEvents
+from segflow.store.protocols import HistoryReads, LiveStore, StoreSnapshot
+from segflow.store.records.history import EventRow, StoredEvents, StoredTrait
 
 US = timedelta(microseconds=1)
 REPLAY_FLUSH = 20_000
@@ -158,7 +157,7 @@ class LiveEvaluator:
     def __init__(self, app: Segflow, clock: Clock) -> None:
         self.app = app
         self.clock = clock
-        self.store = app.stores.live()
+        self.store: LiveStore = app.stores.live()
         self.reader = self.store.reader
         self.log = self.store.log
         self._subscribers: list[Subscriber] = []
@@ -254,7 +253,7 @@ class LiveEvaluator:
         upto_wseq: int | None,
         profiles: Iterable[str] | None = None,
         inputs_upto_at: bool = False,
-        reader: HistoryReader | None = None,
+        reader: HistoryReads | None = None,
         entries: dict[str, list[Change]] | None = None,
     ) -> dict[str, ProfileState]:
         """States of every profile (or of ``profiles``) as of ``at`` from stored history:
@@ -733,7 +732,7 @@ class LiveEvaluator:
         ):
             return None
         names = self._names
-        reader = MessageFields(self._paths, fresh.fields, fresh.columns)
+        reader = self.store.message_fields(self._paths, fresh.fields, fresh.columns)
         rows: list[EventRow] = []
         for _seq, pid, ts, msg in fresh.rows:
             name = call_name(msg.type, msg.event)
@@ -822,12 +821,12 @@ class LiveEvaluator:
         (diff,) = edit_diffs(self.app, [segment], self._now(), self, changed_only=False)
         return diff
 
-    def open_snapshot(self) -> LiveSnapshot:
+    def open_snapshot(self) -> StoreSnapshot:
         """One snapshot of the store, for ``prepare_save`` (call under the store lock;
         read it without; close it after)."""
         return self.store.open_snapshot()
 
-    def prepare_save(self, segment: Segment, snapshot: LiveSnapshot) -> PreparedSave | None:
+    def prepare_save(self, segment: Segment, snapshot: StoreSnapshot) -> PreparedSave | None:
         """The heavy part of saving ``segment``, done over ``snapshot`` (from
         ``open_snapshot``; rolled back here) without the store lock, so ingestion goes
         on meanwhile: the new engine, every profile's state under it and the batch

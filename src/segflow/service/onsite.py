@@ -30,7 +30,7 @@ import orjson
 if TYPE_CHECKING:
     from segflow.service.handle import Segflow
     from segflow.service.live import LiveEvaluator
-    from segflow.store.duckdb.load import StoredEvents
+    from segflow.store.records.history import StoredEvents
 
 ROUTE: Final = "/v1/onsite/segments"
 COOKIE: Final = "ajs_anonymous_id"

@@ -56,7 +56,7 @@ from segflow.service.delivery import (
     check_target,
     sign,
 )
-from segflow.store.duckdb.destinations import Destination
+from segflow.store.records.destinations import Destination
 
 MANIFEST: Final = "manifest.json"
 FILE_FORMATS: Final = ("jsonl", "csv", "parquet")

@@ -8,11 +8,12 @@ is the embedded default.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,8 @@ from segflow.model.definition import Segment
 from segflow.model.events import IngestReport
 from segflow.model.groups import Group
 from segflow.model.suppressions import Suppressions
+from segflow.store.records.history import EventRow, FieldInfo, StoredEvents, StoredTrait
+from segflow.store.records.keys import ApiKey, NewKey
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -99,6 +102,41 @@ class FileEventStore(EventStore, Protocol):
         progress: Progress | None = None,
         once: bool = False,
     ) -> IngestReport: ...
+
+
+class GroupCommitStore(EventStore, Protocol):
+    """What the server's group-commit writer calls (``store.duckdb.store.DuckDBStore``
+    on DuckDB): one transaction a group, described in ``last_load`` when asked, and the
+    idle upkeep between groups."""
+
+    last_load: StoredEvents | None
+    """What the latest ``ingest_messages(..., describe=True)`` stored (else None)."""
+
+    def ingest_messages(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        source: str = "api",
+        *,
+        skip_invalid: bool = False,
+        json_values: bool = False,
+        describe: bool = False,
+    ) -> IngestReport: ...
+
+    def threads(self, n: int | None, *, keep: bool = False) -> AbstractContextManager[None]:
+        """Run the engine with ``n`` threads inside the block (None: as configured);
+        ``keep``: leave them set until ``restore_threads``."""
+        ...
+
+    def restore_threads(self) -> None: ...
+
+    def checkpoint_if(self, wal_bytes: int) -> bool:
+        """Checkpoint when the write-ahead log holds more than ``wal_bytes``."""
+        ...
+
+    def compact_tail(self, chunk: int | None = None) -> dict[str, int]:
+        """Re-sort the rows stored since the last compaction, a chunk at a time; the
+        rows rewritten by table."""
+        ...
 
 
 # -- membership change log ------------------------------------------------------------
@@ -378,6 +416,131 @@ class BatchEvaluator(Protocol):
         ...
 
 
+# -- the live evaluator's history -------------------------------------------------------
+
+
+class HistoryReads(Protocol):
+    """Stored history as the live evaluator reads it (``store.duckdb.history.HistoryReader``
+    on DuckDB): events and trait writes in batches, bounded by their insertion numbers
+    (``seq`` for events, ``wseq`` for trait writes), and the profiles and merges since a
+    mark."""
+
+    def max_seq(self) -> int: ...
+
+    def max_wseq(self, after: int = 0) -> int: ...
+
+    def events(
+        self,
+        names: Collection[str],
+        paths: Collection[str],
+        *,
+        after_seq: int | None = None,
+        upto_seq: int | None = None,
+        profiles: Collection[str] | None = None,
+        order: Literal["profile", "time"] = "profile",
+        after_ts: int | None = None,
+        upto_ts: int | None = None,
+    ) -> Iterator[list[EventRow]]: ...
+
+    def traits(
+        self,
+        keys: Collection[str],
+        *,
+        after_seq: int | None = None,
+        upto_seq: int | None = None,
+        standalone: bool = True,
+        upto_wseq: int | None = None,
+        profiles: Collection[str] | None = None,
+        order: Literal["profile", "time"] = "profile",
+        after_ts: int | None = None,
+        upto_ts: int | None = None,
+    ) -> Iterator[list[StoredTrait]]: ...
+
+    def standalone_traits(
+        self,
+        keys: Collection[str],
+        *,
+        after_wseq: int,
+        upto_wseq: int,
+        after_seq: int,
+        upto_seq: int,
+    ) -> Iterator[list[StoredTrait]]: ...
+
+    def profiles_after(self, after_seq: int, upto_seq: int | None = None) -> list[str]: ...
+
+    def profiles_written_after(self, after_wseq: int, upto_wseq: int) -> list[str]: ...
+
+    def profile_ids(self) -> list[str]: ...
+
+    def has_profile(self, profile_id: str) -> bool: ...
+
+    def static_members(self) -> dict[str, set[str]]:
+        """Profile id -> static segment ids it is a member of."""
+        ...
+
+    def merge_mark(self) -> tuple[datetime | None, frozenset[tuple[str, str]]]: ...
+
+    def merges_since(
+        self, mark: tuple[datetime | None, frozenset[tuple[str, str]]]
+    ) -> list[tuple[str, str]]: ...
+
+
+MessageFieldReader = Callable[[Mapping[str, Any]], dict[str, Any] | None]
+"""A message's properties/context/traits -> its fields exactly as the history reader
+would read them back once stored, or None when that cannot be told from the message."""
+
+
+class StoreSnapshot(Protocol):
+    """One snapshot of the store, readable without the store lock
+    (``store.duckdb.live.LiveSnapshot`` on DuckDB)."""
+
+    @property
+    def reader(self) -> HistoryReads: ...
+
+    @property
+    def registry(self) -> SegmentStore: ...
+
+    @property
+    def batch(self) -> BatchEvaluator: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LiveStore(Protocol):
+    """What the live evaluator reads and writes (``store.duckdb.live.DuckDBLive`` on
+    DuckDB): the history reader, the change log, one transaction for the changes and
+    marks of a step, and the snapshots saves are prepared on."""
+
+    @property
+    def reader(self) -> HistoryReads: ...
+
+    @property
+    def log(self) -> ChangeLog: ...
+
+    def first_seen(self) -> dict[str, datetime]: ...
+
+    def first_event_at(self) -> datetime | None: ...
+
+    def begin(self) -> bool:
+        """Open a transaction; False when one is already open."""
+        ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def open_snapshot(self) -> StoreSnapshot: ...
+
+    def message_fields(
+        self, paths: Collection[str], fields: Mapping[str, FieldInfo], columns: Collection[str]
+    ) -> MessageFieldReader:
+        """How the fields in ``paths`` of a message just stored read back, given the
+        field catalog and the events table's columns after its load."""
+        ...
+
+
 # -- cost estimates -------------------------------------------------------------------
 
 
@@ -528,3 +691,30 @@ class ConsentStore(Protocol):
     def consent(
         self, profile_ids: Sequence[str] | None = None, channel: str | None = None
     ) -> dict[str, dict[str, Consent]]: ...
+
+
+# -- API keys -----------------------------------------------------------------------------
+
+
+class ApiKeyStore(Protocol):
+    """The API keys (``store.duckdb.keys.KeyStore`` on DuckDB): only digests are
+    stored; the active keys are held in memory, so verifying one runs no query."""
+
+    listeners: list[Callable[[], None]]
+    """Called after every change of the active keys."""
+
+    def create(self, kind: str, name: str = "", origins: Sequence[str] = ()) -> NewKey: ...
+
+    def revoke(self, key_id: str) -> ApiKey: ...
+
+    def verify(self, token: str) -> ApiKey | None: ...
+
+    def is_active(self, key_id: str) -> bool: ...
+
+    def admin_digests(self) -> list[str]: ...
+
+    def publishable(self) -> dict[str, list[str]]:
+        """The active publishable keys' digests -> their allowed origins."""
+        ...
+
+    def list(self) -> list[ApiKey]: ...

@@ -19,7 +19,7 @@ from segflow.model.audiences import (
     sha256_hex,
 )
 from segflow.service.sinks import AudienceSink, Record
-from segflow.store.duckdb.destinations import Destination
+from segflow.store.records.destinations import Destination
 
 TEST_EMAIL = "973dfe463ec85785f5f95af5ba3906eedb2d931c24e69824a89ea65dba4e813b"
 """sha256("test@example.com")"""

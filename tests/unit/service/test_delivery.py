@@ -16,7 +16,8 @@ from segflow.model.time import utcnow
 from segflow.service.delivery import DeliverySettings, TargetRefused, check_target
 from segflow.service.destinations import DestinationWorker
 from segflow.service.handle import Segflow
-from segflow.store.duckdb.destinations import Destination, DestinationStore
+from segflow.store.duckdb.destinations import DestinationStore
+from segflow.store.records.destinations import Destination
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import pytest
 from segflow.service.delivery import DeliverySettings
 from segflow.service.destinations import InvalidDestination, parse_destination
 from segflow.service.sinks import KLAVIYO_REVISION, EspSink, Record, SinkError
-from segflow.store.duckdb.destinations import Destination
+from segflow.store.records.destinations import Destination
 
 KEY = "0123456789abcdef-us6"
 

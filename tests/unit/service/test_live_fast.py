@@ -24,7 +24,7 @@ from segflow.realtime import VirtualClock
 from segflow.service.handle import Segflow
 from segflow.service.live import LiveEvaluator
 from segflow.store.duckdb.history import MessageFields
-from segflow.store.duckdb.load import FieldInfo, StoredEvents
+from segflow.store.records.history import FieldInfo, StoredEvents
 from tests.helpers import Run
 from tests.strategies import LIVE_EXAMPLES, LiveScenario, live_scenarios
 

@@ -41,7 +41,8 @@ from segflow.service.destinations import (
     with_kept_key,
 )
 from segflow.service.segments import last_change_seq
-from segflow.store.duckdb.destinations import Destination, DestinationStore
+from segflow.store.duckdb.destinations import DestinationStore
+from segflow.store.records.destinations import Destination
 
 router = APIRouter(
     prefix="/v1/destinations",

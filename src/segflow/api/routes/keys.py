@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from segflow.api.deps import get_ctx, require_admin
 from segflow.api.http import ApiError
-from segflow.store.duckdb.keys import ApiKey
+from segflow.store.records.keys import ApiKey
 
 
 async def _admin(request: Request) -> ApiKey:

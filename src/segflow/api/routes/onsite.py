@@ -34,7 +34,7 @@ from segflow.service.onsite import (
     public_of,
     visitor_id,
 )
-from segflow.store.duckdb.keys import ApiKey
+from segflow.store.records.keys import ApiKey
 
 router = APIRouter(
     tags=["on-site"], responses={s: {"model": ErrorResponse} for s in (400, 401, 403)}

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 from segflow.api.deps import Ctx, admin_key, admin_only, stream_tokens
 from segflow.api.schemas import ErrorResponse, StreamTokenOut
 from segflow.model.time import format_instant
-from segflow.store.duckdb.keys import ApiKey
+from segflow.store.records.keys import ApiKey
 
 router = APIRouter(
     prefix="/v1/stream-tokens",

@@ -23,7 +23,7 @@ from segflow.api.schemas import (
     WebhookList,
     WebhookOut,
 )
-from segflow.store.duckdb.destinations import MARK, Delivery, Destination
+from segflow.store.records.destinations import MARK, Delivery, Destination
 
 router = APIRouter(
     prefix="/v1/webhooks",

@@ -6,7 +6,6 @@ one query."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -16,37 +15,10 @@ import pyarrow as pa
 from segflow.store.duckdb.batch import load_catalog, load_event_codes
 from segflow.store.duckdb.changes import CHANGES_DDL
 from segflow.store.duckdb.sql import quote_ident
+from segflow.store.records.experiments import EMPTY, ArmOutcome, CohortMember
 
 ORDER_EVENT: Final = "Order Completed"
 REVENUE: Final = "properties.revenue"
-
-
-@dataclass(frozen=True, slots=True)
-class ArmOutcome:
-    """One arm's members and their outcomes over the period: ``buyers`` had at least
-    one order; means and sample standard deviations (n - 1) are per member, a member
-    without orders counting as 0."""
-
-    n: int
-    buyers: int
-    orders_mean: float
-    orders_sd: float
-    revenue_mean: float
-    revenue_sd: float
-
-
-EMPTY: Final = ArmOutcome(0, 0, 0.0, 0.0, 0.0, 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class CohortMember:
-    """One member of an experiment's cohort: measured from ``entered`` (a joiner's
-    orders at that very instant, which made it enter, are left out: ``strict``)."""
-
-    profile_id: str
-    held_out: bool
-    entered: datetime
-    strict: bool
 
 
 class DuckDBExperiments:

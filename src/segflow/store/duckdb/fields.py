@@ -17,8 +17,9 @@ from typing import Any, Final, Protocol
 import duckdb
 
 from segflow.model.events import IngestReport, Message
-from segflow.store.duckdb.load import NEW, TRAIT_STAGE, FieldInfo, Load
+from segflow.store.duckdb.load import NEW, TRAIT_STAGE, Load
 from segflow.store.duckdb.sql import quote_str
+from segflow.store.records.history import FieldInfo
 
 
 class LoadTarget(Protocol):

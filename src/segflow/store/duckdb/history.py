@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal
 
 import duckdb
 import orjson
@@ -22,24 +21,10 @@ import orjson
 from segflow.model.definition import CALL_TYPES, PAGE_CALLS, SCREEN_CALLS
 from segflow.store.duckdb.catalog import table_columns
 from segflow.store.duckdb.marks import events_seq
+from segflow.store.records.history import EventRow, StoredTrait
 
 BATCH_ROWS: Final = 65_536
 _ROOTS: Final = ("properties", "context", "traits")
-
-
-EventRow: TypeAlias = tuple[str, int, str | None, dict[str, Any], str]
-"""One stored event as an engine input: (profile id, ts µs, name, fields, message id)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredTrait:
-    """One stored trait write (``value`` None clears the trait)."""
-
-    profile_id: str
-    ts: int
-    message_id: str
-    key: str
-    value: Any
 
 
 def _quote(name: str) -> str:
@@ -427,7 +412,7 @@ class HistoryReader:
         return [(str(a), str(b)) for a, b in rows if (str(a), str(b)) not in seen]
 
 
-__all__ = ["EventRow", "HistoryReader", "MessageFields", "StoredTrait"]
+__all__ = ["HistoryReader", "MessageFields"]
 
 
 def _narrowed(

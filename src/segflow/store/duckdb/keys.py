@@ -1,6 +1,4 @@
-"""API keys: write keys (ingestion only), admin keys (everything else) and
-publishable keys (the on-site segments read only, meant to sit in a shop's web pages;
-optionally limited to a list of allowed origins).
+"""API keys in DuckDB (their kinds and what a key is: ``store.records.keys``).
 
 Only the SHA-256 of a key is stored (keys are 256 random bits, so a plain hash is
 enough: nothing to brute-force); a presented key is hashed and its digest compared
@@ -13,17 +11,13 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Literal, cast
+from typing import Final, cast
 
 import duckdb
 
 from segflow.model.keys import digest, normalize_origins
-
-KeyKind = Literal["write", "admin", "publishable"]
-KINDS: Final = ("write", "admin", "publishable")
-PREFIX: Final[dict[str, str]] = {"write": "sfw_", "admin": "sfa_", "publishable": "sfp_"}
+from segflow.store.records.keys import KINDS, PREFIX, ApiKey, KeyKind, NewKey
 
 DDL: Final = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -36,27 +30,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS origins VARCHAR[];
 """
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """A stored key (never the secret itself)."""
-
-    id: str
-    kind: KeyKind
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None = None
-    origins: tuple[str, ...] = ()
-    """A publishable key's allowed origins (empty: any origin)."""
-
-
-@dataclass(frozen=True)
-class NewKey:
-    """A key just created: ``token`` is shown once and never stored."""
-
-    key: ApiKey
-    token: str
 
 
 class KeyStore:

@@ -4,15 +4,17 @@ its stored changes and marks share, and the read snapshot a save is prepared on.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 import duckdb
 
 from segflow.store.duckdb.batch import DuckDBBatch
 from segflow.store.duckdb.changes import MembershipChangeLog
-from segflow.store.duckdb.history import HistoryReader
+from segflow.store.duckdb.history import HistoryReader, MessageFields
 from segflow.store.duckdb.schema import LINK_TRAITS
 from segflow.store.duckdb.segments import SegmentRegistry
+from segflow.store.records.history import FieldInfo
 
 
 class LiveSnapshot:
@@ -79,3 +81,11 @@ class DuckDBLive:
         reader = HistoryReader(cursor)
         reader.max_seq()  # a first read fixes the snapshot
         return LiveSnapshot(cursor, reader)
+
+    def message_fields(
+        self, paths: Collection[str], fields: Mapping[str, FieldInfo], columns: Collection[str]
+    ) -> MessageFields:
+        """How the fields in ``paths`` of a message just stored read back
+        (``MessageFields``), given the field catalog and the events table's columns
+        after its load."""
+        return MessageFields(paths, fields, columns)

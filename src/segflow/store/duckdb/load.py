@@ -1,6 +1,6 @@
 """What the stagers, the field typing and the store's commit share about one load: the
-temporary tables rows are staged in, the core columns, what the load will change
-(``Load``) and what it stored (``StoredEvents``)."""
+temporary tables rows are staged in, the core columns and what the load will change
+(``Load``); what it stored is a ``store.records.history.StoredEvents``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import pyarrow as pa
-
-from segflow.model.events import Message
 
 ROOTS: Final = ("properties", "context", "traits")
 """The message objects whose leaves are the dynamic fields."""
@@ -37,15 +35,6 @@ CORE: Final = (
 """(column, DuckDB type, Arrow type) of the core fields, staged as columns of their own."""
 
 
-@dataclass(slots=True)
-class FieldInfo:
-    """A ``field_catalog`` row: the column type of a dotted path and whether some of
-    its values live in ``extra`` instead."""
-
-    type: str
-    overflow: bool = False
-
-
 @dataclass
 class Load:
     """What one load will change, applied by ``DuckDBStore.commit_load``."""
@@ -65,27 +54,3 @@ class Load:
     """The load's event names, when the stager knew them; None: read from the stage."""
     stage_columns: list[str] | None = None
     """The staging table's columns, when the stager knew them."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvents:
-    """The events one committed message load added, described for the live evaluator
-    (``LiveEvaluator.catch_up``) so that it need not read them back from DuckDB.
-
-    ``rows`` are (seq, profile id after identity resolution, timestamp in µs, the
-    parsed message) in ``seq`` order, every event with ``after_seq < seq <= upto_seq``;
-    ``fields`` is the field catalog after the load (it says which stored column, typed
-    or ``extra``, a value was read back from).  ``plain`` is False when some object key
-    holds a dot (a dotted path could then name two values): readers must not rebuild
-    field values from the messages then."""
-
-    after_seq: int
-    upto_seq: int
-    rows: list[tuple[int, str, int, Message]]
-    fields: dict[str, FieldInfo]
-    columns: frozenset[str]
-    """The events table's column names, lower case."""
-    traits: int
-    """Trait rows the load wrote (with its events)."""
-    merges: int
-    plain: bool

@@ -43,7 +43,7 @@ from segflow.store.duckdb.clustering import (
 )
 from segflow.store.duckdb.fields import Fields
 from segflow.store.duckdb.identity import connected_components
-from segflow.store.duckdb.load import NEW, ROOTS, TRAIT_STAGE, VALID, FieldInfo, Load, StoredEvents
+from segflow.store.duckdb.load import NEW, ROOTS, TRAIT_STAGE, VALID, Load
 from segflow.store.duckdb.loaded_files import LoadedFile, file_digest, is_loaded, record_loaded
 from segflow.store.duckdb.marks import events_seq, raise_events_seq
 from segflow.store.duckdb.message_index import MessageIndex
@@ -55,6 +55,7 @@ from segflow.store.duckdb.sql import quote_ident
 from segflow.store.duckdb.staging_messages import MessageStager
 from segflow.store.duckdb.staging_tables import TableStager
 from segflow.store.protocols import Progress, StrPath
+from segflow.store.records.history import FieldInfo, StoredEvents
 
 DEFAULT_PATH: Final = "segflow.duckdb"
 READ_BYTES: Final = 8 << 20

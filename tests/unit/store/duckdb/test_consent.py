@@ -16,7 +16,7 @@ import pytest
 
 from segflow.model.changes import LoggedChange, Reason
 from segflow.service.handle import Segflow
-from segflow.store.duckdb.destinations import Destination
+from segflow.store.records.destinations import Destination
 
 T0 = datetime(2026, 11, 20, 10, 0, 0)
 

@@ -23,7 +23,8 @@ from segflow.model.changes import LoggedChange, Reason
 from segflow.model.definition import Holdout
 from segflow.service.delivery import sign, verify
 from segflow.service.handle import Segflow
-from segflow.store.duckdb.destinations import MARK, Destination, DestinationStore
+from segflow.store.duckdb.destinations import DestinationStore
+from segflow.store.records.destinations import MARK, Destination
 
 T0 = datetime(2026, 11, 20, 10, 0, 0)
 
