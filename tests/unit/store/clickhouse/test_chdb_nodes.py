@@ -1,0 +1,200 @@
+"""The ClickHouse spellings of segflow's nodes, run on chDB: the bucket is
+``model.bucket.bucket_of`` exactly, the timestamp reader reads every ISO-8601
+date-time as the interpreter does and nothing else as a different instant, and the
+typed JSON reads take what DuckDB's take."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlglot import exp
+
+from segflow.batch.compile import BatchCompiler, json_pointer, parse_ts
+from segflow.batch.dialects import (
+    AsJsonText,
+    JsonBoolean,
+    JsonExists,
+    JsonNumber,
+    JsonString,
+    JsonText,
+    SegflowClickHouse,
+    SegflowDuckDB,
+)
+from segflow.model.bucket import bucket_of
+from segflow.plan.interpret import as_time
+from segflow.plan.planner import Plan
+from segflow.store.clickhouse.connection import Session, open_session
+from tests.unit.batch.test_parse_ts import TEXTS
+
+EPOCH = datetime(1970, 1, 1)
+TEXT = st.text(st.characters(blacklist_categories=["Cs"]), max_size=12)
+
+
+@pytest.fixture(scope="module")
+def ch() -> Iterator[Session]:
+    """One chDB session for the module's examples (values arrive as parameters)."""
+    with tempfile.TemporaryDirectory(prefix="segflow-chdb-nodes-") as tmp:
+        session = open_session(f"chdb://{tmp}")
+        yield session
+        session.close()
+
+
+def _one(ch: Session, sql: str) -> Any:
+    return ch.arrow(sql).column(0).to_pylist()
+
+
+def text(value: str) -> str:
+    """A string as a ClickHouse expression of its UTF-8 bytes (every text exactly)."""
+    return f"unhex('{value.encode().hex()}')"
+
+
+def texts(values: list[str]) -> str:
+    return f"arrayJoin([{', '.join(text(v) for v in values) or ''}])"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ids=st.lists(TEXT, min_size=1, max_size=60, unique=True), salt=TEXT)
+def test_the_clickhouse_bucket_is_the_python_bucket(ch: Session, ids: list[str], salt: str) -> None:
+    bucket = BatchCompiler(Plan(), {}, datetime(2026, 1, 1), dialect="clickhouse").bucket_sql(salt)
+    sql = bucket.sql(dialect=SegflowClickHouse)
+    got = _one(ch, f"SELECT {sql} FROM (SELECT {texts(ids)} AS profile_id) AS p")
+    assert got == [bucket_of(i, salt) for i in ids]
+
+
+READ = parse_ts(exp.column("v")).sql(dialect=SegflowClickHouse)
+
+
+def _read(ch: Session, value: str) -> datetime | None:
+    (micros,) = _one(ch, f"SELECT toUnixTimestamp64Micro({READ}) FROM (SELECT {text(value)} AS v)")
+    return None if micros is None else EPOCH + timedelta(microseconds=micros)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS)
+def test_a_text_is_never_read_as_another_instant(ch: Session, text: str) -> None:
+    got = _read(ch, text)
+    assert got is None or got == as_time(text), text
+
+
+INSTANTS = st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30))
+OFFSETS = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    t=INSTANTS,
+    zone=st.one_of(st.none(), st.just(UTC), OFFSETS),
+    sep=st.sampled_from(["T", " "]),
+    spec=st.sampled_from(["auto", "minutes", "seconds", "microseconds"]),
+)
+def test_every_iso_date_time_is_read_as_the_interpreter_reads_it(
+    ch: Session, t: datetime, zone: timezone | None, sep: str, spec: str
+) -> None:
+    text = t.replace(tzinfo=zone).isoformat(sep=sep, timespec=spec)
+    if zone is UTC and text.endswith("+00:00"):
+        text = text[:-6] + "Z"
+    expected = as_time(text)
+    assert expected is not None
+    assert _read(ch, text) == expected, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-09T12:00:00.5z",
+        " 2026-03-09 12:00 ",
+        "2026-03-09T12:00+02",
+        "2026-03-09T12:00:00-05:30",
+        "1850-06-01",
+        "2400-02-29T23:59:59.999999Z",
+    ],
+)
+def test_the_documented_forms_are_read(ch: Session, text: str) -> None:
+    assert _read(ch, text) == as_time(text) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["now", "today", "epoch", "infinity", "2026-02-29", "2026-01-01T24:00", "2026-01-01T12",
+     "20260101", "2026-13-01", "2026-01-01T12:00+24:00", "0000-01-01", "2026-01-01Z"],
+)  # fmt: skip
+def test_words_and_impossible_dates_are_no_instant(ch: Session, text: str) -> None:
+    assert _read(ch, text) is None
+
+
+DOCUMENTS = [
+    '{"a": {"b": 2}}',
+    '{"a": {"b": 2.5}}',
+    '{"a": {"b": -1e300}}',
+    '{"a": {"b": 12345678901234567890}}',
+    '{"a": {"b": "x/y \\u00e9 \\"q\\""}}',
+    '{"a": {"b": ""}}',
+    '{"a": {"b": true}}',
+    '{"a": {"b": false}}',
+    '{"a": {"b": null}}',
+    '{"a": {"b": [1, "x"]}}',
+    '{"a": {"b": {"c": 1}}}',
+    '{"a": {"c": 1}}',
+    '{"a": 1}',
+    '{"a/b": {"~c": "slash"}}',
+    "{}",
+]
+PATHS = ["a.b", "a/b.~c", "a"]
+READS = {
+    "number": JsonNumber,
+    "string": JsonString,
+    "boolean": JsonBoolean,
+    "exists": JsonExists,
+}
+
+
+def _reads(dialect: type, path: str) -> str:
+    ptr = exp.Literal.string(json_pointer(path))
+    doc = exp.column("doc")
+    parts = [k(this=doc.copy(), path=ptr.copy()).sql(dialect=dialect) for k in READS.values()]
+    return ", ".join(parts)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_typed_json_reads_are_duckdbs(ch: Session, path: str) -> None:
+    con = duckdb.connect()
+    try:
+        expected = con.execute(
+            f"SELECT {_reads(SegflowDuckDB, path)}"
+            " FROM (SELECT CAST(unnest($docs) AS JSON) AS doc)",
+            {"docs": DOCUMENTS},
+        ).fetchall()
+    finally:
+        con.close()
+    table = ch.arrow(
+        f"SELECT {_reads(SegflowClickHouse, path)} FROM (SELECT {texts(DOCUMENTS)} AS doc)"
+    )
+    got = list(zip(*(c.to_pylist() for c in table.columns), strict=True))
+    assert got == expected
+
+
+def test_json_texts_of_equal_values_are_equal(ch: Session) -> None:
+    """A value's JSON text is one text whether it comes from a typed column or from
+    the overflow document: ``distinct`` counts it once."""
+    ptr = exp.Literal.string(json_pointer("a"))
+    raw = JsonText(this=exp.column("doc"), path=ptr).sql(dialect=SegflowClickHouse)
+    cases: list[tuple[str, str]] = [
+        ("toNullable('x/y é\"')", '{"a": "x/y é\\""}'),
+        ("toNullable(2.5)", '{"a": 2.5}'),
+        ("toNullable(true)", '{"a": true}'),
+    ]
+    for value, doc in cases:
+        typed = AsJsonText(this=exp.maybe_parse(value, dialect="clickhouse")).sql(
+            dialect=SegflowClickHouse
+        )
+        (same,) = _one(ch, f"SELECT {typed} = {raw} FROM (SELECT {text(doc)} AS doc)")
+        assert same, (value, doc)
+    (absent,) = _one(ch, f"SELECT {raw} FROM (SELECT '{{}}' AS doc)")
+    assert absent is None
