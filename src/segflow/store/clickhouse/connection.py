@@ -47,16 +47,15 @@ def directory(url: str) -> Path:
 def check_directory(path: Path, *, create: bool) -> None:
     """``path`` is a directory this process may write (made when ``create`` and its
     parent exists), else one error naming what is wrong."""
-    if create and not path.exists() and path.parent.is_dir():
-        try:
+    try:
+        if create and not path.exists() and path.parent.is_dir():
             path.mkdir()
-        except OSError as e:
-            raise EngineUnavailable(
-                f"cannot make the chDB directory {path}: {e.strerror}"
-            ) from None
-    if not path.exists():
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as e:
+        raise EngineUnavailable(f"cannot use the chDB directory {path}: {e.strerror}") from None
+    if not exists:
         raise EngineUnavailable(f"chDB directory {path} does not exist")
-    if not path.is_dir():
+    if not is_dir:
         raise EngineUnavailable(f"chDB path {path} is not a directory")
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
         raise EngineUnavailable(f"chDB directory {path} is not writable by this user")

@@ -105,6 +105,30 @@ def _select(table: str, columns: Mapping[str, str]) -> str:
     return f"SELECT {', '.join(parts)} FROM {table}"
 
 
+UNREADABLE_JSON: Final = """
+SELECT count(*), min(t.fullkey || ' = ' || CAST(t.atom AS VARCHAR))
+FROM events AS e, json_tree(e.extra) AS t
+WHERE e.extra IS NOT NULL AND t.type IN ('DOUBLE', 'HUGEINT') AND (
+    regexp_full_match(CAST(t.atom AS VARCHAR), '-?[0-9]+')
+    OR isinf(TRY_CAST(CAST(t.atom AS VARCHAR) AS DOUBLE))
+)
+"""
+"""Overflow JSON numbers ClickHouse's reader takes otherwise than DuckDB's: an integer
+beyond 64 bits (read as a string) and a number beyond a double's range (the whole
+document then reads as invalid)."""
+
+
+def check_json(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a store whose overflow JSON holds a number ClickHouse reads otherwise."""
+    n, example = con.execute(UNREADABLE_JSON).fetchone() or (0, None)
+    if n:
+        raise ValueError(
+            f"events.extra holds {n} JSON number{'s' if n > 1 else ''} ClickHouse reads"
+            f" otherwise than DuckDB (an integer beyond 64 bits or beyond a double's range),"
+            f" e.g. {example}: this store cannot be copied to chDB"
+        )
+
+
 def _parquet(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
     """Write ``query``'s rows to ``path`` as Parquet; their number."""
     target = str(path).replace("'", "''")
@@ -123,6 +147,8 @@ def copy_store(source: duckdb.DuckDBPyConnection, target: Session) -> LoadReport
     absent = [t for t, cols in columns.items() if not cols]
     if absent:
         raise ValueError(f"the DuckDB store has no table {', '.join(absent)}: not a segflow store")
+    if "extra" in columns["events"]:
+        check_json(source)
     report = LoadReport(engine="ClickHouse")
     staged = [STAGING + t for t in TABLES]
     _drop(target, staged)

@@ -24,8 +24,10 @@ from segflow.batch.dialects import (
     JsonNumber,
     JsonString,
     JsonText,
+    Latest,
     SegflowClickHouse,
     SegflowDuckDB,
+    TopValue,
 )
 from segflow.model.bucket import bucket_of
 from segflow.plan.interpret import as_time
@@ -198,3 +200,22 @@ def test_json_texts_of_equal_values_are_equal(ch: Session) -> None:
         assert same, (value, doc)
     (absent,) = _one(ch, f"SELECT {raw} FROM (SELECT '{{}}' AS doc)")
     assert absent is None
+
+
+def test_top_value_breaks_ties_to_the_smallest_code_point(ch: Session) -> None:
+    top = TopValue(this=exp.column("v"), where=exp.column("ok")).sql(dialect=SegflowClickHouse)
+    rows = "[('b', true), ('é', true), ('é', true), ('z', true), ('z', true), ('c', false),"
+    rows += " ('c', false), ('c', false), (NULL, true), (NULL, true), (NULL, true)]"
+    source = f"(SELECT t.1 AS v, t.2 AS ok FROM (SELECT arrayJoin({rows}) AS t))"
+    assert _one(ch, f"SELECT {top} FROM {source}") == ["z"]  # 'z' < 'é' by code point
+    assert _one(ch, f"SELECT {top} FROM {source} WHERE v = 'c'") == [None]
+    assert _one(ch, f"SELECT {top} FROM {source} WHERE v IS NULL") == [None]
+
+
+def test_latest_takes_the_value_of_the_greatest_row_even_when_null(ch: Session) -> None:
+    latest = Latest(this=exp.column("v"), expressions=[exp.column("t"), exp.column("n")])
+    sql = latest.sql(dialect=SegflowClickHouse)
+    rows = "[(1, 1, toNullable(10.0)), (2, 1, 20.0), (2, 2, NULL), (0, 9, 30.0)]"
+    source = f"(SELECT x.1 AS t, x.2 AS n, x.3 AS v FROM (SELECT arrayJoin({rows}) AS x))"
+    assert _one(ch, f"SELECT {sql} FROM {source}") == [None]
+    assert _one(ch, f"SELECT {sql} FROM {source} WHERE NOT v IS NULL") == [20.0]
