@@ -22,7 +22,7 @@ from segflow.store.clickhouse.connection import (
     Session,
     open_session,
     require_tables,
-    table_columns,
+    tables_columns,
 )
 
 RESULT: Final = "(read into memory)"
@@ -67,7 +67,7 @@ class ClickHouseBatch:
             self.session = url_or_session
             self._own = False
         try:
-            require_tables(self.session, BATCH_TABLES)
+            self._columns()
         except BaseException:
             self.close()
             raise
@@ -80,28 +80,34 @@ class ClickHouseBatch:
         found = self.session.rows("SELECT path, type, overflow FROM field_catalog")
         return {str(p): Field(str(t), bool(o)) for p, t, o in found}
 
-    def event_codes(self) -> dict[str, int] | None:
-        if "event_code" not in table_columns(self.session, "events"):
+    def _columns(self) -> dict[str, dict[str, str]]:
+        """Each batch table's columns (one error naming any table missing)."""
+        columns = tables_columns(self.session, (*BATCH_TABLES, "event_names"))
+        require_tables(self.session, BATCH_TABLES, columns)
+        return columns
+
+    def event_codes(self, columns: Mapping[str, Mapping[str, str]]) -> dict[str, int] | None:
+        if "event_code" not in columns["events"]:
             return None
-        require_tables(self.session, ["event_names"])
+        require_tables(self.session, ["event_names"], columns)
         found = self.session.rows("SELECT name, code FROM event_names")
         return {str(n): int(c) for n, c in found}
 
-    def profile_key(self) -> str:
-        numbered = all(
-            "profile_no" in table_columns(self.session, t) for t in ("profiles", "events", "traits")
-        )
+    @staticmethod
+    def profile_key(columns: Mapping[str, Mapping[str, str]]) -> str:
+        numbered = all("profile_no" in columns[t] for t in ("profiles", "events", "traits"))
         return "profile_no" if numbered else "profile_id"
 
     def compile(self, segments: Iterable[Segment], at: datetime) -> CompiledQuery:
         plan = build_plan(list(segments))
+        columns = self._columns()
         return BatchCompiler(
             plan,
             self.catalog(),
             at,
             dialect="clickhouse",
-            event_codes=self.event_codes(),
-            profile_key=self.profile_key(),
+            event_codes=self.event_codes(columns),
+            profile_key=self.profile_key(columns),
         ).compile()
 
     def evaluate(

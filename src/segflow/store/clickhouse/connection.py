@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
@@ -119,28 +119,35 @@ def literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def table_columns(session: Session, table: str) -> dict[str, str]:
-    """Column name -> type of ``table`` in the current database ({} without it)."""
+def tables_columns(session: Session, tables: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Column name -> type of each of ``tables`` that exists in the current database."""
+    names = ", ".join(literal(t) for t in tables)
     found = session.rows(
-        "SELECT name, type FROM system.columns WHERE database = currentDatabase()"
-        f" AND table = {literal(table)} ORDER BY position",
+        "SELECT table, name, type FROM system.columns WHERE database = currentDatabase()"
+        f" AND table IN ({names}) ORDER BY table, position"
     )
-    return {str(n): str(t) for n, t in found}
+    out: dict[str, dict[str, str]] = {}
+    for table, name, kind in found:
+        out.setdefault(str(table), {})[str(name)] = str(kind)
+    return out
 
 
 def existing_tables(session: Session, tables: Iterable[str]) -> set[str]:
     names = ", ".join(literal(t) for t in tables)
     found = session.rows(
-        f"SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN ({names})",
+        f"SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN ({names})"
     )
     return {str(r[0]) for r in found}
 
 
-def require_tables(session: Session, tables: Iterable[str]) -> None:
-    """Every table exists, else one error naming those missing."""
+def require_tables(
+    session: Session, tables: Iterable[str], have: Collection[str] | None = None
+) -> None:
+    """Every table exists (``have``: the tables known to exist), else one error naming
+    those missing."""
     tables = list(tables)
-    have = existing_tables(session, tables)
-    missing = [t for t in tables if t not in have]
+    present = existing_tables(session, tables) if have is None else have
+    missing = [t for t in tables if t not in present]
     if missing:
         raise EngineUnavailable(
             f"chDB directory {session.path} lacks the table{'s' if len(missing) > 1 else ''}"

@@ -1,7 +1,7 @@
 """Copy a DuckDB store's batch tables into chDB (replacing what was there).
 
 Each table is written by DuckDB as Parquet to a temporary file and read by ClickHouse's
-``file`` table function into a MergeTree table of a new name: Parquet carries every
+``file`` table function into a new MergeTree table of a name of its own: Parquet carries every
 value in its binary form (doubles bit for bit, timestamps in microseconds), and the
 ``extra`` JSON as the text DuckDB keeps.  Only when every table is filled are the new
 tables exchanged with the old ones and the old ones dropped, so a failed load leaves
@@ -137,8 +137,9 @@ def _parquet(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
 
 
 def _drop(session: Session, tables: Iterable[str]) -> None:
-    for t in tables:
-        session.execute(f"DROP TABLE IF EXISTS {quoted(t)} SYNC")
+    names = ", ".join(quoted(t) for t in tables)
+    if names:
+        session.execute(f"DROP TABLE IF EXISTS {names} SYNC")
 
 
 def copy_store(source: duckdb.DuckDBPyConnection, target: Session) -> LoadReport:
@@ -150,33 +151,27 @@ def copy_store(source: duckdb.DuckDBPyConnection, target: Session) -> LoadReport
     if "extra" in columns["events"]:
         check_json(source)
     report = LoadReport(engine="ClickHouse")
-    staged = [STAGING + t for t in TABLES]
-    _drop(target, staged)
+    staged = {t: STAGING + t for t in TABLES}
+    _drop(target, existing_tables(target, staged.values()))
     try:
         with tempfile.TemporaryDirectory(prefix="segflow-chdb-") as tmp:
-            for t, name in zip(TABLES, staged, strict=True):
-                target.execute(create_table(name, t, columns[t]))
+            for t in TABLES:
                 path = Path(tmp) / f"{t}.parquet"
                 report.rows[t] = _parquet(source, _select(t, columns[t]), path)
                 names = ", ".join(quoted(c) for c in columns[t])
                 target.execute(
-                    f"INSERT INTO {quoted(name)} ({names}) SELECT {names}"
+                    f"{create_table(staged[t], t, columns[t])} AS SELECT {names}"
                     f" FROM file({literal(str(path))}, Parquet)"
                 )
-                (got,) = target.rows(f"SELECT count() FROM {quoted(name)}")[0]
-                if int(got) != report.rows[t]:
-                    raise ValueError(
-                        f"chDB holds {got} rows of {t} after the load, DuckDB wrote"
-                        f" {report.rows[t]}"
-                    )
     except BaseException:
-        _drop(target, staged)
+        _drop(target, existing_tables(target, staged.values()))
         raise
     have = existing_tables(target, TABLES)
-    for t, name in zip(TABLES, staged, strict=True):
-        if t in have:
-            target.execute(f"EXCHANGE TABLES {quoted(name)} AND {quoted(t)}")
-        else:
-            target.execute(f"RENAME TABLE {quoted(name)} TO {quoted(t)}")
-    _drop(target, staged)
+    swaps = [f"{quoted(staged[t])} AND {quoted(t)}" for t in TABLES if t in have]
+    if swaps:
+        target.execute(f"EXCHANGE TABLES {', '.join(swaps)}")
+    fresh = [f"{quoted(staged[t])} TO {quoted(t)}" for t in TABLES if t not in have]
+    if fresh:
+        target.execute(f"RENAME TABLE {', '.join(fresh)}")
+    _drop(target, [staged[t] for t in TABLES if t in have])
     return report

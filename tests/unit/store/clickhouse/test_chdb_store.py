@@ -81,7 +81,8 @@ def test_a_load_makes_merge_trees_ordered_for_the_scans(ch: Session) -> None:
     assert kind == "Nullable(DateTime64(6, 'UTC'))"
     # traits arrive linked: each write knows when the next one replaced it
     rows = ch.rows(
-        "SELECT str, toString(valid_to), linked FROM traits WHERE key = 'country' ORDER BY timestamp"
+        "SELECT str, toString(valid_to), linked FROM traits"
+        " WHERE key = 'country' ORDER BY timestamp"
     )
     assert rows == [("PL", str(T0 + timedelta(days=1)) + ".000000", True), ("DE", None, True)]
 
