@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from segflow.batch.compile import BatchCompiler, json_pointer, parse_ts
+from segflow.batch.compile import BatchCompiler, json_pointer, parse_ts, ts_lit
 from segflow.batch.dialects import (
     AsJsonText,
+    ChainStep,
     JsonBoolean,
     JsonExists,
     JsonNumber,
@@ -219,3 +220,39 @@ def test_latest_takes_the_value_of_the_greatest_row_even_when_null(ch: Session) 
     source = f"(SELECT x.1 AS t, x.2 AS n, x.3 AS v FROM (SELECT arrayJoin({rows}) AS x))"
     assert _one(ch, f"SELECT {sql} FROM {source}") == [None]
     assert _one(ch, f"SELECT {sql} FROM {source} WHERE NOT v IS NULL") == [20.0]
+
+
+@pytest.mark.parametrize(
+    "t",
+    [
+        datetime(1, 1, 1),
+        datetime(1850, 3, 1, 10, 0, 0, 123456),
+        datetime(1969, 12, 31, 23, 59, 59, 999999),
+        datetime(2400, 2, 29, 12),
+        datetime(9999, 12, 31, 23, 59, 59, 999999),
+    ],
+)
+def test_instant_literals_hold_every_microsecond_of_every_year(ch: Session, t: datetime) -> None:
+    """A definition's instant outside ClickHouse's documented calendar (1900 to 2299)
+    is still the very microsecond, compared as such."""
+    sql = ts_lit(t).sql(dialect=SegflowClickHouse)
+    assert _one(ch, f"SELECT toUnixTimestamp64Micro({sql})") == [
+        (t - EPOCH) // timedelta(microseconds=1)
+    ]
+
+
+def test_a_chain_step_joins_the_latest_strictly_earlier_chain_row(ch: Session) -> None:
+    def rows(values: str) -> exp.Select:
+        return exp.select("x.1 AS k", "toDateTime64(x.2, 6, 'UTC') AS ts").from_(
+            f"(SELECT arrayJoin([{values}]) AS x)"
+        )
+
+    step = ChainStep(
+        this=rows("(1, 20), (1, 21), (1, 10), (2, 30)"),
+        chain=rows("(1, 10), (1, 20), (3, 5)"),
+        key=exp.to_identifier("k", quoted=True),
+        first=True,
+    )
+    sql = step.sql(dialect=SegflowClickHouse)
+    got = ch.rows(f"SELECT k, toUnixTimestamp(ts), toUnixTimestamp(start) FROM ({sql}) ORDER BY ts")
+    assert got == [(1, 20, 10), (1, 21, 20)]
