@@ -80,14 +80,19 @@ def create_table(name: str, table: str, columns: Mapping[str, str]) -> str:
     )
 
 
-def _duckdb_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+def _duckdb_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Column name -> DuckDB type of each table a load writes ({} for one absent), read
+    in one pass over the catalog (each ``duckdb_columns()`` call walks all of it)."""
     found = con.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?"
-        " AND schema_name = 'main' AND database_name = current_database()"
-        " ORDER BY column_index",
-        [table],
+        "SELECT table_name, column_name, data_type FROM duckdb_columns()"
+        " WHERE list_contains($tables, table_name) AND schema_name = 'main'"
+        " AND database_name = current_database() ORDER BY table_name, column_index",
+        {"tables": list(TABLES)},
     ).fetchall()
-    return {str(c): str(t) for c, t in found}
+    columns: dict[str, dict[str, str]] = {t: {} for t in TABLES}
+    for table, name, kind in found:
+        columns[str(table)][str(name)] = str(kind)
+    return columns
 
 
 def _select(table: str, columns: Mapping[str, str]) -> str:
@@ -144,7 +149,7 @@ def _drop(session: Session, tables: Iterable[str]) -> None:
 
 def copy_store(source: duckdb.DuckDBPyConnection, target: Session) -> LoadReport:
     """Replace the batch tables of ``target``'s database with ``source``'s."""
-    columns = {t: _duckdb_columns(source, t) for t in TABLES}
+    columns = _duckdb_columns(source)
     absent = [t for t, cols in columns.items() if not cols]
     if absent:
         raise ValueError(f"the DuckDB store has no table {', '.join(absent)}: not a segflow store")
