@@ -203,6 +203,14 @@ class SegflowClickHouse(SqlglotClickHouse):
             },
         )
 
+        def identifier_sql(self, expression: exp.Identifier) -> str:
+            """A quoted name with ``\\`` and ``"`` escaped by a backslash: ClickHouse reads
+            backslash escapes inside quoted names, so sqlglot's doubled quote alone would
+            let a name ending in ``\\`` run on into the SQL after it."""
+            if not expression.quoted:
+                return super().identifier_sql(expression)
+            return '"' + expression.name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
         def datatype_sql(self, expression: exp.DataType) -> str:
             if expression.is_type(exp.DataType.Type.TIMESTAMP):
                 return f"Nullable({TIMESTAMP})"

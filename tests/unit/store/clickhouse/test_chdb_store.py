@@ -21,6 +21,7 @@ from segflow.store.clickhouse.batch import ClickHouseBatch
 from segflow.store.clickhouse.connection import EngineUnavailable, Session, open_session
 from segflow.store.clickhouse.load import STAGING, TABLES, copy_store
 from segflow.store.engines import engine_for
+from tests.chdb import chdb_engine
 from tests.helpers import load
 
 T0 = datetime(2026, 1, 30, 12)
@@ -214,3 +215,30 @@ def test_without_chdb_the_extra_to_install_is_named(tmp_path: Path) -> None:
         "the chDB engine needs the chdb package: install segflow's 'clickhouse' extra"
         " (pip install 'segflow[clickhouse]')"
     ), out
+
+
+def test_names_and_values_with_quotes_and_backslashes_stay_data() -> None:
+    """ClickHouse reads backslash escapes inside quoted names and strings: a field path
+    or value ending in a backslash, or holding quotes, is still one name or value."""
+    names = ["a\\", "b\\\\", "c`'\\n"]
+    hs = [
+        ProfileHistory(
+            f"p{i}",
+            [Event(T0, "View", {f"properties.{n}": f"{n}'\\"}, message_id=f"m{i}")],
+            [TraitWrite(T0, f"w{i}", n, n)],
+        )
+        for i, n in enumerate(names)
+    ]
+    conds = {
+        f"s{i}": {
+            "all": [
+                {"event": "View", "where": [{"property": n, "eq": f"{n}'\\"}]},
+                {"trait": n, "eq": n},
+            ]
+        }
+        for i, n in enumerate(names)
+    }
+    segments = [parse_segment({"id": sid, "condition": c}) for sid, c in conds.items()]
+    with chdb_engine() as engine:
+        got = engine.members(hs, segments, T0 + timedelta(days=1))
+    assert got == {f"s{i}": {f"p{i}"} for i in range(len(names))}
