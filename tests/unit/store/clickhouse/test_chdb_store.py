@@ -242,3 +242,10 @@ def test_names_and_values_with_quotes_and_backslashes_stay_data() -> None:
     with chdb_engine() as engine:
         got = engine.members(hs, segments, T0 + timedelta(days=1))
     assert got == {f"s{i}": {f"p{i}"} for i in range(len(names))}
+
+
+def test_a_second_directory_in_one_process_is_named(ch: Session, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(EngineUnavailable, match=f"^cannot open chDB at {other}: .*{ch.path}"):
+        open_session(f"chdb://{other}")
