@@ -2,8 +2,9 @@
 
 The query runs with the session settings of ``SETTINGS``: a LEFT JOIN's unmatched
 columns are NULL (``join_use_nulls``), an aggregate over no rows is NULL as in SQL
-(``aggregate_functions_null_for_empty``), and a JSON text writes ``/`` unescaped as
-DuckDB does.  Timestamps are ``DateTime64(6, 'UTC')``: microseconds, as DuckDB's."""
+(``aggregate_functions_null_for_empty``), a JSON text writes ``/`` unescaped as DuckDB
+does, and the session's time zone is UTC.  Timestamps are ``DateTime64(6, 'UTC')``:
+microseconds, as DuckDB's."""
 
 from __future__ import annotations
 
