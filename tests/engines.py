@@ -2,7 +2,7 @@
 some profiles' histories, evaluate segments as of an instant, read the members back.
 
 An engine is an entry in ``RUNNERS``: a context manager giving an ``Engine`` on a
-fresh place of its own (a PostgreSQL schema, ...), dropped afterwards."""
+fresh place of its own (a PostgreSQL schema, a chDB directory), dropped afterwards."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import duckdb
 from segflow.model.definition import Segment
 from segflow.model.history import ProfileHistory
 from segflow.store.duckdb.batch import evaluate
+from tests.chdb import chdb_engine
 from tests.helpers import load
 from tests.postgres import postgres_engine
 
@@ -67,6 +68,7 @@ def duckdb_engine() -> Iterator[DuckDBEngine]:
 RUNNERS: dict[str, Callable[[], AbstractContextManager[Engine]]] = {
     "duckdb": duckdb_engine,
     "postgres": postgres_engine,
+    "chdb": chdb_engine,
 }
 ENGINES = tuple(RUNNERS)
 

@@ -18,7 +18,7 @@ def load(
         str,
         typer.Argument(
             help="The engine's URL, e.g. postgresql://user@host:port/database"
-            " (schema: ?options=-csearch_path%3Dname)."
+            " (schema: ?options=-csearch_path%3Dname) or chdb:///absolute/path/to/dir."
         ),
     ],
     db: DbOption = DEFAULT_DB,

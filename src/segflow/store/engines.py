@@ -60,6 +60,23 @@ def _postgres_load(source: Any, url: str) -> LoadReport:
         target.close()
 
 
+def _chdb_batch(url: str) -> BatchEvaluator:
+    from segflow.store.clickhouse.batch import ClickHouseBatch
+
+    return ClickHouseBatch(url)
+
+
+def _chdb_load(source: Any, url: str) -> LoadReport:
+    from segflow.store.clickhouse.connection import open_session
+    from segflow.store.clickhouse.load import copy_store
+
+    target = open_session(url, create=True)
+    try:
+        return copy_store(source, target)
+    finally:
+        target.close()
+
+
 ENGINES: Final[tuple[Engine, ...]] = (
     Engine(
         "PostgreSQL",
@@ -67,6 +84,9 @@ ENGINES: Final[tuple[Engine, ...]] = (
         "postgresql://user@host:port/database",
         _postgres_batch,
         _postgres_load,
+    ),
+    Engine(
+        "ClickHouse (chDB)", ("chdb://",), "chdb:///absolute/path/to/dir", _chdb_batch, _chdb_load
     ),
 )
 

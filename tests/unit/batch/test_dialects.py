@@ -2,7 +2,8 @@
 
 The DuckDB spellings are run on DuckDB here (and by every batch and conformance test);
 the PostgreSQL spellings are pinned as text here and run on a server in
-``test_postgres_nodes`` and the engines' conformance test.
+``test_postgres_nodes`` and the engines' conformance test; the ClickHouse spellings are
+run on chDB in ``test_chdb_nodes`` and the engines' conformance test.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.dialects.postgres import Postgres as SqlglotPostgres
+from sqlglot.errors import ErrorLevel
 
 from segflow.batch.compile import BatchCompiler, Field
 from segflow.batch.dialects import (
@@ -30,6 +32,7 @@ from segflow.batch.dialects import (
     JsonText,
     Latest,
     ParseTimestamp,
+    SegflowClickHouse,
     SegflowDuckDB,
     SegflowPostgres,
     TopValue,
@@ -115,7 +118,7 @@ POSTGRES_SQL: dict[type[exp.Expression], str] = {
 
 def test_every_node_has_a_sample() -> None:
     assert set(SAMPLES) == set(NODES)
-    assert set(DIALECTS) == {"duckdb", "postgres"}
+    assert set(DIALECTS) == {"duckdb", "postgres", "clickhouse"}
 
 
 @pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
@@ -128,10 +131,19 @@ def test_postgres_spells_every_node(node: type[exp.Expression]) -> None:
     assert SAMPLES[node].sql(dialect=SegflowPostgres) == POSTGRES_SQL[node]
 
 
-def test_a_json_read_at_a_computed_path_raises_on_postgres() -> None:
+@pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
+def test_clickhouse_spells_every_node(node: type[exp.Expression]) -> None:
+    """Rendered with no gap reported (run on chDB in ``test_chdb_nodes`` and the
+    engines' conformance test)."""
+    sql = SAMPLES[node].sql(dialect=SegflowClickHouse, unsupported_level=ErrorLevel.IMMEDIATE)
+    assert sql and node.__name__ not in sql
+
+
+@pytest.mark.parametrize("dialect", [SegflowPostgres, SegflowClickHouse], ids=lambda d: d.__name__)
+def test_a_json_read_at_a_computed_path_raises(dialect: type[Dialect]) -> None:
     node = JsonString(this=DOC, path=exp.column("p"))
     with pytest.raises(UnsupportedNode, match=r"^JsonField with a computed path is not supported"):
-        node.sql(dialect=SegflowPostgres)
+        node.sql(dialect=dialect)
 
 
 def test_a_dialect_lacking_a_node_raises_naming_it() -> None:
@@ -148,6 +160,7 @@ def test_sqlglot_names_stay_sqlglots() -> None:
     # segflow's dialects do not replace sqlglot's for other users in the process
     assert Dialect.get_or_raise("duckdb").__class__ is not SegflowDuckDB
     assert Dialect.get_or_raise("postgres").__class__ is not SegflowPostgres
+    assert Dialect.get_or_raise("clickhouse").__class__ is not SegflowClickHouse
     assert dialect_class("duckdb") is SegflowDuckDB
 
 
@@ -163,6 +176,9 @@ def test_sqlglot_nodes_spelled_per_dialect() -> None:
     assert ends.sql(dialect=SegflowPostgres) == "(RIGHT(s, LENGTH('Z')) = 'Z')"
     assert starts.sql(dialect=SegflowDuckDB) == "STARTS_WITH(s, 'Z')"
     assert starts.sql(dialect=SegflowPostgres) == "STARTS_WITH(s, 'Z')"
+    assert count_if.sql(dialect=SegflowClickHouse) == "countIf(ok)"
+    assert ends.sql(dialect=SegflowClickHouse) == "endsWith(s, 'Z')"
+    assert starts.sql(dialect=SegflowClickHouse) == "startsWith(s, 'Z')"
 
 
 def test_duckdb_json_nodes_read_by_type() -> None:
@@ -268,7 +284,8 @@ def test_sqlglot_nodes_postgres_lacks_raise_only_when_compiling() -> None:
 
 
 def test_an_engine_without_a_segflow_dialect_is_refused() -> None:
-    with pytest.raises(ValueError, match="no dialect 'spark' \\(it has: duckdb, postgres\\)"):
+    has = "duckdb, postgres, clickhouse"
+    with pytest.raises(ValueError, match=f"no dialect 'spark' \\(it has: {has}\\)"):
         dialect_class("spark")
-    with pytest.raises(ValueError, match="'clickhouse'"):
-        BatchCompiler(build_plan([]), {}, AT, dialect="clickhouse")
+    with pytest.raises(ValueError, match="'trino'"):
+        BatchCompiler(build_plan([]), {}, AT, dialect="trino")

@@ -58,3 +58,33 @@ def test_an_unreachable_engine_is_one_clear_error(shop: Path) -> None:
     res = runner.invoke(app, ["eval", "--db", str(shop), "--engine", url])
     assert res.exit_code == 2
     assert "cannot connect to PostgreSQL at postgres@127.0.0.1:1/segflow" in res.output
+
+
+def test_eval_and_members_on_chdb_equal_duckdb(shop: Path, tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'ch'}"
+    res = runner.invoke(app, ["engine", "load", url, "--db", str(shop)])
+    assert res.exit_code == 0, res.output
+    assert "Copied to ClickHouse" in res.output and "events" in res.output
+    on_ch = runner.invoke(app, ["eval", "--at", AT, "--db", str(shop), "--engine", url])
+    assert on_ch.exit_code == 0, on_ch.output
+    on_duckdb = runner.invoke(app, ["eval", "--at", AT, "--db", str(shop)])
+    assert len(_rows(on_ch.output)) > 20
+    assert _rows(on_ch.output) == _rows(on_duckdb.output)
+    for segment in ("returning_customers", "cart_abandoners_24h", "holdout_10pct"):
+        args = ["members", segment, "--at", AT, "--format", "json", "--db", str(shop)]
+        ch = runner.invoke(app, [*args, "--engine", url])
+        assert ch.exit_code == 0, ch.output
+        assert json.loads(ch.output) == json.loads(runner.invoke(app, args).output)
+
+
+def test_a_chdb_directory_without_the_tables_is_one_clear_error(shop: Path, tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path}"
+    res = runner.invoke(app, ["members", "everyone", "--db", str(shop), "--engine", url])
+    assert res.exit_code == 2
+    assert "lacks the tables events, traits, profiles" in res.output
+    assert "segflow engine load" in res.output
+    missing = runner.invoke(
+        app, ["eval", "--db", str(shop), "--engine", f"chdb://{tmp_path / 'none'}"]
+    )
+    assert missing.exit_code == 2
+    assert f"chDB directory {tmp_path / 'none'} does not exist" in missing.output

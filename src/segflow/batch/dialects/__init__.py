@@ -14,9 +14,10 @@ A node an engine cannot compute with the same value raises ``UnsupportedNode`` n
 the node and the dialect; nothing is skipped or approximated.  Engines with no class
 here are refused by ``dialect_class``.
 
-The classes have names of their own (``SegflowDuckDB``, ``SegflowPostgres``), so
-sqlglot's ``"duckdb"`` and ``"postgres"`` stay sqlglot's: a tree holding segflow's nodes
-is rendered with the compiler's ``dialect``.  The parsers and every spelling of
+The classes have names of their own (``SegflowDuckDB``, ``SegflowPostgres``,
+``SegflowClickHouse``), so sqlglot's ``"duckdb"``, ``"postgres"`` and ``"clickhouse"``
+stay sqlglot's: a tree holding segflow's nodes is rendered with the compiler's
+``dialect``.  The parsers and every spelling of
 sqlglot's own nodes are inherited unchanged.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from sqlglot.dialects.dialect import Dialect
 
+from segflow.batch.dialects.clickhouse import SegflowClickHouse
 from segflow.batch.dialects.duckdb import SegflowDuckDB
 from segflow.batch.dialects.nodes import (
     NODES,
@@ -60,6 +62,7 @@ __all__ = [
     "JsonText",
     "Latest",
     "ParseTimestamp",
+    "SegflowClickHouse",
     "SegflowDuckDB",
     "SegflowPostgres",
     "TopValue",
@@ -69,7 +72,11 @@ __all__ = [
     "transforms",
 ]
 
-DIALECTS: dict[str, type[Dialect]] = {"duckdb": SegflowDuckDB, "postgres": SegflowPostgres}
+DIALECTS: dict[str, type[Dialect]] = {
+    "duckdb": SegflowDuckDB,
+    "postgres": SegflowPostgres,
+    "clickhouse": SegflowClickHouse,
+}
 
 
 def dialect_class(name: str) -> type[Dialect]:

@@ -1,0 +1,2 @@
+"""ClickHouse (embedded, through chDB) behind the batch evaluator: the tables it reads,
+copied from a DuckDB store."""
