@@ -235,3 +235,26 @@ def test_iso_texts_are_read_as_the_interpreter_reads_them(engine: Engine) -> Non
     assert got["within_day"] == {"t1", "t5"}
     assert got["older_day"] == {"t0", "t2", "t3", "t4"}
     assert got["trait_older"] == {"trait"}
+
+
+def test_texts_outside_years_1_to_9999_are_no_instant(engine: Engine) -> None:
+    """An offset that moves a text before year 1 or past 9999 UTC, a fifth year digit
+    or a BC year: no instant on any engine, as in Python (not a year-0 instant)."""
+    texts = [
+        "0001-01-01T00:00:00+02:00",
+        "9999-12-31T23:00:00-02:00",
+        "10000-01-01T00:00:00",
+        "0001-01-01T02:00:00+02:00",
+        "9999-12-31T23:59:59.999999Z",
+    ]
+    hs = [one_event(f"t{i}", AT - DAY, when=t) for i, t in enumerate(texts)]
+    got = check(
+        engine,
+        hs,
+        {
+            "before": {"event": "View", "where": [{"property": "when", "before": "2000-01-01"}]},
+            "after": {"event": "View", "where": [{"property": "when", "after": "2000-01-01"}]},
+        },
+    )
+    assert got["before"] == {"t3"}
+    assert got["after"] == {"t4"}

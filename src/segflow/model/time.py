@@ -50,7 +50,10 @@ def parse_instant(value: object) -> datetime:
             raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
     else:
         raise ValueError(f"{value!r} is not an ISO 8601 timestamp")
-    return naive_utc(dt)
+    try:
+        return naive_utc(dt)
+    except OverflowError:  # an offset moved it out of years 1-9999 UTC
+        raise ValueError(f"{value!r} is not an instant between years 1 and 9999") from None
 
 
 def format_instant(dt: datetime) -> str:

@@ -67,13 +67,17 @@ SAMPLES: dict[type[exp.Expression], exp.Expression] = {
     ),
 }
 
+DUCKDB_TS = (
+    "CASE WHEN SUFFIX(v, 'Z') THEN TRY_CAST(v AS TIMESTAMP)"
+    " ELSE CAST(TRY_CAST(v AS TIMESTAMPTZ) AS TIMESTAMP) END"
+)
 DUCKDB_SQL: dict[type[exp.Expression], str] = {
     BucketHash: "(((CAST((MD5_NUMBER(v) & 4294967295) AS UBIGINT) & 255) << 24)"
     " | (((CAST((MD5_NUMBER(v) & 4294967295) AS UBIGINT) >> 8) & 255) << 16)"
     " | (((CAST((MD5_NUMBER(v) & 4294967295) AS UBIGINT) >> 16) & 255) << 8)"
     " | (CAST((MD5_NUMBER(v) & 4294967295) AS UBIGINT) >> 24))",
-    ParseTimestamp: "CASE WHEN SUFFIX(v, 'Z') THEN TRY_CAST(v AS TIMESTAMP)"
-    " ELSE CAST(TRY_CAST(v AS TIMESTAMPTZ) AS TIMESTAMP) END",
+    ParseTimestamp: f"CASE WHEN {DUCKDB_TS} >= TIMESTAMP '0001-01-01'"
+    f" AND {DUCKDB_TS} < TIMESTAMP '10000-01-01' THEN {DUCKDB_TS} END",
     TopValue: "ARRAY_SORT(LIST_TRANSFORM(MAP_ENTRIES(HISTOGRAM(v) FILTER(WHERE ok)),"
     " top_entry -> {'n': -top_entry.value, 'k': top_entry.key}))[1].k",
     JsonNumber: "CASE WHEN JSON_TYPE(doc, '/a/b') IN ('DOUBLE', 'BIGINT', 'UBIGINT', 'HUGEINT')"

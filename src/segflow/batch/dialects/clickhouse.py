@@ -55,6 +55,11 @@ optionally ``T`` or a space and ``HH:MM[:SS[.ffffff]]``, then optionally ``Z`` o
 numeric offset, with surrounding spaces (RE2's ``\\s`` and ``\\d`` are ASCII)."""
 
 
+FIRST_MICROS: Final = -62_135_596_800_000_000
+"""0001-01-01T00:00:00 UTC in µs since 1970; ``PAST_MICROS``: 10000-01-01."""
+PAST_MICROS: Final = 253_402_300_800_000_000
+
+
 def _clickhouse_bucket_hash(gen: Generator, e: BucketHash) -> str:
     """The digest's first four bytes, reversed, read as a little-endian UInt32."""
     return f"reinterpretAsUInt32(reverse(substring(MD5({gen.sql(e, 'this')}), 1, 4)))"
@@ -90,6 +95,8 @@ def _clickhouse_parse_timestamp(gen: Generator, e: ParseTimestamp) -> str:
         f"length(_ts_g) = 11 AND {y} >= 1 AND {mo} BETWEEN 1 AND 12 AND {d} >= 1"
         f" AND {d} <= {month_days} AND {h} <= 23 AND {mi} <= 59 AND {s} <= 59"
         f" AND {off_h} <= 23 AND {off_m} <= 59"
+        # an offset can move it out of years 1-9999 UTC: no instant, as in Python
+        f" AND {micros} >= {FIRST_MICROS} AND {micros} < {PAST_MICROS}"
     )
     return (
         f"arrayMap(_ts_g -> if({valid}, fromUnixTimestamp64Micro({micros}, 'UTC'), NULL), [{g}])[1]"

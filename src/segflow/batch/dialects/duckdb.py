@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB as SqlglotDuckDB
 from sqlglot.generator import Generator
@@ -38,16 +40,23 @@ def _duckdb_bucket_hash(gen: Generator, e: BucketHash) -> str:
     )
 
 
+_FIRST: Final = "TIMESTAMP '0001-01-01'"
+_PAST: Final = "TIMESTAMP '10000-01-01'"
+
+
 def _duckdb_parse_timestamp(gen: Generator, e: ParseTimestamp) -> str:
     """A text ending in ``Z`` (how tracking libraries write instants) is read by the
     plain TIMESTAMP cast, which gives the same instant as the time-zone-aware cast on
     every such text (a property test checks it) at a fraction of its cost; any other
     text goes through the aware cast, which applies its offset or zone name."""
     v = gen.sql(e, "this")
-    return (
+    t = (
         f"CASE WHEN SUFFIX({v}, 'Z') THEN TRY_CAST({v} AS TIMESTAMP)"
         f" ELSE CAST(TRY_CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) END"
     )
+    # an offset can move a text out of years 1-9999 UTC: no instant, as in Python
+    # (DuckDB computes the repeated expression once)
+    return f"CASE WHEN {t} >= {_FIRST} AND {t} < {_PAST} THEN {t} END"
 
 
 def _duckdb_top_value(gen: Generator, e: TopValue) -> str:

@@ -60,6 +60,7 @@ DECLARE
     m TEXT[] := regexp_match(v, '{ISO_8601}');
     y INT; mo INT; d INT; h INT := 0; mi INT := 0; s INT := 0; us INT := 0;
     offset_min INT := 0;
+    t TIMESTAMP;
 BEGIN
     IF m IS NULL THEN
         RETURN NULL;
@@ -85,9 +86,13 @@ BEGIN
             offset_min := -offset_min;
         END IF;
     END IF;
-    RETURN make_timestamp(y, mo, d, h, mi, s)
+    t := make_timestamp(y, mo, d, h, mi, s)
         + us * INTERVAL '1 microsecond'
         - offset_min * INTERVAL '1 minute';
+    IF t < TIMESTAMP '0001-01-01' OR t >= TIMESTAMP '10000-01-01' THEN
+        RETURN NULL;  -- an offset moved it out of years 1-9999 UTC
+    END IF;
+    RETURN t;
 END
 $$
 """
