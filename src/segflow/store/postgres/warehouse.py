@@ -46,6 +46,7 @@ from segflow.model.definition import Segment
 from segflow.model.time import utcnow
 from segflow.plan.features import StaticMembership, TraitValue
 from segflow.plan.planner import build_plan
+from segflow.store.engines import AttachReport
 from segflow.store.postgres.batch import PostgresBatch, PostgresResult
 from segflow.store.postgres.connection import (
     EngineUnavailable,
@@ -109,9 +110,7 @@ TEXT_TYPES: Final = frozenset({"text", "character varying", "character"})
 NUMBER_TYPES: Final = frozenset(
     {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
 )
-TIME_TYPES: Final = frozenset(
-    {"timestamp with time zone", "timestamp without time zone", "date"}
-)
+TIME_TYPES: Final = frozenset({"timestamp with time zone", "timestamp without time zone", "date"})
 
 PG_TYPES: Final = {"VARCHAR": "text", "DOUBLE": "double precision", "BOOLEAN": "boolean"}
 TRAIT_KINDS: Final = {"VARCHAR": "string", "DOUBLE": "number", "BOOLEAN": "bool"}
@@ -382,20 +381,6 @@ class Source:
         ]
 
 
-@dataclass
-class AttachReport:
-    """What an attach found and made."""
-
-    source: str
-    target: str
-    event_tables: list[str] = field(default_factory=list)
-    call_tables: list[str] = field(default_factory=list)
-    fields: int = 0
-    trait_keys: int = 0
-    skipped: list[str] = field(default_factory=list)
-    """Columns not read: a type Segment does not make, or a name too long for a path."""
-
-
 def _tables(con: Connection, schema: str) -> dict[str, tuple[bool, bool]]:
     """Tables of ``schema``: name -> (may be selected, is shaped as a per-event table)."""
     rows = con.execute(
@@ -540,9 +525,7 @@ class Plan:
                     s.where(),
                 )
             )
-        return sql.SQL("CREATE VIEW segment_calls AS {}").format(
-            sql.SQL(" UNION ALL ").join(parts)
-        )
+        return sql.SQL("CREATE VIEW segment_calls AS {}").format(sql.SQL(" UNION ALL ").join(parts))
 
     def trait_rows(self) -> tuple[sql.Composable, int]:
         """Every trait write (message, time, ids, key, kind and value), and the number
@@ -586,7 +569,7 @@ class Plan:
             core = s.core()
             parts.append(
                 sql.SQL(
-                    "SELECT {} AS message_id, {} AS \"timestamp\", {} AS user_id,"
+                    'SELECT {} AS message_id, {} AS "timestamp", {} AS user_id,'
                     " {} AS anonymous_id, t.key, t.kind, t.num, t.str, t.bool"
                     " FROM {} AS s CROSS JOIN LATERAL (VALUES {}) AS t(key, kind, num, str, bool)"
                     " WHERE {} AND t.kind IS NOT NULL"
@@ -603,7 +586,7 @@ class Plan:
         if not parts:
             return (
                 sql.SQL(
-                    "SELECT NULL::text AS message_id, NULL::timestamp AS \"timestamp\","
+                    'SELECT NULL::text AS message_id, NULL::timestamp AS "timestamp",'
                     " NULL::text AS user_id, NULL::text AS anonymous_id, NULL::text AS key,"
                     " NULL::text AS kind, NULL::double precision AS num, NULL::text AS str,"
                     " NULL::boolean AS bool WHERE FALSE"
@@ -743,27 +726,34 @@ def attach(con: Connection, source: str) -> AttachReport:
         trait_keys=keys,
         skipped=plan.skipped,
     )
-    with con.transaction(), con.cursor() as cur:
-        for v in VIEWS:
-            if v in existing:
-                cur.execute(sql.SQL("DROP VIEW IF EXISTS {} CASCADE").format(sql.Identifier(v)))
-        cur.execute(PARSE_TIMESTAMP_DDL)
-        cur.execute(plan.calls())
-        cur.execute(sql.SQL("CREATE VIEW segment_trait_writes AS {}").format(rows))
-        cur.execute(IDENTITIES)
-        cur.execute(_view("events", EVENTS, calls="segment_calls", identities="identities"))
-        cur.execute(
-            _view("traits", TRAITS, writes="segment_trait_writes", identities="identities")
-        )
-        cur.execute(_view("profiles", PROFILES, events="events"))
-        cur.execute(plan.catalog())
-        cur.execute(STATIC_MEMBERS)
-        cur.execute(
-            sql.SQL(
-                "CREATE VIEW {} AS SELECT {}::text AS source_schema,"
-                " {}::timestamp AS attached_at"
-            ).format(sql.Identifier(MARKER), sql.Literal(source), sql.Literal(utcnow()))
-        )
+    try:
+        with con.transaction(), con.cursor() as cur:
+            for v in VIEWS:
+                if v in existing:
+                    cur.execute(sql.SQL("DROP VIEW IF EXISTS {} CASCADE").format(sql.Identifier(v)))
+            cur.execute(PARSE_TIMESTAMP_DDL)
+            cur.execute(plan.calls())
+            cur.execute(sql.SQL("CREATE VIEW segment_trait_writes AS {}").format(rows))
+            cur.execute(IDENTITIES)
+            cur.execute(_view("events", EVENTS, calls="segment_calls", identities="identities"))
+            cur.execute(
+                _view("traits", TRAITS, writes="segment_trait_writes", identities="identities")
+            )
+            cur.execute(_view("profiles", PROFILES, events="events"))
+            cur.execute(plan.catalog())
+            cur.execute(STATIC_MEMBERS)
+            cur.execute(
+                sql.SQL(
+                    "CREATE VIEW {} AS SELECT {}::text AS source_schema,"
+                    " {}::timestamp AS attached_at"
+                ).format(sql.Identifier(MARKER), sql.Literal(source), sql.Literal(utcnow()))
+            )
+    except psycopg.Error as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EngineUnavailable(
+            f"PostgreSQL refused the views over schema {source!r} in {target!r}: {reason}"
+            " (nothing was changed)"
+        ) from None
     return report
 
 
@@ -836,8 +826,9 @@ class SegmentBatch(PostgresBatch):
 
         ids = sql.Identifier("pg_temp", SNAPSHOT_IDENTITIES)
         steps: list[sql.Composable] = [
-            sql.SQL("DROP TABLE IF EXISTS pg_temp.events, pg_temp.traits, pg_temp.profiles, {}")
-            .format(ids),
+            sql.SQL(
+                "DROP TABLE IF EXISTS pg_temp.events, pg_temp.traits, pg_temp.profiles, {}"
+            ).format(ids),
             sql.SQL("CREATE TEMP TABLE {} AS SELECT * FROM {}").format(
                 sql.Identifier(SNAPSHOT_IDENTITIES), rel("identities")
             ),
