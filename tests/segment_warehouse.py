@@ -11,17 +11,25 @@ text column and dropped elsewhere, as the loader's casts do."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
 import psycopg
 from psycopg import sql
 
+from segflow.model.definition import Segment
 from segflow.model.events import Message, parse_message
 from segflow.model.time import parse_instant
-from segflow.store.postgres.warehouse import RESERVED, snakecase
+from segflow.store.duckdb.batch import evaluate
+from segflow.store.duckdb.store import DuckDBStore
+from segflow.store.postgres.connection import connect
+from segflow.store.postgres.warehouse import RESERVED, SegmentBatch, attach, open_batch, snakecase
+from tests.postgres import temporary_schema
 
 DATE_TIME: Final = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
@@ -183,3 +191,34 @@ def write_segment_schema(
                 for r in rows:
                     cp.write_row([_cast(r.get(c), columns[c]) for c in names])
     return tables
+
+
+@contextmanager
+def warehouse(messages: list[Mapping[str, Any]]) -> Iterator[SegmentBatch]:
+    """``messages`` written into a fresh Segment schema, attached in another."""
+    with temporary_schema() as source_url, temporary_schema() as url:
+        con = connect(url)
+        try:
+            write_segment_schema(con, source_url.rsplit("%3D", 1)[1], messages)
+            attach(con, source_url.rsplit("%3D", 1)[1])
+        finally:
+            con.close()
+        batch = open_batch(url)
+        assert isinstance(batch, SegmentBatch)
+        try:
+            yield batch
+        finally:
+            batch.close()
+
+
+def duckdb_members(
+    messages: list[Mapping[str, Any]], segments: list[Segment], at: datetime
+) -> dict[str, set[str]]:
+    with tempfile.TemporaryDirectory(prefix="segflow-segment-") as tmp:
+        store = DuckDBStore(Path(tmp) / "store.duckdb")
+        try:
+            report = store.ingest_messages(messages)
+            assert report.invalid == 0, report.problems
+            return evaluate(store.con, segments, at).membership_map()
+        finally:
+            store.close()

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,50 +16,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from segflow.demo import SEGMENTS_DIR, generate_shop, write_jsonl
-from segflow.model.definition import Segment, parse_segment
+from segflow.model.definition import parse_segment
 from segflow.service.handle import read_segment_files
-from segflow.store.duckdb.batch import evaluate
-from segflow.store.duckdb.store import DuckDBStore
-from segflow.store.postgres.connection import connect
-from segflow.store.postgres.warehouse import SegmentBatch, attach, open_batch
-from tests.postgres import temporary_schema
-from tests.segment_warehouse import write_segment_schema
+from tests.segment_warehouse import duckdb_members, warehouse
 from tests.strategies import NAMES, T0, conditions, instants
 
 pytestmark = pytest.mark.slow  # loads a store and a warehouse schema per example
 
 EXAMPLES = max(20, int(os.environ.get("SEGFLOW_EXAMPLES", "150")) // 4)
-
-
-@contextmanager
-def warehouse(messages: list[Mapping[str, Any]]) -> Iterator[SegmentBatch]:
-    """``messages`` written into a fresh Segment schema, attached in another."""
-    with temporary_schema() as source_url, temporary_schema() as url:
-        con = connect(url)
-        try:
-            write_segment_schema(con, source_url.rsplit("%3D", 1)[1], messages)
-            attach(con, source_url.rsplit("%3D", 1)[1])
-        finally:
-            con.close()
-        batch = open_batch(url)
-        assert isinstance(batch, SegmentBatch)
-        try:
-            yield batch
-        finally:
-            batch.close()
-
-
-def duckdb_members(
-    messages: list[Mapping[str, Any]], segments: list[Segment], at: datetime
-) -> dict[str, set[str]]:
-    with tempfile.TemporaryDirectory(prefix="segflow-segment-") as tmp:
-        store = DuckDBStore(Path(tmp) / "store.duckdb")
-        try:
-            report = store.ingest_messages(messages)
-            assert report.invalid == 0, report.problems
-            return evaluate(store.con, segments, at).membership_map()
-        finally:
-            store.close()
 
 
 def test_the_segment_library_agrees_with_duckdb_on_a_demo_shop(tmp_path: Path) -> None:

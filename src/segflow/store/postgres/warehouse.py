@@ -485,7 +485,7 @@ class Plan:
     def table(self, s: Source) -> sql.Composable:
         return sql.Identifier(self.schema, s.table)
 
-    def calls(self) -> sql.Composable:
+    def calls(self) -> sql.Composed:
         names = [c for c, _ in CORE] + list(self.fields) + ["extra"]
         parts = []
         for s, fs in zip(self.sources, self.per_source, strict=True):
@@ -527,7 +527,7 @@ class Plan:
             )
         return sql.SQL("CREATE VIEW segment_calls AS {}").format(sql.SQL(" UNION ALL ").join(parts))
 
-    def trait_rows(self) -> tuple[sql.Composable, int]:
+    def trait_rows(self) -> tuple[sql.Composed, int]:
         """Every trait write (message, time, ids, key, kind and value), and the number
         of distinct keys."""
         parts = []
@@ -585,21 +585,27 @@ class Plan:
             )
         if not parts:
             return (
-                sql.SQL(
-                    'SELECT NULL::text AS message_id, NULL::timestamp AS "timestamp",'
-                    " NULL::text AS user_id, NULL::text AS anonymous_id, NULL::text AS key,"
-                    " NULL::text AS kind, NULL::double precision AS num, NULL::text AS str,"
-                    " NULL::boolean AS bool WHERE FALSE"
+                sql.Composed(
+                    [
+                        sql.SQL(
+                            'SELECT NULL::text AS message_id, NULL::timestamp AS "timestamp",'
+                            " NULL::text AS user_id, NULL::text AS anonymous_id, NULL::text AS key,"
+                            " NULL::text AS kind, NULL::double precision AS num, NULL::text AS str,"
+                            " NULL::boolean AS bool WHERE FALSE"
+                        )
+                    ]
                 ),
                 0,
             )
         return sql.SQL(" UNION ALL ").join(parts), len(keys)
 
-    def catalog(self) -> sql.Composable:
+    def catalog(self) -> sql.Composed:
         if not self.fields:
-            return sql.SQL(
-                "CREATE VIEW field_catalog AS SELECT NULL::text AS path, NULL::text AS type,"
-                " NULL::boolean AS overflow WHERE FALSE"
+            return sql.SQL("{}").format(
+                sql.SQL(
+                    "CREATE VIEW field_catalog AS SELECT NULL::text AS path,"
+                    " NULL::text AS type, NULL::boolean AS overflow WHERE FALSE"
+                )
             )
         return sql.SQL(
             "CREATE VIEW field_catalog AS SELECT path, type, overflow FROM (VALUES {})"
@@ -683,7 +689,7 @@ STATIC_MEMBERS: Final = (
 )
 
 
-def _view(name: str, template: str, **relations: str) -> sql.Composable:
+def _view(name: str, template: str, **relations: str) -> sql.Composed:
     return sql.SQL("CREATE VIEW {} AS {}").format(
         sql.Identifier(name),
         sql.SQL(template).format(**{k: sql.Identifier(v) for k, v in relations.items()}),
@@ -825,7 +831,7 @@ class SegmentBatch(PostgresBatch):
             return sql.Identifier(schema, name)
 
         ids = sql.Identifier("pg_temp", SNAPSHOT_IDENTITIES)
-        steps: list[sql.Composable] = [
+        steps: list[sql.Composed] = [
             sql.SQL(
                 "DROP TABLE IF EXISTS pg_temp.events, pg_temp.traits, pg_temp.profiles, {}"
             ).format(ids),
@@ -843,7 +849,7 @@ class SegmentBatch(PostgresBatch):
             sql.SQL("CREATE TEMP TABLE profiles AS {}").format(
                 sql.SQL(PROFILES).format(events=sql.Identifier("pg_temp", "events"))
             ),
-            sql.SQL("ANALYZE pg_temp.events, pg_temp.traits, pg_temp.profiles"),
+            sql.SQL("ANALYZE pg_temp.events, pg_temp.traits, pg_temp.profiles").format(),
         ]
         for step in steps:
             self.con.execute(step)
