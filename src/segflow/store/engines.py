@@ -76,9 +76,16 @@ def _postgres_attach(url: str, schema: str) -> AttachReport:
 def _postgres_load(source: Any, url: str) -> LoadReport:
     from segflow.store.postgres.connection import connect
     from segflow.store.postgres.load import copy_store
+    from segflow.store.postgres.warehouse import attached_source
 
     target = connect(url)
     try:
+        segment = attached_source(target)
+        if segment is not None:
+            raise EngineUnavailable(
+                f"this PostgreSQL schema reads the Segment warehouse schema {segment!r} in"
+                " place (segflow engine attach): load the store into a schema of its own"
+            )
         return copy_store(source, target)
     finally:
         target.close()

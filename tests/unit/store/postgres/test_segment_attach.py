@@ -11,11 +11,12 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+import duckdb
 import pytest
 from psycopg import sql
 
 from segflow.model.definition import parse_segment
-from segflow.store.engines import EngineUnavailable, attach_segment
+from segflow.store.engines import EngineUnavailable, attach_segment, engine_for
 from segflow.store.postgres.connection import connect
 from segflow.store.postgres.warehouse import (
     SegmentUnsupported,
@@ -25,7 +26,7 @@ from segflow.store.postgres.warehouse import (
     snakecase,
     trait_key,
 )
-from tests.postgres import server, temporary_schema
+from tests.postgres import schema_url, server, temporary_schema
 from tests.segment_warehouse import duckdb_members, warehouse, write_segment_schema
 
 T0 = datetime(2026, 3, 1, 12)
@@ -308,3 +309,11 @@ def test_a_refused_attach_leaves_the_earlier_one_in_place() -> None:
         assert con.execute("SELECT source_schema FROM segment_source").fetchone() == (source,)
         assert con.execute("SELECT count(*) FROM events").fetchone() == (len(MESSAGES),)
         con.close()
+
+
+def test_a_store_is_not_loaded_over_attached_views() -> None:
+    with warehouse(MESSAGES) as batch:
+        url = schema_url(str((batch.con.execute("SELECT current_schema()").fetchone() or [""])[0]))
+        with pytest.raises(EngineUnavailable, match="reads the Segment warehouse schema"):
+            engine_for(url).load(duckdb.connect(), url)
+        assert batch.con.execute("SELECT count(*) FROM segment_source").fetchone() == (1,)
