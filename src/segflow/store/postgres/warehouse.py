@@ -302,6 +302,9 @@ class Source:
     columns: dict[str, str]
     skip_events: tuple[str, ...] = ()
     """For ``tracks``: the event slugs whose calls are read from their own tables."""
+    own: bool = True
+    """Whether the table's other columns are the calls' properties (not ``tracks``,
+    whose rows carry none)."""
 
     def fields(self, skipped: list[str]) -> list[SourceField]:
         out = []
@@ -310,7 +313,7 @@ class Source:
                 root = "context"
             elif name in RESERVED:
                 continue
-            elif self.type in ("track", "page", "screen"):
+            elif self.type in ("page", "screen") or (self.type == "track" and self.own):
                 root = "properties"
             elif self.type == "identify":
                 root = "traits"
@@ -451,7 +454,7 @@ def find_sources(con: Connection, schema: str) -> tuple[list[Source], list[str]]
                 " not a table of Segment's warehouse schema"
             )
     sources = [Source(t, "track", columns[t]) for t in events]
-    sources.append(Source("tracks", "track", columns["tracks"], tuple(events)))
+    sources.append(Source("tracks", "track", columns["tracks"], tuple(events), own=False))
     sources += [Source(t, CALL_TABLES[t], columns[t]) for t in CALL_TABLES if t in tables]
     return sources, events
 
@@ -788,7 +791,7 @@ def attached_source(con: Connection) -> str | None:
 
 class SegmentCatalog(Mapping[str, Field]):
     """The typed fields of the attached views, looked up by a definition's path under
-    the column Segment's loader gives it."""
+    the column Segment's loader gives it (iterating gives the views' own paths)."""
 
     def __init__(self, fields: Mapping[str, Field]) -> None:
         self.fields = dict(fields)
@@ -851,8 +854,10 @@ class SegmentBatch(PostgresBatch):
             ),
             sql.SQL("ANALYZE pg_temp.events, pg_temp.traits, pg_temp.profiles").format(),
         ]
-        for step in steps:
-            self.con.execute(step)
+        with self.con.transaction():
+            self.con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            for step in steps:
+                self.con.execute(step)
 
     def evaluate(
         self, segments: Iterable[Segment], at: datetime, *, only: Iterable[str] | None = None

@@ -317,3 +317,24 @@ def test_a_store_is_not_loaded_over_attached_views() -> None:
         with pytest.raises(EngineUnavailable, match="reads the Segment warehouse schema"):
             engine_for(url).load(duckdb.connect(), url)
         assert batch.con.execute("SELECT count(*) FROM segment_source").fetchone() == (1,)
+
+
+def test_a_track_call_without_an_event_table_is_read_from_tracks() -> None:
+    refunded = parse_segment({"id": "refunded", "condition": {"event": "Refund"}})
+    priced = parse_segment(
+        {
+            "id": "priced",
+            "condition": {"event": "Refund", "where": [{"property": "revenue", "exists": True}]},
+        }
+    )
+    with schemas() as (source, source_url, url):
+        con = connect(source_url)
+        write_segment_schema(con, source, MESSAGES)
+        con.execute(f"DROP TABLE {source}.refund")
+        con.close()
+        report = attach_segment(url, source)
+        assert report.event_tables == ["order_completed"]
+        batch = open_batch(url)
+        result = batch.evaluate([refunded, priced], AT)
+        assert result.members("refunded") == ["u3"] and result.members("priced") == []
+        batch.close()
