@@ -852,10 +852,18 @@ class SegmentBatch(PostgresBatch):
             sql.SQL("CREATE TEMP TABLE profiles AS {}").format(
                 sql.SQL(PROFILES).format(events=sql.Identifier("pg_temp", "events"))
             ),
-            sql.SQL("ANALYZE pg_temp.events, pg_temp.traits, pg_temp.profiles").format(),
+            # statistics of what the scans filter, group and join on (all of them would
+            # cost more than the evaluation they steer)
+            sql.SQL(
+                'ANALYZE pg_temp.events (profile_id, type, event, "timestamp"),'
+                " pg_temp.traits (profile_id, key), pg_temp.profiles"
+            ).format(),
         ]
         with self.con.transaction():
             self.con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # the recursive query's row estimates are orders above the real rows, which
+            # makes PostgreSQL compile it (JIT) at a cost far above running it
+            self.con.execute("SET LOCAL jit = off")
             for step in steps:
                 self.con.execute(step)
 
