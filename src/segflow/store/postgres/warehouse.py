@@ -391,7 +391,8 @@ def _tables(con: Connection, schema: str) -> dict[str, tuple[bool, bool]]:
         " EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid"
         " AND a.attname = 'event_text' AND NOT a.attisdropped)"
         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        " WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+        " AND NOT c.relispartition",
         [schema],
     ).fetchall()
     return {str(r[0]): (bool(r[1]), bool(r[2])) for r in rows}
@@ -781,7 +782,13 @@ def attached_source(con: Connection) -> str | None:
     ).fetchone()
     if row is None or row[0] is None:
         return None
-    got = con.execute(sql.SQL("SELECT source_schema FROM {}").format(sql.Identifier(MARKER)))
+    try:
+        got = con.execute(sql.SQL("SELECT source_schema FROM {}").format(sql.Identifier(MARKER)))
+    except psycopg.errors.InsufficientPrivilege:
+        raise EngineUnavailable(
+            f"PostgreSQL user {_user(con)} may not read {current_schema(con)}.{MARKER}:"
+            " grant SELECT on the views engine attach made"
+        ) from None
     found = got.fetchone()
     return str(found[0]) if found else None
 

@@ -338,3 +338,32 @@ def test_a_track_call_without_an_event_table_is_read_from_tracks() -> None:
         result = batch.evaluate([refunded, priced], AT)
         assert result.members("refunded") == ["u3"] and result.members("priced") == []
         batch.close()
+
+
+def test_a_reader_needs_select_on_the_views_only() -> None:
+    role = f"segflow_reader_{uuid.uuid4().hex[:8]}"
+    admin = server()
+    with schemas() as (source, source_url, url):
+        write_segment_schema(connect(source_url), source, MESSAGES)
+        attach_segment(url, source)
+        target = url.rsplit("%3D", 1)[1]
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+        try:
+            admin.execute(f"GRANT USAGE ON SCHEMA {target} TO {role}")
+            reader = url.replace("postgres@", f"{role}@", 1)
+            with pytest.raises(EngineUnavailable) as err:
+                open_batch(reader)
+            assert str(err.value) == (
+                f"PostgreSQL user {role} may not read {target}.segment_source:"
+                " grant SELECT on the views engine attach made"
+            )
+            admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {target} TO {role}")
+            batch = open_batch(reader)  # no grant at all on the Segment schema
+            assert batch.evaluate(SEGMENTS, AT).membership_map() == duckdb_members(
+                MESSAGES, SEGMENTS, AT
+            )
+            batch.close()
+        finally:
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
+            admin.close()
