@@ -93,6 +93,10 @@ def message(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "track":
         out["event"] = draw(st.sampled_from(NAMES))
         out["properties"] = draw(some(properties))
+        if out["event"] == "View" and "price" in out["properties"]:
+            # text in this event's table, numbers in the others: one typed column and
+            # the other type's values in extra, on both sides
+            out["properties"]["price"] = draw(st.sampled_from(["12", "cheap"]))
     elif kind == "identify":
         out["traits"] = draw(some(trait_values))
     else:
