@@ -104,6 +104,9 @@ class Field:
 
     type: str  # DOUBLE | BOOLEAN | VARCHAR | JSON (only ever non-scalar)
     overflow: bool = False
+    column: str | None = None
+    """The events column (and ``extra`` path) holding the field when it is not named
+    by the path itself (a warehouse whose columns follow its own naming)."""
 
 
 Catalog = Mapping[str, Field]
@@ -384,6 +387,7 @@ class BatchCompiler:
         info = self.catalog.get(path)
         if info is None:
             return Typed(None, None, None, FALSE)
+        path = info.column or path
         c = col(path)
         number: exp.Expression | None
         string: exp.Expression | None
@@ -514,6 +518,7 @@ class BatchCompiler:
         info = self.catalog.get(path)
         if info is None:
             return exp.null()
+        path = info.column or path
         if not info.overflow and info.type != "JSON":
             return col(path)
         ptr = exp.Literal.string(json_pointer(path))

@@ -29,6 +29,21 @@ class LoadReport:
     partitions: int = 0
 
 
+@dataclass
+class AttachReport:
+    """What attaching a Segment warehouse schema found and made: the schema read, the
+    schema holding the views, the per-event and other call tables, the typed field
+    paths, the trait keys, and the columns not read (with why, in the docs)."""
+
+    source: str
+    target: str
+    event_tables: list[str] = field(default_factory=list)
+    call_tables: list[str] = field(default_factory=list)
+    fields: int = 0
+    trait_keys: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Engine:
     """One engine: its name, the URL schemes it answers and how to reach it (imported
@@ -41,20 +56,36 @@ class Engine:
     load: Callable[[Any, str], LoadReport]
     """``load(source, url)``: ``source`` is the DuckDB store's connection (typed where
     the engine's package imports DuckDB; this module stays engine-neutral)."""
+    attach_segment: Callable[[str, str], AttachReport] | None = None
+    """``attach_segment(url, schema)``: views at ``url`` reading the Segment warehouse
+    schema ``schema`` in place (None: the engine cannot)."""
 
 
 def _postgres_batch(url: str) -> BatchEvaluator:
-    from segflow.store.postgres.batch import PostgresBatch
+    from segflow.store.postgres.warehouse import open_batch
 
-    return PostgresBatch(url)
+    return open_batch(url)
+
+
+def _postgres_attach(url: str, schema: str) -> AttachReport:
+    from segflow.store.postgres.warehouse import attach_url
+
+    return attach_url(url, schema)
 
 
 def _postgres_load(source: Any, url: str) -> LoadReport:
     from segflow.store.postgres.connection import connect
     from segflow.store.postgres.load import copy_store
+    from segflow.store.postgres.warehouse import attached_source
 
     target = connect(url)
     try:
+        segment = attached_source(target)
+        if segment is not None:
+            raise EngineUnavailable(
+                f"this PostgreSQL schema reads the Segment warehouse schema {segment!r} in"
+                " place (segflow engine attach): load the store into a schema of its own"
+            )
         return copy_store(source, target)
     finally:
         target.close()
@@ -84,6 +115,7 @@ ENGINES: Final[tuple[Engine, ...]] = (
         "postgresql://user@host:port/database",
         _postgres_batch,
         _postgres_load,
+        _postgres_attach,
     ),
     Engine(
         "ClickHouse (chDB)", ("chdb://",), "chdb:///absolute/path/to/dir", _chdb_batch, _chdb_load
@@ -99,3 +131,12 @@ def engine_for(url: str) -> Engine:
     scheme = url.split("://", 1)[0] + "://" if "://" in url else repr(url)
     known = ", ".join(e.example for e in ENGINES)
     raise EngineUnavailable(f"no batch engine for {scheme}: expected one of {known}")
+
+
+def attach_segment(url: str, schema: str) -> AttachReport:
+    """Views at ``url`` reading the Segment warehouse schema ``schema`` in place (the
+    engine's report of what it found); ``EngineUnavailable`` names what is missing."""
+    engine = engine_for(url)
+    if engine.attach_segment is None:
+        raise EngineUnavailable(f"{engine.name} cannot read a Segment warehouse in place")
+    return engine.attach_segment(url, schema)

@@ -1,5 +1,6 @@
-"""``segflow engine load`` and ``--engine`` on ``eval``, ``members`` and ``export``: the
-library's segments evaluated on PostgreSQL give DuckDB's sizes, members and files."""
+"""``segflow engine load``, ``engine attach`` and ``--engine`` on ``eval``, ``members``
+and ``export``: the library's segments evaluated on PostgreSQL (a loaded copy, or a
+Segment warehouse read in place) and on chDB give DuckDB's sizes, members and files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from segflow.cli import app
+from segflow.demo import SEGMENTS_DIR, generate_shop, write_jsonl
+from segflow.store.postgres.connection import connect
 from tests.postgres import temporary_schema
+from tests.segment_warehouse import write_segment_schema
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "SEGFLOW_DB": None})
 AT = "2026-11-01T00:00:00Z"
@@ -88,3 +92,38 @@ def test_a_chdb_directory_without_the_tables_is_one_clear_error(shop: Path, tmp_
     )
     assert missing.exit_code == 2
     assert f"chDB directory {tmp_path / 'none'} does not exist" in missing.output
+
+
+def test_eval_on_an_attached_segment_warehouse_equals_duckdb(tmp_path: Path) -> None:
+    summary = generate_shop(tmp_path / "data", customers=120, seed=11)
+    jsonl = tmp_path / "messages.jsonl"
+    write_jsonl(summary, jsonl)
+    db = str(tmp_path / "shop.duckdb")
+    assert runner.invoke(app, ["ingest", str(jsonl), "--db", db]).exit_code == 0
+    applied = runner.invoke(app, ["segments", "apply", str(SEGMENTS_DIR), "--db", db])
+    assert applied.exit_code == 0, applied.output
+    messages = [json.loads(line) for line in jsonl.open()]
+    with temporary_schema() as source_url, temporary_schema() as url:
+        source = source_url.rsplit("%3D", 1)[1]
+        con = connect(source_url)
+        write_segment_schema(con, source, messages)
+        con.close()
+        res = runner.invoke(app, ["engine", "attach", url, "--segment-schema", source])
+        assert res.exit_code == 0, res.output
+        assert "per-event tables" in res.output and "pages, identifies" in res.output
+        on_pg = runner.invoke(app, ["eval", "--at", AT, "--db", db, "--engine", url])
+        assert on_pg.exit_code == 0, on_pg.output
+        on_duckdb = runner.invoke(app, ["eval", "--at", AT, "--db", db])
+        assert len(_rows(on_pg.output)) > 20
+        assert _rows(on_pg.output) == _rows(on_duckdb.output)
+
+
+def test_attaching_a_schema_without_tracks_is_one_clear_error() -> None:
+    with temporary_schema() as source_url, temporary_schema() as url:
+        source = source_url.rsplit("%3D", 1)[1]
+        res = runner.invoke(app, ["engine", "attach", url, "--segment-schema", source])
+    assert res.exit_code == 2
+    assert res.output.strip() == (
+        f"PostgreSQL schema {source!r} has no table tracks: not a Segment warehouse schema"
+        " (--segment-schema names the source's schema)"
+    )

@@ -6,7 +6,7 @@ member lists read.  Nothing in the schema is written: the path is read-only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -88,7 +88,7 @@ class PostgresBatch:
         if self._own:
             self.con.close()
 
-    def catalog(self) -> dict[str, Field]:
+    def catalog(self) -> Mapping[str, Field]:
         rows = self.con.execute("SELECT path, type, overflow FROM field_catalog").fetchall()
         return {str(p): Field(str(t), bool(o)) for p, t, o in rows}
 
