@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from segflow.cli.common import DEFAULT_DB, DbOption, console, opened, print_table
-from segflow.store.engines import EngineUnavailable, attach_segment
+from segflow.service.engines import EngineUnavailable, attach_warehouse
 
 app = typer.Typer(no_args_is_help=True, help="Batch engines other than the --db file.")
 
@@ -61,7 +61,7 @@ def attach(
     per-event, identifies, pages and screens tables (replacing an earlier attach), so
     that `eval` and `members` can run there (--engine); no event is copied."""
     try:
-        report = attach_segment(url, segment_schema)
+        report = attach_warehouse(url, segment_schema)
     except EngineUnavailable as e:
         console.print(f"[red]{escape(str(e))}[/red]", highlight=False)
         raise typer.Exit(2) from None
