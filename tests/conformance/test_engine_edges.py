@@ -258,3 +258,41 @@ def test_texts_outside_years_1_to_9999_are_no_instant(engine: Engine) -> None:
     )
     assert got["before"] == {"t3"}
     assert got["after"] == {"t4"}
+
+
+def test_only_texts_of_the_instant_grammar_are_instants(engine: Engine) -> None:
+    """One grammar on every engine (``model.time.INSTANT_TEXT``): lower-case ``t`` and
+    ``z``, minutes without seconds, ``+HH`` offsets, fractions cut to the microsecond;
+    no zone names, no hour alone, no basic format, no hour 24 or second 60."""
+    texts = [
+        "2026-03-09T12:00Z",
+        "2026-03-09t12:00:00.5z",
+        "2026-03-09T14:00:00.5+02",
+        "2026-03-09T12:00:00.5000009Z",
+        " 2026-03-09T12:00:00.5Z\n",
+        "2026-03-09 12:00:00 UTC",
+        "2026-03-09T12",
+        "20260309T120000Z",
+        "2026-03-09T24:00:00Z",
+        "2026-03-08T23:59:60Z",
+        "2026-03-09T12:00:00+24:00",
+        "2026-03-09+02:00",
+        "\xa02026-03-09T12:00:00Z",
+    ]
+    hs = [one_event(f"t{i}", AT - DAY, when=t) for i, t in enumerate(texts)]
+    hs += [
+        ProfileHistory(f"trait{i}", [], [TraitWrite(AT - DAY, "a", "signup", t)])
+        for i, t in enumerate(texts)
+    ]
+    got = check(
+        engine,
+        hs,
+        {
+            "is_time": {"event": "View", "where": [{"property": "when", "older_than": "1d"}]},
+            "trait_time": {"trait": "signup", "older_than": "1d"},
+            "trait_no_time": {"not": {"trait": "signup", "before": "3000-01-01"}},
+        },
+    )
+    assert got["is_time"] == {"t0", "t1", "t2", "t3", "t4"}
+    assert got["trait_time"] == {f"trait{i}" for i in range(5)}
+    assert got["trait_no_time"] >= {f"trait{i}" for i in range(5, len(texts))}

@@ -24,7 +24,7 @@ from segflow.model.definition import (
     is_number,
 )
 from segflow.model.history import MISSING, Event, ProfileHistory, TraitWrite
-from segflow.model.time import parse_instant
+from segflow.model.time import read_instant
 from segflow.plan.features import (
     CART_ADD,
     CART_PRICE,
@@ -63,12 +63,7 @@ def value_kind(v: object) -> str | None:
 
 def as_time(v: object) -> datetime | None:
     """A string value read as an instant (None when it is not one)."""
-    if not isinstance(v, str):
-        return None
-    try:
-        return parse_instant(v)
-    except ValueError:
-        return None
+    return read_instant(v)
 
 
 def compare_time(t: datetime | None, cmp: Comparison, at: datetime) -> bool:

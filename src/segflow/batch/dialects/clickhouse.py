@@ -35,6 +35,7 @@ from segflow.batch.dialects.nodes import (
     quoted_column,
     transforms,
 )
+from segflow.model.time import INSTANT_TEXT
 
 TIMESTAMP: Final = "DateTime64(6, 'UTC')"
 
@@ -45,15 +46,6 @@ SETTINGS: Final[dict[str, int | str]] = {
     "session_timezone": "UTC",
 }
 """Settings every batch query runs with (``store.clickhouse.batch``)."""
-
-ISO_8601: Final = (
-    r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
-    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?\s*$"
-)
-"""The forms PostgreSQL's ``segflow_parse_ts`` reads (``store.postgres.schema``): a date,
-optionally ``T`` or a space and ``HH:MM[:SS[.ffffff]]``, then optionally ``Z`` or a
-numeric offset, with surrounding spaces (RE2's ``\\s`` and ``\\d`` are ASCII)."""
-
 
 FIRST_MICROS: Final = -62_135_596_800_000_000
 """0001-01-01T00:00:00 UTC in µs since 1970; ``PAST_MICROS``: 10000-01-01."""
@@ -72,14 +64,14 @@ def _clickhouse_parse_timestamp(gen: Generator, e: ParseTimestamp) -> str:
     ``days_from_civil``, valid for every year 0001-9999): an instant outside ClickHouse's
     calendar range keeps its order against every other, as on DuckDB."""
     v = gen.sql(e, "this")
-    g = f"extractGroups(ifNull({v}, ''), {gen.sql(exp.Literal.string(ISO_8601))})"
+    g = f"extractGroups(ifNull({v}, ''), {gen.sql(exp.Literal.string(INSTANT_TEXT))})"
 
     def part(i: int) -> str:
         return f"toInt64OrZero(_ts_g[{i}])"
 
     y, mo, d = part(1), part(2), part(3)
     h, mi, s = part(4), part(5), part(6)
-    us = "toInt64OrZero(rightPad(_ts_g[7], 6, '0'))"
+    us = "toInt64OrZero(rightPad(substring(_ts_g[7], 1, 6), 6, '0'))"
     off_h, off_m = part(10), part(11)
     era_y = f"({y} - if({mo} <= 2, 1, 0))"
     era = f"intDiv({era_y}, 400)"

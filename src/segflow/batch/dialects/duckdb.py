@@ -27,6 +27,7 @@ from segflow.batch.dialects.nodes import (
     quoted_column,
     transforms,
 )
+from segflow.model.time import INSTANT_TEXT
 
 
 def _duckdb_bucket_hash(gen: Generator, e: BucketHash) -> str:
@@ -42,19 +43,46 @@ def _duckdb_bucket_hash(gen: Generator, e: BucketHash) -> str:
 
 _FIRST: Final = "TIMESTAMP '0001-01-01'"
 _PAST: Final = "TIMESTAMP '10000-01-01'"
+_TRACKER_FORM: Final = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z"
+)
+"""The form tracking libraries write, which DuckDB's plain TIMESTAMP cast reads as
+``INSTANT_TEXT`` does (a day its month lacks: NULL)."""
+_GROUPS: Final = "['y', 'mo', 'd', 'h', 'mi', 's', 'f', 'z', 'sign', 'oh', 'om']"
 
 
 def _duckdb_parse_timestamp(gen: Generator, e: ParseTimestamp) -> str:
-    """A text ending in ``Z`` (how tracking libraries write instants) is read by the
-    plain TIMESTAMP cast, which gives the same instant as the time-zone-aware cast on
-    every such text (a property test checks it) at a fraction of its cost; any other
-    text goes through the aware cast, which applies its offset or zone name."""
+    """``INSTANT_TEXT``'s parts taken by ``REGEXP_EXTRACT`` (empty when absent), the
+    ranges a regular expression cannot hold checked, the date and time cast from a
+    canonical text (a day its month lacks: NULL) and the offset subtracted.  The form
+    trackers write skips the parts: the plain cast reads it (a property test checks
+    both against Python's reading)."""
     v = gen.sql(e, "this")
-    t = (
-        f"CASE WHEN SUFFIX({v}, 'Z') THEN TRY_CAST({v} AS TIMESTAMP)"
-        f" ELSE CAST(TRY_CAST({v} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+    pattern = gen.sql(exp.Literal.string(INSTANT_TEXT))
+    tracker = gen.sql(exp.Literal.string(_TRACKER_FORM))
+
+    def part(name: str) -> str:
+        return f"COALESCE(NULLIF(_ts.{name}, ''), '00')"
+
+    clock = f"CONCAT({part('h')}, ':', {part('mi')}, ':', {part('s')})"
+    fraction = "RPAD(LEFT(_ts.f, 6), 6, '0')"
+    day = "CONCAT(_ts.y, '-', _ts.mo, '-', _ts.d)"
+    local = f"TRY_CAST(CONCAT({day}, ' ', {clock}, '.', {fraction}) AS TIMESTAMP)"
+    minutes = f"(CAST({part('oh')} AS INTEGER) * 60 + CAST({part('om')} AS INTEGER))"
+    offset = f"TO_MINUTES(CASE WHEN _ts.sign = '-' THEN {minutes} ELSE -{minutes} END)"
+    valid = (
+        f"_ts.y > '0000' AND {part('h')} < '24' AND {part('mi')} < '60' AND {part('s')} < '60'"
+        f" AND {part('oh')} < '24' AND {part('om')} < '60'"
     )
-    # an offset can move a text out of years 1-9999 UTC: no instant, as in Python
+    parts = (
+        f"LIST_TRANSFORM([REGEXP_EXTRACT({v}, {pattern}, {_GROUPS})],"
+        f" _ts -> CASE WHEN {valid} THEN {local} + {offset} END)[1]"
+    )
+    t = (
+        f"CASE WHEN REGEXP_FULL_MATCH({v}, {tracker}) THEN TRY_CAST({v} AS TIMESTAMP)"
+        f" ELSE {parts} END"
+    )
+    # an offset can move it out of years 1-9999 UTC: no instant, as in Python
     # (DuckDB computes the repeated expression once)
     return f"CASE WHEN {t} >= {_FIRST} AND {t} < {_PAST} THEN {t} END"
 

@@ -19,6 +19,7 @@ from typing import Final
 from psycopg import sql
 
 from segflow.batch.dialects import PARSE_TIMESTAMP_FUNCTION
+from segflow.model.time import INSTANT_TEXT
 
 MAX_IDENTIFIER: Final = 63
 """PostgreSQL's longest identifier in bytes (longer ones are silently cut)."""
@@ -45,19 +46,11 @@ TABLES: Final = (
 )
 """The tables a load writes, in load order."""
 
-ISO_8601: Final = (
-    r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
-    r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?)?\s*$"
-)
-"""An ISO-8601 date or date-time: year, month, day, then optionally hour, minute,
-second, fraction (to the microsecond) and ``Z`` or a sign, offset hours and minutes
-(a date alone has no offset, as Python's reader has it)."""
-
 PARSE_TIMESTAMP_DDL: Final = f"""
 CREATE OR REPLACE FUNCTION {PARSE_TIMESTAMP_FUNCTION}(v TEXT) RETURNS TIMESTAMP
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
-    m TEXT[] := regexp_match(v, '{ISO_8601}');
+    m TEXT[] := regexp_match(v, '{INSTANT_TEXT}');
     y INT; mo INT; d INT; h INT := 0; mi INT := 0; s INT := 0; us INT := 0;
     offset_min INT := 0;
     t TIMESTAMP;
@@ -72,7 +65,7 @@ BEGIN
     END IF;
     IF m[4] IS NOT NULL THEN
         h := m[4]::INT; mi := m[5]::INT; s := COALESCE(m[6], '0')::INT;
-        us := COALESCE(rpad(m[7], 6, '0'), '0')::INT;
+        us := COALESCE(rpad(left(m[7], 6), 6, '0'), '0')::INT;
     END IF;
     IF h > 23 OR mi > 59 OR s > 59 THEN
         RETURN NULL;
