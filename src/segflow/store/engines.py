@@ -1,4 +1,4 @@
-"""Batch engines other than the store's own DuckDB file, chosen by URL scheme.
+"""Batch engines other than the store's own file, chosen by URL scheme.
 
 Each engine offers two things: a ``BatchEvaluator`` over the tables at a URL, and a
 load that replaces those tables with a DuckDB store's.  The service asks this module
@@ -61,6 +61,18 @@ class Engine:
     schema ``schema`` in place (None: the engine cannot)."""
 
 
+def _duckdb_batch(url: str) -> BatchEvaluator:
+    from segflow.store.duckdb.engine import DuckDBFileBatch
+
+    return DuckDBFileBatch(url)
+
+
+def _duckdb_load(source: Any, url: str) -> LoadReport:
+    from segflow.store.duckdb.engine import copy_store
+
+    return copy_store(source, url)
+
+
 def _postgres_batch(url: str) -> BatchEvaluator:
     from segflow.store.postgres.warehouse import open_batch
 
@@ -109,6 +121,13 @@ def _chdb_load(source: Any, url: str) -> LoadReport:
 
 
 ENGINES: Final[tuple[Engine, ...]] = (
+    Engine(
+        "DuckDB",
+        ("duckdb://",),
+        "duckdb:///absolute/path/to/file.duckdb",
+        _duckdb_batch,
+        _duckdb_load,
+    ),
     Engine(
         "PostgreSQL",
         ("postgresql://", "postgres://"),

@@ -127,3 +127,26 @@ def test_attaching_a_schema_without_tracks_is_one_clear_error() -> None:
         f"PostgreSQL schema {source!r} has no table tracks: not a Segment warehouse schema"
         " (--segment-schema names the source's schema)"
     )
+
+
+def test_eval_and_members_on_another_duckdb_file_equal_the_store(
+    shop: Path, tmp_path: Path
+) -> None:
+    url = f"duckdb://{tmp_path / 'copy.duckdb'}"
+    res = runner.invoke(app, ["engine", "load", url, "--db", str(shop)])
+    assert res.exit_code == 0, res.output
+    assert "Copied to DuckDB" in res.output
+    on_copy = runner.invoke(app, ["eval", "--at", AT, "--db", str(shop), "--engine", url])
+    assert on_copy.exit_code == 0, on_copy.output
+    on_store = runner.invoke(app, ["eval", "--at", AT, "--db", str(shop)])
+    assert len(_rows(on_copy.output)) > 20
+    assert _rows(on_copy.output) == _rows(on_store.output)
+    args = ["members", "returning_customers", "--at", AT, "--format", "json", "--db", str(shop)]
+    copy = runner.invoke(app, [*args, "--engine", url])
+    assert copy.exit_code == 0, copy.output
+    assert json.loads(copy.output) == json.loads(runner.invoke(app, args).output)
+    missing = runner.invoke(
+        app, ["eval", "--db", str(shop), "--engine", f"duckdb://{tmp_path / 'none.duckdb'}"]
+    )
+    assert missing.exit_code == 2
+    assert "does not exist: load a store into it first" in missing.output
