@@ -250,7 +250,10 @@ def test_the_engine_neutral_store_modules_run_no_sql(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert RUNS_SQL.search(text) is None
     assert re.search(r"^\s*(import|from) duckdb\b", text, re.MULTILINE) is None
-    assert [m for m in _every_import(path) if m.startswith("segflow.store.duckdb")] == []
+    # the engine registry names each engine's package, DuckDB's as a file engine too
+    allowed = {"segflow.store.duckdb.engine"} if path.name == "engines.py" else set()
+    duckdb_modules = {m for m in _every_import(path) if m.startswith("segflow.store.duckdb")}
+    assert duckdb_modules <= allowed
 
 
 def _every_import(path: Path) -> Iterator[str]:

@@ -22,12 +22,11 @@ def serve_store(
     edge: bool = True,
 ) -> None:
     """Run the server on ``db`` (keys created first for the demo, shown once)."""
-    import duckdb
-
     from segflow.api.deps import Settings
     from segflow.model.errors import DefinitionError
     from segflow.server import make_context, supervise
     from segflow.service.consent import configured_unknown_consent
+    from segflow.service.handle import StoreUnavailable
 
     try:
         settings = Settings(scores_cron=scores_cron)
@@ -42,7 +41,7 @@ def serve_store(
         raise typer.Exit(2) from None
     try:
         ctx = make_context(db, settings=settings)
-    except duckdb.IOException as e:  # most often: another process holds the file
+    except StoreUnavailable as e:  # most often: another process holds the file
         console.print(f"[red]cannot open {db}: {e}[/red]")
         raise typer.Exit(2) from None
     write: str | None = None

@@ -6,14 +6,11 @@ no SQL of its own and holds no connection (every statement is in ``segflow.store
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import duckdb
 
 from segflow.model import schedule
 from segflow.model.definition import (
@@ -28,6 +25,8 @@ from segflow.model.definition import (
 from segflow.model.errors import DefinitionError, Problem
 from segflow.model.time import utcnow
 from segflow.store.duckdb.stores import DuckDBStores
+from segflow.store.errors import StoreHeld as StoreHeld
+from segflow.store.errors import StoreUnavailable as StoreUnavailable
 
 if TYPE_CHECKING:
     from segflow.model.consent import UnknownConsent
@@ -393,31 +392,10 @@ class Segflow:
         return self.batch(segs.values(), at or utcnow(), only=[draft.id]).members(draft.id)
 
 
-class StoreUnavailable(Exception):
-    """The store file cannot be opened (not a store, unreadable): the engine's reason,
-    so shells report it without knowing the engine's errors."""
-
-
-class StoreHeld(StoreUnavailable):
-    """Another process (most often a running server) holds the store file."""
-
-    def __init__(self, reason: str, pid: str | None) -> None:
-        super().__init__(reason)
-        self.pid = pid
-        """The holder's process id, when the engine names it."""
-
-
 def open_store(db: Path) -> Segflow:
     """Open the store at ``db``; the engine refusing the file raises ``StoreHeld`` (a
     lock another process holds) or ``StoreUnavailable``."""
-    try:
-        return Segflow(db)
-    except duckdb.IOException as e:
-        reason = str(e)
-        if "lock" not in reason.lower():
-            raise StoreUnavailable(reason) from None
-        holder = re.search(r"\(PID (\d+)\)", reason)
-        raise StoreHeld(reason, holder.group(1) if holder else None) from None
+    return Segflow(db)
 
 
 def remove_store(db: Path) -> None:

@@ -23,9 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import duckdb
-
 from segflow.model.events import IngestError, IngestProblem
+from segflow.store.errors import StorageFailed
 from segflow.store.protocols import GroupCommitStore
 from segflow.store.records.history import StoredEvents
 
@@ -456,7 +455,7 @@ class Ingestor:
                 self.store.ingest_messages(group[i].messages, source="api", json_values=True)
             except IngestError as e:
                 outcome[i] = InvalidMessages(e.problems, group[i].prefix)
-            except (duckdb.IOException, OSError, MemoryError):
+            except (StorageFailed, OSError, MemoryError):
                 log.exception("storing a request failed")
                 outcome[i] = StoreFailed()
             except Exception as e:  # input-specific: the rest of the group was stored

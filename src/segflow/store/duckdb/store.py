@@ -54,6 +54,7 @@ from segflow.store.duckdb.sessions import move_sessions
 from segflow.store.duckdb.sql import quote_ident
 from segflow.store.duckdb.staging_messages import MessageStager
 from segflow.store.duckdb.staging_tables import TableStager
+from segflow.store.errors import StorageFailed
 from segflow.store.protocols import Progress, StrPath
 from segflow.store.records.history import FieldInfo, StoredEvents
 
@@ -367,12 +368,15 @@ class DuckDBStore:
             if describe:
                 stager.by_line = {}
             try:
-                for i, raw in enumerate(messages, 1):
-                    stager.add_object(raw, i)
-            except BaseException:
-                self.drop_temps()
-                raise
-            report = stager.finish(started)
+                try:
+                    for i, raw in enumerate(messages, 1):
+                        stager.add_object(raw, i)
+                except BaseException:
+                    self.drop_temps()
+                    raise
+                report = stager.finish(started)
+            except duckdb.IOException as e:  # the disk or the file, not the messages
+                raise StorageFailed(str(e)) from e
         if report.rejected:
             raise IngestError(report.problems, total=report.problem_count, report=report)
         return report

@@ -3,8 +3,11 @@ it, so that the service holds store objects and never the connection."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
+
+import duckdb
 
 from segflow.store.duckdb.analytics import DuckDBAnalytics
 from segflow.store.duckdb.batch import DuckDBBatch
@@ -18,6 +21,7 @@ from segflow.store.duckdb.profiles import DuckDBProfileStore
 from segflow.store.duckdb.scores import DuckDBScores
 from segflow.store.duckdb.segments import SegmentRegistry
 from segflow.store.duckdb.store import DuckDBStore
+from segflow.store.errors import StoreHeld, StoreUnavailable
 
 if TYPE_CHECKING:
     from segflow.model.consent import UnknownConsent
@@ -32,7 +36,14 @@ class DuckDBStores:
     """The store objects over one DuckDB file, all on its one connection."""
 
     def __init__(self, path: str) -> None:
-        self.events = DuckDBStore(path)
+        try:
+            self.events = DuckDBStore(path)
+        except duckdb.IOException as e:
+            reason = str(e)
+            if "lock" not in reason.lower():
+                raise StoreUnavailable(reason) from None
+            holder = re.search(r"\(PID (\d+)\)", reason)
+            raise StoreHeld(reason, holder.group(1) if holder else None) from None
         """Events and profiles: ingestion (with the engine's tuning knobs) and reads."""
         con = self.events.con
         self.registry = SegmentRegistry(con)
