@@ -85,6 +85,11 @@ def _infer(histories: list[ProfileHistory]) -> dict[str, str]:
     return fields
 
 
+def _quoted(name: str) -> str:
+    """A column name as a DuckDB identifier (a field path may hold any character)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def load(
     con: duckdb.DuckDBPyConnection, histories: Iterable[ProfileHistory], *, numbered: bool = True
 ) -> None:
@@ -96,7 +101,7 @@ def load(
     fields = _infer(histories)
     con.execute(DDL)
     for path, kind in fields.items():
-        con.execute(f'ALTER TABLE events ADD COLUMN IF NOT EXISTS "{path}" {kind}')
+        con.execute(f"ALTER TABLE events ADD COLUMN IF NOT EXISTS {_quoted(path)} {kind}")
     overflow: set[str] = set()
     seq = 0
     for h in histories:
@@ -121,7 +126,7 @@ def load(
                     overflow.add(path)
                     v = None
                 typed.append(v)
-            cols = ", ".join(f'"{c}"' for c in fields)
+            cols = ", ".join(_quoted(c) for c in fields)
             marks = ", ".join("?" for _ in fields)
             # page/screen calls as stored: their type and no event name
             type_ = CALL_TYPES.get(e.name, "track") if e.name is not None else "track"
