@@ -54,6 +54,9 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[ob
             f"cannot connect to PostgreSQL at {describe(url)}: {reason}"
         ) from None
     con.execute("SET TimeZone = 'UTC'")
+    # the batch query has tens of aggregates and joins: compiling it with JIT takes
+    # longer than running it (see docs/performance.md)
+    con.execute("SET jit = off")
     return con
 
 

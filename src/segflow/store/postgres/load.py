@@ -25,6 +25,7 @@ from segflow.store.postgres.schema import (
     PARSE_TIMESTAMP_DDL,
     TABLES,
     create_table,
+    event_indexes,
     event_partitions,
     months,
 )
@@ -48,15 +49,30 @@ def _duckdb_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str
 
 
 def _select(table: str, columns: Iterable[str]) -> str:
+    names = list(columns)
     parts = []
-    for c in columns:
+    for c in names:
         if table == "traits" and c == "valid_to":
             parts.append(f"{VALID_TO} AS valid_to")
         elif table == "traits" and c == "linked":
             parts.append("TRUE AS linked")
         else:
             parts.append('"' + c.replace('"', '""') + '"')
-    return f"SELECT {', '.join(parts)} FROM {table}"
+    query = f"SELECT {', '.join(parts)} FROM {table}"
+    if table == "events":  # each month's rows by name, then profile: see event_order
+        query += " ORDER BY " + ", ".join(f'"{c}"' for c in event_order(names))
+    return query
+
+
+def event_order(columns: Iterable[str]) -> list[str]:
+    """How a load lays events out in each month: by event code (the name where the
+    store has no codes), then profile, so that the BRIN index on the code finds a
+    scan's names in a few block ranges and a profile's rows lie together."""
+    names = list(columns)
+    return [
+        "event_code" if "event_code" in names else "event",
+        "profile_no" if "profile_no" in names else "profile_id",
+    ]
 
 
 def _csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> int:
@@ -107,7 +123,9 @@ def copy_store(
                     f"PostgreSQL refused a row of {t} (schema {schema!r}): {str(e).splitlines()[0]}"
                 ) from None
             report.rows[t] = n
-        for index in INDEXES:
+        indexes: list[str | sql.Composed] = [*INDEXES]
+        indexes += event_indexes(event_order(columns["events"])[0])
+        for index in indexes:
             cur.execute(index)
     for t in TABLES:
         target.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(t)))

@@ -4,11 +4,12 @@ The tables mirror DuckDB's (``store.duckdb.schema``), column for column, so one
 compiled plan reads either: the core event fields, one typed column per dotted field
 path, ``extra`` as ``jsonb``, and ``event_code`` / ``profile_no`` where the DuckDB
 store keeps them.  ``events`` is range-partitioned by month of ``timestamp`` (one
-partition per month holding events, and a default one for any later insert) with a
-BRIN index on ``timestamp``: events arrive roughly in time order, so a block range
-index is a few pages per month and lets a windowed scan skip old blocks, while the
-month partitions let a window floor prune whole months.  ``traits`` are stored with
-``valid_to`` already set (``load`` computes it), so the value as of t is a filter.
+partition per month holding events, and a default one for any later insert) with
+BRIN indexes on ``timestamp`` and on the event code: a load writes each month's
+events ordered by code and profile, so a scan of some names reads their block ranges
+only, while the month partitions let a window floor prune whole months.  ``traits``
+are stored with ``valid_to`` already set (``load`` computes it), so the value as of t
+is a filter.
 """
 
 from __future__ import annotations
@@ -46,8 +47,15 @@ TABLES: Final = (
 )
 """The tables a load writes, in load order."""
 
+TRACKER_FORM: Final = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z$"
+)
+"""The form tracking libraries write, with its fields' ranges: read by the fast path
+of ``segflow_parse_ts`` (fixed positions, no offset)."""
+
 PARSE_TIMESTAMP_DDL: Final = f"""
-CREATE OR REPLACE FUNCTION {PARSE_TIMESTAMP_FUNCTION}(v TEXT) RETURNS TIMESTAMP
+CREATE OR REPLACE FUNCTION {PARSE_TIMESTAMP_FUNCTION}_parts(v TEXT) RETURNS TIMESTAMP
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
     m TEXT[] := regexp_match(v, '{INSTANT_TEXT}');
@@ -87,14 +95,27 @@ BEGIN
     END IF;
     RETURN t;
 END
+$$;
+CREATE OR REPLACE FUNCTION {PARSE_TIMESTAMP_FUNCTION}(v TEXT) RETURNS TIMESTAMP
+LANGUAGE SQL IMMUTABLE PARALLEL SAFE AS $$
+SELECT CASE WHEN v ~ '{TRACKER_FORM}' THEN
+    CASE WHEN substr(v, 1, 4) = '0000' THEN NULL
+    WHEN substr(v, 9, 2)::INT <= EXTRACT(DAY FROM
+        make_date(substr(v, 1, 4)::INT, substr(v, 6, 2)::INT, 1) + INTERVAL '1 month - 1 day')
+    THEN make_timestamp(substr(v, 1, 4)::INT, substr(v, 6, 2)::INT, substr(v, 9, 2)::INT,
+        substr(v, 12, 2)::INT, substr(v, 15, 2)::INT, substr(v, 18, 2)::INT)
+        + rpad(substr(v, 21, greatest(length(v) - 21, 0)), 6, '0')::INT
+        * INTERVAL '1 microsecond' END
+ELSE {PARSE_TIMESTAMP_FUNCTION}_parts(v) END
 $$
 """
-"""``dialects.ParseTimestamp`` on PostgreSQL, without a cast that could fail (an
-exception block would start a subtransaction per row, which a parallel query
-refuses): ISO-8601 dates and date-times (``T`` or a space, optional seconds and a
-fraction to the microsecond, ``Z`` or a numeric offset; none is UTC) as naive UTC;
-anything else, impossible dates and times included, as NULL.  PostgreSQL's own cast
-would also read words such as ``now`` or ``today`` as the clock."""
+"""``dialects.ParseTimestamp`` on PostgreSQL: the texts of ``model.time.INSTANT_TEXT``
+as naive UTC, anything else (impossible dates and times included) as NULL, without a
+cast that could fail (an exception block would start a subtransaction per row, which
+a parallel query refuses; PostgreSQL's own cast would also read words such as ``now``
+as the clock).  ``segflow_parse_ts`` is plain SQL (not STRICT), which the planner inlines: the
+tracker form is read from its fixed positions, any other text by the PL/pgSQL
+``segflow_parse_ts_parts``, whose per-call cost is many times the inlined path's."""
 
 
 def pg_type(duckdb_type: str, where: str) -> str:
@@ -142,7 +163,7 @@ def months(first: datetime | None, last: datetime | None) -> list[tuple[datetime
 
 
 def event_partitions(spans: list[tuple[datetime, datetime]]) -> list[sql.Composed]:
-    """One partition per month, a default one, and the BRIN index on ``timestamp``."""
+    """One partition per month and a default one."""
     stmts = [
         sql.SQL("CREATE TABLE {} PARTITION OF events FOR VALUES FROM ({}) TO ({})").format(
             sql.Identifier(f"events_{lo:%Y_%m}"),
@@ -152,10 +173,20 @@ def event_partitions(spans: list[tuple[datetime, datetime]]) -> list[sql.Compose
         for lo, hi in spans
     ]
     stmts.append(sql.SQL("CREATE TABLE events_default PARTITION OF events DEFAULT").format())
-    stmts.append(
-        sql.SQL('CREATE INDEX events_timestamp_brin ON events USING BRIN ("timestamp")').format()
-    )
     return stmts
+
+
+def event_indexes(name: str) -> list[sql.Composed]:
+    """The BRIN indexes on ``timestamp`` and on ``name`` (the event code or name each
+    month is ordered by), built once the rows are in: a block range written after a
+    BRIN index is made stays unsummarised, and an unsummarised range matches every
+    scan."""
+    return [
+        sql.SQL("CREATE INDEX {} ON events USING BRIN ({})").format(
+            sql.Identifier(f"events_{column}_brin"), sql.Identifier(column)
+        )
+        for column in ("timestamp", name)
+    ]
 
 
 INDEXES: Final = (
