@@ -13,6 +13,18 @@ from typing import Any, Final
 
 from segflow.store.protocols import BatchEvaluator
 
+LOADED_TABLES: Final = (
+    "events",
+    "traits",
+    "profiles",
+    "identities",
+    "field_catalog",
+    "event_names",
+    "static_members",
+)
+"""The store's tables a load copies to an engine, in load order: what the batch
+evaluator reads (``event_names`` where events carry codes)."""
+
 
 class EngineUnavailable(ValueError):
     """The engine at a URL cannot serve: the message names the server, table or

@@ -19,18 +19,10 @@ import duckdb
 
 from segflow.batch.dialects.clickhouse import TIMESTAMP
 from segflow.store.clickhouse.connection import Session, existing_tables, literal, quoted
-from segflow.store.engines import LoadReport
+from segflow.store.engines import LOADED_TABLES, LoadReport
 from segflow.store.postgres.load import VALID_TO
 
-TABLES: Final = (
-    "events",
-    "traits",
-    "profiles",
-    "identities",
-    "field_catalog",
-    "event_names",
-    "static_members",
-)
+TABLES: Final = LOADED_TABLES
 """The tables a load writes, in load order."""
 
 TYPES: Final = {

@@ -16,19 +16,11 @@ from urllib.parse import unquote, urlsplit
 import duckdb
 
 from segflow.store.duckdb.batch import DuckDBBatch
-from segflow.store.engines import EngineUnavailable, LoadReport
+from segflow.store.engines import LOADED_TABLES, EngineUnavailable, LoadReport
 
 SCHEME: Final = "duckdb://"
 
-TABLES: Final = (
-    "events",
-    "traits",
-    "profiles",
-    "identities",
-    "field_catalog",
-    "event_names",
-    "static_members",
-)
+TABLES: Final = LOADED_TABLES
 """What a load copies, in load order; the batch evaluator reads them all."""
 
 TARGET: Final = "segflow_engine_target"

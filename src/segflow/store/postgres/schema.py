@@ -21,6 +21,7 @@ from psycopg import sql
 
 from segflow.batch.dialects import PARSE_TIMESTAMP_FUNCTION
 from segflow.model.time import INSTANT_TEXT
+from segflow.store.engines import LOADED_TABLES
 
 MAX_IDENTIFIER: Final = 63
 """PostgreSQL's longest identifier in bytes (longer ones are silently cut)."""
@@ -36,15 +37,7 @@ TYPES: Final = {
 }
 """DuckDB column type -> PostgreSQL's."""
 
-TABLES: Final = (
-    "events",
-    "traits",
-    "profiles",
-    "identities",
-    "field_catalog",
-    "event_names",
-    "static_members",
-)
+TABLES: Final = LOADED_TABLES
 """The tables a load writes, in load order."""
 
 TRACKER_FORM: Final = (

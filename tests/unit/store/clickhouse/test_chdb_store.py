@@ -9,10 +9,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from segflow.model.definition import parse_segment
@@ -22,38 +21,7 @@ from segflow.store.clickhouse.connection import EngineUnavailable, Session, open
 from segflow.store.clickhouse.load import STAGING, TABLES, copy_store
 from segflow.store.engines import engine_for
 from tests.chdb import chdb_engine
-from tests.helpers import load
-
-T0 = datetime(2026, 1, 30, 12)
-HISTORIES = [
-    ProfileHistory(
-        "p0",
-        [
-            Event(T0, "Order", {"properties.revenue": 20}, message_id="a"),
-            Event(T0 + timedelta(days=3), "Order", {"properties.revenue": 5}, message_id="b"),
-        ],
-        [
-            TraitWrite(T0, "w0", "country", "PL"),
-            TraitWrite(T0 + timedelta(days=1), "w1", "country", "DE"),
-        ],
-    ),
-    ProfileHistory("p1", [Event(T0 + timedelta(days=40), "View", {}, message_id="c")], []),
-]
-SEGMENTS = [
-    parse_segment({"id": "de", "condition": {"trait": "country", "eq": "DE"}}),
-    parse_segment(
-        {
-            "id": "spent",
-            "condition": {"event": "Order", "measure": "sum", "of": "revenue", "gte": 25},
-        }
-    ),
-]
-
-
-def _store(histories: list[ProfileHistory] = HISTORIES) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    load(con, histories)
-    return con
+from tests.small_store import HISTORIES, SEGMENTS, T0, small_store
 
 
 @pytest.fixture
@@ -64,7 +32,7 @@ def ch(tmp_path: Path) -> Iterator[Session]:
 
 
 def test_a_load_makes_merge_trees_ordered_for_the_scans(ch: Session) -> None:
-    report = copy_store(_store(), ch)
+    report = copy_store(small_store(), ch)
     assert report.engine == "ClickHouse"
     assert report.rows["events"] == 3 and report.rows["profiles"] == 2
     keys = dict(
@@ -89,14 +57,14 @@ def test_a_load_makes_merge_trees_ordered_for_the_scans(ch: Session) -> None:
 
 
 def test_a_second_load_replaces_the_first(ch: Session) -> None:
-    copy_store(_store(), ch)
-    copy_store(_store(HISTORIES[:1]), ch)
+    copy_store(small_store(), ch)
+    copy_store(small_store(HISTORIES[:1]), ch)
     assert ch.rows("SELECT count() FROM profiles") == [(1,)]
 
 
 def test_a_failed_load_leaves_the_previous_tables(ch: Session) -> None:
-    copy_store(_store(), ch)
-    bad = _store(HISTORIES[:1])
+    copy_store(small_store(), ch)
+    bad = small_store(HISTORIES[:1])
     bad.execute("ALTER TABLE static_members ADD COLUMN added INTERVAL")  # no ClickHouse type
     with pytest.raises(ValueError, match=r"static_members\.added: no ClickHouse type"):
         copy_store(bad, ch)
@@ -106,8 +74,8 @@ def test_a_failed_load_leaves_the_previous_tables(ch: Session) -> None:
 
 @pytest.mark.parametrize("number", ["170141183460469231731687303715884105727", "-1e400"])
 def test_a_json_number_clickhouse_reads_otherwise_is_refused(ch: Session, number: str) -> None:
-    copy_store(_store(), ch)
-    bad = _store(HISTORIES[:1])
+    copy_store(small_store(), ch)
+    bad = small_store(HISTORIES[:1])
     bad.execute(f'UPDATE events SET extra = \'{{"properties": {{"n": [{number}]}}}}\'')
     with pytest.raises(ValueError, match=r"holds 2 JSON numbers .* e\.g\. \$\.properties\.n\[0\]"):
         copy_store(bad, ch)
@@ -117,7 +85,7 @@ def test_a_json_number_clickhouse_reads_otherwise_is_refused(ch: Session, number
 def test_evaluation_reads_the_loaded_directory_as_of_an_instant(tmp_path: Path) -> None:
     url = f"chdb://{tmp_path}"
     engine = engine_for(url)
-    assert engine.load(_store(), url).rows["traits"] == 2
+    assert engine.load(small_store(), url).rows["traits"] == 2
     batch = ClickHouseBatch(url)
     try:
         early = batch.evaluate(SEGMENTS, T0 + timedelta(hours=1))
@@ -160,9 +128,9 @@ def test_a_file_or_a_missing_directory_is_named(tmp_path: Path) -> None:
         ClickHouseBatch(f"chdb://{file}")
     missing = tmp_path / "a" / "b"
     with pytest.raises(EngineUnavailable, match=f"^chDB directory {missing} does not exist$"):
-        engine_for(f"chdb://{missing}").load(_store(), f"chdb://{missing}")
+        engine_for(f"chdb://{missing}").load(small_store(), f"chdb://{missing}")
     made = tmp_path / "new"
-    engine_for(f"chdb://{made}").load(_store(), f"chdb://{made}")  # its parent exists
+    engine_for(f"chdb://{made}").load(small_store(), f"chdb://{made}")  # its parent exists
     assert made.is_dir()
 
 

@@ -6,55 +6,28 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from segflow.model.definition import parse_segment
-from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.store.duckdb.batch import evaluate
 from segflow.store.duckdb.engine import TABLES, DuckDBFileBatch, copy_store, path_of
 from segflow.store.engines import EngineUnavailable, engine_for
-from tests.helpers import load
+from tests.small_store import HISTORIES, T0, small_store
+from tests.small_store import SEGMENTS as SMALL_SEGMENTS
 
-T0 = datetime(2026, 1, 30, 12)
-HISTORIES = [
-    ProfileHistory(
-        "p0",
-        [
-            Event(T0, "Order", {"properties.revenue": 20}, message_id="a"),
-            Event(T0 + timedelta(days=3), "Order", {"properties.revenue": 5}, message_id="b"),
-        ],
-        [
-            TraitWrite(T0, "w0", "country", "PL"),
-            TraitWrite(T0 + timedelta(days=1), "w1", "country", "DE"),
-        ],
-    ),
-    ProfileHistory("p1", [Event(T0 + timedelta(days=40), "View", {}, message_id="c")], []),
-]
 SEGMENTS = [
-    parse_segment({"id": "de", "condition": {"trait": "country", "eq": "DE"}}),
-    parse_segment(
-        {
-            "id": "spent",
-            "condition": {"event": "Order", "measure": "sum", "of": "revenue", "gte": 25},
-        }
-    ),
+    *SMALL_SEGMENTS,
     parse_segment({"id": "viewed", "condition": {"event": "View", "within": "7d"}}),
 ]
 
 
-def _store(histories: list[ProfileHistory] = HISTORIES) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    load(con, histories)
-    return con
-
-
 def test_the_file_answers_as_the_store_does(tmp_path: Path) -> None:
     url = f"duckdb://{tmp_path}/copy.duckdb"
-    store = _store()
+    store = small_store()
     report = engine_for(url).load(store, url)
     assert report.engine == "DuckDB"
     assert report.rows["events"] == 3 and report.rows["profiles"] == 2
@@ -70,8 +43,8 @@ def test_the_file_answers_as_the_store_does(tmp_path: Path) -> None:
 
 def test_a_second_load_replaces_every_table(tmp_path: Path) -> None:
     url = f"duckdb://{tmp_path}/copy.duckdb"
-    copy_store(_store(), url)
-    copy_store(_store(HISTORIES[1:]), url)
+    copy_store(small_store(), url)
+    copy_store(small_store(HISTORIES[1:]), url)
     batch = DuckDBFileBatch(url)
     try:
         got = batch.evaluate(SEGMENTS, T0 + timedelta(days=41)).membership_map()
@@ -82,8 +55,8 @@ def test_a_second_load_replaces_every_table(tmp_path: Path) -> None:
 
 def test_a_failed_load_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     url = f"duckdb://{tmp_path}/copy.duckdb"
-    copy_store(_store(), url)
-    broken = _store()
+    copy_store(small_store(), url)
+    broken = small_store()
     broken.execute("DROP TABLE static_members")  # the copy fails at the last table
     broken.execute("CREATE VIEW static_members AS SELECT error('unreadable') AS segment_id")
     with pytest.raises(duckdb.Error):
@@ -97,7 +70,7 @@ def test_a_failed_load_leaves_the_file_as_it_was(tmp_path: Path) -> None:
 
 
 def test_a_failed_load_into_a_new_file_leaves_no_file(tmp_path: Path) -> None:
-    broken = _store()
+    broken = small_store()
     broken.execute("DROP TABLE events")
     broken.execute("CREATE VIEW events AS SELECT error('unreadable') AS x")
     with pytest.raises(duckdb.Error):
@@ -124,12 +97,12 @@ def test_a_missing_file_or_table_is_named(tmp_path: Path) -> None:
     with pytest.raises(EngineUnavailable, match=r"lacks the tables traits, profiles, identities"):
         DuckDBFileBatch(f"duckdb://{other}")
     with pytest.raises(EngineUnavailable, match=r"no directory"):
-        copy_store(_store(), f"duckdb://{tmp_path}/missing/dir.duckdb")
+        copy_store(small_store(), f"duckdb://{tmp_path}/missing/dir.duckdb")
 
 
 def test_a_file_held_by_another_process_is_named(tmp_path: Path) -> None:
     url = f"duckdb://{tmp_path}/copy.duckdb"
-    copy_store(_store(), url)
+    copy_store(small_store(), url)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(tmp_path / "copy.duckdb")],
         stdout=subprocess.PIPE,
@@ -140,7 +113,7 @@ def test_a_file_held_by_another_process_is_named(tmp_path: Path) -> None:
         with pytest.raises(EngineUnavailable, match=r"cannot open the DuckDB file .*lock"):
             DuckDBFileBatch(url)
         with pytest.raises(EngineUnavailable, match=r"cannot open the DuckDB file .*lock"):
-            copy_store(_store(), url)
+            copy_store(small_store(), url)
     finally:
         holder.kill()
         holder.wait()

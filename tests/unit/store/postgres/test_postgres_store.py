@@ -5,34 +5,19 @@ unreachable server, a missing table or a missing privilege."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import duckdb
 import pytest
 
 from segflow.model.definition import parse_segment
-from segflow.model.history import Event, ProfileHistory, TraitWrite
+from segflow.model.history import Event, ProfileHistory
 from segflow.store.postgres.batch import PostgresBatch
 from segflow.store.postgres.connection import EngineUnavailable, connect, describe
 from segflow.store.postgres.load import copy_store
 from tests.helpers import load
 from tests.postgres import URL, server, temporary_schema
-
-T0 = datetime(2026, 1, 30, 12)
-HISTORIES = [
-    ProfileHistory(
-        "p0",
-        [
-            Event(T0, "Order", {"properties.revenue": 20}, message_id="a"),
-            Event(T0 + timedelta(days=3), "Order", {"properties.revenue": 5}, message_id="b"),
-        ],
-        [
-            TraitWrite(T0, "w0", "country", "PL"),
-            TraitWrite(T0 + timedelta(days=1), "w1", "country", "DE"),
-        ],
-    ),
-    ProfileHistory("p1", [Event(T0 + timedelta(days=40), "View", {}, message_id="c")], []),
-]
+from tests.small_store import HISTORIES, T0
 
 
 def test_a_load_partitions_events_by_month_with_a_brin_index() -> None:
