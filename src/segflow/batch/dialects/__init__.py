@@ -16,9 +16,9 @@ here are refused by ``dialect_class``.
 
 The classes have names of their own (``SegflowDuckDB``, ``SegflowPostgres``,
 ``SegflowClickHouse``, ``SegflowSpark``), so sqlglot's ``"duckdb"``, ``"postgres"``,
-``"clickhouse"`` and ``"spark"`` stay sqlglot's: a tree holding segflow's nodes is rendered with the compiler's
-``dialect``.  The parsers and every spelling of
-sqlglot's own nodes are inherited unchanged.
+``"clickhouse"`` and ``"spark"`` stay sqlglot's: a tree holding segflow's nodes is
+rendered with the compiler's ``dialect``.  The parsers and every spelling of sqlglot's
+own nodes are inherited unchanged.
 """
 
 from __future__ import annotations

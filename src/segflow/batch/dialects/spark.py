@@ -61,13 +61,15 @@ def _spark_parse_timestamp(gen: Generator, e: ParseTimestamp) -> str:
     joined = "|".join(f"${i}" for i in range(1, 12))
     groups = f"SPLIT(REGEXP_REPLACE({v}, {regex}, '{joined}'), '[|]')"
 
-    def part(i: int) -> str:
+    def group(i: int) -> str:
         return f"COALESCE(TRY_CAST(_ts_g[{i - 1}] AS BIGINT), 0)"
 
-    y, mo, d = part(1), part(2), part(3)
-    h, mi, s = part(4), part(5), part(6)
+    # each part read once, as BIGINT: year, month, day, hour, minute, second,
+    # microseconds, the offset in minutes east, its hours, its minutes
     us = "COALESCE(TRY_CAST(RPAD(_ts_g[6], 6, '0') AS BIGINT), 0)"
-    off_h, off_m = part(10), part(11)
+    off = f"IF(_ts_g[8] = '-', -1, 1) * ({group(10)} * 60 + {group(11)})"
+    parts = ", ".join([*(group(i) for i in range(1, 7)), us, off, group(10), group(11)])
+    y, mo, d, h, mi, s, us, offset, off_h, off_m = (f"_ts_p[{i}]" for i in range(10))
     era_y = f"({y} - IF({mo} <= 2, 1, 0))"
     era = f"({era_y} DIV 400)"
     yoe = f"({era_y} - {era} * 400)"
@@ -79,16 +81,19 @@ def _spark_parse_timestamp(gen: Generator, e: ParseTimestamp) -> str:
         f"TRY_ELEMENT_AT(ARRAY(31, IF({leap}, 29, 28), 31, 30, 31, 30, 31, 31, 30, 31, 30, 31),"
         f" CAST({mo} AS INT))"
     )
-    offset = f"IF(_ts_g[8] = '-', -1, 1) * ({off_h} * 60 + {off_m})"
-    micros = f"CAST(((({days} * 24 + {h}) * 60 + {mi} - {offset}) * 60 + {s}) * 1000000 + {us} AS BIGINT)"
+    seconds = f"((({days} * 24 + {h}) * 60 + {mi} - {offset}) * 60 + {s})"
+    micros = f"{seconds} * 1000000 + {us}"
     valid = (
         f"{y} >= 1 AND {mo} BETWEEN 1 AND 12 AND {d} >= 1"
         f" AND {d} <= {month_days} AND {h} <= 23 AND {mi} <= 59 AND {s} <= 59"
         f" AND {off_h} <= 23 AND {off_m} <= 59"
         # an offset can move it out of years 1-9999 UTC: no instant, as in Python
-        f" AND {micros} >= {FIRST_MICROS} AND {micros} < {PAST_MICROS}"
+        f" AND _ts_m >= {FIRST_MICROS} AND _ts_m < {PAST_MICROS}"
     )
-    reads = f"TRANSFORM(ARRAY({groups}), _ts_g -> IF({valid}, TIMESTAMP_MICROS({micros}), NULL))[0]"
+    # a lambda per step names what it computes, so each is spelled (and run) once
+    instant = f"TRANSFORM(ARRAY({micros}), _ts_m -> IF({valid}, TIMESTAMP_MICROS(_ts_m), NULL))[0]"
+    checked = f"TRANSFORM(ARRAY(ARRAY({parts})), _ts_p -> {instant})[0]"
+    reads = f"TRANSFORM(ARRAY({groups}), _ts_g -> {checked})[0]"
     return f"CASE WHEN {v} RLIKE {regex} THEN {reads} END"
 
 
@@ -119,15 +124,18 @@ def _variant_path(gen: Generator, e: JsonField) -> str:
 
 
 def _json_text(variant: str) -> str:
-    """A variant's JSON text, numbers spelled by value as DuckDB's JSON text spells them
-    apart: an integer as its digits, any other number as its DOUBLE's text (so ``2``
-    and ``2.0`` stay two values, and ``0.5`` from a document or a DOUBLE column one)."""
+    """A variant's JSON text, a number spelled by its value (Spark's reader keeps no
+    ``2.0`` apart from ``2``): an integer's digits (a whole DOUBLE's too), any other
+    number its DOUBLE's text, so a value from a document or from a DOUBLE column is
+    one text."""
     kind = f"SCHEMA_OF_VARIANT({variant})"
+    number = f"CAST({variant} AS DOUBLE)"
     return (
-        f"CASE WHEN {kind} = 'BIGINT' OR {kind} LIKE 'DECIMAL(%,0)'"
-        f" THEN CAST(CAST({variant} AS DECIMAL(38, 0)) AS STRING)"
-        f" WHEN {kind} = 'DOUBLE' OR {kind} = 'FLOAT' OR {kind} LIKE 'DECIMAL(%'"
-        f" THEN CAST(CAST({variant} AS DOUBLE) AS STRING) ELSE TO_JSON({variant}) END"
+        f"CASE WHEN {kind} = 'BIGINT' THEN CAST(CAST({variant} AS BIGINT) AS STRING)"
+        f" WHEN {kind} IN ('DOUBLE', 'FLOAT') OR {kind} LIKE 'DECIMAL(%' THEN"
+        f" CASE WHEN {number} % 1 = 0 AND ABS({number}) < 9.0E18"
+        f" THEN CAST(CAST({number} AS BIGINT) AS STRING) ELSE CAST({number} AS STRING) END"
+        f" ELSE TO_JSON({variant}) END"
     )
 
 
