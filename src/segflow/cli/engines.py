@@ -21,7 +21,8 @@ def load(
         str,
         typer.Argument(
             help="The engine's URL, e.g. postgresql://user@host:port/database"
-            " (schema: ?options=-csearch_path%3Dname) or chdb:///absolute/path/to/dir."
+            " (schema: ?options=-csearch_path%3Dname), chdb:///absolute/path/to/dir or"
+            " spark://local[N]/absolute/path/to/dir."
         ),
     ],
     db: DbOption = DEFAULT_DB,

@@ -113,6 +113,7 @@ def spark_session(master: str) -> Any:
         )
         for name, value in SETTINGS.items():
             builder = builder.config(name, value)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local master stays local
         try:
             spark = builder.getOrCreate()
         except Exception as e:  # PySpark's gateway errors have no common class
