@@ -157,7 +157,7 @@ def test_a_spark_json_read_spells_the_pointer_as_bracketed_keys() -> None:
     sql = JsonString(this=DOC, path=ptr).sql(dialect=SegflowSpark)
     assert """TRY_VARIANT_GET(PARSE_JSON(doc), '$["a/b"]["it\\'s"]["~"]')""" in sql
     quotes = exp.Literal.string('/say "it\'s"')
-    with pytest.raises(UnsupportedNode, match="^JsonField with a key holding quotes"):
+    with pytest.raises(UnsupportedNode, match=r"^JsonField with a key holding quotes"):
         JsonString(this=DOC, path=quotes).sql(dialect=SegflowSpark)
 
 
