@@ -33,8 +33,8 @@ ENGINE_EXAMPLES = max(20, int(os.environ.get("SEGFLOW_EXAMPLES", "150")) // 3)
 """Each example loads a store into the engine, so fewer are run than in the unit test."""
 
 SPARK_EXAMPLES = max(10, int(os.environ.get("SEGFLOW_EXAMPLES", "150")) // 10)
-"""Spark plans and runs each example's query in seconds (a JVM's query compiler), so
-it runs fewer still; the edge cases run on it in full."""
+"""Spark plans and compiles each example's query in its JVM, slower than the others
+run theirs, so it runs fewer still; the edge cases run on it in full."""
 
 SPARK = ("spark",)
 

@@ -1,8 +1,8 @@
 """The Spark spellings of segflow's nodes, run on Spark: the bucket is
 ``model.bucket.bucket_of`` exactly, the timestamp reader reads every ISO-8601
 date-time as the interpreter does and nothing else as a different instant, and the
-typed JSON reads take what DuckDB's take.  Each test reads many values in one query
-(a Spark query takes a fraction of a second to plan)."""
+typed JSON reads take what DuckDB's take.  Each test reads many values in one query,
+as planning a Spark query costs more than running it on a few rows."""
 
 from __future__ import annotations
 
