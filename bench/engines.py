@@ -1,12 +1,15 @@
-"""The library evaluated on PostgreSQL and on ClickHouse (chDB) against DuckDB, on the
-same store.
+"""The library evaluated on PostgreSQL, on ClickHouse (chDB) and on Spark against
+DuckDB, on the same store.
 
     .venv/bin/python bench/engines.py --db segflow.duckdb \\
-        [--url postgresql://postgres@127.0.0.1:5432/postgres] [--chdb] [--runs 3]
+        [--url postgresql://postgres@127.0.0.1:5432/postgres] [--chdb] [--spark [N]]
+        [--plan] [--runs 3]
 
 Loads the store (``segflow demo --no-serve`` makes one) into each engine asked for: a
 scratch schema of the PostgreSQL server with ``--url``, a scratch chDB directory with
-``--chdb`` (both dropped afterwards), then evaluates every saved segment in one plan as
+``--chdb``, a scratch Spark directory with ``--spark`` (local mode on N cores, every
+core by default; all dropped afterwards), prints Spark's physical plan of the library
+with ``--plan``, then evaluates every saved segment in one plan as
 of the store's latest event, ``--runs`` times on each engine, alternating; prints each
 load time, each engine's times and the ratio of the best ones to DuckDB's, and checks
 that the sizes agree.
@@ -31,6 +34,7 @@ from segflow.store.clickhouse.batch import ClickHouseBatch  # noqa: E402
 from segflow.store.postgres.batch import PostgresBatch  # noqa: E402
 from segflow.store.postgres.connection import connect  # noqa: E402
 from segflow.store.protocols import BatchEvaluator  # noqa: E402
+from segflow.store.spark.batch import SparkBatch  # noqa: E402
 
 
 def main() -> None:
@@ -38,10 +42,16 @@ def main() -> None:
     ap.add_argument("--db", type=Path, default=Path("segflow.duckdb"))
     ap.add_argument("--url", help="a PostgreSQL server (a scratch schema is made there)")
     ap.add_argument("--chdb", action="store_true", help="chDB in a scratch directory")
+    ap.add_argument(
+        "--spark", nargs="?", const="*", metavar="N", help="Spark (local[N]) in a scratch directory"
+    )
+    ap.add_argument("--plan", action="store_true", help="print Spark's physical plan")
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    if not args.url and not args.chdb:
-        ap.error("name an engine: --url postgresql://... and/or --chdb")
+    if not args.url and not args.chdb and not args.spark:
+        ap.error("name an engine: --url postgresql://..., --chdb and/or --spark")
+    if args.plan and not args.spark:
+        ap.error("--plan prints Spark's plan: name --spark too")
     with ExitStack() as stack:
         sf = Segflow(args.db)
         stack.callback(sf.close)
@@ -58,8 +68,16 @@ def main() -> None:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="segflow-bench-"))
             chdb_url = f"chdb://{scratch}"
             engines["chdb"] = _loaded(sf, chdb_url, lambda: ClickHouseBatch(chdb_url), stack)
+        if args.spark:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="segflow-bench-"))
+            spark_url = f"spark://local[{args.spark}]{scratch}"
+            engines["spark"] = _loaded(sf, spark_url, lambda: SparkBatch(spark_url), stack)
         segments = list(sf.segments().values())
         (at,) = sf.store.con.execute('SELECT max("timestamp") FROM events').fetchone() or (None,)
+        if args.plan:
+            spark = engines["spark"]
+            assert isinstance(spark, SparkBatch)
+            print(spark.explain(segments, at))
         times: dict[str, list[float]] = {name: [] for name in engines}
         sizes = {}
         for _ in range(args.runs):
@@ -79,7 +97,10 @@ def main() -> None:
 
 
 def _loaded(
-    sf: Segflow, url: str, batch: Callable[[], PostgresBatch | ClickHouseBatch], stack: ExitStack
+    sf: Segflow,
+    url: str,
+    batch: Callable[[], PostgresBatch | ClickHouseBatch | SparkBatch],
+    stack: ExitStack,
 ) -> BatchEvaluator:
     """The engine at ``url`` once the store is loaded into it (the load time printed)."""
     started = time.perf_counter()

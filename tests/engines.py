@@ -2,7 +2,7 @@
 some profiles' histories, evaluate segments as of an instant, read the members back.
 
 An engine is an entry in ``RUNNERS``: a context manager giving an ``Engine`` on a
-fresh place of its own (a PostgreSQL schema, a chDB directory), dropped afterwards."""
+fresh place of its own (a PostgreSQL schema, a chDB or Spark directory), dropped afterwards."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from segflow.store.duckdb.batch import evaluate
 from tests.chdb import chdb_engine
 from tests.helpers import load
 from tests.postgres import postgres_engine
+from tests.spark import spark_engine
 
 
 class Engine(Protocol):
@@ -69,6 +70,7 @@ RUNNERS: dict[str, Callable[[], AbstractContextManager[Engine]]] = {
     "duckdb": duckdb_engine,
     "postgres": postgres_engine,
     "chdb": chdb_engine,
+    "spark": spark_engine,
 }
 ENGINES = tuple(RUNNERS)
 

@@ -21,8 +21,8 @@ def load(
         str,
         typer.Argument(
             help="The engine's URL, e.g. postgresql://user@host:port/database"
-            " (schema: ?options=-csearch_path%3Dname), chdb:///absolute/path/to/dir or"
-            " duckdb:///absolute/path/to/file.duckdb."
+            " (schema: ?options=-csearch_path%3Dname), chdb:///absolute/path/to/dir,"
+            " spark://local[N]/absolute/path/to/dir or duckdb:///absolute/path/to/file.duckdb."
         ),
     ],
     db: DbOption = DEFAULT_DB,

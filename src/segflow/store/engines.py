@@ -132,6 +132,23 @@ def _chdb_load(source: Any, url: str) -> LoadReport:
         target.close()
 
 
+def _spark_batch(url: str) -> BatchEvaluator:
+    from segflow.store.spark.batch import SparkBatch
+
+    return SparkBatch(url)
+
+
+def _spark_load(source: Any, url: str) -> LoadReport:
+    from segflow.store.spark.connection import open_session
+    from segflow.store.spark.load import copy_store
+
+    target = open_session(url, create=True)
+    try:
+        return copy_store(source, target)
+    finally:
+        target.close()
+
+
 ENGINES: Final[tuple[Engine, ...]] = (
     Engine(
         "DuckDB",
@@ -150,6 +167,9 @@ ENGINES: Final[tuple[Engine, ...]] = (
     ),
     Engine(
         "ClickHouse (chDB)", ("chdb://",), "chdb:///absolute/path/to/dir", _chdb_batch, _chdb_load
+    ),
+    Engine(
+        "Spark", ("spark://",), "spark://local[N]/absolute/path/to/dir", _spark_batch, _spark_load
     ),
 )
 

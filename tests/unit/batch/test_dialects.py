@@ -35,6 +35,7 @@ from segflow.batch.dialects import (
     SegflowClickHouse,
     SegflowDuckDB,
     SegflowPostgres,
+    SegflowSpark,
     TopValue,
     UnsupportedNode,
     dialect_class,
@@ -122,7 +123,7 @@ POSTGRES_SQL: dict[type[exp.Expression], str] = {
 
 def test_every_node_has_a_sample() -> None:
     assert set(SAMPLES) == set(NODES)
-    assert set(DIALECTS) == {"duckdb", "postgres", "clickhouse"}
+    assert set(DIALECTS) == {"duckdb", "postgres", "clickhouse", "spark"}
 
 
 @pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
@@ -152,7 +153,26 @@ def test_clickhouse_spells_every_node(node: type[exp.Expression]) -> None:
     assert sql and node.__name__ not in sql
 
 
-@pytest.mark.parametrize("dialect", [SegflowPostgres, SegflowClickHouse], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("node", NODES, ids=lambda n: n.__name__)
+def test_spark_spells_every_node(node: type[exp.Expression]) -> None:
+    """Rendered with no gap reported (run on Spark in ``test_spark_nodes`` and the
+    engines' conformance test)."""
+    sql = SAMPLES[node].sql(dialect=SegflowSpark, unsupported_level=ErrorLevel.IMMEDIATE)
+    assert sql and node.__name__ not in sql
+
+
+def test_a_spark_json_read_spells_the_pointer_as_bracketed_keys() -> None:
+    ptr = exp.Literal.string("/a~1b/it's/~0")
+    sql = JsonString(this=DOC, path=ptr).sql(dialect=SegflowSpark)
+    assert """TRY_VARIANT_GET(PARSE_JSON(doc), '$["a/b"]["it\\'s"]["~"]')""" in sql
+    quotes = exp.Literal.string('/say "it\'s"')
+    with pytest.raises(UnsupportedNode, match=r"^JsonField with a key holding quotes"):
+        JsonString(this=DOC, path=quotes).sql(dialect=SegflowSpark)
+
+
+@pytest.mark.parametrize(
+    "dialect", [SegflowPostgres, SegflowClickHouse, SegflowSpark], ids=lambda d: d.__name__
+)
 def test_a_json_read_at_a_computed_path_raises(dialect: type[Dialect]) -> None:
     node = JsonString(this=DOC, path=exp.column("p"))
     with pytest.raises(UnsupportedNode, match=r"^JsonField with a computed path is not supported"):
@@ -174,6 +194,7 @@ def test_sqlglot_names_stay_sqlglots() -> None:
     assert Dialect.get_or_raise("duckdb").__class__ is not SegflowDuckDB
     assert Dialect.get_or_raise("postgres").__class__ is not SegflowPostgres
     assert Dialect.get_or_raise("clickhouse").__class__ is not SegflowClickHouse
+    assert Dialect.get_or_raise("spark").__class__ is not SegflowSpark
     assert dialect_class("duckdb") is SegflowDuckDB
 
 
@@ -192,6 +213,9 @@ def test_sqlglot_nodes_spelled_per_dialect() -> None:
     assert count_if.sql(dialect=SegflowClickHouse) == "countIf(ok)"
     assert ends.sql(dialect=SegflowClickHouse) == "endsWith(s, 'Z')"
     assert starts.sql(dialect=SegflowClickHouse) == "startsWith(s, 'Z')"
+    assert count_if.sql(dialect=SegflowSpark) == "COUNT_IF(ok)"
+    assert ends.sql(dialect=SegflowSpark) == "ENDSWITH(s, 'Z')"
+    assert starts.sql(dialect=SegflowSpark) == "STARTSWITH(s, 'Z')"
 
 
 def test_duckdb_json_nodes_read_by_type() -> None:
@@ -297,8 +321,8 @@ def test_sqlglot_nodes_postgres_lacks_raise_only_when_compiling() -> None:
 
 
 def test_an_engine_without_a_segflow_dialect_is_refused() -> None:
-    has = "duckdb, postgres, clickhouse"
-    with pytest.raises(ValueError, match=f"no dialect 'spark' \\(it has: {has}\\)"):
-        dialect_class("spark")
+    has = "duckdb, postgres, clickhouse, spark"
+    with pytest.raises(ValueError, match=f"no dialect 'bigquery' \\(it has: {has}\\)"):
+        dialect_class("bigquery")
     with pytest.raises(ValueError, match="'trino'"):
         BatchCompiler(build_plan([]), {}, AT, dialect="trino")

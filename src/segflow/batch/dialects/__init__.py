@@ -15,10 +15,10 @@ the node and the dialect; nothing is skipped or approximated.  Engines with no c
 here are refused by ``dialect_class``.
 
 The classes have names of their own (``SegflowDuckDB``, ``SegflowPostgres``,
-``SegflowClickHouse``), so sqlglot's ``"duckdb"``, ``"postgres"`` and ``"clickhouse"``
-stay sqlglot's: a tree holding segflow's nodes is rendered with the compiler's
-``dialect``.  The parsers and every spelling of
-sqlglot's own nodes are inherited unchanged.
+``SegflowClickHouse``, ``SegflowSpark``), so sqlglot's ``"duckdb"``, ``"postgres"``,
+``"clickhouse"`` and ``"spark"`` stay sqlglot's: a tree holding segflow's nodes is
+rendered with the compiler's ``dialect``.  The parsers and every spelling of sqlglot's
+own nodes are inherited unchanged.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from segflow.batch.dialects.nodes import (
     transforms,
 )
 from segflow.batch.dialects.postgres import PARSE_TIMESTAMP_FUNCTION, SegflowPostgres
+from segflow.batch.dialects.spark import SegflowSpark
 
 __all__ = [
     "DIALECTS",
@@ -65,6 +66,7 @@ __all__ = [
     "SegflowClickHouse",
     "SegflowDuckDB",
     "SegflowPostgres",
+    "SegflowSpark",
     "TopValue",
     "Transform",
     "UnsupportedNode",
@@ -76,6 +78,7 @@ DIALECTS: dict[str, type[Dialect]] = {
     "duckdb": SegflowDuckDB,
     "postgres": SegflowPostgres,
     "clickhouse": SegflowClickHouse,
+    "spark": SegflowSpark,
 }
 
 

@@ -1,0 +1,196 @@
+"""Opening the Spark engine by URL, and the one clear error for what is missing.
+
+The URL names Spark's local master and a directory on this machine,
+``spark://local[N]/absolute/path/to/dir`` (``spark://local/...``: every core): the
+directory holds the batch tables as Parquet files (``tables/<name>.parquet``, written
+by ``load.copy_store``).  The JVM and its Spark context start once per process (that
+takes seconds) and stay; each opened directory gets a session of its own on it, whose
+temporary views are its tables.  PySpark is an optional dependency (the ``spark``
+extra) and needs Java; without either, a malformed URL, a missing directory or missing
+tables, the error says so in one line."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import threading
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote
+
+import pyarrow as pa
+
+from segflow.batch.dialects.spark import SETTINGS
+from segflow.store.engines import EngineUnavailable as EngineUnavailable
+
+SCHEME: Final = "spark://"
+
+BATCH_TABLES: Final = ("events", "traits", "profiles", "field_catalog", "static_members")
+"""What the batch evaluator reads (``event_names`` too where events carry codes)."""
+
+EXTRA: Final = "spark"
+"""segflow's optional dependency group that installs PySpark."""
+
+TABLES_DIR: Final = "tables"
+"""The directory's entry (a link to the latest load's directory) holding the tables."""
+
+SHUFFLE_PARTITIONS: Final = 4
+"""Few shuffle partitions: a local session's tables are small next to a cluster's."""
+
+_MASTER = re.compile(r"local(\[(\*|[1-9][0-9]*)\])?")
+_LOCK = threading.Lock()
+
+
+def parse_url(url: str) -> tuple[str, Path]:
+    """The Spark master and the directory of ``spark://local[N]/absolute/path``."""
+    expected = "expected spark://local[N]/absolute/path/to/dir"
+    if not url.startswith(SCHEME):
+        raise EngineUnavailable(f"not a Spark URL: {expected}, got {url.split('://')[0]}://...")
+    rest = url.removeprefix(SCHEME)
+    master, slash, path = rest.partition("/")
+    if not _MASTER.fullmatch(master) or not slash or "?" in path or "#" in path:
+        raise EngineUnavailable(
+            f"not a Spark URL: {expected} (a local master, N a number of cores or *), got {url!r}"
+        )
+    return (master if "[" in master else "local[*]"), Path("/" + unquote(path))
+
+
+def check_directory(path: Path, *, create: bool) -> None:
+    """``path`` is a directory this process may write (made when ``create`` and its
+    parent exists), else one error naming what is wrong."""
+    try:
+        if create and not path.exists() and path.parent.is_dir():
+            path.mkdir()
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as e:
+        raise EngineUnavailable(f"cannot use the Spark directory {path}: {e.strerror}") from None
+    if not exists:
+        raise EngineUnavailable(f"Spark directory {path} does not exist")
+    if not is_dir:
+        raise EngineUnavailable(f"Spark path {path} is not a directory")
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise EngineUnavailable(f"Spark directory {path} is not writable by this user")
+
+
+def _pyspark_sql() -> Any:
+    try:
+        return importlib.import_module("pyspark.sql")
+    except ImportError:
+        raise EngineUnavailable(
+            f"the Spark engine needs the pyspark package: install segflow's {EXTRA!r} extra"
+            f" (pip install 'segflow[{EXTRA}]')"
+        ) from None
+
+
+def _java_found() -> bool:
+    home = os.environ.get("JAVA_HOME")
+    return bool(home and (Path(home) / "bin" / "java").exists()) or shutil.which("java") is not None
+
+
+def spark_session(master: str) -> Any:
+    """The process's Spark session (started on first use with ``master``; a later
+    master is that of the running one, as Spark has one context per process)."""
+    sql = _pyspark_sql()
+    with _LOCK:
+        active = sql.SparkSession.getActiveSession()
+        if active is not None:
+            return active
+        if not _java_found():
+            raise EngineUnavailable(
+                "the Spark engine needs Java (17 or later): none on PATH or in JAVA_HOME"
+            )
+        builder = (
+            sql.SparkSession.builder.master(master)
+            .appName("segflow")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.sql.shuffle.partitions", str(SHUFFLE_PARTITIONS))
+        )
+        for name, value in SETTINGS.items():
+            builder = builder.config(name, value)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local master stays local
+        try:
+            spark = builder.getOrCreate()
+        except Exception as e:  # PySpark's gateway errors have no common class
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise EngineUnavailable(f"cannot start Spark ({master}): {reason}") from None
+        spark.sparkContext.setLogLevel("FATAL")
+        return spark
+
+
+class Session:
+    """A Spark session of its own over a directory: its tables are temporary views
+    over the Parquet files of the directory's latest load."""
+
+    def __init__(self, spark: Any, path: Path) -> None:
+        self.spark = spark.newSession()
+        for name, value in SETTINGS.items():
+            self.spark.conf.set(name, value)
+        self.path = path
+        self.tables: set[str] = set()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the directory's tables afresh (after a load)."""
+        for t in self.tables:
+            self.spark.catalog.dropTempView(t)
+        self.tables = set()
+        root = self.path / TABLES_DIR
+        for file in sorted(root.glob("*.parquet")) if root.is_dir() else []:
+            self.spark.read.parquet(str(file.resolve())).createOrReplaceTempView(file.stem)
+            self.tables.add(file.stem)
+
+    def arrow(self, sql: str) -> pa.Table:
+        table = self.spark.sql(sql).toArrow()
+        assert isinstance(table, pa.Table)
+        return table
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.spark.sql(sql).collect()]
+
+    def explain(self, sql: str) -> str:
+        """Spark's physical plan of a query (``EXPLAIN FORMATTED``)."""
+        return str(self.spark.sql(f"EXPLAIN FORMATTED {sql}").collect()[0][0])
+
+    def close(self) -> None:
+        """Drop the session's views (the process's Spark context stays for the next)."""
+        for t in self.tables:
+            self.spark.catalog.dropTempView(t)
+        self.tables = set()
+
+
+def open_session(url: str, *, create: bool = False) -> Session:
+    """A Spark session on the URL's directory, with the batch query's settings."""
+    master, path = parse_url(url)
+    _pyspark_sql()
+    check_directory(path, create=create)
+    return Session(spark_session(master), path)
+
+
+def tables_columns(session: Session, tables: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Column name -> Spark type of each of ``tables`` that the directory holds."""
+    out: dict[str, dict[str, str]] = {}
+    for t in tables:
+        if t in session.tables:
+            schema = session.spark.table(t).schema
+            out[t] = {f.name: f.dataType.simpleString() for f in schema.fields}
+    return out
+
+
+def require_tables(
+    session: Session, tables: Iterable[str], have: Collection[str] | None = None
+) -> None:
+    """Every table exists (``have``: the tables known to exist), else one error naming
+    those missing."""
+    present = session.tables if have is None else have
+    missing = [t for t in tables if t not in present]
+    if missing:
+        raise EngineUnavailable(
+            f"Spark directory {session.path} lacks the table{'s' if len(missing) > 1 else ''}"
+            f" {', '.join(missing)}: load a store into it first (segflow engine load)"
+        )
