@@ -15,6 +15,7 @@ import importlib
 import os
 import re
 import shutil
+import sys
 import threading
 from collections.abc import Collection, Iterable
 from pathlib import Path
@@ -114,6 +115,10 @@ def spark_session(master: str) -> Any:
         for name, value in SETTINGS.items():
             builder = builder.config(name, value)
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local master stays local
+        # Python workers (UDFs, a stream's stateful processor) run this interpreter,
+        # which has segflow, not whichever python3 is first on PATH
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         try:
             spark = builder.getOrCreate()
         except Exception as e:  # PySpark's gateway errors have no common class
