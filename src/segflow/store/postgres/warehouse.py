@@ -834,7 +834,7 @@ class SegmentBatch(PostgresBatch):
     of the warehouse.  Nothing is written to the schema."""
 
     def snapshot(self) -> None:
-        """Read the attached views into this session's temporary tables."""
+        """Read the attached views into this connection's temporary tables."""
         schema = current_schema(self.con)
 
         def rel(name: str) -> sql.Identifier:

@@ -8,53 +8,20 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from segflow.model.definition import parse_segment
-from segflow.model.history import Event, ProfileHistory, TraitWrite
 from segflow.store.engines import engine_for
 from segflow.store.spark.batch import SparkBatch
 from segflow.store.spark.connection import EngineUnavailable, Session, open_session
 from segflow.store.spark.load import LOADS, TABLES, copy_store
-from tests.helpers import load
+from tests.small_store import HISTORIES, SEGMENTS, T0, small_store
 from tests.spark import MASTER
 
 pytestmark = pytest.mark.spark
-
-T0 = datetime(2026, 1, 30, 12)
-HISTORIES = [
-    ProfileHistory(
-        "p0",
-        [
-            Event(T0, "Order", {"properties.revenue": 20}, message_id="a"),
-            Event(T0 + timedelta(days=3), "Order", {"properties.revenue": 5}, message_id="b"),
-        ],
-        [
-            TraitWrite(T0, "w0", "country", "PL"),
-            TraitWrite(T0 + timedelta(days=1), "w1", "country", "DE"),
-        ],
-    ),
-    ProfileHistory("p1", [Event(T0 + timedelta(days=40), "View", {}, message_id="c")], []),
-]
-SEGMENTS = [
-    parse_segment({"id": "de", "condition": {"trait": "country", "eq": "DE"}}),
-    parse_segment(
-        {
-            "id": "spent",
-            "condition": {"event": "Order", "measure": "sum", "of": "revenue", "gte": 25},
-        }
-    ),
-]
-
-
-def _store(histories: list[ProfileHistory] = HISTORIES) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    load(con, histories)
-    return con
 
 
 def _url(path: Path) -> str:
@@ -69,7 +36,7 @@ def sp(tmp_path: Path) -> Iterator[Session]:
 
 
 def test_a_load_writes_a_parquet_file_per_table(sp: Session) -> None:
-    report = copy_store(_store(), sp)
+    report = copy_store(small_store(), sp)
     assert report.rows["traits"] == 2 and report.rows["profiles"] == 2
     files = sorted(p.name for p in (sp.path / "tables").iterdir())
     assert files == sorted(f"{t}.parquet" for t in TABLES)
@@ -77,15 +44,15 @@ def test_a_load_writes_a_parquet_file_per_table(sp: Session) -> None:
 
 
 def test_a_second_load_replaces_the_first(sp: Session) -> None:
-    copy_store(_store(), sp)
-    copy_store(_store(HISTORIES[:1]), sp)
+    copy_store(small_store(), sp)
+    copy_store(small_store(HISTORIES[:1]), sp)
     assert sp.rows("SELECT count(*) FROM profiles") == [(1,)]
     assert len(list(sp.path.glob(f"{LOADS}*"))) == 1  # the first load's files are gone
 
 
 def test_a_failed_load_leaves_the_previous_tables(sp: Session) -> None:
-    copy_store(_store(), sp)
-    bad = _store(HISTORIES[:1])
+    copy_store(small_store(), sp)
+    bad = small_store(HISTORIES[:1])
     bad.execute("DROP TABLE static_members")
     bad.execute("CREATE VIEW static_members AS SELECT CAST('x' AS INTEGER) AS n")
     with pytest.raises(duckdb.ConversionException):
@@ -96,8 +63,8 @@ def test_a_failed_load_leaves_the_previous_tables(sp: Session) -> None:
 
 @pytest.mark.parametrize("number", ["170141183460469231731687303715884105727", "-1e400"])
 def test_a_json_number_spark_may_read_otherwise_is_refused(sp: Session, number: str) -> None:
-    copy_store(_store(), sp)
-    bad = _store(HISTORIES[:1])
+    copy_store(small_store(), sp)
+    bad = small_store(HISTORIES[:1])
     bad.execute(f'UPDATE events SET extra = \'{{"properties": {{"n": [{number}]}}}}\'')
     with pytest.raises(ValueError, match=r"holds 2 JSON numbers .* copied to Spark"):
         copy_store(bad, sp)
@@ -108,7 +75,7 @@ def test_evaluation_reads_the_loaded_directory_as_of_an_instant(tmp_path: Path) 
     url = _url(tmp_path)
     engine = engine_for(url)
     assert engine.name == "Spark"
-    assert engine.load(_store(), url).rows["traits"] == 2
+    assert engine.load(small_store(), url).rows["traits"] == 2
     batch = SparkBatch(url)
     try:
         early = batch.evaluate(SEGMENTS, T0 + timedelta(hours=1))
@@ -148,9 +115,9 @@ def test_a_file_or_a_missing_directory_is_named(tmp_path: Path) -> None:
         SparkBatch(_url(file))
     missing = tmp_path / "a" / "b"
     with pytest.raises(EngineUnavailable, match=f"^Spark directory {missing} does not exist$"):
-        engine_for(_url(missing)).load(_store(), _url(missing))
+        engine_for(_url(missing)).load(small_store(), _url(missing))
     made = tmp_path / "new"
-    engine_for(_url(made)).load(_store(), _url(made))  # its parent exists
+    engine_for(_url(made)).load(small_store(), _url(made))  # its parent exists
     assert (made / "tables" / "events.parquet").is_file()
 
 
