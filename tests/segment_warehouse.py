@@ -28,7 +28,8 @@ from segflow.model.time import parse_instant
 from segflow.store.duckdb.batch import evaluate
 from segflow.store.duckdb.store import DuckDBStore
 from segflow.store.postgres.connection import connect
-from segflow.store.postgres.warehouse import RESERVED, SegmentBatch, attach, open_batch, snakecase
+from segflow.store.postgres.warehouse import SegmentBatch, attach, open_batch
+from segflow.store.segment import RESERVED, snakecase
 from tests.postgres import temporary_schema
 
 DATE_TIME: Final = re.compile(

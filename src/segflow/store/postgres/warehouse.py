@@ -1,11 +1,5 @@
-"""Read a Segment warehouse schema in place: views named as the batch query expects.
-
-Segment's warehouse loader writes one schema per source: ``tracks`` (every track call,
-core columns and ``context_*``), one table per event named by the snake-cased event name
-holding the same columns plus one per property, ``identifies`` (one column per trait),
-``users``, ``pages`` / ``screens`` (page name and properties), ``aliases`` and
-``groups``.  Nested objects are flattened with ``_`` and every name is snake-cased
-(``go-snakecase``); arrays are stringified.
+"""Read a Segment warehouse schema in place on PostgreSQL: views named as the batch
+query expects (the schema's layout and names: ``store.segment``).
 
 ``attach`` creates, in the URL's schema and in one transaction, the views the batch
 query reads (docs/engines.md, "Reading a Segment warehouse in place"):
@@ -33,18 +27,17 @@ warehouse are always quoted (``psycopg.sql``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 import psycopg
 from psycopg import sql
 
-from segflow.batch.compile import BatchCompiler, CompiledQuery, Field
+from segflow.batch.compile import BatchCompiler, CompiledQuery
 from segflow.model.definition import Segment
 from segflow.model.time import utcnow
-from segflow.plan.features import StaticMembership, TraitValue
 from segflow.plan.planner import build_plan
 from segflow.store.engines import AttachReport
 from segflow.store.postgres.batch import PostgresBatch, PostgresResult
@@ -54,6 +47,16 @@ from segflow.store.postgres.connection import (
     current_schema,
 )
 from segflow.store.postgres.schema import MAX_IDENTIFIER, PARSE_TIMESTAMP_DDL
+from segflow.store.segment import (
+    CALL_TABLES,
+    SEGMENT_TABLES,
+    TRAIT_KINDS,
+    Fields,
+    SegmentCatalog,
+    Source,
+    arrange_sources,
+    segment_plan,
+)
 
 Connection = psycopg.Connection[tuple[object, ...]]
 
@@ -73,39 +76,6 @@ VIEWS: Final = (
 )
 """The views ``attach`` creates, dependents first (the order they are dropped in)."""
 
-CALL_TABLES: Final = {
-    "pages": "page",
-    "screens": "screen",
-    "identifies": "identify",
-    "aliases": "alias",
-    "groups": "group",
-}
-"""Segment's tables of the calls other than track, and the call type of their rows."""
-
-SEGMENT_TABLES: Final = frozenset({"tracks", "users", "accounts", *CALL_TABLES})
-"""Tables of a Segment schema that are not per-event tables."""
-
-RESERVED: Final = frozenset(
-    {
-        "id",
-        "anonymous_id",
-        "user_id",
-        "event",
-        "event_text",
-        "timestamp",
-        "original_timestamp",
-        "sent_at",
-        "received_at",
-        "uuid",
-        "uuid_ts",
-        "loaded_at",
-        "previous_id",
-        "group_id",
-    }
-)
-"""Segment's own columns: a property or trait of one of these names is discarded by
-its loader, so it is never read as a field."""
-
 TEXT_TYPES: Final = frozenset({"text", "character varying", "character"})
 NUMBER_TYPES: Final = frozenset(
     {"smallint", "integer", "bigint", "numeric", "real", "double precision"}
@@ -113,9 +83,6 @@ NUMBER_TYPES: Final = frozenset(
 TIME_TYPES: Final = frozenset({"timestamp with time zone", "timestamp without time zone", "date"})
 
 PG_TYPES: Final = {"VARCHAR": "text", "DOUBLE": "double precision", "BOOLEAN": "boolean"}
-TRAIT_KINDS: Final = {"VARCHAR": "string", "DOUBLE": "number", "BOOLEAN": "bool"}
-PRECEDENCE: Final = ("VARCHAR", "DOUBLE", "BOOLEAN")
-"""The column type a path takes when its tables disagree (the others go to ``extra``)."""
 
 ISO_TIME: Final = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 """How a Segment timestamp column is read as the ISO-8601 text segflow keeps."""
@@ -132,114 +99,6 @@ CORE: Final = (
     ("received_at", "timestamp"),
     ("sent_at", "timestamp"),
 )
-
-
-class SegmentUnsupported(EngineUnavailable):
-    """A definition names something a Segment warehouse cannot hold as segflow does."""
-
-
-# -- names -------------------------------------------------------------------------------
-
-
-def _lower(c: str) -> bool:
-    return "a" <= c <= "z"
-
-
-def _upper(c: str) -> bool:
-    return "A" <= c <= "Z"
-
-
-def _digit(c: str) -> bool:
-    return "0" <= c <= "9"
-
-
-def snakecase(s: str) -> str:
-    """A name as Segment's warehouse loader spells it (the ``go-snakecase`` rules: words
-    split at case changes and at every character that is not an ASCII letter or digit,
-    lower-cased, joined by ``_``)."""
-    b = s.encode()
-    text = "".join(chr(x) if x < 128 else "\x00" for x in b)  # non-ASCII bytes split words
-    n = len(text)
-    i = 0
-    has_lower = has_under = lower_since_under = False
-    while i < n:
-        c = text[i]
-        if _lower(c):
-            has_lower = True
-            if has_under:
-                lower_since_under = True
-        elif _digit(c):
-            pass
-        elif c == "_" and 0 < i < n - 1 and (_lower(text[i + 1]) or _digit(text[i + 1])):
-            has_under = True
-            lower_since_under = False
-        else:
-            break
-        i += 1
-    if i == n:
-        return text
-    out = list(text[:i])
-    if _upper(text[i]) and (not has_lower or (has_under and not lower_since_under)):
-        while i < n and (_upper(text[i]) or _digit(text[i])):
-            out.append(text[i].lower())
-            i += 1
-        while i < n and (_lower(text[i]) or _digit(text[i])):
-            out.append(text[i])
-            i += 1
-    while i < n:
-        if not (_lower(text[i]) or _upper(text[i]) or _digit(text[i])):
-            i += 1
-            continue
-        if out:
-            out.append("_")
-        while i < n and (_upper(text[i]) or _digit(text[i])):
-            out.append(text[i].lower())
-            i += 1
-        while i < n and (_lower(text[i]) or _digit(text[i])):
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def segment_column(path: str) -> tuple[str, str]:
-    """(root, Segment column) a segflow field path is loaded into: nested keys joined
-    by ``_``, snake-cased; ``context`` keeps its ``context_`` prefix."""
-    root, _, rest = path.partition(".")
-    flat = rest.replace(".", "_")
-    if root == "context":
-        return root, snakecase(f"context_{flat}")
-    return root, snakecase(flat)
-
-
-def view_column(root: str, column: str) -> str:
-    """The ``events`` column (and field catalog path) of a Segment column under a root:
-    ``properties.<column>``, ``traits.<column>``, ``context.<column without context_>``."""
-    if root == "context":
-        return f"context.{column.removeprefix('context_')}"
-    return f"{root}.{column}"
-
-
-def field_column(path: str) -> str:
-    """The ``events`` column a definition's field path reads (``view_column`` of where
-    Segment loads it); raises ``SegmentUnsupported`` for a name Segment discards."""
-    root, column = segment_column(path)
-    if root != "context" and column in RESERVED:
-        raise SegmentUnsupported(
-            f"field {path!r} cannot be read from a Segment warehouse: Segment's loader"
-            f" discards properties and traits named like its own column {column!r}"
-        )
-    return view_column(root, column)
-
-
-def trait_key(name: str) -> str:
-    """The ``traits`` key a definition's trait name reads (its Segment column)."""
-    key = snakecase(name.replace(".", "_"))
-    if key in RESERVED:
-        raise SegmentUnsupported(
-            f"trait {name!r} cannot be read from a Segment warehouse: Segment's loader"
-            f" discards traits named like its own column {key!r}"
-        )
-    return key
 
 
 # -- the warehouse as found ----------------------------------------------------------------
@@ -283,105 +142,48 @@ def _instant(column: str, data_type: str) -> sql.Composable:
     return sql.SQL("{}::timestamp").format(c)
 
 
-@dataclass(frozen=True, slots=True)
-class SourceField:
-    """A Segment column read as a field: its events column, type and source column."""
+def _condition(s: Source) -> sql.Composable:
+    """Which rows of the table are calls of its own (``tracks``: those whose event has
+    no table)."""
+    if not s.skip_events:
+        return sql.SQL("TRUE")
+    return sql.SQL("(s.event IS NULL OR s.event NOT IN ({}))").format(
+        sql.SQL(", ").join(map(sql.Literal, s.skip_events))
+    )
 
-    path: str
-    kind: str
-    column: str
-    data_type: str
+
+def _where(s: Source) -> sql.Composable:
+    if not s.skip_events:
+        return sql.SQL("")
+    return sql.SQL(" WHERE {}").format(_condition(s))
 
 
-@dataclass
-class Source:
-    """One table whose rows are calls (``type``), read in place."""
+def _core(s: Source) -> list[sql.Composable]:
+    """The core columns of a source's calls, in ``CORE``'s order."""
+    cols = s.columns
 
-    table: str
-    type: str
-    columns: dict[str, str]
-    skip_events: tuple[str, ...] = ()
-    """For ``tracks``: the event slugs whose calls are read from their own tables."""
-    own: bool = True
-    """Whether the table's other columns are the calls' properties (not ``tracks``,
-    whose rows carry none)."""
+    def text(name: str) -> sql.Composable:
+        if name in cols:
+            return sql.SQL("{}::text").format(sql.Identifier("s", name))
+        return sql.SQL("NULL::text")
 
-    def fields(self, skipped: list[str]) -> list[SourceField]:
-        out = []
-        for name, data_type in self.columns.items():
-            if name.startswith("context_"):
-                root = "context"
-            elif name in RESERVED:
-                continue
-            elif self.type in ("page", "screen") or (self.type == "track" and self.own):
-                root = "properties"
-            elif self.type == "identify":
-                root = "traits"
-            else:
-                continue
-            kind = _kind(data_type)
-            path = view_column(root, name)
-            if kind is None or "." in name or len(path.encode()) > MAX_IDENTIFIER:
-                skipped.append(f"{self.table}.{name}")
-                continue
-            out.append(SourceField(path, kind, name, data_type))
-        return out
+    def instant(name: str) -> sql.Composable:
+        if name in cols:
+            return _instant(name, cols[name])
+        return sql.SQL("NULL::timestamp")
 
-    def traits(self) -> dict[str, list[tuple[str, str]]]:
-        """Trait key -> [(column, data type)], the identify trait before the context one."""
-        out: dict[str, list[tuple[str, str]]] = {}
-        for name, data_type in self.columns.items():
-            if _kind(data_type) is None or "." in name:
-                continue
-            if name.startswith("context_traits_") and len(name) > len("context_traits_"):
-                out.setdefault(name.removeprefix("context_traits_"), []).append((name, data_type))
-        if self.type == "identify":
-            for name, data_type in self.columns.items():
-                if _kind(data_type) is None or "." in name:
-                    continue
-                if name not in RESERVED and not name.startswith("context_"):
-                    out.setdefault(name, []).insert(0, (name, data_type))
-        return out
-
-    def condition(self) -> sql.Composable:
-        """Which rows of the table are calls of its own (``tracks``: those whose event
-        has no table)."""
-        if not self.skip_events:
-            return sql.SQL("TRUE")
-        return sql.SQL("(s.event IS NULL OR s.event NOT IN ({}))").format(
-            sql.SQL(", ").join(map(sql.Literal, self.skip_events))
-        )
-
-    def where(self) -> sql.Composable:
-        if not self.skip_events:
-            return sql.SQL("")
-        return sql.SQL(" WHERE {}").format(self.condition())
-
-    def core(self) -> list[sql.Composable]:
-        cols = self.columns
-
-        def text(name: str) -> sql.Composable:
-            if name in cols:
-                return sql.SQL("{}::text").format(sql.Identifier("s", name))
-            return sql.SQL("NULL::text")
-
-        def instant(name: str) -> sql.Composable:
-            if name in cols:
-                return _instant(name, cols[name])
-            return sql.SQL("NULL::timestamp")
-
-        return [
-            text("id"),
-            sql.Literal(self.type),
-            text("event_text") if self.type == "track" else sql.SQL("NULL::text"),
-            text("user_id"),
-            text("anonymous_id"),
-            text("previous_id") if self.type == "alias" else sql.SQL("NULL::text"),
-            text("group_id") if self.type == "group" else sql.SQL("NULL::text"),
-            instant("timestamp"),
-            instant("received_at"),
-            instant("sent_at"),
-        ]
+    return [
+        text("id"),
+        sql.Literal(s.type),
+        text("event_text") if s.type == "track" else sql.SQL("NULL::text"),
+        text("user_id"),
+        text("anonymous_id"),
+        text("previous_id") if s.type == "alias" else sql.SQL("NULL::text"),
+        text("group_id") if s.type == "group" else sql.SQL("NULL::text"),
+        instant("timestamp"),
+        instant("received_at"),
+        instant("sent_at"),
+    ]
 
 
 def _tables(con: Connection, schema: str) -> dict[str, tuple[bool, bool]]:
@@ -447,44 +249,17 @@ def find_sources(con: Connection, schema: str) -> tuple[list[Source], list[str]]
             f" grant SELECT on {'them' if len(denied) > 1 else 'it'}"
         )
     columns = _columns(con, schema, wanted)
-    for t in wanted:
-        missing = [c for c in ("id", "timestamp") if c not in columns[t]]
-        if missing:
-            raise EngineUnavailable(
-                f"PostgreSQL table {schema}.{t} has no column {', '.join(missing)}:"
-                " not a table of Segment's warehouse schema"
-            )
-    sources = [Source(t, "track", columns[t]) for t in events]
-    sources.append(Source("tracks", "track", columns["tracks"], tuple(events), own=False))
-    sources += [Source(t, CALL_TABLES[t], columns[t]) for t in CALL_TABLES if t in tables]
-    return sources, events
+    return arrange_sources(columns, _kind, f"PostgreSQL schema {schema!r}")
 
 
 # -- the views ---------------------------------------------------------------------------
 
 
 @dataclass
-class Plan:
+class Plan(Fields):
     """The views' SQL for a set of sources."""
 
-    schema: str
-    sources: list[Source]
-    fields: dict[str, tuple[str, bool]] = field(default_factory=dict)
-    """events column -> (type, overflow)."""
-    per_source: list[list[SourceField]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        kinds: dict[str, set[str]] = {}
-        for s in self.sources:
-            fs = s.fields(self.skipped)
-            self.per_source.append(fs)
-            for f in fs:
-                kinds.setdefault(f.path, set()).add(f.kind)
-        for path in sorted(kinds):
-            ks = kinds[path]
-            chosen = next(k for k in PRECEDENCE if k in ks)
-            self.fields[path] = (chosen, len(ks) > 1)
+    schema: str = ""
 
     def table(self, s: Source) -> sql.Composable:
         return sql.Identifier(self.schema, s.table)
@@ -494,7 +269,7 @@ class Plan:
         parts = []
         for s, fs in zip(self.sources, self.per_source, strict=True):
             mine = {f.path: f for f in fs}
-            cols = list(s.core())
+            cols = list(_core(s))
             spill: dict[str, list[sql.Composable]] = {}
             for path, (kind, _) in self.fields.items():
                 f = mine.get(path)
@@ -526,7 +301,7 @@ class Plan:
                         for c, n in zip(cols, names, strict=True)
                     ),
                     self.table(s),
-                    s.where(),
+                    _where(s),
                 )
             )
         return sql.SQL("CREATE VIEW segment_calls AS {}").format(sql.SQL(" UNION ALL ").join(parts))
@@ -570,7 +345,7 @@ class Plan:
                         sql.Literal(key), kind, sql.SQL(", ").join(slots)
                     )
                 )
-            core = s.core()
+            core = _core(s)
             parts.append(
                 sql.SQL(
                     'SELECT {} AS message_id, {} AS "timestamp", {} AS user_id,'
@@ -584,7 +359,7 @@ class Plan:
                     core[4],
                     self.table(s),
                     sql.SQL(", ").join(rows),
-                    s.condition(),
+                    _condition(s),
                 )
             )
         if not parts:
@@ -725,7 +500,7 @@ def attach(con: Connection, source: str) -> AttachReport:
             f"PostgreSQL schema {target!r} already holds {', '.join(sorted(existing))}"
             " (a loaded store?): attach into an empty schema or one attached before"
         )
-    plan = Plan(source, sources)
+    plan = Plan(sources, MAX_IDENTIFIER, schema=source)
     rows, keys = plan.trait_rows()
     report = AttachReport(
         source=source,
@@ -796,31 +571,6 @@ def attached_source(con: Connection) -> str | None:
 # -- evaluation --------------------------------------------------------------------------
 
 
-class SegmentCatalog(Mapping[str, Field]):
-    """The typed fields of the attached views, looked up by a definition's path under
-    the column Segment's loader gives it (iterating gives the views' own paths)."""
-
-    def __init__(self, fields: Mapping[str, Field]) -> None:
-        self.fields = dict(fields)
-
-    def __getitem__(self, path: str) -> Field:
-        column = field_column(path)
-        found = self.fields[column]
-        return found if column == path else replace(found, column=column)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.fields)
-
-    def __len__(self) -> int:
-        return len(self.fields)
-
-    def get(self, path: str, default: Field | None = None) -> Field | None:  # type: ignore[override]
-        try:
-            return self[path]
-        except KeyError:
-            return default
-
-
 SNAPSHOT_IDENTITIES: Final = "segflow_identities"
 
 
@@ -884,15 +634,7 @@ class SegmentBatch(PostgresBatch):
         return SegmentCatalog(super().catalog())
 
     def compile(self, segments: Iterable[Segment], at: datetime) -> CompiledQuery:
-        plan = build_plan(list(segments))
-        for k, f in list(plan.features.items()):
-            if isinstance(f, TraitValue):
-                plan.features[k] = TraitValue(trait_key(f.name))
-            elif isinstance(f, StaticMembership):
-                raise SegmentUnsupported(
-                    f"static segment {f.segment_id!r} cannot be evaluated on a Segment"
-                    " warehouse: its members are kept in the segflow store"
-                )
+        plan = segment_plan(build_plan(list(segments)))
         return BatchCompiler(
             plan, self.catalog(), at, dialect="postgres", profile_key="profile_id"
         ).compile()

@@ -18,14 +18,8 @@ from psycopg import sql
 from segflow.model.definition import parse_segment
 from segflow.store.engines import EngineUnavailable, attach_segment, engine_for
 from segflow.store.postgres.connection import connect
-from segflow.store.postgres.warehouse import (
-    SegmentUnsupported,
-    attach,
-    field_column,
-    open_batch,
-    snakecase,
-    trait_key,
-)
+from segflow.store.postgres.warehouse import attach, open_batch
+from segflow.store.segment import SegmentUnsupported, field_column, snakecase, trait_key
 from tests.postgres import schema_url, server, temporary_schema
 from tests.segment_warehouse import duckdb_members, warehouse, write_segment_schema
 
