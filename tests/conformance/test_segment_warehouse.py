@@ -1,7 +1,8 @@
 """The same messages ingested into DuckDB and written into a Segment warehouse schema
 (as Segment's loader lays them out) give the same memberships: the segment library
 on a demo shop, and random messages against random conditions.  The Segment side is
-read in place through ``engine attach``'s views on PostgreSQL."""
+read in place through ``engine attach`` on PostgreSQL (views over a schema) and on
+Spark (views over Parquet tables)."""
 
 from __future__ import annotations
 
@@ -18,22 +19,24 @@ from hypothesis import strategies as st
 from segflow.demo import SEGMENTS_DIR, generate_shop, write_jsonl
 from segflow.model.definition import parse_segment
 from segflow.service.handle import read_segment_files
-from tests.segment_warehouse import duckdb_members, warehouse
+from tests.segment_warehouse import WAREHOUSES, duckdb_members
 from tests.strategies import NAMES, T0, conditions, instants
 
 pytestmark = pytest.mark.slow  # loads a store and a warehouse schema per example
 
 EXAMPLES = max(20, int(os.environ.get("SEGFLOW_EXAMPLES", "150")) // 4)
+SPARK_EXAMPLES = max(6, EXAMPLES // 5)  # each example runs a dozen Spark jobs
 
 
-def test_the_segment_library_agrees_with_duckdb_on_a_demo_shop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", sorted(WAREHOUSES))
+def test_the_segment_library_agrees_with_duckdb_on_a_demo_shop(tmp_path: Path, engine: str) -> None:
     summary = generate_shop(tmp_path / "shop", customers=150, seed=5)
     write_jsonl(summary, tmp_path / "messages.jsonl")
     messages = [json.loads(line) for line in (tmp_path / "messages.jsonl").open()]
     segments = read_segment_files(SEGMENTS_DIR)
     at = summary.end
     expected = duckdb_members(messages, segments, at)
-    with warehouse(messages) as batch:
+    with WAREHOUSES[engine](messages) as batch:
         got = batch.evaluate(segments, at).membership_map()
     assert got == expected
     # not vacuous: most of the library has members, some but not all profiles
@@ -109,26 +112,44 @@ def message(draw: st.DrawFn) -> dict[str, Any]:
     return out
 
 
+def _agree(drawn: list[dict[str, Any]], conds: list[Any], at: datetime, engine: str) -> None:
+    messages = [{**m, "messageId": f"m{i}"} for i, m in enumerate(drawn)]
+    segments = [parse_segment({"id": "vip", "condition": {"trait": "country", "eq": "PL"}})]
+    segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
+    expected = duckdb_members(messages, segments, at)
+    with WAREHOUSES[engine](messages) as batch:
+        got = batch.evaluate(segments, at).membership_map()
+    assert got == expected
+    event(f"segments with members: {sum(1 for m in expected.values() if m)}")
+
+
+DRAWN = {
+    "drawn": st.lists(message(), min_size=1, max_size=25),
+    "conds": st.lists(conditions, min_size=1, max_size=3),
+    "at": instants,
+}
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(
-    drawn=st.lists(message(), min_size=1, max_size=25),
-    conds=st.lists(conditions, min_size=1, max_size=3),
-    at=instants,
-)
+@given(**DRAWN)
 def test_random_messages_give_the_same_members_in_both_places(
     drawn: list[dict[str, Any]], conds: list[Any], at: datetime
 ) -> None:
-    messages = [{**m, "messageId": f"m{i}"} for i, m in enumerate(drawn)]
-    segments = [parse_segment({"id": "vip", "condition": {"trait": "country", "eq": "PL"}})]
-    segments += [parse_segment({"id": f"s{i}", "condition": c}) for i, c in enumerate(conds)]
-    expected = duckdb_members(messages, segments, at)
-    with warehouse(messages) as batch:
-        got = batch.evaluate(segments, at).membership_map()
-        (profiles,) = batch.con.execute("SELECT count(*) FROM profiles").fetchone() or (0,)
-    assert got == expected
-    event(f"profiles: {profiles}")
-    event(f"segments with members: {sum(1 for m in expected.values() if m)}")
+    _agree(drawn, conds, at, "postgres")
+
+
+@pytest.mark.spark
+@settings(
+    max_examples=SPARK_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(**DRAWN)
+def test_random_messages_give_the_same_members_on_spark(
+    drawn: list[dict[str, Any]], conds: list[Any], at: datetime
+) -> None:
+    _agree(drawn, conds, at, "spark")

@@ -47,14 +47,16 @@ def attach(
         str,
         typer.Argument(
             help="Where the views go: postgresql://user@host:port/database"
-            " (schema: ?options=-csearch_path%3Dname; not the Segment schema itself)."
+            " (schema: ?options=-csearch_path%3Dname; not the Segment schema itself),"
+            " or spark://local[N]/absolute/path/to/dir."
         ),
     ],
     segment_schema: Annotated[
         str,
         typer.Option(
             "--segment-schema",
-            help="The schema Segment's warehouse loader writes the source into.",
+            help="The schema Segment's warehouse loader writes the source into (on"
+            " Spark: the directory of its Parquet tables).",
         ),
     ],
 ) -> None:

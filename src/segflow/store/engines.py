@@ -133,17 +133,30 @@ def _chdb_load(source: Any, url: str) -> LoadReport:
 
 
 def _spark_batch(url: str) -> BatchEvaluator:
-    from segflow.store.spark.batch import SparkBatch
+    from segflow.store.spark.warehouse import open_batch
 
-    return SparkBatch(url)
+    return open_batch(url)
+
+
+def _spark_attach(url: str, source: str) -> AttachReport:
+    from segflow.store.spark.warehouse import attach
+
+    return attach(url, source)
 
 
 def _spark_load(source: Any, url: str) -> LoadReport:
     from segflow.store.spark.connection import open_session
     from segflow.store.spark.load import copy_store
+    from segflow.store.spark.warehouse import attached_source
 
     target = open_session(url, create=True)
     try:
+        segment = attached_source(target.path)
+        if segment is not None:
+            raise EngineUnavailable(
+                f"this Spark directory reads the Segment source {segment} in place"
+                " (segflow engine attach): load the store into a directory of its own"
+            )
         return copy_store(source, target)
     finally:
         target.close()
@@ -169,7 +182,12 @@ ENGINES: Final[tuple[Engine, ...]] = (
         "ClickHouse (chDB)", ("chdb://",), "chdb:///absolute/path/to/dir", _chdb_batch, _chdb_load
     ),
     Engine(
-        "Spark", ("spark://",), "spark://local[N]/absolute/path/to/dir", _spark_batch, _spark_load
+        "Spark",
+        ("spark://",),
+        "spark://local[N]/absolute/path/to/dir",
+        _spark_batch,
+        _spark_load,
+        _spark_attach,
     ),
 )
 

@@ -1,20 +1,24 @@
 """``segflow engine load``, ``engine attach`` and ``--engine`` on ``eval``, ``members``
 and ``export``: the library's segments evaluated on PostgreSQL (a loaded copy, or a
-Segment warehouse read in place) and on chDB give DuckDB's sizes, members and files."""
+Segment warehouse read in place, there or on Spark) and on chDB give DuckDB's sizes,
+members and files."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from segflow.cli import app
 from segflow.demo import SEGMENTS_DIR, generate_shop, write_jsonl
 from segflow.store.postgres.connection import connect
 from tests.postgres import temporary_schema
-from tests.segment_warehouse import write_segment_schema
+from tests.segment_warehouse import write_segment_parquet, write_segment_schema
+from tests.spark import MASTER
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "SEGFLOW_DB": None})
 AT = "2026-11-01T00:00:00Z"
@@ -94,7 +98,10 @@ def test_a_chdb_directory_without_the_tables_is_one_clear_error(shop: Path, tmp_
     assert f"chDB directory {tmp_path / 'none'} does not exist" in missing.output
 
 
-def test_eval_on_an_attached_segment_warehouse_equals_duckdb(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def segment_shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[str, Any]]]:
+    """A shop's store (the library applied) and its messages."""
+    tmp_path = tmp_path_factory.mktemp("segment-shop")
     summary = generate_shop(tmp_path / "data", customers=120, seed=11)
     jsonl = tmp_path / "messages.jsonl"
     write_jsonl(summary, jsonl)
@@ -102,20 +109,39 @@ def test_eval_on_an_attached_segment_warehouse_equals_duckdb(tmp_path: Path) -> 
     assert runner.invoke(app, ["ingest", str(jsonl), "--db", db]).exit_code == 0
     applied = runner.invoke(app, ["segments", "apply", str(SEGMENTS_DIR), "--db", db])
     assert applied.exit_code == 0, applied.output
-    messages = [json.loads(line) for line in jsonl.open()]
+    return db, [json.loads(line) for line in jsonl.open()]
+
+
+def _attach_and_eval(db: str, url: str, source: str) -> None:
+    res = runner.invoke(app, ["engine", "attach", url, "--segment-schema", source])
+    assert res.exit_code == 0, res.output
+    assert "per-event tables" in res.output and "pages, identifies" in res.output
+    there = runner.invoke(app, ["eval", "--at", AT, "--db", db, "--engine", url])
+    assert there.exit_code == 0, there.output
+    on_duckdb = runner.invoke(app, ["eval", "--at", AT, "--db", db])
+    assert len(_rows(there.output)) > 20
+    assert _rows(there.output) == _rows(on_duckdb.output)
+
+
+def test_eval_on_an_attached_segment_warehouse_equals_duckdb(
+    segment_shop: tuple[str, list[dict[str, Any]]],
+) -> None:
+    db, messages = segment_shop
     with temporary_schema() as source_url, temporary_schema() as url:
         source = source_url.rsplit("%3D", 1)[1]
         con = connect(source_url)
         write_segment_schema(con, source, messages)
         con.close()
-        res = runner.invoke(app, ["engine", "attach", url, "--segment-schema", source])
-        assert res.exit_code == 0, res.output
-        assert "per-event tables" in res.output and "pages, identifies" in res.output
-        on_pg = runner.invoke(app, ["eval", "--at", AT, "--db", db, "--engine", url])
-        assert on_pg.exit_code == 0, on_pg.output
-        on_duckdb = runner.invoke(app, ["eval", "--at", AT, "--db", db])
-        assert len(_rows(on_pg.output)) > 20
-        assert _rows(on_pg.output) == _rows(on_duckdb.output)
+        _attach_and_eval(db, url, source)
+
+
+@pytest.mark.spark
+def test_eval_on_segment_parquet_tables_attached_on_spark_equals_duckdb(
+    segment_shop: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    db, messages = segment_shop
+    write_segment_parquet(tmp_path / "lake", messages)
+    _attach_and_eval(db, f"spark://{MASTER}{tmp_path / 'engine'}", str(tmp_path / "lake"))
 
 
 def test_attaching_a_schema_without_tracks_is_one_clear_error() -> None:

@@ -45,7 +45,7 @@ class SparkBatch:
         if self._own:
             self.session.close()
 
-    def catalog(self) -> dict[str, Field]:
+    def catalog(self) -> Mapping[str, Field]:
         found = self.session.rows("SELECT path, type, overflow FROM field_catalog")
         return {str(p): Field(str(t), bool(o)) for p, t, o in found}
 
@@ -79,9 +79,14 @@ class SparkBatch:
             profile_key=self.profile_key(columns),
         ).compile()
 
+    def prepare(self) -> None:
+        """Make the tables a compiled query reads ready (loaded tables already are)."""
+
     def explain(self, segments: Iterable[Segment], at: datetime) -> str:
         """Spark's physical plan of the query evaluating ``segments`` as of ``at``."""
-        return self.session.explain(self.compile(segments, at).sql)
+        query = self.compile(segments, at)
+        self.prepare()
+        return self.session.explain(query.sql)
 
     def evaluate(
         self, segments: Iterable[Segment], at: datetime, *, only: Iterable[str] | None = None
@@ -90,6 +95,7 @@ class SparkBatch:
         by_id = {s.id: s for s in segments}
         chosen = closure(by_id, only) if only is not None else list(by_id.values())
         query = self.compile(chosen, at)
+        self.prepare()
         table = self.session.arrow(query.sql)
         (profiles,) = self.session.rows("SELECT count(*) FROM profiles")[0]
         if table.num_rows != profiles:

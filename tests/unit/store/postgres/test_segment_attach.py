@@ -8,8 +8,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
-from typing import Any
 
 import duckdb
 import pytest
@@ -19,127 +17,17 @@ from segflow.model.definition import parse_segment
 from segflow.store.engines import EngineUnavailable, attach_segment, engine_for
 from segflow.store.postgres.connection import connect
 from segflow.store.postgres.warehouse import attach, open_batch
-from segflow.store.segment import SegmentUnsupported, field_column, snakecase, trait_key
+from segflow.store.segment import SegmentUnsupported
 from tests.postgres import schema_url, server, temporary_schema
-from tests.segment_warehouse import duckdb_members, warehouse, write_segment_schema
-
-T0 = datetime(2026, 3, 1, 12)
-AT = T0 + timedelta(days=2)
-
-
-def ts(hours: float) -> str:
-    return (T0 + timedelta(hours=hours)).isoformat() + "Z"
-
-
-MESSAGES: list[dict[str, Any]] = [
-    {"messageId": "m1", "type": "page", "anonymousId": "a1", "timestamp": ts(0), "name": "Home"},
-    {
-        "messageId": "m2",
-        "type": "track",
-        "event": "Order Completed",
-        "anonymousId": "a1",
-        "timestamp": ts(1),
-        "properties": {"revenue": 20, "productId": "x", "product": {"sku": "G-32"}},
-        "context": {"device": {"type": "mobile"}, "userAgent": "Safari"},
-    },
-    {
-        "messageId": "m3",
-        "type": "identify",
-        "userId": "u1",
-        "anonymousId": "a1",
-        "timestamp": ts(2),
-        "traits": {"firstName": "Ada", "address": {"city": "Oslo"}, "plan": "pro"},
-        "context": {"traits": {"plan": "trial", "tier": "gold"}},
-    },
-    {
-        "messageId": "m4",
-        "type": "track",
-        "event": "Order Completed",
-        "userId": "u2",
-        "timestamp": ts(3),
-        "properties": {"revenue": 5.5},
-        "context": {"traits": {"plan": "free"}},
-    },
-    {"messageId": "m5", "type": "alias", "userId": "u2", "previousId": "a1", "timestamp": ts(4)},
-    {
-        "messageId": "m6",
-        "type": "track",
-        "event": "Refund",
-        "userId": "u3",
-        "timestamp": ts(5),
-        "properties": {"revenue": "n/a"},
-    },
-]
-
-SEGMENTS = [
-    parse_segment({"id": doc_id, "condition": cond})
-    for doc_id, cond in [
-        (
-            "spent",
-            {"event": "Order Completed", "measure": "sum", "of": "revenue", "gte": 25},
-        ),
-        (
-            "camel",
-            {"event": "Order Completed", "where": [{"property": "productId", "eq": "x"}]},
-        ),
-        (
-            "nested",
-            {"event": "Order Completed", "where": [{"property": "product.sku", "eq": "G-32"}]},
-        ),
-        (
-            "mobile",
-            {
-                "event": "Order Completed",
-                "where": [{"property": "context.device.type", "eq": "mobile"}],
-            },
-        ),
-        (
-            "agent",
-            {
-                "event": "Order Completed",
-                "where": [{"property": "context.userAgent", "starts_with": "Saf"}],
-            },
-        ),
-        ("ada", {"trait": "firstName", "eq": "Ada"}),
-        ("oslo", {"trait": "address.city", "eq": "Oslo"}),
-        ("pro", {"trait": "plan", "eq": "pro"}),
-        ("trial", {"trait": "plan", "eq": "trial"}),
-        ("gold", {"trait": "tier", "eq": "gold"}),
-        (
-            "text_revenue",
-            {
-                "event": ["Order Completed", "Refund"],
-                "measure": "distinct",
-                "of": "revenue",
-                "gte": 1,
-            },
-        ),
-        ("home", {"page": "Home"}),
-    ]
-]
-
-
-def test_names_are_spelled_as_segments_loader_spells_them() -> None:
-    assert snakecase("Order Completed") == "order_completed"
-    assert snakecase("productId") == "product_id"
-    assert snakecase("CStringRef") == "cstring_ref"
-    assert snakecase("2FA Enabled") == "2fa_enabled"
-    assert snakecase("___$$Base64Encode") == "base64_encode"
-    assert snakecase("f_pX9") == "f_p_x9"
-    assert snakecase("caf\u00e9 cr\u00e8me") == "caf_cr_me"
-    assert field_column("properties.productId") == "properties.product_id"
-    assert field_column("properties.product.sku") == "properties.product_sku"
-    assert field_column("context.device.type") == "context.device_type"
-    assert field_column("context.userAgent") == "context.user_agent"
-    assert field_column("traits.firstName") == "traits.first_name"
-    assert trait_key("address.city") == "address_city"
-
-
-def test_names_segment_discards_are_refused_by_name() -> None:
-    with pytest.raises(SegmentUnsupported, match=r"'properties\.user_id'.*discards"):
-        field_column("properties.user_id")
-    with pytest.raises(SegmentUnsupported, match="trait 'timestamp'"):
-        trait_key("timestamp")
+from tests.segment_warehouse import (
+    AT,
+    MESSAGES,
+    SEGMENTS,
+    T0,
+    duckdb_members,
+    warehouse,
+    write_segment_schema,
+)
 
 
 def test_camel_case_nested_and_mixed_fields_read_as_duckdb_reads_them() -> None:
