@@ -25,6 +25,9 @@ LOADED_TABLES: Final = (
 """The store's tables a load copies to an engine, in load order: what the batch
 evaluator reads (``event_names`` where events carry codes)."""
 
+BATCH_TABLES: Final = ("events", "traits", "profiles", "field_catalog", "static_members")
+"""What the batch evaluator reads (``event_names`` too where events carry codes)."""
+
 
 class EngineUnavailable(ValueError):
     """The engine at a URL cannot serve: the message names the server, table or

@@ -2,139 +2,39 @@
 
 The tables are those ``load.copy_store`` writes; the compiled query (``dialect``
 ``clickhouse``) runs with the settings of ``batch.dialects.clickhouse.SETTINGS`` and
-its rows (profile id and a boolean per segment) are read once through Arrow, which
-the sizes and member lists read.  Nothing in the directory is written."""
+its rows are read once through Arrow (``store.arrow_batch``).  Nothing in the
+directory is written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Final
+from collections.abc import Collection, Iterable
 
-import pyarrow as pa
-
-from segflow.batch.compile import BatchCompiler, CompiledQuery, Field
-from segflow.model.definition import Segment
-from segflow.plan.planner import build_plan, closure
+from segflow.store.arrow_batch import ArrowBatch
+from segflow.store.arrow_batch import ArrowResult as ClickHouseResult
 from segflow.store.clickhouse.connection import (
-    BATCH_TABLES,
     Session,
     open_session,
     require_tables,
     tables_columns,
 )
 
-RESULT: Final = "(read into memory)"
+__all__ = ["ClickHouseBatch", "ClickHouseResult"]
 
 
-@dataclass
-class ClickHouseResult:
-    """Memberships as of ``at``: the query's rows, one boolean column per segment."""
-
-    at: datetime
-    query: CompiledQuery
-    profiles: list[str]
-    flags: dict[str, list[bool]]
-    table: str = RESULT
-
-    @property
-    def columns(self) -> dict[str, str]:
-        return self.query.columns
-
-    def size(self, segment_id: str) -> int:
-        return sum(self.flags[self.query.columns[segment_id]])
-
-    def sizes(self) -> dict[str, int]:
-        return {sid: self.size(sid) for sid in self.query.columns}
-
-    def members(self, segment_id: str) -> list[str]:
-        flags = self.flags[self.query.columns[segment_id]]
-        return sorted(p for p, f in zip(self.profiles, flags, strict=True) if f)
-
-    def membership_map(self) -> dict[str, set[str]]:
-        return {sid: set(self.members(sid)) for sid in self.query.columns}
-
-
-class ClickHouseBatch:
+class ClickHouseBatch(ArrowBatch[Session]):
     """The batch evaluator over a chDB directory (``BatchEvaluator``)."""
+
+    dialect = "clickhouse"
+    loader = "store.clickhouse.load"
 
     def __init__(self, url_or_session: str | Session) -> None:
         if isinstance(url_or_session, str):
-            self.session = open_session(url_or_session)
-            self._own = True
+            super().__init__(open_session(url_or_session), own=True)
         else:
-            self.session = url_or_session
-            self._own = False
-        try:
-            self._columns()
-        except BaseException:
-            self.close()
-            raise
+            super().__init__(url_or_session, own=False)
 
-    def close(self) -> None:
-        if self._own:
-            self.session.close()
+    def tables_columns(self, tables: Iterable[str]) -> dict[str, dict[str, str]]:
+        return tables_columns(self.session, tables)
 
-    def catalog(self) -> dict[str, Field]:
-        found = self.session.rows("SELECT path, type, overflow FROM field_catalog")
-        return {str(p): Field(str(t), bool(o)) for p, t, o in found}
-
-    def _columns(self) -> dict[str, dict[str, str]]:
-        """Each batch table's columns (one error naming any table missing)."""
-        columns = tables_columns(self.session, (*BATCH_TABLES, "event_names"))
-        require_tables(self.session, BATCH_TABLES, columns)
-        return columns
-
-    def event_codes(self, columns: Mapping[str, Mapping[str, str]]) -> dict[str, int] | None:
-        if "event_code" not in columns["events"]:
-            return None
-        require_tables(self.session, ["event_names"], columns)
-        found = self.session.rows("SELECT name, code FROM event_names")
-        return {str(n): int(c) for n, c in found}
-
-    @staticmethod
-    def profile_key(columns: Mapping[str, Mapping[str, str]]) -> str:
-        numbered = all("profile_no" in columns[t] for t in ("profiles", "events", "traits"))
-        return "profile_no" if numbered else "profile_id"
-
-    def compile(self, segments: Iterable[Segment], at: datetime) -> CompiledQuery:
-        plan = build_plan(list(segments))
-        columns = self._columns()
-        return BatchCompiler(
-            plan,
-            self.catalog(),
-            at,
-            dialect="clickhouse",
-            event_codes=self.event_codes(columns),
-            profile_key=self.profile_key(columns),
-        ).compile()
-
-    def evaluate(
-        self, segments: Iterable[Segment], at: datetime, *, only: Iterable[str] | None = None
-    ) -> ClickHouseResult:
-        """Evaluate ``segments`` (or ``only`` those and what they reference) as of ``at``."""
-        by_id = {s.id: s for s in segments}
-        chosen = closure(by_id, only) if only is not None else list(by_id.values())
-        query = self.compile(chosen, at)
-        table = self.session.arrow(query.sql)
-        (profiles,) = self.session.rows("SELECT count() FROM profiles")[0]
-        if table.num_rows != profiles:
-            raise RuntimeError(
-                f"batch evaluation gave {table.num_rows} rows for {profiles} profiles: a"
-                " (profile, trait key) has overlapping validity intervals (traits.valid_to"
-                " is inconsistent; store.clickhouse.load sets it)"
-            )
-        if only is not None:
-            keep = set(only)
-            query.columns = {k: v for k, v in query.columns.items() if k in keep}
-        return ClickHouseResult(
-            at,
-            query,
-            [str(p) for p in table.column(0).to_pylist()],  # the first column: p.profile_id
-            _flags(table, query.columns),
-        )
-
-
-def _flags(table: pa.Table, columns: Mapping[str, str]) -> dict[str, list[bool]]:
-    return {c: [bool(v) for v in table.column(c).to_pylist()] for c in columns.values()}
+    def require_tables(self, tables: Iterable[str], have: Collection[str]) -> None:
+        require_tables(self.session, tables, have)

@@ -16,8 +16,8 @@ import psycopg
 from segflow.batch.compile import BatchCompiler, CompiledQuery, Field
 from segflow.model.definition import Segment
 from segflow.plan.planner import build_plan, closure
+from segflow.store.engines import BATCH_TABLES
 from segflow.store.postgres.connection import (
-    BATCH_TABLES,
     EngineUnavailable,
     connect,
     require_tables,

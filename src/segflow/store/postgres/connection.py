@@ -18,9 +18,6 @@ from segflow.store.engines import EngineUnavailable as EngineUnavailable
 
 SCHEMES: Final = ("postgresql://", "postgres://")
 
-BATCH_TABLES: Final = ("events", "traits", "profiles", "field_catalog", "static_members")
-"""What the batch evaluator reads (``event_names`` too where events carry codes)."""
-
 
 def is_postgres_url(url: str) -> bool:
     return url.startswith(SCHEMES)

@@ -29,8 +29,6 @@ from segflow.store.engines import EngineUnavailable as EngineUnavailable
 
 SCHEME: Final = "spark://"
 
-BATCH_TABLES: Final = ("events", "traits", "profiles", "field_catalog", "static_members")
-"""What the batch evaluator reads (``event_names`` too where events carry codes)."""
 
 EXTRA: Final = "spark"
 """segflow's optional dependency group that installs PySpark."""
