@@ -14,7 +14,8 @@ Each evaluation (``SegmentSparkBatch``) reads the source's tables as they are th
 graph's components are found by label propagation (each identity takes the least
 label among its neighbours, round after round, until no label changes: Spark's
 recursive queries cannot stop on a cyclic graph), and ``events``, ``traits`` and
-``profiles`` are cached once, so every scan of one evaluation reads one snapshot.
+``profiles`` are each computed once (``localCheckpoint``), so every scan of one
+evaluation reads one snapshot.
 Names from the warehouse reach Spark SQL quoted (``ident``) and values as literals
 (``literal``)."""
 
