@@ -25,7 +25,7 @@ from tests.strategies import NAMES, T0, conditions, instants
 pytestmark = pytest.mark.slow  # loads a store and a warehouse schema per example
 
 EXAMPLES = max(20, int(os.environ.get("SEGFLOW_EXAMPLES", "150")) // 4)
-SPARK_EXAMPLES = max(6, EXAMPLES // 5)  # each example runs a dozen Spark jobs
+SPARK_EXAMPLES = max(5, EXAMPLES // 7)  # each example runs a dozen Spark jobs
 
 
 @pytest.mark.parametrize("engine", sorted(WAREHOUSES))
