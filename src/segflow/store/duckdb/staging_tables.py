@@ -1,5 +1,5 @@
-"""A flat CSV or Parquet event table -> the staging table, entirely in DuckDB: one view
-computes every row's problems."""
+"""A flat CSV or Parquet event table -> the staging table, entirely in DuckDB: one pass
+over the file checks every row and stages it in a temporary table."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ _NUMERIC: Final = (
     "DOUBLE",
     "DECIMAL",
 )
+_CHECKED: Final = "_sf_checked"
+"""The view over the source computing each row's fields, ``_bad`` and ``_problems``."""
 _KNOWN_COLUMNS: Final = (
     "message_id, type, event, user_id, anonymous_id, previous_id, group_id, timestamp,"
     " received_at, sent_at, properties, context, traits, or properties.X, context.X, traits.X"
@@ -92,19 +94,14 @@ class TableStager:
             if report.problem_count and not self.skip_invalid:
                 report.rejected.append(self.source)
             else:
-                if self.csv:  # text: parse timestamps and ids once, not in every step
+                if self.csv:  # the text is staged: free it
                     self.con.execute(
-                        f"CREATE OR REPLACE TEMP TABLE {VALID} AS SELECT * EXCLUDE"
-                        f" (_bad, _problems) FROM {STAGE} WHERE NOT _bad"
+                        f"DROP VIEW {_CHECKED}; DROP VIEW _sf_srcv; DROP TABLE _sf_src"
                     )
-                    self.con.execute(f"DROP VIEW {STAGE}")
-                    self.con.execute("DROP VIEW _sf_srcv")
-                    self.con.execute("DROP TABLE _sf_src")
-                else:
-                    self.con.execute(
-                        f"CREATE OR REPLACE TEMP VIEW {VALID} AS SELECT * FROM {STAGE}"
-                        " WHERE NOT _bad"
-                    )
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {VALID} AS SELECT * EXCLUDE (_bad) FROM {STAGE}"
+                    + (" WHERE NOT _bad" if report.invalid else "")
+                )
                 docs = {r: (f"s._j_{r}", "") for r in roots}
                 fields = Fields(self.store, Load(), dotted, docs, self.csv, step=step)
                 self.store.commit_load(fields, report)
@@ -197,11 +194,11 @@ class TableStager:
     def _stage(
         self, core: dict[str, tuple[str, str]], dotted: list[Leaf], roots: list[str]
     ) -> None:
-        """A view over the source: normalised core fields, whether the row is bad and
-        its problems, the raw dotted values and the JSON columns.  A view, not a
-        table: Parquet is read again by each step instead of copied (100M rows do not
-        have to fit anywhere); only a CSV is copied once, because parsing it is the
-        expensive part."""
+        """``STAGE``: the source's normalised core fields, whether the row is bad, the
+        raw dotted values and the JSON columns, read and checked in one pass into a
+        temporary table that every later step reads instead of the file (DuckDB
+        spills it to disk past ``memory_limit``).  The problems of each row are only
+        listed by the ``_CHECKED`` view over the source, read again for bad rows."""
 
         def col(name: str) -> str | None:
             return f"s.{quote_ident(core[name][0])}" if name in core else None
@@ -314,7 +311,8 @@ class TableStager:
         items.append(f"({bad}) AS _bad")
         items.append(f"list_filter([{listed}], x -> x IS NOT NULL) AS _problems")
         self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {STAGE} AS SELECT {', '.join(items)} FROM _sf_srcv s"
+            f"CREATE OR REPLACE TEMP VIEW {_CHECKED} AS SELECT {', '.join(items)} FROM _sf_srcv s;"
+            f" CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT * EXCLUDE (_problems) FROM {_CHECKED}"
         )
 
     def _problems(self) -> IngestReport:
@@ -327,13 +325,13 @@ class TableStager:
         rows: list[tuple[int, list[dict[str, str]]]] = []
         if bad:
             rows = self.con.execute(
-                f"SELECT _line, _problems FROM {STAGE} WHERE _bad"
+                f"SELECT _line, _problems FROM {_CHECKED} WHERE _bad"
                 f" ORDER BY _line LIMIT {MAX_PROBLEMS}"
             ).fetchall()
             total = sum(len(ps) for _, ps in rows)
             if bad > len(rows):
                 (total,) = self.con.execute(
-                    f"SELECT sum(len(_problems)) FROM {STAGE} WHERE _bad"
+                    f"SELECT sum(len(_problems)) FROM {_CHECKED} WHERE _bad"
                 ).fetchone() or (0,)
         problems = [
             IngestProblem(p["f"], p["m"], self.source, row + 1 if self.csv else None, int(row))
