@@ -686,14 +686,15 @@ class DuckDBStore:
             self._read_event_names()
         con.execute(
             f"INSERT INTO events ({', '.join(names)}, seq, profile_id, profile_no, event_code)"
-            f" SELECT {', '.join(exprs)}, $base + s._line,"
-            " coalesce(u.profile_id, a.profile_id), coalesce(u.profile_no, a.profile_no), n.code"
+            f" SELECT {', '.join(exprs)}, $base + s._line, i.profile_id, i.profile_no, n.code"
             f" FROM {load.source} s"
-            " LEFT JOIN _sf_idmap u ON u.kind = 'user' AND u.value = s.user_id"
-            " LEFT JOIN _sf_idmap a ON a.kind = 'anonymous' AND a.value = s.anonymous_id"
+            # every staged identity is in the map: a row's user id names its profile,
+            # else its anonymous id (one join instead of one per kind)
+            " LEFT JOIN _sf_idmap i ON i.kind = CASE WHEN s.user_id IS NULL"
+            " THEN 'anonymous' ELSE 'user' END AND i.value = coalesce(s.user_id, s.anonymous_id)"
             " LEFT JOIN event_names n ON n.name = s.event"
             # new profiles are numbered in profile_id order: the same clustering
-            " ORDER BY n.code, coalesce(u.profile_no, a.profile_no)",
+            " ORDER BY n.code, i.profile_no",
             {"base": base},
         )
         traits = 0
