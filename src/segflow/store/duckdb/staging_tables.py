@@ -4,6 +4,7 @@ over the file checks every row and stages it in a temporary table."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,17 @@ _NUMERIC: Final = (
 )
 _CHECKED: Final = "_sf_checked"
 """The view over the source computing each row's fields, ``_bad`` and ``_problems``."""
+STAGE_MEMORY_SHARE: Final = 3
+"""A Parquet file is staged in a temporary table when its rows take at most this part
+of DuckDB's ``memory_limit`` (the insert's sort needs as much again); a larger one is
+read through views by every step instead of spilling the stage to disk."""
+_SLOT_BYTES: Final = 16
+"""Bytes an uncompressed value takes in a DuckDB table (a string's slot; numbers less):
+the stage's size is estimated as rows x columns x this."""
+_UNITS: Final = {
+    **{"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12},
+    **{"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40, "PIB": 1 << 50},
+}
 _KNOWN_COLUMNS: Final = (
     "message_id, type, event, user_id, anonymous_id, previous_id, group_id, timestamp,"
     " received_at, sent_at, properties, context, traits, or properties.X, context.X, traits.X"
@@ -70,13 +82,22 @@ class TableStager:
     DOUBLE if every cell is a number, else VARCHAR).
     """
 
-    def __init__(self, store: LoadTarget, path: StrPath, skip_invalid: bool) -> None:
+    def __init__(
+        self,
+        store: LoadTarget,
+        path: StrPath,
+        skip_invalid: bool,
+        stage_bytes: int | None = None,
+    ) -> None:
         self.store = store
         self.con = store.con
         self.path = os.fspath(path)
         self.source = self.path
         self.skip_invalid = skip_invalid
         self.csv = Path(self.path).suffix.lower() not in (".parquet", ".pq")
+        self.stage_bytes = stage_bytes
+        """Most bytes a Parquet file's stage may take to be staged in a table (None: a
+        ``STAGE_MEMORY_SHARE`` part of ``memory_limit``); a CSV's always is."""
 
     def fail(self, problems: list[IngestProblem]) -> IngestError:
         return IngestError([p.at(self.source) for p in problems])
@@ -195,10 +216,11 @@ class TableStager:
         self, core: dict[str, tuple[str, str]], dotted: list[Leaf], roots: list[str]
     ) -> None:
         """``STAGE``: the source's normalised core fields, whether the row is bad, the
-        raw dotted values and the JSON columns, read and checked in one pass into a
-        temporary table that every later step reads instead of the file (DuckDB
-        spills it to disk past ``memory_limit``).  The problems of each row are only
-        listed by the ``_CHECKED`` view over the source, read again for bad rows."""
+        raw dotted values and the JSON columns.  Read and checked once into a temporary
+        table that every later step reads (a CSV always: parsing is the expensive
+        part; a Parquet file that fits ``stage_bytes``), else a view over the file
+        that each step reads again (100M rows do not have to fit anywhere).  Each
+        row's problems are only listed by the ``_CHECKED`` view, for bad rows."""
 
         def col(name: str) -> str | None:
             return f"s.{quote_ident(core[name][0])}" if name in core else None
@@ -310,10 +332,23 @@ class TableStager:
             lf.value = f"s._d{i}"
         items.append(f"({bad}) AS _bad")
         items.append(f"list_filter([{listed}], x -> x IS NOT NULL) AS _problems")
+        kind = "TABLE" if self._fits(len(items)) else "VIEW"
         self.con.execute(
             f"CREATE OR REPLACE TEMP VIEW {_CHECKED} AS SELECT {', '.join(items)} FROM _sf_srcv s;"
-            f" CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT * EXCLUDE (_problems) FROM {_CHECKED}"
+            f" CREATE OR REPLACE TEMP {kind} {STAGE} AS SELECT * EXCLUDE (_problems)"
+            f" FROM {_CHECKED}"
         )
+
+    def _fits(self, columns: int) -> bool:
+        """Whether to stage the rows in a table (see ``_stage``)."""
+        if self.csv:
+            return True
+        limit = self.stage_bytes
+        if limit is None:
+            limit = _memory_limit(self.con) // STAGE_MEMORY_SHARE
+        row = self.con.execute(f"SELECT count(*) FROM read_parquet({quote_str(self.path)})")
+        (rows,) = row.fetchone() or (0,)
+        return int(rows) * columns * _SLOT_BYTES <= limit
 
     def _problems(self) -> IngestReport:
         """Counts, and the problems of the first ``MAX_PROBLEMS`` bad rows (the list of
@@ -345,6 +380,15 @@ class TableStager:
             problems=problems[:MAX_PROBLEMS],
             problem_count=int(total),
         )
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's ``memory_limit`` in bytes (shown as text such as ``2.7 GiB``)."""
+    (text,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(text))
+    if m is None or m.group(2).upper() not in _UNITS:
+        return 1 << 62  # unknown: no limit to keep under
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
 def _stepper(progress: Progress | None) -> Callable[[], None]:

@@ -120,6 +120,10 @@ class DuckDBStore:
         """Most distinct fields (dotted paths in the catalog) message loads may make
         (None: no limit).  A message bringing a field past it is refused: every field
         is a column of the events table, and each column costs every later insert."""
+        self.table_stage_bytes: int | None = None
+        """Most bytes a Parquet load's rows may take to be staged in a temporary table
+        rather than read from the file by each step (None: a part of DuckDB's
+        ``memory_limit``, ``staging_tables.STAGE_MEMORY_SHARE``)."""
         self._fields: dict[str, FieldInfo] = {}
         self._columns: list[str] = []
         """The events table's columns (as of the last ``_load_catalog``)."""
@@ -408,7 +412,8 @@ class DuckDBStore:
             self._loading = ledger
             try:
                 with _gc_paused():
-                    report = TableStager(self, path, skip_invalid).run(progress)
+                    stager = TableStager(self, path, skip_invalid, self.table_stage_bytes)
+                    report = stager.run(progress)
             finally:
                 self._loading = None
         if report.rejected:

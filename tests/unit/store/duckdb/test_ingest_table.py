@@ -162,9 +162,11 @@ def test_parquet_problems_name_the_row(store: DuckDBStore, tmp_path: Path) -> No
     )
 
 
+@pytest.mark.parametrize("stage_bytes", [None, 0], ids=["staged", "read-per-step"])
 def test_parquet_skip_invalid_loads_the_valid_rows_and_leaves_no_stage(
-    store: DuckDBStore, tmp_path: Path
+    store: DuckDBStore, tmp_path: Path, stage_bytes: int | None
 ) -> None:
+    store.table_stage_bytes = stage_bytes
     pq.write_table(
         pa.table(
             {
