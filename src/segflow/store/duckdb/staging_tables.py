@@ -326,7 +326,7 @@ class TableStager:
         )
         items = ["s._row AS _line"]
         items += [f"{sel[n]} AS {quote_ident(n)}" for n, _, _ in CORE]
-        items += [f"{json_cols.get(r, 'NULL::VARCHAR')} AS _j_{r}" for r in ROOTS]
+        items += [f"{expr} AS _j_{r}" for r, expr in json_cols.items()]
         for i, lf in enumerate(dotted):
             items.append(f"{lf.value} AS _d{i}")
             lf.value = f"s._d{i}"
