@@ -1,5 +1,6 @@
 """A flat CSV or Parquet event table -> the staging table, entirely in DuckDB: one pass
-over the file checks every row and stages it in a temporary table."""
+over the file checks every row and stages it in a temporary table (a Parquet file too
+large for memory is read by each step instead)."""
 
 from __future__ import annotations
 
