@@ -72,18 +72,22 @@ class MessageIndex:
 
     def candidates(self, hashes: U64) -> tuple[I64, I64]:
         """(positions in ``hashes``, stored seq) for every stored entry with an equal
-        hash: the only ids that can repeat a stored one."""
+        hash: the only ids that can repeat a stored one.  The hashes are searched in
+        sorted order: NumPy then starts each search where the last one ended, instead
+        of a cache miss per step for millions of random hashes."""
         pos_parts: list[I64] = []
         seq_parts: list[I64] = []
+        order = np.argsort(hashes) if self.runs else _EMPTY
+        keys = hashes[order]
         for run_h, run_s in self.runs:
-            lo = np.searchsorted(run_h, hashes, side="left")
-            hi = np.searchsorted(run_h, hashes, side="right")
+            lo = np.searchsorted(run_h, keys, side="left")
+            hi = np.searchsorted(run_h, keys, side="right")
             counts = hi - lo
             hit = np.flatnonzero(counts)
             if not len(hit):
                 continue
             n = counts[hit]
-            pos_parts.append(np.repeat(hit, n).astype(np.int64))
+            pos_parts.append(np.repeat(order[hit], n).astype(np.int64))
             # the stored entries lo..hi-1 of each hit, in one vector
             first = np.repeat(lo[hit], n)
             offset = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)

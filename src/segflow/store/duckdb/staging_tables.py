@@ -1,9 +1,11 @@
-"""A flat CSV or Parquet event table -> the staging table, entirely in DuckDB: one view
-computes every row's problems."""
+"""A flat CSV or Parquet event table -> the staging table, entirely in DuckDB: one pass
+over the file checks every row and stages it in a temporary table (a Parquet file too
+large for memory is read by each step instead)."""
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +55,19 @@ _NUMERIC: Final = (
     "DOUBLE",
     "DECIMAL",
 )
+_CHECKED: Final = "_sf_checked"
+"""The view over the source computing each row's fields, ``_bad`` and ``_problems``."""
+STAGE_MEMORY_SHARE: Final = 3
+"""A Parquet file is staged in a temporary table when its rows take at most this part
+of DuckDB's ``memory_limit`` (the insert's sort needs as much again); a larger one is
+read through views by every step instead of spilling the stage to disk."""
+_SLOT_BYTES: Final = 16
+"""Bytes an uncompressed value takes in a DuckDB table (a string's slot; numbers less):
+the stage's size is estimated as rows x columns x this."""
+_UNITS: Final = {
+    **{"": 1, "B": 1, "BYTES": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12},
+    **{"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40, "PIB": 1 << 50},
+}
 _KNOWN_COLUMNS: Final = (
     "message_id, type, event, user_id, anonymous_id, previous_id, group_id, timestamp,"
     " received_at, sent_at, properties, context, traits, or properties.X, context.X, traits.X"
@@ -68,13 +83,22 @@ class TableStager:
     DOUBLE if every cell is a number, else VARCHAR).
     """
 
-    def __init__(self, store: LoadTarget, path: StrPath, skip_invalid: bool) -> None:
+    def __init__(
+        self,
+        store: LoadTarget,
+        path: StrPath,
+        skip_invalid: bool,
+        stage_bytes: int | None = None,
+    ) -> None:
         self.store = store
         self.con = store.con
         self.path = os.fspath(path)
         self.source = self.path
         self.skip_invalid = skip_invalid
         self.csv = Path(self.path).suffix.lower() not in (".parquet", ".pq")
+        self.stage_bytes = stage_bytes
+        """Most bytes a Parquet file's stage may take to be staged in a table (None: a
+        ``STAGE_MEMORY_SHARE`` part of ``memory_limit``); a CSV's always is."""
 
     def fail(self, problems: list[IngestProblem]) -> IngestError:
         return IngestError([p.at(self.source) for p in problems])
@@ -92,19 +116,14 @@ class TableStager:
             if report.problem_count and not self.skip_invalid:
                 report.rejected.append(self.source)
             else:
-                if self.csv:  # text: parse timestamps and ids once, not in every step
+                if self.csv:  # the text is staged: free it
                     self.con.execute(
-                        f"CREATE OR REPLACE TEMP TABLE {VALID} AS SELECT * EXCLUDE"
-                        f" (_bad, _problems) FROM {STAGE} WHERE NOT _bad"
+                        f"DROP VIEW {_CHECKED}; DROP VIEW _sf_srcv; DROP TABLE _sf_src"
                     )
-                    self.con.execute(f"DROP VIEW {STAGE}")
-                    self.con.execute("DROP VIEW _sf_srcv")
-                    self.con.execute("DROP TABLE _sf_src")
-                else:
-                    self.con.execute(
-                        f"CREATE OR REPLACE TEMP VIEW {VALID} AS SELECT * FROM {STAGE}"
-                        " WHERE NOT _bad"
-                    )
+                self.con.execute(
+                    f"CREATE OR REPLACE TEMP VIEW {VALID} AS SELECT * EXCLUDE (_bad) FROM {STAGE}"
+                    + (" WHERE NOT _bad" if report.invalid else "")
+                )
                 docs = {r: (f"s._j_{r}", "") for r in roots}
                 fields = Fields(self.store, Load(), dotted, docs, self.csv, step=step)
                 self.store.commit_load(fields, report)
@@ -197,11 +216,12 @@ class TableStager:
     def _stage(
         self, core: dict[str, tuple[str, str]], dotted: list[Leaf], roots: list[str]
     ) -> None:
-        """A view over the source: normalised core fields, whether the row is bad and
-        its problems, the raw dotted values and the JSON columns.  A view, not a
-        table: Parquet is read again by each step instead of copied (100M rows do not
-        have to fit anywhere); only a CSV is copied once, because parsing it is the
-        expensive part."""
+        """``STAGE``: the source's normalised core fields, whether the row is bad, the
+        raw dotted values and the JSON columns.  Read and checked once into a temporary
+        table that every later step reads (a CSV always: parsing is the expensive
+        part; a Parquet file that fits ``stage_bytes``), else a view over the file
+        that each step reads again (100M rows do not have to fit anywhere).  Each
+        row's problems are only listed by the ``_CHECKED`` view, for bad rows."""
 
         def col(name: str) -> str | None:
             return f"s.{quote_ident(core[name][0])}" if name in core else None
@@ -307,15 +327,29 @@ class TableStager:
         )
         items = ["s._row AS _line"]
         items += [f"{sel[n]} AS {quote_ident(n)}" for n, _, _ in CORE]
-        items += [f"{json_cols.get(r, 'NULL::VARCHAR')} AS _j_{r}" for r in ROOTS]
+        items += [f"{expr} AS _j_{r}" for r, expr in json_cols.items()]
         for i, lf in enumerate(dotted):
             items.append(f"{lf.value} AS _d{i}")
             lf.value = f"s._d{i}"
         items.append(f"({bad}) AS _bad")
         items.append(f"list_filter([{listed}], x -> x IS NOT NULL) AS _problems")
+        kind = "TABLE" if self._fits(len(items)) else "VIEW"
         self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {STAGE} AS SELECT {', '.join(items)} FROM _sf_srcv s"
+            f"CREATE OR REPLACE TEMP VIEW {_CHECKED} AS SELECT {', '.join(items)} FROM _sf_srcv s;"
+            f" CREATE OR REPLACE TEMP {kind} {STAGE} AS SELECT * EXCLUDE (_problems)"
+            f" FROM {_CHECKED}"
         )
+
+    def _fits(self, columns: int) -> bool:
+        """Whether to stage the rows in a table (see ``_stage``)."""
+        if self.csv:
+            return True
+        limit = self.stage_bytes
+        if limit is None:
+            limit = _memory_limit(self.con) // STAGE_MEMORY_SHARE
+        row = self.con.execute(f"SELECT count(*) FROM read_parquet({quote_str(self.path)})")
+        (rows,) = row.fetchone() or (0,)
+        return int(rows) * columns * _SLOT_BYTES <= limit
 
     def _problems(self) -> IngestReport:
         """Counts, and the problems of the first ``MAX_PROBLEMS`` bad rows (the list of
@@ -327,13 +361,13 @@ class TableStager:
         rows: list[tuple[int, list[dict[str, str]]]] = []
         if bad:
             rows = self.con.execute(
-                f"SELECT _line, _problems FROM {STAGE} WHERE _bad"
+                f"SELECT _line, _problems FROM {_CHECKED} WHERE _bad"
                 f" ORDER BY _line LIMIT {MAX_PROBLEMS}"
             ).fetchall()
             total = sum(len(ps) for _, ps in rows)
             if bad > len(rows):
                 (total,) = self.con.execute(
-                    f"SELECT sum(len(_problems)) FROM {STAGE} WHERE _bad"
+                    f"SELECT sum(len(_problems)) FROM {_CHECKED} WHERE _bad"
                 ).fetchone() or (0,)
         problems = [
             IngestProblem(p["f"], p["m"], self.source, row + 1 if self.csv else None, int(row))
@@ -347,6 +381,15 @@ class TableStager:
             problems=problems[:MAX_PROBLEMS],
             problem_count=int(total),
         )
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's ``memory_limit`` in bytes (shown as text such as ``2.7 GiB``)."""
+    (text,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", str(text))
+    if m is None or m.group(2).upper() not in _UNITS:
+        return 1 << 62  # unknown: no limit to keep under
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
 def _stepper(progress: Progress | None) -> Callable[[], None]:

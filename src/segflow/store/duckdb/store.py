@@ -120,6 +120,10 @@ class DuckDBStore:
         """Most distinct fields (dotted paths in the catalog) message loads may make
         (None: no limit).  A message bringing a field past it is refused: every field
         is a column of the events table, and each column costs every later insert."""
+        self.table_stage_bytes: int | None = None
+        """Most bytes a Parquet load's rows may take to be staged in a temporary table
+        rather than read from the file by each step (None: a part of DuckDB's
+        ``memory_limit``, ``staging_tables.STAGE_MEMORY_SHARE``)."""
         self._fields: dict[str, FieldInfo] = {}
         self._columns: list[str] = []
         """The events table's columns (as of the last ``_load_catalog``)."""
@@ -408,7 +412,8 @@ class DuckDBStore:
             self._loading = ledger
             try:
                 with _gc_paused():
-                    report = TableStager(self, path, skip_invalid).run(progress)
+                    stager = TableStager(self, path, skip_invalid, self.table_stage_bytes)
+                    report = stager.run(progress)
             finally:
                 self._loading = None
         if report.rejected:
@@ -686,14 +691,15 @@ class DuckDBStore:
             self._read_event_names()
         con.execute(
             f"INSERT INTO events ({', '.join(names)}, seq, profile_id, profile_no, event_code)"
-            f" SELECT {', '.join(exprs)}, $base + s._line,"
-            " coalesce(u.profile_id, a.profile_id), coalesce(u.profile_no, a.profile_no), n.code"
+            f" SELECT {', '.join(exprs)}, $base + s._line, i.profile_id, i.profile_no, n.code"
             f" FROM {load.source} s"
-            " LEFT JOIN _sf_idmap u ON u.kind = 'user' AND u.value = s.user_id"
-            " LEFT JOIN _sf_idmap a ON a.kind = 'anonymous' AND a.value = s.anonymous_id"
+            # every staged identity is in the map: a row's user id names its profile,
+            # else its anonymous id (one join instead of one per kind)
+            " LEFT JOIN _sf_idmap i ON i.kind = CASE WHEN s.user_id IS NULL"
+            " THEN 'anonymous' ELSE 'user' END AND i.value = coalesce(s.user_id, s.anonymous_id)"
             " LEFT JOIN event_names n ON n.name = s.event"
             # new profiles are numbered in profile_id order: the same clustering
-            " ORDER BY n.code, coalesce(u.profile_no, a.profile_no)",
+            " ORDER BY n.code, i.profile_no",
             {"base": base},
         )
         traits = 0

@@ -209,15 +209,18 @@ def _everything(store: DuckDBStore) -> tuple[Any, ...]:
     loads=st.lists(st.one_of(identity_messages(), messages()), min_size=1, max_size=3),
     fmt=st.sampled_from(["parquet", "csv", "jsonl"]),
     dotted=st.booleans(),
+    staged=st.booleans(),
 )
 def test_bulk_files_store_what_messages_one_by_one_store(
-    tmp_path: Path, loads: list[list[dict[str, Any]]], fmt: str, dotted: bool
+    tmp_path: Path, loads: list[list[dict[str, Any]]], fmt: str, dotted: bool, staged: bool
 ) -> None:
     """The bulk file path (a Parquet, CSV or JSON Lines file per load, validated,
-    deduplicated and resolved set-wise in SQL) and the message path (each message
-    parsed in Python, as the server's group commits) give the same events, trait
-    history, profiles, identities, merges and traits as of any instant."""
+    deduplicated and resolved set-wise in SQL; a Parquet file staged in a table or
+    read by each step) and the message path (each message parsed in Python, as the
+    server's group commits) give the same events, trait history, profiles,
+    identities, merges and traits as of any instant."""
     with DuckDBStore(":memory:") as bulk, DuckDBStore(":memory:") as one_by_one:
+        bulk.table_stage_bytes = None if staged else 0
         for n, load in enumerate(loads):
             path = tmp_path / f"load{n}.{fmt}"
             if fmt == "jsonl":

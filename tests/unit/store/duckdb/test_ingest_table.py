@@ -162,6 +162,34 @@ def test_parquet_problems_name_the_row(store: DuckDBStore, tmp_path: Path) -> No
     )
 
 
+@pytest.mark.parametrize("stage_bytes", [None, 0], ids=["staged", "read-per-step"])
+def test_parquet_skip_invalid_loads_the_valid_rows_and_leaves_no_stage(
+    store: DuckDBStore, tmp_path: Path, stage_bytes: int | None
+) -> None:
+    store.table_stage_bytes = stage_bytes
+    pq.write_table(
+        pa.table(
+            {
+                "event": ["A", None, "B"],
+                "user_id": ["u1", "u1", "u1"],
+                "timestamp": ["2026-01-01", "2026-01-02", "2026-01-03"],
+                "properties.n": [1, 2, 3],
+            }
+        ),
+        tmp_path / "events.parquet",
+    )
+    report = store.ingest_table(tmp_path / "events.parquet", skip_invalid=True)
+    assert (report.read, report.inserted, report.invalid) == (3, 2, 1)
+    assert [(p.row, p.field) for p in report.problems] == [(2, "event")]
+    stored = store.events_for_profile("u1")
+    assert [(e["event"], e["properties"]["n"]) for e in stored] == [("A", 1), ("B", 3)]
+    temps = store.con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary"
+        " UNION ALL SELECT view_name FROM duckdb_views() WHERE temporary AND NOT internal"
+    ).fetchall()
+    assert temps == []
+
+
 def test_unknown_and_missing_columns_reject_the_file(store: DuckDBStore, tmp_path: Path) -> None:
     path = csv(tmp_path / "events.csv", "event,user,when\nA,u,2026-01-01\n")
     with pytest.raises(IngestError) as err:
