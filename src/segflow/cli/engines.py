@@ -22,7 +22,8 @@ def load(
         typer.Argument(
             help="The engine's URL, e.g. postgresql://user@host:port/database"
             " (schema: ?options=-csearch_path%3Dname), chdb:///absolute/path/to/dir,"
-            " spark://local[N]/absolute/path/to/dir or duckdb:///absolute/path/to/file.duckdb."
+            " spark://local[N]/absolute/path/to/dir (Spark Connect: sc://host:port/...)"
+            " or duckdb:///absolute/path/to/file.duckdb."
         ),
     ],
     db: DbOption = DEFAULT_DB,
@@ -48,7 +49,7 @@ def attach(
         typer.Argument(
             help="Where the views go: postgresql://user@host:port/database"
             " (schema: ?options=-csearch_path%3Dname; not the Segment schema itself),"
-            " or spark://local[N]/absolute/path/to/dir."
+            " or spark://local[N]/absolute/path/to/dir (Spark Connect: sc://host:port/...)."
         ),
     ],
     segment_schema: Annotated[

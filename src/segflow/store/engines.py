@@ -186,8 +186,8 @@ ENGINES: Final[tuple[Engine, ...]] = (
     ),
     Engine(
         "Spark",
-        ("spark://",),
-        "spark://local[N]/absolute/path/to/dir",
+        ("spark://", "sc://"),
+        "spark://local[N]/absolute/path/to/dir (or sc://host:port/... for Spark Connect)",
         _spark_batch,
         _spark_load,
         _spark_attach,

@@ -1,13 +1,20 @@
 """Opening the Spark engine by URL, and the one clear error for what is missing.
 
-The URL names Spark's local master and a directory on this machine,
-``spark://local[N]/absolute/path/to/dir`` (``spark://local/...``: every core): the
-directory holds the batch tables as Parquet files (``tables/<name>.parquet``, written
-by ``load.copy_store``).  The JVM and its Spark context start once per process (that
-takes seconds) and stay; each opened directory gets a session of its own on it, whose
-temporary views are its tables.  PySpark is an optional dependency (the ``spark``
-extra) and needs Java; without either, a malformed URL, a missing directory or missing
-tables, the error says so in one line."""
+Two kinds of URL name a Spark and a directory:
+
+* ``spark://local[N]/absolute/path/to/dir`` (``spark://local/...``: every core): Spark
+  in this process, in local mode.  The JVM and its Spark context start once per process
+  (that takes seconds) and stay; each opened directory gets a session of its own on it.
+* ``sc://host:port/absolute/path/to/dir``: a Spark Connect server (a cluster's, or one
+  on this machine), reached over gRPC; each opened directory gets a session of its own
+  there.  The server reads the directory's files, so it must see the same path (the
+  same machine, or a shared mount).
+
+The directory holds the batch tables as Parquet files (``tables/<name>.parquet``,
+written by ``load.copy_store``), which the session reads as temporary views.  PySpark
+is an optional dependency (the ``spark`` extra, with Spark Connect's client) and local
+mode needs Java; without either, a malformed URL, an unreachable server, a missing
+directory or missing tables, the error says so in one line."""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import importlib
 import os
 import re
 import shutil
+import socket
 import sys
 import threading
 from collections.abc import Collection, Iterable
@@ -28,6 +36,7 @@ from segflow.batch.dialects.spark import SETTINGS
 from segflow.store.engines import EngineUnavailable as EngineUnavailable
 
 SCHEME: Final = "spark://"
+CONNECT_SCHEME: Final = "sc://"
 
 
 EXTRA: Final = "spark"
@@ -40,12 +49,26 @@ SHUFFLE_PARTITIONS: Final = 4
 """Few shuffle partitions: a local session's tables are small next to a cluster's."""
 
 _MASTER = re.compile(r"local(\[(\*|[1-9][0-9]*)\])?")
+_SERVER = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
+CONNECT_TIMEOUT: Final = 5.0
+"""Seconds to wait for a Spark Connect server's port before naming it unreachable."""
 _LOCK = threading.Lock()
 
 
 def parse_url(url: str) -> tuple[str, Path]:
-    """The Spark master and the directory of ``spark://local[N]/absolute/path``."""
-    expected = "expected spark://local[N]/absolute/path/to/dir"
+    """The Spark master (``local[N]``, or ``sc://host:port`` for Spark Connect) and the
+    directory of a Spark URL."""
+    expected = "expected spark://local[N]/absolute/path/to/dir or sc://host:port/absolute/path"
+    if url.startswith(CONNECT_SCHEME):
+        server, slash, path = url.removeprefix(CONNECT_SCHEME).partition("/")
+        found = _SERVER.fullmatch(server)
+        if found is None or not slash or "?" in path or "#" in path or ";" in path:
+            raise EngineUnavailable(
+                f"not a Spark Connect URL: {expected} (host:port of the server), got {url!r}"
+            )
+        if not 0 < int(found["port"]) < 65536:
+            raise EngineUnavailable(f"not a Spark Connect URL: port {found['port']} in {url!r}")
+        return f"{CONNECT_SCHEME}{server}", Path("/" + unquote(path))
     if not url.startswith(SCHEME):
         raise EngineUnavailable(f"not a Spark URL: {expected}, got {url.split('://')[0]}://...")
     rest = url.removeprefix(SCHEME)
@@ -89,6 +112,32 @@ def _java_found() -> bool:
     return bool(home and (Path(home) / "bin" / "java").exists()) or shutil.which("java") is not None
 
 
+def connect_session(remote: str) -> Any:
+    """A new session on the Spark Connect server at ``remote`` (``sc://host:port``)."""
+    sql = _pyspark_sql()
+    try:
+        importlib.import_module("pyspark.sql.connect.session")
+    except ImportError as e:
+        raise EngineUnavailable(
+            f"Spark Connect needs its client's packages ({e.name}): install segflow's"
+            f" {EXTRA!r} extra (pip install 'segflow[{EXTRA}]')"
+        ) from None
+    host, _, port = remote.removeprefix(CONNECT_SCHEME).rpartition(":")
+    try:  # a closed port would keep the client retrying for minutes
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT).close()
+    except OSError as e:
+        raise EngineUnavailable(
+            f"cannot reach the Spark Connect server at {host}:{port}: {e.strerror or e}"
+        ) from None
+    try:
+        return sql.SparkSession.builder.remote(remote).create()
+    except Exception as e:  # the client's errors have no common class
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EngineUnavailable(
+            f"cannot open a Spark Connect session at {remote}: {reason}"
+        ) from None
+
+
 def spark_session(master: str) -> Any:
     """The process's Spark session (started on first use with ``master``; a later
     master is that of the running one, as Spark has one context per process)."""
@@ -130,8 +179,10 @@ class Session:
     """A Spark session of its own over a directory: its tables are temporary views
     over the Parquet files of the directory's latest load."""
 
-    def __init__(self, spark: Any, path: Path) -> None:
-        self.spark = spark.newSession()
+    def __init__(self, spark: Any, path: Path, *, remote: bool = False) -> None:
+        self.remote = remote
+        """A Spark Connect session (``spark`` is already this directory's own)."""
+        self.spark = spark if remote else spark.newSession()
         for name, value in SETTINGS.items():
             self.spark.conf.set(name, value)
         self.path = path
@@ -161,9 +212,13 @@ class Session:
         return str(self.spark.sql(f"EXPLAIN FORMATTED {sql}").collect()[0][0])
 
     def close(self) -> None:
-        """Drop the session's views (the process's Spark context stays for the next)."""
-        for t in self.tables:
-            self.spark.catalog.dropTempView(t)
+        """Drop the session's views (the process's Spark context stays for the next);
+        a Spark Connect session is released on the server."""
+        if self.remote:
+            self.spark.stop()
+        else:
+            for t in self.tables:
+                self.spark.catalog.dropTempView(t)
         self.tables = set()
 
 
@@ -172,6 +227,8 @@ def open_session(url: str, *, create: bool = False) -> Session:
     master, path = parse_url(url)
     _pyspark_sql()
     check_directory(path, create=create)
+    if master.startswith(CONNECT_SCHEME):
+        return Session(connect_session(master), path, remote=True)
     return Session(spark_session(master), path)
 
 
