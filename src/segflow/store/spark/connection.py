@@ -50,6 +50,20 @@ SHUFFLE_PARTITIONS: Final = 4
 
 _MASTER = re.compile(r"local(\[(\*|[1-9][0-9]*)\])?")
 _SERVER = re.compile(r"(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
+CONNECT_PARAMS: Final = frozenset(
+    {
+        "token",
+        "use_ssl",
+        "user_id",
+        "user_agent",
+        "grpc_keepalive_enabled",
+        "grpc_keepalive_time_ms",
+        "grpc_keepalive_timeout_ms",
+        "grpc_keepalive_without_calls",
+    }
+)
+"""Spark Connect's connection parameters a URL may carry after the directory
+(``;token=...;use_ssl=true``); a session id is not one: each directory opens its own."""
 CONNECT_TIMEOUT: Final = 5.0
 """Seconds to wait for a Spark Connect server's port before naming it unreachable."""
 _LOCK = threading.Lock()
@@ -60,15 +74,25 @@ def parse_url(url: str) -> tuple[str, Path]:
     directory of a Spark URL."""
     expected = "expected spark://local[N]/absolute/path/to/dir or sc://host:port/absolute/path"
     if url.startswith(CONNECT_SCHEME):
-        server, slash, path = url.removeprefix(CONNECT_SCHEME).partition("/")
+        server, slash, rest = url.removeprefix(CONNECT_SCHEME).partition("/")
+        path, *params = rest.split(";")
+        shown = f"{CONNECT_SCHEME}{server}/{path}"  # the parameters may hold a token
         found = _SERVER.fullmatch(server)
-        if found is None or not slash or "?" in path or "#" in path or ";" in path:
+        if found is None or not slash or "?" in path or "#" in path:
             raise EngineUnavailable(
-                f"not a Spark Connect URL: {expected} (host:port of the server), got {url!r}"
+                f"not a Spark Connect URL: {expected} (host:port of the server), got {shown!r}"
             )
         if not 0 < int(found["port"]) < 65536:
-            raise EngineUnavailable(f"not a Spark Connect URL: port {found['port']} in {url!r}")
-        return f"{CONNECT_SCHEME}{server}", Path("/" + unquote(path))
+            raise EngineUnavailable(f"not a Spark Connect URL: port {found['port']} in {shown!r}")
+        for param in params:
+            key, eq, value = param.partition("=")
+            if key not in CONNECT_PARAMS or not eq or not value:
+                raise EngineUnavailable(
+                    f"not a Spark Connect URL parameter: {key!r} in {shown!r} (expected"
+                    f" ;name=value with a name of {', '.join(sorted(CONNECT_PARAMS))})"
+                )
+        remote = f"{CONNECT_SCHEME}{server}/" + "".join(f";{p}" for p in params)
+        return remote, Path("/" + unquote(path))
     if not url.startswith(SCHEME):
         raise EngineUnavailable(f"not a Spark URL: {expected}, got {url.split('://')[0]}://...")
     rest = url.removeprefix(SCHEME)
@@ -113,7 +137,8 @@ def _java_found() -> bool:
 
 
 def connect_session(remote: str) -> Any:
-    """A new session on the Spark Connect server at ``remote`` (``sc://host:port``)."""
+    """A new session on the Spark Connect server at ``remote`` (``sc://host:port/``
+    and its parameters; errors name the host and port only)."""
     sql = _pyspark_sql()
     try:
         importlib.import_module("pyspark.sql.connect.session")
@@ -122,7 +147,8 @@ def connect_session(remote: str) -> Any:
             f"Spark Connect needs its client's packages ({e.name}): install segflow's"
             f" {EXTRA!r} extra (pip install 'segflow[{EXTRA}]')"
         ) from None
-    host, _, port = remote.removeprefix(CONNECT_SCHEME).rpartition(":")
+    server = remote.removeprefix(CONNECT_SCHEME).split("/", 1)[0]
+    host, _, port = server.rpartition(":")
     try:  # a closed port would keep the client retrying for minutes
         socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT).close()
     except OSError as e:
@@ -134,7 +160,7 @@ def connect_session(remote: str) -> Any:
     except Exception as e:  # the client's errors have no common class
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise EngineUnavailable(
-            f"cannot open a Spark Connect session at {remote}: {reason}"
+            f"cannot open a Spark Connect session at {server}: {reason}"
         ) from None
 
 

@@ -71,11 +71,27 @@ def test_each_directory_has_a_session_of_its_own(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "url",
     ["sc://127.0.0.1/tmp/x", "sc://127.0.0.1:99999/tmp/x", "sc://127.0.0.1:15002",
-     "sc://127.0.0.1:15002/tmp/x;token=1", "sc://a b:1/tmp/x"],
+     "sc://127.0.0.1:15002/tmp/x;session_id=1", "sc://127.0.0.1:15002/tmp/x;token",
+     "sc://a b:1/tmp/x"],
 )  # fmt: skip
 def test_a_malformed_connect_url_is_refused(url: str) -> None:
-    with pytest.raises(EngineUnavailable, match=r"^not a Spark Connect URL: "):
+    with pytest.raises(EngineUnavailable, match=r"^not a Spark Connect URL"):
         open_session(url)
+
+
+def test_connection_parameters_reach_the_client_and_a_token_is_never_shown(
+    tmp_path: Path,
+) -> None:
+    url = _url(tmp_path) + ";user_id=segflow-test;user_agent=segflow"
+    engine_for(url).load(small_store(), url)
+    batch = SparkBatch(url)
+    try:
+        assert batch.evaluate(SEGMENTS, T0 + timedelta(days=3)).sizes() == {"de": 1, "spent": 1}
+    finally:
+        batch.close()
+    with pytest.raises(EngineUnavailable) as err:
+        open_session(f"sc://127.0.0.1:1{tmp_path};token=s3cret;colour=red")
+    assert "s3cret" not in str(err.value) and "'colour'" in str(err.value)
 
 
 def test_a_server_that_does_not_answer_is_named(tmp_path: Path) -> None:
