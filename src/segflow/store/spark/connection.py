@@ -64,6 +64,8 @@ CONNECT_PARAMS: Final = frozenset(
 )
 """Spark Connect's connection parameters a URL may carry after the directory
 (``;token=...;use_ssl=true``); a session id is not one: each directory opens its own."""
+CONNECT_MODE: Final = "SPARK_CONNECT_MODE_ENABLED"
+"""The variable by which PySpark marks a process as a Spark Connect client."""
 CONNECT_TIMEOUT: Final = 5.0
 """Seconds to wait for a Spark Connect server's port before naming it unreachable."""
 _LOCK = threading.Lock()
@@ -155,6 +157,9 @@ def connect_session(remote: str) -> Any:
         raise EngineUnavailable(
             f"cannot reach the Spark Connect server at {host}:{port}: {e.strerror or e}"
         ) from None
+    # creating a remote session marks the whole process as Spark Connect's, after which
+    # PySpark refuses to open the local context ``spark://`` URLs use: keep the mark off
+    marked = os.environ.get(CONNECT_MODE)
     try:
         return sql.SparkSession.builder.remote(remote).create()
     except Exception as e:  # the client's errors have no common class
@@ -162,6 +167,9 @@ def connect_session(remote: str) -> Any:
         raise EngineUnavailable(
             f"cannot open a Spark Connect session at {server}: {reason}"
         ) from None
+    finally:
+        if marked is None:
+            os.environ.pop(CONNECT_MODE, None)
 
 
 def spark_session(master: str) -> Any:

@@ -17,13 +17,23 @@ from segflow.store.spark.warehouse import SegmentSparkBatch, open_batch
 from tests.segment_warehouse import AT, MESSAGES, duckdb_members, write_segment_parquet
 from tests.segment_warehouse import SEGMENTS as SEGMENT_LIBRARY
 from tests.small_store import SEGMENTS, T0, small_store
-from tests.spark import connect_server
+from tests.spark import MASTER, connect_server
 
 pytestmark = pytest.mark.spark
 
 
 def _url(path: Path) -> str:
     return f"{connect_server()}{path}"
+
+
+def test_local_mode_still_opens_after_a_connect_session(tmp_path: Path) -> None:
+    remote = open_session(_url(tmp_path))
+    remote.close()
+    local = open_session(f"spark://{MASTER}{tmp_path}")
+    try:
+        assert not local.remote and local.rows("SELECT 1") == [(1,)]
+    finally:
+        local.close()
 
 
 def test_a_loaded_store_evaluates_on_the_server(tmp_path: Path) -> None:
