@@ -68,6 +68,20 @@ TRAIT_KINDS: Final = {"VARCHAR": "string", "DOUBLE": "number", "BOOLEAN": "bool"
 REQUIRED_COLUMNS: Final = ("id", "timestamp")
 """Columns every call table of Segment's has."""
 
+CALL_COLUMNS: Final = (
+    "message_id",
+    "type",
+    "event",
+    "user_id",
+    "anonymous_id",
+    "previous_id",
+    "group_id",
+    "timestamp",
+    "received_at",
+    "sent_at",
+)
+"""The core columns of ``segment_calls``, before the typed fields and ``extra``."""
+
 KindOf = Callable[[str], str | None]
 """segflow's column type (``VARCHAR``, ``DOUBLE``, ``BOOLEAN``) of an engine's column
 type; None for a type Segment's loader does not make."""
@@ -285,6 +299,16 @@ def arrange_sources(
     return sources, events
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where one source's columns go in ``segment_calls``: for each typed field (in
+    ``Fields.fields`` order) its type and the column holding it (None: NULL there), and
+    per root the columns whose values have another type than the field's (``extra``)."""
+
+    typed: list[tuple[str, SourceField | None]]
+    spill: dict[str, list[tuple[str, SourceField]]]
+
+
 @dataclass
 class Fields:
     """The typed field paths of a set of sources: each path's segflow type (the first
@@ -309,6 +333,20 @@ class Fields:
             ks = kinds[path]
             chosen = next(k for k in PRECEDENCE if k in ks)
             self.fields[path] = (chosen, len(ks) > 1)
+
+    def layouts(self) -> Iterator[tuple[Source, Layout]]:
+        """Each source with where its columns go in ``segment_calls``."""
+        for s, fs in zip(self.sources, self.per_source, strict=True):
+            mine = {f.path: f for f in fs}
+            typed: list[tuple[str, SourceField | None]] = []
+            spill: dict[str, list[tuple[str, SourceField]]] = {}
+            for path, (kind, _) in self.fields.items():
+                f = mine.get(path)
+                typed.append((kind, f if f is not None and f.kind == kind else None))
+                if f is not None and f.kind != kind:
+                    root, key = path.split(".", 1)
+                    spill.setdefault(root, []).append((key, f))
+            yield s, Layout(typed, spill)
 
     def trait_keys(self) -> set[str]:
         return {k for s in self.sources for k in s.traits()}

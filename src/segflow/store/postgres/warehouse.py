@@ -48,6 +48,7 @@ from segflow.store.postgres.connection import (
 )
 from segflow.store.postgres.schema import MAX_IDENTIFIER, PARSE_TIMESTAMP_DDL
 from segflow.store.segment import (
+    CALL_COLUMNS,
     CALL_TABLES,
     SEGMENT_TABLES,
     TRAIT_KINDS,
@@ -86,20 +87,6 @@ PG_TYPES: Final = {"VARCHAR": "text", "DOUBLE": "double precision", "BOOLEAN": "
 
 ISO_TIME: Final = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 """How a Segment timestamp column is read as the ISO-8601 text segflow keeps."""
-
-CORE: Final = (
-    ("message_id", "text"),
-    ("type", "text"),
-    ("event", "text"),
-    ("user_id", "text"),
-    ("anonymous_id", "text"),
-    ("previous_id", "text"),
-    ("group_id", "text"),
-    ("timestamp", "timestamp"),
-    ("received_at", "timestamp"),
-    ("sent_at", "timestamp"),
-)
-
 
 # -- the warehouse as found ----------------------------------------------------------------
 
@@ -159,7 +146,7 @@ def _where(s: Source) -> sql.Composable:
 
 
 def _core(s: Source) -> list[sql.Composable]:
-    """The core columns of a source's calls, in ``CORE``'s order."""
+    """The core columns of a source's calls, in ``CALL_COLUMNS``'s order."""
     cols = s.columns
 
     def text(name: str) -> sql.Composable:
@@ -265,25 +252,24 @@ class Plan(Fields):
         return sql.Identifier(self.schema, s.table)
 
     def calls(self) -> sql.Composed:
-        names = [c for c, _ in CORE] + list(self.fields) + ["extra"]
+        names = [*CALL_COLUMNS, *self.fields, "extra"]
         parts = []
-        for s, fs in zip(self.sources, self.per_source, strict=True):
-            mine = {f.path: f for f in fs}
-            cols = list(_core(s))
-            spill: dict[str, list[sql.Composable]] = {}
-            for path, (kind, _) in self.fields.items():
-                f = mine.get(path)
-                if f is not None and f.kind == kind:
+        for s, layout in self.layouts():
+            cols = _core(s)
+            for kind, f in layout.typed:
+                if f is None:
+                    cols.append(sql.SQL("NULL::{}").format(sql.SQL(PG_TYPES[kind])))
+                else:
                     cols.append(_value(f.column, f.data_type))
-                    continue
-                cols.append(sql.SQL("NULL::{}").format(sql.SQL(PG_TYPES[kind])))
-                if f is not None:
-                    root, key = path.split(".", 1)
-                    spill.setdefault(root, []).append(
-                        sql.SQL("{}, to_jsonb({})").format(
-                            sql.Literal(key), _value(f.column, f.data_type)
-                        )
+            spill = {
+                root: [
+                    sql.SQL("{}, to_jsonb({})").format(
+                        sql.Literal(key), _value(f.column, f.data_type)
                     )
+                    for key, f in items
+                ]
+                for root, items in layout.spill.items()
+            }
             if spill:
                 objects = sql.SQL(", ").join(
                     sql.SQL("{}, jsonb_build_object({})").format(

@@ -40,6 +40,7 @@ from segflow.model.time import utcnow
 from segflow.plan.planner import build_plan
 from segflow.store.engines import AttachReport, EngineUnavailable
 from segflow.store.segment import (
+    CALL_COLUMNS,
     TRAIT_KINDS,
     Fields,
     SegmentCatalog,
@@ -170,19 +171,6 @@ def read_source(session: Session, path: Path) -> tuple[dict[str, Any], dict[str,
 
 # -- the views -----------------------------------------------------------------------------
 
-CORE: Final = (
-    "message_id",
-    "type",
-    "event",
-    "user_id",
-    "anonymous_id",
-    "previous_id",
-    "group_id",
-    "timestamp",
-    "received_at",
-    "sent_at",
-)
-
 
 def _condition(s: Source) -> str:
     if not s.skip_events:
@@ -244,21 +232,19 @@ class Views(Fields):
         return ident(self.view[s.table])
 
     def calls(self) -> str:
-        names = [*CORE, *self.fields, "extra"]
+        names = [*CALL_COLUMNS, *self.fields, "extra"]
         parts = []
-        for s, fs in zip(self.sources, self.per_source, strict=True):
-            mine = {f.path: f for f in fs}
+        for s, layout in self.layouts():
             cols = _core(s)
-            spill: dict[str, list[str]] = {}
-            for path, (kind, _) in self.fields.items():
-                f = mine.get(path)
-                if f is not None and f.kind == kind:
+            for kind, f in layout.typed:
+                if f is None:
+                    cols.append(f"CAST(NULL AS {SPARK_TYPES[kind]})")
+                else:
                     cols.append(_value(f.column, f.data_type))
-                    continue
-                cols.append(f"CAST(NULL AS {SPARK_TYPES[kind]})")
-                if f is not None:
-                    root, key = path.split(".", 1)
-                    spill.setdefault(root, []).extend([literal(key), _value(f.column, f.data_type)])
+            spill = {
+                root: [f"{literal(key)}, {_value(f.column, f.data_type)}" for key, f in items]
+                for root, items in layout.spill.items()
+            }
             if spill:
                 objects = ", ".join(
                     f"{literal(root)}, NAMED_STRUCT({', '.join(items)})"
@@ -416,6 +402,15 @@ class Reader:
         self._view("segment_trait_writes", self.sql(self.views.trait_rows()))
         self._view("field_catalog", self.sql(self.views.catalog()))
         self._view("static_members", self.sql(STATIC_MEMBERS))
+        self.stale = False
+        """Whether a snapshot was taken since the tables were read (the next query
+        reads them again, to see what the source got since)."""
+
+    def refresh(self) -> None:
+        """Read the source again if a snapshot was taken since it was last read (opening
+        a directory reads it once: its first query need not read it again)."""
+        if self.stale:
+            self.read()
 
     def sql(self, query: str) -> Any:
         try:
@@ -453,6 +448,7 @@ class Reader:
         """Compute, over the tables as last read, the calls and trait writes once, then
         the identity graph, ``events``, ``traits`` and ``profiles`` (each kept by
         ``localCheckpoint``, which computes it once)."""
+        self.stale = True
         spark = self.session.spark
         self._view("segment_call_rows", spark.table("segment_calls").localCheckpoint())
         self._view("segment_write_rows", spark.table("segment_trait_writes").localCheckpoint())
@@ -535,7 +531,7 @@ class SegmentSparkBatch(SparkBatch):
 
     def compile(self, segments: Iterable[Segment], at: datetime) -> CompiledQuery:
         """The query over the source's tables and fields as they are now."""
-        self.reader.read()
+        self.reader.refresh()
         plan = segment_plan(build_plan(list(segments)))
         return BatchCompiler(
             plan, self.catalog(), at, dialect="spark", profile_key="profile_id"
