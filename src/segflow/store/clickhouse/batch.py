@@ -10,15 +10,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from segflow.store.arrow_batch import ArrowBatch
-from segflow.store.arrow_batch import ArrowResult as ClickHouseResult
 from segflow.store.clickhouse.connection import (
     Session,
     open_session,
     require_tables,
     tables_columns,
 )
-
-__all__ = ["ClickHouseBatch", "ClickHouseResult"]
 
 
 class ClickHouseBatch(ArrowBatch[Session]):

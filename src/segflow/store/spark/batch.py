@@ -11,15 +11,12 @@ from datetime import datetime
 
 from segflow.model.definition import Segment
 from segflow.store.arrow_batch import ArrowBatch
-from segflow.store.arrow_batch import ArrowResult as SparkResult
 from segflow.store.spark.connection import (
     Session,
     open_session,
     require_tables,
     tables_columns,
 )
-
-__all__ = ["SparkBatch", "SparkResult"]
 
 
 class SparkBatch(ArrowBatch[Session]):
